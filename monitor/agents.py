@@ -1,0 +1,123 @@
+"""Faust wiring of the intake and planner stages. The logic is in intake.py and planner.py."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from functools import partial
+
+import faust
+
+from monitor.intake import Intake
+from monitor.metrics import Metrics
+from monitor.planner import Planner
+from monitor.state import AccountState, RepState
+from rebalancer import minimal_moves
+from territory import topics
+from territory.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def register_intake(app: faust.App, settings: Settings, metrics: Metrics) -> None:
+    """Input topics -> validated, deduplicated events -> account/rep tables -> state snapshots."""
+    # Raw bytes: validation is ours, so a message that is not even JSON is dead-lettered, not crashed on.
+    inputs = app.topic(*topics.INPUT_TOPICS, key_type=bytes, value_type=bytes,
+                       key_serializer="raw", value_serializer="raw")
+    state_topic = app.topic(topics.STATE, key_serializer="raw", value_serializer="json")
+    deadletter_topic = app.topic(topics.DEADLETTER, key_serializer="raw", value_serializer="json")
+    accounts = app.Table("accounts", default=None, partitions=settings.partitions)
+    reps = app.Table("reps", default=None, partitions=settings.partitions)
+    seen_events = app.Table("seen-events", default=None, partitions=settings.partitions)
+
+    async def send_state(key: str, value: dict) -> None:
+        await state_topic.send(key=key.encode(), value=value)
+
+    async def send_deadletter(key: str, value: dict) -> None:
+        await deadletter_topic.send(key=key.encode(), value=value)
+
+    intake = Intake(accounts=accounts, reps=reps, seen_events=seen_events,
+                    send_state=send_state, send_deadletter=send_deadletter)
+
+    @app.agent(inputs, name="intake")
+    async def intake_agent(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            message = event.message
+            outcome = await intake.handle(topic=message.topic, partition=message.partition, offset=message.offset,
+                                          key=message.key, value=message.value)
+            metrics.events.labels(message.topic, outcome.status).inc()
+            if outcome.status == "deadlettered":
+                metrics.deadlettered.labels(message.topic, outcome.field).inc()
+                log.warning("dead-lettered %s[%s]@%s: %s", message.topic, message.partition, message.offset,
+                            outcome.reason)
+
+
+def register_planner(app: faust.App, settings: Settings, metrics: Metrics) -> None:
+    """State snapshots -> company view (one partition) -> detector -> signals and proposals."""
+    state_topic = app.topic(topics.STATE, key_serializer="raw", value_serializer="json")
+    signals_topic = app.topic(topics.SIGNALS, key_serializer="raw", value_serializer="json")
+    proposals_topic = app.topic(topics.PROPOSALS, key_serializer="raw", value_serializer="json")
+    plan_accounts = app.Table("plan-accounts", default=None, partitions=1)
+    plan_reps = app.Table("plan-reps", default=None, partitions=1)
+    plan_meta = app.Table("plan-meta", default=None, partitions=1)
+    planner = Planner(settings)
+
+    @app.agent(state_topic, name="planner")
+    async def planner_agent(stream: faust.StreamT) -> None:
+        if plan_meta.get("planner"):
+            planner.load_state_dict(plan_meta["planner"])
+        async for batch in stream.take(settings.planner_batch, within=settings.planner_interval_s):
+            watermark = _parse(plan_meta.get("watermark"))
+            first_event_at = _parse(plan_meta.get("first_event_at"))
+            for snapshot in batch:
+                kind = snapshot.pop("kind")
+                occurred_at = _parse(snapshot.pop("occurred_at"))
+                if kind == "rep":
+                    plan_reps[snapshot["rep_id"]] = snapshot
+                else:
+                    plan_accounts[snapshot["account_id"]] = snapshot
+                watermark = occurred_at if watermark is None or occurred_at > watermark else watermark
+                first_event_at = occurred_at if first_event_at is None or occurred_at < first_event_at else first_event_at
+            plan_meta["watermark"] = watermark.isoformat()
+            plan_meta["first_event_at"] = first_event_at.isoformat()
+            metrics.watermark.set(watermark.timestamp())
+
+            evaluation = planner.evaluate(
+                (AccountState.from_dict(row) for row in plan_accounts.values()),
+                (RepState.from_dict(row) for row in plan_reps.values()),
+                watermark=watermark, first_event_at=first_event_at,
+            )
+            _export_aggregates(metrics, evaluation)
+            for signal in evaluation.signals:
+                await signals_topic.send(key=signal["subject"]["id"].encode(), value=signal)
+                metrics.signals.labels(signal["kind"], signal["state"]).inc()
+                log.info("signal %s: %s %s %s (deviation %+.1f%%)", signal["signal_id"], signal["kind"],
+                         signal["subject"]["id"], signal["state"], signal["evidence"]["deviation"] * 100)
+            if evaluation.rebalance is not None:
+                request = evaluation.rebalance
+                # CP-SAT runs in a thread so the worker keeps heart-beating during the solve.
+                result = await asyncio.get_running_loop().run_in_executor(None, partial(
+                    minimal_moves, request.accounts, request.reps, tolerance=request.tolerance,
+                    candidate_reps=settings.candidate_reps, time_limit_s=settings.solver_time_limit_s,
+                    num_workers=settings.solver_workers))
+                proposal = planner.proposal(request, result, watermark)
+                await proposals_topic.send(key=proposal["proposal_id"].encode(), value=proposal)
+                metrics.proposals.labels(result.status).inc()
+                metrics.rebalance_seconds.observe(result.seconds)
+                metrics.proposal_moves.set(len(result.moves))
+            plan_meta["planner"] = planner.state_dict()
+
+
+def _export_aggregates(metrics: Metrics, evaluation) -> None:
+    for rep_id, aggregate in evaluation.aggregates.items():
+        metrics.rep_potential.labels(rep_id).set(aggregate.potential)
+        metrics.rep_workload.labels(rep_id).set(aggregate.workload_min)
+        metrics.rep_accounts.labels(rep_id).set(aggregate.accounts)
+        metrics.rep_share.labels(rep_id).set(aggregate.share)
+        metrics.rep_fair_share.labels(rep_id).set(aggregate.fair_share)
+    metrics.imbalance.set(evaluation.imbalance)
+
+
+def _parse(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None

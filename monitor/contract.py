@@ -1,0 +1,257 @@
+"""The input contract of docs/EVENTS.md, enforced.
+
+`parse_event` turns one raw Kafka message into a typed `Event` or raises
+`ContractError`, whose `field` and `reason` make the one-line dead-letter reason.
+No Kafka imports: the intake agent calls this per message.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable, Mapping
+
+from territory import topics
+
+MAX_ID_LENGTH = 200
+MAX_TEXT_LENGTH = 2000
+MAX_MESSAGE_BYTES = 256 * 1024
+
+
+class ContractError(ValueError):
+    """A message that breaks the contract. `field` is a dotted path such as `data.amount`."""
+
+    def __init__(self, field: str, reason: str):
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Event:
+    event_id: str
+    type: str
+    occurred_at: datetime
+    source: str | None
+    data: dict[str, Any]
+    topic: str
+    key: str
+
+    @property
+    def subject_id(self) -> str:
+        """The id the message is keyed by: the rep for rep events, else the account."""
+        return self.data["rep_id"] if self.type == "rep.upserted" else self.data["account_id"]
+
+
+# --- field checkers: each returns the normalised value or raises ContractError -------
+
+Checker = Callable[[str, Any], Any]
+
+
+def _identifier(field: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ContractError(field, f"must be a non-empty string, got {_show(value)}")
+    if len(value) > MAX_ID_LENGTH:
+        raise ContractError(field, f"longer than {MAX_ID_LENGTH} characters")
+    return value
+
+
+def _text(field: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ContractError(field, f"must be a string, got {_show(value)}")
+    if len(value) > MAX_TEXT_LENGTH:
+        raise ContractError(field, f"longer than {MAX_TEXT_LENGTH} characters")
+    return value
+
+
+def _number(low: float | None = None, high: float | None = None) -> Checker:
+    def check(field: str, value: Any) -> float:
+        # bool is an int in Python; true/false is not a number in the contract.
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ContractError(field, f"must be a number, got {_show(value)}")
+        number = float(value)
+        if not math.isfinite(number):
+            raise ContractError(field, "must be a finite number")
+        if low is not None and number < low:
+            raise ContractError(field, f"must be >= {low:g}, got {number:g}")
+        if high is not None and number > high:
+            raise ContractError(field, f"must be <= {high:g}, got {number:g}")
+        return number
+
+    return check
+
+
+def _integer(low: int = 0) -> Checker:
+    def check(field: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value):
+            raise ContractError(field, f"must be an integer, got {_show(value)}")
+        if value < low:
+            raise ContractError(field, f"must be >= {low}, got {value}")
+        return int(value)
+
+    return check
+
+
+def _boolean(field: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ContractError(field, f"must be true or false, got {_show(value)}")
+    return value
+
+
+def _one_of(*allowed: str) -> Checker:
+    def check(field: str, value: Any) -> str:
+        if value not in allowed:
+            raise ContractError(field, f"must be one of {', '.join(allowed)}, got {_show(value)}")
+        return value
+
+    return check
+
+
+def _optional_identifier(field: str, value: Any) -> str | None:
+    return None if value is None else _identifier(field, value)
+
+
+_LATITUDE = _number(-90.0, 90.0)
+_LONGITUDE = _number(-180.0, 180.0)
+_NON_NEGATIVE = _number(0.0)
+
+# Per type: (required fields, optional fields with their defaults). Optional fields
+# absent from the message take the default; unknown extra fields are ignored.
+_SCHEMAS: dict[str, tuple[dict[str, Checker], dict[str, tuple[Checker, Any]]]] = {
+    "account.upserted": (
+        {"account_id": _identifier},
+        {
+            "lat": (_LATITUDE, None),
+            "lon": (_LONGITUDE, None),
+            "postal_code": (_text, None),
+            "country": (_text, None),
+            "industry": (_text, None),
+            "employees": (_integer(0), None),
+            "rep_id": (_optional_identifier, None),
+            "locked": (_boolean, False),
+            "name": (_text, None),
+        },
+    ),
+    "account.closed": ({"account_id": _identifier}, {"reason": (_text, None)}),
+    "rep.upserted": (
+        {"rep_id": _identifier, "home_lat": _LATITUDE, "home_lon": _LONGITUDE},
+        {
+            "capacity_fte": (_number(0.0, 10.0), 1.0),
+            "active": (_boolean, True),
+            "max_travel_km": (_number(0.0, 20000.0), None),
+            "name": (_text, None),
+        },
+    ),
+    "order.placed": (
+        {"order_id": _identifier, "account_id": _identifier, "amount": _number(0.0, 1e12)},
+        {"currency": (_text, "EUR")},
+    ),
+    "opportunity.updated": (
+        {
+            "opportunity_id": _identifier,
+            "account_id": _identifier,
+            "stage": _one_of("open", "won", "lost"),
+            "amount": _number(0.0, 1e12),
+        },
+        {"probability": (_number(0.0, 1.0), None)},
+    ),
+    "activity.logged": (
+        {
+            "activity_id": _identifier,
+            "account_id": _identifier,
+            "rep_id": _identifier,
+            "kind": _one_of("visit", "call", "video"),
+            "duration_min": _number(0.0, 24 * 60),
+        },
+        {"travel_min": (_number(0.0, 24 * 60), 0.0)},
+    ),
+    "assignment.override": (
+        {"account_id": _identifier, "rep_id": _identifier},
+        {"locked": (_boolean, True), "reason": (_text, None), "by": (_text, None)},
+    ),
+}
+
+EVENT_TYPES: frozenset[str] = frozenset(_SCHEMAS)
+
+
+def parse_event(raw: bytes | None, *, topic: str, key: bytes | str | None) -> Event:
+    """Decode and validate one message from `topic`; raise ContractError naming the field."""
+    if raw is None:
+        raise ContractError("value", "empty message (null value)")
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise ContractError("value", f"message larger than {MAX_MESSAGE_BYTES} bytes")
+    try:
+        document = json.loads(raw)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ContractError("value", f"not valid UTF-8 JSON ({type(exc).__name__})") from None
+    if not isinstance(document, dict):
+        raise ContractError("value", f"must be a JSON object, got {type(document).__name__}")
+    return validate_envelope(document, topic=topic, key=key)
+
+
+def validate_envelope(document: Mapping[str, Any], *, topic: str, key: bytes | str | None) -> Event:
+    event_id = _identifier("event_id", document.get("event_id"))
+    event_type = document.get("type")
+    if event_type not in _SCHEMAS:
+        raise ContractError("type", f"unknown event type {_show(event_type)}; expected one of {', '.join(sorted(_SCHEMAS))}")
+    allowed = topics.TYPES_BY_TOPIC.get(topic)
+    if allowed is not None and event_type not in allowed:
+        raise ContractError("type", f"{event_type!r} does not belong on topic {topic}")
+    occurred_at = _timestamp("occurred_at", document.get("occurred_at"))
+    source = _text("source", document.get("source"))
+    payload = document.get("data")
+    if not isinstance(payload, dict):
+        raise ContractError("data", f"must be an object, got {_show(payload)}")
+    data = _validate_data(event_type, payload)
+    event = Event(event_id, event_type, occurred_at, source, data, topic, _key_text(key))
+    if event.key != event.subject_id:
+        subject = "rep_id" if event_type == "rep.upserted" else "account_id"
+        raise ContractError("key", f"message key {_show(event.key)} must equal data.{subject} {event.subject_id!r}")
+    return event
+
+
+def _validate_data(event_type: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+    required, optional = _SCHEMAS[event_type]
+    data: dict[str, Any] = {}
+    for name, check in required.items():
+        if payload.get(name) is None:
+            raise ContractError(f"data.{name}", f"required for {event_type}")
+        data[name] = check(f"data.{name}", payload[name])
+    for name, (check, default) in optional.items():
+        value = payload.get(name)
+        data[name] = default if value is None else check(f"data.{name}", value)
+    if event_type == "account.upserted" and (data["lat"] is None or data["lon"] is None):
+        missing = "data.lat" if data["lat"] is None else "data.lon"
+        if data["postal_code"] and data["country"]:
+            raise ContractError(missing, "postal_code lookup is not available yet; send lat and lon")
+        raise ContractError(missing, "required for account.upserted (or postal_code + country)")
+    return data
+
+
+def _timestamp(field: str, value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ContractError(field, f"must be an ISO 8601 string with offset, got {_show(value)}")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ContractError(field, f"not an ISO 8601 timestamp: {_show(value)}") from None
+    if moment.tzinfo is None:
+        raise ContractError(field, "needs a UTC offset, e.g. 2025-03-01T09:00:00+01:00")
+    return moment
+
+
+def _key_text(key: bytes | str | None) -> str:
+    if key is None:
+        return ""
+    if isinstance(key, bytes):
+        return key.decode("utf-8", errors="replace")
+    return key
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, (bytes, bytearray)) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -1,0 +1,161 @@
+"""The planner's decisions, free of Kafka: when to judge balance, what to signal, when to rebalance.
+
+The planner agent (monitor/agents.py) feeds it the whole company after each batch of
+state snapshots; `Planner.evaluate` returns the aggregates, the signals to publish and,
+when a rebalance is due, the rebalancer's input.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable
+
+from detectors import ImbalanceDetector, ImbalanceFinding
+from monitor.state import AccountState, RepAggregate, RepState, territory_aggregates, trailing_sum
+from rebalancer import Account, RebalanceResult, Rep
+from territory.settings import Settings
+
+
+@dataclass(frozen=True)
+class RebalanceRequest:
+    accounts: list[Account]
+    reps: list[Rep]
+    tolerance: float
+    trigger_signal_ids: list[str]
+
+
+@dataclass
+class Evaluation:
+    aggregates: dict[str, RepAggregate]
+    imbalance: float
+    signals: list[dict[str, Any]] = field(default_factory=list)
+    rebalance: RebalanceRequest | None = None
+
+
+def imbalance_index(aggregates: Iterable[RepAggregate]) -> float:
+    """Largest |share / fair share - 1| over reps: 0.41 means some rep is 41% off."""
+    return max((abs(rep.deviation) for rep in aggregates), default=0.0)
+
+
+class Planner:
+    def __init__(self, settings: Settings, clock=lambda: datetime.now(timezone.utc)):
+        self.settings = settings
+        self.detector = ImbalanceDetector(tolerance=settings.tolerance, hysteresis=settings.hysteresis)
+        self._clock = clock
+        self._pending_signal_ids: list[str] = []
+        self._last_proposal_at: datetime | None = None
+
+    def evaluate(
+        self,
+        accounts: Iterable[AccountState],
+        reps: Iterable[RepState],
+        *,
+        watermark: datetime,
+        first_event_at: datetime,
+    ) -> Evaluation:
+        accounts, reps = list(accounts), list(reps)
+        window_months = max(1, round(self.settings.potential_window_days / 30.44))
+        aggregates = territory_aggregates(accounts, reps, watermark=watermark, window_months=window_months)
+        evaluation = Evaluation(aggregates, imbalance_index(aggregates.values()))
+        if watermark - first_event_at < timedelta(days=self.settings.warmup_days) or not aggregates:
+            return evaluation  # not enough history yet for shares to mean anything
+        if sum(agg.potential for agg in aggregates.values()) <= 0:
+            return evaluation
+
+        self.detector.update(
+            {rep_id: agg.share for rep_id, agg in aggregates.items()},
+            {rep_id: agg.fair_share for rep_id, agg in aggregates.items()},
+        )
+        for finding in self.detector.findings:
+            signal = self._signal(finding, aggregates[finding.rep_id], watermark)
+            evaluation.signals.append(signal)
+            if finding.state != "in_band":
+                self._pending_signal_ids.append(signal["signal_id"])
+
+        if self._pending_signal_ids and self.detector.out_of_band and self._cooled_down():
+            evaluation.rebalance = RebalanceRequest(
+                accounts=rebalance_accounts(accounts, watermark, window_months),
+                reps=[Rep(r.rep_id, r.home_lat, r.home_lon, r.capacity_fte, r.max_travel_km) for r in reps if r.active],
+                # Aim inside the detector's leave band, so an accepted proposal clears the signal.
+                tolerance=self.settings.tolerance * self.settings.hysteresis,
+                trigger_signal_ids=list(self._pending_signal_ids),
+            )
+            self._pending_signal_ids = []
+            self._last_proposal_at = self._clock()
+        elif self._pending_signal_ids and not self.detector.out_of_band:
+            self._pending_signal_ids = []  # the imbalance went away on its own
+        return evaluation
+
+    def _cooled_down(self) -> bool:
+        if self._last_proposal_at is None:
+            return True
+        return (self._clock() - self._last_proposal_at).total_seconds() >= self.settings.rebalance_cooldown_s
+
+    def _signal(self, finding: ImbalanceFinding, aggregate: RepAggregate, watermark: datetime) -> dict[str, Any]:
+        tolerance = self.settings.tolerance
+        if finding.state == "in_band":
+            severity = "info"
+        elif abs(finding.deviation) >= 2 * tolerance:
+            severity = "critical"
+        else:
+            severity = "warning"
+        return {
+            "signal_id": f"sig-{uuid.uuid4().hex[:12]}",
+            "kind": "imbalance",
+            "state": "cleared" if finding.state == "in_band" else finding.state,
+            "severity": severity,
+            "subject": {"type": "rep", "id": finding.rep_id},
+            "evidence": {
+                "metric": finding.metric,
+                "share": round(finding.share, 5),
+                "fair_share": round(finding.fair_share, 5),
+                "deviation": round(finding.deviation, 5),
+                "threshold": round(finding.threshold, 5),
+                "band": [round(finding.fair_share * (1 - tolerance), 5), round(finding.fair_share * (1 + tolerance), 5)],
+                "potential": round(aggregate.potential, 2),
+                "accounts": aggregate.accounts,
+            },
+            "detected_at": watermark.isoformat(),
+            "emitted_at": self._clock().isoformat(),
+        }
+
+    def proposal(self, request: RebalanceRequest, result: RebalanceResult, watermark: datetime) -> dict[str, Any]:
+        body = result.to_dict()
+        return {
+            "proposal_id": f"prop-{uuid.uuid4().hex[:12]}",
+            "created_at": self._clock().isoformat(),
+            "event_time": watermark.isoformat(),
+            "trigger_signals": request.trigger_signal_ids,
+            "imbalance_before": imbalance_index_of(result.before),
+            "imbalance_after": imbalance_index_of(result.after),
+            **body,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"detector": self.detector.state_dict(), "pending_signal_ids": list(self._pending_signal_ids)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.detector.load_state_dict(state.get("detector", {}))
+        self._pending_signal_ids = list(state.get("pending_signal_ids", []))
+
+
+def imbalance_index_of(balances: Iterable[Any]) -> float:
+    return round(max((abs(b.deviation) for b in balances), default=0.0), 5)
+
+
+def rebalance_accounts(accounts: Iterable[AccountState], watermark: datetime, window_months: int) -> list[Account]:
+    return [
+        Account(
+            account_id=account.account_id,
+            potential=trailing_sum(account.monthly_sales, watermark, window_months),
+            workload=trailing_sum(account.monthly_minutes, watermark, window_months),
+            lat=account.lat,
+            lon=account.lon,
+            rep_id=account.rep_id,
+            locked=account.locked,
+        )
+        for account in accounts
+        if account.known and not account.closed
+    ]

@@ -1,0 +1,93 @@
+"""One settings object, read from TERRITORY_* environment variables.
+
+Defaults run the demo on the embedded broker and a SQLite file. Built once in the
+command's entry point and passed down; nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Mapping
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Kafka bootstrap address, e.g. "kafka://127.0.0.1:9092". Empty means: the
+    # embedded broker started by `territory demo` / `territory broker`.
+    kafka_url: str = ""
+    # SQLAlchemy URL of the proposal store.
+    db_url: str = "sqlite:///territory-data/territory.db"
+    # Port of the Prometheus /metrics endpoint (0: pick a free one).
+    metrics_port: int = 9464
+    # Directory for Faust's local table stores and other worker files.
+    data_dir: Path = Path("territory-data")
+    # Faust application id (also the consumer group).
+    app_id: str = "territory-monitor"
+    # Partitions of each input topic (all input topics are co-partitioned).
+    partitions: int = 4
+    # Consumer-group session timeout; short because the embedded broker holds a
+    # join for half of it (ARCHITECTURE.md, quirk 1).
+    session_timeout_s: float = 8.0
+    # Imbalance band: a rep is out of balance outside fair_share * (1 +- tolerance).
+    tolerance: float = 0.10
+    # Leave the out-of-band state only when back inside fair_share * (1 +- tolerance * hysteresis).
+    hysteresis: float = 0.8
+    # Trailing window (days of event time) over which sales make the potential.
+    potential_window_days: int = 365
+    # No imbalance is judged until this much event-time history has been seen.
+    warmup_days: int = 365
+    # Planner: evaluate after at most this many snapshots or this many seconds.
+    planner_batch: int = 2000
+    planner_interval_s: float = 1.0
+    # Rebalancer: CP-SAT time limit, solver workers, nearest reps considered per account.
+    solver_time_limit_s: float = 20.0
+    solver_workers: int = 2
+    candidate_reps: int = 3
+    # Minimum wall-clock seconds between two proposals for an unchanged set of signals.
+    rebalance_cooldown_s: float = 30.0
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
+        """Read TERRITORY_<FIELD> variables; `overrides` win over the environment."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for field in fields(cls):
+            raw = environ.get(f"TERRITORY_{field.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            values[field.name] = _parse(field.name, field.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_(self, **changes: object) -> "Settings":
+        return replace(self, **changes)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The broker address without the kafka:// scheme, for aiokafka."""
+        url = self.kafka_url
+        for scheme in ("kafka://", "tcp://"):
+            if url.startswith(scheme):
+                url = url[len(scheme):]
+        return url
+
+    @property
+    def faust_broker(self) -> str:
+        return "kafka://" + self.bootstrap_servers
+
+
+def _parse(name: str, type_name: object, raw: str) -> object:
+    kind = type_name if isinstance(type_name, str) else getattr(type_name, "__name__", "")
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "Path":
+            return Path(raw)
+    except ValueError:
+        raise ValueError(f"TERRITORY_{name.upper()}={raw!r} is not a valid {kind}") from None
+    return raw
