@@ -1,0 +1,78 @@
+"""Fixtures that start real parts: the embedded broker and worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from territory.broker import EmbeddedBroker, free_port
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
+    """A fresh embedded broker per test, with every topic of the contract (2 input partitions)."""
+    embedded = EmbeddedBroker(partitions=2, log_path=tmp_path / "broker.log")
+    embedded.start()
+    try:
+        yield embedded
+    finally:
+        embedded.stop()
+
+
+class WorkerProcess:
+    def __init__(self, process: subprocess.Popen, metrics_port: int, db_url: str, log_path: Path):
+        self.process = process
+        self.metrics_port = metrics_port
+        self.db_url = db_url
+        self.log_path = log_path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+
+
+@pytest.fixture
+def start_worker(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start `territory worker` processes on the test's broker; all are stopped at teardown."""
+    started: list[WorkerProcess] = []
+
+    def start(**env_overrides: str) -> WorkerProcess:
+        index = len(started)
+        metrics_port = free_port()
+        db_url = f"sqlite:///{tmp_path / 'territory.db'}"
+        env = {
+            **os.environ,
+            "TERRITORY_KAFKA_URL": broker.url,
+            "TERRITORY_PARTITIONS": str(broker.partitions),
+            "TERRITORY_DB_URL": db_url,
+            "TERRITORY_METRICS_PORT": str(metrics_port),
+            "TERRITORY_DATA_DIR": str(tmp_path / f"worker{index}"),
+            "TERRITORY_APP_ID": "territory-test",
+            **env_overrides,
+        }
+        log_path = tmp_path / f"worker{index}.log"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "territory.cli", "worker"], env=env,
+            stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        worker = WorkerProcess(process, metrics_port, db_url, log_path)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()

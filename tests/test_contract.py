@@ -1,0 +1,88 @@
+"""The event contract: what is accepted, and the reason given for what is not."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from monitor.contract import ContractError, parse_event
+from territory import topics
+
+
+def message(event_type: str = "order.placed", **data: object) -> dict:
+    payload = {"order_id": "o1", "account_id": "acc-1", "amount": 120.5}
+    payload.update(data)
+    return {"event_id": "e1", "type": event_type, "occurred_at": "2025-03-01T09:00:00+01:00", "data": payload}
+
+
+def parse(document: object, topic: str = topics.ORDERS, key: str | None = "acc-1"):
+    raw = document if isinstance(document, bytes) else json.dumps(document).encode()
+    return parse_event(raw, topic=topic, key=key.encode() if key else None)
+
+
+def reason(document: object, **kw: object) -> str:
+    with pytest.raises(ContractError) as caught:
+        parse(document, **kw)
+    return str(caught.value)
+
+
+def test_valid_order_is_typed_and_defaulted():
+    event = parse(message())
+    assert event.type == "order.placed"
+    assert event.data["amount"] == 120.5 and event.data["currency"] == "EUR"
+    assert event.occurred_at.utcoffset().total_seconds() == 3600
+    assert event.subject_id == "acc-1"
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        (b"\xff\xfe not json", "value: not valid UTF-8 JSON"),
+        ([1, 2], "value: must be a JSON object"),
+        ({**message(), "event_id": ""}, "event_id: must be a non-empty string"),
+        ({**message(), "type": "order.cancelled"}, "type: unknown event type"),
+        ({**message(), "occurred_at": "2025-03-01T09:00:00"}, "occurred_at: needs a UTC offset"),
+        ({**message(), "occurred_at": "yesterday"}, "occurred_at: not an ISO 8601 timestamp"),
+        ({**message(), "data": "x"}, "data: must be an object"),
+        (message(amount=None), "data.amount: required for order.placed"),
+        (message(amount=-5), "data.amount: must be >= 0"),
+        (message(amount="12"), "data.amount: must be a number"),
+        (message(amount=True), "data.amount: must be a number"),
+        (message(order_id=7), "data.order_id: must be a non-empty string"),
+    ],
+)
+def test_bad_input_names_the_field(document, expected):
+    assert reason(document).startswith(expected)
+
+
+def test_coordinates_out_of_range_are_refused():
+    upsert = {"event_id": "e2", "type": "account.upserted", "occurred_at": "2025-01-01T00:00:00Z",
+              "data": {"account_id": "acc-1", "lat": 91.0, "lon": 10.0}}
+    assert reason(upsert, topic=topics.ACCOUNTS).startswith("data.lat: must be <= 90")
+
+
+def test_account_without_location_is_refused_not_placed_at_zero():
+    upsert = {"event_id": "e3", "type": "account.upserted", "occurred_at": "2025-01-01T00:00:00Z",
+              "data": {"account_id": "acc-1", "postal_code": "10115", "country": "DE"}}
+    assert reason(upsert, topic=topics.ACCOUNTS).startswith("data.lat:")
+
+
+def test_type_must_match_topic_and_key_must_match_subject():
+    assert "does not belong on topic crm.accounts" in reason(message(), topic=topics.ACCOUNTS)
+    assert reason(message(), key="other").startswith("key: message key")
+    assert reason(message(), key=None).startswith("key: message key")
+
+
+def test_rep_event_is_keyed_by_rep():
+    rep = {"event_id": "r1", "type": "rep.upserted", "occurred_at": "2025-01-01T00:00:00Z",
+           "data": {"rep_id": "R1", "home_lat": 52.5, "home_lon": 13.4}}
+    event = parse(rep, topic=topics.REPS, key="R1")
+    assert event.data["capacity_fte"] == 1.0 and event.data["active"] is True
+
+
+def test_activity_kind_is_checked():
+    activity = {"event_id": "v1", "type": "activity.logged", "occurred_at": "2025-01-01T00:00:00Z",
+                "data": {"activity_id": "v1", "account_id": "acc-1", "rep_id": "R1", "kind": "lunch",
+                         "duration_min": 30}}
+    assert reason(activity, topic=topics.ACTIVITIES).startswith("data.kind: must be one of visit, call, video")

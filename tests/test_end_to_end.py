@@ -1,0 +1,129 @@
+"""A scripted company through the real pipeline: broker -> worker -> signals, proposal, alert, store."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from alerts.store import Store
+from territory import topics
+from tests.kafka_io import metric_value, produce, read_topic, wait_for
+
+pytestmark = pytest.mark.slow
+
+TOLERANCE, HYSTERESIS = 0.10, 0.8
+REPS = {"A": (52.52, 13.40), "B": (53.55, 9.99), "C": (48.14, 11.58)}  # Berlin, Hamburg, Munich
+# account -> (owner, potential, locked); A carries half the company, B and C too little.
+ACCOUNTS = {
+    "a1": ("A", 600.0, True), "a2": ("A", 500.0, False), "a3": ("A", 300.0, False), "a4": ("A", 100.0, False),
+    "b1": ("B", 700.0, False),
+    "c1": ("C", 500.0, False), "c2": ("C", 300.0, False),
+}
+
+
+def envelope(event_id: str, event_type: str, occurred_at: str, **data: object) -> dict:
+    return {"event_id": event_id, "type": event_type, "occurred_at": occurred_at, "source": "test", "data": data}
+
+
+def scenario() -> list[tuple[str, str | None, object]]:
+    messages: list[tuple[str, str | None, object]] = []
+    for rep_id, (lat, lon) in REPS.items():
+        messages.append((topics.REPS, rep_id, envelope(f"rep-{rep_id}", "rep.upserted", "2025-01-01T08:00:00+00:00",
+                                                       rep_id=rep_id, home_lat=lat, home_lon=lon)))
+    for account_id, (owner, potential, locked) in ACCOUNTS.items():
+        lat, lon = REPS[owner]
+        messages.append((topics.ACCOUNTS, account_id, envelope(
+            f"acc-{account_id}", "account.upserted", "2025-01-02T08:00:00+00:00",
+            account_id=account_id, lat=lat + 0.05, lon=lon + 0.05, industry="retail", employees=50,
+            rep_id=owner, locked=locked)))
+        for month, share in (("01", 0.25), ("02", 0.75)):  # two orders per account
+            messages.append((topics.ORDERS, account_id, envelope(
+                f"ord-{account_id}-{month}", "order.placed", f"2025-{month}-15T10:00:00+01:00",
+                order_id=f"o-{account_id}-{month}", account_id=account_id, amount=potential * share)))
+    # The same order again (a CRM retry): recognised as a duplicate, not counted twice.
+    messages.append(messages[-1])
+    # Bad input: not JSON at all, and an order without its amount.
+    messages.append((topics.ORDERS, "a2", b"{this is not json"))
+    messages.append((topics.ORDERS, "a2", envelope("ord-bad", "order.placed", "2025-02-20T10:00:00+00:00",
+                                                   order_id="o-bad", account_id="a2")))
+    return messages
+
+
+def brute_force_min_moves(tolerance: float) -> int:
+    total = sum(potential for _, potential, _ in ACCOUNTS.values())
+    fair = total / len(REPS)
+    best = None
+    for owners in itertools.product(REPS, repeat=len(ACCOUNTS)):
+        if any(locked and owner != ACCOUNTS[a][0] for (a, (_, _, locked)), owner in zip(ACCOUNTS.items(), owners)):
+            continue
+        loads = {rep: 0.0 for rep in REPS}
+        for (_, potential, _), owner in zip(ACCOUNTS.values(), owners):
+            loads[owner] += potential
+        if all(fair * (1 - tolerance) <= load <= fair * (1 + tolerance) for load in loads.values()):
+            moves = sum(owner != ACCOUNTS[a][0] for a, owner in zip(ACCOUNTS, owners))
+            best = moves if best is None else min(best, moves)
+    assert best is not None
+    return best
+
+
+def test_scenario_reaches_signal_proposal_alert_and_store(broker, start_worker):
+    worker = start_worker(TERRITORY_WARMUP_DAYS="60", TERRITORY_TOLERANCE=str(TOLERANCE),
+                          TERRITORY_HYSTERESIS=str(HYSTERESIS), TERRITORY_PLANNER_INTERVAL_S="0.3")
+    first_phase = scenario()
+    produce(broker.bootstrap_servers, first_phase)
+    wait_for(lambda: metric_value(worker.metrics_port, "territory_intake_events_total") == len(first_phase),
+             90, f"the worker to take all {len(first_phase)} messages")
+    assert metric_value(worker.metrics_port, "territory_intake_events_total", {"outcome": "duplicate"}) == 1
+    assert metric_value(worker.metrics_port, "territory_intake_events_total", {"outcome": "deadlettered"}) == 2
+    # Nothing judged yet: only six weeks of history, under the 60-day warm-up.
+    assert metric_value(worker.metrics_port, "territory_detector_signals_total") == 0
+
+    # A later activity moves event time past the warm-up: now balance is judged.
+    produce(broker.bootstrap_servers, [(topics.ACTIVITIES, "b1", envelope(
+        "act-1", "activity.logged", "2025-04-01T09:00:00+00:00", activity_id="v1", account_id="b1",
+        rep_id="B", kind="visit", duration_min=60, travel_min=30))])
+
+    proposals = read_topic(broker.bootstrap_servers, topics.PROPOSALS, until=lambda found: len(found) >= 1)
+    assert len(proposals) == 1, worker.log()[-3000:]
+    proposal = proposals[0]
+    signals = read_topic(broker.bootstrap_servers, topics.SIGNALS, until=lambda found: len(found) >= 3, timeout_s=10)
+
+    # Signals: A over, B and C under the band, with the evidence that crossed it.
+    states = {s["subject"]["id"]: s["state"] for s in signals if s["kind"] == "imbalance"}
+    assert states == {"A": "over", "B": "under", "C": "under"}
+    a_signal = next(s for s in signals if s["subject"]["id"] == "A")
+    assert a_signal["evidence"]["share"] == pytest.approx(0.5)
+    assert a_signal["evidence"]["fair_share"] == pytest.approx(1 / 3, abs=1e-4)
+    assert set(proposal["trigger_signals"]) == {s["signal_id"] for s in signals}
+
+    # Before: the duplicate order was not counted twice.
+    before = {row["rep_id"]: row["potential"] for row in proposal["before"]}
+    assert before == pytest.approx({"A": 1500.0, "B": 700.0, "C": 800.0})
+
+    # The proposal: minimal number of moves, the locked account stays, every rep inside the band.
+    target = TOLERANCE * HYSTERESIS
+    assert proposal["status"] == "optimal"
+    assert len(proposal["moves"]) == brute_force_min_moves(target)
+    assert "a1" not in {move["account_id"] for move in proposal["moves"]}
+    for row in proposal["after"]:
+        assert abs(row["share"] / row["fair_share"] - 1) <= target + 1e-6, proposal["after"]
+
+    # The alert: on the topic, in the log one line per move, and stored.
+    alerts = read_topic(broker.bootstrap_servers, topics.ALERTS, until=lambda found: len(found) >= 1, timeout_s=20)
+    assert alerts[0]["proposal_id"] == proposal["proposal_id"]
+    assert len(alerts[0]["lines"]) == len(proposal["moves"])
+    wait_for(lambda: all(line in worker.log() for line in alerts[0]["lines"]), 10, "the move lines in the log")
+    store = Store(worker.db_url)
+    stored = store.proposals()
+    assert [row.proposal_id for row in stored] == [proposal["proposal_id"]]
+    assert stored[0].status == "pending"
+    assert len(store.moves(proposal["proposal_id"])) == len(proposal["moves"])
+
+    # Dead letters: both bad messages, unchanged, with a reason that names the field.
+    dead = read_topic(broker.bootstrap_servers, topics.DEADLETTER, until=lambda found: len(found) >= 2, timeout_s=10)
+    reasons = sorted(d["reason"] for d in dead)
+    assert reasons[0].startswith("data.amount: required"), reasons
+    assert reasons[1].startswith("value: not valid UTF-8 JSON"), reasons
+    assert {d["value"] for d in dead} >= {"{this is not json"}
+    assert all(d["topic"] == topics.ORDERS and d["offset"] >= 0 for d in dead)

@@ -1,0 +1,48 @@
+"""Account state and territory aggregates: event-time months, trailing windows, fair shares."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from monitor.contract import parse_event
+from monitor.state import AccountState, RepState, apply_account_event, territory_aggregates, trailing_sum
+from territory import topics
+
+
+def order(event_id: str, when: str, amount: float, account_id: str = "acc-1"):
+    document = {"event_id": event_id, "type": "order.placed", "occurred_at": when,
+                "data": {"order_id": event_id, "account_id": account_id, "amount": amount}}
+    return parse_event(json.dumps(document).encode(), topic=topics.ORDERS, key=account_id.encode())
+
+
+def test_late_order_lands_in_the_month_it_happened():
+    state = apply_account_event(None, order("o1", "2025-03-10T00:00:00+00:00", 100))
+    state = apply_account_event(state, order("o2", "2025-01-31T23:30:00-02:00", 50))  # Feb 1 UTC, local Jan 31
+    assert state.monthly_sales == {"2025-03": 100.0, "2025-01": 50.0}
+    assert state.last_event_at.startswith("2025-03-10")
+
+
+def test_trailing_sum_counts_whole_months_ending_at_the_watermark():
+    buckets = {"2024-02": 1.0, "2024-03": 10.0, "2025-02": 100.0, "2025-03": 1000.0}
+    watermark = datetime(2025, 2, 14, tzinfo=timezone.utc)
+    assert trailing_sum(buckets, watermark, 12) == 110.0  # 2024-03 .. 2025-02
+
+
+def test_aggregates_weight_fair_share_by_capacity_and_skip_inactive_reps():
+    watermark = datetime(2025, 6, 1, tzinfo=timezone.utc)
+    reps = [RepState("R1", 0, 0, 1.0), RepState("R2", 0, 0, 0.5), RepState("R3", 0, 0, 1.0, active=False)]
+    accounts = [
+        AccountState("a", rep_id="R1", known=True, monthly_sales={"2025-05": 200.0}),
+        AccountState("b", rep_id="R2", known=True, monthly_sales={"2025-05": 100.0}, monthly_minutes={"2025-04": 30}),
+        AccountState("c", rep_id="R3", known=True, monthly_sales={"2025-05": 999.0}),
+        AccountState("d", rep_id="R1", known=False, monthly_sales={"2025-05": 999.0}),  # no upsert yet
+    ]
+    aggregates = territory_aggregates(accounts, reps, watermark=watermark)
+    assert set(aggregates) == {"R1", "R2"}
+    assert aggregates["R1"].fair_share == pytest.approx(2 / 3)
+    assert aggregates["R2"].share == pytest.approx(1 / 3)
+    assert aggregates["R2"].deviation == pytest.approx(0.0)
+    assert aggregates["R2"].workload_min == 30
