@@ -58,9 +58,11 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics) -> No
     state_topic = app.topic(topics.STATE, key_serializer="raw", value_serializer="json")
     signals_topic = app.topic(topics.SIGNALS, key_serializer="raw", value_serializer="json")
     proposals_topic = app.topic(topics.PROPOSALS, key_serializer="raw", value_serializer="json")
-    plan_accounts = app.Table("plan-accounts", default=None, partitions=1)
-    plan_reps = app.Table("plan-reps", default=None, partitions=1)
-    plan_meta = app.Table("plan-meta", default=None, partitions=1)
+    # One partition, written from batches (outside per-event iteration): the partitioner
+    # picks the changelog partition, which can only be 0.
+    plan_accounts = app.Table("plan-accounts", default=None, partitions=1, use_partitioner=True)
+    plan_reps = app.Table("plan-reps", default=None, partitions=1, use_partitioner=True)
+    plan_meta = app.Table("plan-meta", default=None, partitions=1, use_partitioner=True)
     planner = Planner(settings)
 
     @app.agent(state_topic, name="planner")

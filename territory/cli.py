@@ -56,6 +56,58 @@ def worker() -> None:
         run_worker(settings.with_(kafka_url=embedded.url))
 
 
+@app.command()
+def simulate(
+    seed: int = typer.Option(7, help="Random seed: the same seed gives the same company and events."),
+    reps: int = typer.Option(8, help="Number of reps."),
+    accounts: int = typer.Option(2000, help="Number of accounts."),
+    months: int = typer.Option(24, help="Simulated months of orders and activities."),
+    speed: Optional[float] = typer.Option(None, help="Simulated seconds per wall second (default: as fast as possible)."),
+    shock: bool = typer.Option(True, help="Script a regional demand drop part-way."),
+    shock_factor: float = typer.Option(0.4, help="Demand in the shocked region after the shock, as a factor."),
+) -> None:
+    """Produce a simulated company (reps, accounts in real cities, orders, visits) to TERRITORY_KAFKA_URL."""
+    import asyncio
+
+    from simulator import default_shock, generate_company, generate_events, region_name
+    from simulator.produce import produce_events
+
+    settings = _settings()
+    if not settings.kafka_url:
+        raise typer.BadParameter("set TERRITORY_KAFKA_URL (e.g. from `territory broker`)")
+    company = generate_company(seed=seed, n_reps=reps, n_accounts=accounts)
+    scripted = default_shock(company, factor=shock_factor) if shock else None
+    events = generate_events(company, months=months, shock=scripted, seed=seed)
+    if scripted:
+        typer.echo(f"shock: {region_name(scripted.region)} x{scripted.factor:g} from {scripted.start.date()}")
+
+    def report(sent: int, total: int, occurred_at) -> None:
+        typer.echo(f"\r{sent:,}/{total:,} events, simulated {occurred_at.date()}", nl=False)
+
+    sent = asyncio.run(produce_events(events, settings.bootstrap_servers, speed=speed, on_progress=report))
+    typer.echo(f"\nproduced {sent:,} events to {settings.bootstrap_servers}")
+
+
+@app.command()
+def demo(
+    accounts: int = typer.Option(2000, help="Number of accounts."),
+    reps: int = typer.Option(8, help="Number of reps."),
+    months: int = typer.Option(24, help="Simulated months."),
+    days_per_second: float = typer.Option(20.0, help="Simulated days per wall second."),
+    max_seconds: float = typer.Option(300.0, help="Stop after this many seconds at most."),
+    seed: int = typer.Option(7, help="Random seed."),
+) -> None:
+    """Broker, worker and a simulated company with a market shock; prints signals and proposals as they happen."""
+    from territory.demo import DemoOptions, run_demo
+
+    settings = _settings()
+    options = DemoOptions(seed=seed, reps=reps, accounts=accounts, months=months,
+                          speed=days_per_second * 86400, max_seconds=max_seconds)
+    progress = run_demo(settings, options, echo=typer.echo)
+    if not progress.proposals:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()
 

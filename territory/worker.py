@@ -44,6 +44,7 @@ def run_worker(settings: Settings) -> None:
     """Run one worker until SIGINT/SIGTERM. Creates missing topics first (idempotent)."""
     from faust.worker import Worker
 
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     asyncio.run(create_topics(settings.bootstrap_servers, topic_plan(settings.partitions)))
     store = Store(settings.db_url)
     store.create_schema()

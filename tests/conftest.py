@@ -12,6 +12,7 @@ from typing import Callable, Iterator
 import pytest
 
 from territory.broker import EmbeddedBroker, free_port
+from tests.kafka_io import metric_value
 
 
 @pytest.fixture
@@ -31,6 +32,12 @@ class WorkerProcess:
         self.metrics_port = metrics_port
         self.db_url = db_url
         self.log_path = log_path
+
+    def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
+        """A metric from the worker's /metrics; fails at once if the worker died."""
+        if self.process.poll() is not None:
+            raise AssertionError(f"worker exited with {self.process.returncode}:\n{self.log()[-3000:]}")
+        return metric_value(self.metrics_port, name, labels)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

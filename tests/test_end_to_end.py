@@ -8,7 +8,7 @@ import pytest
 
 from alerts.store import Store
 from territory import topics
-from tests.kafka_io import metric_value, produce, read_topic, wait_for
+from tests.kafka_io import produce, read_topic, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -72,12 +72,12 @@ def test_scenario_reaches_signal_proposal_alert_and_store(broker, start_worker):
                           TERRITORY_HYSTERESIS=str(HYSTERESIS), TERRITORY_PLANNER_INTERVAL_S="0.3")
     first_phase = scenario()
     produce(broker.bootstrap_servers, first_phase)
-    wait_for(lambda: metric_value(worker.metrics_port, "territory_intake_events_total") == len(first_phase),
+    wait_for(lambda: worker.metric("territory_intake_events_total") == len(first_phase),
              90, f"the worker to take all {len(first_phase)} messages")
-    assert metric_value(worker.metrics_port, "territory_intake_events_total", {"outcome": "duplicate"}) == 1
-    assert metric_value(worker.metrics_port, "territory_intake_events_total", {"outcome": "deadlettered"}) == 2
+    assert worker.metric("territory_intake_events_total", {"outcome": "duplicate"}) == 1
+    assert worker.metric("territory_intake_events_total", {"outcome": "deadlettered"}) == 2
     # Nothing judged yet: only six weeks of history, under the 60-day warm-up.
-    assert metric_value(worker.metrics_port, "territory_detector_signals_total") == 0
+    assert worker.metric("territory_detector_signals_total") == 0
 
     # A later activity moves event time past the warm-up: now balance is judged.
     produce(broker.bootstrap_servers, [(topics.ACTIVITIES, "b1", envelope(

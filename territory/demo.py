@@ -1,0 +1,201 @@
+"""`territory demo`: embedded broker + worker process + simulated company, narrated live."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from alerts.messages import move_lines, summary_line
+from territory import topics
+from territory.broker import EmbeddedBroker, free_port
+from territory.settings import Settings
+
+WATCHED = (topics.SIGNALS, topics.PROPOSALS, topics.ALERTS)
+
+
+@dataclass
+class DemoOptions:
+    seed: int = 7
+    reps: int = 8
+    accounts: int = 2000
+    months: int = 24
+    # Simulated seconds per wall second: 20 simulated days per second by default.
+    speed: float = 20 * 86400
+    max_seconds: float = 300.0
+    shock_factor: float = 0.4
+
+
+@dataclass
+class Progress:
+    produced: int = 0
+    total: int = 0
+    simulated_at: datetime | None = None
+    signals: int = 0
+    proposals: list[dict] = field(default_factory=list)
+    alerts: int = 0
+
+
+def run_demo(settings: Settings, options: DemoOptions, echo=print) -> Progress:
+    from simulator import default_shock, generate_company, generate_events, region_name
+
+    data_dir = settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    echo(f"generating a company: {options.reps} reps, {options.accounts} accounts, {options.months} months")
+    company = generate_company(seed=options.seed, n_reps=options.reps, n_accounts=options.accounts)
+    shock = default_shock(company, factor=options.shock_factor)
+    events = generate_events(company, months=options.months, shock=shock, seed=options.seed)
+    echo(f"  {len(events):,} events; market shock: {region_name(shock.region)} demand x{shock.factor:g} "
+         f"from {shock.start.date()}")
+
+    with EmbeddedBroker(partitions=settings.partitions, log_path=data_dir / "demo-broker.log") as broker:
+        echo(f"embedded broker on {broker.url}")
+        db_path = data_dir / "demo.db"
+        db_path.unlink(missing_ok=True)
+        worker_settings = settings.with_(
+            kafka_url=broker.url,
+            db_url=os.environ.get("TERRITORY_DB_URL") or f"sqlite:///{db_path}",
+            metrics_port=settings.metrics_port if _port_free(settings.metrics_port) else free_port(),
+        )
+        worker = _start_worker(worker_settings, data_dir / "demo-worker.log")
+        try:
+            echo(f"worker pid {worker.pid}; metrics on http://127.0.0.1:{worker_settings.metrics_port}/metrics "
+                 f"(log: {data_dir / 'demo-worker.log'})")
+            _wait_metrics(worker_settings.metrics_port, worker, timeout_s=60)
+            progress = asyncio.run(_narrate(broker.bootstrap_servers, events, worker_settings, options, worker, echo))
+        finally:
+            _stop(worker)
+    echo(f"done: {progress.produced:,} events, {progress.signals} signals, {len(progress.proposals)} proposals, "
+         f"{progress.alerts} alerts; store: {worker_settings.db_url}")
+    return progress
+
+
+async def _narrate(bootstrap: str, events: list, settings: Settings, options: DemoOptions,
+                   worker: subprocess.Popen, echo) -> Progress:
+    from simulator.produce import produce_events
+
+    progress = Progress(total=len(events))
+    started = time.monotonic()
+
+    def on_progress(sent: int, total: int, occurred_at: datetime) -> None:
+        progress.produced, progress.simulated_at = sent, occurred_at
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    consumer.assign([TopicPartition(topic, 0) for topic in WATCHED])
+    producing = asyncio.create_task(produce_events(events, bootstrap, speed=options.speed, on_progress=on_progress))
+    last_report, settled_since = 0.0, None
+    try:
+        while time.monotonic() - started < options.max_seconds:
+            if worker.poll() is not None:
+                echo(f"worker exited with code {worker.returncode}; see its log")
+                break
+            batches = await consumer.getmany(timeout_ms=500)
+            for partition, records in batches.items():
+                for record in records:
+                    _show(partition.topic, json.loads(record.value), progress, echo)
+            applied = _metric(settings.metrics_port, "territory_intake_events_total")
+            now = time.monotonic()
+            if now - last_report >= 3:
+                last_report = now
+                echo(f"  [{now - started:5.0f} s] produced {progress.produced:,}/{progress.total:,} "
+                     f"(simulated {progress.simulated_at.date() if progress.simulated_at else '-'}), "
+                     f"worker took {applied:,.0f}, signals {progress.signals}, proposals {len(progress.proposals)}")
+            # Finished when every event was taken and nothing new came out for a few seconds.
+            if producing.done() and applied >= progress.total:
+                settled_since = settled_since or now
+                if now - settled_since >= 8 and not batches:
+                    break
+            else:
+                settled_since = None
+        else:
+            echo(f"stopping after the demo's limit of {options.max_seconds:.0f} s")
+    finally:
+        producing.cancel()
+        await consumer.stop()
+    return progress
+
+
+def _show(topic: str, message: dict, progress: Progress, echo) -> None:
+    if topic == topics.SIGNALS:
+        progress.signals += 1
+        evidence = message["evidence"]
+        echo(f"SIGNAL   [{message['detected_at'][:10]}] {message['kind']} {message['subject']['id']} {message['state']}: "
+             f"share {evidence['share']:.1%} vs fair {evidence['fair_share']:.1%} "
+             f"({evidence['deviation']:+.0%}, severity {message['severity']})")
+    elif topic == topics.PROPOSALS:
+        progress.proposals.append(message)
+        echo("PROPOSAL " + summary_line(message))
+        for line in move_lines(message)[:15]:
+            echo("         " + line)
+        if len(message["moves"]) > 15:
+            echo(f"         ... and {len(message['moves']) - 15} more moves")
+        echo("         rep      share before -> after   fair share")
+        after = {row["rep_id"]: row for row in message["after"]}
+        for row in message["before"]:
+            echo(f"         {row['rep_id']:<8} {row['share']:6.1%} -> {after[row['rep_id']]['share']:6.1%}"
+                 f"        {row['fair_share']:6.1%}")
+    elif topic == topics.ALERTS:
+        progress.alerts += 1
+        echo(f"ALERT    {message['title']}")
+
+
+def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen:
+    env = {**os.environ, "TERRITORY_KAFKA_URL": settings.kafka_url, "TERRITORY_DB_URL": settings.db_url,
+           "TERRITORY_METRICS_PORT": str(settings.metrics_port), "TERRITORY_PARTITIONS": str(settings.partitions),
+           "TERRITORY_DATA_DIR": str(settings.data_dir)}
+    return subprocess.Popen([sys.executable, "-m", "territory.cli", "worker"], env=env,
+                            stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def _metric(port: int, name: str) -> float:
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+    except OSError:
+        return 0.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + "{") or line.startswith(name + " "))
+
+
+def _wait_metrics(port: int, worker: subprocess.Popen, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise RuntimeError(f"worker exited with code {worker.returncode} during start-up")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError("worker did not come up")
