@@ -52,29 +52,32 @@ def final_assignment(accounts: list[Account], result: RebalanceResult) -> dict[s
     return assignment
 
 
-def allowed_reps(account: Account, reps: list[Rep]) -> list[str]:
-    """Candidate rule when there are at most candidate_reps + 1 reps: current rep
-    (always) plus every rep whose max travel reaches the account."""
+def allowed_reps(account: Account, reps: list[Rep], candidate_reps: int) -> list[str]:
+    """The documented candidate rule, written independently of the package: current
+    rep (always), plus the candidate_reps nearest other reps whose max travel reaches
+    the account."""
     rep_ids = {r.rep_id for r in reps}
     if account.locked and account.rep_id in rep_ids:
         return [account.rep_id]
-    allowed = [
-        r.rep_id
+    distance = {r.rep_id: haversine_km(r.home_lat, r.home_lon, account.lat, account.lon) for r in reps}
+    in_reach = sorted(
+        (distance[r.rep_id], r.rep_id)
         for r in reps
-        if r.rep_id == account.rep_id
-        or r.max_travel_km is None
-        or haversine_km(r.home_lat, r.home_lon, account.lat, account.lon) <= r.max_travel_km
-    ]
-    return allowed
+        if r.rep_id != account.rep_id and (r.max_travel_km is None or distance[r.rep_id] <= r.max_travel_km)
+    )
+    nearest = [rep_id for _, rep_id in in_reach[:candidate_reps]]
+    return ([account.rep_id] if account.rep_id in rep_ids else []) + nearest
 
 
-def brute_force(accounts: list[Account], reps: list[Rep], tol: float) -> tuple[int, float] | None:
+def brute_force(
+    accounts: list[Account], reps: list[Rep], tol: float, candidate_reps: int
+) -> tuple[int, float] | None:
     """(fewest moves, least travel of moved accounts at that count), or None if infeasible."""
     homes = {r.rep_id: (r.home_lat, r.home_lon) for r in reps}
     fair = fair_potentials(accounts, reps)
     eps = 1e-9 * max(1.0, math.fsum(a.potential for a in accounts))
     best: tuple[int, float] | None = None
-    for choice in itertools.product(*(allowed_reps(a, reps) for a in accounts)):
+    for choice in itertools.product(*(allowed_reps(a, reps, candidate_reps) for a in accounts)):
         loads = dict.fromkeys(fair, 0.0)
         for a, r in zip(accounts, choice):
             loads[r] += a.potential
@@ -88,9 +91,14 @@ def brute_force(accounts: list[Account], reps: list[Rep], tol: float) -> tuple[i
     return best
 
 
-def random_case(seed: int) -> tuple[list[Account], list[Rep], float]:
+def random_case(
+    seed: int,
+    n_reps: tuple[int, ...] = (2, 3),
+    n_accounts: tuple[int, int] = (6, 9),
+    tolerances: tuple[float, ...] = (0.1, 0.2, 0.3, 0.5),
+) -> tuple[list[Account], list[Rep], float]:
     rng = random.Random(seed)
-    n_reps = rng.choice([2, 3])
+    n_reps = rng.choice(n_reps)
     reps = [
         Rep(
             f"R{r}",
@@ -112,9 +120,9 @@ def random_case(seed: int) -> tuple[list[Account], list[Rep], float]:
             rep_id=rng.choice(owners),
             locked=rng.random() < 0.15,
         )
-        for i in range(rng.randint(6, 9))
+        for i in range(rng.randint(*n_accounts))
     ]
-    return accounts, reps, rng.choice([0.1, 0.2, 0.3, 0.5])
+    return accounts, reps, rng.choice(tolerances)
 
 
 # ---------------------------------------------------------------------------- geometry
@@ -133,9 +141,20 @@ def test_haversine_is_symmetric_and_matches_a_known_distance() -> None:
 @pytest.mark.parametrize("seed", range(120))
 def test_fewest_moves_match_brute_force(seed: int) -> None:
     accounts, reps, tol = random_case(seed)
-    expected = brute_force(accounts, reps, tol)
+    check_against_brute_force(accounts, reps, tol, candidate_reps=3)
 
-    result = minimal_moves(accounts, reps, tolerance=tol, candidate_reps=3, time_limit_s=5)
+
+@pytest.mark.parametrize("seed", range(40))
+def test_fewest_moves_match_brute_force_with_pruned_candidates(seed: int) -> None:
+    # 4 reps and 2 candidates: the nearest-reps rule really removes options.
+    accounts, reps, tol = random_case(10_000 + seed, n_reps=(4,), n_accounts=(7, 8), tolerances=(0.5, 0.7))
+    check_against_brute_force(accounts, reps, tol, candidate_reps=2)
+
+
+def check_against_brute_force(accounts: list[Account], reps: list[Rep], tol: float, candidate_reps: int) -> None:
+    expected = brute_force(accounts, reps, tol, candidate_reps)
+
+    result = minimal_moves(accounts, reps, tolerance=tol, candidate_reps=candidate_reps, time_limit_s=5)
 
     assert result.status in STATUSES
     if expected is None:
@@ -151,10 +170,11 @@ def test_fewest_moves_match_brute_force(seed: int) -> None:
     assert within_band(accounts, reps, assignment, tol)
     # The travel tie-break is lexicographic: least travel among the fewest-move solutions.
     assert math.fsum(m.distance_km for m in result.moves) == pytest.approx(best_travel, abs=0.01)
-    # Every account placed, every move real, locked accounts in place.
+    # Every account placed on an allowed rep, every move real, locked accounts in place.
     rep_ids = {r.rep_id for r in reps}
-    assert all(assignment[a.account_id] in rep_ids for a in accounts)
     by_id = {a.account_id: a for a in accounts}
+    for a in accounts:
+        assert assignment[a.account_id] in allowed_reps(a, reps, candidate_reps)
     for m in result.moves:
         a = by_id[m.account_id]
         assert m.from_rep == a.rep_id != m.to_rep
@@ -280,7 +300,21 @@ def test_infeasibility_from_competing_reps_still_names_a_rep() -> None:
     accounts = [Account("A1", 10, rep_id="R1"), Account("A2", 10, rep_id="R1")]
     result = minimal_moves(accounts, reps, tolerance=0.2)
     assert result.status == "infeasible"
-    assert result.explanation is not None and "rep R" in result.explanation
+    assert result.explanation is not None
+    assert "the closest compromise still leaves rep R" in result.explanation
+    assert "at least 80% required" in result.explanation
+
+
+def test_infeasibility_from_account_sizes_names_the_rep_and_its_band() -> None:
+    # Fair share is 50 each, with no tolerance; no subset of 20s makes 50.
+    reps = [Rep("R1", 0, 0), Rep("R2", 0, 0)]
+    accounts = [Account(f"A{i}", 20, rep_id="R1") for i in range(3)] + [Account("B", 40, rep_id="R2")]
+    result = minimal_moves(accounts, reps, tolerance=0.0)
+    assert result.status == "infeasible"
+    assert result.explanation is not None
+    assert result.explanation.endswith("at 120% of fair share (at most 100% required)") or result.explanation.endswith(
+        "at 80% of fair share (at least 100% required)"
+    )
 
 
 # ---------------------------------------------------------------------------- (f) capacity
@@ -377,7 +411,10 @@ def clustered_case(seed: int, n_accounts: int, n_reps: int) -> tuple[list[Accoun
     then a regional boom doubles potential around two cities and one rep leaves."""
     rng = random.Random(seed)
     cities = [(rng.uniform(43.5, 50.5), rng.uniform(-1.0, 7.0)) for _ in range(n_reps)]
-    reps = [Rep(f"R{k:02d}", lat, lon, capacity_fte=rng.choice([0.8, 1.0, 1.0, 1.2])) for k, (lat, lon) in enumerate(cities)]
+    reps = [
+        Rep(f"R{k:02d}", lat, lon, capacity_fte=rng.choice([0.8, 1.0, 1.0, 1.2]))
+        for k, (lat, lon) in enumerate(cities)
+    ]
     boom = {0, 1}
     accounts = []
     for i in range(n_accounts):

@@ -1,0 +1,54 @@
+"""Minimal-move rebalancing of sales territories.
+
+Each rep should serve a share of the total account potential proportional to their
+capacity (their *fair share*). Territories drift: accounts grow or shrink, reps leave.
+The rebalancer proposes the **fewest account moves** that bring every rep back within a
+tolerance band around their fair share (``fair * (1 ± tolerance)``), and among equally
+short proposals the one with the least travel for the moved accounts.
+
+- Accounts whose rep is missing or inactive must be placed; each placement is a move.
+- Locked accounts keep their rep.
+- An account may only go to one of the few reps nearest to it (``candidate_reps``)
+  within each rep's ``max_travel_km``; this keeps the model small and the proposal
+  sensible on a map.
+
+The model is an OR-Tools CP-SAT assignment model (a boolean per account and candidate
+rep), warm-started from a greedy repair and given a simple lower bound, so its answer
+comes with a proven optimality gap. When the band cannot hold, the result names the rep
+and the constraint at fault instead of a bare "infeasible".
+
+The package is pure logic (no Kafka, no database): it takes a snapshot and returns a
+:class:`RebalanceResult`, whose ``to_dict()`` is what the service publishes and stores.
+
+Examples
+--------
+>>> from rebalancer import Account, Rep, balance_of
+>>> reps = [Rep("R1", 0.0, 0.0), Rep("R2", 0.0, 0.0, capacity_fte=0.5)]
+>>> accounts = [Account("A1", 60, rep_id="R1"), Account("A2", 30, rep_id="R2")]
+>>> [(b.rep_id, round(b.fair_share, 3), round(b.deviation, 3)) for b in balance_of(accounts, reps)]
+[('R1', 0.667, 0.0), ('R2', 0.333, 0.0)]
+"""
+
+from rebalancer.geo import haversine_km
+from rebalancer.model import (
+    STATUSES,
+    Account,
+    Move,
+    RebalanceResult,
+    Rep,
+    RepBalance,
+    balance_of,
+    minimal_moves,
+)
+
+__all__ = [
+    "STATUSES",
+    "Account",
+    "Move",
+    "RebalanceResult",
+    "Rep",
+    "RepBalance",
+    "balance_of",
+    "haversine_km",
+    "minimal_moves",
+]

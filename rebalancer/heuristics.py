@@ -1,0 +1,333 @@
+"""Fast helpers around the CP-SAT model (internal): greedy repair, a lower bound on the
+number of moves, and per-rep proofs of infeasibility with a human explanation.
+
+ARCHITECTURE.md ("Verified facts") measured that a greedy repair takes 0.01-0.1 s,
+sometimes meets the simple lower bound (then CP-SAT need not search for the move count
+at all) and, used as the solution hint, helps CP-SAT on larger cases. Here it also
+follows short chains of moves (A -> B -> C) when no single account fits, which turned
+it from stalling into feasible on most clustered test cases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from rebalancer.problem import UNPLACED, Problem
+
+
+@dataclass(frozen=True)
+class Repair:
+    """Outcome of :func:`greedy_repair`."""
+
+    assignment: list[int]  # rep index per account (placed unless one has no candidate)
+    feasible: bool  # every rep inside its band
+    stuck_rep: int | None  # most violated rep when the greedy gave up
+
+
+def greedy_repair(problem: Problem) -> Repair:
+    """Place unplaced accounts, then repeatedly move the largest fitting account from
+    the most over-served rep to the most under-served candidate rep (or into the most
+    under-served rep from the most over-served donor). When no single account fits,
+    try a short chain of moves through full neighbours (A -> B -> C).
+
+    Every step keeps the giving rep at or above its lower bound, the receiving rep at
+    or under its upper bound and reps in between no further out of band, while the
+    rep being repaired gets closer to its band: the total band violation strictly
+    falls, so the loop ends. ``feasible=False`` when no such step is left.
+    """
+    return _Repairer(problem).run()
+
+
+#: How many first accounts and how many end reps a chain search tries per step.
+_CHAIN_TRIES = 20
+
+
+class _Repairer:
+    """State of one greedy repair: the assignment, loads, and which movable accounts
+    each rep holds."""
+
+    def __init__(self, problem: Problem) -> None:
+        p = self.p = problem
+        self.assignment = list(p.current)
+        self.loads = p.loads(self.assignment)
+        self.members: list[set[int]] = [set() for _ in range(p.n_reps)]
+        # links[d][t]: how many movable accounts held by d may go to t (chain search graph).
+        self.links = [[0] * p.n_reps for _ in range(p.n_reps)]
+
+    def run(self) -> Repair:
+        p = self.p
+        if not self._place_unplaced():
+            return Repair(self.assignment, feasible=False, stuck_rep=None)
+        for i, r in enumerate(self.assignment):
+            if not p.locked[i] and len(p.candidates[i]) > 1 and p.potential[i] > 0:
+                self._hold(i, r)
+
+        violated: list[int] = []
+        # The cap only bounds the work on pathological inputs (many tiny accounts that
+        # each fix a sliver); the strictly falling violation already ends the loop.
+        for _ in range(4 * p.n_accounts + 100):
+            violated = sorted(
+                (r for r in range(p.n_reps) if p.violation(r, self.loads[r]) > 0),
+                key=lambda r: -p.violation(r, self.loads[r]) / max(p.fair[r], 1.0),
+            )
+            if not violated:
+                return Repair(self.assignment, feasible=True, stuck_rep=None)
+            steps = self._direct(violated) or self._chain(violated)
+            if not steps:
+                break
+            for i, to in steps:
+                self._move(i, to)
+        return Repair(self.assignment, feasible=False, stuck_rep=violated[0] if violated else None)
+
+    # -- placements and bookkeeping
+
+    def _place_unplaced(self) -> bool:
+        """Placements first, largest first, each to its relatively least served
+        candidate that still has room (nearest on ties): they are moves anyway."""
+        p, loads = self.p, self.loads
+        for i in sorted((i for i, r in enumerate(self.assignment) if r == UNPLACED), key=lambda i: -p.potential[i]):
+            if not p.candidates[i]:
+                return False
+            r = min(
+                p.candidates[i],
+                key=lambda r: (loads[r] + p.potential[i] > p.hi[r], p.relative(r, loads[r]), p.distance_km[i, r]),
+            )
+            self.assignment[i] = r
+            loads[r] += p.potential[i]
+        return True
+
+    def _hold(self, i: int, r: int) -> None:
+        self.members[r].add(i)
+        for t in self.p.candidates[i]:
+            self.links[r][t] += 1
+
+    def _move(self, i: int, to: int) -> None:
+        frm = self.assignment[i]
+        self.members[frm].discard(i)
+        for t in self.p.candidates[i]:
+            self.links[frm][t] -= 1
+        self._hold(i, to)
+        self.loads[frm] -= self.p.potential[i]
+        self.loads[to] += self.p.potential[i]
+        self.assignment[i] = to
+
+    def _room(self, r: int) -> int:
+        return self.p.hi[r] - self.loads[r]
+
+    def _slack(self, r: int) -> int:
+        return self.loads[r] - self.p.lo[r]
+
+    # -- single moves
+
+    def _direct(self, violated: list[int]) -> list[tuple[int, int]]:
+        """One move repairing the worst rep that has one: an over-served rep gives its
+        largest fitting account to the least served candidate; an under-served rep
+        takes the largest fitting account of the most served donor."""
+        p = self.p
+        by_service = sorted(range(p.n_reps), key=lambda r: p.relative(r, self.loads[r]))
+        for v in violated:
+            if self.loads[v] > p.hi[v]:
+                for t in by_service:
+                    i = self._largest(v, t, min(self._room(t), self._slack(v))) if t != v else None
+                    if i is not None:
+                        return [(i, t)]
+            else:
+                for d in reversed(by_service):
+                    i = self._largest(d, v, min(self._room(v), self._slack(d))) if d != v else None
+                    if i is not None:
+                        return [(i, v)]
+        return []
+
+    def _largest(self, frm: int, to: int, limit: int) -> int | None:
+        """Largest movable account of ``frm`` that may go to ``to`` and is <= limit."""
+        if limit <= 0 or self.links[frm][to] == 0:
+            return None
+        best = None
+        for i in self.members[frm]:
+            if self.p.potential[i] <= limit and to in self.p.candidates[i]:
+                if best is None or self.p.potential[i] > self.p.potential[best]:
+                    best = i
+        return best
+
+    # -- chains
+
+    def _chain(self, violated: list[int]) -> list[tuple[int, int]]:
+        """Moves along a shortest path of reps from one with slack to one with room,
+        through reps that pass an account on (an ejection chain)."""
+        for v in violated:
+            over = self.loads[v] > self.p.hi[v]
+            for path in self._paths(v, forward=over):
+                steps = self._plan(path)
+                if steps:
+                    return steps
+        return []
+
+    def _paths(self, v: int, *, forward: bool) -> Iterator[list[int]]:
+        """Breadth-first paths source -> ... -> sink in the links graph: from an
+        over-served ``v`` to reps with room (forward), or from reps with slack to an
+        under-served ``v`` (backward). Yields up to _CHAIN_TRIES paths."""
+        n = self.p.n_reps
+        parent: dict[int, int | None] = {v: None}
+        queue = [v]
+        found = 0
+        for r in queue:
+            for t in range(n):
+                linked = self.links[r][t] if forward else self.links[t][r]
+                if t in parent or not linked:
+                    continue
+                parent[t] = r
+                queue.append(t)
+                if (self._room(t) if forward else self._slack(t)) > 0 and parent[t] != v:
+                    path = [t]
+                    while (up := parent[path[-1]]) is not None:
+                        path.append(up)
+                    yield path[::-1] if forward else path
+                    found += 1
+                    if found >= _CHAIN_TRIES:
+                        return
+
+    def _plan(self, path: list[int]) -> list[tuple[int, int]]:
+        """Accounts to pass along ``path``: the first rep gives within its slack (largest
+        first), each rep in between passes on the smallest account that keeps it no
+        further out of band, and the last rep receives within its room."""
+        p, loads = self.p, self.loads
+        src, sink = path[0], path[-1]
+        firsts = sorted(
+            (i for i in self.members[src] if path[1] in p.candidates[i] and p.potential[i] <= self._slack(src)),
+            key=lambda i: -p.potential[i],
+        )[:_CHAIN_TRIES]
+        for first in firsts:
+            steps = [(first, path[1])]
+            incoming = p.potential[first]
+            for r, to in zip(path[1:-1], path[2:]):
+                low = min(p.lo[r], loads[r])
+                high = max(p.hi[r], loads[r])
+                out_min, out_max = max(1, loads[r] + incoming - high), loads[r] + incoming - low
+                options = [
+                    i
+                    for i in self.members[r]
+                    if out_min <= p.potential[i] <= out_max and to in p.candidates[i]
+                ]
+                if not options:
+                    break
+                chosen = min(options, key=lambda i: p.potential[i])
+                steps.append((chosen, to))
+                incoming = p.potential[chosen]
+            else:
+                if incoming <= self._room(sink):
+                    return steps
+        return []
+
+
+def lower_bound(problem: Problem) -> int:
+    """A valid lower bound on the number of moves.
+
+    Each placement is a move. Each over-served rep must lose at least the fewest of its
+    movable accounts whose potential covers its excess; each under-served rep must gain
+    at least the fewest reachable accounts covering its deficit. A moved account leaves
+    one rep and enters one, so both sums bound the moves:
+    ``max(placements + sum of departures, sum of arrivals)``.
+    """
+    p = problem
+    loads = p.loads(p.current)
+    placements = sum(1 for r in p.current if r == UNPLACED)
+    departures = arrivals = 0
+    for r in range(p.n_reps):
+        if loads[r] > p.hi[r]:
+            movable = [
+                p.potential[i]
+                for i in p.reachable_by[r]
+                if p.current[i] == r and not p.locked[i] and len(p.candidates[i]) > 1
+            ]
+            departures += _fewest_covering(movable, loads[r] - p.hi[r])
+        elif loads[r] < p.lo[r]:
+            incoming = [p.potential[i] for i in p.reachable_by[r] if p.current[i] != r]
+            arrivals += _fewest_covering(incoming, p.lo[r] - loads[r])
+    return max(placements + departures, arrivals)
+
+
+def _fewest_covering(sizes: list[int], amount: int) -> int:
+    """Fewest items whose sizes sum to at least ``amount`` (all of them if none do:
+    infeasibility is reported by :func:`explain_infeasible`, not here)."""
+    total = count = 0
+    for size in sorted(sizes, reverse=True):
+        if total >= amount:
+            break
+        total += size
+        count += 1
+    return count
+
+
+def explain_infeasible(problem: Problem) -> str | None:
+    """A sentence naming a rep (or account) and the constraint that provably cannot
+    hold, or None when no single-rep check proves infeasibility."""
+    p = problem
+    tol = p.tolerance
+    floor_pct, ceil_pct = 1 - tol, 1 + tol
+
+    for i, cands in enumerate(p.candidates):
+        if not cands:  # must be placed but no rep may take it
+            account = p.accounts[i]
+            r = int(p.distance_km[i].argmin())
+            rep = p.reps[r]
+            return (
+                f"account {account.account_id} must be placed but no rep is within reach: "
+                f"the nearest, rep {rep.rep_id}, is {p.distance_km[i, r]:.0f} km away, "
+                f"beyond its max_travel_km of {rep.max_travel_km:.0f} km"
+            )
+
+    findings: list[tuple[float, str]] = []  # (severity, sentence)
+    for r, rep in enumerate(p.reps):
+        stuck = sum(
+            p.potential[i] for i in p.reachable_by[r] if p.current[i] == r and len(p.candidates[i]) == 1
+        )
+        if stuck > p.hi[r]:
+            have, limit = pcts(p.relative(r, stuck), ceil_pct)
+            findings.append(
+                (
+                    p.relative(r, stuck) - ceil_pct,
+                    f"rep {rep.rep_id} cannot get down to {limit} of fair share: its locked accounts "
+                    f"(and those with no other rep within reach) alone total {have}",
+                )
+            )
+        reachable = sum(p.potential[i] for i in p.reachable_by[r])
+        if reachable < p.lo[r]:
+            have, limit = pcts(p.relative(r, reachable), floor_pct)
+            findings.append(
+                (
+                    floor_pct - p.relative(r, reachable),
+                    f"rep {rep.rep_id} cannot reach {limit} of fair share: "
+                    f"all accounts within reach total {have}",
+                )
+            )
+    if not findings:
+        return None
+    findings.sort(key=lambda f: -f[0])
+    others = len(findings) - 1
+    more = f" ({others} more rep constraint{'s' if others > 1 else ''} cannot hold either)" if others else ""
+    return findings[0][1] + more
+
+
+def tightest_rep(problem: Problem) -> str:
+    """Name the rep with the least room between the potential within its reach and
+    its floor: a fallback explanation when several reps compete for the same accounts
+    and no single-rep check proves the infeasibility."""
+    p = problem
+    floor = 1 - p.tolerance
+    reach = [p.relative(r, sum(p.potential[i] for i in p.reachable_by[r])) for r in range(p.n_reps)]
+    r = min(range(p.n_reps), key=lambda r: reach[r] - floor)
+    have, limit = pcts(reach[r], floor)
+    return (
+        f"rep {p.reps[r].rep_id} has the least room: accounts within its reach total {have} "
+        f"of fair share against a floor of {limit}"
+    )
+
+
+def pcts(a: float, b: float) -> tuple[str, str]:
+    """Format two fractions as percentages with just enough decimals to tell them apart."""
+    for decimals in range(0, 4):
+        sa, sb = f"{a:.{decimals}%}", f"{b:.{decimals}%}"
+        if sa != sb:
+            break
+    return sa, sb
