@@ -65,6 +65,44 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics) -> No
     plan_meta = app.Table("plan-meta", default=None, partitions=1, use_partitioner=True)
     planner = Planner(settings)
 
+    # The agent and the timer both judge; one at a time.
+    judging = asyncio.Lock()
+
+    async def judge() -> None:
+        watermark = _parse(plan_meta.get("watermark"))
+        first_event_at = _parse(plan_meta.get("first_event_at"))
+        if watermark is None:
+            return
+        async with judging:
+            evaluation = planner.evaluate(
+                (AccountState.from_dict(row) for row in plan_accounts.values()),
+                (RepState.from_dict(row) for row in plan_reps.values()),
+                watermark=watermark, first_event_at=first_event_at,
+            )
+            _export_aggregates(metrics, evaluation)
+            for signal in evaluation.signals:
+                await signals_topic.send(key=signal["subject"]["id"].encode(), value=signal)
+                metrics.signals.labels(signal["kind"], signal["state"]).inc()
+                log.info("signal %s: %s %s %s (deviation %+.1f%%)", signal["signal_id"], signal["kind"],
+                         signal["subject"]["id"], signal["state"], signal["evidence"]["deviation"] * 100)
+            if evaluation.rebalance is not None:
+                await _rebalance(evaluation.rebalance, watermark)
+            plan_meta["planner"] = planner.state_dict()
+
+    async def _rebalance(request, watermark: datetime) -> None:
+        # CP-SAT runs in a thread so the worker keeps heart-beating during the solve.
+        result = await asyncio.get_running_loop().run_in_executor(None, partial(
+            minimal_moves, request.accounts, request.reps, tolerance=request.tolerance,
+            candidate_reps=settings.candidate_reps, time_limit_s=settings.solver_time_limit_s,
+            num_workers=settings.solver_workers))
+        proposal = planner.proposal(request, result, watermark)
+        await proposals_topic.send(key=proposal["proposal_id"].encode(), value=proposal)
+        metrics.proposals.labels(result.status).inc()
+        metrics.rebalance_seconds.observe(result.seconds)
+        metrics.proposal_moves.set(len(result.moves))
+        log.info("proposal %s: %s, %d moves in %.1f s", proposal["proposal_id"], result.status,
+                 len(result.moves), result.seconds)
+
     @app.agent(state_topic, name="planner")
     async def planner_agent(stream: faust.StreamT) -> None:
         if plan_meta.get("planner"):
@@ -81,34 +119,17 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics) -> No
                     plan_accounts[snapshot["account_id"]] = snapshot
                 watermark = occurred_at if watermark is None or occurred_at > watermark else watermark
                 first_event_at = occurred_at if first_event_at is None or occurred_at < first_event_at else first_event_at
+            metrics.planner_updates.inc(len(batch))
             plan_meta["watermark"] = watermark.isoformat()
             plan_meta["first_event_at"] = first_event_at.isoformat()
             metrics.watermark.set(watermark.timestamp())
+            await judge()
 
-            evaluation = planner.evaluate(
-                (AccountState.from_dict(row) for row in plan_accounts.values()),
-                (RepState.from_dict(row) for row in plan_reps.values()),
-                watermark=watermark, first_event_at=first_event_at,
-            )
-            _export_aggregates(metrics, evaluation)
-            for signal in evaluation.signals:
-                await signals_topic.send(key=signal["subject"]["id"].encode(), value=signal)
-                metrics.signals.labels(signal["kind"], signal["state"]).inc()
-                log.info("signal %s: %s %s %s (deviation %+.1f%%)", signal["signal_id"], signal["kind"],
-                         signal["subject"]["id"], signal["state"], signal["evidence"]["deviation"] * 100)
-            if evaluation.rebalance is not None:
-                request = evaluation.rebalance
-                # CP-SAT runs in a thread so the worker keeps heart-beating during the solve.
-                result = await asyncio.get_running_loop().run_in_executor(None, partial(
-                    minimal_moves, request.accounts, request.reps, tolerance=request.tolerance,
-                    candidate_reps=settings.candidate_reps, time_limit_s=settings.solver_time_limit_s,
-                    num_workers=settings.solver_workers))
-                proposal = planner.proposal(request, result, watermark)
-                await proposals_topic.send(key=proposal["proposal_id"].encode(), value=proposal)
-                metrics.proposals.labels(result.status).inc()
-                metrics.rebalance_seconds.observe(result.seconds)
-                metrics.proposal_moves.set(len(result.moves))
-            plan_meta["planner"] = planner.state_dict()
+    @app.timer(max(1.0, settings.planner_interval_s))
+    async def rebalance_when_cooled_down() -> None:
+        """A rebalance held back by the cooldown runs even when no new events arrive."""
+        if planner.rebalance_pending and not judging.locked():
+            await judge()
 
 
 def _export_aggregates(metrics: Metrics, evaluation) -> None:

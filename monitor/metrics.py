@@ -26,6 +26,7 @@ class Metrics:
     proposal_moves: Gauge
     alerts: Counter
     watermark: Gauge
+    planner_updates: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> "Metrics":
@@ -59,6 +60,8 @@ class Metrics:
             alerts=Counter("alerts", "Alerts sent, by sink.", ["sink"], subsystem="alerts", **kw),
             watermark=Gauge("event_time_watermark_seconds", "Newest event time seen by the planner (Unix).",
                             subsystem="planner", **kw),
+            planner_updates=Counter("updates", "Account and rep snapshots applied by the planner.",
+                                    subsystem="planner", **kw),
         )
 
     def serve(self, port: int, address: str = "127.0.0.1") -> int:

@@ -88,6 +88,11 @@ class Planner:
             self._pending_signal_ids = []  # the imbalance went away on its own
         return evaluation
 
+    @property
+    def rebalance_pending(self) -> bool:
+        """Signals wait for a rebalance that the cooldown held back."""
+        return bool(self._pending_signal_ids) and bool(self.detector.out_of_band)
+
     def _cooled_down(self) -> bool:
         if self._last_proposal_at is None:
             return True

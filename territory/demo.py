@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -104,15 +104,19 @@ async def _narrate(bootstrap: str, events: list, settings: Settings, options: De
             for partition, records in batches.items():
                 for record in records:
                     _show(partition.topic, json.loads(record.value), progress, echo)
-            applied = _metric(settings.metrics_port, "territory_intake_events_total")
+            taken = _metric(settings.metrics_port, "territory_intake_events_total")
+            applied = _metric(settings.metrics_port, "territory_intake_events_total", 'outcome="applied"')
+            planned = _metric(settings.metrics_port, "territory_planner_updates_total")
+            watermark = _metric(settings.metrics_port, "territory_planner_event_time_watermark_seconds")
             now = time.monotonic()
             if now - last_report >= 3:
                 last_report = now
                 echo(f"  [{now - started:5.0f} s] produced {progress.produced:,}/{progress.total:,} "
                      f"(simulated {progress.simulated_at.date() if progress.simulated_at else '-'}), "
-                     f"worker took {applied:,.0f}, signals {progress.signals}, proposals {len(progress.proposals)}")
-            # Finished when every event was taken and nothing new came out for a few seconds.
-            if producing.done() and applied >= progress.total:
+                     f"worker took {taken:,.0f}, planner at {_date(watermark)}, "
+                     f"signals {progress.signals}, proposals {len(progress.proposals)}")
+            # Finished when every event was taken, the planner saw every update, and all is quiet.
+            if producing.done() and taken >= progress.total and planned >= applied:
                 settled_since = settled_since or now
                 if now - settled_since >= 8 and not batches:
                     break
@@ -179,13 +183,17 @@ def _port_free(port: int) -> bool:
             return False
 
 
-def _metric(port: int, name: str) -> float:
+def _date(unix_seconds: float) -> str:
+    return datetime.fromtimestamp(unix_seconds, timezone.utc).date().isoformat() if unix_seconds else "-"
+
+
+def _metric(port: int, name: str, labels: str = "") -> float:
     try:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
     except OSError:
         return 0.0
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name + "{") or line.startswith(name + " "))
+               if (line.startswith(name + "{") or line.startswith(name + " ")) and labels in line)
 
 
 def _wait_metrics(port: int, worker: subprocess.Popen, timeout_s: float) -> None:

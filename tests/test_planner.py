@@ -1,0 +1,85 @@
+"""The planner's decisions: warm-up, signals with evidence, one rebalance per burst, cooldown."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from monitor.planner import Planner
+from monitor.state import AccountState, RepState
+from territory.settings import Settings
+
+START = datetime(2025, 1, 1, tzinfo=timezone.utc)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def company(a_sales: float) -> tuple[list[AccountState], list[RepState]]:
+    reps = [RepState("A", 52.5, 13.4), RepState("B", 53.5, 10.0)]
+    accounts = [
+        AccountState("a1", 52.5, 13.4, rep_id="A", known=True, monthly_sales={"2025-03": a_sales}),
+        AccountState("a2", 52.6, 13.5, rep_id="A", known=True, monthly_sales={"2025-03": 100.0}),
+        AccountState("b1", 53.5, 10.0, rep_id="B", known=True, monthly_sales={"2025-03": 200.0}),
+    ]
+    return accounts, reps
+
+
+def planner(clock: FakeClock, **changes) -> Planner:
+    settings = Settings(tolerance=0.10, hysteresis=0.8, warmup_days=30, rebalance_cooldown_s=60, **changes)
+    return Planner(settings, clock=clock)
+
+
+def test_nothing_is_judged_during_warm_up():
+    clock = FakeClock()
+    accounts, reps = company(a_sales=300.0)
+    evaluation = planner(clock).evaluate(accounts, reps, watermark=START + timedelta(days=10), first_event_at=START)
+    assert evaluation.signals == [] and evaluation.rebalance is None
+    assert evaluation.imbalance > 0.3  # the figures are still computed for the dashboards
+
+
+def test_signals_then_one_rebalance_and_cooldown():
+    clock, watermark = FakeClock(), datetime(2025, 3, 31, tzinfo=timezone.utc)
+    subject = planner(clock)
+    accounts, reps = company(a_sales=300.0)  # A: 400 of 600 -> +33%
+    first = subject.evaluate(accounts, reps, watermark=watermark, first_event_at=START)
+    assert {(s["subject"]["id"], s["state"], s["severity"]) for s in first.signals} == {
+        ("A", "over", "critical"), ("B", "under", "critical")}
+    assert first.signals[0]["evidence"]["band"] == [0.45, 0.55]
+    assert first.rebalance is not None
+    assert first.rebalance.tolerance == pytest.approx(0.08)  # aims inside the detector's leave band
+    assert set(first.rebalance.trigger_signal_ids) == {s["signal_id"] for s in first.signals}
+    assert {a.account_id: a.potential for a in first.rebalance.accounts} == {"a1": 300.0, "a2": 100.0, "b1": 200.0}
+
+    # Same picture again: no new signal, no new proposal.
+    again = subject.evaluate(accounts, reps, watermark=watermark, first_event_at=START)
+    assert again.signals == [] and again.rebalance is None
+
+
+def test_cooldown_holds_a_new_rebalance_until_it_expires():
+    clock, watermark = FakeClock(), datetime(2025, 3, 31, tzinfo=timezone.utc)
+    subject = planner(clock)
+    subject.evaluate(*company(a_sales=300.0), watermark=watermark, first_event_at=START)
+    subject.evaluate(*company(a_sales=125.0), watermark=watermark, first_event_at=START)  # back in band: cleared
+    clock.now += timedelta(seconds=10)
+    held = subject.evaluate(*company(a_sales=300.0), watermark=watermark, first_event_at=START)
+    assert held.signals and held.rebalance is None and subject.rebalance_pending
+    clock.now += timedelta(seconds=60)
+    released = subject.evaluate(*company(a_sales=300.0), watermark=watermark, first_event_at=START)
+    assert released.signals == [] and released.rebalance is not None
+    assert not subject.rebalance_pending
+
+
+def test_state_restores_detector_and_pending_signals():
+    clock, watermark = FakeClock(), datetime(2025, 3, 31, tzinfo=timezone.utc)
+    subject = planner(clock)
+    subject.evaluate(*company(a_sales=300.0), watermark=watermark, first_event_at=START)
+    restored = planner(clock)
+    restored.load_state_dict(subject.state_dict())
+    assert restored.evaluate(*company(a_sales=300.0), watermark=watermark, first_event_at=START).signals == []
