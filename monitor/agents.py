@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 
 import faust
 
 from monitor.intake import Intake
 from monitor.metrics import Metrics
-from monitor.planner import Planner
+from monitor.planner import Planner, low_watermark
 from monitor.state import AccountState, RepState
 from rebalancer import minimal_moves
 from territory import topics
@@ -108,18 +108,23 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics) -> No
         if plan_meta.get("planner"):
             planner.load_state_dict(plan_meta["planner"])
         async for batch in stream.take(settings.planner_batch, within=settings.planner_interval_s):
-            watermark = _parse(plan_meta.get("watermark"))
+            partition_times = {key: _parse(value) for key, value in (plan_meta.get("partition_times") or {}).items()}
             first_event_at = _parse(plan_meta.get("first_event_at"))
             for snapshot in batch:
                 kind = snapshot.pop("kind")
                 occurred_at = _parse(snapshot.pop("occurred_at"))
+                source = str(snapshot.pop("source_partition"))
                 if kind == "rep":
                     plan_reps[snapshot["rep_id"]] = snapshot
                 else:
                     plan_accounts[snapshot["account_id"]] = snapshot
-                watermark = occurred_at if watermark is None or occurred_at > watermark else watermark
-                first_event_at = occurred_at if first_event_at is None or occurred_at < first_event_at else first_event_at
+                if source not in partition_times or occurred_at > partition_times[source]:
+                    partition_times[source] = occurred_at
+                if first_event_at is None or occurred_at < first_event_at:
+                    first_event_at = occurred_at
+            watermark = low_watermark(partition_times, timedelta(days=settings.idle_partition_days))
             metrics.planner_updates.inc(len(batch))
+            plan_meta["partition_times"] = {key: value.isoformat() for key, value in partition_times.items()}
             plan_meta["watermark"] = watermark.isoformat()
             plan_meta["first_event_at"] = first_event_at.isoformat()
             metrics.watermark.set(watermark.timestamp())

@@ -52,7 +52,7 @@ class Intake:
         if event.event_id in self.seen_events:
             return Outcome("duplicate")
         try:
-            await self._apply(event)
+            await self._apply(event, partition)
         except Exception as error:  # noqa: BLE001 - a bug must not stop the stream
             log.exception("failed to apply event %s", event.event_id)
             return await self._deadletter("internal", f"internal: {type(error).__name__}: {error}",
@@ -62,18 +62,19 @@ class Intake:
         self.seen_events[event.event_id] = event.occurred_at.isoformat()
         return Outcome("applied")
 
-    async def _apply(self, event: Event) -> None:
+    async def _apply(self, event: Event, partition: int) -> None:
+        # The planner's watermark needs to know which input partition each update came from.
+        origin = {"occurred_at": event.occurred_at.isoformat(), "source_partition": partition}
         if event.type == "rep.upserted":
             rep = apply_rep_event(event)
             self.reps[rep.rep_id] = rep.to_dict()
-            await self.send_state(f"rep:{rep.rep_id}", {"kind": "rep", "occurred_at": event.occurred_at.isoformat(),
-                                                        **rep.to_dict()})
+            await self.send_state(f"rep:{rep.rep_id}", {"kind": "rep", **origin, **rep.to_dict()})
             return
         account_id = event.data["account_id"]
         previous = self.accounts.get(account_id)
         account = apply_account_event(AccountState.from_dict(previous) if previous else None, event)
         self.accounts[account_id] = account.to_dict()
-        await self.send_state(f"account:{account_id}", {"kind": "account", "occurred_at": event.occurred_at.isoformat(),
+        await self.send_state(f"account:{account_id}", {"kind": "account", **origin,
                                                         **account.to_dict()})
 
     async def _deadletter(self, field: str, reason: str, topic: str, partition: int, offset: int,

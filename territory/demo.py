@@ -66,6 +66,8 @@ def run_demo(settings: Settings, options: DemoOptions, echo=print) -> Progress:
             kafka_url=broker.url,
             db_url=os.environ.get("TERRITORY_DB_URL") or f"sqlite:///{db_path}",
             metrics_port=settings.metrics_port if _port_free(settings.metrics_port) else free_port(),
+            # A demo compresses two years into a minute: let proposals follow each other sooner.
+            rebalance_cooldown_s=min(settings.rebalance_cooldown_s, 5.0),
         )
         worker = _start_worker(worker_settings, data_dir / "demo-worker.log")
         try:
@@ -157,7 +159,8 @@ def _show(topic: str, message: dict, progress: Progress, echo) -> None:
 def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen:
     env = {**os.environ, "TERRITORY_KAFKA_URL": settings.kafka_url, "TERRITORY_DB_URL": settings.db_url,
            "TERRITORY_METRICS_PORT": str(settings.metrics_port), "TERRITORY_PARTITIONS": str(settings.partitions),
-           "TERRITORY_DATA_DIR": str(settings.data_dir)}
+           "TERRITORY_DATA_DIR": str(settings.data_dir),
+           "TERRITORY_REBALANCE_COOLDOWN_S": str(settings.rebalance_cooldown_s)}
     return subprocess.Popen([sys.executable, "-m", "territory.cli", "worker"], env=env,
                             stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
 

@@ -38,6 +38,8 @@ class Settings:
     potential_window_days: int = 365
     # No imbalance is judged until this much event-time history has been seen.
     warmup_days: int = 365
+    # An input partition this far (event time) behind the newest counts as idle for the watermark.
+    idle_partition_days: int = 31
     # Planner: evaluate after at most this many snapshots or this many seconds.
     planner_batch: int = 2000
     planner_interval_s: float = 1.0
