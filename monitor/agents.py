@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 
 import faust
 
 from monitor.intake import Intake
 from monitor.metrics import Metrics
-from monitor.planner import Planner, low_watermark
+from monitor.planner import Planner
+from monitor.watermark import Watermark
 from monitor.state import AccountState, RepState
 from rebalancer import minimal_moves
 from territory import topics
@@ -68,17 +69,21 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics) -> No
     # The agent and the timer both judge; one at a time.
     judging = asyncio.Lock()
 
+    watermark = Watermark(idle_after_s=settings.idle_source_s)
+    judged_at: list[datetime | None] = [None]  # the watermark of the last judgement
+
     async def judge() -> None:
-        watermark = _parse(plan_meta.get("watermark"))
-        first_event_at = _parse(plan_meta.get("first_event_at"))
-        if watermark is None:
+        moment = watermark.current
+        if moment is None:
             return
         async with judging:
+            metrics.watermark.set(moment.timestamp())
             evaluation = planner.evaluate(
                 (AccountState.from_dict(row) for row in plan_accounts.values()),
                 (RepState.from_dict(row) for row in plan_reps.values()),
-                watermark=watermark, first_event_at=first_event_at,
+                watermark=moment, first_event_at=watermark.first_event_at,
             )
+            judged_at[0] = moment
             _export_aggregates(metrics, evaluation)
             for signal in evaluation.signals:
                 await signals_topic.send(key=signal["subject"]["id"].encode(), value=signal)
@@ -86,8 +91,9 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics) -> No
                 log.info("signal %s: %s %s %s (deviation %+.1f%%)", signal["signal_id"], signal["kind"],
                          signal["subject"]["id"], signal["state"], signal["evidence"]["deviation"] * 100)
             if evaluation.rebalance is not None:
-                await _rebalance(evaluation.rebalance, watermark)
+                await _rebalance(evaluation.rebalance, moment)
             plan_meta["planner"] = planner.state_dict()
+            plan_meta["watermark"] = watermark.state_dict()
 
     async def _rebalance(request, watermark: datetime) -> None:
         # CP-SAT runs in a thread so the worker keeps heart-beating during the solve.
@@ -107,33 +113,26 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics) -> No
     async def planner_agent(stream: faust.StreamT) -> None:
         if plan_meta.get("planner"):
             planner.load_state_dict(plan_meta["planner"])
+        if plan_meta.get("watermark"):
+            watermark.load_state_dict(plan_meta["watermark"])
         async for batch in stream.take(settings.planner_batch, within=settings.planner_interval_s):
-            partition_times = {key: _parse(value) for key, value in (plan_meta.get("partition_times") or {}).items()}
-            first_event_at = _parse(plan_meta.get("first_event_at"))
             for snapshot in batch:
                 kind = snapshot.pop("kind")
-                occurred_at = _parse(snapshot.pop("occurred_at"))
-                source = str(snapshot.pop("source_partition"))
+                watermark.observe(snapshot.pop("source"), _parse(snapshot.pop("occurred_at")))
                 if kind == "rep":
                     plan_reps[snapshot["rep_id"]] = snapshot
                 else:
                     plan_accounts[snapshot["account_id"]] = snapshot
-                if source not in partition_times or occurred_at > partition_times[source]:
-                    partition_times[source] = occurred_at
-                if first_event_at is None or occurred_at < first_event_at:
-                    first_event_at = occurred_at
-            watermark = low_watermark(partition_times, timedelta(days=settings.idle_partition_days))
             metrics.planner_updates.inc(len(batch))
-            plan_meta["partition_times"] = {key: value.isoformat() for key, value in partition_times.items()}
-            plan_meta["watermark"] = watermark.isoformat()
-            plan_meta["first_event_at"] = first_event_at.isoformat()
-            metrics.watermark.set(watermark.timestamp())
             await judge()
 
     @app.timer(max(1.0, settings.planner_interval_s))
-    async def rebalance_when_cooled_down() -> None:
-        """A rebalance held back by the cooldown runs even when no new events arrive."""
-        if planner.rebalance_pending and not judging.locked():
+    async def judge_between_batches() -> None:
+        """Judge when time moved without new updates (a stream went idle), or when a
+        rebalance held back by the cooldown is due."""
+        if judging.locked():
+            return
+        if planner.rebalance_pending or (watermark.current is not None and watermark.current != judged_at[0]):
             await judge()
 
 

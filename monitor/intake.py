@@ -63,8 +63,9 @@ class Intake:
         return Outcome("applied")
 
     async def _apply(self, event: Event, partition: int) -> None:
-        # The planner's watermark needs to know which input partition each update came from.
-        origin = {"occurred_at": event.occurred_at.isoformat(), "source_partition": partition}
+        # The planner's watermark needs to know which input stream (topic and partition)
+        # each update came from: they are consumed unevenly.
+        origin = {"occurred_at": event.occurred_at.isoformat(), "source": f"{event.topic}:{partition}"}
         if event.type == "rep.upserted":
             rep = apply_rep_event(event)
             self.reps[rep.rep_id] = rep.to_dict()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 
 from detectors import ImbalanceDetector, ImbalanceFinding
 from monitor.state import AccountState, RepAggregate, RepState, territory_aggregates, trailing_sum
@@ -144,22 +144,6 @@ class Planner:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.detector.load_state_dict(state.get("detector", {}))
         self._pending_signal_ids = list(state.get("pending_signal_ids", []))
-
-
-def low_watermark(partition_times: Mapping[str, datetime], idle_after: timedelta) -> datetime:
-    """The event time every active input partition has reached.
-
-    Partitions are consumed unevenly, so the newest event time seen runs ahead of most
-    of the data; judging shares at that time would date findings too late and count
-    months that are still arriving. A partition that lags the newest by more than
-    `idle_after` is taken as idle (no events to wait for), not as holding time back.
-
-    >>> t = lambda day: datetime(2025, 1, day, tzinfo=timezone.utc)
-    >>> low_watermark({"0": t(20), "1": t(18), "2": t(2)}, timedelta(days=10)).day
-    18
-    """
-    newest = max(partition_times.values())
-    return min(moment for moment in partition_times.values() if newest - moment <= idle_after)
 
 
 def imbalance_index_of(balances: Iterable[Any]) -> float:

@@ -38,10 +38,11 @@ class Settings:
     potential_window_days: int = 365
     # No imbalance is judged until this much event-time history has been seen.
     warmup_days: int = 365
-    # An input partition this far (event time) behind the newest counts as idle for the watermark.
-    idle_partition_days: int = 31
+    # An input stream (topic-partition) silent for this many wall seconds stops holding
+    # the planner's event-time watermark back.
+    idle_source_s: float = 30.0
     # Planner: evaluate after at most this many snapshots or this many seconds.
-    planner_batch: int = 2000
+    planner_batch: int = 500
     planner_interval_s: float = 1.0
     # Rebalancer: CP-SAT time limit, solver workers, nearest reps considered per account.
     solver_time_limit_s: float = 20.0

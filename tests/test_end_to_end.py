@@ -69,7 +69,8 @@ def brute_force_min_moves(tolerance: float) -> int:
 
 def test_scenario_reaches_signal_proposal_alert_and_store(broker, start_worker):
     worker = start_worker(TERRITORY_WARMUP_DAYS="60", TERRITORY_TOLERANCE=str(TOLERANCE),
-                          TERRITORY_HYSTERESIS=str(HYSTERESIS), TERRITORY_PLANNER_INTERVAL_S="0.3")
+                          TERRITORY_HYSTERESIS=str(HYSTERESIS), TERRITORY_PLANNER_INTERVAL_S="0.3",
+                          TERRITORY_IDLE_SOURCE_S="2")
     first_phase = scenario()
     produce(broker.bootstrap_servers, first_phase)
     wait_for(lambda: worker.metric("territory_intake_events_total") == len(first_phase),
