@@ -65,7 +65,8 @@ def run_demo(settings: Settings, options: DemoOptions, echo=print) -> Progress:
         worker_settings = settings.with_(
             kafka_url=broker.url,
             db_url=os.environ.get("TERRITORY_DB_URL") or f"sqlite:///{db_path}",
-            metrics_port=settings.metrics_port if _port_free(settings.metrics_port) else free_port(),
+            metrics_port=settings.metrics_port if settings.metrics_port and _port_free(settings.metrics_port)
+            else free_port(),
             # A demo compresses two years into a minute: let proposals follow each other sooner.
             rebalance_cooldown_s=min(settings.rebalance_cooldown_s, 5.0),
         )

@@ -1,0 +1,87 @@
+"""The command line as a user runs it: `territory broker` and `territory demo`, as processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from territory import topics
+from territory.broker import free_port
+
+pytestmark = pytest.mark.slow
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by a parent that is gone) counts as dead.
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(")")[-1].split()[0] != "Z"
+
+
+def _list_topics(bootstrap: str) -> list[str]:
+    async def run() -> list[str]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            return await admin.list_topics()
+        finally:
+            await admin.close()
+
+    return asyncio.run(run())
+
+
+def test_broker_command_serves_the_contract_topics_and_stops_on_ctrl_c():
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "territory.cli", "broker", "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = [process.stdout.readline() for _ in range(2)]  # a log line, then the address
+        assert f"broker ready: kafka://127.0.0.1:{port}" in lines[-1], lines
+        names = set(_list_topics(f"127.0.0.1:{port}"))
+        assert set(topics.INPUT_TOPICS) | set(topics.OUTPUT_TOPICS) <= names
+        process.send_signal(signal.SIGINT)
+        assert process.wait(15) == 0
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_demo_prints_a_proposal_with_moves_and_leaves_no_process(tmp_path):
+    env = {**os.environ, "TERRITORY_DATA_DIR": str(tmp_path), "TERRITORY_METRICS_PORT": "0"}
+    env.pop("TERRITORY_DB_URL", None)
+    env.pop("TERRITORY_KAFKA_URL", None)
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "territory.cli", "demo", "--accounts", "1500", "--days-per-second", "30",
+         "--max-seconds", "300"],
+        env=env, capture_output=True, text=True, timeout=420,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert re.search(r"^SIGNAL .* imbalance R\d+ (under|over)", output, re.MULTILINE), output[-4000:]
+    proposal = re.search(r"^PROPOSAL proposal (prop-\w+): move (\d+) accounts?", output, re.MULTILINE)
+    assert proposal and int(proposal.group(2)) >= 1, output[-4000:]
+    assert re.search(rf"move account A\d+ .* from R\d+ to R\d+", output)
+    assert f"ALERT    proposal {proposal.group(1)}" in output
+    assert "produced" in output and "worker took" in output  # progress was shown
+    assert time.monotonic() - started < 400
+    # Nothing left behind: the worker and the broker it started are gone.
+    worker_pid = int(re.search(r"worker pid (\d+)", output).group(1))
+    broker_pid = int(re.search(r"embedded broker pid (\d+)", output).group(1))
+    assert not _alive(worker_pid) and not _alive(broker_pid)
+    assert (tmp_path / "demo.db").exists()
