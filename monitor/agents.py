@@ -77,31 +77,38 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics) -> No
         if moment is None:
             return
         async with judging:
-            metrics.watermark.set(moment.timestamp())
-            evaluation = planner.evaluate(
-                (AccountState.from_dict(row) for row in plan_accounts.values()),
-                (RepState.from_dict(row) for row in plan_reps.values()),
-                watermark=moment, first_event_at=watermark.first_event_at,
-            )
-            judged_at[0] = moment
-            _export_aggregates(metrics, evaluation)
-            for signal in evaluation.signals:
-                await signals_topic.send(key=signal["subject"]["id"].encode(), value=signal)
-                metrics.signals.labels(signal["kind"], signal["state"]).inc()
-                log.info("signal %s: %s %s %s (deviation %+.1f%%)", signal["signal_id"], signal["kind"],
-                         signal["subject"]["id"], signal["state"], signal["evidence"]["deviation"] * 100)
-            if evaluation.rebalance is not None:
-                await _rebalance(evaluation.rebalance, moment)
-            plan_meta["planner"] = planner.state_dict()
-            plan_meta["watermark"] = watermark.state_dict()
+            try:
+                await _judge_at(moment)
+            except Exception:  # noqa: BLE001 - a failed judgement must not stop the planner
+                metrics.planner_errors.inc()
+                log.exception("planner failed to judge at %s; will judge again on the next update", moment)
 
-    async def _rebalance(request, watermark: datetime) -> None:
+    async def _judge_at(moment: datetime) -> None:
+        metrics.watermark.set(moment.timestamp())
+        evaluation = planner.evaluate(
+            (AccountState.from_dict(row) for row in plan_accounts.values()),
+            (RepState.from_dict(row) for row in plan_reps.values()),
+            watermark=moment, first_event_at=watermark.first_event_at,
+        )
+        judged_at[0] = moment
+        _export_aggregates(metrics, evaluation)
+        for signal in evaluation.signals:
+            await signals_topic.send(key=signal["subject"]["id"].encode(), value=signal)
+            metrics.signals.labels(signal["kind"], signal["state"]).inc()
+            log.info("signal %s: %s %s %s (deviation %+.1f%%)", signal["signal_id"], signal["kind"],
+                     signal["subject"]["id"], signal["state"], signal["evidence"]["deviation"] * 100)
+        if evaluation.rebalance is not None:
+            await _rebalance(evaluation.rebalance, moment)
+        plan_meta["planner"] = planner.state_dict()
+        plan_meta["watermark"] = watermark.state_dict()
+
+    async def _rebalance(request, moment: datetime) -> None:
         # CP-SAT runs in a thread so the worker keeps heart-beating during the solve.
         result = await asyncio.get_running_loop().run_in_executor(None, partial(
             minimal_moves, request.accounts, request.reps, tolerance=request.tolerance,
             candidate_reps=settings.candidate_reps, time_limit_s=settings.solver_time_limit_s,
             num_workers=settings.solver_workers))
-        proposal = planner.proposal(request, result, watermark)
+        proposal = planner.proposal(request, result, moment)
         await proposals_topic.send(key=proposal["proposal_id"].encode(), value=proposal)
         metrics.proposals.labels(result.status).inc()
         metrics.rebalance_seconds.observe(result.seconds)

@@ -27,6 +27,7 @@ class Metrics:
     alerts: Counter
     watermark: Gauge
     planner_updates: Counter
+    planner_errors: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> "Metrics":
@@ -62,6 +63,8 @@ class Metrics:
                             subsystem="planner", **kw),
             planner_updates=Counter("updates", "Account and rep snapshots applied by the planner.",
                                     subsystem="planner", **kw),
+            planner_errors=Counter("errors", "Judgements that failed (see the worker log).",
+                                   subsystem="planner", **kw),
         )
 
     def serve(self, port: int, address: str = "127.0.0.1") -> int:
