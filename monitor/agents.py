@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 
 import faust
 
-from monitor.intake import Intake
+from monitor.intake import Intake, IntakeRules
 from monitor.metrics import Metrics
 from monitor.planner import Planner
 from monitor.watermark import Watermark
@@ -31,6 +31,7 @@ def register_intake(app: faust.App, settings: Settings, metrics: Metrics) -> Non
     accounts = app.Table("accounts", default=None, partitions=settings.partitions)
     reps = app.Table("reps", default=None, partitions=settings.partitions)
     seen_events = app.Table("seen-events", default=None, partitions=settings.partitions)
+    stream_times = app.Table("stream-times", default=None, partitions=settings.partitions)
 
     async def send_state(key: str, value: dict) -> None:
         await state_topic.send(key=key.encode(), value=value)
@@ -38,20 +39,30 @@ def register_intake(app: faust.App, settings: Settings, metrics: Metrics) -> Non
     async def send_deadletter(key: str, value: dict) -> None:
         await deadletter_topic.send(key=key.encode(), value=value)
 
-    intake = Intake(accounts=accounts, reps=reps, seen_events=seen_events,
-                    send_state=send_state, send_deadletter=send_deadletter)
+    def on_outcome(topic: str, outcome: str, field: str | None) -> None:
+        metrics.events.labels(topic, outcome).inc()
+        if outcome == "deadlettered":
+            metrics.deadlettered.labels(topic, field or "").inc()
+
+    intake = Intake(
+        accounts=accounts, reps=reps, seen_events=seen_events, stream_times=stream_times,
+        send_state=send_state, send_deadletter=send_deadletter, on_outcome=on_outcome,
+        rules=IntakeRules(
+            late_horizon=timedelta(days=settings.late_horizon_days),
+            hold_for=timedelta(days=settings.hold_days),
+            max_held_per_account=settings.max_held_per_account,
+            pseudonym_key=settings.pseudonym_key.encode(),
+        ),
+    )
 
     @app.agent(inputs, name="intake")
     async def intake_agent(stream: faust.StreamT) -> None:
+        intake.rebuild_hold_index()  # tables are recovered before agents start
         async for event in stream.events():
             message = event.message
-            outcome = await intake.handle(topic=message.topic, partition=message.partition, offset=message.offset,
-                                          key=message.key, value=message.value)
-            metrics.events.labels(message.topic, outcome.status).inc()
-            if outcome.status == "deadlettered":
-                metrics.deadlettered.labels(message.topic, outcome.field).inc()
-                log.warning("dead-lettered %s[%s]@%s: %s", message.topic, message.partition, message.offset,
-                            outcome.reason)
+            await intake.handle(topic=message.topic, partition=message.partition, offset=message.offset,
+                                key=message.key, value=message.value)
+            metrics.held.set(intake.held_count)
 
 
 def register_planner(app: faust.App, settings: Settings, metrics: Metrics) -> None:
@@ -126,7 +137,9 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics) -> No
             for snapshot in batch:
                 kind = snapshot.pop("kind")
                 watermark.observe(snapshot.pop("source"), _parse(snapshot.pop("occurred_at")))
-                if kind == "rep":
+                if kind == "account_erased":
+                    plan_accounts.pop(snapshot["account_id"], None)
+                elif kind == "rep":
                     plan_reps[snapshot["rep_id"]] = snapshot
                 else:
                     plan_accounts[snapshot["account_id"]] = snapshot

@@ -137,6 +137,8 @@ _SCHEMAS: dict[str, tuple[dict[str, Checker], dict[str, tuple[Checker, Any]]]] =
         },
     ),
     "account.closed": ({"account_id": _identifier}, {"reason": (_text, None)}),
+    # Right to erasure: the worker forgets the account (`territory erase` sends it).
+    "account.erased": ({"account_id": _identifier}, {"reason": (_text, None), "by": (_text, None)}),
     "rep.upserted": (
         {"rep_id": _identifier, "home_lat": _LATITUDE, "home_lon": _LONGITUDE},
         {

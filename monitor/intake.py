@@ -1,31 +1,72 @@
-"""Handling of one input message, with the side effects behind small interfaces.
+"""Handling of one input message: validate, deduplicate, order in event time, apply.
 
-`Intake.handle` validates, deduplicates and applies a message, and says what happened;
-the Faust agent supplies tables (any MutableMapping) and the send functions. Any error
-becomes a dead-letter with a reason: one bad message never stops the worker.
+`Intake.handle` decides what happens to each message and reports every outcome
+through `on_outcome(topic, outcome, field)`: applied, duplicate or deadlettered. A
+message waiting for its account is *held* (and counted in `held_count`) until it is
+applied or dead-lettered, so at any moment
+
+    applied + duplicate + deadlettered + held == messages consumed.
+
+Tables are any MutableMapping (Faust tables in the worker, dicts in unit tests), and
+the sends are injected. Any error becomes a dead letter: a bad message never stops
+the worker.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import heapq
+import hmac
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Awaitable, Callable, MutableMapping
 
 from monitor.contract import ContractError, Event, parse_event
-from monitor.state import AccountState, apply_account_event, apply_rep_event
+from monitor.state import AccountState, RepState, apply_account_event, apply_rep_event
 
 log = logging.getLogger(__name__)
 
 Send = Callable[[str, dict[str, Any]], Awaitable[Any]]
+OnOutcome = Callable[[str, str, "str | None"], None]
+
+# Events that only make sense for an account we know; they wait for its upsert.
+NEEDS_ACCOUNT = frozenset({"order.placed", "activity.logged", "opportunity.updated", "assignment.override",
+                           "account.closed"})
 
 
 @dataclass(frozen=True)
-class Outcome:
-    status: str              # "applied" | "duplicate" | "deadlettered"
-    field: str | None = None
-    reason: str | None = None
+class Origin:
+    """Where a message came from, and the message itself, for dead-lettering unchanged."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+    @property
+    def source(self) -> str:
+        return f"{self.topic}:{self.partition}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"topic": self.topic, "partition": self.partition, "offset": self.offset,
+                "key": _text(self.key), "value_base64": _b64(self.value)}
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> "Origin":
+        key = row["key"].encode() if row.get("key") is not None else None
+        value = base64.b64decode(row["value_base64"]) if row.get("value_base64") is not None else None
+        return cls(row["topic"], row["partition"], row["offset"], key, value)
+
+
+@dataclass(frozen=True)
+class IntakeRules:
+    late_horizon: timedelta = timedelta(days=400)
+    hold_for: timedelta = timedelta(days=30)
+    max_held_per_account: int = 100
+    pseudonym_key: bytes = b"territory-demo-pseudonym-key"
 
 
 class Intake:
@@ -35,67 +76,180 @@ class Intake:
         accounts: MutableMapping[str, Any],
         reps: MutableMapping[str, Any],
         seen_events: MutableMapping[str, Any],
+        stream_times: MutableMapping[str, Any],
         send_state: Send,
         send_deadletter: Send,
+        on_outcome: OnOutcome,
+        rules: IntakeRules = IntakeRules(),
     ):
         self.accounts = accounts
         self.reps = reps
         self.seen_events = seen_events
+        self.stream_times = stream_times
         self.send_state = send_state
         self.send_deadletter = send_deadletter
+        self.on_outcome = on_outcome
+        self.rules = rules
+        # partition -> heap of (hold deadline in event time, account id)
+        self._deadlines: dict[int, list[tuple[str, str]]] = {}
+        self.held_count = 0
 
-    async def handle(self, *, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None) -> Outcome:
+    def rebuild_hold_index(self) -> None:
+        """After a restart: find held events in the recovered table again."""
+        self._deadlines, self.held_count = {}, 0
+        for account_id, row in list(self.accounts.items()):
+            for entry in (row or {}).get("held", []):
+                self._track_hold(account_id, entry)
+
+    async def handle(self, *, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
+        origin = Origin(topic, partition, offset, key, value)
         try:
             event = parse_event(value, topic=topic, key=key)
         except ContractError as error:
-            return await self._deadletter(error.field, str(error), topic, partition, offset, key, value)
+            await self._deadletter(origin, error.field, "invalid", str(error))
+            return
         if event.event_id in self.seen_events:
-            return Outcome("duplicate")
+            self.on_outcome(topic, "duplicate", None)
+            return
+        stream_time = self.stream_times.get(origin.source)
+        moment = event.occurred_at.astimezone(timezone.utc)
+        if stream_time and moment < datetime.fromisoformat(stream_time) - self.rules.late_horizon:
+            await self._deadletter(origin, "occurred_at", "too_late",
+                                   f"occurred_at: too_late: {moment.date()} is more than {self.rules.late_horizon.days} "
+                                   f"days before this stream's time {stream_time[:10]}")
+            return
+        if stream_time is None or moment.isoformat() > stream_time:
+            self.stream_times[origin.source] = moment.isoformat()
         try:
-            await self._apply(event, partition)
+            await self._apply(event, origin)
         except Exception as error:  # noqa: BLE001 - a bug must not stop the stream
             log.exception("failed to apply event %s", event.event_id)
-            return await self._deadletter("internal", f"internal: {type(error).__name__}: {error}",
-                                          topic, partition, offset, key, value)
-        # Marked seen after applying: a crash in between re-applies an idempotent upsert
-        # at worst, and the message is redelivered since its offset was not committed.
-        self.seen_events[event.event_id] = event.occurred_at.isoformat()
-        return Outcome("applied")
+            await self._deadletter(origin, "internal", "internal", f"internal: {type(error).__name__}: {error}")
+            return
+        # Marked seen after applying: a crash in between redelivers the message (its offset
+        # was not committed), and applying it again is prevented only from here on.
+        self.seen_events[event.event_id] = moment.isoformat()
+        await self._expire_holds(partition, moment)
 
-    async def _apply(self, event: Event, partition: int) -> None:
-        # The planner's watermark needs to know which input stream (topic and partition)
-        # each update came from: they are consumed unevenly.
-        origin = {"occurred_at": event.occurred_at.isoformat(), "source": f"{event.topic}:{partition}"}
+    async def _apply(self, event: Event, origin: Origin) -> None:
         if event.type == "rep.upserted":
-            rep = apply_rep_event(event)
-            self.reps[rep.rep_id] = rep.to_dict()
-            await self.send_state(f"rep:{rep.rep_id}", {"kind": "rep", **origin, **rep.to_dict()})
+            await self._apply_rep(event, origin)
             return
         account_id = event.data["account_id"]
-        previous = self.accounts.get(account_id)
-        account = apply_account_event(AccountState.from_dict(previous) if previous else None, event)
-        self.accounts[account_id] = account.to_dict()
-        await self.send_state(f"account:{account_id}", {"kind": "account", **origin,
-                                                        **account.to_dict()})
+        row = self.accounts.get(account_id)
+        state = AccountState.from_dict(row) if row else None
+        if event.type == "account.erased":
+            await self._erase(account_id, state, origin)
+            return
+        if event.type in NEEDS_ACCOUNT and (state is None or not state.known):
+            await self._hold(account_id, state, event, origin)
+            return
+        state = apply_account_event(state, event, name_hash=self._pseudonym(event.data.get("name")))
+        self.on_outcome(origin.topic, "applied", None)
+        if event.type == "account.upserted" and state.held:
+            state = self._release(state)
+        self.accounts[account_id] = state.to_dict()
+        await self.send_state(f"account:{account_id}", {"kind": "account", **_stamp(event, origin),
+                                                        **state.public_dict()})
 
-    async def _deadletter(self, field: str, reason: str, topic: str, partition: int, offset: int,
-                          key: bytes | None, value: bytes | None) -> Outcome:
+    async def _apply_rep(self, event: Event, origin: Origin) -> None:
+        rep = apply_rep_event(event)
+        current = self.reps.get(rep.rep_id)
+        self.on_outcome(origin.topic, "applied", None)
+        if current and RepState.from_dict(current).updated_at > rep.updated_at:
+            return  # an older version of the rep arrived late: the newer one stays
+        self.reps[rep.rep_id] = rep.to_dict()
+        await self.send_state(f"rep:{rep.rep_id}", {"kind": "rep", **_stamp(event, origin), **rep.to_dict()})
+
+    async def _hold(self, account_id: str, state: AccountState | None, event: Event, origin: Origin) -> None:
+        state = state or AccountState(account_id=account_id)
+        if len(state.held) >= self.rules.max_held_per_account:
+            await self._deadletter(origin, "data.account_id", "unknown_account",
+                                   f"data.account_id: unknown_account {account_id!r}: "
+                                   f"{self.rules.max_held_per_account} events already wait for it")
+            return
+        entry = {"occurred_at": event.occurred_at.astimezone(timezone.utc).isoformat(),
+                 "deadline": (event.occurred_at.astimezone(timezone.utc) + self.rules.hold_for).isoformat(),
+                 "origin": origin.to_dict()}
+        state.held.append(entry)
+        self.accounts[account_id] = state.to_dict()
+        self._track_hold(account_id, entry)
+
+    def _track_hold(self, account_id: str, entry: dict[str, Any]) -> None:
+        heapq.heappush(self._deadlines.setdefault(entry["origin"]["partition"], []), (entry["deadline"], account_id))
+        self.held_count += 1
+
+    def _release(self, state: AccountState) -> AccountState:
+        """The account arrived: apply what waited for it, in event-time order."""
+        held, state.held = sorted(state.held, key=lambda entry: entry["occurred_at"]), []
+        for entry in held:
+            origin = Origin.from_dict(entry["origin"])
+            event = parse_event(origin.value, topic=origin.topic, key=origin.key)
+            state = apply_account_event(state, event)
+            self.on_outcome(origin.topic, "applied", None)
+        self.held_count -= len(held)
+        return state
+
+    async def _expire_holds(self, partition: int, now: datetime) -> None:
+        """Dead-letter held events whose wait ran out, judged by this partition's event time."""
+        heap = self._deadlines.get(partition, [])
+        while heap and heap[0][0] < now.isoformat():
+            deadline, account_id = heapq.heappop(heap)
+            row = self.accounts.get(account_id)
+            if not row:
+                continue
+            state = AccountState.from_dict(row)
+            expired = [entry for entry in state.held if entry["deadline"] == deadline]
+            if not expired:
+                continue  # released already
+            state.held = [entry for entry in state.held if entry["deadline"] != deadline]
+            self.accounts[account_id] = state.to_dict()
+            self.held_count -= len(expired)
+            for entry in expired:
+                await self._deadletter(Origin.from_dict(entry["origin"]), "data.account_id", "unknown_account",
+                                       f"data.account_id: unknown_account {account_id!r}: no account.upserted "
+                                       f"within {self.rules.hold_for.days} days of event time")
+
+    async def _erase(self, account_id: str, state: AccountState | None, origin: Origin) -> None:
+        if state is not None:
+            self.held_count -= len(state.held)
+            self.accounts.pop(account_id, None)
+        self.on_outcome(origin.topic, "applied", None)
+        await self.send_state(f"account:{account_id}", {"kind": "account_erased", "account_id": account_id,
+                                                        "occurred_at": datetime.now(timezone.utc).isoformat(),
+                                                        "source": origin.source})
+        log.info("erased account %s from intake state (%s)", account_id, "found" if state else "not present")
+
+    def _pseudonym(self, name: str | None) -> str | None:
+        if not name:
+            return None
+        return hmac.new(self.rules.pseudonym_key, name.strip().casefold().encode(), hashlib.sha256).hexdigest()[:16]
+
+    async def _deadletter(self, origin: Origin, field: str, code: str, reason: str) -> None:
         await self.send_deadletter(
-            _text(key) or "",
+            _text(origin.key) or "",
             {
                 "reason": reason,
+                "reason_code": code,
                 "field": field,
-                "topic": topic,
-                "partition": partition,
-                "offset": offset,
-                "key": _text(key),
+                "topic": origin.topic,
+                "partition": origin.partition,
+                "offset": origin.offset,
+                "key": _text(origin.key),
                 # The original message, unchanged: as text when it is UTF-8, always as base64.
-                "value": _text(value),
-                "value_base64": base64.b64encode(value).decode("ascii") if value is not None else None,
+                "value": _text(origin.value),
+                "value_base64": _b64(origin.value),
                 "deadlettered_at": datetime.now(timezone.utc).isoformat(),
             },
         )
-        return Outcome("deadlettered", field, reason)
+        self.on_outcome(origin.topic, "deadlettered", field)
+        log.warning("dead-lettered %s[%s]@%s: %s", origin.topic, origin.partition, origin.offset, reason)
+
+
+def _stamp(event: Event, origin: Origin) -> dict[str, Any]:
+    # The planner's watermark needs to know which input stream (topic and partition)
+    # each update came from: they are consumed unevenly.
+    return {"occurred_at": event.occurred_at.astimezone(timezone.utc).isoformat(), "source": origin.source}
 
 
 def _text(raw: bytes | None) -> str | None:
@@ -105,3 +259,7 @@ def _text(raw: bytes | None) -> str | None:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return None
+
+
+def _b64(raw: bytes | None) -> str | None:
+    return base64.b64encode(raw).decode("ascii") if raw is not None else None

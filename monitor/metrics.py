@@ -14,6 +14,7 @@ class Metrics:
     registry: CollectorRegistry
     events: Counter
     deadlettered: Counter
+    held: Gauge
     rep_potential: Gauge
     rep_workload: Gauge
     rep_accounts: Gauge
@@ -39,6 +40,7 @@ class Metrics:
                            ["topic", "outcome"], subsystem="intake", **kw),
             deadlettered=Counter("deadlettered", "Input messages dead-lettered, by topic and offending field.",
                                  ["topic", "field"], subsystem="intake", **kw),
+            held=Gauge("held_events", "Events waiting for their account to arrive.", subsystem="intake", **kw),
             rep_potential=Gauge("potential", "Territory potential per rep (trailing sales).", ["rep"],
                                 subsystem="rep", **kw),
             rep_workload=Gauge("workload_minutes", "Activity minutes per rep over the trailing window.", ["rep"],

@@ -9,7 +9,7 @@ is a sum of whole months ending at the planner's watermark.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
 from monitor.contract import Event
@@ -29,20 +29,36 @@ def month_index(key: str) -> int:
 
 @dataclass
 class AccountState:
+    """What the service keeps of an account: ids, coordinates and figures, no names.
+
+    Every field that an event sets carries the event time it was set at (`*_at`), and
+    an older event never overwrites a newer one: the state is the same whatever order
+    late and out-of-order events arrive in.
+    """
+
     account_id: str
     lat: float | None = None
     lon: float | None = None
     industry: str | None = None
     employees: int | None = None
+    # Keyed hash of the name (pseudonym); the name itself is not stored.
+    name_hash: str | None = None
     rep_id: str | None = None
     locked: bool = False
     closed: bool = False
-    # True once an account.upserted arrived; orders may come first and are kept.
+    # True once an account.upserted arrived; events that come before it are held.
     known: bool = False
+    profile_at: str | None = None
+    owner_at: str | None = None
+    closed_at: str | None = None
     monthly_sales: dict[str, float] = field(default_factory=dict)
     monthly_minutes: dict[str, float] = field(default_factory=dict)
-    open_pipeline: dict[str, float] = field(default_factory=dict)
+    # opportunity id -> [event time, weighted open amount or None once won/lost]
+    opportunities: dict[str, list] = field(default_factory=dict)
     last_event_at: str | None = None
+    # Events that arrived before the account itself, with their origin, to apply on
+    # arrival or dead-letter after the hold expires.
+    held: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -50,6 +66,16 @@ class AccountState:
     @classmethod
     def from_dict(cls, row: Mapping[str, Any]) -> "AccountState":
         return cls(**row)
+
+    @property
+    def open_pipeline(self) -> float:
+        return sum(value for _, value in self.opportunities.values() if value is not None)
+
+    def public_dict(self) -> dict[str, Any]:
+        """The state without the held raw messages: what the planner needs."""
+        row = self.to_dict()
+        row.pop("held")
+        return row
 
 
 @dataclass
@@ -60,6 +86,7 @@ class RepState:
     capacity_fte: float = 1.0
     active: bool = True
     max_travel_km: float | None = None
+    updated_at: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,41 +96,56 @@ class RepState:
         return cls(**row)
 
 
-def apply_account_event(state: AccountState | None, event: Event) -> AccountState:
-    """Apply an account-keyed event to the account's state (a new object)."""
+def _newer(moment: str, than: str | None) -> bool:
+    return than is None or moment >= than
+
+
+def apply_account_event(state: AccountState | None, event: Event, *, name_hash: str | None = None) -> AccountState:
+    """Apply an account-keyed event to the account's state (a new object).
+
+    Upserts, closes and overrides are last-writer-wins by event time; sales and minutes
+    add into the month they happened; so the result does not depend on arrival order.
+    """
     data = event.data
     current = AccountState.from_dict(state.to_dict()) if state else AccountState(account_id=data["account_id"])
-    month = month_key(event.occurred_at)
+    moment = event.occurred_at.astimezone(timezone.utc).isoformat()
+    month = month_key(event.occurred_at.astimezone(timezone.utc))
     if event.type == "account.upserted":
-        current.lat, current.lon = data["lat"], data["lon"]
-        current.industry = data["industry"]
-        current.employees = data["employees"]
-        if data["rep_id"] is not None:
-            current.rep_id = data["rep_id"]
-        current.locked = data["locked"]
-        current.known, current.closed = True, False
+        current.known = True
+        if _newer(moment, current.profile_at):
+            current.profile_at = moment
+            current.lat, current.lon = data["lat"], data["lon"]
+            current.industry, current.employees = data["industry"], data["employees"]
+            current.name_hash = name_hash
+        if data["rep_id"] is not None and _newer(moment, current.owner_at):
+            current.owner_at = moment
+            current.rep_id, current.locked = data["rep_id"], data["locked"]
     elif event.type == "account.closed":
-        current.closed = True
+        if _newer(moment, current.closed_at):
+            current.closed_at = moment
     elif event.type == "order.placed":
         current.monthly_sales[month] = round(current.monthly_sales.get(month, 0.0) + data["amount"], 2)
     elif event.type == "activity.logged":
         minutes = data["duration_min"] + data["travel_min"]
-        current.monthly_minutes[month] = current.monthly_minutes.get(month, 0.0) + minutes
+        current.monthly_minutes[month] = round(current.monthly_minutes.get(month, 0.0) + minutes, 4)
     elif event.type == "opportunity.updated":
-        if data["stage"] == "open":
+        previous = current.opportunities.get(data["opportunity_id"])
+        if previous is None or _newer(moment, previous[0]):
             probability = data["probability"] if data["probability"] is not None else 0.5
-            current.open_pipeline[data["opportunity_id"]] = data["amount"] * probability
-        else:
-            current.open_pipeline.pop(data["opportunity_id"], None)
+            weighted = data["amount"] * probability if data["stage"] == "open" else None
+            current.opportunities[data["opportunity_id"]] = [moment, weighted]
     elif event.type == "assignment.override":
-        current.rep_id = data["rep_id"]
-        current.locked = data["locked"]
+        if _newer(moment, current.owner_at):
+            current.owner_at = moment
+            current.rep_id, current.locked = data["rep_id"], data["locked"]
     else:
         raise ValueError(f"not an account event: {event.type}")
+    # Closed only if the close is newer than the latest upsert (a re-opened account is open).
+    current.closed = current.closed_at is not None and not _newer(current.profile_at or "", current.closed_at)
     current.monthly_sales = _prune(current.monthly_sales)
     current.monthly_minutes = _prune(current.monthly_minutes)
-    if current.last_event_at is None or event.occurred_at.isoformat() > current.last_event_at:
-        current.last_event_at = event.occurred_at.isoformat()
+    if current.last_event_at is None or moment > current.last_event_at:
+        current.last_event_at = moment
     return current
 
 
@@ -116,11 +158,13 @@ def apply_rep_event(event: Event) -> RepState:
         capacity_fte=data["capacity_fte"],
         active=data["active"],
         max_travel_km=data["max_travel_km"],
+        updated_at=event.occurred_at.astimezone(timezone.utc).isoformat(),
     )
 
 
 def _prune(buckets: dict[str, float]) -> dict[str, float]:
-    if len(buckets) <= KEPT_MONTHS:
+    # Always relative to the newest month, so the kept set does not depend on arrival order.
+    if not buckets:
         return buckets
     newest = max(month_index(key) for key in buckets)
     return {key: value for key, value in buckets.items() if newest - month_index(key) < KEPT_MONTHS}

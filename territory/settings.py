@@ -30,6 +30,14 @@ class Settings:
     # Consumer-group session timeout; short because the embedded broker holds a
     # join for half of it (ARCHITECTURE.md, quirk 1).
     session_timeout_s: float = 8.0
+    # Intake: events this much older than their stream's newest event time are dead-lettered
+    # (`too_late`); events for an account not yet seen wait this long (event time) for it,
+    # at most this many per account, then are dead-lettered (`unknown_account`).
+    late_horizon_days: int = 400
+    hold_days: int = 30
+    max_held_per_account: int = 100
+    # Key of the keyed hash that pseudonymises names on ingest. Set your own in production.
+    pseudonym_key: str = "territory-demo-pseudonym-key"
     # Imbalance band: a rep is out of balance outside fair_share * (1 +- tolerance).
     tolerance: float = 0.10
     # Leave the out-of-band state only when back inside fair_share * (1 +- tolerance * hysteresis).

@@ -24,7 +24,7 @@ OUTPUT_TOPICS: tuple[str, ...] = (SIGNALS, PROPOSALS, ALERTS, ASSIGNMENTS, DEADL
 
 # Which `type` values may arrive on which input topic.
 TYPES_BY_TOPIC: dict[str, frozenset[str]] = {
-    ACCOUNTS: frozenset({"account.upserted", "account.closed"}),
+    ACCOUNTS: frozenset({"account.upserted", "account.closed", "account.erased"}),
     REPS: frozenset({"rep.upserted"}),
     ORDERS: frozenset({"order.placed"}),
     OPPORTUNITIES: frozenset({"opportunity.updated"}),

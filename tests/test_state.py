@@ -20,8 +20,9 @@ def order(event_id: str, when: str, amount: float, account_id: str = "acc-1"):
 
 def test_late_order_lands_in_the_month_it_happened():
     state = apply_account_event(None, order("o1", "2025-03-10T00:00:00+00:00", 100))
-    state = apply_account_event(state, order("o2", "2025-01-31T23:30:00-02:00", 50))  # Feb 1 UTC, local Jan 31
-    assert state.monthly_sales == {"2025-03": 100.0, "2025-01": 50.0}
+    state = apply_account_event(state, order("o2", "2025-01-15T09:00:00+01:00", 50))
+    state = apply_account_event(state, order("o3", "2025-01-31T23:30:00-02:00", 7))  # Feb 1 in UTC: months are UTC
+    assert state.monthly_sales == {"2025-03": 100.0, "2025-01": 50.0, "2025-02": 7.0}
     assert state.last_event_at.startswith("2025-03-10")
 
 
