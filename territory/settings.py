@@ -38,6 +38,8 @@ class Settings:
     max_held_per_account: int = 100
     # Key of the keyed hash that pseudonymises names on ingest. Set your own in production.
     pseudonym_key: str = "territory-demo-pseudonym-key"
+    # Find changelog ends by reading (broker quirk 2); "0" turns it off on a correct Kafka.
+    exact_end_offsets: int = 1
     # Imbalance band: a rep is out of balance outside fair_share * (1 +- tolerance).
     tolerance: float = 0.10
     # Leave the out-of-band state only when back inside fair_share * (1 +- tolerance * hysteresis).

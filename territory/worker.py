@@ -12,6 +12,7 @@ from alerts.store import Store
 from monitor.agents import register_intake, register_planner
 from monitor.metrics import Metrics
 from territory.broker import create_topics, topic_plan
+from territory.kafka_compat import install_exact_end_offsets
 from territory.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ def create_app(settings: Settings, metrics: Metrics, store: Store) -> faust.App:
         processing_guarantee="at_least_once",
         web_enabled=False,
     )
+    if settings.exact_end_offsets:
+        install_exact_end_offsets()
     register_intake(app, settings, metrics)
     register_planner(app, settings, metrics)
     register_alerts(app, store, metrics)

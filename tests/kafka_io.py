@@ -88,3 +88,50 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None
             pass  # the worker's metrics endpoint may not be up yet
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def read_all(bootstrap: str, topic: str, *, quiet_s: float = 2.0, timeout_s: float = 60.0) -> list[tuple[bytes | None, dict]]:
+    """Every (key, value) of `topic`, read until nothing new arrives for `quiet_s`."""
+
+    async def run() -> list[tuple[bytes | None, dict]]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            partitions = await _partitions(consumer, topic)
+            consumer.assign([TopicPartition(topic, p) for p in partitions])
+            await consumer.seek_to_beginning()
+            found: list[tuple[bytes | None, dict]] = []
+            deadline, last_new = time.monotonic() + timeout_s, time.monotonic()
+            while time.monotonic() < deadline and time.monotonic() - last_new < quiet_s:
+                batches = await consumer.getmany(timeout_ms=300)
+                for records in batches.values():
+                    found.extend((record.key, json.loads(record.value)) for record in records)
+                    last_new = time.monotonic()
+            return found
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(run())
+
+
+def end_offsets(bootstrap: str, partitions: dict[str, int]) -> dict[TopicPartition, int]:
+    """True end offsets of {topic: partition count} (read, not asked: the embedded broker
+    answers ListOffsets short)."""
+    from territory.kafka_compat import probe_end_offsets
+
+    tps = {TopicPartition(topic, p): 0 for topic, count in partitions.items() for p in range(count)}
+    return asyncio.run(probe_end_offsets(bootstrap, tps))
+
+
+def committed_offsets(bootstrap: str, group: str, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+    """The group's committed offsets, asked without joining the group."""
+
+    async def run() -> dict[TopicPartition, int]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            return {tp: (await consumer.committed(tp)) or 0 for tp in partitions}
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(run())

@@ -86,7 +86,8 @@ def make_proposal(accounts: list[MapAccount], n_moves: int = 6) -> dict[str, Any
     over = max(before, key=lambda b: b["deviation"])["rep_id"]
     under = min(before, key=lambda b: b["deviation"])["rep_id"]
     home = next(r for r in REPS if r.rep_id == under)
-    candidates = sorted((a for a in accounts if a.rep_id == over), key=lambda a: _km(a.lat, a.lon, home.home_lat, home.home_lon))
+    candidates = sorted((a for a in accounts if a.rep_id == over),
+                        key=lambda a: _km(a.lat, a.lon, home.home_lat, home.home_lon))
     moves = [{"account_id": a.account_id, "from_rep": over, "to_rep": under, "potential": a.potential,
               "workload": 0.0, "distance_km": round(_km(a.lat, a.lon, home.home_lat, home.home_lon), 1),
               "reason": f"{over} over fair share; {under} under"} for a in candidates[:n_moves]]
@@ -203,3 +204,15 @@ def test_degenerate_inputs_render():
                   "imbalance_before": 0.5, "imbalance_after": 0.5, "tolerance": 0.1}
     decode(share_chart_png(infeasible))
     decode(moves_curve_png([]))
+
+
+def test_renders_are_deterministic_and_thread_safe(company, proposal):
+    """No pyplot state: renders from several threads at once equal a lone render."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    alone = territory_map_png(company, REPS, proposal)
+    with ThreadPoolExecutor(4) as pool:
+        maps = list(pool.map(lambda _: territory_map_png(company, REPS, proposal), range(4)))
+        shares = list(pool.map(lambda _: share_chart_png(proposal), range(4)))
+    assert all(m == alone for m in maps)
+    assert len(set(shares)) == 1
