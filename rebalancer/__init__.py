@@ -17,6 +17,10 @@ rep), warm-started from a greedy repair and given a simple lower bound, so its a
 comes with a proven optimality gap. When the band cannot hold, the result names the rep
 and the constraint at fault instead of a bare "infeasible".
 
+When a rep leaves, :func:`place_accounts` is the narrower answer: only the orphaned
+accounts move, to the reps that keep the worst deviation from fair share least (then
+the least travel), and the result says when a full rebalance would still be needed.
+
 The package is pure logic (no Kafka, no database): it takes a snapshot and returns a
 :class:`RebalanceResult`, whose ``to_dict()`` is what the service publishes and stores.
 
@@ -40,6 +44,7 @@ from rebalancer.model import (
     balance_of,
     minimal_moves,
 )
+from rebalancer.placement import place_accounts
 
 __all__ = [
     "STATUSES",
@@ -51,4 +56,5 @@ __all__ = [
     "balance_of",
     "haversine_km",
     "minimal_moves",
+    "place_accounts",
 ]

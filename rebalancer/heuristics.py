@@ -39,6 +39,15 @@ def greedy_repair(problem: Problem) -> Repair:
     return _Repairer(problem).run()
 
 
+def greedy_placement(problem: Problem) -> list[int] | None:
+    """Only the first step of :func:`greedy_repair`: place every unplaced account,
+    largest first, on its relatively least served candidate that still has room
+    (nearest on ties), and leave every other account where it is. None if an
+    unplaced account has no candidate at all."""
+    repairer = _Repairer(problem)
+    return repairer.assignment if repairer._place_unplaced() else None
+
+
 #: How many first accounts and how many end reps a chain search tries per step.
 _CHAIN_TRIES = 20
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -121,10 +121,6 @@ def build_problem(
         [rep.home_lon for rep in reps],
     )
     candidates = _candidates(distance_km, reps, current, locked, candidate_reps)
-    reachable_by: list[list[int]] = [[] for _ in reps]
-    for i, cands in enumerate(candidates):
-        for r in cands:
-            reachable_by[r].append(i)
 
     return Problem(
         accounts=accounts,
@@ -134,12 +130,43 @@ def build_problem(
         current=current,
         locked=locked,
         candidates=candidates,
-        reachable_by=reachable_by,
+        reachable_by=_reachable_by(candidates, len(reps)),
         distance_km=distance_km,
         fair=fair,
         lo=lo,
         hi=hi,
     )
+
+
+def placement_only(problem: Problem) -> Problem:
+    """The same problem with every placed account fixed to its current rep (as if
+    locked), so only unplaced accounts can be assigned. An unplaced account keeps its
+    candidates; one with no rep within reach gets the nearest rep, beyond its
+    ``max_travel_km`` (the caller says so)."""
+    p = problem
+    candidates: list[tuple[int, ...]] = []
+    for i, cur in enumerate(p.current):
+        if cur != UNPLACED:
+            candidates.append((cur,))
+        elif p.candidates[i]:
+            candidates.append(p.candidates[i])
+        else:
+            candidates.append((int(p.distance_km[i].argmin()),))
+    return replace(
+        p,
+        locked=[cur != UNPLACED for cur in p.current],
+        candidates=candidates,
+        reachable_by=_reachable_by(candidates, p.n_reps),
+    )
+
+
+def _reachable_by(candidates: Sequence[tuple[int, ...]], n_reps: int) -> list[list[int]]:
+    """Per rep, the accounts that list it as a candidate."""
+    reachable_by: list[list[int]] = [[] for _ in range(n_reps)]
+    for i, cands in enumerate(candidates):
+        for r in cands:
+            reachable_by[r].append(i)
+    return reachable_by
 
 
 def _candidates(

@@ -80,7 +80,26 @@ def run_demo(settings: Settings, options: DemoOptions, echo=print) -> Progress:
             _stop(worker)
     echo(f"done: {progress.produced:,} events, {progress.signals} signals, {len(progress.proposals)} proposals, "
          f"{progress.alerts} alerts; store: {worker_settings.db_url}")
+    if progress.proposals:
+        for path in draw_proposal(company, progress.proposals[-1], data_dir):
+            echo(f"picture: {path}")
     return progress
+
+
+def draw_proposal(company, proposal: dict, directory: Path) -> list[Path]:
+    """The latest proposal as pictures: the territory map before/after and the shares."""
+    from alerts.charts import MapAccount, MapRep, share_chart_png, territory_map_png
+
+    accounts = [MapAccount(a.account_id, a.lat, a.lon, a.rep_id, a.true_potential) for a in company.accounts]
+    reps = [MapRep(r.rep_id, r.home_lat, r.home_lon) for r in company.reps]
+    pictures = {
+        directory / "demo-map.png": territory_map_png(accounts, reps, proposal,
+                                                      title=f"Proposal {proposal['proposal_id']}"),
+        directory / "demo-shares.png": share_chart_png(proposal),
+    }
+    for path, png in pictures.items():
+        path.write_bytes(png)
+    return list(pictures)
 
 
 async def _narrate(bootstrap: str, events: list, settings: Settings, options: DemoOptions,

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-matplotlib = pytest.importorskip("matplotlib")
+import matplotlib  # noqa: E402,F401 - a project dependency: a missing install must fail, not skip
 from matplotlib import image as mpimg  # noqa: E402
 
 from alerts.charts import (  # noqa: E402

@@ -85,3 +85,6 @@ def test_demo_prints_a_proposal_with_moves_and_leaves_no_process(tmp_path):
     broker_pid = int(re.search(r"embedded broker pid (\d+)", output).group(1))
     assert not _alive(worker_pid) and not _alive(broker_pid)
     assert (tmp_path / "demo.db").exists()
+    for picture in ("demo-map.png", "demo-shares.png"):
+        assert f"picture: {tmp_path / picture}" in output
+        assert (tmp_path / picture).read_bytes().startswith(b"\x89PNG")
