@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from datetime import datetime, timedelta
 from functools import partial
@@ -14,7 +15,7 @@ from monitor.metrics import Metrics
 from monitor.planner import Planner
 from monitor.watermark import Watermark
 from monitor.state import AccountState, RepState
-from rebalancer import minimal_moves
+from rebalancer import minimal_moves, place_accounts
 from territory import topics
 from territory.settings import Settings
 
@@ -106,8 +107,8 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics) -> No
         for signal in evaluation.signals:
             await signals_topic.send(key=signal["subject"]["id"].encode(), value=signal)
             metrics.signals.labels(signal["kind"], signal["state"]).inc()
-            log.info("signal %s: %s %s %s (deviation %+.1f%%)", signal["signal_id"], signal["kind"],
-                     signal["subject"]["id"], signal["state"], signal["evidence"]["deviation"] * 100)
+            log.info("signal %s: %s %s %s %s", signal["signal_id"], signal["kind"], signal["subject"]["id"],
+                     signal["state"], json.dumps(signal["evidence"]))
         if evaluation.rebalance is not None:
             await _rebalance(evaluation.rebalance, moment)
         plan_meta["planner"] = planner.state_dict()
@@ -115,8 +116,9 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics) -> No
 
     async def _rebalance(request, moment: datetime) -> None:
         # CP-SAT runs in a thread so the worker keeps heart-beating during the solve.
+        solve = place_accounts if request.mode == "place" else minimal_moves
         result = await asyncio.get_running_loop().run_in_executor(None, partial(
-            minimal_moves, request.accounts, request.reps, tolerance=request.tolerance,
+            solve, request.accounts, request.reps, tolerance=request.tolerance,
             candidate_reps=settings.candidate_reps, time_limit_s=settings.solver_time_limit_s,
             num_workers=settings.solver_workers))
         proposal = planner.proposal(request, result, moment)
@@ -124,7 +126,7 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics) -> No
         metrics.proposals.labels(result.status).inc()
         metrics.rebalance_seconds.observe(result.seconds)
         metrics.proposal_moves.set(len(result.moves))
-        log.info("proposal %s: %s, %d moves in %.1f s", proposal["proposal_id"], result.status,
+        log.info("proposal %s (%s): %s, %d moves in %.1f s", proposal["proposal_id"], request.mode, result.status,
                  len(result.moves), result.seconds)
 
     @app.agent(state_topic, name="planner")

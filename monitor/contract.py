@@ -228,8 +228,15 @@ def _validate_data(event_type: str, payload: Mapping[str, Any]) -> dict[str, Any
         data[name] = default if value is None else check(f"data.{name}", value)
     if event_type == "account.upserted" and (data["lat"] is None or data["lon"] is None):
         missing = "data.lat" if data["lat"] is None else "data.lon"
-        if data["postal_code"] and data["country"]:
-            raise ContractError(missing, "postal_code lookup is not available yet; send lat and lon")
+        if data["postal_code"] and data["country"] and data["lat"] is None and data["lon"] is None:
+            # Resolved offline from GeoNames postal data; never placed at (0, 0) when unknown.
+            from monitor.geocode import UnresolvedPostalCode, default_resolver
+
+            try:
+                data["lat"], data["lon"] = default_resolver().require(data["postal_code"], data["country"])
+            except UnresolvedPostalCode as error:
+                raise ContractError("data.postal_code", error.reason) from None
+            return data
         raise ContractError(missing, "required for account.upserted (or postal_code + country)")
     return data
 

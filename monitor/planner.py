@@ -24,6 +24,9 @@ class RebalanceRequest:
     reps: list[Rep]
     tolerance: float
     trigger_signal_ids: list[str]
+    # "minimal_moves": fewest moves to bring every rep into the band;
+    # "place": only accounts without an active rep move (a rep left).
+    mode: str = "minimal_moves"
 
 
 @dataclass
@@ -46,6 +49,8 @@ class Planner:
         self._clock = clock
         self._pending_signal_ids: list[str] = []
         self._last_proposal_at: datetime | None = None
+        self._gap_reps: set[str] = set()          # reps whose accounts are without an owner
+        self._placed_orphans: set[str] = set()    # orphans the last placement proposal covered
 
     def evaluate(
         self,
@@ -59,7 +64,9 @@ class Planner:
         window_months = max(1, round(self.settings.potential_window_days / 30.44))
         aggregates = territory_aggregates(accounts, reps, watermark=watermark, window_months=window_months)
         evaluation = Evaluation(aggregates, imbalance_index(aggregates.values()))
-        if watermark - first_event_at < timedelta(days=self.settings.warmup_days) or not aggregates:
+        warmed_up = watermark - first_event_at >= timedelta(days=self.settings.warmup_days)
+        orphans = self._judge_coverage(accounts, reps, evaluation, watermark, window_months, warmed_up)
+        if not warmed_up or not aggregates:
             return evaluation  # not enough history yet for shares to mean anything
         if sum(agg.potential for agg in aggregates.values()) <= 0:
             return evaluation
@@ -74,6 +81,8 @@ class Planner:
             if finding.state != "in_band":
                 self._pending_signal_ids.append(signal["signal_id"])
 
+        if orphans:
+            return evaluation  # accounts without an owner are placed first; balance waits for that
         if self._pending_signal_ids and self.detector.out_of_band and self._cooled_down():
             evaluation.rebalance = RebalanceRequest(
                 accounts=rebalance_accounts(accounts, watermark, window_months),
@@ -87,6 +96,58 @@ class Planner:
         elif self._pending_signal_ids and not self.detector.out_of_band:
             self._pending_signal_ids = []  # the imbalance went away on its own
         return evaluation
+
+    def _judge_coverage(self, accounts: list[AccountState], reps: list[RepState], evaluation: Evaluation,
+                        watermark: datetime, window_months: int, warmed_up: bool) -> set[str]:
+        """Accounts whose rep left, or that have no owner, are a coverage gap: signal it at once
+        and ask for a placement that moves only them. A rep id never announced counts only after
+        the warm-up: at start-up accounts often arrive before their reps."""
+        active = {rep.rep_id for rep in reps if rep.active}
+        announced = {rep.rep_id for rep in reps}
+        by_missing_rep: dict[str, list[AccountState]] = {}
+        for account in accounts:
+            if not account.known or account.closed or account.rep_id in active:
+                continue
+            if account.rep_id is None or account.rep_id in announced or warmed_up:
+                by_missing_rep.setdefault(account.rep_id or "(none)", []).append(account)
+        for rep_id in sorted(set(by_missing_rep) - self._gap_reps):
+            evaluation.signals.append(self._gap_signal(rep_id, by_missing_rep[rep_id], reps, watermark, window_months))
+        for rep_id in sorted(self._gap_reps - set(by_missing_rep)):
+            evaluation.signals.append(self._gap_signal(rep_id, [], reps, watermark, window_months))
+        self._gap_reps = set(by_missing_rep)
+
+        orphans = {account.account_id for group in by_missing_rep.values() for account in group}
+        if orphans and orphans != self._placed_orphans and active:
+            gap_ids = [s["signal_id"] for s in evaluation.signals if s["kind"] == "coverage_gap" and s["state"] == "open"]
+            evaluation.rebalance = RebalanceRequest(
+                accounts=rebalance_accounts(accounts, watermark, window_months),
+                reps=[Rep(r.rep_id, r.home_lat, r.home_lon, r.capacity_fte, r.max_travel_km) for r in reps if r.active],
+                tolerance=self.settings.tolerance * self.settings.hysteresis,
+                trigger_signal_ids=gap_ids,
+                mode="place",
+            )
+            self._last_proposal_at = self._clock()
+        self._placed_orphans = orphans
+        return orphans
+
+    def _gap_signal(self, rep_id: str, orphans: list[AccountState], reps: list[RepState], watermark: datetime,
+                    window_months: int) -> dict[str, Any]:
+        known = {rep.rep_id: rep for rep in reps}
+        return {
+            "signal_id": f"sig-{uuid.uuid4().hex[:12]}",
+            "kind": "coverage_gap",
+            "state": "open" if orphans else "cleared",
+            "severity": "critical" if orphans else "info",
+            "subject": {"type": "rep", "id": rep_id},
+            "evidence": {
+                "accounts_without_rep": len(orphans),
+                "potential": round(sum(trailing_sum(a.monthly_sales, watermark, window_months) for a in orphans), 2),
+                "rep_status": "inactive" if rep_id in known else "unknown rep",
+                "account_ids": sorted(a.account_id for a in orphans)[:20],
+            },
+            "detected_at": watermark.isoformat(),
+            "emitted_at": self._clock().isoformat(),
+        }
 
     @property
     def rebalance_pending(self) -> bool:
@@ -133,17 +194,21 @@ class Planner:
             "created_at": self._clock().isoformat(),
             "event_time": watermark.isoformat(),
             "trigger_signals": request.trigger_signal_ids,
+            "mode": request.mode,
             "imbalance_before": imbalance_index_of(result.before),
             "imbalance_after": imbalance_index_of(result.after),
             **body,
         }
 
     def state_dict(self) -> dict[str, Any]:
-        return {"detector": self.detector.state_dict(), "pending_signal_ids": list(self._pending_signal_ids)}
+        return {"detector": self.detector.state_dict(), "pending_signal_ids": list(self._pending_signal_ids),
+                "gap_reps": sorted(self._gap_reps), "placed_orphans": sorted(self._placed_orphans)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.detector.load_state_dict(state.get("detector", {}))
         self._pending_signal_ids = list(state.get("pending_signal_ids", []))
+        self._gap_reps = set(state.get("gap_reps", []))
+        self._placed_orphans = set(state.get("placed_orphans", []))
 
 
 def imbalance_index_of(balances: Iterable[Any]) -> float:

@@ -10,6 +10,7 @@ import faust
 from alerts.agents import register_alerts
 from alerts.store import Store
 from monitor.agents import register_intake, register_planner
+from monitor.geocode import default_resolver
 from monitor.metrics import Metrics
 from territory.broker import create_topics, topic_plan
 from territory.kafka_compat import install_exact_end_offsets
@@ -48,6 +49,7 @@ def run_worker(settings: Settings) -> None:
     from faust.worker import Worker
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    default_resolver()  # a missing postal-code file stops the worker here, not every message later
     asyncio.run(create_topics(settings.bootstrap_servers, topic_plan(settings.partitions)))
     store = Store(settings.db_url)
     store.create_schema()

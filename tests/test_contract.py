@@ -64,8 +64,19 @@ def test_coordinates_out_of_range_are_refused():
 
 def test_account_without_location_is_refused_not_placed_at_zero():
     upsert = {"event_id": "e3", "type": "account.upserted", "occurred_at": "2025-01-01T00:00:00Z",
+              "data": {"account_id": "acc-1", "industry": "retail"}}
+    assert reason(upsert, topic=topics.ACCOUNTS).startswith("data.lat: required")
+
+
+def test_postal_code_is_resolved_offline_or_refused_with_the_reason():
+    upsert = {"event_id": "e4", "type": "account.upserted", "occurred_at": "2025-01-01T00:00:00Z",
               "data": {"account_id": "acc-1", "postal_code": "10115", "country": "DE"}}
-    assert reason(upsert, topic=topics.ACCOUNTS).startswith("data.lat:")
+    event = parse(upsert, topic=topics.ACCOUNTS)
+    assert abs(event.data["lat"] - 52.53) < 0.05 and abs(event.data["lon"] - 13.38) < 0.05
+    upsert["data"]["postal_code"] = "99999"
+    assert reason(upsert, topic=topics.ACCOUNTS) == "data.postal_code: unknown postal code 99999 for DE"
+    upsert["data"]["country"] = "Narnia"
+    assert reason(upsert, topic=topics.ACCOUNTS).startswith("data.postal_code: unrecognised country")
 
 
 def test_type_must_match_topic_and_key_must_match_subject():

@@ -128,3 +128,32 @@ def test_scenario_reaches_signal_proposal_alert_and_store(broker, start_worker):
     assert reasons[1].startswith("value: not valid UTF-8 JSON"), reasons
     assert {d["value"] for d in dead} >= {"{this is not json"}
     assert all(d["topic"] == topics.ORDERS and d["offset"] >= 0 for d in dead)
+
+
+def test_rep_leaving_gives_a_coverage_gap_and_a_placement_of_only_their_accounts(broker, start_worker):
+    worker = start_worker(TERRITORY_WARMUP_DAYS="60", TERRITORY_PLANNER_INTERVAL_S="0.3", TERRITORY_IDLE_SOURCE_S="2",
+                          TERRITORY_REBALANCE_COOLDOWN_S="0")
+    produce(broker.bootstrap_servers, scenario())
+    wait_for(lambda: worker.metric("territory_intake_events_total") == len(scenario()), 90, "the scenario")
+    lat, lon = REPS["C"]
+    produce(broker.bootstrap_servers, [(topics.REPS, "C", envelope(
+        "rep-C-leaves", "rep.upserted", "2025-03-01T08:00:00+00:00", rep_id="C", home_lat=lat, home_lon=lon,
+        active=False))])
+
+    def placement(found: list[dict]) -> bool:
+        return any(p.get("mode") == "place" for p in found)
+
+    proposals = read_topic(broker.bootstrap_servers, topics.PROPOSALS, until=placement, timeout_s=60)
+    proposal = next(p for p in proposals if p["mode"] == "place")
+    signals = read_topic(broker.bootstrap_servers, topics.SIGNALS,
+                         until=lambda found: any(s["kind"] == "coverage_gap" for s in found), timeout_s=10)
+    gap = next(s for s in signals if s["kind"] == "coverage_gap")
+    assert gap["subject"]["id"] == "C" and gap["state"] == "open"
+    assert gap["evidence"]["accounts_without_rep"] == 2 and gap["evidence"]["account_ids"] == ["c1", "c2"]
+    assert proposal["trigger_signals"] == [gap["signal_id"]]
+    # Only C's accounts move; everyone else stays put.
+    assert sorted(move["account_id"] for move in proposal["moves"]) == ["c1", "c2"]
+    assert {move["from_rep"] for move in proposal["moves"]} == {"C"}
+    assert {move["to_rep"] for move in proposal["moves"]} <= {"A", "B"}
+    assert all("inactive" in move["reason"] for move in proposal["moves"])
+    assert {row["rep_id"] for row in proposal["after"]} == {"A", "B"}

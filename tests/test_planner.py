@@ -83,3 +83,24 @@ def test_state_restores_detector_and_pending_signals():
     restored = planner(clock)
     restored.load_state_dict(subject.state_dict())
     assert restored.evaluate(*company(a_sales=300.0), watermark=watermark, first_event_at=START).signals == []
+
+
+def test_rep_leaving_is_an_immediate_coverage_gap_with_a_placement_only_request():
+    clock = FakeClock()
+    subject = planner(clock)
+    accounts, reps = company(a_sales=100.0)
+    reps[1].active = False  # B leaves; still inside the warm-up: a gap does not wait for it
+    evaluation = subject.evaluate(accounts, reps, watermark=START + timedelta(days=5), first_event_at=START)
+    gaps = [s for s in evaluation.signals if s["kind"] == "coverage_gap"]
+    assert [(g["subject"]["id"], g["state"], g["severity"]) for g in gaps] == [("B", "open", "critical")]
+    assert gaps[0]["evidence"]["accounts_without_rep"] == 1 and gaps[0]["evidence"]["account_ids"] == ["b1"]
+    assert evaluation.rebalance.mode == "place"
+    assert [r.rep_id for r in evaluation.rebalance.reps] == ["A"]
+    assert evaluation.rebalance.trigger_signal_ids == [gaps[0]["signal_id"]]
+    # Same orphans again: no second signal or placement.
+    again = subject.evaluate(accounts, reps, watermark=START + timedelta(days=6), first_event_at=START)
+    assert again.signals == [] and again.rebalance is None
+    # B comes back: the gap is cleared.
+    reps[1].active = True
+    back = subject.evaluate(accounts, reps, watermark=START + timedelta(days=7), first_event_at=START)
+    assert [(s["kind"], s["state"]) for s in back.signals] == [("coverage_gap", "cleared")]
