@@ -114,6 +114,27 @@ class Store:
         with self.sessions.begin() as session:
             session.get(ProposalRow, proposal_id).alerted_at = _now()
 
+    def erase_account(self, account_id: str) -> dict[str, int]:
+        """Remove an account from the store: its moves, and its id inside stored proposals
+        and signals. Returns what was removed, by kind."""
+        removed = {"moves": 0, "proposals_scrubbed": 0, "signals_scrubbed": 0}
+        with self.sessions.begin() as session:
+            for move in session.scalars(select(MoveRow).where(MoveRow.account_id == account_id)):
+                session.delete(move)
+                removed["moves"] += 1
+            for proposal in session.scalars(select(ProposalRow)):
+                moves = [m for m in proposal.payload.get("moves", []) if m.get("account_id") != account_id]
+                if len(moves) != len(proposal.payload.get("moves", [])):
+                    proposal.payload = {**proposal.payload, "moves": moves}
+                    removed["proposals_scrubbed"] += 1
+            for signal in session.scalars(select(SignalRow)):
+                ids = signal.payload.get("evidence", {}).get("account_ids")
+                if ids and account_id in ids:
+                    evidence = {**signal.payload["evidence"], "account_ids": [i for i in ids if i != account_id]}
+                    signal.payload = {**signal.payload, "evidence": evidence}
+                    removed["signals_scrubbed"] += 1
+        return removed
+
     def proposals(self, status: str | None = None) -> list[ProposalRow]:
         with self.sessions() as session:
             query = select(ProposalRow).order_by(ProposalRow.stored_at)

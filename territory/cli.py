@@ -108,6 +108,39 @@ def demo(
         raise typer.Exit(1)
 
 
+@app.command()
+def erase(
+    account_id: str = typer.Argument(..., help="The account to forget."),
+    by: str = typer.Option("", help="Who asked (kept in the erase event)."),
+    reason: str = typer.Option("erasure request", help="Why (kept in the erase event)."),
+) -> None:
+    """Erase an account: from the store now, and from the worker's state via an erase event."""
+    import asyncio
+    from datetime import datetime, timezone
+
+    from alerts.store import Store
+    from simulator.produce import produce_events
+    from territory import topics
+
+    settings = _settings()
+    store = Store(settings.db_url)
+    store.create_schema()
+    removed = store.erase_account(account_id)
+    typer.echo(f"store {settings.db_url}: removed {removed['moves']} moves; scrubbed the account from "
+               f"{removed['proposals_scrubbed']} proposals and {removed['signals_scrubbed']} signals")
+    if not settings.kafka_url:
+        typer.echo("TERRITORY_KAFKA_URL not set: no erase event sent; the worker's state still holds the account",
+                   err=True)
+        raise typer.Exit(2)
+    now = datetime.now(timezone.utc)
+    event_id = f"erase-{account_id}-{now.strftime('%Y%m%dT%H%M%S%f')}"
+    envelope = {"event_id": event_id, "type": "account.erased", "occurred_at": now.isoformat(), "source": "cli",
+                "data": {"account_id": account_id, "by": by or None, "reason": reason}}
+    asyncio.run(produce_events([(topics.ACCOUNTS, account_id, envelope)], settings.bootstrap_servers))
+    typer.echo(f"sent {event_id} to {topics.ACCOUNTS}: the worker drops the account from its tables "
+               f"(changelog tombstone) and from the planner's view")
+
+
 def main() -> None:
     app()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -88,3 +89,32 @@ def test_demo_prints_a_proposal_with_moves_and_leaves_no_process(tmp_path):
     for picture in ("demo-map.png", "demo-shares.png"):
         assert f"picture: {tmp_path / picture}" in output
         assert (tmp_path / picture).read_bytes().startswith(b"\x89PNG")
+
+
+def test_erase_command_removes_the_account_from_store_and_worker_state(broker, start_worker):
+    from alerts.store import Store
+    from tests.kafka_io import produce, read_topic, wait_for
+    from tests.test_end_to_end import envelope
+
+    worker = start_worker()
+    produce(broker.bootstrap_servers, [
+        (topics.ACCOUNTS, "gone-1", envelope("up-gone", "account.upserted", "2025-01-01T00:00:00Z",
+                                             account_id="gone-1", lat=52.5, lon=13.4, rep_id="A", name="Åse Ødegård"))])
+    wait_for(lambda: worker.metric("territory_intake_events_total", {"outcome": "applied"}) == 1, 60, "the upsert")
+    store = Store(worker.db_url)
+    store.save_proposal({"proposal_id": "p1", "status": "optimal", "imbalance_before": 0.2, "imbalance_after": 0.0,
+                         "event_time": "2025-01-01", "trigger_signals": [],
+                         "moves": [{"account_id": "gone-1", "from_rep": "A", "to_rep": "B", "potential": 1.0,
+                                    "workload": 0.0, "reason": "test"}]})
+
+    env = {**os.environ, "TERRITORY_KAFKA_URL": broker.url, "TERRITORY_DB_URL": worker.db_url}
+    result = subprocess.run([sys.executable, "-m", "territory.cli", "erase", "gone-1", "--by", "dpo@example.com"],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "removed 1 moves; scrubbed the account from 1 proposals" in result.stdout
+    assert store.moves("p1") == []
+    state = read_topic(broker.bootstrap_servers, topics.STATE,
+                       until=lambda found: any(s["kind"] == "account_erased" for s in found), timeout_s=30)
+    assert [s["account_id"] for s in state if s["kind"] == "account_erased"] == ["gone-1"]
+    # The name itself never reached the state: only its keyed hash.
+    assert all("Ødegård" not in json.dumps(s, ensure_ascii=False) for s in state)

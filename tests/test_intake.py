@@ -1,0 +1,125 @@
+"""Intake decisions without Kafka: duplicates, late events, held events, erasure, pseudonyms."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+
+from monitor.intake import Intake, IntakeRules
+from territory import topics
+
+
+class Harness:
+    def __init__(self, **rules: object) -> None:
+        self.accounts: dict = {}
+        self.state_sent: list[tuple[str, dict]] = []
+        self.dead: list[dict] = []
+        self.outcomes: Counter = Counter()
+        self.offset = 0
+
+        async def send_state(key: str, value: dict) -> None:
+            self.state_sent.append((key, value))
+
+        async def send_deadletter(key: str, value: dict) -> None:
+            self.dead.append(value)
+
+        self.intake = Intake(
+            accounts=self.accounts, reps={}, seen_events={}, stream_times={}, send_state=send_state,
+            send_deadletter=send_deadletter, on_outcome=lambda topic, outcome, field: self.outcomes.update([outcome]),
+            rules=IntakeRules(**rules),
+        )
+
+    def send(self, topic: str, key: str, document: dict | bytes, partition: int = 0) -> None:
+        self.offset += 1
+        value = document if isinstance(document, bytes) else json.dumps(document).encode()
+        asyncio.run(self.intake.handle(topic=topic, partition=partition, offset=self.offset, key=key.encode(),
+                                       value=value))
+
+
+def upsert(account_id: str, when: str, name: str | None = None, event_id: str | None = None) -> dict:
+    return {"event_id": event_id or f"up-{account_id}-{when}", "type": "account.upserted", "occurred_at": when,
+            "data": {"account_id": account_id, "lat": 52.5, "lon": 13.4, "rep_id": "R1", "name": name}}
+
+
+def order(account_id: str, when: str, amount: float, event_id: str) -> dict:
+    return {"event_id": event_id, "type": "order.placed", "occurred_at": when,
+            "data": {"order_id": event_id, "account_id": account_id, "amount": amount}}
+
+
+def test_order_before_its_account_is_held_then_applied():
+    h = Harness()
+    h.send(topics.ORDERS, "a1", order("a1", "2025-01-10T00:00:00Z", 100, "o1"))
+    assert h.intake.held_count == 1 and h.outcomes == {}
+    h.send(topics.ACCOUNTS, "a1", upsert("a1", "2025-01-12T00:00:00Z"))
+    assert h.intake.held_count == 0
+    assert h.outcomes == {"applied": 2}
+    assert h.accounts["a1"]["monthly_sales"] == {"2025-01": 100.0} and h.accounts["a1"]["held"] == []
+    assert "held" not in h.state_sent[-1][1]  # the planner never sees raw held messages
+
+
+def test_held_order_expires_into_the_dead_letter_topic_unchanged():
+    h = Harness(hold_for=timedelta(days=30))
+    original = order("ghost", "2025-01-10T00:00:00Z", 100, "o1")
+    h.send(topics.ORDERS, "ghost", original)
+    h.send(topics.ORDERS, "a2", order("a2", "2025-02-05T00:00:00Z", 5, "o2"))   # 26 days later: still waiting
+    assert h.dead == []
+    h.send(topics.ORDERS, "a3", order("a3", "2025-02-10T00:00:00Z", 5, "o3"))   # 31 days later: expired
+    assert [d["reason_code"] for d in h.dead] == ["unknown_account"]
+    assert h.dead[0]["reason"].startswith("data.account_id: unknown_account 'ghost'")
+    assert json.loads(h.dead[0]["value"]) == original and h.dead[0]["offset"] == 1
+    assert h.intake.held_count == 2  # o2 and o3 still wait for their accounts
+
+
+def test_hold_is_bounded_per_account():
+    h = Harness(max_held_per_account=2)
+    for i in range(3):
+        h.send(topics.ORDERS, "ghost", order("ghost", "2025-01-10T00:00:00Z", 1, f"o{i}"))
+    assert h.intake.held_count == 2
+    assert [d["reason"] for d in h.dead] == ["data.account_id: unknown_account 'ghost': 2 events already wait for it"]
+
+
+def test_too_late_and_duplicates():
+    h = Harness(late_horizon=timedelta(days=400))
+    h.send(topics.ACCOUNTS, "a1", upsert("a1", "2025-06-01T00:00:00Z"))
+    h.send(topics.ACCOUNTS, "a1", upsert("a1", "2025-06-01T00:00:00Z"))          # same event_id
+    h.send(topics.ACCOUNTS, "a1", upsert("a1", "2024-01-01T00:00:00Z", event_id="old"))  # 517 days older
+    assert h.outcomes == {"applied": 1, "duplicate": 1, "deadlettered": 1}
+    assert h.dead[0]["reason_code"] == "too_late" and h.dead[0]["field"] == "occurred_at"
+
+
+def test_older_upsert_arriving_late_does_not_overwrite_newer_state():
+    h = Harness()
+    newer = upsert("a1", "2025-03-01T00:00:00Z")
+    newer["data"]["lat"] = 48.1
+    h.send(topics.ACCOUNTS, "a1", newer)
+    h.send(topics.ACCOUNTS, "a1", upsert("a1", "2025-02-01T00:00:00Z"))
+    assert h.accounts["a1"]["lat"] == 48.1 and h.outcomes == {"applied": 2}
+
+
+def test_names_are_pseudonymised_with_the_configured_key():
+    first, other_key = Harness(pseudonym_key=b"k1"), Harness(pseudonym_key=b"k2")
+    for h in (first, other_key):
+        h.send(topics.ACCOUNTS, "a1", upsert("a1", "2025-01-01T00:00:00Z", name="Bäckerei Müller GmbH"))
+    stored = json.dumps(first.accounts) + json.dumps(first.state_sent)
+    assert "Müller" not in stored and "M\\u00fcller" not in stored
+    assert first.accounts["a1"]["name_hash"] and first.accounts["a1"]["name_hash"] != other_key.accounts["a1"]["name_hash"]
+
+
+def test_erase_removes_the_account_and_tells_the_planner():
+    h = Harness()
+    h.send(topics.ACCOUNTS, "a1", upsert("a1", "2025-01-01T00:00:00Z"))
+    h.send(topics.ACCOUNTS, "a1", {"event_id": "erase-1", "type": "account.erased",
+                                   "occurred_at": "2025-01-02T00:00:00Z", "data": {"account_id": "a1"}})
+    assert "a1" not in h.accounts
+    assert h.state_sent[-1][1]["kind"] == "account_erased"
+
+
+@pytest.mark.parametrize("raw", [b"", b"null", b"[]", b'{"event_id": 1}', b"\xff" * 10, b"{" * 5000])
+def test_garbage_is_dead_lettered_never_raised(raw):
+    h = Harness()
+    h.send(topics.ORDERS, "a1", raw)
+    assert h.outcomes == {"deadlettered": 1} and h.dead[0]["value_base64"] is not None
