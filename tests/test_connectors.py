@@ -162,6 +162,21 @@ def test_occurred_at_is_the_import_time_without_a_modification_column(tmp_path):
     assert {e.envelope["occurred_at"] for e in forced.events} == {"2026-03-01T12:00:00+00:00"}
 
 
+def test_a_report_with_locale_dates_imports_with_event_time_import(tmp_path):
+    report_file = tmp_path / "report_de.csv"
+    report_file.write_text("Account ID;Account Name;Billing Latitude;Billing Longitude;Last Modified Date\n"
+                           "0018d00000AbC01;Müller;52,52;13,40;02.01.2025, 08:00\n", encoding="utf-8")
+    refused = read_export(report_file, "salesforce-accounts")
+    assert errors_of(refused) == [(2, "Last Modified Date", 'not an ISO 8601 date or time (e.g. '
+                                                            '2025-01-02T08:00:00Z), got "02.01.2025, 08:00"')]
+    accepted = read_export(report_file, "salesforce-accounts", event_time="import", imported_at=IMPORTED_AT)
+    assert accepted.errors == [] and accepted.events[0].envelope["occurred_at"] == "2026-03-01T12:00:00+00:00"
+    changed = tmp_path / "report_de_later.csv"
+    changed.write_text(report_file.read_text(encoding="utf-8").replace("02.01.2025", "03.01.2025"), encoding="utf-8")
+    later = read_export(changed, "salesforce-accounts", event_time="import", imported_at=IMPORTED_AT)
+    assert later.events[0].event_id != accepted.events[0].event_id  # a new version is not a duplicate
+
+
 def test_owner_names_of_a_report_export_resolve_through_the_user_export(tmp_path):
     report_file = tmp_path / "report.csv"
     report_file.write_text(

@@ -178,6 +178,13 @@ def test_messy_stream_counts_add_up_and_state_equals_clean_run(broker, start_wor
     assert state.keys() == clean_state.keys()
     assert state == clean_state
 
+    # A replay of the whole stream changes nothing: every good event is now a duplicate.
+    before = {outcome: count(outcome) for outcome in ("applied", "duplicate", "deadlettered")}
+    replayed, _ = run_stream(broker, lambda **_: worker, stream)
+    assert count("applied") == before["applied"]
+    assert count("duplicate") - before["duplicate"] == len(stream) - expected["deadlettered"]
+    assert replayed == clean_state
+
 
 def test_restart_in_the_middle_changes_nothing(broker, start_worker, clean_state):
     rng = random.Random(6)
