@@ -132,7 +132,8 @@ _SCHEMAS: dict[str, tuple[dict[str, Checker], dict[str, tuple[Checker, Any]]]] =
             "industry": (_text, None),
             "employees": (_integer(0), None),
             "rep_id": (_optional_identifier, None),
-            "locked": (_boolean, False),
+            # Absent means "unchanged": a CRM re-import must not undo a manager's lock.
+            "locked": (_boolean, None),
             "name": (_text, None),
         },
     ),
@@ -140,8 +141,12 @@ _SCHEMAS: dict[str, tuple[dict[str, Checker], dict[str, tuple[Checker, Any]]]] =
     # Right to erasure: the worker forgets the account (`territory erase` sends it).
     "account.erased": ({"account_id": _identifier}, {"reason": (_text, None), "by": (_text, None)}),
     "rep.upserted": (
-        {"rep_id": _identifier, "home_lat": _LATITUDE, "home_lon": _LONGITUDE},
+        {"rep_id": _identifier},
         {
+            "home_lat": (_LATITUDE, None),
+            "home_lon": (_LONGITUDE, None),
+            "postal_code": (_text, None),
+            "country": (_text, None),
             "capacity_fte": (_number(0.0, 10.0), 1.0),
             "active": (_boolean, True),
             "max_travel_km": (_number(0.0, 20000.0), None),
@@ -226,19 +231,27 @@ def _validate_data(event_type: str, payload: Mapping[str, Any]) -> dict[str, Any
     for name, (check, default) in optional.items():
         value = payload.get(name)
         data[name] = default if value is None else check(f"data.{name}", value)
-    if event_type == "account.upserted" and (data["lat"] is None or data["lon"] is None):
-        missing = "data.lat" if data["lat"] is None else "data.lon"
-        if data["postal_code"] and data["country"] and data["lat"] is None and data["lon"] is None:
-            # Resolved offline from GeoNames postal data; never placed at (0, 0) when unknown.
-            from monitor.geocode import UnresolvedPostalCode, default_resolver
-
-            try:
-                data["lat"], data["lon"] = default_resolver().require(data["postal_code"], data["country"])
-            except UnresolvedPostalCode as error:
-                raise ContractError("data.postal_code", error.reason) from None
-            return data
-        raise ContractError(missing, "required for account.upserted (or postal_code + country)")
+    if event_type == "account.upserted":
+        _locate(data, "lat", "lon", event_type)
+    elif event_type == "rep.upserted":
+        _locate(data, "home_lat", "home_lon", event_type)
     return data
+
+
+def _locate(data: dict[str, Any], lat: str, lon: str, event_type: str) -> None:
+    """Coordinates as given, or resolved offline from postal_code + country; never (0, 0)."""
+    if data[lat] is not None and data[lon] is not None:
+        return
+    if data["postal_code"] and data["country"] and data[lat] is None and data[lon] is None:
+        from monitor.geocode import UnresolvedPostalCode, default_resolver
+
+        try:
+            data[lat], data[lon] = default_resolver().require(data["postal_code"], data["country"])
+        except UnresolvedPostalCode as error:
+            raise ContractError("data.postal_code", error.reason) from None
+        return
+    missing = f"data.{lat}" if data[lat] is None else f"data.{lon}"
+    raise ContractError(missing, f"required for {event_type} (or postal_code + country)")
 
 
 def _timestamp(field: str, value: Any) -> datetime:

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 Send = Callable[[str, dict[str, Any]], Awaitable[Any]]
 OnOutcome = Callable[[str, str, "str | None"], None]
 
+# Events that add into event-time windows (sales, minutes, pipeline).
+WINDOWED = frozenset({"order.placed", "activity.logged", "opportunity.updated"})
+
 # Events that only make sense for an account we know; they wait for its upsert.
 NEEDS_ACCOUNT = frozenset({"order.placed", "activity.logged", "opportunity.updated", "assignment.override",
                            "account.closed"})
@@ -113,7 +116,10 @@ class Intake:
             return
         stream_time = self.stream_times.get(origin.source)
         moment = event.occurred_at.astimezone(timezone.utc)
-        if stream_time and moment < datetime.fromisoformat(stream_time) - self.rules.late_horizon:
+        # Only events that add into time windows can be too late; an old profile upsert
+        # (an account untouched for years) is simply older than the newest one.
+        if (event.type in WINDOWED and stream_time
+                and moment < datetime.fromisoformat(stream_time) - self.rules.late_horizon):
             await self._deadletter(origin, "occurred_at", "too_late",
                                    f"occurred_at: too_late: {moment.date()} is more than {self.rules.late_horizon.days} "
                                    f"days before this stream's time {stream_time[:10]}")

@@ -119,7 +119,9 @@ def apply_account_event(state: AccountState | None, event: Event, *, name_hash: 
             current.name_hash = name_hash
         if data["rep_id"] is not None and _newer(moment, current.owner_at):
             current.owner_at = moment
-            current.rep_id, current.locked = data["rep_id"], data["locked"]
+            current.rep_id = data["rep_id"]
+            if data["locked"] is not None:
+                current.locked = data["locked"]
     elif event.type == "account.closed":
         if _newer(moment, current.closed_at):
             current.closed_at = moment

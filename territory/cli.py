@@ -16,6 +16,13 @@ app = typer.Typer(help="Keep sales territories fair: intake, detectors, rebalanc
                   no_args_is_help=True, add_completion=False)
 
 
+# CRM CSV import and export live with the connectors.
+from connectors.commands import export_assignments_command, import_command  # noqa: E402
+
+app.command("import")(import_command)
+app.command("export-assignments")(export_assignments_command)
+
+
 def _settings(**overrides: object) -> Settings:
     settings = Settings.from_env(**overrides)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

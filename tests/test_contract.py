@@ -97,3 +97,15 @@ def test_activity_kind_is_checked():
                 "data": {"activity_id": "v1", "account_id": "acc-1", "rep_id": "R1", "kind": "lunch",
                          "duration_min": 30}}
     assert reason(activity, topic=topics.ACTIVITIES).startswith("data.kind: must be one of visit, call, video")
+
+
+def test_rep_home_from_postal_code_and_lock_left_unchanged_when_absent():
+    rep = {"event_id": "r2", "type": "rep.upserted", "occurred_at": "2025-01-01T00:00:00Z",
+           "data": {"rep_id": "R2", "postal_code": "80331", "country": "DE"}}
+    event = parse(rep, topic=topics.REPS, key="R2")
+    assert abs(event.data["home_lat"] - 48.14) < 0.05
+    rep["data"] = {"rep_id": "R2"}
+    assert reason(rep, topic=topics.REPS, key="R2").startswith("data.home_lat: required for rep.upserted")
+    upsert = {"event_id": "e5", "type": "account.upserted", "occurred_at": "2025-01-01T00:00:00Z",
+              "data": {"account_id": "acc-1", "lat": 50.0, "lon": 8.0, "rep_id": "R1"}}
+    assert parse(upsert, topic=topics.ACCOUNTS).data["locked"] is None

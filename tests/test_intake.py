@@ -86,8 +86,10 @@ def test_too_late_and_duplicates():
     h = Harness(late_horizon=timedelta(days=400))
     h.send(topics.ACCOUNTS, "a1", upsert("a1", "2025-06-01T00:00:00Z"))
     h.send(topics.ACCOUNTS, "a1", upsert("a1", "2025-06-01T00:00:00Z"))          # same event_id
-    h.send(topics.ACCOUNTS, "a1", upsert("a1", "2024-01-01T00:00:00Z", event_id="old"))  # 517 days older
-    assert h.outcomes == {"applied": 1, "duplicate": 1, "deadlettered": 1}
+    h.send(topics.ORDERS, "a1", order("a1", "2025-06-02T00:00:00Z", 5, "o-new"))
+    h.send(topics.ORDERS, "a1", order("a1", "2024-01-01T00:00:00Z", 5, "o-old"))  # 518 days older
+    h.send(topics.ACCOUNTS, "a1", upsert("a1", "2019-01-01T00:00:00Z", event_id="old-profile"))  # LWW, not late
+    assert h.outcomes == {"applied": 3, "duplicate": 1, "deadlettered": 1}
     assert h.dead[0]["reason_code"] == "too_late" and h.dead[0]["field"] == "occurred_at"
 
 

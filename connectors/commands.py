@@ -1,0 +1,225 @@
+"""`territory import` and `territory export-assignments`: the Typer-facing functions.
+
+The only module of the package that talks to Kafka. Register in territory/cli.py:
+
+    from connectors.commands import export_assignments_command, import_command
+    app.command("import")(import_command)
+    app.command("export-assignments")(export_assignments_command)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from contextlib import contextmanager
+from datetime import timezone, tzinfo
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+import typer
+
+from connectors.csv_source import CsvFormatError
+from connectors.export import COLUMNS, Assignment, export_rows, parse_assignment, write_csv_file
+from connectors.importer import FORMAT_NAMES, in_event_time_order, load_owners, read_export
+from connectors.mapping import Converted, ImportReport, MappingError, parse_mappings
+from territory import topics
+from territory.settings import Settings
+
+FORMAT_HELP = "|".join(FORMAT_NAMES)
+
+
+def import_command(
+    path: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True,
+                                help="The CSV export (UTF-8, with or without BOM; , ; tab or | delimited)."),
+    format: str = typer.Option(..., "--format", "-f", help=FORMAT_HELP),
+    record_type: Optional[str] = typer.Option(
+        None, "--type", help="With --format generic: account|rep|order|activity|opportunity."),
+    mappings: List[str] = typer.Option(
+        [], "--map", help="FIELD=COLUMN, repeatable: read a contract field (account_id, lat, rep_id, amount, "
+                          "occurred_at, ...) from this column. Works with every format."),
+    owners: Optional[Path] = typer.Option(
+        None, "--owners", exists=True, dir_okay=False,
+        help="The users export of the same CRM, to resolve owner names (report exports, HubSpot's Company owner)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Validate and report every row; produce nothing."),
+    delimiter: Optional[str] = typer.Option(None, help="Field delimiter (default: sniffed from the header)."),
+    encoding: str = typer.Option("utf-8-sig", help="File encoding, e.g. cp1252 for a legacy Excel 'CSV'."),
+    timezone_name: str = typer.Option("UTC", "--timezone",
+                                      help="Zone of timestamps written without offset (HubSpot: your account's zone)."),
+    event_time: str = typer.Option(
+        "modified", help="occurred_at: 'modified' = the record's LastModifiedDate / Last Modified Date when the "
+                         "file has it, else the import time; 'import' = always the import time."),
+    max_errors: int = typer.Option(100, help="Print at most this many row errors (all are counted)."),
+    progress: bool = typer.Option(True, help="Show progress bars (on stderr)."),
+) -> None:
+    """Import a Salesforce / HubSpot / generic CSV export as contract events (rows that break the contract are reported, not sent).
+
+    Exit status: 0 every row valid; 1 some rows invalid (the valid ones are produced
+    unless --dry-run); 2 the file or the options cannot be used.
+    """
+    try:
+        zone = _zone(timezone_name)
+        mapping = parse_mappings(mappings)
+        directory = load_owners(owners, format, delimiter=delimiter, encoding=encoding) if owners else None
+        bootstrap = None if dry_run else _bootstrap()
+        with _progress(progress) as bars:
+            task = bars.add_task(f"reading {path.name}", total=max(path.stat().st_size, 1))
+            report = read_export(path, format, record_type=record_type, mappings=mapping, owners=directory,
+                                 delimiter=delimiter, encoding=encoding, zone=zone, event_time=event_time,
+                                 on_progress=lambda done, total: bars.update(task, completed=done, total=max(total, 1)))
+    except (CsvFormatError, MappingError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2)
+    if directory is not None:
+        typer.echo(f"owners: {len(directory)} users read from {owners}")
+    _print_errors(report, max_errors)
+    typer.echo(report.summary())
+    if dry_run:
+        typer.echo("dry run: nothing produced")
+    elif report.events:
+        sent = produce(report.events, bootstrap, show_progress=progress)
+        topic_names = ", ".join(sorted({event.topic for event in report.events}))
+        typer.echo(f"produced {sent} events to {topic_names} on {bootstrap}")
+    else:
+        typer.echo("nothing to produce")
+    if report.invalid:
+        raise typer.Exit(1)
+
+
+def export_assignments_command(
+    out: Path = typer.Option(..., "--out", "-o", dir_okay=False, help="The CSV file to write."),
+    format: str = typer.Option(..., "--format", "-f", help="salesforce (Id,OwnerId: a Data Loader update file) | "
+                                                           "hubspot (Record ID,Company owner: a company import)"),
+    idle_seconds: float = typer.Option(1.0, help="Stop reading once no new record came for this long."),
+    timeout_seconds: float = typer.Option(120.0, help="Stop reading after this long in any case."),
+) -> None:
+    """Write the approved assignments of territory.assignments (latest per account) as a CSV the CRM re-imports.
+
+    Exit status: 0 written; 1 written, but some assignments were left out (reported);
+    2 nothing written.
+    """
+    if format not in COLUMNS:
+        typer.echo(f"error: --format must be one of {', '.join(COLUMNS)}, got {format!r}", err=True)
+        raise typer.Exit(2)
+    bootstrap = _bootstrap()
+    try:
+        assignments, problems = asyncio.run(read_assignments(bootstrap, idle_s=idle_seconds,
+                                                             timeout_s=timeout_seconds))
+    except TopicMissing as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2)
+    rows, left_out = export_rows(assignments, format)
+    write_csv_file(out, format, rows)
+    for problem in problems + left_out:
+        typer.echo(f"skipped: {problem}", err=True)
+    typer.echo(f"read {len(assignments)} assignment messages from {topics.ASSIGNMENTS}; "
+               f"wrote {len(rows)} accounts to {out} ({format}: {', '.join(COLUMNS[format])})")
+    if left_out:
+        raise typer.Exit(1)
+
+
+# --- Kafka -------------------------------------------------------------------------------
+
+def produce(events: list[Converted], bootstrap: str, *, show_progress: bool = False) -> int:
+    """Send the envelopes, oldest event time first; returns how many were acknowledged."""
+    from simulator.produce import produce_events
+
+    ordered = [event.triple() for event in in_event_time_order(events)]
+    with _progress(show_progress) as bars:
+        task = bars.add_task("producing", total=len(ordered))
+        return asyncio.run(produce_events(ordered, bootstrap,
+                                          on_progress=lambda sent, total, _at: bars.update(task, completed=sent)))
+
+
+async def read_assignments(bootstrap: str, *, topic: str = topics.ASSIGNMENTS, idle_s: float = 1.0,
+                           timeout_s: float = 120.0) -> tuple[list[Assignment], list[str]]:
+    """Every message of `topic` from the beginning, without a consumer group.
+
+    Reads at least up to the end offsets the broker reports, then until no new record
+    came for `idle_s` (the embedded broker can report ends short, so the quiet period,
+    not the offsets, decides when everything has been read).
+    """
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        partitions = await _partitions(consumer, topic)
+        tps = [TopicPartition(topic, partition) for partition in partitions]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        reported_ends = await consumer.end_offsets(tps)
+        items: list[Assignment] = []
+        problems: list[str] = []
+        loop = asyncio.get_running_loop()
+        started = last_new = loop.time()
+        while loop.time() - started < timeout_s:
+            batches = await consumer.getmany(timeout_ms=200)
+            for tp, records in batches.items():
+                for record in records:
+                    last_new = loop.time()
+                    try:
+                        items.append(parse_assignment(record.key, record.value, partition=tp.partition,
+                                                      offset=record.offset))
+                    except ValueError as error:
+                        problems.append(f"{tp.topic}[{tp.partition}] offset {record.offset}: {error}")
+            positions = [await consumer.position(tp) for tp in tps]
+            reached = all(position >= reported_ends.get(tp, 0) for tp, position in zip(tps, positions))
+            if reached and loop.time() - last_new >= idle_s:
+                break
+        return items, problems
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer, topic: str) -> list[int]:
+    for _ in range(50):
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions:
+            return sorted(partitions)
+        await consumer.topics()  # fetches fresh metadata
+        await asyncio.sleep(0.1)
+    raise TopicMissing(f"topic {topic} not found on the broker")
+
+
+class TopicMissing(RuntimeError):
+    pass
+
+
+def _bootstrap() -> str:
+    settings = Settings.from_env()
+    if not settings.kafka_url:
+        typer.echo("error: set TERRITORY_KAFKA_URL (e.g. from `territory broker`), or use --dry-run", err=True)
+        raise typer.Exit(2)
+    return settings.bootstrap_servers
+
+
+# --- output ------------------------------------------------------------------------------
+
+def _print_errors(report: ImportReport, limit: int) -> None:
+    for error in report.errors[:limit]:
+        typer.echo(str(error))
+    if len(report.errors) > limit:
+        typer.echo(f"... and {len(report.errors) - limit} more errors")
+
+
+def _zone(name: str) -> tzinfo:
+    if name.upper() in ("UTC", "Z"):
+        return timezone.utc
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise MappingError(f"--timezone: unknown time zone {name!r} (e.g. Europe/Berlin)") from None
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+    bars = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
+                    console=Console(file=sys.stderr), disable=not enabled, transient=True)
+    with bars:
+        yield bars

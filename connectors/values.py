@@ -1,0 +1,138 @@
+"""Cell text -> typed values. Each parser raises ValueError whose message is the reason
+shown to the user (`must be a number, got "abc"`), in the contract's wording.
+
+Numbers accept what spreadsheets and CRM exports write: `1840.5`, `1840,5`, `1,840.50`,
+`1.840,50`, `1 840`, `12'000`. A lone comma followed by exactly three digits (`1,200`) is
+ambiguous; it is a decimal comma in `;`-delimited files (the convention of locales that
+write a decimal comma) and a thousands separator otherwise; likewise `1.200` is 1200 in
+`;`-delimited files and 1.2 otherwise. Anything else is read the one way it can be.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timezone, tzinfo
+from typing import Any
+
+_GROUPED = {",": re.compile(r"^[+-]?\d{1,3}(,\d{3})+$"), ".": re.compile(r"^[+-]?\d{1,3}(\.\d{3})+$")}
+_PLAIN_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_TRUE = frozenset({"true", "1", "yes", "y", "on", "x", "wahr", "ja"})
+_FALSE = frozenset({"false", "0", "no", "n", "off", "falsch", "nein"})
+
+
+@dataclass(frozen=True)
+class NumberStyle:
+    decimal_comma: bool = False  # how to read the ambiguous "1,200"
+
+
+def show(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def number(raw: str, style: NumberStyle = NumberStyle()) -> float:
+    """
+    >>> number("1.840,50"), number("1,840.50"), number("52,52"), number("-13.4"), number("1 200")
+    (1840.5, 1840.5, 52.52, -13.4, 1200.0)
+    >>> number("1,200"), number("1,200", NumberStyle(decimal_comma=True))
+    (1200.0, 1.2)
+    """
+    text = raw.strip().replace("\u00a0", "").replace("\u202f", "").replace(" ", "").replace("'", "")
+    text = _canonical_number(text, style)
+    if text is None or not _PLAIN_NUMBER.match(text):
+        raise ValueError(f"must be a number, got {show(raw)}")
+    return float(text)
+
+
+def _canonical_number(text: str, style: NumberStyle) -> str | None:
+    if "," in text and "." in text:
+        decimal = "," if text.rfind(",") > text.rfind(".") else "."
+        grouping = "." if decimal == "," else ","
+        head, _, tail = text.rpartition(decimal)
+        if not _GROUPED[grouping].match(head) and grouping in head:
+            return None
+        return head.replace(grouping, "") + "." + tail
+    for separator in (",", "."):
+        if separator not in text:
+            continue
+        # Only this separator occurs.
+        if text.count(separator) > 1:
+            return text.replace(separator, "") if _GROUPED[separator].match(text) else None
+        if _GROUPED[separator].match(text):  # "1,200" / "1.200": grouping or decimal?
+            grouping = style.decimal_comma == (separator == ".")
+            return text.replace(separator, "") if grouping else text.replace(",", ".")
+        return text.replace(",", ".")
+    return text
+
+
+def integer(raw: str, style: NumberStyle = NumberStyle()) -> int:
+    """
+    >>> integer("120"), integer("1,200"), integer("1.200"), integer("35.0")
+    (120, 1200, 1200, 35)
+    """
+    text = raw.strip()
+    for separator in (",", "."):
+        if _GROUPED[separator].match(text):
+            return int(text.replace(separator, ""))
+    try:
+        value = number(text, style)
+    except ValueError:
+        raise ValueError(f"must be an integer, got {show(raw)}") from None
+    if value != int(value):
+        raise ValueError(f"must be an integer, got {show(raw)}")
+    return int(value)
+
+
+def fraction(raw: str, style: NumberStyle = NumberStyle()) -> float:
+    """A probability: `0.4`, `0,4` or `40%`.
+
+    >>> fraction("40%"), fraction("0.25"), fraction("40")
+    (0.4, 0.25, 40.0)
+    """
+    text = raw.strip()
+    if text.endswith("%"):
+        return number(text[:-1], style) / 100.0
+    return number(text, style)
+
+
+def boolean(raw: str) -> bool:
+    text = raw.strip().casefold()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"must be true or false, got {show(raw)}")
+
+
+def timestamp(raw: str, zone: tzinfo = timezone.utc) -> datetime:
+    """ISO 8601 date or date-time; without an offset it is read in `zone`.
+
+    Salesforce writes `2025-01-02T08:00:00.000Z` (Data Loader, Data Export) or
+    `...000+0000` (API); HubSpot `2025-01-02 08:00`. Report exports in a locale's format
+    (`02/01/2025, 08:00`) are refused: day and month cannot be told apart.
+
+    >>> timestamp("2025-01-02T08:00:00.000Z").isoformat()
+    '2025-01-02T08:00:00+00:00'
+    >>> timestamp("2025-01-02").isoformat()
+    '2025-01-02T00:00:00+00:00'
+    """
+    text = raw.strip()
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            moment = datetime.combine(date.fromisoformat(text), datetime.min.time())
+        except ValueError:
+            raise ValueError(f"not an ISO 8601 date or time (e.g. 2025-01-02T08:00:00Z), got {show(raw)}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return moment
+
+
+def iso(moment: datetime) -> str:
+    """The envelope's form of a moment: ISO 8601 with offset, milliseconds at most."""
+    if moment.microsecond % 1000 == 0 and moment.microsecond:
+        return moment.isoformat(timespec="milliseconds")
+    return moment.isoformat(timespec="seconds") if not moment.microsecond else moment.isoformat()
