@@ -139,6 +139,7 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics) -> No
             for snapshot in batch:
                 kind = snapshot.pop("kind")
                 watermark.observe(snapshot.pop("source"), _parse(snapshot.pop("occurred_at")))
+                snapshot.pop("orders", None)
                 if kind == "account_erased":
                     plan_accounts.pop(snapshot["account_id"], None)
                 elif kind == "rep":

@@ -152,11 +152,14 @@ class Intake:
             return
         state = apply_account_event(state, event, name_hash=self._pseudonym(event.data.get("name")))
         self.on_outcome(origin.topic, "applied", None)
+        orders = [_order_of(event)] if event.type == "order.placed" else []
         if event.type == "account.upserted" and state.held:
-            state = self._release(state)
+            state, released = self._release(state)
+            orders += [_order_of(e) for e in released if e.type == "order.placed"]
         self.accounts[account_id] = state.to_dict()
+        # The orders this update applied, by day: the planner sums regional daily sales from them.
         await self.send_state(f"account:{account_id}", {"kind": "account", **_stamp(event, origin),
-                                                        **state.public_dict()})
+                                                        **state.public_dict(), "orders": orders})
 
     async def _apply_rep(self, event: Event, origin: Origin) -> None:
         rep = apply_rep_event(event)
@@ -185,16 +188,18 @@ class Intake:
         heapq.heappush(self._deadlines.setdefault(entry["origin"]["partition"], []), (entry["deadline"], account_id))
         self.held_count += 1
 
-    def _release(self, state: AccountState) -> AccountState:
+    def _release(self, state: AccountState) -> tuple[AccountState, list[Event]]:
         """The account arrived: apply what waited for it, in event-time order."""
         held, state.held = sorted(state.held, key=lambda entry: entry["occurred_at"]), []
+        released = []
         for entry in held:
             origin = Origin.from_dict(entry["origin"])
             event = parse_event(origin.value, topic=origin.topic, key=origin.key)
             state = apply_account_event(state, event)
+            released.append(event)
             self.on_outcome(origin.topic, "applied", None)
         self.held_count -= len(held)
-        return state
+        return state, released
 
     async def _expire_holds(self, partition: int, now: datetime) -> None:
         """Dead-letter held events whose wait ran out, judged by this partition's event time."""
@@ -256,6 +261,10 @@ def _stamp(event: Event, origin: Origin) -> dict[str, Any]:
     # The planner's watermark needs to know which input stream (topic and partition)
     # each update came from: they are consumed unevenly.
     return {"occurred_at": event.occurred_at.astimezone(timezone.utc).isoformat(), "source": origin.source}
+
+
+def _order_of(event: Event) -> list:
+    return [event.occurred_at.astimezone(timezone.utc).date().isoformat(), event.data["amount"]]
 
 
 def _text(raw: bytes | None) -> str | None:

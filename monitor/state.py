@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
 from monitor.contract import Event
+from monitor.regions import region_of
 
 # Month buckets older than this (relative to the account's newest bucket) are pruned.
 KEPT_MONTHS = 24
@@ -43,6 +44,8 @@ class AccountState:
     employees: int | None = None
     # Keyed hash of the name (pseudonym); the name itself is not stored.
     name_hash: str | None = None
+    # GeoNames admin1 area of the nearest city, e.g. "DE-01": what market shocks are judged by.
+    region: str | None = None
     rep_id: str | None = None
     locked: bool = False
     closed: bool = False
@@ -114,6 +117,8 @@ def apply_account_event(state: AccountState | None, event: Event, *, name_hash: 
         current.known = True
         if _newer(moment, current.profile_at):
             current.profile_at = moment
+            if (current.lat, current.lon) != (data["lat"], data["lon"]) or current.region is None:
+                current.region = region_of(data["lat"], data["lon"])
             current.lat, current.lon = data["lat"], data["lon"]
             current.industry, current.employees = data["industry"], data["employees"]
             current.name_hash = name_hash

@@ -17,29 +17,12 @@ from functools import lru_cache
 
 import numpy as np
 
+from monitor.regions import ADMIN1_NAMES
+
 EARTH_RADIUS_KM = 6371.0088
 
-# GeoNames admin1 codes of Germany (admin1CodesASCII.txt, "DE.01" ...).
-_ADMIN1_NAMES: dict[str, dict[str, str]] = {
-    "DE": {
-        "01": "Baden-Württemberg",
-        "02": "Bayern",
-        "03": "Bremen",
-        "04": "Hamburg",
-        "05": "Hessen",
-        "06": "Niedersachsen",
-        "07": "Nordrhein-Westfalen",
-        "08": "Rheinland-Pfalz",
-        "09": "Saarland",
-        "10": "Schleswig-Holstein",
-        "11": "Brandenburg",
-        "12": "Mecklenburg-Vorpommern",
-        "13": "Sachsen",
-        "14": "Sachsen-Anhalt",
-        "15": "Thüringen",
-        "16": "Berlin",
-    }
-}
+# Readable state names live with the product's region lookup.
+_ADMIN1_NAMES = ADMIN1_NAMES
 
 # People per km² used to turn a population into a built-up radius for the
 # district filter: dense enough that neighbouring towns (Leverkusen next to Köln)
