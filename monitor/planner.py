@@ -62,10 +62,14 @@ class Planner:
     ) -> Evaluation:
         accounts, reps = list(accounts), list(reps)
         window_months = max(1, round(self.settings.potential_window_days / 30.44))
-        aggregates = territory_aggregates(accounts, reps, watermark=watermark, window_months=window_months)
+        # Potentials count complete months only (through the month before the watermark's):
+        # a live worker and a backtest then judge the same figures whatever the batching.
+        as_of = watermark.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        through = as_of - timedelta(microseconds=1)
+        aggregates = territory_aggregates(accounts, reps, watermark=through, window_months=window_months)
         evaluation = Evaluation(aggregates, imbalance_index(aggregates.values()))
-        warmed_up = watermark - first_event_at >= timedelta(days=self.settings.warmup_days)
-        orphans = self._judge_coverage(accounts, reps, evaluation, watermark, window_months, warmed_up)
+        warmed_up = as_of - first_event_at >= timedelta(days=self.settings.warmup_days)
+        orphans = self._judge_coverage(accounts, reps, evaluation, watermark, through, window_months, warmed_up)
         if not warmed_up or not aggregates:
             return evaluation  # not enough history yet for shares to mean anything
         if sum(agg.potential for agg in aggregates.values()) <= 0:
@@ -76,7 +80,7 @@ class Planner:
             {rep_id: agg.fair_share for rep_id, agg in aggregates.items()},
         )
         for finding in self.detector.findings:
-            signal = self._signal(finding, aggregates[finding.rep_id], watermark)
+            signal = self._signal(finding, aggregates[finding.rep_id], as_of)
             evaluation.signals.append(signal)
             if finding.state != "in_band":
                 self._pending_signal_ids.append(signal["signal_id"])
@@ -85,7 +89,7 @@ class Planner:
             return evaluation  # accounts without an owner are placed first; balance waits for that
         if self._pending_signal_ids and self.detector.out_of_band and self._cooled_down():
             evaluation.rebalance = RebalanceRequest(
-                accounts=rebalance_accounts(accounts, watermark, window_months),
+                accounts=rebalance_accounts(accounts, through, window_months),
                 reps=[Rep(r.rep_id, r.home_lat, r.home_lon, r.capacity_fte, r.max_travel_km) for r in reps if r.active],
                 # Aim inside the detector's leave band, so an accepted proposal clears the signal.
                 tolerance=self.settings.tolerance * self.settings.hysteresis,
@@ -98,7 +102,7 @@ class Planner:
         return evaluation
 
     def _judge_coverage(self, accounts: list[AccountState], reps: list[RepState], evaluation: Evaluation,
-                        watermark: datetime, window_months: int, warmed_up: bool) -> set[str]:
+                        watermark: datetime, through: datetime, window_months: int, warmed_up: bool) -> set[str]:
         """Accounts whose rep left, or that have no owner, are a coverage gap: signal it at once
         and ask for a placement that moves only them. A rep id never announced counts only after
         the warm-up: at start-up accounts often arrive before their reps."""
@@ -111,16 +115,17 @@ class Planner:
             if account.rep_id is None or account.rep_id in announced or warmed_up:
                 by_missing_rep.setdefault(account.rep_id or "(none)", []).append(account)
         for rep_id in sorted(set(by_missing_rep) - self._gap_reps):
-            evaluation.signals.append(self._gap_signal(rep_id, by_missing_rep[rep_id], reps, watermark, window_months))
+            evaluation.signals.append(self._gap_signal(rep_id, by_missing_rep[rep_id], reps, watermark, through,
+                                                       window_months))
         for rep_id in sorted(self._gap_reps - set(by_missing_rep)):
-            evaluation.signals.append(self._gap_signal(rep_id, [], reps, watermark, window_months))
+            evaluation.signals.append(self._gap_signal(rep_id, [], reps, watermark, through, window_months))
         self._gap_reps = set(by_missing_rep)
 
         orphans = {account.account_id for group in by_missing_rep.values() for account in group}
         if orphans and orphans != self._placed_orphans and active:
             gap_ids = [s["signal_id"] for s in evaluation.signals if s["kind"] == "coverage_gap" and s["state"] == "open"]
             evaluation.rebalance = RebalanceRequest(
-                accounts=rebalance_accounts(accounts, watermark, window_months),
+                accounts=rebalance_accounts(accounts, through, window_months),
                 reps=[Rep(r.rep_id, r.home_lat, r.home_lon, r.capacity_fte, r.max_travel_km) for r in reps if r.active],
                 tolerance=self.settings.tolerance * self.settings.hysteresis,
                 trigger_signal_ids=gap_ids,
@@ -131,7 +136,7 @@ class Planner:
         return orphans
 
     def _gap_signal(self, rep_id: str, orphans: list[AccountState], reps: list[RepState], watermark: datetime,
-                    window_months: int) -> dict[str, Any]:
+                    through: datetime, window_months: int) -> dict[str, Any]:
         known = {rep.rep_id: rep for rep in reps}
         return {
             "signal_id": f"sig-{uuid.uuid4().hex[:12]}",
@@ -141,7 +146,7 @@ class Planner:
             "subject": {"type": "rep", "id": rep_id},
             "evidence": {
                 "accounts_without_rep": len(orphans),
-                "potential": round(sum(trailing_sum(a.monthly_sales, watermark, window_months) for a in orphans), 2),
+                "potential": round(sum(trailing_sum(a.monthly_sales, through, window_months) for a in orphans), 2),
                 "rep_status": "inactive" if rep_id in known else "unknown rep",
                 "account_ids": sorted(a.account_id for a in orphans)[:20],
             },

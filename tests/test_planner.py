@@ -45,13 +45,15 @@ def test_nothing_is_judged_during_warm_up():
 
 
 def test_signals_then_one_rebalance_and_cooldown():
-    clock, watermark = FakeClock(), datetime(2025, 3, 31, tzinfo=timezone.utc)
+    clock, watermark = FakeClock(), datetime(2025, 4, 2, tzinfo=timezone.utc)
     subject = planner(clock)
     accounts, reps = company(a_sales=300.0)  # A: 400 of 600 -> +33%
     first = subject.evaluate(accounts, reps, watermark=watermark, first_event_at=START)
     assert {(s["subject"]["id"], s["state"], s["severity"]) for s in first.signals} == {
         ("A", "over", "critical"), ("B", "under", "critical")}
     assert first.signals[0]["evidence"]["band"] == [0.45, 0.55]
+    # Judged on complete months: as of the start of the watermark's month, whatever the day.
+    assert first.signals[0]["detected_at"] == "2025-04-01T00:00:00+00:00"
     assert first.rebalance is not None
     assert first.rebalance.tolerance == pytest.approx(0.08)  # aims inside the detector's leave band
     assert set(first.rebalance.trigger_signal_ids) == {s["signal_id"] for s in first.signals}
@@ -63,7 +65,7 @@ def test_signals_then_one_rebalance_and_cooldown():
 
 
 def test_cooldown_holds_a_new_rebalance_until_it_expires():
-    clock, watermark = FakeClock(), datetime(2025, 3, 31, tzinfo=timezone.utc)
+    clock, watermark = FakeClock(), datetime(2025, 4, 2, tzinfo=timezone.utc)
     subject = planner(clock)
     subject.evaluate(*company(a_sales=300.0), watermark=watermark, first_event_at=START)
     subject.evaluate(*company(a_sales=125.0), watermark=watermark, first_event_at=START)  # back in band: cleared
@@ -77,7 +79,7 @@ def test_cooldown_holds_a_new_rebalance_until_it_expires():
 
 
 def test_state_restores_detector_and_pending_signals():
-    clock, watermark = FakeClock(), datetime(2025, 3, 31, tzinfo=timezone.utc)
+    clock, watermark = FakeClock(), datetime(2025, 4, 2, tzinfo=timezone.utc)
     subject = planner(clock)
     subject.evaluate(*company(a_sales=300.0), watermark=watermark, first_event_at=START)
     restored = planner(clock)
