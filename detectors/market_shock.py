@@ -143,7 +143,8 @@ class MarketShockDetector:
     """
 
     def __init__(self, threshold: float = 12.0, delta: float = 0.3, min_history_days: int = 60,
-                 rearm_days: int = 40, baseline_halflife_days: float = 250.0, measure: str = "sales"):
+                 rearm_days: int = 40, baseline_halflife_days: float = 250.0, min_batch_orders: float = 5.0,
+                 measure: str = "sales"):
         if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold > 0):
             raise ValueError(f"threshold must be a finite number > 0, got {threshold!r}")
         if not (isinstance(delta, (int, float)) and math.isfinite(delta) and delta >= 0):
@@ -155,6 +156,9 @@ class MarketShockDetector:
         if not (isinstance(baseline_halflife_days, (int, float)) and math.isfinite(baseline_halflife_days)
                 and baseline_halflife_days > 0):
             raise ValueError(f"baseline_halflife_days must be a finite number > 0, got {baseline_halflife_days!r}")
+        if not (isinstance(min_batch_orders, (int, float)) and math.isfinite(min_batch_orders)
+                and min_batch_orders >= 0):
+            raise ValueError(f"min_batch_orders must be a finite number >= 0, got {min_batch_orders!r}")
         if measure not in MEASURES:
             raise ValueError(f"measure must be one of {', '.join(map(repr, MEASURES))}, got {measure!r}")
         self.threshold = float(threshold)
@@ -162,6 +166,7 @@ class MarketShockDetector:
         self.min_history_days = min_history_days
         self.rearm_days = rearm_days
         self.baseline_halflife_days = float(baseline_halflife_days)
+        self.min_batch_orders = float(min_batch_orders)
         self.measure = measure
         self._reset()
 
@@ -193,7 +198,7 @@ class MarketShockDetector:
         self._last_day = day
         for region in set(signal) | set(sales):
             if region not in self._regions:
-                self._regions[region] = _Region.new(self._fresh_detectors(first=True), self.min_history_days)
+                self._regions[region] = _Region.new(self._fresh_detectors(), self.min_history_days)
         total = sum(signal.values())
         if total <= 0:
             return self
@@ -218,8 +223,14 @@ class MarketShockDetector:
         if p <= _EPS:  # never sold anything: nothing to compare with
             st.learn(x, total, self._decay)
             return None
-        residual = x - p * total
-        z = residual / math.sqrt(st.kappa * p * (1.0 - p) * total)
+        # Small regions: pool days until the batch holds enough orders that its
+        # residual is close to normal (one large order must not look like a boom).
+        st.batch.add(day, x, total)
+        if p * st.batch.total / st.kappa < self.min_batch_orders:
+            return None
+        batch, st.batch = st.batch, _Batch()
+        residual = batch.x - p * batch.total
+        z = residual / math.sqrt(st.kappa * p * (1.0 - p) * batch.total)
         finding = None
         for direction, detector in (("drop", st.down), ("rise", st.up)):
             detector.update(z)
@@ -228,12 +239,12 @@ class MarketShockDetector:
             if statistic <= 0.0:
                 st.pending[direction] = None
             elif st.pending[direction] is None:
-                st.pending[direction] = (day.toordinal(), p)
+                st.pending[direction] = (batch.first_day, p)
             if detector.drift_detected and finding is None:
                 finding = self._finding(region, direction, day, statistic, st)
-        st.learn(x, total, self._decay, residual=residual, p=p)
+        st.learn(batch.x, batch.total, self._decay ** batch.days, residual=residual, p=p)
         if finding is not None:
-            st.rearm(self._fresh_detectors(first=False), self.rearm_days)
+            st.rearm(self._fresh_detectors(), self.rearm_days)
         return finding
 
     def _finding(self, region: str, direction: str, day: date, statistic: float, st: "_Region") -> ShockFinding:
@@ -253,9 +264,9 @@ class MarketShockDetector:
         )
         return ShockFinding(region, direction, size, date.fromordinal(start), day, evidence)
 
-    def _fresh_detectors(self, first: bool) -> tuple[drift.PageHinkley, drift.PageHinkley]:
-        # alpha=1: a plain CUSUM, no forgetting. After a finding the new baseline has
-        # been learnt during the re-arm already, so no extra minimum applies either way.
+    def _fresh_detectors(self) -> tuple[drift.PageHinkley, drift.PageHinkley]:
+        # alpha=1: a plain CUSUM, no forgetting; min_instances=1 because the warm-up
+        # (and after a finding the re-arm) has learnt the baseline already.
         make = lambda mode: drift.PageHinkley(min_instances=1, delta=self.delta, threshold=self.threshold,
                                               alpha=1.0, mode=mode)
         return make("down"), make("up")
@@ -293,7 +304,7 @@ class MarketShockDetector:
             "version": STATE_VERSION,
             "threshold": self.threshold, "delta": self.delta, "min_history_days": self.min_history_days,
             "rearm_days": self.rearm_days, "baseline_halflife_days": self.baseline_halflife_days,
-            "measure": self.measure,
+            "min_batch_orders": self.min_batch_orders, "measure": self.measure,
             "last_day": self._last_day.isoformat() if self._last_day else None,
             "regions": {region: st.to_dict() for region, st in sorted(self._regions.items())},
         }
@@ -324,6 +335,23 @@ class MarketShockDetector:
         self._findings: list[ShockFinding] = []
 
 
+class _Batch:
+    """Consecutive days pooled into one observation."""
+
+    def __init__(self, first_day: int = 0, days: int = 0, x: float = 0.0, total: float = 0.0) -> None:
+        self.first_day, self.days, self.x, self.total = first_day, days, x, total
+
+    def add(self, day: date, x: float, total: float) -> None:
+        if self.days == 0:
+            self.first_day = day.toordinal()
+        self.days += 1
+        self.x += x
+        self.total += total
+
+    def to_list(self) -> list[float]:
+        return [self.first_day, self.days, self.x, self.total]
+
+
 class _Region:
     """One region's baseline, dispersion, detectors and recent days."""
 
@@ -338,6 +366,7 @@ class _Region:
         self.down: drift.PageHinkley
         self.up: drift.PageHinkley
         self.pending: dict[str, tuple[int, float] | None] = {"drop": None, "rise": None}
+        self.batch = _Batch()
         self.buffer: deque[tuple[int, float, float, float, float]] = deque(maxlen=_MIN_BUFFER_DAYS)
 
     @classmethod
@@ -382,6 +411,7 @@ class _Region:
         """After a finding: learn the new level from scratch, keep the dispersion."""
         self.down, self.up = detectors
         self.pending = {"drop": None, "rise": None}
+        self.batch = _Batch()
         self.warmup_left = self.warmup_rows = warmup
         self.sum_x = self.sum_total = 0.0
 
@@ -391,6 +421,7 @@ class _Region:
             "sum_x": self.sum_x, "sum_total": self.sum_total,
             "kappa": self.kappa, "kappa_num": self.kappa_num, "kappa_den": self.kappa_den,
             "pending": {k: list(v) if v else None for k, v in self.pending.items()},
+            "batch": self.batch.to_list(),
             "buffer": [list(row) for row in self.buffer],
             "detectors": base64.b64encode(pickle.dumps((self.down, self.up))).decode("ascii"),
         }
@@ -406,6 +437,8 @@ class _Region:
         if unknown:
             raise ValueError(f"unknown directions {sorted(unknown)}; valid: {', '.join(DIRECTIONS)}")
         st.pending = {d: (int(v[0]), float(v[1])) if v else None for d, v in data["pending"].items()}
+        first_day, days, x, total = data["batch"]
+        st.batch = _Batch(int(first_day), int(days), float(x), float(total))
         st.buffer.extend((int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4])) for r in data["buffer"])
         st.down, st.up = pickle.loads(base64.b64decode(data["detectors"]))
         return st

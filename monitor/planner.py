@@ -51,6 +51,7 @@ class Planner:
         self._last_proposal_at: datetime | None = None
         self._gap_reps: set[str] = set()          # reps whose accounts are without an owner
         self._placed_orphans: set[str] = set()    # orphans the last placement proposal covered
+        self._daily_sales: dict[str, dict[str, float]] = {}  # region -> ISO day -> order value
 
     def evaluate(
         self,
@@ -100,6 +101,13 @@ class Planner:
         elif self._pending_signal_ids and not self.detector.out_of_band:
             self._pending_signal_ids = []  # the imbalance went away on its own
         return evaluation
+
+    def observe_orders(self, region: str, orders: Iterable[list]) -> None:
+        """Orders (day, amount) of an account in `region`, for the regional sales the
+        market-shock detector reads per complete day."""
+        days = self._daily_sales.setdefault(region, {})
+        for day, amount in orders:
+            days[day] = round(days.get(day, 0.0) + amount, 2)
 
     def _judge_coverage(self, accounts: list[AccountState], reps: list[RepState], evaluation: Evaluation,
                         watermark: datetime, through: datetime, window_months: int, warmed_up: bool) -> set[str]:

@@ -1,0 +1,90 @@
+"""The planner's whole job over plain mappings: the live agent and the backtest share it.
+
+`PlanningSession.apply` takes the intake's state snapshots (the company view lives in
+any MutableMapping: Faust tables in the worker, dicts in a backtest); `judge` runs the
+detectors and says what to publish and whether to rebalance; `solve` runs the
+rebalancer the request asks for and returns the proposal. No Kafka here.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, MutableMapping
+
+from monitor.planner import Evaluation, Planner, RebalanceRequest
+from monitor.state import AccountState, RepState
+from monitor.watermark import Watermark
+from rebalancer import minimal_moves, place_accounts
+from territory.settings import Settings
+
+
+class PlanningSession:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        accounts: MutableMapping[str, Any],
+        reps: MutableMapping[str, Any],
+        meta: MutableMapping[str, Any],
+        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        wall_clock: Callable[[], float] = time.monotonic,
+        idle_after_s: float | None = None,
+    ):
+        self.settings = settings
+        self.accounts, self.reps, self.meta = accounts, reps, meta
+        self.planner = Planner(settings, clock=clock)
+        self.watermark = Watermark(settings.idle_source_s if idle_after_s is None else idle_after_s,
+                                   clock=wall_clock)
+        self.judged_at: datetime | None = None
+        if meta.get("planner"):
+            self.planner.load_state_dict(meta["planner"])
+        if meta.get("watermark"):
+            self.watermark.load_state_dict(meta["watermark"])
+
+    def apply(self, snapshots: Iterable[dict[str, Any]]) -> int:
+        """Fold intake snapshots into the company view; returns how many."""
+        count = 0
+        for snapshot in snapshots:
+            snapshot = dict(snapshot)
+            kind = snapshot.pop("kind")
+            self.watermark.observe(snapshot.pop("source"), datetime.fromisoformat(snapshot.pop("occurred_at")))
+            orders = snapshot.pop("orders", None) or []
+            if kind == "account_erased":
+                self.accounts.pop(snapshot["account_id"], None)
+            elif kind == "rep":
+                self.reps[snapshot["rep_id"]] = snapshot
+            else:
+                self.accounts[snapshot["account_id"]] = snapshot
+                if orders and snapshot.get("region"):
+                    self.planner.observe_orders(snapshot["region"], orders)
+            count += 1
+        return count
+
+    @property
+    def due(self) -> bool:
+        """Time moved since the last judgement, or a rebalance held by the cooldown waits."""
+        current = self.watermark.current
+        return self.planner.rebalance_pending or (current is not None and current != self.judged_at)
+
+    def judge(self) -> Evaluation | None:
+        moment = self.watermark.current
+        if moment is None:
+            return None
+        evaluation = self.planner.evaluate(
+            (AccountState.from_dict(row) for row in self.accounts.values()),
+            (RepState.from_dict(row) for row in self.reps.values()),
+            watermark=moment, first_event_at=self.watermark.first_event_at,
+        )
+        self.judged_at = moment
+        self.meta["planner"] = self.planner.state_dict()
+        self.meta["watermark"] = self.watermark.state_dict()
+        return evaluation
+
+    def solve(self, request: RebalanceRequest) -> dict[str, Any]:
+        """Run the rebalancer the request asks for (blocking: CP-SAT) and build the proposal."""
+        solver = place_accounts if request.mode == "place" else minimal_moves
+        result = solver(request.accounts, request.reps, tolerance=request.tolerance,
+                        candidate_reps=self.settings.candidate_reps, time_limit_s=self.settings.solver_time_limit_s,
+                        num_workers=self.settings.solver_workers)
+        return self.planner.proposal(request, result, self.judged_at or self.watermark.current)
