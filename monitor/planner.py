@@ -52,6 +52,7 @@ class Planner:
         self._gap_reps: set[str] = set()          # reps whose accounts are without an owner
         self._placed_orphans: set[str] = set()    # orphans the last placement proposal covered
         self._daily_sales: dict[str, dict[str, float]] = {}  # region -> ISO day -> order value
+        self._judged_month: str | None = None                 # as-of month of the last judgement
 
     def evaluate(
         self,
@@ -63,28 +64,24 @@ class Planner:
     ) -> Evaluation:
         accounts, reps = list(accounts), list(reps)
         window_months = max(1, round(self.settings.potential_window_days / 30.44))
-        # Potentials count complete months only (through the month before the watermark's):
-        # a live worker and a backtest then judge the same figures whatever the batching.
-        as_of = watermark.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        # Potentials count complete months only (through the month before the watermark's),
+        # and every month boundary crossed since the last judgement is judged in turn: a live
+        # worker and a backtest then judge the same figures whatever the batching.
+        as_of = _month_start(watermark)
         through = as_of - timedelta(microseconds=1)
-        aggregates = territory_aggregates(accounts, reps, watermark=through, window_months=window_months)
-        evaluation = Evaluation(aggregates, imbalance_index(aggregates.values()))
-        warmed_up = as_of - first_event_at >= timedelta(days=self.settings.warmup_days)
-        orphans = self._judge_coverage(accounts, reps, evaluation, watermark, through, window_months, warmed_up)
-        if not warmed_up or not aggregates:
-            return evaluation  # not enough history yet for shares to mean anything
-        if sum(agg.potential for agg in aggregates.values()) <= 0:
-            return evaluation
-
-        self.detector.update(
-            {rep_id: agg.share for rep_id, agg in aggregates.items()},
-            {rep_id: agg.fair_share for rep_id, agg in aggregates.items()},
-        )
-        for finding in self.detector.findings:
-            signal = self._signal(finding, aggregates[finding.rep_id], as_of)
-            evaluation.signals.append(signal)
-            if finding.state != "in_band":
-                self._pending_signal_ids.append(signal["signal_id"])
+        evaluation = Evaluation({}, 0.0)
+        orphans: set[str] = set()
+        for month in self._months_to_judge(as_of):
+            month_end = month - timedelta(microseconds=1)
+            aggregates = territory_aggregates(accounts, reps, watermark=month_end, window_months=window_months)
+            evaluation.aggregates, evaluation.imbalance = aggregates, imbalance_index(aggregates.values())
+            warmed_up = month - first_event_at >= timedelta(days=self.settings.warmup_days)
+            if month == as_of:
+                orphans = self._judge_coverage(accounts, reps, evaluation, watermark, through, window_months,
+                                               warmed_up)
+            if warmed_up and aggregates and sum(agg.potential for agg in aggregates.values()) > 0:
+                self._judge_balance(aggregates, month, evaluation)
+        self._judged_month = as_of.isoformat()
 
         if orphans:
             return evaluation  # accounts without an owner are placed first; balance waits for that
@@ -101,6 +98,26 @@ class Planner:
         elif self._pending_signal_ids and not self.detector.out_of_band:
             self._pending_signal_ids = []  # the imbalance went away on its own
         return evaluation
+
+    def _months_to_judge(self, as_of: datetime) -> list[datetime]:
+        if self._judged_month is None:
+            return [as_of]
+        month, months = datetime.fromisoformat(self._judged_month), []
+        while month < as_of:
+            month = _month_start(month + timedelta(days=32))
+            months.append(month)
+        return months or [as_of]
+
+    def _judge_balance(self, aggregates: dict[str, RepAggregate], month: datetime, evaluation: Evaluation) -> None:
+        self.detector.update(
+            {rep_id: agg.share for rep_id, agg in aggregates.items()},
+            {rep_id: agg.fair_share for rep_id, agg in aggregates.items()},
+        )
+        for finding in self.detector.findings:
+            signal = self._signal(finding, aggregates[finding.rep_id], month)
+            evaluation.signals.append(signal)
+            if finding.state != "in_band":
+                self._pending_signal_ids.append(signal["signal_id"])
 
     def observe_orders(self, region: str, orders: Iterable[list]) -> None:
         """Orders (day, amount) of an account in `region`, for the regional sales the
@@ -215,13 +232,20 @@ class Planner:
 
     def state_dict(self) -> dict[str, Any]:
         return {"detector": self.detector.state_dict(), "pending_signal_ids": list(self._pending_signal_ids),
-                "gap_reps": sorted(self._gap_reps), "placed_orphans": sorted(self._placed_orphans)}
+                "gap_reps": sorted(self._gap_reps), "placed_orphans": sorted(self._placed_orphans),
+                "judged_month": self._judged_month, "daily_sales": self._daily_sales}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.detector.load_state_dict(state.get("detector", {}))
         self._pending_signal_ids = list(state.get("pending_signal_ids", []))
         self._gap_reps = set(state.get("gap_reps", []))
         self._placed_orphans = set(state.get("placed_orphans", []))
+        self._judged_month = state.get("judged_month")
+        self._daily_sales = {region: dict(days) for region, days in state.get("daily_sales", {}).items()}
+
+
+def _month_start(moment: datetime) -> datetime:
+    return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
 def imbalance_index_of(balances: Iterable[Any]) -> float:

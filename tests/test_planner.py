@@ -106,3 +106,23 @@ def test_rep_leaving_is_an_immediate_coverage_gap_with_a_placement_only_request(
     reps[1].active = True
     back = subject.evaluate(accounts, reps, watermark=START + timedelta(days=7), first_event_at=START)
     assert [(s["kind"], s["state"]) for s in back.signals] == [("coverage_gap", "cleared")]
+
+
+def test_every_month_crossed_is_judged_so_findings_are_dated_the_same_whatever_the_batching():
+    reps = [RepState("A", 52.5, 13.4), RepState("B", 53.5, 10.0)]
+    accounts = [
+        AccountState("a1", 52.5, 13.4, rep_id="A", known=True, monthly_sales={"2025-01": 100.0, "2025-03": 1000.0}),
+        AccountState("b1", 53.5, 10.0, rep_id="B", known=True, monthly_sales={"2025-01": 100.0}),
+    ]
+    one_jump, step_by_step = planner(FakeClock()), planner(FakeClock())
+    start = datetime(2024, 12, 1, tzinfo=timezone.utc)
+    one_jump.evaluate(accounts, reps, watermark=datetime(2025, 2, 15, tzinfo=timezone.utc), first_event_at=start)
+    jumped = one_jump.evaluate(accounts, reps, watermark=datetime(2025, 6, 10, tzinfo=timezone.utc),
+                               first_event_at=start).signals
+    stepped = []
+    for month in (2, 3, 4, 5, 6):
+        stepped += step_by_step.evaluate(accounts, reps, watermark=datetime(2025, month, 3, tzinfo=timezone.utc),
+                                         first_event_at=start).signals
+    key = lambda s: (s["subject"]["id"], s["state"], s["detected_at"])  # noqa: E731
+    assert sorted(map(key, jumped)) == sorted(map(key, stepped)) == [
+        ("A", "over", "2025-04-01T00:00:00+00:00"), ("B", "under", "2025-04-01T00:00:00+00:00")]
