@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
 import threading
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -72,21 +74,30 @@ def simulate(
     speed: Optional[float] = typer.Option(None, help="Simulated seconds per wall second (default: as fast as possible)."),
     shock: bool = typer.Option(True, help="Script a regional demand drop part-way."),
     shock_factor: float = typer.Option(0.4, help="Demand in the shocked region after the shock, as a factor."),
+    out: Optional[Path] = typer.Option(None, help="Write the events to this JSON-lines file instead of Kafka."),
 ) -> None:
-    """Produce a simulated company (reps, accounts in real cities, orders, visits) to TERRITORY_KAFKA_URL."""
+    """Produce a simulated company (reps, accounts in real cities, orders, visits) to TERRITORY_KAFKA_URL,
+    or record it to a file (--out) for `territory backtest`."""
     import asyncio
 
     from simulator import default_shock, generate_company, generate_events, region_name
     from simulator.produce import produce_events
 
     settings = _settings()
-    if not settings.kafka_url:
-        raise typer.BadParameter("set TERRITORY_KAFKA_URL (e.g. from `territory broker`)")
+    if not settings.kafka_url and out is None:
+        raise typer.BadParameter("set TERRITORY_KAFKA_URL (e.g. from `territory broker`) or give --out FILE")
     company = generate_company(seed=seed, n_reps=reps, n_accounts=accounts)
     scripted = default_shock(company, factor=shock_factor) if shock else None
     events = generate_events(company, months=months, shock=scripted, seed=seed)
     if scripted:
         typer.echo(f"shock: {region_name(scripted.region)} x{scripted.factor:g} from {scripted.start.date()}")
+
+    if out is not None:
+        with out.open("w", encoding="utf-8") as lines:
+            for _, _, envelope in events:
+                lines.write(json.dumps(envelope, ensure_ascii=False) + "\n")
+        typer.echo(f"wrote {len(events):,} events to {out}")
+        return
 
     def report(sent: int, total: int, occurred_at) -> None:
         typer.echo(f"\r{sent:,}/{total:,} events, simulated {occurred_at.date()}", nl=False)
@@ -113,6 +124,33 @@ def demo(
     progress = run_demo(settings, options, echo=typer.echo)
     if not progress.proposals:
         raise typer.Exit(1)
+
+
+@app.command()
+def backtest(
+    events: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSON lines, one contract event each."),
+    out: Path = typer.Option(Path("backtest-out"), "--out", help="Directory for signals.jsonl, proposals.jsonl, "
+                                                                 "summary.json."),
+) -> None:
+    """Run the intake, detectors and rebalancer over a file of events in event-time order, without Kafka."""
+    from rich.progress import Progress
+
+    from territory.backtest import read_events, run_backtest, write_outputs
+
+    settings = _settings()
+    messages = read_events(events)
+    with Progress(transient=True) as progress:
+        task = progress.add_task("backtest", total=len(messages))
+        result = run_backtest(messages, settings, on_progress=lambda done: progress.update(task, completed=done))
+    paths = write_outputs(result, out)
+    summary = result.summary()
+    typer.echo(f"{summary['events']:,} events ({summary['event_time']['first'][:10]} .. "
+               f"{summary['event_time']['last'][:10]}): {summary['outcomes']}")
+    for signal in result.signals:
+        typer.echo(f"  signal [{signal['detected_at'][:10]}] {signal['kind']} {signal['subject']['id']} "
+                   f"{signal['state']}")
+    typer.echo(f"{summary['proposals']} proposals, {summary['moves_proposed']} moves; written to "
+               + ", ".join(str(path) for path in paths.values()))
 
 
 @app.command()
