@@ -8,6 +8,7 @@ import logging
 from datetime import timedelta
 
 import faust
+from faust.types import TP
 
 from monitor.intake import Intake, IntakeRules
 from monitor.metrics import Metrics
@@ -41,6 +42,18 @@ def register_intake(app: faust.App, settings: Settings, metrics: Metrics) -> Non
         if outcome == "deadlettered":
             metrics.deadlettered.labels(topic, field or "").inc()
 
+    processed: dict = {}   # input partition -> next offset to process
+    reported: dict = {}    # source -> caught-up state last told to the planner
+
+    def is_caught_up(source: str) -> bool:
+        """Read to its end? The fetch high watermark is right on the embedded broker even
+        where ListOffsets is not."""
+        topic, _, partition = source.rpartition(":")
+        tp = TP(topic, int(partition))
+        highwater = app.consumer.highwater(tp)
+        position = processed.get(tp, app.consumer._committed_offset.get(tp) or 0)
+        return highwater is not None and position >= highwater
+
     intake = Intake(
         accounts=accounts, reps=reps, seen_events=seen_events, stream_times=stream_times,
         send_state=send_state, send_deadletter=send_deadletter, on_outcome=on_outcome,
@@ -50,6 +63,7 @@ def register_intake(app: faust.App, settings: Settings, metrics: Metrics) -> Non
             max_held_per_account=settings.max_held_per_account,
             pseudonym_key=settings.pseudonym_key.encode(),
         ),
+        is_caught_up=is_caught_up,
     )
 
     @app.agent(inputs, name="intake")
@@ -60,6 +74,22 @@ def register_intake(app: faust.App, settings: Settings, metrics: Metrics) -> Non
             await intake.handle(topic=message.topic, partition=message.partition, offset=message.offset,
                                 key=message.key, value=message.value)
             metrics.held.set(intake.held_count)
+            processed[message.tp] = message.offset + 1
+            reported[f"{message.topic}:{message.partition}"] = False  # the planner marks it unread again
+
+    @app.timer(max(0.5, settings.planner_interval_s))
+    async def report_progress() -> None:
+        """Tell the planner which input partitions are read to their end: those hold its
+        event-time watermark back no longer."""
+        for tp in app.consumer.assignment():
+            if tp.topic not in topics.INPUT_TOPICS:
+                continue
+            source = f"{tp.topic}:{tp.partition}"
+            caught_up = is_caught_up(source)
+            if reported.get(source) != caught_up:
+                await state_topic.send(key=f"progress:{source}".encode(),
+                                       value={"kind": "progress", "source": source, "caught_up": caught_up})
+                reported[source] = caught_up
 
 
 def register_planner(app: faust.App, settings: Settings, metrics: Metrics) -> None:
@@ -107,7 +137,9 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics) -> No
 
     @app.agent(state_topic, name="planner")
     async def planner_agent(stream: faust.StreamT) -> None:
-        session.append(PlanningSession(settings, accounts=plan_accounts, reps=plan_reps, meta=plan_meta))
+        every_input = [f"{topic}:{partition}" for topic in topics.INPUT_TOPICS for partition in range(settings.partitions)]
+        session.append(PlanningSession(settings, accounts=plan_accounts, reps=plan_reps, meta=plan_meta,
+                                       expected_sources=every_input))
         async for batch in stream.take(settings.planner_batch, within=settings.planner_interval_s):
             metrics.planner_updates.inc(session[0].apply(batch))
             await judge()

@@ -25,6 +25,7 @@ from typing import Any, Awaitable, Callable, MutableMapping
 
 from monitor.contract import ContractError, Event, parse_event
 from monitor.state import AccountState, RepState, apply_account_event, apply_rep_event
+from territory import topics
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class Intake:
         send_deadletter: Send,
         on_outcome: OnOutcome,
         rules: IntakeRules = IntakeRules(),
+        is_caught_up: Callable[[str], bool] = lambda source: True,
     ):
         self.accounts = accounts
         self.reps = reps
@@ -93,6 +95,7 @@ class Intake:
         self.send_deadletter = send_deadletter
         self.on_outcome = on_outcome
         self.rules = rules
+        self.is_caught_up = is_caught_up
         # partition -> heap of (hold deadline in event time, account id)
         self._deadlines: dict[int, list[tuple[str, str]]] = {}
         self.held_count = 0
@@ -202,9 +205,17 @@ class Intake:
         return state, released
 
     async def _expire_holds(self, partition: int, now: datetime) -> None:
-        """Dead-letter held events whose wait ran out, judged by this partition's event time."""
+        """Dead-letter held events whose wait ran out.
+
+        The wait is judged on the accounts stream the account would arrive on: while that
+        stream still has unread messages, only its own event time counts (orders must not
+        expire because the accounts partition is consumed later than the orders one)."""
         heap = self._deadlines.get(partition, [])
-        while heap and heap[0][0] < now.isoformat():
+        accounts_source = f"{topics.ACCOUNTS}:{partition}"
+        cutoff = now.isoformat()
+        if not self.is_caught_up(accounts_source):
+            cutoff = min(cutoff, self.stream_times.get(accounts_source) or "")
+        while heap and heap[0][0] < cutoff:
             deadline, account_id = heapq.heappop(heap)
             row = self.accounts.get(account_id)
             if not row:

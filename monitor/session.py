@@ -8,8 +8,7 @@ rebalancer the request asks for and returns the proposal. No Kafka here.
 
 from __future__ import annotations
 
-import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, MutableMapping
 
 from monitor.planner import Evaluation, Planner, RebalanceRequest
@@ -28,19 +27,18 @@ class PlanningSession:
         reps: MutableMapping[str, Any],
         meta: MutableMapping[str, Any],
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-        wall_clock: Callable[[], float] = time.monotonic,
-        idle_after_s: float | None = None,
+        expected_sources: Iterable[str] = (),
     ):
         self.settings = settings
         self.accounts, self.reps, self.meta = accounts, reps, meta
         self.planner = Planner(settings, clock=clock)
-        self.watermark = Watermark(settings.idle_source_s if idle_after_s is None else idle_after_s,
-                                   clock=wall_clock)
+        self.watermark = Watermark()
         self.judged_at: datetime | None = None
         if meta.get("planner"):
             self.planner.load_state_dict(meta["planner"])
         if meta.get("watermark"):
             self.watermark.load_state_dict(meta["watermark"])
+        self.watermark.expect(expected_sources)
 
     def apply(self, snapshots: Iterable[dict[str, Any]]) -> int:
         """Fold intake snapshots into the company view; returns how many."""
@@ -48,6 +46,9 @@ class PlanningSession:
         for snapshot in snapshots:
             snapshot = dict(snapshot)
             kind = snapshot.pop("kind")
+            if kind == "progress":
+                self.watermark.caught_up(snapshot["source"], snapshot["caught_up"])
+                continue
             self.watermark.observe(snapshot.pop("source"), datetime.fromisoformat(snapshot.pop("occurred_at")))
             orders = snapshot.pop("orders", None) or []
             if kind == "account_erased":
@@ -65,12 +66,16 @@ class PlanningSession:
     def due(self) -> bool:
         """Time moved since the last judgement, or a rebalance held by the cooldown waits."""
         current = self.watermark.current
-        return self.planner.rebalance_pending or (current is not None and current != self.judged_at)
+        moved = current is not None and current - timedelta(days=self.settings.lateness_days) != self.judged_at
+        return self.planner.rebalance_pending or moved
 
     def judge(self) -> Evaluation | None:
         moment = self.watermark.current
         if moment is None:
             return None
+        # Allowed lateness: producers interleave partitions, so records of a moment may still be
+        # in flight on one partition while another has moved on; judge that much behind.
+        moment -= timedelta(days=self.settings.lateness_days)
         evaluation = self.planner.evaluate(
             (AccountState.from_dict(row) for row in self.accounts.values()),
             (RepState.from_dict(row) for row in self.reps.values()),

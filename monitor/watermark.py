@@ -2,16 +2,15 @@
 
 Input topic-partitions are consumed unevenly (one can be weeks of event time ahead of
 another during a replay), so the newest event time seen runs ahead of most data.
-Judging at the slowest active stream's time means every month inside the window is
-complete. A stream with no message for `idle_after_s` wall seconds has nothing more
-to wait for and stops holding time back.
+Judging at the slowest stream's time means every month inside the window is complete.
+A stream the intake has read to its end (it reports "caught up") holds nothing back;
+a stream that exists but has not delivered yet holds time until it has.
 """
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
-from typing import Any, Callable, Mapping
+from typing import Any, Iterable, Mapping
 
 
 class Watermark:
@@ -19,39 +18,49 @@ class Watermark:
     Examples
     --------
     >>> from datetime import timezone
-    >>> wall = [0.0]
-    >>> mark = Watermark(idle_after_s=10, clock=lambda: wall[0])
     >>> day = lambda d: datetime(2025, 1, d, tzinfo=timezone.utc)
-    >>> mark.observe("orders:0", day(20)); mark.observe("orders:1", day(5)); mark.observe("reps:0", day(1))
-    >>> mark.current.day
+    >>> mark = Watermark().expect(["orders:0", "orders:1", "reps:0"])
+    >>> mark.observe("orders:0", day(20)); mark.observe("reps:0", day(1))
+    >>> mark.current is None          # orders:1 has not delivered yet
+    True
+    >>> mark.observe("orders:1", day(5)); mark.current.day
     1
-    >>> wall[0] = 11.0; mark.observe("orders:0", day(21)); mark.observe("orders:1", day(6))
-    >>> mark.current.day    # reps:0 went quiet: idle
-    6
+    >>> mark.caught_up("reps:0"); mark.current.day    # reps:0 read to its end: it holds nothing back
+    5
+    >>> mark.caught_up("orders:0"); mark.caught_up("orders:1"); mark.current.day  # all read: newest time
+    20
     """
 
-    def __init__(self, idle_after_s: float, clock: Callable[[], float] = time.monotonic):
-        self.idle_after_s = idle_after_s
-        self._clock = clock
+    def __init__(self) -> None:
         self._newest: dict[str, datetime] = {}
-        self._last_seen: dict[str, float] = {}
+        self._done: dict[str, bool] = {}
         self.first_event_at: datetime | None = None
+
+    def expect(self, sources: Iterable[str]) -> "Watermark":
+        """Streams that exist but may not have delivered anything yet."""
+        for source in sources:
+            self._done.setdefault(source, False)
+        return self
 
     def observe(self, source: str, occurred_at: datetime) -> None:
         if source not in self._newest or occurred_at > self._newest[source]:
             self._newest[source] = occurred_at
-        self._last_seen[source] = self._clock()
+        self._done[source] = False
         if self.first_event_at is None or occurred_at < self.first_event_at:
             self.first_event_at = occurred_at
+
+    def caught_up(self, source: str, done: bool = True) -> None:
+        """The intake has read `source` to its end (or not any more)."""
+        self._done[source] = done
 
     @property
     def current(self) -> datetime | None:
         if not self._newest:
             return None
-        now = self._clock()
-        active = [self._newest[s] for s in self._newest if now - self._last_seen[s] <= self.idle_after_s]
-        # All idle: everything sent so far has been read, so the newest time is complete.
-        return min(active) if active else max(self._newest.values())
+        active = [source for source, done in self._done.items() if not done]
+        if any(source not in self._newest for source in active):
+            return None  # an expected stream has not delivered yet
+        return min(self._newest[s] for s in active) if active else max(self._newest.values())
 
     def state_dict(self) -> dict[str, Any]:
         return {"newest": {s: t.isoformat() for s, t in self._newest.items()},
@@ -59,8 +68,8 @@ class Watermark:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> "Watermark":
         self._newest = {s: datetime.fromisoformat(t) for s, t in state.get("newest", {}).items()}
-        # After a restart every stream counts as active until it proves idle again.
-        self._last_seen = {s: self._clock() for s in self._newest}
+        # After a restart every stream counts as unread until the intake reports it caught up.
+        self._done = {s: False for s in self._newest}
         first = state.get("first_event_at")
         self.first_event_at = datetime.fromisoformat(first) if first else None
         return self

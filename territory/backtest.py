@@ -100,10 +100,9 @@ def run_backtest(messages: Iterable[tuple[str, str, Any]], settings: Settings,
                           max_held_per_account=settings.max_held_per_account,
                           pseudonym_key=settings.pseudonym_key.encode()),
     )
-    # Event time is the clock: streams count as idle as soon as a later event arrives (the
-    # file is in order), and cooldowns are measured in event time.
-    session = PlanningSession(settings, accounts={}, reps={}, meta={}, clock=lambda: now[0],
-                              wall_clock=lambda: now[0].timestamp(), idle_after_s=0.0)
+    # Event time is the clock (cooldowns are measured in it), and the file is in order: after
+    # each event every stream is read up to now.
+    session = PlanningSession(settings, accounts={}, reps={}, meta={}, clock=lambda: now[0])
 
     def judge() -> None:
         evaluation = session.judge()
@@ -124,6 +123,7 @@ def run_backtest(messages: Iterable[tuple[str, str, Any]], settings: Settings,
         _run(intake.handle(topic=topic, partition=0, offset=offset, key=key.encode(), value=raw))
         session.apply(snapshots)
         snapshots.clear()
+        session.watermark.caught_up(f"{topic}:0")
         result.events += 1
         day = now[0].date()
         if day != judged_day:

@@ -48,9 +48,9 @@ class Settings:
     potential_window_days: int = 365
     # No imbalance is judged until this much event-time history has been seen.
     warmup_days: int = 365
-    # An input stream (topic-partition) silent for this many wall seconds stops holding
-    # the planner's event-time watermark back.
-    idle_source_s: float = 30.0
+    # The planner judges this many days of event time behind its watermark, so records still
+    # in flight on another partition are counted (allowed lateness).
+    lateness_days: float = 2.0
     # Planner: evaluate after at most this many snapshots or this many seconds.
     planner_batch: int = 500
     planner_interval_s: float = 1.0

@@ -69,8 +69,7 @@ def brute_force_min_moves(tolerance: float) -> int:
 
 def test_scenario_reaches_signal_proposal_alert_and_store(broker, start_worker):
     worker = start_worker(TERRITORY_WARMUP_DAYS="60", TERRITORY_TOLERANCE=str(TOLERANCE),
-                          TERRITORY_HYSTERESIS=str(HYSTERESIS), TERRITORY_PLANNER_INTERVAL_S="0.3",
-                          TERRITORY_IDLE_SOURCE_S="2")
+                          TERRITORY_HYSTERESIS=str(HYSTERESIS), TERRITORY_PLANNER_INTERVAL_S="0.3")
     first_phase = scenario()
     produce(broker.bootstrap_servers, first_phase)
     wait_for(lambda: worker.metric("territory_intake_events_total") == len(first_phase),
@@ -82,7 +81,7 @@ def test_scenario_reaches_signal_proposal_alert_and_store(broker, start_worker):
 
     # A later activity moves event time past the warm-up: now balance is judged.
     produce(broker.bootstrap_servers, [(topics.ACTIVITIES, "b1", envelope(
-        "act-1", "activity.logged", "2025-04-01T09:00:00+00:00", activity_id="v1", account_id="b1",
+        "act-1", "activity.logged", "2025-04-05T09:00:00+00:00", activity_id="v1", account_id="b1",
         rep_id="B", kind="visit", duration_min=60, travel_min=30))])
 
     proposals = read_topic(broker.bootstrap_servers, topics.PROPOSALS, until=lambda found: len(found) >= 1)
@@ -131,7 +130,7 @@ def test_scenario_reaches_signal_proposal_alert_and_store(broker, start_worker):
 
 
 def test_rep_leaving_gives_a_coverage_gap_and_a_placement_of_only_their_accounts(broker, start_worker):
-    worker = start_worker(TERRITORY_WARMUP_DAYS="60", TERRITORY_PLANNER_INTERVAL_S="0.3", TERRITORY_IDLE_SOURCE_S="2",
+    worker = start_worker(TERRITORY_WARMUP_DAYS="60", TERRITORY_PLANNER_INTERVAL_S="0.3",
                           TERRITORY_REBALANCE_COOLDOWN_S="0")
     produce(broker.bootstrap_servers, scenario())
     wait_for(lambda: worker.metric("territory_intake_events_total") == len(scenario()), 90, "the scenario")

@@ -125,3 +125,14 @@ def test_garbage_is_dead_lettered_never_raised(raw):
     h = Harness()
     h.send(topics.ORDERS, "a1", raw)
     assert h.outcomes == {"deadlettered": 1} and h.dead[0]["value_base64"] is not None
+
+
+def test_held_orders_wait_for_an_accounts_stream_that_is_behind():
+    h = Harness(hold_for=timedelta(days=30))
+    h.intake.is_caught_up = lambda source: source != f"{topics.ACCOUNTS}:0"  # accounts partition still unread
+    h.send(topics.ACCOUNTS, "other", upsert("other", "2025-01-01T00:00:00Z"))
+    h.send(topics.ORDERS, "a1", order("a1", "2025-01-10T00:00:00Z", 100, "o1"))
+    h.send(topics.ORDERS, "a9", order("a9", "2025-06-10T00:00:00Z", 5, "o9"))   # orders stream far ahead
+    assert h.dead == [] and h.intake.held_count == 2                          # accounts stream is at Jan 1
+    h.send(topics.ACCOUNTS, "a1", upsert("a1", "2025-01-02T00:00:00Z"))
+    assert h.accounts["a1"]["monthly_sales"] == {"2025-01": 100.0}
