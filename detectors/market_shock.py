@@ -21,6 +21,13 @@ STATE_VERSION = 1
 _MIN_BUFFER_DAYS = 366
 # A share is kept inside (_EPS, 1 - _EPS) so the variance p(1 - p) never vanishes.
 _EPS = 1e-9
+# A region whose drop or rise statistic passes this fraction of the threshold is
+# left out of the other regions' reference until it settles.
+_SUSPECT = 0.5
+# ... unless the regions left out hold this much of the rest of the country.
+_MAX_LEFT_OUT = 0.5
+# Bounds of a region's level relative to where it started (after several findings).
+_MIN_LEVEL = 1e-3
 
 
 @dataclass(frozen=True)
@@ -65,32 +72,37 @@ class MarketShockDetector:
 
     Fed once per complete day of event time with that day's sales per region. Every
     region shares the seasonality (the December peak, the August lull, weekends), so
-    the detector judges each region's *share* of the country's total, not its level:
-    on each day with any sales it compares the region's sales x with what its
-    baseline share p predicts from the day's total T, and standardises the residual
-    by its own history,
+    the detector judges each region's *share*, not its level: it compares the
+    region's sales x with what its baseline share p predicts from x plus the rest of
+    the country, T, and standardises the residual by its own history,
 
         z = (x - p T) / sqrt(kappa p (1 - p) T),
 
-    where kappa (the dispersion of order values) makes z unit-variance for the
-    compound-Poisson noise of orders. Two river `PageHinkley` detectors per region,
-    one per direction, accumulate z; a drop or rise is found when the cumulative
-    deviation passes `threshold`. The day the cumulative sum last left zero is the
-    estimated start, and the size compares the region's share since then with its
-    baseline share, as odds, which equals the factor by which the region moved
-    relative to the rest (-0.30 for a 30% drop).
+    where kappa (the dispersion of order values, learnt per region) makes z
+    unit-variance under the compound-Poisson noise of orders. Small regions pool
+    consecutive days until a batch holds about `min_batch_orders` orders' worth of
+    sales, so one large order does not look like a boom. Two river `PageHinkley`
+    detectors per region (one per direction, alpha=1: a CUSUM) accumulate z; a drop
+    or rise is found when the cumulative deviation passes `threshold`. The day the
+    cumulative sum last left zero is the estimated start; the size compares the
+    region's share since then with its baseline share as odds, which is the factor
+    by which the region moved against the rest (-0.30 for a 30% drop).
 
-    A region is judged only after `min_history_days` days with sales in the
-    country (weekends and holidays do not count). After a finding the region starts
-    over: its baseline is learnt anew from `rearm_days` days after the detection, so
-    one shock gives one finding and the new level becomes normal.
+    A region is judged after `min_history_days` days with sales in the country
+    (weekends and holidays do not count). After a finding it starts over: its
+    baseline is learnt anew from the `rearm_days` days after the detection, so one
+    shock gives one finding and the new level becomes normal. Its measured change
+    is then taken out of the other regions' rest of the country, so they do not
+    look as if they rose when it dropped. (Until then they do: with few regions, or
+    one region holding much of the country, a large shock can make a neighbour fire.)
 
-    Detection speed is limited by the number of orders per region and day: the
-    cumulative evidence for a 30% drop grows by about 0.2 (sales) or 0.45 (order
-    counts) nats per trading day for a region with 9 orders a day, and ruling out
-    false alarms for decades needs about 9 nats. With order counts at hand
-    (`measure="orders"`) the same false-alarm rate is reached about twice as fast,
-    because order values add noise but no information when a shock thins orders.
+    Detection speed is limited by the orders per region and day, not by the
+    method: for a region with 9 orders a trading day, a 30% drop adds about 0.2
+    nats of evidence a day through sales (0.45 through order counts), and keeping
+    false alarms below one per 20 region-years needs about 9 nats. With order counts
+    at hand (`measure="orders"`, e.g. with delta=0.35) the detection is about twice
+    as fast, because a shock that thins orders leaves the order values unchanged and
+    they only add noise. See docs/benchmarks/detectors.md.
 
     Parameters
     ----------
@@ -98,30 +110,34 @@ class MarketShockDetector:
         PageHinkley threshold (lambda) on the cumulative standardised deviation,
         > 0. Higher: fewer false alarms, later detection.
     delta
-        PageHinkley delta: the per-day standardised deviation tolerated before it
-        counts, >= 0. About half the shift to detect quickest.
+        PageHinkley delta: the standardised deviation per batch tolerated before it
+        counts, >= 0. About half the shift of the smallest change worth catching
+        quickly.
     min_history_days
-        Days with sales (in the country) before a region is judged, >= 2.
+        Days with sales (in the country) before a region is judged, integer >= 2.
     rearm_days
         Days with sales after a finding during which the region's new baseline is
-        learnt and it cannot fire again, >= 2.
+        learnt and it cannot fire again, integer >= 2.
     baseline_halflife_days
-        Half-life, in days with sales, of the baseline share and of kappa, > 0.
-        Long enough that a shock is not absorbed before it is confirmed.
+        Half-life, in days with sales, of the baseline share and of kappa, > 0. Long
+        enough that a shock is not absorbed before it is confirmed.
+    min_batch_orders
+        Least expected orders (sales: order-value-equivalent) in one observation of
+        a region; days are pooled until it is reached, >= 0 (0: every day alone).
     measure
         "sales" (default: the amounts in `sales_by_region`) or "orders" (order
         counts, passed as `orders_by_region`).
 
     Examples
     --------
-    Three regions share a strong seasonality; region "B" loses 40% of its orders from
+    Five regions share a strong seasonality; region "B" loses 40% of its orders from
     day 300 on.
 
     >>> import numpy as np
     >>> from datetime import date, timedelta
     >>> rng = np.random.default_rng(3)
     >>> detector = MarketShockDetector()
-    >>> base = {"A": 12.0, "B": 8.0, "C": 20.0}        # orders per day
+    >>> base = {"A": 12.0, "B": 8.0, "C": 20.0, "D": 15.0, "E": 10.0}   # orders per day
     >>> day0 = date(2024, 1, 1)
     >>> found = []
     >>> for t in range(450):
@@ -135,15 +151,15 @@ class MarketShockDetector:
     ...     found += detector.update(day, sales).findings
     >>> f = found[0]
     >>> len(found), f.region, f.direction, round(f.size, 2)
-    (1, 'B', 'drop', -0.46)
+    (1, 'B', 'drop', -0.48)
     >>> f.start, f.detected_on, f.evidence.detector
-    (datetime.date(2024, 10, 27), datetime.date(2024, 11, 6), 'page_hinkley')
+    (datetime.date(2024, 10, 27), datetime.date(2024, 11, 15), 'page_hinkley')
     >>> (day0 + timedelta(days=300)).isoformat()
     '2024-10-27'
     """
 
-    def __init__(self, threshold: float = 12.0, delta: float = 0.3, min_history_days: int = 60,
-                 rearm_days: int = 40, baseline_halflife_days: float = 250.0, min_batch_orders: float = 5.0,
+    def __init__(self, threshold: float = 10.0, delta: float = 0.3, min_history_days: int = 60,
+                 rearm_days: int = 90, baseline_halflife_days: float = 300.0, min_batch_orders: float = 8.0,
                  measure: str = "sales"):
         if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold > 0):
             raise ValueError(f"threshold must be a finite number > 0, got {threshold!r}")
@@ -196,24 +212,57 @@ class MarketShockDetector:
         else:
             signal = sales
         self._last_day = day
-        for region in set(signal) | set(sales):
+        for region in sorted(set(signal) | set(sales)):
             if region not in self._regions:
                 self._regions[region] = _Region.new(self._fresh_detectors(), self.min_history_days)
-        total = sum(signal.values())
-        if total <= 0:
+        if sum(signal.values()) <= 0:
             return self
-        total_sales = sum(sales.values())
+        rests = self._rests(signal)
         for region in sorted(self._regions):
-            finding = self._judge(region, day, signal.get(region, 0.0), total,
-                                  sales.get(region, 0.0), total_sales)
+            x = signal.get(region, 0.0)
+            finding = self._judge(region, day, x, x + rests[region])
             if finding is not None:
                 self._findings.append(finding)
         return self
 
-    def _judge(self, region: str, day: date, x: float, total: float,
-               x_sales: float, total_sales: float) -> ShockFinding | None:
+    def _rests(self, signal: Mapping[str, float]) -> dict[str, float]:
+        """Each region's rest of the country, robust to the other regions' changes.
+
+        Changes already found are taken out through the regions' levels. A region that
+        is re-learning its level after a finding, or whose statistic is past half the
+        threshold (a change may be under way), is left out of the others' reference,
+        and the remaining regions are scaled up by the national shares, so a region's
+        drop does not make the others look as if they rose.
+        """
+        # Sorted everywhere: sums in a fixed order give the same floats after a restore.
+        regions = sorted(self._regions)
+        corrected = {region: signal.get(region, 0.0) / self._regions[region].level for region in regions}
+        total = sum(corrected.values())
+        shares = {region: self._regions[region].national_share() for region in regions}
+        excluded = [region for region in regions if self._suspect(self._regions[region])]
+        rests = {}
+        for region in regions:
+            full = max(total - corrected[region], 0.0)
+            others = [j for j in excluded if j != region]
+            left_out = sum(shares[j] or 0.0 for j in others)
+            own = shares[region] or 0.0
+            if not others or left_out >= _MAX_LEFT_OUT * (1.0 - own):
+                rests[region] = full
+                continue
+            partial = max(full - sum(corrected[j] for j in others), 0.0)
+            rests[region] = partial * (1.0 - own) / (1.0 - own - left_out)
+        return rests
+
+    def _suspect(self, st: "_Region") -> bool:
+        if st.rearming:
+            return True
+        return st.judged and max(_ph_statistic(st.down, "drop"), _ph_statistic(st.up, "rise")) > _SUSPECT * self.threshold
+
+    def _judge(self, region: str, day: date, x: float, total: float) -> ShockFinding | None:
         st = self._regions[region]
-        st.buffer.append((day.toordinal(), x, total, x_sales, total_sales))
+        if total <= 0:
+            return None
+        st.buffer.append((day.toordinal(), x, total))
         if st.warmup_left > 0:
             st.warmup_left -= 1
             if st.warmup_left == 0:
@@ -292,6 +341,12 @@ class MarketShockDetector:
         return out
 
     @property
+    def levels(self) -> dict[str, float]:
+        """Per region, its level against the rest of the country relative to its first
+        baseline, as measured after its findings (1.0: no change found)."""
+        return {region: st.level for region, st in sorted(self._regions.items())}
+
+    @property
     def last_day(self) -> date | None:
         """The last day fed."""
         return self._last_day
@@ -358,6 +413,9 @@ class _Region:
     def __init__(self) -> None:
         self.warmup_left = 0      # days with sales still to learn before the region is judged
         self.warmup_rows = 0      # length of the current warm-up
+        self.level = 1.0          # the region's level against its first baseline, from its findings
+        self.level_before = 1.0   # during a re-arm: the level before the finding ...
+        self.share_before: float | None = None  # ... and the baseline share then
         self.sum_x = 0.0          # exponentially weighted sums of the region's and the country's measure
         self.sum_total = 0.0
         self.kappa = 1.0          # dispersion: Var(x - pT) = kappa p (1 - p) T
@@ -367,7 +425,7 @@ class _Region:
         self.up: drift.PageHinkley
         self.pending: dict[str, tuple[int, float] | None] = {"drop": None, "rise": None}
         self.batch = _Batch()
-        self.buffer: deque[tuple[int, float, float, float, float]] = deque(maxlen=_MIN_BUFFER_DAYS)
+        self.buffer: deque[tuple[int, float, float]] = deque(maxlen=_MIN_BUFFER_DAYS)  # (day, x, total)
 
     @classmethod
     def new(cls, detectors: tuple[drift.PageHinkley, drift.PageHinkley], warmup: int) -> "_Region":
@@ -379,6 +437,27 @@ class _Region:
     def share(self) -> float:
         return self.sum_x / self.sum_total if self.sum_total > 0 else 0.0
 
+    @property
+    def judged(self) -> bool:
+        return self.warmup_left == 0
+
+    @property
+    def rearming(self) -> bool:
+        return self.share_before is not None
+
+    def national_share(self) -> float | None:
+        """The region's share of the country with the changes found taken out (None
+        before its first baseline)."""
+        if self.rearming:
+            share, level = self.share_before, self.level_before
+        elif self.judged:
+            share, level = self.share(), self.level
+        else:
+            return None
+        share = min(max(share, _EPS), 1 - _EPS)
+        odds = share / (1.0 - share) / level
+        return odds / (1.0 + odds)
+
     def start_baseline(self, decay: float) -> None:
         """End of a warm-up: baseline share and dispersion from the warm-up days."""
         rows = list(self.buffer)[-self.warmup_rows:]
@@ -386,6 +465,11 @@ class _Region:
         self.sum_x = sum(decay ** (n - 1 - i) * row[1] for i, row in enumerate(rows))
         self.sum_total = sum(decay ** (n - 1 - i) * row[2] for i, row in enumerate(rows))
         p = self.share()
+        if self.share_before is not None:
+            before = min(max(self.share_before, _EPS), 1 - _EPS)
+            now = min(max(p, _EPS), 1 - _EPS)
+            self.level = _clip_level(self.level_before * (now / (1 - now)) / (before / (1 - before)))
+            self.share_before = None
         if p <= _EPS or p >= 1 - _EPS:
             self.kappa_num, self.kappa_den, self.kappa = 0.0, 0.0, 1.0
             return
@@ -408,7 +492,15 @@ class _Region:
             self.kappa = self.kappa_num / self.kappa_den
 
     def rearm(self, detectors: tuple[drift.PageHinkley, drift.PageHinkley], warmup: int) -> None:
-        """After a finding: learn the new level from scratch, keep the dispersion."""
+        """After a finding: learn the new level from scratch, keep the dispersion.
+
+        When the re-arm ends, the region's level is measured from its new baseline
+        against the old one, and from then on the other regions compare with a rest of
+        the country that has this change taken out. (Not at once from the finding's
+        size: after a false alarm that size is noise, and correcting every other
+        region with it made more false alarms in the benchmark.)
+        """
+        self.level_before, self.share_before = self.level, self.share()
         self.down, self.up = detectors
         self.pending = {"drop": None, "rise": None}
         self.batch = _Batch()
@@ -417,7 +509,8 @@ class _Region:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "warmup_left": self.warmup_left, "warmup_rows": self.warmup_rows,
+            "warmup_left": self.warmup_left, "warmup_rows": self.warmup_rows, "level": self.level,
+            "level_before": self.level_before, "share_before": self.share_before,
             "sum_x": self.sum_x, "sum_total": self.sum_total,
             "kappa": self.kappa, "kappa_num": self.kappa_num, "kappa_den": self.kappa_den,
             "pending": {k: list(v) if v else None for k, v in self.pending.items()},
@@ -431,6 +524,8 @@ class _Region:
         st = cls()
         st.warmup_left = int(data["warmup_left"])
         st.warmup_rows = int(data["warmup_rows"])
+        st.level, st.level_before = float(data["level"]), float(data["level_before"])
+        st.share_before = None if data["share_before"] is None else float(data["share_before"])
         st.sum_x, st.sum_total = float(data["sum_x"]), float(data["sum_total"])
         st.kappa, st.kappa_num, st.kappa_den = float(data["kappa"]), float(data["kappa_num"]), float(data["kappa_den"])
         unknown = set(data["pending"]) - set(DIRECTIONS)
@@ -439,9 +534,13 @@ class _Region:
         st.pending = {d: (int(v[0]), float(v[1])) if v else None for d, v in data["pending"].items()}
         first_day, days, x, total = data["batch"]
         st.batch = _Batch(int(first_day), int(days), float(x), float(total))
-        st.buffer.extend((int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4])) for r in data["buffer"])
+        st.buffer.extend((int(r[0]), float(r[1]), float(r[2])) for r in data["buffer"])
         st.down, st.up = pickle.loads(base64.b64decode(data["detectors"]))
         return st
+
+
+def _clip_level(level: float) -> float:
+    return min(max(level, _MIN_LEVEL), 1.0 / _MIN_LEVEL)
 
 
 def _ph_statistic(detector: drift.PageHinkley, direction: str) -> float:

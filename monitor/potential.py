@@ -419,6 +419,7 @@ class PotentialModel:
         self.seasonal = SeasonalIndex()
         self.regions = RegionalLevels(**VARIANT.get("regions", {}))
         self._profile = linear_model.BayesianLinearRegression(alpha=1.0, beta=1.0)
+        self._firmographic = linear_model.BayesianLinearRegression(alpha=1.0, beta=1.0)
         self._combiner = linear_model.BayesianLinearRegression(alpha=1.0, beta=1.0)
         self._profile_rows = 0
         self._combiner_rows = 0
@@ -511,34 +512,44 @@ class PotentialModel:
                     break
         return out
 
-    def _profile_design(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def _profile_design(self, frame: pd.DataFrame, *, activity: bool) -> pd.DataFrame:
         design = pd.DataFrame({
             "bias": 1.0,
             "log_employees": frame["log_employees"].astype(float),
             "employees_missing": frame["employees_missing"].astype(float),
-            "log_minutes_3m": np.log1p(frame["minutes_3m"].astype(float)),
-            "log_minutes_12m": np.log1p(frame["minutes_12m"].astype(float)),
-            "log_pipeline": np.log1p(frame["pipeline"].astype(float)),
         }, index=frame.index)
+        if activity:
+            design["log_minutes_3m"] = np.log1p(frame["minutes_3m"].astype(float))
+            design["log_minutes_12m"] = np.log1p(frame["minutes_12m"].astype(float))
+            design["log_pipeline"] = np.log1p(frame["pipeline"].astype(float))
         for column in ("industry", "region"):
             dummies = pd.get_dummies(frame[column].fillna(UNKNOWN).astype(str), prefix=column, dtype=float)
             design = pd.concat([design, dummies], axis=1)
         return design
 
     def _profile_values(self, frame: pd.DataFrame) -> np.ndarray:
+        """exp(profile model) in money units: the activity model where the account has a
+        record of activity, else the firmographic one (no minutes yet is not "small")."""
+        out = np.zeros(len(frame))
         if self._profile_rows == 0:
-            return np.zeros(len(frame))
-        log_rate = np.asarray(self._profile.predict_many(self._profile_design(frame)), dtype=float)
-        return np.exp(np.clip(log_rate, -5.0, 25.0)) / MONEY_UNIT
+            return out
+        seasoned = frame["history_months"].to_numpy() >= self.min_profile_months
+        for model, rows, activity in ((self._profile, seasoned, True), (self._firmographic, ~seasoned, False)):
+            if rows.any():
+                log_rate = np.asarray(model.predict_many(self._profile_design(frame.loc[rows], activity=activity)))
+                out[rows] = np.exp(np.clip(log_rate, -5.0, 25.0)) / MONEY_UNIT
+        return out
 
     def _learn_profile(self, frame: pd.DataFrame) -> None:
         rate = frame["sales_24m"].astype(float).to_numpy()
         keep = (frame["history_months"].to_numpy() >= self.min_profile_months) & (rate > 0)
         if not keep.any():
             return
-        design = self._profile_design(frame.loc[keep])
-        target = pd.Series(np.log(rate[keep]), index=design.index)
-        self._profile_rows = self._learn_blr(self._profile, design, target, self._profile_rows)
+        rows = frame.loc[keep]
+        target = pd.Series(np.log(rate[keep]), index=rows.index)
+        self._learn_blr(self._firmographic, self._profile_design(rows, activity=False), target, self._profile_rows)
+        self._profile_rows = self._learn_blr(self._profile, self._profile_design(rows, activity=True), target,
+                                             self._profile_rows)
 
     def _regional_factors(self, frame: pd.DataFrame) -> dict[int, np.ndarray]:
         """Per window, each row's regional level factor (1 where nothing is known)."""
@@ -613,7 +624,7 @@ class PotentialModel:
             "combiner_rows": self._combiner_rows,
             "abs_error": self._abs_error,
             "abs_label": self._abs_label,
-            "river": _pack({"profile": self._profile, "combiner": self._combiner,
+            "river": _pack({"profile": self._profile, "firmographic": self._firmographic, "combiner": self._combiner,
                             "segments": self._segments, "mae": self._mae}),
         }
 
@@ -629,6 +640,7 @@ class PotentialModel:
         self._abs_label = float(state["abs_label"])
         river_objects = _unpack(state["river"])
         self._profile = river_objects["profile"]
+        self._firmographic = river_objects["firmographic"]
         self._combiner = river_objects["combiner"]
         self._segments = river_objects["segments"]
         self._mae = river_objects["mae"]

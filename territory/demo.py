@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -108,6 +108,9 @@ async def _narrate(bootstrap: str, events: list, settings: Settings, options: De
 
     progress = Progress(total=len(events))
     started = time.monotonic()
+    # The planner has judged everything once its watermark is at the last event, less the lateness.
+    last_event = datetime.fromisoformat(max(envelope["occurred_at"] for _, _, envelope in events))
+    last_judged = (last_event - timedelta(days=settings.lateness_days)).timestamp()
 
     def on_progress(sent: int, total: int, occurred_at: datetime) -> None:
         progress.produced, progress.simulated_at = sent, occurred_at
@@ -127,8 +130,6 @@ async def _narrate(bootstrap: str, events: list, settings: Settings, options: De
                 for record in records:
                     _show(partition.topic, json.loads(record.value), progress, echo)
             taken = _metric(settings.metrics_port, "territory_intake_events_total")
-            applied = _metric(settings.metrics_port, "territory_intake_events_total", 'outcome="applied"')
-            planned = _metric(settings.metrics_port, "territory_planner_updates_total")
             watermark = _metric(settings.metrics_port, "territory_planner_event_time_watermark_seconds")
             now = time.monotonic()
             if now - last_report >= 3:
@@ -137,8 +138,8 @@ async def _narrate(bootstrap: str, events: list, settings: Settings, options: De
                      f"(simulated {progress.simulated_at.date() if progress.simulated_at else '-'}), "
                      f"worker took {taken:,.0f}, planner at {_date(watermark)}, "
                      f"signals {progress.signals}, proposals {len(progress.proposals)}")
-            # Finished when every event was taken, the planner saw every update, and all is quiet.
-            if producing.done() and taken >= progress.total and planned >= applied:
+            # Finished when every event was taken, the planner judged up to the last one, and all is quiet.
+            if producing.done() and taken >= progress.total and watermark >= last_judged:
                 settled_since = settled_since or now
                 if now - settled_since >= 8 and not batches:
                     break
