@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable
 
-from detectors import ImbalanceDetector, ImbalanceFinding
+from detectors import ImbalanceDetector, ImbalanceFinding, MarketShockDetector
+from monitor.regions import region_label
 from monitor.state import AccountState, RepAggregate, RepState, territory_aggregates, trailing_sum
 from rebalancer import Account, RebalanceResult, Rep
 from territory.settings import Settings
@@ -53,6 +54,8 @@ class Planner:
         self._placed_orphans: set[str] = set()    # orphans the last placement proposal covered
         self._daily_sales: dict[str, dict[str, float]] = {}  # region -> ISO day -> order value
         self._judged_month: str | None = None                 # as-of month of the last judgement
+        self._judged_day: str | None = None                   # last complete day fed to the shock detector
+        self.shock_detector = MarketShockDetector()
 
     def evaluate(
         self,
@@ -82,6 +85,7 @@ class Planner:
             if warmed_up and aggregates and sum(agg.potential for agg in aggregates.values()) > 0:
                 self._judge_balance(aggregates, month, evaluation)
         self._judged_month = as_of.isoformat()
+        self._judge_markets(watermark, evaluation)
 
         if orphans:
             return evaluation  # accounts without an owner are placed first; balance waits for that
@@ -124,7 +128,43 @@ class Planner:
         market-shock detector reads per complete day."""
         days = self._daily_sales.setdefault(region, {})
         for day, amount in orders:
-            days[day] = round(days.get(day, 0.0) + amount, 2)
+            total, count = days.get(day, (0.0, 0))
+            days[day] = (round(total + amount, 2), count + 1)
+
+    def _judge_markets(self, moment: datetime, evaluation: Evaluation) -> None:
+        """Feed the market-shock detector every day completed since the last judgement."""
+        if not self._daily_sales:
+            return
+        today = moment.date()
+        first = min(min(days) for days in self._daily_sales.values() if days) if any(
+            self._daily_sales.values()) else today.isoformat()
+        day = date.fromisoformat(self._judged_day) + timedelta(days=1) if self._judged_day else date.fromisoformat(first)
+        while day < today:
+            key = day.isoformat()
+            sales = {region: days.get(key, (0.0, 0))[0] for region, days in self._daily_sales.items()}
+            counts = {region: days.get(key, (0.0, 0))[1] for region, days in self._daily_sales.items()}
+            for finding in self.shock_detector.update(day, sales, counts).findings:
+                evaluation.signals.append(self._shock_signal(finding))
+            self._judged_day = key
+            day += timedelta(days=1)
+        # Days judged are final: forget them (late orders for them change state, not judgements).
+        for days in self._daily_sales.values():
+            for key in [k for k in days if self._judged_day and k <= self._judged_day]:
+                del days[key]
+
+    def _shock_signal(self, finding) -> dict[str, Any]:
+        evidence = finding.to_dict()
+        return {
+            "signal_id": f"sig-{uuid.uuid4().hex[:12]}",
+            "kind": "market_shock",
+            "state": finding.direction,
+            "severity": "critical" if abs(finding.size) >= 0.3 else "warning",
+            "subject": {"type": "region", "id": finding.region, "name": region_label(finding.region)},
+            "evidence": {"direction": finding.direction, "size": round(finding.size, 4),
+                         "started_on": finding.start.isoformat(), **evidence.get("evidence", {})},
+            "detected_at": datetime.combine(finding.detected_on, datetime.min.time(), timezone.utc).isoformat(),
+            "emitted_at": self._clock().isoformat(),
+        }
 
     def _judge_coverage(self, accounts: list[AccountState], reps: list[RepState], evaluation: Evaluation,
                         watermark: datetime, through: datetime, window_months: int, warmed_up: bool) -> set[str]:
@@ -233,7 +273,8 @@ class Planner:
     def state_dict(self) -> dict[str, Any]:
         return {"detector": self.detector.state_dict(), "pending_signal_ids": list(self._pending_signal_ids),
                 "gap_reps": sorted(self._gap_reps), "placed_orphans": sorted(self._placed_orphans),
-                "judged_month": self._judged_month, "daily_sales": self._daily_sales}
+                "judged_month": self._judged_month, "daily_sales": self._daily_sales,
+                "judged_day": self._judged_day, "shock_detector": self.shock_detector.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.detector.load_state_dict(state.get("detector", {}))
@@ -241,7 +282,11 @@ class Planner:
         self._gap_reps = set(state.get("gap_reps", []))
         self._placed_orphans = set(state.get("placed_orphans", []))
         self._judged_month = state.get("judged_month")
-        self._daily_sales = {region: dict(days) for region, days in state.get("daily_sales", {}).items()}
+        self._daily_sales = {region: {day: tuple(value) for day, value in days.items()}
+                             for region, days in state.get("daily_sales", {}).items()}
+        self._judged_day = state.get("judged_day")
+        if state.get("shock_detector"):
+            self.shock_detector.load_state_dict(state["shock_detector"])
 
 
 def _month_start(moment: datetime) -> datetime:

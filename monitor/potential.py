@@ -84,9 +84,9 @@ UNKNOWN = "unknown"
 # Money is fed to the linear models in units of 10k (any currency): keeps the
 # normal equations well conditioned without a scaler whose drift would move the weights.
 MONEY_UNIT = 10_000.0
+STATE_VERSION = 1
 
 _MONTH_CACHE: dict[str, int] = {}
-VARIANT: dict = {}
 
 
 def _month_idx(key: str) -> int:
@@ -192,24 +192,40 @@ class SeasonalIndex:
 
 
 class RegionalLevels:
-    """Each region's deseasonalised sales level over time, to bring old sales to today's level.
+    """Each region's share of the company's sales per month, to bring old sales to today's level.
 
     A regional market shock moves every account of a region at once, which a model
-    trained on all accounts learns only slowly; the region's total sales see it within a
-    month. `factors` answers, for windows ending at a month, how the region's level of
-    the last `recent` months compares with its level over the whole window, shrunk
-    toward 1 by how noisy the region's monthly totals are (a region of ten accounts
-    moves a lot by chance).
+    trained on all accounts learns only slowly (its labels arrive months later) but
+    the region's share of total sales shows within a month or two. The share also
+    cancels the seasonality all regions have in common, so it needs no seasonal index.
+
+    `table(region, at)[n]` is the factor that brings a rate measured over the `n`
+    months before month `at` to the region's level of its last `recent_months`: the
+    ratio of the two mean shares, soft-thresholded at `threshold` standard errors of
+    the region's month-to-month noise (robust, MAD) so that chance wobbles of a small
+    region change nothing and a real shift passes almost whole.
+
+    >>> levels = RegionalLevels()
+    >>> months = [f"2024-{m:02d}" for m in range(1, 13)]
+    >>> levels.update({"north": {k: (40.0 if k >= "2024-11" else 100.0) + m % 3 for m, k in enumerate(months)},
+    ...                "south": {k: 300.0 + m % 2 for m, k in enumerate(months)}})
+    >>> table = levels.table("north", 2025 * 12)   # windows ending with December 2024
+    >>> round(table[2], 2), round(table[12], 2) < 0.55, levels.table("south", 2025 * 12)[12]
+    (1.0, True, 1.0)
     """
 
-    def __init__(self, recent: int = 2, spread: float = 2.0) -> None:
-        self.recent = recent
-        self.spread = spread
+    def __init__(self, recent_months: int = 2, threshold: float = 1.5) -> None:
+        if not isinstance(recent_months, int) or not 1 <= recent_months <= 6:
+            raise ValueError(f"recent_months must be an int in 1..6, got {recent_months!r}")
+        if not threshold >= 0:
+            raise ValueError(f"threshold must be >= 0 (standard errors), got {threshold!r}")
+        self.recent = recent_months
+        self.threshold = float(threshold)
         self.totals: dict[str, dict[str, float]] = {}
-        self._national_cache: dict[str, float] | None = None
+        self._reference_cache: dict[int, np.ndarray] = {}
 
     def update(self, totals: Mapping[str, Mapping[str, float]]) -> None:
-        self._national_cache = None
+        self._reference_cache = {}
         for region, months in totals.items():
             self.totals.setdefault(region, {}).update({k: float(v) for k, v in months.items()})
         for region, months in self.totals.items():
@@ -217,26 +233,23 @@ class RegionalLevels:
                 for key in sorted(months, key=_month_idx)[: len(months) - 2 * KEPT_MONTHS]:
                     del months[key]
 
-    def table(self, region: str, at: int, seasonal: SeasonalIndex | None = None) -> np.ndarray:
+    def table(self, region: str, at: int) -> np.ndarray:
         """factor[n] for windows of n = 0..KEPT_MONTHS months ending before month index `at`."""
         out = np.ones(KEPT_MONTHS + 1)
         months = self.totals.get(region)
         if not months:
             return out
-        national = self._national()
-        keys = [_key_of(m) for m in range(at - KEPT_MONTHS, at)]
-        share = np.array([months.get(k, 0.0) / national[k] if national.get(k) else np.nan for k in keys])
+        reference = self._reference(at)
+        series = np.array([months.get(_key_of(m), 0.0) for m in range(at - KEPT_MONTHS, at)])
+        share = series / reference  # nan where the company had no sales yet
         if np.isnan(share[-self.recent:]).any() or np.any(share[-self.recent:] <= 0):
             return out
         valid = share[~np.isnan(share) & (share > 0)]
         if len(valid) < self.recent + 2:
             return out
-        # Per-month variance of the log share, robust (MAD) so that the shock itself does not count as noise.
+        # Per-month variance of the log share, robust (MAD) so that a shift is not counted as noise.
         steps = np.diff(np.log(valid))
-        if VARIANT.get("robust", True):
-            noise = float((1.4826 * np.median(np.abs(steps - np.median(steps)))) ** 2) / 2.0
-        else:
-            noise = float(np.var(steps)) / 2.0
+        noise = float((1.4826 * np.median(np.abs(steps - np.median(steps)))) ** 2) / 2.0
         recent = float(share[-self.recent:].mean())
         filled = np.where(np.isnan(share), 0.0, share)
         counts = np.cumsum((~np.isnan(share))[::-1])
@@ -246,26 +259,39 @@ class RegionalLevels:
                 continue
             log_ratio = math.log(recent * counts[n - 1] / sums[n - 1])
             sigma = math.sqrt(noise * (1.0 / self.recent + 1.0 / counts[n - 1]))
-            kept = max(0.0, abs(log_ratio) - self.spread * sigma)
+            kept = max(0.0, abs(log_ratio) - self.threshold * sigma)
             out[n] = math.exp(math.copysign(kept, log_ratio))
         return out
 
-    def _national(self) -> dict[str, float]:
-        if self._national_cache is None:
-            national: dict[str, float] = {}
-            for months in self.totals.values():
-                for key, value in months.items():
-                    national[key] = national.get(key, 0.0) + value
-            self._national_cache = national
-        return self._national_cache
+    def _reference(self, at: int) -> np.ndarray:
+        """The typical region's sales per month (the 24 before `at`), each region scaled to
+        its own mean: a median over regions, so that one region's shock is not read as
+        every other region's rise (as a share of the total would)."""
+        cached = self._reference_cache.get(at)
+        if cached is not None:
+            return cached
+        span = range(at - KEPT_MONTHS, at)
+        table = np.array([[months.get(_key_of(m), 0.0) for m in span] for months in self.totals.values()])
+        national = table.sum(axis=0) if len(table) else np.zeros(KEPT_MONTHS)
+        seen = national > 0
+        reference = np.full(KEPT_MONTHS, np.nan)
+        if seen.any():
+            steady = table[:, seen]
+            steady = steady[(steady > 0).all(axis=1)]
+            if len(steady) >= 3:
+                reference[seen] = np.median(steady / steady.mean(axis=1, keepdims=True), axis=0)
+            else:
+                reference[seen] = national[seen] / national[seen].mean()
+        self._reference_cache[at] = reference
+        return reference
 
     def to_dict(self) -> dict[str, Any]:
-        return {"recent": self.recent, "spread": self.spread,
+        return {"recent_months": self.recent, "threshold": self.threshold,
                 "totals": {r: dict(m) for r, m in self.totals.items()}}
 
     @classmethod
     def from_dict(cls, row: Mapping[str, Any]) -> "RegionalLevels":
-        levels = cls(recent=int(row["recent"]), spread=float(row["spread"]))
+        levels = cls(recent_months=int(row["recent_months"]), threshold=float(row["threshold"]))
         levels.totals = {r: {k: float(v) for k, v in m.items()} for r, m in row["totals"].items()}
         return levels
 
@@ -390,39 +416,55 @@ class PotentialModel:
     Parameters
     ----------
     prior_months
-        Accounts with fewer months of history are blended with the segment prior:
-        weight history / prior_months on the model. 0 disables the blend.
+        Accounts with fewer months of history are blended with the segment prior, with
+        a weight that falls linearly from `prior_weight` (no history) to 0 (`prior_months`).
+        Before the model has learned anything the prior is used alone.
+    prior_weight
+        Weight of the segment prior for an account without history (0..1). Measured on
+        the simulator, the firmographic model alone is ~20% better than the segment mean
+        for a new account and a 0.25 blend a little better still.
     shrink_months
-        Scale (in months of history) of the combiner's history weights: the share
-        of the account's own sales in the estimate grows like h / (h + shrink_months).
-    forget
-        Per learning batch (month), how much of the combiner's and profile model's
-        evidence is kept (1.0 = never forget; 0.9 = a month-old batch counts 90%).
+        How fast the combiner moves from the profile estimate to the account's own
+        sales: the own share of its features is h / (h + shrink_months) for h months of
+        history (its learned weights then scale both parts).
     min_profile_months
-        Months of history an account needs before its realised rate trains the profile model.
+        Months of history an account needs before its realised rate trains the profile
+        models, and before its activity figures are used to estimate it.
+    forget
+        Share of the profile models' and combiner's evidence kept per learning batch
+        (one batch per month): 1.0 never forgets, 0.95 halves a batch's weight in ~14 months.
+    recent_months, threshold
+        Of the regional level adjustment (`RegionalLevels`).
     """
 
-    def __init__(self, *, prior_months: int = 3, shrink_months: float = 12.0, forget: float = 1.0,
-                 min_profile_months: int = 6) -> None:
+    def __init__(self, *, prior_months: int = 3, prior_weight: float = 0.25, shrink_months: float = 12.0,
+                 min_profile_months: int = 6, forget: float = 1.0, recent_months: int = 2,
+                 threshold: float = 1.5) -> None:
         if not isinstance(prior_months, int) or prior_months < 0:
             raise ValueError(f"prior_months must be an int >= 0, got {prior_months!r}")
+        if not 0.0 <= prior_weight <= 1.0:
+            raise ValueError(f"prior_weight must be in [0, 1], got {prior_weight!r}")
         if not shrink_months > 0:
             raise ValueError(f"shrink_months must be > 0, got {shrink_months!r}")
-        if not 0.0 < forget <= 1.0:
-            raise ValueError(f"forget must be in (0, 1], got {forget!r}")
         if not isinstance(min_profile_months, int) or min_profile_months < 1:
             raise ValueError(f"min_profile_months must be an int >= 1, got {min_profile_months!r}")
+        if not 0.0 < forget <= 1.0:
+            raise ValueError(f"forget must be in (0, 1], got {forget!r}")
         self.prior_months = prior_months
+        self.prior_weight = float(prior_weight)
         self.shrink_months = float(shrink_months)
-        self.forget = float(forget)
         self.min_profile_months = min_profile_months
+        self.forget = float(forget)
         self.seasonal = SeasonalIndex()
-        self.regions = RegionalLevels(**VARIANT.get("regions", {}))
-        self._profile = linear_model.BayesianLinearRegression(alpha=1.0, beta=1.0)
-        self._firmographic = linear_model.BayesianLinearRegression(alpha=1.0, beta=1.0)
-        self._combiner = linear_model.BayesianLinearRegression(alpha=1.0, beta=1.0)
+        self.regions = RegionalLevels(recent_months=recent_months, threshold=threshold)
+        # Log-rate models: with activity figures, and firmographic only (for young accounts).
+        self._profile = linear_model.BayesianLinearRegression()
+        self._firmographic = linear_model.BayesianLinearRegression()
         self._profile_rows = 0
+        # Money-unit blend of the profile estimate with the account's own sales rates.
+        self._combiner = linear_model.BayesianLinearRegression()
         self._combiner_rows = 0
+        # Segment prior: "industry|band", then "industry|*", then "*".
         self._segments: dict[str, stats.Mean] = {}
         self._mae = metrics.MAE()
         self._abs_error = 0.0
@@ -443,7 +485,12 @@ class PotentialModel:
 
     @property
     def metrics(self) -> dict[str, float]:
-        """Prequential error: MAE, relative MAE (sum |error| / sum label) and the count."""
+        """Prequential error: MAE, relative MAE (sum |error| / sum label) and the count.
+
+        The labels are a few months of real orders, so most of this error is their
+        noise; it is a drift signal (it jumps when the market moves), not the accuracy
+        against the true potential, which only a simulation knows.
+        """
         return {
             "mae": self._mae.get(),
             "relative_mae": self._abs_error / self._abs_label if self._abs_label > 0 else 0.0,
@@ -451,7 +498,7 @@ class PotentialModel:
         }
 
     def predict(self, features: Mapping[str, Any]) -> float:
-        """Expected yearly potential (>= 0) of an account with these features."""
+        """Expected yearly potential (>= 0) of an account with these features (`features_at`)."""
         return float(self.predict_many([features])[0])
 
     def learn(self, features: Mapping[str, Any], label: float) -> float:
@@ -459,48 +506,52 @@ class PotentialModel:
         return float(self.learn_many([features], [label])[0])
 
     def predict_many(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        """Potentials of many accounts at once (the fast path)."""
-        if not rows:
+        """Potentials of many accounts at once: one mini-batch through the river models."""
+        if len(rows) == 0:
             return np.zeros(0)
-        frame = pd.DataFrame.from_records(rows)
-        return self._predict_frame(frame)
+        return self._predict_frame(_frame(rows))
 
     def learn_many(self, rows: Sequence[Mapping[str, Any]], labels: Sequence[float]) -> np.ndarray:
-        """Learn a batch; returns the predictions made before learning from it (prequential)."""
+        """Learn a batch; returns the predictions made before learning from any of it."""
         if len(rows) != len(labels):
             raise ValueError(f"{len(rows)} feature rows but {len(labels)} labels")
-        if not rows:
+        if len(rows) == 0:
             return np.zeros(0)
-        frame = pd.DataFrame.from_records(rows)
         y = np.asarray(labels, dtype=float)
         if not np.all(np.isfinite(y)) or np.any(y < 0):
             raise ValueError("labels must be finite and >= 0")
+        frame = _frame(rows)
         before = self._predict_frame(frame)
         for truth, guess in zip(y.tolist(), before.tolist()):
             self._mae.update(truth, guess)
         self._abs_error += float(np.abs(y - before).sum())
         self._abs_label += float(y.sum())
 
-        segments = self._segment_keys(frame)
-        for key, label in zip(segments, y.tolist()):
-            for k in key:
-                self._segments.setdefault(k, stats.Mean()).update(label)
-        combined = self._combiner_design(frame)  # with the profile as predicted, before it learns
+        combined = self._combiner_design(frame)  # with the profile as it was, like `before`
         self._learn_profile(frame)
-        self._combiner_rows = self._learn_blr(self._combiner, combined, pd.Series(y / MONEY_UNIT), self._combiner_rows)
+        # Rows without any estimate (the very first batch: no segment means yet) would
+        # teach the intercept that every account is average; skip them.
+        usable = ((combined["profile"] > 0) | (combined["prior"] > 0)).to_numpy()
+        if usable.any():
+            self._learn_blr(self._combiner, combined.loc[usable],
+                            pd.Series(y[usable] / MONEY_UNIT, index=combined.index[usable]),
+                            first=self._combiner_rows == 0)
+            self._combiner_rows += int(usable.sum())
+        for keys, label in zip(self._segment_keys(frame), y.tolist()):
+            for key in keys:
+                self._segments.setdefault(key, stats.Mean()).update(label)
         self._learned += len(y)
         return before
 
     def prior(self, features: Mapping[str, Any]) -> float:
-        """The segment prior: running mean label of the industry x size band (or coarser)."""
-        return float(self._prior_values(pd.DataFrame.from_records([features]))[0])
+        """The segment prior: mean label of the industry x size band (else industry, else all); 0 if none."""
+        return float(self._prior_values(_frame([features]))[0])
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _segment_keys(self, frame: pd.DataFrame) -> list[tuple[str, str, str]]:
-        industry = frame["industry"].fillna(UNKNOWN).astype(str).tolist()
-        band = frame["size_band"].fillna(UNKNOWN).astype(str).tolist()
-        return [(f"{i}|{b}", f"{i}|*", "*") for i, b in zip(industry, band)]
+    @staticmethod
+    def _segment_keys(frame: pd.DataFrame) -> list[tuple[str, str, str]]:
+        return [(f"{i}|{b}", f"{i}|*", "*") for i, b in zip(frame["industry"].tolist(), frame["size_band"].tolist())]
 
     def _prior_values(self, frame: pd.DataFrame) -> np.ndarray:
         out = np.zeros(len(frame))
@@ -512,127 +563,125 @@ class PotentialModel:
                     break
         return out
 
-    def _profile_design(self, frame: pd.DataFrame, *, activity: bool) -> pd.DataFrame:
-        design = pd.DataFrame({
-            "bias": 1.0,
-            "log_employees": frame["log_employees"].astype(float),
-            "employees_missing": frame["employees_missing"].astype(float),
-        }, index=frame.index)
+    @staticmethod
+    def _profile_design(frame: pd.DataFrame, *, activity: bool) -> pd.DataFrame:
+        columns = {"bias": np.ones(len(frame)), "log_employees": frame["log_employees"].to_numpy(),
+                   "employees_missing": frame["employees_missing"].to_numpy()}
         if activity:
-            design["log_minutes_3m"] = np.log1p(frame["minutes_3m"].astype(float))
-            design["log_minutes_12m"] = np.log1p(frame["minutes_12m"].astype(float))
-            design["log_pipeline"] = np.log1p(frame["pipeline"].astype(float))
-        for column in ("industry", "region"):
-            dummies = pd.get_dummies(frame[column].fillna(UNKNOWN).astype(str), prefix=column, dtype=float)
-            design = pd.concat([design, dummies], axis=1)
-        return design
+            columns["log_minutes_3m"] = np.log1p(frame["minutes_3m"].to_numpy())
+            columns["log_minutes_12m"] = np.log1p(frame["minutes_12m"].to_numpy())
+            columns["log_pipeline"] = np.log1p(frame["pipeline"].to_numpy())
+        design = pd.DataFrame(columns, index=frame.index)
+        dummies = [pd.get_dummies(frame[column], prefix=column, dtype=float) for column in ("industry", "region")]
+        return pd.concat([design, *dummies], axis=1)
 
     def _profile_values(self, frame: pd.DataFrame) -> np.ndarray:
-        """exp(profile model) in money units: the activity model where the account has a
-        record of activity, else the firmographic one (no minutes yet is not "small")."""
+        """exp(profile model), money units: with activity figures where the account has a
+        record of them, else firmographic only ("no minutes yet" must not read as "small")."""
         out = np.zeros(len(frame))
-        if self._profile_rows == 0:
-            return out
         seasoned = frame["history_months"].to_numpy() >= self.min_profile_months
         for model, rows, activity in ((self._profile, seasoned, True), (self._firmographic, ~seasoned, False)):
             if rows.any():
-                log_rate = np.asarray(model.predict_many(self._profile_design(frame.loc[rows], activity=activity)))
-                out[rows] = np.exp(np.clip(log_rate, -5.0, 25.0)) / MONEY_UNIT
+                design = self._profile_design(frame.loc[rows], activity=activity)
+                log_rate = np.asarray(model.predict_many(design), dtype=float)
+                out[rows] = np.exp(np.clip(log_rate, -10.0, 30.0)) / MONEY_UNIT
         return out
 
     def _learn_profile(self, frame: pd.DataFrame) -> None:
-        rate = frame["sales_24m"].astype(float).to_numpy()
+        # Target: log of the deseasonalised yearly rate over the account's history (up to 24
+        # months): long enough to rarely be 0, unlike a 3-month label.
+        rate = frame["sales_24m"].to_numpy()
         keep = (frame["history_months"].to_numpy() >= self.min_profile_months) & (rate > 0)
         if not keep.any():
             return
         rows = frame.loc[keep]
         target = pd.Series(np.log(rate[keep]), index=rows.index)
-        self._learn_blr(self._firmographic, self._profile_design(rows, activity=False), target, self._profile_rows)
-        self._profile_rows = self._learn_blr(self._profile, self._profile_design(rows, activity=True), target,
-                                             self._profile_rows)
+        first = self._profile_rows == 0
+        self._learn_blr(self._firmographic, self._profile_design(rows, activity=False), target, first=first)
+        self._learn_blr(self._profile, self._profile_design(rows, activity=True), target, first=first)
+        self._profile_rows += int(keep.sum())
 
     def _regional_factors(self, frame: pd.DataFrame) -> dict[int, np.ndarray]:
-        """Per window, each row's regional level factor (1 where nothing is known)."""
-        out = {window: np.ones(len(frame)) for window in WINDOWS}
-        if not self.regions.totals or not VARIANT.get("regional", True):
-            return out
-        keys = list(zip(frame["region"].astype(str).tolist(), frame["month"].astype(str).tolist()))
-        tables: dict[tuple[str, str], np.ndarray] = {}
-        for key in set(keys):
-            tables[key] = self.regions.table(key[0], _month_idx(key[1]), self.seasonal)
+        """Per sales window, each row's regional level factor (1 where nothing is known)."""
+        if not self.regions.totals:
+            return {window: np.ones(len(frame)) for window in WINDOWS}
+        keys = list(zip(frame["region"].tolist(), frame["month"].tolist()))
+        tables = {key: self.regions.table(key[0], _month_idx(key[1])) if key[1] else np.ones(KEPT_MONTHS + 1)
+                  for key in set(keys)}
         stacked = np.stack([tables[key] for key in keys])
         rows = np.arange(len(frame))
-        for window in WINDOWS:
-            n = frame[f"sales_{window}m_months"].astype(int).to_numpy()
-            out[window] = stacked[rows, n]
-        return out
+        months = {window: np.clip(frame[f"sales_{window}m_months"].to_numpy().astype(int), 0, KEPT_MONTHS)
+                  for window in WINDOWS}
+        return {window: stacked[rows, months[window]] for window in WINDOWS}
 
     def _combiner_design(self, frame: pd.DataFrame) -> pd.DataFrame:
-        history = frame["history_months"].astype(float).to_numpy()
-        prior = self._prior_values(frame) / MONEY_UNIT
+        history = frame["history_months"].to_numpy()
+        own = history / (history + self.shrink_months)
         factors = self._regional_factors(frame)
-        profile = self._profile_values(frame) * factors[WINDOWS[-1]] if self._profile_rows else prior
-        order_share = np.where(history > 0, frame["order_months"].astype(float).to_numpy() / np.maximum(history, 1), 0.0)
-        design = {"bias": np.ones(len(frame)), "pipeline": frame["pipeline"].astype(float).to_numpy() / MONEY_UNIT}
-        if VARIANT.get("prior_feature", False):
-            design["prior"] = prior
-        for k in VARIANT.get("ks", (self.shrink_months,)):
-            own = history / (history + k)
-            design[f"profile_k{k}"] = profile * (1 - own)
-            for window in VARIANT.get("windows", WINDOWS):
-                rate = frame[f"sales_{window}m"].astype(float).to_numpy() / MONEY_UNIT * factors[window]
-                design[f"sales_{window}m_k{k}"] = rate * own
-                if VARIANT.get("q", False):
-                    design[f"sales_{window}m_k{k}_q"] = rate * own * order_share
+        # The account's estimate before its own sales: the profile model's once it has
+        # learned, else (cold start) the segment prior, in a column of its own so the two
+        # do not share a weight.
+        trained = self._profile_rows > 0
+        estimate = self._profile_values(frame) * factors[WINDOWS[-1]] if trained else np.zeros(len(frame))
+        prior = np.zeros(len(frame)) if trained else self._prior_values(frame) / MONEY_UNIT
+        design = {
+            "bias": np.ones(len(frame)),
+            "profile": estimate * (1.0 - own),
+            "prior": prior * (1.0 - own),
+            "pipeline": frame["pipeline"].to_numpy() / MONEY_UNIT,
+        }
+        for window in WINDOWS:
+            design[f"sales_{window}m"] = frame[f"sales_{window}m"].to_numpy() / MONEY_UNIT * factors[window] * own
         return pd.DataFrame(design, index=frame.index)
 
     def _learn_blr(self, model: linear_model.BayesianLinearRegression, design: pd.DataFrame,
-                   target: pd.Series, seen: int) -> int:
-        if self.forget < 1.0 and seen:
-            # Per-row smoothing s such that the whole batch decays old evidence by `forget`.
-            model.smoothing = self.forget ** (1.0 / len(design))
-        else:
-            model.smoothing = None
+                   target: pd.Series, *, first: bool) -> None:
+        # river's smoothing s decays the evidence per row; spread `forget` over the batch.
+        model.smoothing = None if self.forget == 1.0 or first else self.forget ** (1.0 / len(design))
         model.learn_many(design, target)
-        return seen + len(design)
 
     def _predict_frame(self, frame: pd.DataFrame) -> np.ndarray:
         prior = self._prior_values(frame)
-        if self._combiner_rows:
-            model = np.asarray(self._combiner.predict_many(self._combiner_design(frame)), dtype=float) * MONEY_UNIT
-        else:
-            model = prior.copy()
-        model = np.maximum(model, 0.0)
-        if self.prior_months:
-            history = frame["history_months"].astype(float).to_numpy()
-            weight = np.clip(history / self.prior_months, 0.0, 1.0)
-            has_prior = prior > 0
-            model = np.where(has_prior, weight * model + (1 - weight) * prior, model)
-        return model
+        if not self._combiner_rows:
+            return prior
+        estimate = np.asarray(self._combiner.predict_many(self._combiner_design(frame)), dtype=float)
+        estimate = np.maximum(estimate * MONEY_UNIT, 0.0)
+        if self.prior_months and self.prior_weight:
+            history = frame["history_months"].to_numpy()
+            weight = self.prior_weight * np.clip(1.0 - history / self.prior_months, 0.0, 1.0)
+            estimate = np.where(prior > 0, weight * prior + (1.0 - weight) * estimate, estimate)
+        return estimate
 
     # -- persistence ---------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """JSON-safe state: hyperparameters, counts, the seasonal index, river objects pickled."""
+        """JSON-safe state: parameters, counts, seasonal index, regional totals, river objects.
+
+        The river objects (three BayesianLinearRegression, the segment means, the MAE
+        metric) are pickled and base64-encoded: load only state you wrote yourself.
+        """
         return {
-            "version": 1,
-            "params": {"prior_months": self.prior_months, "shrink_months": self.shrink_months,
-                       "forget": self.forget, "min_profile_months": self.min_profile_months},
+            "version": STATE_VERSION,
+            "params": self._params(),
             "seasonal": self.seasonal.to_dict(),
+            "regions": self.regions.to_dict(),
             "learned": self._learned,
             "profile_rows": self._profile_rows,
             "combiner_rows": self._combiner_rows,
             "abs_error": self._abs_error,
             "abs_label": self._abs_label,
-            "river": _pack({"profile": self._profile, "firmographic": self._firmographic, "combiner": self._combiner,
-                            "segments": self._segments, "mae": self._mae}),
+            "river": _pack({"profile": self._profile, "firmographic": self._firmographic,
+                            "combiner": self._combiner, "segments": self._segments, "mae": self._mae}),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> "PotentialModel":
-        if state.get("version") != 1:
-            raise ValueError(f"unknown potential model state version {state.get('version')!r}")
+        """Restore `state_dict()` output (parameters included) into this model; returns it."""
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"unknown potential model state version {state.get('version')!r}; "
+                             f"expected {STATE_VERSION}")
         self.__init__(**state["params"])  # type: ignore[misc]
         self.seasonal = SeasonalIndex.from_dict(state["seasonal"])
+        self.regions = RegionalLevels.from_dict(state["regions"])
         self._learned = int(state["learned"])
         self._profile_rows = int(state["profile_rows"])
         self._combiner_rows = int(state["combiner_rows"])
@@ -649,6 +698,35 @@ class PotentialModel:
     @classmethod
     def from_state_dict(cls, state: Mapping[str, Any]) -> "PotentialModel":
         return cls().load_state_dict(state)
+
+    def _params(self) -> dict[str, Any]:
+        return {"prior_months": self.prior_months, "prior_weight": self.prior_weight,
+                "shrink_months": self.shrink_months, "min_profile_months": self.min_profile_months,
+                "forget": self.forget, "recent_months": self.regions.recent, "threshold": self.regions.threshold}
+
+
+# Columns `features_at` produces, with the value used when a hand-made row lacks one.
+_DEFAULTS: dict[str, float | str] = {
+    **{f"sales_{w}m": 0.0 for w in WINDOWS},
+    **{f"sales_{w}m_months": 0.0 for w in WINDOWS},
+    "minutes_3m": 0.0, "minutes_12m": 0.0, "order_months": 0.0, "months_since_first_order": 0.0,
+    "history_months": 0.0, "pipeline": 0.0, "industry": UNKNOWN, "size_band": UNKNOWN,
+    "log_employees": 0.0, "employees_missing": 1.0, "region": UNKNOWN, "lat": 0.0, "lon": 0.0, "month": "",
+}
+_TEXT = {name for name, value in _DEFAULTS.items() if isinstance(value, str)}
+
+
+def _frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Feature rows as a typed frame: every expected column, missing values defaulted."""
+    frame = pd.DataFrame.from_records(list(rows))
+    for name, default in _DEFAULTS.items():
+        if name not in frame.columns:
+            frame[name] = default
+        elif name in _TEXT:
+            frame[name] = frame[name].where(frame[name].notna() & (frame[name] != ""), default).astype(str)
+        else:
+            frame[name] = pd.to_numeric(frame[name], errors="coerce").fillna(default).astype(float)
+    return frame
 
 
 # --- the planner's steps -------------------------------------------------------------------

@@ -16,10 +16,11 @@ from tests.kafka_io import committed_offsets, end_offsets, produce, read_all, wa
 
 def recorded(tmp_path, accounts: int = 800, months: int = 20):
     company = generate_company(seed=7, n_accounts=accounts)
-    events = generate_events(company, months=months, shock=default_shock(company), seed=7)
+    shock = default_shock(company)
+    events = generate_events(company, months=months, shock=shock, seed=7)
     path = tmp_path / "events.jsonl"
     path.write_text("".join(json.dumps(envelope) + "\n" for _, _, envelope in events), encoding="utf-8")
-    return events, path
+    return events, path, shock
 
 
 def key(signal: dict) -> tuple:
@@ -27,7 +28,7 @@ def key(signal: dict) -> tuple:
 
 
 def test_backtest_command_writes_signals_proposals_and_summary(tmp_path):
-    _, path = recorded(tmp_path)
+    _, path, shock = recorded(tmp_path)
     with path.open("a") as file:  # a bad line goes where a bad message would: dead-lettered, counted
         file.write("{not json\n")
     out = tmp_path / "out"
@@ -42,12 +43,16 @@ def test_backtest_command_writes_signals_proposals_and_summary(tmp_path):
     under = [s for s in signals if s["kind"] == "imbalance" and s["state"] == "under"]
     assert under and under[0]["subject"]["id"] == "R05" and under[0]["detected_at"] > "2025-03-15"
     assert len(proposals) == summary["proposals"] >= 1
+    # The market-shock detector names the shocked region, after the shock began.
+    shocks = [s for s in signals if s["kind"] == "market_shock"]
+    assert [(s["subject"]["id"], s["state"]) for s in shocks] == [(f"DE-{shock.region}", "drop")]
+    assert shocks[0]["detected_at"] > shock.start.isoformat()
     assert all(s["detected_at"] for s in signals)
 
 
 @pytest.mark.slow
 def test_backtest_finds_the_signals_the_live_worker_found(tmp_path, broker, start_worker):
-    events, path = recorded(tmp_path)
+    events, path, shock = recorded(tmp_path)
     worker = start_worker(TERRITORY_APP_ID="live")
     produce(broker.bootstrap_servers, events)
     ends = end_offsets(broker.bootstrap_servers, {t: broker.partitions for t in topics.INPUT_TOPICS})
@@ -65,3 +70,4 @@ def test_backtest_finds_the_signals_the_live_worker_found(tmp_path, broker, star
     offline = run_backtest(read_events(path), Settings()).signals
     assert live, "the live worker found nothing"
     assert sorted(map(key, live)) == sorted(map(key, offline))
+    assert (f"DE-{shock.region}", "drop") in {(s["subject"]["id"], s["state"]) for s in live if s["kind"] == "market_shock"}
