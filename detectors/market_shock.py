@@ -124,6 +124,12 @@ class MarketShockDetector:
     min_batch_orders
         Least expected orders (sales: order-value-equivalent) in one observation of
         a region; days are pooled until it is reached, >= 0 (0: every day alone).
+    min_change
+        Relative change below which a region with many orders is not alarmed, in
+        [0, 1): PageHinkley's delta is raised to half this change in z units of the
+        batch when that is more than `delta`. Without it a region judged daily on
+        dozens of orders would flag changes of a few percent, and false alarms would
+        grow with the order volume.
     measure
         "sales" (default: the amounts in `sales_by_region`) or "orders" (order
         counts, passed as `orders_by_region`).
@@ -160,7 +166,7 @@ class MarketShockDetector:
 
     def __init__(self, threshold: float = 10.0, delta: float = 0.3, min_history_days: int = 60,
                  rearm_days: int = 90, baseline_halflife_days: float = 300.0, min_batch_orders: float = 8.0,
-                 measure: str = "sales"):
+                 min_change: float = 0.2, measure: str = "sales"):
         if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold > 0):
             raise ValueError(f"threshold must be a finite number > 0, got {threshold!r}")
         if not (isinstance(delta, (int, float)) and math.isfinite(delta) and delta >= 0):
@@ -175,6 +181,8 @@ class MarketShockDetector:
         if not (isinstance(min_batch_orders, (int, float)) and math.isfinite(min_batch_orders)
                 and min_batch_orders >= 0):
             raise ValueError(f"min_batch_orders must be a finite number >= 0, got {min_batch_orders!r}")
+        if not (isinstance(min_change, (int, float)) and 0 <= min_change < 1):
+            raise ValueError(f"min_change must be a number in [0, 1), got {min_change!r}")
         if measure not in MEASURES:
             raise ValueError(f"measure must be one of {', '.join(map(repr, MEASURES))}, got {measure!r}")
         self.threshold = float(threshold)
@@ -183,6 +191,7 @@ class MarketShockDetector:
         self.rearm_days = rearm_days
         self.baseline_halflife_days = float(baseline_halflife_days)
         self.min_batch_orders = float(min_batch_orders)
+        self.min_change = float(min_change)
         self.measure = measure
         self._reset()
 
@@ -280,8 +289,13 @@ class MarketShockDetector:
         batch, st.batch = st.batch, _Batch()
         residual = batch.x - p * batch.total
         z = residual / math.sqrt(st.kappa * p * (1.0 - p) * batch.total)
+        # delta in z units is a smaller relative change the more orders a batch holds;
+        # big regions (judged daily on many orders) tolerate changes below min_change / 2.
+        effective_orders = p * batch.total / st.kappa
+        delta = max(self.delta, 0.5 * self.min_change * math.sqrt(effective_orders / (1.0 - p)))
         finding = None
         for direction, detector in (("drop", st.down), ("rise", st.up)):
+            detector.delta = delta
             detector.update(z)
             statistic = _ph_statistic(detector, direction)
             # The cumulative sum is back at its extreme: a change, if any, starts later.
@@ -359,7 +373,7 @@ class MarketShockDetector:
             "version": STATE_VERSION,
             "threshold": self.threshold, "delta": self.delta, "min_history_days": self.min_history_days,
             "rearm_days": self.rearm_days, "baseline_halflife_days": self.baseline_halflife_days,
-            "min_batch_orders": self.min_batch_orders, "measure": self.measure,
+            "min_batch_orders": self.min_batch_orders, "min_change": self.min_change, "measure": self.measure,
             "last_day": self._last_day.isoformat() if self._last_day else None,
             "regions": {region: st.to_dict() for region, st in sorted(self._regions.items())},
         }
@@ -377,7 +391,7 @@ class MarketShockDetector:
         regions = {region: _Region.from_dict(data) for region, data in state.get("regions", {}).items()}
         for st in regions.values():
             for detector in (st.down, st.up):
-                detector.threshold, detector.delta = self.threshold, self.delta
+                detector.threshold = self.threshold  # delta is set before every update
         last = state.get("last_day")
         self._regions = regions
         self._last_day = date.fromisoformat(last) if last else None
@@ -492,7 +506,7 @@ class _Region:
             self.kappa = self.kappa_num / self.kappa_den
 
     def rearm(self, detectors: tuple[drift.PageHinkley, drift.PageHinkley], warmup: int) -> None:
-        """After a finding: learn the new level from scratch, keep the dispersion.
+        """After a finding: learn the new baseline (share and dispersion) from scratch.
 
         When the re-arm ends, the region's level is measured from its new baseline
         against the old one, and from then on the other regions compare with a rest of

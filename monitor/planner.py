@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable
 
-from detectors import ImbalanceDetector, ImbalanceFinding, MarketShockDetector
+from detectors import ImbalanceDetector, ImbalanceFinding, MarketShockDetector, ModelDriftDetector
+from monitor.potential import PotentialModel, learn_from_history, predict_potential
 from monitor.regions import region_label
 from monitor.state import AccountState, RepAggregate, RepState, territory_aggregates, trailing_sum
 from rebalancer import Account, RebalanceResult, Rep
@@ -34,6 +35,7 @@ class RebalanceRequest:
 class Evaluation:
     aggregates: dict[str, RepAggregate]
     imbalance: float
+    model_error: float | None = None  # mean absolute error of the last monthly scoring
     signals: list[dict[str, Any]] = field(default_factory=list)
     rebalance: RebalanceRequest | None = None
 
@@ -56,6 +58,11 @@ class Planner:
         self._judged_month: str | None = None                 # as-of month of the last judgement
         self._judged_day: str | None = None                   # last complete day fed to the shock detector
         self.shock_detector = MarketShockDetector()
+        # The learned potential model (settings.potential == "model") or trailing sales.
+        self.model = PotentialModel() if settings.potential == "model" else None
+        self.model_drift = ModelDriftDetector()
+        self._learned_month: str | None = None
+        self._potentials: dict[str, float] | None = None
 
     def evaluate(
         self,
@@ -74,9 +81,12 @@ class Planner:
         through = as_of - timedelta(microseconds=1)
         evaluation = Evaluation({}, 0.0)
         orphans: set[str] = set()
+        accounts.sort(key=lambda account: account.account_id)  # learning order must not depend on arrival
         for month in self._months_to_judge(as_of):
             month_end = month - timedelta(microseconds=1)
-            aggregates = territory_aggregates(accounts, reps, watermark=month_end, window_months=window_months)
+            potentials = self._learn_and_value(accounts, month, evaluation) if self.model is not None else None
+            aggregates = territory_aggregates(accounts, reps, watermark=month_end, window_months=window_months,
+                                              potentials=potentials)
             evaluation.aggregates, evaluation.imbalance = aggregates, imbalance_index(aggregates.values())
             warmed_up = month - first_event_at >= timedelta(days=self.settings.warmup_days)
             if month == as_of:
@@ -91,7 +101,7 @@ class Planner:
             return evaluation  # accounts without an owner are placed first; balance waits for that
         if self._pending_signal_ids and self.detector.out_of_band and self._cooled_down():
             evaluation.rebalance = RebalanceRequest(
-                accounts=rebalance_accounts(accounts, through, window_months),
+                accounts=rebalance_accounts(accounts, through, window_months, self._potentials),
                 reps=[Rep(r.rep_id, r.home_lat, r.home_lon, r.capacity_fte, r.max_travel_km) for r in reps if r.active],
                 # Aim inside the detector's leave band, so an accepted proposal clears the signal.
                 tolerance=self.settings.tolerance * self.settings.hysteresis,
@@ -102,6 +112,36 @@ class Planner:
         elif self._pending_signal_ids and not self.detector.out_of_band:
             self._pending_signal_ids = []  # the imbalance went away on its own
         return evaluation
+
+    def _learn_and_value(self, accounts: list[AccountState], month: datetime,
+                         evaluation: Evaluation) -> dict[str, float]:
+        """Once per completed month: score then learn (progressive validation), watch the
+        error for drift, and value every account with the model."""
+        key = month.isoformat()
+        if self._learned_month is None or key > self._learned_month:
+            scored = learn_from_history(self.model, accounts, month)
+            self._learned_month = key
+            for _, predicted, label in scored:
+                error = abs(predicted - label) / max(label, predicted, 1.0)
+                for finding in self.model_drift.update(error, month).findings:
+                    evaluation.signals.append(self._drift_signal(finding))
+            if scored:
+                evaluation.model_error = sum(abs(p - y) for _, p, y in scored) / len(scored)
+        self._potentials = predict_potential(self.model, accounts, month)
+        return self._potentials
+
+    def _drift_signal(self, finding) -> dict[str, Any]:
+        return {
+            "signal_id": f"sig-{uuid.uuid4().hex[:12]}",
+            "kind": "model_drift",
+            "state": finding.direction,
+            "severity": "warning",
+            "subject": {"type": "model", "id": "potential"},
+            "evidence": {"size": round(finding.size, 4), "started_on": finding.start.isoformat(),
+                         **{k: v for k, v in finding.to_dict().get("evidence", {}).items()}},
+            "detected_at": finding.detected_at.isoformat(),
+            "emitted_at": self._clock().isoformat(),
+        }
 
     def _months_to_judge(self, as_of: datetime) -> list[datetime]:
         if self._judged_month is None:
@@ -190,7 +230,7 @@ class Planner:
         if orphans and orphans != self._placed_orphans and active:
             gap_ids = [s["signal_id"] for s in evaluation.signals if s["kind"] == "coverage_gap" and s["state"] == "open"]
             evaluation.rebalance = RebalanceRequest(
-                accounts=rebalance_accounts(accounts, through, window_months),
+                accounts=rebalance_accounts(accounts, through, window_months, self._potentials),
                 reps=[Rep(r.rep_id, r.home_lat, r.home_lon, r.capacity_fte, r.max_travel_km) for r in reps if r.active],
                 tolerance=self.settings.tolerance * self.settings.hysteresis,
                 trigger_signal_ids=gap_ids,
@@ -274,7 +314,9 @@ class Planner:
         return {"detector": self.detector.state_dict(), "pending_signal_ids": list(self._pending_signal_ids),
                 "gap_reps": sorted(self._gap_reps), "placed_orphans": sorted(self._placed_orphans),
                 "judged_month": self._judged_month, "daily_sales": self._daily_sales,
-                "judged_day": self._judged_day, "shock_detector": self.shock_detector.state_dict()}
+                "judged_day": self._judged_day, "shock_detector": self.shock_detector.state_dict(),
+                "model": self.model.state_dict() if self.model is not None else None,
+                "learned_month": self._learned_month, "model_drift": self.model_drift.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.detector.load_state_dict(state.get("detector", {}))
@@ -287,6 +329,11 @@ class Planner:
         self._judged_day = state.get("judged_day")
         if state.get("shock_detector"):
             self.shock_detector.load_state_dict(state["shock_detector"])
+        if state.get("model") and self.model is not None:
+            self.model.load_state_dict(state["model"])  # a restart does not forget what was learned
+        self._learned_month = state.get("learned_month")
+        if state.get("model_drift"):
+            self.model_drift.load_state_dict(state["model_drift"])
 
 
 def _month_start(moment: datetime) -> datetime:
@@ -297,11 +344,13 @@ def imbalance_index_of(balances: Iterable[Any]) -> float:
     return round(max((abs(b.deviation) for b in balances), default=0.0), 5)
 
 
-def rebalance_accounts(accounts: Iterable[AccountState], watermark: datetime, window_months: int) -> list[Account]:
+def rebalance_accounts(accounts: Iterable[AccountState], watermark: datetime, window_months: int,
+                       potentials: dict[str, float] | None = None) -> list[Account]:
     return [
         Account(
             account_id=account.account_id,
-            potential=trailing_sum(account.monthly_sales, watermark, window_months),
+            potential=(potentials.get(account.account_id, 0.0) if potentials is not None
+                       else trailing_sum(account.monthly_sales, watermark, window_months)),
             workload=trailing_sum(account.monthly_minutes, watermark, window_months),
             lat=account.lat,
             lon=account.lon,

@@ -204,10 +204,12 @@ def territory_aggregates(
     *,
     watermark: datetime,
     window_months: int = 12,
+    potentials: Mapping[str, float] | None = None,
 ) -> dict[str, RepAggregate]:
     """Per active rep: accounts, trailing-window potential and workload, share, fair share.
 
-    Potential is trailing sales for now (a learned model replaces it later). Fair share
+    Potential is the learned model's value per account when `potentials` is given, else
+    the trailing sales of the window. Fair share
     is weighted by capacity: a 0.5 FTE rep should carry half of a full-time rep.
     """
     active = {rep.rep_id: rep for rep in reps if rep.active}
@@ -218,7 +220,8 @@ def territory_aggregates(
         if account.closed or not account.known or account.rep_id not in active:
             continue
         counts[account.rep_id] += 1
-        potential[account.rep_id] += trailing_sum(account.monthly_sales, watermark, window_months)
+        potential[account.rep_id] += (potentials.get(account.account_id, 0.0) if potentials is not None
+                                      else trailing_sum(account.monthly_sales, watermark, window_months))
         workload[account.rep_id] += trailing_sum(account.monthly_minutes, watermark, window_months)
     total_potential = sum(potential.values())
     total_capacity = sum(rep.capacity_fte for rep in active.values())

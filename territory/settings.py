@@ -44,6 +44,8 @@ class Settings:
     tolerance: float = 0.10
     # Leave the out-of-band state only when back inside fair_share * (1 +- tolerance * hysteresis).
     hysteresis: float = 0.8
+    # "model": the learned potential model values accounts; "trailing": the trailing sales window.
+    potential: str = "model"
     # Trailing window (days of event time) over which sales make the potential.
     potential_window_days: int = 365
     # No imbalance is judged until this much event-time history has been seen.

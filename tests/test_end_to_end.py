@@ -68,7 +68,8 @@ def brute_force_min_moves(tolerance: float) -> int:
 
 
 def test_scenario_reaches_signal_proposal_alert_and_store(broker, start_worker):
-    worker = start_worker(TERRITORY_WARMUP_DAYS="60", TERRITORY_TOLERANCE=str(TOLERANCE),
+    # Trailing sales as the potential: the scenario's hand-made figures are the potentials exactly.
+    worker = start_worker(TERRITORY_WARMUP_DAYS="60", TERRITORY_POTENTIAL="trailing", TERRITORY_TOLERANCE=str(TOLERANCE),
                           TERRITORY_HYSTERESIS=str(HYSTERESIS), TERRITORY_PLANNER_INTERVAL_S="0.3")
     first_phase = scenario()
     produce(broker.bootstrap_servers, first_phase)
@@ -130,7 +131,7 @@ def test_scenario_reaches_signal_proposal_alert_and_store(broker, start_worker):
 
 
 def test_rep_leaving_gives_a_coverage_gap_and_a_placement_of_only_their_accounts(broker, start_worker):
-    worker = start_worker(TERRITORY_WARMUP_DAYS="60", TERRITORY_PLANNER_INTERVAL_S="0.3",
+    worker = start_worker(TERRITORY_WARMUP_DAYS="60", TERRITORY_PLANNER_INTERVAL_S="0.3", TERRITORY_POTENTIAL="trailing",
                           TERRITORY_REBALANCE_COOLDOWN_S="0")
     produce(broker.bootstrap_servers, scenario())
     wait_for(lambda: worker.metric("territory_intake_events_total") == len(scenario()), 90, "the scenario")

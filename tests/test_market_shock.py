@@ -143,6 +143,7 @@ def test_bad_input_values_are_refused():
     ({"rearm_days": 0}, "rearm_days must be an integer >= 2"),
     ({"baseline_halflife_days": 0}, "baseline_halflife_days must be a finite number > 0"),
     ({"min_batch_orders": -1}, "min_batch_orders must be a finite number >= 0"),
+    ({"min_change": 1.0}, r"min_change must be a number in \[0, 1\)"),
     ({"measure": "revenue"}, "measure must be one of 'sales', 'orders'"),
 ])
 def test_invalid_parameters_are_refused_with_the_valid_values(kwargs, message):
@@ -152,7 +153,8 @@ def test_invalid_parameters_are_refused_with_the_valid_values(kwargs, message):
 
 def test_hyperparameters_are_stored_under_their_names():
     detector = MarketShockDetector(threshold=9.0, delta=0.35, min_history_days=30, rearm_days=45,
-                                   baseline_halflife_days=200.0, min_batch_orders=6, measure="orders")
+                                   baseline_halflife_days=200.0, min_batch_orders=6, min_change=0.1,
+                                   measure="orders")
     assert (detector.threshold, detector.delta, detector.min_history_days, detector.rearm_days,
-            detector.baseline_halflife_days, detector.min_batch_orders, detector.measure) == (
-        9.0, 0.35, 30, 45, 200.0, 6.0, "orders")
+            detector.baseline_halflife_days, detector.min_batch_orders, detector.min_change, detector.measure) == (
+        9.0, 0.35, 30, 45, 200.0, 6.0, 0.1, "orders")
