@@ -57,7 +57,8 @@ class Planner:
         self._daily_sales: dict[str, dict[str, float]] = {}  # region -> ISO day -> order value
         self._judged_month: str | None = None                 # as-of month of the last judgement
         self._judged_day: str | None = None                   # last complete day fed to the shock detector
-        self.shock_detector = MarketShockDetector()
+        # Order counts react about twice as fast as order values (bench/detectors.py).
+        self.shock_detector = MarketShockDetector(measure="orders", delta=0.35)
         # The learned potential model (settings.potential == "model") or trailing sales.
         self.model = PotentialModel() if settings.potential == "model" else None
         self.model_drift = ModelDriftDetector()

@@ -567,7 +567,7 @@ class PotentialModel:
         self._learn_profile(frame)
         # Rows without any estimate (the very first batch: no segment means yet) would
         # teach the intercept that every account is average; skip them.
-        usable = ((combined["profile"] > 0) | (combined["prior"] > 0)).to_numpy()
+        usable = (combined.filter(like="profile_").sum(axis=1) + combined.filter(like="prior_").sum(axis=1) > 0).to_numpy()
         if usable.any():
             self._combiner.learn_many(combined.loc[usable],
                                       pd.Series(y[usable] / MONEY_UNIT, index=combined.index[usable]))
@@ -656,7 +656,6 @@ class PotentialModel:
 
     def _combiner_design(self, frame: pd.DataFrame) -> pd.DataFrame:
         history = frame["history_months"].to_numpy()
-        own = history / (history + self.shrink_months)
         factors = self._regional_factors(frame)
         # The account's estimate before its own sales: the profile model's once it has
         # learned, else (cold start) the segment prior, in a column of its own so the two
@@ -664,15 +663,19 @@ class PotentialModel:
         trained = self._profile_rows > 0
         estimate = self._profile_values(frame) * factors[WINDOWS[-1]] if trained else np.zeros(len(frame))
         prior = np.zeros(len(frame)) if trained else self._prior_values(frame) / MONEY_UNIT
-        design = {
-            "bias": np.ones(len(frame)),
-            "profile": estimate * (1.0 - own),
-            "prior": prior * (1.0 - own),
-        }
+        design = {"bias": np.ones(len(frame))}
         if EXP.get("pipeline", True):
             design["pipeline"] = frame["pipeline"].to_numpy() / MONEY_UNIT
-        for window in EXP.get("windows", WINDOWS):
-            design[f"sales_{window}m"] = frame[f"sales_{window}m"].to_numpy() / MONEY_UNIT * factors[window] * own
+        for k in EXP.get("ks", (self.shrink_months,)):
+            own = history / (history + k)
+            design[f"profile_{k}"] = estimate * (1.0 - own)
+            design[f"prior_{k}"] = prior * (1.0 - own)
+            for window in EXP.get("windows", WINDOWS):
+                design[f"sales_{window}m_{k}"] = frame[f"sales_{window}m"].to_numpy() / MONEY_UNIT * factors[window] * own
+            if EXP.get("q"):
+                q = frame["order_months"].to_numpy() / np.maximum(history, 1)
+                design[f"sales_q_{k}"] = frame["sales_24m"].to_numpy() / MONEY_UNIT * factors[24] * own * q
+                design[f"profile_q_{k}"] = estimate * (1.0 - own) * q
         return pd.DataFrame(design, index=frame.index)
 
     def _predict_frame(self, frame: pd.DataFrame) -> np.ndarray:

@@ -156,10 +156,9 @@ async def _narrate(bootstrap: str, events: list, settings: Settings, options: De
 def _show(topic: str, message: dict, progress: Progress, echo) -> None:
     if topic == topics.SIGNALS:
         progress.signals += 1
-        evidence = message["evidence"]
-        echo(f"SIGNAL   [{message['detected_at'][:10]}] {message['kind']} {message['subject']['id']} {message['state']}: "
-             f"share {evidence['share']:.1%} vs fair {evidence['fair_share']:.1%} "
-             f"({evidence['deviation']:+.0%}, severity {message['severity']})")
+        echo(f"SIGNAL   [{message['detected_at'][:10]}] {message['kind']} "
+             f"{message['subject'].get('name') or message['subject']['id']} {message['state']}: "
+             f"{_evidence_text(message)} (severity {message['severity']})")
     elif topic == topics.PROPOSALS:
         progress.proposals.append(message)
         echo("PROPOSAL " + summary_line(message))
@@ -175,6 +174,19 @@ def _show(topic: str, message: dict, progress: Progress, echo) -> None:
     elif topic == topics.ALERTS:
         progress.alerts += 1
         echo(f"ALERT    {message['title']}")
+
+
+def _evidence_text(signal: dict) -> str:
+    evidence = signal["evidence"]
+    if signal["kind"] == "imbalance":
+        return f"share {evidence['share']:.1%} vs fair {evidence['fair_share']:.1%} ({evidence['deviation']:+.0%})"
+    if signal["kind"] == "market_shock":
+        return f"regional sales {evidence['size']:+.0%} since about {evidence['started_on']}"
+    if signal["kind"] == "model_drift":
+        return f"model error {evidence['size']:+.0%} since about {evidence['started_on']}"
+    if signal["kind"] == "coverage_gap":
+        return f"{evidence['accounts_without_rep']} accounts without a rep"
+    return json.dumps(evidence)[:120]
 
 
 def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen:
