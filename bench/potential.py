@@ -12,7 +12,7 @@ complete months' sales (trailing-12 baseline).
 Throughput is measured on the same month-end steps and once at 100k accounts
 (the 2000 final account states cloned 50 times).
 
-    .venv/bin/python bench/potential.py [--seeds 21 22 23] [--quick]
+    .venv/bin/python bench/potential.py [--seeds 31 32 33] [--quick]
 
 Prints progress to stderr and the results as JSON to stdout; writes
 bench/results/potential.json and docs/benchmarks/potential.md.
@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 import simulator  # noqa: E402
 from monitor.contract import validate_envelope  # noqa: E402
-from monitor.potential import PotentialModel, learn_from_history, predict_potential  # noqa: E402
+from monitor.potential import PotentialModel, features_at, learn_from_history, predict_potential  # noqa: E402
 from monitor.state import AccountState, apply_account_event, trailing_sum  # noqa: E402
 from simulator.clock import add_months  # noqa: E402
 from simulator.truth import SEASONALITY, true_yearly_potential  # noqa: E402
@@ -162,7 +162,7 @@ ABLATIONS: list[tuple[str, Callable[[], PotentialModel], int]] = [
     ("no seasonal index (3-month label)", frozen_seasonal([1.0] * 12), 3),
     ("simulator's true seasonal index", frozen_seasonal(list(SEASONALITY)), 3),
     ("no regional levels", lambda: PotentialModel(threshold=1e9), 3),
-    ("segment prior only for new accounts (prior_weight=1)", lambda: PotentialModel(prior_weight=1.0), 3),
+    ("own-sales share h / (h + 12) instead of h / (h + 6)", lambda: PotentialModel(shrink_months=12.0), 3),
 ]
 
 
@@ -172,6 +172,34 @@ def ablation(snaps: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ratios = [evaluate(snap, make, label_months=label_months, verbose=False)["ratio"] for snap in snaps]
         rows.append({"variant": name, "ratios": [round(r, 3) for r in ratios], "mean_ratio": float(np.mean(ratios))})
         log(f"  {name}: {', '.join(f'{r:.3f}' for r in ratios)}")
+    return rows
+
+
+def young_accounts(snap: dict[str, Any], histories: tuple[int, ...] = (0, 1, 2, 3, 6, 12)) -> list[dict[str, Any]]:
+    """New and young accounts, which the simulated company (all accounts start at once)
+    does not have after its first months: the final accounts with their history cut to
+    the last h months, valued by the trained model and by the segment prior alone."""
+    company, shock = snap["company"], snap["shock"]
+    sim = {a.account_id: a for a in company.accounts}
+    model = PotentialModel()
+    for _, month_end, accounts in snap["months"]:
+        learn_from_history(model, accounts, month_end)
+    end = month_end.year * 12 + month_end.month - 1
+    truth = np.array([true_yearly_potential(sim[a.account_id], month_end, shock) for a in accounts])
+    rows = []
+    for h in histories:
+        cut = end - h
+        kept = f"{cut // 12:04d}-{cut % 12 + 1:02d}"
+        young = [replace(a, monthly_sales={k: v for k, v in a.monthly_sales.items() if k >= kept},
+                         monthly_minutes={k: v for k, v in a.monthly_minutes.items() if k >= kept},
+                         opportunities={}, profile_at=f"{kept}-01T00:00:00+00:00") for a in accounts]
+        features = [features_at(a, month_end, seasonal=model.seasonal) for a in young]
+        predicted = model.predict_many(features)
+        prior = np.array([model.prior(f) for f in features])
+        rows.append({"history_months": h, "mae_model": float(np.abs(predicted - truth).mean()),
+                     "mae_segment_prior": float(np.abs(prior - truth).mean())})
+        log(f"  {h:2d} months of history: MAE model {rows[-1]['mae_model']:.0f}, "
+            f"segment prior {rows[-1]['mae_segment_prior']:.0f}")
     return rows
 
 
@@ -260,6 +288,8 @@ def markdown(result: dict[str, Any]) -> str:
     ablation_rows = "\n".join(f"| {a['variant']} | {' | '.join(f'{x:.3f}' for x in a['ratios'])} | "
                                f"{a['mean_ratio']:.3f} |" for a in result["ablation"])
     oracle = result["oracle"]
+    young_rows = "\n".join(f"| {y['history_months']} | {y['mae_model']:,.0f} | {y['mae_segment_prior']:,.0f} |"
+                           for y in result["young_accounts"])
     verdict = (f"The target is **met** on average ({s['mean_ratio']:.3f}), on {s['runs_meeting_target']} of "
                f"{len(result['runs'])} runs." if s["target_met"] else
                f"The target is **missed** on average ({s['mean_ratio']:.3f}); it is met on "
@@ -319,6 +349,14 @@ Ratio per month (the model gets better as accounts accumulate history; the basel
 | variant | ratio, no shock | ratio, shock | mean |
 |---|---|---|---|
 {ablation_rows}
+
+New and young accounts (seed {result['ablation_seed']}, no shock: the month-24 accounts with their
+history cut to the last h months, valued by the trained model and by the segment prior alone;
+the simulated company has no such accounts after its first months, so this is measured apart):
+
+| months of history | MAE model | MAE segment prior |
+|---|---|---|
+{young_rows}
 {scale_text}
 {result['notes']}
 """
@@ -327,20 +365,24 @@ Ratio per month (the model gets better as accounts accumulate history; the basel
 NOTES = """## Design
 
 - **Label:** the account's sales in the 3 months after the feature time, deseasonalised with the
-  learned seasonal index and annualised. A 12-month label needs no seasonal index but only starts
-  teaching a year after the data starts and tells the model about a shock a year late; a 1- or
-  2-month label is as good here but noisier for small accounts (zero-order months). With no
-  seasonal index a short label calls December's peak growth (see the table above).
-- **Seasonal index** (`SeasonalIndex`): ratio of each month's company total to a centred 2x12
-  moving average (or the nearest full 12-month window), averaged per calendar month; flat until
-  12 months have been seen. It is learned, not configured, and ends within ~0.05 of the
-  simulator's true index.
+  learned seasonal index and annualised. A 12-month label needs no seasonal index, but it only
+  starts teaching a year after the data starts, is a year late to tell about a shock, and here it
+  is worse than the baseline; 1- and 2-month labels do about as well as 3 but are noisier for
+  small accounts (months without an order); 6 months is worse (staler features).
+- **Seasonal index** (`SeasonalIndex`): each month's company total against a centred 2x12 moving
+  average (or the nearest full 12-month window), averaged per calendar month; flat until 12
+  months have been seen. Learned, not configured; it ends within ~0.05 of the simulator's index.
+  Oddly, the simulator's exact index does a little worse than the learned one: in the first
+  year the learned index is flat, and the noisier features the combiner then learns from make it
+  lean more on the profile, which suits accounts with more history later (a sign that the
+  history weighting is still not quite right; see below).
 - **Regional levels** (`RegionalLevels`): each region's monthly sales divided by the typical
-  region's (median over regions), compared recent 2 months vs the feature window and
-  soft-thresholded at 1.5 robust standard errors; the account's older sales (and its profile
-  estimate) are scaled by it. Without it the model is worse than the baseline on the shocked
-  region's accounts (its labels see the drop only months later); national moves are not scaled,
-  they reach the model through its 3- and 6-month rates and its labels.
+  region's (median over regions, each scaled to its mean), the recent 2 months against the
+  feature window, soft-thresholded at 1.5 robust standard errors; the account's older sales and
+  its profile estimate are scaled by it. Without it the model is worse than the baseline on the
+  shocked region's accounts (its labels tell of the drop months later). National moves are not
+  scaled (the median cancels them with the seasonality); they reach the model through the 3-month
+  rate and the labels.
 - **Features** (`features_at`, only months before the prediction month): deseasonalised,
   annualised sales over 3, 6, 12 and 24 months (over the months the account existed), months of
   history, months with orders, months since the first order, activity minutes over 3 and 12
@@ -349,21 +391,26 @@ NOTES = """## Design
 - **Model:** two profile models (river `BayesianLinearRegression` on the log of the account's
   realised yearly rate; one from industry, size and region, one adding activity minutes and
   pipeline) give every account an estimate; the combiner (river `BayesianLinearRegression` in
-  units of 10k) blends it with the account's own rates, the own part scaled by h / (h + 12) for
-  h months of history. All three learn exact least squares in mini-batches (no learning rate to
-  tune, no scaler drift). SGD `LinearRegression` with a log target was not used: a 3-month label
-  is often 0 for small accounts, which breaks a log target; ARF is ~500/s.
-- **Segment prior:** running mean label per industry x size band (falling back to industry,
-  then everyone). Used alone until the model has learned, and blended into accounts with less
-  than 3 months of history (weight 0.25 at no history, falling to 0): measured here, the
-  profile model alone is ~20% better than the segment mean for a brand-new account, so the
-  prior gets a small weight (see `prior_weight=1` above).
+  units of 10k) blends it with the account's 3-month and whole-history rates, the own part scaled
+  by h / (h + 6) for h months of history and, for the whole-history rate, also by the share of
+  months with an order. All learn exact least squares in mini-batches: no learning rate, no
+  scaler drift. Measured and dropped from the combiner: the 6- and 12-month rates (for accounts
+  younger than a year 12 and 24 months are the same column, and the weights learned in the first
+  year split between them arbitrarily), and the pipeline (the state keeps only an opportunity's
+  last update, so at training time the pipeline a few months back lacks the opportunities
+  updated since: its learned weight came out negative). SGD `LinearRegression` with a log target
+  was not used: a 3-month label is often 0 for a small account; ARF runs ~500/s.
+- **Segment prior:** running mean label per industry x size band (then industry, then all).
+  Used alone until the model has learned anything. A new account is valued at a quarter segment
+  prior and three quarters firmographic profile, blended into the model as its history grows to
+  6 months (table above: ~20% better than the segment mean at no history).
+- Parameters were chosen on seeds 11, 12, 21 and 22; the figures above are from other seeds.
 """
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[21, 22, 23])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[31, 32, 33])
     parser.add_argument("--label-months", type=int, default=3)
     parser.add_argument("--quick", action="store_true",
                         help="one seed, no ablation, oracle or 100k run, no files written")
@@ -394,9 +441,12 @@ def main() -> None:
     scale: dict[str, Any] = {}
     ablation_rows: list[dict[str, Any]] = []
     reference: dict[str, Any] = {}
+    young: list[dict[str, Any]] = []
     if not args.quick:
         log(f"ablation on seed {seeds[0]} ...")
         ablation_rows = ablation(first_snaps)
+        log(f"young accounts on seed {seeds[0]} ...")
+        young = young_accounts(first_snaps[0])
         log(f"oracle on seed {seeds[0]} without shock ...")
         reference = oracle(first_snaps[0])
         no_shock = next(r for r in runs if r["seed"] == seeds[0] and not r["shock"])
@@ -420,7 +470,7 @@ def main() -> None:
         "n_reps": N_REPS, "n_accounts": N_ACCOUNTS, "months": MONTHS,
         "eval_months": [EVAL_MONTHS.start, EVAL_MONTHS.stop - 1], "label_months": args.label_months,
         "summary": summary, "scale": scale, "runs": runs,
-        "ablation_seed": seeds[0], "ablation": ablation_rows, "oracle": reference,
+        "ablation_seed": seeds[0], "ablation": ablation_rows, "oracle": reference, "young_accounts": young,
     }
     print(json.dumps(result, indent=2, default=float))
     if not args.quick:

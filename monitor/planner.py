@@ -83,7 +83,7 @@ class Planner:
         evaluation = Evaluation({}, 0.0)
         orphans: set[str] = set()
         accounts.sort(key=lambda account: account.account_id)  # learning order must not depend on arrival
-        for month in self._months_to_judge(as_of):
+        for month in self._months_to_judge(as_of, first_event_at):
             month_end = month - timedelta(microseconds=1)
             potentials = self._learn_and_value(accounts, month, evaluation) if self.model is not None else None
             aggregates = territory_aggregates(accounts, reps, watermark=month_end, window_months=window_months,
@@ -144,10 +144,15 @@ class Planner:
             "emitted_at": self._clock().isoformat(),
         }
 
-    def _months_to_judge(self, as_of: datetime) -> list[datetime]:
-        if self._judged_month is None:
+    def _months_to_judge(self, as_of: datetime, first_event_at: datetime) -> list[datetime]:
+        # From the first event's month on the first judgement: the model then learns every
+        # month whenever the worker first gets to judge.
+        start = _month_start(first_event_at) if self._judged_month is None else None
+        if start is not None and start >= as_of:
             return [as_of]
-        month, months = datetime.fromisoformat(self._judged_month), []
+        month, months = start or datetime.fromisoformat(self._judged_month), []
+        if start is not None:
+            months.append(start)
         while month < as_of:
             month = _month_start(month + timedelta(days=32))
             months.append(month)

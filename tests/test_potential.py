@@ -252,7 +252,7 @@ def test_a_regional_shock_reaches_the_regions_accounts_within_months():
     ratio_north = sum(predicted[a.account_id] for a in north) / sum(truth(a.account_id, 12) for a in north)
     ratio_rest = sum(predicted[a.account_id] for a in rest) / sum(truth(a.account_id, 12) for a in rest)
     assert 0.3 < ratio_north < 0.6  # the truth is 0.4 of before
-    assert 0.85 < ratio_rest < 1.15  # and the other regions are not dragged along
+    assert 0.8 < ratio_rest < 1.2  # and the other regions are not dragged along
     watermark = month_end(17) - timedelta(microseconds=1)
     trailing = sum(trailing_sum(a.monthly_sales, watermark, 12) for a in north) / sum(truth(a.account_id, 12) for a in north)
     assert trailing > 0.7  # what the placeholder still believes
