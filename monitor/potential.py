@@ -96,10 +96,12 @@ from monitor.state import KEPT_MONTHS, AccountState
 
 __all__ = [
     "PotentialModel",
+    "RegionalLevels",
     "SeasonalIndex",
     "features_at",
     "learn_from_history",
     "predict_potential",
+    "sales_totals",
     "size_band",
 ]
 
@@ -827,9 +829,8 @@ def sales_totals(accounts: Iterable[AccountState], before: datetime) -> tuple[di
     return company, regions
 
 
-def _add_months(idx: int, months: int) -> datetime:
-    target = idx + months
-    return datetime(target // 12, target % 12 + 1, 1, tzinfo=timezone.utc)
+def _month_start(idx: int) -> datetime:
+    return datetime(idx // 12, idx % 12 + 1, 1, tzinfo=timezone.utc)
 
 
 def learn_from_history(model: PotentialModel, accounts: Iterable[AccountState], month_end: datetime, *,
@@ -856,7 +857,7 @@ def learn_from_history(model: PotentialModel, accounts: Iterable[AccountState], 
     model.regions.update(regions)
     model.last_month = _key_of(end - 1)
     start = end - label_months
-    feature_time = _add_months(start, 0)
+    feature_time = _month_start(start)
     weight = sum(model.seasonal.factor_of_idx(m) for m in range(start, end))
     ids, rows, labels = [], [], []
     for account in accounts:
