@@ -49,6 +49,10 @@ class Planner:
     def __init__(self, settings: Settings, clock=lambda: datetime.now(timezone.utc)):
         self.settings = settings
         self.detector = ImbalanceDetector(tolerance=settings.tolerance, hysteresis=settings.hysteresis)
+        # Workload (activity minutes) against the same capacity-weighted fair share. Signalled,
+        # not yet rebalanced on: the rebalancer balances potential only.
+        self.workload_detector = ImbalanceDetector(tolerance=settings.tolerance, hysteresis=settings.hysteresis,
+                                                   metric="workload")
         self._clock = clock
         self._pending_signal_ids: list[str] = []
         self._last_proposal_at: datetime | None = None
@@ -168,6 +172,14 @@ class Planner:
             evaluation.signals.append(signal)
             if finding.state != "in_band":
                 self._pending_signal_ids.append(signal["signal_id"])
+        total_minutes = sum(agg.workload_min for agg in aggregates.values())
+        if total_minutes > 0:
+            self.workload_detector.update(
+                {rep_id: agg.workload_min / total_minutes for rep_id, agg in aggregates.items()},
+                {rep_id: agg.fair_share for rep_id, agg in aggregates.items()},
+            )
+            for finding in self.workload_detector.findings:
+                evaluation.signals.append(self._signal(finding, aggregates[finding.rep_id], month))
 
     def observe_orders(self, region: str, orders: Iterable[list]) -> None:
         """Orders (day, amount) of an account in `region`, for the regional sales the
@@ -297,6 +309,7 @@ class Planner:
                 "threshold": round(finding.threshold, 5),
                 "band": [round(finding.fair_share * (1 - tolerance), 5), round(finding.fair_share * (1 + tolerance), 5)],
                 "potential": round(aggregate.potential, 2),
+                "workload_minutes": round(aggregate.workload_min, 1),
                 "accounts": aggregate.accounts,
             },
             "detected_at": watermark.isoformat(),
@@ -318,6 +331,7 @@ class Planner:
 
     def state_dict(self) -> dict[str, Any]:
         return {"detector": self.detector.state_dict(), "pending_signal_ids": list(self._pending_signal_ids),
+                "workload_detector": self.workload_detector.state_dict(),
                 "gap_reps": sorted(self._gap_reps), "placed_orphans": sorted(self._placed_orphans),
                 "judged_month": self._judged_month, "daily_sales": self._daily_sales,
                 "judged_day": self._judged_day, "shock_detector": self.shock_detector.state_dict(),
@@ -326,6 +340,7 @@ class Planner:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.detector.load_state_dict(state.get("detector", {}))
+        self.workload_detector.load_state_dict(state.get("workload_detector", {}))
         self._pending_signal_ids = list(state.get("pending_signal_ids", []))
         self._gap_reps = set(state.get("gap_reps", []))
         self._placed_orphans = set(state.get("placed_orphans", []))

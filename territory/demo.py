@@ -179,7 +179,8 @@ def _show(topic: str, message: dict, progress: Progress, echo) -> None:
 def _evidence_text(signal: dict) -> str:
     evidence = signal["evidence"]
     if signal["kind"] == "imbalance":
-        return f"share {evidence['share']:.1%} vs fair {evidence['fair_share']:.1%} ({evidence['deviation']:+.0%})"
+        return (f"{evidence['metric']} share {evidence['share']:.1%} vs fair {evidence['fair_share']:.1%} "
+                f"({evidence['deviation']:+.0%})")
     if signal["kind"] == "market_shock":
         return f"regional sales {evidence['size']:+.0%} since about {evidence['started_on']}"
     if signal["kind"] == "model_drift":

@@ -127,3 +127,18 @@ def test_every_month_crossed_is_judged_so_findings_are_dated_the_same_whatever_t
     key = lambda s: (s["subject"]["id"], s["state"], s["detected_at"])  # noqa: E731
     assert sorted(map(key, jumped)) == sorted(map(key, stepped)) == [
         ("A", "over", "2025-04-01T00:00:00+00:00"), ("B", "under", "2025-04-01T00:00:00+00:00")]
+
+
+def test_workload_imbalance_is_signalled_but_does_not_trigger_a_rebalance():
+    reps = [RepState("A", 52.5, 13.4), RepState("B", 53.5, 10.0)]
+    accounts = [
+        AccountState("a1", 52.5, 13.4, rep_id="A", known=True, monthly_sales={"2025-03": 100.0},
+                     monthly_minutes={"2025-03": 900.0}),
+        AccountState("b1", 53.5, 10.0, rep_id="B", known=True, monthly_sales={"2025-03": 100.0},
+                     monthly_minutes={"2025-03": 300.0}),
+    ]
+    evaluation = planner(FakeClock()).evaluate(accounts, reps, watermark=datetime(2025, 4, 2, tzinfo=timezone.utc),
+                                               first_event_at=START)
+    workload = [(s["subject"]["id"], s["state"]) for s in evaluation.signals if s["evidence"]["metric"] == "workload"]
+    assert sorted(workload) == [("A", "over"), ("B", "under")]
+    assert evaluation.rebalance is None  # potential is balanced; the rebalancer does not balance workload yet
