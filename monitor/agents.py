@@ -119,6 +119,8 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics) -> No
             return
         metrics.watermark.set(session[0].judged_at.timestamp())
         _export_aggregates(metrics, evaluation)
+        if evaluation.model_error is not None:
+            metrics.model_error.set(evaluation.model_error)
         for signal in evaluation.signals:
             await signals_topic.send(key=signal["subject"]["id"].encode(), value=signal)
             metrics.signals.labels(signal["kind"], signal["state"]).inc()

@@ -29,6 +29,7 @@ class Metrics:
     watermark: Gauge
     planner_updates: Counter
     planner_errors: Counter
+    model_error: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> "Metrics":
@@ -67,6 +68,8 @@ class Metrics:
                                     subsystem="planner", **kw),
             planner_errors=Counter("errors", "Judgements that failed (see the worker log).",
                                    subsystem="planner", **kw),
+            model_error=Gauge("mean_absolute_error", "Potential model's prequential MAE of the last monthly "
+                              "scoring (yearly potential, currency units).", subsystem="model", **kw),
         )
 
     def serve(self, port: int, address: str = "127.0.0.1") -> int:

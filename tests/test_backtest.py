@@ -68,6 +68,7 @@ def test_backtest_finds_the_signals_the_live_worker_found(tmp_path, broker, star
     wait_for(lambda: worker.metric("territory_planner_event_time_watermark_seconds") >= judged_last.timestamp(),
              90, "the planner to reach the last event time")
     live = [value for _, value in read_all(broker.bootstrap_servers, topics.SIGNALS, quiet_s=8)]
+    assert worker.metric("territory_model_mean_absolute_error") > 0  # the model's prequential error is exposed
 
     from territory.backtest import read_events, run_backtest
     offline = run_backtest(read_events(path), Settings()).signals
