@@ -67,6 +67,7 @@ class Planner:
         self.model = PotentialModel() if settings.potential == "model" else None
         self.model_drift = ModelDriftDetector()
         self._learned_month: str | None = None
+        self._months_learned = 0
         self._potentials: dict[str, float] | None = None
 
     def evaluate(
@@ -126,10 +127,14 @@ class Planner:
         if self._learned_month is None or key > self._learned_month:
             scored = learn_from_history(self.model, accounts, month)
             self._learned_month = key
-            for _, predicted, label in scored:
-                error = abs(predicted - label) / max(label, predicted, 1.0)
-                for finding in self.model_drift.update(error, month).findings:
-                    evaluation.signals.append(self._drift_signal(finding))
+            self._months_learned += 1 if scored else 0
+            # A young model's error falls and rises as it learns the seasons: watch it for drift
+            # only after a year of learning.
+            if self._months_learned > 12:
+                for _, predicted, label in scored:
+                    error = abs(predicted - label) / max(label, predicted, 1.0)
+                    for finding in self.model_drift.update(error, month).findings:
+                        evaluation.signals.append(self._drift_signal(finding))
             if scored:
                 evaluation.model_error = sum(abs(p - y) for _, p, y in scored) / len(scored)
         self._potentials = predict_potential(self.model, accounts, month)
@@ -336,7 +341,8 @@ class Planner:
                 "judged_month": self._judged_month, "daily_sales": self._daily_sales,
                 "judged_day": self._judged_day, "shock_detector": self.shock_detector.state_dict(),
                 "model": self.model.state_dict() if self.model is not None else None,
-                "learned_month": self._learned_month, "model_drift": self.model_drift.state_dict()}
+                "learned_month": self._learned_month, "months_learned": self._months_learned,
+                "model_drift": self.model_drift.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.detector.load_state_dict(state.get("detector", {}))
@@ -353,6 +359,7 @@ class Planner:
         if state.get("model") and self.model is not None:
             self.model.load_state_dict(state["model"])  # a restart does not forget what was learned
         self._learned_month = state.get("learned_month")
+        self._months_learned = state.get("months_learned", 0)
         if state.get("model_drift"):
             self.model_drift.load_state_dict(state["model_drift"])
 
