@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,15 @@ log = logging.getLogger(__name__)
 
 # Kafka's TOPIC_ALREADY_EXISTS error code: creating topics is idempotent for us.
 _TOPIC_ALREADY_EXISTS = 36
+
+
+def _stop_with_parent() -> None:
+    """In the child before exec: ask Linux to send SIGTERM when the parent dies."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -100,6 +110,8 @@ class EmbeddedBroker:
             stdout=output, stderr=subprocess.STDOUT,
             # Own process group, so Ctrl-C in a terminal reaches us first and we stop it in order.
             start_new_session=True,
+            # And if we are killed without a chance to stop it, the kernel stops it (Linux).
+            preexec_fn=_stop_with_parent,
         )
         self._wait_listening(timeout_s)
         asyncio.run(create_topics(self.bootstrap_servers, topic_plan(self.partitions)))
