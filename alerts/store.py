@@ -12,7 +12,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 
 
 class Base(DeclarativeBase):
-    pass
+    """The declarative base of the store's tables (SQLAlchemy needs a class of its own)."""
 
 
 def _now() -> datetime:

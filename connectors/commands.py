@@ -183,7 +183,7 @@ async def _partitions(consumer, topic: str) -> list[int]:
 
 
 class TopicMissing(RuntimeError):
-    pass
+    """The topic to export from does not exist on the broker."""
 
 
 def _bootstrap() -> str:

@@ -367,3 +367,25 @@ def join_name(values: dict[str, Any]) -> None:
     parts = [values.get("_first_name"), values.get("_last_name")]
     if not values.get("name") and any(parts):
         values["name"] = " ".join(part for part in parts if part)
+
+
+def owners_from_users(profile: "Profile", header: Iterable[str], rows: Iterable[Any],
+                      parse_id: Callable[[Any, "Context"], str],
+                      email_of: Callable[[str, Mapping[str, Any]], str | None]) -> "OwnerDirectory":
+    """An owner directory (names and e-mails -> rep ids) from a CRM's users export; rows
+    whose id does not parse are skipped. Shared by the Salesforce and HubSpot readers."""
+    binding = bind(profile, list(header))
+    directory = OwnerDirectory()
+    ctx = Context()
+    for row in rows:
+        raw = row.values.get(binding.columns["rep_id"])
+        try:
+            rep_id = parse_id(raw, ctx) if raw else None
+        except ValueError:
+            rep_id = None
+        if rep_id is None:
+            continue
+        cells = {name: row.values.get(column) for name, column in binding.columns.items()}
+        name = " ".join(part for part in (cells.get("_first_name"), cells.get("_last_name")) if part)
+        directory.add(rep_id, name=name or None, email=email_of(rep_id, cells))
+    return directory

@@ -39,8 +39,8 @@ from collections.abc import Iterable
 
 from connectors.csv_source import Row
 from connectors.generic import extra_fields
-from connectors.mapping import (OCCURRED_AT, Context, FieldRule, OwnerDirectory, Parser, Profile, as_boolean, as_integer,
-                                as_number, as_timestamp, bind, join_name, text)
+from connectors.mapping import (owners_from_users, OCCURRED_AT, Context, FieldRule, OwnerDirectory, Parser, Profile, as_boolean, as_integer,
+                                as_number, as_timestamp, join_name, text)
 from connectors.values import show
 from territory import topics
 
@@ -145,18 +145,4 @@ USERS = Profile(
 
 def owner_directory(header: Iterable[str], rows: Iterable[Row]) -> OwnerDirectory:
     """Names and e-mails -> User Ids, from a Salesforce User export (for --owners)."""
-    binding = bind(USERS, list(header))
-    directory = OwnerDirectory()
-    ctx = Context()
-    for row in rows:
-        raw_id = row.values.get(binding.columns["rep_id"])
-        try:
-            rep_id = user_id(raw_id, ctx) if raw_id else None
-        except ValueError:
-            rep_id = None
-        if rep_id is None:
-            continue
-        cells = {name: row.values.get(column) for name, column in binding.columns.items()}
-        name = " ".join(part for part in (cells.get("_first_name"), cells.get("_last_name")) if part)
-        directory.add(rep_id, name=name or None, email=cells.get("_email"))
-    return directory
+    return owners_from_users(USERS, header, rows, user_id, lambda rep_id, cells: cells.get("_email"))
