@@ -34,27 +34,36 @@ Examples
 """
 
 from rebalancer.geo import haversine_km
-from rebalancer.model import (
+from rebalancer.model import minimal_moves, trade_off_curve
+from rebalancer.placement import place_accounts
+from rebalancer.values import (
+    METRICS,
+    OBJECTIVES,
     STATUSES,
     Account,
+    CurvePoint,
     Move,
     RebalanceResult,
     Rep,
     RepBalance,
     balance_of,
-    minimal_moves,
+    imbalance_of,
 )
-from rebalancer.placement import place_accounts
 
 __all__ = [
+    "METRICS",
+    "OBJECTIVES",
     "STATUSES",
     "Account",
+    "CurvePoint",
     "Move",
     "RebalanceResult",
     "Rep",
     "RepBalance",
     "balance_of",
     "haversine_km",
+    "imbalance_of",
     "minimal_moves",
     "place_accounts",
+    "trade_off_curve",
 ]

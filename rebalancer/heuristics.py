@@ -60,6 +60,9 @@ class _Repairer:
         p = self.p = problem
         self.assignment = list(p.current)
         self.loads = p.loads(self.assignment)
+        # Other metrics than the primary one: moves must not push them further out of band.
+        self.others = [p.view(m) for m in range(1, len(p.metrics))]
+        self.other_loads = [view.loads(self.assignment) for view in self.others]
         self.members: list[set[int]] = [set() for _ in range(p.n_reps)]
         # links[d][t]: how many movable accounts held by d may go to t (chain search graph).
         self.links = [[0] * p.n_reps for _ in range(p.n_reps)]
@@ -81,7 +84,7 @@ class _Repairer:
                 key=lambda r: -p.violation(r, self.loads[r]) / max(p.fair[r], 1.0),
             )
             if not violated:
-                return Repair(self.assignment, feasible=True, stuck_rep=None)
+                return Repair(self.assignment, feasible=p.is_balanced(self.assignment), stuck_rep=None)
             steps = self._direct(violated) or self._chain(violated)
             if not steps:
                 break
@@ -104,6 +107,8 @@ class _Repairer:
             )
             self.assignment[i] = r
             loads[r] += p.potential[i]
+            for view, other in zip(self.others, self.other_loads):
+                other[r] += view.potential[i]
         return True
 
     def _hold(self, i: int, r: int) -> None:
@@ -111,8 +116,21 @@ class _Repairer:
         for t in self.p.candidates[i]:
             self.links[r][t] += 1
 
+    def _harmless(self, i: int, frm: int, to: int) -> bool:
+        """Moving ``i`` leaves both reps no further out of band on the other metrics."""
+        for view, loads in zip(self.others, self.other_loads):
+            v = view.potential[i]
+            if view.violation(frm, loads[frm] - v) > view.violation(frm, loads[frm]):
+                return False
+            if view.violation(to, loads[to] + v) > view.violation(to, loads[to]):
+                return False
+        return True
+
     def _move(self, i: int, to: int) -> None:
         frm = self.assignment[i]
+        for view, loads in zip(self.others, self.other_loads):
+            loads[frm] -= view.potential[i]
+            loads[to] += view.potential[i]
         self.members[frm].discard(i)
         for t in self.p.candidates[i]:
             self.links[frm][t] -= 1
@@ -154,7 +172,7 @@ class _Repairer:
             return None
         best = None
         for i in self.members[frm]:
-            if self.p.potential[i] <= limit and to in self.p.candidates[i]:
+            if self.p.potential[i] <= limit and to in self.p.candidates[i] and self._harmless(i, frm, to):
                 if best is None or self.p.potential[i] > self.p.potential[best]:
                     best = i
         return best
@@ -203,7 +221,11 @@ class _Repairer:
         p, loads = self.p, self.loads
         src, sink = path[0], path[-1]
         firsts = sorted(
-            (i for i in self.members[src] if path[1] in p.candidates[i] and p.potential[i] <= self._slack(src)),
+            (
+                i
+                for i in self.members[src]
+                if path[1] in p.candidates[i] and p.potential[i] <= self._slack(src) and self._harmless(i, src, path[1])
+            ),
             key=lambda i: -p.potential[i],
         )[:_CHAIN_TRIES]
         for first in firsts:
@@ -216,7 +238,7 @@ class _Repairer:
                 options = [
                     i
                     for i in self.members[r]
-                    if out_min <= p.potential[i] <= out_max and to in p.candidates[i]
+                    if out_min <= p.potential[i] <= out_max and to in p.candidates[i] and self._harmless(i, r, to)
                 ]
                 if not options:
                     break

@@ -1,277 +1,117 @@
-"""Domain values and the minimal-move rebalancing model (OR-Tools CP-SAT).
+"""The rebalancing model: fewest changes, best balance for a budget, and the curve.
 
 Read :func:`minimal_moves` top to bottom: shortcuts that need no solver (already
 balanced, provably infeasible), the greedy repair and lower bound, then
-:func:`_solve_cp_sat`, which builds the model as data, variables, constraints,
-objective, solve, read the solution.
+:func:`_fewest_changes`, which solves a smaller model first on large cases and then
+the full one, each as a strict sequence of objectives (:func:`_lexicographic`).
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 import time
-from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from ortools.sat.python import cp_model
 
+from rebalancer import cpsat
+from rebalancer.contiguity import Contiguity
 from rebalancer.heuristics import Repair, explain_infeasible, greedy_repair, lower_bound, pcts, tightest_rep
-from rebalancer.problem import UNPLACED, Problem, build_problem
+from rebalancer.problem import RESOLUTION, UNPLACED, Problem, _reachable_by, build_problem
+from rebalancer.values import (
+    METRICS,
+    OBJECTIVES,
+    Account,
+    CurvePoint,
+    Move,
+    RebalanceResult,
+    Rep,
+    RepBalance,
+    _finite,
+    _positive_int,
+    _require,
+    _require_unique,
+    balance_of,
+    imbalance_of,
+)
 
-__all__ = [
-    "STATUSES",
-    "Account",
-    "Move",
-    "RebalanceResult",
-    "Rep",
-    "RepBalance",
-    "balance_of",
-    "minimal_moves",
-]
+__all__ = ["minimal_moves", "trade_off_curve"]
 
-#: Values of :attr:`RebalanceResult.status`. "optimal" and "feasible" refer to the
-#: number of moves (the primary objective); "balanced" means nothing had to be done.
-STATUSES = ("optimal", "feasible", "infeasible", "unknown", "balanced")
-
-#: Share of ``time_limit_s`` the search for the fewest moves may use; the rest (and
-#: anything it leaves unused) goes to the travel tie-break.
-_MOVES_TIME_SHARE = 0.8
-#: Below this many seconds a solve is not worth starting.
-_MIN_SOLVE_SECONDS = 0.05
-
-
-# --------------------------------------------------------------------------- values
-
-
-@dataclass(frozen=True)
-class Account:
-    """A customer account. ``rep_id`` None, or a rep not among the reps given to
-    :func:`minimal_moves`, means the account must be placed."""
-
-    account_id: str
-    potential: float
-    workload: float = 0.0
-    lat: float = 0.0
-    lon: float = 0.0
-    rep_id: str | None = None
-    locked: bool = False
-
-    def __post_init__(self) -> None:
-        where = f"account {self.account_id}"
-        _require(
-            _finite(self.potential) and self.potential >= 0,
-            f"{where}: potential must be a finite number >= 0, got {self.potential!r}",
-        )
-        _require(
-            _finite(self.workload) and self.workload >= 0,
-            f"{where}: workload must be a finite number >= 0, got {self.workload!r}",
-        )
-        _require(
-            _finite(self.lat) and -90 <= self.lat <= 90,
-            f"{where}: lat must be in [-90, 90], got {self.lat!r}",
-        )
-        _require(
-            _finite(self.lon) and -180 <= self.lon <= 180,
-            f"{where}: lon must be in [-180, 180], got {self.lon!r}",
-        )
-
-
-@dataclass(frozen=True)
-class Rep:
-    """A sales rep: home base, capacity in FTE (fair share is proportional to it) and
-    an optional travel limit for accounts newly assigned to them."""
-
-    rep_id: str
-    home_lat: float
-    home_lon: float
-    capacity_fte: float = 1.0
-    max_travel_km: float | None = None
-
-    def __post_init__(self) -> None:
-        where = f"rep {self.rep_id}"
-        _require(
-            _finite(self.home_lat) and -90 <= self.home_lat <= 90,
-            f"{where}: home_lat must be in [-90, 90], got {self.home_lat!r}",
-        )
-        _require(
-            _finite(self.home_lon) and -180 <= self.home_lon <= 180,
-            f"{where}: home_lon must be in [-180, 180], got {self.home_lon!r}",
-        )
-        _require(
-            _finite(self.capacity_fte) and self.capacity_fte > 0,
-            f"{where}: capacity_fte must be a finite number > 0 (leave a rep without capacity out of `reps`), "
-            f"got {self.capacity_fte!r}",
-        )
-        _require(
-            self.max_travel_km is None or (_finite(self.max_travel_km) and self.max_travel_km >= 0),
-            f"{where}: max_travel_km must be None (no limit) or a finite number >= 0, got {self.max_travel_km!r}",
-        )
-
-
-@dataclass(frozen=True)
-class Move:
-    """One proposed change of rep for one account."""
-
-    account_id: str
-    from_rep: str | None
-    to_rep: str
-    potential: float
-    workload: float
-    distance_km: float  # from to_rep's home to the account
-    reason: str
-
-
-@dataclass(frozen=True)
-class RepBalance:
-    """A rep's load against their fair share. With zero total potential, share and
-    deviation are 0."""
-
-    rep_id: str
-    accounts: int
-    potential: float
-    share: float  # potential / total potential of all accounts
-    fair_share: float  # capacity_fte / total capacity
-    deviation: float  # share / fair_share - 1
-
-
-@dataclass(frozen=True)
-class RebalanceResult:
-    """A rebalancing proposal with its before/after balance and solver figures."""
-
-    status: str  # one of STATUSES
-    moves: tuple[Move, ...]
-    before: tuple[RepBalance, ...]
-    after: tuple[RepBalance, ...]  # equals before when there is no solution
-    objective: float | None  # number of moves found
-    bound: float | None  # best proven lower bound on the number of moves
-    gap: float | None  # (objective - bound) / max(objective, 1)
-    seconds: float
-    tolerance: float
-    explanation: str | None = None  # for "infeasible" / "unknown": which rep, which constraint
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (lists of dicts), for Kafka messages and storage."""
-        return {
-            "status": self.status,
-            "moves": [asdict(m) for m in self.moves],
-            "before": [asdict(b) for b in self.before],
-            "after": [asdict(b) for b in self.after],
-            "objective": self.objective,
-            "bound": self.bound,
-            "gap": self.gap,
-            "seconds": self.seconds,
-            "tolerance": self.tolerance,
-            "explanation": self.explanation,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RebalanceResult:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            status=data["status"],
-            moves=tuple(Move(**m) for m in data["moves"]),
-            before=tuple(RepBalance(**b) for b in data["before"]),
-            after=tuple(RepBalance(**b) for b in data["after"]),
-            objective=data["objective"],
-            bound=data["bound"],
-            gap=data["gap"],
-            seconds=data["seconds"],
-            tolerance=data["tolerance"],
-            explanation=data.get("explanation"),
-        )
-
-
-# --------------------------------------------------------------------------- balance
-
-
-def balance_of(
-    accounts: Sequence[Account],
-    reps: Sequence[Rep],
-    assignment: Mapping[str, str | None] | None = None,
-) -> tuple[RepBalance, ...]:
-    """Each rep's accounts, potential and deviation from their capacity-weighted fair
-    share, in the order of ``reps``.
-
-    ``assignment`` maps account_id to rep_id and overrides ``Account.rep_id``; accounts
-    it does not mention keep their own rep. Accounts without a rep in ``reps`` serve no
-    one but still count in the total potential, so shares then sum to less than 1.
-    """
-    total = math.fsum(a.potential for a in accounts)
-    capacity = math.fsum(rep.capacity_fte for rep in reps)
-    counts = {rep.rep_id: 0 for rep in reps}
-    served: dict[str, list[float]] = {rep.rep_id: [] for rep in reps}
-    for a in accounts:
-        rep_id = assignment.get(a.account_id, a.rep_id) if assignment is not None else a.rep_id
-        if rep_id in served:
-            counts[rep_id] += 1
-            served[rep_id].append(a.potential)
-
-    balances = []
-    for rep in reps:
-        potential = math.fsum(served[rep.rep_id])
-        share = potential / total if total > 0 else 0.0
-        fair_share = rep.capacity_fte / capacity
-        balances.append(
-            RepBalance(
-                rep_id=rep.rep_id,
-                accounts=counts[rep.rep_id],
-                potential=potential,
-                share=share,
-                fair_share=fair_share,
-                deviation=share / fair_share - 1 if total > 0 else 0.0,
-            )
-        )
-    return tuple(balances)
-
-
-# --------------------------------------------------------------------------- solve
+#: Share of ``time_limit_s`` the primary objective may use; the rest (and anything it
+#: leaves unused) goes to the tie-breaks.
+_PRIMARY_TIME_SHARE = 0.8
+#: Above this many assignment variables the search starts on a reduced model (see
+#: :func:`_reduced`): CP-SAT finds good solutions there much sooner.
+_REDUCE_ABOVE_VARIABLES = 30_000
+#: Accounts kept movable per pair of reps in the reduced model, largest first.
+_REDUCED_PER_ARC = 60
+#: How far (in pairs of neighbouring reps) from trouble the reduced model looks.
+_REDUCED_HOPS = 2
+#: Share of the primary objective's time the reduced model may use.
+_REDUCED_TIME_SHARE = 0.6
 
 
 def minimal_moves(
     accounts: Sequence[Account],
     reps: Sequence[Rep],
     *,
-    tolerance: float = 0.10,
+    tolerance: float | Mapping[str, float] = 0.10,
+    metrics: Sequence[str] = ("potential",),
+    objective: str = "moves",
+    max_moves: int | None = None,
+    adjacency: Sequence[tuple[str, str]] | None = None,
     candidate_reps: int = 3,
     time_limit_s: float = 10.0,
     num_workers: int = 2,
 ) -> RebalanceResult:
     """The fewest account moves that bring every rep within ``tolerance`` of their fair
-    share of potential; among those, the least travel for the moved accounts.
+    share on every metric; among those, the least travel for the moved accounts.
 
-    A rep's fair potential is ``total potential * capacity_fte / total capacity``; the
+    A rep's fair share of a metric is ``total * capacity_fte / total capacity``; the
     band is ``fair * (1 ± tolerance)``. A move is an account whose rep changes; an
     account whose rep is None or not in ``reps`` must be placed, and each placement
     counts as a move. Locked accounts keep their current rep (if it is in ``reps``).
     An account may go to its current rep or to one of the ``candidate_reps`` reps
     nearest to it whose ``max_travel_km`` reaches it.
 
-    Bands are checked on potentials scaled to integers (see ``rebalancer.problem``): a
+    Bands are checked on values scaled to integers (see ``rebalancer.problem``): a
     rep reported inside its band may lie outside the float band by at most
-    ``0.5 * k / 1e9`` of the total potential, for a rep with ``k`` accounts.
+    ``0.5 * k / 1e9`` of the total, for a rep with ``k`` accounts.
 
     Parameters
     ----------
     accounts, reps
         The snapshot. Account and rep ids must be unique; ``reps`` must not be empty.
     tolerance
-        Allowed relative deviation from fair share, e.g. 0.10 for ±10%.
+        Allowed relative deviation from fair share, e.g. 0.10 for ±10%: one value for
+        every metric or a mapping metric -> tolerance.
+    metrics
+        What must be balanced: "potential", "workload" or both.
+    objective
+        "moves" (fewest moved accounts) or "moved_potential" (least potential moved).
+    max_moves
+        When given, the question changes: the best balance (least largest deviation
+        from fair share over reps and metrics) with at most this many moves, then the
+        fewest moves for it. Bands are not required then; ``objective_kind`` is
+        "imbalance".
+    adjacency
+        Pairs of account ids that touch (area units): every territory that is connected
+        now stays connected. Each such rep keeps the unit nearest their home.
     candidate_reps
         How many nearest other reps each account may move to.
     time_limit_s
         Wall-clock budget for the whole call, model building included. Up to 80% goes
-        to finding the fewest moves, the rest to the travel tie-break.
+        to the primary objective, the rest to the tie-breaks.
     num_workers
         CP-SAT search workers; 2 beat 8 on the 2-core target machines.
 
     Returns
     -------
     RebalanceResult
-        ``status`` is "balanced" (nothing to do, no solver run), "optimal" (fewest
-        moves proven), "feasible" (a solution, not proven fewest; see ``gap``),
+        ``status`` is "balanced" (nothing to do, no solver run), "optimal" (proven),
+        "feasible" (a solution, not proven best; see ``bound`` and ``gap``),
         "infeasible" or "unknown" (no solution within the time limit); the last two
         carry an ``explanation`` naming a rep and the constraint that fails.
 
@@ -293,284 +133,591 @@ def minimal_moves(
     [('R1', 50.0, 0.0), ('R2', 50.0, 0.0)]
     """
     start = time.perf_counter()
-    _check_arguments(accounts, reps, tolerance, candidate_reps, time_limit_s, num_workers)
-    before = balance_of(accounts, reps)
-    problem = build_problem(accounts, reps, tolerance=tolerance, candidate_reps=candidate_reps)
+    tolerances = _check_arguments(
+        accounts, reps, tolerance, metrics, objective, max_moves, candidate_reps, time_limit_s, num_workers
+    )
+    setup = _Setup.build(accounts, reps, tolerances, metrics, adjacency, candidate_reps, start, time_limit_s)
+    p = setup.problem
+    if max_moves is not None:
+        return _best_balance_result(setup, max_moves, num_workers)
+
+    # Nothing to do: every rep inside its band and no account waiting for a rep.
+    if p.is_balanced(p.current):
+        return setup.result("balanced", p.current, objective_kind=objective, value=0, bound=0)
+
+    # Provably impossible, whatever the solver would do: say which rep and why.
+    explanation = next((e for m in range(len(p.metrics)) if (e := explain_infeasible(p.view(m)))), None)
+    if explanation is not None:
+        return setup.result("infeasible", explanation=explanation, objective_kind=objective)
+
+    repair = greedy_repair(p)
+    greedy_ok = repair.feasible and setup.holds(repair.assignment)
+    lower = max(lower_bound(p.view(m)) for m in range(len(p.metrics))) if objective == "moves" else 0
+    outcome = _fewest_changes(
+        setup,
+        _weights(p, objective),
+        repair.assignment if greedy_ok else None,
+        _current_with_placements(p, repair),
+        lower,
+        num_workers,
+    )
+    if outcome.assignment is not None:
+        return setup.result(
+            outcome.status, outcome.assignment, objective_kind=objective, value=outcome.value, bound=outcome.bound
+        )
+    if outcome.status == "infeasible":
+        compromise = _closest_compromise(setup, _current_with_placements(p, repair), num_workers)
+        explanation = (
+            f"no assignment keeps every rep within {_bands(p)} of fair share when each account "
+            f"may only stay or move to one of its {candidate_reps} nearest reps within reach"
+            + (" and territories stay connected" if setup.contiguity else "")
+            + "; "
+            + (compromise or tightest_rep(p))
+        )
+        return setup.result("infeasible", explanation=explanation, objective_kind=objective)
+    stuck = repair.stuck_rep if repair.stuck_rep is not None else 0
+    load = p.relative(stuck, p.loads(repair.assignment)[stuck])
+    explanation = (
+        f"no solution found within {time_limit_s:g} s; the greedy repair stalled with rep "
+        f"{reps[stuck].rep_id} at {load:.0%} of fair share{_of(p.metrics[0])} (band {1 - p.tolerance:.0%}-"
+        f"{1 + p.tolerance:.0%}); a longer time limit, a larger tolerance or more candidate_reps may help"
+    )
+    return setup.result("unknown", bound=lower, explanation=explanation, objective_kind=objective)
+
+
+def trade_off_curve(
+    accounts: Sequence[Account],
+    reps: Sequence[Rep],
+    *,
+    tolerance: float | Mapping[str, float] = 0.10,
+    metrics: Sequence[str] = ("potential",),
+    adjacency: Sequence[tuple[str, str]] | None = None,
+    candidate_reps: int = 3,
+    time_limit_s: float = 10.0,
+    num_workers: int = 2,
+    max_points: int = 25,
+) -> tuple[CurvePoint, ...]:
+    """What each extra move buys: for M = 0, 1, 2, ... up to the fewest moves that
+    restore the band, the least imbalance (largest |deviation from fair share| over
+    reps and metrics) reachable with at most M moves.
+
+    Accounts waiting for a rep must be placed, so the curve starts at M = their
+    number. When the fewest moves exceed ``max_points``, M is sampled evenly (first and
+    last always included). Each budget's search starts from the previous budget's
+    answer, so the imbalance never rises along the curve. When the band cannot be
+    restored at all, the curve runs to twice the per-rep lower bound on moves.
+
+    Examples
+    --------
+    >>> from rebalancer import Account, Rep, trade_off_curve
+    >>> reps = [Rep("R1", 0.0, 0.0), Rep("R2", 0.0, 0.0)]
+    >>> accounts = [Account(f"A{i}", 10, rep_id="R1") for i in range(4)]
+    >>> [(pt.moves, round(pt.imbalance, 2)) for pt in trade_off_curve(accounts, reps, time_limit_s=5)]
+    [(0, 1.0), (1, 0.5), (2, 0.0)]
+    """
+    start = time.perf_counter()
+    tolerances = _check_arguments(
+        accounts, reps, tolerance, metrics, "moves", None, candidate_reps, time_limit_s, num_workers
+    )
+    _require(_positive_int(max_points) and max_points >= 2, f"max_points must be an int >= 2, got {max_points!r}")
+    target = minimal_moves(
+        accounts,
+        reps,
+        tolerance=tolerances,
+        metrics=metrics,
+        adjacency=adjacency,
+        candidate_reps=candidate_reps,
+        time_limit_s=0.3 * time_limit_s,
+        num_workers=num_workers,
+    )
+    setup = _Setup.build(accounts, reps, tolerances, metrics, adjacency, candidate_reps, start, time_limit_s)
+    p = setup.problem
+    placements = sum(1 for r in p.current if r == UNPLACED)
+    if target.objective is not None:
+        last = int(target.objective)
+    else:
+        last = placements + 2 * max(lower_bound(p.view(m)) for m in range(len(p.metrics)))
+    budgets = _sample(placements, max(last, placements), max_points)
+    repair = greedy_repair(p)
+    return tuple(_curve(setup, budgets, _current_with_placements(p, repair), num_workers))
+
+
+# --------------------------------------------------------------------------- setup
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """What every solve of one call shares: the problem, the contiguity rule, the
+    clock, and how to turn an assignment into a :class:`RebalanceResult`."""
+
+    accounts: Sequence[Account]
+    reps: Sequence[Rep]
+    problem: Problem
+    contiguity: Contiguity | None
+    before: tuple[RepBalance, ...]
+    tolerances: dict[str, float]
+    start: float
+    deadline: float
+
+    @classmethod
+    def build(
+        cls,
+        accounts: Sequence[Account],
+        reps: Sequence[Rep],
+        tolerances: dict[str, float],
+        metrics: Sequence[str],
+        adjacency: Sequence[tuple[str, str]] | None,
+        candidate_reps: int,
+        start: float,
+        time_limit_s: float,
+    ) -> _Setup:
+        problem = build_problem(accounts, reps, tolerance=tolerances, candidate_reps=candidate_reps, metrics=metrics)
+        contiguity = Contiguity(problem, _edges(accounts, adjacency)) if adjacency is not None else None
+        return cls(
+            accounts=accounts,
+            reps=reps,
+            problem=problem,
+            contiguity=contiguity,
+            before=balance_of(accounts, reps),
+            tolerances=tolerances,
+            start=start,
+            deadline=start + time_limit_s,
+        )
+
+    def holds(self, assignment: Sequence[int]) -> bool:
+        """Every band and, with adjacency, every anchored territory connected."""
+        if not self.problem.is_balanced(assignment):
+            return False
+        return self.contiguity is None or not self.contiguity.broken_reps(assignment)
+
+    def imbalance(self, assignment: Sequence[int]) -> float:
+        """Largest |deviation from fair share| under ``assignment``, from the float values."""
+        reps = self.problem.reps
+        mapping = {a.account_id: reps[r].rep_id for a, r in zip(self.accounts, assignment) if r != UNPLACED}
+        return imbalance_of(balance_of(self.accounts, self.reps, mapping), self.problem.metrics)
+
+    def remaining(self) -> float:
+        return self.deadline - time.perf_counter()
+
+    def notes(self) -> tuple[str, ...]:
+        if self.contiguity is None or not self.contiguity.split_reps:
+            return ()
+        split = ", ".join(self.contiguity.split_reps)
+        return (f"territories of {split} are already in pieces; contiguity is not enforced for them",)
 
     def result(
+        self,
         status: str,
         assignment: Sequence[int] | None = None,
         *,
-        bound: int | None = None,
+        objective_kind: str,
+        value: float | None = None,
+        bound: float | None = None,
         explanation: str | None = None,
     ) -> RebalanceResult:
-        moves = _moves(problem, assignment, before) if assignment is not None else ()
-        if assignment is None:
-            after = before
-        else:
-            after = balance_of(accounts, reps, {m.account_id: m.to_rep for m in moves})
-        objective = float(len(moves)) if assignment is not None else None
+        p = self.problem
+        moves = _moves(p, assignment, self.before) if assignment is not None else ()
+        after = (
+            balance_of(self.accounts, self.reps, {m.account_id: m.to_rep for m in moves})
+            if assignment is not None
+            else self.before
+        )
+        # Report in the caller's units: moved potential in potential, imbalance as a fraction.
+        scale = {
+            "moves": 1.0,
+            "moved_potential": math.fsum(a.potential for a in self.accounts) / RESOLUTION,
+            "imbalance": 1.0 / cpsat.DEVIATION_RESOLUTION,
+        }[objective_kind]
+        objective = value * scale if value is not None and assignment is not None else None
+        bound_value = bound * scale if bound is not None else None
+        gap = None
+        if objective is not None and bound_value is not None:
+            gap = (objective - bound_value) / (max(objective, 1.0) if objective_kind == "moves" else max(objective, 1e-12))
+            gap = max(0.0, gap) if objective > 0 else 0.0
+        metrics = p.metrics
         return RebalanceResult(
             status=status,
             moves=moves,
-            before=before,
+            before=self.before,
             after=after,
             objective=objective,
-            bound=float(bound) if bound is not None else None,
-            gap=(objective - bound) / max(objective, 1.0) if objective is not None and bound is not None else None,
-            seconds=time.perf_counter() - start,
-            tolerance=tolerance,
+            bound=bound_value,
+            gap=gap,
+            seconds=time.perf_counter() - self.start,
+            tolerance=self.tolerances[metrics[0]],
             explanation=explanation,
+            metrics=metrics,
+            tolerances=dict(self.tolerances),
+            objective_kind=objective_kind,
+            imbalance_before=imbalance_of(self.before, metrics),
+            imbalance_after=imbalance_of(after, metrics),
+            notes=self.notes(),
         )
 
-    # Nothing to do: every rep inside its band and no account waiting for a rep.
-    if problem.is_balanced(problem.current):
-        return result("balanced", problem.current, bound=0)
 
-    # Provably impossible, whatever the solver would do: say which rep and why.
-    explanation = explain_infeasible(problem)
-    if explanation is not None:
-        return result("infeasible", explanation=explanation)
-
-    repair = greedy_repair(problem)
-    bound = lower_bound(problem)
-    outcome = _solve_cp_sat(
-        problem,
-        repair,
-        bound,
-        moves_deadline=start + _MOVES_TIME_SHARE * time_limit_s,
-        deadline=start + time_limit_s,
-        num_workers=num_workers,
-    )
-    if outcome.assignment is not None:
-        return result(outcome.status, outcome.assignment, bound=outcome.bound)
-    if outcome.status == "infeasible":
-        compromise = _closest_compromise(
-            problem,
-            _current_with_placements(problem, repair),
-            deadline=start + time_limit_s,
-            num_workers=num_workers,
-        )
-        explanation = (
-            f"no assignment keeps every rep within ±{tolerance:.0%} of fair share when each account "
-            f"may only stay or move to one of its {candidate_reps} nearest reps within reach; "
-            + (compromise or tightest_rep(problem))
-        )
-        return result("infeasible", explanation=explanation)
-    stuck = repair.stuck_rep if repair.stuck_rep is not None else 0
-    load = problem.relative(stuck, problem.loads(repair.assignment)[stuck])
-    explanation = (
-        f"no solution found within {time_limit_s:g} s; the greedy repair stalled with rep "
-        f"{reps[stuck].rep_id} at {load:.0%} of fair share (band {1 - tolerance:.0%}-{1 + tolerance:.0%}); "
-        "a longer time limit, a larger tolerance or more candidate_reps may help"
-    )
-    return result("unknown", bound=bound, explanation=explanation)
+# --------------------------------------------------------------------------- fewest changes
 
 
 @dataclass(frozen=True)
 class _Outcome:
     status: str  # "optimal" | "feasible" | "infeasible" | "unknown"
     assignment: list[int] | None  # rep index per account when there is a solution
-    bound: int | None  # proven lower bound on moves
+    value: int | None  # primary objective of that assignment
+    bound: int | None  # proven lower bound on the primary objective
 
 
-def _solve_cp_sat(
-    problem: Problem,
-    repair: Repair,
+def _weights(problem: Problem, objective: str) -> list[int]:
+    """What one moved account costs: 1, or its potential scaled like the bands."""
+    if objective == "moves":
+        return [1] * problem.n_accounts
+    if "potential" in problem.metrics:
+        return problem.values[problem.metrics.index("potential")]
+    total = math.fsum(a.potential for a in problem.accounts)
+    scale = RESOLUTION / total if total > 0 else 1.0
+    return [round(a.potential * scale) for a in problem.accounts]
+
+
+def _fewest_changes(
+    setup: _Setup,
+    weights: Sequence[int],
+    incumbent: list[int] | None,
+    start_from: list[int],
     lower: int,
-    *,
-    moves_deadline: float,
-    deadline: float,
     num_workers: int,
 ) -> _Outcome:
-    """Fewest moves first, then least travel at that number of moves (two solves of
-    one model, so the order of the objectives is strict)."""
-    # Data.
-    p = problem
-    account_ids = [a.account_id for a in p.accounts]
-    rep_ids = [rep.rep_id for rep in p.reps]
-    greedy_moves = p.moves(repair.assignment) if repair.feasible else None
+    """The primary objective (fewest moves or least moved potential), then least
+    travel. On large cases a reduced model finds a good incumbent first; the full
+    model then improves it and proves the bound."""
+    p = setup.problem
+    cost = _primary(weights, 0, None).value
+    primary_deadline = setup.start + _PRIMARY_TIME_SHARE * (setup.deadline - setup.start)
 
-    # Variables, one served-by-exactly-one-candidate rule per account, locked accounts.
-    model, x = _assignment_model(p)
+    # The greedy repair already meets the lower bound: only the travel is left to do.
+    if incumbent is not None and cost(p, incumbent) <= lower:
+        value = cost(p, incumbent)
+        stage = _lexicographic(
+            setup, p, [_primary(weights, 0, incumbent), _travel()], incumbent, True,
+            [setup.deadline, setup.deadline], num_workers, skip_first=True,
+        )
+        return _Outcome("optimal", stage.assignment or incumbent, value, value)
 
-    # Every rep's potential stays inside fair share * (1 ± tolerance).
-    for r in range(p.n_reps):
-        model.add_linear_constraint(_rep_potential(p, x, r), p.lo[r], p.hi[r])
-
-    # An account is a move unless it stays with its (valid) current rep.
-    stays = [x[a, rep_ids[p.current[i]]] for i, a in enumerate(account_ids) if p.current[i] != UNPLACED]
-    moves = p.n_accounts - cp_model.LinearExpr.sum(stays)
-
-    # Bounds proven before the search: they let CP-SAT stop as soon as it meets them.
-    model.add(moves >= lower)
-    if greedy_moves is not None:
-        model.add(moves <= greedy_moves)
-
-    # Travel of the moved accounts, in metres: the tie-break objective.
-    moved_pairs = [(i, r) for i in range(p.n_accounts) for r in p.candidates[i] if r != p.current[i]]
-    travel = cp_model.LinearExpr.weighted_sum(
-        [x[account_ids[i], rep_ids[r]] for i, r in moved_pairs],
-        [round(float(p.distance_km[i, r]) * 1000) for i, r in moved_pairs],
+    if sum(len(c) for c in p.candidates) > _REDUCE_ABOVE_VARIABLES and setup.contiguity is None:
+        reduced_deadline = time.perf_counter() + _REDUCED_TIME_SHARE * (primary_deadline - time.perf_counter())
+        found = _solve_reduced(setup, weights, incumbent or start_from, reduced_deadline, num_workers)
+        if found is not None and (incumbent is None or cost(p, found) < cost(p, incumbent)):
+            incumbent = found
+    stage = _lexicographic(
+        setup,
+        p,
+        [_primary(weights, lower, incumbent), _travel()],
+        incumbent if incumbent is not None else start_from,
+        incumbent is not None,
+        [primary_deadline, setup.deadline],
+        num_workers,
     )
-
-    solver = _solver(num_workers)
-
-    # Objective 1: fewest moves. Skipped when the greedy repair already meets the bound.
-    if greedy_moves is not None and greedy_moves == lower:
-        status, assignment, best, proven = "optimal", repair.assignment, greedy_moves, lower
-    else:
-        # Warm start: the greedy repair when it is feasible (it differs from the current
-        # assignment only by its moves), else the current assignment with placements.
-        _hint(model, p, x, repair.assignment if repair.feasible else _current_with_placements(p, repair))
-        model.minimize(moves)
-        solver.parameters.max_time_in_seconds = max(_MIN_SOLVE_SECONDS, moves_deadline - time.perf_counter())
-        code = _solve(solver, model)
-        solution = _read(solver, p, x) if code in (cp_model.OPTIMAL, cp_model.FEASIBLE) else None
-        if code == cp_model.INFEASIBLE:
-            return _Outcome("infeasible", None, None)
-        if solution is not None and p.is_balanced(solution):
-            assignment, best = solution, p.moves(solution)
-            proven = max(lower, math.ceil(solver.best_objective_bound - 1e-6))
-        elif greedy_moves is not None:  # no solution in time: the greedy one still stands
-            assignment, best, proven = repair.assignment, greedy_moves, lower
-        else:
-            return _Outcome("unknown", None, lower)
-        status = "optimal" if code == cp_model.OPTIMAL or best <= proven else "feasible"
-        proven = min(proven, best)
-
-    # Objective 2: least travel, keeping exactly that number of moves.
-    remaining = deadline - time.perf_counter()
-    if remaining >= _MIN_SOLVE_SECONDS and moved_pairs:
-        model.add(moves == best)
-        model.minimize(travel)
-        _hint(model, p, x, assignment)
-        solver.parameters.max_time_in_seconds = remaining
-        if _solve(solver, model) in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-            solution = _read(solver, p, x)
-            # Belt and braces: only a verified solution replaces the one we hold.
-            if p.is_balanced(solution) and p.moves(solution) == best:
-                assignment = solution
-
-    return _Outcome(status, assignment, proven)
+    if stage.assignment is None:
+        return _Outcome(stage.status, None, None, lower)
+    value = cost(p, stage.assignment)
+    bound = min(value, max(lower, stage.bound or 0))
+    return _Outcome("optimal" if value <= bound else "feasible", stage.assignment, value, bound)
 
 
-def _closest_compromise(
-    problem: Problem, assignment: Sequence[int], *, deadline: float, num_workers: int
-) -> str | None:
-    """When the bands cannot all hold, find the assignment with the least total
-    shortfall and name the rep it leaves furthest out of band. None if no answer in time."""
+def _solve_reduced(
+    setup: _Setup, weights: Sequence[int], start_from: list[int], deadline: float, num_workers: int
+) -> list[int] | None:
+    """A good assignment from a model where only the largest accounts between each
+    pair of reps may move; more of them when that proves too few."""
+    per_arc = _REDUCED_PER_ARC
+    while deadline - time.perf_counter() > cpsat.MIN_SOLVE_SECONDS:
+        reduced = _reduced(setup.problem, per_arc)
+        stage = _lexicographic(
+            setup, reduced, [_primary(weights, 0, None)], start_from, False, [deadline], num_workers
+        )
+        if stage.assignment is not None and setup.holds(stage.assignment):
+            return stage.assignment
+        if stage.status != "infeasible":
+            return None
+        per_arc *= 2
+    return None
+
+
+def _reduced(problem: Problem, per_arc: int) -> Problem:
+    """``problem`` where an account may only move along an arc (its rep -> another)
+    if it is among the ``per_arc`` largest on that arc (primary metric), and only
+    between reps at most ``_REDUCED_HOPS`` arcs from a rep out of band; the others
+    stay. Placements keep all their candidates."""
     p = problem
-    model, x = _assignment_model(p)
-
-    # Each rep may miss its band by short[rep] (scaled potential), either way.
-    short = {}
-    for r, rep in enumerate(p.reps):
-        short[r] = model.new_int_var(0, sum(p.potential), f"short[{rep.rep_id}]")
-        potential = _rep_potential(p, x, r)
-        model.add(potential + short[r] >= p.lo[r])
-        model.add(potential - short[r] <= p.hi[r])
-
-    # Objective: the least total shortfall, starting from the given assignment.
-    model.minimize(cp_model.LinearExpr.sum(list(short.values())))
-    _hint(model, p, x, assignment)
-
-    remaining = deadline - time.perf_counter()
-    if remaining < _MIN_SOLVE_SECONDS:
-        return None
-    solver = _solver(num_workers)
-    solver.parameters.max_time_in_seconds = remaining
-    if _solve(solver, model) not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return None
-    loads = p.loads(_read(solver, p, x))
-    worst = max(range(p.n_reps), key=lambda r: solver.value(short[r]) / max(p.fair[r], 1.0))
-    if solver.value(short[worst]) == 0:
-        return None
-    tol = p.tolerance
-    have, limit = pcts(p.relative(worst, loads[worst]), 1 + tol if loads[worst] > p.hi[worst] else 1 - tol)
-    side = "at most" if loads[worst] > p.hi[worst] else "at least"
-    return (
-        f"the closest compromise still leaves rep {p.reps[worst].rep_id} at {have} of fair share "
-        f"({side} {limit} required)"
-    )
-
-
-# --------------------------------------------------------------------------- CP-SAT building blocks
-
-
-def _assignment_model(problem: Problem) -> tuple[cp_model.CpModel, dict[tuple[str, str], cp_model.IntVar]]:
-    """Variables and the constraints shared by every model built here."""
-    p = problem
-    account_ids = [a.account_id for a in p.accounts]
-    rep_ids = [rep.rep_id for rep in p.reps]
-    model = cp_model.CpModel()
-
-    # Variables: x[account_id, rep_id] is true when that rep serves that account. Only
-    # candidate pairs get one; that is where travel limits and pruning take effect.
-    x: dict[tuple[str, str], cp_model.IntVar] = {}
-    for i, a in enumerate(account_ids):
-        for r in p.candidates[i]:
-            x[a, rep_ids[r]] = model.new_bool_var(f"x[{a},{rep_ids[r]}]")
-
-    # Every account is served by exactly one of its candidate reps.
-    for i, a in enumerate(account_ids):
-        model.add_exactly_one(x[a, rep_ids[r]] for r in p.candidates[i])
-
-    # Locked accounts stay with their current rep (also implied: it is their only candidate).
-    for i, a in enumerate(account_ids):
-        if p.locked[i]:
-            model.add(x[a, rep_ids[p.current[i]]] == 1)
-
-    return model, x
-
-
-def _rep_potential(problem: Problem, x: Mapping[tuple[str, str], cp_model.IntVar], r: int) -> cp_model.LinearExpr:
-    """Scaled potential served by rep ``r``."""
-    p = problem
-    rep_id = p.reps[r].rep_id
-    served = p.reachable_by[r]
-    return cp_model.LinearExpr.weighted_sum(
-        [x[p.accounts[i].account_id, rep_id] for i in served], [p.potential[i] for i in served]
-    )
-
-
-def _hint(
-    model: cp_model.CpModel,
-    problem: Problem,
-    x: Mapping[tuple[str, str], cp_model.IntVar],
-    assignment: Sequence[int],
-) -> None:
-    """A complete hint (CP-SAT makes the most of those): every variable gets a value."""
-    model.clear_hints()
-    for i, account in enumerate(problem.accounts):
-        for r in problem.candidates[i]:
-            model.add_hint(x[account.account_id, problem.reps[r].rep_id], r == assignment[i])
-
-
-def _read(solver: cp_model.CpSolver, problem: Problem, x: Mapping[tuple[str, str], cp_model.IntVar]) -> list[int]:
-    """Rep index per account in the solver's solution (call only on OPTIMAL/FEASIBLE)."""
-    return [
-        next(r for r in problem.candidates[i] if solver.boolean_value(x[a.account_id, problem.reps[r].rep_id]))
-        for i, a in enumerate(problem.accounts)
+    arcs: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for i, cands in enumerate(p.candidates):
+        if p.current[i] != UNPLACED:
+            for t in cands[1:]:
+                arcs[p.current[i], t].append(i)
+    near = _near_trouble(p, arcs, _REDUCED_HOPS)
+    allowed: dict[int, set[int]] = defaultdict(set)
+    for (d, t), members in arcs.items():
+        if d in near and t in near:
+            for i in sorted(members, key=lambda i: -p.potential[i])[:per_arc]:
+                allowed[i].add(t)
+    candidates = [
+        cands if p.current[i] == UNPLACED else (cands[0], *(t for t in cands[1:] if t in allowed[i]))
+        for i, cands in enumerate(p.candidates)
     ]
+    return replace(p, candidates=candidates, reachable_by=_reachable_by(candidates, p.n_reps))
 
 
-def _solver(num_workers: int) -> cp_model.CpSolver:
-    solver = cp_model.CpSolver()
-    solver.parameters.num_workers = num_workers
-    # OR-Tools 9.15 presolve ("inclusion" of at-most-one and linear constraints) can
-    # certify a non-optimal solution as optimal on models of exactly this shape: seen
-    # here in the brute-force tests with large coefficients, and reported upstream
-    # (google/or-tools#5293). Switching that step off fixed every case we have.
-    solver.parameters.presolve_inclusion_work_limit = 0
-    return solver
+def _near_trouble(problem: Problem, arcs: Mapping[tuple[int, int], list[int]], hops: int) -> set[int]:
+    """Reps within ``hops`` arcs (either way) of a rep out of band or of a placement."""
+    p = problem
+    neighbours: dict[int, set[int]] = defaultdict(set)
+    for d, t in arcs:
+        neighbours[d].add(t)
+        neighbours[t].add(d)
+    loads = p.metric_loads(p.current)
+    frontier = {
+        r for r in range(p.n_reps) if any(not p.los[m][r] <= load[r] <= p.his[m][r] for m, load in enumerate(loads))
+    }
+    frontier |= {r for i, cur in enumerate(p.current) if cur == UNPLACED for r in p.candidates[i]}
+    near = set(frontier)
+    for _ in range(hops):
+        frontier = {t for r in frontier for t in neighbours[r]} - near
+        near |= frontier
+    return near
 
 
-def _solve(solver: cp_model.CpSolver, model: cp_model.CpModel) -> Any:
-    code = solver.solve(model)
-    if code == cp_model.MODEL_INVALID:
-        raise RuntimeError(f"rebalancer built an invalid CP-SAT model: {model.validate()}")
-    return code
+# --------------------------------------------------------------------------- best balance and curve
+
+
+def _best_balance_result(setup: _Setup, max_moves: int, num_workers: int) -> RebalanceResult:
+    """The least worst deviation with at most ``max_moves`` moves."""
+    p = setup.problem
+    repair = greedy_repair(p)
+    start_from = _current_with_placements(p, repair)
+    placements = sum(1 for r in p.current if r == UNPLACED)
+    if max_moves < placements:
+        return setup.result(
+            "infeasible",
+            objective_kind="imbalance",
+            explanation=f"{placements} accounts wait for a rep and each placement is a move; "
+            f"max_moves={max_moves} is too few",
+        )
+    points = list(_curve(setup, [max_moves], start_from, num_workers, keep_assignment=True))
+    point, assignment = points[0]
+    return setup.result(
+        point.status,
+        assignment,
+        objective_kind="imbalance",
+        value=cpsat.worst_deviation(p, assignment),
+        bound=point.bound * cpsat.DEVIATION_RESOLUTION if point.bound is not None else None,
+    )
+
+
+def _curve(setup: _Setup, budgets: Sequence[int], start_from: list[int], num_workers: int, *, keep_assignment=False):
+    """Best balance for each budget, in increasing order, each search starting from
+    the previous answer (valid for a larger budget too)."""
+    p = setup.problem
+    model, x = cpsat.assignment_model(p)
+    if setup.contiguity is not None:
+        setup.contiguity.add_to(model, x)
+    worst = cpsat.add_worst_deviation(model, p, x)
+    moves = cpsat.moves_expr(p, x)
+    budget = model.new_int_var(0, p.n_accounts, "budget")
+    model.add(moves <= budget)
+    best = start_from if setup.contiguity is None or not setup.contiguity.broken_reps(start_from) else list(p.current)
+    # The start must fit the first budget: keep only its placements if it does not.
+    if p.moves(best) > budgets[0]:
+        best = [cur if cur != UNPLACED else new for cur, new in zip(p.current, best)]
+    for k, budget_value in enumerate(budgets):
+        domain = budget.proto.domain  # narrowed in place: one model serves every budget
+        domain[0], domain[1] = budget_value, budget_value
+        model.minimize(worst)
+        cpsat.hint(model, p, x, best)
+        seconds = setup.remaining() / (len(budgets) - k)
+        solver = cpsat.solver(num_workers, seconds)
+        code = cpsat.solve(solver, model)
+        proven = None
+        status = "feasible"
+        if cpsat.found(code):
+            solution = cpsat.read(solver, p, x)
+            if cpsat.worst_deviation(p, solution) <= cpsat.worst_deviation(p, best) and p.moves(solution) <= budget_value:
+                best = solution
+            proven = math.ceil(solver.best_objective_bound - 1e-6)
+            if code == cp_model.OPTIMAL or proven >= cpsat.worst_deviation(p, best):
+                status = "optimal"
+        value = cpsat.worst_deviation(p, best)
+        point = CurvePoint(
+            moves=budget_value,
+            imbalance=setup.imbalance(best),
+            status=status,
+            moves_used=p.moves(best),
+            bound=min(value, proven) / cpsat.DEVIATION_RESOLUTION if proven is not None else None,
+        )
+        yield (point, best) if keep_assignment else point
+
+
+def _sample(first: int, last: int, max_points: int) -> list[int]:
+    """``first..last``, every value when they fit in ``max_points``, else evenly spaced."""
+    if last - first + 1 <= max_points:
+        return list(range(first, last + 1))
+    step = (last - first) / (max_points - 1)
+    return sorted({first + round(k * step) for k in range(max_points)})
+
+
+# --------------------------------------------------------------------------- lexicographic solves
+
+
+@dataclass(frozen=True)
+class _Stage:
+    status: str  # of the first objective
+    assignment: list[int] | None
+    bound: int | None  # proven bound on the first objective
+
+
+@dataclass(frozen=True)
+class _Objective:
+    """An expression to minimise (built on a model) and its value for an assignment."""
+
+    build: Callable[[cp_model.CpModel, Problem, cpsat.Assignment], object]
+    value: Callable[[Problem, Sequence[int]], int]
+    # Constraints known before this objective's solve (bounds on its value).
+    bounds: Callable[[cp_model.CpModel, Problem, object], None] | None = None
+
+
+def _primary(weights: Sequence[int], lower: int, incumbent: Sequence[int] | None) -> _Objective:
+    """Fewest changes: the total weight of moved accounts (1 each, or their potential)."""
+
+    def value(problem: Problem, assignment: Sequence[int]) -> int:
+        return sum(w for w, cur, new in zip(weights, problem.current, assignment) if cur == UNPLACED or cur != new)
+
+    def bounds(model: cp_model.CpModel, problem: Problem, expr: object) -> None:
+        # Bounds known before the search let CP-SAT stop as soon as it meets them.
+        if lower > 0:
+            model.add(expr >= lower)
+        if incumbent is not None:
+            model.add(expr <= value(problem, incumbent))
+
+    return _Objective(
+        build=lambda model, problem, x: cpsat.moved_value_expr(problem, x, weights), value=value, bounds=bounds
+    )
+
+
+def _travel() -> _Objective:
+    def value(problem: Problem, assignment: Sequence[int]) -> int:
+        return sum(
+            round(float(problem.distance_km[i, r]) * 1000)
+            for i, r in enumerate(assignment)
+            if r != problem.current[i]
+        )
+
+    return _Objective(build=lambda model, problem, x: cpsat.travel_expr(problem, x), value=value)
+
+
+def _lexicographic(
+    setup: _Setup,
+    problem: Problem,
+    objectives: Sequence[_Objective],
+    start_from: Sequence[int],
+    start_is_feasible: bool,
+    deadlines: Sequence[float],
+    num_workers: int,
+    *,
+    skip_first: bool = False,
+) -> _Stage:
+    """Minimise ``objectives`` in order on one model (bands and contiguity), each
+    kept at its best value while the next one is minimised. Only verified solutions
+    (bands, contiguity, no worse on earlier objectives) replace the one held."""
+    model, x = cpsat.assignment_model(problem)
+    cpsat.add_bands(model, problem, x)
+    if setup.contiguity is not None:
+        setup.contiguity.add_to(model, x)
+    best = list(start_from) if start_is_feasible else None
+    status, bound = ("optimal" if skip_first else "unknown"), None
+    for k, objective in enumerate(objectives):
+        expr = objective.build(model, problem, x)
+        if k == 0 and skip_first:
+            model.add(expr <= objective.value(problem, best))
+            continue
+        remaining = deadlines[k] - time.perf_counter()
+        if remaining < cpsat.MIN_SOLVE_SECONDS and not (k == 0 and best is None):
+            if best is None:
+                break
+            model.add(expr <= objective.value(problem, best))
+            continue
+        if objective.bounds is not None:
+            objective.bounds(model, problem, expr)
+        model.minimize(expr)
+        cpsat.hint(model, problem, x, best if best is not None else start_from)
+        solver = cpsat.solver(num_workers, remaining)
+        code = cpsat.solve(solver, model)
+        if cpsat.found(code):
+            solution = cpsat.read(solver, problem, x)
+            earlier_ok = best is None or all(
+                o.value(problem, solution) <= o.value(problem, best) for o in objectives[:k]
+            )
+            if setup.holds(solution) and earlier_ok and (best is None or objective.value(problem, solution) <= objective.value(problem, best)):
+                best = solution
+        if k == 0:
+            if code == cp_model.INFEASIBLE and best is None:
+                return _Stage("infeasible", None, None)
+            if best is None:
+                return _Stage("unknown", None, None)
+            bound = math.ceil(solver.best_objective_bound - 1e-6) if cpsat.found(code) else None
+            status = "optimal" if code == cp_model.OPTIMAL else "feasible"
+        if best is None:
+            break
+        model.add(expr <= objective.value(problem, best))
+    return _Stage(status, best, bound)
+
+
+# --------------------------------------------------------------------------- explanations
+
+
+def _closest_compromise(setup: _Setup, start_from: Sequence[int], num_workers: int) -> str | None:
+    """When the bands cannot all hold, find the assignment with the least total
+    shortfall (relative to fair share, over reps and metrics) and name the rep it
+    leaves furthest out of band. None if no answer in time."""
+    p = setup.problem
+    model, x = cpsat.assignment_model(p)
+    if setup.contiguity is not None:
+        setup.contiguity.add_to(model, x)
+
+    # Each rep may miss its band by short[m, r] (scaled), either way.
+    short = {}
+    for m in range(len(p.metrics)):
+        for r, rep in enumerate(p.reps):
+            short[m, r] = model.new_int_var(0, sum(p.values[m]), f"short[{p.metrics[m]},{rep.rep_id}]")
+            load = cpsat.rep_load(p, x, r, m)
+            model.add(load + short[m, r] >= p.los[m][r])
+            model.add(load - short[m, r] <= p.his[m][r])
+    model.minimize(cp_model.LinearExpr.sum(list(short.values())))
+    cpsat.hint(model, p, x, start_from)
+
+    if setup.remaining() < cpsat.MIN_SOLVE_SECONDS:
+        return None
+    solver = cpsat.solver(num_workers, setup.remaining())
+    if not cpsat.found(cpsat.solve(solver, model)):
+        return None
+    loads = p.metric_loads(cpsat.read(solver, p, x))
+    m, worst = max(short, key=lambda key: solver.value(short[key]) / max(p.fairs[key[0]][key[1]], 1.0))
+    if solver.value(short[m, worst]) == 0:
+        return None
+    tol = p.tolerances[m]
+    load, fair = loads[m][worst], p.fairs[m][worst]
+    over = load > p.his[m][worst]
+    have, limit = pcts(load / fair if fair > 0 else 1.0, 1 + tol if over else 1 - tol)
+    return (
+        f"the closest compromise still leaves rep {p.reps[worst].rep_id} at {have} of fair share{_of(p.metrics[m])} "
+        f"({'at most' if over else 'at least'} {limit} required)"
+    )
+
+
+def _of(metric: str) -> str:
+    """Names the metric when it is not the default one: " of workload"."""
+    return "" if metric == "potential" else f" of {metric}"
+
+
+def _bands(problem: Problem) -> str:
+    parts = [f"±{tol:.0%} ({metric})" for metric, tol in zip(problem.metrics, problem.tolerances)]
+    return parts[0].split(" ")[0] if len(parts) == 1 else " and ".join(parts)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -582,8 +729,7 @@ def _current_with_placements(problem: Problem, repair: Repair) -> list[int]:
 
 
 def _moves(problem: Problem, assignment: Sequence[int], before: Sequence[RepBalance]) -> tuple[Move, ...]:
-    deviation = {b.rep_id: b.deviation for b in before}
-    tol = problem.tolerance
+    by_rep = {b.rep_id: b for b in before}
     moves = []
     for i, (cur, new) in enumerate(zip(problem.current, assignment)):
         if cur != UNPLACED and cur == new:
@@ -593,8 +739,8 @@ def _moves(problem: Problem, assignment: Sequence[int], before: Sequence[RepBala
         if cur != UNPLACED:
             from_rep = problem.reps[cur].rep_id
             reason = (
-                f"{from_rep} {_deviation_phrase(deviation[from_rep], tol, 'fair share by')}; "
-                f"{to_rep} {_deviation_phrase(deviation[to_rep], tol, 'by')}"
+                f"{from_rep} {_deviation_phrase(by_rep[from_rep], problem, 'fair share by')}; "
+                f"{to_rep} {_deviation_phrase(by_rep[to_rep], problem, 'by')}"
             )
         elif account.rep_id is None:
             reason = "no owner"
@@ -616,26 +762,63 @@ def _moves(problem: Problem, assignment: Sequence[int], before: Sequence[RepBala
     return tuple(moves)
 
 
-def _deviation_phrase(deviation: float, tolerance: float, by: str) -> str:
+def _deviation_phrase(balance: RepBalance, problem: Problem, by: str) -> str:
+    """The rep's most out-of-band metric, e.g. "over fair share by 60%"."""
+    metric, tolerance = max(
+        zip(problem.metrics, problem.tolerances), key=lambda mt: abs(balance.deviation_of(mt[0])) - mt[1]
+    )
+    deviation = balance.deviation_of(metric)
+    label = "" if metric == "potential" else f" ({metric})"
     if deviation > tolerance:
-        return f"over {by} {deviation:.0%}"
+        return f"over {by} {deviation:.0%}{label}"
     if deviation < -tolerance:
-        return f"under {by} {-deviation:.0%}"
-    return f"within band ({deviation:+.0%})"
+        return f"under {by} {-deviation:.0%}{label}"
+    return f"within band ({deviation:+.0%}{label})"
+
+
+def _edges(accounts: Sequence[Account], adjacency: Sequence[tuple[str, str]] | None) -> list[tuple[int, int]]:
+    index = {a.account_id: i for i, a in enumerate(accounts)}
+    edges = []
+    for k, pair in enumerate(adjacency or ()):
+        _require(len(pair) == 2, f"adjacency[{k}] must be a pair of account ids, got {pair!r}")
+        unknown = [u for u in pair if u not in index]
+        _require(not unknown, f"adjacency[{k}] names unknown account {unknown[0]!r}" if unknown else "")
+        edges.append((index[pair[0]], index[pair[1]]))
+    return edges
 
 
 def _check_arguments(
     accounts: Sequence[Account],
     reps: Sequence[Rep],
-    tolerance: float,
+    tolerance: float | Mapping[str, float],
+    metrics: Sequence[str],
+    objective: str,
+    max_moves: int | None,
     candidate_reps: int,
     time_limit_s: float,
     num_workers: int,
-) -> None:
+) -> dict[str, float]:
+    """Validate the arguments; the tolerance per metric."""
     _require(len(reps) > 0, "reps must not be empty: there is no one to balance between")
     _require(
-        _finite(tolerance) and tolerance >= 0,
-        f"tolerance must be a finite number >= 0 (e.g. 0.10 for ±10%), got {tolerance!r}",
+        len(metrics) > 0 and all(m in METRICS for m in metrics) and len(set(metrics)) == len(metrics),
+        f"metrics must be distinct values of {METRICS}, got {tuple(metrics)!r}",
+    )
+    if isinstance(tolerance, Mapping):
+        missing = [m for m in metrics if m not in tolerance]
+        _require(not missing, f"tolerance has no value for metric {missing[0] if missing else ''!r}")
+        tolerances = {m: tolerance[m] for m in metrics}
+    else:
+        tolerances = {m: tolerance for m in metrics}
+    for metric, tol in tolerances.items():
+        _require(
+            _finite(tol) and tol >= 0,
+            f"tolerance must be a finite number >= 0 (e.g. 0.10 for ±10%), got {tol!r} for {metric}",
+        )
+    _require(objective in OBJECTIVES, f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    _require(
+        max_moves is None or (isinstance(max_moves, int) and not isinstance(max_moves, bool) and max_moves >= 0),
+        f"max_moves must be None or an int >= 0, got {max_moves!r}",
     )
     _require(_positive_int(candidate_reps), f"candidate_reps must be an int >= 1, got {candidate_reps!r}")
     _require(
@@ -645,21 +828,4 @@ def _check_arguments(
     _require(_positive_int(num_workers), f"num_workers must be an int >= 1, got {num_workers!r}")
     _require_unique([rep.rep_id for rep in reps], "rep_id")
     _require_unique([a.account_id for a in accounts], "account_id")
-
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ValueError(message)
-
-
-def _require_unique(ids: list[str], what: str) -> None:
-    duplicates = sorted(i for i, n in Counter(ids).items() if n > 1)
-    _require(not duplicates, f"{what} values must be unique; duplicated: {', '.join(duplicates[:5])}")
-
-
-def _finite(value: object) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _positive_int(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+    return tolerances

@@ -16,31 +16,17 @@ from dataclasses import replace
 
 from ortools.sat.python import cp_model
 
+from rebalancer import cpsat
 from rebalancer.heuristics import greedy_placement, pcts
-from rebalancer.model import (
-    _MIN_SOLVE_SECONDS,
-    _MOVES_TIME_SHARE,
-    Account,
-    RebalanceResult,
-    Rep,
-    _assignment_model,
-    _check_arguments,
-    _hint,
-    _moves,
-    _read,
-    _rep_potential,
-    _solve,
-    _solver,
-    balance_of,
-)
+from rebalancer.model import _PRIMARY_TIME_SHARE, _check_arguments, _moves
 from rebalancer.problem import UNPLACED, Problem, build_problem, placement_only
+from rebalancer.values import Account, RebalanceResult, Rep, balance_of
 
 __all__ = ["place_accounts"]
 
 #: Deviations from fair share are optimised in millionths of fair share: distinct
 #: placements closer than that in worst deviation count as equal (travel decides).
-#: Constraint coefficients reach DEVIATION_RESOLUTION * RESOLUTION = 1e15 < 2**53.
-DEVIATION_RESOLUTION = 10**6
+DEVIATION_RESOLUTION = cpsat.DEVIATION_RESOLUTION
 
 
 def place_accounts(
@@ -116,7 +102,7 @@ def place_accounts(
     [('R1', 50.0, 0.0), ('R2', 50.0, 0.0)]
     """
     start = time.perf_counter()
-    _check_arguments(accounts, reps, tolerance, candidate_reps, time_limit_s, num_workers)
+    _check_arguments(accounts, reps, tolerance, ("potential",), "moves", None, candidate_reps, time_limit_s, num_workers)
     before = balance_of(accounts, reps)
     full = build_problem(accounts, reps, tolerance=tolerance, candidate_reps=candidate_reps)
     problem = placement_only(full)
@@ -144,7 +130,7 @@ def place_accounts(
     status, assignment, proven = _solve_placement(
         problem,
         greedy,
-        worst_deadline=start + _MOVES_TIME_SHARE * time_limit_s,
+        worst_deadline=start + _PRIMARY_TIME_SHARE * time_limit_s,
         deadline=start + time_limit_s,
         num_workers=num_workers,
     )
@@ -166,7 +152,7 @@ def place_accounts(
         )
     ]
     if status == "feasible":
-        found = _worst_deviation(problem, assignment) / DEVIATION_RESOLUTION
+        found = cpsat.worst_deviation(problem, assignment) / DEVIATION_RESOLUTION
         notes.append(
             f"the largest deviation from fair share found, {found:.2%}, is not proven the least "
             f"possible within {time_limit_s:g} s"
@@ -198,82 +184,45 @@ def _solve_placement(
     model, so the order of the objectives is strict). Returns the status of the first
     objective, the assignment (rep index per account) and the proven lower bound on
     the worst deviation, in millionths of fair share."""
-    # Data: scaled fair potentials (0 only when there is no potential at all) and
-    # the orphans' candidate pairs, the only ones that carry travel.
     p = problem
-    account_ids = [a.account_id for a in p.accounts]
-    rep_ids = [rep.rep_id for rep in p.reps]
-    fair = [round(f) for f in p.fair]
-    total = sum(p.potential)
-    orphan_pairs = [(i, r) for i in range(p.n_accounts) if p.current[i] == UNPLACED for r in p.candidates[i]]
-
-    # Variables x[account_id, rep_id] (orphans: one per candidate; everyone else: only
-    # their current rep, fixed) and exactly one rep per account, from the shared builder.
-    model, x = _assignment_model(p)
+    model, x = cpsat.assignment_model(p)
     # worst: the largest deviation from fair share over reps, in millionths of fair share.
-    worst_max = max([_deviation_units(f, max(f, total - f)) for f in fair if f > 0], default=0)
-    worst = model.new_int_var(0, worst_max, "worst")
-
-    # Every rep's potential lies within fair * (1 ± worst / DEVIATION_RESOLUTION).
-    for r in range(p.n_reps):
-        if fair[r] > 0:
-            scaled = DEVIATION_RESOLUTION * _rep_potential(p, x, r)
-            model.add(scaled - fair[r] * worst <= DEVIATION_RESOLUTION * fair[r])
-            model.add(scaled + fair[r] * worst >= DEVIATION_RESOLUTION * fair[r])
-
-    # Travel of the placed accounts, in metres: the tie-break objective.
-    travel = cp_model.LinearExpr.weighted_sum(
-        [x[account_ids[i], rep_ids[r]] for i, r in orphan_pairs],
-        [round(float(p.distance_km[i, r]) * 1000) for i, r in orphan_pairs],
-    )
-
-    solver = _solver(num_workers)
+    worst = cpsat.add_worst_deviation(model, p, x)
+    # Travel of the placed accounts (everyone else has only their current rep).
+    travel = cpsat.travel_expr(p, x)
 
     # Objective 1: the least worst deviation, warm-started from the greedy placement.
     model.minimize(worst)
-    _hint(model, p, x, greedy)
-    model.add_hint(worst, _worst_deviation(p, greedy))
-    solver.parameters.max_time_in_seconds = max(_MIN_SOLVE_SECONDS, worst_deadline - time.perf_counter())
-    code = _solve(solver, model)
-    if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        assignment = _read(solver, p, x)
-        proven = min(math.ceil(solver.best_objective_bound - 1e-6), _worst_deviation(p, assignment))
+    cpsat.hint(model, p, x, greedy)
+    model.add_hint(worst, cpsat.worst_deviation(p, greedy))
+    solver = cpsat.solver(num_workers, worst_deadline - time.perf_counter())
+    code = cpsat.solve(solver, model)
+    if cpsat.found(code):
+        assignment = cpsat.read(solver, p, x)
+        proven = min(math.ceil(solver.best_objective_bound - 1e-6), cpsat.worst_deviation(p, assignment))
     else:  # no solution in time: the greedy placement still stands
         assignment, proven = greedy, 0
-    best = _worst_deviation(p, assignment)
+    best = cpsat.worst_deviation(p, assignment)
     status = "optimal" if code == cp_model.OPTIMAL or proven >= best else "feasible"
 
     # Objective 2: least travel, keeping the worst deviation at that value.
     remaining = deadline - time.perf_counter()
-    if remaining >= _MIN_SOLVE_SECONDS:
+    if remaining >= cpsat.MIN_SOLVE_SECONDS:
         model.add(worst <= best)
         model.minimize(travel)
-        _hint(model, p, x, assignment)
+        cpsat.hint(model, p, x, assignment)
         model.add_hint(worst, best)
-        solver.parameters.max_time_in_seconds = remaining
-        if _solve(solver, model) in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-            solution = _read(solver, p, x)
+        solver = cpsat.solver(num_workers, remaining)
+        if cpsat.found(cpsat.solve(solver, model)):
+            solution = cpsat.read(solver, p, x)
             # Belt and braces: only a verified solution replaces the one we hold.
-            if _worst_deviation(p, solution) <= best:
+            if cpsat.worst_deviation(p, solution) <= best:
                 assignment = solution
 
     return status, assignment, proven
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _deviation_units(fair: int, off: int) -> int:
-    """``off / fair`` in millionths, rounded up: the least ``worst`` the model allows
-    for a rep ``off`` scaled units away from its fair potential."""
-    return -(-DEVIATION_RESOLUTION * off // fair)
-
-
-def _worst_deviation(problem: Problem, assignment: Sequence[int]) -> int:
-    """The model's ``worst`` for ``assignment``, in millionths of fair share."""
-    loads = problem.loads(assignment)
-    fair = [round(f) for f in problem.fair]
-    return max([_deviation_units(f, abs(load - f)) for f, load in zip(fair, loads) if f > 0], default=0)
 
 
 def _where(problem: Problem, i: int) -> str:

@@ -23,7 +23,7 @@ presolve workaround.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -50,8 +50,10 @@ class Problem:
 
     accounts: Sequence[Account]
     reps: Sequence[Rep]
+    # The primary metric (metrics[0], normally "potential"): the greedy repair, the
+    # bounds and the explanations work on it; `view(m)` gives any other metric this shape.
     tolerance: float
-    potential: list[int]  # scaled potential per account
+    potential: list[int]  # scaled value of the primary metric per account
     current: list[int]  # current rep index per account, UNPLACED if it must be placed
     locked: list[bool]  # True only when the account is locked to a rep in `reps`
     candidates: list[tuple[int, ...]]  # allowed reps per account, current rep first
@@ -60,6 +62,13 @@ class Problem:
     fair: list[float]  # scaled fair potential per rep
     lo: list[int]  # scaled band per rep, inclusive
     hi: list[int]
+    # Every balanced metric, primary first, each scaled to RESOLUTION on its own.
+    metrics: tuple[str, ...]
+    tolerances: tuple[float, ...]
+    values: tuple[list[int], ...]
+    fairs: tuple[list[float], ...]
+    los: tuple[list[int], ...]
+    his: tuple[list[int], ...]
 
     @property
     def n_accounts(self) -> int:
@@ -89,27 +98,75 @@ class Problem:
         """Accounts whose rep differs from the current one (placements included)."""
         return sum(1 for cur, new in zip(self.current, assignment) if cur == UNPLACED or cur != new)
 
+    def metric_loads(self, assignment: Sequence[int]) -> list[list[int]]:
+        """Scaled load of every rep, per metric."""
+        return [self.view(m).loads(assignment) for m in range(len(self.metrics))]
+
     def is_balanced(self, assignment: Sequence[int]) -> bool:
-        loads = self.loads(assignment)
-        return UNPLACED not in assignment and all(
-            self.violation(r, load) == 0 for r, load in enumerate(loads)
+        """Every account placed and every rep inside its band on every metric."""
+        if UNPLACED in assignment:
+            return False
+        for m, loads in enumerate(self.metric_loads(assignment)):
+            if any(load < self.los[m][r] or load > self.his[m][r] for r, load in enumerate(loads)):
+                return False
+        return True
+
+    def imbalance(self, assignment: Sequence[int]) -> float:
+        """Largest relative deviation from fair share, ``max |load / fair - 1|``, over
+        reps and metrics (metrics with nothing to share count 0)."""
+        worst = 0.0
+        for m, loads in enumerate(self.metric_loads(assignment)):
+            for r, load in enumerate(loads):
+                if self.fairs[m][r] > 0:
+                    worst = max(worst, abs(load / self.fairs[m][r] - 1))
+        return worst
+
+    def view(self, m: int) -> Problem:
+        """The same problem balancing only metric ``m`` (as its primary metric)."""
+        if m == 0 and len(self.metrics) == 1:
+            return self
+        return replace(
+            self,
+            tolerance=self.tolerances[m],
+            potential=self.values[m],
+            fair=self.fairs[m],
+            lo=self.los[m],
+            hi=self.his[m],
+            metrics=(self.metrics[m],),
+            tolerances=(self.tolerances[m],),
+            values=(self.values[m],),
+            fairs=(self.fairs[m],),
+            los=(self.los[m],),
+            his=(self.his[m],),
         )
 
 
 def build_problem(
-    accounts: Sequence[Account], reps: Sequence[Rep], *, tolerance: float, candidate_reps: int
+    accounts: Sequence[Account],
+    reps: Sequence[Rep],
+    *,
+    tolerance: float | Mapping[str, float],
+    candidate_reps: int,
+    metrics: Sequence[str] = ("potential",),
 ) -> Problem:
-    """Scale, index and prune. Inputs are assumed validated by the caller."""
-    rep_index = {rep.rep_id: r for r, rep in enumerate(reps)}
-    total = math.fsum(a.potential for a in accounts)
-    # With no potential at all every band is [0, 0] and any scale works.
-    scale = RESOLUTION / total if total > 0 else 1.0
-    potential = [round(a.potential * scale) for a in accounts]
+    """Scale, index and prune. Inputs are assumed validated by the caller.
 
+    ``metrics`` are Account attribute names ("potential", "workload"); ``tolerance``
+    is one value for all of them or one per metric."""
+    rep_index = {rep.rep_id: r for r, rep in enumerate(reps)}
     capacity = math.fsum(rep.capacity_fte for rep in reps)
-    fair = [total * rep.capacity_fte / capacity * scale for rep in reps]
-    lo = [max(0, math.ceil(f * (1 - tolerance) - _FLOAT_NOISE_UNITS)) for f in fair]
-    hi = [math.floor(f * (1 + tolerance) + _FLOAT_NOISE_UNITS) for f in fair]
+    tolerances = tuple(tolerance[m] if isinstance(tolerance, Mapping) else tolerance for m in metrics)
+    values, fairs, los, his = [], [], [], []
+    for metric, tol in zip(metrics, tolerances):
+        raw = [float(getattr(a, metric)) for a in accounts]
+        total = math.fsum(raw)
+        # With nothing to share every band is [0, 0] and any scale works.
+        scale = RESOLUTION / total if total > 0 else 1.0
+        values.append([round(v * scale) for v in raw])
+        fair = [total * rep.capacity_fte / capacity * scale for rep in reps]
+        fairs.append(fair)
+        los.append([max(0, math.ceil(f * (1 - tol) - _FLOAT_NOISE_UNITS)) for f in fair])
+        his.append([math.floor(f * (1 + tol) + _FLOAT_NOISE_UNITS) for f in fair])
 
     current = [rep_index.get(a.rep_id, UNPLACED) if a.rep_id is not None else UNPLACED for a in accounts]
     locked = [a.locked and cur != UNPLACED for a, cur in zip(accounts, current)]
@@ -125,16 +182,22 @@ def build_problem(
     return Problem(
         accounts=accounts,
         reps=reps,
-        tolerance=tolerance,
-        potential=potential,
+        tolerance=tolerances[0],
+        potential=values[0],
         current=current,
         locked=locked,
         candidates=candidates,
         reachable_by=_reachable_by(candidates, len(reps)),
         distance_km=distance_km,
-        fair=fair,
-        lo=lo,
-        hi=hi,
+        fair=fairs[0],
+        lo=los[0],
+        hi=his[0],
+        metrics=tuple(metrics),
+        tolerances=tolerances,
+        values=tuple(values),
+        fairs=tuple(fairs),
+        los=tuple(los),
+        his=tuple(his),
     )
 
 

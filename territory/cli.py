@@ -8,7 +8,7 @@ import os
 import signal
 import threading
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -184,6 +184,84 @@ def erase(
     asyncio.run(produce_events([(topics.ACCOUNTS, account_id, envelope)], settings.bootstrap_servers))
     typer.echo(f"sent {event_id} to {topics.ACCOUNTS}: the worker drops the account from its tables "
                f"(changelog tombstone) and from the planner's view")
+
+
+@app.command()
+def rebalance(
+    units: Path = typer.Option(..., "--units", dir_okay=False,
+                               help="UNITS.csv: unit_id, lat, lon, potential; optional workload (0), rep_id "
+                                    "(empty: unassigned), locked (false)."),
+    reps: Path = typer.Option(..., "--reps", dir_okay=False,
+                              help="REPS.csv: rep_id, home_lat, home_lon; optional capacity_fte (1.0), "
+                                   "max_travel_km (no limit)."),
+    adjacency: Optional[Path] = typer.Option(None, "--adjacency", dir_okay=False,
+                                             help="EDGES.csv: unit_a, unit_b (neighbours); every territory stays "
+                                                  "connected."),
+    tolerance: float = typer.Option(0.10, help="Band around each rep's fair share, e.g. 0.05 for ±5%."),
+    metric: str = typer.Option("potential", "--metric", help="What to balance: potential, workload or "
+                                                             "potential,workload (both stay in band)."),
+    objective: str = typer.Option("moves", help="moves (fewest moves) | moved_potential (least potential moved)."),
+    max_moves: Optional[int] = typer.Option(None, "--max-moves",
+                                            help="At most M moves: the best balance they buy (may stay out of band)."),
+    curve: bool = typer.Option(False, "--curve", help="Also the trade-off curve of the base case: the best "
+                                                      "imbalance for 0, 1, 2, ... moves."),
+    time_limit: float = typer.Option(10.0, "--time-limit", help="Seconds per solve; each scenario and the curve "
+                                                               "get their own."),
+    candidate_reps: int = typer.Option(3, "--candidate-reps", help="Nearest other reps a unit may move to."),
+    workers: int = typer.Option(2, "--workers", help="CP-SAT search workers."),
+    drop_rep: List[str] = typer.Option([], "--drop-rep", help="What if this rep leaves (repeatable): their units "
+                                                              "must be placed, their locks no longer hold."),
+    add_rep: List[str] = typer.Option([], "--add-rep", help="What if this rep joins (repeatable): "
+                                                            "ID,LAT,LON[,CAPACITY_FTE[,MAX_TRAVEL_KM]]."),
+    compare_tolerance: List[float] = typer.Option([], "--compare-tolerance",
+                                                  help="What if the band were this wide (repeatable), e.g. 0.05."),
+    combined: bool = typer.Option(False, "--combined", help="One more scenario with every --drop-rep and --add-rep "
+                                                            "at once (e.g. R7 leaves and R11 takes over)."),
+    show: int = typer.Option(20, "--show", help="List at most this many moves per scenario (--out has them all)."),
+    out: Optional[Path] = typer.Option(None, "--out", dir_okay=False,
+                                       help="Write PROPOSAL.json: the base proposal and its scenarios."),
+) -> None:
+    """Propose the fewest unit moves that bring every rep back into the band, from CSV files (no Kafka).
+
+    Each --drop-rep, --add-rep and --compare-tolerance is its own what-if scenario against the base input.
+
+    Exit status: 0 a proposal (or nothing to move); 1 none for the base case (reason printed); 2 bad input.
+    """
+
+    from territory import offline
+
+    try:
+        options = offline.Options(tolerance=tolerance, metrics=offline.parse_metrics(metric), objective=objective,
+                                  max_moves=max_moves, candidate_reps=candidate_reps, time_limit_s=time_limit,
+                                  num_workers=workers)
+        options.check()
+        added = [offline.parse_add_rep(text) for text in add_rep]
+        inputs = offline.read_inputs(units, reps, adjacency)
+        scenarios = offline.build_scenarios(inputs, options, drop_reps=drop_rep, add_reps=added,
+                                            compare_tolerances=compare_tolerance, combined=combined)
+    except offline.InputError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2)
+    for note in inputs.notes:
+        typer.echo(f"note: {note}", err=True)
+
+    proposals = offline.run_scenarios(scenarios, options, adjacency=inputs.adjacency, curve=curve,
+                                      progress=lambda line: typer.echo(line, err=True))
+
+    more_hint = f" (all in {out})" if out is not None else " (--out FILE lists them all)"
+    for proposal in proposals:
+        typer.echo(offline.render_proposal(proposal, max_listed=max(show, 0), more_hint=more_hint))
+        typer.echo("")
+    if len(proposals) > 1:
+        typer.echo(offline.render_comparison(proposals))
+    if out is not None:
+        offline.write_document(out, offline.proposal_document(proposals))
+        typer.echo(f"wrote {out}")
+    status = offline.exit_status(proposals)
+    if status:
+        base = proposals[0].result
+        typer.echo(f"error: no proposal for the base case ({base.status}): {base.explanation}", err=True)
+        raise typer.Exit(status)
 
 
 def main() -> None:

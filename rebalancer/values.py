@@ -1,0 +1,277 @@
+"""The package's values: accounts, reps, moves, balances and results (pure data)."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+#: Values of :attr:`RebalanceResult.status`. "optimal" and "feasible" refer to the
+#: objective (see ``objective_kind``); "balanced" means nothing had to be done.
+STATUSES = ("optimal", "feasible", "infeasible", "unknown", "balanced")
+#: What can be balanced: Account attributes.
+METRICS = ("potential", "workload")
+#: What "fewest changes" counts: moved accounts, or the potential they carry.
+OBJECTIVES = ("moves", "moved_potential")
+
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class Account:
+    """A customer account. ``rep_id`` None, or a rep not among the reps given to
+    :func:`minimal_moves`, means the account must be placed."""
+
+    account_id: str
+    potential: float
+    workload: float = 0.0
+    lat: float = 0.0
+    lon: float = 0.0
+    rep_id: str | None = None
+    locked: bool = False
+
+    def __post_init__(self) -> None:
+        where = f"account {self.account_id}"
+        _require(
+            _finite(self.potential) and self.potential >= 0,
+            f"{where}: potential must be a finite number >= 0, got {self.potential!r}",
+        )
+        _require(
+            _finite(self.workload) and self.workload >= 0,
+            f"{where}: workload must be a finite number >= 0, got {self.workload!r}",
+        )
+        _require(
+            _finite(self.lat) and -90 <= self.lat <= 90,
+            f"{where}: lat must be in [-90, 90], got {self.lat!r}",
+        )
+        _require(
+            _finite(self.lon) and -180 <= self.lon <= 180,
+            f"{where}: lon must be in [-180, 180], got {self.lon!r}",
+        )
+
+
+@dataclass(frozen=True)
+class Rep:
+    """A sales rep: home base, capacity in FTE (fair share is proportional to it) and
+    an optional travel limit for accounts newly assigned to them."""
+
+    rep_id: str
+    home_lat: float
+    home_lon: float
+    capacity_fte: float = 1.0
+    max_travel_km: float | None = None
+
+    def __post_init__(self) -> None:
+        where = f"rep {self.rep_id}"
+        _require(
+            _finite(self.home_lat) and -90 <= self.home_lat <= 90,
+            f"{where}: home_lat must be in [-90, 90], got {self.home_lat!r}",
+        )
+        _require(
+            _finite(self.home_lon) and -180 <= self.home_lon <= 180,
+            f"{where}: home_lon must be in [-180, 180], got {self.home_lon!r}",
+        )
+        _require(
+            _finite(self.capacity_fte) and self.capacity_fte > 0,
+            f"{where}: capacity_fte must be a finite number > 0 (leave a rep without capacity out of `reps`), "
+            f"got {self.capacity_fte!r}",
+        )
+        _require(
+            self.max_travel_km is None or (_finite(self.max_travel_km) and self.max_travel_km >= 0),
+            f"{where}: max_travel_km must be None (no limit) or a finite number >= 0, got {self.max_travel_km!r}",
+        )
+
+
+@dataclass(frozen=True)
+class Move:
+    """One proposed change of rep for one account."""
+
+    account_id: str
+    from_rep: str | None
+    to_rep: str
+    potential: float
+    workload: float
+    distance_km: float  # from to_rep's home to the account
+    reason: str
+
+
+@dataclass(frozen=True)
+class RepBalance:
+    """A rep's load against their fair share. With zero total potential, share and
+    deviation are 0."""
+
+    rep_id: str
+    accounts: int
+    potential: float
+    share: float  # potential / total potential of all accounts
+    fair_share: float  # capacity_fte / total capacity
+    deviation: float  # share / fair_share - 1
+    workload: float = 0.0
+    workload_share: float = 0.0  # workload / total workload of all accounts
+    workload_deviation: float = 0.0  # workload_share / fair_share - 1
+
+    def deviation_of(self, metric: str) -> float:
+        """Deviation from fair share of "potential" or "workload"."""
+        return self.deviation if metric == "potential" else self.workload_deviation
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One point of the trade-off curve: the best balance found with at most
+    ``moves`` moves."""
+
+    moves: int  # the budget M
+    imbalance: float  # largest |deviation| over reps and metrics, e.g. 0.08 for 8%
+    status: str  # "optimal" (proven least imbalance for this budget) or "feasible"
+    moves_used: int  # moves the best answer actually makes (<= moves)
+    bound: float | None = None  # proven lower bound on the imbalance for this budget
+
+
+@dataclass(frozen=True)
+class RebalanceResult:
+    """A rebalancing proposal with its before/after balance and solver figures."""
+
+    status: str  # one of STATUSES
+    moves: tuple[Move, ...]
+    before: tuple[RepBalance, ...]
+    after: tuple[RepBalance, ...]  # equals before when there is no solution
+    objective: float | None  # value of the objective found (see objective_kind)
+    bound: float | None  # best proven lower bound on that objective
+    gap: float | None  # (objective - bound) / max(objective, 1), for imbalance relative to objective
+    seconds: float
+    tolerance: float  # of the first metric
+    explanation: str | None = None  # for "infeasible" / "unknown": which rep, which constraint
+    metrics: tuple[str, ...] = ("potential",)
+    tolerances: dict[str, float] | None = None  # per metric; None means `tolerance` for all
+    # "moves" (count), "moved_potential" (sum of moved potential) or "imbalance"
+    # (largest |deviation|, when the number of moves was capped).
+    objective_kind: str = "moves"
+    imbalance_before: float = 0.0  # largest |deviation| over reps and metrics
+    imbalance_after: float = 0.0
+    notes: tuple[str, ...] = ()  # what the caller should know, e.g. reps left unconstrained
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (lists of dicts), for Kafka messages and storage."""
+        return {
+            "status": self.status,
+            "moves": [asdict(m) for m in self.moves],
+            "before": [asdict(b) for b in self.before],
+            "after": [asdict(b) for b in self.after],
+            "objective": self.objective,
+            "objective_kind": self.objective_kind,
+            "bound": self.bound,
+            "gap": self.gap,
+            "seconds": self.seconds,
+            "tolerance": self.tolerance,
+            "tolerances": self.tolerances,
+            "metrics": list(self.metrics),
+            "imbalance_before": self.imbalance_before,
+            "imbalance_after": self.imbalance_after,
+            "explanation": self.explanation,
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RebalanceResult:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            status=data["status"],
+            moves=tuple(Move(**m) for m in data["moves"]),
+            before=tuple(RepBalance(**b) for b in data["before"]),
+            after=tuple(RepBalance(**b) for b in data["after"]),
+            objective=data["objective"],
+            bound=data["bound"],
+            gap=data["gap"],
+            seconds=data["seconds"],
+            tolerance=data["tolerance"],
+            explanation=data.get("explanation"),
+            metrics=tuple(data.get("metrics", ("potential",))),
+            tolerances=data.get("tolerances"),
+            objective_kind=data.get("objective_kind", "moves"),
+            imbalance_before=data.get("imbalance_before", 0.0),
+            imbalance_after=data.get("imbalance_after", 0.0),
+            notes=tuple(data.get("notes", ())),
+        )
+
+
+# --------------------------------------------------------------------------- balance
+
+
+def balance_of(
+    accounts: Sequence[Account],
+    reps: Sequence[Rep],
+    assignment: Mapping[str, str | None] | None = None,
+) -> tuple[RepBalance, ...]:
+    """Each rep's accounts, potential and deviation from their capacity-weighted fair
+    share, in the order of ``reps``.
+
+    ``assignment`` maps account_id to rep_id and overrides ``Account.rep_id``; accounts
+    it does not mention keep their own rep. Accounts without a rep in ``reps`` serve no
+    one but still count in the total potential, so shares then sum to less than 1.
+    """
+    total = math.fsum(a.potential for a in accounts)
+    total_workload = math.fsum(a.workload for a in accounts)
+    capacity = math.fsum(rep.capacity_fte for rep in reps)
+    counts = {rep.rep_id: 0 for rep in reps}
+    served: dict[str, list[float]] = {rep.rep_id: [] for rep in reps}
+    served_workload: dict[str, list[float]] = {rep.rep_id: [] for rep in reps}
+    for a in accounts:
+        rep_id = assignment.get(a.account_id, a.rep_id) if assignment is not None else a.rep_id
+        if rep_id in served:
+            counts[rep_id] += 1
+            served[rep_id].append(a.potential)
+            served_workload[rep_id].append(a.workload)
+
+    def share_and_deviation(amount: float, whole: float, fair_share: float) -> tuple[float, float]:
+        share = amount / whole if whole > 0 else 0.0
+        return share, (share / fair_share - 1 if whole > 0 else 0.0)
+
+    balances = []
+    for rep in reps:
+        fair_share = rep.capacity_fte / capacity
+        potential = math.fsum(served[rep.rep_id])
+        workload = math.fsum(served_workload[rep.rep_id])
+        share, deviation = share_and_deviation(potential, total, fair_share)
+        workload_share, workload_deviation = share_and_deviation(workload, total_workload, fair_share)
+        balances.append(
+            RepBalance(
+                rep_id=rep.rep_id,
+                accounts=counts[rep.rep_id],
+                potential=potential,
+                share=share,
+                fair_share=fair_share,
+                deviation=deviation,
+                workload=workload,
+                workload_share=workload_share,
+                workload_deviation=workload_deviation,
+            )
+        )
+    return tuple(balances)
+
+
+def imbalance_of(balances: Sequence[RepBalance], metrics: Sequence[str] = ("potential",)) -> float:
+    """Largest |deviation from fair share| over reps and ``metrics``."""
+    return max((abs(b.deviation_of(m)) for b in balances for m in metrics), default=0.0)
+
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def _require_unique(ids: list[str], what: str) -> None:
+    duplicates = sorted(i for i, n in Counter(ids).items() if n > 1)
+    _require(not duplicates, f"{what} values must be unique; duplicated: {', '.join(duplicates[:5])}")
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _positive_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1

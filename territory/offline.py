@@ -1,0 +1,743 @@
+"""Offline rebalancing: `territory rebalance` on CSV files, with what-if scenarios.
+
+Reads units (accounts, postal areas, whatever a territory is made of) and reps from
+CSV files, runs the same rebalancer as the live worker (:func:`rebalancer.minimal_moves`)
+on them and on what-if scenarios (a rep leaves, a rep is added, another tolerance), and
+renders the proposals as text and as a JSON document a manager can review.
+
+Pure I/O and orchestration, no Kafka and no database. The Typer command in
+``territory/cli.py`` parses the options, prints, and picks the exit status.
+
+Files (UTF-8 with or without BOM; the delimiter , ; tab or | is taken from the header;
+header names are case-insensitive; extra columns are ignored):
+
+- UNITS.csv: ``unit_id, lat, lon, potential`` required; ``workload`` (default 0),
+  ``rep_id`` (empty: unassigned, the unit must be placed), ``locked`` (default false).
+- REPS.csv: ``rep_id, home_lat, home_lon`` required; ``capacity_fte`` (default 1.0),
+  ``max_travel_km`` (default: no limit).
+- EDGES.csv: ``unit_a, unit_b``: neighbouring units; territories stay connected.
+
+Problems are reported as ``FILE line N, column C: what is wrong``, N being the line a
+spreadsheet shows (the header is line 1; a cell spanning lines is not expected).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, is_dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from connectors.csv_source import sniff_delimiter
+from rebalancer import Account, RebalanceResult, Rep, minimal_moves
+
+__all__ = [
+    "EDGE_COLUMNS",
+    "METRICS",
+    "OBJECTIVES",
+    "REP_COLUMNS",
+    "UNIT_COLUMNS",
+    "InputError",
+    "Inputs",
+    "Options",
+    "Proposal",
+    "Scenario",
+    "build_scenarios",
+    "exit_status",
+    "parse_add_rep",
+    "parse_metrics",
+    "proposal_document",
+    "read_edges",
+    "read_inputs",
+    "read_reps",
+    "read_units",
+    "render_comparison",
+    "render_proposal",
+    "run_scenarios",
+    "write_document",
+]
+
+#: (required, optional) columns of each file.
+UNIT_COLUMNS = (("unit_id", "lat", "lon", "potential"), ("workload", "rep_id", "locked"))
+REP_COLUMNS = (("rep_id", "home_lat", "home_lon"), ("capacity_fte", "max_travel_km"))
+EDGE_COLUMNS = (("unit_a", "unit_b"), ())
+
+METRICS = ("potential", "workload")
+OBJECTIVES = ("moves", "moved_potential")
+#: Statuses that carry a proposal (see rebalancer.STATUSES).
+PROPOSAL_STATUSES = ("optimal", "feasible", "balanced")
+
+_TRUE = {"true", "t", "yes", "y", "1", "x"}
+_FALSE = {"false", "f", "no", "n", "0", ""}
+#: Row problems listed per file before "... and N more".
+_MAX_ERRORS = 20
+
+
+class InputError(ValueError):
+    """A file or an option that cannot be used; the message says where and why."""
+
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What the files hold, validated."""
+
+    units: tuple[Account, ...]
+    reps: tuple[Rep, ...]
+    adjacency: tuple[tuple[str, str], ...] | None = None  # None: no EDGES.csv given
+    notes: tuple[str, ...] = ()  # things worth telling the user that are not errors
+
+
+@dataclass(frozen=True)
+class Options:
+    """Solver options shared by every scenario."""
+
+    tolerance: float = 0.10
+    metrics: tuple[str, ...] = ("potential",)
+    objective: str = "moves"
+    max_moves: int | None = None
+    candidate_reps: int = 3
+    time_limit_s: float = 10.0
+    num_workers: int = 2
+
+    def check(self) -> None:
+        _check_tolerance(self.tolerance, "--tolerance")
+        if not self.metrics or any(m not in METRICS for m in self.metrics):
+            raise InputError(f"--metric must be {' or '.join(METRICS)} or both (comma-separated), "
+                             f"got {','.join(self.metrics)!r}")
+        if self.objective not in OBJECTIVES:
+            raise InputError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        if self.max_moves is not None and self.max_moves < 0:
+            raise InputError(f"--max-moves must be >= 0, got {self.max_moves}")
+        if self.candidate_reps < 1:
+            raise InputError(f"--candidate-reps must be >= 1, got {self.candidate_reps}")
+        if not (math.isfinite(self.time_limit_s) and self.time_limit_s > 0):
+            raise InputError(f"--time-limit must be a number of seconds > 0, got {self.time_limit_s:g}")
+        if self.num_workers < 1:
+            raise InputError(f"--workers must be >= 1, got {self.num_workers}")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One input to solve: the base case or a what-if derived from it."""
+
+    name: str  # "base", "drop R7", "add R11", "tolerance 5%", "drop R7 + add R11"
+    units: tuple[Account, ...]
+    reps: tuple[Rep, ...]
+    tolerance: float
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A scenario and what the rebalancer made of it."""
+
+    scenario: Scenario
+    result: RebalanceResult
+    options: Options
+    curve: tuple[Any, ...] | None = None  # rebalancer.CurvePoint values, when asked
+
+    @property
+    def has_proposal(self) -> bool:
+        return self.result.status in PROPOSAL_STATUSES
+
+    @property
+    def moved_potential(self) -> float:
+        return math.fsum(m.potential for m in self.result.moves)
+
+    @property
+    def imbalance_before(self) -> float:
+        return _imbalance(self.result, "before", self.options.metrics)
+
+    @property
+    def imbalance_after(self) -> float:
+        return _imbalance(self.result, "after", self.options.metrics)
+
+    def worst_after(self) -> tuple[str, str, float] | None:
+        """(rep_id, metric, deviation) of the rep furthest from fair share after."""
+        worst = None
+        for balance in self.result.after:
+            for metric, deviation in _deviations(balance, self.options.metrics).items():
+                if worst is None or abs(deviation) > abs(worst[2]):
+                    worst = (balance.rep_id, metric, deviation)
+        return worst
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the rebalancer's own ``to_dict()`` with moves keyed by ``unit_id``."""
+        body = self.result.to_dict()
+        body["moves"] = [
+            {"unit_id": m.account_id, "from_rep": m.from_rep, "to_rep": m.to_rep, "potential": m.potential,
+             "workload": m.workload, "distance_km": m.distance_km, "reason": m.reason}
+            for m in self.result.moves
+        ]
+        body["before"] = [_plain(b) for b in self.result.before]
+        body["after"] = [_plain(b) for b in self.result.after]
+        body.setdefault("metrics", list(self.options.metrics))
+        body.setdefault("objective_kind", self.options.objective)
+        body.setdefault("imbalance_before", self.imbalance_before)
+        body.setdefault("imbalance_after", self.imbalance_after)
+        body["metrics"] = list(body["metrics"])
+        body["moved_potential"] = self.moved_potential
+        body["max_moves"] = self.options.max_moves
+        document = {"scenario": self.scenario.name, **body}
+        if self.curve is not None:
+            document["curve"] = [{"moves": p.moves, "imbalance": p.imbalance, "status": p.status} for p in self.curve]
+        return document
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_inputs(units: Path, reps: Path, adjacency: Path | None = None) -> Inputs:
+    """Read and cross-check the files; raises :class:`InputError` listing the problems
+    of both the units and the reps file (edges are checked once the units are good)."""
+    problems, read = [], {}
+    for key, reader, path in (("units", read_units, units), ("reps", read_reps, reps)):
+        try:
+            read[key] = reader(path)
+        except InputError as error:
+            problems.append(str(error))
+    if problems:
+        raise InputError("\n".join(problems))
+    edges = read_edges(adjacency, read["units"], units_name=str(units)) if adjacency is not None else None
+    return Inputs(read["units"], read["reps"], edges, tuple(_notes(read["units"], read["reps"], units, reps)))
+
+
+def read_units(path: Path) -> tuple[Account, ...]:
+    name, rows = _read_table(path, *UNIT_COLUMNS)
+    errors = _Errors(name)
+    units: list[Account] = []
+    first_line: dict[str, int] = {}
+    for line, row in rows:
+        cell = errors.at(line)
+        unit_id = cell("unit_id", _identifier, row)
+        lat = cell("lat", _number_in(-90, 90), row)
+        lon = cell("lon", _number_in(-180, 180), row)
+        potential = cell("potential", _number_at_least_0, row)
+        workload = cell("workload", _optional(_number_at_least_0, 0.0), row)
+        rep_id = row.get("rep_id") or None
+        locked = cell("locked", _boolean, row)
+        if unit_id is None:
+            continue
+        if unit_id in first_line:
+            errors.add(line, "unit_id", f"duplicate unit {unit_id!r} (first on line {first_line[unit_id]})")
+            continue
+        first_line[unit_id] = line
+        if None in (lat, lon, potential, workload, locked):
+            continue
+        units.append(errors.build(line, Account, account_id=unit_id, potential=potential, workload=workload,
+                                  lat=lat, lon=lon, rep_id=rep_id, locked=locked))
+    errors.raise_if_any()
+    if not units:
+        raise InputError(f"{name}: no units (only a header line)")
+    return tuple(units)
+
+
+def read_reps(path: Path) -> tuple[Rep, ...]:
+    name, rows = _read_table(path, *REP_COLUMNS)
+    errors = _Errors(name)
+    reps: list[Rep] = []
+    first_line: dict[str, int] = {}
+    for line, row in rows:
+        cell = errors.at(line)
+        rep_id = cell("rep_id", _identifier, row)
+        home_lat = cell("home_lat", _number_in(-90, 90), row)
+        home_lon = cell("home_lon", _number_in(-180, 180), row)
+        capacity = cell("capacity_fte", _optional(_number_above_0, 1.0), row)
+        max_travel = cell("max_travel_km", _optional(_number_at_least_0, None), row, none_ok=True)
+        if rep_id is None:
+            continue
+        if rep_id in first_line:
+            errors.add(line, "rep_id", f"duplicate rep {rep_id!r} (first on line {first_line[rep_id]})")
+            continue
+        first_line[rep_id] = line
+        if None in (home_lat, home_lon, capacity) or max_travel is _BAD:
+            continue
+        reps.append(errors.build(line, Rep, rep_id=rep_id, home_lat=home_lat, home_lon=home_lon,
+                                 capacity_fte=capacity, max_travel_km=max_travel))
+    errors.raise_if_any()
+    if not reps:
+        raise InputError(f"{name}: no reps (only a header line)")
+    return tuple(reps)
+
+
+def read_edges(path: Path, units: Sequence[Account], *,
+               units_name: str = "the units file") -> tuple[tuple[str, str], ...]:
+    """Neighbouring pairs, each once, without self-pairs; every unit must be known."""
+    name, rows = _read_table(path, *EDGE_COLUMNS)
+    known = {u.account_id for u in units}
+    errors = _Errors(name)
+    pairs: dict[frozenset[str], tuple[str, str]] = {}
+    for line, row in rows:
+        cell = errors.at(line)
+        ends = [cell(column, _identifier, row) for column in EDGE_COLUMNS[0]]
+        for column, unit_id in zip(EDGE_COLUMNS[0], ends):
+            if unit_id is not None and unit_id not in known:
+                errors.add(line, column, f"unknown unit {unit_id!r} (not in {units_name})")
+        a, b = ends
+        if a in known and b in known and a != b:
+            pairs.setdefault(frozenset((a, b)), (a, b))
+    errors.raise_if_any()
+    return tuple(pairs.values())
+
+
+def _notes(units: Sequence[Account], reps: Sequence[Rep], units_path: Path, reps_path: Path) -> Iterable[str]:
+    rep_ids = {r.rep_id for r in reps}
+    unassigned = [u for u in units if u.rep_id is None]
+    foreign = sorted({u.rep_id for u in units if u.rep_id is not None and u.rep_id not in rep_ids})
+    if unassigned:
+        yield f"{len(unassigned)} unit{'s' if len(unassigned) != 1 else ''} without a rep: each placement is a move"
+    if foreign:
+        count = sum(1 for u in units if u.rep_id in foreign)
+        yield (f"{count} unit{'s' if count != 1 else ''} in {units_path} name reps not in {reps_path} "
+               f"({_some(foreign)}): they count as unassigned and will be placed")
+    stray_locks = [u.account_id for u in units if u.locked and u.rep_id not in rep_ids]
+    if stray_locks:
+        yield f"locked units without a rep in {reps_path} cannot stay put; their lock is ignored: {_some(stray_locks)}"
+
+
+# --------------------------------------------------------------------------- options and scenarios
+
+
+def parse_metrics(text: str) -> tuple[str, ...]:
+    """ "potential,workload" -> ("potential", "workload"); order kept, repeats dropped."""
+    names = [part.strip().lower() for part in text.split(",") if part.strip()]
+    wrong = [n for n in names if n not in METRICS]
+    if wrong or not names:
+        raise InputError(f"--metric must be {' or '.join(METRICS)} or both (comma-separated), got {text!r}")
+    return tuple(dict.fromkeys(names))
+
+
+def parse_add_rep(text: str) -> Rep:
+    """ "ID,LAT,LON[,CAPACITY_FTE[,MAX_TRAVEL_KM]]" -> Rep."""
+    parts = [part.strip() for part in text.split(",")]
+    usage = "ID,LAT,LON[,CAPACITY_FTE[,MAX_TRAVEL_KM]], e.g. R11,52.52,13.40,1.0"
+    if not 3 <= len(parts) <= 5 or not parts[0]:
+        raise InputError(f"--add-rep {text!r}: expected {usage}")
+    fields = [("LAT", _number_in(-90, 90)), ("LON", _number_in(-180, 180)),
+              ("CAPACITY_FTE", _optional(_number_above_0, 1.0)), ("MAX_TRAVEL_KM", _optional(_number_at_least_0, None))]
+    values = []
+    for (label, parse), value in zip(fields, parts[1:] + [""] * (4 - len(parts[1:]))):
+        try:
+            values.append(parse(value))
+        except _CellError as error:
+            raise InputError(f"--add-rep {text!r}: {label} {error}") from None
+    return Rep(parts[0], values[0], values[1], capacity_fte=values[2], max_travel_km=values[3])
+
+
+def build_scenarios(
+    inputs: Inputs,
+    options: Options,
+    *,
+    drop_reps: Sequence[str] = (),
+    add_reps: Sequence[Rep] = (),
+    compare_tolerances: Sequence[float] = (),
+    combined: bool = False,
+) -> list[Scenario]:
+    """The base case first, then one scenario per what-if option, each applied to the
+    base input on its own; with ``combined``, one more with every drop and add at once."""
+    rep_ids = [r.rep_id for r in inputs.reps]
+    drops = list(dict.fromkeys(drop_reps))
+    for rep_id in drops:
+        if rep_id not in rep_ids:
+            raise InputError(f"--drop-rep {rep_id}: no such rep (reps: {_some(rep_ids)})")
+    added: dict[str, Rep] = {}
+    for rep in add_reps:
+        if rep.rep_id in rep_ids:
+            raise InputError(f"--add-rep {rep.rep_id}: a rep with that id is already in the reps file")
+        if rep.rep_id in added:
+            raise InputError(f"--add-rep {rep.rep_id}: given twice")
+        added[rep.rep_id] = rep
+    for tolerance in compare_tolerances:
+        _check_tolerance(tolerance, "--compare-tolerance")
+    if combined and len(drops) + len(added) < 2:
+        raise InputError("--combined needs at least two --drop-rep / --add-rep options to combine")
+
+    base = Scenario("base", inputs.units, inputs.reps, options.tolerance)
+    scenarios = [base]
+    for rep_id in drops:
+        scenarios.append(_changed(base, f"drop {rep_id}", drop=[rep_id]))
+    for rep in added.values():
+        scenarios.append(_changed(base, f"add {rep.rep_id}", add=[rep]))
+    for tolerance in dict.fromkeys(compare_tolerances):
+        scenarios.append(replace(base, name=f"tolerance {_percent(tolerance)}", tolerance=tolerance))
+    if combined:
+        name = " + ".join([f"drop {r}" for r in drops] + [f"add {r}" for r in added])
+        scenarios.append(_changed(base, name, drop=drops, add=list(added.values())))
+    for scenario in scenarios:
+        if not scenario.reps:
+            raise InputError(f"scenario {scenario.name!r} leaves no rep to balance between")
+    return scenarios
+
+
+def _changed(base: Scenario, name: str, *, drop: Sequence[str] = (), add: Sequence[Rep] = ()) -> Scenario:
+    """Dropped reps leave: their units must be placed, and their locks no longer hold."""
+    gone = set(drop)
+    units = tuple(replace(u, locked=False) if u.rep_id in gone and u.locked else u for u in base.units)
+    reps = tuple(r for r in base.reps if r.rep_id not in gone) + tuple(add)
+    return Scenario(name, units, reps, base.tolerance)
+
+
+# --------------------------------------------------------------------------- solving
+
+
+def run_scenarios(
+    scenarios: Sequence[Scenario],
+    options: Options,
+    *,
+    adjacency: Sequence[tuple[str, str]] | None = None,
+    curve: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> list[Proposal]:
+    """Solve every scenario in turn (each with the full time limit); with ``curve`` also
+    the trade-off curve of the first (base) one. ``progress`` gets a line per step."""
+    say = progress or (lambda _line: None)
+    steps = len(scenarios) + (1 if curve else 0)
+    proposals = []
+    for step, scenario in enumerate(scenarios, start=1):
+        say(f"[{step}/{steps}] {scenario.name}: solving {len(scenario.units)} units, {len(scenario.reps)} reps, "
+            f"tolerance ±{_percent(scenario.tolerance)} (time limit {options.time_limit_s:g} s)")
+        result = _solve(scenario, options, adjacency)
+        found = f", {_count(len(result.moves), 'move')}" if result.status in PROPOSAL_STATUSES else ""
+        say(f"[{step}/{steps}] {scenario.name}: {result.status}{found} in {result.seconds:.1f} s")
+        proposals.append(Proposal(scenario, result, options))
+    if curve:
+        scenario = scenarios[0]
+        say(f"[{steps}/{steps}] {scenario.name}: trade-off curve (time limit {options.time_limit_s:g} s)")
+        points = _trade_off_curve(scenario, options, adjacency)
+        say(f"[{steps}/{steps}] {scenario.name}: curve with {_count(len(points), 'point')}")
+        proposals[0] = replace(proposals[0], curve=points)
+    return proposals
+
+
+def _solve(scenario: Scenario, options: Options, adjacency: Sequence[tuple[str, str]] | None) -> RebalanceResult:
+    # Options at their default are left out, so the call is the live worker's call.
+    extra: dict[str, Any] = {}
+    if options.metrics != ("potential",):
+        extra["metrics"] = options.metrics
+    if options.objective != "moves":
+        extra["objective"] = options.objective
+    if options.max_moves is not None:
+        extra["max_moves"] = options.max_moves
+    if adjacency is not None:
+        extra["adjacency"] = adjacency
+    return minimal_moves(
+        scenario.units, scenario.reps, tolerance=scenario.tolerance, candidate_reps=options.candidate_reps,
+        time_limit_s=options.time_limit_s, num_workers=options.num_workers, **extra,
+    )
+
+
+def _trade_off_curve(scenario: Scenario, options: Options,
+                     adjacency: Sequence[tuple[str, str]] | None) -> tuple[Any, ...]:
+    from rebalancer import trade_off_curve
+
+    return tuple(trade_off_curve(
+        scenario.units, scenario.reps, tolerance=scenario.tolerance, metrics=options.metrics,
+        adjacency=adjacency, candidate_reps=options.candidate_reps, time_limit_s=options.time_limit_s,
+        num_workers=options.num_workers,
+    ))
+
+
+def exit_status(proposals: Sequence[Proposal]) -> int:
+    """0 when the base case has a proposal (or nothing to do), else 1."""
+    return 0 if proposals[0].has_proposal else 1
+
+
+# --------------------------------------------------------------------------- output
+
+
+def proposal_document(proposals: Sequence[Proposal]) -> dict[str, Any]:
+    """The base proposal at the top level, the what-ifs under ``scenarios``."""
+    return {**proposals[0].to_dict(), "scenarios": [p.to_dict() for p in proposals[1:]]}
+
+
+def write_document(path: Path, document: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def render_proposal(proposal: Proposal, *, max_listed: int = 20, more_hint: str = "") -> str:
+    """A header line, the solver figures, then the moves (the first ``max_listed``)."""
+    scenario, result, options = proposal.scenario, proposal.result, proposal.options
+    header = (f"== {scenario.name}: {len(scenario.units)} units, {len(scenario.reps)} reps, tolerance "
+              f"±{_percent(scenario.tolerance)}, metric {','.join(options.metrics)}, objective {options.objective}")
+    if options.max_moves is not None:
+        header += f", at most {_count(options.max_moves, 'move')}"
+    lines = [header + " =="]
+    moved = f" ({_amount(proposal.moved_potential)} potential)" if result.moves else ""
+    figures = [
+        ("status", f"{result.status} in {result.seconds:.2f} s"),
+        ("moves", f"{len(result.moves)}{moved}" if proposal.has_proposal else "-"),
+        ("objective", f"{_figure(result.objective)}  bound {_figure(result.bound)}  gap "
+                      + (f"{result.gap:.1%}" if result.gap is not None else "-")),
+        ("imbalance", f"{proposal.imbalance_before:.1%} -> {proposal.imbalance_after:.1%}  (worst after: "
+                      f"{_worst(proposal)})" if proposal.has_proposal
+                      else f"{proposal.imbalance_before:.1%} (no proposal)"),
+    ]
+    if result.explanation:
+        figures.append(("why", result.explanation))
+    lines += [f"  {label:<10} {value}" for label, value in figures]
+    if proposal.curve is not None:
+        points = ", ".join(f"{p.moves}: {p.imbalance:.1%}" for p in proposal.curve)
+        lines.append(f"  {'curve':<10} best imbalance by moves: {points}")
+    if result.status == "balanced":
+        lines.append("  nothing to move: every rep is inside the band")
+    elif result.moves:
+        rows = [[m.account_id, m.from_rep or "-", m.to_rep, _amount(m.potential), f"{m.distance_km:.1f}"]
+                for m in result.moves[:max_listed]]
+        lines += ["  " + line for line in _table(["unit", "from", "to", "potential", "km"], rows, "lllrr")]
+        if len(result.moves) > max_listed:
+            lines.append(f"  ... {len(result.moves) - max_listed} more{more_hint}")
+    return "\n".join(lines)
+
+
+def render_comparison(proposals: Sequence[Proposal]) -> str:
+    """One row per scenario: status, moves, moved potential, imbalance after, worst rep."""
+    rows = []
+    for p in proposals:
+        if p.has_proposal:
+            rows.append([p.scenario.name, p.result.status, str(len(p.result.moves)), _amount(p.moved_potential),
+                         f"{p.imbalance_after:.1%}", _worst(p)])
+        else:
+            rows.append([p.scenario.name, p.result.status, "-", "-", "-", "-"])
+    headers = ["scenario", "status", "moves", "moved potential", "imbalance after", "worst rep"]
+    return "\n".join(_table(headers, rows, "llrrrl"))
+
+
+# --------------------------------------------------------------------------- helpers: CSV cells
+
+
+class _CellError(ValueError):
+    """What is wrong with one cell (without where)."""
+
+
+_BAD = object()  # a cell that failed, where None is a valid value
+
+
+class _Errors:
+    """Row problems of one file, raised together (up to _MAX_ERRORS listed)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.messages: list[str] = []
+
+    def add(self, line: int, column: str, problem: str) -> None:
+        self.messages.append(f"{self.name} line {line}, column {column}: {problem}")
+
+    def at(self, line: int) -> Callable[..., Any]:
+        def cell(column: str, parse: Callable[[str], Any], row: dict[str, str], *, none_ok: bool = False) -> Any:
+            try:
+                return parse(row.get(column, ""))
+            except _CellError as error:
+                self.add(line, column, str(error))
+                return _BAD if none_ok else None
+
+        return cell
+
+    def build(self, line: int, cls: type, **fields: Any) -> Any:
+        # The readers check every field first; this only catches what they might miss.
+        try:
+            return cls(**fields)
+        except ValueError as error:
+            self.messages.append(f"{self.name} line {line}: {error}")
+            return None
+
+    def raise_if_any(self) -> None:
+        if self.messages:
+            shown = self.messages[:_MAX_ERRORS]
+            if len(self.messages) > _MAX_ERRORS:
+                shown.append(f"... and {len(self.messages) - _MAX_ERRORS} more problems in {self.name}")
+            raise InputError("\n".join(shown))
+
+
+def _read_table(path: Path, required: Sequence[str],
+                optional: Sequence[str]) -> tuple[str, list[tuple[int, dict[str, str]]]]:
+    """(name, [(line, {column: stripped text})]) with blank lines skipped; columns
+    checked. Absent optional columns read as empty cells."""
+    name = str(path)
+    expected = ", ".join(list(required) + list(optional))
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            header_line = handle.readline()
+        with warnings.catch_warnings():
+            # pandas only warns when the first data line is longer than the header.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(path, sep=sniff_delimiter(header_line), dtype=str, keep_default_na=False,
+                                skip_blank_lines=False, encoding="utf-8-sig", skipinitialspace=True,
+                                index_col=False)
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{name}: is a directory, not a CSV file") from None
+    except UnicodeDecodeError as error:
+        raise InputError(f"{name}: not UTF-8 text (byte {error.start}); save it as 'CSV UTF-8'") from None
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{name}: empty file; expected a header line with columns {expected}") from None
+    except pd.errors.ParserWarning:
+        raise InputError(f"{name}: the first data line has more cells than the header has columns") from None
+    except pd.errors.ParserError as error:
+        found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(error))
+        if found:
+            columns, line, cells = found.groups()
+            raise InputError(f"{name} line {line}: {cells} cells, but the header has {columns} columns "
+                             "(a delimiter inside an unquoted cell?)") from None
+        raise InputError(f"{name}: not a readable CSV file: {str(error).strip()}") from None
+    except OSError as error:
+        raise InputError(f"{name}: cannot read: {error.strerror or error}") from None
+
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        found = ", ".join(c for c in frame.columns if not c.startswith("unnamed:")) or "none"
+        raise InputError(f"{name}: missing required column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                         f"(found: {found}; expected: {expected})")
+    columns = [c for c in list(required) + list(optional) if c in frame.columns]
+    rows = []
+    for index, record in enumerate(frame[columns].itertuples(index=False, name=None)):
+        values = {c: _text(v) for c, v in zip(columns, record)}
+        if any(values.values()):
+            rows.append((index + 2, values))  # the header is line 1
+    return name, rows
+
+
+def _text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value).strip()
+
+
+def _identifier(text: str) -> str:
+    if not text:
+        raise _CellError("required; the cell is empty")
+    return text
+
+
+def _parse_number(text: str, expectation: str) -> float:
+    if not text:
+        raise _CellError(f"required; must be {expectation}, the cell is empty")
+    try:
+        value = float(text)
+    except ValueError:
+        raise _CellError(f"must be {expectation}, got {text!r}") from None
+    if not math.isfinite(value):
+        raise _CellError(f"must be {expectation}, got {text!r}")
+    return value
+
+
+def _number_in(low: float, high: float) -> Callable[[str], float]:
+    expectation = f"a number in [{low:g}, {high:g}]"
+
+    def parse(text: str) -> float:
+        value = _parse_number(text, expectation)
+        if not low <= value <= high:
+            raise _CellError(f"must be {expectation}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _number_at_least_0(text: str) -> float:
+    value = _parse_number(text, "a number >= 0")
+    if value < 0:
+        raise _CellError(f"must be a number >= 0, got {text!r}")
+    return value
+
+
+def _number_above_0(text: str) -> float:
+    value = _parse_number(text, "a number > 0")
+    if value <= 0:
+        raise _CellError(f"must be a number > 0, got {text!r}")
+    return value
+
+
+def _optional(parse: Callable[[str], Any], default: Any) -> Callable[[str], Any]:
+    return lambda text: parse(text) if text else default
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise _CellError(f"must be true or false (or yes/no, 1/0), got {text!r}")
+
+
+def _check_tolerance(value: float, option: str) -> None:
+    if not (math.isfinite(value) and 0 <= value < 1):
+        raise InputError(f"{option} must be a fraction in [0, 1), e.g. 0.05 for ±5%, got {value:g}")
+
+
+# --------------------------------------------------------------------------- helpers: figures and text
+
+
+def _deviations(balance: Any, metrics: Sequence[str]) -> dict[str, float]:
+    """A RepBalance's relative deviation from fair share per metric."""
+    found = {}
+    for metric in metrics:
+        deviation = balance.deviation if metric == "potential" else getattr(balance, f"{metric}_deviation", None)
+        if deviation is not None:
+            found[metric] = deviation
+    return found
+
+
+def _imbalance(result: RebalanceResult, which: str, metrics: Sequence[str]) -> float:
+    """``result.imbalance_before`` / ``imbalance_after``, or the same figure (max |deviation|
+    over reps and metrics) from the balances."""
+    figure = getattr(result, f"imbalance_{which}", None)
+    if figure is not None:
+        return float(figure)
+    return max((abs(d) for b in getattr(result, which) for d in _deviations(b, metrics).values()), default=0.0)
+
+
+def _worst(proposal: Proposal) -> str:
+    worst = proposal.worst_after()
+    if worst is None:
+        return "-"
+    rep_id, metric, deviation = worst
+    label = f" {metric}" if len(proposal.options.metrics) > 1 else ""
+    return f"{rep_id}{label} {deviation:+.1%}"
+
+
+def _plain(value: Any) -> Any:
+    return asdict(value) if is_dataclass(value) else dict(value)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(str(c).rjust(w) if a == "r" else str(c).ljust(w)
+                         for c, w, a in zip(cells, widths, align)).rstrip()
+
+    return [line(headers)] + [line(row) for row in rows]
+
+
+def _percent(fraction: float) -> str:
+    return f"{fraction * 100:.4g}%"
+
+
+def _amount(value: float) -> str:
+    return f"{value:,.2f}" if value < 1e6 else f"{value:,.0f}"
+
+
+def _figure(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:g}" if float(value).is_integer() else f"{value:,.2f}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _some(items: Sequence[str], limit: int = 5) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
