@@ -88,8 +88,12 @@ class PlanningSession:
 
     def solve(self, request: RebalanceRequest) -> dict[str, Any]:
         """Run the rebalancer the request asks for (blocking: CP-SAT) and build the proposal."""
-        solver = place_accounts if request.mode == "place" else minimal_moves
-        result = solver(request.accounts, request.reps, tolerance=request.tolerance,
-                        candidate_reps=self.settings.candidate_reps, time_limit_s=self.settings.solver_time_limit_s,
-                        num_workers=self.settings.solver_workers)
+        common = dict(candidate_reps=self.settings.candidate_reps, time_limit_s=self.settings.solver_time_limit_s,
+                      num_workers=self.settings.solver_workers)
+        if request.mode == "place":
+            result = place_accounts(request.accounts, request.reps, tolerance=request.tolerance, **common)
+        else:
+            result = minimal_moves(request.accounts, request.reps, tolerance=request.tolerance,
+                                   metrics=self.settings.metric_list, objective=self.settings.rebalance_objective,
+                                   **common)
         return self.planner.proposal(request, result, self.judged_at or self.watermark.current)

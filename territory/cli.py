@@ -220,6 +220,9 @@ def rebalance(
     show: int = typer.Option(20, "--show", help="List at most this many moves per scenario (--out has them all)."),
     out: Optional[Path] = typer.Option(None, "--out", dir_okay=False,
                                        help="Write PROPOSAL.json: the base proposal and its scenarios."),
+    charts: Optional[Path] = typer.Option(None, "--charts", file_okay=False,
+                                          help="Write map.png, shares.png (and curve.png with --curve) of the base "
+                                               "proposal to this directory."),
 ) -> None:
     """Propose the fewest unit moves that bring every rep back into the band, from CSV files (no Kafka).
 
@@ -257,6 +260,9 @@ def rebalance(
     if out is not None:
         offline.write_document(out, offline.proposal_document(proposals))
         typer.echo(f"wrote {out}")
+    if charts is not None:
+        for path in offline.write_charts(charts, proposals[0]):
+            typer.echo(f"wrote {path}")
     status = offline.exit_status(proposals)
     if status:
         base = proposals[0].result

@@ -188,7 +188,11 @@ class Proposal:
         body["max_moves"] = self.options.max_moves
         document = {"scenario": self.scenario.name, **body}
         if self.curve is not None:
-            document["curve"] = [{"moves": p.moves, "imbalance": p.imbalance, "status": p.status} for p in self.curve]
+            document["curve"] = [
+                {"moves": p.moves, "imbalance": p.imbalance, "status": p.status, "moves_used": p.moves_used,
+                 "bound": p.bound}
+                for p in self.curve
+            ]
         return document
 
 
@@ -461,6 +465,37 @@ def proposal_document(proposals: Sequence[Proposal]) -> dict[str, Any]:
 def write_document(path: Path, document: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def write_charts(directory: Path, proposal: Proposal) -> list[Path]:
+    """The pictures a manager looks at first: the before/after map, each rep's share
+    against the band, and (when computed) the trade-off curve. Returns the files."""
+    from alerts.charts import MapAccount, MapRep, moves_curve_png, share_chart_png, territory_map_png
+
+    directory.mkdir(parents=True, exist_ok=True)
+    document = proposal.result.to_dict()
+    title = f"{proposal.scenario.name}: {len(proposal.result.moves)} moves ({proposal.result.status})"
+    pictures = {
+        "map.png": territory_map_png(
+            [MapAccount(u.account_id, u.lat, u.lon, u.rep_id, u.potential) for u in proposal.scenario.units],
+            [MapRep(r.rep_id, r.home_lat, r.home_lon) for r in proposal.scenario.reps],
+            document,
+            title=title,
+        ),
+        "shares.png": share_chart_png(document),
+    }
+    if proposal.curve:
+        pictures["curve.png"] = moves_curve_png(
+            [{"moves": p.moves, "imbalance": p.imbalance} for p in proposal.curve],
+            tolerance=proposal.scenario.tolerance,
+            title="Best imbalance for at most M moves",
+        )
+    written = []
+    for name, png in pictures.items():
+        path = directory / name
+        path.write_bytes(png)
+        written.append(path)
+    return written
 
 
 def render_proposal(proposal: Proposal, *, max_listed: int = 20, more_hint: str = "") -> str:

@@ -60,6 +60,10 @@ class Settings:
     solver_time_limit_s: float = 20.0
     solver_workers: int = 2
     candidate_reps: int = 3
+    # What proposals balance ("potential", "workload" or "potential,workload") and what
+    # they minimise ("moves" or "moved_potential"); the same choices as `territory rebalance`.
+    rebalance_metrics: str = "potential"
+    rebalance_objective: str = "moves"
     # Minimum wall-clock seconds between two proposals for an unchanged set of signals.
     rebalance_cooldown_s: float = 30.0
     log_level: str = "INFO"
@@ -76,6 +80,20 @@ class Settings:
             values[field.name] = _parse(field.name, field.type, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    def __post_init__(self) -> None:
+        from rebalancer import METRICS, OBJECTIVES  # pure logic, no cycle
+
+        unknown = [m for m in self.metric_list if m not in METRICS]
+        if unknown or not self.metric_list:
+            raise ValueError(f"TERRITORY_REBALANCE_METRICS={self.rebalance_metrics!r}: use a comma list of {METRICS}")
+        if self.rebalance_objective not in OBJECTIVES:
+            raise ValueError(f"TERRITORY_REBALANCE_OBJECTIVE={self.rebalance_objective!r}: use one of {OBJECTIVES}")
+
+    @property
+    def metric_list(self) -> tuple[str, ...]:
+        """`rebalance_metrics` as a tuple, e.g. ("potential", "workload")."""
+        return tuple(m.strip() for m in self.rebalance_metrics.split(",") if m.strip())
 
     def with_(self, **changes: object) -> "Settings":
         return replace(self, **changes)

@@ -353,10 +353,17 @@ def test_curve_starts_at_zero_moves_and_never_gets_worse(tmp_path):
     document = proposal(tmp_path, "--units", UNITS, "--reps", REPS, "--curve")
     curve = document["curve"]
     assert curve[0]["moves"] == 0 and curve[0]["imbalance"] == pytest.approx(0.30)
-    assert all(set(p) == {"moves", "imbalance", "status"} for p in curve)
+    assert all(set(p) == {"moves", "imbalance", "status", "moves_used", "bound"} for p in curve)
     moves = [p["moves"] for p in curve]
     assert moves == sorted(set(moves))
     imbalances = [p["imbalance"] for p in curve]
     assert all(b <= a + 1e-9 for a, b in zip(imbalances, imbalances[1:])), imbalances
     # The first point inside the ±10% band is the minimal-move proposal's.
     assert next(p["moves"] for p in curve if p["imbalance"] <= 0.10 + 1e-9) == 1
+
+
+def test_charts_draws_the_map_the_shares_and_the_curve(tmp_path):
+    rebalance("--units", UNITS, "--reps", REPS, "--curve", "--charts", tmp_path / "charts")
+    for name in ("map.png", "shares.png", "curve.png"):
+        picture = (tmp_path / "charts" / name).read_bytes()
+        assert picture.startswith(b"\x89PNG") and len(picture) > 5_000, name
