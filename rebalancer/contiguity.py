@@ -80,13 +80,18 @@ class Contiguity:
                 model.add(sum(inflow[u]) - sum(outflow[u]) == x[u, r])
 
     def broken_reps(self, assignment: Sequence[int]) -> list[str]:
-        """Anchored reps whose territory ``assignment`` splits into pieces."""
+        """Anchored reps that ``assignment`` takes the anchor from or whose territory
+        it splits into pieces."""
         p = self.problem
         members: dict[int, set[int]] = defaultdict(set)
         for i, r in enumerate(assignment):
             if r >= 0:
                 members[r].add(i)
-        return [p.reps[r].rep_id for r in self.anchor if len(_components(members[r], self.neighbours)) > 1]
+        return [
+            p.reps[r].rep_id
+            for r, root in self.anchor.items()
+            if assignment[root] != r or len(_components(members[r], self.neighbours)) > 1
+        ]
 
 
 def _components(units: set[int], neighbours: Sequence[set[int]]) -> list[set[int]]:

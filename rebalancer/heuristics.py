@@ -290,15 +290,11 @@ def _fewest_covering(sizes: list[int], amount: int) -> int:
     return count
 
 
-def explain_infeasible(problem: Problem) -> str | None:
-    """A sentence naming a rep (or account) and the constraint that provably cannot
-    hold, or None when no single-rep check proves infeasibility."""
+def explain_unreachable(problem: Problem) -> str | None:
+    """A sentence naming an account that must be placed but that no rep may take."""
     p = problem
-    tol = p.tolerance
-    floor_pct, ceil_pct = 1 - tol, 1 + tol
-
     for i, cands in enumerate(p.candidates):
-        if not cands:  # must be placed but no rep may take it
+        if not cands:
             account = p.accounts[i]
             r = int(p.distance_km[i].argmin())
             rep = p.reps[r]
@@ -307,6 +303,21 @@ def explain_infeasible(problem: Problem) -> str | None:
                 f"the nearest, rep {rep.rep_id}, is {p.distance_km[i, r]:.0f} km away, "
                 f"beyond its max_travel_km of {rep.max_travel_km:.0f} km"
             )
+    return None
+
+
+def explain_infeasible(problem: Problem) -> str | None:
+    """A sentence naming a rep (or account) and the constraint that provably cannot
+    hold, or None when no single-rep check proves infeasibility. Works on the
+    primary metric, named when it is not potential (use ``problem.view(m)``)."""
+    p = problem
+    tol = p.tolerance
+    floor_pct, ceil_pct = 1 - tol, 1 + tol
+    of = "" if p.metrics[0] == "potential" else f" of {p.metrics[0]}"
+
+    unreachable = explain_unreachable(p)
+    if unreachable is not None:
+        return unreachable
 
     findings: list[tuple[float, str]] = []  # (severity, sentence)
     for r, rep in enumerate(p.reps):
@@ -318,7 +329,7 @@ def explain_infeasible(problem: Problem) -> str | None:
             findings.append(
                 (
                     p.relative(r, stuck) - ceil_pct,
-                    f"rep {rep.rep_id} cannot get down to {limit} of fair share: its locked accounts "
+                    f"rep {rep.rep_id} cannot get down to {limit} of fair share{of}: its locked accounts "
                     f"(and those with no other rep within reach) alone total {have}",
                 )
             )
@@ -328,7 +339,7 @@ def explain_infeasible(problem: Problem) -> str | None:
             findings.append(
                 (
                     floor_pct - p.relative(r, reachable),
-                    f"rep {rep.rep_id} cannot reach {limit} of fair share: "
+                    f"rep {rep.rep_id} cannot reach {limit} of fair share{of}: "
                     f"all accounts within reach total {have}",
                 )
             )

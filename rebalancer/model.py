@@ -10,16 +10,25 @@ from __future__ import annotations
 
 import math
 import time
-from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from ortools.sat.python import cp_model
 
 from rebalancer import cpsat
 from rebalancer.contiguity import Contiguity
-from rebalancer.heuristics import Repair, explain_infeasible, greedy_repair, lower_bound, pcts, tightest_rep
+from rebalancer.heuristics import (
+    Repair,
+    explain_infeasible,
+    explain_unreachable,
+    greedy_repair,
+    lower_bound,
+    pcts,
+    tightest_rep,
+)
 from rebalancer.problem import RESOLUTION, UNPLACED, Problem, _reachable_by, build_problem
+from rebalancer.relaxation import solve_relaxation
 from rebalancer.values import (
     METRICS,
     OBJECTIVES,
@@ -46,9 +55,7 @@ _PRIMARY_TIME_SHARE = 0.8
 #: :func:`_reduced`): CP-SAT finds good solutions there much sooner.
 _REDUCE_ABOVE_VARIABLES = 30_000
 #: Accounts kept movable per pair of reps in the reduced model, largest first.
-_REDUCED_PER_ARC = 60
-#: How far (in pairs of neighbouring reps) from trouble the reduced model looks.
-_REDUCED_HOPS = 2
+_REDUCED_PER_ARC = 20
 #: Share of the primary objective's time the reduced model may use.
 _REDUCED_TIME_SHARE = 0.6
 
@@ -237,9 +244,11 @@ def trade_off_curve(
         last = int(target.objective)
     else:
         last = placements + 2 * max(lower_bound(p.view(m)) for m in range(len(p.metrics)))
+    if explain_unreachable(p) is not None:
+        return ()  # no assignment at all: minimal_moves explains why
     budgets = _sample(placements, max(last, placements), max_points)
     repair = greedy_repair(p)
-    return tuple(_curve(setup, budgets, _current_with_placements(p, repair), num_workers))
+    return tuple(point for point, _ in _curve(setup, budgets, _current_with_placements(p, repair), num_workers))
 
 
 # --------------------------------------------------------------------------- setup
@@ -392,8 +401,30 @@ def _fewest_changes(
     cost = _primary(weights, 0, None).value
     primary_deadline = setup.start + _PRIMARY_TIME_SHARE * (setup.deadline - setup.start)
 
-    # The greedy repair already meets the lower bound: only the travel is left to do.
-    if incumbent is not None and cost(p, incumbent) <= lower:
+    def proven(assignment: list[int] | None) -> bool:
+        return assignment is not None and cost(p, assignment) <= lower
+
+    if not proven(incumbent):
+        # The LP relaxation: a bound, and where the change happens (see relaxation.py).
+        relaxation = solve_relaxation(p, weights, time_limit_s=max(0.1, 0.2 * (primary_deadline - time.perf_counter())))
+        if relaxation is not None:
+            lower = max(lower, relaxation.bound)
+        if not proven(incumbent) and sum(len(c) for c in p.candidates) > _REDUCE_ABOVE_VARIABLES:
+            reduced_deadline = time.perf_counter() + _REDUCED_TIME_SHARE * (primary_deadline - time.perf_counter())
+            found = _solve_reduced(
+                setup,
+                weights,
+                incumbent or (relaxation.rounded if relaxation is not None else start_from),
+                relaxation.moved if relaxation is not None else [],
+                lower,
+                reduced_deadline,
+                num_workers,
+            )
+            if found is not None and (incumbent is None or cost(p, found) < cost(p, incumbent)):
+                incumbent = found
+
+    if incumbent is not None and proven(incumbent):
+        # The fewest changes are known: only the travel is left to do.
         value = cost(p, incumbent)
         stage = _lexicographic(
             setup, p, [_primary(weights, 0, incumbent), _travel()], incumbent, True,
@@ -401,11 +432,6 @@ def _fewest_changes(
         )
         return _Outcome("optimal", stage.assignment or incumbent, value, value)
 
-    if sum(len(c) for c in p.candidates) > _REDUCE_ABOVE_VARIABLES and setup.contiguity is None:
-        reduced_deadline = time.perf_counter() + _REDUCED_TIME_SHARE * (primary_deadline - time.perf_counter())
-        found = _solve_reduced(setup, weights, incumbent or start_from, reduced_deadline, num_workers)
-        if found is not None and (incumbent is None or cost(p, found) < cost(p, incumbent)):
-            incumbent = found
     stage = _lexicographic(
         setup,
         p,
@@ -423,41 +449,53 @@ def _fewest_changes(
 
 
 def _solve_reduced(
-    setup: _Setup, weights: Sequence[int], start_from: list[int], deadline: float, num_workers: int
+    setup: _Setup,
+    weights: Sequence[int],
+    start_from: list[int],
+    movable: Sequence[int],
+    lower: int,
+    deadline: float,
+    num_workers: int,
 ) -> list[int] | None:
-    """A good assignment from a model where only the largest accounts between each
-    pair of reps may move; more of them when that proves too few."""
-    per_arc = _REDUCED_PER_ARC
+    """A good assignment from models where only ``movable`` accounts and the largest
+    accounts between each pair of reps may move. Each time a model is solved to the
+    end (optimal, or infeasible: too few accounts) it grows: twice as many per pair,
+    starting from the best answer so far."""
+    p = setup.problem
+    per_arc, best = _REDUCED_PER_ARC, None
+    widest = max(Counter(p.current).values(), default=0)
     while deadline - time.perf_counter() > cpsat.MIN_SOLVE_SECONDS:
-        reduced = _reduced(setup.problem, per_arc)
+        reduced = _reduced(p, per_arc, movable)
+        start = best or [r if r in reduced.candidates[i] else reduced.candidates[i][0] for i, r in enumerate(start_from)]
         stage = _lexicographic(
-            setup, reduced, [_primary(weights, 0, None)], start_from, False, [deadline], num_workers
+            setup, reduced, [_primary(weights, lower, best)], start, best is not None, [deadline], num_workers
         )
         if stage.assignment is not None and setup.holds(stage.assignment):
-            return stage.assignment
-        if stage.status != "infeasible":
-            return None
+            best = stage.assignment
+        if stage.status not in ("optimal", "infeasible") or per_arc >= widest:
+            break  # out of time, or nothing more to add
+        if best is not None and _primary(weights, 0, None).value(p, best) <= lower:
+            break  # meets the bound: nothing to gain
         per_arc *= 2
-    return None
+    return best
 
 
-def _reduced(problem: Problem, per_arc: int) -> Problem:
+def _reduced(problem: Problem, per_arc: int, movable: Sequence[int] = ()) -> Problem:
     """``problem`` where an account may only move along an arc (its rep -> another)
-    if it is among the ``per_arc`` largest on that arc (primary metric), and only
-    between reps at most ``_REDUCED_HOPS`` arcs from a rep out of band; the others
-    stay. Placements keep all their candidates."""
+    if it is among the ``per_arc`` largest on that arc (primary metric); the others
+    stay. Placements and ``movable`` accounts keep all their candidates."""
     p = problem
     arcs: dict[tuple[int, int], list[int]] = defaultdict(list)
     for i, cands in enumerate(p.candidates):
         if p.current[i] != UNPLACED:
             for t in cands[1:]:
                 arcs[p.current[i], t].append(i)
-    near = _near_trouble(p, arcs, _REDUCED_HOPS)
     allowed: dict[int, set[int]] = defaultdict(set)
-    for (d, t), members in arcs.items():
-        if d in near and t in near:
-            for i in sorted(members, key=lambda i: -p.potential[i])[:per_arc]:
-                allowed[i].add(t)
+    for (_, t), members in arcs.items():
+        for i in sorted(members, key=lambda i: -p.potential[i])[:per_arc]:
+            allowed[i].add(t)
+    for i in movable:
+        allowed[i].update(p.candidates[i])
     candidates = [
         cands if p.current[i] == UNPLACED else (cands[0], *(t for t in cands[1:] if t in allowed[i]))
         for i, cands in enumerate(p.candidates)
@@ -465,33 +503,16 @@ def _reduced(problem: Problem, per_arc: int) -> Problem:
     return replace(p, candidates=candidates, reachable_by=_reachable_by(candidates, p.n_reps))
 
 
-def _near_trouble(problem: Problem, arcs: Mapping[tuple[int, int], list[int]], hops: int) -> set[int]:
-    """Reps within ``hops`` arcs (either way) of a rep out of band or of a placement."""
-    p = problem
-    neighbours: dict[int, set[int]] = defaultdict(set)
-    for d, t in arcs:
-        neighbours[d].add(t)
-        neighbours[t].add(d)
-    loads = p.metric_loads(p.current)
-    frontier = {
-        r for r in range(p.n_reps) if any(not p.los[m][r] <= load[r] <= p.his[m][r] for m, load in enumerate(loads))
-    }
-    frontier |= {r for i, cur in enumerate(p.current) if cur == UNPLACED for r in p.candidates[i]}
-    near = set(frontier)
-    for _ in range(hops):
-        frontier = {t for r in frontier for t in neighbours[r]} - near
-        near |= frontier
-    return near
-
-
 # --------------------------------------------------------------------------- best balance and curve
 
 
 def _best_balance_result(setup: _Setup, max_moves: int, num_workers: int) -> RebalanceResult:
-    """The least worst deviation with at most ``max_moves`` moves."""
+    """The least worst deviation with at most ``max_moves`` moves, then the fewest
+    moves for it."""
     p = setup.problem
-    repair = greedy_repair(p)
-    start_from = _current_with_placements(p, repair)
+    unreachable = explain_unreachable(p)
+    if unreachable is not None:
+        return setup.result("infeasible", objective_kind="imbalance", explanation=unreachable)
     placements = sum(1 for r in p.current if r == UNPLACED)
     if max_moves < placements:
         return setup.result(
@@ -500,7 +521,14 @@ def _best_balance_result(setup: _Setup, max_moves: int, num_workers: int) -> Reb
             explanation=f"{placements} accounts wait for a rep and each placement is a move; "
             f"max_moves={max_moves} is too few",
         )
-    points = list(_curve(setup, [max_moves], start_from, num_workers, keep_assignment=True))
+    start_from = _current_with_placements(p, greedy_repair(p))
+    points = list(_curve(setup, [max_moves], start_from, num_workers, fewest_moves=True))
+    if not points:
+        return setup.result(
+            "infeasible",
+            objective_kind="imbalance",
+            explanation=f"no assignment with at most {max_moves} moves keeps every territory connected",
+        )
     point, assignment = points[0]
     return setup.result(
         point.status,
@@ -511,9 +539,13 @@ def _best_balance_result(setup: _Setup, max_moves: int, num_workers: int) -> Reb
     )
 
 
-def _curve(setup: _Setup, budgets: Sequence[int], start_from: list[int], num_workers: int, *, keep_assignment=False):
+def _curve(
+    setup: _Setup, budgets: Sequence[int], start_from: list[int], num_workers: int, *, fewest_moves: bool = False
+) -> Iterator[tuple[CurvePoint, list[int]]]:
     """Best balance for each budget, in increasing order, each search starting from
-    the previous answer (valid for a larger budget too)."""
+    the previous answer (valid for a larger budget too). Budgets with no valid
+    assignment (contiguity) are left out. With ``fewest_moves``, each answer then
+    makes as few moves as that balance allows."""
     p = setup.problem
     model, x = cpsat.assignment_model(p)
     if setup.contiguity is not None:
@@ -522,28 +554,39 @@ def _curve(setup: _Setup, budgets: Sequence[int], start_from: list[int], num_wor
     moves = cpsat.moves_expr(p, x)
     budget = model.new_int_var(0, p.n_accounts, "budget")
     model.add(moves <= budget)
-    best = start_from if setup.contiguity is None or not setup.contiguity.broken_reps(start_from) else list(p.current)
-    # The start must fit the first budget: keep only its placements if it does not.
-    if p.moves(best) > budgets[0]:
-        best = [cur if cur != UNPLACED else new for cur, new in zip(p.current, best)]
+
+    def valid(assignment: Sequence[int], limit: int) -> bool:
+        return (
+            UNPLACED not in assignment
+            and p.moves(assignment) <= limit
+            and (setup.contiguity is None or not setup.contiguity.broken_reps(assignment))
+        )
+
+    best: list[int] | None = None
+    hint = start_from
     for k, budget_value in enumerate(budgets):
         domain = budget.proto.domain  # narrowed in place: one model serves every budget
         domain[0], domain[1] = budget_value, budget_value
+        if best is None and valid(start_from, budget_value):
+            best = list(start_from)
         model.minimize(worst)
-        cpsat.hint(model, p, x, best)
-        seconds = setup.remaining() / (len(budgets) - k)
-        solver = cpsat.solver(num_workers, seconds)
+        cpsat.hint(model, p, x, best or hint)
+        solver = cpsat.solver(num_workers, setup.remaining() / (len(budgets) - k))
         code = cpsat.solve(solver, model)
         proven = None
-        status = "feasible"
         if cpsat.found(code):
             solution = cpsat.read(solver, p, x)
-            if cpsat.worst_deviation(p, solution) <= cpsat.worst_deviation(p, best) and p.moves(solution) <= budget_value:
+            if valid(solution, budget_value) and (
+                best is None or cpsat.worst_deviation(p, solution) <= cpsat.worst_deviation(p, best)
+            ):
                 best = solution
             proven = math.ceil(solver.best_objective_bound - 1e-6)
-            if code == cp_model.OPTIMAL or proven >= cpsat.worst_deviation(p, best):
-                status = "optimal"
+        if best is None:
+            continue  # nothing valid for this budget (yet)
         value = cpsat.worst_deviation(p, best)
+        status = "optimal" if code == cp_model.OPTIMAL or (proven is not None and proven >= value) else "feasible"
+        if fewest_moves and setup.remaining() > cpsat.MIN_SOLVE_SECONDS:
+            best = _fewest_moves_at(setup, model, x, worst, moves, value, best, num_workers)
         point = CurvePoint(
             moves=budget_value,
             imbalance=setup.imbalance(best),
@@ -551,7 +594,35 @@ def _curve(setup: _Setup, budgets: Sequence[int], start_from: list[int], num_wor
             moves_used=p.moves(best),
             bound=min(value, proven) / cpsat.DEVIATION_RESOLUTION if proven is not None else None,
         )
-        yield (point, best) if keep_assignment else point
+        yield point, best
+
+
+def _fewest_moves_at(
+    setup: _Setup,
+    model: cp_model.CpModel,
+    x: cpsat.Assignment,
+    worst: cp_model.IntVar,
+    moves: object,
+    value: int,
+    best: list[int],
+    num_workers: int,
+) -> list[int]:
+    """Among assignments as balanced as ``best`` (worst deviation <= value), one
+    with the fewest moves (the model is spent afterwards: it keeps the bound)."""
+    p = setup.problem
+    model.add(worst <= value)
+    model.minimize(moves)
+    cpsat.hint(model, p, x, best)
+    solver = cpsat.solver(num_workers, setup.remaining())
+    if cpsat.found(cpsat.solve(solver, model)):
+        solution = cpsat.read(solver, p, x)
+        if (
+            cpsat.worst_deviation(p, solution) <= value
+            and p.moves(solution) < p.moves(best)
+            and (setup.contiguity is None or not setup.contiguity.broken_reps(solution))
+        ):
+            return solution
+    return best
 
 
 def _sample(first: int, last: int, max_points: int) -> list[int]:
