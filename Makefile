@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(VENV)/bin/territory demo
 
 test: $(STAMP)
+	bash deploy/services/install.sh
 	$(VENV)/bin/pytest
 
 test-fast: $(STAMP)

@@ -1,65 +1,57 @@
-"""The proposal store: signals, proposals and moves in a SQL database (SQLAlchemy 2)."""
+"""The proposal store: signals, proposals, decisions, the alert outbox and weekly
+reports in a SQL database (SQLAlchemy 2; SQLite by default, PostgreSQL by URL).
+
+The schema is owned by Alembic migrations (``alerts/migrations``); :meth:`Store.migrate`
+brings any database to the head, including one made by the first, pre-Alembic release.
+
+A proposal's life: pending -> approved | rejected, or superseded when a newer
+proposal touches any of the same reps; approved -> applied once its new assignments
+are published. Every transition is written to the audit log with who, when and why.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, create_engine, select
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, inspect, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+from sqlalchemy.orm import sessionmaker
+
+from alerts.schema import AuditRow, DeliveryRow, MoveRow, ProposalRow, ReportRow, SignalRow, now_utc
+
+__all__ = ["AuditRow", "DecisionError", "Delivery", "MoveRow", "ProposalRow", "ReportRow", "SignalRow", "Store"]
+
+#: Decisions a person can take on a pending proposal.
+DECISIONS = ("approved", "rejected")
 
 
-class Base(DeclarativeBase):
-    """The declarative base of the store's tables (SQLAlchemy needs a class of its own)."""
+class DecisionError(ValueError):
+    """A decision that cannot be taken, e.g. on a proposal that is no longer pending."""
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
+@dataclass(frozen=True)
+class Delivery:
+    """One outbox row as the dispatcher sees it (plain values, no session attached)."""
+
+    id: int
+    alert_key: str
+    sink: str
+    alert: dict[str, Any]
+    due_at: float
+    attempts: int
+    last_error: str | None
 
 
-class SignalRow(Base):
-    __tablename__ = "signals"
-
-    signal_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32), index=True)
-    state: Mapped[str] = mapped_column(String(16))
-    severity: Mapped[str] = mapped_column(String(16))
-    subject: Mapped[str] = mapped_column(String(200), index=True)
-    detected_at: Mapped[str] = mapped_column(String(40))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-
-
-class ProposalRow(Base):
-    __tablename__ = "proposals"
-
-    proposal_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    status: Mapped[str] = mapped_column(String(16), index=True, default="pending")
-    solver_status: Mapped[str] = mapped_column(String(16))
-    move_count: Mapped[int] = mapped_column(Integer)
-    imbalance_before: Mapped[float] = mapped_column(Float)
-    imbalance_after: Mapped[float] = mapped_column(Float)
-    event_time: Mapped[str] = mapped_column(String(40))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    alerted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    moves: Mapped[list["MoveRow"]] = relationship(back_populates="proposal", cascade="all, delete-orphan")
-
-
-class MoveRow(Base):
-    __tablename__ = "moves"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    proposal_id: Mapped[str] = mapped_column(ForeignKey("proposals.proposal_id"), index=True)
-    account_id: Mapped[str] = mapped_column(String(200))
-    from_rep: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    to_rep: Mapped[str] = mapped_column(String(200))
-    potential: Mapped[float] = mapped_column(Float)
-    workload: Mapped[float] = mapped_column(Float)
-    reason: Mapped[str] = mapped_column(String(500))
-    proposal: Mapped[ProposalRow] = relationship(back_populates="moves")
+def touched_reps(proposal: dict[str, Any]) -> list[str]:
+    """The reps a proposal changes: senders and receivers of its moves."""
+    reps = {m["to_rep"] for m in proposal.get("moves", [])}
+    reps |= {m["from_rep"] for m in proposal.get("moves", []) if m.get("from_rep")}
+    return sorted(reps)
 
 
 class Store:
@@ -69,11 +61,31 @@ class Store:
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        self.url = url
         self.engine = create_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
+    # ------------------------------------------------------------------ schema
+
+    def migrate(self) -> None:
+        """Upgrade the database to the newest schema (Alembic ``upgrade head``).
+
+        A database made before migrations existed (tables but no ``alembic_version``)
+        is first stamped as revision 0001, which is exactly what it holds."""
+        config = Config()
+        config.set_main_option("script_location", str(files("alerts") / "migrations"))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            tables = set(inspect(connection).get_table_names())
+            if "proposals" in tables and "alembic_version" not in tables:
+                command.stamp(config, "0001")
+            command.upgrade(config, "head")
+
     def create_schema(self) -> None:
-        Base.metadata.create_all(self.engine)
+        """Kept for callers of the first release: the same as :meth:`migrate`."""
+        self.migrate()
+
+    # ------------------------------------------------------------------ signals and proposals
 
     def save_signal(self, signal: dict[str, Any]) -> bool:
         """Store a signal; False when it was already stored."""
@@ -88,52 +100,46 @@ class Store:
             return True
 
     def save_proposal(self, proposal: dict[str, Any]) -> bool:
-        """Store a pending proposal and its moves; older pending ones become superseded.
+        """Store a pending proposal and its moves; older pending ones that touch any of
+        the same reps become superseded (their moves would conflict).
 
         Returns False when the proposal was stored and alerted before (a redelivered
         message), so the caller alerts once per proposal, and again only if the alert
         was not sent before a crash.
         """
+        reps = touched_reps(proposal)
         with self.sessions.begin() as session:
             existing = session.get(ProposalRow, proposal["proposal_id"])
             if existing is not None:
                 return existing.alerted_at is None
             for older in session.scalars(select(ProposalRow).where(ProposalRow.status == "pending")):
-                older.status = "superseded"
+                older_reps = set(filter(None, older.reps.split(",")))
+                # A proposal with no moves shares no rep, but still only one can stand.
+                if older_reps & set(reps) or not older_reps or not reps:
+                    older.status = "superseded"
+                    older.superseded_by = proposal["proposal_id"]
+                    session.add(AuditRow(actor="worker", action="superseded", proposal_id=older.proposal_id,
+                                         detail={"by": proposal["proposal_id"]}))
             session.add(ProposalRow(
                 proposal_id=proposal["proposal_id"], status="pending", solver_status=proposal["status"],
                 move_count=len(proposal["moves"]), imbalance_before=proposal["imbalance_before"],
                 imbalance_after=proposal["imbalance_after"], event_time=proposal["event_time"], payload=proposal,
+                reps=",".join(reps),
                 moves=[MoveRow(account_id=m["account_id"], from_rep=m["from_rep"], to_rep=m["to_rep"],
                                potential=m["potential"], workload=m["workload"], reason=m["reason"])
                        for m in proposal["moves"]],
             ))
+            session.add(AuditRow(actor="worker", action="proposed", proposal_id=proposal["proposal_id"],
+                                 detail={"moves": len(proposal["moves"]), "reps": reps}))
             return True
 
     def mark_alerted(self, proposal_id: str) -> None:
         with self.sessions.begin() as session:
-            session.get(ProposalRow, proposal_id).alerted_at = _now()
+            session.get(ProposalRow, proposal_id).alerted_at = now_utc()
 
-    def erase_account(self, account_id: str) -> dict[str, int]:
-        """Remove an account from the store: its moves, and its id inside stored proposals
-        and signals. Returns what was removed, by kind."""
-        removed = {"moves": 0, "proposals_scrubbed": 0, "signals_scrubbed": 0}
-        with self.sessions.begin() as session:
-            for move in session.scalars(select(MoveRow).where(MoveRow.account_id == account_id)):
-                session.delete(move)
-                removed["moves"] += 1
-            for proposal in session.scalars(select(ProposalRow)):
-                moves = [m for m in proposal.payload.get("moves", []) if m.get("account_id") != account_id]
-                if len(moves) != len(proposal.payload.get("moves", [])):
-                    proposal.payload = {**proposal.payload, "moves": moves}
-                    removed["proposals_scrubbed"] += 1
-            for signal in session.scalars(select(SignalRow)):
-                ids = signal.payload.get("evidence", {}).get("account_ids")
-                if ids and account_id in ids:
-                    evidence = {**signal.payload["evidence"], "account_ids": [i for i in ids if i != account_id]}
-                    signal.payload = {**signal.payload, "evidence": evidence}
-                    removed["signals_scrubbed"] += 1
-        return removed
+    def proposal(self, proposal_id: str) -> ProposalRow | None:
+        with self.sessions() as session:
+            return session.get(ProposalRow, proposal_id)
 
     def proposals(self, status: str | None = None) -> list[ProposalRow]:
         with self.sessions() as session:
@@ -149,3 +155,142 @@ class Store:
     def signals(self) -> list[SignalRow]:
         with self.sessions() as session:
             return list(session.scalars(select(SignalRow).order_by(SignalRow.stored_at)))
+
+    # ------------------------------------------------------------------ decisions
+
+    def decide(self, proposal_id: str, decision: str, *, actor: str, comment: str = "") -> ProposalRow:
+        """Approve or reject a pending proposal; raises :class:`DecisionError` naming
+        the proposal's state when it is not pending (or not there)."""
+        if decision not in DECISIONS:
+            raise DecisionError(f"decision must be one of {DECISIONS}, got {decision!r}")
+        if not actor.strip():
+            raise DecisionError("actor must name who decides")
+        with self.sessions.begin() as session:
+            row = session.get(ProposalRow, proposal_id, with_for_update=True)
+            if row is None:
+                raise DecisionError(f"no proposal {proposal_id!r}")
+            if row.status != "pending":
+                raise DecisionError(f"proposal {proposal_id} is {row.status}, not pending: it cannot be {decision}")
+            row.status = decision
+            row.decided_at = now_utc()
+            row.decided_by = actor
+            row.decision_comment = comment or None
+            session.add(AuditRow(actor=actor, action=decision, proposal_id=proposal_id, comment=comment or None,
+                                 detail={"moves": row.move_count}))
+            return row
+
+    def mark_applied(self, proposal_id: str, *, actor: str = "worker") -> bool:
+        """An approved proposal's assignments were published. False if it already was."""
+        with self.sessions.begin() as session:
+            row = session.get(ProposalRow, proposal_id, with_for_update=True)
+            if row is None or row.status != "approved":
+                return False
+            row.status = "applied"
+            row.applied_at = now_utc()
+            session.add(AuditRow(actor=actor, action="applied", proposal_id=proposal_id,
+                                 detail={"moves": row.move_count}))
+            return True
+
+    def audit(self, proposal_id: str | None = None, limit: int = 200) -> list[AuditRow]:
+        with self.sessions() as session:
+            query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
+            if proposal_id:
+                query = query.where(AuditRow.proposal_id == proposal_id)
+            return list(session.scalars(query))
+
+    # ------------------------------------------------------------------ alert outbox
+
+    def upsert_delivery(self, key: str, sink: str, alert: dict[str, Any], due_at: float) -> None:
+        """One row per (incident, sink): a newer alert replaces the pending content."""
+        with self.sessions.begin() as session:
+            row = session.scalars(
+                select(DeliveryRow).where(DeliveryRow.alert_key == key, DeliveryRow.sink == sink)
+            ).one_or_none()
+            if row is None:
+                session.add(DeliveryRow(alert_key=key, sink=sink, alert=alert, due_at=due_at, pending=True,
+                                        attempts=0))
+                return
+            row.alert = alert
+            row.due_at = due_at if not row.pending else min(row.due_at, due_at)
+            row.pending = True
+
+    def due_deliveries(self, now: float) -> list[Delivery]:
+        with self.sessions() as session:
+            rows = session.scalars(
+                select(DeliveryRow).where(DeliveryRow.pending.is_(True), DeliveryRow.due_at <= now)
+                .order_by(DeliveryRow.due_at)
+            )
+            return [Delivery(r.id, r.alert_key, r.sink, r.alert, r.due_at, r.attempts, r.last_error) for r in rows]
+
+    def delivery_sent(self, delivery_id: int, alert: dict[str, Any], now: float) -> None:
+        with self.sessions.begin() as session:
+            row = session.get(DeliveryRow, delivery_id)
+            row.sent_at, row.sent_alert, row.last_error, row.attempts = now, alert, None, 0
+            # A newer alert may have replaced the content while this one was in flight.
+            row.pending = row.alert != alert
+
+    def delivery_failed(self, delivery_id: int, error: str, next_at: float) -> None:
+        with self.sessions.begin() as session:
+            row = session.get(DeliveryRow, delivery_id)
+            row.attempts += 1
+            row.last_error = error[:2000]
+            row.due_at = next_at
+
+    def last_delivered(self, key: str, sink: str) -> tuple[float, dict[str, Any]] | None:
+        with self.sessions() as session:
+            row = session.scalars(
+                select(DeliveryRow).where(DeliveryRow.alert_key == key, DeliveryRow.sink == sink)
+            ).one_or_none()
+            if row is None or row.sent_at is None:
+                return None
+            return row.sent_at, row.sent_alert
+
+    def pending_deliveries(self) -> int:
+        with self.sessions() as session:
+            return len(list(session.scalars(select(DeliveryRow.id).where(DeliveryRow.pending.is_(True)))))
+
+    # ------------------------------------------------------------------ weekly reports
+
+    def save_report(self, week: str, subject: str, html: str, proposal_ids: list[str]) -> int:
+        with self.sessions.begin() as session:
+            row = ReportRow(week=week, subject=subject, html=html, proposal_ids=proposal_ids)
+            session.add(row)
+            session.flush()
+            return row.id
+
+    def report_sent(self, report_id: int) -> None:
+        with self.sessions.begin() as session:
+            session.get(ReportRow, report_id).sent_at = now_utc()
+
+    def reports(self, week: str | None = None) -> list[ReportRow]:
+        with self.sessions() as session:
+            query = select(ReportRow).order_by(ReportRow.id)
+            if week:
+                query = query.where(ReportRow.week == week)
+            return list(session.scalars(query))
+
+    # ------------------------------------------------------------------ erasure
+
+    def erase_account(self, account_id: str) -> dict[str, int]:
+        """Remove an account from the store: its moves, and its id inside stored proposals
+        and signals. Returns what was removed, by kind."""
+        removed = {"moves": 0, "proposals_scrubbed": 0, "signals_scrubbed": 0}
+        with self.sessions.begin() as session:
+            for move in session.scalars(select(MoveRow).where(MoveRow.account_id == account_id)):
+                session.delete(move)
+                removed["moves"] += 1
+            for proposal in session.scalars(select(ProposalRow)):
+                payload = proposal.payload
+                moves = [m for m in payload.get("moves", []) if m.get("account_id") != account_id]
+                accounts = [a for a in payload.get("accounts", []) if a.get("account_id") != account_id]
+                if len(moves) != len(payload.get("moves", [])) or len(accounts) != len(payload.get("accounts", [])):
+                    proposal.payload = {**payload, "moves": moves, **({"accounts": accounts} if "accounts" in payload else {})}
+                    removed["proposals_scrubbed"] += 1
+            for signal in session.scalars(select(SignalRow)):
+                ids = signal.payload.get("evidence", {}).get("account_ids")
+                if ids and account_id in ids:
+                    evidence = {**signal.payload["evidence"], "account_ids": [i for i in ids if i != account_id]}
+                    signal.payload = {**signal.payload, "evidence": evidence}
+                    removed["signals_scrubbed"] += 1
+        return removed
+

@@ -169,7 +169,7 @@ def erase(
 
     settings = _settings()
     store = Store(settings.db_url)
-    store.create_schema()
+    store.migrate()
     removed = store.erase_account(account_id)
     typer.echo(f"store {settings.db_url}: removed {removed['moves']} moves; scrubbed the account from "
                f"{removed['proposals_scrubbed']} proposals and {removed['signals_scrubbed']} signals")

@@ -68,6 +68,36 @@ class Settings:
     rebalance_cooldown_s: float = 30.0
     log_level: str = "INFO"
 
+    # --- alerts (issue 6): where alerts go, comma list of kafka, log, alertmanager, webhook, smtp.
+    alert_sinks: str = "kafka,log"
+    # Prometheus Alertmanager base URL (its v2 API), e.g. "http://127.0.0.1:9093".
+    alertmanager_url: str = ""
+    # Generic webhook: JSON POSTed here, body signed with HMAC-SHA256 of this secret
+    # (header X-Territory-Signature: sha256=<hex>).
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    # SMTP e-mail for alerts and the weekly review; recipients are a comma list.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_starttls: int = 0
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_from: str = "territory-monitor@localhost"
+    smtp_to: str = ""
+    # The same incident is re-sent to a sink at most this often (updates in between are merged).
+    alert_throttle_s: float = 300.0
+    # A failing sink is retried with exponential backoff up to this many seconds apart.
+    alert_retry_max_s: float = 300.0
+    # --- weekly review: cron (minute hour day month day_of_week) in this time zone.
+    report_cron: str = "0 7 * * mon"
+    report_timezone: str = "Europe/Berlin"
+    report_to: str = ""  # recipients of the weekly review; empty: smtp_to
+    # --- review page and HTTP API served by the worker (0: off).
+    web_port: int = 8088
+    # Bearer token for write actions (approve/reject); reads need `api_read_token` when set.
+    api_token: str = "territory-demo-token"
+    api_read_token: str = ""
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
         """Read TERRITORY_<FIELD> variables; `overrides` win over the environment."""

@@ -52,7 +52,7 @@ def run_worker(settings: Settings) -> None:
     default_resolver()  # a missing postal-code file stops the worker here, not every message later
     asyncio.run(create_topics(settings.bootstrap_servers, topic_plan(settings.partitions)))
     store = Store(settings.db_url)
-    store.create_schema()
+    store.migrate()
     metrics = Metrics.create()
     port = metrics.serve(settings.metrics_port)
     log.info("metrics on http://127.0.0.1:%s/metrics", port)

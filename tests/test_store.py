@@ -1,37 +1,141 @@
-"""The proposal store on SQLite: idempotent writes, superseding, erasure."""
+"""The proposal store on SQLite and on a real PostgreSQL server: migrations, idempotent
+writes, superseding, decisions and their audit log, the alert outbox, reports, erasure."""
 
 from __future__ import annotations
 
-from alerts.store import Store
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, inspect
+
+from alerts.schema import Base
+from alerts.store import DecisionError, Store
+from tests.postgres import postgres_server
 
 
-def proposal(proposal_id: str, accounts: list[str]) -> dict:
+@pytest.fixture(scope="module")
+def postgres_url():
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'db' / 'store.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+        engine = create_engine(url)
+        Base.metadata.drop_all(engine)  # each test starts from an empty database
+        with engine.begin() as connection:
+            connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        engine.dispose()
+    store = Store(url)
+    store.migrate()
+    yield store
+    store.engine.dispose()
+
+
+def proposal(proposal_id: str, accounts: list[str], reps: tuple[str, str] = ("A", "B")) -> dict:
     return {"proposal_id": proposal_id, "status": "optimal", "imbalance_before": 0.2, "imbalance_after": 0.05,
             "event_time": "2025-05-01T00:00:00+00:00", "trigger_signals": [],
-            "moves": [{"account_id": a, "from_rep": "A", "to_rep": "B", "potential": 10.0, "workload": 0.0,
+            "moves": [{"account_id": a, "from_rep": reps[0], "to_rep": reps[1], "potential": 10.0, "workload": 0.0,
                        "reason": "test"} for a in accounts]}
 
 
-def test_proposal_is_stored_once_and_newer_supersedes_older(tmp_path):
-    store = Store(f"sqlite:///{tmp_path / 'db' / 'store.db'}")
-    store.create_schema()
+def test_migrations_upgrade_an_empty_database_to_the_models(store):
+    with store.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        tables = set(inspect(connection).get_table_names())
+    # Index/type rendering differs harmlessly between backends; tables and columns must not.
+    assert [d for d in differences if d[0] in ("add_table", "remove_table", "add_column", "remove_column")] == []
+    assert {"signals", "proposals", "moves", "audit_log", "deliveries", "reports", "alembic_version"} <= tables
+    store.migrate()  # a second upgrade is a no-op
+
+
+def test_a_pre_alembic_database_is_stamped_and_upgraded(tmp_path):
+    from alembic import command
+    from alembic.config import Config
+    from importlib.resources import files
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    config = Config()
+    config.set_main_option("script_location", str(files("alerts") / "migrations"))
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.exec_driver_sql("DROP TABLE alembic_version")  # as the first release left it
+    store = Store(url)
+    store.migrate()
+    assert store.save_proposal(proposal("p1", ["a1"])) is True
+    assert store.proposal("p1").reps == "A,B"
+
+
+def test_proposal_is_stored_once_and_newer_supersedes_older_for_the_same_reps(store):
     assert store.save_proposal(proposal("p1", ["a1"])) is True
     store.mark_alerted("p1")
     assert store.save_proposal(proposal("p1", ["a1"])) is False  # redelivered: no second alert
-    assert store.save_proposal(proposal("p2", ["a2"])) is True
-    assert {row.proposal_id: row.status for row in store.proposals()} == {"p1": "superseded", "p2": "pending"}
+    assert store.save_proposal(proposal("p2", ["a2"], reps=("C", "D"))) is True  # other reps: both stand
+    assert store.save_proposal(proposal("p3", ["a3"], reps=("B", "E"))) is True  # shares B with p1
+    status = {row.proposal_id: (row.status, row.superseded_by) for row in store.proposals()}
+    assert status == {"p1": ("superseded", "p3"), "p2": ("pending", None), "p3": ("pending", None)}
+    assert [row.proposal_id for row in store.proposals("pending")] == ["p2", "p3"]
 
 
-def test_unalerted_proposal_is_alerted_again_after_a_crash(tmp_path):
-    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
-    store.create_schema()
+def test_unalerted_proposal_is_alerted_again_after_a_crash(store):
     store.save_proposal(proposal("p1", ["a1"]))
     assert store.save_proposal(proposal("p1", ["a1"])) is True
 
 
-def test_erase_removes_moves_and_scrubs_payloads(tmp_path):
-    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
-    store.create_schema()
+def test_decisions_follow_the_lifecycle_and_are_audited(store):
+    store.save_proposal(proposal("p1", ["a1"]))
+    store.save_proposal(proposal("p2", ["a2"], reps=("C", "D")))
+    row = store.decide("p1", "approved", actor="maria", comment="fits the Q3 plan")
+    assert (row.status, row.decided_by, row.decision_comment) == ("approved", "maria", "fits the Q3 plan")
+    with pytest.raises(DecisionError, match="p1 is approved, not pending"):
+        store.decide("p1", "rejected", actor="maria")
+    with pytest.raises(DecisionError, match="no proposal 'nope'"):
+        store.decide("nope", "approved", actor="maria")
+    with pytest.raises(DecisionError, match="decision must be one of"):
+        store.decide("p2", "maybe", actor="maria")
+    store.decide("p2", "rejected", actor="tom", comment="R7 is on leave")
+    assert store.mark_applied("p1") is True and store.mark_applied("p1") is False
+    assert store.mark_applied("p2") is False  # rejected proposals are never applied
+    assert store.proposal("p1").status == "applied" and store.proposal("p1").applied_at is not None
+    trail = [(a.action, a.actor, a.proposal_id, a.comment) for a in reversed(store.audit())]
+    assert trail == [
+        ("proposed", "worker", "p1", None), ("proposed", "worker", "p2", None),
+        ("approved", "maria", "p1", "fits the Q3 plan"), ("rejected", "tom", "p2", "R7 is on leave"),
+        ("applied", "worker", "p1", None),
+    ]
+
+
+def test_outbox_keeps_one_row_per_incident_and_sink_until_sent(store):
+    store.upsert_delivery("shock:DE-08", "webhook", {"v": 1}, due_at=100.0)
+    store.upsert_delivery("shock:DE-08", "webhook", {"v": 2}, due_at=150.0)  # an update, not a second alert
+    store.upsert_delivery("shock:DE-08", "smtp", {"v": 2}, due_at=100.0)
+    assert store.due_deliveries(99.0) == []
+    due = store.due_deliveries(120.0)
+    assert [(d.sink, d.alert) for d in due] == [("webhook", {"v": 2}), ("smtp", {"v": 2})]
+    webhook, smtp = due
+    store.delivery_failed(webhook.id, "connection refused", next_at=130.0)
+    store.delivery_sent(smtp.id, {"v": 2}, now=121.0)
+    assert [(d.sink, d.attempts, d.last_error) for d in store.due_deliveries(130.0)] == [
+        ("webhook", 1, "connection refused")]
+    assert store.last_delivered("shock:DE-08", "smtp") == (121.0, {"v": 2})
+    assert store.last_delivered("shock:DE-08", "webhook") is None
+    assert store.pending_deliveries() == 1
+
+
+def test_reports_are_kept(store):
+    report_id = store.save_report("2026-W48", "Weekly review", "<html></html>", ["p1"])
+    store.report_sent(report_id)
+    (row,) = store.reports("2026-W48")
+    assert (row.subject, row.proposal_ids, row.sent_at is not None) == ("Weekly review", ["p1"], True)
+
+
+def test_erase_removes_moves_and_scrubs_payloads(store):
     store.save_proposal(proposal("p1", ["a1", "a2"]))
     store.save_signal({"signal_id": "s1", "kind": "coverage_gap", "state": "open", "severity": "critical",
                        "subject": {"type": "rep", "id": "C"}, "detected_at": "2025-05-01",

@@ -1,0 +1,121 @@
+"""The store's tables (SQLAlchemy 2 declarative models).
+
+Alembic migrations in ``alerts/migrations`` create and change them; the models here
+describe the current head, and a test checks that the two agree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+#: A proposal's life: pending -> approved | rejected | superseded; approved -> applied.
+PROPOSAL_STATES = ("pending", "approved", "rejected", "superseded", "applied")
+
+
+class Base(DeclarativeBase):
+    """The declarative base of the store's tables (SQLAlchemy needs a class of its own)."""
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class SignalRow(Base):
+    __tablename__ = "signals"
+
+    signal_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(200), index=True)
+    detected_at: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
+
+
+class ProposalRow(Base):
+    __tablename__ = "proposals"
+
+    proposal_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), index=True, default="pending")
+    solver_status: Mapped[str] = mapped_column(String(16))
+    move_count: Mapped[int] = mapped_column(Integer)
+    imbalance_before: Mapped[float] = mapped_column(Float)
+    imbalance_after: Mapped[float] = mapped_column(Float)
+    event_time: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
+    alerted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Reps the proposal touches, comma separated and sorted: what "the same reps" means
+    # when a newer proposal supersedes an older one.
+    reps: Mapped[str] = mapped_column(String(2000), default="")
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    decision_comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    superseded_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    moves: Mapped[list["MoveRow"]] = relationship(back_populates="proposal", cascade="all, delete-orphan")
+
+
+class MoveRow(Base):
+    __tablename__ = "moves"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    proposal_id: Mapped[str] = mapped_column(ForeignKey("proposals.proposal_id"), index=True)
+    account_id: Mapped[str] = mapped_column(String(200))
+    from_rep: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    to_rep: Mapped[str] = mapped_column(String(200))
+    potential: Mapped[float] = mapped_column(Float)
+    workload: Mapped[float] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(String(500))
+    proposal: Mapped[ProposalRow] = relationship(back_populates="moves")
+
+
+class AuditRow(Base):
+    """Who did what, when and why: every decision and state change of a proposal."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(32))
+    proposal_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class DeliveryRow(Base):
+    """The alert outbox: one row per (incident, sink), kept until the sink has it."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("alert_key", "sink", name="uq_deliveries_key_sink"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alert_key: Mapped[str] = mapped_column(String(300))
+    sink: Mapped[str] = mapped_column(String(32))
+    alert: Mapped[dict[str, Any]] = mapped_column(JSON)
+    due_at: Mapped[float] = mapped_column(Float, index=True)
+    pending: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sent_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    sent_alert: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class ReportRow(Base):
+    """A weekly review as it was built (and sent)."""
+
+    __tablename__ = "reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    week: Mapped[str] = mapped_column(String(10), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
+    subject: Mapped[str] = mapped_column(String(300))
+    html: Mapped[str] = mapped_column(Text)
+    proposal_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
