@@ -51,6 +51,10 @@ __all__ = ["minimal_moves", "trade_off_curve"]
 #: Share of ``time_limit_s`` the primary objective may use; the rest (and anything it
 #: leaves unused) goes to the tie-breaks.
 _PRIMARY_TIME_SHARE = 0.8
+#: Tie-breaks stop within this relative gap of their optimum, on models with more than
+#: this many variables (smaller ones are solved exactly).
+_TIE_BREAK_GAP = 0.005
+_EXACT_TIE_BREAK_VARIABLES = 5_000
 #: Above this many assignment variables the search starts on a reduced model (see
 #: :func:`_reduced`): CP-SAT finds good solutions there much sooner.
 _REDUCE_ABOVE_VARIABLES = 30_000
@@ -718,6 +722,9 @@ def _lexicographic(
         model.minimize(expr)
         cpsat.hint(model, problem, x, best if best is not None else start_from)
         solver = cpsat.solver(num_workers, remaining)
+        if k > 0 and len(x) > _EXACT_TIE_BREAK_VARIABLES:
+            # On large cases tie-breaks (travel) need not be proven to the last metre.
+            solver.parameters.relative_gap_limit = _TIE_BREAK_GAP
         code = cpsat.solve(solver, model)
         if cpsat.found(code):
             solution = cpsat.read(solver, problem, x)
