@@ -18,13 +18,14 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, inspect, select
+from sqlalchemy import create_engine, func, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
+from alerts.dispatch import OutboxItem
 from alerts.schema import AuditRow, DeliveryRow, MoveRow, ProposalRow, ReportRow, SignalRow, now_utc
 
-__all__ = ["AuditRow", "DecisionError", "Delivery", "MoveRow", "ProposalRow", "ReportRow", "SignalRow", "Store"]
+__all__ = ["AuditRow", "DecisionError", "MoveRow", "ProposalRow", "ReportRow", "SignalRow", "SqlOutbox", "Store"]
 
 #: Decisions a person can take on a pending proposal.
 DECISIONS = ("approved", "rejected")
@@ -32,19 +33,6 @@ DECISIONS = ("approved", "rejected")
 
 class DecisionError(ValueError):
     """A decision that cannot be taken, e.g. on a proposal that is no longer pending."""
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """One outbox row as the dispatcher sees it (plain values, no session attached)."""
-
-    id: int
-    alert_key: str
-    sink: str
-    alert: dict[str, Any]
-    due_at: float
-    attempts: int
-    last_error: str | None
 
 
 def touched_reps(proposal: dict[str, Any]) -> list[str]:
@@ -198,56 +186,9 @@ class Store:
                 query = query.where(AuditRow.proposal_id == proposal_id)
             return list(session.scalars(query))
 
-    # ------------------------------------------------------------------ alert outbox
-
-    def upsert_delivery(self, key: str, sink: str, alert: dict[str, Any], due_at: float) -> None:
-        """One row per (incident, sink): a newer alert replaces the pending content."""
-        with self.sessions.begin() as session:
-            row = session.scalars(
-                select(DeliveryRow).where(DeliveryRow.alert_key == key, DeliveryRow.sink == sink)
-            ).one_or_none()
-            if row is None:
-                session.add(DeliveryRow(alert_key=key, sink=sink, alert=alert, due_at=due_at, pending=True,
-                                        attempts=0))
-                return
-            row.alert = alert
-            row.due_at = due_at if not row.pending else min(row.due_at, due_at)
-            row.pending = True
-
-    def due_deliveries(self, now: float) -> list[Delivery]:
-        with self.sessions() as session:
-            rows = session.scalars(
-                select(DeliveryRow).where(DeliveryRow.pending.is_(True), DeliveryRow.due_at <= now)
-                .order_by(DeliveryRow.due_at)
-            )
-            return [Delivery(r.id, r.alert_key, r.sink, r.alert, r.due_at, r.attempts, r.last_error) for r in rows]
-
-    def delivery_sent(self, delivery_id: int, alert: dict[str, Any], now: float) -> None:
-        with self.sessions.begin() as session:
-            row = session.get(DeliveryRow, delivery_id)
-            row.sent_at, row.sent_alert, row.last_error, row.attempts = now, alert, None, 0
-            # A newer alert may have replaced the content while this one was in flight.
-            row.pending = row.alert != alert
-
-    def delivery_failed(self, delivery_id: int, error: str, next_at: float) -> None:
-        with self.sessions.begin() as session:
-            row = session.get(DeliveryRow, delivery_id)
-            row.attempts += 1
-            row.last_error = error[:2000]
-            row.due_at = next_at
-
-    def last_delivered(self, key: str, sink: str) -> tuple[float, dict[str, Any]] | None:
-        with self.sessions() as session:
-            row = session.scalars(
-                select(DeliveryRow).where(DeliveryRow.alert_key == key, DeliveryRow.sink == sink)
-            ).one_or_none()
-            if row is None or row.sent_at is None:
-                return None
-            return row.sent_at, row.sent_alert
-
-    def pending_deliveries(self) -> int:
-        with self.sessions() as session:
-            return len(list(session.scalars(select(DeliveryRow.id).where(DeliveryRow.pending.is_(True)))))
+    def outbox(self) -> SqlOutbox:
+        """The alert outbox in this database (the dispatcher's ``Outbox``)."""
+        return SqlOutbox(self)
 
     # ------------------------------------------------------------------ weekly reports
 
@@ -294,3 +235,62 @@ class Store:
                     removed["signals_scrubbed"] += 1
         return removed
 
+
+
+class SqlOutbox:
+    """``alerts.dispatch.Outbox`` on the store's ``deliveries`` table: alerts wait in
+    the database, so a restart or a sink that is down loses none (semantics in the
+    protocol's docstring; ``MemoryOutbox`` is the reference)."""
+
+    def __init__(self, store: Store) -> None:
+        self.sessions = store.sessions
+
+    @staticmethod
+    def _row(session: Any, key: str, sink: str) -> DeliveryRow | None:
+        query = select(DeliveryRow).where(DeliveryRow.alert_key == key, DeliveryRow.sink == sink)
+        return session.scalars(query.with_for_update()).one_or_none()
+
+    def upsert(self, key: str, sink: str, alert: dict[str, Any], due_at: float) -> None:
+        with self.sessions.begin() as session:
+            row = self._row(session, key, sink)
+            if row is None:
+                session.add(DeliveryRow(alert_key=key, sink=sink, alert=alert, due_at=due_at, pending=True,
+                                        attempts=0))
+                return
+            row.alert = alert
+            if not row.pending:
+                row.due_at = due_at
+            elif row.attempts == 0:  # a failing row keeps its retry time
+                row.due_at = min(row.due_at, due_at)
+            row.pending = True
+
+    def due(self, now: float) -> list[OutboxItem]:
+        with self.sessions() as session:
+            rows = session.scalars(
+                select(DeliveryRow).where(DeliveryRow.pending.is_(True), DeliveryRow.due_at <= now)
+                .order_by(DeliveryRow.due_at, DeliveryRow.id)
+            )
+            return [OutboxItem(r.alert_key, r.sink, r.alert, r.due_at, r.attempts, r.last_error) for r in rows]
+
+    def mark_sent(self, item: OutboxItem, sent_at: float) -> None:
+        with self.sessions.begin() as session:
+            row = self._row(session, item.key, item.sink)
+            row.sent_at, row.sent_alert, row.attempts, row.last_error = sent_at, item.alert, 0, None
+            # A newer alert may have replaced the content while this one was in flight.
+            row.pending = row.alert != item.alert
+
+    def mark_failed(self, item: OutboxItem, error: str, next_at: float) -> None:
+        with self.sessions.begin() as session:
+            row = self._row(session, item.key, item.sink)
+            row.attempts += 1
+            row.last_error = error[:2000]
+            row.due_at = next_at
+
+    def last_sent(self, key: str, sink: str) -> tuple[float, dict[str, Any]] | None:
+        with self.sessions() as session:
+            row = self._row(session, key, sink)
+            return None if row is None or row.sent_at is None else (row.sent_at, row.sent_alert)
+
+    def pending_count(self) -> int:
+        with self.sessions() as session:
+            return session.scalar(select(func.count()).select_from(DeliveryRow).where(DeliveryRow.pending.is_(True)))

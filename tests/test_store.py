@@ -112,20 +112,54 @@ def test_decisions_follow_the_lifecycle_and_are_audited(store):
 
 
 def test_outbox_keeps_one_row_per_incident_and_sink_until_sent(store):
-    store.upsert_delivery("shock:DE-08", "webhook", {"v": 1}, due_at=100.0)
-    store.upsert_delivery("shock:DE-08", "webhook", {"v": 2}, due_at=150.0)  # an update, not a second alert
-    store.upsert_delivery("shock:DE-08", "smtp", {"v": 2}, due_at=100.0)
-    assert store.due_deliveries(99.0) == []
-    due = store.due_deliveries(120.0)
-    assert [(d.sink, d.alert) for d in due] == [("webhook", {"v": 2}), ("smtp", {"v": 2})]
-    webhook, smtp = due
-    store.delivery_failed(webhook.id, "connection refused", next_at=130.0)
-    store.delivery_sent(smtp.id, {"v": 2}, now=121.0)
-    assert [(d.sink, d.attempts, d.last_error) for d in store.due_deliveries(130.0)] == [
-        ("webhook", 1, "connection refused")]
-    assert store.last_delivered("shock:DE-08", "smtp") == (121.0, {"v": 2})
-    assert store.last_delivered("shock:DE-08", "webhook") is None
-    assert store.pending_deliveries() == 1
+    outbox = store.outbox()
+    outbox.upsert("shock:DE-08", "webhook", {"v": 1}, due_at=100.0)
+    outbox.upsert("shock:DE-08", "webhook", {"v": 2}, due_at=150.0)  # an update, not a second alert
+    outbox.upsert("shock:DE-08", "smtp", {"v": 2}, due_at=100.0)
+    assert outbox.due(99.0) == []
+    webhook, smtp = outbox.due(120.0)
+    assert [(d.sink, d.alert) for d in (webhook, smtp)] == [("webhook", {"v": 2}), ("smtp", {"v": 2})]
+    outbox.mark_failed(webhook, "connection refused", next_at=130.0)
+    outbox.upsert("shock:DE-08", "webhook", {"v": 3}, due_at=0.0)  # a failing row keeps its retry time
+    outbox.mark_sent(smtp, 121.0)
+    assert [(d.sink, d.alert, d.attempts, d.last_error) for d in outbox.due(130.0)] == [
+        ("webhook", {"v": 3}, 1, "connection refused")]
+    assert outbox.last_sent("shock:DE-08", "smtp") == (121.0, {"v": 2})
+    assert outbox.last_sent("shock:DE-08", "webhook") is None
+    assert outbox.pending_count() == 1
+
+
+def test_a_sink_that_is_down_gets_the_alert_from_the_database_outbox_when_it_is_back(store):
+    from alerts.alert import alert_from_signal
+    from alerts.dispatch import Dispatcher
+    from alerts.sinks import SinkError
+
+    class FlakySink:
+        name = "webhook"
+
+        def __init__(self):
+            self.up, self.received = False, []
+
+        def send(self, alert, previous=None):
+            if not self.up:
+                raise SinkError("connection refused")
+            self.received.append(alert)
+
+    clock = [1000.0]
+    sink = FlakySink()
+    dispatcher = Dispatcher([sink], store.outbox(), throttle_s=300, retry_max_s=60, clock=lambda: clock[0])
+    dispatcher.submit(alert_from_signal({
+        "signal_id": "s1", "kind": "market_shock", "state": "drop", "severity": "critical",
+        "subject": {"type": "region", "id": "DE-01"}, "detected_at": "2025-04-10T00:00:00+00:00",
+        "emitted_at": "2026-11-24T10:00:00+00:00", "evidence": {}}))
+    assert dispatcher.deliver_due().failed == 1 and sink.received == []
+    # A restart: a new dispatcher on the same database still holds the alert.
+    sink.up = True
+    clock[0] += 61
+    dispatcher = Dispatcher([sink], store.outbox(), throttle_s=300, retry_max_s=60, clock=lambda: clock[0])
+    assert dispatcher.deliver_due().sent == 1
+    assert [a.key for a in sink.received] == ["market_shock:region:DE-01"]
+    assert store.outbox().pending_count() == 0
 
 
 def test_reports_are_kept(store):

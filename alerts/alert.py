@@ -1,0 +1,249 @@
+"""One incident as every sink sees it: the `Alert`, built from a signal or a proposal.
+
+The `key` is what makes "one shock, one alert": every later signal about the same
+incident (same kind, subject and metric) or every superseding proposal for the same
+reps carries the same key, so the dispatcher updates the alert it already sent
+instead of sending a second one. Labels are chosen to route well in Alertmanager
+(alertname, severity, service, kind and the subject as rep/region/model) and stay
+stable for an incident; what changes between updates goes into annotations.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+from alerts import messages
+
+#: The `service` label on every alert, so one Alertmanager route catches them all.
+SERVICE = "territory-monitor"
+STATUSES = ("firing", "resolved")
+#: Signal states that mean "the incident is over" (imbalance and coverage gaps say "cleared").
+RESOLVED_STATES = frozenset({"cleared", "closed", "resolved", "in_band", "ok"})
+#: Subject types that also get a label of their own name (rep="R-1", region="DE-BY").
+_SUBJECT_LABELS = ("rep", "region", "model")
+#: Annotations that identify one emission of a signal, not what it says (ignored by `content`).
+VOLATILE_ANNOTATIONS = frozenset({"signal_id", "detected_at"})
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Alert:
+    """An incident in its newest state. Frozen: an update is a new `Alert` with the same key."""
+
+    key: str
+    status: str  # "firing" | "resolved"
+    severity: str  # "critical" | "warning" | "info"
+    summary: str  # one line
+    description: str  # a few lines, plain text
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    body: dict[str, Any]  # the full payload (the signal, or the alert message of a proposal)
+    starts_at: datetime
+    ends_at: datetime | None = None
+    updated_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"alert {self.key!r}: status {self.status!r} is not one of {STATUSES}")
+        bad = [name for name in self.labels if not _LABEL_NAME.match(name)]
+        if bad:
+            raise ValueError(f"alert {self.key!r}: label names {bad} are not [a-zA-Z_][a-zA-Z0-9_]*")
+
+    @property
+    def resolved(self) -> bool:
+        return self.status == "resolved"
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON types only: what the outbox stores and the webhook sends."""
+        return {
+            "key": self.key, "status": self.status, "severity": self.severity, "summary": self.summary,
+            "description": self.description, "labels": dict(self.labels), "annotations": dict(self.annotations),
+            "body": self.body, "starts_at": self.starts_at.isoformat(),
+            "ends_at": self.ends_at.isoformat() if self.ends_at else None,
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Alert":
+        return cls(
+            key=data["key"], status=data["status"], severity=data["severity"], summary=data["summary"],
+            description=data["description"], labels=dict(data["labels"]), annotations=dict(data["annotations"]),
+            body=dict(data["body"]), starts_at=_parse_time(data["starts_at"]),
+            ends_at=_parse_time(data["ends_at"]) if data.get("ends_at") else None,
+            updated_at=_parse_time(data["updated_at"]),
+        )
+
+    def content(self) -> dict[str, Any]:
+        """What a receiver shows about the incident, without the times and the raw payload.
+
+        Two alerts with equal content say the same thing; the dispatcher does not send the
+        second (a re-emitted signal has a new id and emission time, but nothing new to say).
+        """
+        return {"key": self.key, "status": self.status, "severity": self.severity, "summary": self.summary,
+                "description": self.description, "labels": dict(self.labels),
+                "annotations": {k: v for k, v in self.annotations.items() if k not in VOLATILE_ANNOTATIONS}}
+
+    def with_(self, **changes: Any) -> "Alert":
+        return replace(self, **changes)
+
+
+def content_of(alert_json: Mapping[str, Any]) -> dict[str, Any]:
+    """`Alert.content()` of a stored alert dict."""
+    return Alert.from_json(alert_json).content()
+
+
+# ---------------------------------------------------------------------------- signals
+
+
+def alert_from_signal(signal: Mapping[str, Any], *, review_url: str | None = None,
+                      runbook_url: str | None = None) -> Alert:
+    """The alert for a detector signal (docs/EVENTS.md, `territory.signals`).
+
+    Key: kind, subject and (for imbalance) the metric, so the potential and the workload
+    imbalance of one rep are two incidents, and its over -> cleared transition is one.
+    """
+    kind = str(signal["kind"])
+    state = str(signal.get("state") or "")
+    subject = signal.get("subject") or {}
+    subject_type, subject_id = str(subject.get("type") or "subject"), str(subject.get("id") or "?")
+    evidence = signal.get("evidence") or {}
+    metric = str(evidence.get("metric") or "")
+    status = "resolved" if state in RESOLVED_STATES else "firing"
+    severity = str(signal.get("severity") or "warning")
+
+    key = f"{kind}:{subject_type}:{subject_id}" + (f":{metric}" if metric else "")
+    labels = {
+        "alertname": "Territory" + "".join(part.capitalize() for part in re.split(r"[^a-zA-Z0-9]+", kind) if part),
+        "severity": severity, "service": SERVICE, "kind": kind,
+        "subject_type": subject_type, "subject": subject_id,
+    }
+    if subject_type in _SUBJECT_LABELS:
+        labels[subject_type] = subject_id
+    if metric:
+        labels["metric"] = metric
+    summary = _signal_summary(kind, state, subject, evidence)
+    detected = str(signal.get("detected_at") or "")
+    # No ids or times in the description: a re-emitted signal with the same figures says nothing new.
+    description = "\n".join(line for line in (
+        summary,
+        f"state: {state or 'unknown'}",
+        "evidence: " + _evidence_text(evidence) if evidence else "",
+    ) if line)
+    annotations = {"summary": summary, "description": description, "state": state,
+                   "signal_id": str(signal.get("signal_id") or ""), "detected_at": detected}
+    _add_links(annotations, review_url, runbook_url)
+    # Wall-clock times (emitted_at), not event time: Alertmanager expires alerts by its clock.
+    emitted = _parse_time(signal["emitted_at"]) if signal.get("emitted_at") else datetime.now(timezone.utc)
+    return Alert(
+        key=key, status=status, severity=severity, summary=summary, description=description,
+        labels=labels, annotations={k: v for k, v in annotations.items() if v}, body=dict(signal),
+        starts_at=emitted, ends_at=emitted if status == "resolved" else None,
+    )
+
+
+def _signal_summary(kind: str, state: str, subject: Mapping[str, Any], evidence: Mapping[str, Any]) -> str:
+    who = str(subject.get("id") or "?")
+    if subject.get("name") and subject.get("name") != who:
+        who = f"{subject['name']} ({who})"
+    resolved = state in RESOLVED_STATES
+    if kind in ("imbalance", "workload_imbalance") and "share" in evidence and "fair_share" in evidence:
+        metric = evidence.get("metric") or ("workload" if kind == "workload_imbalance" else "potential")
+        figures = f"{_pct(evidence['share'], 1)} vs fair share {_pct(evidence['fair_share'], 1)}"
+        if resolved:
+            return f"{who} is back within the fair share of {metric}: {figures}"
+        deviation = evidence.get("deviation")
+        side = "over" if state == "over" else "under" if state == "under" else state or "off"
+        extra = f", {float(deviation) * 100:+.0f}%" if deviation is not None else ""
+        return f"{who} is {side} the fair share of {metric}: {figures}{extra}"
+    if kind == "market_shock":
+        size = evidence.get("size")
+        moved = "dropped" if state == "drop" else "rose" if state == "rise" else "moved"
+        how_much = f" {abs(float(size)) * 100:.0f}%" if size is not None else ""
+        since = f" since {evidence['started_on']}" if evidence.get("started_on") else ""
+        if resolved:
+            return f"market shock in {who} is over"
+        return f"market shock in {who}: demand {moved}{how_much} against the rest of the country{since}"
+    if kind == "coverage_gap":
+        if resolved:
+            return f"coverage gap of {who} closed: every account has an active rep"
+        count = int(evidence.get("accounts_without_rep") or 0)
+        potential = evidence.get("potential")
+        worth = f" (potential {float(potential):,.0f})" if potential is not None else ""
+        return f"coverage gap: {count} account{'s' if count != 1 else ''} of {who} without an active rep{worth}"
+    if kind == "model_drift":
+        size = evidence.get("size")
+        how_much = f" {float(size) * 100:+.0f}%" if size is not None else ""
+        since = f" since {evidence['started_on']}" if evidence.get("started_on") else ""
+        return f"the {who} model's error {'is back to normal' if resolved else 'rose' + how_much + since}"
+    return f"{kind.replace('_', ' ')} {state or 'signal'} for {subject.get('type', 'subject')} {who}"
+
+
+def _evidence_text(evidence: Mapping[str, Any]) -> str:
+    parts = []
+    for name, value in evidence.items():
+        if isinstance(value, float):
+            value = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+        elif isinstance(value, (list, tuple)) and len(value) > 5:
+            value = ", ".join(map(str, value[:5])) + f", ... ({len(value)})"
+        parts.append(f"{name}={value}")
+    return "; ".join(parts)
+
+
+# ---------------------------------------------------------------------------- proposals
+
+
+def proposal_key(proposal: Mapping[str, Any]) -> str:
+    """"proposal:" + the reps it touches (as `alerts.store.touched_reps`): a superseding
+    proposal for the same reps updates the same alert. Unsolved proposals (no moves) are
+    one territory-wide incident."""
+    moves = proposal.get("moves") or []
+    reps = {m["to_rep"] for m in moves} | {m["from_rep"] for m in moves if m.get("from_rep")}
+    return "proposal:" + (",".join(sorted(reps)) if reps else "unsolved")
+
+
+def alert_from_proposal(proposal: Mapping[str, Any], *, review_url: str | None = None,
+                        runbook_url: str | None = None) -> Alert:
+    """The alert for a rebalance proposal; `body` is the `territory.alerts` message."""
+    complete = {"seconds": 0.0, "explanation": "", "trigger_signals": [], "moves": [],
+                "imbalance_before": 0.0, "imbalance_after": 0.0, **proposal}
+    message = messages.alert_from_proposal(complete)
+    key = proposal_key(proposal)
+    reps = key.split(":", 1)[1]
+    summary = messages.summary_line(complete)
+    lines = messages.move_lines(complete)
+    description = "\n".join([summary, *lines]) if lines else summary
+    labels = {"alertname": "TerritoryRebalanceProposal", "severity": message["severity"], "service": SERVICE,
+              "kind": "rebalance_proposal", "subject_type": "reps", "subject": reps}
+    annotations = {"summary": summary, "description": description, "proposal_id": str(proposal["proposal_id"]),
+                   "proposal_status": str(proposal.get("status") or ""),
+                   "moves": str(len(complete["moves"])),
+                   "trigger_signals": ",".join(map(str, complete["trigger_signals"]))}
+    _add_links(annotations, review_url, runbook_url)
+    created = proposal.get("created_at")
+    starts = _parse_time(created) if created else datetime.now(timezone.utc)
+    return Alert(key=key, status="firing", severity=message["severity"], summary=summary,
+                 description=description, labels=labels,
+                 annotations={k: v for k, v in annotations.items() if v}, body=message, starts_at=starts)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _add_links(annotations: dict[str, str], review_url: str | None, runbook_url: str | None) -> None:
+    if review_url:
+        annotations["review_url"] = review_url
+    if runbook_url:
+        annotations["runbook_url"] = runbook_url
+
+
+def _pct(value: Any, digits: int = 0) -> str:
+    return f"{float(value) * 100:.{digits}f}%"
+
+
+def _parse_time(value: str | datetime) -> datetime:
+    """ISO 8601 (a trailing Z too) to an aware datetime; naive times are taken as UTC."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
