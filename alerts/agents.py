@@ -1,4 +1,10 @@
-"""Faust wiring of the alert stage: store what the planner publishes, then alert once."""
+"""Faust wiring of the alert stage: store what the planner publishes, then alert once
+per incident through every configured sink (alerts/dispatch.py, alerts/sinks.py).
+
+The `territory.alerts` topic is written here directly (the "kafka" sink); every other
+sink goes through the dispatcher and its database outbox, so a sink that is down gets
+the alert when it is back, and one that hangs never holds up the stream.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +13,38 @@ import logging
 
 import faust
 
-from alerts.messages import alert_from_proposal, move_lines, summary_line
+from alerts.alert import alert_from_proposal, alert_from_signal
+from alerts.dispatch import Dispatcher
+from alerts.messages import alert_from_proposal as alert_message
+from alerts.sinks import sinks_from_settings
 from alerts.store import Store
 from monitor.metrics import Metrics
 from territory import topics
+from territory.settings import Settings
 
 log = logging.getLogger("territory.alerts")
 
+#: How often due deliveries (new alerts, throttled updates, retries) are sent.
+DELIVERY_INTERVAL_S = 2.0
 
-def register_alerts(app: faust.App, store: Store, metrics: Metrics) -> None:
+
+def register_alerts(app: faust.App, settings: Settings, store: Store, metrics: Metrics) -> Dispatcher:
     signals_topic = app.topic(topics.SIGNALS, key_serializer="raw", value_serializer="json")
     proposals_topic = app.topic(topics.PROPOSALS, key_serializer="raw", value_serializer="json")
     alerts_topic = app.topic(topics.ALERTS, key_serializer="raw", value_serializer="json")
+    to_kafka = "kafka" in [s.strip() for s in settings.alert_sinks.split(",")]
+    review_url = f"http://127.0.0.1:{settings.web_port}/proposals/{{id}}" if settings.web_port else None
+    dispatcher = Dispatcher(
+        sinks_from_settings(settings), store.outbox(), throttle_s=settings.alert_throttle_s,
+        retry_max_s=settings.alert_retry_max_s, metrics=metrics,
+    )
 
-    @app.agent(signals_topic, name="signal-store")
-    async def store_signals(stream: faust.StreamT) -> None:
+    @app.agent(signals_topic, name="signal-alerts")
+    async def alert_signals(stream: faust.StreamT) -> None:
         async for signal in stream:
-            await asyncio.to_thread(store.save_signal, signal)
+            # Stored once; the dispatcher merges repeats of one incident into one alert.
+            if await asyncio.to_thread(store.save_signal, signal):
+                await asyncio.to_thread(dispatcher.submit, alert_from_signal(signal))
 
     @app.agent(proposals_topic, name="proposal-alerts")
     async def alert_proposals(stream: faust.StreamT) -> None:
@@ -31,11 +52,17 @@ def register_alerts(app: faust.App, store: Store, metrics: Metrics) -> None:
             # Stored first; a redelivered, already alerted proposal is recognised and skipped.
             if not await asyncio.to_thread(store.save_proposal, proposal):
                 continue
-            alert = alert_from_proposal(proposal)
-            await alerts_topic.send(key=proposal["proposal_id"].encode(), value=alert)
-            metrics.alerts.labels("kafka").inc()
-            log.warning(summary_line(proposal))
-            for line in move_lines(proposal):
-                log.warning(line)
-            metrics.alerts.labels("log").inc()
+            if to_kafka:
+                await alerts_topic.send(key=proposal["proposal_id"].encode(), value=alert_message(proposal))
+                metrics.alerts.labels("kafka").inc()
+            url = review_url.format(id=proposal["proposal_id"]) if review_url else None
+            await asyncio.to_thread(dispatcher.submit, alert_from_proposal(proposal, review_url=url))
             await asyncio.to_thread(store.mark_alerted, proposal["proposal_id"])
+
+    @app.timer(DELIVERY_INTERVAL_S)
+    async def deliver_alerts() -> None:
+        report = await asyncio.to_thread(dispatcher.deliver_due)
+        for sink, error in report.errors.items():
+            log.warning("alert delivery to %s failed, will retry: %s", sink, error)
+
+    return dispatcher
