@@ -60,8 +60,10 @@ _EXACT_TIE_BREAK_VARIABLES = 5_000
 _REDUCE_ABOVE_VARIABLES = 30_000
 #: Accounts kept movable per pair of reps in the reduced model, largest first.
 _REDUCED_PER_ARC = 20
+#: Pairs of reps the LP moves nothing between keep this many times fewer accounts.
+_QUIET_ARC_DIVISOR = 8
 #: Share of the primary objective's time the reduced model may use.
-_REDUCED_TIME_SHARE = 0.6
+_REDUCED_TIME_SHARE = 0.8
 
 
 def minimal_moves(
@@ -420,6 +422,7 @@ def _fewest_changes(
                 weights,
                 incumbent or (relaxation.rounded if relaxation is not None else start_from),
                 relaxation.moved if relaxation is not None else [],
+                relaxation.arcs if relaxation is not None else None,
                 lower,
                 reduced_deadline,
                 num_workers,
@@ -457,6 +460,7 @@ def _solve_reduced(
     weights: Sequence[int],
     start_from: list[int],
     movable: Sequence[int],
+    busy_arcs: set[tuple[int, int]] | None,
     lower: int,
     deadline: float,
     num_workers: int,
@@ -469,7 +473,7 @@ def _solve_reduced(
     per_arc, best = _REDUCED_PER_ARC, None
     widest = max(Counter(p.current).values(), default=0)
     while deadline - time.perf_counter() > cpsat.MIN_SOLVE_SECONDS:
-        reduced = _reduced(p, per_arc, movable)
+        reduced = _reduced(p, per_arc, movable, busy_arcs)
         start = best or [r if r in reduced.candidates[i] else reduced.candidates[i][0] for i, r in enumerate(start_from)]
         stage = _lexicographic(
             setup, reduced, [_primary(weights, lower, best)], start, best is not None, [deadline], num_workers
@@ -484,7 +488,9 @@ def _solve_reduced(
     return best
 
 
-def _reduced(problem: Problem, per_arc: int, movable: Sequence[int] = ()) -> Problem:
+def _reduced(
+    problem: Problem, per_arc: int, movable: Sequence[int] = (), busy_arcs: set[tuple[int, int]] | None = None
+) -> Problem:
     """``problem`` where an account may only move along an arc (its rep -> another)
     if it is among the ``per_arc`` largest on that arc (primary metric); the others
     stay. Placements and ``movable`` accounts keep all their candidates."""
@@ -495,8 +501,10 @@ def _reduced(problem: Problem, per_arc: int, movable: Sequence[int] = ()) -> Pro
             for t in cands[1:]:
                 arcs[p.current[i], t].append(i)
     allowed: dict[int, set[int]] = defaultdict(set)
-    for (_, t), members in arcs.items():
-        for i in sorted(members, key=lambda i: -p.potential[i])[:per_arc]:
+    for (d, t), members in arcs.items():
+        # Pairs the LP moves nothing between get a few accounts only.
+        keep = per_arc if busy_arcs is None or (d, t) in busy_arcs else per_arc // _QUIET_ARC_DIVISOR
+        for i in sorted(members, key=lambda i: -p.potential[i])[:keep]:
             allowed[i].add(t)
     for i in movable:
         allowed[i].update(p.candidates[i])

@@ -33,6 +33,7 @@ _BOUND_SLACK = 1e-6
 class Relaxation:
     bound: int  # valid lower bound on the objective
     moved: list[int]  # accounts the LP moves, fully or partly
+    arcs: set[tuple[int, int]]  # (from rep, to rep) pairs along which the LP moves anything
     rounded: list[int]  # per account its rep with the largest LP value (may break bands)
 
 
@@ -67,4 +68,10 @@ def solve_relaxation(problem: Problem, weights: Sequence[int], *, time_limit_s: 
     bound = max(0, math.ceil(optimum * (1 - _BOUND_SLACK) - 1e-6))
     moved = [i for i, cur in enumerate(p.current) if cur == UNPLACED or x[i, cur].solution_value() < 1 - 1e-6]
     rounded = [max(p.candidates[i], key=lambda r: x[i, r].solution_value()) for i in range(p.n_accounts)]
-    return Relaxation(bound=bound, moved=moved, rounded=rounded)
+    arcs = {
+        (p.current[i], r)
+        for i in moved
+        for r in p.candidates[i]
+        if r != p.current[i] and x[i, r].solution_value() > 1e-6
+    }
+    return Relaxation(bound=bound, moved=moved, rounded=rounded, arcs=arcs)
