@@ -7,17 +7,43 @@ when a rebalance is due, the rebalancer's input.
 
 from __future__ import annotations
 
+import json
+import statistics
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from detectors import ImbalanceDetector, ImbalanceFinding, MarketShockDetector, ModelDriftDetector
 from monitor.potential import PotentialModel, learn_from_history, predict_potential
 from monitor.regions import region_label
-from monitor.state import AccountState, RepAggregate, RepState, territory_aggregates, trailing_sum
-from rebalancer import Account, RebalanceResult, Rep
+from monitor.state import (AccountState, RepAggregate, RepState, month_index, month_key, territory_aggregates,
+                           trailing_sum)
+from rebalancer import Account, Move, RebalanceResult, Rep
 from territory.settings import Settings
+
+# The proposal carries the figures of every account when the company has at most this many
+# (the review's map then shows the whole company), else those of the reps the moves touch,
+# at most this many rows (moved accounts first, then by potential). Either way the rows stay
+# within CONTEXT_MAX_BYTES of JSON (a row is about 220 bytes, so 5000 rows would be ~1.1 MB):
+# Kafka's and Faust's default message limit is 1 MB, and moves and balances need room too.
+CONTEXT_ALL_ACCOUNTS_UP_TO = 5000
+CONTEXT_MAX_ACCOUNTS = 5000
+CONTEXT_MAX_BYTES = 600_000
+# Sales and activity in the context are counted over the last twelve complete months,
+# whatever the potential window: a year is what a manager compares.
+CONTEXT_WINDOW_MONTHS = 12
+
+
+@dataclass(frozen=True)
+class ProposalContext:
+    """What the weekly review shows beside the moves (map, sales intelligence): one row per
+    account the rebalancer saw (see `account_context_row`), the active reps' home bases and
+    the last complete month the figures run through ("YYYY-MM")."""
+
+    accounts: tuple[dict[str, Any], ...]
+    reps: tuple[dict[str, Any], ...]
+    as_of: str
 
 
 @dataclass(frozen=True)
@@ -29,6 +55,9 @@ class RebalanceRequest:
     # "minimal_moves": fewest moves to bring every rep into the band;
     # "place": only accounts without an active rep move (a rep left).
     mode: str = "minimal_moves"
+    # Figures for the review, built with the request (the states are at hand only here) and
+    # cut down to the touched territories once the moves are known (`Planner.proposal`).
+    context: ProposalContext | None = None
 
 
 @dataclass
@@ -106,12 +135,14 @@ class Planner:
         if orphans:
             return evaluation  # accounts without an owner are placed first; balance waits for that
         if self._pending_signal_ids and self.detector.out_of_band and self._cooled_down():
+            request_accounts = rebalance_accounts(accounts, through, window_months, self._potentials)
             evaluation.rebalance = RebalanceRequest(
-                accounts=rebalance_accounts(accounts, through, window_months, self._potentials),
+                accounts=request_accounts,
                 reps=[Rep(r.rep_id, r.home_lat, r.home_lon, r.capacity_fte, r.max_travel_km) for r in reps if r.active],
                 # Aim inside the detector's leave band, so an accepted proposal clears the signal.
                 tolerance=self.settings.tolerance * self.settings.hysteresis,
                 trigger_signal_ids=list(self._pending_signal_ids),
+                context=proposal_context(accounts, reps, request_accounts, through),
             )
             self._pending_signal_ids = []
             self._last_proposal_at = self._clock()
@@ -252,12 +283,14 @@ class Planner:
         orphans = {account.account_id for group in by_missing_rep.values() for account in group}
         if orphans and orphans != self._placed_orphans and active:
             gap_ids = [s["signal_id"] for s in evaluation.signals if s["kind"] == "coverage_gap" and s["state"] == "open"]
+            request_accounts = rebalance_accounts(accounts, through, window_months, self._potentials)
             evaluation.rebalance = RebalanceRequest(
-                accounts=rebalance_accounts(accounts, through, window_months, self._potentials),
+                accounts=request_accounts,
                 reps=[Rep(r.rep_id, r.home_lat, r.home_lon, r.capacity_fte, r.max_travel_km) for r in reps if r.active],
                 tolerance=self.settings.tolerance * self.settings.hysteresis,
                 trigger_signal_ids=gap_ids,
                 mode="place",
+                context=proposal_context(accounts, reps, request_accounts, through),
             )
             self._last_proposal_at = self._clock()
         self._placed_orphans = orphans
@@ -323,7 +356,7 @@ class Planner:
 
     def proposal(self, request: RebalanceRequest, result: RebalanceResult, watermark: datetime) -> dict[str, Any]:
         body = result.to_dict()
-        return {
+        proposal = {
             "proposal_id": f"prop-{uuid.uuid4().hex[:12]}",
             "created_at": self._clock().isoformat(),
             "event_time": watermark.isoformat(),
@@ -333,6 +366,11 @@ class Planner:
             "imbalance_after": imbalance_index_of(result.after),
             **body,
         }
+        if request.context is not None:
+            rows, scope = select_context_accounts(request.context.accounts, result.moves)
+            proposal.update(accounts=rows, accounts_scope=scope, accounts_as_of=request.context.as_of,
+                            reps=list(request.context.reps))
+        return proposal
 
     def state_dict(self) -> dict[str, Any]:
         return {"detector": self.detector.state_dict(), "pending_signal_ids": list(self._pending_signal_ids),
@@ -388,3 +426,92 @@ def rebalance_accounts(accounts: Iterable[AccountState], watermark: datetime, wi
         for account in accounts
         if account.known and not account.closed
     ]
+
+
+# --------------------------------------------------------------------------- review context
+
+
+def account_context_row(state: AccountState, potential: float, through: datetime) -> dict[str, Any]:
+    """One account's figures for the weekly review, from complete months up to `through`.
+
+    `active_months_12m` counts months with orders among the last twelve; `typical_gap_months`
+    is the median number of months between consecutive months with orders over the kept
+    history (None with fewer than two such months): the account's buying rhythm, against
+    which a silence counts as lapsed. Floats are rounded to what a report shows.
+
+    >>> state = AccountState("a1", 52.52001, 13.40499, rep_id="R1",
+    ...                      monthly_sales={"2024-11": 50.0, "2025-01": 80.0, "2025-03": 120.0, "2025-05": 9.0},
+    ...                      monthly_minutes={"2025-02": 30.0})
+    >>> row = account_context_row(state, 1234.567, datetime(2025, 4, 30, 23, 59, tzinfo=timezone.utc))
+    >>> row["sales_12m"], row["active_months_12m"], row["last_order_month"], row["typical_gap_months"]
+    (250.0, 3, '2025-03', 2.0)
+    """
+    last = month_index(month_key(through))
+    ordering = sorted(month_index(key) for key, amount in state.monthly_sales.items()
+                      if amount > 0 and month_index(key) <= last)
+    gaps = [later - earlier for earlier, later in zip(ordering, ordering[1:])]
+    return {
+        "account_id": state.account_id,
+        "lat": round(state.lat, 4) if state.lat is not None else None,
+        "lon": round(state.lon, 4) if state.lon is not None else None,
+        "rep_id": state.rep_id,
+        "potential": round(potential, 2),
+        "sales_12m": round(trailing_sum(state.monthly_sales, through, CONTEXT_WINDOW_MONTHS), 2),
+        "active_months_12m": sum(1 for month in ordering if last - month < CONTEXT_WINDOW_MONTHS),
+        "last_order_month": f"{ordering[-1] // 12:04d}-{ordering[-1] % 12 + 1:02d}" if ordering else None,
+        "typical_gap_months": round(float(statistics.median(gaps)), 1) if gaps else None,
+        "activity_minutes_12m": round(trailing_sum(state.monthly_minutes, through, CONTEXT_WINDOW_MONTHS), 1),
+    }
+
+
+def proposal_context(states: Iterable[AccountState], reps: Iterable[RepState], accounts: Sequence[Account],
+                     through: datetime) -> ProposalContext:
+    """The review's figures for every account the rebalancer was given (`accounts`, whose
+    potential is the one the proposal balanced) and the active reps' home bases."""
+    potential = {account.account_id: account.potential for account in accounts}
+    rows = tuple(account_context_row(state, potential[state.account_id], through)
+                 for state in states if state.account_id in potential)
+    homes = tuple({"rep_id": rep.rep_id, "home_lat": round(rep.home_lat, 4), "home_lon": round(rep.home_lon, 4)}
+                  for rep in reps if rep.active)
+    return ProposalContext(accounts=rows, reps=homes, as_of=month_key(through))
+
+
+def select_context_accounts(rows: Sequence[dict[str, Any]], moves: Iterable[Move | dict[str, Any]], *,
+                            all_up_to: int = CONTEXT_ALL_ACCOUNTS_UP_TO, max_rows: int = CONTEXT_MAX_ACCOUNTS,
+                            max_bytes: int = CONTEXT_MAX_BYTES) -> tuple[list[dict[str, Any]], str]:
+    """The rows a proposal carries and their scope, in the order given:
+
+    - "all": every account, when there are at most `all_up_to` and they fit `max_bytes`;
+    - "touched": the accounts of the moves' from and to reps and the moved accounts;
+    - "touched_largest": when those exceed `max_rows` or `max_bytes`, the moved accounts
+      and then the largest by potential that fit (the review's sales intelligence then
+      covers those only, and says so).
+
+    >>> rows = [{"account_id": a, "rep_id": r, "potential": p} for a, r, p in
+    ...         [("a", "R1", 5), ("b", "R2", 9), ("c", "R3", 1), ("d", "R3", 7)]]
+    >>> move = {"account_id": "a", "from_rep": "R1", "to_rep": "R2"}
+    >>> select_context_accounts(rows, [move])[1]
+    'all'
+    >>> [r["account_id"] for r in select_context_accounts(rows, [move], all_up_to=2)[0]]
+    ['a', 'b']
+    >>> [r["account_id"] for r in select_context_accounts(rows, [move], all_up_to=2, max_rows=1)[0]]
+    ['a']
+    """
+    sizes = {row["account_id"]: len(json.dumps(row)) + 2 for row in rows}  # ", " between rows
+    if len(rows) <= all_up_to and sum(sizes.values()) <= max_bytes:
+        return list(rows), "all"
+    moves = [move if isinstance(move, dict) else {"account_id": move.account_id, "from_rep": move.from_rep,
+                                                  "to_rep": move.to_rep} for move in moves]
+    touched = {move[side] for move in moves for side in ("from_rep", "to_rep")} - {None}
+    moved = {move["account_id"] for move in moves}
+    selected = [row for row in rows if row["rep_id"] in touched or row["account_id"] in moved]
+    if len(selected) <= max_rows and sum(sizes[row["account_id"]] for row in selected) <= max_bytes:
+        return selected, "touched"
+    keep: set[str] = set()
+    budget = max_bytes
+    for row in sorted(selected, key=lambda row: (row["account_id"] not in moved, -row["potential"], row["account_id"])):
+        if len(keep) >= max_rows or sizes[row["account_id"]] > budget:
+            break
+        keep.add(row["account_id"])
+        budget -= sizes[row["account_id"]]
+    return [row for row in selected if row["account_id"] in keep], "touched_largest"

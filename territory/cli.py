@@ -25,6 +25,16 @@ app.command("import")(import_command)
 app.command("export-assignments")(export_assignments_command)
 
 
+def _register_proposals(cli: typer.Typer) -> None:
+    """Decisions (issue 6, part 4): `territory proposals list|show|approve|reject|apply`."""
+    from territory.proposals_cli import app as proposals_app
+
+    cli.add_typer(proposals_app, name="proposals")
+
+
+_register_proposals(app)
+
+
 def _settings(**overrides: object) -> Settings:
     settings = Settings.from_env(**overrides)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

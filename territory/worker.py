@@ -40,8 +40,17 @@ def create_app(settings: Settings, metrics: Metrics, store: Store) -> faust.App:
         install_exact_end_offsets()
     register_intake(app, settings, metrics)
     register_planner(app, settings, metrics)
-    register_alerts(app, store, metrics)
+    register_alerts(app, settings, store, metrics)
+    register_decisions(app, settings, store)
     return app
+
+
+def register_decisions(app: faust.App, settings: Settings, store: Store) -> None:
+    """Decisions (issue 6, part 4): the review page and HTTP API on 127.0.0.1:web_port,
+    and the retry that publishes approved proposals (alerts/web.py)."""
+    from alerts.web import register_review
+
+    register_review(app, store, settings)
 
 
 def run_worker(settings: Settings) -> None:

@@ -1,0 +1,507 @@
+"""The manager's weekly review: one self-contained HTML report of the pending proposals.
+
+A manager approves territory changes once a week, in a mail client or a browser, so the
+report is one HTML file with every picture embedded as a base64 ``data:`` URI and every
+style inline (mail clients drop ``<style>`` blocks and linked files). Per pending
+proposal: a headline (moves, imbalance before -> after, status, why), the map before and
+after, the reps' shares, the moves-vs-imbalance curve when the proposal carries one, the
+moves table, and the sales intelligence of every territory the moves touch
+(:mod:`alerts.intelligence`): what the manager hands a rep with a new territory.
+
+- :func:`build_weekly_report` -- the whole report (:class:`WeeklyReport`: HTML, subject,
+  plain-text body, proposal ids).
+- :func:`render_proposal_html` -- one proposal's section as an HTML fragment, the same
+  content, for the review web page; ``actions_html`` is where its approve/reject buttons go.
+- :func:`iso_week` -- "2026-W48", the week a report is named by.
+
+``python -m alerts.report --sample OUT.html`` writes a sample report built from a
+simulated company by the real planner and rebalancer.
+
+Templates live in ``alerts/templates`` (Jinja2, autoescaped: account ids and reasons
+come from the CRM and are never trusted as HTML).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import math
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
+
+from alerts.charts import MapAccount, MapRep, moves_curve_png, share_chart_png, territory_map_png
+from alerts.intelligence import TerritoryIntelligence, territory_intelligence
+
+__all__ = [
+    "ReportImage",
+    "WeeklyReport",
+    "build_weekly_report",
+    "iso_week",
+    "render_proposal_html",
+    "sample_proposal",
+]
+
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+# Rows per intelligence list: enough to start a territory with, short enough for a mail.
+LIST_ROWS = 15
+# Widest picture in the page (px): the width attribute mail clients without CSS obey.
+MAX_IMAGE_WIDTH = 920
+_UNSOLVED = ("infeasible", "unknown")
+
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class ReportImage:
+    """A picture of the report: its PNG, alt text and the Content-ID it takes in a
+    multipart/related e-mail (see :meth:`WeeklyReport.email_html`)."""
+
+    cid: str
+    png: bytes
+    alt: str
+
+    @property
+    def data_uri(self) -> str:
+        return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
+
+    @property
+    def width(self) -> int:
+        """Display width: the PNG's own width, at most MAX_IMAGE_WIDTH."""
+        pixels = struct.unpack(">I", self.png[16:20])[0] if self.png[12:16] == b"IHDR" else MAX_IMAGE_WIDTH
+        return min(pixels, MAX_IMAGE_WIDTH)
+
+
+@dataclass(frozen=True)
+class WeeklyReport:
+    """The weekly review as sent and stored.
+
+    ``html`` is self-contained (pictures as data URIs): right for the store, a browser and
+    most mail clients. Gmail and Outlook show no data-URI pictures; for them send
+    :meth:`email_html` with ``images`` attached as inline parts (Content-ID ``cid``).
+    """
+
+    week: str
+    html: str
+    subject: str
+    text: str
+    proposal_ids: list[str]
+    images: tuple[ReportImage, ...] = field(default=(), repr=False)
+
+    def email_html(self) -> str:
+        """The HTML with every picture referenced as ``cid:<cid>`` instead of inline data."""
+        html = self.html
+        for image in self.images:
+            html = html.replace(image.data_uri, f"cid:{image.cid}")
+        return html
+
+
+def iso_week(moment: datetime | date) -> str:
+    """The ISO 8601 week of a moment, e.g. "2026-W48" (the ISO year: 2027-01-01 is in 2026-W53).
+
+    >>> iso_week(date(2026, 11, 23)), iso_week(date(2027, 1, 1))
+    ('2026-W48', '2026-W53')
+    """
+    year, week, _ = moment.isocalendar()
+    return f"{year:04d}-W{week:02d}"
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def _number(value: Any, digits: int = 0) -> str:
+    if not _finite(value):
+        return "–"
+    return f"{float(value):,.{digits}f}"
+
+
+def _pct(value: Any, digits: int = 1) -> str:
+    if not _finite(value):
+        return "–"
+    return f"{float(value) * 100:.{digits}f}%"
+
+
+def _signed_pct(value: Any, digits: int = 1) -> str:
+    if not _finite(value):
+        return "–"
+    text = f"{abs(float(value)) * 100:.{digits}f}%"
+    return ("+" if float(value) > 0 else "−" if float(value) < 0 else "±") + text
+
+
+def _km(value: Any) -> str:
+    return f"{float(value):,.0f} km" if _finite(value) else "–"
+
+
+def _hours(minutes: Any) -> str:
+    return f"{float(minutes) / 60:,.1f} h" if _finite(minutes) else "–"
+
+
+def _months(value: Any) -> str:
+    if not _finite(value):
+        return "–"
+    number = float(value)
+    text = f"{number:.0f}" if number == int(number) else f"{number:.1f}"
+    return f"{text} month" + ("" if number == 1 else "s")
+
+
+def _gap(value: Any) -> str:
+    """An account's usual gap between ordering months; unknown after a single one."""
+    return _months(value) if _finite(value) else "single order"
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(TEMPLATE_DIR), autoescape=True, undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters.update(number=_number, pct=_pct, signed_pct=_signed_pct, km=_km, hours=_hours, months=_months, gap=_gap)
+    return env
+
+
+_ENV = _environment()
+
+
+# --------------------------------------------------------------------------- proposal view
+
+
+def _headline(proposal: Mapping[str, Any]) -> str:
+    moves = len(proposal.get("moves") or [])
+    before, after = _pct(proposal.get("imbalance_before")), _pct(proposal.get("imbalance_after"))
+    if proposal.get("status") in _UNSOLVED:
+        return f"No balanced assignment found: imbalance stays at {before}"
+    if proposal.get("status") == "balanced" or moves == 0:
+        return f"Nothing to move: imbalance {before}"
+    verb = "Place" if proposal.get("mode") == "place" else "Move"
+    return f"{verb} {_plural(moves, 'account')}: imbalance {before} → {after}"
+
+
+def _reasons(proposal: Mapping[str, Any]) -> list[str]:
+    """Why the proposal exists, in words: the reps outside their band before, worst first."""
+    tolerance = float(proposal.get("tolerance") or 0.0)
+    outside = [row for row in proposal.get("before") or [] if abs(float(row.get("deviation", 0.0))) > tolerance + 1e-9]
+    reasons = [
+        f"{row['rep_id']} holds {_pct(row['share'])} of the potential against a fair share of "
+        f"{_pct(row['fair_share'])} ({_signed_pct(row['deviation'])}, band ±{_pct(tolerance, 0)})"
+        for row in sorted(outside, key=lambda row: -abs(float(row["deviation"])))
+    ]
+    active = _active_reps(proposal)
+    orphans = [move for move in proposal.get("moves") or [] if move.get("from_rep") not in active]
+    if orphans:
+        gone = sorted({str(move["from_rep"]) for move in orphans if move.get("from_rep") is not None})
+        whose = f" (of {', '.join(gone)}, no longer active)" if gone else ""
+        reasons.insert(0, f"{_plural(len(orphans), 'account')} without an active rep{whose} must be placed")
+    return reasons
+
+
+def _rep_rows(proposal: Mapping[str, Any]) -> list[dict[str, Any]]:
+    before = {row["rep_id"]: row for row in proposal.get("before") or []}
+    after = {row["rep_id"]: row for row in proposal.get("after") or []}
+    tolerance = float(proposal.get("tolerance") or 0.0)
+    rows = []
+    for rep_id in list(before) + [r for r in after if r not in before]:
+        was, now = before.get(rep_id, {}), after.get(rep_id, {})
+        rows.append({
+            "rep_id": rep_id,
+            "accounts_before": was.get("accounts"), "accounts_after": now.get("accounts"),
+            "share_before": was.get("share"), "share_after": now.get("share"),
+            "fair_share": (was or now).get("fair_share"),
+            "deviation_before": was.get("deviation"), "deviation_after": now.get("deviation"),
+            "outside_before": _finite(was.get("deviation")) and abs(was["deviation"]) > tolerance + 1e-9,
+            "outside_after": _finite(now.get("deviation")) and abs(now["deviation"]) > tolerance + 1e-9,
+        })
+    return rows
+
+
+def _active_reps(proposal: Mapping[str, Any]) -> set[str]:
+    """The reps the rebalancer balanced: the only ones with a territory after the moves."""
+    return {row["rep_id"] for side in ("before", "after") for row in proposal.get(side) or []}
+
+
+def _touched_reps(proposal: Mapping[str, Any]) -> list[str]:
+    """The territories the moves change (a rep who left has none to show); without moves,
+    the reps out of their band."""
+    moved = {move[side] for move in proposal.get("moves") or [] for side in ("from_rep", "to_rep")} - {None}
+    active = _active_reps(proposal)
+    if moved:
+        return sorted(moved & active if active else moved)
+    tolerance = float(proposal.get("tolerance") or 0.0)
+    return sorted(row["rep_id"] for row in proposal.get("before") or []
+                  if abs(float(row.get("deviation", 0.0))) > tolerance + 1e-9)
+
+
+def _images(proposal: Mapping[str, Any], accounts: Sequence[Mapping[str, Any]]) -> dict[str, ReportImage | None]:
+    """The "map", "shares" and "curve" pictures; None for one the proposal has no data for."""
+    pid = str(proposal.get("proposal_id", "proposal"))
+    images: dict[str, ReportImage | None] = {"map": None, "shares": None, "curve": None}
+    located = [MapAccount(str(row["account_id"]), float(row["lat"]), float(row["lon"]), row.get("rep_id"),
+                          float(row.get("potential") or 0.0))
+               for row in accounts if _finite(row.get("lat")) and _finite(row.get("lon"))]
+    if located:
+        reps = [MapRep(str(rep["rep_id"]), float(rep["home_lat"]), float(rep["home_lon"]))
+                for rep in proposal.get("reps") or []]
+        images["map"] = ReportImage(f"{pid}-map", territory_map_png(located, reps, proposal),
+                                    "Map of the territories before and after the proposed moves")
+    images["shares"] = ReportImage(f"{pid}-shares", share_chart_png(proposal),
+                                   "Each rep's share of potential before and after, against the fair share")
+    if proposal.get("curve"):
+        tolerance = proposal.get("tolerance")
+        images["curve"] = ReportImage(
+            f"{pid}-curve", moves_curve_png(proposal["curve"], tolerance=float(tolerance) if tolerance else None),
+            "Best imbalance reachable with at most M moves")
+    return images
+
+
+def _after_rows(accounts: Sequence[Mapping[str, Any]], moves: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    new_rep = {str(move["account_id"]): move["to_rep"] for move in moves}
+    return [{**row, "rep_id": new_rep.get(str(row["account_id"]), row.get("rep_id"))} for row in accounts]
+
+
+def _records(frame, limit: int) -> list[dict[str, Any]]:
+    return frame.head(limit).to_dict("records")
+
+
+def _territory_view(intel: TerritoryIntelligence, moved_in: set[str], moved_out: int) -> dict[str, Any]:
+    accounts = intel.accounts
+    a_accounts = accounts[accounts["abc_potential"] == "A"]
+    return {
+        "rep_id": intel.rep_id,
+        "accounts": len(accounts),
+        "potential": intel.potential,
+        "sales_12m": intel.sales_12m,
+        "moved_in": len(moved_in & set(accounts["account_id"])),
+        "moved_out": moved_out,
+        "abc": [{"grade": grade, **row} for grade, row in intel.abc.to_dict("index").items()],
+        "a_accounts": _records(a_accounts, LIST_ROWS),
+        "a_more": max(0, len(a_accounts) - LIST_ROWS),
+        "lapsed": _records(intel.lapsed, LIST_ROWS),
+        "lapsed_more": max(0, len(intel.lapsed) - LIST_ROWS),
+        "giants": _records(intel.sleeping_giants, LIST_ROWS),
+        "giants_more": max(0, len(intel.sleeping_giants) - LIST_ROWS),
+        "new_ids": moved_in,
+    }
+
+
+def _proposal_view(proposal: Mapping[str, Any]) -> dict[str, Any]:
+    """Everything the proposal template shows, computed once (pictures included)."""
+    moves = list(proposal.get("moves") or [])
+    accounts = list(proposal.get("accounts") or [])
+    as_of = proposal.get("accounts_as_of")
+    territories: list[dict[str, Any]] = []
+    if accounts and as_of:
+        touched = _touched_reps(proposal)
+        intel = territory_intelligence(_after_rows(accounts, moves), as_of=str(as_of), rep_ids=touched)
+        for rep_id in touched:
+            moved_in = {str(m["account_id"]) for m in moves if m.get("to_rep") == rep_id}
+            moved_out = sum(1 for m in moves if m.get("from_rep") == rep_id)
+            territories.append(_territory_view(intel[rep_id], moved_in, moved_out))
+    return {
+        "proposal_id": str(proposal.get("proposal_id", "")),
+        "anchor": _anchor(str(proposal.get("proposal_id", ""))),
+        "headline": _headline(proposal),
+        "status": str(proposal.get("status", "")),
+        "solved": proposal.get("status") not in _UNSOLVED,
+        "mode": "placement" if proposal.get("mode") == "place" else "rebalance",
+        "event_time": str(proposal.get("event_time", ""))[:10],
+        "tolerance": proposal.get("tolerance"),
+        "imbalance_before": proposal.get("imbalance_before"),
+        "imbalance_after": proposal.get("imbalance_after"),
+        "explanation": proposal.get("explanation"),
+        "notes": list(proposal.get("notes") or []),
+        "reasons": _reasons(proposal),
+        "trigger_signals": list(proposal.get("trigger_signals") or []),
+        "reps": _rep_rows(proposal),
+        "moves": moves,
+        "moved_potential": sum(float(m.get("potential") or 0.0) for m in moves),
+        "images": _images(proposal, accounts),
+        "territories": territories,
+        "has_context": bool(accounts and as_of),
+        "as_of": as_of,
+        "scope": proposal.get("accounts_scope", "all"),
+    }
+
+
+def _anchor(proposal_id: str) -> str:
+    """The proposal section's id: the overview links to it; any character an id or URL
+    fragment could trip on becomes "-"."""
+    return "proposal-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in proposal_id)
+
+
+def _review_link(review_url: str | None, proposal_id: str) -> str | None:
+    """The review page of a proposal: `review_url` with "{proposal_id}" filled in, or as is."""
+    if not review_url:
+        return None
+    return review_url.replace("{proposal_id}", proposal_id)
+
+
+def _render_fragment(view: Mapping[str, Any], actions_html: str | Markup | None, review_link: str | None) -> str:
+    return _ENV.get_template("proposal.html.j2").render(
+        p=view, actions_html=Markup(actions_html) if actions_html else None, review_link=review_link)
+
+
+def render_proposal_html(
+    proposal: Mapping[str, Any], *, actions_html: str | Markup | None = None, review_url: str | None = None
+) -> str:
+    """One proposal's section of the weekly report, as an HTML fragment (a ``<section>``
+    with inline styles), for the review web page.
+
+    ``actions_html`` is trusted HTML (not escaped) placed under the headline, where the
+    page puts its approve/reject form; without it and with ``review_url`` (which may hold
+    "{proposal_id}") a "Review this proposal" link goes there instead.
+    """
+    view = _proposal_view(proposal)
+    return _render_fragment(view, actions_html, _review_link(review_url, view["proposal_id"]))
+
+
+# --------------------------------------------------------------------------- report
+
+
+def build_weekly_report(
+    proposals: list[dict], *, week: str, generated_at: datetime, review_url: str | None = None
+) -> WeeklyReport:
+    """The weekly review of the pending ``proposals`` (oldest first, as given): the HTML
+    report, the mail subject and a plain-text body that stands on its own.
+
+    ``review_url`` links the review page from the overview and from each proposal; it may
+    contain "{proposal_id}" to link each proposal's own page.
+    """
+    views = [_proposal_view(proposal) for proposal in proposals]
+    sections = [Markup(_render_fragment(view, None, _review_link(review_url, view["proposal_id"]))) for view in views]
+    total_moves = sum(len(view["moves"]) for view in views)
+    worst = max((float(view["imbalance_before"]) for view in views if _finite(view["imbalance_before"])), default=None)
+    overview = {"count": len(views), "moves": total_moves, "worst_imbalance": worst}
+    stamp = _stamp(generated_at)
+    html = _ENV.get_template("weekly.html.j2").render(
+        week=week, generated=stamp, overview=overview, proposals=views, sections=sections,
+        review_page=review_url if review_url and "{proposal_id}" not in review_url else None,
+    )
+    if views:
+        subject = (f"Territory review {week}: {_plural(len(views), 'pending proposal')}, "
+                   f"{_plural(total_moves, 'move')}")
+    else:
+        subject = f"Territory review {week}: nothing pending"
+    images = tuple(image for view in views for image in view["images"].values() if image is not None)
+    return WeeklyReport(week=week, html=html, subject=subject, text=_text(week, stamp, views, overview, review_url),
+                        proposal_ids=[view["proposal_id"] for view in views], images=images)
+
+
+def _stamp(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        return moment.strftime("%Y-%m-%d %H:%M")
+    return moment.strftime("%Y-%m-%d %H:%M ") + (moment.tzname() or moment.strftime("%z"))
+
+
+def _text(week: str, stamp: str, views: Sequence[Mapping[str, Any]], overview: Mapping[str, Any],
+          review_url: str | None) -> str:
+    lines = [f"Territory review {week} (generated {stamp})", ""]
+    if not views:
+        lines.append("Nothing pending: no territory changes wait for a decision this week.")
+    else:
+        lines.append(f"{_plural(overview['count'], 'pending proposal')}, {_plural(overview['moves'], 'move')} in all, "
+                     f"worst imbalance {_pct(overview['worst_imbalance'])}.")
+        for view in views:
+            lines += ["", f"* {view['proposal_id']} ({view['mode']}, {view['status']}): {view['headline']}"]
+            lines += [f"  why: {reason}" for reason in view["reasons"][:3]]
+            if view["explanation"]:
+                lines.append(f"  solver: {view['explanation']}")
+            for move in view["moves"][:10]:
+                lines.append(f"  - {move['account_id']}: {move.get('from_rep') or 'nobody'} -> {move['to_rep']} "
+                             f"(potential {_number(move.get('potential'))}, {_km(move.get('distance_km'))})")
+            if len(view["moves"]) > 10:
+                lines.append(f"  ... and {len(view['moves']) - 10} more moves in the report")
+            if view["territories"]:
+                lines.append("  for the reps: " + "; ".join(
+                    f"{t['rep_id']} {_plural(len(t['lapsed']) + t['lapsed_more'], 'lapsed account')}, "
+                    f"{_plural(len(t['giants']) + t['giants_more'], 'sleeping giant')}" for t in view["territories"]))
+            link = _review_link(review_url, view["proposal_id"])
+            if link and "{proposal_id}" in (review_url or ""):
+                lines.append(f"  review: {link}")
+        lines += ["", "The HTML report shows the maps, the shares, the moves and the sales intelligence "
+                      "(ABC classes, lapsed accounts, sleeping giants) of every territory concerned."]
+    if review_url and "{proposal_id}" not in review_url:
+        lines += ["", f"Review and decide: {review_url}"]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- sample
+
+
+def sample_proposal(*, seed: int = 7, n_reps: int = 8, n_accounts: int = 400, months: int = 20,
+                    potential: str = "model", time_limit_s: float = 5.0) -> dict[str, Any]:
+    """A real proposal for a simulated company: simulator events folded into account
+    state, judged by the planner (`potential`: "model", the learned potential as in
+    production, or "trailing" sales), solved by the rebalancer, with its
+    moves-vs-imbalance curve. For the sample report and the tests.
+
+    A market shock in one region after `months` - 8 months unbalances the territories;
+    raises RuntimeError if the planner asks for no rebalance (try another seed).
+    """
+    from monitor.contract import validate_envelope
+    from monitor.planner import Planner
+    from monitor.state import AccountState, RepState, apply_account_event
+    from rebalancer import minimal_moves, trade_off_curve
+    from simulator import default_shock, generate_company, generate_events
+    from territory.settings import Settings
+
+    company = generate_company(seed=seed, n_reps=n_reps, n_accounts=n_accounts)
+    shock = default_shock(company, after_months=max(1, months - 8))
+    states: dict[str, AccountState] = {}
+    reps: dict[str, RepState] = {}
+    last = company.start
+    for topic, key, envelope in generate_events(company, months=months, shock=shock):
+        event = validate_envelope(envelope, topic=topic, key=key)
+        if event.type == "rep.upserted":
+            data = event.data
+            reps[data["rep_id"]] = RepState(data["rep_id"], data["home_lat"], data["home_lon"], data["capacity_fte"],
+                                            data["active"], data["max_travel_km"])
+        else:
+            states[event.subject_id] = apply_account_event(states.get(event.subject_id), event)
+        last = max(last, event.occurred_at)
+    clock = lambda: last + timedelta(hours=1)  # noqa: E731 - the proposal is stamped in event time
+    planner = Planner(Settings(potential=potential, warmup_days=180), clock=clock)
+    evaluation = planner.evaluate(list(states.values()), list(reps.values()), watermark=last,
+                                  first_event_at=company.start)
+    request = evaluation.rebalance
+    if request is None:
+        raise RuntimeError(f"seed {seed}: the planner found nothing to rebalance (imbalance "
+                           f"{evaluation.imbalance:.1%}); try another seed")
+    common = dict(tolerance=request.tolerance, time_limit_s=time_limit_s, num_workers=1)
+    result = minimal_moves(request.accounts, request.reps, **common)
+    proposal = planner.proposal(request, result, last)
+    proposal["curve"] = [{"moves": point.moves, "imbalance": round(point.imbalance, 5)}
+                         for point in trade_off_curve(request.accounts, request.reps, **common)]
+    return proposal
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m alerts.report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sample", type=Path, required=True, metavar="OUT.html",
+                        help="write a sample weekly report of a simulated company to this file")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--reps", type=int, default=8)
+    parser.add_argument("--accounts", type=int, default=400)
+    parser.add_argument("--review-url", default=None, help="review page link, may contain {proposal_id}")
+    args = parser.parse_args(argv)
+    proposal = sample_proposal(seed=args.seed, n_reps=args.reps, n_accounts=args.accounts)
+    now = datetime.now(timezone.utc)
+    report = build_weekly_report([proposal], week=iso_week(now), generated_at=now, review_url=args.review_url)
+    args.sample.parent.mkdir(parents=True, exist_ok=True)
+    args.sample.write_text(report.html, encoding="utf-8")
+    print(f"{report.subject}: wrote {args.sample} ({len(report.html) / 1024:,.0f} KiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
