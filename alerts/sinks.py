@@ -241,7 +241,10 @@ class SmtpSink:
         return msg
 
     def send(self, alert: Alert, previous: Alert | None = None) -> None:
-        msg = self.message(alert)
+        self.deliver(self.message(alert), what=f"alert {alert.key}")
+
+    def deliver(self, msg: EmailMessage, *, what: str) -> None:
+        """Send any message to the configured recipients (the weekly review uses it too)."""
         where = f"SMTP {self.host}:{self.port}"
         try:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout_s) as smtp:
@@ -261,7 +264,7 @@ class SmtpSink:
             raise SinkError(f"{where}: {error}") from None
         if refused:
             # Some recipients got it; retrying would send the others a second copy. Log, not fail.
-            logging.getLogger("territory.alerts").warning("%s refused %s for alert %s", where, refused, alert.key)
+            logging.getLogger("territory.alerts").warning("%s refused %s for %s", where, refused, what)
 
 
 # ---------------------------------------------------------------------------- settings

@@ -280,6 +280,36 @@ def rebalance(
         raise typer.Exit(status)
 
 
+@app.command()
+def report(
+    week: bool = typer.Option(True, "--week/--no-week", help="This week's review of every pending proposal."),
+    out: Optional[Path] = typer.Option(None, "--out", dir_okay=False,
+                                       help="Also write the HTML here (default: territory-data/reports/WEEK.html)."),
+    send: bool = typer.Option(True, "--send/--no-send",
+                              help="E-mail it to TERRITORY_REPORT_TO (or TERRITORY_SMTP_TO) when set."),
+) -> None:
+    """Build the weekly review now (the worker also builds it on TERRITORY_REPORT_CRON), keep it in the store."""
+    from alerts.store import Store
+    from alerts.weekly import build_digest, next_run
+
+    settings = _settings()
+    store = Store(settings.db_url)
+    store.migrate()
+    try:
+        digest = build_digest(store, settings, send=send)
+    except Exception as error:  # a mail failure: the report is stored, say what failed
+        typer.echo(f"error: the review was stored but not sent: {error}", err=True)
+        raise typer.Exit(1)
+    path = out or settings.data_dir / "reports" / f"{digest.report.week}.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(digest.report.html, encoding="utf-8")
+    typer.echo(f"{digest.report.subject}")
+    typer.echo(f"wrote {path} (report {digest.report_id} in the store)")
+    typer.echo(f"e-mailed to {', '.join(digest.sent_to)}" if digest.sent_to else
+               "not e-mailed: set TERRITORY_REPORT_TO or TERRITORY_SMTP_TO")
+    typer.echo(f"the worker builds the next one at {next_run(settings).isoformat()}")
+
+
 def main() -> None:
     app()
 

@@ -9,6 +9,7 @@ import faust
 
 from alerts.agents import register_alerts
 from alerts.store import Store
+from alerts.weekly import register_weekly_review
 from monitor.agents import register_intake, register_planner
 from monitor.geocode import default_resolver
 from monitor.metrics import Metrics
@@ -42,6 +43,7 @@ def create_app(settings: Settings, metrics: Metrics, store: Store) -> faust.App:
     register_planner(app, settings, metrics)
     register_alerts(app, settings, store, metrics)
     register_decisions(app, settings, store)
+    register_weekly_review(app, store, settings)
     return app
 
 

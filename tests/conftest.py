@@ -67,6 +67,8 @@ def start_worker(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Callable[..
             "TERRITORY_PARTITIONS": str(broker.partitions),
             "TERRITORY_DB_URL": db_url,
             "TERRITORY_METRICS_PORT": str(metrics_port),
+            # Its own review page port: workers of parallel tests must not compete for 8088.
+            "TERRITORY_WEB_PORT": str(free_port()),
             "TERRITORY_DATA_DIR": str(tmp_path / f"worker{index}"),
             "TERRITORY_APP_ID": "territory-test",
             **env_overrides,
