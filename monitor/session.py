@@ -8,14 +8,20 @@ rebalancer the request asks for and returns the proposal. No Kafka here.
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, MutableMapping
 
 from monitor.planner import Evaluation, Planner, RebalanceRequest
 from monitor.state import AccountState, RepState
 from monitor.watermark import Watermark
-from rebalancer import minimal_moves, place_accounts
+from rebalancer import minimal_moves, place_accounts, trade_off_curve
 from territory.settings import Settings
+
+
+#: Budgets on a live proposal's moves-vs-imbalance curve (sampled evenly beyond that).
+CURVE_POINTS = 12
 
 
 class PlanningSession:
@@ -96,4 +102,11 @@ class PlanningSession:
             result = minimal_moves(request.accounts, request.reps, tolerance=request.tolerance,
                                    metrics=self.settings.metric_list, objective=self.settings.rebalance_objective,
                                    **common)
-        return self.planner.proposal(request, result, self.judged_at or self.watermark.current)
+        proposal = self.planner.proposal(request, result, self.judged_at or self.watermark.current)
+        if request.mode != "place" and result.moves:
+            # What each extra move buys, for the review page and the weekly report.
+            curve = trade_off_curve(request.accounts, request.reps, tolerance=request.tolerance,
+                                    metrics=self.settings.metric_list, max_points=CURVE_POINTS,
+                                    **{**common, "time_limit_s": self.settings.solver_time_limit_s / 2})
+            proposal["curve"] = [asdict(point) for point in curve]
+        return proposal
