@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 from rebalancer.geo import haversine_matrix_km
 
 if TYPE_CHECKING:  # only for annotations: model.py imports this module
-    from rebalancer.model import Account, Rep
+    from rebalancer.values import Account, Rep
 
 #: Integer units the total potential is scaled to (see module docstring).
 RESOLUTION = 10**9
