@@ -51,13 +51,15 @@ __all__ = ["minimal_moves", "trade_off_curve"]
 #: Share of ``time_limit_s`` the primary objective may use; the rest (and anything it
 #: leaves unused) goes to the tie-breaks.
 _PRIMARY_TIME_SHARE = 0.8
+#: Seconds kept at the end of the time limit for reading, checking and reporting the answer.
+_WRAP_UP_SECONDS = 1.0
 #: Tie-breaks stop within this relative gap of their optimum, on models with more than
 #: this many variables (smaller ones are solved exactly).
 _TIE_BREAK_GAP = 0.005
 _EXACT_TIE_BREAK_VARIABLES = 5_000
 #: Above this many assignment variables the search starts on a reduced model (see
 #: :func:`_reduced`): CP-SAT finds good solutions there much sooner.
-_REDUCE_ABOVE_VARIABLES = 30_000
+_REDUCE_ABOVE_VARIABLES = 10_000
 #: Accounts kept movable per pair of reps in the reduced model, largest first.
 _REDUCED_PER_ARC = 20
 #: Pairs of reps the LP moves nothing between keep this many times fewer accounts.
@@ -296,7 +298,8 @@ class _Setup:
             before=balance_of(accounts, reps),
             tolerances=tolerances,
             start=start,
-            deadline=start + time_limit_s,
+            # Reading and checking the answer comes after the last solve: keep time for it.
+            deadline=start + time_limit_s - min(_WRAP_UP_SECONDS, 0.05 * time_limit_s),
         )
 
     def holds(self, assignment: Sequence[int]) -> bool:
