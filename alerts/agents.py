@@ -13,7 +13,7 @@ import logging
 
 import faust
 
-from alerts.alert import alert_from_proposal, alert_from_signal
+from alerts.alert import alert_from_proposal, alert_from_signal, proposal_key, proposal_settled
 from alerts.dispatch import Dispatcher
 from alerts.messages import alert_from_proposal as alert_message
 from alerts.sinks import sinks_from_settings
@@ -59,10 +59,44 @@ def register_alerts(app: faust.App, settings: Settings, store: Store, metrics: M
             await asyncio.to_thread(dispatcher.submit, alert_from_proposal(proposal, review_url=url))
             await asyncio.to_thread(store.mark_alerted, proposal["proposal_id"])
 
+    settled = ProposalSettlement(store, dispatcher)
+
     @app.timer(DELIVERY_INTERVAL_S)
     async def deliver_alerts() -> None:
+        await asyncio.to_thread(settled.resolve_new)
         report = await asyncio.to_thread(dispatcher.deliver_due)
         for sink, error in report.errors.items():
             log.warning("alert delivery to %s failed, will retry: %s", sink, error)
 
     return dispatcher
+
+
+class ProposalSettlement:
+    """Resolves a proposal's alert once people decided on it (from the review page, the
+    CLI in another process, or by a newer proposal superseding it): reads the audit log
+    past the last entry seen. After a restart it reads from the start; resolving again
+    is harmless, the dispatcher does not re-send identical content."""
+
+    SETTLING = ("approved", "rejected", "superseded")
+
+    def __init__(self, store: Store, dispatcher: Dispatcher) -> None:
+        self.store, self.dispatcher, self.seen = store, dispatcher, 0
+
+    def resolve_new(self) -> int:
+        entries = [a for a in reversed(self.store.audit(limit=500)) if a.id > self.seen]
+        resolved = 0
+        for entry in entries:
+            self.seen = max(self.seen, entry.id)
+            if entry.action not in self.SETTLING or entry.proposal_id is None:
+                continue
+            row = self.store.proposal(entry.proposal_id)
+            if row is None:
+                continue
+            key = proposal_key(row.payload)
+            # A pending proposal for the same reps owns that incident now: leave it firing.
+            if any(proposal_key(p.payload) == key for p in self.store.proposals("pending")):
+                continue
+            actor = None if entry.actor == "worker" else entry.actor
+            self.dispatcher.submit(proposal_settled(row.payload, entry.action, actor=actor, comment=entry.comment))
+            resolved += 1
+        return resolved

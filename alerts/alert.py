@@ -247,3 +247,16 @@ def _parse_time(value: str | datetime) -> datetime:
     """ISO 8601 (a trailing Z too) to an aware datetime; naive times are taken as UTC."""
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def proposal_settled(proposal: Mapping[str, Any], status: str, *, actor: str | None = None,
+                     comment: str | None = None) -> Alert:
+    """The proposal's alert, resolved: it was approved, rejected, applied or superseded,
+    so nobody needs to act on it any more."""
+    firing = alert_from_proposal(proposal)
+    by = f" by {actor}" if actor else ""
+    summary = f"{status}{by}: {firing.summary}"
+    annotations = {**firing.annotations, "summary": summary, "decision": status,
+                   **({"decided_by": actor} if actor else {}), **({"comment": comment} if comment else {})}
+    return replace(firing, status="resolved", summary=summary, annotations=annotations,
+                   ends_at=datetime.now(timezone.utc))
