@@ -28,14 +28,14 @@ import math
 import re
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, is_dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from connectors.csv_source import sniff_delimiter
-from rebalancer import Account, RebalanceResult, Rep, minimal_moves
+from rebalancer import Account, CurvePoint, RebalanceResult, Rep, RepBalance, minimal_moves, trade_off_curve
 
 __all__ = [
     "EDGE_COLUMNS",
@@ -142,7 +142,7 @@ class Proposal:
     scenario: Scenario
     result: RebalanceResult
     options: Options
-    curve: tuple[Any, ...] | None = None  # rebalancer.CurvePoint values, when asked
+    curve: tuple[CurvePoint, ...] | None = None  # when asked
 
     @property
     def has_proposal(self) -> bool:
@@ -154,11 +154,11 @@ class Proposal:
 
     @property
     def imbalance_before(self) -> float:
-        return _imbalance(self.result, "before", self.options.metrics)
+        return self.result.imbalance_before
 
     @property
     def imbalance_after(self) -> float:
-        return _imbalance(self.result, "after", self.options.metrics)
+        return self.result.imbalance_after
 
     def worst_after(self) -> tuple[str, str, float] | None:
         """(rep_id, metric, deviation) of the rep furthest from fair share after."""
@@ -177,13 +177,6 @@ class Proposal:
              "workload": m.workload, "distance_km": m.distance_km, "reason": m.reason}
             for m in self.result.moves
         ]
-        body["before"] = [_plain(b) for b in self.result.before]
-        body["after"] = [_plain(b) for b in self.result.after]
-        body.setdefault("metrics", list(self.options.metrics))
-        body.setdefault("objective_kind", self.options.objective)
-        body.setdefault("imbalance_before", self.imbalance_before)
-        body.setdefault("imbalance_after", self.imbalance_after)
-        body["metrics"] = list(body["metrics"])
         body["moved_potential"] = self.moved_potential
         body["max_moves"] = self.options.max_moves
         document = {"scenario": self.scenario.name, **body}
@@ -422,31 +415,20 @@ def run_scenarios(
 
 
 def _solve(scenario: Scenario, options: Options, adjacency: Sequence[tuple[str, str]] | None) -> RebalanceResult:
-    # Options at their default are left out, so the call is the live worker's call.
-    extra: dict[str, Any] = {}
-    if options.metrics != ("potential",):
-        extra["metrics"] = options.metrics
-    if options.objective != "moves":
-        extra["objective"] = options.objective
-    if options.max_moves is not None:
-        extra["max_moves"] = options.max_moves
-    if adjacency is not None:
-        extra["adjacency"] = adjacency
     return minimal_moves(
-        scenario.units, scenario.reps, tolerance=scenario.tolerance, candidate_reps=options.candidate_reps,
-        time_limit_s=options.time_limit_s, num_workers=options.num_workers, **extra,
+        scenario.units, scenario.reps, tolerance=scenario.tolerance, metrics=options.metrics,
+        objective=options.objective, max_moves=options.max_moves, adjacency=adjacency,
+        candidate_reps=options.candidate_reps, time_limit_s=options.time_limit_s, num_workers=options.num_workers,
     )
 
 
 def _trade_off_curve(scenario: Scenario, options: Options,
-                     adjacency: Sequence[tuple[str, str]] | None) -> tuple[Any, ...]:
-    from rebalancer import trade_off_curve
-
-    return tuple(trade_off_curve(
+                     adjacency: Sequence[tuple[str, str]] | None) -> tuple[CurvePoint, ...]:
+    return trade_off_curve(
         scenario.units, scenario.reps, tolerance=scenario.tolerance, metrics=options.metrics,
         adjacency=adjacency, candidate_reps=options.candidate_reps, time_limit_s=options.time_limit_s,
         num_workers=options.num_workers,
-    ))
+    )
 
 
 def exit_status(proposals: Sequence[Proposal]) -> int:
@@ -713,23 +695,8 @@ def _check_tolerance(value: float, option: str) -> None:
 # --------------------------------------------------------------------------- helpers: figures and text
 
 
-def _deviations(balance: Any, metrics: Sequence[str]) -> dict[str, float]:
-    """A RepBalance's relative deviation from fair share per metric."""
-    found = {}
-    for metric in metrics:
-        deviation = balance.deviation if metric == "potential" else getattr(balance, f"{metric}_deviation", None)
-        if deviation is not None:
-            found[metric] = deviation
-    return found
-
-
-def _imbalance(result: RebalanceResult, which: str, metrics: Sequence[str]) -> float:
-    """``result.imbalance_before`` / ``imbalance_after``, or the same figure (max |deviation|
-    over reps and metrics) from the balances."""
-    figure = getattr(result, f"imbalance_{which}", None)
-    if figure is not None:
-        return float(figure)
-    return max((abs(d) for b in getattr(result, which) for d in _deviations(b, metrics).values()), default=0.0)
+def _deviations(balance: RepBalance, metrics: Sequence[str]) -> dict[str, float]:
+    return {metric: balance.deviation_of(metric) for metric in metrics}
 
 
 def _worst(proposal: Proposal) -> str:
@@ -739,10 +706,6 @@ def _worst(proposal: Proposal) -> str:
     rep_id, metric, deviation = worst
     label = f" {metric}" if len(proposal.options.metrics) > 1 else ""
     return f"{rep_id}{label} {deviation:+.1%}"
-
-
-def _plain(value: Any) -> Any:
-    return asdict(value) if is_dataclass(value) else dict(value)
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:

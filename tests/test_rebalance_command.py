@@ -20,7 +20,6 @@ command's `after`.
 from __future__ import annotations
 
 import csv
-import inspect
 import json
 import math
 from pathlib import Path
@@ -322,7 +321,7 @@ def test_adjacency_keeps_territories_connected(tmp_path):
     assert in_band(units, capacities(DATA / "grid_reps.csv"), assignment, 0.10)
 
 
-# ---------------------------------------------------------------------------- NEW rebalancer options
+# ---------------------------------------------------------------------------- metrics, objectives, curve, contiguity
 
 
 def test_potential_and_workload_both_stay_in_band(tmp_path):
