@@ -26,6 +26,8 @@ log = logging.getLogger("territory.alerts")
 
 #: How often due deliveries (new alerts, throttled updates, retries) are sent.
 DELIVERY_INTERVAL_S = 2.0
+#: How often territory_store_proposals{state} is refreshed from the store.
+PROPOSAL_GAUGE_INTERVAL_S = 10.0
 
 
 def register_alerts(app: faust.App, settings: Settings, store: Store, metrics: Metrics) -> Dispatcher:
@@ -68,7 +70,24 @@ def register_alerts(app: faust.App, settings: Settings, store: Store, metrics: M
         for sink, error in report.errors.items():
             log.warning("alert delivery to %s failed, will retry: %s", sink, error)
 
+    @app.timer(PROPOSAL_GAUGE_INTERVAL_S)
+    async def export_proposal_states() -> None:
+        try:
+            counts = await asyncio.to_thread(proposal_counts, store)
+        except Exception:  # noqa: BLE001 - a store hiccup must not stop the worker (readiness shows it)
+            log.warning("could not count proposals for the metrics", exc_info=True)
+            return
+        for state, count in counts.items():
+            metrics.store_proposals.labels(state).set(count)
+
     return dispatcher
+
+
+def proposal_counts(store: Store) -> dict[str, int]:
+    """Stored proposals per lifecycle state (territory_store_proposals)."""
+    from monitor.metrics import PROPOSAL_STATES
+
+    return {state: len(store.proposals(state)) for state in PROPOSAL_STATES}
 
 
 class ProposalSettlement:

@@ -172,7 +172,9 @@ class Dispatcher:
         (firing <-> resolved) goes out at once.
     retry_max_s: a failing send is retried after retry_base_s * 2**attempts seconds,
         at most retry_max_s, plus up to 10 % jitter.
-    metrics: when given, `metrics.alerts.labels(sink).inc()` per alert delivered.
+    metrics: when given, `metrics.alerts.labels(sink).inc()` per alert delivered,
+        `metrics.deliveries.labels(sink, outcome).inc()` per row handled in a round
+        (outcome: sent, failed, skipped) and `metrics.outbox_pending` set after each round.
     """
 
     def __init__(self, sinks: Iterable[Sink], outbox: Outbox, *, throttle_s: float, retry_max_s: float,
@@ -236,7 +238,13 @@ class Dispatcher:
             for outcome in outcomes:
                 self._record(outcome, report)
         report.pending = self.outbox.pending_count()
+        if self.metrics is not None and getattr(self.metrics, "outbox_pending", None) is not None:
+            self.metrics.outbox_pending.set(report.pending)
         return report
+
+    def _count(self, sink: str, outcome: str) -> None:
+        if self.metrics is not None and getattr(self.metrics, "deliveries", None) is not None:
+            self.metrics.deliveries.labels(sink, outcome).inc()
 
     def _send_all(self, sink: Sink, jobs: list[tuple[OutboxItem, Alert, Alert | None]]) -> list[_Outcome]:
         """One sink's due alerts, in order (runs in a worker thread). After a `sink_down`
@@ -267,8 +275,10 @@ class Dispatcher:
             self.outbox.mark_sent(item, outcome.sent_at)
             if outcome.skipped:
                 report.skipped += 1
+                self._count(item.sink, "skipped")
                 return
             report.sent += 1
+            self._count(item.sink, "sent")
             if self.metrics is not None:
                 self.metrics.alerts.labels(item.sink).inc()
             return
@@ -278,6 +288,7 @@ class Dispatcher:
         next_at = self.clock() + self.backoff(item.attempts + 1)
         self.outbox.mark_failed(item, error, next_at)
         report.failed += 1
+        self._count(item.sink, "failed")
         report.errors[item.sink] = str(outcome.error)
         log.warning("alert %s to %s failed (attempt %d), retry in %.0f s: %s", item.key, item.sink,
                     item.attempts + 1, next_at - self.clock(), error)

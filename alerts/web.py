@@ -14,6 +14,9 @@ Routes:
   the proposal, its moves and its audit trail).
 - ``POST /api/proposals/{id}/approve``, ``.../reject`` -- JSON body ``{"by", "comment"}``.
 - ``GET /healthz`` -- liveness, never behind a token.
+- ``GET /livez`` -- the process and its event loop answer: 200. No token.
+- ``GET /readyz`` -- 200 when the broker connection works, the store answers ``SELECT 1``
+  and every Faust agent runs; else 503 with a JSON body naming what is not ready. No token.
 
 Tokens. Writes need ``Authorization: Bearer <api_token>``: 401 without it, 403 with a
 wrong one, and refused altogether while no token is configured. Because the write token
@@ -67,7 +70,11 @@ SECTION_CACHE = 16
 MAX_BY = 200        # alerts.schema: decided_by is String(200)
 MAX_COMMENT = 2000  # the override event's reason is limited to 2000 characters by the contract
 SESSION_COOKIE = "territory_review"
-OPEN_PATHS = frozenset({"/healthz", "/login"})
+OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/login"})
+#: How long the store may take to answer the readiness probe's SELECT 1.
+STORE_PROBE_TIMEOUT_S = 3.0
+#: How often the worker refreshes territory_worker_ready.
+READY_INTERVAL_S = 5.0
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -76,6 +83,7 @@ PUBLISHER = web.AppKey("publisher", object)
 SETTINGS = web.AppKey("settings", Settings)
 SECTIONS = web.AppKey("sections", OrderedDict)
 ENV = web.AppKey("env", Environment)
+READINESS = web.AppKey("readiness", object)  # async () -> dict[str, str]: what is not ready
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -368,6 +376,90 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+async def livez(request: web.Request) -> web.Response:
+    """Answered by the event loop: the process and its loop are alive."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    check = request.app.get(READINESS) or (lambda: store_problems(request.app[STORE]))
+    problems = await check()
+    if problems:
+        return web.json_response({"status": "not ready", "not_ready": problems}, status=503)
+    return web.json_response({"status": "ready"})
+
+
+def _select_one(store: Store) -> None:
+    from sqlalchemy import text
+
+    with store.engine.connect() as connection:
+        connection.execute(text("SELECT 1")).scalar_one()
+
+
+async def store_problems(store: Store) -> dict[str, str]:
+    """{"store": reason} unless the store answers SELECT 1 in time."""
+    try:
+        await asyncio.wait_for(asyncio.to_thread(_select_one, store), STORE_PROBE_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        return {"store": f"SELECT 1 did not answer within {STORE_PROBE_TIMEOUT_S:g} s"}
+    except Exception as error:  # noqa: BLE001 - any failure means not ready
+        return {"store": f"SELECT 1 failed: {type(error).__name__}: {error}"[:500]}
+    return {}
+
+
+def broker_problems(app: Any) -> dict[str, str]:
+    """{"broker": reason} unless the Faust consumer has an assignment and its Kafka client
+    holds at least one live connection (aiokafka drops a connection as soon as it closes)."""
+    try:
+        if not app.consumer.assignment():
+            return {"broker": "the consumer has no partitions assigned"}
+        client = app.consumer._thread._consumer._client  # aiokafka AIOKafkaConsumer's client
+        # The consumer runs in its own thread: copy its connection table, retrying a copy
+        # that raced with a change.
+        for _ in range(3):
+            try:
+                conns = list(client._conns.values())
+                break
+            except RuntimeError:
+                conns = []
+        if not any(conn.connected() for conn in conns):
+            return {"broker": "no live connection to the Kafka broker"}
+    except Exception as error:  # noqa: BLE001 - a consumer not started yet, or gone
+        return {"broker": f"consumer unavailable: {type(error).__name__}: {error}"[:500]}
+    return {}
+
+
+def agent_problems(app: Any) -> dict[str, str]:
+    """{"agent:<name>": reason} for every Faust agent without a running actor: none
+    started, or an actor whose task ended or crashed (mode's Service.crashed)."""
+    problems: dict[str, str] = {}
+    for agent in list(app.agents.values()):
+        name = f"agent:{agent.name}"
+        actors = list(agent._actors)
+        if not actors:
+            problems[name] = "no actor running"
+            continue
+        for actor in actors:
+            task = getattr(actor, "actor_task", None)
+            if actor.crashed:
+                problems[name] = f"crashed: {actor.crash_reason!r}"[:500]
+            elif task is None or task.done():
+                problems[name] = "its task has ended"
+    return problems
+
+
+def worker_readiness(app: Any, store: Store) -> Callable[[], Awaitable[dict[str, str]]]:
+    """The readiness check of a Faust worker: broker, store and agents."""
+
+    async def check() -> dict[str, str]:
+        problems = broker_problems(app)
+        problems.update(await store_problems(store))
+        problems.update(agent_problems(app))
+        return problems
+
+    return check
+
+
 async def login_form(request: web.Request) -> web.Response:
     return _html(request, "review_login.html.j2", next=_local_path(request.query.get("next")), failed=False)
 
@@ -405,6 +497,8 @@ def review_app(store: Store, publisher: Publisher, settings: Settings) -> web.Ap
     app.router.add_post("/api/proposals/{proposal_id}/approve", approve)
     app.router.add_post("/api/proposals/{proposal_id}/reject", reject)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/livez", livez)
+    app.router.add_get("/readyz", readyz)
     app.router.add_get("/login", login_form)
     app.router.add_post("/login", login)
     return app
@@ -448,10 +542,18 @@ class ReviewServer(Service):
             self._runner = None
 
 
-def register_review(app: Any, store: Store, settings: Settings) -> None:
+def register_review(app: Any, store: Store, settings: Settings, metrics: Any = None) -> None:
     """Serve the review page from the Faust worker `app` (unless ``web_port`` is 0), and
-    republish approved proposals whose publishing failed, every ``RETRY_INTERVAL_S``."""
+    republish approved proposals whose publishing failed, every ``RETRY_INTERVAL_S``.
+    With `metrics`, territory_worker_ready mirrors /readyz every ``READY_INTERVAL_S``."""
     publisher = decisions.FaustPublisher(app)
+    readiness = worker_readiness(app, store)
+
+    if metrics is not None:
+        @app.timer(READY_INTERVAL_S, name="export-readiness")
+        async def export_readiness() -> None:
+            problems = await readiness()
+            metrics.worker_ready.set(0 if problems else 1)
 
     @app.timer(RETRY_INTERVAL_S, name="publish-approved-proposals")
     async def publish_approved_proposals() -> None:
@@ -468,6 +570,7 @@ def register_review(app: Any, store: Store, settings: Settings) -> None:
         log.info("review page off (TERRITORY_WEB_PORT=0)")
         return
     web_app = review_app(store, publisher, settings)
+    web_app[READINESS] = readiness
     port = settings.web_port
 
     class WorkerReviewServer(ReviewServer):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from datetime import timedelta
 
 import faust
@@ -17,6 +18,11 @@ from territory import topics
 from territory.settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: How often the intake lag gauge is refreshed (seconds).
+LAG_INTERVAL_S = 5.0
+#: Signal states that close an out-of-band subject (as alerts.alert.RESOLVED_STATES).
+CLOSED_STATES = frozenset({"cleared", "closed", "resolved", "in_band", "ok"})
 
 
 def register_intake(app: faust.App, settings: Settings, metrics: Metrics) -> None:
@@ -45,14 +51,16 @@ def register_intake(app: faust.App, settings: Settings, metrics: Metrics) -> Non
     processed: dict = {}   # input partition -> next offset to process
     reported: dict = {}    # source -> caught-up state last told to the planner
 
+    def position(tp: TP) -> int:
+        return processed.get(tp, app.consumer._committed_offset.get(tp) or 0)
+
     def is_caught_up(source: str) -> bool:
         """Read to its end? The fetch high watermark is right on the embedded broker even
         where ListOffsets is not."""
         topic, _, partition = source.rpartition(":")
         tp = TP(topic, int(partition))
         highwater = app.consumer.highwater(tp)
-        position = processed.get(tp, app.consumer._committed_offset.get(tp) or 0)
-        return highwater is not None and position >= highwater
+        return highwater is not None and position(tp) >= highwater
 
     intake = Intake(
         accounts=accounts, reps=reps, seen_events=seen_events, stream_times=stream_times,
@@ -74,6 +82,8 @@ def register_intake(app: faust.App, settings: Settings, metrics: Metrics) -> Non
             await intake.handle(topic=message.topic, partition=message.partition, offset=message.offset,
                                 key=message.key, value=message.value)
             metrics.held.set(intake.held_count)
+            if message.timestamp:  # seconds since the epoch (Kafka's record timestamp)
+                metrics.intake_processing_seconds.observe(max(0.0, time.time() - message.timestamp))
             processed[message.tp] = message.offset + 1
             reported[f"{message.topic}:{message.partition}"] = False  # the planner marks it unread again
 
@@ -91,6 +101,17 @@ def register_intake(app: faust.App, settings: Settings, metrics: Metrics) -> Non
                                        value={"kind": "progress", "source": source, "caught_up": caught_up})
                 reported[source] = caught_up
 
+    @app.timer(LAG_INTERVAL_S)
+    async def export_lag() -> None:
+        """territory_intake_lag_messages: fetch high watermark minus position, per input partition."""
+        for tp in app.consumer.assignment():
+            if tp.topic not in topics.INPUT_TOPICS:
+                continue
+            highwater = app.consumer.highwater(tp)
+            if highwater is None:  # not fetched yet: unknown, not zero
+                continue
+            metrics.intake_lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position(tp)))
+
 
 def register_planner(app: faust.App, settings: Settings, metrics: Metrics) -> None:
     """State snapshots -> company view (one partition) -> detectors -> signals and proposals."""
@@ -104,6 +125,7 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics) -> No
     plan_meta = app.Table("plan-meta", default=None, partitions=1, use_partitioner=True)
     session: list[PlanningSession] = []  # built when the agent starts: tables are recovered by then
     judging = asyncio.Lock()  # the agent and the timer both judge; one at a time
+    out_of_band: dict[str, set[str]] = {}  # detector kind -> subjects whose latest signal is not closed
 
     async def judge() -> None:
         async with judging:
@@ -124,6 +146,7 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics) -> No
         for signal in evaluation.signals:
             await signals_topic.send(key=signal["subject"]["id"].encode(), value=signal)
             metrics.signals.labels(signal["kind"], signal["state"]).inc()
+            _track_out_of_band(metrics, out_of_band, signal)
             log.info("signal %s: %s %s %s %s", signal["signal_id"], signal["kind"], signal["subject"]["id"],
                      signal["state"], json.dumps(signal["evidence"]))
         if evaluation.rebalance is not None:
@@ -134,6 +157,7 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics) -> No
             metrics.proposals.labels(proposal["status"]).inc()
             metrics.rebalance_seconds.observe(proposal["seconds"])
             metrics.proposal_moves.set(len(proposal["moves"]))
+            metrics.rebalancer_moves.observe(len(proposal["moves"]))
             log.info("proposal %s (%s): %s, %d moves in %.1f s", proposal["proposal_id"], proposal["mode"],
                      proposal["status"], len(proposal["moves"]), proposal["seconds"])
 
@@ -152,6 +176,22 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics) -> No
         rebalance held back by the cooldown is due."""
         if session and not judging.locked() and session[0].due:
             await judge()
+
+
+def _track_out_of_band(metrics: Metrics, open_subjects: dict[str, set[str]], signal: dict) -> None:
+    """territory_detector_out_of_band{kind}: subjects whose latest signal is open (not cleared).
+    Workload imbalance is an imbalance signal on the workload metric: its own kind here.
+    Kept from the signals the planner publishes, so it starts at 0 after a restart."""
+    kind = signal["kind"]
+    if kind == "imbalance" and (signal.get("evidence") or {}).get("metric") == "workload":
+        kind = "workload_imbalance"
+    subjects = open_subjects.setdefault(kind, set())
+    subject = str((signal.get("subject") or {}).get("id"))
+    if signal.get("state") in CLOSED_STATES:
+        subjects.discard(subject)
+    else:
+        subjects.add(subject)
+    metrics.out_of_band.labels(kind).set(len(subjects))
 
 
 def _export_aggregates(metrics: Metrics, evaluation) -> None:

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import platform
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 NAMESPACE = "territory"
+PACKAGE = "territory-monitor"  # pyproject.toml [project] name
+PROCESSING_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+MOVES_BUCKETS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+#: Proposal lifecycle states exported by territory_store_proposals.
+PROPOSAL_STATES = ("pending", "approved", "rejected", "superseded", "applied")
+
+
+def package_version() -> str:
+    """The installed version of the territory-monitor distribution ("unknown" when not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(PACKAGE)
+    except PackageNotFoundError:
+        return "unknown"
 
 
 @dataclass
@@ -30,6 +46,16 @@ class Metrics:
     planner_updates: Counter
     planner_errors: Counter
     model_error: Gauge
+    # Issue 7: operations metrics (lag, latency, detector state, store, deliveries, build, readiness).
+    intake_lag: Gauge = field(default=None)  # type: ignore[assignment]
+    intake_processing_seconds: Histogram = field(default=None)  # type: ignore[assignment]
+    out_of_band: Gauge = field(default=None)  # type: ignore[assignment]
+    rebalancer_moves: Histogram = field(default=None)  # type: ignore[assignment]
+    store_proposals: Gauge = field(default=None)  # type: ignore[assignment]
+    deliveries: Counter = field(default=None)  # type: ignore[assignment]
+    outbox_pending: Gauge = field(default=None)  # type: ignore[assignment]
+    build_info: Gauge = field(default=None)  # type: ignore[assignment]
+    worker_ready: Gauge = field(default=None)  # type: ignore[assignment]
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> "Metrics":
@@ -70,7 +96,30 @@ class Metrics:
                                    subsystem="planner", **kw),
             model_error=Gauge("mean_absolute_error", "Potential model's prequential MAE of the last monthly "
                               "scoring (yearly potential, currency units).", subsystem="model", **kw),
-        )
+            intake_lag=Gauge("lag_messages", "Input messages not yet read: fetch high watermark minus the "
+                             "consumer's position, per input topic-partition.", ["topic", "partition"],
+                             subsystem="intake", **kw),
+            intake_processing_seconds=Histogram(
+                "processing_seconds", "Seconds from the Kafka record's timestamp to the event applied by the intake.",
+                subsystem="intake", buckets=PROCESSING_BUCKETS, **kw),
+            out_of_band=Gauge("out_of_band", "Subjects currently out of band (signal open), per detector kind.",
+                              ["kind"], subsystem="detector", **kw),
+            rebalancer_moves=Histogram("moves", "Moves per rebalance proposal.", subsystem="rebalancer",
+                                       buckets=MOVES_BUCKETS, **kw),
+            store_proposals=Gauge("proposals", "Stored proposals per lifecycle state.", ["state"],
+                                  subsystem="store", **kw),
+            deliveries=Counter("deliveries", "Alert deliveries by sink and outcome (sent, failed, skipped).",
+                               ["sink", "outcome"], subsystem="alerts", **kw),
+            outbox_pending=Gauge("outbox_pending", "Alert deliveries still pending in the outbox.",
+                                 subsystem="alerts", **kw),
+            build_info=Gauge("build_info", "Version of the worker; always 1.", ["version", "python"], **kw),
+            worker_ready=Gauge("ready", "1 when the worker is ready (GET /readyz answers 200), else 0.",
+                               subsystem="worker", **kw),
+        )._with_build_info()
+
+    def _with_build_info(self) -> "Metrics":
+        self.build_info.labels(package_version(), platform.python_version()).set(1)
+        return self
 
     def serve(self, port: int, address: str = "127.0.0.1") -> int:
         """Expose /metrics on `address:port`; returns the bound port."""

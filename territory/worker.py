@@ -42,17 +42,17 @@ def create_app(settings: Settings, metrics: Metrics, store: Store) -> faust.App:
     register_intake(app, settings, metrics)
     register_planner(app, settings, metrics)
     register_alerts(app, settings, store, metrics)
-    register_decisions(app, settings, store)
+    register_decisions(app, settings, store, metrics)
     register_weekly_review(app, store, settings)
     return app
 
 
-def register_decisions(app: faust.App, settings: Settings, store: Store) -> None:
+def register_decisions(app: faust.App, settings: Settings, store: Store, metrics: Metrics | None = None) -> None:
     """Decisions (issue 6, part 4): the review page and HTTP API on 127.0.0.1:web_port,
     and the retry that publishes approved proposals (alerts/web.py)."""
     from alerts.web import register_review
 
-    register_review(app, store, settings)
+    register_review(app, store, settings, metrics)
 
 
 def run_worker(settings: Settings) -> None:

@@ -1,0 +1,163 @@
+"""Issue 7, items 1 and 5 on a real worker: /livez, /readyz, and the operations metrics
+on /metrics; then the broker goes away and /readyz says so."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from alerts.store import Store
+from alerts.web import READINESS, agent_problems, review_app, store_problems
+from monitor.agents import _track_out_of_band
+from monitor.metrics import Metrics
+from territory import topics
+from territory.settings import Settings
+from territory.broker import free_port
+from tests.kafka_io import produce, wait_for
+from tests.test_end_to_end import scenario
+
+
+
+def get(port: int, path: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def samples(port: int) -> list:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return [s for family in text_string_to_metric_families(text) for s in family.samples]
+
+
+def value(port: int, name: str, **labels: str) -> float | None:
+    found = [s.value for s in samples(port) if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())]
+    return sum(found) if found else None
+
+
+class FakeActor:
+    def __init__(self, crashed: bool = False, done: bool = False):
+        self.crashed, self.crash_reason = crashed, RuntimeError("boom") if crashed else None
+        self.actor_task = FakeTask(done)
+
+
+class FakeTask:
+    def __init__(self, done: bool):
+        self._done = done
+
+    def done(self) -> bool:
+        return self._done
+
+
+class FakeAgent:
+    def __init__(self, name: str, *actors: FakeActor):
+        self.name, self._actors = name, set(actors)
+
+
+class FakeApp:
+    def __init__(self, *agents: FakeAgent):
+        self.agents = {agent.name: agent for agent in agents}
+
+
+def test_agent_problems_name_crashed_ended_and_missing_actors():
+    app = FakeApp(FakeAgent("ok", FakeActor()), FakeAgent("crashed", FakeActor(crashed=True)),
+                  FakeAgent("ended", FakeActor(done=True)), FakeAgent("none"))
+    problems = agent_problems(app)
+    assert set(problems) == {"agent:crashed", "agent:ended", "agent:none"}
+    assert "boom" in problems["agent:crashed"]
+
+
+def test_readyz_and_livez_on_the_review_app(tmp_path):
+    from aiohttp.test_utils import TestClient, TestServer
+
+    store = Store(f"sqlite:///{tmp_path / 'territory.db'}")
+    store.migrate()
+    assert asyncio.run(store_problems(store)) == {}
+    settings = Settings.from_env({})
+    web_app = review_app(store, publisher=None, settings=settings)
+    answers: list[dict] = [{}, {"agent:intake": "crashed: RuntimeError('boom')"}]
+
+    async def readiness() -> dict:
+        return answers.pop(0)
+
+    web_app[READINESS] = readiness
+
+    async def run() -> list[tuple[int, dict]]:
+        async with TestClient(TestServer(web_app)) as client:
+            results = []
+            for path in ("/livez", "/readyz", "/readyz"):
+                response = await client.get(path)
+                results.append((response.status, await response.json()))
+            return results
+
+    (live, live_body), (ready, _), (not_ready, body) = asyncio.run(run())
+    assert (live, live_body["status"]) == (200, "ok")
+    assert ready == 200
+    assert not_ready == 503 and body["not_ready"] == {"agent:intake": "crashed: RuntimeError('boom')"}
+
+
+def test_out_of_band_follows_open_and_cleared_signals():
+    metrics = Metrics.create()
+    open_subjects: dict = {}
+
+    def signal(kind: str, subject: str, state: str, metric: str = "potential") -> dict:
+        return {"kind": kind, "state": state, "subject": {"id": subject}, "evidence": {"metric": metric}}
+
+    for sig in (signal("imbalance", "A", "over"), signal("imbalance", "B", "under"),
+                signal("imbalance", "A", "over", metric="workload"), signal("imbalance", "B", "cleared"),
+                signal("market_shock", "DE-1", "drop")):
+        _track_out_of_band(metrics, open_subjects, sig)
+    get_value = metrics.registry.get_sample_value
+    assert get_value("territory_detector_out_of_band", {"kind": "imbalance"}) == 1
+    assert get_value("territory_detector_out_of_band", {"kind": "workload_imbalance"}) == 1
+    assert get_value("territory_detector_out_of_band", {"kind": "market_shock"}) == 1
+
+
+@pytest.mark.slow
+def test_health_routes_and_operations_metrics(broker, start_worker):
+    web_port = free_port()
+    worker = start_worker(TERRITORY_WEB_PORT=str(web_port), TERRITORY_PLANNER_INTERVAL_S="0.3")
+    messages = scenario()
+    produce(broker.bootstrap_servers, messages)
+    wait_for(lambda: worker.metric("territory_intake_events_total") == len(messages), 90,
+             f"the worker to take all {len(messages)} messages")
+
+    wait_for(lambda: get(web_port, "/livez")[0] == 200, 30, "/livez 200")
+    wait_for(lambda: get(web_port, "/readyz")[0] == 200, 60, "/readyz 200")
+    status, body = get(web_port, "/readyz")
+    assert status == 200 and body["status"] == "ready", body
+
+    port = worker.metrics_port
+    # Lag is known (and >= 0) for every partition of every input topic once each was fetched.
+    expected = {(topic, str(p)) for topic in topics.INPUT_TOPICS for p in range(broker.partitions)}
+
+    def lags() -> dict:
+        return {(s.labels["topic"], s.labels["partition"]): s.value for s in samples(port)
+                if s.name == "territory_intake_lag_messages"}
+
+    wait_for(lambda: set(lags()) >= expected, 30, "territory_intake_lag_messages for every input partition")
+    assert all(lag >= 0 for lag in lags().values()), lags()
+    wait_for(lambda: all(lags()[tp] == 0 for tp in expected), 30, "the lag to drop to 0 once all is read")
+
+    # Every applied message was timed from its record timestamp (deduplicated and dead-lettered ones too).
+    assert value(port, "territory_intake_processing_seconds_count") >= len(messages) - 3
+    assert value(port, "territory_intake_processing_seconds_sum") >= 0
+    assert value(port, "territory_build_info") == 1
+    wait_for(lambda: value(port, "territory_worker_ready") == 1, 30, "territory_worker_ready 1")
+    wait_for(lambda: value(port, "territory_store_proposals", state="pending") is not None, 30,
+             "territory_store_proposals")
+    assert value(port, "territory_alerts_outbox_pending") is not None
+
+    # The broker goes away: the worker is alive but not ready, and says why.
+    broker.stop()
+    wait_for(lambda: get(web_port, "/readyz")[0] == 503, 60, "/readyz 503 without a broker")
+    status, body = get(web_port, "/readyz")
+    assert status == 503 and "broker" in body["not_ready"], body
+    assert get(web_port, "/livez")[0] == 200
+    wait_for(lambda: value(port, "territory_worker_ready") == 0, 30, "territory_worker_ready 0")
