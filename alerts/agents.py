@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any, Callable, TypeVar
 
 import faust
+from sqlalchemy.exc import SQLAlchemyError
 
 from alerts.alert import alert_from_proposal, alert_from_signal, proposal_key, proposal_settled
 from alerts.dispatch import Dispatcher
@@ -23,6 +25,7 @@ from territory import topics
 from territory.settings import Settings
 
 log = logging.getLogger("territory.alerts")
+T = TypeVar("T")
 
 #: How often due deliveries (new alerts, throttled updates, retries) are sent.
 DELIVERY_INTERVAL_S = 2.0
@@ -41,32 +44,44 @@ def register_alerts(app: faust.App, settings: Settings, store: Store, metrics: M
         retry_max_s=settings.alert_retry_max_s, metrics=metrics,
     )
 
+    stored = StoreRetry(metrics)
+
     @app.agent(signals_topic, name="signal-alerts")
     async def alert_signals(stream: faust.StreamT) -> None:
         async for signal in stream:
-            # Stored once; the dispatcher merges repeats of one incident into one alert.
-            if await asyncio.to_thread(store.save_signal, signal):
-                await asyncio.to_thread(dispatcher.submit, alert_from_signal(signal))
+            if await stored.call(store.has_signal, signal["signal_id"], what="reading signals"):
+                continue  # a redelivered signal: queued and stored before
+            # Queued first, then stored: a crash in between queues it again after the restart,
+            # and the outbox merges the repeat into the same incident (an upsert, not a new row).
+            await stored.call(dispatcher.submit, alert_from_signal(signal), what="queueing an alert")
+            await stored.call(store.save_signal, signal, what="storing a signal")
 
     @app.agent(proposals_topic, name="proposal-alerts")
     async def alert_proposals(stream: faust.StreamT) -> None:
         async for proposal in stream:
             # Stored first; a redelivered, already alerted proposal is recognised and skipped.
-            if not await asyncio.to_thread(store.save_proposal, proposal):
+            if not await stored.call(store.save_proposal, proposal, what="storing a proposal"):
                 continue
             if to_kafka:
                 await alerts_topic.send(key=proposal["proposal_id"].encode(), value=alert_message(proposal))
                 metrics.alerts.labels("kafka").inc()
             url = review_url.format(id=proposal["proposal_id"]) if review_url else None
-            await asyncio.to_thread(dispatcher.submit, alert_from_proposal(proposal, review_url=url))
-            await asyncio.to_thread(store.mark_alerted, proposal["proposal_id"])
+            await stored.call(dispatcher.submit, alert_from_proposal(proposal, review_url=url),
+                              what="queueing an alert")
+            await stored.call(store.mark_alerted, proposal["proposal_id"], what="marking a proposal alerted")
 
     settled = ProposalSettlement(store, dispatcher)
 
-    @app.timer(DELIVERY_INTERVAL_S)
+    # On the leader only: with several workers each due row is sent by one of them.
+    @app.timer(DELIVERY_INTERVAL_S, on_leader=True)
     async def deliver_alerts() -> None:
-        await asyncio.to_thread(settled.resolve_new)
-        report = await asyncio.to_thread(dispatcher.deliver_due)
+        try:
+            await asyncio.to_thread(settled.resolve_new)
+            report = await asyncio.to_thread(dispatcher.deliver_due)
+        except SQLAlchemyError as error:  # the outbox is in the store: deliver when it is back
+            metrics.store_errors.labels("delivering alerts").inc()
+            log.warning("store unavailable, alert deliveries wait for it: %s", _brief(error))
+            return
         for sink, error in report.errors.items():
             log.warning("alert delivery to %s failed, will retry: %s", sink, error)
 
@@ -83,11 +98,38 @@ def register_alerts(app: faust.App, settings: Settings, store: Store, metrics: M
     return dispatcher
 
 
+class StoreRetry:
+    """Runs a store call in a thread and, while the database is unreachable, retries it with
+    exponential backoff (1 s doubling to 30 s) instead of failing. The agent waits meanwhile,
+    so its Kafka offset is not committed and nothing it has not stored is lost."""
+
+    def __init__(self, metrics: Metrics, *, first_delay_s: float = 1.0, max_delay_s: float = 30.0):
+        self.metrics = metrics
+        self.first_delay_s, self.max_delay_s = first_delay_s, max_delay_s
+
+    async def call(self, action: Callable[..., T], *args: Any, what: str) -> T:
+        delay = self.first_delay_s
+        while True:
+            try:
+                return await asyncio.to_thread(action, *args)
+            except SQLAlchemyError as error:
+                self.metrics.store_errors.labels(what).inc()
+                log.warning("store unavailable while %s, retrying in %.0f s: %s", what, delay, _brief(error))
+                await asyncio.sleep(delay)
+                delay = min(self.max_delay_s, delay * 2)
+
+
+def _brief(error: Exception) -> str:
+    """First line of a driver error (SQLAlchemy appends the statement and a link)."""
+    return str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+
+
 def proposal_counts(store: Store) -> dict[str, int]:
     """Stored proposals per lifecycle state (territory_store_proposals)."""
     from monitor.metrics import PROPOSAL_STATES
 
-    return {state: len(store.proposals(state)) for state in PROPOSAL_STATES}
+    counted = store.proposal_counts()  # one grouped COUNT: this runs every few seconds
+    return {state: counted.get(state, 0) for state in PROPOSAL_STATES}
 
 
 class ProposalSettlement:

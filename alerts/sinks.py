@@ -8,6 +8,7 @@ the alert did not arrive; the dispatcher then keeps it and retries with backoff.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import email.policy
 import hmac
@@ -23,6 +24,7 @@ from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any, Callable, Protocol, runtime_checkable
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from alerts.alert import Alert
 
@@ -80,9 +82,32 @@ class LogSink:
 # ---------------------------------------------------------------------------- HTTP
 
 
+def redact_url(url: str) -> str:
+    """`url` as it may be logged or stored: user info and query string (either may hold a
+    password or token) replaced by ``***``."""
+    parts = urlsplit(url)
+    user, _, host = parts.netloc.rpartition("@")
+    return urlunsplit((parts.scheme, ("***@" if user else "") + host, parts.path, "***" if parts.query else "", ""))
+
+
+def _basic_auth(url: str) -> tuple[str, dict[str, str]]:
+    """`url` without its ``user:password@`` and the Basic Authorization header they stand
+    for (urllib neither strips nor sends them by itself)."""
+    parts = urlsplit(url)
+    user, _, host = parts.netloc.rpartition("@")
+    if not user:
+        return url, {}
+    username, _, password = user.partition(":")
+    credentials = base64.b64encode(f"{unquote(username)}:{unquote(password)}".encode()).decode()
+    return urlunsplit(parts._replace(netloc=host)), {"Authorization": f"Basic {credentials}"}
+
+
 def _post(url: str, body: bytes, headers: dict[str, str], timeout_s: float, what: str) -> None:
-    request = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json", **headers})
+    # Errors name the redacted URL: they are logged and kept in the outbox.
+    where = f"{what} {redact_url(url)}"
+    target, auth = _basic_auth(url)
+    request = urllib.request.Request(target, data=body, method="POST",
+                                     headers={"Content-Type": "application/json", **auth, **headers})
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             response.read()
@@ -90,10 +115,10 @@ def _post(url: str, body: bytes, headers: dict[str, str], timeout_s: float, what
         detail = error.read(500).decode("utf-8", "replace").strip()
         # 4xx: this alert was refused, the receiver is up; 408/429 and 5xx: the receiver is in trouble.
         item_only = 400 <= error.code < 500 and error.code not in (408, 429)
-        raise SinkError(f"{what} {url}: HTTP {error.code} {error.reason}: {detail}", sink_down=not item_only) from None
-    except (urllib.error.URLError, OSError) as error:
+        raise SinkError(f"{where}: HTTP {error.code} {error.reason}: {detail}", sink_down=not item_only) from None
+    except (urllib.error.URLError, OSError, ValueError) as error:  # ValueError: http.client.InvalidURL
         reason = getattr(error, "reason", error)
-        raise SinkError(f"{what} {url}: {reason}") from None
+        raise SinkError(f"{where}: {reason}") from None
 
 
 def _rfc3339(moment: datetime) -> str:
@@ -115,7 +140,7 @@ class AlertmanagerSink:
     def __init__(self, base_url: str, *, timeout_s: float = 10.0, firing_ttl_s: float = 86400.0,
                  now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"Alertmanager URL {base_url!r} must start with http:// or https://")
+            raise ValueError(f"Alertmanager URL {redact_url(base_url)!r} must start with http:// or https://")
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.firing_ttl_s = firing_ttl_s
@@ -168,7 +193,7 @@ class WebhookSink:
 
     def __init__(self, url: str, secret: str, *, timeout_s: float = 10.0):
         if not url.startswith(("http://", "https://")):
-            raise ValueError(f"webhook URL {url!r} must start with http:// or https://")
+            raise ValueError(f"webhook URL {redact_url(url)!r} must start with http:// or https://")
         if not secret:
             raise ValueError("webhook secret is empty: set TERRITORY_WEBHOOK_SECRET, the body must be signed")
         self.url, self.secret, self.timeout_s = url, secret, timeout_s

@@ -50,7 +50,9 @@ class Store:
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         self.url = url
-        self.engine = create_engine(url)
+        # Pre-ping: after a database restart the pool's old connections are found dead and
+        # replaced before use, rather than failing the first call on each.
+        self.engine = create_engine(url, pool_pre_ping=True)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     # ------------------------------------------------------------------ schema
@@ -74,6 +76,10 @@ class Store:
         self.migrate()
 
     # ------------------------------------------------------------------ signals and proposals
+
+    def has_signal(self, signal_id: str) -> bool:
+        with self.sessions() as session:
+            return session.get(SignalRow, signal_id) is not None
 
     def save_signal(self, signal: dict[str, Any]) -> bool:
         """Store a signal; False when it was already stored."""
@@ -135,6 +141,13 @@ class Store:
             if status:
                 query = query.where(ProposalRow.status == status)
             return list(session.scalars(query))
+
+    def proposal_counts(self) -> dict[str, int]:
+        """Stored proposals per status, counted by the database (one grouped COUNT, no rows
+        loaded). Only statuses that occur are keys."""
+        query = select(ProposalRow.status, func.count()).group_by(ProposalRow.status)
+        with self.sessions() as session:
+            return {status: count for status, count in session.execute(query)}
 
     def moves(self, proposal_id: str) -> list[MoveRow]:
         with self.sessions() as session:

@@ -1,8 +1,9 @@
 """The review page and HTTP API: where a manager approves or rejects a proposal.
 
 :func:`review_app` builds the aiohttp application; the worker serves it on
-``127.0.0.1:<web_port>`` (:func:`register_review`), so nothing outside the machine
-reaches it unless a reverse proxy is put in front on purpose.
+``<bind_address>:<web_port>`` (:func:`register_review`). The address is ``127.0.0.1`` by
+default, so nothing outside the machine reaches it unless a reverse proxy is put in front
+on purpose; in a container it is set to ``0.0.0.0`` (TERRITORY_BIND_ADDRESS).
 
 Routes:
 
@@ -26,6 +27,12 @@ make a browser approve anything: a cross-site form cannot set the header. Reads 
 ``api_read_token`` when one is set (the write token reads too): as a Bearer header, or,
 for a browser, a session cookie from ``/login`` that holds a keyed hash of the token,
 not the token.
+
+Failed token checks (a missing or wrong write token, a wrong read token or session
+cookie, a wrong token at ``/login``) are counted per client address: after
+``auth_max_failures`` of them within ``auth_window_s`` seconds that address gets 429 with
+``Retry-After`` on every request that needs a token, its tokens unchecked, until
+``auth_window_s`` has passed (:class:`FailedAuthLimiter`).
 """
 
 from __future__ import annotations
@@ -35,8 +42,11 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import secrets
-from collections import OrderedDict
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -53,11 +63,11 @@ from alerts.schema import PROPOSAL_STATES, AuditRow, MoveRow, ProposalRow
 from alerts.store import Store
 from territory.settings import Settings
 
-__all__ = ["LOOPBACK", "ReviewServer", "register_review", "review_app"]
+__all__ = ["FailedAuthLimiter", "LOOPBACK", "ReviewServer", "register_review", "review_app"]
 
 log = logging.getLogger("territory.review")
 
-#: The only address the review server binds.
+#: The review server's default address (Settings.bind_address overrides it).
 LOOPBACK = "127.0.0.1"
 #: The worker republishes approved-but-unpublished proposals this often ...
 RETRY_INTERVAL_S = 30.0
@@ -75,6 +85,8 @@ OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/login"})
 STORE_PROBE_TIMEOUT_S = 3.0
 #: How often the worker refreshes territory_worker_ready.
 READY_INTERVAL_S = 5.0
+#: Client addresses whose failed token checks are remembered; beyond this the stalest go.
+MAX_TRACKED_CLIENTS = 10_000
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -84,6 +96,7 @@ SETTINGS = web.AppKey("settings", Settings)
 SECTIONS = web.AppKey("sections", OrderedDict)
 ENV = web.AppKey("env", Environment)
 READINESS = web.AppKey("readiness", object)  # async () -> dict[str, str]: what is not ready
+LIMITER = web.AppKey("limiter", object)  # FailedAuthLimiter
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -179,6 +192,75 @@ def _section(cache: OrderedDict, row: ProposalRow, actions_html: str) -> str:
 # --------------------------------------------------------------------------- access
 
 
+@dataclass
+class _Failures:
+    """One client's failed token checks within the window, oldest first, and its lock."""
+
+    times: deque[float] = field(default_factory=deque)
+    locked_until: float = 0.0
+
+
+class FailedAuthLimiter:
+    """Failed token checks per client address in a sliding window of `window_s` seconds.
+
+    The `max_failures`-th failure within the window locks the address out for `window_s`
+    seconds from then; the lock ends with a clean slate. Successes are not counted. At most
+    `max_clients` addresses are remembered, the least recently failed forgotten first (its
+    lock, if any, is the one that ends first), so a flood from many addresses cannot grow
+    memory. Used from the event loop only, so it needs no lock. `max_failures` of 0 or less
+    turns limiting off.
+    """
+
+    def __init__(self, max_failures: int, window_s: float, *, clock: Callable[[], float] = time.monotonic,
+                 max_clients: int = MAX_TRACKED_CLIENTS):
+        self.max_failures, self.window_s, self.max_clients = max_failures, window_s, max_clients
+        self._clock = clock
+        self._clients: OrderedDict[str, _Failures] = OrderedDict()  # least recently failed first
+
+    def retry_after(self, client: str) -> float:
+        """Seconds until `client` may be checked again; 0 when it is not locked out."""
+        entry = self._clients.get(client)
+        return 0.0 if entry is None else max(0.0, entry.locked_until - self._clock())
+
+    def failed(self, client: str) -> None:
+        """Count a failed token check by `client`; the last one allowed locks it out."""
+        if self.max_failures <= 0:
+            return
+        now = self._clock()
+        entry = self._clients.pop(client, None) or _Failures()
+        while entry.times and entry.times[0] <= now - self.window_s:
+            entry.times.popleft()
+        entry.times.append(now)
+        if len(entry.times) >= self.max_failures:
+            entry.locked_until = now + self.window_s
+            entry.times.clear()
+        self._clients[client] = entry
+        while len(self._clients) > self.max_clients:
+            self._clients.popitem(last=False)
+
+    def tracked(self) -> int:
+        """Addresses remembered."""
+        return len(self._clients)
+
+
+def _client(request: web.Request) -> str:
+    """The address failures are counted for: the TCP peer. Behind a reverse proxy that is
+    the proxy (X-Forwarded-For is not trusted: any client could set it)."""
+    return request.remote or "unknown"
+
+
+def _auth_failed(request: web.Request) -> None:
+    request.app[LIMITER].failed(_client(request))
+
+
+def _needs_token(request: web.Request, settings: Settings) -> bool:
+    """Whether answering `request` involves checking a token: every POST (approve, reject,
+    login), and reads outside the open paths once a read token is set."""
+    if request.method == "POST":
+        return True
+    return bool(settings.api_read_token) and request.path not in OPEN_PATHS
+
+
 def _same(given: str, expected: str) -> bool:
     return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
 
@@ -204,6 +286,10 @@ def _may_read(request: web.Request, settings: Settings) -> bool:
     return any(_same(cookie, _session_value(t)) for t in tokens)
 
 
+def _presented_credentials(request: web.Request) -> bool:
+    return _bearer(request) is not None or SESSION_COOKIE in request.cookies
+
+
 def _error(status: int, message: str, **headers: str) -> web.Response:
     return web.json_response({"error": message}, status=status, headers=headers or None)
 
@@ -214,9 +300,11 @@ def _write_refusal(request: web.Request, settings: Settings) -> web.Response | N
         return _error(403, "writes are disabled: no API token is configured (TERRITORY_API_TOKEN)")
     token = _bearer(request)
     if token is None:
+        _auth_failed(request)
         return _error(401, "approve and reject need the API token: Authorization: Bearer <TERRITORY_API_TOKEN>",
                       **{"WWW-Authenticate": 'Bearer realm="territory"'})
     if not _same(token, settings.api_token):
+        _auth_failed(request)
         return _error(403, "the API token is not valid")
     return None
 
@@ -231,12 +319,20 @@ class _Refused(Exception):
 
 @web.middleware
 async def _headers_and_read_access(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Reads need the read token when one is configured; every answer is kept out of
+    """A client locked out for failed token checks gets 429 wherever a token would be
+    checked; reads need the read token when one is configured; every answer is kept out of
     caches and frames (it may show account data and carries the page's script)."""
     settings = request.app[SETTINGS]
-    if request.method in ("GET", "HEAD") and request.path not in OPEN_PATHS and not _may_read(request, settings):
+    locked_for = request.app[LIMITER].retry_after(_client(request)) if _needs_token(request, settings) else 0.0
+    if locked_for > 0:
+        response: web.StreamResponse = _error(
+            429, "too many failed authentication attempts from this address; try again later",
+            **{"Retry-After": str(math.ceil(locked_for))})
+    elif request.method in ("GET", "HEAD") and request.path not in OPEN_PATHS and not _may_read(request, settings):
+        if _presented_credentials(request):  # a browser's first visit (no cookie yet) is no failure
+            _auth_failed(request)
         if request.path.startswith("/api/"):
-            response: web.StreamResponse = _error(
+            response = _error(
                 401, "reading needs the read token: Authorization: Bearer <TERRITORY_API_READ_TOKEN>",
                 **{"WWW-Authenticate": 'Bearer realm="territory"'})
         else:
@@ -471,6 +567,7 @@ async def login(request: web.Request) -> web.Response:
     token, target = str(form.get("token", "")), _local_path(str(form.get("next", "/")))
     valid = [t for t in (settings.api_read_token, settings.api_token) if t and _same(token, t)]
     if not valid:
+        _auth_failed(request)
         return _html(request, "review_login.html.j2", status=401, next=target, failed=True)
     response = web.Response(status=303, headers={"Location": target})
     response.set_cookie(SESSION_COOKIE, _session_value(valid[0]), httponly=True, samesite="Strict", path="/")
@@ -484,12 +581,15 @@ def _local_path(target: str | None) -> str:
     return target
 
 
-def review_app(store: Store, publisher: Publisher, settings: Settings) -> web.Application:
-    """The review page and HTTP API over `store`; approvals publish through `publisher`."""
+def review_app(store: Store, publisher: Publisher, settings: Settings, *,
+               clock: Callable[[], float] = time.monotonic) -> web.Application:
+    """The review page and HTTP API over `store`; approvals publish through `publisher`.
+    `clock` times the failed-authentication window (a test moves it)."""
     app = web.Application(middlewares=[_headers_and_read_access], client_max_size=64 * 1024)
     app[STORE], app[PUBLISHER], app[SETTINGS] = store, publisher, settings
     app[ENV] = _environment()
     app[SECTIONS] = OrderedDict()
+    app[LIMITER] = FailedAuthLimiter(settings.auth_max_failures, settings.auth_window_s, clock=clock)
     app.router.add_get("/", index)
     app.router.add_get("/proposals/{proposal_id}", proposal_page)
     app.router.add_get("/api/proposals", list_proposals)
@@ -508,7 +608,8 @@ def review_app(store: Store, publisher: Publisher, settings: Settings) -> web.Ap
 
 
 class ReviewServer(Service):
-    """The review application on ``127.0.0.1:port``, as a service of the Faust worker.
+    """The review application on ``address:port`` (loopback unless told otherwise), as a
+    service of the Faust worker.
 
     Started after table recovery, on the worker's event loop (so approvals publish
     through the worker's own producer), and cleaned up when the worker stops. A port
@@ -517,24 +618,24 @@ class ReviewServer(Service):
     made with the command line.
     """
 
-    def __init__(self, web_app: web.Application, port: int, **kwargs: Any):
+    def __init__(self, web_app: web.Application, port: int, address: str = LOOPBACK, **kwargs: Any):
         super().__init__(**kwargs)
-        self.web_app, self.port = web_app, port
+        self.web_app, self.port, self.address = web_app, port, address
         self._runner: web.AppRunner | None = None
 
     async def on_start(self) -> None:
         runner = web.AppRunner(self.web_app, access_log=None, handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(runner, LOOPBACK, self.port)
+        site = web.TCPSite(runner, self.address, self.port)
         try:
             await site.start()
         except OSError as error:
             await runner.cleanup()
-            log.error("review page not served: cannot listen on %s:%s (%s); set TERRITORY_WEB_PORT to a free port",
-                      LOOPBACK, self.port, error)
+            log.error("review page not served: cannot listen on %s:%s (%s); set TERRITORY_WEB_PORT to a free port "
+                      "or TERRITORY_BIND_ADDRESS to an address of this host", self.address, self.port, error)
             return
         self._runner = runner
-        log.info("review page on http://%s:%s/", LOOPBACK, self.port)
+        log.info("review page on http://%s:%s/", self.address, self.port)
 
     async def on_stop(self) -> None:
         if self._runner is not None:
@@ -571,12 +672,12 @@ def register_review(app: Any, store: Store, settings: Settings, metrics: Any = N
         return
     web_app = review_app(store, publisher, settings)
     web_app[READINESS] = readiness
-    port = settings.web_port
+    port, address = settings.web_port, settings.bind_address
 
     class WorkerReviewServer(ReviewServer):
         """ReviewServer bound to this worker's application (Faust builds services from a class)."""
 
         def __init__(self, **kwargs: Any):
-            super().__init__(web_app, port, **kwargs)
+            super().__init__(web_app, port, address, **kwargs)
 
     app.service(WorkerReviewServer)

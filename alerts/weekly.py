@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Callable
 from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -73,16 +74,23 @@ def report_message(report: WeeklyReport, sender: str, to: list[str]) -> EmailMes
     return msg
 
 
-def schedule_weekly_review(store: Store, settings: Settings) -> AsyncIOScheduler:
+def schedule_weekly_review(store: Store, settings: Settings,
+                           is_leader: Callable[[], bool] = lambda: True) -> AsyncIOScheduler:
     """An APScheduler job on the running event loop at `report_cron` in `report_timezone`
     (default Monday 07:00 Europe/Berlin). The build runs in a thread: matplotlib and
-    the database must not block the stream. Call ``start()`` from the loop."""
+    the database must not block the stream. Call ``start()`` from the loop.
+
+    Every worker schedules the job; only the one for which `is_leader()` holds when it
+    fires builds and sends the review, so several workers send it once."""
     zone = ZoneInfo(settings.report_timezone)
     scheduler = AsyncIOScheduler(timezone=zone)
 
     async def weekly() -> None:
         import asyncio
 
+        if not is_leader():
+            log.info("weekly review due: another worker (the leader) sends it")
+            return
         try:
             digest = await asyncio.to_thread(build_digest, store, settings)
         except Exception:  # noqa: BLE001 - a failed review must not stop the worker; it is logged
@@ -109,7 +117,7 @@ def register_weekly_review(app, store: Store, settings: Settings) -> None:
 
     @app.task
     async def start_weekly_review() -> None:
-        holder["scheduler"] = scheduler = schedule_weekly_review(store, settings)
+        holder["scheduler"] = scheduler = schedule_weekly_review(store, settings, is_leader=app.is_leader)
         scheduler.start()
         log.info("weekly review scheduled (%s, %s): next at %s", settings.report_cron, settings.report_timezone,
                  next_run(settings).isoformat())

@@ -160,6 +160,7 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics) -> No
             metrics.rebalancer_moves.observe(len(proposal["moves"]))
             log.info("proposal %s (%s): %s, %d moves in %.1f s", proposal["proposal_id"], proposal["mode"],
                      proposal["status"], len(proposal["moves"]), proposal["seconds"])
+        session[0].checkpoint()
 
     @app.agent(state_topic, name="planner")
     async def planner_agent(stream: faust.StreamT) -> None:
@@ -176,6 +177,23 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics) -> No
         rebalance held back by the cooldown is due."""
         if session and not judging.locked() and session[0].due:
             await judge()
+
+
+def register_membership(app: faust.App, metrics: Metrics) -> None:
+    """territory_worker_assigned_partitions{role} and territory_worker_leader: what this
+    worker owns in its consumer group, refreshed after every rebalance."""
+    roles = {**{topic: "intake" for topic in topics.INPUT_TOPICS}, topics.STATE: "planner",
+             topics.SIGNALS: "alerts", topics.PROPOSALS: "alerts"}
+
+    @app.timer(LAG_INTERVAL_S)
+    async def export_membership() -> None:
+        counts = dict.fromkeys(("intake", "planner", "alerts"), 0)
+        for tp in app.consumer.assignment():
+            if tp.topic in roles:
+                counts[roles[tp.topic]] += 1
+        for role, count in counts.items():
+            metrics.assigned_partitions.labels(role).set(count)
+        metrics.leader.set(1 if app.is_leader() else 0)
 
 
 def _track_out_of_band(metrics: Metrics, open_subjects: dict[str, set[str]], signal: dict) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
 from territory import topics
@@ -18,6 +18,10 @@ from territory import topics
 MAX_ID_LENGTH = 200
 MAX_TEXT_LENGTH = 2000
 MAX_MESSAGE_BYTES = 256 * 1024
+MAX_EMPLOYEES = 10**9
+# Event times outside these years are typos or garbage; they would also overflow the
+# date arithmetic downstream (UTC conversion, late horizon, hold deadlines).
+MIN_YEAR, MAX_YEAR = 1900, 2999
 
 
 class ContractError(ValueError):
@@ -55,6 +59,16 @@ def _identifier(field: str, value: Any) -> str:
         raise ContractError(field, f"must be a non-empty string, got {_show(value)}")
     if len(value) > MAX_ID_LENGTH:
         raise ContractError(field, f"longer than {MAX_ID_LENGTH} characters")
+    return _unicode(field, value)
+
+
+def _unicode(field: str, value: str) -> str:
+    """JSON's \\uXXXX escapes can smuggle in lone surrogates: such a string cannot be
+    encoded again (keys, table rows, hashes), so it is refused here."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ContractError(field, "not valid Unicode (lone surrogate)") from None
     return value
 
 
@@ -65,7 +79,7 @@ def _text(field: str, value: Any) -> str | None:
         raise ContractError(field, f"must be a string, got {_show(value)}")
     if len(value) > MAX_TEXT_LENGTH:
         raise ContractError(field, f"longer than {MAX_TEXT_LENGTH} characters")
-    return value
+    return _unicode(field, value)
 
 
 def _number(low: float | None = None, high: float | None = None) -> Checker:
@@ -73,7 +87,10 @@ def _number(low: float | None = None, high: float | None = None) -> Checker:
         # bool is an int in Python; true/false is not a number in the contract.
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ContractError(field, f"must be a number, got {_show(value)}")
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # a JSON integer literal beyond float range, e.g. 10**400
+            number = math.inf
         if not math.isfinite(number):
             raise ContractError(field, "must be a finite number")
         if low is not None and number < low:
@@ -85,12 +102,16 @@ def _number(low: float | None = None, high: float | None = None) -> Checker:
     return check
 
 
-def _integer(low: int = 0) -> Checker:
+def _integer(low: int = 0, high: int | None = None) -> Checker:
     def check(field: str, value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ContractError(field, f"must be an integer, got {_show(value)}")
+        if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
             raise ContractError(field, f"must be an integer, got {_show(value)}")
         if value < low:
-            raise ContractError(field, f"must be >= {low}, got {value}")
+            raise ContractError(field, f"must be >= {low}, got {_show(value)}")
+        if high is not None and value > high:
+            raise ContractError(field, f"must be <= {high}, got {_show(value)}")
         return int(value)
 
     return check
@@ -130,7 +151,7 @@ _SCHEMAS: dict[str, tuple[dict[str, Checker], dict[str, tuple[Checker, Any]]]] =
             "postal_code": (_text, None),
             "country": (_text, None),
             "industry": (_text, None),
-            "employees": (_integer(0), None),
+            "employees": (_integer(0, MAX_EMPLOYEES), None),
             "rep_id": (_optional_identifier, None),
             # Absent means "unchanged": a CRM re-import must not undo a manager's lock.
             "locked": (_boolean, None),
@@ -192,7 +213,8 @@ def parse_event(raw: bytes | None, *, topic: str, key: bytes | str | None) -> Ev
     if len(raw) > MAX_MESSAGE_BYTES:
         raise ContractError("value", f"message larger than {MAX_MESSAGE_BYTES} bytes")
     try:
-        document = json.loads(raw)
+        # UTF-8 only (json.loads would also guess UTF-16/32 from bytes); a BOM is tolerated.
+        document = json.loads(raw.decode("utf-8-sig") if isinstance(raw, (bytes, bytearray)) else raw)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ContractError("value", f"not valid UTF-8 JSON ({type(exc).__name__})") from None
     if not isinstance(document, dict):
@@ -203,7 +225,7 @@ def parse_event(raw: bytes | None, *, topic: str, key: bytes | str | None) -> Ev
 def validate_envelope(document: Mapping[str, Any], *, topic: str, key: bytes | str | None) -> Event:
     event_id = _identifier("event_id", document.get("event_id"))
     event_type = document.get("type")
-    if event_type not in _SCHEMAS:
+    if not isinstance(event_type, str) or event_type not in _SCHEMAS:
         raise ContractError("type", f"unknown event type {_show(event_type)}; expected one of {', '.join(sorted(_SCHEMAS))}")
     allowed = topics.TYPES_BY_TOPIC.get(topic)
     if allowed is not None and event_type not in allowed:
@@ -258,11 +280,19 @@ def _timestamp(field: str, value: Any) -> datetime:
     if not isinstance(value, str):
         raise ContractError(field, f"must be an ISO 8601 string with offset, got {_show(value)}")
     try:
+        if len(value) > 64:
+            raise ValueError("too long")
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+    except ValueError:  # UnicodeEncodeError (lone surrogates) is a ValueError too
         raise ContractError(field, f"not an ISO 8601 timestamp: {_show(value)}") from None
     if moment.tzinfo is None:
         raise ContractError(field, "needs a UTC offset, e.g. 2025-03-01T09:00:00+01:00")
+    try:
+        year = moment.astimezone(timezone.utc).year
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        year = 0
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise ContractError(field, f"out of range: {_show(value)} (years {MIN_YEAR}..{MAX_YEAR})")
     return moment
 
 
@@ -275,5 +305,16 @@ def _key_text(key: bytes | str | None) -> str:
 
 
 def _show(value: Any) -> str:
-    text = json.dumps(value, default=str) if not isinstance(value, (bytes, bytearray)) else repr(value)
+    """A short, always printable rendering of a bad value for the one-line reason."""
+    if isinstance(value, (bytes, bytearray)):
+        text = repr(bytes(value[:60]))
+    elif isinstance(value, str):
+        text = json.dumps(value[:60])  # escapes lone surrogates
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
+        text = f"an integer of {len(str(abs(value)))} digits"
+    else:
+        try:
+            text = json.dumps(value, default=str)
+        except (RecursionError, ValueError, TypeError):  # e.g. nested deeper than the encoder goes
+            text = f"a deeply nested {type(value).__name__}"
     return text if len(text) <= 40 else text[:37] + "..."

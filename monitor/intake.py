@@ -258,14 +258,33 @@ class Intake:
                 "partition": origin.partition,
                 "offset": origin.offset,
                 "key": _text(origin.key),
-                # The original message, unchanged: as text when it is UTF-8, always as base64.
-                "value": _text(origin.value),
-                "value_base64": _b64(origin.value),
+                # The original message, unchanged: as text when it is UTF-8 and small, as base64
+                # up to DEADLETTER_MAX_RAW bytes (a dead letter must fit Kafka's 1 MB limit, or its
+                # send fails and the message would be lost); a longer one is cut there, and its
+                # size, hash and topic/partition/offset still identify the whole original.
+                **_original_value(origin.value),
                 "deadlettered_at": datetime.now(timezone.utc).isoformat(),
             },
         )
         self.on_outcome(origin.topic, "deadlettered", field)
         log.warning("dead-lettered %s[%s]@%s: %s", origin.topic, origin.partition, origin.offset, reason)
+
+
+#: Raw bytes of a dead-lettered message kept whole (as base64: 4/3 of it, ~680 KB).
+DEADLETTER_MAX_RAW = 512 * 1024
+#: ... and also as text up to this size (JSON escaping can double it).
+DEADLETTER_MAX_TEXT = 64 * 1024
+
+
+def _original_value(raw: bytes | None) -> dict[str, Any]:
+    if raw is None:
+        return {"value": None, "value_base64": None}
+    kept = raw[:DEADLETTER_MAX_RAW]
+    original: dict[str, Any] = {"value": _text(raw) if len(raw) <= DEADLETTER_MAX_TEXT else None,
+                                "value_base64": _b64(kept)}
+    if len(kept) < len(raw):
+        original.update(value_truncated=True, value_bytes=len(raw), value_sha256=hashlib.sha256(raw).hexdigest())
+    return original
 
 
 def _stamp(event: Event, origin: Origin) -> dict[str, Any]:

@@ -56,6 +56,10 @@ class Metrics:
     outbox_pending: Gauge = field(default=None)  # type: ignore[assignment]
     build_info: Gauge = field(default=None)  # type: ignore[assignment]
     worker_ready: Gauge = field(default=None)  # type: ignore[assignment]
+    # Issue 8: store outages and scale-out.
+    store_errors: Counter = field(default=None)  # type: ignore[assignment]
+    assigned_partitions: Gauge = field(default=None)  # type: ignore[assignment]
+    leader: Gauge = field(default=None)  # type: ignore[assignment]
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> "Metrics":
@@ -113,6 +117,13 @@ class Metrics:
             outbox_pending=Gauge("outbox_pending", "Alert deliveries still pending in the outbox.",
                                  subsystem="alerts", **kw),
             build_info=Gauge("build_info", "Version of the worker; always 1.", ["version", "python"], **kw),
+            store_errors=Counter("errors", "Store calls that failed (database unreachable) and are retried, by "
+                                 "operation.", ["operation"], subsystem="store", **kw),
+            assigned_partitions=Gauge("assigned_partitions", "Topic-partitions this worker consumes, by role "
+                                      "(intake: input topics; planner: the state topic; alerts: signals and "
+                                      "proposals).", ["role"], subsystem="worker", **kw),
+            leader=Gauge("leader", "1 on the worker that runs the leader-only jobs (alert delivery, weekly "
+                         "review, publishing approvals), else 0.", subsystem="worker", **kw),
             worker_ready=Gauge("ready", "1 when the worker is ready (GET /readyz answers 200), else 0.",
                                subsystem="worker", **kw),
         )._with_build_info()

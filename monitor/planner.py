@@ -7,9 +7,9 @@ when a rebalance is due, the rebalancer's input.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import statistics
-import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable, Sequence
@@ -67,6 +67,23 @@ class Evaluation:
     model_error: float | None = None  # mean absolute error of the last monthly scoring
     signals: list[dict[str, Any]] = field(default_factory=list)
     rebalance: RebalanceRequest | None = None
+
+
+def stable_id(prefix: str, *parts: str) -> str:
+    """An id derived from what it names: a planner that judges the same moment again after a
+    crash publishes the same ids, so the store and the alert outbox see repeats, not news."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+    return f"{prefix}-{digest}"
+
+
+def with_signal_id(signal: dict[str, Any]) -> dict[str, Any]:
+    """The signal with its id first: kind, subject, state, detector metric and the moment it
+    was detected say which signal it is (the detectors emit one per subject and transition)."""
+    evidence = signal.get("evidence") or {}
+    signal_id = stable_id("sig", signal["kind"], signal["subject"]["type"], str(signal["subject"]["id"]),
+                          signal["state"], str(evidence.get("metric", "")), str(evidence.get("started_on", "")),
+                          signal["detected_at"])
+    return {"signal_id": signal_id, **signal}
 
 
 def imbalance_index(aggregates: Iterable[RepAggregate]) -> float:
@@ -172,8 +189,7 @@ class Planner:
         return self._potentials
 
     def _drift_signal(self, finding) -> dict[str, Any]:
-        return {
-            "signal_id": f"sig-{uuid.uuid4().hex[:12]}",
+        return with_signal_id({
             "kind": "model_drift",
             "state": finding.direction,
             "severity": "warning",
@@ -182,7 +198,7 @@ class Planner:
                          **{k: v for k, v in finding.to_dict().get("evidence", {}).items()}},
             "detected_at": finding.detected_at.isoformat(),
             "emitted_at": self._clock().isoformat(),
-        }
+        })
 
     def _months_to_judge(self, as_of: datetime, first_event_at: datetime) -> list[datetime]:
         # From the first event's month on the first judgement: the model then learns every
@@ -248,8 +264,7 @@ class Planner:
 
     def _shock_signal(self, finding) -> dict[str, Any]:
         evidence = finding.to_dict()
-        return {
-            "signal_id": f"sig-{uuid.uuid4().hex[:12]}",
+        return with_signal_id({
             "kind": "market_shock",
             "state": finding.direction,
             "severity": "critical" if abs(finding.size) >= 0.3 else "warning",
@@ -258,7 +273,7 @@ class Planner:
                          "started_on": finding.start.isoformat(), **evidence.get("evidence", {})},
             "detected_at": datetime.combine(finding.detected_on, datetime.min.time(), timezone.utc).isoformat(),
             "emitted_at": self._clock().isoformat(),
-        }
+        })
 
     def _judge_coverage(self, accounts: list[AccountState], reps: list[RepState], evaluation: Evaluation,
                         watermark: datetime, through: datetime, window_months: int, warmed_up: bool) -> set[str]:
@@ -299,8 +314,7 @@ class Planner:
     def _gap_signal(self, rep_id: str, orphans: list[AccountState], reps: list[RepState], watermark: datetime,
                     through: datetime, window_months: int) -> dict[str, Any]:
         known = {rep.rep_id: rep for rep in reps}
-        return {
-            "signal_id": f"sig-{uuid.uuid4().hex[:12]}",
+        return with_signal_id({
             "kind": "coverage_gap",
             "state": "open" if orphans else "cleared",
             "severity": "critical" if orphans else "info",
@@ -313,7 +327,7 @@ class Planner:
             },
             "detected_at": watermark.isoformat(),
             "emitted_at": self._clock().isoformat(),
-        }
+        })
 
     @property
     def rebalance_pending(self) -> bool:
@@ -333,8 +347,7 @@ class Planner:
             severity = "critical"
         else:
             severity = "warning"
-        return {
-            "signal_id": f"sig-{uuid.uuid4().hex[:12]}",
+        return with_signal_id({
             "kind": "imbalance",
             "state": "cleared" if finding.state == "in_band" else finding.state,
             "severity": severity,
@@ -352,12 +365,13 @@ class Planner:
             },
             "detected_at": watermark.isoformat(),
             "emitted_at": self._clock().isoformat(),
-        }
+        })
 
     def proposal(self, request: RebalanceRequest, result: RebalanceResult, watermark: datetime) -> dict[str, Any]:
         body = result.to_dict()
         proposal = {
-            "proposal_id": f"prop-{uuid.uuid4().hex[:12]}",
+            # Named by the signals it answers (each answered once), else by the moment judged.
+            "proposal_id": stable_id("prop", request.mode, *(request.trigger_signal_ids or [watermark.isoformat()])),
             "created_at": self._clock().isoformat(),
             "event_time": watermark.isoformat(),
             "trigger_signals": request.trigger_signal_ids,

@@ -33,6 +33,11 @@ class BacktestResult:
     proposals: list[dict[str, Any]] = field(default_factory=list)
     first_event_at: str | None = None
     last_event_at: str | None = None
+    # The final state, for comparing with a live worker's: the last snapshot per account and
+    # rep, the last judgement's per-rep aggregates and the planner's checkpoint.
+    snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
+    aggregates: dict[str, Any] = field(default_factory=dict)
+    checkpoint: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -88,6 +93,7 @@ def run_backtest(messages: Iterable[tuple[str, str, Any]], settings: Settings,
 
     async def collect(key: str, value: dict[str, Any]) -> None:
         snapshots.append(value)
+        result.snapshots[key] = value
 
     async def ignore(key: str, value: dict[str, Any]) -> None:
         return None
@@ -109,8 +115,10 @@ def run_backtest(messages: Iterable[tuple[str, str, Any]], settings: Settings,
         if evaluation is None:
             return
         result.signals.extend(evaluation.signals)
+        result.aggregates = evaluation.aggregates or result.aggregates
         if evaluation.rebalance is not None:
             result.proposals.append(session.solve(evaluation.rebalance))
+        session.checkpoint()
 
     judged_day = None
     for offset, (topic, key, envelope) in enumerate(ordered):
@@ -132,6 +140,7 @@ def run_backtest(messages: Iterable[tuple[str, str, Any]], settings: Settings,
         if on_progress and offset % 5000 == 0:
             on_progress(offset)
     judge()
+    result.checkpoint = dict(session.meta)
     return result
 
 

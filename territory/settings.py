@@ -21,6 +21,9 @@ class Settings:
     db_url: str = "sqlite:///territory-data/territory.db"
     # Port of the Prometheus /metrics endpoint (0: pick a free one).
     metrics_port: int = 9464
+    # Address the /metrics and review/health servers listen on. Loopback by default: nothing
+    # outside the machine reaches them; "0.0.0.0" in a container, where the network is the pod's.
+    bind_address: str = "127.0.0.1"
     # Directory for Faust's local table stores and other worker files.
     data_dir: Path = Path("territory-data")
     # Faust application id (also the consumer group).
@@ -97,6 +100,10 @@ class Settings:
     # Bearer token for write actions (approve/reject); reads need `api_read_token` when set.
     api_token: str = "territory-demo-token"
     api_read_token: str = ""
+    # After this many failed token checks from one client address within `auth_window_s`
+    # seconds, its requests are answered 429 until the window has passed.
+    auth_max_failures: int = 10
+    auth_window_s: float = 60.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "Settings":

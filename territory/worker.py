@@ -10,7 +10,7 @@ import faust
 from alerts.agents import register_alerts
 from alerts.store import Store
 from alerts.weekly import register_weekly_review
-from monitor.agents import register_intake, register_planner
+from monitor.agents import register_intake, register_membership, register_planner
 from monitor.geocode import default_resolver
 from monitor.metrics import Metrics
 from territory.broker import create_topics, topic_plan
@@ -41,6 +41,7 @@ def create_app(settings: Settings, metrics: Metrics, store: Store) -> faust.App:
         install_exact_end_offsets()
     register_intake(app, settings, metrics)
     register_planner(app, settings, metrics)
+    register_membership(app, metrics)
     register_alerts(app, settings, store, metrics)
     register_decisions(app, settings, store, metrics)
     register_weekly_review(app, store, settings)
@@ -65,9 +66,9 @@ def run_worker(settings: Settings) -> None:
     store = Store(settings.db_url)
     store.migrate()
     metrics = Metrics.create()
-    port = metrics.serve(settings.metrics_port)
-    log.info("metrics on http://127.0.0.1:%s/metrics", port)
-    print(f"metrics on http://127.0.0.1:{port}/metrics", flush=True)
+    port = metrics.serve(settings.metrics_port, settings.bind_address)
+    log.info("metrics on http://%s:%s/metrics", settings.bind_address, port)
+    print(f"metrics on http://{settings.bind_address}:{port}/metrics", flush=True)
     app = create_app(settings, metrics, store)
     worker = Worker(app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()

@@ -16,9 +16,11 @@ from tests.kafka_io import metric_value
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    """A fresh embedded broker per test, with every topic of the contract (2 input partitions)."""
-    embedded = EmbeddedBroker(partitions=2, log_path=tmp_path / "broker.log")
+def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EmbeddedBroker]:
+    """A fresh embedded broker per test, with every topic of the contract (2 input partitions,
+    or as many as `@pytest.mark.partitions(n)` says)."""
+    marker = request.node.get_closest_marker("partitions")
+    embedded = EmbeddedBroker(partitions=marker.args[0] if marker else 2, log_path=tmp_path / "broker.log")
     embedded.start()
     try:
         yield embedded

@@ -181,12 +181,26 @@ def test_compose_has_the_whole_stack():
     assert (COMPOSE.parent / "../prometheus/rules/territory.rules.yml").is_file()
 
 
+def test_compose_workers_listen_on_their_container_network_without_sidecars():
+    yaml = _yaml()
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    workers = {n: s for n, s in services.items() if re.fullmatch(r"worker-\d", n)}
+    for name, worker in workers.items():
+        assert worker["environment"]["TERRITORY_BIND_ADDRESS"] == "0.0.0.0", name
+        assert worker["environment"]["TERRITORY_METRICS_PORT"] == "9464", name
+        assert worker["environment"]["TERRITORY_WEB_PORT"] == "8088", name
+    assert not [n for n, s in services.items() if "socat" in s.get("image", "") or "network_mode" in s]
+    # Only worker-1's review page reaches the host, and only its loopback.
+    assert workers["worker-1"]["ports"] == ["127.0.0.1:8088:8088"]
+    assert "ports" not in workers["worker-2"]
+
+
 def test_compose_prometheus_scrapes_the_workers_under_the_rules_job_name():
     yaml = _yaml()
     config = yaml.safe_load((DEPLOY / "compose" / "prometheus.yml").read_text())
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     targets = jobs["territory-worker"]["static_configs"][0]["targets"]
-    assert targets == ["worker-1:19464", "worker-2:19464"]
+    assert targets == ["worker-1:9464", "worker-2:9464"]
     assert 'job="territory-worker"' in (DEPLOY / "prometheus" / "rules" / "territory.rules.yml").read_text()
 
 
@@ -250,8 +264,16 @@ def test_k8s_deployment_shape():
     assert worker["securityContext"]["readOnlyRootFilesystem"] is True
     assert {m["mountPath"] for m in worker["volumeMounts"]} >= {"/var/lib/territory", "/tmp"}
     assert {"requests", "limits"} <= set(worker["resources"])
-    probes = json.dumps([worker["livenessProbe"], worker["readinessProbe"]])
-    assert "127.0.0.1:8088/livez" in probes and "127.0.0.1:8088/readyz" in probes
+    # No sidecar: the worker listens on the pod IP, so the kubelet's HTTP probes reach it.
+    assert [c["name"] for c in spec["containers"]] == ["worker"]
+    env = {e["name"]: e.get("value") for e in worker["env"]}
+    assert env["TERRITORY_BIND_ADDRESS"] == "0.0.0.0"
+    ports = {p["name"]: p["containerPort"] for p in worker["ports"]}
+    assert ports == {"metrics": 9464, "web": 8088}
+    probes = {kind: worker[kind]["httpGet"] for kind in ("startupProbe", "livenessProbe", "readinessProbe")}
+    assert {kind: (probe["path"], ports[probe["port"]]) for kind, probe in probes.items()} == {
+        "startupProbe": ("/livez", 8088), "livenessProbe": ("/livez", 8088), "readinessProbe": ("/readyz", 8088)}
+    assert deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "9464"
     sources = {next(iter(s.values()))["name"] for s in worker["envFrom"]}
     assert sources == {resources["ConfigMap"]["metadata"]["name"], resources["Secret"]["metadata"]["name"]}
     secret = resources["Secret"]["stringData"]
@@ -260,8 +282,8 @@ def test_k8s_deployment_shape():
         assert secret[key] == "CHANGE-ME", key
     config = resources["ConfigMap"]["data"]
     assert all(key.startswith("TERRITORY_") for key in config)
-    service_ports = {p["port"] for p in resources["Service"]["spec"]["ports"]}
-    assert service_ports == {9464, 8088}
+    service_ports = {p["port"]: ports[p["targetPort"]] for p in resources["Service"]["spec"]["ports"]}
+    assert service_ports == {9464: 9464, 8088: 8088}
 
 
 def test_k8s_settings_are_real_settings():
@@ -272,6 +294,8 @@ def test_k8s_settings_are_real_settings():
     known = {f"TERRITORY_{name.upper()}" for name in Settings.__dataclass_fields__}
     resources = {r["kind"]: r for r in _k8s_resources()}
     keys = set(resources["ConfigMap"]["data"]) | set(resources["Secret"]["stringData"])
+    for container in resources["Deployment"]["spec"]["template"]["spec"]["containers"]:
+        keys |= {e["name"] for e in container.get("env", []) if e["name"].startswith("TERRITORY_")}
     for name, service in yaml.safe_load(COMPOSE.read_text())["services"].items():
         keys |= {k for k in (service.get("environment") or {}) if k.startswith("TERRITORY_")}
     assert keys - known == set()

@@ -102,6 +102,58 @@ def test_readyz_and_livez_on_the_review_app(tmp_path):
     assert not_ready == 503 and body["not_ready"] == {"agent:intake": "crashed: RuntimeError('boom')"}
 
 
+class FakeFaustApp:
+    """What register_review needs of a Faust app: timers (not run here) and services."""
+
+    def __init__(self) -> None:
+        self.services: list[type] = []
+
+    def timer(self, interval: float, name: str = ""):
+        return lambda function: function
+
+    def service(self, cls: type) -> type:
+        self.services.append(cls)
+        return cls
+
+
+def reachable(host: str, port: int) -> bool:
+    try:
+        return urllib.request.urlopen(f"http://{host}:{port}/livez", timeout=5).status == 200
+    except OSError:
+        return False
+
+
+def test_review_and_metrics_servers_listen_on_the_bind_address(tmp_path):
+    """TERRITORY_BIND_ADDRESS reaches both servers. 127.0.0.2 (loopback, never 0.0.0.0 in a
+    test) differs from the default, so a server that ignored the setting would be seen."""
+    from alerts.web import register_review
+
+    store = Store(f"sqlite:///{tmp_path / 'territory.db'}")
+    store.migrate()
+    port = free_port()
+    settings = Settings.from_env({"TERRITORY_BIND_ADDRESS": "127.0.0.2", "TERRITORY_WEB_PORT": str(port)})
+    app = FakeFaustApp()
+    register_review(app, store, settings)
+    (server_class,) = app.services
+
+    async def run() -> tuple[bool, bool]:
+        server = server_class()
+        await server.start()
+        try:
+            return (await asyncio.to_thread(reachable, "127.0.0.2", port),
+                    await asyncio.to_thread(reachable, "127.0.0.1", port))
+        finally:
+            await server.stop()
+
+    assert asyncio.run(run()) == (True, False)
+
+    metrics_port = Metrics.create().serve(0, settings.bind_address)
+    text = urllib.request.urlopen(f"http://127.0.0.2:{metrics_port}/metrics", timeout=5).read().decode()
+    assert "territory_build_info" in text
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5)
+
+
 def test_out_of_band_follows_open_and_cleared_signals():
     metrics = Metrics.create()
     open_subjects: dict = {}

@@ -24,6 +24,9 @@ EXPECTED = {
     "territory_alerts_outbox_pending": ("gauge", set()),
     "territory_build_info": ("gauge", {"version", "python"}),
     "territory_worker_ready": ("gauge", set()),
+    "territory_store_errors": ("counter", {"operation"}),
+    "territory_worker_assigned_partitions": ("gauge", {"role"}),
+    "territory_worker_leader": ("gauge", set()),
 }
 
 
@@ -42,6 +45,9 @@ def exercised() -> Metrics:
     metrics.deliveries.labels("log", "sent").inc()
     metrics.outbox_pending.set(0)
     metrics.worker_ready.set(1)
+    metrics.store_errors.labels("storing a signal").inc()
+    metrics.assigned_partitions.labels("intake").set(12)
+    metrics.leader.set(1)
     return metrics
 
 

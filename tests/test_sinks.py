@@ -5,6 +5,7 @@ receiver checking the HMAC signature, an aiosmtpd SMTP server."""
 
 from __future__ import annotations
 
+import base64
 import logging
 from typing import Any
 
@@ -12,8 +13,8 @@ import pytest
 
 from alerts.alert import Alert, alert_from_proposal, alert_from_signal
 from alerts.dispatch import Dispatcher, MemoryOutbox
-from alerts.sinks import (AlertmanagerSink, LogSink, SinkError, SmtpSink, WebhookSink, sign, sinks_from_settings,
-                          verify_signature)
+from alerts.sinks import (AlertmanagerSink, LogSink, SinkError, SmtpSink, WebhookSink, redact_url, sign,
+                          sinks_from_settings, verify_signature)
 from territory.settings import Settings
 from tests.services import alertmanager, alertmanager_alerts, free_port, smtp_server, webhook_receiver
 
@@ -304,6 +305,25 @@ def test_webhook_body_is_signed_and_a_wrong_secret_is_detected():
         assert len(receiver.rejected) == 1 and len(receiver.received) == 1
     body = WebhookSink("http://x", "k").body(alert)
     assert verify_signature("k", body, sign("k", body)) and not verify_signature("k", body + b" ", sign("k", body))
+    # A wrong secret, no header, a bare hex digest without "sha256=": all refused.
+    assert not verify_signature("other", body, sign("k", body)) and not verify_signature("k", body, None)
+    assert not verify_signature("k", body, sign("k", body).removeprefix("sha256="))
+
+
+def test_webhook_url_credentials_go_in_a_basic_auth_header_and_errors_show_them_redacted():
+    alert = alert_from_signal(shock())
+    with webhook_receiver("s3cret") as receiver:
+        url = receiver.url.replace("http://", "http://hook%40user:p%3Ass-9f2@") + "?token=tok-7c1"
+        WebhookSink(url, "s3cret").send(alert)
+        assert receiver.received == [alert.to_json()]
+        assert receiver.headers[0]["Authorization"] == "Basic " + base64.b64encode(b"hook@user:p:ss-9f2").decode()
+    # The receiver is gone: the error names where, without the password or the query.
+    with pytest.raises(SinkError) as failed:
+        WebhookSink(url, "s3cret").send(alert)
+    message = str(failed.value)
+    assert message.startswith("webhook http://***@127.0.0.1:") and "/hook?***" in message
+    assert "p%3Ass-9f2" not in message and "tok-7c1" not in message and "hook%40user" not in message
+    assert redact_url("https://am.example/api") == "https://am.example/api"
 
 
 def test_smtp_sink_sends_a_text_and_html_mail_to_every_recipient():

@@ -1,0 +1,159 @@
+"""Crash safety (issue 8, part 1): SIGKILL the worker five times at random moments during a
+stream of more than 100k events, restart it each time, and end in the state of a clean run
+with no signal, proposal or alert lost or sent twice.
+
+The clean run is the same intake and planner code over the same events without Kafka
+(`territory.backtest.run_backtest`), which `tests/test_backtest.py` shows finds what a
+live worker finds. The crashing run is a real worker on the embedded broker, alerting to
+the `territory.alerts` topic and to a signed webhook.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import threading
+import time
+from collections import Counter
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from alerts.alert import alert_from_signal
+from simulator import default_shock, generate_company, generate_events
+from territory import topics
+from territory.backtest import run_backtest
+from territory.settings import Settings
+from tests.kafka_io import committed_offsets, end_offsets, produce, read_all, wait_for
+from tests.services import webhook_receiver
+
+pytestmark = pytest.mark.slow
+
+APP_ID = "crash"
+KILLS = 5
+SECRET = "crash-test-webhook-secret"
+# Cooldown 0: every judgement with open signals proposes, in the worker as in the clean run
+# (the cooldown is wall-clock time live but event time offline). Throttle 0: every change
+# of an incident goes out, so a repeat would show at the receiver.
+PLANNING = {"TERRITORY_REBALANCE_COOLDOWN_S": "0", "TERRITORY_SOLVER_TIME_LIMIT_S": "3",
+            "TERRITORY_SOLVER_WORKERS": "1"}
+# Volatile fields of a snapshot: where and when it was produced, not what the account is.
+VOLATILE = ("kind", "occurred_at", "source", "orders")
+
+
+def stream() -> list[tuple[str, str, dict]]:
+    company = generate_company(seed=21, n_reps=8, n_accounts=3300)
+    events = generate_events(company, months=20, shock=default_shock(company), seed=21)
+    assert len(events) >= 100_000
+    return events
+
+
+def account_states(snapshots) -> dict[str, dict]:
+    final: dict[str, dict] = {}
+    for value in snapshots:
+        if value.get("kind") == "account":
+            final[value["account_id"]] = {k: v for k, v in value.items() if k not in VOLATILE}
+    return final
+
+
+def changelog_value(bootstrap: str, topic: str, key: str) -> dict:
+    """The newest value of `key` on a Faust table's changelog (what a restart recovers)."""
+    values = [value for raw_key, value in read_all(bootstrap, topic) if raw_key == json.dumps(key).encode()]
+    assert values, f"no {key!r} on {topic}"
+    return values[-1]
+
+
+def test_sigkill_five_times_ends_as_a_clean_run(broker, start_worker, tmp_path):
+    events = stream()
+    settings = Settings.from_env({}, rebalance_cooldown_s=0, solver_time_limit_s=3, solver_workers=1)
+    clean = run_backtest(events, settings)
+    assert clean.proposals and any(s["kind"] == "imbalance" for s in clean.signals), "the stream must alert"
+
+    rng = random.Random(8)
+    with webhook_receiver(SECRET) as receiver:
+        env = {"TERRITORY_APP_ID": APP_ID, "TERRITORY_ALERT_SINKS": "kafka,webhook",
+               "TERRITORY_WEBHOOK_URL": receiver.url, "TERRITORY_WEBHOOK_SECRET": SECRET,
+               "TERRITORY_ALERT_THROTTLE_S": "0", **PLANNING}
+        producer = threading.Thread(target=produce, args=(broker.bootstrap_servers, events), daemon=True)
+        worker = start_worker(**env)
+        producer.start()
+        kills: list[float] = []
+        started = time.monotonic()
+        for _ in range(KILLS):
+            # A random moment once the worker is busy: mid-batch, mid-judgement or mid-solve.
+            wait_for(lambda: worker.metric("territory_intake_events_total") > 0, 120, "the worker to consume")
+            time.sleep(rng.uniform(1.0, 12.0))
+            os.killpg(worker.process.pid, signal.SIGKILL)
+            worker.process.wait(10)
+            kills.append(round(time.monotonic() - started, 1))
+            worker = start_worker(**env)
+        producer.join(600)
+        assert not producer.is_alive()
+
+        bootstrap = broker.bootstrap_servers
+        inputs = end_offsets(bootstrap, {t: broker.partitions for t in topics.INPUT_TOPICS})
+        wait_for(lambda: all(offset >= inputs[tp] for tp, offset in committed_offsets(bootstrap, APP_ID, inputs).items()),
+                 600, "the last worker to commit every input message")
+        last = datetime.fromisoformat(max(envelope["occurred_at"] for _, _, envelope in events))
+        judged_last = (last - timedelta(days=settings.lateness_days)).timestamp()
+        wait_for(lambda: worker.metric("territory_planner_event_time_watermark_seconds") >= judged_last, 180,
+                 "the planner to judge the last event time")
+        wait_for(lambda: worker.metric("territory_alerts_outbox_pending") == 0
+                 and worker.metric("territory_store_proposals", {"state": "pending"})
+                 + worker.metric("territory_store_proposals", {"state": "superseded"}) >= len(clean.proposals),
+                 120, "every alert delivered")
+
+        # Accounts (profile, owner, rolling sales, minutes) equal the clean run's.
+        live_accounts = account_states(value for _, value in read_all(bootstrap, topics.STATE))
+        assert live_accounts == account_states(clean.snapshots.values())
+        assert worker.metric("territory_intake_events_total", {"outcome": "deadlettered"}) == 0
+
+        # Per-rep aggregates of the last judgement equal the clean run's.
+        for rep_id, aggregate in clean.aggregates.items():
+            assert worker.metric("territory_rep_potential", {"rep": rep_id}) == pytest.approx(aggregate.potential)
+            assert worker.metric("territory_rep_workload_minutes", {"rep": rep_id}) == pytest.approx(
+                aggregate.workload_min)
+            assert worker.metric("territory_rep_accounts", {"rep": rep_id}) == aggregate.accounts
+            assert worker.metric("territory_rep_potential_share_ratio", {"rep": rep_id}) == pytest.approx(
+                aggregate.share)
+
+        # The model's checkpoint (what a restart recovers) is as old as the clean run's.
+        checkpoint = changelog_value(bootstrap, f"{APP_ID}-plan-meta-changelog", "planner")
+        for field in ("learned_month", "months_learned", "judged_month", "judged_day"):
+            assert checkpoint[field] == clean.checkpoint["planner"][field], field
+
+        # Signals: the same ones, each stored once (ids name what they say).
+        engine = create_engine(worker.db_url)
+        with engine.connect() as connection:
+            stored_signals = [row[0] for row in connection.execute(text("SELECT signal_id FROM signals"))]
+            stored_proposals = dict(connection.execute(text("SELECT proposal_id, alerted_at FROM proposals")).all())
+        engine.dispose()
+        assert sorted(stored_signals) == sorted(s["signal_id"] for s in clean.signals)
+        # Proposals: the same ones, each stored and alerted once.
+        assert set(stored_proposals) == {p["proposal_id"] for p in clean.proposals}
+        assert all(alerted_at is not None for alerted_at in stored_proposals.values())
+        kafka_alerts = Counter(key for key, _ in read_all(bootstrap, topics.ALERTS))
+        assert kafka_alerts == Counter(p.encode() for p in stored_proposals)
+
+        # Webhook: every incident arrived, none twice with the same content, and each one's
+        # last word is the clean run's last signal for it.
+        assert not receiver.rejected
+        last_clean = {}
+        for clean_signal in clean.signals:
+            alert = alert_from_signal(clean_signal)
+            last_clean[alert.key] = alert.status
+        delivered: dict[str, list[dict]] = {}
+        for body in receiver.received:
+            delivered.setdefault(body["key"], []).append(body)
+        for key, status in last_clean.items():
+            assert key in delivered, f"incident {key} never delivered"
+            assert delivered[key][-1]["status"] == status, key
+        for key, bodies in delivered.items():
+            contents = [json.dumps({k: b[k] for k in ("status", "severity", "summary", "description")},
+                                   sort_keys=True) for b in bodies]
+            assert all(a != b for a, b in zip(contents, contents[1:])), f"{key} delivered twice: {contents}"
+    print(f"\n{len(events)} events, SIGKILL at {kills} s; {len(stored_signals)} signals, "
+          f"{len(stored_proposals)} proposals, {len(receiver.received)} webhook deliveries")
