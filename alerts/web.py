@@ -656,7 +656,9 @@ def register_review(app: Any, store: Store, settings: Settings, metrics: Any = N
             problems = await readiness()
             metrics.worker_ready.set(0 if problems else 1)
 
-    @app.timer(RETRY_INTERVAL_S, name="publish-approved-proposals")
+    # On the leader only: with several workers one of them republishes (the events carry
+    # deterministic ids, so a rare double publish during a leader change is a duplicate).
+    @app.timer(RETRY_INTERVAL_S, name="publish-approved-proposals", on_leader=True)
     async def publish_approved_proposals() -> None:
         try:
             outcomes = await decisions.apply_approved(store, publisher, older_than_s=RETRY_AFTER_S)

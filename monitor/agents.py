@@ -21,8 +21,6 @@ log = logging.getLogger(__name__)
 
 #: How often the intake lag gauge is refreshed (seconds).
 LAG_INTERVAL_S = 5.0
-#: Signal states that close an out-of-band subject (as alerts.alert.RESOLVED_STATES).
-CLOSED_STATES = frozenset({"cleared", "closed", "resolved", "in_band", "ok"})
 
 
 def register_intake(app: faust.App, settings: Settings, metrics: Metrics) -> None:
@@ -125,7 +123,6 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics) -> No
     plan_meta = app.Table("plan-meta", default=None, partitions=1, use_partitioner=True)
     session: list[PlanningSession] = []  # built when the agent starts: tables are recovered by then
     judging = asyncio.Lock()  # the agent and the timer both judge; one at a time
-    out_of_band: dict[str, set[str]] = {}  # detector kind -> subjects whose latest signal is not closed
 
     async def judge() -> None:
         async with judging:
@@ -140,13 +137,14 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics) -> No
         if evaluation is None:
             return
         metrics.watermark.set(session[0].judged_at.timestamp())
+        for kind, count in session[0].planner.out_of_band().items():
+            metrics.out_of_band.labels(kind).set(count)
         _export_aggregates(metrics, evaluation)
         if evaluation.model_error is not None:
             metrics.model_error.set(evaluation.model_error)
         for signal in evaluation.signals:
             await signals_topic.send(key=signal["subject"]["id"].encode(), value=signal)
             metrics.signals.labels(signal["kind"], signal["state"]).inc()
-            _track_out_of_band(metrics, out_of_band, signal)
             log.info("signal %s: %s %s %s %s", signal["signal_id"], signal["kind"], signal["subject"]["id"],
                      signal["state"], json.dumps(signal["evidence"]))
         if evaluation.rebalance is not None:
@@ -194,22 +192,6 @@ def register_membership(app: faust.App, metrics: Metrics) -> None:
         for role, count in counts.items():
             metrics.assigned_partitions.labels(role).set(count)
         metrics.leader.set(1 if app.is_leader() else 0)
-
-
-def _track_out_of_band(metrics: Metrics, open_subjects: dict[str, set[str]], signal: dict) -> None:
-    """territory_detector_out_of_band{kind}: subjects whose latest signal is open (not cleared).
-    Workload imbalance is an imbalance signal on the workload metric: its own kind here.
-    Kept from the signals the planner publishes, so it starts at 0 after a restart."""
-    kind = signal["kind"]
-    if kind == "imbalance" and (signal.get("evidence") or {}).get("metric") == "workload":
-        kind = "workload_imbalance"
-    subjects = open_subjects.setdefault(kind, set())
-    subject = str((signal.get("subject") or {}).get("id"))
-    if signal.get("state") in CLOSED_STATES:
-        subjects.discard(subject)
-    else:
-        subjects.add(subject)
-    metrics.out_of_band.labels(kind).set(len(subjects))
 
 
 def _export_aggregates(metrics: Metrics, evaluation) -> None:

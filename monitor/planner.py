@@ -329,6 +329,15 @@ class Planner:
             "emitted_at": self._clock().isoformat(),
         })
 
+    def out_of_band(self) -> dict[str, int]:
+        """Subjects out of band now, per stateful detector kind (territory_detector_out_of_band):
+        reps off their fair share of potential or of workload, reps whose accounts have no
+        active owner. Market shocks and model drift are change points, not states: they are
+        counted as signals only."""
+        return {"imbalance": len(self.detector.out_of_band),
+                "workload_imbalance": len(self.workload_detector.out_of_band),
+                "coverage_gap": len(self._gap_reps)}
+
     @property
     def rebalance_pending(self) -> bool:
         """Signals wait for a rebalance that the cooldown held back."""

@@ -47,8 +47,14 @@ class PlanningSession:
         self.watermark.expect(expected_sources)
 
     def apply(self, snapshots: Iterable[dict[str, Any]]) -> int:
-        """Fold intake snapshots into the company view; returns how many."""
+        """Fold intake snapshots into the company view; returns how many.
+
+        Only the newest snapshot of each account and rep in the batch is written: every
+        write to a table is a changelog record, and one account often changes many times
+        in a batch."""
         count = 0
+        accounts: dict[str, dict[str, Any] | None] = {}  # None: erased
+        reps: dict[str, dict[str, Any]] = {}
         for snapshot in snapshots:
             snapshot = dict(snapshot)
             kind = snapshot.pop("kind")
@@ -58,14 +64,21 @@ class PlanningSession:
             self.watermark.observe(snapshot.pop("source"), datetime.fromisoformat(snapshot.pop("occurred_at")))
             orders = snapshot.pop("orders", None) or []
             if kind == "account_erased":
-                self.accounts.pop(snapshot["account_id"], None)
+                accounts[snapshot["account_id"]] = None
             elif kind == "rep":
-                self.reps[snapshot["rep_id"]] = snapshot
+                reps[snapshot["rep_id"]] = snapshot
             else:
-                self.accounts[snapshot["account_id"]] = snapshot
+                accounts[snapshot["account_id"]] = snapshot
                 if orders and snapshot.get("region"):
                     self.planner.observe_orders(snapshot["region"], orders)
             count += 1
+        for rep_id, rep in reps.items():
+            self.reps[rep_id] = rep
+        for account_id, account in accounts.items():
+            if account is None:
+                self.accounts.pop(account_id, None)
+            else:
+                self.accounts[account_id] = account
         return count
 
     @property

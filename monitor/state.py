@@ -64,11 +64,19 @@ class AccountState:
     held: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # The same plain, independent copy as dataclasses.asdict, without its generic
+        # recursion (it was the intake's largest own cost: 2-3 copies per event).
+        row = self.public_dict()
+        row["held"] = _copy(self.held)
+        return row
 
     @classmethod
     def from_dict(cls, row: Mapping[str, Any]) -> "AccountState":
         return cls(**row)
+
+    def copy(self) -> "AccountState":
+        """An independent copy (what `from_dict(to_dict())` gives, faster)."""
+        return AccountState(**self.to_dict())
 
     @property
     def open_pipeline(self) -> float:
@@ -76,9 +84,25 @@ class AccountState:
 
     def public_dict(self) -> dict[str, Any]:
         """The state without the held raw messages: what the planner needs."""
-        row = self.to_dict()
-        row.pop("held")
-        return row
+        return {
+            "account_id": self.account_id, "lat": self.lat, "lon": self.lon, "industry": self.industry,
+            "employees": self.employees, "name_hash": self.name_hash, "region": self.region,
+            "rep_id": self.rep_id, "locked": self.locked, "closed": self.closed, "known": self.known,
+            "profile_at": self.profile_at, "owner_at": self.owner_at, "closed_at": self.closed_at,
+            "monthly_sales": _copy(self.monthly_sales), "monthly_minutes": _copy(self.monthly_minutes),
+            "opportunities": _copy(self.opportunities), "last_event_at": self.last_event_at,
+        }
+
+
+def _copy(value: Any) -> Any:
+    """Deep copy of JSON-like data (dicts, lists, tuples of plain values), as asdict copies fields."""
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_copy(item) for item in value)
+    return value
 
 
 @dataclass
@@ -110,7 +134,7 @@ def apply_account_event(state: AccountState | None, event: Event, *, name_hash: 
     add into the month they happened; so the result does not depend on arrival order.
     """
     data = event.data
-    current = AccountState.from_dict(state.to_dict()) if state else AccountState(account_id=data["account_id"])
+    current = state.copy() if state else AccountState(account_id=data["account_id"])
     moment = event.occurred_at.astimezone(timezone.utc).isoformat()
     month = month_key(event.occurred_at.astimezone(timezone.utc))
     if event.type == "account.upserted":

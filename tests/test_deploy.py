@@ -34,7 +34,7 @@ K8S = DEPLOY / "k8s"
 KUBERNETES_VERSION = "1.30"
 ALERTS = ["TerritoryImbalanceAboveBand", "TerritoryWorkerDown", "TerritoryConsumerLagGrowing",
           "TerritoryDeadLetterRateHigh", "TerritoryAlertSinkFailing", "TerritoryPlannerErrors",
-          "TerritoryNotReady"]
+          "TerritoryNotReady", "TerritoryStoreUnavailable"]
 
 NEEDS = "the deploy checks need the test extra 'kubernetes-validate' (it brings PyYAML and jsonschema)"
 

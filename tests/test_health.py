@@ -13,7 +13,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from alerts.store import Store
 from alerts.web import READINESS, agent_problems, review_app, store_problems
-from monitor.agents import _track_out_of_band
 from monitor.metrics import Metrics
 from territory import topics
 from territory.settings import Settings
@@ -108,7 +107,7 @@ class FakeFaustApp:
     def __init__(self) -> None:
         self.services: list[type] = []
 
-    def timer(self, interval: float, name: str = ""):
+    def timer(self, interval: float, name: str = "", on_leader: bool = False):
         return lambda function: function
 
     def service(self, cls: type) -> type:
@@ -154,21 +153,18 @@ def test_review_and_metrics_servers_listen_on_the_bind_address(tmp_path):
         urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5)
 
 
-def test_out_of_band_follows_open_and_cleared_signals():
-    metrics = Metrics.create()
-    open_subjects: dict = {}
+def test_out_of_band_counts_the_detectors_current_states():
+    from monitor.planner import Planner
+    from territory.settings import Settings
 
-    def signal(kind: str, subject: str, state: str, metric: str = "potential") -> dict:
-        return {"kind": kind, "state": state, "subject": {"id": subject}, "evidence": {"metric": metric}}
-
-    for sig in (signal("imbalance", "A", "over"), signal("imbalance", "B", "under"),
-                signal("imbalance", "A", "over", metric="workload"), signal("imbalance", "B", "cleared"),
-                signal("market_shock", "DE-1", "drop")):
-        _track_out_of_band(metrics, open_subjects, sig)
-    get_value = metrics.registry.get_sample_value
-    assert get_value("territory_detector_out_of_band", {"kind": "imbalance"}) == 1
-    assert get_value("territory_detector_out_of_band", {"kind": "workload_imbalance"}) == 1
-    assert get_value("territory_detector_out_of_band", {"kind": "market_shock"}) == 1
+    planner = Planner(Settings())
+    fair = {"A": 0.25, "B": 0.25, "C": 0.25, "D": 0.25}
+    planner.detector.update({"A": 0.40, "B": 0.10, "C": 0.25, "D": 0.25}, fair)
+    planner.workload_detector.update({"A": 0.30, "B": 0.24, "C": 0.23, "D": 0.23}, fair)
+    assert planner.out_of_band() == {"imbalance": 2, "workload_imbalance": 1, "coverage_gap": 0}
+    # Back in the leave band: the count falls (a signal-derived count would have to see a "cleared").
+    planner.detector.update(fair, fair)
+    assert planner.out_of_band()["imbalance"] == 0
 
 
 @pytest.mark.slow

@@ -33,7 +33,7 @@ PROMTOOL = "/usr/bin/promtool"
 PROMETHEUS = "/usr/bin/prometheus"
 
 ALERTS = ["TerritoryWorkerDown", "TerritoryNotReady", "TerritoryConsumerLagGrowing", "TerritoryDeadLetterRateHigh",
-          "TerritoryAlertSinkFailing", "TerritoryPlannerErrors", "TerritoryImbalanceAboveBand"]
+          "TerritoryAlertSinkFailing", "TerritoryPlannerErrors", "TerritoryImbalanceAboveBand", "TerritoryStoreUnavailable"]
 
 
 def _binary(path: str) -> str:
