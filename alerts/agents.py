@@ -89,8 +89,9 @@ def register_alerts(app: faust.App, settings: Settings, store: Store, metrics: M
     async def export_proposal_states() -> None:
         try:
             counts = await asyncio.to_thread(proposal_counts, store)
-        except Exception:  # noqa: BLE001 - a store hiccup must not stop the worker (readiness shows it)
-            log.warning("could not count proposals for the metrics", exc_info=True)
+        except SQLAlchemyError as error:  # a store outage must not stop the worker (readiness shows it)
+            metrics.store_errors.labels("counting proposals").inc()
+            log.warning("store unavailable, proposal counts not refreshed: %s", _brief(error))
             return
         for state, count in counts.items():
             metrics.store_proposals.labels(state).set(count)

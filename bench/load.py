@@ -29,9 +29,7 @@ import platform
 import random
 import shutil
 import signal
-import socket
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -272,16 +270,23 @@ def wait_settled(worker: "Worker", intake_target: int, timeout_s: float, what: s
     raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
 
 
+def count_snapshots(bootstrap: str) -> tuple[int, int]:
+    """Account and rep snapshots on territory.state, and the orders they carry."""
+    state = asyncio.run(read_with_timestamps(bootstrap, topics.STATE, quiet_s=1.5))
+    snapshots = [v for _, _, v in state if v.get("kind") != "progress"]
+    return len(snapshots), sum(len(v.get("orders") or []) for v in snapshots)
+
+
 def run_pipeline(workdir: Path, broker: EmbeddedBroker, n_workers: int, expected: int, app_id: str,
-                 timeout_s: float, profile: str | None = None) -> dict[str, Any]:
+                 timeout_s: float, order_events: int = 0) -> dict[str, Any]:
     """Start `n_workers`; sample their counters until the planner has applied every snapshot."""
-    env = {"TERRITORY_BENCH_PROFILE": profile} if profile else {}
-    workers = [Worker(broker, workdir, app_id, i, **env) for i in range(n_workers)]
+    workers = [Worker(broker, workdir, app_id, i) for i in range(n_workers)]
     try:
         samples: list[tuple[float, list[float], float]] = []  # (t, intake per worker, planner total)
         started = time.monotonic()
         t_first = t_all_active = t_intake_done = t_done = None
         t_last_planner = 0.0
+        snapshots = None
         count_at_active = planner_at_active = 0.0
         while time.monotonic() - started < timeout_s:
             now = time.monotonic()
@@ -301,8 +306,11 @@ def run_pipeline(workdir: Path, broker: EmbeddedBroker, n_workers: int, expected
             # Done: the intake has counted every input message and the planner has applied every
             # snapshot it will get (no change for SETTLE_S; its count is checked against the topic below).
             if t_intake_done is not None and planner > 0 and now - max(t_last_planner, t_intake_done) >= SETTLE_S:
-                t_done = t_last_planner if t_last_planner > t_intake_done else t_intake_done
-                break
+                if snapshots is None:  # the state topic no longer grows (but for progress records)
+                    snapshots = count_snapshots(broker.bootstrap_servers)[0]
+                if planner >= snapshots:
+                    t_done = t_last_planner if t_last_planner > t_intake_done else t_intake_done
+                    break
             time.sleep(POLL_S)
         if t_done is None or t_all_active is None:
             raise TimeoutError(f"{app_id}: not done in {timeout_s} s (intake {sum(samples[-1][1])}/{expected}, "
@@ -318,8 +326,7 @@ def run_pipeline(workdir: Path, broker: EmbeddedBroker, n_workers: int, expected
                 committed_ok = True
                 break
             time.sleep(1)
-        state = asyncio.run(read_with_timestamps(broker.bootstrap_servers, topics.STATE, quiet_s=1.5))
-        snapshots = sum(1 for _, _, v in state if v.get("kind") != "progress")
+        snapshots, orders_in_snapshots = count_snapshots(broker.bootstrap_servers)
         intake_s = t_intake_done - t_all_active
         pipeline_s = t_done - t_all_active
         per_worker = [round(x) for x in samples[-1][1]]
@@ -337,6 +344,10 @@ def run_pipeline(workdir: Path, broker: EmbeddedBroker, n_workers: int, expected
             "events_per_worker": per_worker,
             "planner_applied": round(samples[-1][2]),
             "snapshots_on_state_topic": snapshots,
+            # Events applied on arrival of their account (held, then released) share the account's
+            # snapshot, so snapshots < events; every order is in exactly one snapshot's "orders".
+            "orders_in_snapshots": orders_in_snapshots,
+            "order_events": order_events,
             "committed_at_end": committed_ok,
             "rss_mib": [round(r / 2**20, 1) for r in rss],
         }
@@ -345,7 +356,7 @@ def run_pipeline(workdir: Path, broker: EmbeddedBroker, n_workers: int, expected
             w.stop()
 
 
-def throughput(workdir: Path, n_events: int, timeout_s: float, profile: str | None) -> dict[str, Any]:
+def throughput(workdir: Path, n_events: int, timeout_s: float) -> dict[str, Any]:
     log(f"generating {n_events} simulated events")
     messages = simulated_events(n_events)
     result: dict[str, Any] = {"events": len(messages), "partitions": PARTITIONS,
@@ -356,7 +367,7 @@ def throughput(workdir: Path, n_events: int, timeout_s: float, profile: str | No
             raw = asyncio.run(raw_consume(broker.bootstrap_servers, len(messages)))
             log(f"{n_workers} worker(s): produced in {produce_s:.1f} s, raw consume {raw['events_per_s']}/s")
             run = run_pipeline(workdir, broker, n_workers, len(messages), f"load-{n_workers}w", timeout_s,
-                               profile if n_workers == 1 else None)
+                               order_events=sum(1 for topic, _, _ in messages if topic == topics.ORDERS))
             run["raw_consume"] = raw
             run["produce_events_per_s"] = round(len(messages) / produce_s, 1)
             run["pipeline_over_raw"] = round(run["pipeline_events_per_s"] / raw["events_per_s"], 4)
@@ -581,10 +592,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (development), no report written")
     parser.add_argument("--skip", default="", help="comma list of parts to skip: throughput, latency, memory")
     parser.add_argument("--max-accounts", type=int, default=100_000, help="largest measured memory step")
-    parser.add_argument("--profile", default=None, help="pyinstrument HTML of the one-worker run to this path")
-    parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--no-write", action="store_true", help="print only; do not write results and docs")
+    parser.add_argument("--from-json", default=None, help="only re-write the docs from a results JSON file")
     args = parser.parse_args()
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    if args.from_json:
+        write_report(json.loads(Path(args.from_json).read_text(encoding="utf-8")))
+        return
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops the workers and brokers
     workdir = Path(tempfile.mkdtemp(prefix="territory-load-"))
     started = time.time()
@@ -596,7 +610,7 @@ def main() -> None:
     }
     try:
         if "throughput" not in skip:
-            results["throughput"] = throughput(workdir, 5000 if args.quick else args.events, 60 if args.quick else 900, args.profile)
+            results["throughput"] = throughput(workdir, 5000 if args.quick else args.events, 120 if args.quick else 900)
         if "latency" not in skip:
             results["latency"] = latency(workdir, 500 if args.quick else 2000, 30.0 if args.quick else 4.0, 900)
         if "memory" not in skip:

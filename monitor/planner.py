@@ -115,6 +115,8 @@ class Planner:
         self._learned_month: str | None = None
         self._months_learned = 0
         self._potentials: dict[str, float] | None = None
+        self._valued_month: str | None = None  # month the cached potentials are valued at
+        self._changed: set[str] = set()          # accounts changed since they were valued
 
     def evaluate(
         self,
@@ -185,8 +187,24 @@ class Planner:
                         evaluation.signals.append(self._drift_signal(finding))
             if scored:
                 evaluation.model_error = sum(abs(p - y) for _, p, y in scored) / len(scored)
-        self._potentials = predict_potential(self.model, accounts, month)
+            self._valued_month = None  # the model changed: value everyone again
+        if self._valued_month != key or self._potentials is None:
+            self._potentials = predict_potential(self.model, accounts, month)
+        else:
+            # Same model, same month: only accounts that changed since are valued again (a
+            # prediction depends on the account's own history and the model only).
+            stale = [account for account in accounts
+                     if account.account_id in self._changed or account.account_id not in self._potentials]
+            current = {account.account_id for account in accounts}
+            self._potentials = {account_id: value for account_id, value in self._potentials.items()
+                                if account_id in current}
+            self._potentials.update(predict_potential(self.model, stale, month))
+        self._valued_month, self._changed = key, set()
         return self._potentials
+
+    def accounts_changed(self, account_ids: Iterable[str]) -> None:
+        """Accounts whose state changed since the last judgement (their potential is stale)."""
+        self._changed.update(account_ids)
 
     def _drift_signal(self, finding) -> dict[str, Any]:
         return with_signal_id({

@@ -74,6 +74,7 @@ class PlanningSession:
             count += 1
         for rep_id, rep in reps.items():
             self.reps[rep_id] = rep
+        self.planner.accounts_changed(accounts)
         for account_id, account in accounts.items():
             if account is None:
                 self.accounts.pop(account_id, None)

@@ -89,8 +89,10 @@ class AccountState:
             "employees": self.employees, "name_hash": self.name_hash, "region": self.region,
             "rep_id": self.rep_id, "locked": self.locked, "closed": self.closed, "known": self.known,
             "profile_at": self.profile_at, "owner_at": self.owner_at, "closed_at": self.closed_at,
-            "monthly_sales": _copy(self.monthly_sales), "monthly_minutes": _copy(self.monthly_minutes),
-            "opportunities": _copy(self.opportunities), "last_event_at": self.last_event_at,
+            # Month buckets hold numbers and opportunities [time, number]: one level to copy.
+            "monthly_sales": dict(self.monthly_sales), "monthly_minutes": dict(self.monthly_minutes),
+            "opportunities": {key: list(value) for key, value in self.opportunities.items()},
+            "last_event_at": self.last_event_at,
         }
 
 
@@ -197,8 +199,11 @@ def _prune(buckets: dict[str, float]) -> dict[str, float]:
     # Always relative to the newest month, so the kept set does not depend on arrival order.
     if not buckets:
         return buckets
-    newest = max(month_index(key) for key in buckets)
-    return {key: value for key, value in buckets.items() if newest - month_index(key) < KEPT_MONTHS}
+    # Keys are "YYYY-MM" (month_key), so string order is month order: no parsing per key.
+    newest = month_index(max(buckets))
+    oldest_kept = newest - KEPT_MONTHS + 1
+    cutoff = f"{oldest_kept // 12:04d}-{oldest_kept % 12 + 1:02d}"
+    return {key: value for key, value in buckets.items() if key >= cutoff}
 
 
 def trailing_sum(buckets: Mapping[str, float], watermark: datetime, months: int) -> float:

@@ -75,3 +75,26 @@ def test_backtest_finds_the_signals_the_live_worker_found(tmp_path, broker, star
     assert live, "the live worker found nothing"
     assert sorted(map(key, live)) == sorted(map(key, offline))
     assert (f"DE-{shock.region}", "drop") in {(s["subject"]["id"], s["state"]) for s in live if s["kind"] == "market_shock"}
+
+
+def test_potentials_revalued_only_for_changed_accounts_equal_a_full_revaluation(monkeypatch):
+    """The planner values only accounts that changed since its last judgement in the same
+    month; the judgements equal those of a planner that values everyone every time."""
+    import monitor.planner as planner_module
+    from territory.backtest import run_backtest
+
+    company = generate_company(seed=5, n_reps=5, n_accounts=300)
+    events = generate_events(company, months=15, shock=default_shock(company), seed=5)
+    cached = run_backtest(events, Settings())
+
+    original = planner_module.Planner._learn_and_value
+
+    def value_everyone(self, *args, **kwargs):
+        self._valued_month = None
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(planner_module.Planner, "_learn_and_value", value_everyone)
+    full = run_backtest(events, Settings())
+    assert [s["signal_id"] for s in cached.signals] == [s["signal_id"] for s in full.signals]
+    assert cached.aggregates == full.aggregates and cached.aggregates
+    assert [p["proposal_id"] for p in cached.proposals] == [p["proposal_id"] for p in full.proposals]

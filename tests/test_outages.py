@@ -100,4 +100,4 @@ def test_signals_and_proposals_wait_for_the_database_and_are_stored_when_it_is_b
                  and set(stored()[1]) == {p["proposal_id"] for p in clean.proposals}
                  and all(stored()[1].values()), 120, "every signal and proposal stored and alerted")
         assert worker.process.poll() is None
-        assert "store unavailable while storing a signal" in worker.log()
+        assert "store unavailable while reading signals, retrying" in worker.log()
