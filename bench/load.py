@@ -99,6 +99,14 @@ class Worker:
                 total += float(line.rsplit(" ", 1)[1])
         return total
 
+    def metrics_up(self) -> bool:
+        self.metric(INTAKE_METRIC)  # raises if the worker died
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).read()
+            return True
+        except OSError:
+            return False
+
     def rss(self) -> int:
         import psutil
 
@@ -280,8 +288,12 @@ def count_snapshots(bootstrap: str) -> tuple[int, int]:
 def run_pipeline(workdir: Path, broker: EmbeddedBroker, n_workers: int, expected: int, app_id: str,
                  timeout_s: float, order_events: int = 0) -> dict[str, Any]:
     """Start `n_workers`; sample their counters until the planner has applied every snapshot."""
-    workers = [Worker(broker, workdir, app_id, i) for i in range(n_workers)]
+    workers: list[Worker] = []
     try:
+        for i in range(n_workers):
+            # One at a time: they share the SQLite store, and two first-time migrations race.
+            workers.append(Worker(broker, workdir, app_id, i))
+            wait_for(lambda: workers[-1].metrics_up(), 120, "the worker's metrics endpoint")
         samples: list[tuple[float, list[float], float]] = []  # (t, intake per worker, planner total)
         started = time.monotonic()
         t_first = t_all_active = t_intake_done = t_done = None

@@ -179,11 +179,32 @@ two orders of magnitude; the intake is bound by Faust's per-event machinery (str
 table changelog production through the producer buffer, aiokafka's produce path and socket
 writes), not by the project's own code (about a fifth of the worker's CPU, profile below).
 
-**Two workers vs one.** The intake splits by input partition and scales, but the planner is one
-consumer of the single-partition `territory.state` topic on one worker, and it is starved while
-the intake on the same worker is busy (its count stays at zero until the intake has nearly
-caught up), so the pipeline is intake then planner catch-up, and the second half does not
-scale with workers. The two workers also share the same two cores with the broker.
+**Two workers vs one.** The intake splits by input partition, but the planner is one consumer
+of the single-partition `territory.state` topic, on one of the workers, and while the intake
+on that worker is busy the planner gets only part of it (in the one-worker run it had applied
+about half of the snapshots when the intake had read everything), so a run is mostly intake
+and then the planner's catch-up, and the catch-up does not get faster with more workers.
+Both workers, the broker and the benchmark share the same 2 cores, so a second worker adds
+no CPU: on this machine two workers cannot be 1.6 x one whatever the code does.
+
+**Latency.** The event -> signal time is dominated by queueing, not by the judgement: the
+planner batches (up to 500 snapshots or 1 s), waits for the slowest input partition (the
+watermark), and shares the worker's event loop with the intake; while CP-SAT solves a proposal
+(a thread, 2 solver workers, time limit `TERRITORY_SOLVER_TIME_LIMIT_S` = 20 s, then the
+trade-off curve) it takes the 2 cores, so signals judged during a solve wait (the p99).
+Signal -> alert through a proposal is mostly that solve; proposal -> alert is the store write
+and the Kafka alert.
+
+**Memory.** The worker that holds the planner keeps the whole company twice (the intake's
+`accounts` table for its partitions and the planner's `plan-accounts` for all of them, each a
+dict of about 19 fields per account, about 1.5 KB each in CPython) plus `seen-events`, one
+entry per event ever applied (event id and time, about 190 bytes per event), which is never
+pruned, so it grows with the event history, not with the accounts. Offline, the intake
+alone holds about 3 KB per account with 2 orders each (1.5 KB the account row, 0.6 KB the
+three seen-events entries). Ways down, not done here: prune `seen-events` beyond the late
+horizon (older windowed events are dead-lettered as too late anyway; a re-delivered old upsert
+is last-writer-wins), store account rows without the empty/default fields, and let the planner
+keep only the fields it judges on.
 
 **Profile** (`bench/load_profile.py`, py-spy at 50 Hz on one worker under load):
 

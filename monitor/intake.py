@@ -147,6 +147,10 @@ class Intake:
         account_id = event.data["account_id"]
         row = self.accounts.get(account_id)
         state = AccountState.from_dict(row) if row else None
+        if state is not None and origin.offset <= state.applied_offsets.get(origin.topic, -1):
+            # Applied before a crash, read again: its effect is in the row, its seen mark was lost.
+            self.on_outcome(origin.topic, "duplicate", None)
+            return
         if event.type == "account.erased":
             await self._erase(account_id, state, origin)
             return
@@ -154,6 +158,7 @@ class Intake:
             await self._hold(account_id, state, event, origin)
             return
         state = apply_account_event(state, event, name_hash=self._pseudonym(event.data.get("name")))
+        state.applied_offsets[origin.topic] = origin.offset
         self.on_outcome(origin.topic, "applied", None)
         orders = [_order_of(event)] if event.type == "order.placed" else []
         if event.type == "account.upserted" and state.held:
@@ -184,6 +189,7 @@ class Intake:
                  "deadline": (event.occurred_at.astimezone(timezone.utc) + self.rules.hold_for).isoformat(),
                  "origin": origin.to_dict()}
         state.held.append(entry)
+        state.applied_offsets[origin.topic] = origin.offset
         self.accounts[account_id] = state.to_dict()
         self._track_hold(account_id, entry)
 

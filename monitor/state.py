@@ -62,12 +62,17 @@ class AccountState:
     # Events that arrived before the account itself, with their origin, to apply on
     # arrival or dead-letter after the hold expires.
     held: list[dict[str, Any]] = field(default_factory=list)
+    # Input topic -> offset of the last message applied to (or held for) this account, in the
+    # same record as its effect: a message read again after a crash is known here even when
+    # the seen-events table lost its mark (two changelog records are not written atomically).
+    applied_offsets: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         # The same plain, independent copy as dataclasses.asdict, without its generic
         # recursion (it was the intake's largest own cost: 2-3 copies per event).
         row = self.public_dict()
         row["held"] = _copy(self.held)
+        row["applied_offsets"] = dict(self.applied_offsets)
         return row
 
     @classmethod

@@ -14,7 +14,7 @@ from monitor.agents import register_intake, register_membership, register_planne
 from monitor.geocode import default_resolver
 from monitor.metrics import Metrics
 from territory.broker import create_topics, topic_plan
-from territory.kafka_compat import install_exact_end_offsets
+from territory.kafka_compat import install_exact_end_offsets, install_flush_before_commit
 from territory.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ def create_app(settings: Settings, metrics: Metrics, store: Store) -> faust.App:
     )
     if settings.exact_end_offsets:
         install_exact_end_offsets()
+    install_flush_before_commit()
     register_intake(app, settings, metrics)
     register_planner(app, settings, metrics)
     register_membership(app, metrics)

@@ -136,3 +136,21 @@ def test_held_orders_wait_for_an_accounts_stream_that_is_behind():
     assert h.dead == [] and h.intake.held_count == 2                          # accounts stream is at Jan 1
     h.send(topics.ACCOUNTS, "a1", upsert("a1", "2025-01-02T00:00:00Z"))
     assert h.accounts["a1"]["monthly_sales"] == {"2025-01": 100.0}
+
+
+def test_a_message_read_again_after_a_crash_is_a_duplicate_even_when_its_seen_mark_was_lost():
+    """The account row and the seen-events table are two changelog records: a worker killed
+    between them leaves the effect without the mark. The row's applied offsets catch it."""
+    h = Harness()
+    h.send(topics.ACCOUNTS, "a1", upsert("a1", "2025-01-01T00:00:00Z"))
+    h.send(topics.ORDERS, "a1", order("a1", "2025-01-10T00:00:00Z", 100, "o1"))
+    applied_at = h.offset
+    h.intake.seen_events.clear()  # the seen marks never reached the broker
+    asyncio.run(h.intake.handle(topic=topics.ORDERS, partition=0, offset=applied_at, key=b"a1",
+                                value=json.dumps(order("a1", "2025-01-10T00:00:00Z", 100, "o1")).encode()))
+    assert h.accounts["a1"]["monthly_sales"] == {"2025-01": 100.0}
+    assert h.outcomes == {"applied": 2, "duplicate": 1}
+    # A later message on the same topic still applies; so does one at an earlier offset of another topic.
+    h.send(topics.ORDERS, "a1", order("a1", "2025-01-11T00:00:00Z", 5, "o2"))
+    assert h.accounts["a1"]["monthly_sales"] == {"2025-01": 105.0}
+    assert h.accounts["a1"]["applied_offsets"] == {topics.ACCOUNTS: 1, topics.ORDERS: h.offset}
