@@ -67,36 +67,3 @@ def install_exact_end_offsets() -> None:
     driver.AIOKafkaConsumerThread._highwaters = exact_highwaters
     _installed = True
 
-
-_flush_installed = False
-
-
-def install_flush_before_commit() -> None:
-    """Patch Faust's consumer to deliver everything produced before it commits offsets.
-
-    Faust writes table changes to their changelogs through a producer buffer and commits
-    the input offsets on a timer without waiting for that buffer (nor for the snapshots
-    and dead letters still in aiokafka's accumulator). A worker killed between the commit
-    and the send loses the changes of events it will never read again. Here the commit
-    first sends what was buffered when it started and waits for the broker's acks, so a
-    committed offset means its effects are on the broker (at-least-once, as Faust's
-    `processing_guarantee` promises)."""
-    global _flush_installed
-    if _flush_installed:
-        return
-    from faust.transport.consumer import Consumer
-
-    commit_tps = Consumer._commit_tps
-
-    async def flush_then_commit(self, tps, start_new_transaction: bool) -> bool:
-        producer = self.app.producer
-        buffer = producer.buffer
-        if buffer.size and buffer.state == "running":  # stopping: the buffer flushes itself first
-            await buffer.flush_atmost(buffer.size)  # FIFO: what was buffered before this commit
-        kafka_producer = getattr(producer, "_producer", None)  # aiokafka's, once started
-        if kafka_producer is not None:
-            await kafka_producer.flush()  # the batches in its accumulator now, acked
-        return await commit_tps(self, tps, start_new_transaction)
-
-    Consumer._commit_tps = flush_then_commit
-    _flush_installed = True

@@ -14,7 +14,7 @@ from monitor.agents import register_intake, register_membership, register_planne
 from monitor.geocode import default_resolver
 from monitor.metrics import Metrics
 from territory.broker import create_topics, topic_plan
-from territory.kafka_compat import install_exact_end_offsets, install_flush_before_commit
+from territory.kafka_compat import install_exact_end_offsets
 from territory.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,6 @@ def create_app(settings: Settings, metrics: Metrics, store: Store) -> faust.App:
     )
     if settings.exact_end_offsets:
         install_exact_end_offsets()
-    install_flush_before_commit()
     register_intake(app, settings, metrics)
     register_planner(app, settings, metrics)
     register_membership(app, metrics)
@@ -72,4 +71,7 @@ def run_worker(settings: Settings) -> None:
     print(f"metrics on http://{settings.bind_address}:{port}/metrics", flush=True)
     app = create_app(settings, metrics, store)
     worker = Worker(app, loglevel=settings.log_level, quiet=True)
+    # Above INFO Faust installs its terminal spinner, which sets the root logger to DEBUG:
+    # every aiokafka debug call then builds a record (11 % of the worker's CPU, bench/load.py).
+    worker.spinner = None
     worker.execute_from_commandline()
