@@ -300,7 +300,8 @@ def _stamp(event: Event, origin: Origin) -> dict[str, Any]:
 
 
 def _order_of(event: Event) -> list:
-    return [event.occurred_at.astimezone(timezone.utc).date().isoformat(), event.data["amount"]]
+    """[day, amount, event id]: the planner sums regional daily sales from these, once per id."""
+    return [event.occurred_at.astimezone(timezone.utc).date().isoformat(), event.data["amount"], event.event_id]
 
 
 def _text(raw: bytes | None) -> str | None:

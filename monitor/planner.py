@@ -105,6 +105,7 @@ class Planner:
         self._gap_reps: set[str] = set()          # reps whose accounts are without an owner
         self._placed_orphans: set[str] = set()    # orphans the last placement proposal covered
         self._daily_sales: dict[str, dict[str, float]] = {}  # region -> ISO day -> order value
+        self._observed_orders: dict[str, set[str]] = {}      # ISO day not yet judged -> order event ids
         self._judged_month: str | None = None                 # as-of month of the last judgement
         self._judged_day: str | None = None                   # last complete day fed to the shock detector
         # Order counts react about twice as fast as order values (bench/detectors.py).
@@ -252,10 +253,17 @@ class Planner:
                 evaluation.signals.append(self._signal(finding, aggregates[finding.rep_id], month))
 
     def observe_orders(self, region: str, orders: Iterable[list]) -> None:
-        """Orders (day, amount) of an account in `region`, for the regional sales the
-        market-shock detector reads per complete day."""
+        """Orders (day, amount, event id) of an account in `region`, for the regional sales
+        the market-shock detector reads per complete day. Each order counts once: snapshots
+        read again after a restart (the planner's checkpoint may already hold their orders)
+        are recognised by the event id until their day is judged."""
         days = self._daily_sales.setdefault(region, {})
-        for day, amount in orders:
+        for day, amount, *event_id in orders:
+            if event_id:
+                seen = self._observed_orders.setdefault(day, set())
+                if event_id[0] in seen:
+                    continue
+                seen.add(event_id[0])
             total, count = days.get(day, (0.0, 0))
             days[day] = (round(total + amount, 2), count + 1)
 
@@ -276,7 +284,7 @@ class Planner:
             self._judged_day = key
             day += timedelta(days=1)
         # Days judged are final: forget them (late orders for them change state, not judgements).
-        for days in self._daily_sales.values():
+        for days in (*self._daily_sales.values(), self._observed_orders):
             for key in [k for k in days if self._judged_day and k <= self._judged_day]:
                 del days[key]
 
@@ -418,6 +426,7 @@ class Planner:
                 "workload_detector": self.workload_detector.state_dict(),
                 "gap_reps": sorted(self._gap_reps), "placed_orphans": sorted(self._placed_orphans),
                 "judged_month": self._judged_month, "daily_sales": self._daily_sales,
+                "observed_orders": {day: sorted(ids) for day, ids in self._observed_orders.items()},
                 "judged_day": self._judged_day, "shock_detector": self.shock_detector.state_dict(),
                 "model": self.model.state_dict() if self.model is not None else None,
                 "learned_month": self._learned_month, "months_learned": self._months_learned,
@@ -430,6 +439,7 @@ class Planner:
         self._gap_reps = set(state.get("gap_reps", []))
         self._placed_orphans = set(state.get("placed_orphans", []))
         self._judged_month = state.get("judged_month")
+        self._observed_orders = {day: set(ids) for day, ids in state.get("observed_orders", {}).items()}
         self._daily_sales = {region: {day: tuple(value) for day, value in days.items()}
                              for region, days in state.get("daily_sales", {}).items()}
         self._judged_day = state.get("judged_day")

@@ -142,3 +142,15 @@ def test_workload_imbalance_is_signalled_but_does_not_trigger_a_rebalance():
     workload = [(s["subject"]["id"], s["state"]) for s in evaluation.signals if s["evidence"]["metric"] == "workload"]
     assert sorted(workload) == [("A", "over"), ("B", "under")]
     assert evaluation.rebalance is None  # potential is balanced; the rebalancer does not balance workload yet
+
+
+def test_orders_of_snapshots_read_again_after_a_restart_count_once():
+    """The planner's checkpoint can already hold the orders of snapshots it reads again after a
+    crash; the regional daily sales must not count them twice."""
+    planner = Planner(Settings())
+    orders = [["2025-03-03", 100.0, "o1"], ["2025-03-03", 50.0, "o2"]]
+    planner.observe_orders("DE-11", orders)
+    restored = Planner(Settings())
+    restored.load_state_dict(planner.state_dict())
+    restored.observe_orders("DE-11", orders + [["2025-03-03", 7.0, "o3"]])
+    assert restored.state_dict()["daily_sales"] == {"DE-11": {"2025-03-03": (157.0, 3)}}
