@@ -148,8 +148,13 @@ class Intake:
         row = self.accounts.get(account_id)
         state = AccountState.from_dict(row) if row else None
         if state is not None and origin.offset <= state.applied_offsets.get(origin.topic, -1):
-            # Applied before a crash, read again: its effect is in the row, its seen mark was lost.
+            # Applied before a crash, read again: its effect is in the row, its seen mark was lost,
+            # and its snapshot may be lost too: send it again (the planner keeps the newest
+            # snapshot per account and counts each order once).
             self.on_outcome(origin.topic, "duplicate", None)
+            if state.known and event.type != "account.erased":
+                await self._send_account(account_id, state, event, origin,
+                                         [_order_of(event)] if event.type == "order.placed" else [])
             return
         if event.type == "account.erased":
             await self._erase(account_id, state, origin)
@@ -165,7 +170,11 @@ class Intake:
             state, released = self._release(state)
             orders += [_order_of(e) for e in released if e.type == "order.placed"]
         self.accounts[account_id] = state.to_dict()
-        # The orders this update applied, by day: the planner sums regional daily sales from them.
+        await self._send_account(account_id, state, event, origin, orders)
+
+    async def _send_account(self, account_id: str, state: AccountState, event: Event, origin: Origin,
+                            orders: list[list]) -> None:
+        # With the orders this update applied, by day: the planner sums regional daily sales from them.
         await self.send_state(f"account:{account_id}", {"kind": "account", **_stamp(event, origin),
                                                         **state.public_dict(), "orders": orders})
 

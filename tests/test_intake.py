@@ -150,6 +150,9 @@ def test_a_message_read_again_after_a_crash_is_a_duplicate_even_when_its_seen_ma
                                 value=json.dumps(order("a1", "2025-01-10T00:00:00Z", 100, "o1")).encode()))
     assert h.accounts["a1"]["monthly_sales"] == {"2025-01": 100.0}
     assert h.outcomes == {"applied": 2, "duplicate": 1}
+    # Its snapshot is sent again (it may have been lost with the crash), with its order.
+    key, resent = h.state_sent[-1]
+    assert key == "account:a1" and resent["orders"] == [["2025-01-10", 100, "o1"]]
     # A later message on the same topic still applies; so does one at an earlier offset of another topic.
     h.send(topics.ORDERS, "a1", order("a1", "2025-01-11T00:00:00Z", 5, "o2"))
     assert h.accounts["a1"]["monthly_sales"] == {"2025-01": 105.0}
