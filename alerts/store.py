@@ -11,14 +11,16 @@ are published. Every transition is written to the audit log with who, when and w
 
 from __future__ import annotations
 
+import fcntl
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, func, inspect, select
+from sqlalchemy import create_engine, func, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
@@ -40,6 +42,10 @@ def touched_reps(proposal: dict[str, Any]) -> list[str]:
     reps = {m["to_rep"] for m in proposal.get("moves", [])}
     reps |= {m["from_rep"] for m in proposal.get("moves", []) if m.get("from_rep")}
     return sorted(reps)
+
+
+#: pg_advisory_xact_lock key that serialises schema migrations (any constant shared by workers).
+MIGRATION_LOCK_KEY = 7_130_221
 
 
 class Store:
@@ -64,12 +70,30 @@ class Store:
         is first stamped as revision 0001, which is exactly what it holds."""
         config = Config()
         config.set_main_option("script_location", str(files("alerts") / "migrations"))
-        with self.engine.begin() as connection:
+        # Several workers start together on one database: one migrates, the others wait for it
+        # and then find the schema at head.
+        with self._migration_file_lock(), self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             config.attributes["connection"] = connection
             tables = set(inspect(connection).get_table_names())
             if "proposals" in tables and "alembic_version" not in tables:
                 command.stamp(config, "0001")
             command.upgrade(config, "head")
+
+    @contextmanager
+    def _migration_file_lock(self) -> Iterator[None]:
+        """An exclusive lock file beside a SQLite database (its DDL is not transactional)."""
+        parsed = make_url(self.url)
+        if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+            yield
+            return
+        with open(f"{parsed.database}.migrate-lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def create_schema(self) -> None:
         """Kept for callers of the first release: the same as :meth:`migrate`."""

@@ -179,3 +179,29 @@ def test_erase_removes_moves_and_scrubs_payloads(store):
     assert [m["account_id"] for m in store.proposals()[0].payload["moves"]] == ["a2"]
     assert store.signals()[0].payload["evidence"]["account_ids"] == ["a3"]
     assert store.erase_account("a1") == {"moves": 0, "proposals_scrubbed": 0, "signals_scrubbed": 0}
+
+
+def _migrate(url: str) -> None:
+    Store(url).migrate()
+
+
+def test_workers_starting_together_migrate_the_schema_once(store):
+    """Four processes migrate one empty database at once (workers starting together): each
+    waits for the one that holds the migration lock, none fails."""
+    import multiprocessing
+
+    from sqlalchemy import inspect
+
+    engine = create_engine(store.url)
+    with engine.begin() as connection:  # back to empty: the fixture migrated it already
+        for table in ("alembic_version", *reversed([t.name for t in Base.metadata.sorted_tables])):
+            connection.exec_driver_sql(f'DROP TABLE IF EXISTS "{table}"')
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_migrate, args=(store.url,)) for _ in range(4)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+    assert [process.exitcode for process in processes] == [0, 0, 0, 0]
+    assert {"proposals", "signals", "deliveries", "alembic_version"} <= set(inspect(engine).get_table_names())
+    engine.dispose()
