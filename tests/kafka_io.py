@@ -65,17 +65,18 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
     raise AssertionError(f"topic {topic} not found")
 
 
-def metric_value(port: int, name: str, labels: dict[str, str] | None = None) -> float:
-    """Sum of the samples of `name` (with these labels) on a worker's /metrics page."""
+def metric_samples(port: int, name: str, labels: dict[str, str] | None = None) -> list[float]:
+    """The values of the samples of `name` (with these labels) on a worker's /metrics page."""
     from prometheus_client.parser import text_string_to_metric_families
 
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in (labels or {}).items()):
-                total += sample.value
-    return total
+    return [sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in (labels or {}).items())]
+
+
+def metric_value(port: int, name: str, labels: dict[str, str] | None = None) -> float:
+    """Sum of the samples of `name` (with these labels) on a worker's /metrics page."""
+    return sum(metric_samples(port, name, labels), 0.0)
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:

@@ -26,7 +26,7 @@ from simulator import default_shock, generate_company, generate_events
 from territory import topics
 from territory.backtest import run_backtest
 from territory.settings import Settings
-from tests.kafka_io import produce, read_all, wait_for
+from tests.kafka_io import metric_samples, produce, read_all, wait_for
 from tests.services import webhook_receiver
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -61,16 +61,6 @@ def account_states(snapshots) -> dict[str, dict]:
         if value.get("kind") == "account":
             final[value["account_id"]] = {k: v for k, v in value.items() if k not in VOLATILE}
     return final
-
-
-def lag_samples(worker) -> list[float]:
-    """territory_intake_lag_messages of every input partition the worker has reported."""
-    from prometheus_client.parser import text_string_to_metric_families
-    import urllib.request
-
-    text = urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/metrics", timeout=5).read().decode()
-    return [sample.value for family in text_string_to_metric_families(text) for sample in family.samples
-            if sample.name == "territory_intake_lag_messages"]
 
 
 def changelog_value(bootstrap: str, topic: str, key: str) -> dict:
@@ -114,7 +104,8 @@ def test_sigkill_five_times_ends_as_a_clean_run(broker, start_worker, tmp_path):
         # offsets: after a rebalance in the middle of a commit Faust can leave a partition's
         # committed offset behind; the events it re-reads later are duplicates, nothing is lost.)
         input_partitions = broker.partitions * len(topics.INPUT_TOPICS)
-        wait_for(lambda: lag_samples(worker) == [0.0] * input_partitions, 600, "the last worker to read every input")
+        wait_for(lambda: metric_samples(worker.metrics_port, "territory_intake_lag_messages")
+                 == [0.0] * input_partitions, 600, "the last worker to read every input")
         last = datetime.fromisoformat(max(envelope["occurred_at"] for _, _, envelope in events))
         judged_last = (last - timedelta(days=settings.lateness_days)).timestamp()
         wait_for(lambda: worker.metric("territory_planner_event_time_watermark_seconds") >= judged_last, 180,
