@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any, Callable, Protocol, runtime_checkable
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 from alerts.alert import Alert
 
@@ -102,6 +102,17 @@ def _basic_auth(url: str) -> tuple[str, dict[str, str]]:
     return urlunsplit(parts._replace(netloc=host)), {"Authorization": f"Basic {credentials}"}
 
 
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """Following a redirect would turn the POST into a body-less GET that counts as
+    delivered and carry the Authorization header to another host: a 3xx stays an error."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D102 (urllib's hook)
+        return None
+
+
+_OPENER = urllib.request.build_opener(_RefuseRedirects)
+
+
 def _post(url: str, body: bytes, headers: dict[str, str], timeout_s: float, what: str) -> None:
     # Errors name the redacted URL: they are logged and kept in the outbox.
     where = f"{what} {redact_url(url)}"
@@ -109,9 +120,15 @@ def _post(url: str, body: bytes, headers: dict[str, str], timeout_s: float, what
     request = urllib.request.Request(target, data=body, method="POST",
                                      headers={"Content-Type": "application/json", **auth, **headers})
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        with _OPENER.open(request, timeout=timeout_s) as response:
             response.read()
     except urllib.error.HTTPError as error:
+        if 300 <= error.code < 400:
+            location = error.headers.get("Location") if error.headers else None
+            moved_to = redact_url(urljoin(target, location)) if location else "(no Location header)"
+            # The whole sink points at the wrong address: a configuration error, not this alert's.
+            raise SinkError(f"{where}: HTTP {error.code} redirect to {moved_to} not followed; "
+                            f"set the URL to the final address") from None
         detail = error.read(500).decode("utf-8", "replace").strip()
         # 4xx: this alert was refused, the receiver is up; 408/429 and 5xx: the receiver is in trouble.
         item_only = 400 <= error.code < 500 and error.code not in (408, 429)
