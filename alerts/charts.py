@@ -35,6 +35,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.text import Text
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 __all__ = [
@@ -54,6 +55,9 @@ BEFORE_COLOR = "#c4c4c4"
 AFTER_COLOR = "#2b6cb0"
 OUT_OF_BAND_COLOR = "#c0392b"
 BAND_COLOR = "#2e8b57"
+# Every text is drawn as written: ids come from the CRM, and with mathtext on, a rep id
+# such as "$x^$" raises while drawing and "$\alpha$" turns into a Greek letter.
+LITERAL = {"parse_math": False, "usetex": False}
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,10 @@ _TAB20_NO_GREY = [c for i, c in enumerate(colormaps["tab20"].colors) if i not in
 
 def _png(fig: Figure) -> bytes:
     FigureCanvasAgg(fig)  # attaches itself to the figure; no pyplot involved
+    # Legend entries and tick labels take no text properties when made: make them literal here.
+    for text in fig.findobj(Text):
+        text.set_parse_math(False)
+        text.set_usetex(False)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
     return buf.getvalue()
@@ -198,7 +206,7 @@ def territory_map_png(
         is_after = proposal is not None and shown is after
         _draw_territories(ax, shown, reps, colors, p_max, moved=moves, homes=homes, is_after=is_after,
                           pts_per_deg=pts_per_deg)
-        ax.set_title(label, fontsize=12)
+        ax.set_title(label, fontsize=12, **LITERAL)
         ax.set_xlim(*xlim)
         ax.set_ylim(*ylim)
         ax.set_aspect(aspect, adjustable="box")
@@ -211,7 +219,7 @@ def territory_map_png(
     if title is None and proposal is not None:
         title = f"Proposal {proposal.get('proposal_id', '')}".strip()
     if title:
-        fig.suptitle(title, fontsize=13, fontweight="bold")
+        fig.suptitle(title, fontsize=13, fontweight="bold", **LITERAL)
 
     fig.legend(
         handles=_map_legend_handles(colors, with_moves=proposal is not None),
@@ -309,7 +317,7 @@ def _draw_territories(
             rep.rep_id, (rep.home_lon, rep.home_lat), xytext=(dx, dy), textcoords="offset points",
             ha=ha, va=va, fontsize=_LABEL_FONT, fontweight="bold", zorder=5,
             # A white halo keeps the label readable over a cloud of dots.
-            path_effects=[patheffects.withStroke(linewidth=3, foreground="white")],
+            path_effects=[patheffects.withStroke(linewidth=3, foreground="white")], **LITERAL,
         )
 
 
@@ -418,7 +426,7 @@ def share_chart_png(proposal: Mapping[str, Any]) -> bytes:
                 path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")],
             )
 
-    ax.set_yticks(range(n), [str(r) for r in rep_ids], fontsize=10)
+    ax.set_yticks(range(n), [str(r) for r in rep_ids], fontsize=10, **LITERAL)
     ax.set_ylim(max(n, 1) - 0.5, -0.5)  # first rep on top, as in the proposal
     ax.set_xlim(0, x_max * 1.3 if x_max > 0 else 1.0)  # room for the value labels
     # Whole percent, except for big teams whose shares are all a few percent.
@@ -436,7 +444,7 @@ def share_chart_png(proposal: Mapping[str, Any]) -> bytes:
     if status in ("infeasible", "unknown"):
         head += f" (no balanced assignment found: {status})"
     pid = proposal.get("proposal_id")
-    ax.set_title(f"{pid}: {head}" if pid else head, fontsize=12, loc="left")
+    ax.set_title(f"{pid}: {head}" if pid else head, fontsize=12, loc="left", **LITERAL)
 
     fig.legend(
         handles=[
@@ -493,5 +501,5 @@ def moves_curve_png(
     ax.set_axisbelow(True)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    ax.set_title(title or "Best imbalance reachable with at most M moves", fontsize=12, loc="left")
+    ax.set_title(title or "Best imbalance reachable with at most M moves", fontsize=12, loc="left", **LITERAL)
     return _png(fig)

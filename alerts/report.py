@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import logging
 import math
 import struct
 from collections.abc import Mapping, Sequence
@@ -54,6 +55,7 @@ LIST_ROWS = 15
 # Widest picture in the page (px): the width attribute mail clients without CSS obey.
 MAX_IMAGE_WIDTH = 920
 _UNSOLVED = ("infeasible", "unknown")
+log = logging.getLogger("territory.report")
 
 
 # --------------------------------------------------------------------------- values
@@ -242,26 +244,45 @@ def _touched_reps(proposal: Mapping[str, Any]) -> list[str]:
                   if abs(float(row.get("deviation", 0.0))) > tolerance + 1e-9)
 
 
-def _images(proposal: Mapping[str, Any], accounts: Sequence[Mapping[str, Any]]) -> dict[str, ReportImage | None]:
-    """The "map", "shares" and "curve" pictures; None for one the proposal has no data for."""
+def _images(proposal: Mapping[str, Any], accounts: Sequence[Mapping[str, Any]]
+            ) -> tuple[dict[str, ReportImage | None], list[str]]:
+    """The "map", "shares" and "curve" pictures (None for one the proposal has no data for)
+    and the names of those that failed to draw.
+
+    One picture that cannot be drawn must not take the review page or the weekly review of
+    every proposal with it: it is logged and the page says the picture is unavailable.
+    """
     pid = str(proposal.get("proposal_id", "proposal"))
     images: dict[str, ReportImage | None] = {"map": None, "shares": None, "curve": None}
-    located = [MapAccount(str(row["account_id"]), float(row["lat"]), float(row["lon"]), row.get("rep_id"),
-                          float(row.get("potential") or 0.0))
-               for row in accounts if _finite(row.get("lat")) and _finite(row.get("lon"))]
-    if located:
+    failed: list[str] = []
+
+    def draw(name: str, alt: str, make) -> None:
+        try:
+            images[name] = ReportImage(f"{pid}-{name}", make(), alt)
+        except Exception:  # noqa: BLE001 - any drawing error; the rest of the page still renders
+            log.warning("proposal %s: the %s picture could not be drawn; the page shows it as unavailable",
+                        pid, name, exc_info=True)
+            failed.append(name)
+
+    def map_png() -> bytes:
+        located = [MapAccount(str(row["account_id"]), float(row["lat"]), float(row["lon"]), row.get("rep_id"),
+                              float(row.get("potential") or 0.0))
+                   for row in accounts if _finite(row.get("lat")) and _finite(row.get("lon"))]
         reps = [MapRep(str(rep["rep_id"]), float(rep["home_lat"]), float(rep["home_lon"]))
                 for rep in proposal.get("reps") or []]
-        images["map"] = ReportImage(f"{pid}-map", territory_map_png(located, reps, proposal),
-                                    "Map of the territories before and after the proposed moves")
-    images["shares"] = ReportImage(f"{pid}-shares", share_chart_png(proposal),
-                                   "Each rep's share of potential before and after, against the fair share")
-    if proposal.get("curve"):
+        return territory_map_png(located, reps, proposal)
+
+    def curve_png() -> bytes:
         tolerance = proposal.get("tolerance")
-        images["curve"] = ReportImage(
-            f"{pid}-curve", moves_curve_png(proposal["curve"], tolerance=float(tolerance) if tolerance else None),
-            "Best imbalance reachable with at most M moves")
-    return images
+        return moves_curve_png(proposal["curve"], tolerance=float(tolerance) if tolerance else None)
+
+    if any(_finite(row.get("lat")) and _finite(row.get("lon")) for row in accounts):
+        draw("map", "Map of the territories before and after the proposed moves", map_png)
+    draw("shares", "Each rep's share of potential before and after, against the fair share",
+         lambda: share_chart_png(proposal))
+    if proposal.get("curve"):
+        draw("curve", "Best imbalance reachable with at most M moves", curve_png)
+    return images, failed
 
 
 def _after_rows(accounts: Sequence[Mapping[str, Any]], moves: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -300,6 +321,7 @@ def _proposal_view(proposal: Mapping[str, Any]) -> dict[str, Any]:
     accounts = list(proposal.get("accounts") or [])
     as_of = proposal.get("accounts_as_of")
     territories: list[dict[str, Any]] = []
+    images, unavailable = _images(proposal, accounts)
     if accounts and as_of:
         touched = _touched_reps(proposal)
         intel = territory_intelligence(_after_rows(accounts, moves), as_of=str(as_of), rep_ids=touched)
@@ -325,7 +347,8 @@ def _proposal_view(proposal: Mapping[str, Any]) -> dict[str, Any]:
         "reps": _rep_rows(proposal),
         "moves": moves,
         "moved_potential": sum(float(m.get("potential") or 0.0) for m in moves),
-        "images": _images(proposal, accounts),
+        "images": images,
+        "unavailable": unavailable,
         "territories": territories,
         "has_context": bool(accounts and as_of),
         "as_of": as_of,
