@@ -20,14 +20,14 @@ from typing import Any, Iterator
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, func, inspect, select, text
+from sqlalchemy import create_engine, event, func, inspect, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
 from alerts.dispatch import OutboxItem
 from alerts.schema import AuditRow, DeliveryRow, MoveRow, ProposalRow, ReportRow, SignalRow, now_utc
 
-__all__ = ["AuditRow", "DecisionError", "MoveRow", "ProposalRow", "ReportRow", "SignalRow", "SqlOutbox", "Store"]
+__all__ = ["AlreadyDecided", "AuditRow", "DecisionError", "MoveRow", "ProposalRow", "ReportRow", "SignalRow", "SqlOutbox", "Store"]
 
 #: Decisions a person can take on a pending proposal.
 DECISIONS = ("approved", "rejected")
@@ -37,11 +37,39 @@ class DecisionError(ValueError):
     """A decision that cannot be taken, e.g. on a proposal that is no longer pending."""
 
 
+class AlreadyDecided(DecisionError):
+    """The proposal is not pending any more: someone (or a newer proposal) decided first."""
+
+
+def _not_pending(proposal_id: str, row: "ProposalRow | None", decision: str) -> DecisionError:
+    if row is None:
+        return DecisionError(f"no proposal {proposal_id!r}")
+    by = f" by {row.decided_by}" if row.decided_by and row.status in ("approved", "rejected", "applied") else ""
+    if row.status == "superseded" and row.superseded_by:
+        by = f" by proposal {row.superseded_by}"
+    return AlreadyDecided(f"proposal {proposal_id} is already {row.status}{by}, not pending: "
+                          f"it cannot be {decision}")
+
+
 def touched_reps(proposal: dict[str, Any]) -> list[str]:
     """The reps a proposal changes: senders and receivers of its moves."""
     reps = {m["to_rep"] for m in proposal.get("moves", [])}
     reps |= {m["from_rep"] for m in proposal.get("moves", []) if m.get("from_rep")}
     return sorted(reps)
+
+
+#: How long a SQLite writer waits for another one's lock before "database is locked".
+SQLITE_BUSY_TIMEOUT_S = 30.0
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL: readers never wait for the writer, and a writer waits for readers no more."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cursor.execute("PRAGMA journal_mode = WAL")  # stays "memory" for an in-memory database
+    finally:
+        cursor.close()
 
 
 #: pg_advisory_xact_lock key that serialises schema migrations (any constant shared by workers).
@@ -56,10 +84,26 @@ class Store:
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         self.url = url
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
         # Pre-ping: after a database restart the pool's old connections are found dead and
         # replaced before use, rather than failing the first call on each.
-        self.engine = create_engine(url, pool_pre_ping=True)
+        connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_S} if self.is_sqlite else {}
+        self.engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def writing(self) -> Iterator[Any]:
+        """A session for a read-then-write transaction, committed at the end.
+
+        On SQLite the transaction takes the write lock first (``BEGIN IMMEDIATE``): two
+        deferred transactions that both read and then both write deadlock, and SQLite fails
+        one at once with "database is locked" instead of letting it wait its busy timeout."""
+        with self.sessions.begin() as session:
+            if self.is_sqlite:
+                session.execute(text("BEGIN IMMEDIATE"))
+            yield session
 
     # ------------------------------------------------------------------ schema
 
@@ -107,7 +151,7 @@ class Store:
 
     def save_signal(self, signal: dict[str, Any]) -> bool:
         """Store a signal; False when it was already stored."""
-        with self.sessions.begin() as session:
+        with self.writing() as session:
             if session.get(SignalRow, signal["signal_id"]) is not None:
                 return False
             session.add(SignalRow(
@@ -126,7 +170,7 @@ class Store:
         was not sent before a crash.
         """
         reps = touched_reps(proposal)
-        with self.sessions.begin() as session:
+        with self.writing() as session:
             existing = session.get(ProposalRow, proposal["proposal_id"])
             if existing is not None:
                 return existing.alerted_at is None
@@ -152,7 +196,7 @@ class Store:
             return True
 
     def mark_alerted(self, proposal_id: str) -> None:
-        with self.sessions.begin() as session:
+        with self.writing() as session:
             session.get(ProposalRow, proposal_id).alerted_at = now_utc()
 
     def proposal(self, proposal_id: str) -> ProposalRow | None:
@@ -185,33 +229,42 @@ class Store:
 
     def decide(self, proposal_id: str, decision: str, *, actor: str, comment: str = "") -> ProposalRow:
         """Approve or reject a pending proposal; raises :class:`DecisionError` naming
-        the proposal's state when it is not pending (or not there)."""
+        the proposal's state when it is not pending (or not there).
+
+        The transition is one conditional UPDATE (``WHERE status = 'pending'``): of two
+        decisions racing, in two processes too, exactly one changes the row and the other
+        finds it decided. ``SELECT ... FOR UPDATE`` would not do: SQLite ignores it."""
         if decision not in DECISIONS:
             raise DecisionError(f"decision must be one of {DECISIONS}, got {decision!r}")
         if not actor.strip():
             raise DecisionError("actor must name who decides")
-        with self.sessions.begin() as session:
-            row = session.get(ProposalRow, proposal_id, with_for_update=True)
-            if row is None:
-                raise DecisionError(f"no proposal {proposal_id!r}")
-            if row.status != "pending":
-                raise DecisionError(f"proposal {proposal_id} is {row.status}, not pending: it cannot be {decision}")
-            row.status = decision
-            row.decided_at = now_utc()
-            row.decided_by = actor
-            row.decision_comment = comment or None
+        with self.writing() as session:
+            changed = session.execute(
+                update(ProposalRow)
+                .where(ProposalRow.proposal_id == proposal_id, ProposalRow.status == "pending")
+                .values(status=decision, decided_at=now_utc(), decided_by=actor, decision_comment=comment or None)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            row = session.get(ProposalRow, proposal_id, populate_existing=True)
+            if changed != 1:
+                raise _not_pending(proposal_id, row, decision)
             session.add(AuditRow(actor=actor, action=decision, proposal_id=proposal_id, comment=comment or None,
                                  detail={"moves": row.move_count}))
             return row
 
     def mark_applied(self, proposal_id: str, *, actor: str = "worker") -> bool:
-        """An approved proposal's assignments were published. False if it already was."""
-        with self.sessions.begin() as session:
-            row = session.get(ProposalRow, proposal_id, with_for_update=True)
-            if row is None or row.status != "approved":
+        """An approved proposal's assignments were published. False if it already was
+        (conditional, as :meth:`decide`: two publishers racing record it once)."""
+        with self.writing() as session:
+            changed = session.execute(
+                update(ProposalRow)
+                .where(ProposalRow.proposal_id == proposal_id, ProposalRow.status == "approved")
+                .values(status="applied", applied_at=now_utc())
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if changed != 1:
                 return False
-            row.status = "applied"
-            row.applied_at = now_utc()
+            row = session.get(ProposalRow, proposal_id, populate_existing=True)
             session.add(AuditRow(actor=actor, action="applied", proposal_id=proposal_id,
                                  detail={"moves": row.move_count}))
             return True
@@ -230,14 +283,14 @@ class Store:
     # ------------------------------------------------------------------ weekly reports
 
     def save_report(self, week: str, subject: str, html: str, proposal_ids: list[str]) -> int:
-        with self.sessions.begin() as session:
+        with self.writing() as session:
             row = ReportRow(week=week, subject=subject, html=html, proposal_ids=proposal_ids)
             session.add(row)
             session.flush()
             return row.id
 
     def report_sent(self, report_id: int) -> None:
-        with self.sessions.begin() as session:
+        with self.writing() as session:
             session.get(ReportRow, report_id).sent_at = now_utc()
 
     def reports(self, week: str | None = None) -> list[ReportRow]:
@@ -253,7 +306,7 @@ class Store:
         """Remove an account from the store: its moves, and its id inside stored proposals
         and signals. Returns what was removed, by kind."""
         removed = {"moves": 0, "proposals_scrubbed": 0, "signals_scrubbed": 0}
-        with self.sessions.begin() as session:
+        with self.writing() as session:
             for move in session.scalars(select(MoveRow).where(MoveRow.account_id == account_id)):
                 session.delete(move)
                 removed["moves"] += 1
@@ -281,6 +334,7 @@ class SqlOutbox:
 
     def __init__(self, store: Store) -> None:
         self.sessions = store.sessions
+        self.writing = store.writing
 
     @staticmethod
     def _row(session: Any, key: str, sink: str) -> DeliveryRow | None:
@@ -288,7 +342,7 @@ class SqlOutbox:
         return session.scalars(query.with_for_update()).one_or_none()
 
     def upsert(self, key: str, sink: str, alert: dict[str, Any], due_at: float) -> None:
-        with self.sessions.begin() as session:
+        with self.writing() as session:
             row = self._row(session, key, sink)
             if row is None:
                 session.add(DeliveryRow(alert_key=key, sink=sink, alert=alert, due_at=due_at, pending=True,
@@ -310,14 +364,14 @@ class SqlOutbox:
             return [OutboxItem(r.alert_key, r.sink, r.alert, r.due_at, r.attempts, r.last_error) for r in rows]
 
     def mark_sent(self, item: OutboxItem, sent_at: float) -> None:
-        with self.sessions.begin() as session:
+        with self.writing() as session:
             row = self._row(session, item.key, item.sink)
             row.sent_at, row.sent_alert, row.attempts, row.last_error = sent_at, item.alert, 0, None
             # A newer alert may have replaced the content while this one was in flight.
             row.pending = row.alert != item.alert
 
     def mark_failed(self, item: OutboxItem, error: str, next_at: float) -> None:
-        with self.sessions.begin() as session:
+        with self.writing() as session:
             row = self._row(session, item.key, item.sink)
             row.attempts += 1
             row.last_error = error[:2000]

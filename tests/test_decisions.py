@@ -145,7 +145,7 @@ def test_a_decided_or_unknown_proposal_cannot_be_decided_again(store, proposal):
     pid = proposal["proposal_id"]
     asyncio.run(decisions.reject(store, None, pid, actor="j.doe", comment="no"))
     publisher = Recorder()
-    with pytest.raises(DecisionError, match=f"proposal {pid} is rejected, not pending"):
+    with pytest.raises(DecisionError, match=f"proposal {pid} is already rejected by j.doe, not pending"):
         asyncio.run(decisions.approve(store, publisher, pid, actor="m.keller", comment="yes"))
     with pytest.raises(DecisionError, match="is rejected: only an approved proposal can be applied"):
         asyncio.run(decisions.apply(store, publisher, pid))
@@ -266,7 +266,8 @@ def test_api_refuses_writes_without_the_right_token_and_409s_a_decided_proposal(
 
         response = await client.post(f"/api/proposals/{pid}/reject", json=body, headers=bearer(WRITE_TOKEN))
         assert response.status == 409
-        assert (await response.json())["error"] == f"proposal {pid} is applied, not pending: it cannot be rejected"
+        assert (await response.json())["error"] == (f"proposal {pid} is already applied by m.keller, not pending: "
+                                                    "it cannot be rejected")
 
         detail = await (await client.get(f"/api/proposals/{pid}")).json()
         assert detail["status"] == "applied" and detail["decided_by"] == "m.keller"

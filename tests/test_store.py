@@ -93,7 +93,7 @@ def test_decisions_follow_the_lifecycle_and_are_audited(store):
     store.save_proposal(proposal("p2", ["a2"], reps=("C", "D")))
     row = store.decide("p1", "approved", actor="maria", comment="fits the Q3 plan")
     assert (row.status, row.decided_by, row.decision_comment) == ("approved", "maria", "fits the Q3 plan")
-    with pytest.raises(DecisionError, match="p1 is approved, not pending"):
+    with pytest.raises(DecisionError, match="p1 is already approved by maria, not pending"):
         store.decide("p1", "rejected", actor="maria")
     with pytest.raises(DecisionError, match="no proposal 'nope'"):
         store.decide("nope", "approved", actor="maria")
