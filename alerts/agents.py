@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from typing import Any, Callable, TypeVar
 
 import faust
-from sqlalchemy.exc import SQLAlchemyError
+from prometheus_client import Counter
+from sqlalchemy.exc import DataError, SQLAlchemyError
 
 from alerts.alert import alert_from_proposal, alert_from_signal, proposal_key, proposal_settled
 from alerts.dispatch import Dispatcher
@@ -49,26 +51,35 @@ def register_alerts(app: faust.App, settings: Settings, store: Store, metrics: M
     @app.agent(signals_topic, name="signal-alerts")
     async def alert_signals(stream: faust.StreamT) -> None:
         async for signal in stream:
-            if await stored.call(store.has_signal, signal["signal_id"], what="reading signals"):
-                continue  # a redelivered signal: queued and stored before
-            # Queued first, then stored: a crash in between queues it again after the restart,
-            # and the outbox merges the repeat into the same incident (an upsert, not a new row).
-            await stored.call(dispatcher.submit, alert_from_signal(signal), what="queueing an alert")
-            await stored.call(store.save_signal, signal, what="storing a signal")
+            try:
+                if await stored.call(store.has_signal, signal["signal_id"], what="reading signals"):
+                    continue  # a redelivered signal: queued and stored before
+                # Queued first, then stored: a crash in between queues it again after the restart,
+                # and the outbox merges the repeat into the same incident (an upsert, not a new row).
+                await stored.call(dispatcher.submit, alert_from_signal(signal), what="queueing an alert")
+                await stored.call(store.save_signal, signal, what="storing a signal")
+            except RejectedByStore:
+                continue  # logged and counted; the next signal is not held up by this one
 
     @app.agent(proposals_topic, name="proposal-alerts")
     async def alert_proposals(stream: faust.StreamT) -> None:
         async for proposal in stream:
-            # Stored first; a redelivered, already alerted proposal is recognised and skipped.
-            if not await stored.call(store.save_proposal, proposal, what="storing a proposal"):
-                continue
-            if to_kafka:
-                await alerts_topic.send(key=proposal["proposal_id"].encode(), value=alert_message(proposal))
-                metrics.alerts.labels("kafka").inc()
-            url = review_url.format(id=proposal["proposal_id"]) if review_url else None
-            await stored.call(dispatcher.submit, alert_from_proposal(proposal, review_url=url),
-                              what="queueing an alert")
-            await stored.call(store.mark_alerted, proposal["proposal_id"], what="marking a proposal alerted")
+            try:
+                await _alert_proposal(proposal)
+            except RejectedByStore:
+                continue  # logged and counted; the next proposal is not held up by this one
+
+    async def _alert_proposal(proposal: dict[str, Any]) -> None:
+        # Stored first; a redelivered, already alerted proposal is recognised and skipped.
+        if not await stored.call(store.save_proposal, proposal, what="storing a proposal"):
+            return
+        if to_kafka:
+            await alerts_topic.send(key=proposal["proposal_id"].encode(), value=alert_message(proposal))
+            metrics.alerts.labels("kafka").inc()
+        url = review_url.format(id=proposal["proposal_id"]) if review_url else None
+        await stored.call(dispatcher.submit, alert_from_proposal(proposal, review_url=url),
+                          what="queueing an alert")
+        await stored.call(store.mark_alerted, proposal["proposal_id"], what="marking a proposal alerted")
 
     settled = ProposalSettlement(store, dispatcher)
 
@@ -99,13 +110,43 @@ def register_alerts(app: faust.App, settings: Settings, store: Store, metrics: M
     return dispatcher
 
 
+class RejectedByStore(Exception):
+    """The database refused a value (``DataError``: e.g. a NUL character, which the contract
+    allows in an id but PostgreSQL cannot store in a text column). Bad data, not an outage:
+    retrying cannot help, so the message is dropped, logged and counted."""
+
+    def __init__(self, what: str, error: Exception):
+        super().__init__(f"the store refused the data while {what}: {_brief(error)}")
+        self.what = what
+
+
+_REJECTED_WRITES: "weakref.WeakKeyDictionary[Any, Counter]" = weakref.WeakKeyDictionary()
+
+
+def rejected_writes(metrics: Metrics) -> Counter:
+    """territory_store_rejected_writes_total{operation}: data the database refused (one
+    counter per registry; Prometheus refuses a second registration of a name)."""
+    counter = _REJECTED_WRITES.get(metrics.registry)
+    if counter is None:
+        counter = Counter("rejected_writes", "Store writes the database refused as bad data (skipped, not "
+                          "retried), by operation.", ["operation"], namespace="territory", subsystem="store",
+                          registry=metrics.registry)
+        _REJECTED_WRITES[metrics.registry] = counter
+    return counter
+
+
 class StoreRetry:
     """Runs a store call in a thread and, while the database is unreachable, retries it with
     exponential backoff (1 s doubling to 30 s) instead of failing. The agent waits meanwhile,
-    so its Kafka offset is not committed and nothing it has not stored is lost."""
+    so its Kafka offset is not committed and nothing it has not stored is lost.
+
+    A value the database refuses (``DataError``) is not an outage: it raises
+    :class:`RejectedByStore` at once, counted in territory_store_rejected_writes_total, and
+    the agent goes on with its next message."""
 
     def __init__(self, metrics: Metrics, *, first_delay_s: float = 1.0, max_delay_s: float = 30.0):
         self.metrics = metrics
+        self.rejected = rejected_writes(metrics)
         self.first_delay_s, self.max_delay_s = first_delay_s, max_delay_s
 
     async def call(self, action: Callable[..., T], *args: Any, what: str) -> T:
@@ -113,6 +154,10 @@ class StoreRetry:
         while True:
             try:
                 return await asyncio.to_thread(action, *args)
+            except DataError as error:
+                self.rejected.labels(what).inc()
+                log.error("the store refused the data while %s; skipped: %s", what, _brief(error))
+                raise RejectedByStore(what, error) from error
             except SQLAlchemyError as error:
                 self.metrics.store_errors.labels(what).inc()
                 log.warning("store unavailable while %s, retrying in %.0f s: %s", what, delay, _brief(error))

@@ -6,6 +6,7 @@ describe the current head, and a test checks that the two agree.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timezone
 from typing import Any
 
@@ -24,6 +25,11 @@ def now_utc() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def alert_key_hash(key: str) -> str:
+    """What the outbox is unique on: the SHA-256 of an alert key, in hex."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
 class SignalRow(Base):
     __tablename__ = "signals"
 
@@ -31,7 +37,8 @@ class SignalRow(Base):
     kind: Mapped[str] = mapped_column(String(32), index=True)
     state: Mapped[str] = mapped_column(String(16))
     severity: Mapped[str] = mapped_column(String(16))
-    subject: Mapped[str] = mapped_column(String(200), index=True)
+    # "type:id": a contract id is up to 200 characters (monitor.contract.MAX_ID_LENGTH).
+    subject: Mapped[str] = mapped_column(String(256), index=True)
     detected_at: Mapped[str] = mapped_column(String(40))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
@@ -52,7 +59,7 @@ class ProposalRow(Base):
     alerted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # Reps the proposal touches, comma separated and sorted: what "the same reps" means
     # when a newer proposal supersedes an older one.
-    reps: Mapped[str] = mapped_column(String(2000), default="")
+    reps: Mapped[str] = mapped_column(Text, default="")  # any number of reps, 200 characters each
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     decided_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     decision_comment: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -71,7 +78,7 @@ class MoveRow(Base):
     to_rep: Mapped[str] = mapped_column(String(200))
     potential: Mapped[float] = mapped_column(Float)
     workload: Mapped[float] = mapped_column(Float)
-    reason: Mapped[str] = mapped_column(String(500))
+    reason: Mapped[str] = mapped_column(Text)  # may quote rep ids and chain placement reasons
     proposal: Mapped[ProposalRow] = relationship(back_populates="moves")
 
 
@@ -93,10 +100,12 @@ class DeliveryRow(Base):
     """The alert outbox: one row per (incident, sink), kept until the sink has it."""
 
     __tablename__ = "deliveries"
-    __table_args__ = (UniqueConstraint("alert_key", "sink", name="uq_deliveries_key_sink"),)
+    __table_args__ = (UniqueConstraint("key_hash", "sink", name="uq_deliveries_key_hash_sink"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    alert_key: Mapped[str] = mapped_column(String(300))
+    # An alert key joins every rep a proposal touches: unbounded, so rows are found by its hash.
+    alert_key: Mapped[str] = mapped_column(Text)
+    key_hash: Mapped[str] = mapped_column(String(64))
     sink: Mapped[str] = mapped_column(String(32))
     alert: Mapped[dict[str, Any]] = mapped_column(JSON)
     due_at: Mapped[float] = mapped_column(Float, index=True)

@@ -25,10 +25,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
 from alerts.dispatch import OutboxItem
-from alerts.schema import AuditRow, DeliveryRow, MoveRow, ProposalRow, ReportRow, SignalRow, now_utc
+from alerts.schema import (AuditRow, DeliveryRow, MoveRow, ProposalRow, ReportRow, SignalRow, alert_key_hash,
+                           now_utc)
 
 __all__ = ["AlreadyDecided", "AuditRow", "DecisionError", "MoveRow", "ProposalRow", "ReportRow", "SignalRow", "SqlOutbox", "Store"]
 
+#: decided_by and the audit log's actor are String(200) (alerts.schema).
+MAX_ACTOR_LENGTH = 200
 #: Decisions a person can take on a pending proposal.
 DECISIONS = ("approved", "rejected")
 
@@ -238,6 +241,8 @@ class Store:
             raise DecisionError(f"decision must be one of {DECISIONS}, got {decision!r}")
         if not actor.strip():
             raise DecisionError("actor must name who decides")
+        if len(actor) > MAX_ACTOR_LENGTH:
+            raise DecisionError(f"actor: at most {MAX_ACTOR_LENGTH} characters")
         with self.writing() as session:
             changed = session.execute(
                 update(ProposalRow)
@@ -338,14 +343,14 @@ class SqlOutbox:
 
     @staticmethod
     def _row(session: Any, key: str, sink: str) -> DeliveryRow | None:
-        query = select(DeliveryRow).where(DeliveryRow.alert_key == key, DeliveryRow.sink == sink)
+        query = select(DeliveryRow).where(DeliveryRow.key_hash == alert_key_hash(key), DeliveryRow.sink == sink)
         return session.scalars(query.with_for_update()).one_or_none()
 
     def upsert(self, key: str, sink: str, alert: dict[str, Any], due_at: float) -> None:
         with self.writing() as session:
             row = self._row(session, key, sink)
             if row is None:
-                session.add(DeliveryRow(alert_key=key, sink=sink, alert=alert, due_at=due_at, pending=True,
+                session.add(DeliveryRow(alert_key=key, key_hash=alert_key_hash(key), sink=sink, alert=alert, due_at=due_at, pending=True,
                                         attempts=0))
                 return
             row.alert = alert

@@ -102,3 +102,100 @@ def test_approve_and_reject_racing_in_two_processes_one_wins_the_other_is_told_i
     row = store.proposal("p1")
     assert (row.status, row.decided_by) == (winners[0], f"{winners[0]}-person")
     assert [a.action for a in reversed(store.audit("p1"))] == ["proposed", winners[0]]
+
+
+# --------------------------------------------------------------------------- item 5: long ids, bad data
+
+
+def long_id(prefix: str) -> str:
+    """An id of the contract's maximum length (monitor.contract.MAX_ID_LENGTH)."""
+    from monitor.contract import MAX_ID_LENGTH
+
+    return (prefix + "-" + "x" * MAX_ID_LENGTH)[:MAX_ID_LENGTH]
+
+
+def test_ids_as_long_as_the_contract_allows_fit_every_column(store):
+    from alerts.alert import alert_from_proposal, alert_from_signal
+    from alerts.dispatch import Dispatcher
+
+    rep = long_id("rep-lisa.mueller@example-crm-export.com")
+    signal = {"signal_id": "s-long", "kind": "imbalance", "state": "over", "severity": "warning",
+              "subject": {"type": "rep", "id": rep}, "detected_at": "2025-05-01T00:00:00+00:00",
+              "emitted_at": "2026-11-24T10:00:00+00:00",
+              "evidence": {"metric": "potential", "share": 0.5, "fair_share": 0.3}}
+    assert store.save_signal(signal) is True
+    # Nine HubSpot reps (e-mail addresses as ids), each as long as allowed, in one proposal.
+    reps = [long_id(f"rep{i}.name@hubspot-portal-{i}.example.com") for i in range(9)]
+    moves = [{"account_id": long_id(f"account-{i}"), "from_rep": reps[i], "to_rep": reps[(i + 1) % 9],
+              "potential": 10.0, "workload": 1.0,
+              "reason": f"owner {reps[i]} inactive; nearest active rep {reps[(i + 1) % 9]}"} for i in range(9)]
+    wide = {**proposal("p-wide", []), "moves": moves}
+    assert store.save_proposal(wide) is True
+    dispatcher = Dispatcher([], store.outbox(), throttle_s=60, retry_max_s=60)
+    dispatcher.sinks = {"webhook": None}  # only the outbox rows are under test
+    dispatcher.submit(alert_from_signal(signal))
+    dispatcher.submit(alert_from_proposal(wide))
+    assert {item.key for item in store.outbox().due(float("inf"))} == {
+        alert_from_signal(signal).key, alert_from_proposal(wide).key}
+    row = store.decide("p-wide", "approved", actor=long_id("manager"), comment="nine reps agreed")
+    assert row.status == "approved"
+    assert {m.account_id for m in store.moves("p-wide")} == {m["account_id"] for m in moves}
+    assert store.signals()[0].subject == f"rep:{rep}"
+
+
+def test_data_the_database_refuses_is_skipped_and_counted_not_retried_for_ever(store):
+    """A NUL character is valid in a contract id, but PostgreSQL cannot store it in a text
+    column (DataError). The alert stage must go on with the next message, counting the one it
+    dropped; an outage (the database unreachable) is still retried."""
+    import asyncio
+
+    from alerts.agents import RejectedByStore, StoreRetry
+    from monitor.metrics import Metrics
+
+    metrics = Metrics.create()
+    stored = StoreRetry(metrics, first_delay_s=0.01, max_delay_s=0.01)
+    nul = proposal("p-nul", ["acc\x00ount"])
+
+    async def save_both() -> list[str]:
+        outcomes = []
+        for item in (nul, proposal("p-next", ["a2"], reps=("C", "D"))):
+            try:
+                await asyncio.wait_for(stored.call(store.save_proposal, item, what="storing a proposal"), 30)
+                outcomes.append("stored")
+            except RejectedByStore as error:
+                outcomes.append("rejected")
+        return outcomes
+
+    outcomes = asyncio.run(save_both())
+    rejected = metrics.registry.get_sample_value("territory_store_rejected_writes_total",
+                                                 {"operation": "storing a proposal"}) or 0
+    if store.is_sqlite:  # SQLite stores the NUL
+        assert outcomes == ["stored", "stored"] and rejected == 0
+    else:
+        assert outcomes == ["rejected", "stored"] and rejected == 1
+        assert store.proposal("p-nul") is None
+    assert store.proposal("p-next").status == "pending"
+    assert (metrics.registry.get_sample_value("territory_store_errors_total",
+                                              {"operation": "storing a proposal"}) or 0) == 0
+
+
+def test_upgrading_a_0002_database_keeps_its_outbox_rows_findable(store):
+    """Migration 0003 on a database with data: the outbox rows get their key hashes."""
+    from importlib.resources import files
+
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(files("alerts") / "migrations"))
+    with store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0002")
+        connection.exec_driver_sql(
+            "INSERT INTO deliveries (alert_key, sink, alert, due_at, pending, attempts) "
+            "VALUES ('shock:DE-08', 'webhook', '{\"v\": 1}', 100.0, true, 0)")
+    store.migrate()
+    outbox = store.outbox()
+    assert [(d.key, d.alert) for d in outbox.due(200.0)] == [("shock:DE-08", {"v": 1})]
+    outbox.upsert("shock:DE-08", "webhook", {"v": 2}, due_at=100.0)  # the same row, not a second
+    assert [(d.key, d.alert) for d in outbox.due(200.0)] == [("shock:DE-08", {"v": 2})]
