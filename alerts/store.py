@@ -12,6 +12,7 @@ are published. Every transition is written to the audit log with who, when and w
 from __future__ import annotations
 
 import fcntl
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.resources import files
@@ -308,28 +309,77 @@ class Store:
     # ------------------------------------------------------------------ erasure
 
     def erase_account(self, account_id: str) -> dict[str, int]:
-        """Remove an account from the store: its moves, and its id inside stored proposals
-        and signals. Returns what was removed, by kind."""
-        removed = {"moves": 0, "proposals_scrubbed": 0, "signals_scrubbed": 0}
+        """Remove an account from every table of the store: its moves, and every mention in
+        proposals, signals, the audit log, the alert outbox and stored reports. Records
+        about it (an account's entry in a list) are dropped; its id inside texts becomes
+        ``[erased]``; an outbox row whose very key names it is deleted. Returns how many
+        rows changed, by kind (all zero when the account is not mentioned any more)."""
+        removed = dict.fromkeys(("moves", "proposals_scrubbed", "signals_scrubbed", "audit_scrubbed",
+                                 "deliveries_scrubbed", "reports_scrubbed"), 0)
+        mention = mention_pattern(account_id)
         with self.writing() as session:
             for move in session.scalars(select(MoveRow).where(MoveRow.account_id == account_id)):
                 session.delete(move)
                 removed["moves"] += 1
             for proposal in session.scalars(select(ProposalRow)):
-                payload = proposal.payload
-                moves = [m for m in payload.get("moves", []) if m.get("account_id") != account_id]
-                accounts = [a for a in payload.get("accounts", []) if a.get("account_id") != account_id]
-                if len(moves) != len(payload.get("moves", [])) or len(accounts) != len(payload.get("accounts", [])):
-                    proposal.payload = {**payload, "moves": moves, **({"accounts": accounts} if "accounts" in payload else {})}
+                payload = scrub(proposal.payload, account_id, mention)
+                if payload != proposal.payload:
+                    proposal.payload = payload
+                    proposal.move_count = len(payload.get("moves", []))
                     removed["proposals_scrubbed"] += 1
+                comment = scrub(proposal.decision_comment, account_id, mention)
+                if comment != proposal.decision_comment:
+                    proposal.decision_comment = comment
             for signal in session.scalars(select(SignalRow)):
-                ids = signal.payload.get("evidence", {}).get("account_ids")
-                if ids and account_id in ids:
-                    evidence = {**signal.payload["evidence"], "account_ids": [i for i in ids if i != account_id]}
-                    signal.payload = {**signal.payload, "evidence": evidence}
+                payload, subject = scrub(signal.payload, account_id, mention), scrub(signal.subject, account_id, mention)
+                if (payload, subject) != (signal.payload, signal.subject):
+                    signal.payload, signal.subject = payload, subject
                     removed["signals_scrubbed"] += 1
+            for entry in session.scalars(select(AuditRow)):
+                detail, comment = scrub(entry.detail, account_id, mention), scrub(entry.comment, account_id, mention)
+                if (detail, comment) != (entry.detail, entry.comment):
+                    entry.detail, entry.comment = detail, comment
+                    removed["audit_scrubbed"] += 1
+            for delivery in session.scalars(select(DeliveryRow)):
+                if mention.search(delivery.alert_key):
+                    session.delete(delivery)  # an incident about the account itself
+                    removed["deliveries_scrubbed"] += 1
+                    continue
+                scrubbed = (scrub(delivery.alert, account_id, mention), scrub(delivery.sent_alert, account_id, mention),
+                            scrub(delivery.last_error, account_id, mention))
+                if scrubbed != (delivery.alert, delivery.sent_alert, delivery.last_error):
+                    delivery.alert, delivery.sent_alert, delivery.last_error = scrubbed
+                    removed["deliveries_scrubbed"] += 1
+            for report in session.scalars(select(ReportRow)):
+                scrubbed = (scrub(report.subject, account_id, mention), scrub(report.html, account_id, mention),
+                            scrub(report.proposal_ids, account_id, mention))
+                if scrubbed != (report.subject, report.html, report.proposal_ids):
+                    report.subject, report.html, report.proposal_ids = scrubbed
+                    removed["reports_scrubbed"] += 1
         return removed
 
+
+#: What an erased account's id becomes inside stored texts.
+ERASED = "[erased]"
+
+
+def mention_pattern(account_id: str) -> re.Pattern[str]:
+    """The id as a whole token: erasing "A-1" leaves "A-10" alone."""
+    return re.compile(rf"(?<![\w.@-]){re.escape(account_id)}(?![\w.@-])")
+
+
+def scrub(value: Any, account_id: str, mention: re.Pattern[str]) -> Any:
+    """`value` (JSON-like) without the account: list entries that are the account (its id,
+    or a record whose ``account_id`` is it) are dropped; mentions in strings and keys are
+    replaced by :data:`ERASED`. Pure; returns an equal value when there is nothing to erase."""
+    if isinstance(value, str):
+        return mention.sub(ERASED, value)
+    if isinstance(value, list):
+        return [scrub(item, account_id, mention) for item in value
+                if item != account_id and not (isinstance(item, dict) and item.get("account_id") == account_id)]
+    if isinstance(value, dict):
+        return {scrub(key, account_id, mention): scrub(item, account_id, mention) for key, item in value.items()}
+    return value
 
 
 class SqlOutbox:

@@ -181,8 +181,13 @@ def erase(
     store = Store(settings.db_url)
     store.migrate()
     removed = store.erase_account(account_id)
-    typer.echo(f"store {settings.db_url}: removed {removed['moves']} moves; scrubbed the account from "
-               f"{removed['proposals_scrubbed']} proposals and {removed['signals_scrubbed']} signals")
+    from sqlalchemy.engine import make_url
+
+    where = make_url(settings.db_url).render_as_string(hide_password=True)  # never print the password
+    typer.echo(f"store {where}: removed {removed['moves']} moves; scrubbed the account from "
+               f"{removed['proposals_scrubbed']} proposals, {removed['signals_scrubbed']} signals, "
+               f"{removed['audit_scrubbed']} audit entries, {removed['deliveries_scrubbed']} alert deliveries "
+               f"and {removed['reports_scrubbed']} reports")
     if not settings.kafka_url:
         typer.echo("TERRITORY_KAFKA_URL not set: no erase event sent; the worker's state still holds the account",
                    err=True)

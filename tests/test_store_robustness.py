@@ -199,3 +199,76 @@ def test_upgrading_a_0002_database_keeps_its_outbox_rows_findable(store):
     assert [(d.key, d.alert) for d in outbox.due(200.0)] == [("shock:DE-08", {"v": 1})]
     outbox.upsert("shock:DE-08", "webhook", {"v": 2}, due_at=100.0)  # the same row, not a second
     assert [(d.key, d.alert) for d in outbox.due(200.0)] == [("shock:DE-08", {"v": 2})]
+
+
+# --------------------------------------------------------------------------- item 8: erasure everywhere
+
+
+ERASED_ACCOUNT = "acct-erase-me-4711"
+
+
+def every_row_as_text(store: Store) -> dict[str, list[str]]:
+    """Every row of every table of the store, as text (JSON columns included)."""
+    from sqlalchemy import inspect as inspect_database, text
+
+    rows: dict[str, list[str]] = {}
+    with store.engine.connect() as connection:
+        for table in inspect_database(connection).get_table_names():
+            rows[table] = [repr(tuple(row)) for row in connection.execute(text(f'SELECT * FROM "{table}"'))]
+    return rows
+
+
+def test_erase_removes_the_account_from_every_table(store):
+    from alerts.alert import alert_from_proposal, alert_from_signal
+    from alerts.dispatch import Dispatcher
+
+    other = "acct-keep-0815"
+    wide = proposal("p1", [ERASED_ACCOUNT, other])
+    wide["accounts"] = [{"account_id": ERASED_ACCOUNT, "rep_id": "A"}, {"account_id": other, "rep_id": "A"}]
+    wide["explanation"] = f"moving {ERASED_ACCOUNT} and {other} evens out A"
+    store.save_proposal(wide)
+    signal = {"signal_id": "s1", "kind": "coverage_gap", "state": "open", "severity": "critical",
+              "subject": {"type": "rep", "id": "C"}, "detected_at": "2025-05-01",
+              "emitted_at": "2026-11-24T10:00:00+00:00",
+              "evidence": {"account_ids": [ERASED_ACCOUNT, other], "note": f"{ERASED_ACCOUNT} has no rep"}}
+    store.save_signal(signal)
+    dispatcher = Dispatcher([], store.outbox(), throttle_s=60, retry_max_s=60)
+    dispatcher.sinks = {"webhook": None}  # only the outbox rows are under test
+    dispatcher.submit(alert_from_signal(signal))
+    dispatcher.submit(alert_from_proposal(wide))
+    (item, *_) = store.outbox().due(float("inf"))
+    store.outbox().mark_sent(item, 1.0)
+    store.decide("p1", "approved", actor="maria", comment=f"{ERASED_ACCOUNT} asked for a new rep")
+    store.save_report("2026-W48", f"Weekly review: {ERASED_ACCOUNT}", f"<td>{ERASED_ACCOUNT}</td><td>{other}</td>",
+                      ["p1"])
+    before = every_row_as_text(store)
+    assert [table for table, rows in before.items() if any(ERASED_ACCOUNT in row for row in rows)], before
+
+    removed = store.erase_account(ERASED_ACCOUNT)
+
+    after = every_row_as_text(store)
+    assert {table: [row for row in rows if ERASED_ACCOUNT in row] for table, rows in after.items()
+            if any(ERASED_ACCOUNT in row for row in rows)} == {}
+    assert removed["moves"] == 1 and removed["proposals_scrubbed"] == 1 and removed["signals_scrubbed"] == 1
+    assert removed["deliveries_scrubbed"] >= 1 and removed["reports_scrubbed"] == 1 and removed["audit_scrubbed"] == 1
+    # The rest stays: the other account, and every row.
+    assert [m.account_id for m in store.moves("p1")] == [other]
+    assert other in store.reports()[0].html
+    counts_before = {table: len(rows) for table, rows in before.items()}
+    assert {table: len(rows) for table, rows in after.items()} == {**counts_before, "moves": counts_before["moves"] - 1}
+    assert set(store.erase_account(ERASED_ACCOUNT).values()) == {0}
+
+
+def test_erase_command_does_not_print_the_database_password(postgres_url):
+    from sqlalchemy.engine import make_url
+    from typer.testing import CliRunner
+
+    from territory.cli import app
+
+    # The test cluster trusts every login, so any password connects.
+    url = make_url(postgres_url).set(password="s3cret-pw").render_as_string(hide_password=False)
+    result = CliRunner().invoke(app, ["erase", ERASED_ACCOUNT], env={"TERRITORY_DB_URL": url,
+                                                                     "TERRITORY_KAFKA_URL": ""})
+    assert result.exit_code == 2, result.output
+    assert "removed 0 moves" in result.output
+    assert "s3cret-pw" not in result.output and "***" in result.output
