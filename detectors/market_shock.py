@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import math
-import pickle
 from collections import deque
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
@@ -12,9 +10,11 @@ from typing import Any, Mapping
 
 from river import drift
 
+from core import river_codec
+
 MEASURES = ("sales", "orders")
 DIRECTIONS = ("drop", "rise")
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: river objects as data (core.river_codec), no pickle
 
 # Informative days kept per region: the warm-up, the re-arm and the stretch between a
 # change's start and its detection must fit (a slow change takes months to confirm).
@@ -368,7 +368,7 @@ class MarketShockDetector:
     # --- state ------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """JSON-serialisable state; the river detectors are pickled and base64-encoded."""
+        """JSON-serialisable state, the river detectors included (`core.river_codec`)."""
         return {
             "version": STATE_VERSION,
             "threshold": self.threshold, "delta": self.delta, "min_history_days": self.min_history_days,
@@ -380,8 +380,6 @@ class MarketShockDetector:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> "MarketShockDetector":
         """Restore `state_dict()`'s output. Hyperparameters stay those of this instance.
-
-        Only load states this service wrote: the river detectors inside are pickles.
         """
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"unknown state version {state.get('version')!r}; valid: {STATE_VERSION}")
@@ -530,7 +528,7 @@ class _Region:
             "pending": {k: list(v) if v else None for k, v in self.pending.items()},
             "batch": self.batch.to_list(),
             "buffer": [list(row) for row in self.buffer],
-            "detectors": base64.b64encode(pickle.dumps((self.down, self.up))).decode("ascii"),
+            "detectors": river_codec.dump([self.down, self.up]),
         }
 
     @classmethod
@@ -549,7 +547,9 @@ class _Region:
         first_day, days, x, total = data["batch"]
         st.batch = _Batch(int(first_day), int(days), float(x), float(total))
         st.buffer.extend((int(r[0]), float(r[1]), float(r[2])) for r in data["buffer"])
-        st.down, st.up = pickle.loads(base64.b64decode(data["detectors"]))
+        st.down, st.up = river_codec.load(data["detectors"])
+        if not all(isinstance(d, drift.PageHinkley) for d in (st.down, st.up)):
+            raise river_codec.CheckpointError("a region's detectors must be two PageHinkley")
         return st
 
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import base64
 import math
-import pickle
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
 from typing import Any, Mapping
 
 from river import drift
 
-STATE_VERSION = 1
+from core import river_codec
+
+STATE_VERSION = 2  # 2: river objects as data (core.river_codec), no pickle
 # Days of error aggregates kept for locating a change (per day: count, sum, sum of squares).
 _MAX_DAYS = 730
 
@@ -198,20 +198,20 @@ class ModelDriftDetector:
         return self._scale
 
     def state_dict(self) -> dict[str, Any]:
-        """JSON-serialisable state; ADWIN is pickled and base64-encoded."""
+        """JSON-serialisable state, ADWIN included (`core.river_codec`)."""
         return {
             "version": STATE_VERSION, "delta": self.delta, "min_samples": self.min_samples,
             "min_rise": self.min_rise, "clock": self.clock,
             "scale": self._scale, "warmup_n": self._warmup_n, "warmup_sum": self._warmup_sum,
             "days": [[d, *row] for d, row in sorted(self._days.items())],
-            "adwin": base64.b64encode(pickle.dumps(self._adwin)).decode("ascii"),
+            "adwin": river_codec.dump(self._adwin),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> "ModelDriftDetector":
-        """Restore `state_dict()`'s output. Only load states this service wrote (pickle inside)."""
+        """Restore `state_dict()`'s output; a foreign or damaged state raises ValueError."""
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"unknown state version {state.get('version')!r}; valid: {STATE_VERSION}")
-        adwin = pickle.loads(base64.b64decode(state["adwin"]))
+        adwin = river_codec.load(state["adwin"])
         if not isinstance(adwin, drift.ADWIN):
             raise ValueError(f"state holds a {type(adwin).__name__}, not an ADWIN")
         self._adwin = adwin

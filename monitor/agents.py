@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import time
-from datetime import timedelta
 
 import faust
 from faust.types import TP
@@ -63,18 +62,18 @@ def register_intake(app: faust.App, settings: Settings, metrics: Metrics) -> Non
     intake = Intake(
         accounts=accounts, reps=reps, seen_events=seen_events, stream_times=stream_times,
         send_state=send_state, send_deadletter=send_deadletter, on_outcome=on_outcome,
-        rules=IntakeRules(
-            late_horizon=timedelta(days=settings.late_horizon_days),
-            hold_for=timedelta(days=settings.hold_days),
-            max_held_per_account=settings.max_held_per_account,
-            pseudonym_key=settings.pseudonym_key.encode(),
-        ),
+        rules=IntakeRules.from_settings(settings),
         is_caught_up=is_caught_up,
     )
 
+    @accounts.on_recover
+    async def find_held_events() -> None:
+        """Agents start before Faust recovers the tables (after every rebalance): only now does
+        the accounts table hold the events that wait for their account."""
+        intake.rebuild_hold_index()
+
     @app.agent(inputs, name="intake")
     async def intake_agent(stream: faust.StreamT) -> None:
-        intake.rebuild_hold_index()  # tables are recovered before agents start
         async for event in stream.events():
             message = event.message
             await intake.handle(topic=message.topic, partition=message.partition, offset=message.offset,
@@ -121,21 +120,39 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics) -> No
     plan_accounts = app.Table("plan-accounts", default=None, partitions=1, use_partitioner=True)
     plan_reps = app.Table("plan-reps", default=None, partitions=1, use_partitioner=True)
     plan_meta = app.Table("plan-meta", default=None, partitions=1, use_partitioner=True)
-    session: list[PlanningSession] = []  # built when the agent starts: tables are recovered by then
-    judging = asyncio.Lock()  # the agent and the timer both judge; one at a time
+    every_input = [f"{topic}:{partition}" for topic in topics.INPUT_TOPICS for partition in range(settings.partitions)]
+
+    def new_session() -> PlanningSession:
+        return PlanningSession(settings, accounts=plan_accounts, reps=plan_reps, meta=plan_meta,
+                               expected_sources=every_input)
+
+    session: list[PlanningSession] = [new_session()]
+    judging = asyncio.Lock()  # the agent, the timer and the recovery callback: one at a time
+
+    @plan_meta.on_recover
+    async def restore_checkpoint() -> None:
+        """Faust recovers the tables after every rebalance, and only after the agents have
+        started: load the checkpoint now. A worker that does not own the state partition
+        keeps an empty planner, which never judges."""
+        async with judging:
+            fresh = new_session()
+            if any(tp.topic == topics.STATE for tp in app.consumer.assignment()) and fresh.restore():
+                if fresh.judged_at is not None:
+                    metrics.watermark.set(fresh.judged_at.timestamp())
+            session[0] = fresh
 
     async def judge() -> None:
-        async with judging:
-            try:
-                await _judge()
-            except Exception:  # noqa: BLE001 - a failed judgement must not stop the planner
-                metrics.planner_errors.inc()
-                log.exception("planner failed to judge; will judge again on the next update")
-                return
-            # After publishing, and before the batch's offsets can be committed (take() acks
-            # a batch when its loop body is done): a crash judges again and publishes the same
-            # ids, and the daily sales folded from this batch are never lost with the offsets.
-            session[0].checkpoint()
+        """Call holding `judging`."""
+        try:
+            await _judge()
+        except Exception:  # noqa: BLE001 - a failed judgement must not stop the planner
+            metrics.planner_errors.inc()
+            log.exception("planner failed to judge; will judge again on the next update")
+            return
+        # After publishing, and before the batch's offsets can be committed (take() acks
+        # a batch when its loop body is done): a crash judges again and publishes the same
+        # ids, and the daily sales folded from this batch are never lost with the offsets.
+        session[0].checkpoint()
 
     async def _judge() -> None:
         evaluation = session[0].judge()
@@ -166,19 +183,18 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics) -> No
 
     @app.agent(state_topic, name="planner")
     async def planner_agent(stream: faust.StreamT) -> None:
-        every_input = [f"{topic}:{partition}" for topic in topics.INPUT_TOPICS for partition in range(settings.partitions)]
-        session.append(PlanningSession(settings, accounts=plan_accounts, reps=plan_reps, meta=plan_meta,
-                                       expected_sources=every_input))
         async for batch in stream.take(settings.planner_batch, within=settings.planner_interval_s):
-            metrics.planner_updates.inc(session[0].apply(batch))
-            await judge()
+            async with judging:  # a recovery must not swap the session between apply and checkpoint
+                metrics.planner_updates.inc(session[0].apply(batch))
+                await judge()
 
     @app.timer(max(1.0, settings.planner_interval_s))
     async def judge_between_batches() -> None:
         """Judge when time moved without new updates (a stream went idle), or when a
         rebalance held back by the cooldown is due."""
-        if session and not judging.locked() and session[0].due:
-            await judge()
+        if not judging.locked() and session[0].due:
+            async with judging:
+                await judge()
 
 
 def register_membership(app: faust.App, metrics: Metrics) -> None:

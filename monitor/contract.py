@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
@@ -59,7 +60,20 @@ def _identifier(field: str, value: Any) -> str:
         raise ContractError(field, f"must be a non-empty string, got {_show(value)}")
     if len(value) > MAX_ID_LENGTH:
         raise ContractError(field, f"longer than {MAX_ID_LENGTH} characters")
-    return _unicode(field, value)
+    return _printable(field, _unicode(field, value), allowed="")
+
+
+# Control characters (C0, DEL, C1) and line/paragraph separators: in an id or a name they
+# break e-mail headers and forge log lines. Free text may keep tabs.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _printable(field: str, value: str, *, allowed: str) -> str:
+    for match in _CONTROL.finditer(value):
+        if match.group() not in allowed:
+            raise ContractError(field, f"contains a control character (U+{ord(match.group()):04X}) "
+                                       f"at position {match.start()}")
+    return value
 
 
 def _unicode(field: str, value: str) -> str:
@@ -79,7 +93,7 @@ def _text(field: str, value: Any) -> str | None:
         raise ContractError(field, f"must be a string, got {_show(value)}")
     if len(value) > MAX_TEXT_LENGTH:
         raise ContractError(field, f"longer than {MAX_TEXT_LENGTH} characters")
-    return _unicode(field, value)
+    return _printable(field, _unicode(field, value), allowed="\t")
 
 
 def _number(low: float | None = None, high: float | None = None) -> Checker:

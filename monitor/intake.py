@@ -18,14 +18,18 @@ import base64
 import hashlib
 import heapq
 import hmac
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, MutableMapping
 
 from monitor.contract import ContractError, Event, parse_event
 from monitor.state import AccountState, RepState, apply_account_event, apply_rep_event
 from territory import topics
+
+if TYPE_CHECKING:
+    from territory.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +46,10 @@ NEEDS_ACCOUNT = frozenset({"order.placed", "activity.logged", "opportunity.updat
 
 @dataclass(frozen=True)
 class Origin:
-    """Where a message came from, and the message itself, for dead-lettering unchanged."""
+    """Where a message came from, and the message itself, for dead-lettering unchanged.
+
+    Only the position is kept in state (`to_dict`): a held event is stored parsed, never as
+    its raw message, whose extra fields could make the account's record too large."""
 
     topic: str
     partition: int
@@ -55,13 +62,13 @@ class Origin:
         return f"{self.topic}:{self.partition}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"topic": self.topic, "partition": self.partition, "offset": self.offset,
-                "key": _text(self.key), "value_base64": _b64(self.value)}
+        return {"topic": self.topic, "partition": self.partition, "offset": self.offset, "key": _text(self.key)}
 
     @classmethod
-    def from_dict(cls, row: dict[str, Any]) -> "Origin":
+    def from_dict(cls, row: dict[str, Any], value: bytes | None = None) -> "Origin":
         key = row["key"].encode() if row.get("key") is not None else None
-        value = base64.b64decode(row["value_base64"]) if row.get("value_base64") is not None else None
+        if value is None and row.get("value_base64") is not None:  # held before events were stored parsed
+            value = base64.b64decode(row["value_base64"])
         return cls(row["topic"], row["partition"], row["offset"], key, value)
 
 
@@ -71,6 +78,29 @@ class IntakeRules:
     hold_for: timedelta = timedelta(days=30)
     max_held_per_account: int = 100
     pseudonym_key: bytes = b"territory-demo-pseudonym-key"
+    # Events dated further ahead of the wall clock are dead-lettered `in_the_future`.
+    future_margin: timedelta = timedelta(days=3)
+    # Held events of one account, in bytes of their JSON; more are dead-lettered.
+    max_held_bytes_per_account: int = 256 * 1024
+    # Largest record the broker accepts. An account's row may use ROW_SHARE of it: its snapshot
+    # to the planner adds the orders released with it, and the changelog adds key and framing.
+    max_record_bytes: int = 1_000_000
+
+    @classmethod
+    def from_settings(cls, settings: "Settings") -> "IntakeRules":
+        return cls(late_horizon=timedelta(days=settings.late_horizon_days), hold_for=timedelta(days=settings.hold_days),
+                   max_held_per_account=settings.max_held_per_account, pseudonym_key=settings.pseudonym_key.encode(),
+                   future_margin=timedelta(days=settings.future_margin_days),
+                   max_held_bytes_per_account=settings.max_held_bytes_per_account,
+                   max_record_bytes=settings.max_record_bytes)
+
+    @property
+    def max_row_bytes(self) -> int:
+        return int(self.max_record_bytes * ROW_SHARE)
+
+
+#: Share of the broker's record limit an account's state row may take (see IntakeRules).
+ROW_SHARE = 0.8
 
 
 class Intake:
@@ -86,6 +116,7 @@ class Intake:
         on_outcome: OnOutcome,
         rules: IntakeRules = IntakeRules(),
         is_caught_up: Callable[[str], bool] = lambda source: True,
+        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ):
         self.accounts = accounts
         self.reps = reps
@@ -96,6 +127,7 @@ class Intake:
         self.on_outcome = on_outcome
         self.rules = rules
         self.is_caught_up = is_caught_up
+        self.clock = clock
         # partition -> heap of (hold deadline in event time, account id)
         self._deadlines: dict[int, list[tuple[str, str]]] = {}
         self.held_count = 0
@@ -119,6 +151,14 @@ class Intake:
             return
         stream_time = self.stream_times.get(origin.source)
         moment = event.occurred_at.astimezone(timezone.utc)
+        # A date far ahead would move this stream's time (and the planner's watermark) there:
+        # every later order would then be `too_late`, for good.
+        latest = self.clock() + self.rules.future_margin
+        if moment > latest:
+            await self._deadletter(origin, "occurred_at", "in_the_future",
+                                   f"occurred_at: in_the_future: {moment.isoformat()} is more than "
+                                   f"{self.rules.future_margin.days} days after now ({latest.date()} at the latest)")
+            return
         # Only events that add into time windows can be too late; an old profile upsert
         # (an account untouched for years) is simply older than the newest one.
         if (event.type in WINDOWED and stream_time
@@ -127,7 +167,9 @@ class Intake:
                                    f"occurred_at: too_late: {moment.date()} is more than {self.rules.late_horizon.days} "
                                    f"days before this stream's time {stream_time[:10]}")
             return
-        if stream_time is None or moment.isoformat() > stream_time:
+        # An erasure is stamped with the moment it was asked for, not when anything happened:
+        # it must not move the stream's time.
+        if event.type != "account.erased" and (stream_time is None or moment.isoformat() > stream_time):
             self.stream_times[origin.source] = moment.isoformat()
         try:
             await self._apply(event, origin)
@@ -164,12 +206,22 @@ class Intake:
             return
         state = apply_account_event(state, event, name_hash=self._pseudonym(event.data.get("name")))
         state.applied_offsets[origin.topic] = origin.offset
+        row = state.to_dict()
+        size = _json_size(row)
+        if size > self.rules.max_row_bytes:
+            # The changelog record (and the snapshot) would be refused by the broker, which stops
+            # the worker; the account keeps its state without this event.
+            await self._deadletter(origin, "data.account_id", "state_too_large",
+                                   f"data.account_id: state_too_large: account {account_id!r} would need {size} bytes "
+                                   f"of state, over {self.rules.max_row_bytes} ({_largest_part(row)})")
+            return
         self.on_outcome(origin.topic, "applied", None)
         orders = [_order_of(event)] if event.type == "order.placed" else []
         if event.type == "account.upserted" and state.held:
             state, released = self._release(state)
             orders += [_order_of(e) for e in released if e.type == "order.placed"]
-        self.accounts[account_id] = state.to_dict()
+            row = state.to_dict()
+        self.accounts[account_id] = row
         await self._send_account(account_id, state, event, origin, orders)
 
     async def _send_account(self, account_id: str, state: AccountState, event: Event, origin: Origin,
@@ -194,9 +246,17 @@ class Intake:
                                    f"data.account_id: unknown_account {account_id!r}: "
                                    f"{self.rules.max_held_per_account} events already wait for it")
             return
+        # The parsed event (contract fields only), not the raw message: extra fields are allowed
+        # in a message and must not be what fills the account's state record.
         entry = {"occurred_at": event.occurred_at.astimezone(timezone.utc).isoformat(),
                  "deadline": (event.occurred_at.astimezone(timezone.utc) + self.rules.hold_for).isoformat(),
-                 "origin": origin.to_dict()}
+                 "origin": origin.to_dict(), "event": _event_dict(event)}
+        held_bytes = sum(_json_size(held) for held in state.held) + _json_size(entry)
+        if held_bytes > self.rules.max_held_bytes_per_account:
+            await self._deadletter(origin, "data.account_id", "unknown_account",
+                                   f"data.account_id: unknown_account {account_id!r}: events waiting for it "
+                                   f"would take {held_bytes} bytes, over {self.rules.max_held_bytes_per_account}")
+            return
         state.held.append(entry)
         state.applied_offsets[origin.topic] = origin.offset
         self.accounts[account_id] = state.to_dict()
@@ -212,7 +272,7 @@ class Intake:
         released = []
         for entry in held:
             origin = Origin.from_dict(entry["origin"])
-            event = parse_event(origin.value, topic=origin.topic, key=origin.key)
+            event = _held_event(entry, origin)
             state = apply_account_event(state, event)
             released.append(event)
             self.on_outcome(origin.topic, "applied", None)
@@ -243,7 +303,10 @@ class Intake:
             self.accounts[account_id] = state.to_dict()
             self.held_count -= len(expired)
             for entry in expired:
-                await self._deadletter(Origin.from_dict(entry["origin"]), "data.account_id", "unknown_account",
+                origin = Origin.from_dict(entry["origin"])
+                # The raw message was not kept: the dead letter carries the validated event.
+                value = origin.value or json.dumps(_event_dict(_held_event(entry, origin))).encode()
+                await self._deadletter(Origin.from_dict(entry["origin"], value), "data.account_id", "unknown_account",
                                        f"data.account_id: unknown_account {account_id!r}: no account.upserted "
                                        f"within {self.rules.hold_for.days} days of event time")
 
@@ -252,17 +315,37 @@ class Intake:
             self.held_count -= len(state.held)
             self.accounts.pop(account_id, None)
         self.on_outcome(origin.topic, "applied", None)
+        # No event time: an erasure happens now, not in the history the planner judges.
         await self.send_state(f"account:{account_id}", {"kind": "account_erased", "account_id": account_id,
-                                                        "occurred_at": datetime.now(timezone.utc).isoformat(),
                                                         "source": origin.source})
         log.info("erased account %s from intake state (%s)", account_id, "found" if state else "not present")
+
+    def _without_names(self, raw: bytes | None) -> bytes | None:
+        """The message with `data.name` replaced by its pseudonym: dead letters are kept and
+        read by people, and names are never stored (see README, privacy)."""
+        if raw is None or b'"name"' not in raw:
+            return raw
+        try:
+            document = json.loads(raw.decode("utf-8-sig"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            return raw  # not JSON: nothing to find a name in
+        data = document.get("data") if isinstance(document, dict) else None
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str) or not data["name"]:
+            return raw  # no name (a number or a boolean there is no one's name)
+        data["name"] = f"pseudonym:{self._pseudonym(data['name'])}"
+        try:
+            return json.dumps(document).encode()
+        except (ValueError, RecursionError):  # e.g. nested too deep to write again: keep no copy
+            return b'{"removed": "the message held a name and could not be rewritten without it"}'
 
     def _pseudonym(self, name: str | None) -> str | None:
         if not name:
             return None
-        return hmac.new(self.rules.pseudonym_key, name.strip().casefold().encode(), hashlib.sha256).hexdigest()[:16]
+        text = name.strip().casefold().encode("utf-8", "surrogatepass")  # a dead letter's name may be invalid
+        return hmac.new(self.rules.pseudonym_key, text, hashlib.sha256).hexdigest()[:16]
 
     async def _deadletter(self, origin: Origin, field: str, code: str, reason: str) -> None:
+        scrubbed = self._without_names(origin.value)
         await self.send_deadletter(
             _text(origin.key) or "",
             {
@@ -277,7 +360,9 @@ class Intake:
                 # up to DEADLETTER_MAX_RAW bytes (a dead letter must fit Kafka's 1 MB limit, or its
                 # send fails and the message would be lost); a longer one is cut there, and its
                 # size, hash and topic/partition/offset still identify the whole original.
-                **_original_value(origin.value),
+                **_original_value(scrubbed),
+                # data.name replaced by its pseudonym (the rest of the message is unchanged).
+                **({"value_pseudonymised": True} if scrubbed is not origin.value else {}),
                 "deadlettered_at": datetime.now(timezone.utc).isoformat(),
             },
         )
@@ -300,6 +385,30 @@ def _original_value(raw: bytes | None) -> dict[str, Any]:
     if len(kept) < len(raw):
         original.update(value_truncated=True, value_bytes=len(raw), value_sha256=hashlib.sha256(raw).hexdigest())
     return original
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":")))
+
+
+def _largest_part(row: dict[str, Any]) -> str:
+    sizes = {name: _json_size(value) for name, value in row.items()}
+    name = max(sizes, key=lambda key: sizes[key])
+    count = f"{len(row[name])} entries, " if isinstance(row[name], (dict, list)) else ""
+    return f"{name}: {count}{sizes[name]} bytes"
+
+
+def _event_dict(event: Event) -> dict[str, Any]:
+    return {"event_id": event.event_id, "type": event.type, "occurred_at": event.occurred_at.isoformat(),
+            "source": event.source, "data": event.data}
+
+
+def _held_event(entry: dict[str, Any], origin: Origin) -> Event:
+    if "event" not in entry:  # held before events were stored parsed: the raw message is there
+        return parse_event(origin.value, topic=origin.topic, key=origin.key)
+    stored = entry["event"]
+    return Event(stored["event_id"], stored["type"], datetime.fromisoformat(stored["occurred_at"]), stored["source"],
+                 stored["data"], origin.topic, _text(origin.key) or "")
 
 
 def _stamp(event: Event, origin: Origin) -> dict[str, Any]:

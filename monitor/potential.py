@@ -82,9 +82,7 @@ True
 
 from __future__ import annotations
 
-import base64
 import math
-import pickle
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -92,6 +90,7 @@ import numpy as np
 import pandas as pd
 from river import linear_model, metrics, stats
 
+from core import river_codec
 from monitor.state import KEPT_MONTHS, AccountState
 
 __all__ = [
@@ -119,7 +118,11 @@ UNKNOWN = "unknown"
 MONEY_UNIT = 10_000.0
 # Value of the profile models' intercept column (see PotentialModel._profile_design).
 INTERCEPT = 10.0
-STATE_VERSION = 1
+# Industry and region values that get a one-hot column each; others share OTHER.
+LEVEL_COLUMNS = ("industry", "region")
+MAX_LEVELS = 32
+OTHER = "(other)"
+STATE_VERSION = 2  # 2: river objects as data (core.river_codec), no pickle
 
 _MONTH_CACHE: dict[str, int] = {}
 
@@ -449,14 +452,6 @@ def features_at(account: AccountState, at: datetime, *,
 # --- the model -----------------------------------------------------------------------------
 
 
-def _pack(obj: Any) -> str:
-    return base64.b64encode(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)).decode("ascii")
-
-
-def _unpack(text: str) -> Any:
-    return pickle.loads(base64.b64decode(text.encode("ascii")))
-
-
 class PotentialModel:
     """Expected yearly potential of an account, learned online, scored prequentially.
 
@@ -515,6 +510,8 @@ class PotentialModel:
         self._abs_error = 0.0
         self._abs_label = 0.0
         self._learned = 0
+        # Industry and region values with a column of their own (see `_bounded`).
+        self._levels: dict[str, list[str]] = {}
         # The last month whose end `learn_from_history` has learned ("YYYY-MM").
         self.last_month: str | None = None
 
@@ -569,6 +566,7 @@ class PotentialModel:
             raise ValueError("labels must be finite and >= 0")
         frame = _frame(rows)
         before = self._predict_frame(frame)
+        self._admit_levels(frame)
         for truth, guess in zip(y.tolist(), before.tolist()):
             self._mae.update(truth, guess)
         self._abs_error += float(np.abs(y - before).sum())
@@ -595,9 +593,30 @@ class PotentialModel:
 
     # -- internals ---------------------------------------------------------------------------
 
-    @staticmethod
-    def _segment_keys(frame: pd.DataFrame) -> list[tuple[str, str, str]]:
-        return [(f"{i}|{b}", f"{i}|*", "*") for i, b in zip(frame["industry"].tolist(), frame["size_band"].tolist())]
+    def _admit_levels(self, frame: pd.DataFrame) -> None:
+        """Give new industry and region values a column of their own while there is room.
+
+        Each value is a one-hot column of the profile models, whose state is a square matrix
+        over the columns, and a segment prior: free-text industries must not grow them (or
+        the checkpoint) without end. Values come in the order they are first learned; once a
+        column has MAX_LEVELS values, later ones share OTHER."""
+        for column in LEVEL_COLUMNS:
+            known = self._levels.setdefault(column, [])
+            for value in dict.fromkeys(frame[column].tolist()):
+                if len(known) >= MAX_LEVELS:
+                    break
+                if value not in known:
+                    known.append(value)
+
+    def _level(self, column: str, frame: pd.DataFrame) -> list[str]:
+        """The column's values, those without a column of their own as OTHER."""
+        known = set(self._levels.get(column, ()))
+        if len(known) < MAX_LEVELS:
+            return frame[column].tolist()  # not full: an unseen value simply has no column yet
+        return [value if value in known else OTHER for value in frame[column].tolist()]
+
+    def _segment_keys(self, frame: pd.DataFrame) -> list[tuple[str, str, str]]:
+        return [(f"{i}|{b}", f"{i}|*", "*") for i, b in zip(self._level("industry", frame), frame["size_band"].tolist())]
 
     def _prior_values(self, frame: pd.DataFrame) -> np.ndarray:
         out = np.zeros(len(frame))
@@ -622,7 +641,8 @@ class PotentialModel:
             columns["log_minutes_12m"] = np.log1p(frame["minutes_12m"].to_numpy())
             columns["log_pipeline"] = np.log1p(frame["pipeline"].to_numpy())
         design = pd.DataFrame(columns, index=frame.index)
-        dummies = [pd.get_dummies(frame[column], prefix=column, dtype=float) for column in ("industry", "region")]
+        dummies = [pd.get_dummies(pd.Series(self._level(column, frame), index=frame.index), prefix=column, dtype=float)
+                   for column in LEVEL_COLUMNS]
         return pd.concat([design, *dummies], axis=1)
 
     def _profile_values(self, frame: pd.DataFrame) -> np.ndarray:
@@ -725,7 +745,7 @@ class PotentialModel:
         """JSON-safe state: parameters, counts, seasonal index, regional totals, river objects.
 
         The river objects (three BayesianLinearRegression, the segment means, the MAE
-        metric) are pickled and base64-encoded: load only state you wrote yourself.
+        metric) are plain data too (`core.river_codec`): loading a foreign state runs no code.
         """
         return {
             "version": STATE_VERSION,
@@ -738,7 +758,8 @@ class PotentialModel:
             "combiner_rows": self._combiner_rows,
             "abs_error": self._abs_error,
             "abs_label": self._abs_label,
-            "river": _pack({"profile": self._profile, "firmographic": self._firmographic,
+            "levels": self._levels,
+            "river": river_codec.dump({"profile": self._profile, "firmographic": self._firmographic,
                             "combiner": self._combiner, "segments": self._segments, "mae": self._mae,
                             "log_employees": self._log_employees}),
         }
@@ -757,7 +778,9 @@ class PotentialModel:
         self._combiner_rows = int(state["combiner_rows"])
         self._abs_error = float(state["abs_error"])
         self._abs_label = float(state["abs_label"])
-        river_objects = _unpack(state["river"])
+        self._levels = {column: [str(value) for value in state["levels"].get(column, [])][:MAX_LEVELS]
+                        for column in LEVEL_COLUMNS}
+        river_objects = river_codec.load(state["river"])
         self._profile = river_objects["profile"]
         self._firmographic = river_objects["firmographic"]
         self._combiner = river_objects["combiner"]

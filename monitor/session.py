@@ -8,8 +8,9 @@ rebalancer the request asks for and returns the proposal. No Kafka here.
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import asdict
-
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, MutableMapping
 
@@ -19,9 +20,18 @@ from monitor.watermark import Watermark
 from rebalancer import minimal_moves, place_accounts, trade_off_curve
 from territory.settings import Settings
 
+log = logging.getLogger(__name__)
 
+
+#: Records of the checkpoint in `meta` besides the "planner.<part>" ones it lists.
+CHECKPOINT_RECORDS = ("planner", "watermark")
 #: Budgets on a live proposal's moves-vs-imbalance curve (sampled evenly beyond that).
 CURVE_POINTS = 12
+
+
+def saved_planner_state(meta: MutableMapping[str, Any]) -> dict[str, Any]:
+    """The planner's state as `PlanningSession.checkpoint` saved it in `meta`, one record a part."""
+    return {part: meta[f"planner.{part}"] for part in (meta.get("planner") or {}).get("parts", [])}
 
 
 class PlanningSession:
@@ -37,14 +47,41 @@ class PlanningSession:
     ):
         self.settings = settings
         self.accounts, self.reps, self.meta = accounts, reps, meta
-        self.planner = Planner(settings, clock=clock)
-        self.watermark = Watermark()
+        self._clock = clock
+        self._expected_sources = tuple(expected_sources)
+        self._written: dict[str, str] = {}  # checkpoint record -> JSON last written
+        self._start_clean()
+
+    def _start_clean(self) -> None:
+        self.planner = Planner(self.settings, clock=self._clock)
+        self.watermark = Watermark().expect(self._expected_sources)
         self.judged_at: datetime | None = None
-        if meta.get("planner"):
-            self.planner.load_state_dict(meta["planner"])
-        if meta.get("watermark"):
-            self.watermark.load_state_dict(meta["watermark"])
-        self.watermark.expect(expected_sources)
+
+    def restore(self) -> bool:
+        """Load the checkpoint from `meta`; True if there was one.
+
+        Call it once the tables hold what was saved (in the worker: after Faust's table
+        recovery, which comes after the agents start). A damaged or foreign checkpoint is
+        refused with a log line and the planner starts clean: it then re-learns from the
+        accounts it holds and judges from the next update on."""
+        self._start_clean()
+        self._written = {}
+        if not any(key in self.meta for key in CHECKPOINT_RECORDS):
+            return False
+        try:
+            state = saved_planner_state(self.meta)
+            self.planner.load_state_dict(state)
+            self.watermark.load_state_dict(self.meta.get("watermark") or {})
+            self.watermark.expect(self._expected_sources)
+            judged_at = (self.meta.get("planner") or {}).get("judged_at")
+            self.judged_at = datetime.fromisoformat(judged_at) if judged_at else None
+        except Exception as error:  # noqa: BLE001 - any damage at all means: do not trust it
+            log.error("planner checkpoint refused, starting clean: %s: %s", type(error).__name__, error)
+            self._start_clean()
+            return False
+        log.info("planner checkpoint restored: judged at %s, learned through %s, %d regions with daily sales",
+                 self.judged_at, state.get("learned_month"), len(state.get("daily_sales") or {}))
+        return True
 
     def apply(self, snapshots: Iterable[dict[str, Any]]) -> int:
         """Fold intake snapshots into the company view; returns how many.
@@ -61,7 +98,9 @@ class PlanningSession:
             if kind == "progress":
                 self.watermark.caught_up(snapshot["source"], snapshot["caught_up"])
                 continue
-            self.watermark.observe(snapshot.pop("source"), datetime.fromisoformat(snapshot.pop("occurred_at")))
+            source, occurred_at = snapshot.pop("source"), snapshot.pop("occurred_at", None)
+            if kind != "account_erased":  # an erasure has no event time (older ones carried the wall clock)
+                self.watermark.observe(source, datetime.fromisoformat(occurred_at))
             orders = snapshot.pop("orders", None) or []
             if kind == "account_erased":
                 accounts[snapshot["account_id"]] = None
@@ -107,9 +146,26 @@ class PlanningSession:
     def checkpoint(self) -> None:
         """Save the planner's and the watermark's state. Call it after the judgement's signals
         and proposal are published: a crash in between judges the same moment again after the
-        restart, and the repeats carry the same ids (`monitor.planner.stable_id`)."""
-        self.meta["planner"] = self.planner.state_dict()
-        self.meta["watermark"] = self.watermark.state_dict()
+        restart, and the repeats carry the same ids (`monitor.planner.stable_id`).
+
+        Each part of the planner's state is a record of its own, written only when it changed
+        (every write is a changelog record), and none is written that the broker would refuse:
+        a record over `max_record_bytes` is logged and skipped, the previous one stays."""
+        state = self.planner.state_dict()
+        records = {f"planner.{part}": value for part, value in state.items()}
+        records["watermark"] = self.watermark.state_dict()
+        records["planner"] = {"parts": sorted(state),
+                              "judged_at": self.judged_at.isoformat() if self.judged_at else None}
+        for key, value in records.items():
+            encoded = json.dumps(value, sort_keys=True)
+            if self._written.get(key) == encoded:
+                continue
+            if len(encoded) + len(key) > self.settings.max_record_bytes:
+                log.error("planner checkpoint part %s is %d bytes, over TERRITORY_MAX_RECORD_BYTES=%d: not saved",
+                          key, len(encoded), self.settings.max_record_bytes)
+                continue
+            self.meta[key] = value
+            self._written[key] = encoded
 
     def solve(self, request: RebalanceRequest) -> dict[str, Any]:
         """Run the rebalancer the request asks for (blocking: CP-SAT) and build the proposal."""

@@ -101,10 +101,7 @@ def run_backtest(messages: Iterable[tuple[str, str, Any]], settings: Settings,
     intake = Intake(
         accounts={}, reps={}, seen_events={}, stream_times={}, send_state=collect, send_deadletter=ignore,
         on_outcome=lambda topic, outcome, field_name: result.outcomes.update([outcome]),
-        rules=IntakeRules(late_horizon=timedelta(days=settings.late_horizon_days),
-                          hold_for=timedelta(days=settings.hold_days),
-                          max_held_per_account=settings.max_held_per_account,
-                          pseudonym_key=settings.pseudonym_key.encode()),
+        rules=IntakeRules.from_settings(settings),
     )
     # Event time is the clock (cooldowns are measured in it), and the file is in order: after
     # each event every stream is read up to now.

@@ -12,6 +12,10 @@ from pathlib import Path
 from typing import Mapping
 
 
+class SettingsError(ValueError):
+    """A setting is invalid or unsafe; the message is one line naming the TERRITORY_ variable."""
+
+
 @dataclass(frozen=True)
 class Settings:
     # Kafka bootstrap address, e.g. "kafka://127.0.0.1:9092". Empty means: the
@@ -43,6 +47,29 @@ class Settings:
     pseudonym_key: str = "territory-demo-pseudonym-key"
     # Find changelog ends by reading (broker quirk 2); "0" turns it off on a correct Kafka.
     exact_end_offsets: int = 1
+    # Events dated more than this many days ahead of the wall clock are dead-lettered
+    # (`in_the_future`): one bad date must not move a stream's time or the watermark.
+    future_margin_days: float = 3.0
+    # Bytes of events held for one unknown account (as parsed events, not raw messages);
+    # more are dead-lettered `unknown_account`. Keeps every state record far below the limit below.
+    max_held_bytes_per_account: int = 262_144
+    # Largest record the broker accepts (Kafka's message.max.bytes, 1 MB by default): a state
+    # record that would exceed it is refused before it is produced, never sent.
+    max_record_bytes: int = 1_000_000
+    # --- Kafka connection: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; SASL mechanism PLAIN,
+    # SCRAM-SHA-256 or SCRAM-SHA-512; CA and client certificate files for TLS.
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_ssl_cafile: str = ""
+    kafka_ssl_certfile: str = ""
+    kafka_ssl_keyfile: str = ""
+    kafka_sasl_mechanism: str = "PLAIN"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = ""
+    # Replication factor of every topic and changelog the worker creates (1 on the embedded broker).
+    replication_factor: int = 1
+    # Where Faust keeps table contents between restarts: "memory" (rebuilt from the changelogs
+    # at every start) or "rocksdb" (on disk under data_dir, only the changelog tail is re-read).
+    table_store: str = "memory"
     # Imbalance band: a rep is out of balance outside fair_share * (1 +- tolerance).
     tolerance: float = 0.10
     # Leave the out-of-band state only when back inside fair_share * (1 +- tolerance * hysteresis).

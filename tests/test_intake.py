@@ -61,7 +61,7 @@ def test_order_before_its_account_is_held_then_applied():
     assert "held" not in h.state_sent[-1][1]  # the planner never sees raw held messages
 
 
-def test_held_order_expires_into_the_dead_letter_topic_unchanged():
+def test_held_order_expires_into_the_dead_letter_topic_as_its_validated_event():
     h = Harness(hold_for=timedelta(days=30))
     original = order("ghost", "2025-01-10T00:00:00Z", 100, "o1")
     h.send(topics.ORDERS, "ghost", original)
@@ -70,7 +70,10 @@ def test_held_order_expires_into_the_dead_letter_topic_unchanged():
     h.send(topics.ORDERS, "a3", order("a3", "2025-02-10T00:00:00Z", 5, "o3"))   # 31 days later: expired
     assert [d["reason_code"] for d in h.dead] == ["unknown_account"]
     assert h.dead[0]["reason"].startswith("data.account_id: unknown_account 'ghost'")
-    assert json.loads(h.dead[0]["value"]) == original and h.dead[0]["offset"] == 1
+    # Held events are kept parsed (not as raw messages): the dead letter carries the validated event.
+    dead = json.loads(h.dead[0]["value"])
+    assert {k: dead[k] for k in ("event_id", "type")} == {"event_id": "o1", "type": "order.placed"}
+    assert dead["data"]["amount"] == 100 and dead["data"]["account_id"] == "ghost" and h.dead[0]["offset"] == 1
     assert h.intake.held_count == 2  # o2 and o3 still wait for their accounts
 
 

@@ -117,7 +117,7 @@ def test_restored_state_must_match_the_measure_and_version():
     state = MarketShockDetector().state_dict()
     with pytest.raises(ValueError, match="measure='sales'"):
         MarketShockDetector(measure="orders").load_state_dict(state)
-    with pytest.raises(ValueError, match="valid: 1"):
+    with pytest.raises(ValueError, match="valid: 2"):
         MarketShockDetector().load_state_dict({**state, "version": 99})
 
 

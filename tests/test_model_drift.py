@@ -90,8 +90,8 @@ def test_bad_inputs_are_refused():
         detector.update(0.1, datetime(2024, 1, 1))
     with pytest.raises(ValueError, match="finite number >= 0"):
         detector.update(-0.1, T0)
-    with pytest.raises(ValueError, match="valid: 1"):
-        detector.load_state_dict({**detector.state_dict(), "version": 2})
+    with pytest.raises(ValueError, match="valid: 2"):
+        detector.load_state_dict({**detector.state_dict(), "version": 1})
 
 
 @pytest.mark.parametrize("kwargs, message", [
