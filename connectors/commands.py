@@ -187,7 +187,11 @@ class TopicMissing(RuntimeError):
 
 
 def _bootstrap() -> str:
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ValueError as error:  # SettingsError: one line naming the variable, no traceback
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
     if not settings.kafka_url:
         typer.echo("error: set TERRITORY_KAFKA_URL (e.g. from `territory broker`), or use --dry-run", err=True)
         raise typer.Exit(2)

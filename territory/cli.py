@@ -35,9 +35,21 @@ def _register_proposals(cli: typer.Typer) -> None:
 _register_proposals(app)
 
 
-def _settings(**overrides: object) -> Settings:
-    settings = Settings.from_env(**overrides)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _settings(*, serving: bool = False, **overrides: object) -> Settings:
+    """The settings from the environment; an invalid one ends the command with one line
+    naming the variable and status 2. `serving`: the command starts servers and sinks, so
+    demo secrets and the alert sinks' settings are checked too, before anything starts."""
+    try:
+        settings = Settings.from_env(**overrides)
+        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        if serving:
+            from alerts.sinks import sinks_from_settings
+
+            settings.check_demo_secrets(logging.getLogger("territory.settings"))
+            sinks_from_settings(settings)  # raises ValueError naming the missing TERRITORY_ variable
+    except ValueError as error:  # SettingsError, or a sink's configuration error
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
     return settings
 
 
@@ -66,7 +78,7 @@ def worker() -> None:
     from territory.broker import EmbeddedBroker
     from territory.worker import run_worker
 
-    settings = _settings()
+    settings = _settings(serving=True)
     if settings.kafka_url:
         run_worker(settings)
         return
@@ -128,7 +140,7 @@ def demo(
     """Broker, worker and a simulated company with a market shock; prints signals and proposals as they happen."""
     from territory.demo import DemoOptions, run_demo
 
-    settings = _settings()
+    settings = _settings(serving=True)
     options = DemoOptions(seed=seed, reps=reps, accounts=accounts, months=months,
                           speed=days_per_second * 86400, max_seconds=max_seconds)
     progress = run_demo(settings, options, echo=typer.echo)

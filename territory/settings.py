@@ -6,6 +6,9 @@ command's entry point and passed down; nothing reads the environment at import t
 
 from __future__ import annotations
 
+import ipaddress
+import logging
+import math
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -139,20 +142,101 @@ class Settings:
         values: dict[str, object] = {}
         for field in fields(cls):
             raw = environ.get(f"TERRITORY_{field.name.upper()}")
-            if raw is None or raw == "":
+            # An empty secret is a value, never "use the public demo one": an empty
+            # TERRITORY_API_TOKEN turns writes off, an empty pseudonym key is refused.
+            if raw is None or (raw == "" and field.name not in _EMPTY_IS_A_VALUE):
                 continue
             values[field.name] = _parse(field.name, field.type, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
     def __post_init__(self) -> None:
+        problems = self._problems()
+        if problems:
+            raise SettingsError("; ".join(problems))
+
+    def _problems(self) -> list[str]:
+        """Every invalid value, each as "TERRITORY_X=value: what is allowed"."""
         from rebalancer import METRICS, OBJECTIVES  # pure logic, no cycle
 
+        problems: list[str] = []
+
+        def need(name: str, ok: bool, allowed: str) -> None:
+            if not ok:
+                problems.append(f"TERRITORY_{name.upper()}={getattr(self, name)!r}: {allowed}")
+
+        # nan compares false with everything: name it once, then skip the range checks.
+        not_finite = {f.name for f in fields(self)
+                      if isinstance(getattr(self, f.name), float) and not math.isfinite(getattr(self, f.name))}
+        for name in sorted(not_finite):
+            need(name, False, "must be a finite number")
+        finite = {f.name for f in fields(self)} - not_finite
+        for name, low in _AT_LEAST.items():
+            if name in finite:
+                need(name, getattr(self, name) >= low, f"must be at least {low}")
+        for name in _POSITIVE:
+            if name in finite:
+                need(name, getattr(self, name) > 0, "must be greater than 0")
+        for name, low in _PORTS.items():
+            port = getattr(self, name)
+            need(name, isinstance(port, int) and low <= port <= 65535, f"must be a port number from {low} to 65535")
+        for name, allowed in _CHOICES.items():
+            need(name, getattr(self, name) in allowed, "use one of " + ", ".join(map(str, allowed)))
+        if "hysteresis" in finite:
+            need("hysteresis", 0 < self.hysteresis <= 1, "must be in (0, 1]: more than 0, at most 1")
+        need("log_level", isinstance(logging.getLevelName(self.log_level), int),
+             "use DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        need("pseudonym_key", bool(self.pseudonym_key), "must not be empty: names are pseudonymised with it")
         unknown = [m for m in self.metric_list if m not in METRICS]
-        if unknown or not self.metric_list:
-            raise ValueError(f"TERRITORY_REBALANCE_METRICS={self.rebalance_metrics!r}: use a comma list of {METRICS}")
-        if self.rebalance_objective not in OBJECTIVES:
-            raise ValueError(f"TERRITORY_REBALANCE_OBJECTIVE={self.rebalance_objective!r}: use one of {OBJECTIVES}")
+        need("rebalance_metrics", bool(self.metric_list) and not unknown, f"use a comma list of {METRICS}")
+        need("rebalance_objective", self.rebalance_objective in OBJECTIVES, f"use one of {OBJECTIVES}")
+        problems += self._schedule_problems()
+        return problems
+
+    def _schedule_problems(self) -> list[str]:
+        from zoneinfo import ZoneInfo
+
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            zone = ZoneInfo(self.report_timezone)
+        except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError; "../x" a ValueError
+            return [f"TERRITORY_REPORT_TIMEZONE={self.report_timezone!r}: use an IANA time zone, e.g. Europe/Berlin"]
+        try:
+            CronTrigger.from_crontab(self.report_cron, timezone=zone)
+        except ValueError as error:
+            return [f"TERRITORY_REPORT_CRON={self.report_cron!r}: not a cron expression "
+                    f"(minute hour day month day_of_week): {str(error).splitlines()[0]}"]
+        return []
+
+    @property
+    def bind_is_loopback(self) -> bool:
+        """Whether only this machine reaches the servers on `bind_address` (127.0.0.0/8, ::1, localhost)."""
+        if self.bind_address == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.bind_address).is_loopback
+        except ValueError:  # a host name or "": other machines may reach it
+            return False
+
+    def demo_secrets(self) -> list[str]:
+        """The variables that still hold a public value: this repository's demo default or
+        the deployment files' placeholder."""
+        return [f"TERRITORY_{name.upper()}" for name in _SECRETS
+                if getattr(self, name) and getattr(self, name) in (_DEMO_SECRETS.get(name), _PLACEHOLDER)]
+
+    def check_demo_secrets(self, log: logging.Logger) -> None:
+        """At the start of a serving command: demo secrets are refused on a bind address
+        other machines reach (SettingsError) and one warning line on loopback."""
+        demo = self.demo_secrets()
+        if not demo:
+            return
+        if not self.bind_is_loopback:
+            raise SettingsError(f"{', '.join(demo)} still hold{'s' if len(demo) == 1 else ''} the public demo value "
+                                f"and TERRITORY_BIND_ADDRESS={self.bind_address!r} is reachable from other machines: "
+                                f"set your own secret{'s' if len(demo) > 1 else ''}")
+        log.warning("%s still hold%s the public demo value: fine on loopback (%s), refused on any other "
+                    "TERRITORY_BIND_ADDRESS", ", ".join(demo), "s" if len(demo) == 1 else "", self.bind_address)
 
     @property
     def metric_list(self) -> tuple[str, ...]:
@@ -176,6 +260,38 @@ class Settings:
         return "kafka://" + self.bootstrap_servers
 
 
+# Secrets where an empty variable is taken as given (see from_env).
+_EMPTY_IS_A_VALUE = frozenset({"api_token", "api_read_token", "pseudonym_key", "webhook_secret"})
+_SECRETS = ("api_token", "api_read_token", "pseudonym_key", "webhook_secret")
+# The defaults anyone can read in this repository, and the placeholder of deploy/k8s/secret.yaml:
+# for the demo on loopback only.
+_DEMO_SECRETS = {f.name: f.default for f in fields(Settings) if f.name in _SECRETS and f.default}
+_PLACEHOLDER = "CHANGE-ME"
+# Lower bounds: counts, days and bytes are never negative; some must be at least 1.
+_AT_LEAST = {
+    "partitions": 1, "replication_factor": 1, "planner_batch": 1, "solver_workers": 1, "candidate_reps": 1,
+    "potential_window_days": 1, "max_record_bytes": 1,
+    "tolerance": 0, "late_horizon_days": 0, "hold_days": 0, "max_held_per_account": 0, "warmup_days": 0,
+    "lateness_days": 0, "future_margin_days": 0, "max_held_bytes_per_account": 0, "rebalance_cooldown_s": 0,
+    "alert_throttle_s": 0, "auth_max_failures": 0,
+}
+# Durations that must be more than zero (a zero interval or timeout would spin or never wait).
+_POSITIVE = ("session_timeout_s", "planner_interval_s", "solver_time_limit_s", "alert_retry_max_s", "auth_window_s")
+# Lowest allowed port; 0 means "off" (web) or "pick a free one" (metrics).
+_PORTS = {"metrics_port": 0, "web_port": 0, "smtp_port": 1}
+_CHOICES: dict[str, tuple[object, ...]] = {
+    "table_store": ("memory", "rocksdb"),
+    "kafka_security_protocol": ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
+    "kafka_sasl_mechanism": ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
+    "potential": ("model", "trailing"),
+    "smtp_starttls": (0, 1),
+    "exact_end_offsets": (0, 1),
+}
+# Names people write in either case; the value is compared in this case.
+_UPPER = frozenset({"log_level", "kafka_security_protocol", "kafka_sasl_mechanism"})
+_LOWER = frozenset({"table_store", "potential"})
+
+
 def _parse(name: str, type_name: object, raw: str) -> object:
     kind = type_name if isinstance(type_name, str) else getattr(type_name, "__name__", "")
     try:
@@ -186,5 +302,9 @@ def _parse(name: str, type_name: object, raw: str) -> object:
         if kind == "Path":
             return Path(raw)
     except ValueError:
-        raise ValueError(f"TERRITORY_{name.upper()}={raw!r} is not a valid {kind}") from None
+        raise SettingsError(f"TERRITORY_{name.upper()}={raw!r} is not a valid {kind}") from None
+    if name in _UPPER:
+        return raw.strip().upper()
+    if name in _LOWER:
+        return raw.strip().lower()
     return raw
