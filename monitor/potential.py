@@ -781,6 +781,8 @@ class PotentialModel:
         self._levels = {column: [str(value) for value in state["levels"].get(column, [])][:MAX_LEVELS]
                         for column in LEVEL_COLUMNS}
         river_objects = river_codec.load(state["river"])
+        if not isinstance(river_objects, dict):
+            raise river_codec.CheckpointError(f"the model's river objects are a {type(river_objects).__name__}")
         self._profile = river_objects["profile"]
         self._firmographic = river_objects["firmographic"]
         self._combiner = river_objects["combiner"]

@@ -1,0 +1,124 @@
+"""The planner's checkpoint is data: a crafted one runs no code, a damaged one is refused and
+the planner starts clean, and free-text categories cannot grow it past a Kafka record."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import pickle
+import random
+from datetime import datetime, timezone
+
+import pytest
+
+from core.river_codec import CheckpointError
+from detectors import MarketShockDetector, ModelDriftDetector
+from monitor.potential import MAX_LEVELS, PotentialModel
+from monitor.session import PlanningSession, saved_planner_state
+from simulator import default_shock, generate_company, generate_events
+from territory.backtest import run_backtest
+from territory.settings import Settings
+
+
+class WritesAFile:
+    """Unpickling this runs code: it creates the file named."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def trained_model() -> PotentialModel:
+    model = PotentialModel()
+    rng = random.Random(3)
+    rows = [{"sales_12m": rng.uniform(0, 1e5), "sales_24m": rng.uniform(1, 1e5), "history_months": 24.0,
+             "industry": rng.choice(["retail", "food", "metal"]), "region": "DE-01"} for _ in range(50)]
+    model.learn_many(rows, [row["sales_12m"] for row in rows])
+    return model
+
+
+@pytest.mark.parametrize("make, key", [
+    (lambda: trained_model().state_dict(), "river"),
+    (lambda: ModelDriftDetector().state_dict(), "adwin"),
+])
+def test_a_pickle_in_a_checkpoint_is_refused_and_runs_no_code(tmp_path, make, key):
+    marker = tmp_path / "pwned"
+    state = make()
+    state[key] = base64.b64encode(pickle.dumps(WritesAFile(str(marker)))).decode("ascii")
+    loader = PotentialModel() if key == "river" else ModelDriftDetector()
+    with pytest.raises(ValueError):
+        loader.load_state_dict(json.loads(json.dumps(state)))
+    assert not marker.exists(), "loading the checkpoint ran code"
+
+
+@pytest.fixture(scope="module")
+def backtest_meta() -> dict:
+    company = generate_company(seed=5, n_reps=4, n_accounts=250)
+    events = generate_events(company, months=15, shock=default_shock(company), seed=5)
+    result = run_backtest(events, Settings(rebalance_cooldown_s=0, solver_time_limit_s=2, solver_workers=1))
+    return json.loads(json.dumps(result.checkpoint))  # what a changelog gives back
+
+
+def test_a_restored_checkpoint_equals_what_was_saved(backtest_meta):
+    saved = saved_planner_state(backtest_meta)
+    assert saved["model"] is not None and saved["shock_detector"]["regions"] and saved["daily_sales"] is not None
+    session = PlanningSession(Settings(), accounts={}, reps={}, meta=dict(backtest_meta))
+    assert session.restore()
+    assert json.dumps(session.planner.state_dict(), sort_keys=True) == json.dumps(saved, sort_keys=True)
+    assert session.judged_at is not None and session.watermark.first_event_at is not None
+
+
+def test_a_class_outside_the_allowlist_is_refused(backtest_meta):
+    state = json.loads(json.dumps(backtest_meta["planner.shock_detector"]))
+    region = next(iter(state["regions"].values()))
+    region["detectors"] = [{"$object": "subprocess.Popen", "attrs": {"args": "touch /tmp/x"}}] * 2
+    with pytest.raises(CheckpointError, match="not allowed"):
+        MarketShockDetector(measure=state["measure"]).load_state_dict(state)
+
+
+@pytest.mark.parametrize("damage", ["truncated array", "foreign class", "not a mapping"])
+def test_a_damaged_checkpoint_is_refused_with_a_log_line_and_the_planner_starts_clean(backtest_meta, damage, caplog):
+    meta = json.loads(json.dumps(backtest_meta))
+    model = meta["planner.model"]
+    if damage == "truncated array":
+        profile = model["river"]["profile"]["attrs"]
+        profile["_ss_arr"]["$ndarray"]["zlib"] = profile["_ss_arr"]["$ndarray"]["zlib"][:40]
+    elif damage == "foreign class":
+        model["river"]["mae"] = {"$object": "builtins.eval", "attrs": {}}
+    else:
+        meta["planner.shock_detector"] = "garbage"
+    session = PlanningSession(Settings(), accounts={}, reps={}, meta=meta)
+    with caplog.at_level(logging.ERROR, logger="monitor.session"):
+        assert not session.restore()
+    assert "planner checkpoint refused, starting clean" in caplog.text
+    assert session.judged_at is None and session.planner.state_dict()["judged_day"] is None
+
+
+def test_free_text_industries_do_not_grow_the_model_checkpoint():
+    """Each industry was a one-hot column of three square river matrices (and a segment
+    prior): a few hundred distinct industries made the checkpoint megabytes."""
+    model = PotentialModel()
+    rng = random.Random(7)
+    for batch in range(4):
+        rows = [{"sales_12m": rng.uniform(0, 1e5), "sales_24m": rng.uniform(1, 1e5), "history_months": 24.0,
+                 "industry": f"industry {rng.randrange(400)}", "region": f"region {rng.randrange(100)}"}
+                for _ in range(300)]
+        model.learn_many(rows, [row["sales_12m"] for row in rows])
+    state = model.state_dict()
+    assert all(len(values) <= MAX_LEVELS for values in state["levels"].values())
+    assert len(json.dumps(state)) < 400_000
+    # Values without a column of their own are still valued (as the shared "other" level).
+    assert model.predict_many([{"industry": "industry never seen", "region": "region 1", "sales_12m": 5.0,
+                                "sales_24m": 5.0, "history_months": 24.0}])[0] >= 0
+
+
+def test_no_pickle_left_in_the_product():
+    roots = ["core", "monitor", "detectors", "rebalancer", "alerts", "territory", "connectors"]
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    offenders = [os.path.join(root, name) for top in roots for root, _, files in os.walk(os.path.join(here, top))
+                 for name in files if name.endswith(".py") and "import pickle" in open(os.path.join(root, name)).read()]
+    assert offenders == []
