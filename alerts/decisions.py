@@ -33,9 +33,9 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any, Mapping, Protocol
 
-from alerts.store import DecisionError, MoveRow, ProposalRow, Store
+from alerts.store import DecisionError, KnownOwner, MoveRow, ProposalRow, Store
 from territory import topics
 
 __all__ = [
@@ -44,11 +44,14 @@ __all__ = [
     "KafkaPublisher",
     "Outcome",
     "Publisher",
+    "StaleMove",
+    "StaleProposal",
     "apply",
     "apply_approved",
     "approval_messages",
     "approve",
     "reject",
+    "stale_moves",
 ]
 
 log = logging.getLogger("territory.decisions")
@@ -100,9 +103,65 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
+def _parse(moment: str) -> datetime:
+    return _utc(datetime.fromisoformat(moment.replace("Z", "+00:00")))
+
+
 def _event_time(row: ProposalRow) -> str:
-    """The proposal's event time as ISO 8601 with an offset (the contract needs one)."""
-    return _utc(datetime.fromisoformat(row.event_time.replace("Z", "+00:00"))).isoformat()
+    """When the approval takes effect, on the data's clock, as ISO 8601 with an offset (the
+    contract needs one): fixed at the decision (``effective_at``); the proposal's event time
+    for approvals recorded before that column existed."""
+    return _parse(row.effective_at or row.event_time).isoformat()
+
+
+def effective_time(proposal_event_time: str, state_time: str | None) -> str:
+    """When an approval takes effect: the newest event time the worker had reported when it
+    was given (the data's clock, not the wall clock, which may be far ahead of the data),
+    never before the proposal's own event time. Owner changes dated before it lose to the
+    approved move, those dated after it win (see README, "The manager's review")."""
+    proposed = _parse(proposal_event_time)
+    return max(proposed, _parse(state_time)).isoformat() if state_time else proposed.isoformat()
+
+
+@dataclass(frozen=True)
+class StaleMove:
+    """A move the account's current state no longer allows, and why."""
+
+    account_id: str
+    why: str
+
+
+def stale_moves(moves: list[MoveRow], owners: Mapping[str, KnownOwner], active: Mapping[str, bool]) -> list[StaleMove]:
+    """The moves that no longer fit what the worker reported since the proposal: the
+    account was closed or erased, has another owner now, or the target rep is not active.
+    An account or rep the store has no report on is not judged (nothing newer is known
+    than what the planner proposed from). Pure."""
+    stale = []
+    for move in moves:
+        owner = owners.get(move.account_id)
+        if owner is not None and owner.closed:
+            stale.append(StaleMove(move.account_id, "the account is closed"))
+        elif owner is not None and owner.rep_id != move.from_rep:
+            stale.append(StaleMove(move.account_id, f"now owned by {owner.rep_id or 'nobody'}, "
+                                                    f"not {move.from_rep or 'nobody'}"))
+        elif active.get(move.to_rep) is False:
+            stale.append(StaleMove(move.account_id, f"the target rep {move.to_rep} is not active"))
+    return stale
+
+
+class StaleProposal(DecisionError):
+    """Some moves of the proposal no longer fit the accounts' current state; nothing decided."""
+
+    def __init__(self, proposal_id: str, stale: list[StaleMove], total: int):
+        listed = "; ".join(f"{s.account_id}: {s.why}" for s in stale)
+        if len(stale) == total:
+            advice = "no move is still valid: reject it (a newer proposal will follow from the current state)"
+        else:
+            advice = ("approve only the still-valid moves (`territory proposals approve --only-valid`, or "
+                      '"only_valid": true in the API), or reject it')
+        super().__init__(f"proposal {proposal_id}: {len(stale)} of {total} moves are stale: {listed}. "
+                         f"Nothing was decided; {advice}")
+        self.stale = stale
 
 
 def _override_event_id(proposal_id: str, account_id: str) -> str:
@@ -138,6 +197,8 @@ def approval_messages(row: ProposalRow, moves: list[MoveRow]) -> list[tuple[str,
     occurred_at = _event_time(row)
     messages: list[tuple[str, bytes, dict[str, Any]]] = []
     for move in moves:
+        if move.excluded:
+            continue  # left out by the approval: stale
         key = move.account_id.encode("utf-8")
         messages.append((topics.ASSIGNMENTS, key, {
             "account_id": move.account_id,
@@ -169,15 +230,32 @@ def approval_messages(row: ProposalRow, moves: list[MoveRow]) -> list[tuple[str,
 
 
 async def approve(store: Store, publisher: Publisher, proposal_id: str, *, actor: str, comment: str = "",
-                  timeout_s: float = PUBLISH_TIMEOUT_S) -> Outcome:
+                  only_valid_moves: bool = False, timeout_s: float = PUBLISH_TIMEOUT_S) -> Outcome:
     """Approve a pending proposal and publish its moves.
+
+    Each move is checked against the owners the worker reported since (:func:`stale_moves`).
+    With stale moves, :class:`StaleProposal` lists them and nothing is decided, unless
+    ``only_valid_moves``: then the others are approved and the stale ones are left out
+    (kept on the proposal with why, and in the audit log). None valid: refused either way.
 
     Raises :class:`DecisionError` (nothing changed) when the proposal is unknown or not
     pending. Once the decision is recorded it stands: a publishing failure is returned in
     ``Outcome.error`` with status ``approved``, never raised, so the caller can tell the
     person that the approval holds and will be published by a retry.
     """
-    row = await asyncio.to_thread(store.decide, proposal_id, "approved", actor=actor, comment=comment)
+    proposal = await asyncio.to_thread(store.proposal, proposal_id)
+    if proposal is None:
+        raise DecisionError(f"no proposal {proposal_id!r}")
+    moves = await asyncio.to_thread(store.moves, proposal_id)
+    owners = await asyncio.to_thread(store.known_owners, [m.account_id for m in moves])
+    active = await asyncio.to_thread(store.known_reps, sorted({m.to_rep for m in moves}))
+    stale = stale_moves(moves, owners, active)
+    if stale and (not only_valid_moves or len(stale) == len(moves)):
+        if proposal.status == "pending":
+            raise StaleProposal(proposal_id, stale, len(moves))
+    effective_at = effective_time(proposal.event_time, await asyncio.to_thread(store.state_time))
+    row = await asyncio.to_thread(store.decide, proposal_id, "approved", actor=actor, comment=comment,
+                                  excluded={s.account_id: s.why for s in stale}, effective_at=effective_at)
     log.info("proposal %s approved by %s: %s", proposal_id, actor, comment)
     return await _publish(store, publisher, row, applied_by=actor, timeout_s=timeout_s)
 
@@ -231,7 +309,7 @@ async def apply_approved(store: Store, publisher: Publisher, *, older_than_s: fl
 
 async def _publish(store: Store, publisher: Publisher, row: ProposalRow, *, applied_by: str,
                    timeout_s: float) -> Outcome:
-    moves = await asyncio.to_thread(store.moves, row.proposal_id)
+    moves = [m for m in await asyncio.to_thread(store.moves, row.proposal_id) if not m.excluded]
     messages = approval_messages(row, moves)
     sent = 0
     try:

@@ -65,6 +65,9 @@ class ProposalRow(Base):
     decision_comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     superseded_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # When an approval takes effect on the data's clock (alerts.decisions: the override's
+    # occurred_at), fixed at the decision so every re-publish sends the same messages.
+    effective_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
     moves: Mapped[list["MoveRow"]] = relationship(back_populates="proposal", cascade="all, delete-orphan")
 
 
@@ -79,6 +82,8 @@ class MoveRow(Base):
     potential: Mapped[float] = mapped_column(Float)
     workload: Mapped[float] = mapped_column(Float)
     reason: Mapped[str] = mapped_column(Text)  # may quote rep ids and chain placement reasons
+    # Why the approval left this move out (stale: the account changed since the proposal).
+    excluded: Mapped[str | None] = mapped_column(Text, nullable=True)
     proposal: Mapped[ProposalRow] = relationship(back_populates="moves")
 
 
@@ -128,3 +133,34 @@ class ReportRow(Base):
     html: Mapped[str] = mapped_column(Text)
     proposal_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class KnownAccountRow(Base):
+    """The newest owner of an account as the worker's intake reported it (territory.state):
+    what an approval checks its moves against. Erasing the account deletes its row."""
+
+    __tablename__ = "known_accounts"
+
+    account_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    rep_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    closed: Mapped[bool] = mapped_column(Boolean, default=False)
+    owner_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+
+
+class KnownRepRow(Base):
+    """Whether a rep is active, as the worker's intake reported it last."""
+
+    __tablename__ = "known_reps"
+
+    rep_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class StreamMarkRow(Base):
+    """Named marks of the worker's streams; ``state_time``: the newest event time of the
+    snapshots mirrored, the data's clock when an approval is dated."""
+
+    __tablename__ = "stream_marks"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(64))

@@ -15,9 +15,10 @@ import fcntl
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 from alembic import command
 from alembic.config import Config
@@ -26,10 +27,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
 from alerts.dispatch import OutboxItem
-from alerts.schema import (AuditRow, DeliveryRow, MoveRow, ProposalRow, ReportRow, SignalRow, alert_key_hash,
-                           now_utc)
+from alerts.schema import (AuditRow, DeliveryRow, KnownAccountRow, KnownRepRow, MoveRow, ProposalRow, ReportRow,
+                           SignalRow, StreamMarkRow, alert_key_hash, now_utc)
 
-__all__ = ["AlreadyDecided", "AuditRow", "DecisionError", "MoveRow", "ProposalRow", "ReportRow", "SignalRow", "SqlOutbox", "Store"]
+__all__ = ["AlreadyDecided", "AuditRow", "DecisionError", "KnownOwner", "MoveRow", "ProposalRow", "ReportRow", "SignalRow", "SqlOutbox", "Store"]
 
 #: decided_by and the audit log's actor are String(200) (alerts.schema).
 MAX_ACTOR_LENGTH = 200
@@ -231,13 +232,17 @@ class Store:
 
     # ------------------------------------------------------------------ decisions
 
-    def decide(self, proposal_id: str, decision: str, *, actor: str, comment: str = "") -> ProposalRow:
+    def decide(self, proposal_id: str, decision: str, *, actor: str, comment: str = "",
+               excluded: Mapping[str, str] | None = None, effective_at: str | None = None) -> ProposalRow:
         """Approve or reject a pending proposal; raises :class:`DecisionError` naming
         the proposal's state when it is not pending (or not there).
 
         The transition is one conditional UPDATE (``WHERE status = 'pending'``): of two
         decisions racing, in two processes too, exactly one changes the row and the other
-        finds it decided. ``SELECT ... FOR UPDATE`` would not do: SQLite ignores it."""
+        finds it decided. ``SELECT ... FOR UPDATE`` would not do: SQLite ignores it.
+
+        ``excluded`` (account id -> why) marks moves an approval leaves out; ``effective_at``
+        is when the approval takes effect on the data's clock (see alerts.decisions)."""
         if decision not in DECISIONS:
             raise DecisionError(f"decision must be one of {DECISIONS}, got {decision!r}")
         if not actor.strip():
@@ -248,14 +253,21 @@ class Store:
             changed = session.execute(
                 update(ProposalRow)
                 .where(ProposalRow.proposal_id == proposal_id, ProposalRow.status == "pending")
-                .values(status=decision, decided_at=now_utc(), decided_by=actor, decision_comment=comment or None)
+                .values(status=decision, decided_at=now_utc(), decided_by=actor, decision_comment=comment or None,
+                        effective_at=effective_at)
                 .execution_options(synchronize_session=False)
             ).rowcount
             row = session.get(ProposalRow, proposal_id, populate_existing=True)
             if changed != 1:
                 raise _not_pending(proposal_id, row, decision)
+            detail: dict[str, Any] = {"moves": row.move_count}
+            if excluded:
+                for move in session.scalars(select(MoveRow).where(MoveRow.proposal_id == proposal_id,
+                                                                  MoveRow.account_id.in_(list(excluded)))):
+                    move.excluded = excluded[move.account_id]
+                detail["excluded"] = dict(excluded)
             session.add(AuditRow(actor=actor, action=decision, proposal_id=proposal_id, comment=comment or None,
-                                 detail={"moves": row.move_count}))
+                                 detail=detail))
             return row
 
     def mark_applied(self, proposal_id: str, *, actor: str = "worker") -> bool:
@@ -285,6 +297,58 @@ class Store:
     def outbox(self) -> SqlOutbox:
         """The alert outbox in this database (the dispatcher's ``Outbox``)."""
         return SqlOutbox(self)
+
+    # ------------------------------------------------------------------ owners, as the worker sees them
+
+    def record_state(self, snapshots: Iterable[Mapping[str, Any]]) -> None:
+        """Mirror the worker's state snapshots (territory.state): each account's owner and
+        whether it is closed, each rep's activity, the newest event time. What an approval
+        checks its moves against (:meth:`known_owners`, :meth:`known_reps`)."""
+        accounts, reps, newest = fold_state(snapshots)
+        if not accounts and not reps and newest is None:
+            return
+        with self.writing() as session:
+            for account_id, owner in accounts.items():
+                row = session.get(KnownAccountRow, account_id)
+                if owner is None:
+                    if row is not None:
+                        session.delete(row)
+                elif row is None:
+                    session.add(KnownAccountRow(account_id=account_id, rep_id=owner.rep_id, closed=owner.closed,
+                                                owner_at=owner.owner_at))
+                else:
+                    row.rep_id, row.closed, row.owner_at = owner.rep_id, owner.closed, owner.owner_at
+            for rep_id, active in reps.items():
+                row = session.get(KnownRepRow, rep_id)
+                if row is None:
+                    session.add(KnownRepRow(rep_id=rep_id, active=active))
+                else:
+                    row.active = active
+            if newest is not None:
+                mark = session.get(StreamMarkRow, "state_time")
+                if mark is None:
+                    session.add(StreamMarkRow(name="state_time", value=newest))
+                elif _later(newest, mark.value):
+                    mark.value = newest
+
+    def known_owners(self, account_ids: Iterable[str]) -> dict[str, KnownOwner]:
+        ids = list(account_ids)
+        with self.sessions() as session:
+            rows = session.scalars(select(KnownAccountRow).where(KnownAccountRow.account_id.in_(ids))) if ids else []
+            return {r.account_id: KnownOwner(r.rep_id, r.closed, r.owner_at) for r in rows}
+
+    def known_reps(self, rep_ids: Iterable[str]) -> dict[str, bool]:
+        """rep id -> active, for the reps the worker has reported."""
+        ids = list(rep_ids)
+        with self.sessions() as session:
+            rows = session.scalars(select(KnownRepRow).where(KnownRepRow.rep_id.in_(ids))) if ids else []
+            return {r.rep_id: r.active for r in rows}
+
+    def state_time(self) -> str | None:
+        """The newest event time among the mirrored snapshots (the data's clock), if any."""
+        with self.sessions() as session:
+            mark = session.get(StreamMarkRow, "state_time")
+            return mark.value if mark is not None else None
 
     # ------------------------------------------------------------------ weekly reports
 
@@ -321,6 +385,9 @@ class Store:
             for move in session.scalars(select(MoveRow).where(MoveRow.account_id == account_id)):
                 session.delete(move)
                 removed["moves"] += 1
+            known = session.get(KnownAccountRow, account_id)
+            if known is not None:
+                session.delete(known)
             for proposal in session.scalars(select(ProposalRow)):
                 payload = scrub(proposal.payload, account_id, mention)
                 if payload != proposal.payload:
@@ -357,6 +424,44 @@ class Store:
                     report.subject, report.html, report.proposal_ids = scrubbed
                     removed["reports_scrubbed"] += 1
         return removed
+
+
+@dataclass(frozen=True)
+class KnownOwner:
+    """An account's owner as the worker last reported it."""
+
+    rep_id: str | None
+    closed: bool
+    owner_at: str | None = None
+
+
+def _later(moment: str, than: str) -> bool:
+    return datetime.fromisoformat(moment.replace("Z", "+00:00")) > datetime.fromisoformat(than.replace("Z", "+00:00"))
+
+
+def fold_state(snapshots: Iterable[Mapping[str, Any]]) -> tuple[dict[str, KnownOwner | None], dict[str, bool],
+                                                                 str | None]:
+    """The newest owner per account (None: erased), activity per rep and the newest event
+    time in a batch of territory.state snapshots. Pure."""
+    accounts: dict[str, KnownOwner | None] = {}
+    reps: dict[str, bool] = {}
+    newest: str | None = None
+    for snapshot in snapshots:
+        kind = snapshot.get("kind")
+        if kind == "account_erased":  # stamped when asked for: it does not move the data's clock
+            accounts[snapshot["account_id"]] = None
+            continue
+        if kind not in ("account", "rep"):
+            continue  # progress marks
+        moment = snapshot.get("occurred_at")
+        if moment and (newest is None or _later(moment, newest)):
+            newest = moment
+        if kind == "rep":
+            reps[snapshot["rep_id"]] = bool(snapshot.get("active", True))
+        elif snapshot.get("known", True):
+            accounts[snapshot["account_id"]] = KnownOwner(snapshot.get("rep_id"), bool(snapshot.get("closed")),
+                                                          snapshot.get("owner_at"))
+    return accounts, reps, newest
 
 
 #: What an erased account's id becomes inside stored texts.
