@@ -17,7 +17,14 @@ Routes:
 - ``GET /healthz`` -- liveness, never behind a token.
 - ``GET /livez`` -- the process and its event loop answer: 200. No token.
 - ``GET /readyz`` -- 200 when the broker connection works, the store answers ``SELECT 1``
-  and every Faust agent runs; else 503 with a JSON body naming what is not ready. No token.
+  and every Faust agent runs; else 503 with a JSON body naming what is not ready, by
+  category only (the driver's message can name hosts and users: it is logged). No token.
+- ``GET /login``, ``POST /login``, ``POST /logout`` -- the read session cookie (HttpOnly,
+  SameSite=Strict, Max-Age ``session_max_age_s``, Secure over https or ``cookie_secure``).
+
+Host names. Only a Host header in ``allowed_hosts`` (default: loopback names and the bind
+address) is answered, 421 otherwise, so a page of another site re-pointed at this
+address by DNS (rebinding) cannot read it; the health endpoints answer any host.
 
 Tokens. Writes need ``Authorization: Bearer <api_token>``: 401 without it, 403 with a
 wrong one, and refused altogether while no token is configured. Because the write token
@@ -50,7 +57,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Awaitable, Callable
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -80,7 +87,9 @@ SECTION_CACHE = 16
 MAX_BY = 200        # alerts.schema: decided_by is String(200)
 MAX_COMMENT = 2000  # the override event's reason is limited to 2000 characters by the contract
 SESSION_COOKIE = "territory_review"
-OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/login"})
+OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/login", "/logout"})
+#: Answered whatever the Host header: probes address a pod by its IP.
+HEALTH_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
 #: How long the store may take to answer the readiness probe's SELECT 1.
 STORE_PROBE_TIMEOUT_S = 3.0
 #: How often the worker refreshes territory_worker_ready.
@@ -97,6 +106,7 @@ SECTIONS = web.AppKey("sections", OrderedDict)
 ENV = web.AppKey("env", Environment)
 READINESS = web.AppKey("readiness", object)  # async () -> dict[str, str]: what is not ready
 LIMITER = web.AppKey("limiter", object)  # FailedAuthLimiter
+ALLOWED_HOSTS = web.AppKey("allowed_hosts", object)  # frozenset[str] | None (any)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -317,15 +327,41 @@ class _Refused(Exception):
         self.response = response
 
 
+def _allowed_hosts(settings: Settings) -> frozenset[str] | None:
+    """The host names the server answers to; None: any ("*")."""
+    names = {name.strip().lower().rstrip(".") for name in settings.allowed_hosts.split(",") if name.strip()}
+    if "*" in names:
+        return None
+    if not names:
+        names = {"localhost", "127.0.0.1", "::1"}
+        if settings.bind_address not in ("", "0.0.0.0", "::"):
+            names.add(settings.bind_address.lower())
+    return frozenset(name.strip("[]") for name in names)
+
+
+def _host_name(host: str) -> str:
+    """The name of a Host header without its port: "[::1]:8088" -> "::1", "a.b:80" -> "a.b"."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else host
+    name, colon, port = host.rpartition(":")
+    return (name if colon and port.isdigit() else host).rstrip(".")
+
+
 @web.middleware
 async def _headers_and_read_access(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A client locked out for failed token checks gets 429 wherever a token would be
-    checked; reads need the read token when one is configured; every answer is kept out of
-    caches and frames (it may show account data and carries the page's script)."""
+    """A Host header the server does not answer to gets 421; a client locked out for failed
+    token checks gets 429 wherever a token would be checked; reads need the read token when
+    one is configured; every answer is kept out of caches and frames (it may show account
+    data and carries the page's script)."""
     settings = request.app[SETTINGS]
+    allowed = request.app[ALLOWED_HOSTS]
     locked_for = request.app[LIMITER].retry_after(_client(request)) if _needs_token(request, settings) else 0.0
-    if locked_for > 0:
+    if allowed is not None and request.path not in HEALTH_PATHS and _host_name(request.host) not in allowed:
         response: web.StreamResponse = _error(
+            421, "this server does not answer to that host name; add it to TERRITORY_ALLOWED_HOSTS")
+    elif locked_for > 0:
+        response = _error(
             429, "too many failed authentication attempts from this address; try again later",
             **{"Retry-After": str(math.ceil(locked_for))})
     elif request.method in ("GET", "HEAD") and request.path not in OPEN_PATHS and not _may_read(request, settings):
@@ -492,14 +528,31 @@ def _select_one(store: Store) -> None:
         connection.execute(text("SELECT 1")).scalar_one()
 
 
+_last_logged: dict[str, str] = {}
+
+
+def _not_ready(component: str, category: str, detail: str) -> dict[str, str]:
+    """{component: category} for /readyz, which anyone may read: the driver's message can
+    name hosts, users and paths, so it goes to the log (once while it stays the same)."""
+    if _last_logged.get(component) != detail:
+        _last_logged[component] = detail
+        log.warning("not ready: %s: %s", component, detail[:1000])
+    return {component: category}
+
+
 async def store_problems(store: Store) -> dict[str, str]:
-    """{"store": reason} unless the store answers SELECT 1 in time."""
+    """{"store": category} unless the store answers SELECT 1 in time."""
     try:
         await asyncio.wait_for(asyncio.to_thread(_select_one, store), STORE_PROBE_TIMEOUT_S)
     except asyncio.TimeoutError:
-        return {"store": f"SELECT 1 did not answer within {STORE_PROBE_TIMEOUT_S:g} s"}
+        return _not_ready("store", "database timeout",
+                          f"SELECT 1 did not answer within {STORE_PROBE_TIMEOUT_S:g} s")
     except Exception as error:  # noqa: BLE001 - any failure means not ready
-        return {"store": f"SELECT 1 failed: {type(error).__name__}: {error}"[:500]}
+        from sqlalchemy.exc import OperationalError
+
+        category = "database unreachable" if isinstance(error, OperationalError) else "database error"
+        return _not_ready("store", category, f"SELECT 1 failed: {type(error).__name__}: {error}")
+    _last_logged.pop("store", None)
     return {}
 
 
@@ -521,7 +574,7 @@ def broker_problems(app: Any) -> dict[str, str]:
         if not any(conn.connected() for conn in conns):
             return {"broker": "no live connection to the Kafka broker"}
     except Exception as error:  # noqa: BLE001 - a consumer not started yet, or gone
-        return {"broker": f"consumer unavailable: {type(error).__name__}: {error}"[:500]}
+        return _not_ready("broker", "consumer unavailable", f"{type(error).__name__}: {error}")
     return {}
 
 
@@ -538,7 +591,7 @@ def agent_problems(app: Any) -> dict[str, str]:
         for actor in actors:
             task = getattr(actor, "actor_task", None)
             if actor.crashed:
-                problems[name] = f"crashed: {actor.crash_reason!r}"[:500]
+                problems.update(_not_ready(name, "crashed", repr(actor.crash_reason)))
             elif task is None or task.done():
                 problems[name] = "its task has ended"
     return problems
@@ -570,13 +623,30 @@ async def login(request: web.Request) -> web.Response:
         _auth_failed(request)
         return _html(request, "review_login.html.j2", status=401, next=target, failed=True)
     response = web.Response(status=303, headers={"Location": target})
-    response.set_cookie(SESSION_COOKIE, _session_value(valid[0]), httponly=True, samesite="Strict", path="/")
+    # Secure over https, or when told (behind a TLS-terminating proxy the request looks like http).
+    response.set_cookie(SESSION_COOKIE, _session_value(valid[0]), httponly=True, samesite="Strict", path="/",
+                        max_age=int(settings.session_max_age_s), secure=request.secure or bool(settings.cookie_secure))
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    """Drop the session cookie (POST: a link or a picture of another site cannot log one out)."""
+    response = web.Response(status=303, headers={"Location": "/login"})
+    settings = request.app[SETTINGS]
+    response.set_cookie(SESSION_COOKIE, "", max_age=0, httponly=True, samesite="Strict", path="/",
+                        secure=request.secure or bool(settings.cookie_secure))
     return response
 
 
 def _local_path(target: str | None) -> str:
-    """Only paths of this server as a login's destination (no open redirect)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    r"""Only paths of this server as a login's destination (no open redirect). Browsers drop
+    tabs and newlines from URLs ("/\t/evil" becomes "//evil") and read "\" as "/", so a
+    target with either, or a scheme or host, goes to "/" instead."""
+    if (not target or not target.startswith("/") or "\\" in target
+            or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target)):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or target.startswith("//"):
         return "/"
     return target
 
@@ -590,6 +660,7 @@ def review_app(store: Store, publisher: Publisher, settings: Settings, *,
     app[ENV] = _environment()
     app[SECTIONS] = OrderedDict()
     app[LIMITER] = FailedAuthLimiter(settings.auth_max_failures, settings.auth_window_s, clock=clock)
+    app[ALLOWED_HOSTS] = _allowed_hosts(settings)
     app.router.add_get("/", index)
     app.router.add_get("/proposals/{proposal_id}", proposal_page)
     app.router.add_get("/api/proposals", list_proposals)
@@ -601,6 +672,7 @@ def review_app(store: Store, publisher: Publisher, settings: Settings, *,
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/login", login_form)
     app.router.add_post("/login", login)
+    app.router.add_post("/logout", logout)
     return app
 
 

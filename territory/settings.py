@@ -134,6 +134,13 @@ class Settings:
     # seconds, its requests are answered 429 until the window has passed.
     auth_max_failures: int = 10
     auth_window_s: float = 60.0
+    # Host names the review server answers to (comma list; "*": any). Empty: localhost,
+    # 127.0.0.1, ::1 and bind_address. Another Host header gets 421, so a page of another
+    # site whose name was re-pointed at this address (DNS rebinding) cannot read it.
+    allowed_hosts: str = ""
+    # Lifetime of the review page's login cookie; 1: mark it Secure (serve it over https only).
+    session_max_age_s: float = 28800.0
+    cookie_secure: int = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
@@ -276,7 +283,8 @@ _AT_LEAST = {
     "alert_throttle_s": 0, "auth_max_failures": 0,
 }
 # Durations that must be more than zero (a zero interval or timeout would spin or never wait).
-_POSITIVE = ("session_timeout_s", "planner_interval_s", "solver_time_limit_s", "alert_retry_max_s", "auth_window_s")
+_POSITIVE = ("session_timeout_s", "planner_interval_s", "solver_time_limit_s", "alert_retry_max_s", "auth_window_s",
+             "session_max_age_s")
 # Lowest allowed port; 0 means "off" (web) or "pick a free one" (metrics).
 _PORTS = {"metrics_port": 0, "web_port": 0, "smtp_port": 1}
 _CHOICES: dict[str, tuple[object, ...]] = {
@@ -285,6 +293,7 @@ _CHOICES: dict[str, tuple[object, ...]] = {
     "kafka_sasl_mechanism": ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
     "potential": ("model", "trailing"),
     "smtp_starttls": (0, 1),
+    "cookie_secure": (0, 1),
     "exact_end_offsets": (0, 1),
 }
 # Names people write in either case; the value is compared in this case.

@@ -4,6 +4,7 @@ on /metrics; then the broker goes away and /readyz says so."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import json
 import urllib.error
 import urllib.request
@@ -64,12 +65,15 @@ class FakeApp:
         self.agents = {agent.name: agent for agent in agents}
 
 
-def test_agent_problems_name_crashed_ended_and_missing_actors():
+def test_agent_problems_name_crashed_ended_and_missing_actors(caplog):
     app = FakeApp(FakeAgent("ok", FakeActor()), FakeAgent("crashed", FakeActor(crashed=True)),
                   FakeAgent("ended", FakeActor(done=True)), FakeAgent("none"))
-    problems = agent_problems(app)
+    with caplog.at_level(logging.WARNING, logger="territory.review"):
+        problems = agent_problems(app)
     assert set(problems) == {"agent:crashed", "agent:ended", "agent:none"}
-    assert "boom" in problems["agent:crashed"]
+    # /readyz is open to anyone: the category there, the crash reason in the log (issue 13).
+    assert problems["agent:crashed"] == "crashed"
+    assert any("boom" in record.getMessage() for record in caplog.records)
 
 
 def test_readyz_and_livez_on_the_review_app(tmp_path):
