@@ -16,7 +16,9 @@ CRLF line ends:
   the e-mail address for reps imported from HubSpot.
 
 Rows the CRM would reject (an OwnerId that is not a User Id, an owner that is not an
-e-mail address, a Record ID that is not a number) are left out and reported.
+e-mail address, a Record ID that is not a number) are left out and reported. A cell that
+starts like a spreadsheet formula (= + - @, tab, CR) is written with a leading ' so a
+spreadsheet shows it as text instead of running it.
 """
 
 from __future__ import annotations
@@ -121,10 +123,21 @@ def _checked(parse: Any, value: str, ctx: Context, column: str) -> str:
         raise ValueError(f"{column}: {error}") from None
 
 
+# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets
+# (tab and CR too: some strip them first); someone opening the file before the import
+# would run it. An e-mail address may start with =, + or -.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _as_text(cell: str) -> str:
+    """`cell` as a spreadsheet shows it verbatim: a leading ' makes a formula plain text."""
+    return "'" + cell if cell.startswith(_FORMULA_START) else cell
+
+
 def write_csv(out: TextIO, format: str, rows: Sequence[tuple[str, str]]) -> None:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(COLUMNS[format])
-    writer.writerows(rows)
+    writer.writerows(tuple(_as_text(cell) for cell in row) for row in rows)
 
 
 def write_csv_file(path: str | Path, format: str, rows: Sequence[tuple[str, str]]) -> None:
