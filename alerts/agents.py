@@ -21,7 +21,7 @@ from alerts.alert import alert_from_proposal, alert_from_signal, proposal_key, p
 from alerts.dispatch import Dispatcher
 from alerts.messages import alert_from_proposal as alert_message
 from alerts.sinks import sinks_from_settings
-from alerts.store import Store
+from alerts.store import Store, fold_state
 from monitor.metrics import Metrics
 from territory import topics
 from territory.settings import Settings
@@ -31,6 +31,10 @@ T = TypeVar("T")
 
 #: How often due deliveries (new alerts, throttled updates, retries) are sent.
 DELIVERY_INTERVAL_S = 2.0
+#: The owner mirror writes at most this many state snapshots at once, at least this often.
+OWNER_BATCH, OWNER_BATCH_S = 1000, 2.0
+#: How often the store is pruned of what is older than settings.retention_days.
+PRUNE_INTERVAL_S = 3600.0
 #: How often territory_store_proposals{state} is refreshed from the store.
 PROPOSAL_GAUGE_INTERVAL_S = 10.0
 
@@ -81,6 +85,18 @@ def register_alerts(app: faust.App, settings: Settings, store: Store, metrics: M
                           what="queueing an alert")
         await stored.call(store.mark_alerted, proposal["proposal_id"], what="marking a proposal alerted")
 
+    mirror = OwnerMirror(store)
+    state_topic = app.topic(topics.STATE, key_serializer="raw", value_serializer="json")
+
+    @app.agent(state_topic, name="owner-mirror")
+    async def mirror_owners(stream: faust.StreamT) -> None:
+        """Keeps the owners an approval checks its moves against (alerts.decisions.stale_moves)."""
+        async for batch in stream.take(OWNER_BATCH, within=OWNER_BATCH_S):
+            try:
+                await stored.call(mirror.record, batch, what="recording owners")
+            except RejectedByStore:
+                continue  # logged and counted
+
     settled = ProposalSettlement(store, dispatcher)
 
     # On the leader only: with several workers each due row is sent by one of them.
@@ -95,6 +111,18 @@ def register_alerts(app: faust.App, settings: Settings, store: Store, metrics: M
             return
         for sink, error in report.errors.items():
             log.warning("alert delivery to %s failed, will retry: %s", sink, error)
+
+    # On the leader only: one worker prunes.
+    @app.timer(PRUNE_INTERVAL_S, on_leader=True)
+    async def prune_store() -> None:
+        try:
+            pruned = await asyncio.to_thread(store.prune, retention_days=settings.retention_days)
+        except SQLAlchemyError as error:  # an outage: prune on the next round
+            metrics.store_errors.labels("pruning").inc()
+            log.warning("store unavailable, pruning waits for it: %s", _brief(error))
+            return
+        if any(pruned.values()):
+            log.info("pruned from the store (older than %d days): %s", settings.retention_days, pruned)
 
     @app.timer(PROPOSAL_GAUGE_INTERVAL_S)
     async def export_proposal_states() -> None:
@@ -207,3 +235,30 @@ class ProposalSettlement:
             self.dispatcher.submit(proposal_settled(row.payload, entry.action, actor=actor, comment=entry.comment))
             resolved += 1
         return resolved
+
+
+class OwnerMirror:
+    """Mirrors the worker's account owners and rep activity into the store (for checking
+    approvals), writing only what changed since this process last wrote it: most snapshots
+    are about sales, not owners. An erased account is erased from the whole store too, so
+    an erasure that reached only Kafka (a CRM's account.erased) leaves nothing behind."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.written: dict[str, Any] = {}  # "account:ID" / "rep:ID" -> what the store holds
+
+    def record(self, snapshots: list[dict[str, Any]]) -> None:
+        accounts, reps, newest = fold_state(snapshots)
+        accounts = {a: o for a, o in accounts.items() if self.written.get(f"account:{a}", _UNSET) != o}
+        reps = {r: active for r, active in reps.items() if self.written.get(f"rep:{r}", _UNSET) != active}
+        self.store.record_owners(accounts, reps, newest)
+        for account_id, owner in accounts.items():
+            if owner is None:
+                self.store.erase_account(account_id)
+                self.written.pop(f"account:{account_id}", None)
+            else:
+                self.written[f"account:{account_id}"] = owner
+        self.written.update({f"rep:{r}": active for r, active in reps.items()})
+
+
+_UNSET = object()

@@ -15,14 +15,14 @@ import fcntl
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event, func, inspect, select, text, update
+from sqlalchemy import create_engine, delete, event, func, inspect, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
@@ -32,6 +32,8 @@ from alerts.schema import (AuditRow, DeliveryRow, KnownAccountRow, KnownRepRow, 
 
 __all__ = ["AlreadyDecided", "AuditRow", "DecisionError", "KnownOwner", "MoveRow", "ProposalRow", "ReportRow", "SignalRow", "SqlOutbox", "Store"]
 
+#: C0 and C1 control characters and Unicode line separators: refused in names and comments.
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 #: decided_by and the audit log's actor are String(200) (alerts.schema).
 MAX_ACTOR_LENGTH = 200
 #: Decisions a person can take on a pending proposal.
@@ -208,11 +210,17 @@ class Store:
         with self.sessions() as session:
             return session.get(ProposalRow, proposal_id)
 
-    def proposals(self, status: str | None = None) -> list[ProposalRow]:
+    def proposals(self, status: str | None = None, *, limit: int | None = None, offset: int = 0) -> list[ProposalRow]:
+        """Proposals oldest first (ties by id, so pages neither repeat nor skip a row); a page
+        of at most `limit` after skipping `offset` when given."""
         with self.sessions() as session:
-            query = select(ProposalRow).order_by(ProposalRow.stored_at)
+            query = select(ProposalRow).order_by(ProposalRow.stored_at, ProposalRow.proposal_id)
             if status:
                 query = query.where(ProposalRow.status == status)
+            if offset:
+                query = query.offset(offset)
+            if limit is not None:
+                query = query.limit(limit)
             return list(session.scalars(query))
 
     def proposal_counts(self) -> dict[str, int]:
@@ -248,7 +256,12 @@ class Store:
         if not actor.strip():
             raise DecisionError("actor must name who decides")
         if len(actor) > MAX_ACTOR_LENGTH:
-            raise DecisionError(f"actor: at most {MAX_ACTOR_LENGTH} characters")
+            raise DecisionError(f"by: at most {MAX_ACTOR_LENGTH} characters")
+        # Names and comments go into e-mail headers, alert texts and log lines: a line break
+        # there could forge a header or a log entry.
+        for field, value in (("by", actor), ("comment", comment)):
+            if CONTROL_CHARACTERS.search(value or ""):
+                raise DecisionError(f"{field}: must not contain control characters (line breaks, tabs and the like)")
         with self.writing() as session:
             changed = session.execute(
                 update(ProposalRow)
@@ -304,7 +317,11 @@ class Store:
         """Mirror the worker's state snapshots (territory.state): each account's owner and
         whether it is closed, each rep's activity, the newest event time. What an approval
         checks its moves against (:meth:`known_owners`, :meth:`known_reps`)."""
-        accounts, reps, newest = fold_state(snapshots)
+        self.record_owners(*fold_state(snapshots))
+
+    def record_owners(self, accounts: Mapping[str, KnownOwner | None], reps: Mapping[str, bool],
+                      newest: str | None) -> None:
+        """:meth:`record_state` of an already folded batch (:func:`fold_state`)."""
         if not accounts and not reps and newest is None:
             return
         with self.writing() as session:
@@ -369,6 +386,30 @@ class Store:
             if week:
                 query = query.where(ReportRow.week == week)
             return list(session.scalars(query))
+
+    # ------------------------------------------------------------------ retention
+
+    def prune(self, *, retention_days: int, now: datetime | None = None) -> dict[str, int]:
+        """Delete what is older than `retention_days`: decided proposals (with their moves
+        and audit entries; pending ones wait for a decision however old), signals, outbox
+        rows already sent and not pending again, and stored reports. Returns counts by kind."""
+        cutoff = (now or now_utc()) - timedelta(days=retention_days)
+        pruned = {}
+        with self.writing() as session:
+            decided = select(ProposalRow.proposal_id).where(
+                ProposalRow.status.in_(("rejected", "superseded", "applied")),
+                func.coalesce(ProposalRow.decided_at, ProposalRow.stored_at) < cutoff)
+            ids = list(session.scalars(decided))
+            for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
+                session.execute(delete(MoveRow).where(MoveRow.proposal_id.in_(chunk)))
+                session.execute(delete(AuditRow).where(AuditRow.proposal_id.in_(chunk)))
+                session.execute(delete(ProposalRow).where(ProposalRow.proposal_id.in_(chunk)))
+            pruned["proposals"] = len(ids)
+            pruned["signals"] = session.execute(delete(SignalRow).where(SignalRow.stored_at < cutoff)).rowcount
+            pruned["deliveries"] = session.execute(delete(DeliveryRow).where(
+                DeliveryRow.pending.is_(False), DeliveryRow.sent_at < cutoff.timestamp())).rowcount
+            pruned["reports"] = session.execute(delete(ReportRow).where(ReportRow.created_at < cutoff)).rowcount
+        return pruned
 
     # ------------------------------------------------------------------ erasure
 

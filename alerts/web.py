@@ -480,7 +480,9 @@ async def _decide(request: web.Request, decision: str) -> web.Response:
     store, publisher = request.app[STORE], request.app[PUBLISHER]
     try:
         if decision == "approve":
-            outcome = await decisions.approve(store, publisher, _proposal_id(request), actor=by, comment=comment)
+            only_valid = (await request.json()).get("only_valid") is True  # leave stale moves out
+            outcome = await decisions.approve(store, publisher, _proposal_id(request), actor=by, comment=comment,
+                                              only_valid_moves=only_valid)
         else:
             outcome = await decisions.reject(store, publisher, _proposal_id(request), actor=by, comment=comment)
     except DecisionError as error:

@@ -7,7 +7,8 @@ an approval publishes through its own aiokafka producer to TERRITORY_KAFKA_URL (
 
 Exit status: 0 done; 1 approved, but publishing failed (the approval stands: retry with
 `territory proposals apply ID`; a running worker also retries); 2 nothing done (unknown
-proposal, not pending, no broker, bad option).
+proposal, not pending, stale moves, no broker, bad option); 3 the store is locked (another
+writer holds a SQLite database longer than its busy timeout) or unreachable.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import TYPE_CHECKING, Any, Optional
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 import typer
 
@@ -45,6 +47,22 @@ def _store(settings: Settings) -> "Store":
     return store
 
 
+#: Exit status when the store is locked or unreachable (see the module docstring).
+STORE_UNAVAILABLE = 3
+
+
+@contextmanager
+def _store_available(what: str) -> Iterator[None]:
+    """A locked or unreachable database is its own answer (exit 3), not a traceback."""
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        yield
+    except OperationalError as error:
+        brief = str(error.orig if error.orig is not None else error).strip().splitlines()[0][:300]
+        raise _fail(f"the store is locked or unreachable ({brief}); {what}", STORE_UNAVAILABLE) from None
+
+
 def _fail(message: str, code: int = 2) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
@@ -71,14 +89,17 @@ def list_command(
     status: Optional[str] = typer.Option(None, help="Only proposals in this state: pending, approved, rejected, "
                                                     "superseded, applied."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line instead of a table."),
+    limit: int = typer.Option(200, "--limit", min=1, help="At most this many (a page)."),
+    offset: int = typer.Option(0, "--offset", min=0, help="Skip this many first (the next page)."),
 ) -> None:
-    """List proposals, oldest first."""
+    """List proposals, oldest first, a page at a time."""
     from alerts.schema import PROPOSAL_STATES
     from alerts.web import summary
 
     if status is not None and status not in PROPOSAL_STATES:
         raise _fail(f"--status must be one of {', '.join(PROPOSAL_STATES)}, got {status!r}")
-    rows = _store(_settings()).proposals(status)
+    with _store_available("nothing listed"):
+        rows = _store(_settings()).proposals(status, limit=limit, offset=offset)
     if as_json:
         for row in rows:
             typer.echo(json.dumps(summary(row)))
@@ -187,8 +208,13 @@ def approve(
     proposal_id: str = typer.Argument(..., help="The pending proposal to approve."),
     comment: str = typer.Option(..., "--comment", "-m", help="Why (kept in the audit log)."),
     by: str = typer.Option(..., "--by", help="Who decides (kept in the audit log and on the assignments)."),
+    only_valid: bool = typer.Option(False, "--only-valid", help="Approve the moves that still fit the accounts' "
+                                    "current owners and leave the stale ones out (listed in the audit log)."),
 ) -> None:
-    """Approve a pending proposal and publish its moves to territory.assignments (and the worker's state)."""
+    """Approve a pending proposal and publish its moves to territory.assignments (and the worker's state).
+
+    A move is stale when its account changed owner, was closed or its target rep left since
+    the proposal: then nothing is approved and the stale moves are listed, unless --only-valid."""
     from alerts.decisions import DecisionError
     from alerts.decisions import approve as approve_proposal
 
@@ -196,13 +222,17 @@ def approve(
     if not by.strip() or not comment.strip():
         raise _fail("--by and --comment must not be empty: the audit log keeps who decided and why")
     bootstrap = _bootstrap(settings)
-    store = _store(settings)
-    _pending(store, proposal_id)
-    try:
-        outcome = asyncio.run(_with_publisher(bootstrap, lambda publisher: approve_proposal(
-            store, publisher, proposal_id, actor=by.strip(), comment=comment.strip())))
-    except DecisionError as error:
-        raise _fail(str(error))
+    with _store_available("nothing was decided"):
+        store = _store(settings)
+        _pending(store, proposal_id)
+    with _store_available(f"nothing was decided, or, if `territory proposals show {proposal_id}` says approved, "
+                          f"`territory proposals apply {proposal_id}` finishes it"):
+        try:
+            outcome = asyncio.run(_with_publisher(bootstrap, lambda publisher: approve_proposal(
+                store, publisher, proposal_id, actor=by.strip(), comment=comment.strip(),
+                only_valid_moves=only_valid)))
+        except DecisionError as error:
+            raise _fail(str(error))
     _report(outcome, "approved")
 
 
@@ -218,12 +248,14 @@ def reject(
 
     if not by.strip() or not comment.strip():
         raise _fail("--by and --comment must not be empty: the audit log keeps who decided and why")
-    store = _store(_settings())
-    _pending(store, proposal_id)
-    try:
-        outcome = asyncio.run(reject_proposal(store, None, proposal_id, actor=by.strip(), comment=comment.strip()))
-    except DecisionError as error:
-        raise _fail(str(error))
+    with _store_available("nothing was decided"):
+        store = _store(_settings())
+        _pending(store, proposal_id)
+        try:
+            outcome = asyncio.run(reject_proposal(store, None, proposal_id, actor=by.strip(),
+                                                  comment=comment.strip()))
+        except DecisionError as error:
+            raise _fail(str(error))
     _report(outcome, "rejected")
 
 

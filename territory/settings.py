@@ -121,6 +121,9 @@ class Settings:
     alert_throttle_s: float = 300.0
     # A failing sink is retried with exponential backoff up to this many seconds apart.
     alert_retry_max_s: float = 300.0
+    # Decided proposals, signals, sent alerts and stored reports older than this are pruned
+    # from the store by the worker (pending proposals are kept until decided).
+    retention_days: int = 365
     # --- weekly review: cron (minute hour day month day_of_week) in this time zone.
     report_cron: str = "0 7 * * mon"
     report_timezone: str = "Europe/Berlin"

@@ -162,3 +162,23 @@ def test_a_crm_owner_upsert_dated_after_the_approval_wins(store):
     store.save_proposal(proposal([("a1", "A", "B")]))
     store.record_state([snapshot("a1", "A", PROPOSED_AT), snapshot("x9", "Z", "2025-05-10T00:00:00+00:00")])
     assert _override_then_upsert(store, "2025-05-11T00:00:00+00:00") == "A"
+
+
+def test_the_owner_mirror_writes_changes_only_and_erases_an_erased_account_everywhere(store):
+    from sqlalchemy import event
+
+    from alerts.agents import OwnerMirror
+
+    store.save_proposal(proposal([("a1", "A", "B")]))
+    mirror = OwnerMirror(store)
+    mirror.record([snapshot("a1", "A", PROPOSED_AT), rep_snapshot("B", True)])
+    writes = []
+    event.listen(store.engine, "before_cursor_execute",
+                 lambda conn, cursor, statement, *rest: writes.append(statement)
+                 if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")) else None)
+    mirror.record([snapshot("a1", "A", PROPOSED_AT), rep_snapshot("B", True)])  # nothing new
+    assert writes == []
+    mirror.record([{"kind": "account_erased", "account_id": "a1", "occurred_at": "2026-01-01T00:00:00+00:00",
+                    "source": "crm.accounts:0"}])
+    assert store.known_owners(["a1"]) == {} and store.moves("p1") == []
+    assert store.state_time() == PROPOSED_AT  # an erasure does not move the data's clock

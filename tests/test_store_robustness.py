@@ -272,3 +272,95 @@ def test_erase_command_does_not_print_the_database_password(postgres_url):
     assert result.exit_code == 2, result.output
     assert "removed 0 moves" in result.output
     assert "s3cret-pw" not in result.output and "***" in result.output
+
+
+# --------------------------------------------------------------------------- low items
+
+
+@pytest.mark.parametrize("field, actor, comment", [
+    ("by", "maria\r\nBcc: everyone@example.com", "fine"),
+    ("comment", "maria", "ok\nINFO territory.decisions: proposal p2 approved by ceo"),
+    ("comment", "maria", "bell\x07"),
+])
+def test_a_name_or_comment_with_line_breaks_or_control_characters_is_refused(store, field, actor, comment):
+    store.save_proposal(proposal("p1", ["a1"]))
+    with pytest.raises(DecisionError, match=rf"^{field}: must not contain control characters"):
+        store.decide("p1", "approved", actor=actor, comment=comment)
+    assert store.proposal("p1").status == "pending"
+
+
+def test_proposals_are_listed_a_page_at_a_time(store):
+    for number in range(5):
+        store.save_proposal(proposal(f"p{number}", [f"a{number}"], reps=(f"R{number}", f"S{number}")))
+    pages = [[row.proposal_id for row in store.proposals(limit=2, offset=offset)] for offset in (0, 2, 4)]
+    assert pages == [["p0", "p1"], ["p2", "p3"], ["p4"]]
+    assert [row.proposal_id for row in store.proposals("pending", limit=1, offset=1)] == ["p1"]
+
+
+def test_retention_prunes_old_decided_proposals_sent_deliveries_and_reports(store):
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import update
+
+    from alerts.schema import ProposalRow, ReportRow, SignalRow
+
+    now = datetime(2027, 1, 1, tzinfo=timezone.utc)
+    old, recent = now - timedelta(days=400), now - timedelta(days=10)
+    store.save_proposal(proposal("p-old-rejected", ["a1"], reps=("A", "B")))
+    store.save_proposal(proposal("p-old-pending", ["a2"], reps=("C", "D")))
+    store.save_proposal(proposal("p-new-rejected", ["a3"], reps=("E", "F")))
+    store.decide("p-old-rejected", "rejected", actor="maria", comment="no")
+    store.decide("p-new-rejected", "rejected", actor="maria", comment="no")
+    store.save_signal({"signal_id": "s-old", "kind": "coverage_gap", "state": "open", "severity": "critical",
+                       "subject": {"type": "rep", "id": "C"}, "detected_at": "2025-05-01", "evidence": {}})
+    outbox = store.outbox()
+    outbox.upsert("old-sent", "webhook", {"v": 1}, due_at=old.timestamp())
+    outbox.upsert("old-pending", "webhook", {"v": 1}, due_at=old.timestamp())
+    (sent, _) = sorted(outbox.due(now.timestamp()), key=lambda item: item.key, reverse=True)
+    outbox.mark_sent(sent, old.timestamp())
+    old_report, new_report = (store.save_report(week, "Weekly review", "<html/>", []) for week in ("2025-W01", "2026-W52"))
+    with store.writing() as session:
+        session.execute(update(ProposalRow).values(stored_at=old, decided_at=old)
+                        .where(ProposalRow.proposal_id.in_(["p-old-rejected", "p-old-pending"])))
+        session.execute(update(ProposalRow).values(stored_at=recent, decided_at=recent)
+                        .where(ProposalRow.proposal_id == "p-new-rejected"))
+        session.execute(update(ReportRow).values(created_at=old).where(ReportRow.id == old_report))
+        session.execute(update(ReportRow).values(created_at=recent).where(ReportRow.id == new_report))
+        session.execute(update(SignalRow).values(stored_at=old))
+
+    pruned = store.prune(retention_days=365, now=now)
+
+    assert pruned == {"proposals": 1, "signals": 1, "deliveries": 1, "reports": 1}
+    # A pending proposal is never pruned: someone still has to decide on it.
+    assert sorted(row.proposal_id for row in store.proposals()) == ["p-new-rejected", "p-old-pending"]
+    assert store.moves("p-old-rejected") == [] and store.audit("p-old-rejected") == []
+    assert [item.key for item in outbox.due(now.timestamp())] == ["old-pending"]
+    assert [row.id for row in store.reports()] == [new_report]
+    assert store.signals() == []
+
+
+def test_a_locked_sqlite_database_is_a_clear_error_with_its_own_exit_status(tmp_path, monkeypatch):
+    import sqlite3
+
+    from typer.testing import CliRunner
+
+    from alerts import store as store_module
+    from territory.cli import app
+
+    monkeypatch.setattr(store_module, "SQLITE_BUSY_TIMEOUT_S", 0.2)
+    path = tmp_path / "locked.db"
+    store = Store(f"sqlite:///{path}")
+    store.migrate()
+    store.save_proposal(proposal("p1", ["a1"]))
+    locker = sqlite3.connect(path, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")  # another writer holds the database
+    try:
+        result = CliRunner().invoke(app, ["proposals", "reject", "p1", "--comment", "no", "--by", "maria"],
+                                    env={"TERRITORY_DB_URL": store.url, "TERRITORY_KAFKA_URL": ""})
+    finally:
+        locker.rollback()
+        locker.close()
+    assert result.exit_code == 3, result.output
+    assert "the store is locked or unreachable" in result.output and "nothing was decided" in result.output
+    assert "Traceback" not in result.output
+    assert store.proposal("p1").status == "pending"
