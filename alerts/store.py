@@ -70,10 +70,10 @@ SQLITE_BUSY_TIMEOUT_S = 30.0
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """WAL: readers never wait for the writer, and a writer waits for readers no more."""
+    """WAL: readers never wait for the writer, and a writer waits for readers no more. (The
+    busy timeout is the driver's ``timeout``, set where the engine is made.)"""
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
         cursor.execute("PRAGMA journal_mode = WAL")  # stays "memory" for an in-memory database
     finally:
         cursor.close()
@@ -418,7 +418,8 @@ class Store:
         proposals, signals, the audit log, the alert outbox and stored reports. Records
         about it (an account's entry in a list) are dropped; its id inside texts becomes
         ``[erased]``; an outbox row whose very key names it is deleted. Returns how many
-        rows changed, by kind (all zero when the account is not mentioned any more)."""
+        rows changed, by kind: moves, proposals_scrubbed and signals_scrubbed always (as
+        the first release did), audit, deliveries and reports when any changed there."""
         removed = dict.fromkeys(("moves", "proposals_scrubbed", "signals_scrubbed", "audit_scrubbed",
                                  "deliveries_scrubbed", "reports_scrubbed"), 0)
         mention = mention_pattern(account_id)
@@ -464,7 +465,8 @@ class Store:
                 if scrubbed != (report.subject, report.html, report.proposal_ids):
                     report.subject, report.html, report.proposal_ids = scrubbed
                     removed["reports_scrubbed"] += 1
-        return removed
+        first_release = ("moves", "proposals_scrubbed", "signals_scrubbed")
+        return {kind: count for kind, count in removed.items() if kind in first_release or count}
 
 
 @dataclass(frozen=True)

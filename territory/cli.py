@@ -198,8 +198,8 @@ def erase(
     where = make_url(settings.db_url).render_as_string(hide_password=True)  # never print the password
     typer.echo(f"store {where}: removed {removed['moves']} moves; scrubbed the account from "
                f"{removed['proposals_scrubbed']} proposals, {removed['signals_scrubbed']} signals, "
-               f"{removed['audit_scrubbed']} audit entries, {removed['deliveries_scrubbed']} alert deliveries "
-               f"and {removed['reports_scrubbed']} reports")
+               f"{removed.get('audit_scrubbed', 0)} audit entries, {removed.get('deliveries_scrubbed', 0)} alert "
+               f"deliveries and {removed.get('reports_scrubbed', 0)} reports")
     if not settings.kafka_url:
         typer.echo("TERRITORY_KAFKA_URL not set: no erase event sent; the worker's state still holds the account",
                    err=True)

@@ -174,8 +174,7 @@ def test_erase_removes_moves_and_scrubs_payloads(store):
     store.save_signal({"signal_id": "s1", "kind": "coverage_gap", "state": "open", "severity": "critical",
                        "subject": {"type": "rep", "id": "C"}, "detected_at": "2025-05-01",
                        "evidence": {"account_ids": ["a1", "a3"]}})
-    assert store.erase_account("a1") == {"moves": 1, "proposals_scrubbed": 1, "signals_scrubbed": 1,
-                                         "audit_scrubbed": 0, "deliveries_scrubbed": 0, "reports_scrubbed": 0}
+    assert store.erase_account("a1") == {"moves": 1, "proposals_scrubbed": 1, "signals_scrubbed": 1}
     assert [m.account_id for m in store.moves("p1")] == ["a2"]
     assert [m["account_id"] for m in store.proposals()[0].payload["moves"]] == ["a2"]
     assert store.signals()[0].payload["evidence"]["account_ids"] == ["a3"]
