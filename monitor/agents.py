@@ -71,6 +71,7 @@ def register_intake(app: faust.App, settings: Settings, metrics: Metrics) -> Non
         """Agents start before Faust recovers the tables (after every rebalance): only now does
         the accounts table hold the events that wait for their account."""
         intake.rebuild_hold_index()
+        metrics.held.set(intake.held_count)
 
     @app.agent(inputs, name="intake")
     async def intake_agent(stream: faust.StreamT) -> None:
