@@ -182,3 +182,23 @@ def test_the_owner_mirror_writes_changes_only_and_erases_an_erased_account_every
                     "source": "crm.accounts:0"}])
     assert store.known_owners(["a1"]) == {} and store.moves("p1") == []
     assert store.state_time() == PROPOSED_AT  # an erasure does not move the data's clock
+
+
+@pytest.mark.slow
+def test_a_running_worker_mirrors_owners_into_the_store(broker, start_worker):
+    """The owner-mirror agent beside the planner on territory.state: the store learns every
+    account's owner and every rep's activity, and the data's clock."""
+    from tests.kafka_io import produce, wait_for
+    from tests.test_end_to_end import ACCOUNTS, REPS, scenario
+
+    worker = start_worker(TERRITORY_PLANNER_INTERVAL_S="0.3")
+    produce(broker.bootstrap_servers, scenario())
+    worker_store = Store(worker.db_url)
+    worker_store.migrate()  # the worker may not have got to it yet (it waits for the same lock)
+    wait_for(lambda: len(worker_store.known_owners(ACCOUNTS)) == len(ACCOUNTS), 90,
+             "the worker to mirror every account's owner into the store")
+    assert {a: o.rep_id for a, o in worker_store.known_owners(ACCOUNTS).items()} == {
+        a: owner for a, (owner, *_rest) in ACCOUNTS.items()}
+    assert worker_store.known_reps(REPS) == dict.fromkeys(REPS, True)
+    assert worker_store.state_time() is not None
+    worker_store.engine.dispose()
