@@ -8,6 +8,8 @@
 * Line numbers are physical lines of the file, the header being line 1 (or 2 after a
   `sep=` line). A record spanning several lines is numbered by the line it starts on.
 * Cells are stripped; an empty cell is missing (`None`), never "".
+* A cell longer than MAX_CELL_CHARS (10,000 characters) stops the read with its line and
+  column (`CsvFormatError`).
 
 No Kafka, no contract: rows out, with their line numbers.
 """
@@ -23,6 +25,9 @@ from pathlib import Path
 
 DELIMITERS = (",", ";", "\t", "|")
 SNIFF_LINES_BYTES = 64 * 1024
+#: Longest cell read (characters). CRM fields are far shorter (Salesforce long text: 32,768
+#: bytes, and never a field this service reads); a longer cell is a broken export or an attack.
+MAX_CELL_CHARS = 10_000
 
 
 class CsvFormatError(ValueError):
@@ -146,8 +151,22 @@ class CsvSource:
             except UnicodeDecodeError as error:
                 raise CsvFormatError(_decode_hint(error), line=self._reader.line_num + self._lines_before + 1) from None
             except csv.Error as error:
+                if "field larger than field limit" in str(error):
+                    raise CsvFormatError(f"a cell is longer than the limit of {MAX_CELL_CHARS:,} characters",
+                                         line=start) from None
                 raise CsvFormatError(f"unreadable CSV record ({error})", line=start) from None
+            for index, cell in enumerate(cells):
+                if len(cell) > MAX_CELL_CHARS:
+                    name = self._column_name(index)
+                    raise CsvFormatError(f"{name}: the cell has {len(cell):,} characters, more than the limit "
+                                         f"of {MAX_CELL_CHARS:,}", line=start)
             yield start, cells
+
+    def _column_name(self, index: int) -> str:
+        header = getattr(self, "header", ())
+        if index < len(header) and header[index]:
+            return f"column {header[index]!r}"
+        return f"column {index + 1}"
 
     def __iter__(self) -> Iterator[Row]:
         width = len(self.header)

@@ -34,7 +34,7 @@ from typing import Any
 
 import pandas as pd
 
-from connectors.csv_source import sniff_delimiter
+from connectors.csv_source import MAX_CELL_CHARS, sniff_delimiter
 from rebalancer import Account, CurvePoint, RebalanceResult, Rep, RepBalance, minimal_moves, trade_off_curve
 
 __all__ = [
@@ -619,6 +619,10 @@ def _read_table(path: Path, required: Sequence[str],
     rows = []
     for index, record in enumerate(frame[columns].itertuples(index=False, name=None)):
         values = {c: _text(v) for c, v in zip(columns, record)}
+        for column, text in values.items():
+            if len(text) > MAX_CELL_CHARS:
+                raise InputError(f"{name} line {index + 2}: {column}: the cell has {len(text):,} characters, "
+                                 f"more than the limit of {MAX_CELL_CHARS:,}")
         if any(values.values()):
             rows.append((index + 2, values))  # the header is line 1
     return name, rows
