@@ -18,6 +18,9 @@ from territory.settings import Settings
 
 log = logging.getLogger(__name__)
 
+#: A table store URL for tables kept in memory ("memory://" alone is an empty URL to Faust,
+#: which then falls back to the app's store).
+IN_MEMORY = "memory://planner"
 #: How often the intake lag gauge is refreshed (seconds).
 LAG_INTERVAL_S = 5.0
 
@@ -118,9 +121,11 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics) -> No
     proposals_topic = app.topic(topics.PROPOSALS, key_serializer="raw", value_serializer="json")
     # One partition, written from batches (outside per-event iteration): the partitioner
     # picks the changelog partition, which can only be 0.
-    plan_accounts = app.Table("plan-accounts", default=None, partitions=1, use_partitioner=True)
-    plan_reps = app.Table("plan-reps", default=None, partitions=1, use_partitioner=True)
-    plan_meta = app.Table("plan-meta", default=None, partitions=1, use_partitioner=True)
+    # In memory whatever TERRITORY_TABLE_STORE says: Faust's RocksDB store can only be written
+    # while a stream event is current (it takes the partition from it), and these are not.
+    plan_accounts = app.Table("plan-accounts", default=None, partitions=1, use_partitioner=True, store=IN_MEMORY)
+    plan_reps = app.Table("plan-reps", default=None, partitions=1, use_partitioner=True, store=IN_MEMORY)
+    plan_meta = app.Table("plan-meta", default=None, partitions=1, use_partitioner=True, store=IN_MEMORY)
     every_input = [f"{topic}:{partition}" for topic in topics.INPUT_TOPICS for partition in range(settings.partitions)]
 
     def new_session() -> PlanningSession:

@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -61,13 +62,17 @@ def topic_plan(partitions: int) -> dict[str, int]:
     return plan
 
 
-async def create_topics(bootstrap_servers: str, plan: dict[str, int], timeout_s: float = 30.0) -> list[str]:
-    """Create the topics in `plan` that do not exist yet; returns the ones created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_s * 1000))
+async def create_topics(bootstrap_servers: str, plan: dict[str, int], timeout_s: float = 30.0, *,
+                        replication_factor: int = 1, **client_options: Any) -> list[str]:
+    """Create the topics in `plan` that do not exist yet; returns the ones created.
+    `client_options` are aiokafka's connection settings (`territory.kafka_auth.client_options`)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_s * 1000),
+                                **client_options)
     await admin.start()
     try:
         response = await admin.create_topics(
-            [NewTopic(name, num_partitions=count, replication_factor=1) for name, count in plan.items()]
+            [NewTopic(name, num_partitions=count, replication_factor=replication_factor)
+             for name, count in plan.items()]
         )
         created, failures = [], []
         for name, code, *rest in response.topic_errors:

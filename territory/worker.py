@@ -14,6 +14,7 @@ from monitor.agents import register_intake, register_membership, register_planne
 from monitor.geocode import default_resolver
 from monitor.metrics import Metrics
 from territory.broker import create_topics, topic_plan
+from territory.kafka_auth import client_options, faust_credentials, table_store_url
 from territory.kafka_compat import install_exact_end_offsets
 from territory.settings import Settings
 
@@ -24,10 +25,12 @@ def create_app(settings: Settings, metrics: Metrics, store: Store) -> faust.App:
     app = faust.App(
         settings.app_id,
         broker=settings.faust_broker,
-        store="memory://",
+        broker_credentials=faust_credentials(settings),
+        store=table_store_url(settings),
         datadir=str(settings.data_dir / "faust"),
         topic_partitions=settings.partitions,
-        topic_replication_factor=1,
+        # Every topic and changelog the app creates; 1 only on the embedded broker.
+        topic_replication_factor=settings.replication_factor,
         # Short session: the embedded broker holds a group join for half of it (quirk 1).
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
@@ -62,7 +65,8 @@ def run_worker(settings: Settings) -> None:
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     default_resolver()  # a missing postal-code file stops the worker here, not every message later
-    asyncio.run(create_topics(settings.bootstrap_servers, topic_plan(settings.partitions)))
+    asyncio.run(create_topics(settings.bootstrap_servers, topic_plan(settings.partitions),
+                              replication_factor=settings.replication_factor, **client_options(settings)))
     store = Store(settings.db_url)
     store.migrate()
     metrics = Metrics.create()

@@ -75,10 +75,11 @@ def test_poison_pill_and_far_future_date_neither_stop_nor_blind_the_worker(broke
                for _, value in read_all(broker.bootstrap_servers, "poison-accounts-changelog")) < 20_000
 
 
-def test_a_restarted_planner_resumes_from_its_checkpoint(broker, start_worker):
+@pytest.mark.parametrize("table_store", ["memory", "rocksdb"])
+def test_a_restarted_planner_resumes_from_its_checkpoint(broker, start_worker, table_store):
     company = generate_company(seed=4, n_reps=4, n_accounts=120)
     events = generate_events(company, months=14, seed=4)
-    env = {"TERRITORY_APP_ID": "resume"}
+    env = {"TERRITORY_APP_ID": "resume", "TERRITORY_TABLE_STORE": table_store}
     worker = start_worker(**env)
     produce(broker.bootstrap_servers, events)
     last = max(envelope["occurred_at"] for _, _, envelope in events)
@@ -96,3 +97,9 @@ def test_a_restarted_planner_resumes_from_its_checkpoint(broker, start_worker):
     wait_for(lambda: worker.metric("territory_planner_event_time_watermark_seconds") == judged, 60,
              "the restored judgement time")
     assert "planner checkpoint restored" in worker.log()
+    if table_store == "rocksdb":  # the tables live on disk, in the worker's data directory
+        assert any(worker_data_dir(worker).glob("**/CURRENT")), "no RocksDB database in the data directory"
+
+
+def worker_data_dir(worker):
+    return worker.log_path.parent / worker.log_path.stem  # start_worker: log workerN.log, data dir workerN
