@@ -94,11 +94,15 @@ class EmbeddedBroker:
     port: int = 0
     partitions: int = 4
     log_path: Path | None = None
+    # Where clients are told to connect, when something (a TLS terminator) stands in front of
+    # the broker; and how they connect there (`territory.kafka_auth.client_options`).
+    advertised_port: int = 0
+    client_options: dict[str, Any] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
     def bootstrap_servers(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"127.0.0.1:{self.advertised_port or self.port}"
 
     @property
     def url(self) -> str:
@@ -108,9 +112,10 @@ class EmbeddedBroker:
         if self.port == 0:
             self.port = free_port()
         address = f"tcp://127.0.0.1:{self.port}"
+        advertised = f"tcp://{self.bootstrap_servers}"
         output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(
-            [broker_binary(), "broker", "--listener-url", address, "--advertised-listener-url", address,
+            [broker_binary(), "broker", "--listener-url", address, "--advertised-listener-url", advertised,
              "--storage-engine", "memory://tansu/"],
             stdout=output, stderr=subprocess.STDOUT,
             # Own process group, so Ctrl-C in a terminal reaches us first and we stop it in order.
@@ -119,7 +124,7 @@ class EmbeddedBroker:
             preexec_fn=_stop_with_parent,
         )
         self._wait_listening(timeout_s)
-        asyncio.run(create_topics(self.bootstrap_servers, topic_plan(self.partitions)))
+        asyncio.run(create_topics(self.bootstrap_servers, topic_plan(self.partitions), **self.client_options))
         log.info("embedded broker pid %s on %s", self.process.pid, self.bootstrap_servers)
         return self
 

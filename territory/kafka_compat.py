@@ -11,7 +11,7 @@ answer as ListOffsets on a correct broker, a little slower, and only at recovery
 from __future__ import annotations
 
 import logging
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -21,13 +21,13 @@ _installed = False
 
 
 async def probe_end_offsets(bootstrap_servers: str | list[str], reported: Mapping[TopicPartition, int],
-                            *, quiet_ms: int = 300) -> dict[TopicPartition, int]:
+                            *, quiet_ms: int = 300, **client_options: Any) -> dict[TopicPartition, int]:
     """True log end per partition: read on from the reported end until a poll comes back empty."""
     ends = dict(reported)
     if not ends:
         return ends
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False,
-                                max_partition_fetch_bytes=4 * 1024 * 1024)
+                                max_partition_fetch_bytes=4 * 1024 * 1024, **client_options)
     await consumer.start()
     try:
         consumer.assign(list(ends))
@@ -44,8 +44,9 @@ async def probe_end_offsets(bootstrap_servers: str | list[str], reported: Mappin
         await consumer.stop()
 
 
-def install_exact_end_offsets() -> None:
-    """Patch Faust's aiokafka driver so table recovery reads changelogs to their real end."""
+def install_exact_end_offsets(**client_options: Any) -> None:
+    """Patch Faust's aiokafka driver so table recovery reads changelogs to their real end.
+    `client_options`: how to connect (TLS, SASL), as for every other client."""
     global _installed
     if _installed:
         return
@@ -57,7 +58,7 @@ def install_exact_end_offsets() -> None:
         partitions = list(partitions)
         reported = await reported_highwaters(self, partitions)
         bootstrap = self._ensure_consumer()._client._bootstrap_servers
-        exact = await probe_end_offsets(bootstrap, reported)
+        exact = await probe_end_offsets(bootstrap, reported, **client_options)
         corrected = {tp: (reported[tp], exact[tp]) for tp in reported if exact[tp] != reported[tp]}
         if corrected:
             log.info("corrected %d end offsets the broker reported short: %s", len(corrected),

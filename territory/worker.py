@@ -41,7 +41,7 @@ def create_app(settings: Settings, metrics: Metrics, store: Store) -> faust.App:
         web_enabled=False,
     )
     if settings.exact_end_offsets:
-        install_exact_end_offsets()
+        install_exact_end_offsets(**client_options(settings))
     register_intake(app, settings, metrics)
     register_planner(app, settings, metrics)
     register_membership(app, metrics)
