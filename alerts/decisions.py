@@ -346,10 +346,11 @@ class KafkaPublisher:
     embedded broker rejects InitProducerId, and the messages are idempotent anyway.
     """
 
-    def __init__(self, bootstrap_servers: str):
+    def __init__(self, bootstrap_servers: str, **client_options: Any):
         from aiokafka import AIOKafkaProducer
 
-        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
+        # client_options: TLS / SASL (territory.kafka_auth.client_options)
+        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", **client_options)
 
     async def __aenter__(self) -> "KafkaPublisher":
         try:

@@ -12,6 +12,7 @@ from typing import List, Optional
 
 import typer
 
+from territory.kafka_auth import client_options
 from territory.settings import Settings
 
 app = typer.Typer(help="Keep sales territories fair: intake, detectors, rebalancer, alerts.",
@@ -124,7 +125,8 @@ def simulate(
     def report(sent: int, total: int, occurred_at) -> None:
         typer.echo(f"\r{sent:,}/{total:,} events, simulated {occurred_at.date()}", nl=False)
 
-    sent = asyncio.run(produce_events(events, settings.bootstrap_servers, speed=speed, on_progress=report))
+    sent = asyncio.run(produce_events(events, settings.bootstrap_servers, speed=speed, on_progress=report,
+                                      producer_config=client_options(settings)))
     typer.echo(f"\nproduced {sent:,} events to {settings.bootstrap_servers}")
 
 
@@ -208,7 +210,8 @@ def erase(
     event_id = f"erase-{account_id}-{now.strftime('%Y%m%dT%H%M%S%f')}"
     envelope = {"event_id": event_id, "type": "account.erased", "occurred_at": now.isoformat(), "source": "cli",
                 "data": {"account_id": account_id, "by": by or None, "reason": reason}}
-    asyncio.run(produce_events([(topics.ACCOUNTS, account_id, envelope)], settings.bootstrap_servers))
+    asyncio.run(produce_events([(topics.ACCOUNTS, account_id, envelope)], settings.bootstrap_servers,
+                                producer_config=client_options(settings)))
     typer.echo(f"sent {event_id} to {topics.ACCOUNTS}: the worker drops the account from its tables "
                f"(changelog tombstone) and from the planner's view")
 

@@ -170,8 +170,9 @@ async def _with_publisher(bootstrap: str, action: Any) -> "Outcome":
     from aiokafka.errors import KafkaError
 
     from alerts.decisions import KafkaPublisher
+    from territory.kafka_auth import client_options
 
-    publisher = KafkaPublisher(bootstrap)
+    publisher = KafkaPublisher(bootstrap, **client_options(Settings.from_env()))
     try:
         await publisher.__aenter__()
     except (KafkaError, OSError) as error:

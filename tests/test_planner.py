@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -154,3 +155,28 @@ def test_orders_of_snapshots_read_again_after_a_restart_count_once():
     restored.load_state_dict(planner.state_dict())
     restored.observe_orders("DE-11", orders + [["2025-03-03", 7.0, "o3"]])
     assert restored.state_dict()["daily_sales"] == {"DE-11": {"2025-03-03": (157.0, 3)}}
+
+
+def test_regional_sales_judged_late_feed_the_shock_detector_as_when_judged_in_step():
+    """A planner that first judges after a long catch-up (a restart, a replay read unevenly)
+    knew every region from the first day it judged, and fed regions zeros for the days before
+    their first order; one judging day by day did not. The detector states differ, and with
+    them what it finds later. A region is now judged from its first order day either way."""
+    from monitor.planner import Evaluation
+
+    rng = random.Random(5)
+    start = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    days = [(start + timedelta(days=n)).date().isoformat() for n in range(120)]
+    orders = {region: [[day, round(rng.uniform(50, 150), 2), f"{region}-{day}-{k}"]
+                       for day in days[first:] for k in range(rng.randrange(1, 4))]
+              for region, first in (("DE-01", 0), ("DE-02", 0), ("DE-03", 0), ("FR-44", 60))}
+    in_step, caught_up = Planner(Settings()), Planner(Settings())
+    for n, day in enumerate(days):
+        for region, region_orders in orders.items():
+            in_step.observe_orders(region, [o for o in region_orders if o[0] == day])
+        in_step._judge_markets(start + timedelta(days=n), Evaluation(aggregates={}, imbalance=0.0))
+    for region, region_orders in orders.items():
+        caught_up.observe_orders(region, region_orders)
+    caught_up._judge_markets(start + timedelta(days=len(days) - 1), Evaluation(aggregates={}, imbalance=0.0))
+    assert caught_up.state_dict()["judged_day"] == in_step.state_dict()["judged_day"]
+    assert caught_up.shock_detector.state_dict() == in_step.shock_detector.state_dict()
