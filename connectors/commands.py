@@ -126,7 +126,7 @@ def produce(events: list[Converted], bootstrap: str, *, show_progress: bool = Fa
     ordered = [event.triple() for event in in_event_time_order(events)]
     with _progress(show_progress) as bars:
         task = bars.add_task("producing", total=len(ordered))
-        return asyncio.run(produce_events(ordered, bootstrap,
+        return asyncio.run(produce_events(ordered, bootstrap, producer_config=_connection(),
                                           on_progress=lambda sent, total, _at: bars.update(task, completed=sent)))
 
 
@@ -140,7 +140,7 @@ async def read_assignments(bootstrap: str, *, topic: str = topics.ASSIGNMENTS, i
     """
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **_connection(), enable_auto_commit=False, group_id=None,
                                 auto_offset_reset="earliest")
     await consumer.start()
     try:
@@ -184,6 +184,13 @@ async def _partitions(consumer, topic: str) -> list[int]:
 
 class TopicMissing(RuntimeError):
     """The topic to export from does not exist on the broker."""
+
+
+def _connection() -> dict:
+    """TLS / SASL options of the settings (`_bootstrap` has reported invalid settings already)."""
+    from territory.kafka_auth import client_options
+
+    return client_options(Settings.from_env())
 
 
 def _bootstrap() -> str:

@@ -106,6 +106,10 @@ class Planner:
         self._placed_orphans: set[str] = set()    # orphans the last placement proposal covered
         self._daily_sales: dict[str, dict[str, float]] = {}  # region -> ISO day -> order value
         self._observed_orders: dict[str, set[str]] = {}      # ISO day not yet judged -> order event ids
+        # Region -> its first order day. A region is fed to the shock detector from that day on,
+        # however late the planner learns of it: a planner that first judges after a long
+        # catch-up (a restart, a replay read unevenly) must feed the same days as one in step.
+        self._first_order_day: dict[str, str] = {}
         self._judged_month: str | None = None                 # as-of month of the last judgement
         self._judged_day: str | None = None                   # last complete day fed to the shock detector
         # Order counts react about twice as fast as order values (bench/detectors.py).
@@ -259,6 +263,8 @@ class Planner:
         are recognised by the event id until their day is judged."""
         days = self._daily_sales.setdefault(region, {})
         for day, amount, *event_id in orders:
+            if day < self._first_order_day.get(region, "9999"):
+                self._first_order_day[region] = day
             if event_id:
                 seen = self._observed_orders.setdefault(day, set())
                 if event_id[0] in seen:
@@ -272,13 +278,13 @@ class Planner:
         if not self._daily_sales:
             return
         today = moment.date()
-        first = min(min(days) for days in self._daily_sales.values() if days) if any(
-            self._daily_sales.values()) else today.isoformat()
+        first = min(self._first_order_day.values(), default=today.isoformat())
         day = date.fromisoformat(self._judged_day) + timedelta(days=1) if self._judged_day else date.fromisoformat(first)
         while day < today:
             key = day.isoformat()
-            sales = {region: days.get(key, (0.0, 0))[0] for region, days in self._daily_sales.items()}
-            counts = {region: days.get(key, (0.0, 0))[1] for region, days in self._daily_sales.items()}
+            regions = [region for region, first_day in sorted(self._first_order_day.items()) if first_day <= key]
+            sales = {region: self._daily_sales[region].get(key, (0.0, 0))[0] for region in regions}
+            counts = {region: self._daily_sales[region].get(key, (0.0, 0))[1] for region in regions}
             for finding in self.shock_detector.update(day, sales, counts).findings:
                 evaluation.signals.append(self._shock_signal(finding))
             self._judged_day = key
@@ -427,7 +433,8 @@ class Planner:
                 "gap_reps": sorted(self._gap_reps), "placed_orphans": sorted(self._placed_orphans),
                 "judged_month": self._judged_month, "daily_sales": self._daily_sales,
                 "observed_orders": {day: sorted(ids) for day, ids in self._observed_orders.items()},
-                "judged_day": self._judged_day, "shock_detector": self.shock_detector.state_dict(),
+                "judged_day": self._judged_day, "first_order_day": dict(sorted(self._first_order_day.items())),
+                "shock_detector": self.shock_detector.state_dict(),
                 "model": self.model.state_dict() if self.model is not None else None,
                 "learned_month": self._learned_month, "months_learned": self._months_learned,
                 "model_drift": self.model_drift.state_dict()}
@@ -443,6 +450,7 @@ class Planner:
         self._daily_sales = {region: {day: tuple(value) for day, value in days.items()}
                              for region, days in state.get("daily_sales", {}).items()}
         self._judged_day = state.get("judged_day")
+        self._first_order_day = dict(state.get("first_order_day") or {})
         if state.get("shock_detector"):
             self.shock_detector.load_state_dict(state["shock_detector"])
         if state.get("model") and self.model is not None:

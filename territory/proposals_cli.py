@@ -32,7 +32,11 @@ app = typer.Typer(help="Review proposals: list, show, approve, reject, apply (pu
 
 
 def _settings() -> Settings:
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ValueError as error:  # one line naming the TERRITORY_ variable, as every command
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # aiokafka logs each failed connection attempt; the command says what failed once, below.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -172,7 +176,7 @@ async def _with_publisher(bootstrap: str, action: Any) -> "Outcome":
     from alerts.decisions import KafkaPublisher
     from territory.kafka_auth import client_options
 
-    publisher = KafkaPublisher(bootstrap, **client_options(Settings.from_env()))
+    publisher = KafkaPublisher(bootstrap, **client_options(_settings()))
     try:
         await publisher.__aenter__()
     except (KafkaError, OSError) as error:

@@ -280,7 +280,7 @@ _PLACEHOLDER = "CHANGE-ME"
 # Lower bounds: counts, days and bytes are never negative; some must be at least 1.
 _AT_LEAST = {
     "partitions": 1, "replication_factor": 1, "planner_batch": 1, "solver_workers": 1, "candidate_reps": 1,
-    "potential_window_days": 1, "max_record_bytes": 1,
+    "potential_window_days": 1, "max_record_bytes": 1, "retention_days": 1,
     "tolerance": 0, "late_horizon_days": 0, "hold_days": 0, "max_held_per_account": 0, "warmup_days": 0,
     "lateness_days": 0, "future_margin_days": 0, "max_held_bytes_per_account": 0, "rebalance_cooldown_s": 0,
     "alert_throttle_s": 0, "auth_max_failures": 0,

@@ -173,7 +173,9 @@ def test_regional_sales_judged_late_feed_the_shock_detector_as_when_judged_in_st
     in_step, caught_up = Planner(Settings()), Planner(Settings())
     for n, day in enumerate(days):
         for region, region_orders in orders.items():
-            in_step.observe_orders(region, [o for o in region_orders if o[0] == day])
+            of_the_day = [o for o in region_orders if o[0] == day]
+            if of_the_day:  # as the planner sees them: a region is known from its first order
+                in_step.observe_orders(region, of_the_day)
         in_step._judge_markets(start + timedelta(days=n), Evaluation(aggregates={}, imbalance=0.0))
     for region, region_orders in orders.items():
         caught_up.observe_orders(region, region_orders)
