@@ -30,8 +30,16 @@ CURVE_POINTS = 12
 
 
 def saved_planner_state(meta: MutableMapping[str, Any]) -> dict[str, Any]:
-    """The planner's state as `PlanningSession.checkpoint` saved it in `meta`, one record a part."""
-    return {part: meta[f"planner.{part}"] for part in (meta.get("planner") or {}).get("parts", [])}
+    """The planner's state as `PlanningSession.checkpoint` saved it in `meta`, one record a part
+    (a part larger than a record is kept in pieces: see `_record`)."""
+    return {part: _read_record(meta, f"planner.{part}") for part in (meta.get("planner") or {}).get("parts", [])}
+
+
+def _read_record(meta: MutableMapping[str, Any], key: str) -> Any:
+    value = meta[key]
+    if isinstance(value, dict) and "$pieces" in value:
+        return json.loads("".join(meta[f"{key}#{n}"] for n in range(int(value["$pieces"]))))
+    return value
 
 
 class PlanningSession:
@@ -71,7 +79,7 @@ class PlanningSession:
         try:
             state = saved_planner_state(self.meta)
             self.planner.load_state_dict(state)
-            self.watermark.load_state_dict(self.meta.get("watermark") or {})
+            self.watermark.load_state_dict(_read_record(self.meta, "watermark") if "watermark" in self.meta else {})
             self.watermark.expect(self._expected_sources)
             judged_at = (self.meta.get("planner") or {}).get("judged_at")
             self.judged_at = datetime.fromisoformat(judged_at) if judged_at else None
@@ -149,8 +157,9 @@ class PlanningSession:
         restart, and the repeats carry the same ids (`monitor.planner.stable_id`).
 
         Each part of the planner's state is a record of its own, written only when it changed
-        (every write is a changelog record), and none is written that the broker would refuse:
-        a record over `max_record_bytes` is logged and skipped, the previous one stays."""
+        (every write is a changelog record). A part the broker would refuse as one record (the
+        order ids of a long catch-up, say) is written in pieces of a third of `max_record_bytes`
+        (escaping the JSON text again can double it), pieces first."""
         state = self.planner.state_dict()
         records = {f"planner.{part}": value for part, value in state.items()}
         records["watermark"] = self.watermark.state_dict()
@@ -160,10 +169,12 @@ class PlanningSession:
             encoded = json.dumps(value, sort_keys=True)
             if self._written.get(key) == encoded:
                 continue
-            if len(encoded) + len(key) > self.settings.max_record_bytes:
-                log.error("planner checkpoint part %s is %d bytes, over TERRITORY_MAX_RECORD_BYTES=%d: not saved",
-                          key, len(encoded), self.settings.max_record_bytes)
-                continue
+            piece = max(1, self.settings.max_record_bytes // 3)
+            if len(encoded) + len(key) > piece:
+                pieces = [encoded[start:start + piece] for start in range(0, len(encoded), piece)]
+                for n, text in enumerate(pieces):
+                    self.meta[f"{key}#{n}"] = text
+                value = {"$pieces": len(pieces)}
             self.meta[key] = value
             self._written[key] = encoded
 

@@ -122,3 +122,19 @@ def test_no_pickle_left_in_the_product():
     offenders = [os.path.join(root, name) for top in roots for root, _, files in os.walk(os.path.join(here, top))
                  for name in files if name.endswith(".py") and "import pickle" in open(os.path.join(root, name)).read()]
     assert offenders == []
+
+
+def test_a_part_larger_than_a_record_is_saved_in_pieces_and_restored_whole(backtest_meta):
+    """A part over the broker's record limit was skipped, so a restart restored an older one."""
+    limit = 3_000
+    restored = PlanningSession(Settings(), accounts={}, reps={}, meta=dict(backtest_meta))
+    assert restored.restore()
+    meta: dict = {}
+    session = PlanningSession(Settings(max_record_bytes=limit), accounts={}, reps={}, meta=meta)
+    session.planner, session.watermark, session.judged_at = restored.planner, restored.watermark, restored.judged_at
+    session.checkpoint()
+    assert max(len(json.dumps(value)) for value in meta.values()) <= limit
+    again = PlanningSession(Settings(), accounts={}, reps={}, meta=json.loads(json.dumps(meta)))
+    assert again.restore()
+    assert json.dumps(again.planner.state_dict(), sort_keys=True) == \
+        json.dumps(restored.planner.state_dict(), sort_keys=True)
