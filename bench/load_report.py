@@ -176,7 +176,7 @@ thousands of messages per second here). The pipeline does, per input event: JSON
 contract validation, a dedupe lookup, three Faust table writes (`accounts`, `seen-events`,
 `stream-times`), each a changelog record, one snapshot to `territory.state`, and the planner's
 fold and periodic judgement. That is five produced records and a Faust stream step per event;
-ARCHITECTURE.md measured a bare Faust agent with one table update at about 2.6k msg/s on this
+[ARCHITECTURE.md](ARCHITECTURE.md) measured a bare Faust agent with one table update at about 2.6k msg/s on this
 machine. A 0.5 x raw target (over 100k events/s) is out of reach for a Faust/Python pipeline by
 two orders of magnitude; the intake is bound by Faust's per-event machinery (stream iteration,
 table changelog production through the producer buffer, aiokafka's produce path and socket

@@ -1,7 +1,7 @@
 """Fast helpers around the CP-SAT model (internal): greedy repair, a lower bound on the
 number of moves, and per-rep proofs of infeasibility with a human explanation.
 
-ARCHITECTURE.md ("Verified facts") measured that a greedy repair takes 0.01-0.1 s,
+docs/ARCHITECTURE.md ("Measured facts") measured that a greedy repair takes 0.01-0.1 s,
 sometimes meets the simple lower bound (then CP-SAT need not search for the move count
 at all) and, used as the solution hint, helps CP-SAT on larger cases. Here it also
 follows short chains of moves (A -> B -> C) when no single account fits, which turned

@@ -1,7 +1,7 @@
 """The linear relaxation of the fewest-changes model (internal).
 
 Solved with GLOP's dual simplex it takes well under a second at 20k accounts x 50 reps
-(ARCHITECTURE.md's naive CP-SAT model needs 12-17 s just to build there), and it
+(docs/ARCHITECTURE.md's naive CP-SAT model needs 12-17 s just to build there), and it
 gives two things CP-SAT cannot hand back:
 
 - a valid lower bound on the number of moves (or the moved potential): the rounded-up

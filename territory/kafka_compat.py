@@ -1,7 +1,7 @@
 """Work-arounds for Kafka-protocol brokers that answer "latest offset" wrongly.
 
 The embedded broker answers ListOffsets(latest) with the start of the newest batch + 1
-instead of the log end (ARCHITECTURE.md, quirk 2), while fetch is right. Faust trusts
+instead of the log end (docs/ARCHITECTURE.md, quirk 2), while fetch is right. Faust trusts
 that answer as the end of a changelog when it recovers a table, so a restarted worker
 stopped early and kept stale values. `install_exact_end_offsets` makes Faust's consumer
 find the end by reading from the reported offset until nothing more comes: the same

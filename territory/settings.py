@@ -38,7 +38,7 @@ class Settings:
     # Partitions of each input topic (all input topics are co-partitioned).
     partitions: int = 4
     # Consumer-group session timeout; short because the embedded broker holds a
-    # join for half of it (ARCHITECTURE.md, quirk 1).
+    # join for half of it (docs/ARCHITECTURE.md, quirk 1).
     session_timeout_s: float = 8.0
     # Intake: events this much older than their stream's newest event time are dead-lettered
     # (`too_late`); events for an account not yet seen wait this long (event time) for it,
