@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
 
 from territory import topics  # noqa: E402
-from territory.broker import EmbeddedBroker, free_port  # noqa: E402
+from territory.broker import EmbeddedBroker, die_with_parent, free_port  # noqa: E402
 from territory.kafka_compat import probe_end_offsets  # noqa: E402
 
 PARTITIONS = 4
@@ -83,7 +83,7 @@ class Worker:
         self.db_path = workdir / (app_id + ".db")
         self.process = subprocess.Popen([sys.executable, "-m", "territory.cli", "worker"], env=environment,
                                         cwd=str(ROOT), stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+                                        start_new_session=True, preexec_fn=die_with_parent)
 
     def metric(self, name: str) -> float:
         if self.process.poll() is not None:

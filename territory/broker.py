@@ -28,8 +28,9 @@ log = logging.getLogger(__name__)
 _TOPIC_ALREADY_EXISTS = 36
 
 
-def _stop_with_parent() -> None:
-    """In the child before exec: ask Linux to send SIGTERM when the parent dies."""
+def die_with_parent() -> None:
+    """`preexec_fn` of a child process: Linux sends it SIGTERM when its parent dies, so a
+    killed test run or command leaves no broker or worker behind."""
     if sys.platform.startswith("linux"):
         import ctypes
 
@@ -121,7 +122,7 @@ class EmbeddedBroker:
             # Own process group, so Ctrl-C in a terminal reaches us first and we stop it in order.
             start_new_session=True,
             # And if we are killed without a chance to stop it, the kernel stops it (Linux).
-            preexec_fn=_stop_with_parent,
+            preexec_fn=die_with_parent,
         )
         self._wait_listening(timeout_s)
         asyncio.run(create_topics(self.bootstrap_servers, topic_plan(self.partitions), **self.client_options))

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from alerts.messages import move_lines, summary_line
 from territory import topics
-from territory.broker import EmbeddedBroker, free_port
+from territory.broker import EmbeddedBroker, die_with_parent, free_port
 from territory.settings import Settings
 
 WATCHED = (topics.SIGNALS, topics.PROPOSALS, topics.ALERTS)
@@ -196,7 +196,7 @@ def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen:
            "TERRITORY_DATA_DIR": str(settings.data_dir),
            "TERRITORY_REBALANCE_COOLDOWN_S": str(settings.rebalance_cooldown_s)}
     return subprocess.Popen([sys.executable, "-m", "territory.cli", "worker"], env=env,
-                            stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+                            stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
 
 
 def _stop(process: subprocess.Popen) -> None:

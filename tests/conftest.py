@@ -11,7 +11,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from territory.broker import EmbeddedBroker, free_port
+from territory.broker import EmbeddedBroker, die_with_parent, free_port
 from tests.kafka_io import metric_value
 
 
@@ -78,7 +78,7 @@ def start_worker(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Callable[..
         log_path = tmp_path / f"worker{index}.log"
         process = subprocess.Popen(
             [sys.executable, "-m", "territory.cli", "worker"], env=env,
-            stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent,
         )
         worker = WorkerProcess(process, metrics_port, db_url, log_path)
         started.append(worker)

@@ -31,7 +31,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from territory.broker import _stop_with_parent, free_port
+from territory.broker import die_with_parent, free_port
 
 __all__ = ["alertmanager", "alertmanager_alerts", "free_port", "smtp_server", "wait_http", "webhook_receiver",
            "ALERTMANAGER_BIN", "INSTALL_HINT"]
@@ -96,7 +96,7 @@ def alertmanager(timeout_s: float = 30.0) -> Iterator[str]:
         process = subprocess.Popen(
             [ALERTMANAGER_BIN, f"--config.file={config}", f"--storage.path={workdir / 'data'}",
              f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"],
-            stdout=output, stderr=subprocess.STDOUT, cwd=workdir, preexec_fn=_stop_with_parent,
+            stdout=output, stderr=subprocess.STDOUT, cwd=workdir, preexec_fn=die_with_parent,
         )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -137,7 +137,7 @@ def _starter(broker, path):
     import subprocess
     import sys
 
-    from territory.broker import free_port
+    from territory.broker import die_with_parent, free_port
     from tests.conftest import WorkerProcess
 
     started: list[WorkerProcess] = []
@@ -149,7 +149,7 @@ def _starter(broker, path):
                "TERRITORY_DATA_DIR": str(path / f"worker{index}"), **env_overrides}
         log_path = path / f"worker{index}.log"
         process = subprocess.Popen([sys.executable, "-m", "territory.cli", "worker"], env=env,
-                                   stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+                                   stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
         started.append(WorkerProcess(process, port, env["TERRITORY_DB_URL"], log_path))
         return started[-1]
 

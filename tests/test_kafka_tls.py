@@ -21,7 +21,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from territory import topics
-from territory.broker import EmbeddedBroker, free_port
+from territory.broker import EmbeddedBroker, die_with_parent, free_port
 from territory.kafka_auth import client_options, faust_credentials
 from territory.settings import Settings
 from tests.kafka_io import wait_for
@@ -124,7 +124,7 @@ def test_the_worker_works_over_tls_and_plaintext_clients_get_nothing(tmp_path):
                "TERRITORY_KAFKA_SSL_CAFILE": str(ca)}
         log_path = tmp_path / "worker.log"
         process = subprocess.Popen([sys.executable, "-m", "territory.cli", "worker"], env=env,
-                                   stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+                                   stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
         worker = WorkerProcess(process, metrics_port, env["TERRITORY_DB_URL"], log_path)
         try:
             async def produce_over(options: dict) -> None:
