@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import timezone, tzinfo
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import Iterable, Iterator, List, Optional
 
 import typer
 
 from connectors.csv_source import CsvFormatError
 from connectors.export import COLUMNS, Assignment, export_rows, parse_assignment, write_csv_file
-from connectors.importer import FORMAT_NAMES, in_event_time_order, load_owners, read_export
-from connectors.mapping import Converted, ImportReport, MappingError, parse_mappings
+from connectors.importer import FORMAT_NAMES, SortedImport, load_owners, sorted_import
+from connectors.mapping import Converted, MappingError, parse_mappings
 from territory import topics
 from territory.settings import Settings
 
@@ -56,31 +56,34 @@ def import_command(
     Exit status: 0 every row valid; 1 some rows invalid (the valid ones are produced
     unless --dry-run); 2 the file or the options cannot be used.
     """
-    try:
-        zone = _zone(timezone_name)
-        mapping = parse_mappings(mappings)
-        directory = load_owners(owners, format, delimiter=delimiter, encoding=encoding) if owners else None
-        bootstrap = None if dry_run else _bootstrap()
-        with _progress(progress) as bars:
-            task = bars.add_task(f"reading {path.name}", total=max(path.stat().st_size, 1))
-            report = read_export(path, format, record_type=record_type, mappings=mapping, owners=directory,
-                                 delimiter=delimiter, encoding=encoding, zone=zone, event_time=event_time,
-                                 on_progress=lambda done, total: bars.update(task, completed=done, total=max(total, 1)))
-    except (CsvFormatError, MappingError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2)
-    if directory is not None:
-        typer.echo(f"owners: {len(directory)} users read from {owners}")
-    _print_errors(report, max_errors)
-    typer.echo(report.summary())
-    if dry_run:
-        typer.echo("dry run: nothing produced")
-    elif report.events:
-        sent = produce(report.events, bootstrap, show_progress=progress)
-        topic_names = ", ".join(sorted({event.topic for event in report.events}))
-        typer.echo(f"produced {sent} events to {topic_names} on {bootstrap}")
-    else:
-        typer.echo("nothing to produce")
+    with ExitStack() as run_files:  # the sorted runs on disk live until the events are produced
+        try:
+            zone = _zone(timezone_name)
+            mapping = parse_mappings(mappings)
+            directory = load_owners(owners, format, delimiter=delimiter, encoding=encoding) if owners else None
+            bootstrap = None if dry_run else _bootstrap()
+            with _progress(progress) as bars:
+                task = bars.add_task(f"reading {path.name}", total=max(path.stat().st_size, 1))
+                report = run_files.enter_context(sorted_import(
+                    path, format, record_type=record_type, mappings=mapping, owners=directory, delimiter=delimiter,
+                    encoding=encoding, zone=zone, event_time=event_time, keep_errors=max(max_errors, 0),
+                    keep_events=not dry_run,
+                    on_progress=lambda done, total: bars.update(task, completed=done, total=max(total, 1))))
+        except (CsvFormatError, MappingError) as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(2)
+        if directory is not None:
+            typer.echo(f"owners: {len(directory)} users read from {owners}")
+        _print_errors(report, max_errors)
+        typer.echo(report.summary())
+        if dry_run:
+            typer.echo("dry run: nothing produced")
+        elif report.distinct:
+            sent = produce(report.events(), bootstrap, total=report.distinct, show_progress=progress)
+            topic_names = ", ".join(sorted(report.topics))
+            typer.echo(f"produced {sent} events to {topic_names} on {bootstrap}")
+        else:
+            typer.echo("nothing to produce")
     if report.invalid:
         raise typer.Exit(1)
 
@@ -119,15 +122,16 @@ def export_assignments_command(
 
 # --- Kafka -------------------------------------------------------------------------------
 
-def produce(events: list[Converted], bootstrap: str, *, show_progress: bool = False) -> int:
-    """Send the envelopes, oldest event time first; returns how many were acknowledged."""
+def produce(events: Iterable[Converted], bootstrap: str, *, total: int, show_progress: bool = False) -> int:
+    """Send the envelopes in the order given (`SortedImport.events()`: oldest event time
+    first, as the worker needs); returns how many were acknowledged."""
     from simulator.produce import produce_events
 
-    ordered = [event.triple() for event in in_event_time_order(events)]
     with _progress(show_progress) as bars:
-        task = bars.add_task("producing", total=len(ordered))
-        return asyncio.run(produce_events(ordered, bootstrap, producer_config=_connection(),
-                                          on_progress=lambda sent, total, _at: bars.update(task, completed=sent)))
+        task = bars.add_task("producing", total=total)
+        return asyncio.run(produce_events((event.triple() for event in events), bootstrap,
+                                          producer_config=_connection(),
+                                          on_progress=lambda sent, _total, _at: bars.update(task, completed=sent)))
 
 
 async def read_assignments(bootstrap: str, *, topic: str = topics.ASSIGNMENTS, idle_s: float = 1.0,
@@ -207,11 +211,11 @@ def _bootstrap() -> str:
 
 # --- output ------------------------------------------------------------------------------
 
-def _print_errors(report: ImportReport, limit: int) -> None:
+def _print_errors(report: SortedImport, limit: int) -> None:
     for error in report.errors[:limit]:
         typer.echo(str(error))
-    if len(report.errors) > limit:
-        typer.echo(f"... and {len(report.errors) - limit} more errors")
+    if report.error_count > limit:
+        typer.echo(f"... and {report.error_count - limit} more errors")
 
 
 def _zone(name: str) -> tzinfo:

@@ -1,15 +1,24 @@
-"""A CRM export file -> an `ImportReport` (envelopes to produce, row errors). No Kafka."""
+"""A CRM export file -> an `ImportReport` (envelopes to produce, row errors), or, for
+files of any size, a `SortedImport` (counts, the first row errors, and the events in
+event-time order from sorted run files on disk). No Kafka."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
-from datetime import datetime, timezone, tzinfo
+import heapq
+import itertools
+import json
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path
+from typing import Any
 
 from connectors import generic, hubspot, salesforce
 from connectors.csv_source import CsvSource, Row
-from connectors.mapping import Context, ImportReport, MappingError, OwnerDirectory, Profile, bind, convert_rows
+from connectors.mapping import (Binding, Context, Converted, ImportReport, MappingError, OwnerDirectory, Profile,
+                                RowError, bind, convert_row, convert_rows)
 from connectors.values import NumberStyle
 
 FORMATS: dict[str, Profile] = {
@@ -50,11 +59,24 @@ def read_export(path: str | Path, format: str, *, record_type: str | None = None
                 delimiter: str | None = None, encoding: str = "utf-8-sig", zone: tzinfo = timezone.utc,
                 event_time: str = "modified", imported_at: datetime | None = None,
                 on_progress: Callable[[int, int], None] | None = None, progress_every: int = 500) -> ImportReport:
-    """Read, map and validate every row of `path`. Raises CsvFormatError / MappingError
-    for problems of the whole file; row problems are in the report.
+    """Read, map and validate every row of `path`, all in memory (`sorted_import` for big
+    files). Raises CsvFormatError / MappingError for problems of the whole file; row
+    problems are in the report.
 
     `on_progress(bytes_read, file_size)` runs every `progress_every` rows and at the end.
     """
+    with _bound_rows(path, format, record_type=record_type, mappings=mappings, owners=owners, delimiter=delimiter,
+                     encoding=encoding, zone=zone, event_time=event_time, imported_at=imported_at,
+                     on_progress=on_progress, progress_every=progress_every) as (binding, ctx, rows):
+        return convert_rows(binding, rows, ctx)
+
+
+@contextmanager
+def _bound_rows(path: str | Path, format: str, *, record_type: str | None, mappings: Mapping[str, str] | None,
+                owners: OwnerDirectory | None, delimiter: str | None, encoding: str, zone: tzinfo, event_time: str,
+                imported_at: datetime | None, on_progress: Callable[[int, int], None] | None,
+                progress_every: int) -> Iterator[tuple[Binding, Context, Iterator[Row]]]:
+    """The file's profile bound to its header, the parsing context, and its rows as a stream."""
     if event_time not in EVENT_TIMES:
         raise MappingError(f"event time must be one of {', '.join(EVENT_TIMES)}, got {event_time!r}")
     profile = profile_for(format, record_type)
@@ -64,17 +86,16 @@ def read_export(path: str | Path, format: str, *, record_type: str | None = None
                       event_time=event_time)
         if imported_at is not None:
             ctx = replace(ctx, imported_at=imported_at)
-        counter = {"rows": 0}
 
-        def tick(row: Row) -> None:
-            counter["rows"] += 1
-            if on_progress is not None and counter["rows"] % progress_every == 0:
-                on_progress(source.position, source.size)
+        def rows() -> Iterator[Row]:
+            for count, row in enumerate(source, 1):
+                yield row
+                if on_progress is not None and count % progress_every == 0:
+                    on_progress(source.position, source.size)
+            if on_progress is not None:
+                on_progress(source.size, source.size)
 
-        report = convert_rows(binding, source, ctx, on_row=tick)
-        if on_progress is not None:
-            on_progress(source.size, source.size)
-    return report
+        yield binding, ctx, rows()
 
 
 def in_event_time_order(events: Iterable) -> list:
@@ -82,3 +103,150 @@ def in_event_time_order(events: Iterable) -> list:
     newest it has seen on that partition (`too_late`); oldest-first avoids that within
     one import."""
     return sorted(events, key=lambda item: datetime.fromisoformat(item.envelope["occurred_at"]))
+
+
+# --- files of any size ------------------------------------------------------------------------
+
+#: Events sorted in memory at a time by `sorted_import` (about 1 kB each); the rest wait in
+#: sorted run files on disk, so memory is bounded by this, not by the file.
+RUN_SIZE = 50_000
+#: Row errors kept for printing by default; all are counted.
+KEPT_ERRORS = 500
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+@dataclass
+class SortedImport:
+    """A file read once: its counts, its first row errors, and (with `keep_events`) its
+    valid, distinct events in sorted run files. `events()` merges the runs: oldest
+    event time first, ties in file order, as `in_event_time_order` orders a list."""
+
+    rows_read: int = 0
+    distinct: int = 0     # valid events after dropping repeats: what `events()` yields
+    duplicates: int = 0   # rows identical to an earlier row of the file (same event_id)
+    invalid: int = 0      # rows with at least one error
+    error_count: int = 0
+    errors: list[RowError] = field(default_factory=list)  # the first ones, in file order
+    topics: set[str] = field(default_factory=set)
+    runs: list[Path] = field(default_factory=list)
+
+    @property
+    def valid(self) -> int:
+        return self.distinct + self.duplicates
+
+    def summary(self) -> str:
+        """The line `ImportReport.summary` prints."""
+        text = f"rows read: {self.rows_read}, valid: {self.valid}, invalid: {self.invalid}"
+        return text + (f" (of the valid, {self.duplicates} repeat an earlier row)" if self.duplicates else "")
+
+    def events(self) -> Iterator[Converted]:
+        return (_converted(record) for record in _merged(self.runs, _by_event_time))
+
+
+@contextmanager
+def sorted_import(path: str | Path, format: str, *, record_type: str | None = None,
+                  mappings: Mapping[str, str] | None = None, owners: OwnerDirectory | None = None,
+                  delimiter: str | None = None, encoding: str = "utf-8-sig", zone: tzinfo = timezone.utc,
+                  event_time: str = "modified", imported_at: datetime | None = None,
+                  on_progress: Callable[[int, int], None] | None = None, progress_every: int = 500,
+                  run_size: int = RUN_SIZE, keep_errors: int = KEPT_ERRORS,
+                  keep_events: bool = True) -> Iterator[SortedImport]:
+    """`read_export` for files of any size: memory is bounded by `run_size` events and
+    `keep_errors` errors, not by the file. Rows are read as a stream; the valid events
+    go to sorted run files in a temporary directory (removed on leaving the context)
+    twice: by event id, whose merge drops repeated rows (the first in the file stays,
+    as `read_export` keeps it), then by event time for `SortedImport.events()`.
+    `keep_events=False` (a dry run) only counts. Raises like `read_export`."""
+    if run_size < 1:
+        raise ValueError(f"run_size must be at least 1, got {run_size}")
+    result = SortedImport()
+    with tempfile.TemporaryDirectory(prefix="territory-import-") as name:
+        directory = Path(name)
+        with _bound_rows(path, format, record_type=record_type, mappings=mappings, owners=owners,
+                         delimiter=delimiter, encoding=encoding, zone=zone, event_time=event_time,
+                         imported_at=imported_at, on_progress=on_progress,
+                         progress_every=progress_every) as (binding, ctx, rows):
+            by_event_id = _write_runs(_valid_records(binding, rows, ctx, result, keep_errors), _by_event_id,
+                                      run_size, directory, "by-event-id")
+        distinct = _first_of_each_event_id(_merged(by_event_id, _by_event_id), result)
+        if keep_events:
+            result.runs = _write_runs(distinct, _by_event_time, run_size, directory, "by-event-time")
+        else:
+            for _ in distinct:
+                pass  # counting is all a dry run needs
+        for run in by_event_id:
+            run.unlink()  # the disk holds one copy of the events, not two, while they are produced
+        yield result
+
+
+# A run record: [event_id, line, event time in µs since 1970, topic, key, envelope]. Ties of
+# event time sort by line, so the merged order is that of a stable sort of the file's events.
+def _by_event_id(record: list) -> tuple[str, int]:
+    return record[0], record[1]
+
+
+def _by_event_time(record: list) -> tuple[int, int]:
+    return record[2], record[1]
+
+
+def _record(event: Converted) -> list:
+    moment = datetime.fromisoformat(event.envelope["occurred_at"])  # the contract requires an offset
+    return [event.event_id, event.line, (moment - _EPOCH) // timedelta(microseconds=1), event.topic, event.key,
+            event.envelope]
+
+
+def _converted(record: list) -> Converted:
+    _, line, _, topic, key, envelope = record
+    return Converted(line, topic, key, envelope)
+
+
+def _valid_records(binding: Binding, rows: Iterable[Row], ctx: Context, result: SortedImport,
+                   keep_errors: int) -> Iterator[list]:
+    for row in rows:
+        result.rows_read += 1
+        converted = convert_row(binding, row, ctx)
+        if isinstance(converted, list):
+            result.invalid += 1
+            result.error_count += len(converted)
+            result.errors.extend(converted[:max(0, keep_errors - len(result.errors))])
+        else:
+            yield _record(converted)
+
+
+def _first_of_each_event_id(records: Iterable[list], result: SortedImport) -> Iterator[list]:
+    """Records merged by (event id, line): the first of each id, counting the repeats."""
+    previous = None
+    for record in records:
+        if record[0] == previous:
+            result.duplicates += 1
+            continue
+        previous = record[0]
+        result.distinct += 1
+        result.topics.add(record[3])
+        yield record
+
+
+def _write_runs(records: Iterable[list], key: Callable[[list], Any], run_size: int, directory: Path,
+                name: str) -> list[Path]:
+    """`records` in files of at most `run_size`, each sorted by `key`."""
+    runs: list[Path] = []
+    records = iter(records)
+    while chunk := list(itertools.islice(records, run_size)):
+        chunk.sort(key=key)
+        run = directory / f"{name}-{len(runs):06d}.jsonl"
+        with run.open("w", encoding="utf-8") as out:
+            out.writelines(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n" for record in chunk)
+        runs.append(run)
+        del chunk  # the next chunk is built without this one alive
+    return runs
+
+
+def _merged(runs: list[Path], key: Callable[[list], Any]) -> Iterator[list]:
+    with ExitStack() as files:
+        streams = [_read_run(files.enter_context(run.open(encoding="utf-8"))) for run in runs]
+        yield from heapq.merge(*streams, key=key)
+
+
+def _read_run(lines: Iterable[str]) -> Iterator[list]:
+    return (json.loads(line) for line in lines)
