@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import random
 import threading
 import time
@@ -27,6 +28,8 @@ from alerts.alert import Alert
 from alerts.sinks import Sink, SinkError
 
 log = logging.getLogger("territory.alerts")
+
+RETRY_JITTER = 0.1  # a retry waits up to 10 % longer than its backoff, so workers do not retry in step
 
 
 @dataclass(frozen=True)
@@ -50,8 +53,11 @@ class Outbox(Protocol):
         not pending gets `due_at`. A pending row keeps the earlier of its due time and
         `due_at` -- except a row that is failing (attempts > 0) keeps its retry time, so
         updates do not hurry retries of a sink that is down. Never a second row.
-    due(now) -> list[OutboxItem]
-        The pending rows with due_at <= now, oldest due first.
+    due(now, retry_within_s=inf, throttle_within_s=inf) -> list[OutboxItem]
+        The pending rows with due_at <= now, oldest due first; and those whose due_at lies
+        further ahead than it legitimately can: more than `retry_within_s` for a failing row,
+        more than `throttle_within_s` for another. Such a time was stored before the wall
+        clock was stepped back; waiting for it would hold the alert for the size of the step.
     mark_sent(item, sent_at)
         `item.alert` was delivered at `sent_at`: remember both (for `last_sent`), reset
         attempts and error. The row stays pending only if its alert was replaced by a
@@ -66,7 +72,8 @@ class Outbox(Protocol):
 
     def upsert(self, key: str, sink: str, alert: dict[str, Any], due_at: float) -> None: ...
 
-    def due(self, now: float) -> list[OutboxItem]: ...
+    def due(self, now: float, retry_within_s: float = math.inf,
+            throttle_within_s: float = math.inf) -> list[OutboxItem]: ...
 
     def mark_sent(self, item: OutboxItem, sent_at: float) -> None: ...
 
@@ -108,10 +115,13 @@ class MemoryOutbox:
                 row.due_at = min(row.due_at, due_at)
             row.pending = True
 
-    def due(self, now: float) -> list[OutboxItem]:
+    def due(self, now: float, retry_within_s: float = math.inf,
+            throttle_within_s: float = math.inf) -> list[OutboxItem]:
         with self._lock:
             items = [OutboxItem(key, sink, copy.deepcopy(row.alert), row.due_at, row.attempts, row.last_error)
-                     for (key, sink), row in self._rows.items() if row.pending and row.due_at <= now]
+                     for (key, sink), row in self._rows.items()
+                     if row.pending and (row.due_at <= now or row.due_at - now > (
+                         retry_within_s if row.attempts else throttle_within_s))]
         return sorted(items, key=lambda item: item.due_at)
 
     def mark_sent(self, item: OutboxItem, sent_at: float) -> None:
@@ -172,6 +182,9 @@ class Dispatcher:
         (firing <-> resolved) goes out at once.
     retry_max_s: a failing send is retried after retry_base_s * 2**attempts seconds,
         at most retry_max_s, plus up to 10 % jitter.
+    clock: wall-clock Unix seconds, as the outbox is shared between workers. A clock stepped
+        back holds no alert longer than its interval: a stored time further ahead than
+        the longest retry or throttle interval counts as due now.
     metrics: when given, `metrics.alerts.labels(sink).inc()` per alert delivered,
         `metrics.deliveries.labels(sink, outcome).inc()` per row handled in a round
         (outcome: sent, failed, skipped) and `metrics.outbox_pending` set after each round.
@@ -205,13 +218,14 @@ class Dispatcher:
                 # An update of an ongoing incident keeps its start; only resolved -> firing starts a new one.
                 if not (sent.resolved and not alert.resolved):
                     this = alert.with_(starts_at=min(sent.starts_at, alert.starts_at))
-                due_at = now if sent.status != alert.status else max(now, sent_at + self.throttle_s)
+                # min: a send that lies ahead (the clock was stepped back since) throttles from now.
+                due_at = now if sent.status != alert.status else max(now, min(sent_at, now) + self.throttle_s)
             self.outbox.upsert(alert.key, name, this.to_json(), due_at)
 
     def backoff(self, attempts: int) -> float:
         """Seconds until the next try after `attempts` failed ones (attempts >= 1)."""
         delay = min(self.retry_max_s, self.retry_base_s * 2 ** max(0, attempts - 1))
-        return delay * (1 + 0.1 * self._rng.random())
+        return delay * (1 + RETRY_JITTER * self._rng.random())
 
     def deliver_due(self) -> DeliveryReport:
         """Send every due row; each sink independently and in parallel. Never raises for a
@@ -219,7 +233,8 @@ class Dispatcher:
         now = self.clock()
         report = DeliveryReport()
         work: dict[str, list[tuple[OutboxItem, Alert, Alert | None]]] = {}
-        for item in self.outbox.due(now):
+        for item in self.outbox.due(now, retry_within_s=self.retry_max_s * (1 + RETRY_JITTER),
+                                    throttle_within_s=self.throttle_s):
             if item.sink not in self.sinks:
                 continue  # a sink no longer configured: its rows wait until it is configured again
             last = self.outbox.last_sent(item.key, item.sink)

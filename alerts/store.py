@@ -12,6 +12,7 @@ are published. Every transition is written to the audit log with who, when and w
 from __future__ import annotations
 
 import fcntl
+import math
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, delete, event, func, inspect, select, text, update
+from sqlalchemy import and_, create_engine, delete, event, func, inspect, or_, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
@@ -558,10 +559,17 @@ class SqlOutbox:
                 row.due_at = min(row.due_at, due_at)
             row.pending = True
 
-    def due(self, now: float) -> list[OutboxItem]:
+    def due(self, now: float, retry_within_s: float = math.inf,
+            throttle_within_s: float = math.inf) -> list[OutboxItem]:
+        due = [DeliveryRow.due_at <= now]
+        # Times further ahead than their interval allows: stored before the wall clock stepped back.
+        if math.isfinite(retry_within_s):
+            due.append(and_(DeliveryRow.attempts > 0, DeliveryRow.due_at > now + retry_within_s))
+        if math.isfinite(throttle_within_s):
+            due.append(and_(DeliveryRow.attempts == 0, DeliveryRow.due_at > now + throttle_within_s))
         with self.sessions() as session:
             rows = session.scalars(
-                select(DeliveryRow).where(DeliveryRow.pending.is_(True), DeliveryRow.due_at <= now)
+                select(DeliveryRow).where(DeliveryRow.pending.is_(True), or_(*due))
                 .order_by(DeliveryRow.due_at, DeliveryRow.id)
             )
             return [OutboxItem(r.alert_key, r.sink, r.alert, r.due_at, r.attempts, r.last_error) for r in rows]

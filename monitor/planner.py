@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import statistics
+import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from detectors import ImbalanceDetector, ImbalanceFinding, MarketShockDetector, ModelDriftDetector
 from monitor.potential import PotentialModel, learn_from_history, predict_potential
@@ -92,16 +93,19 @@ def imbalance_index(aggregates: Iterable[RepAggregate]) -> float:
 
 
 class Planner:
-    def __init__(self, settings: Settings, clock=lambda: datetime.now(timezone.utc)):
+    def __init__(self, settings: Settings, clock=lambda: datetime.now(timezone.utc),
+                 duration_clock: Callable[[], float] = time.monotonic):
         self.settings = settings
         self.detector = ImbalanceDetector(tolerance=settings.tolerance, hysteresis=settings.hysteresis)
         # Workload (activity minutes) against the same capacity-weighted fair share. Signalled,
         # not yet rebalanced on: the rebalancer balances potential only.
         self.workload_detector = ImbalanceDetector(tolerance=settings.tolerance, hysteresis=settings.hysteresis,
                                                    metric="workload")
-        self._clock = clock
+        self._clock = clock  # timestamps (emitted_at, created_at)
+        # The cooldown: a wall clock stepped by NTP would hold proposals or release them early.
+        self._duration_clock = duration_clock
         self._pending_signal_ids: list[str] = []
-        self._last_proposal_at: datetime | None = None
+        self._last_proposal_at: float | None = None  # by the duration clock
         self._gap_reps: set[str] = set()          # reps whose accounts are without an owner
         self._placed_orphans: set[str] = set()    # orphans the last placement proposal covered
         self._daily_sales: dict[str, dict[str, float]] = {}  # region -> ISO day -> order value
@@ -169,7 +173,7 @@ class Planner:
                 context=proposal_context(accounts, reps, request_accounts, through),
             )
             self._pending_signal_ids = []
-            self._last_proposal_at = self._clock()
+            self._last_proposal_at = self._duration_clock()
         elif self._pending_signal_ids and not self.detector.out_of_band:
             self._pending_signal_ids = []  # the imbalance went away on its own
         return evaluation
@@ -339,7 +343,7 @@ class Planner:
                 mode="place",
                 context=proposal_context(accounts, reps, request_accounts, through),
             )
-            self._last_proposal_at = self._clock()
+            self._last_proposal_at = self._duration_clock()
         self._placed_orphans = orphans
         return orphans
 
@@ -378,7 +382,7 @@ class Planner:
     def _cooled_down(self) -> bool:
         if self._last_proposal_at is None:
             return True
-        return (self._clock() - self._last_proposal_at).total_seconds() >= self.settings.rebalance_cooldown_s
+        return self._duration_clock() - self._last_proposal_at >= self.settings.rebalance_cooldown_s
 
     def _signal(self, finding: ImbalanceFinding, aggregate: RepAggregate, watermark: datetime) -> dict[str, Any]:
         tolerance = self.settings.tolerance

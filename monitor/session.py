@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, MutableMapping
@@ -51,17 +52,18 @@ class PlanningSession:
         reps: MutableMapping[str, Any],
         meta: MutableMapping[str, Any],
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        duration_clock: Callable[[], float] = time.monotonic,  # the planner's cooldown
         expected_sources: Iterable[str] = (),
     ):
         self.settings = settings
         self.accounts, self.reps, self.meta = accounts, reps, meta
-        self._clock = clock
+        self._clock, self._duration_clock = clock, duration_clock
         self._expected_sources = tuple(expected_sources)
         self._written: dict[str, str] = {}  # checkpoint record -> JSON last written
         self._start_clean()
 
     def _start_clean(self) -> None:
-        self.planner = Planner(self.settings, clock=self._clock)
+        self.planner = Planner(self.settings, clock=self._clock, duration_clock=self._duration_clock)
         self.watermark = Watermark().expect(self._expected_sources)
         self.judged_at: datetime | None = None
 

@@ -105,7 +105,8 @@ def run_backtest(messages: Iterable[tuple[str, str, Any]], settings: Settings,
     )
     # Event time is the clock (cooldowns are measured in it), and the file is in order: after
     # each event every stream is read up to now.
-    session = PlanningSession(settings, accounts={}, reps={}, meta={}, clock=lambda: now[0])
+    session = PlanningSession(settings, accounts={}, reps={}, meta={}, clock=lambda: now[0],
+                              duration_clock=lambda: now[0].timestamp())
 
     def judge() -> None:
         evaluation = session.judge()

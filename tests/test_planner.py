@@ -35,7 +35,7 @@ def company(a_sales: float) -> tuple[list[AccountState], list[RepState]]:
 def planner(clock: FakeClock, **changes) -> Planner:
     settings = Settings(tolerance=0.10, hysteresis=0.8, warmup_days=30, rebalance_cooldown_s=60,
                         potential="trailing", **changes)  # decision logic on exact, hand-made potentials
-    return Planner(settings, clock=clock)
+    return Planner(settings, clock=clock, duration_clock=lambda: clock.now.timestamp())  # the cooldown too
 
 
 def test_nothing_is_judged_during_warm_up():

@@ -1,0 +1,139 @@
+"""A wall clock stepped by NTP (back or forward) must not stop the service: the planner's
+rebalance cooldown is measured with a duration clock (monotonic live, event time in a
+backtest), and the alert outbox never holds an alert longer than its retry or throttle
+interval, whatever the wall clock did."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from alerts.alert import alert_from_signal
+from alerts.dispatch import Dispatcher, MemoryOutbox
+from alerts.store import Store
+from monitor.planner import Planner
+from monitor.session import PlanningSession
+from territory.settings import Settings
+from tests.test_planner import START, FakeClock, company
+from tests.test_sinks import Clock, Recorder, imbalance, shock
+
+DAY = 86_400.0
+WATERMARK = START + timedelta(days=91)
+
+
+class Stopwatch:
+    """A duration clock the test moves by hand (seconds)."""
+
+    def __init__(self) -> None:
+        self.elapsed = 0.0
+
+    def __call__(self) -> float:
+        return self.elapsed
+
+
+def settings(cooldown_s: float) -> Settings:
+    return Settings(tolerance=0.10, hysteresis=0.8, warmup_days=30, rebalance_cooldown_s=cooldown_s,
+                    potential="trailing")
+
+
+def propose_then_clear(planner: Planner) -> None:
+    assert planner.evaluate(*company(a_sales=300.0), watermark=WATERMARK, first_event_at=START).rebalance
+    planner.evaluate(*company(a_sales=125.0), watermark=WATERMARK, first_event_at=START)  # back in band
+
+
+# --- the planner's cooldown ----------------------------------------------------------------
+
+def test_a_wall_clock_stepped_back_does_not_hold_proposals_of_the_live_planner():
+    wall = FakeClock()
+    planner = Planner(settings(cooldown_s=0), clock=wall)  # the live worker's default duration clock
+    propose_then_clear(planner)
+    wall.now -= timedelta(days=1)  # NTP steps the wall clock back
+    again = planner.evaluate(*company(a_sales=300.0), watermark=WATERMARK, first_event_at=START)
+    assert again.rebalance is not None and not planner.rebalance_pending
+
+
+@pytest.mark.parametrize("step", [timedelta(days=-1), timedelta(days=1)])
+def test_the_cooldown_is_measured_by_the_duration_clock_whatever_the_wall_clock_does(step):
+    wall, stopwatch = FakeClock(), Stopwatch()
+    planner = Planner(settings(cooldown_s=60), clock=wall, duration_clock=stopwatch)
+    propose_then_clear(planner)
+    wall.now += step
+    stopwatch.elapsed += 10
+    held = planner.evaluate(*company(a_sales=300.0), watermark=WATERMARK, first_event_at=START)
+    assert held.rebalance is None and planner.rebalance_pending  # a day forward does not end it early
+    stopwatch.elapsed += 50
+    released = planner.evaluate(*company(a_sales=300.0), watermark=WATERMARK, first_event_at=START)
+    assert released.rebalance is not None  # a day back does not prolong it
+
+
+def test_the_planning_session_hands_its_duration_clock_to_the_planner():
+    wall, stopwatch = FakeClock(), Stopwatch()
+    session = PlanningSession(settings(cooldown_s=60), accounts={}, reps={}, meta={}, clock=wall,
+                              duration_clock=stopwatch)
+    propose_then_clear(session.planner)
+    wall.now -= timedelta(days=1)
+    stopwatch.elapsed += 60
+    assert session.planner.evaluate(*company(a_sales=300.0), watermark=WATERMARK,
+                                    first_event_at=START).rebalance is not None
+
+
+# --- the alert outbox ----------------------------------------------------------------------
+
+@pytest.fixture(params=["memory", "sql"])
+def outbox(request, tmp_path):
+    if request.param == "memory":
+        return MemoryOutbox()
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    store.migrate()
+    return store.outbox()
+
+
+def test_a_retry_is_not_held_longer_than_the_longest_backoff_when_the_clock_steps_back(outbox):
+    clock, sink = Clock(), Recorder("hook")
+    dispatch = Dispatcher([sink], outbox, throttle_s=300, retry_max_s=60, clock=clock)
+    sink.down = True
+    dispatch.submit(alert_from_signal(shock()))
+    assert dispatch.deliver_due().failed == 1
+    sink.down = False
+    clock.now -= DAY  # the retry time stored before lies a day ahead now
+    assert dispatch.deliver_due().sent == 1 and len(sink.got) == 1
+
+
+def test_a_retry_within_its_backoff_still_waits(outbox):
+    clock, sink = Clock(), Recorder("hook")
+    dispatch = Dispatcher([sink], outbox, throttle_s=300, retry_max_s=60, clock=clock)
+    sink.down = True
+    dispatch.submit(alert_from_signal(shock()))
+    dispatch.deliver_due()
+    for _ in range(8):  # backoff grows to retry_max_s (plus jitter): always legitimately in the future
+        (item,) = outbox.due(clock.now + 100)
+        clock.now = item.due_at - 0.01
+        assert dispatch.deliver_due().failed == 0
+        clock.now = item.due_at
+        assert dispatch.deliver_due().failed == 1
+
+
+def test_a_throttled_update_is_not_held_longer_than_the_throttle_when_the_clock_steps_back(outbox):
+    clock, sink = Clock(), Recorder("hook")
+    dispatch = Dispatcher([sink], outbox, throttle_s=300, retry_max_s=60, clock=clock)
+    dispatch.submit(alert_from_signal(imbalance(share=0.10)))
+    assert dispatch.deliver_due().sent == 1
+    clock.now += 10
+    dispatch.submit(alert_from_signal(imbalance(share=0.09, n=1)))  # throttled until T0 + 300
+    assert dispatch.deliver_due().sent == 0
+    clock.now -= DAY
+    assert dispatch.deliver_due().sent == 1
+    assert [a.body["evidence"]["share"] for a in sink.got] == [0.10, 0.09]
+
+
+def test_after_a_step_back_the_throttle_counts_from_now(outbox):
+    clock, sink = Clock(), Recorder("hook")
+    dispatch = Dispatcher([sink], outbox, throttle_s=300, retry_max_s=60, clock=clock)
+    dispatch.submit(alert_from_signal(imbalance(share=0.10)))
+    dispatch.deliver_due()
+    clock.now -= DAY  # the last send now lies a day ahead
+    dispatch.submit(alert_from_signal(imbalance(share=0.09, n=1)))
+    assert dispatch.deliver_due().sent == 0  # still throttled...
+    clock.now += 300
+    assert dispatch.deliver_due().sent == 1  # ...for one throttle interval, not a day and one
