@@ -51,7 +51,7 @@ _WHITESPACE = re.compile(r"\s")
 
 
 def _is_email(raw: str) -> bool:
-    """local@domain with a dot inside the domain, no whitespace, one @. Checked by hand, in
+    r"""local@domain with a dot inside the domain, no whitespace, one @. Checked by hand, in
     linear time: the regex r"^[^@\s]+@[^@\s]+\.[^@\s]+$" tried every dot of a long
     domain as the separating one (quadratic) and accepted a trailing newline."""
     local, at, domain = raw.partition("@")

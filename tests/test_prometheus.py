@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from territory import topics
-from territory.broker import _stop_with_parent, free_port
+from territory.broker import die_with_parent, free_port
 from tests.kafka_io import produce, wait_for
 from tests.services import INSTALL_HINT, _stop, wait_http
 from tests.test_end_to_end import REPS, envelope, scenario
@@ -137,7 +137,7 @@ def test_real_prometheus_scrapes_the_worker_and_evaluates_the_rules(broker, star
         process = subprocess.Popen(
             [prometheus, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
              f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-            stdout=output, stderr=subprocess.STDOUT, cwd=workdir, preexec_fn=_stop_with_parent,
+            stdout=output, stderr=subprocess.STDOUT, cwd=workdir, preexec_fn=die_with_parent,
         )
     base = f"http://127.0.0.1:{port}"
     try:
