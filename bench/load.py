@@ -299,7 +299,7 @@ def run_pipeline(workdir: Path, broker: EmbeddedBroker, n_workers: int, expected
         t_first = t_all_active = t_intake_done = t_done = None
         t_last_planner = 0.0
         snapshots = None
-        count_at_active = planner_at_active = 0.0
+        count_at_active = 0.0
         while time.monotonic() - started < timeout_s:
             now = time.monotonic()
             intake = [w.metric(INTAKE_METRIC) for w in workers]
@@ -310,7 +310,7 @@ def run_pipeline(workdir: Path, broker: EmbeddedBroker, n_workers: int, expected
                 t_first = now
             if t_all_active is None and len(samples) >= 2 and all(
                     cur > 0 and cur > prev for cur, prev in zip(intake, samples[-2][1])):
-                t_all_active, count_at_active, planner_at_active = now, total, planner
+                t_all_active, count_at_active = now, total
             if t_intake_done is None and total >= expected:
                 t_intake_done = now
             if len(samples) >= 2 and planner > samples[-2][2]:

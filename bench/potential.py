@@ -302,7 +302,6 @@ def markdown(result: dict[str, Any]) -> str:
     scale = result["scale"]
     ablation_rows = "\n".join(f"| {a['variant']} | {' | '.join(f'{x:.3f}' for x in a['ratios'])} | "
                                f"{a['mean_ratio']:.3f} |" for a in result["ablation"])
-    oracle = result["oracle"]
     young_rows = "\n".join(f"| {y['history_months']} | {y['mae_model']:,.0f} | {y['mae_segment_prior']:,.0f} |"
                            for y in result["young_accounts"])
     verdict = (f"The target is **met** on average ({s['mean_ratio']:.3f}), on {s['runs_meeting_target']} of "

@@ -330,8 +330,9 @@ class MarketShockDetector:
     def _fresh_detectors(self) -> tuple[drift.PageHinkley, drift.PageHinkley]:
         # alpha=1: a plain CUSUM, no forgetting; min_instances=1 because the warm-up
         # (and after a finding the re-arm) has learnt the baseline already.
-        make = lambda mode: drift.PageHinkley(min_instances=1, delta=self.delta, threshold=self.threshold,
-                                              alpha=1.0, mode=mode)
+        def make(mode: str) -> drift.PageHinkley:
+            return drift.PageHinkley(min_instances=1, delta=self.delta, threshold=self.threshold, alpha=1.0, mode=mode)
+
         return make("down"), make("up")
 
     @property

@@ -737,7 +737,6 @@ class PotentialModel:
             new = np.where(prior > 0, prior, model)
         weight = np.clip(frame["history_months"].to_numpy() / self.prior_months, 0.0, 1.0)
         return weight * model + (1.0 - weight) * new
-        return estimate
 
     # -- persistence ---------------------------------------------------------------------------
 

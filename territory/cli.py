@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import threading
 from pathlib import Path
@@ -170,9 +169,9 @@ def backtest(
     summary = result.summary()
     typer.echo(f"{summary['events']:,} events ({summary['event_time']['first'][:10]} .. "
                f"{summary['event_time']['last'][:10]}): {summary['outcomes']}")
-    for signal in result.signals:
-        typer.echo(f"  signal [{signal['detected_at'][:10]}] {signal['kind']} {signal['subject']['id']} "
-                   f"{signal['state']}")
+    for found in result.signals:
+        typer.echo(f"  signal [{found['detected_at'][:10]}] {found['kind']} {found['subject']['id']} "
+                   f"{found['state']}")
     typer.echo(f"{summary['proposals']} proposals, {summary['moves_proposed']} moves; written to "
                + ", ".join(str(path) for path in paths.values()))
 
