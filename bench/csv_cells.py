@@ -1,4 +1,4 @@
-"""Cell parsing is linear in the cell's length (issue 13): the time to refuse a long
+"""Cell parsing is linear in the cell's length: the time to refuse a long
 number-like or e-mail-like cell grows ~10x from 10 KB to 100 KB, not ~100x.
 
     .venv/bin/python bench/csv_cells.py

@@ -1,4 +1,4 @@
-"""Load benchmark (issue 8, part 5): the whole pipeline on the embedded broker.
+"""Load benchmark: the whole pipeline on the embedded broker.
 
     .venv/bin/python bench/load.py [--events N] [--quick] [--skip throughput,latency,memory]
 

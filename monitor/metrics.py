@@ -46,7 +46,7 @@ class Metrics:
     planner_updates: Counter
     planner_errors: Counter
     model_error: Gauge
-    # Issue 7: operations metrics (lag, latency, detector state, store, deliveries, build, readiness).
+    # Operations metrics (lag, latency, detector state, store, deliveries, build, readiness).
     intake_lag: Gauge = field(default=None)  # type: ignore[assignment]
     intake_processing_seconds: Histogram = field(default=None)  # type: ignore[assignment]
     out_of_band: Gauge = field(default=None)  # type: ignore[assignment]
@@ -56,7 +56,7 @@ class Metrics:
     outbox_pending: Gauge = field(default=None)  # type: ignore[assignment]
     build_info: Gauge = field(default=None)  # type: ignore[assignment]
     worker_ready: Gauge = field(default=None)  # type: ignore[assignment]
-    # Issue 8: store outages and scale-out.
+    # Store outages and scale-out.
     store_errors: Counter = field(default=None)  # type: ignore[assignment]
     assigned_partitions: Gauge = field(default=None)  # type: ignore[assignment]
     leader: Gauge = field(default=None)  # type: ignore[assignment]

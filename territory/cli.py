@@ -26,7 +26,7 @@ app.command("export-assignments")(export_assignments_command)
 
 
 def _register_proposals(cli: typer.Typer) -> None:
-    """Decisions (issue 6, part 4): `territory proposals list|show|approve|reject|apply`."""
+    """Decisions: `territory proposals list|show|approve|reject|apply`."""
     from territory.proposals_cli import app as proposals_app
 
     cli.add_typer(proposals_app, name="proposals")

@@ -101,7 +101,7 @@ class Settings:
     rebalance_cooldown_s: float = 30.0
     log_level: str = "INFO"
 
-    # --- alerts (issue 6): where alerts go, comma list of kafka, log, alertmanager, webhook, smtp.
+    # --- alerts: where alerts go, comma list of kafka, log, alertmanager, webhook, smtp.
     alert_sinks: str = "kafka,log"
     # Prometheus Alertmanager base URL (its v2 API), e.g. "http://127.0.0.1:9093".
     alertmanager_url: str = ""

@@ -52,7 +52,7 @@ def create_app(settings: Settings, metrics: Metrics, store: Store) -> faust.App:
 
 
 def register_decisions(app: faust.App, settings: Settings, store: Store, metrics: Metrics | None = None) -> None:
-    """Decisions (issue 6, part 4): the review page and HTTP API on 127.0.0.1:web_port,
+    """Decisions: the review page and HTTP API on 127.0.0.1:web_port,
     and the retry that publishes approved proposals (alerts/web.py)."""
     from alerts.web import register_review
 

@@ -1,4 +1,4 @@
-"""Issue 13, item 10: text from the data (rep ids, proposal ids) is drawn literally.
+"""Text from the data (rep ids, proposal ids) is drawn literally.
 
 Matplotlib reads text between two ``$`` as mathtext; a rep id like ``$x^$`` then raised
 while drawing and took the review page and the weekly review down with it. And should a

@@ -1,4 +1,4 @@
-"""Issue 13, low item: over-long cells are refused with the line and column, and cell
+"""Over-long cells are refused with the line and column, and cell
 parsing is linear (no regex with two quantifiers that can split the same text: see
 bench/csv_cells.py for the 10 KB vs 100 KB measurement)."""
 

@@ -1,4 +1,4 @@
-"""Issue 13, low item: a cell a spreadsheet would run as a formula is neutralised in every
+"""A cell a spreadsheet would run as a formula is neutralised in every
 export format (a leading ' makes Excel, LibreOffice and Sheets show it as text)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Crash safety (issue 8, part 1): SIGKILL the worker five times at random moments during a
+"""Crash safety: SIGKILL the worker five times at random moments during a
 stream of more than 100k events, restart it each time, and end in the state of a clean run
 with no signal, proposal or alert lost or sent twice.
 

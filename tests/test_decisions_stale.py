@@ -1,4 +1,4 @@
-"""Issue 13 item 7: stale approvals. An approval checks each move against the owners the
+"""Stale approvals. An approval checks each move against the owners the
 store knows now (mirrored from the worker's state snapshots) and refuses stale moves unless
 told to approve only the still-valid ones; an approved move then wins over CRM owner changes
 dated before the approval and loses to those dated after it. On SQLite and PostgreSQL."""

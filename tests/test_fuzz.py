@@ -1,4 +1,4 @@
-"""Bad input at volume (issue 8): malformed messages of every kind are dead-lettered with a
+"""Bad input at volume: malformed messages of every kind are dead-lettered with a
 reason naming the field, never crash the worker, and never stop good events.
 
 * Property tests of the pure logic (no broker): `parse_event` raises only ContractError,

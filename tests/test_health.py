@@ -1,4 +1,4 @@
-"""Issue 7, items 1 and 5 on a real worker: /livez, /readyz, and the operations metrics
+"""On a real worker: /livez, /readyz, and the operations metrics
 on /metrics; then the broker goes away and /readyz says so."""
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def test_agent_problems_name_crashed_ended_and_missing_actors(caplog):
     with caplog.at_level(logging.WARNING, logger="territory.review"):
         problems = agent_problems(app)
     assert set(problems) == {"agent:crashed", "agent:ended", "agent:none"}
-    # /readyz is open to anyone: the category there, the crash reason in the log (issue 13).
+    # /readyz is open to anyone: the category there, the crash reason in the log.
     assert problems["agent:crashed"] == "crashed"
     assert any("boom" in record.getMessage() for record in caplog.records)
 

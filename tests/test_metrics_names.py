@@ -1,4 +1,4 @@
-"""Issue 7: the worker's metric names, types and labels (what deploy/prometheus and
+"""The worker's metric names, types and labels (what deploy/prometheus and
 deploy/grafana query), and the dispatcher's delivery counts."""
 
 from __future__ import annotations

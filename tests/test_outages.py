@@ -1,4 +1,4 @@
-"""Broker and store outages (issue 8, part 3).
+"""Broker and store outages.
 
 The broker is paused for 30 s (SIGSTOP, SIGCONT: the embedded broker keeps its data in
 memory, so it cannot be restarted) and the worker resumes without help. The database

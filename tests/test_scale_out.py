@@ -1,4 +1,4 @@
-"""Scale-out (issue 8, part 2): two workers in one consumer group split the input partitions;
+"""Scale-out: two workers in one consumer group split the input partitions;
 when one leaves the other takes over its partitions and their state; when it returns they
 split again; nothing is lost. The planner (rebalancer) and the leader-only jobs (alert
 delivery, the weekly review) run on one worker at a time.

@@ -1,4 +1,4 @@
-"""Issue 8, part 6: the HTTP API refuses writes without the token and rate-limits failed
+"""The HTTP API refuses writes without the token and rate-limits failed
 attempts; no secret reaches the worker's log; inputs reach SQL as bound parameters only.
 (Webhook signatures: tests/test_sinks.py, test_webhook_body_is_signed_and_a_wrong_secret_is_detected.)"""
 

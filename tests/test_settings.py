@@ -1,4 +1,4 @@
-"""Issue 13, item 11: settings are checked at start, with one line naming the variable.
+"""Settings are checked at start, with one line naming the variable.
 
 An empty TERRITORY_API_TOKEN means "writes refused", not the public demo token; the demo
 secrets are refused on a bind address other machines reach and warned about on loopback;

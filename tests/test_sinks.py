@@ -1,4 +1,4 @@
-"""Alert sinks and their dispatcher (issue 6): one incident is one alert, updated not
+"""Alert sinks and their dispatcher: one incident is one alert, updated not
 repeated; a failing sink is retried with backoff, never blocks the others and never
 loses the alert. Real receivers: Alertmanager (Debian's package), an HTTP webhook
 receiver checking the HMAC signature, an aiosmtpd SMTP server."""

@@ -1,4 +1,4 @@
-"""Issue 13, item 9: an HTTP sink that answers with a redirect has not received the alert.
+"""An HTTP sink that answers with a redirect has not received the alert.
 
 urllib would follow a 301/302 as a body-less GET (counted as delivered) and send the
 Basic-auth credentials to the new location. Real local servers on 127.0.0.1: one answers

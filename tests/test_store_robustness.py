@@ -1,4 +1,4 @@
-"""Issue 13 (valid input must never stop the service), the store's share, on SQLite and on
+"""The store's share, on SQLite and on
 a real PostgreSQL server: long ids fit, racing decisions, erasure everywhere, retention,
 pagination, locked databases."""
 

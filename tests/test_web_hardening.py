@@ -1,4 +1,4 @@
-"""Issue 13, low items of the review server: the login's `next` stays on this site, other
+"""The review server: the login's `next` stays on this site, other
 Host headers are refused (DNS rebinding), the session cookie expires and can be dropped,
 and /readyz names a category, not the driver's message."""
 
