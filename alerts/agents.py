@@ -22,9 +22,9 @@ from alerts.dispatch import Dispatcher
 from alerts.messages import alert_from_proposal as alert_message
 from alerts.sinks import sinks_from_settings
 from alerts.store import Store, fold_state
-from monitor.metrics import Metrics
-from territory import topics
-from territory.settings import Settings
+from core.metrics import Metrics
+from core import topics
+from core.settings import Settings
 
 log = logging.getLogger("territory.alerts")
 T = TypeVar("T")
@@ -200,7 +200,7 @@ def _brief(error: Exception) -> str:
 
 def proposal_counts(store: Store) -> dict[str, int]:
     """Stored proposals per lifecycle state (territory_store_proposals)."""
-    from monitor.metrics import PROPOSAL_STATES
+    from core.metrics import PROPOSAL_STATES
 
     counted = store.proposal_counts()  # one grouped COUNT: this runs every few seconds
     return {state: counted.get(state, 0) for state in PROPOSAL_STATES}

@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping, Protocol
 
 from alerts.store import DecisionError, KnownOwner, MoveRow, ProposalRow, Store
-from territory import topics
+from core import topics
 
 __all__ = [
     "DecisionError",
@@ -60,8 +60,8 @@ log = logging.getLogger("territory.decisions")
 APPROVAL_SOURCE = "territory-approval"
 #: Publishing one approval gives up after this long; the proposal then stays ``approved``.
 PUBLISH_TIMEOUT_S = 30.0
-_MAX_EVENT_ID = 200  # monitor.contract.MAX_ID_LENGTH
-_MAX_TEXT = 2000     # monitor.contract.MAX_TEXT_LENGTH
+_MAX_EVENT_ID = 200  # core.contract.MAX_ID_LENGTH
+_MAX_TEXT = 2000     # core.contract.MAX_TEXT_LENGTH
 
 
 class Publisher(Protocol):
@@ -349,7 +349,7 @@ class KafkaPublisher:
     def __init__(self, bootstrap_servers: str, **client_options: Any):
         from aiokafka import AIOKafkaProducer
 
-        # client_options: TLS / SASL (territory.kafka_auth.client_options)
+        # client_options: TLS / SASL (core.kafka_auth.client_options)
         self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", **client_options)
 
     async def __aenter__(self) -> "KafkaPublisher":

@@ -14,8 +14,8 @@ moves table, and the sales intelligence of every territory the moves touch
   content, for the review web page; ``actions_html`` is where its approve/reject buttons go.
 - :func:`iso_week` -- "2026-W48", the week a report is named by.
 
-``python -m alerts.report --sample OUT.html`` writes a sample report built from a
-simulated company by the real planner and rebalancer.
+``python -m territory.sample_report --sample OUT.html`` writes a sample report built from
+a simulated company by the real planner and rebalancer.
 
 Templates live in ``alerts/templates`` (Jinja2, autoescaped: account ids and reasons
 come from the CRM and are never trusted as HTML).
@@ -23,14 +23,13 @@ come from the CRM and are never trusted as HTML).
 
 from __future__ import annotations
 
-import argparse
 import base64
 import logging
 import math
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +45,6 @@ __all__ = [
     "build_weekly_report",
     "iso_week",
     "render_proposal_html",
-    "sample_proposal",
 ]
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -456,75 +454,3 @@ def _text(week: str, stamp: str, views: Sequence[Mapping[str, Any]], overview: M
     if review_url and "{proposal_id}" not in review_url:
         lines += ["", f"Review and decide: {review_url}"]
     return "\n".join(lines) + "\n"
-
-
-# --------------------------------------------------------------------------- sample
-
-
-def sample_proposal(*, seed: int = 7, n_reps: int = 8, n_accounts: int = 400, months: int = 20,
-                    potential: str = "model", time_limit_s: float = 5.0) -> dict[str, Any]:
-    """A real proposal for a simulated company: simulator events folded into account
-    state, judged by the planner (`potential`: "model", the learned potential as in
-    production, or "trailing" sales), solved by the rebalancer, with its
-    moves-vs-imbalance curve. For the sample report and the tests.
-
-    A market shock in one region after `months` - 8 months unbalances the territories;
-    raises RuntimeError if the planner asks for no rebalance (try another seed).
-    """
-    from monitor.contract import validate_envelope
-    from monitor.planner import Planner
-    from monitor.state import AccountState, RepState, apply_account_event
-    from rebalancer import minimal_moves, trade_off_curve
-    from simulator import default_shock, generate_company, generate_events
-    from territory.settings import Settings
-
-    company = generate_company(seed=seed, n_reps=n_reps, n_accounts=n_accounts)
-    shock = default_shock(company, after_months=max(1, months - 8))
-    states: dict[str, AccountState] = {}
-    reps: dict[str, RepState] = {}
-    last = company.start
-    for topic, key, envelope in generate_events(company, months=months, shock=shock):
-        event = validate_envelope(envelope, topic=topic, key=key)
-        if event.type == "rep.upserted":
-            data = event.data
-            reps[data["rep_id"]] = RepState(data["rep_id"], data["home_lat"], data["home_lon"], data["capacity_fte"],
-                                            data["active"], data["max_travel_km"])
-        else:
-            states[event.subject_id] = apply_account_event(states.get(event.subject_id), event)
-        last = max(last, event.occurred_at)
-    clock = lambda: last + timedelta(hours=1)  # noqa: E731 - the proposal is stamped in event time
-    planner = Planner(Settings(potential=potential, warmup_days=180), clock=clock)
-    evaluation = planner.evaluate(list(states.values()), list(reps.values()), watermark=last,
-                                  first_event_at=company.start)
-    request = evaluation.rebalance
-    if request is None:
-        raise RuntimeError(f"seed {seed}: the planner found nothing to rebalance (imbalance "
-                           f"{evaluation.imbalance:.1%}); try another seed")
-    common = dict(tolerance=request.tolerance, time_limit_s=time_limit_s, num_workers=1)
-    result = minimal_moves(request.accounts, request.reps, **common)
-    proposal = planner.proposal(request, result, last)
-    proposal["curve"] = [{"moves": point.moves, "imbalance": round(point.imbalance, 5)}
-                         for point in trade_off_curve(request.accounts, request.reps, **common)]
-    return proposal
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m alerts.report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sample", type=Path, required=True, metavar="OUT.html",
-                        help="write a sample weekly report of a simulated company to this file")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--reps", type=int, default=8)
-    parser.add_argument("--accounts", type=int, default=400)
-    parser.add_argument("--review-url", default=None, help="review page link, may contain {proposal_id}")
-    args = parser.parse_args(argv)
-    proposal = sample_proposal(seed=args.seed, n_reps=args.reps, n_accounts=args.accounts)
-    now = datetime.now(timezone.utc)
-    report = build_weekly_report([proposal], week=iso_week(now), generated_at=now, review_url=args.review_url)
-    args.sample.parent.mkdir(parents=True, exist_ok=True)
-    args.sample.write_text(report.html, encoding="utf-8")
-    print(f"{report.subject}: wrote {args.sample} ({len(report.html) / 1024:,.0f} KiB)")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

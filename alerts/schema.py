@@ -37,7 +37,7 @@ class SignalRow(Base):
     kind: Mapped[str] = mapped_column(String(32), index=True)
     state: Mapped[str] = mapped_column(String(16))
     severity: Mapped[str] = mapped_column(String(16))
-    # "type:id": a contract id is up to 200 characters (monitor.contract.MAX_ID_LENGTH).
+    # "type:id": a contract id is up to 200 characters (core.contract.MAX_ID_LENGTH).
     subject: Mapped[str] = mapped_column(String(256), index=True)
     detected_at: Mapped[str] = mapped_column(String(40))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -68,7 +68,7 @@ from alerts import decisions
 from alerts.decisions import DecisionError, Publisher
 from alerts.schema import PROPOSAL_STATES, AuditRow, MoveRow, ProposalRow
 from alerts.store import Store
-from territory.settings import Settings
+from core.settings import Settings
 
 __all__ = ["FailedAuthLimiter", "LOOPBACK", "ReviewServer", "register_review", "review_app"]
 

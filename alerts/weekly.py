@@ -18,7 +18,7 @@ from apscheduler.triggers.cron import CronTrigger
 from alerts.report import WeeklyReport, build_weekly_report, iso_week
 from alerts.sinks import SmtpSink
 from alerts.store import Store
-from territory.settings import Settings
+from core.settings import Settings
 
 log = logging.getLogger("territory.report")
 

@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
 
-from territory import topics  # noqa: E402
+from core import topics  # noqa: E402
 from territory.broker import EmbeddedBroker, die_with_parent, free_port  # noqa: E402
 from territory.kafka_compat import probe_end_offsets  # noqa: E402
 

@@ -2,7 +2,7 @@
 
 For each seed (with and without the default market shock) a simulated company of
 8 reps and 2000 accounts is replayed for 24 months: every event passes
-`monitor.contract.validate_envelope` and `monitor.state.apply_account_event` in event
+`core.contract.validate_envelope` and `monitor.state.apply_account_event` in event
 time order, and at each month's end the model learns from history
 (`learn_from_history`) and predicts every account (`predict_potential`). After the
 warm-up (months 13-24) the predictions are scored against
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import simulator  # noqa: E402
-from monitor.contract import validate_envelope  # noqa: E402
+from core.contract import validate_envelope  # noqa: E402
 from monitor.potential import PotentialModel, features_at, learn_from_history, predict_potential  # noqa: E402
 from monitor.state import AccountState, apply_account_event, trailing_sum  # noqa: E402
 from simulator.clock import add_months  # noqa: E402
@@ -326,7 +326,7 @@ Do not edit by hand; re-run the script (about 6 minutes; `--markdown-only` re-re
 ## What is measured
 
 A simulated company ({N_REPS} reps, {N_ACCOUNTS} accounts, {MONTHS} months; `simulator.generate_company`
-and `generate_events`) is replayed event by event through `monitor.contract.validate_envelope` and
+and `generate_events`) is replayed event by event through `core.contract.validate_envelope` and
 `monitor.state.apply_account_event`, in event-time order. At every month end the model learns
 (`learn_from_history`, label window {result['label_months']} months) and then predicts every
 account (`predict_potential`). For months {EVAL_MONTHS.start}-{EVAL_MONTHS.stop - 1} the predictions

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from load import INTAKE_METRIC, Worker, log, produce_raw, wait_for  # noqa: E402
 
-from territory import topics  # noqa: E402
+from core import topics  # noqa: E402
 from territory.broker import EmbeddedBroker  # noqa: E402
 
 RESTORED = re.compile(rb"^\[([\d\- :,]+)\] \[\d+\] \[INFO\] .*Restore complete!", re.M)

@@ -13,7 +13,7 @@ In: `territory import FILE --format ...` turns a CSV export into contract events
 * `hubspot-users` (User ID, First Name, Last Name, Email) -> `rep.upserted`;
 * `generic` with `--type account|rep|order|activity|opportunity` and `--map field=Column`.
 
-Every envelope passes `monitor.contract.validate_envelope` before it is produced;
+Every envelope passes `core.contract.validate_envelope` before it is produced;
 rows that do not are reported with line (header = line 1), column and reason. Event ids
 are deterministic, so importing the same export twice produces duplicates the worker
 skips, not new events. See `connectors.mapping` for event_id / occurred_at / key.

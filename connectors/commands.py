@@ -22,8 +22,8 @@ from connectors.csv_source import CsvFormatError
 from connectors.export import COLUMNS, Assignment, export_rows, parse_assignment, write_csv_file
 from connectors.importer import FORMAT_NAMES, SortedImport, load_owners, sorted_import
 from connectors.mapping import Converted, MappingError, parse_mappings
-from territory import topics
-from territory.settings import Settings
+from core import topics
+from core.settings import Settings
 
 FORMAT_HELP = "|".join(FORMAT_NAMES)
 
@@ -192,7 +192,7 @@ class TopicMissing(RuntimeError):
 
 def _connection() -> dict:
     """TLS / SASL options of the settings (`_bootstrap` has reported invalid settings already)."""
-    from territory.kafka_auth import client_options
+    from core.kafka_auth import client_options
 
     return client_options(Settings.from_env())
 

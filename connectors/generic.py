@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 from connectors.mapping import (EVENT_ID, OCCURRED_AT, FieldRule, Parser, Profile, as_boolean, as_fraction,
                                 as_integer, as_number, as_timestamp, lower_text, text)
-from territory import topics
+from core import topics
 
 SOURCE = "csv"
 

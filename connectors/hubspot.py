@@ -43,7 +43,7 @@ from connectors.generic import extra_fields
 from connectors.mapping import (owners_from_users, OCCURRED_AT, Context, FieldRule, OwnerDirectory, Profile, as_integer, as_number,
                                 as_timestamp, join_name, text)
 from connectors.values import show
-from territory import topics
+from core import topics
 
 SOURCE = "hubspot"
 _RECORD_ID = re.compile(r"^\d+$")

@@ -4,7 +4,7 @@ A `Profile` says which event a kind of export becomes (`account.upserted` on
 crm.accounts, ...), and for each contract field which header(s) hold it and how the
 cell is parsed. `bind` finds those headers in a file's header (case-insensitively;
 `--map field=Column` overrides win); `convert_row` parses the cells, builds the
-envelope and runs `monitor.contract.validate_envelope` on it, so nothing is produced
+envelope and runs `core.contract.validate_envelope` on it, so nothing is produced
 that the worker would dead-letter.
 
 Envelope fields:
@@ -41,7 +41,7 @@ from typing import Any
 
 from connectors.csv_source import Row, find_column
 from connectors.values import NumberStyle, boolean, fraction, integer, iso, number, show, timestamp
-from monitor.contract import MAX_ID_LENGTH, ContractError, validate_envelope
+from core.contract import MAX_ID_LENGTH, ContractError, validate_envelope
 
 OCCURRED_AT = "occurred_at"
 EVENT_ID = "event_id"

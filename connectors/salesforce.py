@@ -42,7 +42,7 @@ from connectors.generic import extra_fields
 from connectors.mapping import (owners_from_users, OCCURRED_AT, Context, FieldRule, OwnerDirectory, Parser, Profile, as_boolean, as_integer,
                                 as_number, as_timestamp, join_name, text)
 from connectors.values import show
-from territory import topics
+from core import topics
 
 SOURCE = "salesforce"
 ACCOUNT_PREFIX = "001"

@@ -11,10 +11,10 @@ import faust
 from faust.types import TP
 
 from monitor.intake import Intake, IntakeRules
-from monitor.metrics import Metrics
+from core.metrics import Metrics
 from monitor.session import PlanningSession
-from territory import topics
-from territory.settings import Settings
+from core import topics
+from core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, MutableMapping
 
-from monitor.contract import ContractError, Event, parse_event
+from core.contract import ContractError, Event, parse_event
 from monitor.state import AccountState, RepState, apply_account_event, apply_rep_event
-from territory import topics
+from core import topics
 
 if TYPE_CHECKING:
-    from territory.settings import Settings
+    from core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from monitor.regions import region_label
 from monitor.state import (AccountState, RepAggregate, RepState, month_index, month_key, territory_aggregates,
                            trailing_sum)
 from rebalancer import Account, Move, RebalanceResult, Rep
-from territory.settings import Settings
+from core.settings import Settings
 
 # The proposal carries the figures of every account when the company has at most this many
 # (the review's map then shows the whole company), else those of the reps the moves touch,

@@ -19,7 +19,7 @@ from monitor.planner import Evaluation, Planner, RebalanceRequest
 from monitor.state import AccountState, RepState
 from monitor.watermark import Watermark
 from rebalancer import minimal_moves, place_accounts, trade_off_curve
-from territory.settings import Settings
+from core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
-from monitor.contract import Event
+from core.contract import Event
 from monitor.regions import region_of
 
 # Month buckets older than this (relative to the account's newest bucket) are pruned.

@@ -19,8 +19,8 @@ from typing import Any, Callable, Iterable
 
 from monitor.intake import Intake, IntakeRules
 from monitor.session import PlanningSession
-from territory import topics
-from territory.settings import Settings
+from core import topics
+from core.settings import Settings
 
 _TOPIC_OF_TYPE = {event_type: topic for topic, types in topics.TYPES_BY_TOPIC.items() for event_type in types}
 

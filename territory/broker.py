@@ -20,7 +20,7 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from territory import topics
+from core import topics
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def topic_plan(partitions: int) -> dict[str, int]:
 async def create_topics(bootstrap_servers: str, plan: dict[str, int], timeout_s: float = 30.0, *,
                         replication_factor: int = 1, **client_options: Any) -> list[str]:
     """Create the topics in `plan` that do not exist yet; returns the ones created.
-    `client_options` are aiokafka's connection settings (`territory.kafka_auth.client_options`)."""
+    `client_options` are aiokafka's connection settings (`core.kafka_auth.client_options`)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_s * 1000),
                                 **client_options)
     await admin.start()
@@ -96,7 +96,7 @@ class EmbeddedBroker:
     partitions: int = 4
     log_path: Path | None = None
     # Where clients are told to connect, when something (a TLS terminator) stands in front of
-    # the broker; and how they connect there (`territory.kafka_auth.client_options`).
+    # the broker; and how they connect there (`core.kafka_auth.client_options`).
     advertised_port: int = 0
     client_options: dict[str, Any] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)

@@ -11,8 +11,8 @@ from typing import List, Optional
 
 import typer
 
-from territory.kafka_auth import client_options
-from territory.settings import Settings
+from core.kafka_auth import client_options
+from core.settings import Settings
 
 app = typer.Typer(help="Keep sales territories fair: intake, detectors, rebalancer, alerts.",
                   no_args_is_help=True, add_completion=False)
@@ -45,7 +45,7 @@ def _settings(*, serving: bool = False, **overrides: object) -> Settings:
         if serving:
             from alerts.sinks import sinks_from_settings
 
-            settings.check_demo_secrets(logging.getLogger("territory.settings"))
+            settings.check_demo_secrets(logging.getLogger("core.settings"))
             sinks_from_settings(settings)  # raises ValueError naming the missing TERRITORY_ variable
     except ValueError as error:  # SettingsError, or a sink's configuration error
         typer.echo(f"error: {error}", err=True)
@@ -188,7 +188,7 @@ def erase(
 
     from alerts.store import Store
     from simulator.produce import produce_events
-    from territory import topics
+    from core import topics
 
     settings = _settings()
     store = Store(settings.db_url)

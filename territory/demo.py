@@ -17,9 +17,9 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from alerts.messages import move_lines, summary_line
-from territory import topics
+from core import topics
 from territory.broker import EmbeddedBroker, die_with_parent, free_port
-from territory.settings import Settings
+from core.settings import Settings
 
 WATCHED = (topics.SIGNALS, topics.PROPOSALS, topics.ALERTS)
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 import typer
 
-from territory.settings import Settings
+from core.settings import Settings
 
 if TYPE_CHECKING:
     from alerts.decisions import Outcome
@@ -174,7 +174,7 @@ async def _with_publisher(bootstrap: str, action: Any) -> "Outcome":
     from aiokafka.errors import KafkaError
 
     from alerts.decisions import KafkaPublisher
-    from territory.kafka_auth import client_options
+    from core.kafka_auth import client_options
 
     publisher = KafkaPublisher(bootstrap, **client_options(_settings()))
     try:

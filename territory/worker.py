@@ -12,11 +12,11 @@ from alerts.store import Store
 from alerts.weekly import register_weekly_review
 from monitor.agents import register_intake, register_membership, register_planner
 from monitor.geocode import default_resolver
-from monitor.metrics import Metrics
+from core.metrics import Metrics
 from territory.broker import create_topics, topic_plan
-from territory.kafka_auth import client_options, faust_credentials, table_store_url
+from core.kafka_auth import client_options, faust_credentials, table_store_url
 from territory.kafka_compat import install_exact_end_offsets
-from territory.settings import Settings
+from core.settings import Settings
 
 log = logging.getLogger(__name__)
 

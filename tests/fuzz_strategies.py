@@ -5,7 +5,7 @@ as they would arrive, and the field the contract must blame (`None` where severa
 could be first, e.g. random bytes that happen to be a JSON object). Every message drawn
 breaks the contract in exactly the way its `field` says; nothing here is a valid event.
 
-The field specs are written from docs/EVENTS.md, not imported from monitor/contract.py,
+The field specs are written from docs/EVENTS.md, not imported from core/contract.py,
 so the tests check the code against the documented contract.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from territory import topics
+from core import topics
 
 ACCOUNT_KEY = "acct-fuzz-1"
 REP_KEY = "rep-fuzz-1"

@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from simulator import default_shock, generate_company, generate_events
-from territory import topics
-from territory.settings import Settings
+from core import topics
+from core.settings import Settings
 from tests.kafka_io import committed_offsets, end_offsets, produce, read_all, wait_for
 
 

@@ -18,7 +18,8 @@ import pytest
 from matplotlib import image as mpimg
 
 from alerts.charts import MapAccount, MapRep, moves_curve_png, share_chart_png, territory_map_png
-from alerts.report import build_weekly_report, render_proposal_html, sample_proposal
+from alerts.report import build_weekly_report, render_proposal_html
+from territory.sample_report import sample_proposal
 
 # Ids that mathtext cannot parse, HTML, right-to-left text and a very long id.
 HOSTILE_IDS = [

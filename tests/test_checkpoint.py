@@ -19,7 +19,7 @@ from monitor.potential import MAX_LEVELS, PotentialModel
 from monitor.session import PlanningSession, saved_planner_state
 from simulator import default_shock, generate_company, generate_events
 from territory.backtest import run_backtest
-from territory.settings import Settings
+from core.settings import Settings
 
 
 class WritesAFile:

@@ -14,7 +14,7 @@ from alerts.dispatch import Dispatcher, MemoryOutbox
 from alerts.store import Store
 from monitor.planner import Planner
 from monitor.session import PlanningSession
-from territory.settings import Settings
+from core.settings import Settings
 from tests.test_planner import START, FakeClock, company
 from tests.test_sinks import Clock, Recorder, imbalance, shock
 

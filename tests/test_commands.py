@@ -15,7 +15,7 @@ import time
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from territory import topics
+from core import topics
 from territory.broker import free_port
 
 pytestmark = pytest.mark.slow

@@ -26,8 +26,8 @@ from connectors.importer import load_owners, profile_for, read_export
 from connectors.mapping import Context, MappingError, bind, build
 from connectors.salesforce import to_18
 from connectors.values import NumberStyle, integer, number, timestamp
-from monitor.contract import ContractError, validate_envelope
-from territory import topics
+from core.contract import ContractError, validate_envelope
+from core import topics
 
 DATA = Path(__file__).parent / "data" / "crm"
 SF_ACCOUNTS = DATA / "salesforce_accounts.csv"
@@ -339,7 +339,7 @@ def test_generic_rep_activity_and_opportunity(tmp_path):
 
 
 def test_generic_fields_cover_the_contract():
-    from monitor.contract import _SCHEMAS
+    from core.contract import _SCHEMAS
 
     for record_type, (event_type, topic, id_field, key_field) in generic.TYPES.items():
         required, optional = _SCHEMAS[event_type]

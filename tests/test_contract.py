@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from monitor.contract import ContractError, parse_event
-from territory import topics
+from core.contract import ContractError, parse_event
+from core import topics
 
 
 def message(event_type: str = "order.placed", **data: object) -> dict:

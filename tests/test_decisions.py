@@ -16,12 +16,12 @@ from alerts import decisions
 from alerts.decisions import DecisionError, KafkaPublisher, approval_messages
 from alerts.store import Store
 from alerts.web import review_app
-from monitor.contract import validate_envelope
+from core.contract import validate_envelope
 from monitor.planner import Planner
 from monitor.state import AccountState, RepState
 from rebalancer import minimal_moves
-from territory import topics
-from territory.settings import Settings
+from core import topics
+from core.settings import Settings
 
 WRITE_TOKEN, READ_TOKEN = "write-secret-7f3a", "read-secret-19c2"
 REPS = {"A": (52.52, 13.40), "B": (53.55, 9.99), "C": (48.14, 11.58)}  # Berlin, Hamburg, Munich

@@ -15,9 +15,9 @@ from alerts import decisions
 from alerts.decisions import DecisionError, approval_messages
 from alerts.schema import Base
 from alerts.store import Store
-from monitor.contract import validate_envelope
+from core.contract import validate_envelope
 from monitor.state import apply_account_event
-from territory import topics
+from core import topics
 from tests.postgres import postgres_server
 
 PROPOSED_AT = "2025-05-01T00:00:00+00:00"

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import generate_latest
 
-from monitor.metrics import Metrics
+from core.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -289,7 +289,7 @@ def test_k8s_deployment_shape():
 def test_k8s_settings_are_real_settings():
     """Every TERRITORY_* key in the ConfigMap, Secret and compose file is a field of Settings."""
     yaml = _yaml()
-    from territory.settings import Settings
+    from core.settings import Settings
 
     known = {f"TERRITORY_{name.upper()}" for name in Settings.__dataclass_fields__}
     resources = {r["kind"]: r for r in _k8s_resources()}

@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from alerts.store import Store
-from territory import topics
+from core import topics
 from tests.kafka_io import produce, read_topic, wait_for
 
 pytestmark = pytest.mark.slow

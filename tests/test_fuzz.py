@@ -26,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from monitor.contract import ContractError, parse_event
+from core.contract import ContractError, parse_event
 from monitor.intake import DEADLETTER_MAX_RAW, Intake
 from tests.fuzz_strategies import (
     ACCOUNT_KEY, SCHEMAS, Malformed, broken_bytes, deep_nesting, encode, giant_messages, key_of, malformed_messages,
@@ -268,7 +268,7 @@ def run_fuzz(broker, start_worker, bad: list[Malformed], *, n_accounts: int, mon
     """Interleave `bad` with a simulated company's events, run the worker over them, check
     every outcome; returns the measurements."""
     from simulator import generate_company, generate_events
-    from territory import topics
+    from core import topics
     from tests.kafka_io import committed_offsets, end_offsets, read_all, wait_for
 
     company = generate_company(seed=23, n_reps=4, n_accounts=n_accounts)

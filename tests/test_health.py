@@ -14,9 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from alerts.store import Store
 from alerts.web import READINESS, agent_problems, review_app, store_problems
-from monitor.metrics import Metrics
-from territory import topics
-from territory.settings import Settings
+from core.metrics import Metrics
+from core import topics
+from core.settings import Settings
 from territory.broker import free_port
 from tests.kafka_io import produce, wait_for
 from tests.test_end_to_end import scenario
@@ -159,7 +159,7 @@ def test_review_and_metrics_servers_listen_on_the_bind_address(tmp_path):
 
 def test_out_of_band_counts_the_detectors_current_states():
     from monitor.planner import Planner
-    from territory.settings import Settings
+    from core.settings import Settings
 
     planner = Planner(Settings())
     fair = {"A": 0.25, "B": 0.25, "C": 0.25, "D": 0.25}

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from monitor.intake import Intake, IntakeRules
-from territory import topics
+from core import topics
 
 
 class Harness:

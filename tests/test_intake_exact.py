@@ -17,7 +17,7 @@ from datetime import timedelta
 import pytest
 
 from simulator import generate_company, generate_events
-from territory import topics
+from core import topics
 from tests.kafka_io import committed_offsets, end_offsets, produce, read_all, wait_for
 
 pytestmark = pytest.mark.slow

@@ -13,9 +13,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from monitor.contract import ContractError, parse_event
+from core.contract import ContractError, parse_event
 from monitor.intake import ROW_SHARE
-from territory import topics
+from core import topics
 from tests.test_intake import Harness, order, upsert
 
 NOW = datetime(2025, 6, 1, tzinfo=timezone.utc)

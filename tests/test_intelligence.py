@@ -13,7 +13,7 @@ from alerts.intelligence import abc_classes, lapsed_accounts, sleeping_giants, t
 from monitor.planner import Planner, account_context_row, proposal_context, select_context_accounts
 from monitor.state import AccountState, RepState
 from rebalancer import Account, minimal_moves
-from territory.settings import Settings
+from core.settings import Settings
 
 
 def row(account_id: str, rep_id: str | None = "R1", *, potential: float = 0.0, sales: float = 0.0,

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from territory import topics
+from core import topics
 from territory.broker import EmbeddedBroker, die_with_parent, free_port
-from territory.kafka_auth import client_options, faust_credentials
-from territory.settings import Settings
+from core.kafka_auth import client_options, faust_credentials
+from core.settings import Settings
 from tests.kafka_io import wait_for
 
 

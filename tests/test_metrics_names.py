@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from alerts.alert import Alert
 from alerts.dispatch import Dispatcher, MemoryOutbox
 from alerts.sinks import SinkError
-from monitor.metrics import Metrics, package_version
+from core.metrics import Metrics, package_version
 
 # name (as exposed, without _total/_bucket suffixes) -> (type, label names)
 EXPECTED = {

@@ -9,7 +9,7 @@ import pytest
 
 from monitor.planner import Planner
 from monitor.state import AccountState, RepState
-from territory.settings import Settings
+from core.settings import Settings
 
 START = datetime(2025, 1, 1, tzinfo=timezone.utc)
 

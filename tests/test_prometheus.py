@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from territory import topics
+from core import topics
 from territory.broker import die_with_parent, free_port
 from tests.kafka_io import produce, wait_for
 from tests.services import INSTALL_HINT, _stop, wait_http

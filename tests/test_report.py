@@ -1,5 +1,5 @@
 """The weekly review report, built from a real proposal: a simulated company judged by the
-planner and solved by the real rebalancer (alerts.report.sample_proposal)."""
+planner and solved by the real rebalancer (territory.sample_report.sample_proposal)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from alerts.report import WeeklyReport, build_weekly_report, iso_week, main, render_proposal_html, sample_proposal
+from alerts.report import WeeklyReport, build_weekly_report, iso_week, render_proposal_html
+from territory.sample_report import main, sample_proposal
 
 GENERATED = datetime(2026, 11, 23, 7, 0, tzinfo=timezone.utc)
 WEEK = "2026-W48"

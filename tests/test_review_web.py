@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from alerts.store import Store
-from territory import topics
+from core import topics
 from territory.broker import free_port
 from tests.kafka_io import produce, read_topic, wait_for
 

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from simulator import default_shock, generate_company, generate_events
-from territory import topics
+from core import topics
 from territory.backtest import run_backtest
-from territory.settings import Settings
+from core.settings import Settings
 from tests.kafka_io import committed_offsets, end_offsets, produce, read_all, wait_for
 from tests.test_crash import PLANNING, account_states
 

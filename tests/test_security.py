@@ -21,9 +21,9 @@ from sqlalchemy import inspect
 
 from alerts.store import Store
 from alerts.web import FailedAuthLimiter, review_app
-from territory import topics
+from core import topics
 from territory.broker import free_port
-from territory.settings import Settings
+from core.settings import Settings
 from tests.kafka_io import produce, wait_for
 from tests.test_decisions import Recorder, real_proposal
 from tests.test_end_to_end import envelope, scenario

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from territory.settings import Settings, SettingsError
+from core.settings import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parent.parent
 OWN_SECRETS = {"TERRITORY_API_TOKEN": "write-token-of-this-site", "TERRITORY_PSEUDONYM_KEY": "key-of-this-site"}
@@ -111,15 +111,15 @@ def test_demo_secrets_are_refused_on_a_bind_address_others_reach(bind: str, demo
 @pytest.mark.parametrize("bind", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
 def test_demo_secrets_on_loopback_are_one_warning(bind: str, caplog):
     settings = Settings.from_env({"TERRITORY_BIND_ADDRESS": bind})
-    with caplog.at_level(logging.WARNING, logger="territory.settings"):
-        settings.check_demo_secrets(logging.getLogger("territory.settings"))
+    with caplog.at_level(logging.WARNING, logger="core.settings"):
+        settings.check_demo_secrets(logging.getLogger("core.settings"))
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "TERRITORY_API_TOKEN" in warnings[0].getMessage() and "TERRITORY_PSEUDONYM_KEY" in warnings[0].getMessage()
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="territory.settings"):
+    with caplog.at_level(logging.WARNING, logger="core.settings"):
         Settings.from_env({**OWN_SECRETS, "TERRITORY_BIND_ADDRESS": bind}).check_demo_secrets(
-            logging.getLogger("territory.settings"))
+            logging.getLogger("core.settings"))
     assert not caplog.records
 
 

@@ -15,7 +15,7 @@ from alerts.alert import Alert, alert_from_proposal, alert_from_signal
 from alerts.dispatch import Dispatcher, MemoryOutbox
 from alerts.sinks import (AlertmanagerSink, LogSink, SinkError, SmtpSink, WebhookSink, redact_url, sign,
                           sinks_from_settings, verify_signature)
-from territory.settings import Settings
+from core.settings import Settings
 from tests.services import alertmanager, alertmanager_alerts, free_port, smtp_server, webhook_receiver
 
 T0 = 1_800_000_000.0
@@ -224,7 +224,7 @@ def test_a_sink_that_raises_something_unexpected_keeps_the_alert_and_spares_the_
 
 
 def test_delivered_alerts_are_counted_per_sink():
-    from monitor.metrics import Metrics
+    from core.metrics import Metrics
 
     metrics, clock, good, bad = Metrics.create(), Clock(), Recorder("good"), Recorder("bad")
     bad.down = True

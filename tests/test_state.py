@@ -7,9 +7,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from monitor.contract import parse_event
+from core.contract import parse_event
 from monitor.state import AccountState, RepState, apply_account_event, territory_aggregates, trailing_sum
-from territory import topics
+from core import topics
 
 
 def order(event_id: str, when: str, amount: float, account_id: str = "acc-1"):

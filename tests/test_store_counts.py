@@ -9,7 +9,7 @@ from sqlalchemy import event
 
 from alerts.agents import proposal_counts
 from alerts.store import Store
-from monitor.metrics import PROPOSAL_STATES
+from core.metrics import PROPOSAL_STATES
 
 
 def proposal(proposal_id: str, reps: tuple[str, str]) -> dict:

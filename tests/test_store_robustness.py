@@ -108,8 +108,8 @@ def test_approve_and_reject_racing_in_two_processes_one_wins_the_other_is_told_i
 
 
 def long_id(prefix: str) -> str:
-    """An id of the contract's maximum length (monitor.contract.MAX_ID_LENGTH)."""
-    from monitor.contract import MAX_ID_LENGTH
+    """An id of the contract's maximum length (core.contract.MAX_ID_LENGTH)."""
+    from core.contract import MAX_ID_LENGTH
 
     return (prefix + "-" + "x" * MAX_ID_LENGTH)[:MAX_ID_LENGTH]
 
@@ -150,7 +150,7 @@ def test_data_the_database_refuses_is_skipped_and_counted_not_retried_for_ever(s
     import asyncio
 
     from alerts.agents import RejectedByStore, StoreRetry
-    from monitor.metrics import Metrics
+    from core.metrics import Metrics
 
     metrics = Metrics.create()
     stored = StoreRetry(metrics, first_delay_s=0.01, max_delay_s=0.01)

@@ -16,7 +16,7 @@ import json
 import pytest
 
 from simulator import generate_company, generate_events
-from territory import topics
+from core import topics
 from tests.kafka_io import produce, read_all, wait_for
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from alerts.store import Store
 from alerts.web import SESSION_COOKIE, review_app
 from territory.broker import free_port
-from territory.settings import Settings
+from core.settings import Settings
 from tests.test_decisions import Recorder
 
 READ_TOKEN = "read-token-for-hardening-tests"

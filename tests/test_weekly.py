@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from typer.testing import CliRunner
 
-from alerts.report import sample_proposal
+from territory.sample_report import sample_proposal
 from alerts.store import Store
 from alerts.weekly import build_digest, next_run, schedule_weekly_review
 from territory.cli import app
-from territory.settings import Settings
+from core.settings import Settings
 from tests.services import smtp_server
 
 

@@ -1,6 +1,6 @@
 """Columns wide enough for every id the contract allows; the outbox keyed by a hash.
 
-Contract ids may be 200 characters (monitor/contract.py): a signal's subject is
+Contract ids may be 200 characters (core/contract.py): a signal's subject is
 ``type:id``, a proposal touches any number of reps, and an alert key joins them all (nine
 e-mail-address rep ids overflowed the old String(300)). Unbounded texts become Text; the
 outbox's unique key is the SHA-256 of the alert key, which has no length limit.

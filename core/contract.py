@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
-from territory import topics
+from core import topics
 
 MAX_ID_LENGTH = 200
 MAX_TEXT_LENGTH = 2000

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
-from territory.settings import Settings
+from core.settings import Settings
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext | None:
