@@ -2,7 +2,7 @@
 
 A rebalance tells a rep *which* accounts they now own; these tables tell them *where to
 start*. Pure pandas over the account rows a proposal carries (``proposal["accounts"]``,
-built by ``monitor.planner.account_context_row``); no I/O, so the weekly report, the
+built by ``planner.planner.account_context_row``); no I/O, so the weekly report, the
 review page and a notebook all compute the same thing.
 
 Per territory (rep):
@@ -57,7 +57,7 @@ UNKNOWN_GAP_MONTHS = 6.0  # the rhythm assumed for an account with a single orde
 GIANT_TOP_SHARE = 0.20  # sleeping giants: potential in the territory's top 20% ...
 QUIET_BOTTOM_SHARE = 1 / 3  # ... and activity or sales in its bottom third
 
-#: The columns of an account row (``monitor.planner.account_context_row``).
+#: The columns of an account row (``planner.planner.account_context_row``).
 ACCOUNT_COLUMNS = (
     "account_id", "lat", "lon", "rep_id", "potential", "sales_12m", "active_months_12m",
     "last_order_month", "typical_gap_months", "activity_minutes_12m",

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from monitor.intake import Intake, IntakeRules
-from monitor.session import PlanningSession
+from planner.session import PlanningSession
 from core import topics
 from core.settings import Settings
 

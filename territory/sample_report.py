@@ -26,7 +26,7 @@ def sample_proposal(*, seed: int = 7, n_reps: int = 8, n_accounts: int = 400, mo
     raises RuntimeError if the planner asks for no rebalance (try another seed).
     """
     from core.contract import validate_envelope
-    from monitor.planner import Planner
+    from planner.planner import Planner
     from monitor.state import AccountState, RepState, apply_account_event
     from rebalancer import minimal_moves, trade_off_curve
     from simulator import default_shock, generate_company, generate_events

@@ -10,7 +10,8 @@ import faust
 from alerts.agents import register_alerts
 from alerts.store import Store
 from alerts.weekly import register_weekly_review
-from monitor.agents import register_intake, register_membership, register_planner
+from monitor.agents import register_intake, register_membership
+from planner.agents import register_planner
 from monitor.geocode import default_resolver
 from core.metrics import Metrics
 from territory.broker import create_topics, topic_plan

@@ -80,7 +80,7 @@ def test_backtest_finds_the_signals_the_live_worker_found(tmp_path, broker, star
 def test_potentials_revalued_only_for_changed_accounts_equal_a_full_revaluation(monkeypatch):
     """The planner values only accounts that changed since its last judgement in the same
     month; the judgements equal those of a planner that values everyone every time."""
-    import monitor.planner as planner_module
+    import planner.planner as planner_module
     from territory.backtest import run_backtest
 
     company = generate_company(seed=5, n_reps=5, n_accounts=300)

@@ -16,7 +16,7 @@ import pytest
 from core.river_codec import CheckpointError
 from detectors import MarketShockDetector, ModelDriftDetector
 from monitor.potential import MAX_LEVELS, PotentialModel
-from monitor.session import PlanningSession, saved_planner_state
+from planner.session import PlanningSession, saved_planner_state
 from simulator import default_shock, generate_company, generate_events
 from territory.backtest import run_backtest
 from core.settings import Settings
@@ -92,7 +92,7 @@ def test_a_damaged_checkpoint_is_refused_with_a_log_line_and_the_planner_starts_
     else:
         meta["planner.shock_detector"] = "garbage"
     session = PlanningSession(Settings(), accounts={}, reps={}, meta=meta)
-    with caplog.at_level(logging.ERROR, logger="monitor.session"):
+    with caplog.at_level(logging.ERROR, logger="planner.session"):
         assert not session.restore()
     assert "planner checkpoint refused, starting clean" in caplog.text
     assert session.judged_at is None and session.planner.state_dict()["judged_day"] is None

@@ -12,8 +12,8 @@ import pytest
 from alerts.alert import alert_from_signal
 from alerts.dispatch import Dispatcher, MemoryOutbox
 from alerts.store import Store
-from monitor.planner import Planner
-from monitor.session import PlanningSession
+from planner.planner import Planner
+from planner.session import PlanningSession
 from core.settings import Settings
 from tests.test_planner import START, FakeClock, company
 from tests.test_sinks import Clock, Recorder, imbalance, shock

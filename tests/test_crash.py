@@ -24,7 +24,7 @@ from sqlalchemy import create_engine, text
 from alerts.alert import alert_from_signal
 from simulator import default_shock, generate_company, generate_events
 from core import topics
-from monitor.session import saved_planner_state
+from planner.session import saved_planner_state
 from territory.backtest import run_backtest
 from core.settings import Settings
 from tests.kafka_io import metric_samples, produce, read_all, wait_for

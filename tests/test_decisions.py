@@ -17,7 +17,7 @@ from alerts.decisions import DecisionError, KafkaPublisher, approval_messages
 from alerts.store import Store
 from alerts.web import review_app
 from core.contract import validate_envelope
-from monitor.planner import Planner
+from planner.planner import Planner
 from monitor.state import AccountState, RepState
 from rebalancer import minimal_moves
 from core import topics

@@ -158,7 +158,7 @@ def test_review_and_metrics_servers_listen_on_the_bind_address(tmp_path):
 
 
 def test_out_of_band_counts_the_detectors_current_states():
-    from monitor.planner import Planner
+    from planner.planner import Planner
     from core.settings import Settings
 
     planner = Planner(Settings())

@@ -1,5 +1,5 @@
 """Sales intelligence on hand-built territories whose classes are known, and the proposal
-context (monitor.planner) the intelligence is computed from."""
+context (planner.planner) the intelligence is computed from."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from alerts.intelligence import abc_classes, lapsed_accounts, sleeping_giants, territory_intelligence
-from monitor.planner import Planner, account_context_row, proposal_context, select_context_accounts
+from planner.planner import Planner, account_context_row, proposal_context, select_context_accounts
 from monitor.state import AccountState, RepState
 from rebalancer import Account, minimal_moves
 from core.settings import Settings

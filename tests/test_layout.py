@@ -50,7 +50,7 @@ def test_no_stage_imports_the_command_line_shell():
 def test_the_alert_stage_imports_no_detector_planner_or_rebalancer():
     found = offending(modules("alerts"), ("detectors", "rebalancer"))
     found += sorted(f"{p.relative_to(ROOT)} imports {n}" for p in modules("alerts") for n in imports_of(p)
-                    if n in ("monitor.planner", "monitor.session", "planner") or n.startswith("planner."))
+                    if n in ("planner.planner", "planner.session", "planner") or n.startswith("planner."))
     assert found == []
 
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from monitor.planner import Planner
+from planner.planner import Planner
 from monitor.state import AccountState, RepState
 from core.settings import Settings
 
@@ -162,7 +162,7 @@ def test_regional_sales_judged_late_feed_the_shock_detector_as_when_judged_in_st
     knew every region from the first day it judged, and fed regions zeros for the days before
     their first order; one judging day by day did not. The detector states differ, and with
     them what it finds later. A region is now judged from its first order day either way."""
-    from monitor.planner import Evaluation
+    from planner.planner import Evaluation
 
     rng = random.Random(5)
     start = datetime(2025, 1, 1, tzinfo=timezone.utc)

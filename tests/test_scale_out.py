@@ -95,7 +95,7 @@ def test_two_workers_split_take_over_and_split_again(broker, start_worker):
     # The rebalancer ran on one worker at a time: each proposal was solved by one worker, and
     # every published proposal is stored once. (Not compared with the clean run: with the
     # stream produced while it is consumed the planner's judgement times differ, see the
-    # caught-up rule in monitor/watermark.py.)
+    # caught-up rule in planner/watermark.py.)
     engine = create_engine(first.db_url)
     with engine.connect() as connection:
         stored = [row[0] for row in connection.execute(text("SELECT proposal_id FROM proposals"))]

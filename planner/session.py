@@ -15,9 +15,9 @@ from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, MutableMapping
 
-from monitor.planner import Evaluation, Planner, RebalanceRequest
+from planner.planner import Evaluation, Planner, RebalanceRequest
 from monitor.state import AccountState, RepState
-from monitor.watermark import Watermark
+from planner.watermark import Watermark
 from rebalancer import minimal_moves, place_accounts, trade_off_curve
 from core.settings import Settings
 
@@ -156,7 +156,7 @@ class PlanningSession:
     def checkpoint(self) -> None:
         """Save the planner's and the watermark's state. Call it after the judgement's signals
         and proposal are published: a crash in between judges the same moment again after the
-        restart, and the repeats carry the same ids (`monitor.planner.stable_id`).
+        restart, and the repeats carry the same ids (`planner.planner.stable_id`).
 
         Each part of the planner's state is a record of its own, written only when it changed
         (every write is a changelog record). A part the broker would refuse as one record (the

@@ -1,0 +1,120 @@
+"""Faust wiring of the planner stage: state snapshots -> company view -> detectors -> signals
+and proposals. The logic is in session.py and planner.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import faust
+
+from core import topics
+from core.metrics import Metrics
+from core.settings import Settings
+from planner.session import PlanningSession
+
+log = logging.getLogger(__name__)
+
+#: A table store URL for tables kept in memory ("memory://" alone is an empty URL to Faust,
+#: which then falls back to the app's store).
+IN_MEMORY = "memory://planner"
+
+
+def register_planner(app: faust.App, settings: Settings, metrics: Metrics) -> None:
+    """State snapshots -> company view (one partition) -> detectors -> signals and proposals."""
+    state_topic = app.topic(topics.STATE, key_serializer="raw", value_serializer="json")
+    signals_topic = app.topic(topics.SIGNALS, key_serializer="raw", value_serializer="json")
+    proposals_topic = app.topic(topics.PROPOSALS, key_serializer="raw", value_serializer="json")
+    # One partition, written from batches (outside per-event iteration): the partitioner
+    # picks the changelog partition, which can only be 0.
+    # In memory whatever TERRITORY_TABLE_STORE says: Faust's RocksDB store can only be written
+    # while a stream event is current (it takes the partition from it), and these are not.
+    plan_accounts = app.Table("plan-accounts", default=None, partitions=1, use_partitioner=True, store=IN_MEMORY)
+    plan_reps = app.Table("plan-reps", default=None, partitions=1, use_partitioner=True, store=IN_MEMORY)
+    plan_meta = app.Table("plan-meta", default=None, partitions=1, use_partitioner=True, store=IN_MEMORY)
+    every_input = [f"{topic}:{partition}" for topic in topics.INPUT_TOPICS for partition in range(settings.partitions)]
+
+    def new_session() -> PlanningSession:
+        return PlanningSession(settings, accounts=plan_accounts, reps=plan_reps, meta=plan_meta,
+                               expected_sources=every_input)
+
+    session: list[PlanningSession] = [new_session()]
+    judging = asyncio.Lock()  # the agent, the timer and the recovery callback: one at a time
+
+    @plan_meta.on_recover
+    async def restore_checkpoint() -> None:
+        """Faust recovers the tables after every rebalance, and only after the agents have
+        started: load the checkpoint now. A worker that does not own the state partition
+        keeps an empty planner, which never judges."""
+        async with judging:
+            fresh = new_session()
+            if any(tp.topic == topics.STATE for tp in app.consumer.assignment()) and fresh.restore():
+                if fresh.judged_at is not None:
+                    metrics.watermark.set(fresh.judged_at.timestamp())
+            session[0] = fresh
+
+    async def judge() -> None:
+        """Call holding `judging`."""
+        try:
+            await _judge()
+        except Exception:  # noqa: BLE001 - a failed judgement must not stop the planner
+            metrics.planner_errors.inc()
+            log.exception("planner failed to judge; will judge again on the next update")
+            return
+        # After publishing, and before the batch's offsets can be committed (take() acks
+        # a batch when its loop body is done): a crash judges again and publishes the same
+        # ids, and the daily sales folded from this batch are never lost with the offsets.
+        session[0].checkpoint()
+
+    async def _judge() -> None:
+        evaluation = session[0].judge()
+        if evaluation is None:
+            return
+        metrics.watermark.set(session[0].judged_at.timestamp())
+        for kind, count in session[0].planner.out_of_band().items():
+            metrics.out_of_band.labels(kind).set(count)
+        _export_aggregates(metrics, evaluation)
+        if evaluation.model_error is not None:
+            metrics.model_error.set(evaluation.model_error)
+        for signal in evaluation.signals:
+            await signals_topic.send(key=signal["subject"]["id"].encode(), value=signal)
+            metrics.signals.labels(signal["kind"], signal["state"]).inc()
+            log.info("signal %s: %s %s %s %s", signal["signal_id"], signal["kind"], signal["subject"]["id"],
+                     signal["state"], json.dumps(signal["evidence"]))
+        if evaluation.rebalance is not None:
+            # CP-SAT runs in a thread so the worker keeps heart-beating during the solve.
+            proposal = await asyncio.get_running_loop().run_in_executor(
+                None, session[0].solve, evaluation.rebalance)
+            await proposals_topic.send(key=proposal["proposal_id"].encode(), value=proposal)
+            metrics.proposals.labels(proposal["status"]).inc()
+            metrics.rebalance_seconds.observe(proposal["seconds"])
+            metrics.proposal_moves.set(len(proposal["moves"]))
+            metrics.rebalancer_moves.observe(len(proposal["moves"]))
+            log.info("proposal %s (%s): %s, %d moves in %.1f s", proposal["proposal_id"], proposal["mode"],
+                     proposal["status"], len(proposal["moves"]), proposal["seconds"])
+
+    @app.agent(state_topic, name="planner")
+    async def planner_agent(stream: faust.StreamT) -> None:
+        async for batch in stream.take(settings.planner_batch, within=settings.planner_interval_s):
+            async with judging:  # a recovery must not swap the session between apply and checkpoint
+                metrics.planner_updates.inc(session[0].apply(batch))
+                await judge()
+
+    @app.timer(max(1.0, settings.planner_interval_s))
+    async def judge_between_batches() -> None:
+        """Judge when time moved without new updates (a stream went idle), or when a
+        rebalance held back by the cooldown is due."""
+        if not judging.locked() and session[0].due:
+            async with judging:
+                await judge()
+
+
+def _export_aggregates(metrics: Metrics, evaluation) -> None:
+    for rep_id, aggregate in evaluation.aggregates.items():
+        metrics.rep_potential.labels(rep_id).set(aggregate.potential)
+        metrics.rep_workload.labels(rep_id).set(aggregate.workload_min)
+        metrics.rep_accounts.labels(rep_id).set(aggregate.accounts)
+        metrics.rep_share.labels(rep_id).set(aggregate.share)
+        metrics.rep_fair_share.labels(rep_id).set(aggregate.fair_share)
+    metrics.imbalance.set(evaluation.imbalance)
