@@ -1,4 +1,5 @@
-"""Fixtures that start real parts: the embedded broker and worker processes."""
+"""Fixtures that start real parts: the embedded broker, worker processes, and the store on
+SQLite and on a private PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
+from sqlalchemy import create_engine
 
+from alerts.schema import Base
+from alerts.store import Store
 from territory.broker import EmbeddedBroker, die_with_parent, free_port
 from tests.kafka_io import metric_value
+from tests.postgres import postgres_server
 
 
 @pytest.fixture
@@ -87,3 +92,27 @@ def start_worker(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Callable[..
     yield start
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    """An empty, migrated store on SQLite and on a private PostgreSQL (one cluster per module)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'db' / 'store.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+        engine = create_engine(url)
+        with engine.begin() as connection:  # each test starts from an empty database
+            for table in ("alembic_version", *reversed([t.name for t in Base.metadata.sorted_tables])):
+                connection.exec_driver_sql(f'DROP TABLE IF EXISTS "{table}" CASCADE')
+        engine.dispose()
+    store = Store(url)
+    store.migrate()
+    yield store
+    store.engine.dispose()

@@ -9,41 +9,16 @@ import asyncio
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine
 
 from alerts import decisions
 from alerts.decisions import DecisionError, approval_messages
-from alerts.schema import Base
 from alerts.store import Store
 from core.contract import validate_envelope
 from monitor.state import apply_account_event
 from core import topics
-from tests.postgres import postgres_server
 
 PROPOSED_AT = "2025-05-01T00:00:00+00:00"
 
-
-@pytest.fixture(scope="module")
-def postgres_url():
-    with postgres_server() as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-        engine = create_engine(url)
-        with engine.begin() as connection:
-            for table in ("alembic_version", *reversed([t.name for t in Base.metadata.sorted_tables])):
-                connection.exec_driver_sql(f'DROP TABLE IF EXISTS "{table}" CASCADE')
-        engine.dispose()
-    store = Store(url)
-    store.migrate()
-    yield store
-    store.engine.dispose()
 
 
 class Recorder:

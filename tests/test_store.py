@@ -10,30 +10,7 @@ from sqlalchemy import create_engine, inspect
 
 from alerts.schema import Base
 from alerts.store import DecisionError, Store
-from tests.postgres import postgres_server
 
-
-@pytest.fixture(scope="module")
-def postgres_url():
-    with postgres_server() as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'db' / 'store.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-        engine = create_engine(url)
-        Base.metadata.drop_all(engine)  # each test starts from an empty database
-        with engine.begin() as connection:
-            connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
-        engine.dispose()
-    store = Store(url)
-    store.migrate()
-    yield store
-    store.engine.dispose()
 
 
 def proposal(proposal_id: str, accounts: list[str], reps: tuple[str, str] = ("A", "B")) -> dict:

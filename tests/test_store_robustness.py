@@ -8,34 +8,10 @@ import multiprocessing
 import threading
 
 import pytest
-from sqlalchemy import create_engine, event
+from sqlalchemy import event
 
-from alerts.schema import Base
 from alerts.store import DecisionError, Store
-from tests.postgres import postgres_server
 
-
-@pytest.fixture(scope="module")
-def postgres_url():
-    with postgres_server() as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'db' / 'store.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-        engine = create_engine(url)
-        with engine.begin() as connection:  # each test starts from an empty database
-            for table in ("alembic_version", *reversed([t.name for t in Base.metadata.sorted_tables])):
-                connection.exec_driver_sql(f'DROP TABLE IF EXISTS "{table}" CASCADE')
-        engine.dispose()
-    store = Store(url)
-    store.migrate()
-    yield store
-    store.engine.dispose()
 
 
 def proposal(proposal_id: str, accounts: list[str], reps: tuple[str, str] = ("A", "B"),
@@ -162,7 +138,7 @@ def test_data_the_database_refuses_is_skipped_and_counted_not_retried_for_ever(s
             try:
                 await asyncio.wait_for(stored.call(store.save_proposal, item, what="storing a proposal"), 30)
                 outcomes.append("stored")
-            except RejectedByStore as error:
+            except RejectedByStore:
                 outcomes.append("rejected")
         return outcomes
 
