@@ -21,7 +21,7 @@ from alerts.alert import alert_from_proposal, alert_from_signal, proposal_key, p
 from alerts.dispatch import Dispatcher
 from alerts.messages import alert_from_proposal as alert_message
 from alerts.sinks import sinks_from_settings
-from alerts.store import Store, fold_state
+from alerts.store import Store, fold_state, later
 from core.metrics import Metrics
 from core import topics
 from core.settings import Settings
@@ -88,14 +88,35 @@ def register_alerts(app: faust.App, settings: Settings, store: Store, metrics: M
     mirror = OwnerMirror(store)
     state_topic = app.topic(topics.STATE, key_serializer="raw", value_serializer="json")
 
+    mirroring = asyncio.Lock()
+
+    async def flush_owners() -> None:
+        """One attempt, never a wait: the planner reads the same topic, and an agent that
+        waited for the database would hold the planner up. What is not written stays pending
+        (the newest owner per account) for the next batch or the timer."""
+        async with mirroring:
+            if not mirror.pending:
+                return
+            try:
+                await asyncio.to_thread(mirror.flush)
+            except DataError as error:
+                stored.rejected.labels("recording owners").inc()
+                log.error("the store refused owners; skipped: %s", _brief(error))
+                mirror.drop_pending()
+            except SQLAlchemyError as error:
+                metrics.store_errors.labels("recording owners").inc()
+                log.warning("store unavailable, %d owners wait for it: %s", mirror.pending, _brief(error))
+
     @app.agent(state_topic, name="owner-mirror")
     async def mirror_owners(stream: faust.StreamT) -> None:
         """Keeps the owners an approval checks its moves against (alerts.decisions.stale_moves)."""
         async for batch in stream.take(OWNER_BATCH, within=OWNER_BATCH_S):
-            try:
-                await stored.call(mirror.record, batch, what="recording owners")
-            except RejectedByStore:
-                continue  # logged and counted
+            mirror.add(batch)
+            await flush_owners()
+
+    @app.timer(OWNER_BATCH_S * 5)
+    async def retry_owners() -> None:
+        await flush_owners()
 
     settled = ProposalSettlement(store, dispatcher)
 
@@ -246,12 +267,33 @@ class OwnerMirror:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.written: dict[str, Any] = {}  # "account:ID" / "rep:ID" -> what the store holds
+        # Told but not written yet (the newest per account and rep): kept while the store is
+        # away, so the agent never has to wait for it.
+        self._accounts: dict[str, Any] = {}
+        self._reps: dict[str, bool] = {}
+        self._newest: str | None = None
+
+    @property
+    def pending(self) -> int:
+        return len(self._accounts) + len(self._reps)
 
     def record(self, snapshots: list[dict[str, Any]]) -> None:
+        self.add(snapshots)
+        self.flush()
+
+    def add(self, snapshots: list[dict[str, Any]]) -> None:
+        """Fold snapshots into what is to be written; no I/O."""
         accounts, reps, newest = fold_state(snapshots)
-        accounts = {a: o for a, o in accounts.items() if self.written.get(f"account:{a}", _UNSET) != o}
-        reps = {r: active for r, active in reps.items() if self.written.get(f"rep:{r}", _UNSET) != active}
-        self.store.record_owners(accounts, reps, newest)
+        self._accounts.update(accounts)
+        self._reps.update(reps)
+        if newest is not None and (self._newest is None or later(newest, self._newest)):
+            self._newest = newest
+
+    def flush(self) -> None:
+        """Write what changed; on a store error it raises and keeps everything pending."""
+        accounts = {a: o for a, o in self._accounts.items() if self.written.get(f"account:{a}", _UNSET) != o}
+        reps = {r: active for r, active in self._reps.items() if self.written.get(f"rep:{r}", _UNSET) != active}
+        self.store.record_owners(accounts, reps, self._newest)
         for account_id, owner in accounts.items():
             if owner is None:
                 self.store.erase_account(account_id)
@@ -259,6 +301,10 @@ class OwnerMirror:
             else:
                 self.written[f"account:{account_id}"] = owner
         self.written.update({f"rep:{r}": active for r, active in reps.items()})
+        self.drop_pending()
+
+    def drop_pending(self) -> None:
+        self._accounts, self._reps, self._newest = {}, {}, None
 
 
 _UNSET = object()

@@ -346,7 +346,7 @@ class Store:
                 mark = session.get(StreamMarkRow, "state_time")
                 if mark is None:
                     session.add(StreamMarkRow(name="state_time", value=newest))
-                elif _later(newest, mark.value):
+                elif later(newest, mark.value):
                     mark.value = newest
 
     def known_owners(self, account_ids: Iterable[str]) -> dict[str, KnownOwner]:
@@ -479,7 +479,7 @@ class KnownOwner:
     owner_at: str | None = None
 
 
-def _later(moment: str, than: str) -> bool:
+def later(moment: str, than: str) -> bool:
     return datetime.fromisoformat(moment.replace("Z", "+00:00")) > datetime.fromisoformat(than.replace("Z", "+00:00"))
 
 
@@ -498,7 +498,7 @@ def fold_state(snapshots: Iterable[Mapping[str, Any]]) -> tuple[dict[str, KnownO
         if kind not in ("account", "rep"):
             continue  # progress marks
         moment = snapshot.get("occurred_at")
-        if moment and (newest is None or _later(moment, newest)):
+        if moment and (newest is None or later(moment, newest)):
             newest = moment
         if kind == "rep":
             reps[snapshot["rep_id"]] = bool(snapshot.get("active", True))

@@ -9,6 +9,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from alerts import decisions
 from alerts.decisions import DecisionError, approval_messages
@@ -177,3 +178,28 @@ def test_a_running_worker_mirrors_owners_into_the_store(broker, start_worker):
     assert worker_store.known_reps(REPS) == dict.fromkeys(REPS, True)
     assert worker_store.state_time() is not None
     worker_store.engine.dispose()
+
+
+def test_the_owner_mirror_keeps_what_it_could_not_write_and_writes_it_once_the_store_is_back(store):
+    """The mirror reads territory.state beside the planner: while the database is away it must
+    not wait for it (that held the planner up, and no signal was published), and nothing it
+    was told may be lost."""
+    from alerts.agents import OwnerMirror
+
+    mirror = OwnerMirror(store)
+    real, calls = store.record_owners, []
+
+    def unavailable(*args, **kwargs):
+        calls.append(args)
+        raise OperationalError("INSERT", {}, Exception("connection refused"))
+
+    store.record_owners = unavailable
+    mirror.add([snapshot("a1", "A", PROPOSED_AT)])
+    with pytest.raises(OperationalError):
+        mirror.flush()
+    mirror.add([snapshot("a2", "B", PROPOSED_AT), rep_snapshot("B", False)])
+    assert mirror.pending == 3 and len(calls) == 1
+    store.record_owners = real
+    mirror.flush()
+    assert mirror.pending == 0
+    assert set(store.known_owners(["a1", "a2"])) == {"a1", "a2"}
