@@ -88,15 +88,15 @@ def register_alerts(app: faust.App, settings: Settings, store: Store, metrics: M
     mirror = OwnerMirror(store)
     state_topic = app.topic(topics.STATE, key_serializer="raw", value_serializer="json")
 
-    mirroring = asyncio.Lock()
+    @app.agent(state_topic, name="owner-mirror")
+    async def mirror_owners(stream: faust.StreamT) -> None:
+        """Keeps the owners an approval checks its moves against (alerts.decisions.stale_moves).
 
-    async def flush_owners() -> None:
-        """One attempt, never a wait: the planner reads the same topic, and an agent that
-        waited for the database would hold the planner up. What is not written stays pending
-        (the newest owner per account) for the next batch or the timer."""
-        async with mirroring:
-            if not mirror.pending:
-                return
+        One write attempt per batch, never a wait: the planner reads the same topic, and an
+        agent that waited for the database would hold the planner up. What is not written
+        stays pending (the newest owner per account) and goes with the next batch."""
+        async for batch in stream.take(OWNER_BATCH, within=OWNER_BATCH_S):
+            mirror.add(batch)
             try:
                 await asyncio.to_thread(mirror.flush)
             except DataError as error:
@@ -106,17 +106,6 @@ def register_alerts(app: faust.App, settings: Settings, store: Store, metrics: M
             except SQLAlchemyError as error:
                 metrics.store_errors.labels("recording owners").inc()
                 log.warning("store unavailable, %d owners wait for it: %s", mirror.pending, _brief(error))
-
-    @app.agent(state_topic, name="owner-mirror")
-    async def mirror_owners(stream: faust.StreamT) -> None:
-        """Keeps the owners an approval checks its moves against (alerts.decisions.stale_moves)."""
-        async for batch in stream.take(OWNER_BATCH, within=OWNER_BATCH_S):
-            mirror.add(batch)
-            await flush_owners()
-
-    @app.timer(OWNER_BATCH_S * 5)
-    async def retry_owners() -> None:
-        await flush_owners()
 
     settled = ProposalSettlement(store, dispatcher)
 
