@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(VENV)/bin/territory demo
 
 # What `ruff check` covers: the product and the benchmarks.
-LINTED := core planner monitor detectors rebalancer alerts connectors simulator territory bench
+LINTED := core planner monitor potential detectors rebalancer alerts connectors simulator territory bench
 
 test: $(STAMP)
 	bash deploy/services/install.sh

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 import simulator  # noqa: E402
 from core.contract import validate_envelope  # noqa: E402
-from monitor.potential import PotentialModel, features_at, learn_from_history, predict_potential  # noqa: E402
+from potential import PotentialModel, features_at, learn_from_history, predict_potential  # noqa: E402
 from monitor.state import AccountState, apply_account_event, trailing_sum  # noqa: E402
 from simulator.clock import add_months  # noqa: E402
 from simulator.truth import SEASONALITY, true_yearly_potential  # noqa: E402

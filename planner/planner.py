@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Sequence
 
 from detectors import ImbalanceDetector, ImbalanceFinding, MarketShockDetector, ModelDriftDetector
-from monitor.potential import PotentialModel, learn_from_history, predict_potential
+from potential import PotentialModel, learn_from_history, predict_potential
 from monitor.regions import region_label
 from monitor.state import (AccountState, RepAggregate, RepState, month_index, month_key, territory_aggregates,
                            trailing_sum)

@@ -15,7 +15,7 @@ import pytest
 
 from core.river_codec import CheckpointError
 from detectors import MarketShockDetector, ModelDriftDetector
-from monitor.potential import MAX_LEVELS, PotentialModel
+from potential import MAX_LEVELS, PotentialModel
 from planner.session import PlanningSession, saved_planner_state
 from simulator import default_shock, generate_company, generate_events
 from territory.backtest import run_backtest

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGES = ("core", "monitor", "detectors", "rebalancer", "alerts", "connectors", "simulator")
+STAGES = ("core", "monitor", "potential", "detectors", "rebalancer", "alerts", "connectors", "simulator")
 INFRASTRUCTURE = ("faust", "aiokafka", "kafka", "sqlalchemy", "alembic", "psycopg", "aiohttp", "mode")
-PURE = ("detectors", "rebalancer", "monitor/potential.py", "monitor/state.py", "monitor/intake.py",
+PURE = ("detectors", "rebalancer", "potential", "monitor/state.py", "monitor/intake.py",
         "core/contract.py", "core/river_codec.py", "core/settings.py", "core/topics.py")
 
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from monitor.potential import (
+from potential import (
     PotentialModel,
     RegionalLevels,
     SeasonalIndex,

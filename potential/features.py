@@ -1,0 +1,155 @@
+"""Features of an account at a moment (`features_at`: only months before it), the size
+bands of the segment prior, and the typed frame the model reads feature rows into."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+from monitor.state import KEPT_MONTHS, AccountState
+from potential.months import _MONTH_CACHE, _idx_of, _iso_idx, _key_of, _month_idx
+from potential.normalise import SeasonalIndex
+
+# Sales windows (months) of the rate features; the longest is capped by what the state keeps.
+WINDOWS: tuple[int, ...] = (3, 6, 12, 24)
+# Employee bands of the segment prior (lower bounds).
+SIZE_BANDS: tuple[tuple[int, str], ...] = ((1000, "1000+"), (250, "250-999"), (50, "50-249"), (10, "10-49"), (1, "1-9"))
+UNKNOWN = "unknown"
+
+
+def size_band(employees: int | float | None) -> str:
+    """Employee band of the segment prior: '1-9', '10-49', '50-249', '250-999', '1000+'."""
+    if employees is None or not employees > 0:
+        return UNKNOWN
+    for lower, name in SIZE_BANDS:
+        if employees >= lower:
+            return name
+    return SIZE_BANDS[-1][1]
+
+
+def _first_idx(account: AccountState, before: int | None = None) -> int | None:
+    """First month with any evidence of the account (profile, sales, minutes, opportunity)."""
+    limit = before if before is not None else 1 << 30
+    first = limit
+    for buckets in (account.monthly_sales, account.monthly_minutes):
+        for key in buckets:
+            idx = _MONTH_CACHE.get(key) or _month_idx(key)
+            if idx < first:
+                first = idx
+    for moment, _ in account.opportunities.values():
+        idx = _iso_idx(moment)
+        if idx < first:
+            first = idx
+    if account.profile_at:
+        idx = _iso_idx(account.profile_at)
+        if idx < first:
+            first = idx
+    return first if first < limit else None
+
+
+def _past(buckets: Mapping[str, float], a: int, history: int) -> list[float]:
+    """Values of the `history` months before month `a`, newest first (0 where no bucket),
+    cut where the state may have pruned (state.py keeps KEPT_MONTHS from its newest bucket)."""
+    by_offset = [0.0] * history
+    newest = -1
+    for key, value in buckets.items():
+        idx = _MONTH_CACHE.get(key) or _month_idx(key)
+        if idx > newest:
+            newest = idx
+        offset = a - 1 - idx
+        if 0 <= offset < history:
+            by_offset[offset] = value
+    if newest >= 0:
+        kept = newest - KEPT_MONTHS + 1  # oldest month the state can still hold
+        if a - history < kept:
+            del by_offset[max(a - kept, 0):]
+    return by_offset
+
+
+def features_at(account: AccountState, at: datetime, *,
+                seasonal: SeasonalIndex | None = None) -> dict[str, float | str]:
+    """Features of `account` as they were known at `at`: only months strictly before `at`'s month.
+
+    Money rates are deseasonalised with `seasonal` (if given) and annualised over the
+    months of the window the account existed in (`sales_<w>m_months` says how many).
+    Opportunities count if their last update was before `at`'s month (the state keeps
+    only the last one). Missing industry or employees become "unknown" / a flag.
+
+    >>> from datetime import timezone
+    >>> from monitor.state import AccountState
+    >>> acc = AccountState("a", industry="retail", employees=12, known=True,
+    ...                    profile_at="2024-01-01T00:00:00+00:00",
+    ...                    monthly_sales={"2024-01": 100.0, "2024-03": 200.0, "2024-04": 999.0})
+    >>> f = features_at(acc, datetime(2024, 4, 15, tzinfo=timezone.utc))
+    >>> f["history_months"], f["sales_3m"], f["order_months"], f["size_band"]
+    (3.0, 1200.0, 2.0, '10-49')
+    """
+    a = _idx_of(at)
+    first = _first_idx(account, before=a)
+    history = 0 if first is None else min(a - first, KEPT_MONTHS)
+    sales = _past(account.monthly_sales, a, history)
+    minutes = _past(account.monthly_minutes, a, history)
+    if seasonal is None:
+        factors = [1.0] * len(sales)
+    else:
+        factors = [seasonal.factors[(a - 1 - d) % 12] for d in range(len(sales))]
+
+    row: dict[str, float | str] = {}
+    total = weight = 0.0
+    done = 0
+    for window in WINDOWS:
+        n = min(window, len(sales))
+        for d in range(done, n):
+            total += sales[d]
+            weight += factors[d]
+        done = n
+        row[f"sales_{window}m"] = 12.0 * total / weight if weight > 0 else 0.0
+        row[f"sales_{window}m_months"] = float(n)
+    for window in (3, 12):
+        n = min(window, len(minutes))
+        row[f"minutes_{window}m"] = 12.0 * sum(minutes[:n]) / n if n else 0.0
+    order_months = [d for d, value in enumerate(sales) if value > 0]
+    row["order_months"] = float(len(order_months))
+    row["months_since_first_order"] = float(order_months[-1] + 1) if order_months else 0.0
+    row["history_months"] = float(history)
+    row["pipeline"] = float(sum(value for moment, value in account.opportunities.values()
+                                if value is not None and _iso_idx(moment) < a))
+    row["industry"] = account.industry or UNKNOWN
+    row["size_band"] = size_band(account.employees)
+    row["log_employees"] = math.log1p(account.employees) if account.employees and account.employees > 0 else 0.0
+    row["employees_missing"] = 0.0 if account.employees and account.employees > 0 else 1.0
+    row["region"] = account.region or UNKNOWN
+    located = account.lat is not None and account.lon is not None
+    # Coarse location (0.5 degree, ~50 km): enough for a regional market, no street address.
+    row["lat"] = round(account.lat * 2) / 2 if located else 0.0
+    row["lon"] = round(account.lon * 2) / 2 if located else 0.0
+    row["month"] = _key_of(a)
+    return row
+
+
+# Columns `features_at` produces, with the value used when a hand-made row lacks one.
+_DEFAULTS: dict[str, float | str] = {
+    **{f"sales_{w}m": 0.0 for w in WINDOWS},
+    **{f"sales_{w}m_months": 0.0 for w in WINDOWS},
+    "minutes_3m": 0.0, "minutes_12m": 0.0, "order_months": 0.0, "months_since_first_order": 0.0,
+    "history_months": 0.0, "pipeline": 0.0, "industry": UNKNOWN, "size_band": UNKNOWN,
+    "log_employees": 0.0, "employees_missing": 1.0, "region": UNKNOWN, "lat": 0.0, "lon": 0.0, "month": "",
+}
+_TEXT = {name for name, value in _DEFAULTS.items() if isinstance(value, str)}
+
+
+def _frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Feature rows as a typed frame: every expected column, missing values defaulted."""
+    rows = list(rows)
+    frame = pd.DataFrame.from_records(rows, index=pd.RangeIndex(len(rows)))
+    for name, default in _DEFAULTS.items():
+        if name not in frame.columns:
+            frame[name] = default
+        elif name in _TEXT:
+            frame[name] = frame[name].where(frame[name].notna() & (frame[name] != ""), default).astype(str)
+        else:
+            frame[name] = pd.to_numeric(frame[name], errors="coerce").fillna(default).astype(float)
+    return frame
