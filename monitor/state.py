@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
 from core.contract import Event
+from core.shares import rep_shares
 from monitor.regions import region_of
 
 # Month buckets older than this (relative to the account's newest bucket) are pruned.
@@ -219,6 +220,9 @@ def trailing_sum(buckets: Mapping[str, float], watermark: datetime, months: int)
 
 @dataclass(frozen=True)
 class RepAggregate:
+    """A rep's accounts and figures; share, fair share and deviation as core.shares defines
+    them (of what the active reps serve, so the rebalancer's balances read the same)."""
+
     rep_id: str
     accounts: int
     potential: float
@@ -226,10 +230,8 @@ class RepAggregate:
     capacity_fte: float
     share: float
     fair_share: float
-
-    @property
-    def deviation(self) -> float:
-        return self.share / self.fair_share - 1.0 if self.fair_share > 0 else 0.0
+    deviation: float = 0.0  # share / fair_share - 1; 0 with nothing to share
+    workload_share: float = 0.0  # workload_min / what the active reps' accounts take
 
 
 def territory_aggregates(
@@ -244,30 +246,33 @@ def territory_aggregates(
 
     Potential is the learned model's value per account when `potentials` is given, else
     the trailing sales of the window. Fair share
-    is weighted by capacity: a 0.5 FTE rep should carry half of a full-time rep.
+    is weighted by capacity: a 0.5 FTE rep should carry half of a full-time rep. Accounts
+    without an active rep (a coverage gap) count in no share (see core.shares).
     """
     active = {rep.rep_id: rep for rep in reps if rep.active}
     counts = {rep_id: 0 for rep_id in active}
-    potential = {rep_id: 0.0 for rep_id in active}
-    workload = {rep_id: 0.0 for rep_id in active}
+    potential: list[tuple[str, float]] = []
+    workload: list[tuple[str, float]] = []
     for account in accounts:
         if account.closed or not account.known or account.rep_id not in active:
             continue
         counts[account.rep_id] += 1
-        potential[account.rep_id] += (potentials.get(account.account_id, 0.0) if potentials is not None
-                                      else trailing_sum(account.monthly_sales, watermark, window_months))
-        workload[account.rep_id] += trailing_sum(account.monthly_minutes, watermark, window_months)
-    total_potential = sum(potential.values())
-    total_capacity = sum(rep.capacity_fte for rep in active.values())
+        potential.append((account.rep_id, potentials.get(account.account_id, 0.0) if potentials is not None
+                          else trailing_sum(account.monthly_sales, watermark, window_months)))
+        workload.append((account.rep_id, trailing_sum(account.monthly_minutes, watermark, window_months)))
+    capacities = {rep_id: rep.capacity_fte for rep_id, rep in active.items()}
+    shares, workloads = rep_shares(potential, capacities), rep_shares(workload, capacities)
     return {
         rep_id: RepAggregate(
             rep_id=rep_id,
             accounts=counts[rep_id],
-            potential=potential[rep_id],
-            workload_min=workload[rep_id],
+            potential=shares[rep_id].amount,
+            workload_min=workloads[rep_id].amount,
             capacity_fte=rep.capacity_fte,
-            share=potential[rep_id] / total_potential if total_potential > 0 else 0.0,
-            fair_share=rep.capacity_fte / total_capacity if total_capacity > 0 else 0.0,
+            share=shares[rep_id].share,
+            fair_share=shares[rep_id].fair_share,
+            deviation=shares[rep_id].deviation,
+            workload_share=workloads[rep_id].share,
         )
         for rep_id, rep in active.items()
     }

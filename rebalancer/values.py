@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from core.shares import rep_shares
+
 #: Values of :attr:`RebalanceResult.status`. "optimal" and "feasible" refer to the
 #: objective (see ``objective_kind``); "balanced" means nothing had to be done.
 STATUSES = ("optimal", "feasible", "infeasible", "unknown", "balanced")
@@ -107,11 +109,11 @@ class RepBalance:
     rep_id: str
     accounts: int
     potential: float
-    share: float  # potential / total potential of all accounts
+    share: float  # potential / potential the reps serve (accounts without a rep count in no total)
     fair_share: float  # capacity_fte / total capacity
     deviation: float  # share / fair_share - 1
     workload: float = 0.0
-    workload_share: float = 0.0  # workload / total workload of all accounts
+    workload_share: float = 0.0  # workload / workload the reps serve
     workload_deviation: float = 0.0  # workload_share / fair_share - 1
 
     def deviation_of(self, metric: str) -> float:
@@ -211,46 +213,28 @@ def balance_of(
 
     ``assignment`` maps account_id to rep_id and overrides ``Account.rep_id``; accounts
     it does not mention keep their own rep. Accounts without a rep in ``reps`` serve no
-    one but still count in the total potential, so shares then sum to less than 1.
+    one and count in no total: shares are of what ``reps`` serve and sum to 1 like fair
+    shares, as the detector's aggregates read them (see core.shares for why).
     """
-    total = math.fsum(a.potential for a in accounts)
-    total_workload = math.fsum(a.workload for a in accounts)
-    capacity = math.fsum(rep.capacity_fte for rep in reps)
-    counts = {rep.rep_id: 0 for rep in reps}
-    served: dict[str, list[float]] = {rep.rep_id: [] for rep in reps}
-    served_workload: dict[str, list[float]] = {rep.rep_id: [] for rep in reps}
-    for a in accounts:
-        rep_id = assignment.get(a.account_id, a.rep_id) if assignment is not None else a.rep_id
-        if rep_id in served:
-            counts[rep_id] += 1
-            served[rep_id].append(a.potential)
-            served_workload[rep_id].append(a.workload)
-
-    def share_and_deviation(amount: float, whole: float, fair_share: float) -> tuple[float, float]:
-        share = amount / whole if whole > 0 else 0.0
-        return share, (share / fair_share - 1 if whole > 0 else 0.0)
-
-    balances = []
-    for rep in reps:
-        fair_share = rep.capacity_fte / capacity
-        potential = math.fsum(served[rep.rep_id])
-        workload = math.fsum(served_workload[rep.rep_id])
-        share, deviation = share_and_deviation(potential, total, fair_share)
-        workload_share, workload_deviation = share_and_deviation(workload, total_workload, fair_share)
-        balances.append(
-            RepBalance(
-                rep_id=rep.rep_id,
-                accounts=counts[rep.rep_id],
-                potential=potential,
-                share=share,
-                fair_share=fair_share,
-                deviation=deviation,
-                workload=workload,
-                workload_share=workload_share,
-                workload_deviation=workload_deviation,
-            )
+    owners = [assignment.get(a.account_id, a.rep_id) if assignment is not None else a.rep_id for a in accounts]
+    capacities = {rep.rep_id: rep.capacity_fte for rep in reps}
+    potentials = rep_shares(zip(owners, (a.potential for a in accounts)), capacities)
+    workloads = rep_shares(zip(owners, (a.workload for a in accounts)), capacities)
+    counts = Counter(rep_id for rep_id in owners if rep_id in capacities)
+    return tuple(
+        RepBalance(
+            rep_id=rep.rep_id,
+            accounts=counts[rep.rep_id],
+            potential=potentials[rep.rep_id].amount,
+            share=potentials[rep.rep_id].share,
+            fair_share=potentials[rep.rep_id].fair_share,
+            deviation=potentials[rep.rep_id].deviation,
+            workload=workloads[rep.rep_id].amount,
+            workload_share=workloads[rep.rep_id].share,
+            workload_deviation=workloads[rep.rep_id].deviation,
         )
-    return tuple(balances)
+        for rep in reps
+    )
 
 
 def imbalance_of(balances: Sequence[RepBalance], metrics: Sequence[str] = ("potential",)) -> float:

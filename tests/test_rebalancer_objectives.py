@@ -111,8 +111,10 @@ def final_assignment(accounts: Sequence[Account], result: RebalanceResult) -> di
 def deviations(
     accounts: Sequence[Account], reps: Sequence[Rep], assignment: dict[str, str | None], metric: str
 ) -> dict[str, float]:
-    """load / fair - 1 per rep (0 when there is nothing to share), from floats."""
-    total = math.fsum(getattr(a, metric) for a in accounts)
+    """load / fair - 1 per rep (0 when there is nothing to share), from floats. The total is
+    what the reps serve: an account left without a rep in ``reps`` counts in none."""
+    rep_ids = {r.rep_id for r in reps}
+    total = math.fsum(getattr(a, metric) for a in accounts if assignment[a.account_id] in rep_ids)
     capacity = math.fsum(r.capacity_fte for r in reps)
     if total == 0:
         return {r.rep_id: 0.0 for r in reps}
