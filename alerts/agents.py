@@ -17,12 +17,13 @@ import faust
 from prometheus_client import Counter
 from sqlalchemy.exc import DataError, SQLAlchemyError
 
-from alerts.alert import alert_from_proposal, alert_from_signal, proposal_key, proposal_settled
+from alerts.alert import alert_from_proposal, alert_from_signal, proposal_settled
 from alerts.dispatch import Dispatcher
 from alerts.messages import alert_from_proposal as alert_message
 from alerts.sinks import sinks_from_settings
-from alerts.store import Store, fold_state, later
+from alerts.store import Store, fold_state, later, touched_reps
 from core.metrics import Metrics
+from core.records import Proposal, RecordError, Signal
 from core import topics
 from core.settings import Settings
 
@@ -51,39 +52,47 @@ def register_alerts(app: faust.App, settings: Settings, store: Store, metrics: M
     )
 
     stored = StoreRetry(metrics)
+    unreadable = unreadable_messages(metrics)
 
     @app.agent(signals_topic, name="signal-alerts")
     async def alert_signals(stream: faust.StreamT) -> None:
-        async for signal in stream:
+        async for message in stream:
+            signal = _read(Signal, message, unreadable)
+            if signal is None:
+                continue
             try:
-                if await stored.call(store.has_signal, signal["signal_id"], what="reading signals"):
+                if await stored.call(store.has_signal, signal.signal_id, what="reading signals"):
                     continue  # a redelivered signal: queued and stored before
                 # Queued first, then stored: a crash in between queues it again after the restart,
                 # and the outbox merges the repeat into the same incident (an upsert, not a new row).
                 await stored.call(dispatcher.submit, alert_from_signal(signal), what="queueing an alert")
-                await stored.call(store.save_signal, signal, what="storing a signal")
+                await stored.call(store.save_signal, signal.to_json(), what="storing a signal")
             except RejectedByStore:
                 continue  # logged and counted; the next signal is not held up by this one
 
     @app.agent(proposals_topic, name="proposal-alerts")
     async def alert_proposals(stream: faust.StreamT) -> None:
-        async for proposal in stream:
+        async for message in stream:
+            proposal = _read(Proposal, message, unreadable)
+            if proposal is None:
+                continue
             try:
                 await _alert_proposal(proposal)
             except RejectedByStore:
                 continue  # logged and counted; the next proposal is not held up by this one
 
-    async def _alert_proposal(proposal: dict[str, Any]) -> None:
+    async def _alert_proposal(proposal: Proposal) -> None:
         # Stored first; a redelivered, already alerted proposal is recognised and skipped.
-        if not await stored.call(store.save_proposal, proposal, what="storing a proposal"):
+        published = proposal.to_json()
+        if not await stored.call(store.save_proposal, published, what="storing a proposal"):
             return
         if to_kafka:
-            await alerts_topic.send(key=proposal["proposal_id"].encode(), value=alert_message(proposal))
+            await alerts_topic.send(key=proposal.proposal_id.encode(), value=alert_message(published))
             metrics.alerts.labels("kafka").inc()
-        url = review_url.format(id=proposal["proposal_id"]) if review_url else None
+        url = review_url.format(id=proposal.proposal_id) if review_url else None
         await stored.call(dispatcher.submit, alert_from_proposal(proposal, review_url=url),
                           what="queueing an alert")
-        await stored.call(store.mark_alerted, proposal["proposal_id"], what="marking a proposal alerted")
+        await stored.call(store.mark_alerted, proposal.proposal_id, what="marking a proposal alerted")
 
     mirror = OwnerMirror(store)
     state_topic = app.topic(topics.STATE, key_serializer="raw", value_serializer="json")
@@ -146,6 +155,32 @@ def register_alerts(app: faust.App, settings: Settings, store: Store, metrics: M
             metrics.store_proposals.labels(state).set(count)
 
     return dispatcher
+
+
+R = TypeVar("R", Signal, Proposal)
+_UNREADABLE: "weakref.WeakKeyDictionary[Any, Counter]" = weakref.WeakKeyDictionary()
+
+
+def unreadable_messages(metrics: Metrics) -> Counter:
+    """territory_alerts_unreadable_messages_total{record}: messages on territory.signals or
+    territory.proposals that are not a valid record (a producer of another version, a hand-made
+    message). Skipped with a log line naming the field: one bad message must not stop alerting."""
+    counter = _UNREADABLE.get(metrics.registry)
+    if counter is None:
+        counter = Counter("unreadable_messages", "Messages on the signal and proposal topics that are not a valid "
+                          "record (skipped), by record.", ["record"], namespace="territory", subsystem="alerts",
+                          registry=metrics.registry)
+        _UNREADABLE[metrics.registry] = counter
+    return counter
+
+
+def _read(record: type[R], message: Any, unreadable: Counter) -> R | None:
+    try:
+        return record.from_json(message)
+    except (RecordError, ValueError, TypeError) as error:
+        unreadable.labels(record.__name__.lower()).inc()
+        log.error("unreadable %s message skipped: %s", record.__name__.lower(), error)
+        return None
 
 
 class RejectedByStore(Exception):
@@ -237,12 +272,16 @@ class ProposalSettlement:
             row = self.store.proposal(entry.proposal_id)
             if row is None:
                 continue
-            key = proposal_key(row.payload)
+            try:
+                proposal = Proposal.from_json(row.payload)
+            except RecordError as error:  # stored by an older version without a field it needs now
+                log.warning("proposal %s settled but its alert cannot be resolved: %s", entry.proposal_id, error)
+                continue
             # A pending proposal for the same reps owns that incident now: leave it firing.
-            if any(proposal_key(p.payload) == key for p in self.store.proposals("pending")):
+            if any(set(touched_reps(p.payload)) == proposal.touched_reps for p in self.store.proposals("pending")):
                 continue
             actor = None if entry.actor == "worker" else entry.actor
-            self.dispatcher.submit(proposal_settled(row.payload, entry.action, actor=actor, comment=entry.comment))
+            self.dispatcher.submit(proposal_settled(proposal, entry.action, actor=actor, comment=entry.comment))
             resolved += 1
         return resolved
 

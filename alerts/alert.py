@@ -16,12 +16,13 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from alerts import messages
+from core.clock import SYSTEM_CLOCK, Clock
+from core.formatting import percent
+from core.records import Proposal, Signal
 
 #: The `service` label on every alert, so one Alertmanager route catches them all.
 SERVICE = "territory-monitor"
 STATUSES = ("firing", "resolved")
-#: Signal states that mean "the incident is over" (imbalance and coverage gaps say "cleared").
-RESOLVED_STATES = frozenset({"cleared", "closed", "resolved", "in_band", "ok"})
 #: Subject types that also get a label of their own name (rep="R-1", region="DE-BY").
 _SUBJECT_LABELS = ("rep", "region", "model")
 #: Annotations that identify one emission of a signal, not what it says (ignored by `content`).
@@ -98,60 +99,56 @@ def content_of(alert_json: Mapping[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- signals
 
 
-def alert_from_signal(signal: Mapping[str, Any], *, review_url: str | None = None,
+def alert_from_signal(signal: Signal, *, review_url: str | None = None,
                       runbook_url: str | None = None) -> Alert:
     """The alert for a detector signal (docs/EVENTS.md, `territory.signals`).
 
     Key: kind, subject and (for imbalance) the metric, so the potential and the workload
     imbalance of one rep are two incidents, and its over -> cleared transition is one.
     """
-    kind = str(signal["kind"])
-    state = str(signal.get("state") or "")
-    subject = signal.get("subject") or {}
-    subject_type, subject_id = str(subject.get("type") or "subject"), str(subject.get("id") or "?")
-    evidence = signal.get("evidence") or {}
+    subject, evidence = signal.subject, signal.evidence
     metric = str(evidence.get("metric") or "")
-    status = "resolved" if state in RESOLVED_STATES else "firing"
-    severity = str(signal.get("severity") or "warning")
+    status = "resolved" if signal.resolved else "firing"
 
-    key = f"{kind}:{subject_type}:{subject_id}" + (f":{metric}" if metric else "")
+    key = f"{signal.kind}:{subject.type}:{subject.id}" + (f":{metric}" if metric else "")
     labels = {
-        "alertname": "Territory" + "".join(part.capitalize() for part in re.split(r"[^a-zA-Z0-9]+", kind) if part),
-        "severity": severity, "service": SERVICE, "kind": kind,
-        "subject_type": subject_type, "subject": subject_id,
+        "alertname": "Territory" + "".join(part.capitalize() for part in re.split(r"[^a-zA-Z0-9]+", signal.kind)
+                                           if part),
+        "severity": signal.severity, "service": SERVICE, "kind": signal.kind,
+        "subject_type": subject.type, "subject": subject.id,
     }
-    if subject_type in _SUBJECT_LABELS:
-        labels[subject_type] = subject_id
+    if subject.type in _SUBJECT_LABELS:
+        labels[subject.type] = subject.id
     if metric:
         labels["metric"] = metric
-    summary = _signal_summary(kind, state, subject, evidence)
-    detected = str(signal.get("detected_at") or "")
+    body = signal.to_json()
+    summary = _signal_summary(signal)
     # No ids or times in the description: a re-emitted signal with the same figures says nothing new.
     description = "\n".join(line for line in (
         summary,
-        f"state: {state or 'unknown'}",
-        "evidence: " + _evidence_text(evidence) if evidence else "",
+        f"state: {signal.state}",
+        "evidence: " + _evidence_text(body["evidence"]) if evidence else "",
     ) if line)
-    annotations = {"summary": summary, "description": description, "state": state,
-                   "signal_id": str(signal.get("signal_id") or ""), "detected_at": detected}
+    annotations = {"summary": summary, "description": description, "state": signal.state,
+                   "signal_id": signal.signal_id, "detected_at": signal.detected_at.isoformat()}
     _add_links(annotations, review_url, runbook_url)
     # Wall-clock times (emitted_at), not event time: Alertmanager expires alerts by its clock.
-    emitted = _parse_time(signal["emitted_at"]) if signal.get("emitted_at") else datetime.now(timezone.utc)
     return Alert(
-        key=key, status=status, severity=severity, summary=summary, description=description,
-        labels=labels, annotations={k: v for k, v in annotations.items() if v}, body=dict(signal),
-        starts_at=emitted, ends_at=emitted if status == "resolved" else None,
+        key=key, status=status, severity=signal.severity, summary=summary, description=description,
+        labels=labels, annotations={k: v for k, v in annotations.items() if v}, body=body,
+        starts_at=signal.emitted_at, ends_at=signal.emitted_at if status == "resolved" else None,
     )
 
 
-def _signal_summary(kind: str, state: str, subject: Mapping[str, Any], evidence: Mapping[str, Any]) -> str:
-    who = str(subject.get("id") or "?")
-    if subject.get("name") and subject.get("name") != who:
-        who = f"{subject['name']} ({who})"
-    resolved = state in RESOLVED_STATES
-    if kind in ("imbalance", "workload_imbalance") and "share" in evidence and "fair_share" in evidence:
-        metric = evidence.get("metric") or ("workload" if kind == "workload_imbalance" else "potential")
-        figures = f"{_pct(evidence['share'], 1)} vs fair share {_pct(evidence['fair_share'], 1)}"
+def _signal_summary(signal: Signal) -> str:
+    kind, state, subject, evidence = signal.kind, signal.state, signal.subject, signal.evidence
+    who = subject.id
+    if subject.name and subject.name != who:
+        who = f"{subject.name} ({who})"
+    resolved = signal.resolved
+    if kind == "imbalance" and "share" in evidence and "fair_share" in evidence:
+        metric = evidence.get("metric") or "potential"
+        figures = f"{percent(evidence['share'], 1)} vs fair share {percent(evidence['fair_share'], 1)}"
         if resolved:
             return f"{who} is back within the fair share of {metric}: {figures}"
         deviation = evidence.get("deviation")
@@ -178,7 +175,7 @@ def _signal_summary(kind: str, state: str, subject: Mapping[str, Any], evidence:
         how_much = f" {float(size) * 100:+.0f}%" if size is not None else ""
         since = f" since {evidence['started_on']}" if evidence.get("started_on") else ""
         return f"the {who} model's error {'is back to normal' if resolved else 'rose' + how_much + since}"
-    return f"{kind.replace('_', ' ')} {state or 'signal'} for {subject.get('type', 'subject')} {who}"
+    return f"{kind.replace('_', ' ')} {state or 'signal'} for {subject.type} {who}"
 
 
 def _evidence_text(evidence: Mapping[str, Any]) -> str:
@@ -195,38 +192,34 @@ def _evidence_text(evidence: Mapping[str, Any]) -> str:
 # ---------------------------------------------------------------------------- proposals
 
 
-def proposal_key(proposal: Mapping[str, Any]) -> str:
+def proposal_key(proposal: Proposal) -> str:
     """"proposal:" + the reps it touches (as `alerts.store.touched_reps`): a superseding
     proposal for the same reps updates the same alert. Unsolved proposals (no moves) are
     one territory-wide incident."""
-    moves = proposal.get("moves") or []
-    reps = {m["to_rep"] for m in moves} | {m["from_rep"] for m in moves if m.get("from_rep")}
+    reps = proposal.touched_reps
     return "proposal:" + (",".join(sorted(reps)) if reps else "unsolved")
 
 
-def alert_from_proposal(proposal: Mapping[str, Any], *, review_url: str | None = None,
+def alert_from_proposal(proposal: Proposal, *, review_url: str | None = None,
                         runbook_url: str | None = None) -> Alert:
     """The alert for a rebalance proposal; `body` is the `territory.alerts` message."""
-    complete = {"seconds": 0.0, "explanation": "", "trigger_signals": [], "moves": [],
-                "imbalance_before": 0.0, "imbalance_after": 0.0, **proposal}
-    message = messages.alert_from_proposal(complete)
+    published = proposal.to_json()
+    message = messages.alert_from_proposal(published)
     key = proposal_key(proposal)
     reps = key.split(":", 1)[1]
-    summary = messages.summary_line(complete)
-    lines = messages.move_lines(complete)
+    summary = messages.summary_line(published)
+    lines = messages.move_lines(published)
     description = "\n".join([summary, *lines]) if lines else summary
     labels = {"alertname": "TerritoryRebalanceProposal", "severity": message["severity"], "service": SERVICE,
               "kind": "rebalance_proposal", "subject_type": "reps", "subject": reps}
-    annotations = {"summary": summary, "description": description, "proposal_id": str(proposal["proposal_id"]),
-                   "proposal_status": str(proposal.get("status") or ""),
-                   "moves": str(len(complete["moves"])),
-                   "trigger_signals": ",".join(map(str, complete["trigger_signals"]))}
+    annotations = {"summary": summary, "description": description, "proposal_id": proposal.proposal_id,
+                   "proposal_status": proposal.status, "moves": str(len(proposal.moves)),
+                   "trigger_signals": ",".join(proposal.trigger_signals)}
     _add_links(annotations, review_url, runbook_url)
-    created = proposal.get("created_at")
-    starts = _parse_time(created) if created else datetime.now(timezone.utc)
     return Alert(key=key, status="firing", severity=message["severity"], summary=summary,
                  description=description, labels=labels,
-                 annotations={k: v for k, v in annotations.items() if v}, body=message, starts_at=starts)
+                 annotations={k: v for k, v in annotations.items() if v}, body=message,
+                 starts_at=proposal.created_at)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -239,18 +232,14 @@ def _add_links(annotations: dict[str, str], review_url: str | None, runbook_url:
         annotations["runbook_url"] = runbook_url
 
 
-def _pct(value: Any, digits: int = 0) -> str:
-    return f"{float(value) * 100:.{digits}f}%"
-
-
 def _parse_time(value: str | datetime) -> datetime:
     """ISO 8601 (a trailing Z too) to an aware datetime; naive times are taken as UTC."""
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def proposal_settled(proposal: Mapping[str, Any], status: str, *, actor: str | None = None,
-                     comment: str | None = None) -> Alert:
+def proposal_settled(proposal: Proposal, status: str, *, actor: str | None = None,
+                     comment: str | None = None, clock: Clock = SYSTEM_CLOCK) -> Alert:
     """The proposal's alert, resolved: it was approved, rejected, applied or superseded,
     so nobody needs to act on it any more."""
     firing = alert_from_proposal(proposal)
@@ -258,5 +247,4 @@ def proposal_settled(proposal: Mapping[str, Any], status: str, *, actor: str | N
     summary = f"{status}{by}: {firing.summary}"
     annotations = {**firing.annotations, "summary": summary, "decision": status,
                    **({"decided_by": actor} if actor else {}), **({"comment": comment} if comment else {})}
-    return replace(firing, status="resolved", summary=summary, annotations=annotations,
-                   ends_at=datetime.now(timezone.utc))
+    return replace(firing, status="resolved", summary=summary, annotations=annotations, ends_at=clock.now())

@@ -1,30 +1,64 @@
-"""Detectors: small stateful classes that turn territory figures into findings.
+"""Detectors: small stateful classes that turn territory figures into findings and signals.
 
-Each detector has one `update` method that returns the detector itself, exposes what
-it found through properties, and can save and restore its state (`state_dict` /
-`load_state_dict`). No Kafka or database imports: the planner feeds them.
+Every detector follows `detectors.protocol.Detector`: it observes one kind of observation
+the planner builds, returns findings, makes a `core.records.Signal` of each, and saves and
+restores its state. No Kafka or database imports: the planner feeds them.
 
-- `ImbalanceDetector`: a rep's share of potential against the capacity-weighted fair
-  share, with hysteresis so a value hovering at the band's edge does not flap.
+- `ImbalanceDetector`: a rep's share of potential (or of workload) against the
+  capacity-weighted fair share, with hysteresis so a value hovering at the band's edge
+  does not flap.
+- `CoverageGapDetector`: accounts whose rep left or that have no rep.
 - `MarketShockDetector`: a region's demand dropping or rising against the rest of the
   country (which removes the seasonality all regions share), fed once per day with
   sales per region; river `PageHinkley` on the standardised share, one finding per
   shock with its direction, size and start.
 - `ModelDriftDetector`: a sustained rise of the potential model's prediction error;
   river `ADWIN` on the scaled error, with the start and size of the rise.
+
+`standard_detectors` is the list the planner runs; a new detector is one module and one
+entry there.
 """
 
+from __future__ import annotations
+
+from core.settings import Settings
+from detectors.coverage_gap import CoverageGapDetector, CoverageGapFinding
 from detectors.imbalance import ImbalanceDetector, ImbalanceFinding
 from detectors.market_shock import MarketShockDetector, ShockEvidence, ShockFinding
 from detectors.model_drift import ErrorDriftEvidence, ErrorDriftFinding, ModelDriftDetector
+from detectors.protocol import CompanyCoverage, Detector, ModelErrors, MonthlyTerritories, RegionalDay
+
+
+def standard_detectors(settings: Settings) -> list[Detector]:
+    """The detectors the planner runs, in the order their signals of one judgement are published."""
+    return [
+        ImbalanceDetector(tolerance=settings.tolerance, hysteresis=settings.hysteresis),
+        # Workload (activity minutes) against the same capacity-weighted fair share. Signalled,
+        # not rebalanced on: the rebalancer balances potential only.
+        ImbalanceDetector(tolerance=settings.tolerance, hysteresis=settings.hysteresis, metric="workload",
+                          name="workload_imbalance"),
+        CoverageGapDetector(),
+        # Order counts react about twice as fast as order values (bench/detectors.py).
+        MarketShockDetector(measure="orders", delta=0.35),
+        ModelDriftDetector(),
+    ]
+
 
 __all__ = [
+    "CompanyCoverage",
+    "CoverageGapDetector",
+    "CoverageGapFinding",
+    "Detector",
     "ErrorDriftEvidence",
     "ErrorDriftFinding",
     "ImbalanceDetector",
     "ImbalanceFinding",
     "MarketShockDetector",
     "ModelDriftDetector",
+    "ModelErrors",
+    "MonthlyTerritories",
+    "RegionalDay",
     "ShockEvidence",
     "ShockFinding",
+    "standard_detectors",
 ]

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any, Mapping
 
+from core.records import Signal, Subject
+from detectors.protocol import MonthlyTerritories
+
 STATES = ("in_band", "over", "under")
+#: States of its signals: leaving the band says "cleared".
+SIGNAL_STATES = ("over", "under", "cleared")
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,14 @@ class ImbalanceDetector:
         Fraction of the tolerance that must be regained to leave the out-of-band state,
         in (0, 1].
     metric
-        Name of the balanced figure, carried into findings.
+        Name of the balanced figure, carried into findings: "potential" (the share of the
+        company's potential) or "workload" (the share of activity minutes).
+    name
+        The detector's name in the planner (its checkpoint key and metrics label).
+
+    As a `detectors.protocol.Detector` it observes `MonthlyTerritories` and signals kind
+    "imbalance" with the metric in the evidence; only the potential imbalance asks for a
+    rebalance (the rebalancer balances potential).
 
     Examples
     --------
@@ -53,9 +66,27 @@ class ImbalanceDetector:
     [('A', 'over', 0.12), ('B', 'under', -0.12)]
     []
     [('A', 'in_band', 0.02), ('B', 'in_band', -0.02)]
+
+    Fed by the planner, it reads the reps' aggregates and makes the signals:
+
+    >>> from datetime import timezone
+    >>> month = datetime(2025, 4, 1, tzinfo=timezone.utc)
+    >>> from monitor.state import RepAggregate
+    >>> aggregates = {"A": RepAggregate("A", 40, 700.0, 900.0, 1.0, 0.7, 0.5),
+    ...               "B": RepAggregate("B", 35, 300.0, 800.0, 1.0, 0.3, 0.5)}
+    >>> detector = ImbalanceDetector(tolerance=0.10)
+    >>> [detector.signal(f, month).state for f in detector.observe(MonthlyTerritories(month, aggregates))]
+    ['over', 'under']
+    >>> detector.open_subjects()
+    2
     """
 
-    def __init__(self, tolerance: float = 0.10, hysteresis: float = 0.8, metric: str = "potential"):
+    kind = "imbalance"
+    states = SIGNAL_STATES
+    observes = MonthlyTerritories
+
+    def __init__(self, tolerance: float = 0.10, hysteresis: float = 0.8, metric: str = "potential",
+                 name: str = "imbalance"):
         if not 0 < tolerance < 1:
             raise ValueError(f"tolerance must be in (0, 1), got {tolerance!r}")
         if not 0 < hysteresis <= 1:
@@ -63,8 +94,11 @@ class ImbalanceDetector:
         self.tolerance = tolerance
         self.hysteresis = hysteresis
         self.metric = metric
+        self.name = name
+        self.triggers_rebalance = metric == "potential"
         self._states: dict[str, str] = {}
         self._findings: list[ImbalanceFinding] = []
+        self._observed: MonthlyTerritories | None = None  # what the findings' signals describe
 
     def update(self, shares: Mapping[str, float], fair_shares: Mapping[str, float]) -> "ImbalanceDetector":
         """Judge every rep's current share; `findings` then holds the state changes."""
@@ -86,6 +120,50 @@ class ImbalanceDetector:
         for rep_id in set(self._states) - set(fair_shares):
             del self._states[rep_id]
         return self
+
+    def observe(self, observation: MonthlyTerritories) -> list[ImbalanceFinding]:
+        """Judge the reps' shares of the metric against their fair shares."""
+        aggregates = observation.aggregates
+        fair = {rep_id: agg.fair_share for rep_id, agg in aggregates.items()}
+        if self.metric == "workload":
+            total = sum(agg.workload_min for agg in aggregates.values())
+            if total <= 0:
+                return []
+            shares = {rep_id: agg.workload_min / total for rep_id, agg in aggregates.items()}
+        else:
+            shares = {rep_id: agg.share for rep_id, agg in aggregates.items()}
+        self._observed = observation
+        return self.update(shares, fair).findings
+
+    def signal(self, finding: ImbalanceFinding, emitted_at: datetime) -> Signal:
+        """Twice the tolerance off is critical; back in band is info."""
+        assert self._observed is not None, "signal() describes the findings of the last observe()"
+        aggregate = self._observed.aggregates[finding.rep_id]
+        if finding.state == "in_band":
+            severity = "info"
+        elif abs(finding.deviation) >= 2 * self.tolerance:
+            severity = "critical"
+        else:
+            severity = "warning"
+        return Signal.make(
+            kind=self.kind, state="cleared" if finding.state == "in_band" else finding.state, severity=severity,
+            subject=Subject("rep", finding.rep_id),
+            evidence={
+                "metric": finding.metric,
+                "share": round(finding.share, 5),
+                "fair_share": round(finding.fair_share, 5),
+                "deviation": round(finding.deviation, 5),
+                "threshold": round(finding.threshold, 5),
+                "band": [round(finding.fair_share * (1 - self.tolerance), 5),
+                         round(finding.fair_share * (1 + self.tolerance), 5)],
+                "potential": round(aggregate.potential, 2),
+                "workload_minutes": round(aggregate.workload_min, 1),
+                "accounts": aggregate.accounts,
+            },
+            detected_at=self._observed.month, emitted_at=emitted_at)
+
+    def open_subjects(self) -> int:
+        return len(self.out_of_band)
 
     def _next_state(self, previous: str, deviation: float) -> tuple[str, float]:
         enter, leave = self.tolerance, self.tolerance * self.hysteresis

@@ -5,12 +5,15 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Any, Mapping
 
 from river import drift
 
 from core import river_codec
+from core.records import Signal, Subject
+from detectors.protocol import RegionalDay
+from monitor.regions import region_label
 
 MEASURES = ("sales", "orders")
 DIRECTIONS = ("drop", "rise")
@@ -164,6 +167,11 @@ class MarketShockDetector:
     '2024-10-27'
     """
 
+    name = kind = "market_shock"
+    states = DIRECTIONS
+    observes = RegionalDay
+    triggers_rebalance = False  # a market moved: people decide, the territories may be fine
+
     def __init__(self, threshold: float = 10.0, delta: float = 0.3, min_history_days: int = 60,
                  rearm_days: int = 90, baseline_halflife_days: float = 300.0, min_batch_orders: float = 8.0,
                  min_change: float = 0.2, measure: str = "sales"):
@@ -233,6 +241,22 @@ class MarketShockDetector:
             if finding is not None:
                 self._findings.append(finding)
         return self
+
+    def observe(self, observation: RegionalDay) -> list[ShockFinding]:
+        return self.update(observation.day, observation.sales, observation.counts).findings
+
+    def signal(self, finding: ShockFinding, emitted_at: datetime) -> Signal:
+        """A move of a third or more is critical."""
+        return Signal.make(
+            kind=self.kind, state=finding.direction, severity="critical" if abs(finding.size) >= 0.3 else "warning",
+            subject=Subject("region", finding.region, region_label(finding.region)),
+            evidence={"direction": finding.direction, "size": round(finding.size, 4),
+                      "started_on": finding.start.isoformat(), **finding.to_dict()["evidence"]},
+            detected_at=datetime.combine(finding.detected_on, datetime.min.time(), timezone.utc),
+            emitted_at=emitted_at)
+
+    def open_subjects(self) -> None:
+        return None  # change points: a shock is news, not a lasting state
 
     def _rests(self, signal: Mapping[str, float]) -> dict[str, float]:
         """Each region's rest of the country, robust to the other regions' changes.

@@ -10,6 +10,8 @@ from typing import Any, Mapping
 from river import drift
 
 from core import river_codec
+from core.records import Signal, Subject
+from detectors.protocol import ModelErrors
 
 STATE_VERSION = 2  # 2: river objects as data (core.river_codec), no pickle
 # Days of error aggregates kept for locating a change (per day: count, sum, sum of squares).
@@ -102,6 +104,11 @@ class ModelDriftDetector:
     '2025-05-01'
     """
 
+    name = kind = "model_drift"
+    states = ("rise",)
+    observes = ModelErrors
+    triggers_rebalance = False
+
     def __init__(self, delta: float = 1e-5, min_samples: int = 200, min_rise: float = 0.1, clock: int = 1):
         if not (isinstance(delta, (int, float)) and 0 < delta < 1):
             raise ValueError(f"delta must be a number in (0, 1), got {delta!r}")
@@ -141,6 +148,22 @@ class ModelDriftDetector:
                 self._findings.append(finding)
             self._rearm(keep_from=finding.start.toordinal() if finding else day)
         return self
+
+    def observe(self, observation: ModelErrors) -> list[ErrorDriftFinding]:
+        found: list[ErrorDriftFinding] = []
+        for error in observation.errors:
+            found += self.update(error, observation.month).findings
+        return found
+
+    def signal(self, finding: ErrorDriftFinding, emitted_at: datetime) -> Signal:
+        return Signal.make(
+            kind=self.kind, state=finding.direction, severity="warning", subject=Subject("model", "potential"),
+            evidence={"size": round(finding.size, 4), "started_on": finding.start.isoformat(),
+                      **finding.to_dict()["evidence"]},
+            detected_at=finding.detected_at, emitted_at=emitted_at)
+
+    def open_subjects(self) -> None:
+        return None  # change points: counted as signals only
 
     def _add_to_day(self, day: int, error: float) -> None:
         row = self._days.get(day)

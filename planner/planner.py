@@ -1,23 +1,23 @@
 """The planner's decisions, free of Kafka: when to judge balance, what to signal, when to rebalance.
 
-The planner agent (monitor/agents.py) feeds it the whole company after each batch of
+The planner agent (planner/agents.py) feeds it the whole company after each batch of
 state snapshots; `Planner.evaluate` returns the aggregates, the signals to publish and,
 when a rebalance is due, the rebalancer's input.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import statistics
-import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
-from typing import Any, Callable, Iterable, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any, Iterable, Mapping, Sequence
 
-from detectors import ImbalanceDetector, ImbalanceFinding, MarketShockDetector, ModelDriftDetector
+from core.clock import SYSTEM_CLOCK, Clock
+from core.records import Proposal, ProposedMove, RepLoad, Signal, stable_id
+from detectors import (CompanyCoverage, CoverageGapDetector, Detector, ModelErrors, MonthlyTerritories, RegionalDay,
+                       standard_detectors)
 from potential import PotentialModel, learn_from_history, predict_potential
-from monitor.regions import region_label
 from monitor.state import (AccountState, RepAggregate, RepState, month_index, month_key, territory_aggregates,
                            trailing_sum)
 from rebalancer import Account, Move, RebalanceResult, Rep
@@ -66,25 +66,8 @@ class Evaluation:
     aggregates: dict[str, RepAggregate]
     imbalance: float
     model_error: float | None = None  # mean absolute error of the last monthly scoring
-    signals: list[dict[str, Any]] = field(default_factory=list)
+    signals: list[Signal] = field(default_factory=list)
     rebalance: RebalanceRequest | None = None
-
-
-def stable_id(prefix: str, *parts: str) -> str:
-    """An id derived from what it names: a planner that judges the same moment again after a
-    crash publishes the same ids, so the store and the alert outbox see repeats, not news."""
-    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
-    return f"{prefix}-{digest}"
-
-
-def with_signal_id(signal: dict[str, Any]) -> dict[str, Any]:
-    """The signal with its id first: kind, subject, state, detector metric and the moment it
-    was detected say which signal it is (the detectors emit one per subject and transition)."""
-    evidence = signal.get("evidence") or {}
-    signal_id = stable_id("sig", signal["kind"], signal["subject"]["type"], str(signal["subject"]["id"]),
-                          signal["state"], str(evidence.get("metric", "")), str(evidence.get("started_on", "")),
-                          signal["detected_at"])
-    return {"signal_id": signal_id, **signal}
 
 
 def imbalance_index(aggregates: Iterable[RepAggregate]) -> float:
@@ -92,21 +75,33 @@ def imbalance_index(aggregates: Iterable[RepAggregate]) -> float:
     return max((abs(rep.deviation) for rep in aggregates), default=0.0)
 
 
+#: Checkpoint parts of detectors as saved before the detectors shared one protocol (read once
+#: after an upgrade, never written).
+_LEGACY_PARTS = {"imbalance": "detector", "workload_imbalance": "workload_detector", "market_shock": "shock_detector",
+                 "model_drift": "model_drift"}
+
+
 class Planner:
-    def __init__(self, settings: Settings, clock=lambda: datetime.now(timezone.utc),
-                 duration_clock: Callable[[], float] = time.monotonic):
+    """When to judge, which detectors see what, when to ask the rebalancer.
+
+    `detectors` (default `detectors.standard_detectors`) must include a
+    `CoverageGapDetector`: accounts without an owner are placed before balance is judged."""
+
+    def __init__(self, settings: Settings, clock: Clock = SYSTEM_CLOCK, detectors: Sequence[Detector] | None = None):
         self.settings = settings
-        self.detector = ImbalanceDetector(tolerance=settings.tolerance, hysteresis=settings.hysteresis)
-        # Workload (activity minutes) against the same capacity-weighted fair share. Signalled,
-        # not yet rebalanced on: the rebalancer balances potential only.
-        self.workload_detector = ImbalanceDetector(tolerance=settings.tolerance, hysteresis=settings.hysteresis,
-                                                   metric="workload")
-        self._clock = clock  # timestamps (emitted_at, created_at)
-        # The cooldown: a wall clock stepped by NTP would hold proposals or release them early.
-        self._duration_clock = duration_clock
+        self.detectors = list(standard_detectors(settings) if detectors is None else detectors)
+        names = [detector.name for detector in self.detectors]
+        if len(set(names)) != len(names):
+            raise ValueError(f"detector names must be unique, got {names}")
+        coverage = [d for d in self.detectors if isinstance(d, CoverageGapDetector)]
+        if len(coverage) != 1:
+            raise ValueError("the planner needs exactly one CoverageGapDetector (it places accounts without an owner)")
+        self._coverage = coverage[0]
+        # Timestamps (emitted_at, created_at) by its wall time; the cooldown by its monotonic
+        # time (a wall clock stepped by NTP would hold proposals or release them early).
+        self._clock = clock
         self._pending_signal_ids: list[str] = []
-        self._last_proposal_at: float | None = None  # by the duration clock
-        self._gap_reps: set[str] = set()          # reps whose accounts are without an owner
+        self._last_proposal_at: float | None = None  # by the monotonic clock
         self._placed_orphans: set[str] = set()    # orphans the last placement proposal covered
         self._daily_sales: dict[str, dict[str, float]] = {}  # region -> ISO day -> order value
         self._observed_orders: dict[str, set[str]] = {}      # ISO day not yet judged -> order event ids
@@ -116,16 +111,32 @@ class Planner:
         self._first_order_day: dict[str, str] = {}
         self._judged_month: str | None = None                 # as-of month of the last judgement
         self._judged_day: str | None = None                   # last complete day fed to the shock detector
-        # Order counts react about twice as fast as order values (bench/detectors.py).
-        self.shock_detector = MarketShockDetector(measure="orders", delta=0.35)
         # The learned potential model (settings.potential == "model") or trailing sales.
         self.model = PotentialModel() if settings.potential == "model" else None
-        self.model_drift = ModelDriftDetector()
         self._learned_month: str | None = None
         self._months_learned = 0
         self._potentials: dict[str, float] | None = None
         self._valued_month: str | None = None  # month the cached potentials are valued at
         self._changed: set[str] = set()          # accounts changed since they were valued
+
+    def detector(self, name: str) -> Detector:
+        return next(detector for detector in self.detectors if detector.name == name)
+
+    def _observe(self, observation: Any, evaluation: Evaluation) -> None:
+        """Hand an observation to the detectors that read it; their findings become signals,
+        and open ones from detectors that trigger a rebalance wait for it."""
+        for detector in self.detectors:
+            if not isinstance(observation, detector.observes):
+                continue
+            for finding in detector.observe(observation):
+                signal = detector.signal(finding, self._clock.now())
+                evaluation.signals.append(signal)
+                if detector.triggers_rebalance and not signal.resolved:
+                    self._pending_signal_ids.append(signal.signal_id)
+
+    @property
+    def _out_of_balance(self) -> bool:
+        return any(detector.open_subjects() for detector in self.detectors if detector.triggers_rebalance)
 
     def evaluate(
         self,
@@ -143,7 +154,7 @@ class Planner:
         as_of = _month_start(watermark)
         through = as_of - timedelta(microseconds=1)
         evaluation = Evaluation({}, 0.0)
-        orphans: set[str] = set()
+        orphans: frozenset[str] = frozenset()
         accounts.sort(key=lambda account: account.account_id)  # learning order must not depend on arrival
         for month in self._months_to_judge(as_of, first_event_at):
             month_end = month - timedelta(microseconds=1)
@@ -153,16 +164,18 @@ class Planner:
             evaluation.aggregates, evaluation.imbalance = aggregates, imbalance_index(aggregates.values())
             warmed_up = month - first_event_at >= timedelta(days=self.settings.warmup_days)
             if month == as_of:
-                orphans = self._judge_coverage(accounts, reps, evaluation, watermark, through, window_months,
-                                               warmed_up)
+                self._observe(CompanyCoverage(accounts, reps, watermark, through, window_months, warmed_up),
+                              evaluation)
+                orphans = self._coverage.orphans
+                self._place_orphans(orphans, accounts, reps, evaluation, through, window_months)
             if warmed_up and aggregates and sum(agg.potential for agg in aggregates.values()) > 0:
-                self._judge_balance(aggregates, month, evaluation)
+                self._observe(MonthlyTerritories(month, aggregates), evaluation)
         self._judged_month = as_of.isoformat()
         self._judge_markets(watermark, evaluation)
 
         if orphans:
             return evaluation  # accounts without an owner are placed first; balance waits for that
-        if self._pending_signal_ids and self.detector.out_of_band and self._cooled_down():
+        if self._pending_signal_ids and self._out_of_balance and self._cooled_down():
             request_accounts = rebalance_accounts(accounts, through, window_months, self._potentials)
             evaluation.rebalance = RebalanceRequest(
                 accounts=request_accounts,
@@ -173,8 +186,8 @@ class Planner:
                 context=proposal_context(accounts, reps, request_accounts, through),
             )
             self._pending_signal_ids = []
-            self._last_proposal_at = self._duration_clock()
-        elif self._pending_signal_ids and not self.detector.out_of_band:
+            self._last_proposal_at = self._clock.monotonic()
+        elif self._pending_signal_ids and not self._out_of_balance:
             self._pending_signal_ids = []  # the imbalance went away on its own
         return evaluation
 
@@ -190,10 +203,8 @@ class Planner:
             # A young model's error falls and rises as it learns the seasons: watch it for drift
             # only after a year of learning.
             if self._months_learned > 12:
-                for _, predicted, label in scored:
-                    error = abs(predicted - label) / max(label, predicted, 1.0)
-                    for finding in self.model_drift.update(error, month).findings:
-                        evaluation.signals.append(self._drift_signal(finding))
+                errors = [abs(predicted - label) / max(label, predicted, 1.0) for _, predicted, label in scored]
+                self._observe(ModelErrors(month, errors), evaluation)
             if scored:
                 evaluation.model_error = sum(abs(p - y) for _, p, y in scored) / len(scored)
             self._valued_month = None  # the model changed: value everyone again
@@ -215,18 +226,6 @@ class Planner:
         """Accounts whose state changed since the last judgement (their potential is stale)."""
         self._changed.update(account_ids)
 
-    def _drift_signal(self, finding) -> dict[str, Any]:
-        return with_signal_id({
-            "kind": "model_drift",
-            "state": finding.direction,
-            "severity": "warning",
-            "subject": {"type": "model", "id": "potential"},
-            "evidence": {"size": round(finding.size, 4), "started_on": finding.start.isoformat(),
-                         **{k: v for k, v in finding.to_dict().get("evidence", {}).items()}},
-            "detected_at": finding.detected_at.isoformat(),
-            "emitted_at": self._clock().isoformat(),
-        })
-
     def _months_to_judge(self, as_of: datetime, first_event_at: datetime) -> list[datetime]:
         # From the first event's month on the first judgement: the model then learns every
         # month whenever the worker first gets to judge.
@@ -240,25 +239,6 @@ class Planner:
             month = _month_start(month + timedelta(days=32))
             months.append(month)
         return months or [as_of]
-
-    def _judge_balance(self, aggregates: dict[str, RepAggregate], month: datetime, evaluation: Evaluation) -> None:
-        self.detector.update(
-            {rep_id: agg.share for rep_id, agg in aggregates.items()},
-            {rep_id: agg.fair_share for rep_id, agg in aggregates.items()},
-        )
-        for finding in self.detector.findings:
-            signal = self._signal(finding, aggregates[finding.rep_id], month)
-            evaluation.signals.append(signal)
-            if finding.state != "in_band":
-                self._pending_signal_ids.append(signal["signal_id"])
-        total_minutes = sum(agg.workload_min for agg in aggregates.values())
-        if total_minutes > 0:
-            self.workload_detector.update(
-                {rep_id: agg.workload_min / total_minutes for rep_id, agg in aggregates.items()},
-                {rep_id: agg.fair_share for rep_id, agg in aggregates.items()},
-            )
-            for finding in self.workload_detector.findings:
-                evaluation.signals.append(self._signal(finding, aggregates[finding.rep_id], month))
 
     def observe_orders(self, region: str, orders: Iterable[list]) -> None:
         """Orders (day, amount, event id) of an account in `region`, for the regional sales
@@ -278,7 +258,7 @@ class Planner:
             days[day] = (round(total + amount, 2), count + 1)
 
     def _judge_markets(self, moment: datetime, evaluation: Evaluation) -> None:
-        """Feed the market-shock detector every day completed since the last judgement."""
+        """Hand every day completed since the last judgement to the detectors of regional sales."""
         if not self._daily_sales:
             return
         today = moment.date()
@@ -289,8 +269,7 @@ class Planner:
             regions = [region for region, first_day in sorted(self._first_order_day.items()) if first_day <= key]
             sales = {region: self._daily_sales[region].get(key, (0.0, 0))[0] for region in regions}
             counts = {region: self._daily_sales[region].get(key, (0.0, 0))[1] for region in regions}
-            for finding in self.shock_detector.update(day, sales, counts).findings:
-                evaluation.signals.append(self._shock_signal(finding))
+            self._observe(RegionalDay(day, sales, counts), evaluation)
             self._judged_day = key
             day += timedelta(days=1)
         # Days judged are final: forget them (late orders for them change state, not judgements).
@@ -298,42 +277,13 @@ class Planner:
             for key in [k for k in days if self._judged_day and k <= self._judged_day]:
                 del days[key]
 
-    def _shock_signal(self, finding) -> dict[str, Any]:
-        evidence = finding.to_dict()
-        return with_signal_id({
-            "kind": "market_shock",
-            "state": finding.direction,
-            "severity": "critical" if abs(finding.size) >= 0.3 else "warning",
-            "subject": {"type": "region", "id": finding.region, "name": region_label(finding.region)},
-            "evidence": {"direction": finding.direction, "size": round(finding.size, 4),
-                         "started_on": finding.start.isoformat(), **evidence.get("evidence", {})},
-            "detected_at": datetime.combine(finding.detected_on, datetime.min.time(), timezone.utc).isoformat(),
-            "emitted_at": self._clock().isoformat(),
-        })
-
-    def _judge_coverage(self, accounts: list[AccountState], reps: list[RepState], evaluation: Evaluation,
-                        watermark: datetime, through: datetime, window_months: int, warmed_up: bool) -> set[str]:
-        """Accounts whose rep left, or that have no owner, are a coverage gap: signal it at once
-        and ask for a placement that moves only them. A rep id never announced counts only after
-        the warm-up: at start-up accounts often arrive before their reps."""
-        active = {rep.rep_id for rep in reps if rep.active}
-        announced = {rep.rep_id for rep in reps}
-        by_missing_rep: dict[str, list[AccountState]] = {}
-        for account in accounts:
-            if not account.known or account.closed or account.rep_id in active:
-                continue
-            if account.rep_id is None or account.rep_id in announced or warmed_up:
-                by_missing_rep.setdefault(account.rep_id or "(none)", []).append(account)
-        for rep_id in sorted(set(by_missing_rep) - self._gap_reps):
-            evaluation.signals.append(self._gap_signal(rep_id, by_missing_rep[rep_id], reps, watermark, through,
-                                                       window_months))
-        for rep_id in sorted(self._gap_reps - set(by_missing_rep)):
-            evaluation.signals.append(self._gap_signal(rep_id, [], reps, watermark, through, window_months))
-        self._gap_reps = set(by_missing_rep)
-
-        orphans = {account.account_id for group in by_missing_rep.values() for account in group}
+    def _place_orphans(self, orphans: frozenset[str], accounts: list[AccountState], reps: list[RepState],
+                       evaluation: Evaluation, through: datetime, window_months: int) -> None:
+        """Accounts whose rep left, or that have no owner, get a placement that moves only them
+        (once per set of orphans), answering the open coverage-gap signals."""
+        active = any(rep.active for rep in reps)
         if orphans and orphans != self._placed_orphans and active:
-            gap_ids = [s["signal_id"] for s in evaluation.signals if s["kind"] == "coverage_gap" and s["state"] == "open"]
+            gap_ids = [s.signal_id for s in evaluation.signals if s.kind == self._coverage.kind and s.state == "open"]
             request_accounts = rebalance_accounts(accounts, through, window_months, self._potentials)
             evaluation.rebalance = RebalanceRequest(
                 accounts=request_accounts,
@@ -343,111 +293,68 @@ class Planner:
                 mode="place",
                 context=proposal_context(accounts, reps, request_accounts, through),
             )
-            self._last_proposal_at = self._duration_clock()
-        self._placed_orphans = orphans
-        return orphans
-
-    def _gap_signal(self, rep_id: str, orphans: list[AccountState], reps: list[RepState], watermark: datetime,
-                    through: datetime, window_months: int) -> dict[str, Any]:
-        known = {rep.rep_id: rep for rep in reps}
-        return with_signal_id({
-            "kind": "coverage_gap",
-            "state": "open" if orphans else "cleared",
-            "severity": "critical" if orphans else "info",
-            "subject": {"type": "rep", "id": rep_id},
-            "evidence": {
-                "accounts_without_rep": len(orphans),
-                "potential": round(sum(trailing_sum(a.monthly_sales, through, window_months) for a in orphans), 2),
-                "rep_status": "inactive" if rep_id in known else "unknown rep",
-                "account_ids": sorted(a.account_id for a in orphans)[:20],
-            },
-            "detected_at": watermark.isoformat(),
-            "emitted_at": self._clock().isoformat(),
-        })
+            self._last_proposal_at = self._clock.monotonic()
+        self._placed_orphans = set(orphans)
 
     def out_of_band(self) -> dict[str, int]:
-        """Subjects out of band now, per stateful detector kind (territory_detector_out_of_band):
-        reps off their fair share of potential or of workload, reps whose accounts have no
-        active owner. Market shocks and model drift are change points, not states: they are
-        counted as signals only."""
-        return {"imbalance": len(self.detector.out_of_band),
-                "workload_imbalance": len(self.workload_detector.out_of_band),
-                "coverage_gap": len(self._gap_reps)}
+        """Subjects out of their normal state now, per stateful detector
+        (territory_detector_out_of_band): reps off their fair share of potential or of
+        workload, reps whose accounts have no active owner. Change-point detectors (market
+        shocks, model drift) have no lasting state: they are counted as signals only."""
+        counts = {detector.name: detector.open_subjects() for detector in self.detectors}
+        return {name: count for name, count in counts.items() if count is not None}
 
     @property
     def rebalance_pending(self) -> bool:
         """Signals wait for a rebalance that the cooldown held back."""
-        return bool(self._pending_signal_ids) and bool(self.detector.out_of_band)
+        return bool(self._pending_signal_ids) and self._out_of_balance
 
     def _cooled_down(self) -> bool:
         if self._last_proposal_at is None:
             return True
-        return self._duration_clock() - self._last_proposal_at >= self.settings.rebalance_cooldown_s
+        return self._clock.monotonic() - self._last_proposal_at >= self.settings.rebalance_cooldown_s
 
-    def _signal(self, finding: ImbalanceFinding, aggregate: RepAggregate, watermark: datetime) -> dict[str, Any]:
-        tolerance = self.settings.tolerance
-        if finding.state == "in_band":
-            severity = "info"
-        elif abs(finding.deviation) >= 2 * tolerance:
-            severity = "critical"
-        else:
-            severity = "warning"
-        return with_signal_id({
-            "kind": "imbalance",
-            "state": "cleared" if finding.state == "in_band" else finding.state,
-            "severity": severity,
-            "subject": {"type": "rep", "id": finding.rep_id},
-            "evidence": {
-                "metric": finding.metric,
-                "share": round(finding.share, 5),
-                "fair_share": round(finding.fair_share, 5),
-                "deviation": round(finding.deviation, 5),
-                "threshold": round(finding.threshold, 5),
-                "band": [round(finding.fair_share * (1 - tolerance), 5), round(finding.fair_share * (1 + tolerance), 5)],
-                "potential": round(aggregate.potential, 2),
-                "workload_minutes": round(aggregate.workload_min, 1),
-                "accounts": aggregate.accounts,
-            },
-            "detected_at": watermark.isoformat(),
-            "emitted_at": self._clock().isoformat(),
-        })
-
-    def proposal(self, request: RebalanceRequest, result: RebalanceResult, watermark: datetime) -> dict[str, Any]:
-        body = result.to_dict()
-        proposal = {
-            # Named by the signals it answers (each answered once), else by the moment judged.
-            "proposal_id": stable_id("prop", request.mode, *(request.trigger_signal_ids or [watermark.isoformat()])),
-            "created_at": self._clock().isoformat(),
-            "event_time": watermark.isoformat(),
-            "trigger_signals": request.trigger_signal_ids,
-            "mode": request.mode,
-            "imbalance_before": imbalance_index_of(result.before),
-            "imbalance_after": imbalance_index_of(result.after),
-            **body,
-        }
+    def proposal(self, request: RebalanceRequest, result: RebalanceResult, watermark: datetime) -> Proposal:
+        rows: tuple[Mapping[str, Any], ...] | None = None
+        scope = as_of = homes = None
         if request.context is not None:
-            rows, scope = select_context_accounts(request.context.accounts, result.moves)
-            proposal.update(accounts=rows, accounts_scope=scope, accounts_as_of=request.context.as_of,
-                            reps=list(request.context.reps))
-        return proposal
+            selected, scope = select_context_accounts(request.context.accounts, result.moves)
+            rows, as_of, homes = tuple(selected), request.context.as_of, request.context.reps
+        return Proposal(
+            # Named by the signals it answers (each answered once), else by the moment judged.
+            proposal_id=stable_id("prop", request.mode, *(request.trigger_signal_ids or [watermark.isoformat()])),
+            created_at=self._clock.now(), event_time=watermark,
+            trigger_signals=tuple(request.trigger_signal_ids), mode=request.mode, status=result.status,
+            moves=tuple(ProposedMove(**vars(move)) for move in result.moves),
+            before=tuple(RepLoad(**vars(load)) for load in result.before),
+            after=tuple(RepLoad(**vars(load)) for load in result.after),
+            imbalance_before=result.imbalance_before, imbalance_after=result.imbalance_after,
+            seconds=result.seconds, tolerance=result.tolerance, objective=result.objective,
+            objective_kind=result.objective_kind, bound=result.bound, gap=result.gap, tolerances=result.tolerances,
+            metrics=tuple(result.metrics), explanation=result.explanation, notes=tuple(result.notes),
+            accounts=rows, accounts_scope=scope, accounts_as_of=as_of, reps=homes,
+        )
 
     def state_dict(self) -> dict[str, Any]:
-        return {"detector": self.detector.state_dict(), "pending_signal_ids": list(self._pending_signal_ids),
-                "workload_detector": self.workload_detector.state_dict(),
-                "gap_reps": sorted(self._gap_reps), "placed_orphans": sorted(self._placed_orphans),
+        return {**{f"detector.{detector.name}": detector.state_dict() for detector in self.detectors},
+                "pending_signal_ids": list(self._pending_signal_ids),
+                "placed_orphans": sorted(self._placed_orphans),
                 "judged_month": self._judged_month, "daily_sales": self._daily_sales,
                 "observed_orders": {day: sorted(ids) for day, ids in self._observed_orders.items()},
                 "judged_day": self._judged_day, "first_order_day": dict(sorted(self._first_order_day.items())),
-                "shock_detector": self.shock_detector.state_dict(),
                 "model": self.model.state_dict() if self.model is not None else None,
-                "learned_month": self._learned_month, "months_learned": self._months_learned,
-                "model_drift": self.model_drift.state_dict()}
+                "learned_month": self._learned_month, "months_learned": self._months_learned}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.detector.load_state_dict(state.get("detector", {}))
-        self.workload_detector.load_state_dict(state.get("workload_detector", {}))
+        for detector in self.detectors:
+            saved = state.get(f"detector.{detector.name}")
+            if saved is None and detector.name in _LEGACY_PARTS:
+                saved = state.get(_LEGACY_PARTS[detector.name])
+            if saved is None and isinstance(detector, CoverageGapDetector) and "gap_reps" in state:
+                saved = {"gap_reps": state["gap_reps"]}
+            if saved:
+                detector.load_state_dict(saved)
         self._pending_signal_ids = list(state.get("pending_signal_ids", []))
-        self._gap_reps = set(state.get("gap_reps", []))
         self._placed_orphans = set(state.get("placed_orphans", []))
         self._judged_month = state.get("judged_month")
         self._observed_orders = {day: set(ids) for day, ids in state.get("observed_orders", {}).items()}
@@ -455,22 +362,14 @@ class Planner:
                              for region, days in state.get("daily_sales", {}).items()}
         self._judged_day = state.get("judged_day")
         self._first_order_day = dict(state.get("first_order_day") or {})
-        if state.get("shock_detector"):
-            self.shock_detector.load_state_dict(state["shock_detector"])
         if state.get("model") and self.model is not None:
             self.model.load_state_dict(state["model"])  # a restart does not forget what was learned
         self._learned_month = state.get("learned_month")
         self._months_learned = state.get("months_learned", 0)
-        if state.get("model_drift"):
-            self.model_drift.load_state_dict(state["model_drift"])
 
 
 def _month_start(moment: datetime) -> datetime:
     return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
-def imbalance_index_of(balances: Iterable[Any]) -> float:
-    return round(max((abs(b.deviation) for b in balances), default=0.0), 5)
 
 
 def rebalance_accounts(accounts: Iterable[AccountState], watermark: datetime, window_months: int,
@@ -502,6 +401,7 @@ def account_context_row(state: AccountState, potential: float, through: datetime
     history (None with fewer than two such months): the account's buying rhythm, against
     which a silence counts as lapsed. Floats are rounded to what a report shows.
 
+    >>> from datetime import timezone
     >>> state = AccountState("a1", 52.52001, 13.40499, rep_id="R1",
     ...                      monthly_sales={"2024-11": 50.0, "2025-01": 80.0, "2025-03": 120.0, "2025-05": 9.0},
     ...                      monthly_minutes={"2025-02": 30.0})

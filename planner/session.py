@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import asdict
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, MutableMapping
 
-from planner.planner import Evaluation, Planner, RebalanceRequest
+from core.clock import SYSTEM_CLOCK, Clock
+from core.records import Proposal
+from core.settings import Settings
+from detectors import Detector, standard_detectors
 from monitor.state import AccountState, RepState
+from planner.planner import Evaluation, Planner, RebalanceRequest
 from planner.watermark import Watermark
 from rebalancer import minimal_moves, place_accounts, trade_off_curve
-from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +53,21 @@ class PlanningSession:
         accounts: MutableMapping[str, Any],
         reps: MutableMapping[str, Any],
         meta: MutableMapping[str, Any],
-        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-        duration_clock: Callable[[], float] = time.monotonic,  # the planner's cooldown
+        clock: Clock = SYSTEM_CLOCK,
         expected_sources: Iterable[str] = (),
+        # A fresh set of detectors for each fresh planner (at start and when a checkpoint is refused).
+        make_detectors: Callable[[Settings], list[Detector]] = standard_detectors,
     ):
         self.settings = settings
         self.accounts, self.reps, self.meta = accounts, reps, meta
-        self._clock, self._duration_clock = clock, duration_clock
+        self._clock = clock
+        self._make_detectors = make_detectors
         self._expected_sources = tuple(expected_sources)
         self._written: dict[str, str] = {}  # checkpoint record -> JSON last written
         self._start_clean()
 
     def _start_clean(self) -> None:
-        self.planner = Planner(self.settings, clock=self._clock, duration_clock=self._duration_clock)
+        self.planner = Planner(self.settings, clock=self._clock, detectors=self._make_detectors(self.settings))
         self.watermark = Watermark().expect(self._expected_sources)
         self.judged_at: datetime | None = None
 
@@ -180,7 +184,7 @@ class PlanningSession:
             self.meta[key] = value
             self._written[key] = encoded
 
-    def solve(self, request: RebalanceRequest) -> dict[str, Any]:
+    def solve(self, request: RebalanceRequest) -> Proposal:
         """Run the rebalancer the request asks for (blocking: CP-SAT) and build the proposal."""
         common = dict(candidate_reps=self.settings.candidate_reps, time_limit_s=self.settings.solver_time_limit_s,
                       num_workers=self.settings.solver_workers)
@@ -196,5 +200,5 @@ class PlanningSession:
             curve = trade_off_curve(request.accounts, request.reps, tolerance=request.tolerance,
                                     metrics=self.settings.metric_list, max_points=CURVE_POINTS,
                                     **{**common, "time_limit_s": self.settings.solver_time_limit_s / 2})
-            proposal["curve"] = [asdict(point) for point in curve]
+            proposal = proposal.with_(curve=tuple(asdict(point) for point in curve))
         return proposal

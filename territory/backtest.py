@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable
 from monitor.intake import Intake, IntakeRules
 from planner.session import PlanningSession
 from core import topics
+from core.clock import ManualClock
 from core.settings import Settings
 
 _TOPIC_OF_TYPE = {event_type: topic for topic, types in topics.TYPES_BY_TOPIC.items() for event_type in types}
@@ -88,7 +89,7 @@ def run_backtest(messages: Iterable[tuple[str, str, Any]], settings: Settings,
                  on_progress: Callable[[int], None] | None = None) -> BacktestResult:
     ordered = sorted(messages, key=lambda message: _event_time(message[2]))  # stable: ties keep file order
     result = BacktestResult()
-    now: list[datetime] = [datetime.min.replace(tzinfo=timezone.utc)]
+    clock = ManualClock(datetime.min.replace(tzinfo=timezone.utc))
     snapshots: list[dict[str, Any]] = []
 
     async def collect(key: str, value: dict[str, Any]) -> None:
@@ -105,24 +106,23 @@ def run_backtest(messages: Iterable[tuple[str, str, Any]], settings: Settings,
     )
     # Event time is the clock (cooldowns are measured in it), and the file is in order: after
     # each event every stream is read up to now.
-    session = PlanningSession(settings, accounts={}, reps={}, meta={}, clock=lambda: now[0],
-                              duration_clock=lambda: now[0].timestamp())
+    session = PlanningSession(settings, accounts={}, reps={}, meta={}, clock=clock)
 
     def judge() -> None:
         evaluation = session.judge()
         if evaluation is None:
             return
-        result.signals.extend(evaluation.signals)
+        result.signals.extend(signal.to_json() for signal in evaluation.signals)
         result.aggregates = evaluation.aggregates or result.aggregates
         if evaluation.rebalance is not None:
-            result.proposals.append(session.solve(evaluation.rebalance))
+            result.proposals.append(session.solve(evaluation.rebalance).to_json())
         session.checkpoint()
 
     judged_day = None
     for offset, (topic, key, envelope) in enumerate(ordered):
         moment = _event_time(envelope)
         if moment:
-            now[0] = max(now[0], datetime.fromisoformat(moment))
+            clock.set(max(clock.now(), datetime.fromisoformat(moment)))
             result.first_event_at = result.first_event_at or moment
             result.last_event_at = moment
         raw = envelope.encode() if isinstance(envelope, str) else json.dumps(envelope).encode()
@@ -131,7 +131,7 @@ def run_backtest(messages: Iterable[tuple[str, str, Any]], settings: Settings,
         snapshots.clear()
         session.watermark.caught_up(f"{topic}:0")
         result.events += 1
-        day = now[0].date()
+        day = clock.now().date()
         if day != judged_day:
             judge()
             judged_day = day

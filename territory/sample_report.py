@@ -30,6 +30,7 @@ def sample_proposal(*, seed: int = 7, n_reps: int = 8, n_accounts: int = 400, mo
     from monitor.state import AccountState, RepState, apply_account_event
     from rebalancer import minimal_moves, trade_off_curve
     from simulator import default_shock, generate_company, generate_events
+    from core.clock import ManualClock
     from core.settings import Settings
 
     company = generate_company(seed=seed, n_reps=n_reps, n_accounts=n_accounts)
@@ -46,7 +47,7 @@ def sample_proposal(*, seed: int = 7, n_reps: int = 8, n_accounts: int = 400, mo
         else:
             states[event.subject_id] = apply_account_event(states.get(event.subject_id), event)
         last = max(last, event.occurred_at)
-    clock = lambda: last + timedelta(hours=1)  # noqa: E731 - the proposal is stamped in event time
+    clock = ManualClock(last + timedelta(hours=1))  # the proposal is stamped in event time
     planner = Planner(Settings(potential=potential, warmup_days=180), clock=clock)
     evaluation = planner.evaluate(list(states.values()), list(reps.values()), watermark=last,
                                   first_event_at=company.start)
@@ -56,10 +57,9 @@ def sample_proposal(*, seed: int = 7, n_reps: int = 8, n_accounts: int = 400, mo
                            f"{evaluation.imbalance:.1%}); try another seed")
     common = dict(tolerance=request.tolerance, time_limit_s=time_limit_s, num_workers=1)
     result = minimal_moves(request.accounts, request.reps, **common)
-    proposal = planner.proposal(request, result, last)
-    proposal["curve"] = [{"moves": point.moves, "imbalance": round(point.imbalance, 5)}
-                         for point in trade_off_curve(request.accounts, request.reps, **common)]
-    return proposal
+    curve = [{"moves": point.moves, "imbalance": round(point.imbalance, 5)}
+             for point in trade_off_curve(request.accounts, request.reps, **common)]
+    return planner.proposal(request, result, last).with_(curve=tuple(curve)).to_json()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

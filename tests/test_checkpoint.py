@@ -65,7 +65,7 @@ def backtest_meta() -> dict:
 
 def test_a_restored_checkpoint_equals_what_was_saved(backtest_meta):
     saved = saved_planner_state(backtest_meta)
-    assert saved["model"] is not None and saved["shock_detector"]["regions"] and saved["daily_sales"] is not None
+    assert saved["model"] is not None and saved["detector.market_shock"]["regions"] and saved["daily_sales"] is not None
     session = PlanningSession(Settings(), accounts={}, reps={}, meta=dict(backtest_meta))
     assert session.restore()
     assert json.dumps(session.planner.state_dict(), sort_keys=True) == json.dumps(saved, sort_keys=True)
@@ -73,7 +73,7 @@ def test_a_restored_checkpoint_equals_what_was_saved(backtest_meta):
 
 
 def test_a_class_outside_the_allowlist_is_refused(backtest_meta):
-    state = json.loads(json.dumps(backtest_meta["planner.shock_detector"]))
+    state = json.loads(json.dumps(backtest_meta["planner.detector.market_shock"]))
     region = next(iter(state["regions"].values()))
     region["detectors"] = [{"$object": "subprocess.Popen", "attrs": {"args": "touch /tmp/x"}}] * 2
     with pytest.raises(CheckpointError, match="not allowed"):
@@ -90,7 +90,7 @@ def test_a_damaged_checkpoint_is_refused_with_a_log_line_and_the_planner_starts_
     elif damage == "foreign class":
         model["river"]["mae"] = {"$object": "builtins.eval", "attrs": {}}
     else:
-        meta["planner.shock_detector"] = "garbage"
+        meta["planner.detector.market_shock"] = "garbage"
     session = PlanningSession(Settings(), accounts={}, reps={}, meta=meta)
     with caplog.at_level(logging.ERROR, logger="planner.session"):
         assert not session.restore()

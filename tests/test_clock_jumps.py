@@ -1,11 +1,12 @@
 """A wall clock stepped by NTP (back or forward) must not stop the service: the planner's
-rebalance cooldown is measured with a duration clock (monotonic live, event time in a
-backtest), and the alert outbox never holds an alert longer than its retry or throttle
+rebalance cooldown is measured on the clock's monotonic reading (the machine's live, event
+time in a backtest), and the alert outbox never holds an alert longer than its retry or throttle
 interval, whatever the wall clock did."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -15,21 +16,27 @@ from alerts.store import Store
 from planner.planner import Planner
 from planner.session import PlanningSession
 from core.settings import Settings
-from tests.test_planner import START, FakeClock, company
+from tests.test_planner import START, company
 from tests.test_sinks import Clock, Recorder, imbalance, shock
 
 DAY = 86_400.0
 WATERMARK = START + timedelta(days=91)
 
 
-class Stopwatch:
-    """A duration clock the test moves by hand (seconds)."""
+class SteppedClock:
+    """A `core.clock.Clock` whose wall time the test steps like NTP does; durations come from a
+    stopwatch the test moves by hand, or from the machine's monotonic clock (as live)."""
 
-    def __init__(self) -> None:
+    def __init__(self, stopwatch: bool = True) -> None:
+        self.wall = datetime(2026, 1, 1, tzinfo=timezone.utc)
         self.elapsed = 0.0
+        self._machine = not stopwatch
 
-    def __call__(self) -> float:
-        return self.elapsed
+    def now(self) -> datetime:
+        return self.wall
+
+    def monotonic(self) -> float:
+        return time.monotonic() if self._machine else self.elapsed
 
 
 def settings(cooldown_s: float) -> Settings:
@@ -45,35 +52,34 @@ def propose_then_clear(planner: Planner) -> None:
 # --- the planner's cooldown ----------------------------------------------------------------
 
 def test_a_wall_clock_stepped_back_does_not_hold_proposals_of_the_live_planner():
-    wall = FakeClock()
-    planner = Planner(settings(cooldown_s=0), clock=wall)  # the live worker's default duration clock
+    clock = SteppedClock(stopwatch=False)  # durations as live: the machine's monotonic clock
+    planner = Planner(settings(cooldown_s=0), clock=clock)
     propose_then_clear(planner)
-    wall.now -= timedelta(days=1)  # NTP steps the wall clock back
+    clock.wall -= timedelta(days=1)  # NTP steps the wall clock back
     again = planner.evaluate(*company(a_sales=300.0), watermark=WATERMARK, first_event_at=START)
     assert again.rebalance is not None and not planner.rebalance_pending
 
 
 @pytest.mark.parametrize("step", [timedelta(days=-1), timedelta(days=1)])
-def test_the_cooldown_is_measured_by_the_duration_clock_whatever_the_wall_clock_does(step):
-    wall, stopwatch = FakeClock(), Stopwatch()
-    planner = Planner(settings(cooldown_s=60), clock=wall, duration_clock=stopwatch)
+def test_the_cooldown_is_measured_by_the_monotonic_clock_whatever_the_wall_clock_does(step):
+    clock = SteppedClock()
+    planner = Planner(settings(cooldown_s=60), clock=clock)
     propose_then_clear(planner)
-    wall.now += step
-    stopwatch.elapsed += 10
+    clock.wall += step
+    clock.elapsed += 10
     held = planner.evaluate(*company(a_sales=300.0), watermark=WATERMARK, first_event_at=START)
     assert held.rebalance is None and planner.rebalance_pending  # a day forward does not end it early
-    stopwatch.elapsed += 50
+    clock.elapsed += 50
     released = planner.evaluate(*company(a_sales=300.0), watermark=WATERMARK, first_event_at=START)
     assert released.rebalance is not None  # a day back does not prolong it
 
 
-def test_the_planning_session_hands_its_duration_clock_to_the_planner():
-    wall, stopwatch = FakeClock(), Stopwatch()
-    session = PlanningSession(settings(cooldown_s=60), accounts={}, reps={}, meta={}, clock=wall,
-                              duration_clock=stopwatch)
+def test_the_planning_session_hands_its_clock_to_the_planner():
+    clock = SteppedClock()
+    session = PlanningSession(settings(cooldown_s=60), accounts={}, reps={}, meta={}, clock=clock)
     propose_then_clear(session.planner)
-    wall.now -= timedelta(days=1)
-    stopwatch.elapsed += 60
+    clock.wall -= timedelta(days=1)
+    clock.elapsed += 60
     assert session.planner.evaluate(*company(a_sales=300.0), watermark=WATERMARK,
                                     first_event_at=START).rebalance is not None
 

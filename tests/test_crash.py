@@ -29,6 +29,7 @@ from territory.backtest import run_backtest
 from core.settings import Settings
 from tests.kafka_io import metric_samples, produce, read_all, wait_for
 from tests.services import webhook_receiver
+from tests import records
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -191,7 +192,7 @@ def test_sigkill_five_times_ends_as_a_clean_run(broker, start_worker, tmp_path):
         assert not receiver.rejected
         last_clean = {}
         for clean_signal in clean.signals:
-            alert = alert_from_signal(clean_signal)
+            alert = alert_from_signal(records.signal(clean_signal))
             last_clean[alert.key] = alert.status
         delivered: dict[str, list[dict]] = {}
         for body in receiver.received:

@@ -163,11 +163,11 @@ def test_out_of_band_counts_the_detectors_current_states():
 
     planner = Planner(Settings())
     fair = {"A": 0.25, "B": 0.25, "C": 0.25, "D": 0.25}
-    planner.detector.update({"A": 0.40, "B": 0.10, "C": 0.25, "D": 0.25}, fair)
-    planner.workload_detector.update({"A": 0.30, "B": 0.24, "C": 0.23, "D": 0.23}, fair)
+    planner.detector("imbalance").update({"A": 0.40, "B": 0.10, "C": 0.25, "D": 0.25}, fair)
+    planner.detector("workload_imbalance").update({"A": 0.30, "B": 0.24, "C": 0.23, "D": 0.23}, fair)
     assert planner.out_of_band() == {"imbalance": 2, "workload_imbalance": 1, "coverage_gap": 0}
     # Back in the leave band: the count falls (a signal-derived count would have to see a "cleared").
-    planner.detector.update(fair, fair)
+    planner.detector("imbalance").update(fair, fair)
     assert planner.out_of_band()["imbalance"] == 0
 
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from core.records import Proposal, Signal
+from tests import records
 from alerts.alert import Alert, alert_from_proposal, alert_from_signal
 from alerts.dispatch import Dispatcher, MemoryOutbox
 from alerts.sinks import (AlertmanagerSink, LogSink, SinkError, SmtpSink, WebhookSink, redact_url, sign,
@@ -48,27 +50,27 @@ class Recorder:
         self.got.append(alert)
 
 
-def shock(size: float = -0.2, *, state: str = "drop", region: str = "DE-BY", n: int = 0) -> dict[str, Any]:
-    return {"signal_id": f"sig-{n}", "kind": "market_shock", "state": state, "severity": "critical",
+def shock(size: float = -0.2, *, state: str = "drop", region: str = "DE-BY", n: int = 0) -> Signal:
+    return records.signal({"signal_id": f"sig-{n}", "kind": "market_shock", "state": state, "severity": "critical",
             "subject": {"type": "region", "id": region, "name": "Bavaria"},
             "evidence": {"direction": state, "size": size, "started_on": "2025-05-01"},
-            "detected_at": "2025-05-20T00:00:00+00:00", "emitted_at": f"2026-01-01T00:00:{n:02d}+00:00"}
+            "detected_at": "2025-05-20T00:00:00+00:00", "emitted_at": f"2026-01-01T00:00:{n:02d}+00:00"})
 
 
-def imbalance(state: str = "under", severity: str = "warning", share: float = 0.10, n: int = 0) -> dict[str, Any]:
-    return {"signal_id": f"sig-i{n}", "kind": "imbalance", "state": state, "severity": severity,
+def imbalance(state: str = "under", severity: str = "warning", share: float = 0.10, n: int = 0) -> Signal:
+    return records.signal({"signal_id": f"sig-i{n}", "kind": "imbalance", "state": state, "severity": severity,
             "subject": {"type": "rep", "id": "R-munich"},
             "evidence": {"metric": "potential", "share": share, "fair_share": 0.125,
                          "deviation": share / 0.125 - 1, "threshold": -0.1, "accounts": 231},
-            "detected_at": "2025-05-31T18:12:00+00:00", "emitted_at": f"2026-01-01T00:01:{n:02d}+00:00"}
+            "detected_at": "2025-05-31T18:12:00+00:00", "emitted_at": f"2026-01-01T00:01:{n:02d}+00:00"})
 
 
-def proposal(proposal_id: str, reps: tuple[str, str] = ("A", "B"), accounts: int = 1) -> dict[str, Any]:
-    return {"proposal_id": proposal_id, "status": "optimal", "imbalance_before": 0.2, "imbalance_after": 0.05,
+def proposal(proposal_id: str, reps: tuple[str, str] = ("A", "B"), accounts: int = 1) -> Proposal:
+    return records.proposal({"proposal_id": proposal_id, "status": "optimal", "imbalance_before": 0.2, "imbalance_after": 0.05,
             "event_time": "2025-05-01T00:00:00+00:00", "trigger_signals": ["sig-1"], "seconds": 0.4,
             "created_at": "2026-01-01T00:00:00+00:00",
             "moves": [{"account_id": f"a{i}", "from_rep": reps[0], "to_rep": reps[1], "potential": 1000.0,
-                       "workload": 0.0, "reason": "closer"} for i in range(accounts)]}
+                       "workload": 0.0, "reason": "closer"} for i in range(accounts)]})
 
 
 def dispatcher(*sinks: Recorder, clock: Clock, throttle_s: float = 300.0, retry_max_s: float = 60.0):

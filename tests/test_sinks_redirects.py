@@ -17,6 +17,7 @@ import pytest
 
 from alerts.alert import alert_from_signal
 from alerts.sinks import AlertmanagerSink, SinkError, WebhookSink
+from tests import records
 
 
 class Recording(ThreadingHTTPServer):
@@ -72,7 +73,7 @@ def _alert():
               "subject": {"type": "region", "id": "DE-BY", "name": "Bavaria"},
               "evidence": {"direction": "drop", "size": -0.2, "started_on": "2025-05-01"},
               "detected_at": "2025-05-20T00:00:00+00:00", "emitted_at": "2026-01-01T00:00:00+00:00"}
-    return alert_from_signal(signal)
+    return alert_from_signal(records.signal(signal))
 
 
 def _sinks(base: str):

@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, inspect
 
 from alerts.schema import Base
 from alerts.store import DecisionError, Store
+from tests import records
 
 
 
@@ -125,10 +126,10 @@ def test_a_sink_that_is_down_gets_the_alert_from_the_database_outbox_when_it_is_
     clock = [1000.0]
     sink = FlakySink()
     dispatcher = Dispatcher([sink], store.outbox(), throttle_s=300, retry_max_s=60, clock=lambda: clock[0])
-    dispatcher.submit(alert_from_signal({
+    dispatcher.submit(alert_from_signal(records.signal({
         "signal_id": "s1", "kind": "market_shock", "state": "drop", "severity": "critical",
         "subject": {"type": "region", "id": "DE-01"}, "detected_at": "2025-04-10T00:00:00+00:00",
-        "emitted_at": "2026-11-24T10:00:00+00:00", "evidence": {}}))
+        "emitted_at": "2026-11-24T10:00:00+00:00", "evidence": {}})))
     assert dispatcher.deliver_due().failed == 1 and sink.received == []
     # A restart: a new dispatcher on the same database still holds the alert.
     sink.up = True

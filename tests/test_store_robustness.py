@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import event
 
 from alerts.store import DecisionError, Store
+from tests import records
 
 
 
@@ -109,10 +110,10 @@ def test_ids_as_long_as_the_contract_allows_fit_every_column(store):
     assert store.save_proposal(wide) is True
     dispatcher = Dispatcher([], store.outbox(), throttle_s=60, retry_max_s=60)
     dispatcher.sinks = {"webhook": None}  # only the outbox rows are under test
-    dispatcher.submit(alert_from_signal(signal))
-    dispatcher.submit(alert_from_proposal(wide))
+    dispatcher.submit(alert_from_signal(records.signal(signal)))
+    dispatcher.submit(alert_from_proposal(records.proposal(wide)))
     assert {item.key for item in store.outbox().due(float("inf"))} == {
-        alert_from_signal(signal).key, alert_from_proposal(wide).key}
+        alert_from_signal(records.signal(signal)).key, alert_from_proposal(records.proposal(wide)).key}
     row = store.decide("p-wide", "approved", actor=long_id("manager"), comment="nine reps agreed")
     assert row.status == "approved"
     assert {m.account_id for m in store.moves("p-wide")} == {m["account_id"] for m in moves}
@@ -210,8 +211,8 @@ def test_erase_removes_the_account_from_every_table(store):
     store.save_signal(signal)
     dispatcher = Dispatcher([], store.outbox(), throttle_s=60, retry_max_s=60)
     dispatcher.sinks = {"webhook": None}  # only the outbox rows are under test
-    dispatcher.submit(alert_from_signal(signal))
-    dispatcher.submit(alert_from_proposal(wide))
+    dispatcher.submit(alert_from_signal(records.signal(signal)))
+    dispatcher.submit(alert_from_proposal(records.proposal(wide)))
     (item, *_) = store.outbox().due(float("inf"))
     store.outbox().mark_sent(item, 1.0)
     store.decide("p1", "approved", actor="maria", comment=f"{ERASED_ACCOUNT} asked for a new rep")

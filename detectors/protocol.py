@@ -1,0 +1,91 @@
+"""The one protocol every detector follows, and what detectors observe.
+
+The planner builds an observation when it judges (the territories of a complete month,
+the company's coverage now, a complete day of regional sales, a month's model errors)
+and hands it to every detector whose `observes` is that observation's type. A detector
+returns its findings, turns each into a `core.records.Signal`, says how many subjects are
+out of their normal state now, and saves and restores its state as JSON data; the
+planner keeps `{name: state}` in its checkpoint.
+
+Adding a detector is one module with a class that follows `Detector` and one entry in
+`detectors.standard_detectors`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+
+from core.records import Signal
+from monitor.state import AccountState, RepAggregate, RepState
+
+
+@dataclass(frozen=True)
+class MonthlyTerritories:
+    """Every active rep's aggregates over the potential window ending with a complete month;
+    `month` is the first day of the month after it (the moment judged)."""
+
+    month: datetime
+    aggregates: Mapping[str, RepAggregate]
+
+
+@dataclass(frozen=True)
+class CompanyCoverage:
+    """The company as it stands at `watermark`: who owns which account. `through` is the end of
+    the last complete month (figures are counted up to it over `window_months`); `warmed_up`
+    says the stream has run long enough for an unannounced rep id to count as missing."""
+
+    accounts: Sequence[AccountState]
+    reps: Sequence[RepState]
+    watermark: datetime
+    through: datetime
+    window_months: int
+    warmed_up: bool
+
+
+@dataclass(frozen=True)
+class RegionalDay:
+    """One complete day of orders per region: order value and order count."""
+
+    day: date
+    sales: Mapping[str, float]
+    counts: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class ModelErrors:
+    """The potential model's scaled errors (0..1) of one month's scoring, in account order."""
+
+    month: datetime
+    errors: Sequence[float]
+
+
+@runtime_checkable
+class Detector(Protocol):
+    #: Unique; the key of its state in the planner's checkpoint and its metrics label.
+    name: str
+    #: The `kind` of the signals it makes.
+    kind: str
+    #: The `state`s its signals can have.
+    states: tuple[str, ...]
+    #: The observation type it reads.
+    observes: type
+    #: Whether its open signals ask the rebalancer for fewer-moves balance.
+    triggers_rebalance: bool
+
+    def observe(self, observation: Any) -> Sequence[Any]:
+        """Update with one observation; return the findings (state changes or change points)."""
+
+    def signal(self, finding: Any, emitted_at: datetime) -> Signal:
+        """The signal to publish for one of its findings."""
+
+    def open_subjects(self) -> int | None:
+        """Subjects out of their normal state now; None for change-point detectors, which have
+        no lasting state to count (their findings are counted as signals only)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        ...
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> Any:
+        ...
