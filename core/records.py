@@ -22,14 +22,19 @@ core.records.RecordError: signal.subject.id: required
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from types import MappingProxyType
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 SEVERITIES = ("info", "warning", "critical")
 #: Signal states that mean "the incident is over".
 RESOLVED_STATES = frozenset({"cleared", "closed", "resolved", "in_band", "ok"})
+#: A signal's kind and state: short snake_case words (they are labels and stored columns).
+NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+MAX_KIND, MAX_STATE = 32, 16
 #: How a proposal came about: "minimal_moves" (fewest moves into the band) or "place" (only
 #: accounts without an active rep move).
 PROPOSAL_MODES = ("minimal_moves", "place")
@@ -134,6 +139,10 @@ class Signal:
     emitted_at: datetime         # wall-clock time of publishing
 
     def __post_init__(self) -> None:
+        for name, limit in (("kind", MAX_KIND), ("state", MAX_STATE)):
+            value = getattr(self, name)
+            if not NAME.match(value) or len(value) > limit:
+                raise RecordError(f"signal.{name}", f"must be snake_case of at most {limit} characters, got {value!r}")
         if self.severity not in SEVERITIES:
             raise RecordError("signal.severity", f"must be one of {', '.join(SEVERITIES)}, got {self.severity!r}")
         object.__setattr__(self, "evidence", _frozen(self.evidence))
