@@ -4,7 +4,8 @@
   Other encodings only when asked (`encoding="cp1252"`); a decoding error names the line.
 * Delimiter: sniffed from the header line among `,` `;` tab `|` (Excel in locales with a
   decimal comma writes `;`), or an Excel `sep=;` first line, or given explicitly.
-* Quoted fields may hold delimiters, doubled quotes and line breaks.
+* Quoted fields may hold delimiters, doubled quotes and line breaks; spaces before the
+  opening quote are skipped (`a, "b, c"` is two cells).
 * Line numbers are physical lines of the file, the header being line 1 (or 2 after a
   `sep=` line). A record spanning several lines is numbered by the line it starts on.
 * Cells are stripped; an empty cell is missing (`None`), never "".
@@ -16,6 +17,7 @@ No Kafka, no contract: rows out, with their line numbers.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import itertools
@@ -79,11 +81,16 @@ class CsvSource:
     progress bar; `position` runs ahead by the reader's buffer, which is fine for that.
     """
 
-    def __init__(self, path: str | Path, *, delimiter: str | None = None, encoding: str = "utf-8-sig"):
+    def __init__(self, path: str | Path, *, delimiter: str | None = None, encoding: str = "utf-8-sig",
+                 encoding_option: str | None = "--encoding"):
+        # encoding_option: the command-line option that sets the encoding, named in the
+        # hint of a decoding error (None: the command has none; the hint says save as UTF-8).
         self.path = Path(path)
+        self._encoding_option = encoding_option
         self.size = self.path.stat().st_size
         self._binary = open(self.path, "rb")
         try:
+            self._encoding = encoding
             self._text = io.TextIOWrapper(self._binary, encoding=encoding, newline="")
             self._first_line = 1
             head = self._read_head()
@@ -96,7 +103,7 @@ class CsvSource:
             first = next((line for line in head if line.strip()), "")
             self.delimiter = delimiter or sniff_delimiter(first)
             self._reader = csv.reader(itertools.chain(head, self._text), delimiter=self.delimiter,
-                                      quotechar='"', doublequote=True, strict=False)
+                                      quotechar='"', doublequote=True, skipinitialspace=True, strict=False)
             self._lines_before = self._first_line - 1
             self.header = self._read_header()
         except BaseException:
@@ -116,7 +123,7 @@ class CsvSource:
                 lines.append(line)
                 read += len(line)
         except UnicodeDecodeError as error:
-            raise CsvFormatError(_decode_hint(error), line=len(lines) + 1) from None
+            raise self._decode_error(error, len(lines) + 1) from None
         return lines
 
     def _read_header(self) -> tuple[str, ...]:
@@ -149,7 +156,7 @@ class CsvSource:
             except StopIteration:
                 return
             except UnicodeDecodeError as error:
-                raise CsvFormatError(_decode_hint(error), line=self._reader.line_num + self._lines_before + 1) from None
+                raise self._decode_error(error, self._reader.line_num + self._lines_before + 1) from None
             except csv.Error as error:
                 if "field larger than field limit" in str(error):
                     raise CsvFormatError(f"a cell is longer than the limit of {MAX_CELL_CHARS:,} characters",
@@ -161,6 +168,12 @@ class CsvSource:
                     raise CsvFormatError(f"{name}: the cell has {len(cell):,} characters, more than the limit "
                                          f"of {MAX_CELL_CHARS:,}", line=start)
             yield start, cells
+
+    def _decode_error(self, error: UnicodeDecodeError, guess: int) -> CsvFormatError:
+        # The text layer decodes blocks ahead of the line being read, so the line is
+        # found again by decoding the file's bytes line by line (only on this error path).
+        return CsvFormatError(_decode_hint(error, self._encoding_option),
+                              line=_undecodable_line(self.path, self._encoding) or guess)
 
     def _column_name(self, index: int) -> str:
         header = getattr(self, "header", ())
@@ -213,6 +226,20 @@ def _cell(raw: str) -> str | None:
     return value or None
 
 
-def _decode_hint(error: UnicodeDecodeError) -> str:
-    return (f"not {error.encoding} text ({error.reason}); save the export as 'CSV UTF-8' "
-            "or pass the file's encoding, e.g. --encoding cp1252")
+def _undecodable_line(path: Path, encoding: str) -> int | None:
+    """The first physical line of `path` that does not decode (None: none found)."""
+    try:
+        decoder = codecs.getincrementaldecoder(encoding)()
+        with open(path, "rb") as handle:
+            for number, line in enumerate(handle, 1):
+                decoder.decode(line)
+    except UnicodeDecodeError:
+        return number
+    except (LookupError, OSError):
+        return None
+    return None
+
+
+def _decode_hint(error: UnicodeDecodeError, option: str | None = "--encoding") -> str:
+    hint = f"not {error.encoding} text ({error.reason}); save the export as 'CSV UTF-8'"
+    return hint + (f" or pass the file's encoding, e.g. {option} cp1252" if option else "")

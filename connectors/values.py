@@ -6,11 +6,21 @@ Numbers accept what spreadsheets and CRM exports write: `1840.5`, `1840,5`, `1,8
 ambiguous; it is a decimal comma in `;`-delimited files (the convention of locales that
 write a decimal comma) and a thousands separator otherwise; likewise `1.200` is 1200 in
 `;`-delimited files and 1.2 otherwise. Anything else is read the one way it can be.
+Python's digit grouping `1_000` (an underscore between two digits) is read too; `nan`,
+`inf` and numbers beyond the float range (`1e999`) are refused. Currency symbols and
+units are not numbers (`€12`, `12 EUR` are refused).
+
+Booleans: `true t yes y 1 x on wahr ja` and `false f no n 0 off falsch nein`, in any case,
+with surrounding spaces. An empty cell is no value here: each reader decides its default.
+
+These parsers are the one cell toolkit of both `territory import` (connectors.mapping)
+and `territory rebalance` (connectors.tables), so the two accept the same cells.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone, tzinfo
@@ -21,8 +31,10 @@ _GROUPED = {",": re.compile(r"^[+-]?\d{1,3}(,\d{3})+$"), ".": re.compile(r"^[+-]
 # split of a long digit run before failing: 16 s for a 24 KB cell). fullmatch, not "$":
 # "$" also matches before a trailing newline.
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
-_TRUE = frozenset({"true", "1", "yes", "y", "on", "x", "wahr", "ja"})
-_FALSE = frozenset({"false", "0", "no", "n", "off", "falsch", "nein"})
+# Python's rule for "_" in a number: one underscore between two digits.
+_UNDERSCORE_GROUPING = re.compile(r"(?<=\d)_(?=\d)")
+TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1", "x", "on", "wahr", "ja"})
+FALSE_WORDS = frozenset({"false", "f", "no", "n", "0", "off", "falsch", "nein"})
 
 
 @dataclass(frozen=True)
@@ -41,12 +53,17 @@ def number(raw: str, style: NumberStyle = NumberStyle()) -> float:
     (1840.5, 1840.5, 52.52, -13.4, 1200.0)
     >>> number("1,200"), number("1,200", NumberStyle(decimal_comma=True))
     (1200.0, 1.2)
+    >>> number("12'000"), number("1_000"), number(" 1e3 ")
+    (12000.0, 1000.0, 1000.0)
     """
     text = raw.strip().replace("\u00a0", "").replace("\u202f", "").replace(" ", "").replace("'", "")
-    text = _canonical_number(text, style)
+    text = _canonical_number(_UNDERSCORE_GROUPING.sub("", text), style)
     if text is None or not _PLAIN_NUMBER.fullmatch(text):
         raise ValueError(f"must be a number, got {show(raw)}")
-    return float(text)
+    value = float(text)
+    if not math.isfinite(value):  # "1e999"
+        raise ValueError(f"must be a number, got {show(raw)}")
+    return value
 
 
 def _canonical_number(text: str, style: NumberStyle) -> str | None:
@@ -101,12 +118,16 @@ def fraction(raw: str, style: NumberStyle = NumberStyle()) -> float:
 
 
 def boolean(raw: str) -> bool:
+    """
+    >>> boolean("Yes"), boolean(" x "), boolean("T"), boolean("nein"), boolean("0")
+    (True, True, True, False, False)
+    """
     text = raw.strip().casefold()
-    if text in _TRUE:
+    if text in TRUE_WORDS:
         return True
-    if text in _FALSE:
+    if text in FALSE_WORDS:
         return False
-    raise ValueError(f"must be true or false, got {show(raw)}")
+    raise ValueError(f"must be true or false (or yes/no, 1/0), got {show(raw)}")
 
 
 def timestamp(raw: str, zone: tzinfo = timezone.utc) -> datetime:

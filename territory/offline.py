@@ -8,8 +8,11 @@ renders the proposals as text and as a JSON document a manager can review.
 Pure I/O and orchestration, no Kafka and no database. The Typer command in
 ``territory/cli.py`` parses the options, prints, and picks the exit status.
 
-Files (UTF-8 with or without BOM; the delimiter , ; tab or | is taken from the header;
-header names are case-insensitive; extra columns are ignored):
+Files (read by ``connectors.tables`` with the CSV reader and the cell toolkit of
+``territory import``: UTF-8 with or without BOM; the delimiter , ; tab or | is taken from
+the header; header names are case-insensitive; extra columns are ignored; numbers may
+have a decimal comma and digit grouping, booleans read true/yes/y/1/x/on and
+false/no/n/0/off in any case, see ``connectors.values``):
 
 - UNITS.csv: ``unit_id, lat, lon, potential`` required; ``workload`` (default 0),
   ``rep_id`` (empty: unassigned, the unit must be placed), ``locked`` (default false).
@@ -17,24 +20,22 @@ header names are case-insensitive; extra columns are ignored):
   ``max_travel_km`` (default: no limit).
 - EDGES.csv: ``unit_a, unit_b``: neighbouring units; territories stay connected.
 
-Problems are reported as ``FILE line N, column C: what is wrong``, N being the line a
-spreadsheet shows (the header is line 1; a cell spanning lines is not expected).
+Problems are reported as ``FILE line N, column C: what is wrong``, N being the line of the
+file (the header is line 1; a quoted cell spanning lines counts its lines).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from connectors.csv_source import MAX_CELL_CHARS, sniff_delimiter
+from connectors.tables import (BAD, CellError, InputError, Problems, flag, identifier, number_above_0,
+                               number_at_least_0, number_in, optional, read_table)
+from core.formatting import amount, significant_percent
 from rebalancer import Account, CurvePoint, RebalanceResult, Rep, RepBalance, minimal_moves, trade_off_curve
 
 __all__ = [
@@ -72,15 +73,6 @@ METRICS = ("potential", "workload")
 OBJECTIVES = ("moves", "moved_potential")
 #: Statuses that carry a proposal (see rebalancer.STATUSES).
 PROPOSAL_STATUSES = ("optimal", "feasible", "balanced")
-
-_TRUE = {"true", "t", "yes", "y", "1", "x"}
-_FALSE = {"false", "f", "no", "n", "0", ""}
-#: Row problems listed per file before "... and N more".
-_MAX_ERRORS = 20
-
-
-class InputError(ValueError):
-    """A file or an option that cannot be used; the message says where and why."""
 
 
 # --------------------------------------------------------------------------- values
@@ -208,19 +200,19 @@ def read_inputs(units: Path, reps: Path, adjacency: Path | None = None) -> Input
 
 
 def read_units(path: Path) -> tuple[Account, ...]:
-    name, rows = _read_table(path, *UNIT_COLUMNS)
-    errors = _Errors(name)
+    table = read_table(path, *UNIT_COLUMNS)
+    name, errors = table.name, Problems.of(table)
     units: list[Account] = []
     first_line: dict[str, int] = {}
-    for line, row in rows:
-        cell = errors.at(line)
-        unit_id = cell("unit_id", _identifier, row)
-        lat = cell("lat", _number_in(-90, 90), row)
-        lon = cell("lon", _number_in(-180, 180), row)
-        potential = cell("potential", _number_at_least_0, row)
-        workload = cell("workload", _optional(_number_at_least_0, 0.0), row)
+    for line, row in table.rows:
+        cell = errors.at(line, row)
+        unit_id = cell("unit_id", identifier)
+        lat = cell("lat", number_in(-90, 90))
+        lon = cell("lon", number_in(-180, 180))
+        potential = cell("potential", number_at_least_0)
+        workload = cell("workload", optional(number_at_least_0, 0.0))
         rep_id = row.get("rep_id") or None
-        locked = cell("locked", _boolean, row)
+        locked = cell("locked", flag)
         if unit_id is None:
             continue
         if unit_id in first_line:
@@ -238,24 +230,24 @@ def read_units(path: Path) -> tuple[Account, ...]:
 
 
 def read_reps(path: Path) -> tuple[Rep, ...]:
-    name, rows = _read_table(path, *REP_COLUMNS)
-    errors = _Errors(name)
+    table = read_table(path, *REP_COLUMNS)
+    name, errors = table.name, Problems.of(table)
     reps: list[Rep] = []
     first_line: dict[str, int] = {}
-    for line, row in rows:
-        cell = errors.at(line)
-        rep_id = cell("rep_id", _identifier, row)
-        home_lat = cell("home_lat", _number_in(-90, 90), row)
-        home_lon = cell("home_lon", _number_in(-180, 180), row)
-        capacity = cell("capacity_fte", _optional(_number_above_0, 1.0), row)
-        max_travel = cell("max_travel_km", _optional(_number_at_least_0, None), row, none_ok=True)
+    for line, row in table.rows:
+        cell = errors.at(line, row)
+        rep_id = cell("rep_id", identifier)
+        home_lat = cell("home_lat", number_in(-90, 90))
+        home_lon = cell("home_lon", number_in(-180, 180))
+        capacity = cell("capacity_fte", optional(number_above_0, 1.0))
+        max_travel = cell("max_travel_km", optional(number_at_least_0, None), none_ok=True)
         if rep_id is None:
             continue
         if rep_id in first_line:
             errors.add(line, "rep_id", f"duplicate rep {rep_id!r} (first on line {first_line[rep_id]})")
             continue
         first_line[rep_id] = line
-        if None in (home_lat, home_lon, capacity) or max_travel is _BAD:
+        if None in (home_lat, home_lon, capacity) or max_travel is BAD:
             continue
         reps.append(errors.build(line, Rep, rep_id=rep_id, home_lat=home_lat, home_lon=home_lon,
                                  capacity_fte=capacity, max_travel_km=max_travel))
@@ -268,13 +260,13 @@ def read_reps(path: Path) -> tuple[Rep, ...]:
 def read_edges(path: Path, units: Sequence[Account], *,
                units_name: str = "the units file") -> tuple[tuple[str, str], ...]:
     """Neighbouring pairs, each once, without self-pairs; every unit must be known."""
-    name, rows = _read_table(path, *EDGE_COLUMNS)
+    table = read_table(path, *EDGE_COLUMNS)
     known = {u.account_id for u in units}
-    errors = _Errors(name)
+    errors = Problems.of(table)
     pairs: dict[frozenset[str], tuple[str, str]] = {}
-    for line, row in rows:
-        cell = errors.at(line)
-        ends = [cell(column, _identifier, row) for column in EDGE_COLUMNS[0]]
+    for line, row in table.rows:
+        cell = errors.at(line, row)
+        ends = [cell(column, identifier) for column in EDGE_COLUMNS[0]]
         for column, unit_id in zip(EDGE_COLUMNS[0], ends):
             if unit_id is not None and unit_id not in known:
                 errors.add(line, column, f"unknown unit {unit_id!r} (not in {units_name})")
@@ -318,13 +310,13 @@ def parse_add_rep(text: str) -> Rep:
     usage = "ID,LAT,LON[,CAPACITY_FTE[,MAX_TRAVEL_KM]], e.g. R11,52.52,13.40,1.0"
     if not 3 <= len(parts) <= 5 or not parts[0]:
         raise InputError(f"--add-rep {text!r}: expected {usage}")
-    fields = [("LAT", _number_in(-90, 90)), ("LON", _number_in(-180, 180)),
-              ("CAPACITY_FTE", _optional(_number_above_0, 1.0)), ("MAX_TRAVEL_KM", _optional(_number_at_least_0, None))]
+    fields = [("LAT", number_in(-90, 90)), ("LON", number_in(-180, 180)),
+              ("CAPACITY_FTE", optional(number_above_0, 1.0)), ("MAX_TRAVEL_KM", optional(number_at_least_0, None))]
     values = []
     for (label, parse), value in zip(fields, parts[1:] + [""] * (4 - len(parts[1:]))):
         try:
             values.append(parse(value))
-        except _CellError as error:
+        except CellError as error:
             raise InputError(f"--add-rep {text!r}: {label} {error}") from None
     return Rep(parts[0], values[0], values[1], capacity_fte=values[2], max_travel_km=values[3])
 
@@ -364,7 +356,7 @@ def build_scenarios(
     for rep in added.values():
         scenarios.append(_changed(base, f"add {rep.rep_id}", add=[rep]))
     for tolerance in dict.fromkeys(compare_tolerances):
-        scenarios.append(replace(base, name=f"tolerance {_percent(tolerance)}", tolerance=tolerance))
+        scenarios.append(replace(base, name=f"tolerance {significant_percent(tolerance)}", tolerance=tolerance))
     if combined:
         name = " + ".join([f"drop {r}" for r in drops] + [f"add {r}" for r in added])
         scenarios.append(_changed(base, name, drop=drops, add=list(added.values())))
@@ -400,7 +392,7 @@ def run_scenarios(
     proposals = []
     for step, scenario in enumerate(scenarios, start=1):
         say(f"[{step}/{steps}] {scenario.name}: solving {len(scenario.units)} units, {len(scenario.reps)} reps, "
-            f"tolerance ±{_percent(scenario.tolerance)} (time limit {options.time_limit_s:g} s)")
+            f"tolerance ±{significant_percent(scenario.tolerance)} (time limit {options.time_limit_s:g} s)")
         result = _solve(scenario, options, adjacency)
         found = f", {_count(len(result.moves), 'move')}" if result.status in PROPOSAL_STATUSES else ""
         say(f"[{step}/{steps}] {scenario.name}: {result.status}{found} in {result.seconds:.1f} s")
@@ -484,11 +476,12 @@ def render_proposal(proposal: Proposal, *, max_listed: int = 20, more_hint: str 
     """A header line, the solver figures, then the moves (the first ``max_listed``)."""
     scenario, result, options = proposal.scenario, proposal.result, proposal.options
     header = (f"== {scenario.name}: {len(scenario.units)} units, {len(scenario.reps)} reps, tolerance "
-              f"±{_percent(scenario.tolerance)}, metric {','.join(options.metrics)}, objective {options.objective}")
+              f"±{significant_percent(scenario.tolerance)}, metric {','.join(options.metrics)}, "
+              f"objective {options.objective}")
     if options.max_moves is not None:
         header += f", at most {_count(options.max_moves, 'move')}"
     lines = [header + " =="]
-    moved = f" ({_amount(proposal.moved_potential)} potential)" if result.moves else ""
+    moved = f" ({amount(proposal.moved_potential)} potential)" if result.moves else ""
     figures = [
         ("status", f"{result.status} in {result.seconds:.2f} s"),
         ("moves", f"{len(result.moves)}{moved}" if proposal.has_proposal else "-"),
@@ -507,7 +500,7 @@ def render_proposal(proposal: Proposal, *, max_listed: int = 20, more_hint: str 
     if result.status == "balanced":
         lines.append("  nothing to move: every rep is inside the band")
     elif result.moves:
-        rows = [[m.account_id, m.from_rep or "-", m.to_rep, _amount(m.potential), f"{m.distance_km:.1f}"]
+        rows = [[m.account_id, m.from_rep or "-", m.to_rep, amount(m.potential), f"{m.distance_km:.1f}"]
                 for m in result.moves[:max_listed]]
         lines += ["  " + line for line in _table(["unit", "from", "to", "potential", "km"], rows, "lllrr")]
         if len(result.moves) > max_listed:
@@ -520,7 +513,7 @@ def render_comparison(proposals: Sequence[Proposal]) -> str:
     rows = []
     for p in proposals:
         if p.has_proposal:
-            rows.append([p.scenario.name, p.result.status, str(len(p.result.moves)), _amount(p.moved_potential),
+            rows.append([p.scenario.name, p.result.status, str(len(p.result.moves)), amount(p.moved_potential),
                          f"{p.imbalance_after:.1%}", _worst(p)])
         else:
             rows.append([p.scenario.name, p.result.status, "-", "-", "-", "-"])
@@ -528,167 +521,7 @@ def render_comparison(proposals: Sequence[Proposal]) -> str:
     return "\n".join(_table(headers, rows, "llrrrl"))
 
 
-# --------------------------------------------------------------------------- helpers: CSV cells
-
-
-class _CellError(ValueError):
-    """What is wrong with one cell (without where)."""
-
-
-_BAD = object()  # a cell that failed, where None is a valid value
-
-
-class _Errors:
-    """Row problems of one file, raised together (up to _MAX_ERRORS listed)."""
-
-    def __init__(self, name: str):
-        self.name = name
-        self.messages: list[str] = []
-
-    def add(self, line: int, column: str, problem: str) -> None:
-        self.messages.append(f"{self.name} line {line}, column {column}: {problem}")
-
-    def at(self, line: int) -> Callable[..., Any]:
-        def cell(column: str, parse: Callable[[str], Any], row: dict[str, str], *, none_ok: bool = False) -> Any:
-            try:
-                return parse(row.get(column, ""))
-            except _CellError as error:
-                self.add(line, column, str(error))
-                return _BAD if none_ok else None
-
-        return cell
-
-    def build(self, line: int, cls: type, **fields: Any) -> Any:
-        # The readers check every field first; this only catches what they might miss.
-        try:
-            return cls(**fields)
-        except ValueError as error:
-            self.messages.append(f"{self.name} line {line}: {error}")
-            return None
-
-    def raise_if_any(self) -> None:
-        if self.messages:
-            shown = self.messages[:_MAX_ERRORS]
-            if len(self.messages) > _MAX_ERRORS:
-                shown.append(f"... and {len(self.messages) - _MAX_ERRORS} more problems in {self.name}")
-            raise InputError("\n".join(shown))
-
-
-def _read_table(path: Path, required: Sequence[str],
-                optional: Sequence[str]) -> tuple[str, list[tuple[int, dict[str, str]]]]:
-    """(name, [(line, {column: stripped text})]) with blank lines skipped; columns
-    checked. Absent optional columns read as empty cells."""
-    name = str(path)
-    expected = ", ".join(list(required) + list(optional))
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            header_line = handle.readline()
-        with warnings.catch_warnings():
-            # pandas only warns when the first data line is longer than the header.
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_csv(path, sep=sniff_delimiter(header_line), dtype=str, keep_default_na=False,
-                                skip_blank_lines=False, encoding="utf-8-sig", skipinitialspace=True,
-                                index_col=False)
-    except FileNotFoundError:
-        raise InputError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{name}: is a directory, not a CSV file") from None
-    except UnicodeDecodeError as error:
-        raise InputError(f"{name}: not UTF-8 text (byte {error.start}); save it as 'CSV UTF-8'") from None
-    except pd.errors.EmptyDataError:
-        raise InputError(f"{name}: empty file; expected a header line with columns {expected}") from None
-    except pd.errors.ParserWarning:
-        raise InputError(f"{name}: the first data line has more cells than the header has columns") from None
-    except pd.errors.ParserError as error:
-        found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(error))
-        if found:
-            columns, line, cells = found.groups()
-            raise InputError(f"{name} line {line}: {cells} cells, but the header has {columns} columns "
-                             "(a delimiter inside an unquoted cell?)") from None
-        raise InputError(f"{name}: not a readable CSV file: {str(error).strip()}") from None
-    except OSError as error:
-        raise InputError(f"{name}: cannot read: {error.strerror or error}") from None
-
-    frame.columns = [str(c).strip().lower() for c in frame.columns]
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        found = ", ".join(c for c in frame.columns if not c.startswith("unnamed:")) or "none"
-        raise InputError(f"{name}: missing required column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-                         f"(found: {found}; expected: {expected})")
-    columns = [c for c in list(required) + list(optional) if c in frame.columns]
-    rows = []
-    for index, record in enumerate(frame[columns].itertuples(index=False, name=None)):
-        values = {c: _text(v) for c, v in zip(columns, record)}
-        for column, text in values.items():
-            if len(text) > MAX_CELL_CHARS:
-                raise InputError(f"{name} line {index + 2}: {column}: the cell has {len(text):,} characters, "
-                                 f"more than the limit of {MAX_CELL_CHARS:,}")
-        if any(values.values()):
-            rows.append((index + 2, values))  # the header is line 1
-    return name, rows
-
-
-def _text(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return str(value).strip()
-
-
-def _identifier(text: str) -> str:
-    if not text:
-        raise _CellError("required; the cell is empty")
-    return text
-
-
-def _parse_number(text: str, expectation: str) -> float:
-    if not text:
-        raise _CellError(f"required; must be {expectation}, the cell is empty")
-    try:
-        value = float(text)
-    except ValueError:
-        raise _CellError(f"must be {expectation}, got {text!r}") from None
-    if not math.isfinite(value):
-        raise _CellError(f"must be {expectation}, got {text!r}")
-    return value
-
-
-def _number_in(low: float, high: float) -> Callable[[str], float]:
-    expectation = f"a number in [{low:g}, {high:g}]"
-
-    def parse(text: str) -> float:
-        value = _parse_number(text, expectation)
-        if not low <= value <= high:
-            raise _CellError(f"must be {expectation}, got {text!r}")
-        return value
-
-    return parse
-
-
-def _number_at_least_0(text: str) -> float:
-    value = _parse_number(text, "a number >= 0")
-    if value < 0:
-        raise _CellError(f"must be a number >= 0, got {text!r}")
-    return value
-
-
-def _number_above_0(text: str) -> float:
-    value = _parse_number(text, "a number > 0")
-    if value <= 0:
-        raise _CellError(f"must be a number > 0, got {text!r}")
-    return value
-
-
-def _optional(parse: Callable[[str], Any], default: Any) -> Callable[[str], Any]:
-    return lambda text: parse(text) if text else default
-
-
-def _boolean(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise _CellError(f"must be true or false (or yes/no, 1/0), got {text!r}")
+# --------------------------------------------------------------------------- helpers: options
 
 
 def _check_tolerance(value: float, option: str) -> None:
@@ -720,14 +553,6 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: str) ->
                          for c, w, a in zip(cells, widths, align)).rstrip()
 
     return [line(headers)] + [line(row) for row in rows]
-
-
-def _percent(fraction: float) -> str:
-    return f"{fraction * 100:.4g}%"
-
-
-def _amount(value: float) -> str:
-    return f"{value:,.2f}" if value < 1e6 else f"{value:,.0f}"
 
 
 def _figure(value: float | None) -> str:
