@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
 from core import topics
+from core.geocode import UnresolvedPostalCode, default_resolver
 
 MAX_ID_LENGTH = 200
 MAX_TEXT_LENGTH = 2000
@@ -279,8 +280,6 @@ def _locate(data: dict[str, Any], lat: str, lon: str, event_type: str) -> None:
     if data[lat] is not None and data[lon] is not None:
         return
     if data["postal_code"] and data["country"] and data[lat] is None and data[lon] is None:
-        from monitor.geocode import UnresolvedPostalCode, default_resolver
-
         try:
             data[lat], data[lon] = default_resolver().require(data["postal_code"], data["country"])
         except UnresolvedPostalCode as error:

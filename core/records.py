@@ -35,6 +35,9 @@ RESOLVED_STATES = frozenset({"cleared", "closed", "resolved", "in_band", "ok"})
 #: A signal's kind and state: short snake_case words (they are labels and stored columns).
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 MAX_KIND, MAX_STATE = 32, 16
+#: What the rebalancer can balance (a proposal's `metrics`) and what "fewest changes" counts.
+BALANCED_METRICS = ("potential", "workload")
+REBALANCE_OBJECTIVES = ("moves", "moved_potential")
 #: How a proposal came about: "minimal_moves" (fewest moves into the band) or "place" (only
 #: accounts without an active rep move).
 PROPOSAL_MODES = ("minimal_moves", "place")
@@ -337,6 +340,6 @@ def field_names(record: type) -> tuple[str, ...]:
     return tuple(f.name for f in fields(record))
 
 
-__all__ = ["PROPOSAL_MODES", "RECORDS_BY_TOPIC", "RESOLVED_STATES", "SEVERITIES", "Proposal", "ProposedMove",
+__all__ = ["BALANCED_METRICS", "PROPOSAL_MODES", "REBALANCE_OBJECTIVES", "RECORDS_BY_TOPIC", "RESOLVED_STATES", "SEVERITIES", "Proposal", "ProposedMove",
            "RecordError", "RepLoad", "Signal", "Subject", "field_names", "stable_id"]
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Mapping
 
+from core.records import BALANCED_METRICS, REBALANCE_OBJECTIVES
+
 
 class SettingsError(ValueError):
     """A setting is invalid or unsafe; the message is one line naming the TERRITORY_ variable."""
@@ -167,8 +169,6 @@ class Settings:
 
     def _problems(self) -> list[str]:
         """Every invalid value, each as "TERRITORY_X=value: what is allowed"."""
-        from rebalancer import METRICS, OBJECTIVES  # pure logic, no cycle
-
         problems: list[str] = []
 
         def need(name: str, ok: bool, allowed: str) -> None:
@@ -197,9 +197,9 @@ class Settings:
         need("log_level", isinstance(logging.getLevelName(self.log_level), int),
              "use DEBUG, INFO, WARNING, ERROR or CRITICAL")
         need("pseudonym_key", bool(self.pseudonym_key), "must not be empty: names are pseudonymised with it")
-        unknown = [m for m in self.metric_list if m not in METRICS]
-        need("rebalance_metrics", bool(self.metric_list) and not unknown, f"use a comma list of {METRICS}")
-        need("rebalance_objective", self.rebalance_objective in OBJECTIVES, f"use one of {OBJECTIVES}")
+        unknown = [m for m in self.metric_list if m not in BALANCED_METRICS]
+        need("rebalance_metrics", bool(self.metric_list) and not unknown, f"use a comma list of {BALANCED_METRICS}")
+        need("rebalance_objective", self.rebalance_objective in REBALANCE_OBJECTIVES, f"use one of {REBALANCE_OBJECTIVES}")
         problems += self._schedule_problems()
         return problems
 

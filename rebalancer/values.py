@@ -9,15 +9,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from core.records import BALANCED_METRICS, REBALANCE_OBJECTIVES
+
 from core.shares import rep_shares
 
 #: Values of :attr:`RebalanceResult.status`. "optimal" and "feasible" refer to the
 #: objective (see ``objective_kind``); "balanced" means nothing had to be done.
 STATUSES = ("optimal", "feasible", "infeasible", "unknown", "balanced")
-#: What can be balanced: Account attributes.
-METRICS = ("potential", "workload")
-#: What "fewest changes" counts: moved accounts, or the potential they carry.
-OBJECTIVES = ("moves", "moved_potential")
+#: What can be balanced (Account attributes) and what "fewest changes" counts (moved accounts,
+#: or the potential they carry): shared with the settings, which validate them.
+METRICS, OBJECTIVES = BALANCED_METRICS, REBALANCE_OBJECTIVES
 
 
 # --------------------------------------------------------------------------- values

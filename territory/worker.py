@@ -12,7 +12,7 @@ from alerts.store import Store
 from alerts.weekly import register_weekly_review
 from monitor.agents import register_intake, register_membership
 from planner.agents import register_planner
-from monitor.geocode import default_resolver
+from core.geocode import default_resolver
 from core.metrics import Metrics
 from territory.broker import create_topics, topic_plan
 from core.kafka_auth import client_options, faust_credentials, table_store_url

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.geocode import (
+from core.geocode import (
     DATA_PATH,
     PostalCodeResolver,
     PostalDataMissing,

