@@ -38,6 +38,8 @@ from matplotlib.patches import Patch
 from matplotlib.text import Text
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
+from core.formatting import percent, share_percent
+
 __all__ = [
     "MapAccount",
     "MapRep",
@@ -125,15 +127,6 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def _pct(value: float) -> str:
-    return f"{value * 100:.0f}%"
-
-
-def _share_pct(value: float) -> str:
-    # Shares of a 40-rep company are all "2%" or "3%" when rounded to whole percent.
-    return f"{value * 100:.1f}%" if abs(value) < 0.1 else _pct(value)
-
-
 def _finite(*values: float) -> bool:
     return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
 
@@ -172,13 +165,13 @@ def territory_map_png(
         n_moved = sum(a.account_id in moved_ids for a in accounts)
         before_label = "Before"
         if "imbalance_before" in proposal:
-            before_label += f" (imbalance {_pct(proposal['imbalance_before'])})"
+            before_label += f" (imbalance {percent(proposal['imbalance_before'])})"
         after_label = f"After: {n_moved} move{'s' if n_moved != 1 else ''}"
         if proposal.get("status") in ("infeasible", "unknown"):
             # The After panel then equals Before; say why rather than show "0 moves".
             after_label = f"After: no balanced assignment found ({proposal['status']})"
         elif "imbalance_after" in proposal:
-            after_label += f", imbalance {_pct(proposal['imbalance_after'])}"
+            after_label += f", imbalance {percent(proposal['imbalance_after'])}"
         panels = [(before_label, accounts), (after_label, after)]
 
     # Size the figure from the data's shape so the aspect-locked panels fill it instead
@@ -420,7 +413,7 @@ def share_chart_png(proposal: Mapping[str, Any]) -> bytes:
                     edgecolor=OUT_OF_BAND_COLOR if outside else "none", linewidth=1.4 if outside else 0)
             # The deviation next to the bar: the number a manager would quote.
             ax.annotate(
-                f"{_share_pct(share)}  ({float(row['deviation']) * 100:+.0f}%)", (share, i + offset),
+                f"{share_percent(share)}  ({float(row['deviation']) * 100:+.0f}%)", (share, i + offset),
                 xytext=(4, 0), textcoords="offset points", va="center", fontsize=8,
                 color=OUT_OF_BAND_COLOR if outside else "#333333", zorder=4,
                 path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")],
@@ -438,7 +431,7 @@ def share_chart_png(proposal: Mapping[str, Any]) -> bytes:
         ax.spines[side].set_visible(False)
 
     moves = len(proposal.get("moves") or [])
-    before_pct, after_pct = _pct(proposal.get("imbalance_before", 0.0)), _pct(proposal.get("imbalance_after", 0.0))
+    before_pct, after_pct = percent(proposal.get("imbalance_before", 0.0)), percent(proposal.get("imbalance_after", 0.0))
     head = f"imbalance {before_pct} -> {after_pct}, {moves} move{'s' if moves != 1 else ''}"
     status = proposal.get("status")
     if status in ("infeasible", "unknown"):
@@ -451,7 +444,7 @@ def share_chart_png(proposal: Mapping[str, Any]) -> bytes:
             Patch(color=BEFORE_COLOR, label="before"),
             Patch(color=AFTER_COLOR, label="after"),
             Line2D([], [], color="black", linewidth=1.6, label="fair share"),
-            Patch(color=BAND_COLOR, alpha=0.25, label=f"band ±{_pct(tolerance)}"),
+            Patch(color=BAND_COLOR, alpha=0.25, label=f"band ±{percent(tolerance)}"),
             Patch(facecolor="white", edgecolor=OUT_OF_BAND_COLOR, linewidth=1.4, label="outside band"),
         ],
         loc="outside lower center", ncols=5, fontsize=9, frameon=False,
@@ -484,14 +477,14 @@ def moves_curve_png(
         # labels of dense curves would overprint each other.
         labelled = points if len(points) <= 12 else [points[0], points[-1]]
         for m, v in labelled:
-            ax.annotate(_pct(v), (m, v), xytext=(3, 5), textcoords="offset points", fontsize=8, color="#333333",
+            ax.annotate(percent(v), (m, v), xytext=(3, 5), textcoords="offset points", fontsize=8, color="#333333",
                         path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")])
         ax.set_xlim(min(xs) - 0.5, max(xs) + max(1.0, (max(xs) - min(xs)) * 0.05))
         y_top = max(ys + [tolerance or 0.0])
         ax.set_ylim(0, y_top * 1.15 if y_top > 0 else 0.1)
     if tolerance is not None:
         ax.axhline(tolerance, color=BAND_COLOR, linestyle="--", linewidth=1.2, zorder=1)
-        ax.annotate(f"target ±{_pct(tolerance)}", (1.0, tolerance), xycoords=("axes fraction", "data"),
+        ax.annotate(f"target ±{percent(tolerance)}", (1.0, tolerance), xycoords=("axes fraction", "data"),
                     xytext=(-4, 4), textcoords="offset points", ha="right", fontsize=8, color=BAND_COLOR)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))

@@ -5,9 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-
-def _pct(value: float) -> str:
-    return f"{value * 100:.0f}%"
+from core.formatting import percent
 
 
 def summary_line(proposal: dict[str, Any]) -> str:
@@ -16,7 +14,7 @@ def summary_line(proposal: dict[str, Any]) -> str:
         return (f"proposal {proposal['proposal_id']}: no balanced assignment found ({proposal['status']}): "
                 f"{proposal.get('explanation') or 'no explanation'}")
     return (f"proposal {proposal['proposal_id']}: move {moves} account{'s' if moves != 1 else ''}: "
-            f"imbalance {_pct(proposal['imbalance_before'])} -> {_pct(proposal['imbalance_after'])} "
+            f"imbalance {percent(proposal['imbalance_before'])} -> {percent(proposal['imbalance_after'])} "
             f"({proposal['status']}, {proposal['seconds']:.1f} s)")
 
 

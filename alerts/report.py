@@ -30,6 +30,7 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from markupsafe import Markup
 
 from alerts.charts import MapAccount, MapRep, moves_curve_png, share_chart_png, territory_map_png
 from alerts.intelligence import TerritoryIntelligence, territory_intelligence
+from core.formatting import percent
 
 __all__ = [
     "ReportImage",
@@ -122,12 +124,6 @@ def _number(value: Any, digits: int = 0) -> str:
     return f"{float(value):,.{digits}f}"
 
 
-def _pct(value: Any, digits: int = 1) -> str:
-    if not _finite(value):
-        return "–"
-    return f"{float(value) * 100:.{digits}f}%"
-
-
 def _signed_pct(value: Any, digits: int = 1) -> str:
     if not _finite(value):
         return "–"
@@ -167,7 +163,8 @@ def _plural(count: int, word: str) -> str:
 def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATE_DIR), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    env.filters.update(number=_number, pct=_pct, signed_pct=_signed_pct, km=_km, hours=_hours, months=_months, gap=_gap)
+    env.filters.update(number=_number, pct=partial(percent, digits=1), signed_pct=_signed_pct, km=_km, hours=_hours,
+                       months=_months, gap=_gap)
     return env
 
 
@@ -179,7 +176,7 @@ _ENV = _environment()
 
 def _headline(proposal: Mapping[str, Any]) -> str:
     moves = len(proposal.get("moves") or [])
-    before, after = _pct(proposal.get("imbalance_before")), _pct(proposal.get("imbalance_after"))
+    before, after = percent(proposal.get("imbalance_before"), 1), percent(proposal.get("imbalance_after"), 1)
     if proposal.get("status") in _UNSOLVED:
         return f"No balanced assignment found: imbalance stays at {before}"
     if proposal.get("status") == "balanced" or moves == 0:
@@ -193,8 +190,8 @@ def _reasons(proposal: Mapping[str, Any]) -> list[str]:
     tolerance = float(proposal.get("tolerance") or 0.0)
     outside = [row for row in proposal.get("before") or [] if abs(float(row.get("deviation", 0.0))) > tolerance + 1e-9]
     reasons = [
-        f"{row['rep_id']} holds {_pct(row['share'])} of the potential against a fair share of "
-        f"{_pct(row['fair_share'])} ({_signed_pct(row['deviation'])}, band ±{_pct(tolerance, 0)})"
+        f"{row['rep_id']} holds {percent(row['share'], 1)} of the potential against a fair share of "
+        f"{percent(row['fair_share'], 1)} ({_signed_pct(row['deviation'])}, band ±{percent(tolerance)})"
         for row in sorted(outside, key=lambda row: -abs(float(row["deviation"])))
     ]
     active = _active_reps(proposal)
@@ -431,7 +428,7 @@ def _text(week: str, stamp: str, views: Sequence[Mapping[str, Any]], overview: M
         lines.append("Nothing pending: no territory changes wait for a decision this week.")
     else:
         lines.append(f"{_plural(overview['count'], 'pending proposal')}, {_plural(overview['moves'], 'move')} in all, "
-                     f"worst imbalance {_pct(overview['worst_imbalance'])}.")
+                     f"worst imbalance {percent(overview['worst_imbalance'], 1)}.")
         for view in views:
             lines += ["", f"* {view['proposal_id']} ({view['mode']}, {view['status']}): {view['headline']}"]
             lines += [f"  why: {reason}" for reason in view["reasons"][:3]]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from core.formatting import distinct_percents
 from rebalancer.problem import UNPLACED, Problem
 
 
@@ -325,7 +326,7 @@ def explain_infeasible(problem: Problem) -> str | None:
             p.potential[i] for i in p.reachable_by[r] if p.current[i] == r and len(p.candidates[i]) == 1
         )
         if stuck > p.hi[r]:
-            have, limit = pcts(p.relative(r, stuck), ceil_pct)
+            have, limit = distinct_percents(p.relative(r, stuck), ceil_pct)
             findings.append(
                 (
                     p.relative(r, stuck) - ceil_pct,
@@ -335,7 +336,7 @@ def explain_infeasible(problem: Problem) -> str | None:
             )
         reachable = sum(p.potential[i] for i in p.reachable_by[r])
         if reachable < p.lo[r]:
-            have, limit = pcts(p.relative(r, reachable), floor_pct)
+            have, limit = distinct_percents(p.relative(r, reachable), floor_pct)
             findings.append(
                 (
                     floor_pct - p.relative(r, reachable),
@@ -359,17 +360,8 @@ def tightest_rep(problem: Problem) -> str:
     floor = 1 - p.tolerance
     reach = [p.relative(r, sum(p.potential[i] for i in p.reachable_by[r])) for r in range(p.n_reps)]
     r = min(range(p.n_reps), key=lambda r: reach[r] - floor)
-    have, limit = pcts(reach[r], floor)
+    have, limit = distinct_percents(reach[r], floor)
     return (
         f"rep {p.reps[r].rep_id} has the least room: accounts within its reach total {have} "
         f"of fair share against a floor of {limit}"
     )
-
-
-def pcts(a: float, b: float) -> tuple[str, str]:
-    """Format two fractions as percentages with just enough decimals to tell them apart."""
-    for decimals in range(0, 4):
-        sa, sb = f"{a:.{decimals}%}", f"{b:.{decimals}%}"
-        if sa != sb:
-            break
-    return sa, sb

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 
 from ortools.sat.python import cp_model
 
+from core.formatting import distinct_percents
 from rebalancer import cpsat
 from rebalancer.contiguity import Contiguity
 from rebalancer.heuristics import (
@@ -24,7 +25,6 @@ from rebalancer.heuristics import (
     explain_unreachable,
     greedy_repair,
     lower_bound,
-    pcts,
     tightest_rep,
 )
 from rebalancer.problem import RESOLUTION, UNPLACED, Problem, _reachable_by, build_problem
@@ -796,7 +796,7 @@ def _closest_compromise(setup: _Setup, start_from: Sequence[int], num_workers: i
     tol = p.tolerances[m]
     load, fair = loads[m][worst], p.fairs[m][worst]
     over = load > p.his[m][worst]
-    have, limit = pcts(load / fair if fair > 0 else 1.0, 1 + tol if over else 1 - tol)
+    have, limit = distinct_percents(load / fair if fair > 0 else 1.0, 1 + tol if over else 1 - tol)
     return (
         f"the closest compromise still leaves rep {p.reps[worst].rep_id} at {have} of fair share{_of(p.metrics[m])} "
         f"({'at most' if over else 'at least'} {limit} required)"

@@ -16,8 +16,9 @@ from dataclasses import replace
 
 from ortools.sat.python import cp_model
 
+from core.formatting import distinct_percents
 from rebalancer import cpsat
-from rebalancer.heuristics import greedy_placement, pcts
+from rebalancer.heuristics import greedy_placement
 from rebalancer.model import _PRIMARY_TIME_SHARE, _check_arguments, _moves
 from rebalancer.problem import UNPLACED, Problem, build_problem, placement_only
 from rebalancer.values import Account, RebalanceResult, Rep, balance_of
@@ -250,7 +251,7 @@ def _out_of_band(problem: Problem, assignment: Sequence[int], context: str, subj
     share = p.relative(r, loads[r])
     over = loads[r] > p.hi[r]
     limit = 1 + p.tolerance if over else 1 - p.tolerance
-    have, need = pcts(share, limit)
+    have, need = distinct_percents(share, limit)
     others = len(outside) - 1
     more = f"; {others} more rep{'s are' if others > 1 else ' is'} out of band" if others else ""
     return (

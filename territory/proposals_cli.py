@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 import typer
 
+from core.formatting import percent
 from core.settings import Settings
 
 if TYPE_CHECKING:
@@ -72,10 +73,6 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.1f}%"
-
-
 def _when(moment: Any) -> str:
     return moment.strftime("%Y-%m-%d %H:%M") if moment is not None else "-"
 
@@ -114,7 +111,8 @@ def list_command(
     typer.echo(_table(
         ["proposal", "status", "kind", "moves", "imbalance", "event time", "decided by"],
         [[r.proposal_id, r.status, "placement" if r.payload.get("mode") == "place" else "rebalance",
-          str(r.move_count), f"{_pct(r.imbalance_before)} -> {_pct(r.imbalance_after)}", r.event_time[:10],
+          str(r.move_count), f"{percent(r.imbalance_before, 1, missing='-')} -> {percent(r.imbalance_after, 1, missing='-')}",
+          r.event_time[:10],
           r.decided_by or ""] for r in rows]))
 
 
@@ -130,8 +128,8 @@ def show(proposal_id: str = typer.Argument(..., help="The proposal id (see `terr
     typer.echo(f"  kind           {'placement' if payload.get('mode') == 'place' else 'rebalance'} "
                f"(solver: {row.solver_status})")
     typer.echo(f"  moves          {row.move_count}")
-    typer.echo(f"  imbalance      {_pct(row.imbalance_before)} -> {_pct(row.imbalance_after)} "
-               f"(band ±{_pct(payload.get('tolerance'))})")
+    typer.echo(f"  imbalance      {percent(row.imbalance_before, 1, missing='-')} -> "
+               f"{percent(row.imbalance_after, 1, missing='-')} (band ±{percent(payload.get('tolerance'), 1, missing='-')})")
     typer.echo(f"  event time     {row.event_time}")
     typer.echo(f"  proposed       {_when(row.stored_at)}")
     if row.decided_at is not None:
@@ -148,8 +146,8 @@ def show(proposal_id: str = typer.Argument(..., help="The proposal id (see `terr
         after = {r["rep_id"]: r for r in payload["after"]}
         typer.echo("\nreps (share of potential / fair share):")
         typer.echo(_table(["rep", "before", "after", "fair", "accounts"], [
-            [b["rep_id"], _pct(b.get("share")), _pct(after.get(b["rep_id"], {}).get("share")),
-             _pct(b.get("fair_share")),
+            [b["rep_id"], percent(b.get("share"), 1, missing="-"),
+             percent(after.get(b["rep_id"], {}).get("share"), 1, missing="-"), percent(b.get("fair_share"), 1, missing="-"),
              f"{b.get('accounts', '-')} -> {after.get(b['rep_id'], {}).get('accounts', '-')}"]
             for b in payload["before"]]))
     moves = store.moves(proposal_id)
