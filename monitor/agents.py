@@ -8,6 +8,7 @@ import time
 import faust
 from faust.types import TP
 
+from monitor import worker_health
 from monitor.intake import Intake, IntakeRules
 from core.metrics import Metrics
 from core import topics
@@ -46,7 +47,7 @@ def register_intake(app: faust.App, settings: Settings, metrics: Metrics) -> Non
     reported: dict = {}    # source -> caught-up state last told to the planner
 
     def position(tp: TP) -> int:
-        return processed.get(tp, app.consumer._committed_offset.get(tp) or 0)
+        return processed.get(tp, worker_health.committed_offset(app.consumer, tp) or 0)
 
     def is_caught_up(source: str) -> bool:
         """Read to its end? The fetch high watermark is right on the embedded broker even

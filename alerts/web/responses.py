@@ -1,0 +1,34 @@
+"""How the review server answers: HTML pages from the templates (with a per-response
+Content-Security-Policy), JSON errors, and :class:`Refused` to answer with one at once."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from aiohttp import web
+
+from alerts.web.keys import ENV
+
+
+def html_page(request: web.Request, template: str, *, status: int = 200, **context: Any) -> web.Response:
+    """A page with a Content-Security-Policy: scripts only with this response's nonce,
+    requests only to this server, pictures only inline (the report embeds them)."""
+    nonce = secrets.token_urlsafe(16)
+    html = request.app[ENV].get_template(template).render(nonce=nonce, **context)
+    policy = (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; img-src 'self' data:; "
+              "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+    return web.Response(text=html, content_type="text/html", status=status,
+                        headers={"Content-Security-Policy": policy})
+
+
+def json_error(status: int, message: str, **headers: str) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers or None)
+
+
+class Refused(Exception):
+    """Raised by a handler's helper to answer at once with `response` (a JSON error)."""
+
+    def __init__(self, response: web.Response):
+        super().__init__(response.text)
+        self.response = response
