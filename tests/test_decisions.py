@@ -1,5 +1,5 @@
 """Decisions on proposals: approve / reject / apply (alerts/decisions.py) and the HTTP API
-(alerts/web.py), on proposals made by the real planner and rebalancer."""
+(alerts/web/), on proposals made by the real planner and rebalancer."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from planner.planner import Planner
 from monitor.state import AccountState, RepState
 from rebalancer import minimal_moves
 from core import topics
+from core.clock import ManualClock
 from core.settings import Settings
 
 WRITE_TOKEN, READ_TOKEN = "write-secret-7f3a", "read-secret-19c2"
@@ -43,14 +44,14 @@ def real_proposal() -> dict[str, Any]:
         states.append(AccountState(account_id, lat + 0.05, lon + 0.05, rep_id=owner, locked=locked, known=True,
                                    monthly_sales={"2025-01": potential * 0.25, "2025-02": potential * 0.75}))
     reps = [RepState(rep_id, lat, lon) for rep_id, (lat, lon) in REPS.items()]
-    planner = Planner(Settings(potential="trailing", warmup_days=60), clock=lambda: WATERMARK)
+    planner = Planner(Settings(potential="trailing", warmup_days=60), clock=ManualClock(WATERMARK))
     evaluation = planner.evaluate(states, reps, watermark=WATERMARK,
                                   first_event_at=datetime(2025, 1, 1, tzinfo=timezone.utc))
     request = evaluation.rebalance
     assert request is not None, "the scripted company must be out of balance"
     result = minimal_moves(request.accounts, request.reps, tolerance=request.tolerance, time_limit_s=10,
                            num_workers=1)
-    proposal = planner.proposal(request, result, WATERMARK)
+    proposal = planner.proposal(request, result, WATERMARK).to_json()  # as the alert stage stores it
     assert proposal["moves"], proposal
     return proposal
 

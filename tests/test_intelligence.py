@@ -13,6 +13,7 @@ from alerts.intelligence import abc_classes, lapsed_accounts, sleeping_giants, t
 from planner.planner import Planner, account_context_row, proposal_context, select_context_accounts
 from monitor.state import AccountState, RepState
 from rebalancer import Account, minimal_moves
+from core.clock import ManualClock
 from core.settings import Settings
 
 
@@ -201,13 +202,13 @@ def test_planner_proposal_carries_the_context():
         AccountState("b1", 53.5, 10.0, rep_id="B", known=True, monthly_sales={"2025-03": 200.0}),
     ]
     settings = Settings(tolerance=0.10, hysteresis=0.8, warmup_days=30, potential="trailing")
-    planner = Planner(settings, clock=lambda: datetime(2026, 1, 1, tzinfo=timezone.utc))
+    planner = Planner(settings, clock=ManualClock(datetime(2026, 1, 1, tzinfo=timezone.utc)))
     watermark = datetime(2025, 4, 2, tzinfo=timezone.utc)
     request = planner.evaluate(accounts, reps, watermark=watermark,
                                first_event_at=datetime(2025, 1, 1, tzinfo=timezone.utc)).rebalance
     assert request is not None and request.context is not None
     result = minimal_moves(request.accounts, request.reps, tolerance=0.3, time_limit_s=5, num_workers=1)
-    proposal = planner.proposal(request, result, watermark)
+    proposal = planner.proposal(request, result, watermark).to_json()
     assert proposal["accounts_scope"] == "all" and proposal["accounts_as_of"] == "2025-03"
     by_id = {r["account_id"]: r for r in proposal["accounts"]}
     assert set(by_id) == {"a1", "a2", "b1"}
