@@ -22,6 +22,7 @@ from alerts.dispatch import Dispatcher
 from alerts.messages import alert_from_proposal as alert_message
 from alerts.sinks import sinks_from_settings
 from alerts.store import Store, fold_state, later, touched_reps
+from core.clock import SYSTEM_CLOCK, Clock
 from core.metrics import Metrics
 from core.records import Proposal, RecordError, Signal
 from core import topics
@@ -40,15 +41,16 @@ PRUNE_INTERVAL_S = 3600.0
 PROPOSAL_GAUGE_INTERVAL_S = 10.0
 
 
-def register_alerts(app: faust.App, settings: Settings, store: Store, metrics: Metrics) -> Dispatcher:
+def register_alerts(app: faust.App, settings: Settings, store: Store, metrics: Metrics,
+                    clock: Clock = SYSTEM_CLOCK) -> Dispatcher:
     signals_topic = app.topic(topics.SIGNALS, key_serializer="raw", value_serializer="json")
     proposals_topic = app.topic(topics.PROPOSALS, key_serializer="raw", value_serializer="json")
     alerts_topic = app.topic(topics.ALERTS, key_serializer="raw", value_serializer="json")
     to_kafka = "kafka" in [s.strip() for s in settings.alert_sinks.split(",")]
     review_url = f"http://127.0.0.1:{settings.web_port}/proposals/{{id}}" if settings.web_port else None
     dispatcher = Dispatcher(
-        sinks_from_settings(settings), store.outbox(), throttle_s=settings.alert_throttle_s,
-        retry_max_s=settings.alert_retry_max_s, metrics=metrics,
+        sinks_from_settings(settings, clock=clock), store.outbox(), throttle_s=settings.alert_throttle_s,
+        retry_max_s=settings.alert_retry_max_s, clock=clock, metrics=metrics,
     )
 
     stored = StoreRetry(metrics)
@@ -87,7 +89,7 @@ def register_alerts(app: faust.App, settings: Settings, store: Store, metrics: M
         if not await stored.call(store.save_proposal, published, what="storing a proposal"):
             return
         if to_kafka:
-            await alerts_topic.send(key=proposal.proposal_id.encode(), value=alert_message(published))
+            await alerts_topic.send(key=proposal.proposal_id.encode(), value=alert_message(published, clock=clock))
             metrics.alerts.labels("kafka").inc()
         url = review_url.format(id=proposal.proposal_id) if review_url else None
         await stored.call(dispatcher.submit, alert_from_proposal(proposal, review_url=url),

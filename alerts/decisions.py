@@ -37,6 +37,7 @@ from typing import Any, Mapping, Protocol
 
 from alerts.store import DecisionError, KnownOwner, MoveRow, ProposalRow, Store
 from core import topics
+from core.clock import SYSTEM_CLOCK, Clock
 
 __all__ = [
     "DecisionError",
@@ -291,13 +292,13 @@ async def apply(store: Store, publisher: Publisher, proposal_id: str, *, actor: 
 
 
 async def apply_approved(store: Store, publisher: Publisher, *, older_than_s: float = 60.0, actor: str = "worker",
-                         timeout_s: float = PUBLISH_TIMEOUT_S) -> list[Outcome]:
+                         timeout_s: float = PUBLISH_TIMEOUT_S, clock: Clock = SYSTEM_CLOCK) -> list[Outcome]:
     """Apply every proposal approved at least `older_than_s` seconds ago but not applied.
 
     The grace period leaves a fresh approval to whoever is publishing it right now (a
     second publisher would only send duplicates, but there is no need to).
     """
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     rows = await asyncio.to_thread(store.proposals, "approved")
     outcomes = []
     for row in rows:

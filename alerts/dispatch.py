@@ -19,13 +19,13 @@ import logging
 import math
 import random
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Iterable, Protocol
 
 from alerts.alert import Alert
 from alerts.sinks import Sink, SinkError
+from core.clock import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger("territory.alerts")
 
@@ -182,16 +182,17 @@ class Dispatcher:
         (firing <-> resolved) goes out at once.
     retry_max_s: a failing send is retried after retry_base_s * 2**attempts seconds,
         at most retry_max_s, plus up to 10 % jitter.
-    clock: wall-clock Unix seconds, as the outbox is shared between workers. A clock stepped
-        back holds no alert longer than its interval: a stored time further ahead than
-        the longest retry or throttle interval counts as due now.
+    clock: its wall time (`now()`), as Unix seconds, dates the outbox rows: the outbox is
+        shared between workers, which share no monotonic clock. A clock stepped back holds
+        no alert longer than its interval: a stored time further ahead than the longest
+        retry or throttle interval counts as due now.
     metrics: when given, `metrics.alerts.labels(sink).inc()` per alert delivered,
         `metrics.deliveries.labels(sink, outcome).inc()` per row handled in a round
         (outcome: sent, failed, skipped) and `metrics.outbox_pending` set after each round.
     """
 
     def __init__(self, sinks: Iterable[Sink], outbox: Outbox, *, throttle_s: float, retry_max_s: float,
-                 retry_base_s: float = 2.0, clock: Callable[[], float] = time.time, metrics: Any = None,
+                 retry_base_s: float = 2.0, clock: Clock = SYSTEM_CLOCK, metrics: Any = None,
                  rng: random.Random | None = None):
         self.sinks: dict[str, Sink] = {}
         for sink in sinks:
@@ -206,7 +207,7 @@ class Dispatcher:
 
     def submit(self, alert: Alert) -> None:
         """Queue the newest state of an incident for every sink (upsert: never a second row)."""
-        now = self.clock()
+        now = self._now()
         for name in self.sinks:
             last = self.outbox.last_sent(alert.key, name)
             this = alert
@@ -222,6 +223,10 @@ class Dispatcher:
                 due_at = now if sent.status != alert.status else max(now, min(sent_at, now) + self.throttle_s)
             self.outbox.upsert(alert.key, name, this.to_json(), due_at)
 
+    def _now(self) -> float:
+        """The clock's wall time in Unix seconds (what the outbox stores)."""
+        return self.clock.now().timestamp()
+
     def backoff(self, attempts: int) -> float:
         """Seconds until the next try after `attempts` failed ones (attempts >= 1)."""
         delay = min(self.retry_max_s, self.retry_base_s * 2 ** max(0, attempts - 1))
@@ -230,7 +235,7 @@ class Dispatcher:
     def deliver_due(self) -> DeliveryReport:
         """Send every due row; each sink independently and in parallel. Never raises for a
         sink's failure: the row is kept with its error and retried later."""
-        now = self.clock()
+        now = self._now()
         report = DeliveryReport()
         work: dict[str, list[tuple[OutboxItem, Alert, Alert | None]]] = {}
         for item in self.outbox.due(now, retry_within_s=self.retry_max_s * (1 + RETRY_JITTER),
@@ -281,7 +286,7 @@ class Dispatcher:
                 log.exception("alert sink %s raised for %s", sink.name, item.key)
                 outcomes.append(_Outcome(item, SinkError(f"{sink.name}: {type(error).__name__}: {error}")))
                 continue
-            outcomes.append(_Outcome(item, None, sent_at=self.clock()))
+            outcomes.append(_Outcome(item, None, sent_at=self._now()))
         return outcomes
 
     def _record(self, outcome: _Outcome, report: DeliveryReport) -> None:
@@ -300,10 +305,10 @@ class Dispatcher:
         error = str(outcome.error)
         if outcome.skipped:
             error = f"not tried: {item.sink} failed earlier in the same round: {error}"
-        next_at = self.clock() + self.backoff(item.attempts + 1)
+        next_at = self._now() + self.backoff(item.attempts + 1)
         self.outbox.mark_failed(item, error, next_at)
         report.failed += 1
         self._count(item.sink, "failed")
         report.errors[item.sink] = str(outcome.error)
         log.warning("alert %s to %s failed (attempt %d), retry in %.0f s: %s", item.key, item.sink,
-                    item.attempts + 1, next_at - self.clock(), error)
+                    item.attempts + 1, next_at - self._now(), error)

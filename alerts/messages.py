@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
+from core.clock import SYSTEM_CLOCK, Clock
 from core.formatting import percent
 
 
@@ -26,7 +26,7 @@ def move_lines(proposal: dict[str, Any]) -> list[str]:
     ]
 
 
-def alert_from_proposal(proposal: dict[str, Any]) -> dict[str, Any]:
+def alert_from_proposal(proposal: dict[str, Any], *, clock: Clock = SYSTEM_CLOCK) -> dict[str, Any]:
     """The alert as sent to people: a headline, the move lines and the figures behind them."""
     solved = proposal["status"] not in ("infeasible", "unknown")
     return {
@@ -39,5 +39,5 @@ def alert_from_proposal(proposal: dict[str, Any]) -> dict[str, Any]:
         "imbalance_before": proposal["imbalance_before"],
         "imbalance_after": proposal["imbalance_after"],
         "event_time": proposal["event_time"],
-        "sent_at": datetime.now(timezone.utc).isoformat(),
+        "sent_at": clock.now().isoformat(),
     }

@@ -7,11 +7,13 @@ describe the current head, and a test checks that the two agree.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from core.clock import SYSTEM_CLOCK, Clock
 
 #: A proposal's life: pending -> approved | rejected | superseded; approved -> applied.
 PROPOSAL_STATES = ("pending", "approved", "rejected", "superseded", "applied")
@@ -21,8 +23,20 @@ class Base(DeclarativeBase):
     """The declarative base of the store's tables (SQLAlchemy needs a class of its own)."""
 
 
-def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+#: Execution option carrying the `Clock` that the tables' time defaults (stored_at, at,
+#: created_at) read: ``engine.execution_options(**{CLOCK_OPTION: clock})``. Without it they
+#: read the system clock.
+CLOCK_OPTION = "territory_clock"
+
+
+def now_utc(clock: Clock = SYSTEM_CLOCK) -> datetime:
+    """The clock's time, aware UTC."""
+    return clock.now()
+
+
+def _default_now(context: Any) -> datetime:
+    """A column default: the time of the clock the statement runs with (see CLOCK_OPTION)."""
+    return now_utc(context.execution_options.get(CLOCK_OPTION, SYSTEM_CLOCK))
 
 
 def alert_key_hash(key: str) -> str:
@@ -41,7 +55,7 @@ class SignalRow(Base):
     subject: Mapped[str] = mapped_column(String(256), index=True)
     detected_at: Mapped[str] = mapped_column(String(40))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
+    stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_default_now)
 
 
 class ProposalRow(Base):
@@ -55,7 +69,7 @@ class ProposalRow(Base):
     imbalance_after: Mapped[float] = mapped_column(Float)
     event_time: Mapped[str] = mapped_column(String(40))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
+    stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_default_now)
     alerted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # Reps the proposal touches, comma separated and sorted: what "the same reps" means
     # when a newer proposal supersedes an older one.
@@ -93,7 +107,7 @@ class AuditRow(Base):
     __tablename__ = "audit_log"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc, index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_default_now, index=True)
     actor: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(32))
     proposal_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
@@ -128,7 +142,7 @@ class ReportRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     week: Mapped[str] = mapped_column(String(10), index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_default_now)
     subject: Mapped[str] = mapped_column(String(300))
     html: Mapped[str] = mapped_column(Text)
     proposal_ids: Mapped[list[str]] = mapped_column(JSON, default=list)

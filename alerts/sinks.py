@@ -23,10 +23,11 @@ import urllib.request
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 from alerts.alert import Alert
+from core.clock import SYSTEM_CLOCK, Clock
 
 #: Sinks `alert_sinks` may name; "kafka" is the worker's own topic publisher.
 SINK_NAMES = ("kafka", "log", "alertmanager", "webhook", "smtp")
@@ -155,17 +156,17 @@ class AlertmanagerSink:
     name = "alertmanager"
 
     def __init__(self, base_url: str, *, timeout_s: float = 10.0, firing_ttl_s: float = 86400.0,
-                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+                 clock: Clock = SYSTEM_CLOCK):
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"Alertmanager URL {redact_url(base_url)!r} must start with http:// or https://")
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.firing_ttl_s = firing_ttl_s
-        self._now = now
+        self.clock = clock
 
     def payload(self, alert: Alert, previous: Alert | None = None) -> list[dict[str, Any]]:
         """The JSON list POSTed for `alert` (public so the shape can be checked)."""
-        now = self._now()
+        now = self.clock.now()
         if alert.resolved:
             labels = previous.labels if previous is not None else alert.labels
             return [self._one(alert, labels, max(now, alert.starts_at))]
@@ -316,7 +317,7 @@ def _names(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
-def sinks_from_settings(settings: Any, *, logger: logging.Logger | None = None) -> list[Sink]:
+def sinks_from_settings(settings: Any, *, logger: logging.Logger | None = None, clock: Clock = SYSTEM_CLOCK) -> list[Sink]:
     """Every sink named in `alert_sinks` except "kafka" (the worker's own publisher).
 
     A named sink without what it needs is a configuration error, raised at start-up
@@ -335,7 +336,7 @@ def sinks_from_settings(settings: Any, *, logger: logging.Logger | None = None) 
             if not settings.alertmanager_url:
                 raise ValueError("TERRITORY_ALERT_SINKS includes alertmanager but TERRITORY_ALERTMANAGER_URL "
                                  "is empty; set it to Alertmanager's base URL, e.g. http://127.0.0.1:9093")
-            sinks.append(AlertmanagerSink(settings.alertmanager_url))
+            sinks.append(AlertmanagerSink(settings.alertmanager_url, clock=clock))
         elif name == "webhook":
             if not settings.webhook_url:
                 raise ValueError("TERRITORY_ALERT_SINKS includes webhook but TERRITORY_WEBHOOK_URL is empty")

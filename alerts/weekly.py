@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Callable
-from datetime import datetime, timezone
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from zoneinfo import ZoneInfo
@@ -18,6 +18,7 @@ from apscheduler.triggers.cron import CronTrigger
 from alerts.report import WeeklyReport, build_weekly_report, iso_week
 from alerts.sinks import SmtpSink
 from alerts.store import Store
+from core.clock import SYSTEM_CLOCK, Clock
 from core.settings import Settings
 
 log = logging.getLogger("territory.report")
@@ -40,10 +41,11 @@ def review_url(settings: Settings) -> str | None:
     return f"http://127.0.0.1:{settings.web_port}/proposals/{{proposal_id}}" if settings.web_port else None
 
 
-def build_digest(store: Store, settings: Settings, *, now: datetime | None = None, send: bool = True) -> Digest:
+def build_digest(store: Store, settings: Settings, *, clock: Clock = SYSTEM_CLOCK, send: bool = True) -> Digest:
     """Build this week's review of every pending proposal, store it and (with ``send``
-    and recipients configured) e-mail it. Raises on a mail failure after storing."""
-    now = now or datetime.now(ZoneInfo(settings.report_timezone))
+    and recipients configured) e-mail it. Raises on a mail failure after storing. The week
+    and the time it was generated are the clock's, in `report_timezone`."""
+    now = clock.now().astimezone(ZoneInfo(settings.report_timezone))
     proposals = [row.payload for row in store.proposals("pending")]
     report = build_weekly_report(proposals, week=iso_week(now), generated_at=now, review_url=review_url(settings))
     report_id = store.save_report(report.week, report.subject, report.html, report.proposal_ids)
@@ -74,8 +76,8 @@ def report_message(report: WeeklyReport, sender: str, to: list[str]) -> EmailMes
     return msg
 
 
-def schedule_weekly_review(store: Store, settings: Settings,
-                           is_leader: Callable[[], bool] = lambda: True) -> AsyncIOScheduler:
+def schedule_weekly_review(store: Store, settings: Settings, is_leader: Callable[[], bool] = lambda: True,
+                           clock: Clock = SYSTEM_CLOCK) -> AsyncIOScheduler:
     """An APScheduler job on the running event loop at `report_cron` in `report_timezone`
     (default Monday 07:00 Europe/Berlin). The build runs in a thread: matplotlib and
     the database must not block the stream. Call ``start()`` from the loop.
@@ -92,7 +94,7 @@ def schedule_weekly_review(store: Store, settings: Settings,
             log.info("weekly review due: another worker (the leader) sends it")
             return
         try:
-            digest = await asyncio.to_thread(build_digest, store, settings)
+            digest = await asyncio.to_thread(build_digest, store, settings, clock=clock)
         except Exception:  # noqa: BLE001 - a failed review must not stop the worker; it is logged
             log.exception("weekly review failed")
             return
@@ -104,20 +106,21 @@ def schedule_weekly_review(store: Store, settings: Settings,
     return scheduler
 
 
-def next_run(settings: Settings, *, after: datetime | None = None) -> datetime:
-    """When the weekly review runs next: the cron read as the scheduler reads it."""
+def next_run(settings: Settings, *, after: datetime | None = None, clock: Clock = SYSTEM_CLOCK) -> datetime:
+    """When the weekly review runs next after `after` (default: the clock's now): the cron
+    read as the scheduler reads it."""
     zone = ZoneInfo(settings.report_timezone)
     trigger = CronTrigger.from_crontab(settings.report_cron, timezone=zone)
-    return trigger.get_next_fire_time(None, after or datetime.now(timezone.utc).astimezone(zone))
+    return trigger.get_next_fire_time(None, after or clock.now().astimezone(zone))
 
 
-def register_weekly_review(app, store: Store, settings: Settings) -> None:
+def register_weekly_review(app, store: Store, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> None:
     """Start the weekly review's scheduler with the worker (a Faust task runs on its loop)."""
     holder: dict[str, AsyncIOScheduler] = {}
 
     @app.task
     async def start_weekly_review() -> None:
-        holder["scheduler"] = scheduler = schedule_weekly_review(store, settings, is_leader=app.is_leader)
+        holder["scheduler"] = scheduler = schedule_weekly_review(store, settings, is_leader=app.is_leader, clock=clock)
         scheduler.start()
         log.info("weekly review scheduled (%s, %s): next at %s", settings.report_cron, settings.report_timezone,
-                 next_run(settings).isoformat())
+                 next_run(settings, clock=clock).isoformat())

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import time
 
 import faust
 from faust.types import TP
 
 from monitor import worker_health
 from monitor.intake import Intake, IntakeRules
+from core.clock import SYSTEM_CLOCK, Clock
 from core.metrics import Metrics
 from core import topics
 from core.settings import Settings
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 LAG_INTERVAL_S = 5.0
 
 
-def register_intake(app: faust.App, settings: Settings, metrics: Metrics) -> None:
+def register_intake(app: faust.App, settings: Settings, metrics: Metrics, clock: Clock = SYSTEM_CLOCK) -> None:
     """Input topics -> validated, deduplicated events -> account/rep tables -> state snapshots."""
     # Raw bytes: validation is ours, so a message that is not even JSON is dead-lettered, not crashed on.
     inputs = app.topic(*topics.INPUT_TOPICS, key_type=bytes, value_type=bytes,
@@ -62,6 +62,7 @@ def register_intake(app: faust.App, settings: Settings, metrics: Metrics) -> Non
         send_state=send_state, send_deadletter=send_deadletter, on_outcome=on_outcome,
         rules=IntakeRules.from_settings(settings),
         is_caught_up=is_caught_up,
+        clock=clock,
     )
 
     @accounts.on_recover
@@ -79,7 +80,7 @@ def register_intake(app: faust.App, settings: Settings, metrics: Metrics) -> Non
                                 key=message.key, value=message.value)
             metrics.held.set(intake.held_count)
             if message.timestamp:  # seconds since the epoch (Kafka's record timestamp)
-                metrics.intake_processing_seconds.observe(max(0.0, time.time() - message.timestamp))
+                metrics.intake_processing_seconds.observe(max(0.0, clock.now().timestamp() - message.timestamp))
             processed[message.tp] = message.offset + 1
             reported[f"{message.topic}:{message.partition}"] = False  # the planner marks it unread again
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, MutableMapping
 
+from core.clock import SYSTEM_CLOCK, Clock
 from core.contract import ContractError, Event, parse_event
 from monitor.state import AccountState, RepState, apply_account_event, apply_rep_event
 from core import topics
@@ -116,7 +117,7 @@ class Intake:
         on_outcome: OnOutcome,
         rules: IntakeRules = IntakeRules(),
         is_caught_up: Callable[[str], bool] = lambda source: True,
-        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        clock: Clock = SYSTEM_CLOCK,
     ):
         self.accounts = accounts
         self.reps = reps
@@ -127,6 +128,7 @@ class Intake:
         self.on_outcome = on_outcome
         self.rules = rules
         self.is_caught_up = is_caught_up
+        # Wall time (aware UTC): what `in_the_future` is judged against and when a dead letter was written.
         self.clock = clock
         # partition -> heap of (hold deadline in event time, account id)
         self._deadlines: dict[int, list[tuple[str, str]]] = {}
@@ -153,7 +155,7 @@ class Intake:
         moment = event.occurred_at.astimezone(timezone.utc)
         # A date far ahead would move this stream's time (and the planner's watermark) there:
         # every later order would then be `too_late`, for good.
-        latest = self.clock() + self.rules.future_margin
+        latest = self.clock.now() + self.rules.future_margin
         if moment > latest:
             await self._deadletter(origin, "occurred_at", "in_the_future",
                                    f"occurred_at: in_the_future: {moment.isoformat()} is more than "
@@ -363,7 +365,7 @@ class Intake:
                 **_original_value(scrubbed),
                 # data.name replaced by its pseudonym (the rest of the message is unchanged).
                 **({"value_pseudonymised": True} if scrubbed is not origin.value else {}),
-                "deadlettered_at": datetime.now(timezone.utc).isoformat(),
+                "deadlettered_at": self.clock.now().isoformat(),
             },
         )
         self.on_outcome(origin.topic, "deadlettered", field)

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable
 from monitor.intake import Intake, IntakeRules
 from planner.session import PlanningSession
 from core import topics
-from core.clock import ManualClock
+from core.clock import SYSTEM_CLOCK, ManualClock
 from core.settings import Settings
 
 _TOPIC_OF_TYPE = {event_type: topic for topic, types in topics.TYPES_BY_TOPIC.items() for event_type in types}
@@ -103,6 +103,9 @@ def run_backtest(messages: Iterable[tuple[str, str, Any]], settings: Settings,
         accounts={}, reps={}, seen_events={}, stream_times={}, send_state=collect, send_deadletter=ignore,
         on_outcome=lambda topic, outcome, field_name: result.outcomes.update([outcome]),
         rules=IntakeRules.from_settings(settings),
+        # Not the event-time clock below: it is set from the very events judged, so none would
+        # ever be `in_the_future`. Dates ahead of the machine's time are dead-lettered, as live.
+        clock=SYSTEM_CLOCK,
     )
     # Event time is the clock (cooldowns are measured in it), and the file is in order: after
     # each event every stream is read up to now.

@@ -10,6 +10,7 @@ import faust
 from alerts.agents import register_alerts
 from alerts.store import Store
 from alerts.weekly import register_weekly_review
+from core.clock import SYSTEM_CLOCK, Clock
 from monitor.agents import register_intake, register_membership
 from planner.agents import register_planner
 from core.geocode import default_resolver
@@ -22,7 +23,7 @@ from core.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, metrics: Metrics, store: Store) -> faust.App:
+def create_app(settings: Settings, metrics: Metrics, store: Store, clock: Clock = SYSTEM_CLOCK) -> faust.App:
     app = faust.App(
         settings.app_id,
         broker=settings.faust_broker,
@@ -43,12 +44,12 @@ def create_app(settings: Settings, metrics: Metrics, store: Store) -> faust.App:
     )
     if settings.exact_end_offsets:
         install_exact_end_offsets(**client_options(settings))
-    register_intake(app, settings, metrics)
+    register_intake(app, settings, metrics, clock=clock)
     register_planner(app, settings, metrics)
     register_membership(app, metrics)
-    register_alerts(app, settings, store, metrics)
+    register_alerts(app, settings, store, metrics, clock=clock)
     register_decisions(app, settings, store, metrics)
-    register_weekly_review(app, store, settings)
+    register_weekly_review(app, store, settings, clock=clock)
     return app
 
 

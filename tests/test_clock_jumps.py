@@ -102,7 +102,7 @@ def test_a_retry_is_not_held_longer_than_the_longest_backoff_when_the_clock_step
     dispatch.submit(alert_from_signal(shock()))
     assert dispatch.deliver_due().failed == 1
     sink.down = False
-    clock.now -= DAY  # the retry time stored before lies a day ahead now
+    clock.seconds -= DAY  # the retry time stored before lies a day ahead now
     assert dispatch.deliver_due().sent == 1 and len(sink.got) == 1
 
 
@@ -113,10 +113,10 @@ def test_a_retry_within_its_backoff_still_waits(outbox):
     dispatch.submit(alert_from_signal(shock()))
     dispatch.deliver_due()
     for _ in range(8):  # backoff grows to retry_max_s (plus jitter): always legitimately in the future
-        (item,) = outbox.due(clock.now + 100)
-        clock.now = item.due_at - 0.01
+        (item,) = outbox.due(clock.seconds + 100)
+        clock.seconds = item.due_at - 0.01
         assert dispatch.deliver_due().failed == 0
-        clock.now = item.due_at
+        clock.seconds = item.due_at
         assert dispatch.deliver_due().failed == 1
 
 
@@ -125,10 +125,10 @@ def test_a_throttled_update_is_not_held_longer_than_the_throttle_when_the_clock_
     dispatch = Dispatcher([sink], outbox, throttle_s=300, retry_max_s=60, clock=clock)
     dispatch.submit(alert_from_signal(imbalance(share=0.10)))
     assert dispatch.deliver_due().sent == 1
-    clock.now += 10
+    clock.seconds += 10
     dispatch.submit(alert_from_signal(imbalance(share=0.09, n=1)))  # throttled until T0 + 300
     assert dispatch.deliver_due().sent == 0
-    clock.now -= DAY
+    clock.seconds -= DAY
     assert dispatch.deliver_due().sent == 1
     assert [a.body["evidence"]["share"] for a in sink.got] == [0.10, 0.09]
 
@@ -138,8 +138,8 @@ def test_after_a_step_back_the_throttle_counts_from_now(outbox):
     dispatch = Dispatcher([sink], outbox, throttle_s=300, retry_max_s=60, clock=clock)
     dispatch.submit(alert_from_signal(imbalance(share=0.10)))
     dispatch.deliver_due()
-    clock.now -= DAY  # the last send now lies a day ahead
+    clock.seconds -= DAY  # the last send now lies a day ahead
     dispatch.submit(alert_from_signal(imbalance(share=0.09, n=1)))
     assert dispatch.deliver_due().sent == 0  # still throttled...
-    clock.now += 300
+    clock.seconds += 300
     assert dispatch.deliver_due().sent == 1  # ...for one throttle interval, not a day and one

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from core.clock import ManualClock
 from core.contract import ContractError, parse_event
 from monitor.intake import ROW_SHARE
 from core import topics
@@ -23,7 +24,7 @@ NOW = datetime(2025, 6, 1, tzinfo=timezone.utc)
 
 def harness(**rules: object) -> Harness:
     h = Harness(**rules)
-    h.intake.clock = lambda: NOW
+    h.intake.clock = ManualClock(NOW)
     return h
 
 

@@ -3,7 +3,7 @@ deploy/grafana query), and the dispatcher's delivery counts."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from alerts.alert import Alert
 from alerts.dispatch import Dispatcher, MemoryOutbox
 from alerts.sinks import SinkError
+from core.clock import ManualClock
 from core.metrics import Metrics, package_version
 
 # name (as exposed, without _total/_bucket suffixes) -> (type, label names)
@@ -118,9 +119,9 @@ def alert(key: str, summary: str = "A is over its band") -> Alert:
 
 def test_a_dispatcher_round_counts_deliveries_by_outcome():
     metrics = Metrics.create()
-    now = [1000.0]
+    clock = ManualClock(datetime.fromtimestamp(1000.0, timezone.utc))
     dispatcher = Dispatcher([Recorder(), Down()], MemoryOutbox(), throttle_s=0, retry_max_s=60,
-                            clock=lambda: now[0], metrics=metrics)
+                            clock=clock, metrics=metrics)
     dispatcher.submit(alert("k1"))
     dispatcher.submit(alert("k2"))
     report = dispatcher.deliver_due()
@@ -135,7 +136,7 @@ def test_a_dispatcher_round_counts_deliveries_by_outcome():
     assert metrics.registry.get_sample_value("territory_alerts_outbox_pending") == 2
     # The same content again: nothing new for the working sink, recorded as skipped.
     dispatcher.submit(alert("k1"))
-    now[0] += 1
+    clock.advance(timedelta(seconds=1))
     dispatcher.deliver_due()
     assert count("ok", "skipped") == 1
     assert count("ok", "sent") == 2

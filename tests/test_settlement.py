@@ -3,9 +3,12 @@ proposal for the same reps owns the incident."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 from alerts.agents import ProposalSettlement
 from alerts.dispatch import Dispatcher
 from alerts.store import Store
+from core.clock import ManualClock
 
 
 class RecordingSink:
@@ -30,8 +33,8 @@ def test_decided_proposals_resolve_their_alert_once(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'store.db'}")
     store.migrate()
     sink = RecordingSink()
-    clock = [1000.0]
-    dispatcher = Dispatcher([sink], store.outbox(), throttle_s=0, retry_max_s=60, clock=lambda: clock[0])
+    clock = ManualClock(datetime.fromtimestamp(1000.0, timezone.utc))
+    dispatcher = Dispatcher([sink], store.outbox(), throttle_s=0, retry_max_s=60, clock=clock)
     settlement = ProposalSettlement(store, dispatcher)
 
     store.save_proposal(proposal("p1", ("R1", "R2")))
@@ -47,6 +50,6 @@ def test_decided_proposals_resolve_their_alert_once(tmp_path):
 
     # A restarted worker reads the log again: nothing new goes out.
     ProposalSettlement(store, dispatcher).resolve_new()
-    clock[0] += 10
+    clock.advance(timedelta(seconds=10))
     dispatcher.deliver_due()
     assert len(sink.received) == 1

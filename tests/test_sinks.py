@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from typing import Any
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -24,11 +24,18 @@ T0 = 1_800_000_000.0
 
 
 class Clock:
-    def __init__(self, now: float = T0):
-        self.now = now
+    """A `core.clock.Clock` at `seconds` (Unix time), which the test sets. A datetime holds whole
+    microseconds: `now()` rounds up, so a clock set to a stored due time reads as due."""
 
-    def __call__(self) -> float:
-        return self.now
+    def __init__(self, seconds: float = T0):
+        self.seconds = seconds
+
+    def now(self) -> datetime:
+        moment = datetime.fromtimestamp(self.seconds, timezone.utc)
+        return moment if moment.timestamp() >= self.seconds else moment + timedelta(microseconds=1)
+
+    def monotonic(self) -> float:
+        return self.seconds
 
 
 class Recorder:
@@ -116,13 +123,13 @@ def test_one_shock_updated_five_times_is_one_row_sent_once_per_throttle_window_w
     dispatch.submit(alert_from_signal(shock(-0.20)))
     assert dispatch.deliver_due().sent == 1
     for n, size in enumerate((-0.22, -0.25, -0.28, -0.31, -0.35), start=1):
-        clock.now += 10
+        clock.seconds += 10
         dispatch.submit(alert_from_signal(shock(size, n=n)))
         assert dispatch.deliver_due().sent == 0  # throttled: the update waits, replacing the one before
     assert list(outbox.rows()) == [(sink.got[0].key, "hook")]
-    clock.now = T0 + 299
+    clock.seconds = T0 + 299
     assert dispatch.deliver_due().sent == 0
-    clock.now = T0 + 300
+    clock.seconds = T0 + 300
     report = dispatch.deliver_due()
     assert (report.sent, report.pending) == (1, 0)
     assert [a.body["evidence"]["size"] for a in sink.got] == [-0.20, -0.35]
@@ -134,13 +141,13 @@ def test_resolution_goes_out_at_once_and_replaces_a_throttled_update():
     dispatch, _ = dispatcher(sink, clock=clock)
     dispatch.submit(alert_from_signal(imbalance(share=0.10)))
     dispatch.deliver_due()
-    clock.now += 5
+    clock.seconds += 5
     dispatch.submit(alert_from_signal(imbalance(share=0.09, n=1)))  # throttled update
-    clock.now += 5
+    clock.seconds += 5
     dispatch.submit(alert_from_signal(imbalance(state="cleared", severity="info", share=0.124, n=2)))
     assert dispatch.deliver_due().sent == 1
     assert [a.status for a in sink.got] == ["firing", "resolved"]
-    clock.now += 1000
+    clock.seconds += 1000
     assert dispatch.deliver_due().sent == 0  # the replaced update is not sent after all
 
 
@@ -155,10 +162,10 @@ def test_a_failing_sink_is_retried_with_growing_backoff_and_the_other_sink_is_un
     delays = []
     for _ in range(6):
         row = outbox.rows()[(good.got[0].key, "bad")]
-        delays.append(row["due_at"] - clock.now)
-        clock.now = row["due_at"] - 0.01
+        delays.append(row["due_at"] - clock.seconds)
+        clock.seconds = row["due_at"] - 0.01
         assert dispatch.deliver_due().failed == 0  # not due yet
-        clock.now = row["due_at"]
+        clock.seconds = row["due_at"]
         assert dispatch.deliver_due().failed == 1
     for delay, expected in zip(delays, (2, 4, 8, 16, 20, 20)):
         assert expected <= delay <= expected * 1.1  # base * 2**attempts capped at retry_max_s, + jitter
@@ -173,11 +180,11 @@ def test_a_sink_that_was_down_gets_the_newest_alert_once_it_is_back():
     dispatch.submit(alert_from_signal(shock(-0.2)))
     dispatch.deliver_due()
     for n in range(1, 4):  # updates while it is down do not hurry its retries, they replace the content
-        clock.now += 1
+        clock.seconds += 1
         dispatch.submit(alert_from_signal(shock(-0.2 - n / 100, n=n)))
         assert dispatch.deliver_due().sent == 0
     sink.down = False
-    clock.now += 60
+    clock.seconds += 60
     report = dispatch.deliver_due()
     assert (report.sent, report.pending) == (1, 0)
     assert [a.body["evidence"]["size"] for a in sink.got] == [-0.23]
@@ -189,14 +196,14 @@ def test_identical_content_is_not_sent_again():
     dispatch, _ = dispatcher(sink, clock=clock)
     dispatch.submit(alert_from_signal(shock(-0.2)))
     dispatch.deliver_due()
-    clock.now += 400
+    clock.seconds += 400
     dispatch.submit(alert_from_signal(shock(-0.2, n=7)))  # re-emitted: new signal id and time, same content
     report = dispatch.deliver_due()
     assert (report.sent, report.skipped, len(sink.got)) == (0, 1, 1)
     # Changed and changed back before the throttle window ended: nothing new to say either.
     dispatch.submit(alert_from_signal(shock(-0.3, n=8)))
     dispatch.submit(alert_from_signal(shock(-0.2, n=9)))
-    clock.now += 400
+    clock.seconds += 400
     assert dispatch.deliver_due().sent == 0 and len(sink.got) == 1
 
 
@@ -210,7 +217,7 @@ def test_a_sink_that_is_down_is_tried_once_per_round_and_a_refused_alert_does_no
     assert (sink.calls, report.failed, report.pending) == (1, 2, 2)  # one timeout per round, not one per alert
     assert all(row["attempts"] == 1 for row in outbox.rows().values())
     sink.down, sink.error = False, SinkError("HTTP 400: bad alert", sink_down=False)
-    clock.now += 10
+    clock.seconds += 10
     assert dispatch.deliver_due().failed == 2 and sink.calls == 3  # item errors: each alert tried
 
 
@@ -282,13 +289,13 @@ def test_alertmanager_receives_the_alert_its_update_and_its_resolution():
         assert alert["status"]["state"] in ("active", "unprocessed")
 
         # Worse: severity goes up. Still one active alert for the incident, now critical.
-        clock.now += 1
+        clock.seconds += 1
         dispatch.submit(alert_from_signal(imbalance(severity="critical", share=0.07, n=1)))
         assert dispatch.deliver_due().sent == 1
         [alert] = alertmanager_alerts(url, service="territory-monitor")
         assert alert["labels"]["severity"] == "critical" and "7.0%" in alert["annotations"]["summary"]
 
-        clock.now += 1
+        clock.seconds += 1
         dispatch.submit(alert_from_signal(imbalance(state="cleared", severity="info", share=0.124, n=2)))
         assert dispatch.deliver_due().sent == 1
         assert alertmanager_alerts(url, service="territory-monitor") == []  # resolved: no longer active
@@ -356,7 +363,7 @@ def test_webhook_that_is_down_gets_the_alert_after_it_comes_back():
     assert "refused" in report.errors["webhook"].lower()
     with webhook_receiver("s3cret", port=port) as receiver:
         assert dispatch.deliver_due().sent == 0  # not due yet: backing off
-        clock.now += 5
+        clock.seconds += 5
         report = dispatch.deliver_due()
         assert (report.sent, report.pending) == (1, 0)
         assert [body["key"] for body in receiver.received] == ["market_shock:region:DE-BY"]

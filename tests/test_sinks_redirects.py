@@ -17,6 +17,7 @@ import pytest
 
 from alerts.alert import alert_from_signal
 from alerts.sinks import AlertmanagerSink, SinkError, WebhookSink
+from core.clock import ManualClock
 from tests import records
 
 
@@ -81,7 +82,7 @@ def _sinks(base: str):
     return {
         "webhook": WebhookSink(authed + "/hook", "shared-secret", timeout_s=5),
         "alertmanager": AlertmanagerSink(authed, timeout_s=5,
-                                         now=lambda: datetime(2026, 1, 1, tzinfo=timezone.utc)),
+                                         clock=ManualClock(datetime(2026, 1, 1, tzinfo=timezone.utc))),
     }
 
 

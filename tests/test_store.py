@@ -3,6 +3,8 @@ writes, superseding, decisions and their audit log, the alert outbox, reports, e
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -10,6 +12,7 @@ from sqlalchemy import create_engine, inspect
 
 from alerts.schema import Base
 from alerts.store import DecisionError, Store
+from core.clock import ManualClock
 from tests import records
 
 
@@ -123,9 +126,9 @@ def test_a_sink_that_is_down_gets_the_alert_from_the_database_outbox_when_it_is_
                 raise SinkError("connection refused")
             self.received.append(alert)
 
-    clock = [1000.0]
+    clock = ManualClock(datetime.fromtimestamp(1000.0, timezone.utc))
     sink = FlakySink()
-    dispatcher = Dispatcher([sink], store.outbox(), throttle_s=300, retry_max_s=60, clock=lambda: clock[0])
+    dispatcher = Dispatcher([sink], store.outbox(), throttle_s=300, retry_max_s=60, clock=clock)
     dispatcher.submit(alert_from_signal(records.signal({
         "signal_id": "s1", "kind": "market_shock", "state": "drop", "severity": "critical",
         "subject": {"type": "region", "id": "DE-01"}, "detected_at": "2025-04-10T00:00:00+00:00",
@@ -133,8 +136,8 @@ def test_a_sink_that_is_down_gets_the_alert_from_the_database_outbox_when_it_is_
     assert dispatcher.deliver_due().failed == 1 and sink.received == []
     # A restart: a new dispatcher on the same database still holds the alert.
     sink.up = True
-    clock[0] += 61
-    dispatcher = Dispatcher([sink], store.outbox(), throttle_s=300, retry_max_s=60, clock=lambda: clock[0])
+    clock.advance(timedelta(seconds=61))
+    dispatcher = Dispatcher([sink], store.outbox(), throttle_s=300, retry_max_s=60, clock=clock)
     assert dispatcher.deliver_due().sent == 1
     assert [a.key for a in sink.received] == ["market_shock:region:DE-01"]
     assert store.outbox().pending_count() == 0

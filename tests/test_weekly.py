@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from territory.sample_report import sample_proposal
 from alerts.store import Store
 from alerts.weekly import build_digest, next_run, schedule_weekly_review
+from core.clock import ManualClock
 from territory.cli import app
 from core.settings import Settings
 from tests.services import smtp_server
@@ -34,7 +35,7 @@ def store(tmp_path, proposal):
 def test_the_digest_is_stored_and_mailed_with_its_pictures_inline(store, proposal):
     with smtp_server() as server:
         settings = Settings(smtp_host=server.host, smtp_port=server.port, report_to="manager@example.com")
-        digest = build_digest(store, settings, now=datetime(2026, 11, 30, 7, tzinfo=ZoneInfo("Europe/Berlin")))
+        digest = build_digest(store, settings, clock=ManualClock(datetime(2026, 11, 30, 6, tzinfo=timezone.utc)))
         server.wait_for(1)
     assert digest.report.week == "2026-W49" and digest.sent_to == ("manager@example.com",)
     (row,) = store.reports("2026-W49")
