@@ -9,6 +9,7 @@ import logging
 
 import faust
 
+from core.clock import SYSTEM_CLOCK, Clock
 from core import topics
 from core.metrics import Metrics
 from core.settings import Settings
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 IN_MEMORY = "memory://planner"
 
 
-def register_planner(app: faust.App, settings: Settings, metrics: Metrics) -> None:
+def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock: Clock = SYSTEM_CLOCK) -> None:
     """State snapshots -> company view (one partition) -> detectors -> signals and proposals."""
     state_topic = app.topic(topics.STATE, key_serializer="raw", value_serializer="json")
     signals_topic = app.topic(topics.SIGNALS, key_serializer="raw", value_serializer="json")
@@ -36,7 +37,7 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics) -> No
     every_input = [f"{topic}:{partition}" for topic in topics.INPUT_TOPICS for partition in range(settings.partitions)]
 
     def new_session() -> PlanningSession:
-        return PlanningSession(settings, accounts=plan_accounts, reps=plan_reps, meta=plan_meta,
+        return PlanningSession(settings, accounts=plan_accounts, reps=plan_reps, meta=plan_meta, clock=clock,
                                expected_sources=every_input)
 
     session: list[PlanningSession] = [new_session()]

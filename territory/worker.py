@@ -45,7 +45,7 @@ def create_app(settings: Settings, metrics: Metrics, store: Store, clock: Clock 
     if settings.exact_end_offsets:
         install_exact_end_offsets(**client_options(settings))
     register_intake(app, settings, metrics, clock=clock)
-    register_planner(app, settings, metrics)
+    register_planner(app, settings, metrics, clock=clock)
     register_membership(app, metrics)
     register_alerts(app, settings, store, metrics, clock=clock)
     register_decisions(app, settings, store, metrics)
@@ -55,7 +55,7 @@ def create_app(settings: Settings, metrics: Metrics, store: Store, clock: Clock 
 
 def register_decisions(app: faust.App, settings: Settings, store: Store, metrics: Metrics | None = None) -> None:
     """Decisions: the review page and HTTP API on 127.0.0.1:web_port,
-    and the retry that publishes approved proposals (alerts/web.py)."""
+    and the retry that publishes approved proposals (alerts/web/)."""
     from alerts.web import register_review
 
     register_review(app, store, settings, metrics)
