@@ -17,16 +17,18 @@ $(STAMP): $(VENV)/bin/python pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/territory demo
 
-# What `ruff check` covers: the product and the benchmarks.
-LINTED := core planner monitor potential detectors rebalancer alerts connectors simulator territory bench
+# What ruff (lint and format) covers: the product, the benchmarks and the tests.
+LINTED := core planner monitor potential detectors rebalancer alerts connectors simulator territory bench tests
 
 test: $(STAMP)
 	bash deploy/services/install.sh
 	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
 	$(VENV)/bin/pytest
 
 test-fast: $(STAMP)
 	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
 	$(VENV)/bin/pytest -m 'not slow'
 
 # Resolve pyproject.toml's ranges anew in a throwaway venv and pin the result.

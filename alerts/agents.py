@@ -41,16 +41,21 @@ PRUNE_INTERVAL_S = 3600.0
 PROPOSAL_GAUGE_INTERVAL_S = 10.0
 
 
-def register_alerts(app: faust.App, settings: Settings, store: Store, metrics: Metrics,
-                    clock: Clock = SYSTEM_CLOCK) -> Dispatcher:
+def register_alerts(
+    app: faust.App, settings: Settings, store: Store, metrics: Metrics, clock: Clock = SYSTEM_CLOCK
+) -> Dispatcher:
     signals_topic = app.topic(topics.SIGNALS, key_serializer="raw", value_serializer="json")
     proposals_topic = app.topic(topics.PROPOSALS, key_serializer="raw", value_serializer="json")
     alerts_topic = app.topic(topics.ALERTS, key_serializer="raw", value_serializer="json")
     to_kafka = "kafka" in [s.strip() for s in settings.alert_sinks.split(",")]
     review_url = f"http://127.0.0.1:{settings.web_port}/proposals/{{id}}" if settings.web_port else None
     dispatcher = Dispatcher(
-        sinks_from_settings(settings, clock=clock), store.outbox(), throttle_s=settings.alert_throttle_s,
-        retry_max_s=settings.alert_retry_max_s, clock=clock, metrics=metrics,
+        sinks_from_settings(settings, clock=clock),
+        store.outbox(),
+        throttle_s=settings.alert_throttle_s,
+        retry_max_s=settings.alert_retry_max_s,
+        clock=clock,
+        metrics=metrics,
     )
 
     stored = StoreRetry(metrics)
@@ -92,8 +97,7 @@ def register_alerts(app: faust.App, settings: Settings, store: Store, metrics: M
             await alerts_topic.send(key=proposal.proposal_id.encode(), value=alert_message(published, clock=clock))
             metrics.alerts.labels("kafka").inc()
         url = review_url.format(id=proposal.proposal_id) if review_url else None
-        await stored.call(dispatcher.submit, alert_from_proposal(proposal, review_url=url),
-                          what="queueing an alert")
+        await stored.call(dispatcher.submit, alert_from_proposal(proposal, review_url=url), what="queueing an alert")
         await stored.call(store.mark_alerted, proposal.proposal_id, what="marking a proposal alerted")
 
     mirror = OwnerMirror(store)
@@ -169,9 +173,14 @@ def unreadable_messages(metrics: Metrics) -> Counter:
     message). Skipped with a log line naming the field: one bad message must not stop alerting."""
     counter = _UNREADABLE.get(metrics.registry)
     if counter is None:
-        counter = Counter("unreadable_messages", "Messages on the signal and proposal topics that are not a valid "
-                          "record (skipped), by record.", ["record"], namespace="territory", subsystem="alerts",
-                          registry=metrics.registry)
+        counter = Counter(
+            "unreadable_messages",
+            "Messages on the signal and proposal topics that are not a valid record (skipped), by record.",
+            ["record"],
+            namespace="territory",
+            subsystem="alerts",
+            registry=metrics.registry,
+        )
         _UNREADABLE[metrics.registry] = counter
     return counter
 
@@ -203,9 +212,14 @@ def rejected_writes(metrics: Metrics) -> Counter:
     counter per registry; Prometheus refuses a second registration of a name)."""
     counter = _REJECTED_WRITES.get(metrics.registry)
     if counter is None:
-        counter = Counter("rejected_writes", "Store writes the database refused as bad data (skipped, not "
-                          "retried), by operation.", ["operation"], namespace="territory", subsystem="store",
-                          registry=metrics.registry)
+        counter = Counter(
+            "rejected_writes",
+            "Store writes the database refused as bad data (skipped, not retried), by operation.",
+            ["operation"],
+            namespace="territory",
+            subsystem="store",
+            registry=metrics.registry,
+        )
         _REJECTED_WRITES[metrics.registry] = counter
     return counter
 

@@ -60,9 +60,15 @@ class Alert:
     def to_json(self) -> dict[str, Any]:
         """Plain JSON types only: what the outbox stores and the webhook sends."""
         return {
-            "key": self.key, "status": self.status, "severity": self.severity, "summary": self.summary,
-            "description": self.description, "labels": dict(self.labels), "annotations": dict(self.annotations),
-            "body": self.body, "starts_at": self.starts_at.isoformat(),
+            "key": self.key,
+            "status": self.status,
+            "severity": self.severity,
+            "summary": self.summary,
+            "description": self.description,
+            "labels": dict(self.labels),
+            "annotations": dict(self.annotations),
+            "body": self.body,
+            "starts_at": self.starts_at.isoformat(),
             "ends_at": self.ends_at.isoformat() if self.ends_at else None,
             "updated_at": self.updated_at.isoformat(),
         }
@@ -70,9 +76,15 @@ class Alert:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "Alert":
         return cls(
-            key=data["key"], status=data["status"], severity=data["severity"], summary=data["summary"],
-            description=data["description"], labels=dict(data["labels"]), annotations=dict(data["annotations"]),
-            body=dict(data["body"]), starts_at=_parse_time(data["starts_at"]),
+            key=data["key"],
+            status=data["status"],
+            severity=data["severity"],
+            summary=data["summary"],
+            description=data["description"],
+            labels=dict(data["labels"]),
+            annotations=dict(data["annotations"]),
+            body=dict(data["body"]),
+            starts_at=_parse_time(data["starts_at"]),
             ends_at=_parse_time(data["ends_at"]) if data.get("ends_at") else None,
             updated_at=_parse_time(data["updated_at"]),
         )
@@ -83,9 +95,15 @@ class Alert:
         Two alerts with equal content say the same thing; the dispatcher does not send the
         second (a re-emitted signal has a new id and emission time, but nothing new to say).
         """
-        return {"key": self.key, "status": self.status, "severity": self.severity, "summary": self.summary,
-                "description": self.description, "labels": dict(self.labels),
-                "annotations": {k: v for k, v in self.annotations.items() if k not in VOLATILE_ANNOTATIONS}}
+        return {
+            "key": self.key,
+            "status": self.status,
+            "severity": self.severity,
+            "summary": self.summary,
+            "description": self.description,
+            "labels": dict(self.labels),
+            "annotations": {k: v for k, v in self.annotations.items() if k not in VOLATILE_ANNOTATIONS},
+        }
 
     def with_(self, **changes: Any) -> "Alert":
         return replace(self, **changes)
@@ -99,8 +117,7 @@ def content_of(alert_json: Mapping[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- signals
 
 
-def alert_from_signal(signal: Signal, *, review_url: str | None = None,
-                      runbook_url: str | None = None) -> Alert:
+def alert_from_signal(signal: Signal, *, review_url: str | None = None, runbook_url: str | None = None) -> Alert:
     """The alert for a detector signal (docs/EVENTS.md, `territory.signals`).
 
     Key: kind, subject and (for imbalance) the metric, so the potential and the workload
@@ -112,10 +129,13 @@ def alert_from_signal(signal: Signal, *, review_url: str | None = None,
 
     key = f"{signal.kind}:{subject.type}:{subject.id}" + (f":{metric}" if metric else "")
     labels = {
-        "alertname": "Territory" + "".join(part.capitalize() for part in re.split(r"[^a-zA-Z0-9]+", signal.kind)
-                                           if part),
-        "severity": signal.severity, "service": SERVICE, "kind": signal.kind,
-        "subject_type": subject.type, "subject": subject.id,
+        "alertname": "Territory"
+        + "".join(part.capitalize() for part in re.split(r"[^a-zA-Z0-9]+", signal.kind) if part),
+        "severity": signal.severity,
+        "service": SERVICE,
+        "kind": signal.kind,
+        "subject_type": subject.type,
+        "subject": subject.id,
     }
     if subject.type in _SUBJECT_LABELS:
         labels[subject.type] = subject.id
@@ -124,19 +144,35 @@ def alert_from_signal(signal: Signal, *, review_url: str | None = None,
     body = signal.to_json()
     summary = _signal_summary(signal)
     # No ids or times in the description: a re-emitted signal with the same figures says nothing new.
-    description = "\n".join(line for line in (
-        summary,
-        f"state: {signal.state}",
-        "evidence: " + _evidence_text(body["evidence"]) if evidence else "",
-    ) if line)
-    annotations = {"summary": summary, "description": description, "state": signal.state,
-                   "signal_id": signal.signal_id, "detected_at": signal.detected_at.isoformat()}
+    description = "\n".join(
+        line
+        for line in (
+            summary,
+            f"state: {signal.state}",
+            "evidence: " + _evidence_text(body["evidence"]) if evidence else "",
+        )
+        if line
+    )
+    annotations = {
+        "summary": summary,
+        "description": description,
+        "state": signal.state,
+        "signal_id": signal.signal_id,
+        "detected_at": signal.detected_at.isoformat(),
+    }
     _add_links(annotations, review_url, runbook_url)
     # Wall-clock times (emitted_at), not event time: Alertmanager expires alerts by its clock.
     return Alert(
-        key=key, status=status, severity=signal.severity, summary=summary, description=description,
-        labels=labels, annotations={k: v for k, v in annotations.items() if v}, body=body,
-        starts_at=signal.emitted_at, ends_at=signal.emitted_at if status == "resolved" else None,
+        key=key,
+        status=status,
+        severity=signal.severity,
+        summary=summary,
+        description=description,
+        labels=labels,
+        annotations={k: v for k, v in annotations.items() if v},
+        body=body,
+        starts_at=signal.emitted_at,
+        ends_at=signal.emitted_at if status == "resolved" else None,
     )
 
 
@@ -193,15 +229,14 @@ def _evidence_text(evidence: Mapping[str, Any]) -> str:
 
 
 def proposal_key(proposal: Proposal) -> str:
-    """"proposal:" + the reps it touches (as `alerts.store.touched_reps`): a superseding
+    """ "proposal:" + the reps it touches (as `alerts.store.touched_reps`): a superseding
     proposal for the same reps updates the same alert. Unsolved proposals (no moves) are
     one territory-wide incident."""
     reps = proposal.touched_reps
     return "proposal:" + (",".join(sorted(reps)) if reps else "unsolved")
 
 
-def alert_from_proposal(proposal: Proposal, *, review_url: str | None = None,
-                        runbook_url: str | None = None) -> Alert:
+def alert_from_proposal(proposal: Proposal, *, review_url: str | None = None, runbook_url: str | None = None) -> Alert:
     """The alert for a rebalance proposal; `body` is the `territory.alerts` message."""
     published = proposal.to_json()
     message = messages.alert_from_proposal(published)
@@ -210,16 +245,34 @@ def alert_from_proposal(proposal: Proposal, *, review_url: str | None = None,
     summary = messages.summary_line(published)
     lines = messages.move_lines(published)
     description = "\n".join([summary, *lines]) if lines else summary
-    labels = {"alertname": "TerritoryRebalanceProposal", "severity": message["severity"], "service": SERVICE,
-              "kind": "rebalance_proposal", "subject_type": "reps", "subject": reps}
-    annotations = {"summary": summary, "description": description, "proposal_id": proposal.proposal_id,
-                   "proposal_status": proposal.status, "moves": str(len(proposal.moves)),
-                   "trigger_signals": ",".join(proposal.trigger_signals)}
+    labels = {
+        "alertname": "TerritoryRebalanceProposal",
+        "severity": message["severity"],
+        "service": SERVICE,
+        "kind": "rebalance_proposal",
+        "subject_type": "reps",
+        "subject": reps,
+    }
+    annotations = {
+        "summary": summary,
+        "description": description,
+        "proposal_id": proposal.proposal_id,
+        "proposal_status": proposal.status,
+        "moves": str(len(proposal.moves)),
+        "trigger_signals": ",".join(proposal.trigger_signals),
+    }
     _add_links(annotations, review_url, runbook_url)
-    return Alert(key=key, status="firing", severity=message["severity"], summary=summary,
-                 description=description, labels=labels,
-                 annotations={k: v for k, v in annotations.items() if v}, body=message,
-                 starts_at=proposal.created_at)
+    return Alert(
+        key=key,
+        status="firing",
+        severity=message["severity"],
+        summary=summary,
+        description=description,
+        labels=labels,
+        annotations={k: v for k, v in annotations.items() if v},
+        body=message,
+        starts_at=proposal.created_at,
+    )
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -238,13 +291,24 @@ def _parse_time(value: str | datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def proposal_settled(proposal: Proposal, status: str, *, actor: str | None = None,
-                     comment: str | None = None, clock: Clock = SYSTEM_CLOCK) -> Alert:
+def proposal_settled(
+    proposal: Proposal,
+    status: str,
+    *,
+    actor: str | None = None,
+    comment: str | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> Alert:
     """The proposal's alert, resolved: it was approved, rejected, applied or superseded,
     so nobody needs to act on it any more."""
     firing = alert_from_proposal(proposal)
     by = f" by {actor}" if actor else ""
     summary = f"{status}{by}: {firing.summary}"
-    annotations = {**firing.annotations, "summary": summary, "decision": status,
-                   **({"decided_by": actor} if actor else {}), **({"comment": comment} if comment else {})}
+    annotations = {
+        **firing.annotations,
+        "summary": summary,
+        "decision": status,
+        **({"decided_by": actor} if actor else {}),
+        **({"comment": comment} if comment else {}),
+    }
     return replace(firing, status="resolved", summary=summary, annotations=annotations, ends_at=clock.now())

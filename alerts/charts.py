@@ -197,8 +197,9 @@ def territory_map_png(
         # Moves are drawn on both panels: ringed on "Before" to show who gives accounts
         # away, ringed and tied to the new home on "After" to show who receives them.
         is_after = proposal is not None and shown is after
-        _draw_territories(ax, shown, reps, colors, p_max, moved=moves, homes=homes, is_after=is_after,
-                          pts_per_deg=pts_per_deg)
+        _draw_territories(
+            ax, shown, reps, colors, p_max, moved=moves, homes=homes, is_after=is_after, pts_per_deg=pts_per_deg
+        )
         ax.set_title(label, fontsize=12, **LITERAL)
         ax.set_xlim(*xlim)
         ax.set_ylim(*ylim)
@@ -282,35 +283,63 @@ def _draw_territories(
     for a in shown:
         home = homes.get(a.rep_id) if is_after and a.account_id in moved_ids and a.rep_id is not None else None
         if home is not None:
-            ax.plot([a.lon, home.home_lon], [a.lat, home.home_lat], color=MOVE_LINE_COLOR, linewidth=0.8, alpha=0.7,
-                    zorder=1)
+            ax.plot(
+                [a.lon, home.home_lon],
+                [a.lat, home.home_lat],
+                color=MOVE_LINE_COLOR,
+                linewidth=0.8,
+                alpha=0.7,
+                zorder=1,
+            )
 
     still = [i for i, a in enumerate(shown) if a.account_id not in moved_ids]
     ax.scatter(
-        [shown[i].lon for i in still], [shown[i].lat for i in still],
-        s=[sizes[i] for i in still], c=[face[i] for i in still] or None,
-        alpha=0.75, linewidths=0, zorder=2,
+        [shown[i].lon for i in still],
+        [shown[i].lat for i in still],
+        s=[sizes[i] for i in still],
+        c=[face[i] for i in still] or None,
+        alpha=0.75,
+        linewidths=0,
+        zorder=2,
     )
     ringed = [i for i, a in enumerate(shown) if a.account_id in moved_ids]
     if ringed:
         # Moved dots a bit larger and opaque with a black ring: the eye finds them first.
         ax.scatter(
-            [shown[i].lon for i in ringed], [shown[i].lat for i in ringed],
-            s=[sizes[i] * 1.6 + 12 for i in ringed], c=[face[i] for i in ringed],
-            edgecolors="black", linewidths=1.2 if is_after else 0.8, zorder=3,
+            [shown[i].lon for i in ringed],
+            [shown[i].lat for i in ringed],
+            s=[sizes[i] * 1.6 + 12 for i in ringed],
+            c=[face[i] for i in ringed],
+            edgecolors="black",
+            linewidths=1.2 if is_after else 0.8,
+            zorder=3,
         )
 
     for rep in reps:
         ax.scatter(
-            [rep.home_lon], [rep.home_lat], s=190, marker="*", c=[colors.get(rep.rep_id, NO_REP_COLOR)],
-            edgecolors="black", linewidths=0.9, zorder=4,
+            [rep.home_lon],
+            [rep.home_lat],
+            s=190,
+            marker="*",
+            c=[colors.get(rep.rep_id, NO_REP_COLOR)],
+            edgecolors="black",
+            linewidths=0.9,
+            zorder=4,
         )
     for rep, (dx, dy, ha, va) in zip(reps, _label_offsets(reps, pts_per_deg)):
         ax.annotate(
-            rep.rep_id, (rep.home_lon, rep.home_lat), xytext=(dx, dy), textcoords="offset points",
-            ha=ha, va=va, fontsize=_LABEL_FONT, fontweight="bold", zorder=5,
+            rep.rep_id,
+            (rep.home_lon, rep.home_lat),
+            xytext=(dx, dy),
+            textcoords="offset points",
+            ha=ha,
+            va=va,
+            fontsize=_LABEL_FONT,
+            fontweight="bold",
+            zorder=5,
             # A white halo keeps the label readable over a cloud of dots.
-            path_effects=[patheffects.withStroke(linewidth=3, foreground="white")], **LITERAL,
+            path_effects=[patheffects.withStroke(linewidth=3, foreground="white")],
+            **LITERAL,
         )
 
 
@@ -318,12 +347,18 @@ _LABEL_FONT = 9.0
 # Candidate label positions around a home star, in points: (dx, dy, ha, va). Right
 # first (how maps are usually labelled), then the other sides, then further out.
 _LABEL_SLOTS = [
-    (8.0, 0.0, "left", "center"), (-8.0, 0.0, "right", "center"),
-    (0.0, 8.0, "center", "bottom"), (0.0, -8.0, "center", "top"),
-    (6.0, 6.0, "left", "bottom"), (6.0, -6.0, "left", "top"),
-    (-6.0, 6.0, "right", "bottom"), (-6.0, -6.0, "right", "top"),
-    (0.0, 18.0, "center", "bottom"), (0.0, -18.0, "center", "top"),
-    (18.0, 0.0, "left", "center"), (-18.0, 0.0, "right", "center"),
+    (8.0, 0.0, "left", "center"),
+    (-8.0, 0.0, "right", "center"),
+    (0.0, 8.0, "center", "bottom"),
+    (0.0, -8.0, "center", "top"),
+    (6.0, 6.0, "left", "bottom"),
+    (6.0, -6.0, "left", "top"),
+    (-6.0, 6.0, "right", "bottom"),
+    (-6.0, -6.0, "right", "top"),
+    (0.0, 18.0, "center", "bottom"),
+    (0.0, -18.0, "center", "top"),
+    (18.0, 0.0, "left", "center"),
+    (-18.0, 0.0, "right", "center"),
 ]
 
 
@@ -365,12 +400,34 @@ def _map_legend_handles(colors: Mapping[str, Any], *, with_moves: bool) -> list[
         Line2D([], [], marker="o", linestyle="", markersize=7, markerfacecolor=c, markeredgewidth=0, label=rep_id)
         for rep_id, c in colors.items()
     ]
-    handles.append(Line2D([], [], marker="*", linestyle="", markersize=12, markerfacecolor="white",
-                          markeredgecolor="black", label="home base"))
+    handles.append(
+        Line2D(
+            [],
+            [],
+            marker="*",
+            linestyle="",
+            markersize=12,
+            markerfacecolor="white",
+            markeredgecolor="black",
+            label="home base",
+        )
+    )
     if with_moves:
-        handles.append(Line2D([], [], marker="o", linestyle="-", color=MOVE_LINE_COLOR, linewidth=0.8, markersize=7,
-                              markerfacecolor="white", markeredgecolor="black", markeredgewidth=1.2,
-                              label="moved (line to new rep)"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker="o",
+                linestyle="-",
+                color=MOVE_LINE_COLOR,
+                linewidth=0.8,
+                markersize=7,
+                markerfacecolor="white",
+                markeredgecolor="black",
+                markeredgewidth=1.2,
+                label="moved (line to new rep)",
+            )
+        )
     return handles
 
 
@@ -409,13 +466,25 @@ def share_chart_png(proposal: Mapping[str, Any]) -> bytes:
             # The solver checks bands on integer-scaled potentials (error ~1e-9 of the
             # total); a hair's breadth must not paint an in-band rep red.
             outside = not (lo - 1e-6 <= share <= hi + 1e-6)
-            ax.barh(i + offset, share, height=bar_h, color=color, zorder=2,
-                    edgecolor=OUT_OF_BAND_COLOR if outside else "none", linewidth=1.4 if outside else 0)
+            ax.barh(
+                i + offset,
+                share,
+                height=bar_h,
+                color=color,
+                zorder=2,
+                edgecolor=OUT_OF_BAND_COLOR if outside else "none",
+                linewidth=1.4 if outside else 0,
+            )
             # The deviation next to the bar: the number a manager would quote.
             ax.annotate(
-                f"{share_percent(share)}  ({float(row['deviation']) * 100:+.0f}%)", (share, i + offset),
-                xytext=(4, 0), textcoords="offset points", va="center", fontsize=8,
-                color=OUT_OF_BAND_COLOR if outside else "#333333", zorder=4,
+                f"{share_percent(share)}  ({float(row['deviation']) * 100:+.0f}%)",
+                (share, i + offset),
+                xytext=(4, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=8,
+                color=OUT_OF_BAND_COLOR if outside else "#333333",
+                zorder=4,
                 path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")],
             )
 
@@ -431,7 +500,10 @@ def share_chart_png(proposal: Mapping[str, Any]) -> bytes:
         ax.spines[side].set_visible(False)
 
     moves = len(proposal.get("moves") or [])
-    before_pct, after_pct = percent(proposal.get("imbalance_before", 0.0)), percent(proposal.get("imbalance_after", 0.0))
+    before_pct, after_pct = (
+        percent(proposal.get("imbalance_before", 0.0)),
+        percent(proposal.get("imbalance_after", 0.0)),
+    )
     head = f"imbalance {before_pct} -> {after_pct}, {moves} move{'s' if moves != 1 else ''}"
     status = proposal.get("status")
     if status in ("infeasible", "unknown"):
@@ -447,7 +519,10 @@ def share_chart_png(proposal: Mapping[str, Any]) -> bytes:
             Patch(color=BAND_COLOR, alpha=0.25, label=f"band ±{percent(tolerance)}"),
             Patch(facecolor="white", edgecolor=OUT_OF_BAND_COLOR, linewidth=1.4, label="outside band"),
         ],
-        loc="outside lower center", ncols=5, fontsize=9, frameon=False,
+        loc="outside lower center",
+        ncols=5,
+        fontsize=9,
+        frameon=False,
     )
     return _png(fig)
 
@@ -477,15 +552,30 @@ def moves_curve_png(
         # labels of dense curves would overprint each other.
         labelled = points if len(points) <= 12 else [points[0], points[-1]]
         for m, v in labelled:
-            ax.annotate(percent(v), (m, v), xytext=(3, 5), textcoords="offset points", fontsize=8, color="#333333",
-                        path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")])
+            ax.annotate(
+                percent(v),
+                (m, v),
+                xytext=(3, 5),
+                textcoords="offset points",
+                fontsize=8,
+                color="#333333",
+                path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")],
+            )
         ax.set_xlim(min(xs) - 0.5, max(xs) + max(1.0, (max(xs) - min(xs)) * 0.05))
         y_top = max(ys + [tolerance or 0.0])
         ax.set_ylim(0, y_top * 1.15 if y_top > 0 else 0.1)
     if tolerance is not None:
         ax.axhline(tolerance, color=BAND_COLOR, linestyle="--", linewidth=1.2, zorder=1)
-        ax.annotate(f"target ±{percent(tolerance)}", (1.0, tolerance), xycoords=("axes fraction", "data"),
-                    xytext=(-4, 4), textcoords="offset points", ha="right", fontsize=8, color=BAND_COLOR)
+        ax.annotate(
+            f"target ±{percent(tolerance)}",
+            (1.0, tolerance),
+            xycoords=("axes fraction", "data"),
+            xytext=(-4, 4),
+            textcoords="offset points",
+            ha="right",
+            fontsize=8,
+            color=BAND_COLOR,
+        )
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     ax.set_xlabel("at most M account moves")

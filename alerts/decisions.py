@@ -62,7 +62,7 @@ APPROVAL_SOURCE = "territory-approval"
 #: Publishing one approval gives up after this long; the proposal then stays ``approved``.
 PUBLISH_TIMEOUT_S = 30.0
 _MAX_EVENT_ID = 200  # core.contract.MAX_ID_LENGTH
-_MAX_TEXT = 2000     # core.contract.MAX_TEXT_LENGTH
+_MAX_TEXT = 2000  # core.contract.MAX_TEXT_LENGTH
 
 
 class Publisher(Protocol):
@@ -84,7 +84,7 @@ class Outcome:
 
     proposal_id: str
     status: str
-    moves: int = 0      # moves published in this call (each is two messages: assignment, override)
+    moves: int = 0  # moves published in this call (each is two messages: assignment, override)
     published: int = 0  # messages the broker acknowledged in this call
     error: str | None = None
 
@@ -143,8 +143,9 @@ def stale_moves(moves: list[MoveRow], owners: Mapping[str, KnownOwner], active: 
         if owner is not None and owner.closed:
             stale.append(StaleMove(move.account_id, "the account is closed"))
         elif owner is not None and owner.rep_id != move.from_rep:
-            stale.append(StaleMove(move.account_id, f"now owned by {owner.rep_id or 'nobody'}, "
-                                                    f"not {move.from_rep or 'nobody'}"))
+            stale.append(
+                StaleMove(move.account_id, f"now owned by {owner.rep_id or 'nobody'}, not {move.from_rep or 'nobody'}")
+            )
         elif active.get(move.to_rep) is False:
             stale.append(StaleMove(move.account_id, f"the target rep {move.to_rep} is not active"))
     return stale
@@ -158,10 +159,13 @@ class StaleProposal(DecisionError):
         if len(stale) == total:
             advice = "no move is still valid: reject it (a newer proposal will follow from the current state)"
         else:
-            advice = ("approve only the still-valid moves (`territory proposals approve --only-valid`, or "
-                      '"only_valid": true in the API), or reject it')
-        super().__init__(f"proposal {proposal_id}: {len(stale)} of {total} moves are stale: {listed}. "
-                         f"Nothing was decided; {advice}")
+            advice = (
+                "approve only the still-valid moves (`territory proposals approve --only-valid`, or "
+                '"only_valid": true in the API), or reject it'
+            )
+        super().__init__(
+            f"proposal {proposal_id}: {len(stale)} of {total} moves are stale: {listed}. Nothing was decided; {advice}"
+        )
         self.stale = stale
 
 
@@ -201,37 +205,57 @@ def approval_messages(row: ProposalRow, moves: list[MoveRow]) -> list[tuple[str,
         if move.excluded:
             continue  # left out by the approval: stale
         key = move.account_id.encode("utf-8")
-        messages.append((topics.ASSIGNMENTS, key, {
-            "account_id": move.account_id,
-            "from_rep": move.from_rep,
-            "to_rep": move.to_rep,
-            "proposal_id": row.proposal_id,
-            "approved_by": row.decided_by,
-            "approved_at": approved_at,
-            "reason": move.reason,
-            "comment": row.decision_comment,
-        }))
-        messages.append((topics.OVERRIDES, key, {
-            "event_id": _override_event_id(row.proposal_id, move.account_id),
-            "type": "assignment.override",
-            "occurred_at": occurred_at,
-            "source": APPROVAL_SOURCE,
-            "data": {
-                "account_id": move.account_id,
-                "rep_id": move.to_rep,
-                "locked": False,
-                "reason": _override_reason(row),
-                "by": row.decided_by[:_MAX_TEXT],
-            },
-        }))
+        messages.append(
+            (
+                topics.ASSIGNMENTS,
+                key,
+                {
+                    "account_id": move.account_id,
+                    "from_rep": move.from_rep,
+                    "to_rep": move.to_rep,
+                    "proposal_id": row.proposal_id,
+                    "approved_by": row.decided_by,
+                    "approved_at": approved_at,
+                    "reason": move.reason,
+                    "comment": row.decision_comment,
+                },
+            )
+        )
+        messages.append(
+            (
+                topics.OVERRIDES,
+                key,
+                {
+                    "event_id": _override_event_id(row.proposal_id, move.account_id),
+                    "type": "assignment.override",
+                    "occurred_at": occurred_at,
+                    "source": APPROVAL_SOURCE,
+                    "data": {
+                        "account_id": move.account_id,
+                        "rep_id": move.to_rep,
+                        "locked": False,
+                        "reason": _override_reason(row),
+                        "by": row.decided_by[:_MAX_TEXT],
+                    },
+                },
+            )
+        )
     return messages
 
 
 # --------------------------------------------------------------------------- decisions
 
 
-async def approve(store: Store, publisher: Publisher, proposal_id: str, *, actor: str, comment: str = "",
-                  only_valid_moves: bool = False, timeout_s: float = PUBLISH_TIMEOUT_S) -> Outcome:
+async def approve(
+    store: Store,
+    publisher: Publisher,
+    proposal_id: str,
+    *,
+    actor: str,
+    comment: str = "",
+    only_valid_moves: bool = False,
+    timeout_s: float = PUBLISH_TIMEOUT_S,
+) -> Outcome:
     """Approve a pending proposal and publish its moves.
 
     Each move is checked against the owners the worker reported since (:func:`stale_moves`).
@@ -255,14 +279,22 @@ async def approve(store: Store, publisher: Publisher, proposal_id: str, *, actor
         if proposal.status == "pending":
             raise StaleProposal(proposal_id, stale, len(moves))
     effective_at = effective_time(proposal.event_time, await asyncio.to_thread(store.state_time))
-    row = await asyncio.to_thread(store.decide, proposal_id, "approved", actor=actor, comment=comment,
-                                  excluded={s.account_id: s.why for s in stale}, effective_at=effective_at)
+    row = await asyncio.to_thread(
+        store.decide,
+        proposal_id,
+        "approved",
+        actor=actor,
+        comment=comment,
+        excluded={s.account_id: s.why for s in stale},
+        effective_at=effective_at,
+    )
     log.info("proposal %s approved by %s: %s", proposal_id, actor, comment)
     return await _publish(store, publisher, row, applied_by=actor, timeout_s=timeout_s)
 
 
-async def reject(store: Store, publisher: Publisher | None, proposal_id: str, *, actor: str,
-                 comment: str = "") -> Outcome:
+async def reject(
+    store: Store, publisher: Publisher | None, proposal_id: str, *, actor: str, comment: str = ""
+) -> Outcome:
     """Reject a pending proposal. Nothing is published: the assignments stay as they are.
 
     ``publisher`` is accepted (and unused) so callers treat both decisions alike.
@@ -273,8 +305,9 @@ async def reject(store: Store, publisher: Publisher | None, proposal_id: str, *,
     return Outcome(proposal_id, "rejected")
 
 
-async def apply(store: Store, publisher: Publisher, proposal_id: str, *, actor: str = "worker",
-                timeout_s: float = PUBLISH_TIMEOUT_S) -> Outcome:
+async def apply(
+    store: Store, publisher: Publisher, proposal_id: str, *, actor: str = "worker", timeout_s: float = PUBLISH_TIMEOUT_S
+) -> Outcome:
     """Publish an approved proposal that is not applied yet (the retry after a failure).
 
     An applied proposal is left alone (status ``applied``, nothing published): its
@@ -291,8 +324,15 @@ async def apply(store: Store, publisher: Publisher, proposal_id: str, *, actor: 
     return await _publish(store, publisher, row, applied_by=actor, timeout_s=timeout_s)
 
 
-async def apply_approved(store: Store, publisher: Publisher, *, older_than_s: float = 60.0, actor: str = "worker",
-                         timeout_s: float = PUBLISH_TIMEOUT_S, clock: Clock = SYSTEM_CLOCK) -> list[Outcome]:
+async def apply_approved(
+    store: Store,
+    publisher: Publisher,
+    *,
+    older_than_s: float = 60.0,
+    actor: str = "worker",
+    timeout_s: float = PUBLISH_TIMEOUT_S,
+    clock: Clock = SYSTEM_CLOCK,
+) -> list[Outcome]:
     """Apply every proposal approved at least `older_than_s` seconds ago but not applied.
 
     The grace period leaves a fresh approval to whoever is publishing it right now (a
@@ -308,8 +348,9 @@ async def apply_approved(store: Store, publisher: Publisher, *, older_than_s: fl
     return outcomes
 
 
-async def _publish(store: Store, publisher: Publisher, row: ProposalRow, *, applied_by: str,
-                   timeout_s: float) -> Outcome:
+async def _publish(
+    store: Store, publisher: Publisher, row: ProposalRow, *, applied_by: str, timeout_s: float
+) -> Outcome:
     moves = [m for m in await asyncio.to_thread(store.moves, row.proposal_id) if not m.excluded]
     messages = approval_messages(row, moves)
     sent = 0
@@ -322,13 +363,24 @@ async def _publish(store: Store, publisher: Publisher, row: ProposalRow, *, appl
         reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
         if isinstance(error, TimeoutError):
             reason = f"publishing timed out after {timeout_s:g} s"
-        log.error("proposal %s: approved, but publishing failed after %d of %d messages (%s); "
-                  "`territory proposals apply %s` or the worker retries", row.proposal_id, sent, len(messages),
-                  reason, row.proposal_id)
+        log.error(
+            "proposal %s: approved, but publishing failed after %d of %d messages (%s); "
+            "`territory proposals apply %s` or the worker retries",
+            row.proposal_id,
+            sent,
+            len(messages),
+            reason,
+            row.proposal_id,
+        )
         return Outcome(row.proposal_id, "approved", published=sent, error=reason)
     await asyncio.to_thread(store.mark_applied, row.proposal_id, actor=applied_by)
-    log.info("proposal %s applied: %d moves published to %s and %s", row.proposal_id, len(moves),
-             topics.ASSIGNMENTS, topics.OVERRIDES)
+    log.info(
+        "proposal %s applied: %d moves published to %s and %s",
+        row.proposal_id,
+        len(moves),
+        topics.ASSIGNMENTS,
+        topics.OVERRIDES,
+    )
     return Outcome(row.proposal_id, "applied", moves=len(moves), published=sent)
 
 
@@ -376,5 +428,4 @@ class FaustPublisher:
         self._app = app
 
     async def send(self, topic: str, key: bytes, value: dict[str, Any]) -> None:
-        await self._app.producer.send_and_wait(topic, key, encode(value), partition=None, timestamp=None,
-                                               headers=None)
+        await self._app.producer.send_and_wait(topic, key, encode(value), partition=None, timestamp=None, headers=None)

@@ -72,8 +72,9 @@ class Outbox(Protocol):
 
     def upsert(self, key: str, sink: str, alert: dict[str, Any], due_at: float) -> None: ...
 
-    def due(self, now: float, retry_within_s: float = math.inf,
-            throttle_within_s: float = math.inf) -> list[OutboxItem]: ...
+    def due(
+        self, now: float, retry_within_s: float = math.inf, throttle_within_s: float = math.inf
+    ) -> list[OutboxItem]: ...
 
     def mark_sent(self, item: OutboxItem, sent_at: float) -> None: ...
 
@@ -115,13 +116,16 @@ class MemoryOutbox:
                 row.due_at = min(row.due_at, due_at)
             row.pending = True
 
-    def due(self, now: float, retry_within_s: float = math.inf,
-            throttle_within_s: float = math.inf) -> list[OutboxItem]:
+    def due(
+        self, now: float, retry_within_s: float = math.inf, throttle_within_s: float = math.inf
+    ) -> list[OutboxItem]:
         with self._lock:
-            items = [OutboxItem(key, sink, copy.deepcopy(row.alert), row.due_at, row.attempts, row.last_error)
-                     for (key, sink), row in self._rows.items()
-                     if row.pending and (row.due_at <= now or row.due_at - now > (
-                         retry_within_s if row.attempts else throttle_within_s))]
+            items = [
+                OutboxItem(key, sink, copy.deepcopy(row.alert), row.due_at, row.attempts, row.last_error)
+                for (key, sink), row in self._rows.items()
+                if row.pending
+                and (row.due_at <= now or row.due_at - now > (retry_within_s if row.attempts else throttle_within_s))
+            ]
         return sorted(items, key=lambda item: item.due_at)
 
     def mark_sent(self, item: OutboxItem, sent_at: float) -> None:
@@ -191,9 +195,18 @@ class Dispatcher:
         (outcome: sent, failed, skipped) and `metrics.outbox_pending` set after each round.
     """
 
-    def __init__(self, sinks: Iterable[Sink], outbox: Outbox, *, throttle_s: float, retry_max_s: float,
-                 retry_base_s: float = 2.0, clock: Clock = SYSTEM_CLOCK, metrics: Any = None,
-                 rng: random.Random | None = None):
+    def __init__(
+        self,
+        sinks: Iterable[Sink],
+        outbox: Outbox,
+        *,
+        throttle_s: float,
+        retry_max_s: float,
+        retry_base_s: float = 2.0,
+        clock: Clock = SYSTEM_CLOCK,
+        metrics: Any = None,
+        rng: random.Random | None = None,
+    ):
         self.sinks: dict[str, Sink] = {}
         for sink in sinks:
             if sink.name in self.sinks:
@@ -238,8 +251,9 @@ class Dispatcher:
         now = self._now()
         report = DeliveryReport()
         work: dict[str, list[tuple[OutboxItem, Alert, Alert | None]]] = {}
-        for item in self.outbox.due(now, retry_within_s=self.retry_max_s * (1 + RETRY_JITTER),
-                                    throttle_within_s=self.throttle_s):
+        for item in self.outbox.due(
+            now, retry_within_s=self.retry_max_s * (1 + RETRY_JITTER), throttle_within_s=self.throttle_s
+        ):
             if item.sink not in self.sinks:
                 continue  # a sink no longer configured: its rows wait until it is configured again
             last = self.outbox.last_sent(item.key, item.sink)
@@ -310,5 +324,11 @@ class Dispatcher:
         report.failed += 1
         self._count(item.sink, "failed")
         report.errors[item.sink] = str(outcome.error)
-        log.warning("alert %s to %s failed (attempt %d), retry in %.0f s: %s", item.key, item.sink,
-                    item.attempts + 1, next_at - self._now(), error)
+        log.warning(
+            "alert %s to %s failed (attempt %d), retry in %.0f s: %s",
+            item.key,
+            item.sink,
+            item.attempts + 1,
+            next_at - self._now(),
+            error,
+        )

@@ -59,8 +59,16 @@ QUIET_BOTTOM_SHARE = 1 / 3  # ... and activity or sales in its bottom third
 
 #: The columns of an account row (``planner.planner.account_context_row``).
 ACCOUNT_COLUMNS = (
-    "account_id", "lat", "lon", "rep_id", "potential", "sales_12m", "active_months_12m",
-    "last_order_month", "typical_gap_months", "activity_minutes_12m",
+    "account_id",
+    "lat",
+    "lon",
+    "rep_id",
+    "potential",
+    "sales_12m",
+    "active_months_12m",
+    "last_order_month",
+    "typical_gap_months",
+    "activity_minutes_12m",
 )
 _NUMBERS = ("potential", "sales_12m", "active_months_12m", "typical_gap_months", "activity_minutes_12m")
 _CLASSES = ("A", "B", "C")
@@ -125,7 +133,7 @@ def account_frame(rows: Iterable[Mapping[str, Any]] | pd.DataFrame) -> pd.DataFr
 
 
 def abc_classes(values: pd.Series) -> pd.Series:
-    """"A", "B" or "C" per value, same index: the Pareto rule of the module docstring.
+    """ "A", "B" or "C" per value, same index: the Pareto rule of the module docstring.
 
     Ties are ranked by index, so the classes do not depend on the input order.
 
@@ -161,10 +169,19 @@ def lapsed_accounts(frame: pd.DataFrame, *, as_of: str) -> pd.DataFrame:
     threshold = (gap * LAPSE_GAP_FACTOR).clip(lower=LAPSE_MIN_MONTHS)
     lapsed = frame.assign(months_since_order=silent, lapse_after_months=threshold)
     lapsed = lapsed[silent.notna() & (silent > threshold)]
-    columns = ["account_id", "rep_id", "last_order_month", "months_since_order", "typical_gap_months",
-               "lapse_after_months", "sales_12m", "potential"]
-    lapsed = lapsed.loc[:, columns].sort_values(["potential", "sales_12m", "account_id"],
-                                                 ascending=[False, False, True])
+    columns = [
+        "account_id",
+        "rep_id",
+        "last_order_month",
+        "months_since_order",
+        "typical_gap_months",
+        "lapse_after_months",
+        "sales_12m",
+        "potential",
+    ]
+    lapsed = lapsed.loc[:, columns].sort_values(
+        ["potential", "sales_12m", "account_id"], ascending=[False, False, True]
+    )
     return lapsed.astype({"months_since_order": int}).reset_index(drop=True)
 
 
@@ -182,13 +199,16 @@ def sleeping_giants(frame: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     ranked = frame.sort_values(["potential", "account_id"], ascending=[False, True]).reset_index(drop=True)
     ranked["potential_rank"] = range(1, len(ranked) + 1)
-    top = ranked[(ranked["potential_rank"] <= max(1, math.ceil(GIANT_TOP_SHARE * len(ranked))))
-                 & (ranked["potential"] > 0)]
+    top = ranked[
+        (ranked["potential_rank"] <= max(1, math.ceil(GIANT_TOP_SHARE * len(ranked)))) & (ranked["potential"] > 0)
+    ]
     quiet_activity = _bottom_share(ranked["activity_minutes_12m"])
     quiet_sales = _bottom_share(ranked["sales_12m"])
     labels = pd.Series(
-        [" and ".join(name for name, quiet in (("activity", a), ("sales", s)) if quiet)
-         for a, s in zip(quiet_activity, quiet_sales)],
+        [
+            " and ".join(name for name, quiet in (("activity", a), ("sales", s)) if quiet)
+            for a, s in zip(quiet_activity, quiet_sales)
+        ],
         index=ranked.index,
     )
     giants = top.assign(quiet_on=labels[top.index])
@@ -208,9 +228,11 @@ def _bottom_share(values: pd.Series) -> pd.Series:
 
 
 def _months_since_order(frame: pd.DataFrame, as_of: str) -> pd.Series:
-    return frame["last_order_month"].map(
-        lambda month: float(months_between(month, as_of)) if isinstance(month, str) and month else math.nan
-    ).astype(float)
+    return (
+        frame["last_order_month"]
+        .map(lambda month: float(months_between(month, as_of)) if isinstance(month, str) and month else math.nan)
+        .astype(float)
+    )
 
 
 def _abc_summary(accounts: pd.DataFrame) -> pd.DataFrame:
@@ -258,6 +280,7 @@ def territory_intelligence(
             lapsed=mine["account_id"].isin(lapsed["account_id"]),
             sleeping_giant=mine["account_id"].isin(giants["account_id"]),
         )
-        out[rep_id] = TerritoryIntelligence(rep_id=rep_id, accounts=accounts, abc=_abc_summary(accounts),
-                                            lapsed=lapsed, sleeping_giants=giants)
+        out[rep_id] = TerritoryIntelligence(
+            rep_id=rep_id, accounts=accounts, abc=_abc_summary(accounts), lapsed=lapsed, sleeping_giants=giants
+        )
     return out

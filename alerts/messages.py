@@ -11,11 +11,15 @@ from core.formatting import percent
 def summary_line(proposal: dict[str, Any]) -> str:
     moves = len(proposal["moves"])
     if proposal["status"] in ("infeasible", "unknown"):
-        return (f"proposal {proposal['proposal_id']}: no balanced assignment found ({proposal['status']}): "
-                f"{proposal.get('explanation') or 'no explanation'}")
-    return (f"proposal {proposal['proposal_id']}: move {moves} account{'s' if moves != 1 else ''}: "
-            f"imbalance {percent(proposal['imbalance_before'])} -> {percent(proposal['imbalance_after'])} "
-            f"({proposal['status']}, {proposal['seconds']:.1f} s)")
+        return (
+            f"proposal {proposal['proposal_id']}: no balanced assignment found ({proposal['status']}): "
+            f"{proposal.get('explanation') or 'no explanation'}"
+        )
+    return (
+        f"proposal {proposal['proposal_id']}: move {moves} account{'s' if moves != 1 else ''}: "
+        f"imbalance {percent(proposal['imbalance_before'])} -> {percent(proposal['imbalance_after'])} "
+        f"({proposal['status']}, {proposal['seconds']:.1f} s)"
+    )
 
 
 def move_lines(proposal: dict[str, Any]) -> list[str]:

@@ -161,10 +161,23 @@ def _plural(count: int, word: str) -> str:
 
 
 def _environment() -> Environment:
-    env = Environment(loader=FileSystemLoader(TEMPLATE_DIR), autoescape=True, undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    env.filters.update(number=_number, pct=partial(percent, digits=1), signed_pct=_signed_pct, km=_km, hours=_hours,
-                       months=_months, gap=_gap)
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATE_DIR),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(
+        number=_number,
+        pct=partial(percent, digits=1),
+        signed_pct=_signed_pct,
+        km=_km,
+        hours=_hours,
+        months=_months,
+        gap=_gap,
+    )
     return env
 
 
@@ -210,15 +223,20 @@ def _rep_rows(proposal: Mapping[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for rep_id in list(before) + [r for r in after if r not in before]:
         was, now = before.get(rep_id, {}), after.get(rep_id, {})
-        rows.append({
-            "rep_id": rep_id,
-            "accounts_before": was.get("accounts"), "accounts_after": now.get("accounts"),
-            "share_before": was.get("share"), "share_after": now.get("share"),
-            "fair_share": (was or now).get("fair_share"),
-            "deviation_before": was.get("deviation"), "deviation_after": now.get("deviation"),
-            "outside_before": _finite(was.get("deviation")) and abs(was["deviation"]) > tolerance + 1e-9,
-            "outside_after": _finite(now.get("deviation")) and abs(now["deviation"]) > tolerance + 1e-9,
-        })
+        rows.append(
+            {
+                "rep_id": rep_id,
+                "accounts_before": was.get("accounts"),
+                "accounts_after": now.get("accounts"),
+                "share_before": was.get("share"),
+                "share_after": now.get("share"),
+                "fair_share": (was or now).get("fair_share"),
+                "deviation_before": was.get("deviation"),
+                "deviation_after": now.get("deviation"),
+                "outside_before": _finite(was.get("deviation")) and abs(was["deviation"]) > tolerance + 1e-9,
+                "outside_after": _finite(now.get("deviation")) and abs(now["deviation"]) > tolerance + 1e-9,
+            }
+        )
     return rows
 
 
@@ -235,12 +253,16 @@ def _touched_reps(proposal: Mapping[str, Any]) -> list[str]:
     if moved:
         return sorted(moved & active if active else moved)
     tolerance = float(proposal.get("tolerance") or 0.0)
-    return sorted(row["rep_id"] for row in proposal.get("before") or []
-                  if abs(float(row.get("deviation", 0.0))) > tolerance + 1e-9)
+    return sorted(
+        row["rep_id"]
+        for row in proposal.get("before") or []
+        if abs(float(row.get("deviation", 0.0))) > tolerance + 1e-9
+    )
 
 
-def _images(proposal: Mapping[str, Any], accounts: Sequence[Mapping[str, Any]]
-            ) -> tuple[dict[str, ReportImage | None], list[str]]:
+def _images(
+    proposal: Mapping[str, Any], accounts: Sequence[Mapping[str, Any]]
+) -> tuple[dict[str, ReportImage | None], list[str]]:
     """The "map", "shares" and "curve" pictures (None for one the proposal has no data for)
     and the names of those that failed to draw.
 
@@ -255,16 +277,30 @@ def _images(proposal: Mapping[str, Any], accounts: Sequence[Mapping[str, Any]]
         try:
             images[name] = ReportImage(f"{pid}-{name}", make(), alt)
         except Exception:  # noqa: BLE001 - any drawing error; the rest of the page still renders
-            log.warning("proposal %s: the %s picture could not be drawn; the page shows it as unavailable",
-                        pid, name, exc_info=True)
+            log.warning(
+                "proposal %s: the %s picture could not be drawn; the page shows it as unavailable",
+                pid,
+                name,
+                exc_info=True,
+            )
             failed.append(name)
 
     def map_png() -> bytes:
-        located = [MapAccount(str(row["account_id"]), float(row["lat"]), float(row["lon"]), row.get("rep_id"),
-                              float(row.get("potential") or 0.0))
-                   for row in accounts if _finite(row.get("lat")) and _finite(row.get("lon"))]
-        reps = [MapRep(str(rep["rep_id"]), float(rep["home_lat"]), float(rep["home_lon"]))
-                for rep in proposal.get("reps") or []]
+        located = [
+            MapAccount(
+                str(row["account_id"]),
+                float(row["lat"]),
+                float(row["lon"]),
+                row.get("rep_id"),
+                float(row.get("potential") or 0.0),
+            )
+            for row in accounts
+            if _finite(row.get("lat")) and _finite(row.get("lon"))
+        ]
+        reps = [
+            MapRep(str(rep["rep_id"]), float(rep["home_lat"]), float(rep["home_lon"]))
+            for rep in proposal.get("reps") or []
+        ]
         return territory_map_png(located, reps, proposal)
 
     def curve_png() -> bytes:
@@ -273,8 +309,11 @@ def _images(proposal: Mapping[str, Any], accounts: Sequence[Mapping[str, Any]]
 
     if any(_finite(row.get("lat")) and _finite(row.get("lon")) for row in accounts):
         draw("map", "Map of the territories before and after the proposed moves", map_png)
-    draw("shares", "Each rep's share of potential before and after, against the fair share",
-         lambda: share_chart_png(proposal))
+    draw(
+        "shares",
+        "Each rep's share of potential before and after, against the fair share",
+        lambda: share_chart_png(proposal),
+    )
     if proposal.get("curve"):
         draw("curve", "Best imbalance reachable with at most M moves", curve_png)
     return images, failed
@@ -366,7 +405,8 @@ def _review_link(review_url: str | None, proposal_id: str) -> str | None:
 
 def _render_fragment(view: Mapping[str, Any], actions_html: str | Markup | None, review_link: str | None) -> str:
     return _ENV.get_template("proposal.html.j2").render(
-        p=view, actions_html=Markup(actions_html) if actions_html else None, review_link=review_link)
+        p=view, actions_html=Markup(actions_html) if actions_html else None, review_link=review_link
+    )
 
 
 def render_proposal_html(
@@ -402,17 +442,26 @@ def build_weekly_report(
     overview = {"count": len(views), "moves": total_moves, "worst_imbalance": worst}
     stamp = _stamp(generated_at)
     html = _ENV.get_template("weekly.html.j2").render(
-        week=week, generated=stamp, overview=overview, proposals=views, sections=sections,
+        week=week,
+        generated=stamp,
+        overview=overview,
+        proposals=views,
+        sections=sections,
         review_page=review_url if review_url and "{proposal_id}" not in review_url else None,
     )
     if views:
-        subject = (f"Territory review {week}: {_plural(len(views), 'pending proposal')}, "
-                   f"{_plural(total_moves, 'move')}")
+        subject = f"Territory review {week}: {_plural(len(views), 'pending proposal')}, {_plural(total_moves, 'move')}"
     else:
         subject = f"Territory review {week}: nothing pending"
     images = tuple(image for view in views for image in view["images"].values() if image is not None)
-    return WeeklyReport(week=week, html=html, subject=subject, text=_text(week, stamp, views, overview, review_url),
-                        proposal_ids=[view["proposal_id"] for view in views], images=images)
+    return WeeklyReport(
+        week=week,
+        html=html,
+        subject=subject,
+        text=_text(week, stamp, views, overview, review_url),
+        proposal_ids=[view["proposal_id"] for view in views],
+        images=images,
+    )
 
 
 def _stamp(moment: datetime) -> str:
@@ -421,33 +470,46 @@ def _stamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M ") + (moment.tzname() or moment.strftime("%z"))
 
 
-def _text(week: str, stamp: str, views: Sequence[Mapping[str, Any]], overview: Mapping[str, Any],
-          review_url: str | None) -> str:
+def _text(
+    week: str, stamp: str, views: Sequence[Mapping[str, Any]], overview: Mapping[str, Any], review_url: str | None
+) -> str:
     lines = [f"Territory review {week} (generated {stamp})", ""]
     if not views:
         lines.append("Nothing pending: no territory changes wait for a decision this week.")
     else:
-        lines.append(f"{_plural(overview['count'], 'pending proposal')}, {_plural(overview['moves'], 'move')} in all, "
-                     f"worst imbalance {percent(overview['worst_imbalance'], 1)}.")
+        lines.append(
+            f"{_plural(overview['count'], 'pending proposal')}, {_plural(overview['moves'], 'move')} in all, "
+            f"worst imbalance {percent(overview['worst_imbalance'], 1)}."
+        )
         for view in views:
             lines += ["", f"* {view['proposal_id']} ({view['mode']}, {view['status']}): {view['headline']}"]
             lines += [f"  why: {reason}" for reason in view["reasons"][:3]]
             if view["explanation"]:
                 lines.append(f"  solver: {view['explanation']}")
             for move in view["moves"][:10]:
-                lines.append(f"  - {move['account_id']}: {move.get('from_rep') or 'nobody'} -> {move['to_rep']} "
-                             f"(potential {_number(move.get('potential'))}, {_km(move.get('distance_km'))})")
+                lines.append(
+                    f"  - {move['account_id']}: {move.get('from_rep') or 'nobody'} -> {move['to_rep']} "
+                    f"(potential {_number(move.get('potential'))}, {_km(move.get('distance_km'))})"
+                )
             if len(view["moves"]) > 10:
                 lines.append(f"  ... and {len(view['moves']) - 10} more moves in the report")
             if view["territories"]:
-                lines.append("  for the reps: " + "; ".join(
-                    f"{t['rep_id']} {_plural(len(t['lapsed']) + t['lapsed_more'], 'lapsed account')}, "
-                    f"{_plural(len(t['giants']) + t['giants_more'], 'sleeping giant')}" for t in view["territories"]))
+                lines.append(
+                    "  for the reps: "
+                    + "; ".join(
+                        f"{t['rep_id']} {_plural(len(t['lapsed']) + t['lapsed_more'], 'lapsed account')}, "
+                        f"{_plural(len(t['giants']) + t['giants_more'], 'sleeping giant')}"
+                        for t in view["territories"]
+                    )
+                )
             link = _review_link(review_url, view["proposal_id"])
             if link and "{proposal_id}" in (review_url or ""):
                 lines.append(f"  review: {link}")
-        lines += ["", "The HTML report shows the maps, the shares, the moves and the sales intelligence "
-                      "(ABC classes, lapsed accounts, sleeping giants) of every territory concerned."]
+        lines += [
+            "",
+            "The HTML report shows the maps, the shares, the moves and the sales intelligence "
+            "(ABC classes, lapsed accounts, sleeping giants) of every territory concerned.",
+        ]
     if review_url and "{proposal_id}" not in review_url:
         lines += ["", f"Review and decide: {review_url}"]
     return "\n".join(lines) + "\n"

@@ -118,8 +118,9 @@ def _post(url: str, body: bytes, headers: dict[str, str], timeout_s: float, what
     # Errors name the redacted URL: they are logged and kept in the outbox.
     where = f"{what} {redact_url(url)}"
     target, auth = _basic_auth(url)
-    request = urllib.request.Request(target, data=body, method="POST",
-                                     headers={"Content-Type": "application/json", **auth, **headers})
+    request = urllib.request.Request(
+        target, data=body, method="POST", headers={"Content-Type": "application/json", **auth, **headers}
+    )
     try:
         with _OPENER.open(request, timeout=timeout_s) as response:
             response.read()
@@ -128,8 +129,9 @@ def _post(url: str, body: bytes, headers: dict[str, str], timeout_s: float, what
             location = error.headers.get("Location") if error.headers else None
             moved_to = redact_url(urljoin(target, location)) if location else "(no Location header)"
             # The whole sink points at the wrong address: a configuration error, not this alert's.
-            raise SinkError(f"{where}: HTTP {error.code} redirect to {moved_to} not followed; "
-                            f"set the URL to the final address") from None
+            raise SinkError(
+                f"{where}: HTTP {error.code} redirect to {moved_to} not followed; set the URL to the final address"
+            ) from None
         detail = error.read(500).decode("utf-8", "replace").strip()
         # 4xx: this alert was refused, the receiver is up; 408/429 and 5xx: the receiver is in trouble.
         item_only = 400 <= error.code < 500 and error.code not in (408, 429)
@@ -155,8 +157,9 @@ class AlertmanagerSink:
 
     name = "alertmanager"
 
-    def __init__(self, base_url: str, *, timeout_s: float = 10.0, firing_ttl_s: float = 86400.0,
-                 clock: Clock = SYSTEM_CLOCK):
+    def __init__(
+        self, base_url: str, *, timeout_s: float = 10.0, firing_ttl_s: float = 86400.0, clock: Clock = SYSTEM_CLOCK
+    ):
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"Alertmanager URL {redact_url(base_url)!r} must start with http:// or https://")
         self.base_url = base_url.rstrip("/")
@@ -237,8 +240,18 @@ class SmtpSink:
 
     name = "smtp"
 
-    def __init__(self, host: str, port: int, sender: str, recipients: list[str], *, starttls: bool = False,
-                 user: str = "", password: str = "", timeout_s: float = 20.0):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        sender: str,
+        recipients: list[str],
+        *,
+        starttls: bool = False,
+        user: str = "",
+        password: str = "",
+        timeout_s: float = 20.0,
+    ):
         if not recipients:
             raise ValueError("no e-mail recipients: set TERRITORY_SMTP_TO (a comma list)")
         self.host, self.port, self.sender, self.recipients = host, port, sender, list(recipients)
@@ -258,22 +271,28 @@ class SmtpSink:
         msg["References"] = thread
         msg["In-Reply-To"] = thread
         msg[KEY_HEADER] = alert.key
-        links = [f"{name.replace('_', ' ')}: {url}" for name, url in alert.annotations.items()
-                 if name.endswith("_url")]
-        text = "\n".join([
-            alert.description, "",
-            f"status: {alert.status}, severity: {alert.severity}, since {alert.starts_at.isoformat()}",
-            "labels: " + ", ".join(f"{k}={v}" for k, v in sorted(alert.labels.items())),
-            *links,
-        ])
+        links = [f"{name.replace('_', ' ')}: {url}" for name, url in alert.annotations.items() if name.endswith("_url")]
+        text = "\n".join(
+            [
+                alert.description,
+                "",
+                f"status: {alert.status}, severity: {alert.severity}, since {alert.starts_at.isoformat()}",
+                "labels: " + ", ".join(f"{k}={v}" for k, v in sorted(alert.labels.items())),
+                *links,
+            ]
+        )
         msg.set_content(text)
         colour = {"critical": "#b00020", "warning": "#b26a00"}.get(alert.severity, "#2e7d32")
         if alert.resolved:
             colour = "#2e7d32"
-        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>"
-                       for k, v in sorted(alert.labels.items()))
-        anchors = "".join(f'<p><a href="{html.escape(url, quote=True)}">{html.escape(name.replace("_", " "))}</a></p>'
-                          for name, url in alert.annotations.items() if name.endswith("_url"))
+        rows = "".join(
+            f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in sorted(alert.labels.items())
+        )
+        anchors = "".join(
+            f'<p><a href="{html.escape(url, quote=True)}">{html.escape(name.replace("_", " "))}</a></p>'
+            for name, url in alert.annotations.items()
+            if name.endswith("_url")
+        )
         msg.add_alternative(
             f'<html><body><h2 style="color:{colour}">[{alert.status.upper()}] {html.escape(alert.summary)}</h2>'
             f"<pre>{html.escape(alert.description)}</pre>"
@@ -300,8 +319,11 @@ class SmtpSink:
             raise SinkError(f"{where}: every recipient refused: {error.recipients}", sink_down=False) from None
         except smtplib.SMTPResponseException as error:
             permanent = 500 <= error.smtp_code < 600 and not isinstance(error, smtplib.SMTPAuthenticationError)
-            message = error.smtp_error.decode("utf-8", "replace") if isinstance(error.smtp_error, bytes) \
+            message = (
+                error.smtp_error.decode("utf-8", "replace")
+                if isinstance(error.smtp_error, bytes)
                 else str(error.smtp_error)
+            )
             raise SinkError(f"{where}: {error.smtp_code} {message}", sink_down=not permanent) from None
         except (smtplib.SMTPException, OSError, socket.timeout) as error:
             raise SinkError(f"{where}: {error}") from None
@@ -317,7 +339,9 @@ def _names(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
-def sinks_from_settings(settings: Any, *, logger: logging.Logger | None = None, clock: Clock = SYSTEM_CLOCK) -> list[Sink]:
+def sinks_from_settings(
+    settings: Any, *, logger: logging.Logger | None = None, clock: Clock = SYSTEM_CLOCK
+) -> list[Sink]:
     """Every sink named in `alert_sinks` except "kafka" (the worker's own publisher).
 
     A named sink without what it needs is a configuration error, raised at start-up
@@ -326,30 +350,45 @@ def sinks_from_settings(settings: Any, *, logger: logging.Logger | None = None, 
     names = _names(settings.alert_sinks)
     unknown = [name for name in names if name not in SINK_NAMES]
     if unknown:
-        raise ValueError(f"TERRITORY_ALERT_SINKS={settings.alert_sinks!r}: unknown sinks {unknown}; "
-                         f"use a comma list of {', '.join(SINK_NAMES)}")
+        raise ValueError(
+            f"TERRITORY_ALERT_SINKS={settings.alert_sinks!r}: unknown sinks {unknown}; "
+            f"use a comma list of {', '.join(SINK_NAMES)}"
+        )
     sinks: list[Sink] = []
     for name in dict.fromkeys(names):  # in order, once each
         if name == "log":
             sinks.append(LogSink(logger))
         elif name == "alertmanager":
             if not settings.alertmanager_url:
-                raise ValueError("TERRITORY_ALERT_SINKS includes alertmanager but TERRITORY_ALERTMANAGER_URL "
-                                 "is empty; set it to Alertmanager's base URL, e.g. http://127.0.0.1:9093")
+                raise ValueError(
+                    "TERRITORY_ALERT_SINKS includes alertmanager but TERRITORY_ALERTMANAGER_URL "
+                    "is empty; set it to Alertmanager's base URL, e.g. http://127.0.0.1:9093"
+                )
             sinks.append(AlertmanagerSink(settings.alertmanager_url, clock=clock))
         elif name == "webhook":
             if not settings.webhook_url:
                 raise ValueError("TERRITORY_ALERT_SINKS includes webhook but TERRITORY_WEBHOOK_URL is empty")
             if not settings.webhook_secret:
-                raise ValueError("TERRITORY_ALERT_SINKS includes webhook but TERRITORY_WEBHOOK_SECRET is empty; "
-                                 "the webhook body is signed with it")
+                raise ValueError(
+                    "TERRITORY_ALERT_SINKS includes webhook but TERRITORY_WEBHOOK_SECRET is empty; "
+                    "the webhook body is signed with it"
+                )
             sinks.append(WebhookSink(settings.webhook_url, settings.webhook_secret))
         elif name == "smtp":
             recipients = _names(settings.smtp_to)
             if not recipients:
-                raise ValueError("TERRITORY_ALERT_SINKS includes smtp but TERRITORY_SMTP_TO is empty; "
-                                 "set a comma list of recipients")
-            sinks.append(SmtpSink(settings.smtp_host, int(settings.smtp_port), settings.smtp_from, recipients,
-                                  starttls=bool(settings.smtp_starttls), user=settings.smtp_user,
-                                  password=settings.smtp_password))
+                raise ValueError(
+                    "TERRITORY_ALERT_SINKS includes smtp but TERRITORY_SMTP_TO is empty; set a comma list of recipients"
+                )
+            sinks.append(
+                SmtpSink(
+                    settings.smtp_host,
+                    int(settings.smtp_port),
+                    settings.smtp_from,
+                    recipients,
+                    starttls=bool(settings.smtp_starttls),
+                    user=settings.smtp_user,
+                    password=settings.smtp_password,
+                )
+            )
     return sinks

@@ -28,10 +28,32 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
 from alerts.dispatch import OutboxItem
-from alerts.schema import (AuditRow, DeliveryRow, KnownAccountRow, KnownRepRow, MoveRow, ProposalRow, ReportRow,
-                           SignalRow, StreamMarkRow, alert_key_hash, now_utc)
+from alerts.schema import (
+    AuditRow,
+    DeliveryRow,
+    KnownAccountRow,
+    KnownRepRow,
+    MoveRow,
+    ProposalRow,
+    ReportRow,
+    SignalRow,
+    StreamMarkRow,
+    alert_key_hash,
+    now_utc,
+)
 
-__all__ = ["AlreadyDecided", "AuditRow", "DecisionError", "KnownOwner", "MoveRow", "ProposalRow", "ReportRow", "SignalRow", "SqlOutbox", "Store"]
+__all__ = [
+    "AlreadyDecided",
+    "AuditRow",
+    "DecisionError",
+    "KnownOwner",
+    "MoveRow",
+    "ProposalRow",
+    "ReportRow",
+    "SignalRow",
+    "SqlOutbox",
+    "Store",
+]
 
 #: C0 and C1 control characters and Unicode line separators: refused in names and comments.
 CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -55,8 +77,7 @@ def _not_pending(proposal_id: str, row: "ProposalRow | None", decision: str) -> 
     by = f" by {row.decided_by}" if row.decided_by and row.status in ("approved", "rejected", "applied") else ""
     if row.status == "superseded" and row.superseded_by:
         by = f" by proposal {row.superseded_by}"
-    return AlreadyDecided(f"proposal {proposal_id} is already {row.status}{by}, not pending: "
-                          f"it cannot be {decision}")
+    return AlreadyDecided(f"proposal {proposal_id} is already {row.status}{by}, not pending: it cannot be {decision}")
 
 
 def touched_reps(proposal: dict[str, Any]) -> list[str]:
@@ -162,11 +183,17 @@ class Store:
         with self.writing() as session:
             if session.get(SignalRow, signal["signal_id"]) is not None:
                 return False
-            session.add(SignalRow(
-                signal_id=signal["signal_id"], kind=signal["kind"], state=signal["state"],
-                severity=signal["severity"], subject=f'{signal["subject"]["type"]}:{signal["subject"]["id"]}',
-                detected_at=signal["detected_at"], payload=signal,
-            ))
+            session.add(
+                SignalRow(
+                    signal_id=signal["signal_id"],
+                    kind=signal["kind"],
+                    state=signal["state"],
+                    severity=signal["severity"],
+                    subject=f"{signal['subject']['type']}:{signal['subject']['id']}",
+                    detected_at=signal["detected_at"],
+                    payload=signal,
+                )
+            )
             return True
 
     def save_proposal(self, proposal: dict[str, Any]) -> bool:
@@ -188,19 +215,46 @@ class Store:
                 if older_reps & set(reps) or not older_reps or not reps:
                     older.status = "superseded"
                     older.superseded_by = proposal["proposal_id"]
-                    session.add(AuditRow(actor="worker", action="superseded", proposal_id=older.proposal_id,
-                                         detail={"by": proposal["proposal_id"]}))
-            session.add(ProposalRow(
-                proposal_id=proposal["proposal_id"], status="pending", solver_status=proposal["status"],
-                move_count=len(proposal["moves"]), imbalance_before=proposal["imbalance_before"],
-                imbalance_after=proposal["imbalance_after"], event_time=proposal["event_time"], payload=proposal,
-                reps=",".join(reps),
-                moves=[MoveRow(account_id=m["account_id"], from_rep=m["from_rep"], to_rep=m["to_rep"],
-                               potential=m["potential"], workload=m["workload"], reason=m["reason"])
-                       for m in proposal["moves"]],
-            ))
-            session.add(AuditRow(actor="worker", action="proposed", proposal_id=proposal["proposal_id"],
-                                 detail={"moves": len(proposal["moves"]), "reps": reps}))
+                    session.add(
+                        AuditRow(
+                            actor="worker",
+                            action="superseded",
+                            proposal_id=older.proposal_id,
+                            detail={"by": proposal["proposal_id"]},
+                        )
+                    )
+            session.add(
+                ProposalRow(
+                    proposal_id=proposal["proposal_id"],
+                    status="pending",
+                    solver_status=proposal["status"],
+                    move_count=len(proposal["moves"]),
+                    imbalance_before=proposal["imbalance_before"],
+                    imbalance_after=proposal["imbalance_after"],
+                    event_time=proposal["event_time"],
+                    payload=proposal,
+                    reps=",".join(reps),
+                    moves=[
+                        MoveRow(
+                            account_id=m["account_id"],
+                            from_rep=m["from_rep"],
+                            to_rep=m["to_rep"],
+                            potential=m["potential"],
+                            workload=m["workload"],
+                            reason=m["reason"],
+                        )
+                        for m in proposal["moves"]
+                    ],
+                )
+            )
+            session.add(
+                AuditRow(
+                    actor="worker",
+                    action="proposed",
+                    proposal_id=proposal["proposal_id"],
+                    detail={"moves": len(proposal["moves"]), "reps": reps},
+                )
+            )
             return True
 
     def mark_alerted(self, proposal_id: str) -> None:
@@ -241,8 +295,16 @@ class Store:
 
     # ------------------------------------------------------------------ decisions
 
-    def decide(self, proposal_id: str, decision: str, *, actor: str, comment: str = "",
-               excluded: Mapping[str, str] | None = None, effective_at: str | None = None) -> ProposalRow:
+    def decide(
+        self,
+        proposal_id: str,
+        decision: str,
+        *,
+        actor: str,
+        comment: str = "",
+        excluded: Mapping[str, str] | None = None,
+        effective_at: str | None = None,
+    ) -> ProposalRow:
         """Approve or reject a pending proposal; raises :class:`DecisionError` naming
         the proposal's state when it is not pending (or not there).
 
@@ -267,8 +329,13 @@ class Store:
             changed = session.execute(
                 update(ProposalRow)
                 .where(ProposalRow.proposal_id == proposal_id, ProposalRow.status == "pending")
-                .values(status=decision, decided_at=now_utc(), decided_by=actor, decision_comment=comment or None,
-                        effective_at=effective_at)
+                .values(
+                    status=decision,
+                    decided_at=now_utc(),
+                    decided_by=actor,
+                    decision_comment=comment or None,
+                    effective_at=effective_at,
+                )
                 .execution_options(synchronize_session=False)
             ).rowcount
             row = session.get(ProposalRow, proposal_id, populate_existing=True)
@@ -276,12 +343,14 @@ class Store:
                 raise _not_pending(proposal_id, row, decision)
             detail: dict[str, Any] = {"moves": row.move_count}
             if excluded:
-                for move in session.scalars(select(MoveRow).where(MoveRow.proposal_id == proposal_id,
-                                                                  MoveRow.account_id.in_(list(excluded)))):
+                for move in session.scalars(
+                    select(MoveRow).where(MoveRow.proposal_id == proposal_id, MoveRow.account_id.in_(list(excluded)))
+                ):
                     move.excluded = excluded[move.account_id]
                 detail["excluded"] = dict(excluded)
-            session.add(AuditRow(actor=actor, action=decision, proposal_id=proposal_id, comment=comment or None,
-                                 detail=detail))
+            session.add(
+                AuditRow(actor=actor, action=decision, proposal_id=proposal_id, comment=comment or None, detail=detail)
+            )
             return row
 
     def mark_applied(self, proposal_id: str, *, actor: str = "worker") -> bool:
@@ -297,8 +366,9 @@ class Store:
             if changed != 1:
                 return False
             row = session.get(ProposalRow, proposal_id, populate_existing=True)
-            session.add(AuditRow(actor=actor, action="applied", proposal_id=proposal_id,
-                                 detail={"moves": row.move_count}))
+            session.add(
+                AuditRow(actor=actor, action="applied", proposal_id=proposal_id, detail={"moves": row.move_count})
+            )
             return True
 
     def audit(self, proposal_id: str | None = None, limit: int = 200) -> list[AuditRow]:
@@ -320,8 +390,9 @@ class Store:
         checks its moves against (:meth:`known_owners`, :meth:`known_reps`)."""
         self.record_owners(*fold_state(snapshots))
 
-    def record_owners(self, accounts: Mapping[str, KnownOwner | None], reps: Mapping[str, bool],
-                      newest: str | None) -> None:
+    def record_owners(
+        self, accounts: Mapping[str, KnownOwner | None], reps: Mapping[str, bool], newest: str | None
+    ) -> None:
         """:meth:`record_state` of an already folded batch (:func:`fold_state`)."""
         if not accounts and not reps and newest is None:
             return
@@ -332,8 +403,11 @@ class Store:
                     if row is not None:
                         session.delete(row)
                 elif row is None:
-                    session.add(KnownAccountRow(account_id=account_id, rep_id=owner.rep_id, closed=owner.closed,
-                                                owner_at=owner.owner_at))
+                    session.add(
+                        KnownAccountRow(
+                            account_id=account_id, rep_id=owner.rep_id, closed=owner.closed, owner_at=owner.owner_at
+                        )
+                    )
                 else:
                     row.rep_id, row.closed, row.owner_at = owner.rep_id, owner.closed, owner.owner_at
             for rep_id, active in reps.items():
@@ -399,16 +473,18 @@ class Store:
         with self.writing() as session:
             decided = select(ProposalRow.proposal_id).where(
                 ProposalRow.status.in_(("rejected", "superseded", "applied")),
-                func.coalesce(ProposalRow.decided_at, ProposalRow.stored_at) < cutoff)
+                func.coalesce(ProposalRow.decided_at, ProposalRow.stored_at) < cutoff,
+            )
             ids = list(session.scalars(decided))
-            for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
+            for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
                 session.execute(delete(MoveRow).where(MoveRow.proposal_id.in_(chunk)))
                 session.execute(delete(AuditRow).where(AuditRow.proposal_id.in_(chunk)))
                 session.execute(delete(ProposalRow).where(ProposalRow.proposal_id.in_(chunk)))
             pruned["proposals"] = len(ids)
             pruned["signals"] = session.execute(delete(SignalRow).where(SignalRow.stored_at < cutoff)).rowcount
-            pruned["deliveries"] = session.execute(delete(DeliveryRow).where(
-                DeliveryRow.pending.is_(False), DeliveryRow.sent_at < cutoff.timestamp())).rowcount
+            pruned["deliveries"] = session.execute(
+                delete(DeliveryRow).where(DeliveryRow.pending.is_(False), DeliveryRow.sent_at < cutoff.timestamp())
+            ).rowcount
             pruned["reports"] = session.execute(delete(ReportRow).where(ReportRow.created_at < cutoff)).rowcount
         return pruned
 
@@ -421,8 +497,17 @@ class Store:
         ``[erased]``; an outbox row whose very key names it is deleted. Returns how many
         rows changed, by kind: moves, proposals_scrubbed and signals_scrubbed always (as
         the first release did), audit, deliveries and reports when any changed there."""
-        removed = dict.fromkeys(("moves", "proposals_scrubbed", "signals_scrubbed", "audit_scrubbed",
-                                 "deliveries_scrubbed", "reports_scrubbed"), 0)
+        removed = dict.fromkeys(
+            (
+                "moves",
+                "proposals_scrubbed",
+                "signals_scrubbed",
+                "audit_scrubbed",
+                "deliveries_scrubbed",
+                "reports_scrubbed",
+            ),
+            0,
+        )
         mention = mention_pattern(account_id)
         with self.writing() as session:
             for move in session.scalars(select(MoveRow).where(MoveRow.account_id == account_id)):
@@ -441,7 +526,10 @@ class Store:
                 if comment != proposal.decision_comment:
                     proposal.decision_comment = comment
             for signal in session.scalars(select(SignalRow)):
-                payload, subject = scrub(signal.payload, account_id, mention), scrub(signal.subject, account_id, mention)
+                payload, subject = (
+                    scrub(signal.payload, account_id, mention),
+                    scrub(signal.subject, account_id, mention),
+                )
                 if (payload, subject) != (signal.payload, signal.subject):
                     signal.payload, signal.subject = payload, subject
                     removed["signals_scrubbed"] += 1
@@ -455,14 +543,20 @@ class Store:
                     session.delete(delivery)  # an incident about the account itself
                     removed["deliveries_scrubbed"] += 1
                     continue
-                scrubbed = (scrub(delivery.alert, account_id, mention), scrub(delivery.sent_alert, account_id, mention),
-                            scrub(delivery.last_error, account_id, mention))
+                scrubbed = (
+                    scrub(delivery.alert, account_id, mention),
+                    scrub(delivery.sent_alert, account_id, mention),
+                    scrub(delivery.last_error, account_id, mention),
+                )
                 if scrubbed != (delivery.alert, delivery.sent_alert, delivery.last_error):
                     delivery.alert, delivery.sent_alert, delivery.last_error = scrubbed
                     removed["deliveries_scrubbed"] += 1
             for report in session.scalars(select(ReportRow)):
-                scrubbed = (scrub(report.subject, account_id, mention), scrub(report.html, account_id, mention),
-                            scrub(report.proposal_ids, account_id, mention))
+                scrubbed = (
+                    scrub(report.subject, account_id, mention),
+                    scrub(report.html, account_id, mention),
+                    scrub(report.proposal_ids, account_id, mention),
+                )
                 if scrubbed != (report.subject, report.html, report.proposal_ids):
                     report.subject, report.html, report.proposal_ids = scrubbed
                     removed["reports_scrubbed"] += 1
@@ -483,8 +577,9 @@ def later(moment: str, than: str) -> bool:
     return datetime.fromisoformat(moment.replace("Z", "+00:00")) > datetime.fromisoformat(than.replace("Z", "+00:00"))
 
 
-def fold_state(snapshots: Iterable[Mapping[str, Any]]) -> tuple[dict[str, KnownOwner | None], dict[str, bool],
-                                                                 str | None]:
+def fold_state(
+    snapshots: Iterable[Mapping[str, Any]],
+) -> tuple[dict[str, KnownOwner | None], dict[str, bool], str | None]:
     """The newest owner per account (None: erased), activity per rep and the newest event
     time in a batch of territory.state snapshots. Pure."""
     accounts: dict[str, KnownOwner | None] = {}
@@ -503,8 +598,9 @@ def fold_state(snapshots: Iterable[Mapping[str, Any]]) -> tuple[dict[str, KnownO
         if kind == "rep":
             reps[snapshot["rep_id"]] = bool(snapshot.get("active", True))
         elif snapshot.get("known", True):
-            accounts[snapshot["account_id"]] = KnownOwner(snapshot.get("rep_id"), bool(snapshot.get("closed")),
-                                                          snapshot.get("owner_at"))
+            accounts[snapshot["account_id"]] = KnownOwner(
+                snapshot.get("rep_id"), bool(snapshot.get("closed")), snapshot.get("owner_at")
+            )
     return accounts, reps, newest
 
 
@@ -524,8 +620,11 @@ def scrub(value: Any, account_id: str, mention: re.Pattern[str]) -> Any:
     if isinstance(value, str):
         return mention.sub(ERASED, value)
     if isinstance(value, list):
-        return [scrub(item, account_id, mention) for item in value
-                if item != account_id and not (isinstance(item, dict) and item.get("account_id") == account_id)]
+        return [
+            scrub(item, account_id, mention)
+            for item in value
+            if item != account_id and not (isinstance(item, dict) and item.get("account_id") == account_id)
+        ]
     if isinstance(value, dict):
         return {scrub(key, account_id, mention): scrub(item, account_id, mention) for key, item in value.items()}
     return value
@@ -549,8 +648,17 @@ class SqlOutbox:
         with self.writing() as session:
             row = self._row(session, key, sink)
             if row is None:
-                session.add(DeliveryRow(alert_key=key, key_hash=alert_key_hash(key), sink=sink, alert=alert, due_at=due_at, pending=True,
-                                        attempts=0))
+                session.add(
+                    DeliveryRow(
+                        alert_key=key,
+                        key_hash=alert_key_hash(key),
+                        sink=sink,
+                        alert=alert,
+                        due_at=due_at,
+                        pending=True,
+                        attempts=0,
+                    )
+                )
                 return
             row.alert = alert
             if not row.pending:
@@ -559,8 +667,9 @@ class SqlOutbox:
                 row.due_at = min(row.due_at, due_at)
             row.pending = True
 
-    def due(self, now: float, retry_within_s: float = math.inf,
-            throttle_within_s: float = math.inf) -> list[OutboxItem]:
+    def due(
+        self, now: float, retry_within_s: float = math.inf, throttle_within_s: float = math.inf
+    ) -> list[OutboxItem]:
         due = [DeliveryRow.due_at <= now]
         # Times further ahead than their interval allows: stored before the wall clock stepped back.
         if math.isfinite(retry_within_s):
@@ -569,7 +678,8 @@ class SqlOutbox:
             due.append(and_(DeliveryRow.attempts == 0, DeliveryRow.due_at > now + throttle_within_s))
         with self.sessions() as session:
             rows = session.scalars(
-                select(DeliveryRow).where(DeliveryRow.pending.is_(True), or_(*due))
+                select(DeliveryRow)
+                .where(DeliveryRow.pending.is_(True), or_(*due))
                 .order_by(DeliveryRow.due_at, DeliveryRow.id)
             )
             return [OutboxItem(r.alert_key, r.sink, r.alert, r.due_at, r.attempts, r.last_error) for r in rows]

@@ -51,9 +51,15 @@ def build_digest(store: Store, settings: Settings, *, clock: Clock = SYSTEM_CLOC
     report_id = store.save_report(report.week, report.subject, report.html, report.proposal_ids)
     to = recipients(settings) if send else []
     if to:
-        mailer = SmtpSink(settings.smtp_host, settings.smtp_port, settings.smtp_from, to,
-                          starttls=bool(settings.smtp_starttls), user=settings.smtp_user,
-                          password=settings.smtp_password)
+        mailer = SmtpSink(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_from,
+            to,
+            starttls=bool(settings.smtp_starttls),
+            user=settings.smtp_user,
+            password=settings.smtp_password,
+        )
         mailer.deliver(report_message(report, settings.smtp_from, to), what=f"weekly review {report.week}")
         store.report_sent(report_id)
     return Digest(report_id, report, tuple(to))
@@ -76,8 +82,9 @@ def report_message(report: WeeklyReport, sender: str, to: list[str]) -> EmailMes
     return msg
 
 
-def schedule_weekly_review(store: Store, settings: Settings, is_leader: Callable[[], bool] = lambda: True,
-                           clock: Clock = SYSTEM_CLOCK) -> AsyncIOScheduler:
+def schedule_weekly_review(
+    store: Store, settings: Settings, is_leader: Callable[[], bool] = lambda: True, clock: Clock = SYSTEM_CLOCK
+) -> AsyncIOScheduler:
     """An APScheduler job on the running event loop at `report_cron` in `report_timezone`
     (default Monday 07:00 Europe/Berlin). The build runs in a thread: matplotlib and
     the database must not block the stream. Call ``start()`` from the loop.
@@ -98,11 +105,20 @@ def schedule_weekly_review(store: Store, settings: Settings, is_leader: Callable
         except Exception:  # noqa: BLE001 - a failed review must not stop the worker; it is logged
             log.exception("weekly review failed")
             return
-        log.info("weekly review %s: %d pending proposals, sent to %s", digest.report.week,
-                 len(digest.report.proposal_ids), ", ".join(digest.sent_to) or "nobody (no TERRITORY_REPORT_TO)")
+        log.info(
+            "weekly review %s: %d pending proposals, sent to %s",
+            digest.report.week,
+            len(digest.report.proposal_ids),
+            ", ".join(digest.sent_to) or "nobody (no TERRITORY_REPORT_TO)",
+        )
 
-    scheduler.add_job(weekly, CronTrigger.from_crontab(settings.report_cron, timezone=zone), id="weekly-review",
-                      coalesce=True, misfire_grace_time=3600)
+    scheduler.add_job(
+        weekly,
+        CronTrigger.from_crontab(settings.report_cron, timezone=zone),
+        id="weekly-review",
+        coalesce=True,
+        misfire_grace_time=3600,
+    )
     return scheduler
 
 
@@ -122,5 +138,9 @@ def register_weekly_review(app, store: Store, settings: Settings, clock: Clock =
     async def start_weekly_review() -> None:
         holder["scheduler"] = scheduler = schedule_weekly_review(store, settings, is_leader=app.is_leader, clock=clock)
         scheduler.start()
-        log.info("weekly review scheduled (%s, %s): next at %s", settings.report_cron, settings.report_timezone,
-                 next_run(settings, clock=clock).isoformat())
+        log.info(
+            "weekly review scheduled (%s, %s): next at %s",
+            settings.report_cron,
+            settings.report_timezone,
+            next_run(settings, clock=clock).isoformat(),
+        )

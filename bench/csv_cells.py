@@ -42,8 +42,11 @@ def main() -> int:
         timings = [seconds(parse, make(size)) for size in SIZES]
         ratio = timings[1] / max(timings[0], 1e-6)
         worst = max(worst, ratio)
-        print(f"{name:7s} " + "  ".join(f"{size // 1000} KB {t:.4f} s" for size, t in zip(SIZES, timings))
-              + f"  ratio {ratio:.1f}")
+        print(
+            f"{name:7s} "
+            + "  ".join(f"{size // 1000} KB {t:.4f} s" for size, t in zip(SIZES, timings))
+            + f"  ratio {ratio:.1f}"
+        )
     return 0 if worst <= RATIO_LIMIT else 1
 
 

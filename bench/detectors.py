@@ -103,8 +103,15 @@ def run_detector(params: dict[str, Any], days, regions, sales, counts) -> tuple[
         s = {r: float(sales[k, i]) for i, r in enumerate(regions) if sales[k, i] > 0}
         o = {r: float(counts[k, i]) for i, r in enumerate(regions) if counts[k, i] > 0}
         for f in detector.update(day, s, o).findings:
-            found.append({"region": f.region, "direction": f.direction, "size": f.size,
-                          "start": f.start.isoformat(), "detected_on": f.detected_on.isoformat()})
+            found.append(
+                {
+                    "region": f.region,
+                    "direction": f.direction,
+                    "size": f.size,
+                    "start": f.start.isoformat(),
+                    "detected_on": f.detected_on.isoformat(),
+                }
+            )
         judged_days += len(detector.statistics)
     return found, judged_days
 
@@ -116,14 +123,20 @@ def market_run(task: tuple[int, str, int, dict[str, dict[str, Any]]]) -> dict[st
     region = pick_shock_region(company)
     start = shock_start(seed)
     factor = SCENARIOS[scenario]
-    shock = None if factor is None else Shock(region, datetime(start.year, start.month, start.day, tzinfo=timezone.utc),
-                                              factor)
+    shock = (
+        None
+        if factor is None
+        else Shock(region, datetime(start.year, start.month, start.day, tzinfo=timezone.utc), factor)
+    )
     events = generate_events(company, months=MONTHS, shock=shock, seed=seed)
     days, regions, sales, counts = daily_per_region(company, events)
     trading = max(int((counts.sum(axis=1) > 0).sum()), 1)
     results = {name: run_detector(params, days, regions, sales, counts) for name, params in configs.items()}
     return {
-        "seed": seed, "scenario": scenario, "n_accounts": n_accounts, "shock_region": region,
+        "seed": seed,
+        "scenario": scenario,
+        "n_accounts": n_accounts,
+        "shock_region": region,
         "shock_start": start.isoformat(),
         "orders_per_trading_day": {r: float(counts[:, i].sum() / trading) for i, r in enumerate(regions)},
         "findings": {name: found for name, (found, _) in results.items()},
@@ -140,8 +153,12 @@ def classify(run: dict[str, Any], config: str) -> tuple[dict | None, list[dict],
     want = None if run["scenario"] == "null" else ("drop" if run["scenario"].startswith("drop") else "rise")
     hit, false, repeats = None, [], 0
     for f in run["findings"][config]:
-        correct = (want is not None and f["region"] == run["shock_region"] and f["direction"] == want
-                   and f["detected_on"] >= run["shock_start"])
+        correct = (
+            want is not None
+            and f["region"] == run["shock_region"]
+            and f["direction"] == want
+            and f["detected_on"] >= run["shock_start"]
+        )
         if correct and hit is None:
             hit = f
         elif correct:
@@ -165,8 +182,11 @@ def summarise(runs: list[dict[str, Any]], config: str) -> dict[str, Any]:
         misses_after_alarm = 0
         for r in rs:
             hit, false, rep = classify(r, config)
-            if scenario != "null" and hit is None and any(
-                    f["region"] == r["shock_region"] and f["detected_on"] < r["shock_start"] for f in false):
+            if (
+                scenario != "null"
+                and hit is None
+                and any(f["region"] == r["shock_region"] and f["detected_on"] < r["shock_start"] for f in false)
+            ):
                 misses_after_alarm += 1
             n_false += len(false)
             repeats += rep
@@ -186,17 +206,19 @@ def summarise(runs: list[dict[str, Any]], config: str) -> dict[str, Any]:
             "false_alarms_per_20_region_years": round(20 * n_false / region_years, 3) if region_years else None,
         }
         if scenario != "null":
-            row.update({
-                "detection_rate": round(len(delays) / len(rs), 3),
-                "median_delay_days": float(np.median(delays)) if delays else None,
-                "p90_delay_days": float(np.percentile(delays, 90)) if delays else None,
-                "median_size": round(float(np.median(sizes)), 3) if sizes else None,
-                "median_start_error_days": float(np.median(start_errors)) if start_errors else None,
-                "repeat_findings": repeats,
-                "misses": len(rs) - len(delays),
-                "misses_after_a_false_alarm_on_the_region": misses_after_alarm,
-                "median_shocked_region_orders_per_trading_day": round(float(np.median(shocked_volume)), 1),
-            })
+            row.update(
+                {
+                    "detection_rate": round(len(delays) / len(rs), 3),
+                    "median_delay_days": float(np.median(delays)) if delays else None,
+                    "p90_delay_days": float(np.percentile(delays, 90)) if delays else None,
+                    "median_size": round(float(np.median(sizes)), 3) if sizes else None,
+                    "median_start_error_days": float(np.median(start_errors)) if start_errors else None,
+                    "repeat_findings": repeats,
+                    "misses": len(rs) - len(delays),
+                    "misses_after_a_false_alarm_on_the_region": misses_after_alarm,
+                    "median_shocked_region_orders_per_trading_day": round(float(np.median(shocked_volume)), 1),
+                }
+            )
         out[scenario] = row
     return out
 
@@ -214,9 +236,14 @@ def false_alarms_by_volume(runs: list[dict[str, Any]], config: str) -> dict[str,
             years[bucket(volume)] += r["judged_region_days"][config] / n_regions / 365.25
         for f in r["findings"][config]:
             alarms[bucket(r["orders_per_trading_day"][f["region"]])] += 1
-    return {name: {"region_years": round(years[name], 1), "false_alarms": alarms[name],
-                   "per_20_region_years": round(20 * alarms[name] / years[name], 3) if years[name] else None}
-            for _, _, name in VOLUME_BUCKETS}
+    return {
+        name: {
+            "region_years": round(years[name], 1),
+            "false_alarms": alarms[name],
+            "per_20_region_years": round(20 * alarms[name] / years[name], 3) if years[name] else None,
+        }
+        for _, _, name in VOLUME_BUCKETS
+    }
 
 
 def delay_by_volume(runs: list[dict[str, Any]], config: str, scenario: str = "drop30") -> dict[str, Any]:
@@ -225,13 +252,23 @@ def delay_by_volume(runs: list[dict[str, Any]], config: str, scenario: str = "dr
         if r["scenario"] != scenario:
             continue
         hit, _, _ = classify(r, config)
-        delay = None if hit is None else (date.fromisoformat(hit["detected_on"]) - date.fromisoformat(r["shock_start"])).days
+        delay = (
+            None
+            if hit is None
+            else (date.fromisoformat(hit["detected_on"]) - date.fromisoformat(r["shock_start"])).days
+        )
         groups[bucket(r["orders_per_trading_day"][r["shock_region"]], SHOCKED_BUCKETS)].append(delay)
-    return {name: {"runs": len(groups[name]),
-                   "detection_rate": round(sum(d is not None for d in groups[name]) / len(groups[name]), 3),
-                   "median_delay_days": float(np.median([d for d in groups[name] if d is not None]))
-                   if any(d is not None for d in groups[name]) else None}
-            for _, _, name in SHOCKED_BUCKETS if groups[name]}
+    return {
+        name: {
+            "runs": len(groups[name]),
+            "detection_rate": round(sum(d is not None for d in groups[name]) / len(groups[name]), 3),
+            "median_delay_days": float(np.median([d for d in groups[name] if d is not None]))
+            if any(d is not None for d in groups[name])
+            else None,
+        }
+        for _, _, name in SHOCKED_BUCKETS
+        if groups[name]
+    }
 
 
 # --- model drift -----------------------------------------------------------------------
@@ -266,9 +303,16 @@ def drift_run(task: tuple[int, float | None, str, str]) -> dict[str, Any]:
             buffer = []
         buffer.append(error)
         current_day, last_at = day, at
-    return {"seed": seed, "rise": rise, "distribution": distribution, "feed": feed, "change_day": change,
-            "findings": [{"day": (f.detected_at - T0).days, "size": f.size, "start_day": (f.start - T0.date()).days}
-                         for f in found]}
+    return {
+        "seed": seed,
+        "rise": rise,
+        "distribution": distribution,
+        "feed": feed,
+        "change_day": change,
+        "findings": [
+            {"day": (f.detected_at - T0).days, "size": f.size, "start_day": (f.start - T0.date()).days} for f in found
+        ],
+    }
 
 
 def summarise_drift(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -283,8 +327,12 @@ def summarise_drift(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 if r["rise"] is not None:
                     false += sum(1 for f in r["findings"] if f["day"] < r["change_day"])
                     years += r["change_day"] / 365.25
-            row: dict[str, Any] = {"feed": feed, "errors": distribution, "runs_per_case": len(null),
-                                   "false_alarms_per_year": round(false / years, 3)}
+            row: dict[str, Any] = {
+                "feed": feed,
+                "errors": distribution,
+                "runs_per_case": len(null),
+                "false_alarms_per_year": round(false / years, 3),
+            }
             for rise in (0.5, 0.25):
                 delays, sizes, start_errors = [], [], []
                 shocked = [r for r in rs if r["rise"] == rise]
@@ -347,11 +395,14 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{fmt(row.get('median_start_error_days'))} | {fmt(row['false_alarms_per_20_region_years'])} | "
                 f"{fmt(row.get('repeat_findings'))} | "
                 + (f"{row['misses']} ({row['misses_after_a_false_alarm_on_the_region']})" if "misses" in row else "-")
-                + " |")
+                + " |"
+            )
     lines += ["", "Target check (default detector, and with order counts):", ""]
     for config, check in ms["target_check"].items():
-        lines.append(f"- {config}: " + "; ".join(f"{k} = {fmt(v['value'])} ({'met' if v['met'] else 'missed'})"
-                                                  for k, v in check.items()))
+        lines.append(
+            f"- {config}: "
+            + "; ".join(f"{k} = {fmt(v['value'])} ({'met' if v['met'] else 'missed'})" for k, v in check.items())
+        )
     lines += [
         "",
         "### What limits the delay: orders per region and day",
@@ -363,56 +414,90 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     for config, table in ms["drop30_by_volume"].items():
         for name, row in table.items():
-            lines.append(f"| {config} | {name} | {row['runs']} | {fmt(row['detection_rate'])} | "
-                         f"{fmt(row['median_delay_days'])} |")
-    lines += ["", "False alarms in null runs by the region's orders per trading day:", "",
-              "| detector | orders / trading day | region-years | false alarms | per 20 region-years |",
-              "| --- | --- | --- | --- | --- |"]
+            lines.append(
+                f"| {config} | {name} | {row['runs']} | {fmt(row['detection_rate'])} | "
+                f"{fmt(row['median_delay_days'])} |"
+            )
+    lines += [
+        "",
+        "False alarms in null runs by the region's orders per trading day:",
+        "",
+        "| detector | orders / trading day | region-years | false alarms | per 20 region-years |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for config, table in ms["false_alarms_by_volume"].items():
         for name, row in table.items():
-            lines.append(f"| {config} | {name} | {fmt(row['region_years'])} | {row['false_alarms']} | "
-                         f"{fmt(row['per_20_region_years'])} |")
-    lines += ["", "### Trade-off: threshold", "",
-              "Same null and 30%-drop runs, only the PageHinkley threshold changed:", "",
-              "| measure | threshold | false alarms / 20 region-years (null) | 30% drop detected | median delay | p90 delay |",
-              "| --- | --- | --- | --- | --- | --- |"]
+            lines.append(
+                f"| {config} | {name} | {fmt(row['region_years'])} | {row['false_alarms']} | "
+                f"{fmt(row['per_20_region_years'])} |"
+            )
+    lines += [
+        "",
+        "### Trade-off: threshold",
+        "",
+        "Same null and 30%-drop runs, only the PageHinkley threshold changed:",
+        "",
+        "| measure | threshold | false alarms / 20 region-years (null) | 30% drop detected | median delay | p90 delay |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for row in ms["tradeoff"]:
-        lines.append(f"| {row['measure']} | {fmt(row['threshold'])} | {fmt(row['null_false_alarms_per_20_region_years'])} | "
-                     f"{fmt(row['drop30_detection_rate'])} | {fmt(row['drop30_median_delay_days'])} | "
-                     f"{fmt(row['drop30_p90_delay_days'])} |")
+        lines.append(
+            f"| {row['measure']} | {fmt(row['threshold'])} | {fmt(row['null_false_alarms_per_20_region_years'])} | "
+            f"{fmt(row['drop30_detection_rate'])} | {fmt(row['drop30_median_delay_days'])} | "
+            f"{fmt(row['drop30_p90_delay_days'])} |"
+        )
     if ms.get("scale"):
         sc = ms["scale"]
-        lines += ["", f"### Ten times the orders ({sc['n_accounts']} accounts, {sc['seeds']} seeds)", "",
-                  "| detector | scenario | runs | detected | median delay | p90 delay | false alarms / 20 region-years | "
-                  "shocked region orders / trading day |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        lines += [
+            "",
+            f"### Ten times the orders ({sc['n_accounts']} accounts, {sc['seeds']} seeds)",
+            "",
+            "| detector | scenario | runs | detected | median delay | p90 delay | false alarms / 20 region-years | "
+            "shocked region orders / trading day |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
         for config, table in sc["by_config"].items():
             for scenario, row in table.items():
-                lines.append(f"| {config} | {scenario} | {row['runs']} | {fmt(row.get('detection_rate'))} | "
-                             f"{fmt(row.get('median_delay_days'))} | {fmt(row.get('p90_delay_days'))} | "
-                             f"{fmt(row['false_alarms_per_20_region_years'])} | "
-                             f"{fmt(row.get('median_shocked_region_orders_per_trading_day'))} |")
-        lines += ["", "Threshold trade-off at this volume:", "",
-                  "| measure | threshold | false alarms / 20 region-years (null) | 30% drop detected | median delay |",
-                  "| --- | --- | --- | --- | --- |"]
+                lines.append(
+                    f"| {config} | {scenario} | {row['runs']} | {fmt(row.get('detection_rate'))} | "
+                    f"{fmt(row.get('median_delay_days'))} | {fmt(row.get('p90_delay_days'))} | "
+                    f"{fmt(row['false_alarms_per_20_region_years'])} | "
+                    f"{fmt(row.get('median_shocked_region_orders_per_trading_day'))} |"
+                )
+        lines += [
+            "",
+            "Threshold trade-off at this volume:",
+            "",
+            "| measure | threshold | false alarms / 20 region-years (null) | 30% drop detected | median delay |",
+            "| --- | --- | --- | --- | --- |",
+        ]
         for row in sc["tradeoff"]:
-            lines.append(f"| {row['measure']} | {fmt(row['threshold'])} | "
-                         f"{fmt(row['null_false_alarms_per_20_region_years'])} | {fmt(row['drop30_detection_rate'])} | "
-                         f"{fmt(row['drop30_median_delay_days'])} |")
+            lines.append(
+                f"| {row['measure']} | {fmt(row['threshold'])} | "
+                f"{fmt(row['null_false_alarms_per_20_region_years'])} | {fmt(row['drop30_detection_rate'])} | "
+                f"{fmt(row['drop30_median_delay_days'])} |"
+            )
     md = report["model_drift"]
-    lines += ["", "## Model drift", "",
-              f"Synthetic prediction errors, 60 predictions a day, 2 years; a step of the error level on a seeded day "
-              f"200-400, or none; {md['seeds']} seeds per case. Per prediction: `ModelDriftDetector()`; daily mean: "
-              "one error per day, `min_samples=30`.", "",
-              "| feed | errors | false alarms / year | +50%: detected | median delay | p90 delay | median size | "
-              "+25%: detected | median delay | p90 delay | median size |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "## Model drift",
+        "",
+        f"Synthetic prediction errors, 60 predictions a day, 2 years; a step of the error level on a seeded day "
+        f"200-400, or none; {md['seeds']} seeds per case. Per prediction: `ModelDriftDetector()`; daily mean: "
+        "one error per day, `min_samples=30`.",
+        "",
+        "| feed | errors | false alarms / year | +50%: detected | median delay | p90 delay | median size | "
+        "+25%: detected | median delay | p90 delay | median size |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for row in md["table"]:
-        lines.append(f"| {row['feed']} | {row['errors']} | {fmt(row['false_alarms_per_year'])} | "
-                     f"{fmt(row['rise50_detection_rate'])} | {fmt(row['rise50_median_delay_days'])} | "
-                     f"{fmt(row['rise50_p90_delay_days'])} | {fmt(row['rise50_median_size'])} | "
-                     f"{fmt(row['rise25_detection_rate'])} | {fmt(row['rise25_median_delay_days'])} | "
-                     f"{fmt(row['rise25_p90_delay_days'])} | {fmt(row['rise25_median_size'])} |")
+        lines.append(
+            f"| {row['feed']} | {row['errors']} | {fmt(row['false_alarms_per_year'])} | "
+            f"{fmt(row['rise50_detection_rate'])} | {fmt(row['rise50_median_delay_days'])} | "
+            f"{fmt(row['rise50_p90_delay_days'])} | {fmt(row['rise50_median_size'])} | "
+            f"{fmt(row['rise25_detection_rate'])} | {fmt(row['rise25_median_delay_days'])} | "
+            f"{fmt(row['rise25_p90_delay_days'])} | {fmt(row['rise25_median_size'])} |"
+        )
     lines += ["", "## Reading the numbers", ""] + [f"- {note}" for note in report["notes"]] + [""]
     return "\n".join(lines)
 
@@ -424,11 +509,19 @@ def target_check(table: dict[str, Any]) -> dict[str, Any]:
     d30 = table["drop30"]
     fa = table["null"]["false_alarms_per_20_region_years"]
     return {
-        "drop30_detection_rate": {"value": d30["detection_rate"], "met": d30["detection_rate"] >= TARGETS["drop30_rate"]},
-        "drop30_median_delay_days": {"value": d30["median_delay_days"],
-                                     "met": d30["median_delay_days"] is not None
-                                     and d30["median_delay_days"] <= TARGETS["drop30_median_delay_days"]},
-        "null_false_alarms_per_20_region_years": {"value": fa, "met": fa <= TARGETS["false_alarms_per_20_region_years"]},
+        "drop30_detection_rate": {
+            "value": d30["detection_rate"],
+            "met": d30["detection_rate"] >= TARGETS["drop30_rate"],
+        },
+        "drop30_median_delay_days": {
+            "value": d30["median_delay_days"],
+            "met": d30["median_delay_days"] is not None
+            and d30["median_delay_days"] <= TARGETS["drop30_median_delay_days"],
+        },
+        "null_false_alarms_per_20_region_years": {
+            "value": fa,
+            "met": fa <= TARGETS["false_alarms_per_20_region_years"],
+        },
     }
 
 
@@ -438,13 +531,17 @@ def tradeoff(runs: list[dict[str, Any]], configs: dict[str, dict[str, Any]]) -> 
         for threshold in TRADEOFF_THRESHOLDS:
             name = f"tradeoff {measure} {threshold:g}"
             table = summarise([r for r in runs if r["scenario"] in ("null", "drop30")], name)
-            rows.append({
-                "measure": measure, "threshold": threshold, "params": configs[name],
-                "null_false_alarms_per_20_region_years": table["null"]["false_alarms_per_20_region_years"],
-                "drop30_detection_rate": table["drop30"]["detection_rate"],
-                "drop30_median_delay_days": table["drop30"]["median_delay_days"],
-                "drop30_p90_delay_days": table["drop30"]["p90_delay_days"],
-            })
+            rows.append(
+                {
+                    "measure": measure,
+                    "threshold": threshold,
+                    "params": configs[name],
+                    "null_false_alarms_per_20_region_years": table["null"]["false_alarms_per_20_region_years"],
+                    "drop30_detection_rate": table["drop30"]["detection_rate"],
+                    "drop30_median_delay_days": table["drop30"]["median_delay_days"],
+                    "drop30_p90_delay_days": table["drop30"]["p90_delay_days"],
+                }
+            )
     return rows
 
 
@@ -459,14 +556,16 @@ def notes(report: dict[str, Any]) -> list[str]:
         return ", ".join(f"{k} {'met' if v['met'] else 'missed'}" for k, v in check.items())
 
     def fa_by_volume(config: str) -> str:
-        return ", ".join(f"{name}: {fmt(row['per_20_region_years'])}"
-                         for name, row in market["false_alarms_by_volume"][config].items())
+        return ", ".join(
+            f"{name}: {fmt(row['per_20_region_years'])}"
+            for name, row in market["false_alarms_by_volume"][config].items()
+        )
 
     out = [
         f"Default detector (sales): a 30% drop is found in {default['drop30']['detection_rate']:.0%} of runs, median "
         f"{fmt(default['drop30']['median_delay_days'])} days, at {fmt(default['null']['false_alarms_per_20_region_years'])} "
         f"false alarms per 20 region-years ({verdict('sales (default)')}).",
-        f"With order counts (`measure=\"orders\"`, delta=0.35) the same drop is found in "
+        f'With order counts (`measure="orders"`, delta=0.35) the same drop is found in '
         f"{orders['drop30']['detection_rate']:.0%} of runs, median {fmt(orders['drop30']['median_delay_days'])} days, "
         f"at {fmt(orders['null']['false_alarms_per_20_region_years'])} false alarms per 20 region-years "
         f"({verdict('orders (delta=0.35)')}).",
@@ -481,16 +580,23 @@ def notes(report: dict[str, Any]) -> list[str]:
     for config, table in (("sales (default)", default), ("orders (delta=0.35)", orders)):
         missed = [(s, row) for s, row in table.items() if s != "null" and row["misses"]]
         if missed:
-            out.append(f"Misses, {config}: " + "; ".join(
-                f"{s}: {row['misses']} of {row['runs']}, {row['misses_after_a_false_alarm_on_the_region']} of them "
-                "after a false alarm on that region before the shock" for s, row in missed)
+            out.append(
+                f"Misses, {config}: "
+                + "; ".join(
+                    f"{s}: {row['misses']} of {row['runs']}, {row['misses_after_a_false_alarm_on_the_region']} of them "
+                    "after a false alarm on that region before the shock"
+                    for s, row in missed
+                )
                 + ". A false alarm shortly before a shock makes the re-arm learn the new baseline across the shock "
                 "and absorb it; the others were simply not found by the end of the simulated period (at least six "
-                "months after the shock).")
-    out.append(f"False alarms per 20 region-years in null runs by the region's orders per trading day: sales "
-               f"{fa_by_volume('sales (default)')}; orders {fa_by_volume('orders (delta=0.35)')}. Tiny regions pool "
-               "many days into one observation and get few looks a year; `min_change` keeps the busiest regions from "
-               "flagging changes of a few percent.")
+                "months after the shock)."
+            )
+    out.append(
+        f"False alarms per 20 region-years in null runs by the region's orders per trading day: sales "
+        f"{fa_by_volume('sales (default)')}; orders {fa_by_volume('orders (delta=0.35)')}. Tiny regions pool "
+        "many days into one observation and get few looks a year; `min_change` keeps the busiest regions from "
+        "flagging changes of a few percent."
+    )
     if market.get("scale"):
         scale = market["scale"]["by_config"]
         out.append(
@@ -501,11 +607,13 @@ def notes(report: dict[str, Any]) -> list[str]:
             f"{fmt(scale['orders (delta=0.35)']['drop30']['median_delay_days'])} from counts, at "
             f"{fmt(scale['sales (default)']['null']['false_alarms_per_20_region_years'])} and "
             f"{fmt(scale['orders (delta=0.35)']['null']['false_alarms_per_20_region_years'])} false alarms per 20 "
-            "region-years.")
+            "region-years."
+        )
     out.append(
         "Sizes are the region's level change against the rest of the country; early detections are biased away from "
         "zero for rises (found when the noise adds to them) and the estimated start is usually within a few days of "
-        "the true one.")
+        "the true one."
+    )
     drift = {(row["feed"], row["errors"]): row for row in report["model_drift"]["table"]}
     pp, daily = drift[("per prediction", "log-normal")], drift[("daily mean", "log-normal")]
     out.append(
@@ -513,7 +621,8 @@ def notes(report: dict[str, Any]) -> list[str]:
         f"{fmt(pp['rise50_median_delay_days'])} days and +25% in {fmt(pp['rise25_median_delay_days'])} (heavy-tailed "
         f"errors) at {fmt(pp['false_alarms_per_year'])} false alarms per year; fed daily means it takes "
         f"{fmt(daily['rise50_median_delay_days'])} days, because ADWIN's bound keeps a term for a value range of one "
-        "that dominates when it sees few, smooth values.")
+        "that dominates when it sees few, smooth values."
+    )
     return out
 
 
@@ -534,8 +643,11 @@ def main() -> None:
     parser.add_argument("--drift-seeds", type=int, default=30, help="synthetic error streams per model-drift case")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-write", action="store_true", help="print only, write no files")
-    parser.add_argument("--render-only", action="store_true",
-                        help="rewrite the notes and the markdown from bench/results/detectors.json, run nothing")
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="rewrite the notes and the markdown from bench/results/detectors.json, run nothing",
+    )
     args = parser.parse_args()
     if args.render_only:
         report = json.loads((ROOT / "bench" / "results" / "detectors.json").read_text())
@@ -552,8 +664,11 @@ def main() -> None:
             configs[f"tradeoff {measure} {threshold:g}"] = {"measure": measure, "threshold": threshold, **extra}
     main_configs = {k: v for k, v in configs.items() if not k.startswith("tradeoff")}
     log(f"market shock: {args.seeds} seeds x {len(SCENARIOS)} scenarios, {args.workers} workers")
-    tasks = [(FIRST_SEED + s, scenario, 2000, configs if scenario in ("null", "drop30") else main_configs)
-             for s in range(args.seeds) for scenario in SCENARIOS]
+    tasks = [
+        (FIRST_SEED + s, scenario, 2000, configs if scenario in ("null", "drop30") else main_configs)
+        for s in range(args.seeds)
+        for scenario in SCENARIOS
+    ]
     runs = run_pool(market_run, tasks, args.workers, "market shock")
 
     market: dict[str, Any] = {
@@ -570,16 +685,27 @@ def main() -> None:
 
     if args.scale_seeds:
         log(f"scale check: {args.scale_seeds} seeds x 2 scenarios at 20000 accounts (about 10 s a run)")
-        tasks = [(FIRST_SEED + s, scenario, 20_000, configs) for s in range(args.scale_seeds)
-                 for scenario in ("null", "drop30")]
+        tasks = [
+            (FIRST_SEED + s, scenario, 20_000, configs)
+            for s in range(args.scale_seeds)
+            for scenario in ("null", "drop30")
+        ]
         scale_runs = run_pool(market_run, tasks, args.workers, "scale check")
-        market["scale"] = {"n_accounts": 20_000, "seeds": args.scale_seeds,
-                           "by_config": {name: summarise(scale_runs, name) for name in main_configs},
-                           "tradeoff": tradeoff(scale_runs, configs)}
+        market["scale"] = {
+            "n_accounts": 20_000,
+            "seeds": args.scale_seeds,
+            "by_config": {name: summarise(scale_runs, name) for name in main_configs},
+            "tradeoff": tradeoff(scale_runs, configs),
+        }
 
     log(f"model drift: {args.drift_seeds} seeds x 3 cases x 2 error kinds x 2 feeds")
-    tasks = [(seed, rise, distribution, feed) for seed in range(args.drift_seeds) for rise in (None, 0.5, 0.25)
-             for distribution in ("half-normal", "log-normal") for feed in ("per prediction", "daily mean")]
+    tasks = [
+        (seed, rise, distribution, feed)
+        for seed in range(args.drift_seeds)
+        for rise in (None, 0.5, 0.25)
+        for distribution in ("half-normal", "log-normal")
+        for feed in ("per prediction", "daily mean")
+    ]
     drift_runs = run_pool(drift_run, tasks, args.workers, "model drift")
 
     drift_table = summarise_drift(drift_runs)

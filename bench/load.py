@@ -81,14 +81,22 @@ class Worker:
             **env,
         }
         self.db_path = workdir / (app_id + ".db")
-        self.process = subprocess.Popen([sys.executable, "-m", "territory.cli", "worker"], env=environment,
-                                        cwd=str(ROOT), stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT,
-                                        start_new_session=True, preexec_fn=die_with_parent)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "territory.cli", "worker"],
+            env=environment,
+            cwd=str(ROOT),
+            stdout=open(self.log_path, "wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
 
     def metric(self, name: str) -> float:
         if self.process.poll() is not None:
-            raise RuntimeError(f"worker exited with {self.process.returncode}: {self.log_path}\n"
-                               + self.log_path.read_text(errors="replace")[-2000:])
+            raise RuntimeError(
+                f"worker exited with {self.process.returncode}: {self.log_path}\n"
+                + self.log_path.read_text(errors="replace")[-2000:]
+            )
         try:
             text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).read().decode()
         except OSError:
@@ -146,8 +154,12 @@ async def produce_raw(bootstrap: str, messages: list[tuple[str, bytes, bytes]]) 
 
 async def raw_consume(bootstrap: str, expected: int) -> dict[str, float]:
     """Read every input message (no group, no processing): the client's ceiling on this broker."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
-                                max_partition_fetch_bytes=4 * 1024 * 1024)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
     await consumer.start()
     try:
         tps = [TopicPartition(t, p) for t in topics.INPUT_TOPICS for p in range(PARTITIONS)]
@@ -180,7 +192,9 @@ def input_tps() -> list[TopicPartition]:
     return [TopicPartition(t, p) for t in topics.INPUT_TOPICS for p in range(PARTITIONS)]
 
 
-async def read_with_timestamps(bootstrap: str, topic: str, quiet_s: float = 2.0) -> list[tuple[float, bytes | None, dict]]:
+async def read_with_timestamps(
+    bootstrap: str, topic: str, quiet_s: float = 2.0
+) -> list[tuple[float, bytes | None, dict]]:
     """Every record of `topic` as (record timestamp in s, key, value)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
@@ -222,8 +236,9 @@ def simulated_events(n_events: int, seed: int = 11) -> list[tuple[str, bytes, by
     return [(topic, key.encode(), encode(envelope)) for topic, key, envelope in events]
 
 
-def account_events(first: int, last: int, orders_per_account: int, rep_ids: list[str],
-                   start: datetime) -> list[tuple[str, bytes, bytes]]:
+def account_events(
+    first: int, last: int, orders_per_account: int, rep_ids: list[str], start: datetime
+) -> list[tuple[str, bytes, bytes]]:
     """Synthetic account.upserted for accounts [first, last) plus a few orders each (contract-valid)."""
     rng = random.Random(first)
     out = []
@@ -231,21 +246,39 @@ def account_events(first: int, last: int, orders_per_account: int, rep_ids: list
     accounts = []
     for i in range(first, last):
         account_id = f"M{i:07d}"
-        envelope = {"event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "type": "account.upserted",
-                    "occurred_at": start.isoformat(), "source": "bench",
-                    "data": {"account_id": account_id, "lat": round(rng.uniform(47.5, 54.5), 5),
-                             "lon": round(rng.uniform(6.5, 14.5), 5), "industry": rng.choice(industries),
-                             "employees": rng.randint(5, 5000), "rep_id": rng.choice(rep_ids), "locked": False,
-                             "name": f"Bench Account {i}"}}
+        envelope = {
+            "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "type": "account.upserted",
+            "occurred_at": start.isoformat(),
+            "source": "bench",
+            "data": {
+                "account_id": account_id,
+                "lat": round(rng.uniform(47.5, 54.5), 5),
+                "lon": round(rng.uniform(6.5, 14.5), 5),
+                "industry": rng.choice(industries),
+                "employees": rng.randint(5, 5000),
+                "rep_id": rng.choice(rep_ids),
+                "locked": False,
+                "name": f"Bench Account {i}",
+            },
+        }
         accounts.append(account_id)
         out.append((topics.ACCOUNTS, account_id.encode(), encode(envelope)))
     for account_id in accounts:
         for k in range(orders_per_account):
             at = start + timedelta(days=1 + rng.randint(0, 330), hours=rng.randint(8, 17))
-            envelope = {"event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "type": "order.placed",
-                        "occurred_at": at.isoformat(), "source": "bench",
-                        "data": {"order_id": f"O{account_id}-{k}", "account_id": account_id,
-                                 "amount": round(rng.uniform(100, 20000), 2), "currency": "EUR"}}
+            envelope = {
+                "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                "type": "order.placed",
+                "occurred_at": at.isoformat(),
+                "source": "bench",
+                "data": {
+                    "order_id": f"O{account_id}-{k}",
+                    "account_id": account_id,
+                    "amount": round(rng.uniform(100, 20000), 2),
+                    "currency": "EUR",
+                },
+            }
             out.append((topics.ORDERS, account_id.encode(), encode(envelope)))
     return out
 
@@ -285,8 +318,15 @@ def count_snapshots(bootstrap: str) -> tuple[int, int]:
     return len(snapshots), sum(len(v.get("orders") or []) for v in snapshots)
 
 
-def run_pipeline(workdir: Path, broker: EmbeddedBroker, n_workers: int, expected: int, app_id: str,
-                 timeout_s: float, order_events: int = 0) -> dict[str, Any]:
+def run_pipeline(
+    workdir: Path,
+    broker: EmbeddedBroker,
+    n_workers: int,
+    expected: int,
+    app_id: str,
+    timeout_s: float,
+    order_events: int = 0,
+) -> dict[str, Any]:
     """Start `n_workers`; sample their counters until the planner has applied every snapshot."""
     workers: list[Worker] = []
     try:
@@ -308,8 +348,11 @@ def run_pipeline(workdir: Path, broker: EmbeddedBroker, n_workers: int, expected
             total = sum(intake)
             if t_first is None and total > 0:
                 t_first = now
-            if t_all_active is None and len(samples) >= 2 and all(
-                    cur > 0 and cur > prev for cur, prev in zip(intake, samples[-2][1])):
+            if (
+                t_all_active is None
+                and len(samples) >= 2
+                and all(cur > 0 and cur > prev for cur, prev in zip(intake, samples[-2][1]))
+            ):
                 t_all_active, count_at_active = now, total
             if t_intake_done is None and total >= expected:
                 t_intake_done = now
@@ -325,8 +368,10 @@ def run_pipeline(workdir: Path, broker: EmbeddedBroker, n_workers: int, expected
                     break
             time.sleep(POLL_S)
         if t_done is None or t_all_active is None:
-            raise TimeoutError(f"{app_id}: not done in {timeout_s} s (intake {sum(samples[-1][1])}/{expected}, "
-                               f"planner {samples[-1][2]})")
+            raise TimeoutError(
+                f"{app_id}: not done in {timeout_s} s (intake {sum(samples[-1][1])}/{expected}, "
+                f"planner {samples[-1][2]})"
+            )
         rss = [w.rss() for w in workers]
         # The group's committed offsets must reach every input partition's end.
         ends = asyncio.run(probe_end_offsets(broker.bootstrap_servers, {tp: 0 for tp in input_tps()}))
@@ -371,24 +416,36 @@ def run_pipeline(workdir: Path, broker: EmbeddedBroker, n_workers: int, expected
 def throughput(workdir: Path, n_events: int, timeout_s: float) -> dict[str, Any]:
     log(f"generating {n_events} simulated events")
     messages = simulated_events(n_events)
-    result: dict[str, Any] = {"events": len(messages), "partitions": PARTITIONS,
-                              "mean_message_bytes": round(sum(len(v) for _, _, v in messages) / len(messages), 1)}
+    result: dict[str, Any] = {
+        "events": len(messages),
+        "partitions": PARTITIONS,
+        "mean_message_bytes": round(sum(len(v) for _, _, v in messages) / len(messages), 1),
+    }
     for n_workers in (1, 2):
         with EmbeddedBroker(partitions=PARTITIONS, log_path=workdir / f"broker-tp{n_workers}.log") as broker:
             produce_s = asyncio.run(produce_raw(broker.bootstrap_servers, messages))
             raw = asyncio.run(raw_consume(broker.bootstrap_servers, len(messages)))
             log(f"{n_workers} worker(s): produced in {produce_s:.1f} s, raw consume {raw['events_per_s']}/s")
-            run = run_pipeline(workdir, broker, n_workers, len(messages), f"load-{n_workers}w", timeout_s,
-                               order_events=sum(1 for topic, _, _ in messages if topic == topics.ORDERS))
+            run = run_pipeline(
+                workdir,
+                broker,
+                n_workers,
+                len(messages),
+                f"load-{n_workers}w",
+                timeout_s,
+                order_events=sum(1 for topic, _, _ in messages if topic == topics.ORDERS),
+            )
             run["raw_consume"] = raw
             run["produce_events_per_s"] = round(len(messages) / produce_s, 1)
             run["pipeline_over_raw"] = round(run["pipeline_events_per_s"] / raw["events_per_s"], 4)
             log(f"{n_workers} worker(s): {json.dumps(run)}")
             result[f"workers_{n_workers}"] = run
-    result["two_over_one"] = round(result["workers_2"]["pipeline_events_per_s"]
-                                   / result["workers_1"]["pipeline_events_per_s"], 3)
-    result["two_over_one_intake"] = round(result["workers_2"]["intake_events_per_s"]
-                                          / result["workers_1"]["intake_events_per_s"], 3)
+    result["two_over_one"] = round(
+        result["workers_2"]["pipeline_events_per_s"] / result["workers_1"]["pipeline_events_per_s"], 3
+    )
+    result["two_over_one_intake"] = round(
+        result["workers_2"]["intake_events_per_s"] / result["workers_1"]["intake_events_per_s"], 3
+    )
     return result
 
 
@@ -405,15 +462,21 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def summary(values: list[float]) -> dict[str, Any]:
-    return {"samples": len(values), "median_s": _r(percentile(values, 0.5)), "p99_s": _r(percentile(values, 0.99)),
-            "max_s": _r(max(values) if values else None)}
+    return {
+        "samples": len(values),
+        "median_s": _r(percentile(values, 0.5)),
+        "p99_s": _r(percentile(values, 0.99)),
+        "max_s": _r(max(values) if values else None),
+    }
 
 
 def _r(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-async def produce_paced(bootstrap: str, events: list, live_from: datetime, speed: float) -> list[tuple[datetime, float]]:
+async def produce_paced(
+    bootstrap: str, events: list, live_from: datetime, speed: float
+) -> list[tuple[datetime, float]]:
     """Bulk-send events before `live_from`, then pace the rest at `speed` event-seconds per second.
     Returns (occurred_at, wall send time) of every live event, in order."""
     from simulator.produce import encode_value
@@ -450,7 +513,9 @@ def latency(workdir: Path, accounts: int, speed_days: float, timeout_s: float) -
     lateness = timedelta(days=2.0)
     speed = speed_days * 86400
     with EmbeddedBroker(partitions=PARTITIONS, log_path=workdir / "broker-latency.log") as broker:
-        bulk = [(t, k.encode(), encode(e)) for t, k, e in events if datetime.fromisoformat(e["occurred_at"]) < live_from]
+        bulk = [
+            (t, k.encode(), encode(e)) for t, k, e in events if datetime.fromisoformat(e["occurred_at"]) < live_from
+        ]
         asyncio.run(produce_raw(broker.bootstrap_servers, bulk))
         worker = Worker(broker, workdir, "load-latency", 0)
         try:
@@ -496,18 +561,27 @@ def latency(workdir: Path, accounts: int, speed_days: float, timeout_s: float) -
     for ts, _, value in signals:
         key = _alert_key(value)
         first_signal_by_key.setdefault(key, ts)
-    outbox = [row["sent_at"] - first_signal_by_key[row["alert_key"]] for row in deliveries
-              if row["sink"] == "log" and row["sent_at"] and row["alert_key"] in first_signal_by_key
-              and row["attempts"] <= 1]
+    outbox = [
+        row["sent_at"] - first_signal_by_key[row["alert_key"]]
+        for row in deliveries
+        if row["sink"] == "log" and row["sent_at"] and row["alert_key"] in first_signal_by_key and row["attempts"] <= 1
+    ]
     kinds: dict[str, int] = {}
     for _, _, value in signals:
         kinds[value["kind"]] = kinds.get(value["kind"], 0) + 1
     return {
-        "accounts": accounts, "events": len(events), "bulk_events": len(events) - len(sent), "live_events": len(sent),
+        "accounts": accounts,
+        "events": len(events),
+        "bulk_events": len(events) - len(sent),
+        "live_events": len(sent),
         "live_speed_days_per_s": speed_days,
         "live_events_per_s": round(len(sent) / max(1e-9, sent[-1][1] - sent[0][1]), 1) if len(sent) > 1 else None,
-        "signals": len(signals), "signal_kinds": kinds, "signals_timed": len(event_to_signal),
-        "signals_on_bulk_history": skipped, "proposals": len(proposals), "alerts": len(alerts),
+        "signals": len(signals),
+        "signal_kinds": kinds,
+        "signals_timed": len(event_to_signal),
+        "signals_on_bulk_history": skipped,
+        "proposals": len(proposals),
+        "alerts": len(alerts),
         "event_to_signal": summary(event_to_signal),
         "signal_to_alert_via_proposal": summary(signal_to_alert),
         "proposal_to_alert": summary(proposal_to_alert),
@@ -540,17 +614,37 @@ def memory(workdir: Path, steps: list[int], orders: int, timeout_s: float, extra
     company = generate_company(seed=3, n_accounts=200)
     rep_ids = [r.rep_id for r in company.reps]
     start = datetime(2024, 1, 1, tzinfo=timezone.utc)
-    rep_messages = [(topics.REPS, r.rep_id.encode(), encode({
-        "event_id": str(uuid.uuid4()), "type": "rep.upserted", "occurred_at": start.isoformat(), "source": "bench",
-        "data": {"rep_id": r.rep_id, "home_lat": r.home_lat, "home_lon": r.home_lon, "capacity_fte": r.capacity_fte,
-                 "active": True, "max_travel_km": r.max_travel_km}})) for r in company.reps]
+    rep_messages = [
+        (
+            topics.REPS,
+            r.rep_id.encode(),
+            encode(
+                {
+                    "event_id": str(uuid.uuid4()),
+                    "type": "rep.upserted",
+                    "occurred_at": start.isoformat(),
+                    "source": "bench",
+                    "data": {
+                        "rep_id": r.rep_id,
+                        "home_lat": r.home_lat,
+                        "home_lon": r.home_lon,
+                        "capacity_fte": r.capacity_fte,
+                        "active": True,
+                        "max_travel_km": r.max_travel_km,
+                    },
+                }
+            ),
+        )
+        for r in company.reps
+    ]
     points = []
     with EmbeddedBroker(partitions=PARTITIONS, log_path=workdir / "broker-memory.log") as broker:
         asyncio.run(produce_raw(broker.bootstrap_servers, rep_messages))
         # A judgement reads every account; judge every 20k snapshots, not every 500, so the
         # planner keeps up with the bulk load (memory is what is measured here).
-        worker = Worker(broker, workdir, "load-memory", 0, TERRITORY_PLANNER_BATCH="20000",
-                        TERRITORY_PLANNER_INTERVAL_S="5")
+        worker = Worker(
+            broker, workdir, "load-memory", 0, TERRITORY_PLANNER_BATCH="20000", TERRITORY_PLANNER_INTERVAL_S="5"
+        )
         try:
             wait_settled(worker, len(rep_messages), 120, "the worker to start")
             baseline = worker.rss()
@@ -565,9 +659,15 @@ def memory(workdir: Path, steps: list[int], orders: int, timeout_s: float, extra
                 seconds = time.monotonic() - t0 - SETTLE_S
                 time.sleep(3)
                 rss = max(worker.rss() for _ in range(3) if time.sleep(0.5) is None)
-                points.append({"accounts": target, "events": applied, "rss_mib": round(rss / 2**20, 1),
-                               "ingest_seconds": round(seconds, 1),
-                               "events_per_s": round(len(batch) / seconds, 1)})
+                points.append(
+                    {
+                        "accounts": target,
+                        "events": applied,
+                        "rss_mib": round(rss / 2**20, 1),
+                        "ingest_seconds": round(seconds, 1),
+                        "events_per_s": round(len(batch) / seconds, 1),
+                    }
+                )
                 log(f"memory: {points[-1]}")
                 done = target
         finally:
@@ -579,9 +679,15 @@ def memory(workdir: Path, steps: list[int], orders: int, timeout_s: float, extra
         a, b = fit[-2], fit[-1]
         per_account = (b["rss_mib"] - a["rss_mib"]) / (b["accounts"] - a["accounts"])
         result["mib_per_1k_accounts"] = round(per_account * 1000, 3)
-        result["extrapolated"] = [{"accounts": n, "rss_mib": round(b["rss_mib"] + per_account * (n - b["accounts"]), 1),
-                                   "basis": f"linear from {a['accounts']} and {b['accounts']} accounts"}
-                                  for n in extrapolate_to if n > b["accounts"]]
+        result["extrapolated"] = [
+            {
+                "accounts": n,
+                "rss_mib": round(b["rss_mib"] + per_account * (n - b["accounts"]), 1),
+                "basis": f"linear from {a['accounts']} and {b['accounts']} accounts",
+            }
+            for n in extrapolate_to
+            if n > b["accounts"]
+        ]
     return result
 
 
@@ -617,8 +723,9 @@ def main() -> None:
     results: dict[str, Any] = {
         "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": {"arch": platform.machine(), "cores": os.cpu_count(), "python": platform.python_version()},
-        "command": "python bench/load.py" + (" --quick" if args.quick else "")
-                   + (f" --events {args.events}" if args.events != 60000 else ""),
+        "command": "python bench/load.py"
+        + (" --quick" if args.quick else "")
+        + (f" --events {args.events}" if args.events != 60000 else ""),
     }
     try:
         if "throughput" not in skip:

@@ -29,7 +29,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--seconds", type=int, default=25)
-    parser.add_argument("--after-intake", action="store_true", help="record once the intake has read everything (the planner's catch-up)")
+    parser.add_argument(
+        "--after-intake",
+        action="store_true",
+        help="record once the intake has read everything (the planner's catch-up)",
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "load-profile.txt"))
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="territory-profile-"))
@@ -41,9 +45,25 @@ def main() -> None:
             while worker.metric(INTAKE_METRIC) < (len(messages) if args.after_intake else 1):
                 time.sleep(0.2)
             raw = workdir / "profile.txt"
-            subprocess.run([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(worker.process.pid),
-                            "--duration", str(args.seconds), "--format", "raw", "--rate", "50",
-                            "--output", str(raw), "--nonblocking"], check=True, capture_output=True)
+            subprocess.run(
+                [
+                    str(Path(sys.executable).parent / "py-spy"),
+                    "record",
+                    "--pid",
+                    str(worker.process.pid),
+                    "--duration",
+                    str(args.seconds),
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "50",
+                    "--output",
+                    str(raw),
+                    "--nonblocking",
+                ],
+                check=True,
+                capture_output=True,
+            )
             print(f"intake events after profiling: {worker.metric(INTAKE_METRIC):.0f}", file=sys.stderr)
         finally:
             worker.stop()

@@ -83,8 +83,9 @@ def snapshots(seed: int, shocked: bool) -> dict[str, Any]:
     return {"company": company, "shock": shock, "months": months, "events": len(events)}
 
 
-def evaluate(snap: dict[str, Any], make_model: Callable[[], PotentialModel], *, label_months: int = 3,
-             verbose: bool = True) -> dict[str, Any]:
+def evaluate(
+    snap: dict[str, Any], make_model: Callable[[], PotentialModel], *, label_months: int = 3, verbose: bool = True
+) -> dict[str, Any]:
     """Train month by month; score model and baseline against the truth after the warm-up."""
     company, shock = snap["company"], snap["shock"]
     sim = {a.account_id: a for a in company.accounts}
@@ -120,11 +121,19 @@ def evaluate(snap: dict[str, Any], make_model: Callable[[], PotentialModel], *, 
         err_model += e_model
         err_base += e_base
         truth_sum += t_sum
-        per_month.append({"month": m, "mae_model": round(e_model / n, 1), "mae_baseline": round(e_base / n, 1),
-                          "ratio": round(e_model / e_base, 3)})
+        per_month.append(
+            {
+                "month": m,
+                "mae_model": round(e_model / n, 1),
+                "mae_baseline": round(e_base / n, 1),
+                "ratio": round(e_model / e_base, 3),
+            }
+        )
         if verbose:
-            log(f"    month {m:2d}: MAE model {e_model / n:9.0f}  baseline {e_base / n:9.0f}  "
-                f"ratio {e_model / e_base:.3f}  prequential rel. error {model.metrics['relative_mae']:.3f}")
+            log(
+                f"    month {m:2d}: MAE model {e_model / n:9.0f}  baseline {e_base / n:9.0f}  "
+                f"ratio {e_model / e_base:.3f}  prequential rel. error {model.metrics['relative_mae']:.3f}"
+            )
     factors = model.seasonal.factors
     return {
         "mae_model": err_model / n_scored,
@@ -144,11 +153,13 @@ def evaluate(snap: dict[str, Any], make_model: Callable[[], PotentialModel], *, 
 
 def frozen_seasonal(factors: list[float]) -> Callable[[], PotentialModel]:
     """A model whose seasonal index is fixed (flat, or the simulator's true one): for the ablation."""
+
     def make() -> PotentialModel:
         model = PotentialModel()
         model.seasonal.factors = list(factors)
         model.seasonal.update = lambda totals: None  # type: ignore[method-assign]
         return model
+
     return make
 
 
@@ -190,16 +201,30 @@ def young_accounts(snap: dict[str, Any], histories: tuple[int, ...] = (0, 1, 2, 
     for h in histories:
         cut = end - h
         kept = f"{cut // 12:04d}-{cut % 12 + 1:02d}"
-        young = [replace(a, monthly_sales={k: v for k, v in a.monthly_sales.items() if k >= kept},
-                         monthly_minutes={k: v for k, v in a.monthly_minutes.items() if k >= kept},
-                         opportunities={}, profile_at=f"{kept}-01T00:00:00+00:00") for a in accounts]
+        young = [
+            replace(
+                a,
+                monthly_sales={k: v for k, v in a.monthly_sales.items() if k >= kept},
+                monthly_minutes={k: v for k, v in a.monthly_minutes.items() if k >= kept},
+                opportunities={},
+                profile_at=f"{kept}-01T00:00:00+00:00",
+            )
+            for a in accounts
+        ]
         features = [features_at(a, month_end, seasonal=model.seasonal) for a in young]
         predicted = model.predict_many(features)
         prior = np.array([model.prior(f) for f in features])
-        rows.append({"history_months": h, "mae_model": float(np.abs(predicted - truth).mean()),
-                     "mae_segment_prior": float(np.abs(prior - truth).mean())})
-        log(f"  {h:2d} months of history: MAE model {rows[-1]['mae_model']:.0f}, "
-            f"segment prior {rows[-1]['mae_segment_prior']:.0f}")
+        rows.append(
+            {
+                "history_months": h,
+                "mae_model": float(np.abs(predicted - truth).mean()),
+                "mae_segment_prior": float(np.abs(prior - truth).mean()),
+            }
+        )
+        log(
+            f"  {h:2d} months of history: MAE model {rows[-1]['mae_model']:.0f}, "
+            f"segment prior {rows[-1]['mae_segment_prior']:.0f}"
+        )
     return rows
 
 
@@ -264,9 +289,14 @@ def scale_throughput(accounts: list[AccountState], month_end: datetime, copies: 
     predict_potential(model, clones, month_end)
     predict_s = time.perf_counter() - started
     n = len(clones)
-    return {"accounts": n, "learn_s": round(learn_s, 2), "predict_s": round(predict_s, 2),
-            "learn_accounts_per_s": round(n / learn_s), "predict_accounts_per_s": round(n / predict_s),
-            "learn_plus_predict_accounts_per_s": round(2 * n / (learn_s + predict_s))}
+    return {
+        "accounts": n,
+        "learn_s": round(learn_s, 2),
+        "predict_s": round(predict_s, 2),
+        "learn_accounts_per_s": round(n / learn_s),
+        "predict_accounts_per_s": round(n / predict_s),
+        "learn_plus_predict_accounts_per_s": round(2 * n / (learn_s + predict_s)),
+    }
 
 
 def oracle_text(result: dict[str, Any]) -> str:
@@ -274,14 +304,16 @@ def oracle_text(result: dict[str, Any]) -> str:
     if not reference:
         return "(not computed)"
     no_shock = next(r for r in result["runs"] if r["seed"] == seed and not r["shock"])
-    return (f"On seed {seed} without shock, a Bayes estimator that knows how the simulator draws "
-            f"potentials and orders (the true industry and size effects and noise, true order rates, "
-            f"true seasonality; it sees each account's industry, size and total sales) reaches a ratio "
-            f"of {reference['mean_ratio']:.3f} (month 13: {reference['per_month'][0]:.3f}, month 24: "
-            f"{reference['per_month'][-1]:.3f}); the learned model reaches {no_shock['ratio']:.3f} without "
-            f"knowing any of that. What remains is the accounts' own order noise: a year or two of a few "
-            f"dozen orders does not pin a yearly potential down better, so without a shock a ratio much "
-            f"below 0.65 is not to be had from these data.")
+    return (
+        f"On seed {seed} without shock, a Bayes estimator that knows how the simulator draws "
+        f"potentials and orders (the true industry and size effects and noise, true order rates, "
+        f"true seasonality; it sees each account's industry, size and total sales) reaches a ratio "
+        f"of {reference['mean_ratio']:.3f} (month 13: {reference['per_month'][0]:.3f}, month 24: "
+        f"{reference['per_month'][-1]:.3f}); the learned model reaches {no_shock['ratio']:.3f} without "
+        f"knowing any of that. What remains is the accounts' own order noise: a year or two of a few "
+        f"dozen orders does not pin a yearly potential down better, so without a shock a ratio much "
+        f"below 0.65 is not to be had from these data."
+    )
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -300,27 +332,38 @@ def markdown(result: dict[str, Any]) -> str:
     month_head = " | ".join(f"{r['seed']}{' shock' if r['shock'] else ''}" for r in result["runs"])
     s = result["summary"]
     scale = result["scale"]
-    ablation_rows = "\n".join(f"| {a['variant']} | {' | '.join(f'{x:.3f}' for x in a['ratios'])} | "
-                               f"{a['mean_ratio']:.3f} |" for a in result["ablation"])
-    young_rows = "\n".join(f"| {y['history_months']} | {y['mae_model']:,.0f} | {y['mae_segment_prior']:,.0f} |"
-                           for y in result["young_accounts"])
-    verdict = (f"The target is **met** on average ({s['mean_ratio']:.3f}), on {s['runs_meeting_target']} of "
-               f"{len(result['runs'])} runs." if s["target_met"] else
-               f"The target is **missed** on average ({s['mean_ratio']:.3f}); it is met on "
-               f"{s['runs_meeting_target']} of {len(result['runs'])} runs.")
-    scale_text = "" if not scale else f"""
-**Throughput at scale.** One month-end step on {scale['accounts']:,} accounts (the final states
-cloned): learn {scale['learn_s']} s ({scale['learn_accounts_per_s']:,} accounts/s), predict
-{scale['predict_s']} s ({scale['predict_accounts_per_s']:,} accounts/s); learn + predict
-**{scale['learn_plus_predict_accounts_per_s']:,} accounts/s** (the month-end steps of the runs
+    ablation_rows = "\n".join(
+        f"| {a['variant']} | {' | '.join(f'{x:.3f}' for x in a['ratios'])} | {a['mean_ratio']:.3f} |"
+        for a in result["ablation"]
+    )
+    young_rows = "\n".join(
+        f"| {y['history_months']} | {y['mae_model']:,.0f} | {y['mae_segment_prior']:,.0f} |"
+        for y in result["young_accounts"]
+    )
+    verdict = (
+        f"The target is **met** on average ({s['mean_ratio']:.3f}), on {s['runs_meeting_target']} of "
+        f"{len(result['runs'])} runs."
+        if s["target_met"]
+        else f"The target is **missed** on average ({s['mean_ratio']:.3f}); it is met on "
+        f"{s['runs_meeting_target']} of {len(result['runs'])} runs."
+    )
+    scale_text = (
+        ""
+        if not scale
+        else f"""
+**Throughput at scale.** One month-end step on {scale["accounts"]:,} accounts (the final states
+cloned): learn {scale["learn_s"]} s ({scale["learn_accounts_per_s"]:,} accounts/s), predict
+{scale["predict_s"]} s ({scale["predict_accounts_per_s"]:,} accounts/s); learn + predict
+**{scale["learn_plus_predict_accounts_per_s"]:,} accounts/s** (the month-end steps of the runs
 above, on 2000 accounts, are in the last column). Most of the time is feature extraction in
 Python (`features_at`, about 25 us per account); the river models learn and predict in
 mini-batches (`learn_many` / `predict_many` on pandas frames). Figures vary with the machine's
 other load.
 """
+    )
     return f"""# Potential model benchmark
 
-Generated by `bench/potential.py` ({result['generated_at']}, Python {result['python']}, {result['machine']}).
+Generated by `bench/potential.py` ({result["generated_at"]}, Python {result["python"]}, {result["machine"]}).
 Do not edit by hand; re-run the script (about 6 minutes; `--markdown-only` re-renders this page).
 
 ## What is measured
@@ -328,7 +371,7 @@ Do not edit by hand; re-run the script (about 6 minutes; `--markdown-only` re-re
 A simulated company ({N_REPS} reps, {N_ACCOUNTS} accounts, {MONTHS} months; `simulator.generate_company`
 and `generate_events`) is replayed event by event through `core.contract.validate_envelope` and
 `monitor.state.apply_account_event`, in event-time order. At every month end the model learns
-(`learn_from_history`, label window {result['label_months']} months) and then predicts every
+(`learn_from_history`, label window {result["label_months"]} months) and then predicts every
 account (`predict_potential`). For months {EVAL_MONTHS.start}-{EVAL_MONTHS.stop - 1} the predictions
 are scored against the simulator's true deseasonalised yearly potential
 (`simulator.truth.true_yearly_potential`), next to the placeholder the model replaces: the sum of
@@ -337,8 +380,8 @@ the last 12 complete months' sales (trailing-12 baseline). Shock runs use `simul
 
 ## Result
 
-Ratio of mean absolute errors, model / baseline, target <= {TARGET_RATIO}: **{s['mean_ratio']:.3f}**
-over all runs; {s['mean_ratio_no_shock']:.3f} without shock, {s['mean_ratio_shock']:.3f} with shock.
+Ratio of mean absolute errors, model / baseline, target <= {TARGET_RATIO}: **{s["mean_ratio"]:.3f}**
+over all runs; {s["mean_ratio_no_shock"]:.3f} without shock, {s["mean_ratio_shock"]:.3f} with shock.
 {verdict}
 
 | seed | shock | MAE model | MAE baseline | ratio | rel. MAE model | rel. MAE baseline | ratio on shocked accounts | prequential rel. error | seasonal index max error | learn+predict accounts/s |
@@ -355,18 +398,18 @@ can measure.
 Ratio per month (the model gets better as accounts accumulate history; the baseline does not):
 
 | month | {month_head} |
-|---|{'---|' * len(result['runs'])}
+|---|{"---|" * len(result["runs"])}
 {months}
 
 **How far can it go?** {oracle_text(result)}
 
-## Choices, measured (seed {result['ablation_seed']}, without / with shock)
+## Choices, measured (seed {result["ablation_seed"]}, without / with shock)
 
 | variant | ratio, no shock | ratio, shock | mean |
 |---|---|---|---|
 {ablation_rows}
 
-New and young accounts (seed {result['ablation_seed']}, no shock: the month-24 accounts with their
+New and young accounts (seed {result["ablation_seed"]}, no shock: the month-24 accounts with their
 history cut to the last h months, valued by the trained model and by the segment prior alone;
 the simulated company has no such accounts after its first months, so this is measured apart):
 
@@ -374,7 +417,7 @@ the simulated company has no such accounts after its first months, so this is me
 |---|---|---|
 {young_rows}
 {scale_text}
-{result['notes']}
+{result["notes"]}
 """
 
 
@@ -427,10 +470,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[31, 32, 33])
     parser.add_argument("--label-months", type=int, default=3)
-    parser.add_argument("--quick", action="store_true",
-                        help="one seed, no ablation, oracle or 100k run, no files written")
-    parser.add_argument("--markdown-only", action="store_true",
-                        help="re-render docs/benchmarks/potential.md from bench/results/potential.json")
+    parser.add_argument(
+        "--quick", action="store_true", help="one seed, no ablation, oracle or 100k run, no files written"
+    )
+    parser.add_argument(
+        "--markdown-only",
+        action="store_true",
+        help="re-render docs/benchmarks/potential.md from bench/results/potential.json",
+    )
     args = parser.parse_args()
     if args.markdown_only:
         saved = json.loads((ROOT / "bench" / "results" / "potential.json").read_text())
@@ -445,8 +492,10 @@ def main() -> None:
             snap = snapshots(seed, shocked)
             result = evaluate(snap, PotentialModel, label_months=args.label_months)
             runs.append({"seed": seed, "shock": shocked, **result})
-            log(f"  => MAE model {result['mae_model']:.0f}, baseline {result['mae_baseline']:.0f}, "
-                f"ratio {result['ratio']:.3f}, {result['throughput_accounts_per_s']:.0f} accounts/s")
+            log(
+                f"  => MAE model {result['mae_model']:.0f}, baseline {result['mae_baseline']:.0f}, "
+                f"ratio {result['ratio']:.3f}, {result['throughput_accounts_per_s']:.0f} accounts/s"
+            )
             if seed == seeds[0]:
                 first_snaps.append(snap)
             last = snap
@@ -478,10 +527,18 @@ def main() -> None:
         "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs",
-        "n_reps": N_REPS, "n_accounts": N_ACCOUNTS, "months": MONTHS,
-        "eval_months": [EVAL_MONTHS.start, EVAL_MONTHS.stop - 1], "label_months": args.label_months,
-        "summary": summary, "scale": scale, "runs": runs,
-        "ablation_seed": seeds[0], "ablation": ablation_rows, "oracle": reference, "young_accounts": young,
+        "n_reps": N_REPS,
+        "n_accounts": N_ACCOUNTS,
+        "months": MONTHS,
+        "eval_months": [EVAL_MONTHS.start, EVAL_MONTHS.stop - 1],
+        "label_months": args.label_months,
+        "summary": summary,
+        "scale": scale,
+        "runs": runs,
+        "ablation_seed": seeds[0],
+        "ablation": ablation_rows,
+        "oracle": reference,
+        "young_accounts": young,
     }
     print(json.dumps(result, indent=2, default=float))
     if not args.quick:

@@ -498,8 +498,12 @@ def run_size(
     for key, partners in GREEDY_VARIANTS.items():
         outcome = greedy_baseline(potential, owner, capacity, candidates, distance_km, partners=partners)
         figures = assignment_figures(outcome.owner, owner, potential, capacity, distance_km)
-        greedy[key] = {**figures, "steps": outcome.steps, "seconds": round(outcome.seconds, 3),
-                       "stuck_reps": outcome.stuck_reps}
+        greedy[key] = {
+            **figures,
+            "steps": outcome.steps,
+            "seconds": round(outcome.seconds, 3),
+            "stuck_reps": outcome.stuck_reps,
+        }
         log(
             f"  {key}: {figures['moves']} moves in {outcome.seconds:.2f} s, in band {figures['in_band']}"
             + (f" (stuck with {plural(outcome.stuck_reps, 'rep')} out of band)" if outcome.stuck_reps else "")
@@ -669,7 +673,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"share x (1 ± {report['tolerance']:.0%}). Workload is the simulator's expected sales activities a year.",
         "",
         f"- **exact**: `minimal_moves(accounts, reps, tolerance={report['tolerance']:g}, time_limit_s=limit)`: "
-        "fewest moves, then least travel. Seconds are the whole call (model build, both solves); \"(whole limit)\" "
+        'fewest moves, then least travel. Seconds are the whole call (model build, both solves); "(whole limit)" '
         "marks a call that ran to its limit.",
         "- **greedy (issue)**: the issue's baseline, written in the script: the rep furthest out of band moves its "
         "largest unit that fits (receiver stays <= its upper bound, giver >= its lower bound) to the most "
@@ -682,7 +686,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"ignoring the current assignment; limit min({report['reopt_time_limit_s']:g} s, limit)); moves = units "
         "that would change rep.",
         "",
-        "\"in band\" is recomputed from the proposed moves (not read from `result.after`), allowing only the "
+        '"in band" is recomputed from the proposed moves (not read from `result.after`), allowing only the '
         "solver's documented integer rounding (0.5e-9 of the total potential per account served).",
         "",
         "## Targets",
@@ -738,7 +742,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 NOTES = [
-    "gap = (moves - proven lower bound) / moves; \"optimal\" means the fewest moves are proven. The travel "
+    'gap = (moves - proven lower bound) / moves; "optimal" means the fewest moves are proven. The travel '
     "tie-break runs after that in the rest of the limit, so an optimal answer can still use most of the limit.",
     "Full re-opt places every unlocked unit, so its move objective is fixed and its status speaks only for "
     "balance; its moves column is the churn a plan from scratch would cause. When it runs to its limit its "
@@ -774,7 +778,9 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--sizes", type=parse_sizes, help="comma-separated UNITSxREPS, e.g. 1000x10,5000x25 (default: the 12-size matrix)"
+        "--sizes",
+        type=parse_sizes,
+        help="comma-separated UNITSxREPS, e.g. 1000x10,5000x25 (default: the 12-size matrix)",
     )
     parser.add_argument("--quick", action="store_true", help="1000x10, 2000x10 and 5000x10 only")
     parser.add_argument(

@@ -39,9 +39,19 @@ def upserts(count: int) -> list[tuple[str, bytes, bytes]]:
     messages = []
     for n in range(count):
         account_id = f"A{n:07d}"
-        value = {"event_id": f"up-{account_id}", "type": "account.upserted", "occurred_at": "2025-01-01T00:00:00Z",
-                 "data": {"account_id": account_id, "lat": 47.0 + (n % 500) / 100, "lon": 6.0 + (n % 900) / 100,
-                          "rep_id": f"R{n % 20}", "industry": "retail", "employees": 10 + n % 300}}
+        value = {
+            "event_id": f"up-{account_id}",
+            "type": "account.upserted",
+            "occurred_at": "2025-01-01T00:00:00Z",
+            "data": {
+                "account_id": account_id,
+                "lat": 47.0 + (n % 500) / 100,
+                "lon": 6.0 + (n % 900) / 100,
+                "rep_id": f"R{n % 20}",
+                "industry": "retail",
+                "employees": 10 + n % 300,
+            },
+        }
         messages.append((topics.ACCOUNTS, account_id.encode(), json.dumps(value).encode()))
     return messages
 
@@ -58,14 +68,18 @@ def measure(store: str, accounts: int, workdir: Path) -> dict:
     messages = upserts(accounts)
     with EmbeddedBroker(partitions=4, log_path=workdir / f"broker-{store}.log") as broker:
         # One data directory for both runs: that is where RocksDB keeps the tables between them.
-        env = {"TERRITORY_TABLE_STORE": store, "TERRITORY_LOG_LEVEL": "INFO",
-               "TERRITORY_DATA_DIR": str(workdir / f"{store}-data")}
+        env = {
+            "TERRITORY_TABLE_STORE": store,
+            "TERRITORY_LOG_LEVEL": "INFO",
+            "TERRITORY_DATA_DIR": str(workdir / f"{store}-data"),
+        }
         asyncio.run(produce_raw(broker.bootstrap_servers, messages))
         first = Worker(broker, workdir, f"recovery-{store}", 0, **env)
         started = time.monotonic()
         try:
-            wait_for(lambda: first.metric(INTAKE_METRIC) >= accounts, 1800, f"{store}: {accounts} events applied",
-                     poll_s=1.0)
+            wait_for(
+                lambda: first.metric(INTAKE_METRIC) >= accounts, 1800, f"{store}: {accounts} events applied", poll_s=1.0
+            )
             ingest_s = time.monotonic() - started
             log(f"{store}: {accounts} accounts applied in {ingest_s:.0f} s")
         finally:
@@ -80,9 +94,14 @@ def measure(store: str, accounts: int, workdir: Path) -> dict:
             rss = second.rss()
         finally:
             second.stop()
-    result = {"store": store, "accounts": accounts, "ingest_s": round(ingest_s, 1),
-              "restore_s": round(restored - restart, 2), "first_event_after_restart_s": round(applied - restart, 2),
-              "rss_after_restart_mb": round(rss / 2**20)}
+    result = {
+        "store": store,
+        "accounts": accounts,
+        "ingest_s": round(ingest_s, 1),
+        "restore_s": round(restored - restart, 2),
+        "first_event_after_restart_s": round(applied - restart, 2),
+        "rss_after_restart_mb": round(rss / 2**20),
+    }
     log(f"{store}: {result}")
     return result
 
@@ -96,18 +115,23 @@ def write_report(results: dict) -> None:
         "",
         f"`python bench/recovery.py` ({results['accounts']:,} accounts, one `account.upserted` each, 4 partitions, "
         f"one worker, embedded broker; {results['machine']}). After a clean stop the worker is started again; "
-        "\"restored\" is Faust's *Restore complete!*, \"first event\" is a new event applied after the restart.",
+        '"restored" is Faust\'s *Restore complete!*, "first event" is a new event applied after the restart.',
         "",
         "| table store | ingest s | restored after s | first event after s | RSS after restart MB |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for row in (memory, rocksdb):
-        lines.append(f"| {row['store']} | {row['ingest_s']} | {row['restore_s']} | {row['first_event_after_restart_s']} "
-                     f"| {row['rss_after_restart_mb']} |")
-    lines += ["", f"RocksDB / memory: restore {results['ratio_restore']:.2f}x, first event "
-              f"{results['ratio_first_event']:.2f}x. The planner's tables stay in memory with either setting "
-              "(Faust's RocksDB store is written only inside a stream event; the planner writes from batches), "
-              "so part of the recovery is the same in both rows."]
+        lines.append(
+            f"| {row['store']} | {row['ingest_s']} | {row['restore_s']} | {row['first_event_after_restart_s']} "
+            f"| {row['rss_after_restart_mb']} |"
+        )
+    lines += [
+        "",
+        f"RocksDB / memory: restore {results['ratio_restore']:.2f}x, first event "
+        f"{results['ratio_first_event']:.2f}x. The planner's tables stay in memory with either setting "
+        "(Faust's RocksDB store is written only inside a stream event; the planner writes from batches), "
+        "so part of the recovery is the same in both rows.",
+    ]
     (ROOT / "docs" / "benchmarks" / "recovery.md").write_text("\n".join(lines) + "\n")
 
 
@@ -117,10 +141,13 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="territory-recovery-") as folder:
         results = {store: measure(store, args.accounts, Path(folder)) for store in ("memory", "rocksdb")}
-    results.update(accounts=args.accounts, machine=f"{platform.machine()}, Python {platform.python_version()}",
-                   ratio_restore=results["rocksdb"]["restore_s"] / max(results["memory"]["restore_s"], 1e-9),
-                   ratio_first_event=results["rocksdb"]["first_event_after_restart_s"]
-                   / max(results["memory"]["first_event_after_restart_s"], 1e-9))
+    results.update(
+        accounts=args.accounts,
+        machine=f"{platform.machine()}, Python {platform.python_version()}",
+        ratio_restore=results["rocksdb"]["restore_s"] / max(results["memory"]["restore_s"], 1e-9),
+        ratio_first_event=results["rocksdb"]["first_event_after_restart_s"]
+        / max(results["memory"]["first_event_after_restart_s"], 1e-9),
+    )
     write_report(results)
     print(json.dumps(results, indent=2))
 

@@ -29,25 +29,41 @@ FORMAT_HELP = "|".join(FORMAT_NAMES)
 
 
 def import_command(
-    path: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True,
-                                help="The CSV export (UTF-8, with or without BOM; , ; tab or | delimited)."),
+    path: Path = typer.Argument(
+        ...,
+        exists=True,
+        dir_okay=False,
+        readable=True,
+        help="The CSV export (UTF-8, with or without BOM; , ; tab or | delimited).",
+    ),
     format: str = typer.Option(..., "--format", "-f", help=FORMAT_HELP),
     record_type: Optional[str] = typer.Option(
-        None, "--type", help="With --format generic: account|rep|order|activity|opportunity."),
+        None, "--type", help="With --format generic: account|rep|order|activity|opportunity."
+    ),
     mappings: List[str] = typer.Option(
-        [], "--map", help="FIELD=COLUMN, repeatable: read a contract field (account_id, lat, rep_id, amount, "
-                          "occurred_at, ...) from this column. Works with every format."),
+        [],
+        "--map",
+        help="FIELD=COLUMN, repeatable: read a contract field (account_id, lat, rep_id, amount, "
+        "occurred_at, ...) from this column. Works with every format.",
+    ),
     owners: Optional[Path] = typer.Option(
-        None, "--owners", exists=True, dir_okay=False,
-        help="The users export of the same CRM, to resolve owner names (report exports, HubSpot's Company owner)."),
+        None,
+        "--owners",
+        exists=True,
+        dir_okay=False,
+        help="The users export of the same CRM, to resolve owner names (report exports, HubSpot's Company owner).",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and report every row; produce nothing."),
     delimiter: Optional[str] = typer.Option(None, help="Field delimiter (default: sniffed from the header)."),
     encoding: str = typer.Option("utf-8-sig", help="File encoding, e.g. cp1252 for a legacy Excel 'CSV'."),
-    timezone_name: str = typer.Option("UTC", "--timezone",
-                                      help="Zone of timestamps written without offset (HubSpot: your account's zone)."),
+    timezone_name: str = typer.Option(
+        "UTC", "--timezone", help="Zone of timestamps written without offset (HubSpot: your account's zone)."
+    ),
     event_time: str = typer.Option(
-        "modified", help="occurred_at: 'modified' = the record's LastModifiedDate / Last Modified Date when the "
-                         "file has it, else the import time; 'import' = always the import time."),
+        "modified",
+        help="occurred_at: 'modified' = the record's LastModifiedDate / Last Modified Date when the "
+        "file has it, else the import time; 'import' = always the import time.",
+    ),
     max_errors: int = typer.Option(100, help="Print at most this many row errors (all are counted)."),
     progress: bool = typer.Option(True, help="Show progress bars (on stderr)."),
 ) -> None:
@@ -64,11 +80,22 @@ def import_command(
             bootstrap = None if dry_run else _bootstrap()
             with _progress(progress) as bars:
                 task = bars.add_task(f"reading {path.name}", total=max(path.stat().st_size, 1))
-                report = run_files.enter_context(sorted_import(
-                    path, format, record_type=record_type, mappings=mapping, owners=directory, delimiter=delimiter,
-                    encoding=encoding, zone=zone, event_time=event_time, keep_errors=max(max_errors, 0),
-                    keep_events=not dry_run,
-                    on_progress=lambda done, total: bars.update(task, completed=done, total=max(total, 1))))
+                report = run_files.enter_context(
+                    sorted_import(
+                        path,
+                        format,
+                        record_type=record_type,
+                        mappings=mapping,
+                        owners=directory,
+                        delimiter=delimiter,
+                        encoding=encoding,
+                        zone=zone,
+                        event_time=event_time,
+                        keep_errors=max(max_errors, 0),
+                        keep_events=not dry_run,
+                        on_progress=lambda done, total: bars.update(task, completed=done, total=max(total, 1)),
+                    )
+                )
         except (CsvFormatError, MappingError) as error:
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(2)
@@ -90,8 +117,12 @@ def import_command(
 
 def export_assignments_command(
     out: Path = typer.Option(..., "--out", "-o", dir_okay=False, help="The CSV file to write."),
-    format: str = typer.Option(..., "--format", "-f", help="salesforce (Id,OwnerId: a Data Loader update file) | "
-                                                           "hubspot (Record ID,Company owner: a company import)"),
+    format: str = typer.Option(
+        ...,
+        "--format",
+        "-f",
+        help="salesforce (Id,OwnerId: a Data Loader update file) | hubspot (Record ID,Company owner: a company import)",
+    ),
     idle_seconds: float = typer.Option(1.0, help="Stop reading once no new record came for this long."),
     timeout_seconds: float = typer.Option(120.0, help="Stop reading after this long in any case."),
 ) -> None:
@@ -105,8 +136,7 @@ def export_assignments_command(
         raise typer.Exit(2)
     bootstrap = _bootstrap()
     try:
-        assignments, problems = asyncio.run(read_assignments(bootstrap, idle_s=idle_seconds,
-                                                             timeout_s=timeout_seconds))
+        assignments, problems = asyncio.run(read_assignments(bootstrap, idle_s=idle_seconds, timeout_s=timeout_seconds))
     except TopicMissing as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2)
@@ -114,13 +144,16 @@ def export_assignments_command(
     write_csv_file(out, format, rows)
     for problem in problems + left_out:
         typer.echo(f"skipped: {problem}", err=True)
-    typer.echo(f"read {len(assignments)} assignment messages from {topics.ASSIGNMENTS}; "
-               f"wrote {len(rows)} accounts to {out} ({format}: {', '.join(COLUMNS[format])})")
+    typer.echo(
+        f"read {len(assignments)} assignment messages from {topics.ASSIGNMENTS}; "
+        f"wrote {len(rows)} accounts to {out} ({format}: {', '.join(COLUMNS[format])})"
+    )
     if left_out:
         raise typer.Exit(1)
 
 
 # --- Kafka -------------------------------------------------------------------------------
+
 
 def produce(events: Iterable[Converted], bootstrap: str, *, total: int, show_progress: bool = False) -> int:
     """Send the envelopes in the order given (`SortedImport.events()`: oldest event time
@@ -129,13 +162,19 @@ def produce(events: Iterable[Converted], bootstrap: str, *, total: int, show_pro
 
     with _progress(show_progress) as bars:
         task = bars.add_task("producing", total=total)
-        return asyncio.run(produce_events((event.triple() for event in events), bootstrap,
-                                          producer_config=_connection(),
-                                          on_progress=lambda sent, _total, _at: bars.update(task, completed=sent)))
+        return asyncio.run(
+            produce_events(
+                (event.triple() for event in events),
+                bootstrap,
+                producer_config=_connection(),
+                on_progress=lambda sent, _total, _at: bars.update(task, completed=sent),
+            )
+        )
 
 
-async def read_assignments(bootstrap: str, *, topic: str = topics.ASSIGNMENTS, idle_s: float = 1.0,
-                           timeout_s: float = 120.0) -> tuple[list[Assignment], list[str]]:
+async def read_assignments(
+    bootstrap: str, *, topic: str = topics.ASSIGNMENTS, idle_s: float = 1.0, timeout_s: float = 120.0
+) -> tuple[list[Assignment], list[str]]:
     """Every message of `topic` from the beginning, without a consumer group.
 
     Reads at least up to the end offsets the broker reports, then until no new record
@@ -144,8 +183,13 @@ async def read_assignments(bootstrap: str, *, topic: str = topics.ASSIGNMENTS, i
     """
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **_connection(), enable_auto_commit=False, group_id=None,
-                                auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        **_connection(),
+        enable_auto_commit=False,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
     await consumer.start()
     try:
         partitions = await _partitions(consumer, topic)
@@ -163,8 +207,9 @@ async def read_assignments(bootstrap: str, *, topic: str = topics.ASSIGNMENTS, i
                 for record in records:
                     last_new = loop.time()
                     try:
-                        items.append(parse_assignment(record.key, record.value, partition=tp.partition,
-                                                      offset=record.offset))
+                        items.append(
+                            parse_assignment(record.key, record.value, partition=tp.partition, offset=record.offset)
+                        )
                     except ValueError as error:
                         problems.append(f"{tp.topic}[{tp.partition}] offset {record.offset}: {error}")
             positions = [await consumer.position(tp) for tp in tps]
@@ -211,6 +256,7 @@ def _bootstrap() -> str:
 
 # --- output ------------------------------------------------------------------------------
 
+
 def _print_errors(report: SortedImport, limit: int) -> None:
     for error in report.errors[:limit]:
         typer.echo(str(error))
@@ -234,7 +280,14 @@ def _progress(enabled: bool) -> Iterator:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-    bars = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
-                    console=Console(file=sys.stderr), disable=not enabled, transient=True)
+    bars = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeRemainingColumn(),
+        console=Console(file=sys.stderr),
+        disable=not enabled,
+        transient=True,
+    )
     with bars:
         yield bars

@@ -81,8 +81,14 @@ class CsvSource:
     progress bar; `position` runs ahead by the reader's buffer, which is fine for that.
     """
 
-    def __init__(self, path: str | Path, *, delimiter: str | None = None, encoding: str = "utf-8-sig",
-                 encoding_option: str | None = "--encoding"):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        delimiter: str | None = None,
+        encoding: str = "utf-8-sig",
+        encoding_option: str | None = "--encoding",
+    ):
         # encoding_option: the command-line option that sets the encoding, named in the
         # hint of a decoding error (None: the command has none; the hint says save as UTF-8).
         self.path = Path(path)
@@ -102,8 +108,14 @@ class CsvSource:
                 raise CsvFormatError(f"delimiter must be one character, got {delimiter!r}")
             first = next((line for line in head if line.strip()), "")
             self.delimiter = delimiter or sniff_delimiter(first)
-            self._reader = csv.reader(itertools.chain(head, self._text), delimiter=self.delimiter,
-                                      quotechar='"', doublequote=True, skipinitialspace=True, strict=False)
+            self._reader = csv.reader(
+                itertools.chain(head, self._text),
+                delimiter=self.delimiter,
+                quotechar='"',
+                doublequote=True,
+                skipinitialspace=True,
+                strict=False,
+            )
             self._lines_before = self._first_line - 1
             self.header = self._read_header()
         except BaseException:
@@ -159,21 +171,25 @@ class CsvSource:
                 raise self._decode_error(error, self._reader.line_num + self._lines_before + 1) from None
             except csv.Error as error:
                 if "field larger than field limit" in str(error):
-                    raise CsvFormatError(f"a cell is longer than the limit of {MAX_CELL_CHARS:,} characters",
-                                         line=start) from None
+                    raise CsvFormatError(
+                        f"a cell is longer than the limit of {MAX_CELL_CHARS:,} characters", line=start
+                    ) from None
                 raise CsvFormatError(f"unreadable CSV record ({error})", line=start) from None
             for index, cell in enumerate(cells):
                 if len(cell) > MAX_CELL_CHARS:
                     name = self._column_name(index)
-                    raise CsvFormatError(f"{name}: the cell has {len(cell):,} characters, more than the limit "
-                                         f"of {MAX_CELL_CHARS:,}", line=start)
+                    raise CsvFormatError(
+                        f"{name}: the cell has {len(cell):,} characters, more than the limit of {MAX_CELL_CHARS:,}",
+                        line=start,
+                    )
             yield start, cells
 
     def _decode_error(self, error: UnicodeDecodeError, guess: int) -> CsvFormatError:
         # The text layer decodes blocks ahead of the line being read, so the line is
         # found again by decoding the file's bytes line by line (only on this error path).
-        return CsvFormatError(_decode_hint(error, self._encoding_option),
-                              line=_undecodable_line(self.path, self._encoding) or guess)
+        return CsvFormatError(
+            _decode_hint(error, self._encoding_option), line=_undecodable_line(self.path, self._encoding) or guess
+        )
 
     def _column_name(self, index: int) -> str:
         header = getattr(self, "header", ())
@@ -186,8 +202,7 @@ class CsvSource:
         for line, cells in self._records():
             if not any(cell.strip() for cell in cells):
                 continue  # blank line (or a row of empty cells, as Excel leaves at the end)
-            values = {name: _cell(cells[i]) if i < len(cells) else None
-                      for i, name in enumerate(self.header) if name}
+            values = {name: _cell(cells[i]) if i < len(cells) else None for i, name in enumerate(self.header) if name}
             extra = tuple(cell.strip() for cell in cells[width:] if cell.strip())
             yield Row(line=line, values=values, extra=extra)
 

@@ -69,9 +69,16 @@ def parse_assignment(key: bytes | None, value: bytes | None, *, partition: int =
     for name, item in (("account_id", account_id), ("to_rep", to_rep)):
         if not isinstance(item, str) or not item.strip():
             raise ValueError(f"{name} missing or not a string")
-    return Assignment(account_id=account_id.strip(), to_rep=to_rep.strip(), from_rep=document.get("from_rep"),
-                      proposal_id=document.get("proposal_id"), approved_at=document.get("approved_at"),
-                      approved_by=document.get("approved_by"), partition=partition, offset=offset)
+    return Assignment(
+        account_id=account_id.strip(),
+        to_rep=to_rep.strip(),
+        from_rep=document.get("from_rep"),
+        proposal_id=document.get("proposal_id"),
+        approved_at=document.get("approved_at"),
+        approved_by=document.get("approved_by"),
+        partition=partition,
+        offset=offset,
+    )
 
 
 def latest_per_account(assignments: Iterable[Assignment]) -> dict[str, Assignment]:
@@ -104,11 +111,15 @@ def export_rows(assignments: Iterable[Assignment], format: str) -> tuple[list[tu
     for account_id, item in sorted(latest_per_account(assignments).items()):
         try:
             if format == "salesforce":
-                row = (_checked(salesforce.account_id, item.account_id, ctx, "Id"),
-                       _checked(salesforce.user_id, item.to_rep, ctx, "OwnerId"))
+                row = (
+                    _checked(salesforce.account_id, item.account_id, ctx, "Id"),
+                    _checked(salesforce.user_id, item.to_rep, ctx, "OwnerId"),
+                )
             else:
-                row = (_checked(hubspot.record_id, item.account_id, ctx, "Record ID"),
-                       _checked(hubspot.email, item.to_rep, ctx, "Company owner"))
+                row = (
+                    _checked(hubspot.record_id, item.account_id, ctx, "Record ID"),
+                    _checked(hubspot.email, item.to_rep, ctx, "Company owner"),
+                )
         except ValueError as error:
             problems.append(f"account {account_id} -> {item.to_rep}: {error}; left out")
             continue

@@ -16,8 +16,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from connectors.mapping import (EVENT_ID, OCCURRED_AT, FieldRule, Parser, Profile, as_boolean, as_fraction,
-                                as_integer, as_number, as_timestamp, lower_text, text)
+from connectors.mapping import (
+    EVENT_ID,
+    OCCURRED_AT,
+    FieldRule,
+    Parser,
+    Profile,
+    as_boolean,
+    as_fraction,
+    as_integer,
+    as_number,
+    as_timestamp,
+    lower_text,
+    text,
+)
 from core import topics
 
 SOURCE = "csv"
@@ -25,23 +37,45 @@ SOURCE = "csv"
 # Per event type: the payload fields of docs/EVENTS.md and how their cells are read.
 FIELDS: dict[str, dict[str, Parser]] = {
     "account.upserted": {
-        "account_id": text, "lat": as_number, "lon": as_number, "postal_code": text, "country": text,
-        "industry": text, "employees": as_integer, "rep_id": text, "locked": as_boolean, "name": text,
+        "account_id": text,
+        "lat": as_number,
+        "lon": as_number,
+        "postal_code": text,
+        "country": text,
+        "industry": text,
+        "employees": as_integer,
+        "rep_id": text,
+        "locked": as_boolean,
+        "name": text,
     },
     "rep.upserted": {
-        "rep_id": text, "home_lat": as_number, "home_lon": as_number, "capacity_fte": as_number,
-        "active": as_boolean, "max_travel_km": as_number, "name": text,
+        "rep_id": text,
+        "home_lat": as_number,
+        "home_lon": as_number,
+        "capacity_fte": as_number,
+        "active": as_boolean,
+        "max_travel_km": as_number,
+        "name": text,
         # Not in the contract yet: where the home base is when there are no coordinates.
-        "city": text, "postal_code": text, "country": text,
+        "city": text,
+        "postal_code": text,
+        "country": text,
     },
     "order.placed": {"order_id": text, "account_id": text, "amount": as_number, "currency": text},
     "opportunity.updated": {
-        "opportunity_id": text, "account_id": text, "stage": lower_text, "amount": as_number,
+        "opportunity_id": text,
+        "account_id": text,
+        "stage": lower_text,
+        "amount": as_number,
         "probability": as_fraction,
     },
     "activity.logged": {
-        "activity_id": text, "account_id": text, "rep_id": text, "kind": lower_text,
-        "duration_min": as_number, "travel_min": as_number,
+        "activity_id": text,
+        "account_id": text,
+        "rep_id": text,
+        "kind": lower_text,
+        "duration_min": as_number,
+        "travel_min": as_number,
     },
 }
 
@@ -67,8 +101,16 @@ def profile(record_type: str) -> Profile:
     required = tuple(dict.fromkeys((id_field, key_field)))
     if record_type in _NEED_EVENT_TIME:
         required += (OCCURRED_AT,)
-    return Profile(name=f"generic {record_type}", source=SOURCE, event_type=event_type, topic=topic,
-                   id_field=id_field, key_field=key_field, rules=tuple(rules), required=required)
+    return Profile(
+        name=f"generic {record_type}",
+        source=SOURCE,
+        event_type=event_type,
+        topic=topic,
+        id_field=id_field,
+        key_field=key_field,
+        rules=tuple(rules),
+        required=required,
+    )
 
 
 def extra_fields(event_type: str) -> Mapping[str, Parser]:

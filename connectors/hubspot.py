@@ -40,8 +40,19 @@ from collections.abc import Iterable
 
 from connectors.csv_source import Row
 from connectors.generic import extra_fields
-from connectors.mapping import (owners_from_users, OCCURRED_AT, Context, FieldRule, OwnerDirectory, Profile, as_integer, as_number,
-                                as_timestamp, join_name, text)
+from connectors.mapping import (
+    owners_from_users,
+    OCCURRED_AT,
+    Context,
+    FieldRule,
+    OwnerDirectory,
+    Profile,
+    as_integer,
+    as_number,
+    as_timestamp,
+    join_name,
+    text,
+)
 from connectors.values import show
 from core import topics
 
@@ -55,8 +66,7 @@ def _is_email(raw: str) -> bool:
     linear time: the regex r"^[^@\s]+@[^@\s]+\.[^@\s]+$" tried every dot of a long
     domain as the separating one (quadratic) and accepted a trailing newline."""
     local, at, domain = raw.partition("@")
-    return (bool(at) and bool(local) and "@" not in domain and "." in domain[1:-1]
-            and _WHITESPACE.search(raw) is None)
+    return bool(at) and bool(local) and "@" not in domain and "." in domain[1:-1] and _WHITESPACE.search(raw) is None
 
 
 def record_id(raw: str, ctx: Context) -> str:
@@ -80,17 +90,26 @@ def owner(raw: str, ctx: Context) -> str:
             return found
         raise ValueError(f"owner {show(raw)} not found in the --owners file")
     if raw.isdigit():
-        raise ValueError("unknown owner format: an owner id cannot be matched to a user; export the owner's "
-                         f"name or e-mail address, got {show(raw)}")
-    raise ValueError("unknown owner format: expected the owner's e-mail address, or a name together with "
-                     f"--owners (the users export), got {show(raw)}")
+        raise ValueError(
+            "unknown owner format: an owner id cannot be matched to a user; export the owner's "
+            f"name or e-mail address, got {show(raw)}"
+        )
+    raise ValueError(
+        "unknown owner format: expected the owner's e-mail address, or a name together with "
+        f"--owners (the users export), got {show(raw)}"
+    )
 
 
 LAST_MODIFIED = ("Last Modified Date",)
 
 COMPANIES = Profile(
-    name="hubspot-companies", source=SOURCE, event_type="account.upserted", topic=topics.ACCOUNTS,
-    id_field="account_id", key_field="account_id", required=("account_id",),
+    name="hubspot-companies",
+    source=SOURCE,
+    event_type="account.upserted",
+    topic=topics.ACCOUNTS,
+    id_field="account_id",
+    key_field="account_id",
+    required=("account_id",),
     rules=(
         FieldRule("account_id", ("Record ID", "Company ID"), record_id),
         FieldRule("name", ("Company name", "Name"), text),
@@ -107,8 +126,13 @@ COMPANIES = Profile(
 )
 
 USERS = Profile(
-    name="hubspot-users", source=SOURCE, event_type="rep.upserted", topic=topics.REPS,
-    id_field="rep_id", key_field="rep_id", required=("rep_id",),
+    name="hubspot-users",
+    source=SOURCE,
+    event_type="rep.upserted",
+    topic=topics.REPS,
+    id_field="rep_id",
+    key_field="rep_id",
+    required=("rep_id",),
     rules=(
         FieldRule("rep_id", ("Email", "Email Address"), email),
         FieldRule("_first_name", ("First Name",), text),

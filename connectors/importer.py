@@ -17,8 +17,19 @@ from typing import Any
 
 from connectors import generic, hubspot, salesforce
 from connectors.csv_source import CsvSource, Row
-from connectors.mapping import (Binding, Context, Converted, ImportReport, MappingError, OwnerDirectory, Profile,
-                                RowError, bind, convert_row, convert_rows)
+from connectors.mapping import (
+    Binding,
+    Context,
+    Converted,
+    ImportReport,
+    MappingError,
+    OwnerDirectory,
+    Profile,
+    RowError,
+    bind,
+    convert_row,
+    convert_rows,
+)
 from connectors.values import NumberStyle
 
 FORMATS: dict[str, Profile] = {
@@ -46,44 +57,78 @@ def profile_for(format: str, record_type: str | None = None) -> Profile:
     return FORMATS[format]
 
 
-def load_owners(path: str | Path, format: str, *, delimiter: str | None = None,
-                encoding: str = "utf-8-sig") -> OwnerDirectory:
+def load_owners(
+    path: str | Path, format: str, *, delimiter: str | None = None, encoding: str = "utf-8-sig"
+) -> OwnerDirectory:
     """The users export that resolves owner names in an accounts/companies file."""
     build = hubspot.owner_directory if format.startswith("hubspot") else salesforce.owner_directory
     with CsvSource(path, delimiter=delimiter, encoding=encoding) as source:
         return build(source.header, source)
 
 
-def read_export(path: str | Path, format: str, *, record_type: str | None = None,
-                mappings: Mapping[str, str] | None = None, owners: OwnerDirectory | None = None,
-                delimiter: str | None = None, encoding: str = "utf-8-sig", zone: tzinfo = timezone.utc,
-                event_time: str = "modified", imported_at: datetime | None = None,
-                on_progress: Callable[[int, int], None] | None = None, progress_every: int = 500) -> ImportReport:
+def read_export(
+    path: str | Path,
+    format: str,
+    *,
+    record_type: str | None = None,
+    mappings: Mapping[str, str] | None = None,
+    owners: OwnerDirectory | None = None,
+    delimiter: str | None = None,
+    encoding: str = "utf-8-sig",
+    zone: tzinfo = timezone.utc,
+    event_time: str = "modified",
+    imported_at: datetime | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    progress_every: int = 500,
+) -> ImportReport:
     """Read, map and validate every row of `path`, all in memory (`sorted_import` for big
     files). Raises CsvFormatError / MappingError for problems of the whole file; row
     problems are in the report.
 
     `on_progress(bytes_read, file_size)` runs every `progress_every` rows and at the end.
     """
-    with _bound_rows(path, format, record_type=record_type, mappings=mappings, owners=owners, delimiter=delimiter,
-                     encoding=encoding, zone=zone, event_time=event_time, imported_at=imported_at,
-                     on_progress=on_progress, progress_every=progress_every) as (binding, ctx, rows):
+    with _bound_rows(
+        path,
+        format,
+        record_type=record_type,
+        mappings=mappings,
+        owners=owners,
+        delimiter=delimiter,
+        encoding=encoding,
+        zone=zone,
+        event_time=event_time,
+        imported_at=imported_at,
+        on_progress=on_progress,
+        progress_every=progress_every,
+    ) as (binding, ctx, rows):
         return convert_rows(binding, rows, ctx)
 
 
 @contextmanager
-def _bound_rows(path: str | Path, format: str, *, record_type: str | None, mappings: Mapping[str, str] | None,
-                owners: OwnerDirectory | None, delimiter: str | None, encoding: str, zone: tzinfo, event_time: str,
-                imported_at: datetime | None, on_progress: Callable[[int, int], None] | None,
-                progress_every: int) -> Iterator[tuple[Binding, Context, Iterator[Row]]]:
+def _bound_rows(
+    path: str | Path,
+    format: str,
+    *,
+    record_type: str | None,
+    mappings: Mapping[str, str] | None,
+    owners: OwnerDirectory | None,
+    delimiter: str | None,
+    encoding: str,
+    zone: tzinfo,
+    event_time: str,
+    imported_at: datetime | None,
+    on_progress: Callable[[int, int], None] | None,
+    progress_every: int,
+) -> Iterator[tuple[Binding, Context, Iterator[Row]]]:
     """The file's profile bound to its header, the parsing context, and its rows as a stream."""
     if event_time not in EVENT_TIMES:
         raise MappingError(f"event time must be one of {', '.join(EVENT_TIMES)}, got {event_time!r}")
     profile = profile_for(format, record_type)
     with CsvSource(path, delimiter=delimiter, encoding=encoding) as source:
         binding = bind(profile, source.header, mappings)
-        ctx = Context(zone=zone, numbers=NumberStyle(decimal_comma=source.delimiter == ";"), owners=owners,
-                      event_time=event_time)
+        ctx = Context(
+            zone=zone, numbers=NumberStyle(decimal_comma=source.delimiter == ";"), owners=owners, event_time=event_time
+        )
         if imported_at is not None:
             ctx = replace(ctx, imported_at=imported_at)
 
@@ -123,9 +168,9 @@ class SortedImport:
     event time first, ties in file order, as `in_event_time_order` orders a list."""
 
     rows_read: int = 0
-    distinct: int = 0     # valid events after dropping repeats: what `events()` yields
-    duplicates: int = 0   # rows identical to an earlier row of the file (same event_id)
-    invalid: int = 0      # rows with at least one error
+    distinct: int = 0  # valid events after dropping repeats: what `events()` yields
+    duplicates: int = 0  # rows identical to an earlier row of the file (same event_id)
+    invalid: int = 0  # rows with at least one error
     error_count: int = 0
     errors: list[RowError] = field(default_factory=list)  # the first ones, in file order
     topics: set[str] = field(default_factory=set)
@@ -145,13 +190,24 @@ class SortedImport:
 
 
 @contextmanager
-def sorted_import(path: str | Path, format: str, *, record_type: str | None = None,
-                  mappings: Mapping[str, str] | None = None, owners: OwnerDirectory | None = None,
-                  delimiter: str | None = None, encoding: str = "utf-8-sig", zone: tzinfo = timezone.utc,
-                  event_time: str = "modified", imported_at: datetime | None = None,
-                  on_progress: Callable[[int, int], None] | None = None, progress_every: int = 500,
-                  run_size: int = RUN_SIZE, keep_errors: int = KEPT_ERRORS,
-                  keep_events: bool = True) -> Iterator[SortedImport]:
+def sorted_import(
+    path: str | Path,
+    format: str,
+    *,
+    record_type: str | None = None,
+    mappings: Mapping[str, str] | None = None,
+    owners: OwnerDirectory | None = None,
+    delimiter: str | None = None,
+    encoding: str = "utf-8-sig",
+    zone: tzinfo = timezone.utc,
+    event_time: str = "modified",
+    imported_at: datetime | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    progress_every: int = 500,
+    run_size: int = RUN_SIZE,
+    keep_errors: int = KEPT_ERRORS,
+    keep_events: bool = True,
+) -> Iterator[SortedImport]:
     """`read_export` for files of any size: memory is bounded by `run_size` events and
     `keep_errors` errors, not by the file. Rows are read as a stream; the valid events
     go to sorted run files in a temporary directory (removed on leaving the context)
@@ -163,12 +219,27 @@ def sorted_import(path: str | Path, format: str, *, record_type: str | None = No
     result = SortedImport()
     with tempfile.TemporaryDirectory(prefix="territory-import-") as name:
         directory = Path(name)
-        with _bound_rows(path, format, record_type=record_type, mappings=mappings, owners=owners,
-                         delimiter=delimiter, encoding=encoding, zone=zone, event_time=event_time,
-                         imported_at=imported_at, on_progress=on_progress,
-                         progress_every=progress_every) as (binding, ctx, rows):
-            by_event_id = _write_runs(_valid_records(binding, rows, ctx, result, keep_errors), _by_event_id,
-                                      run_size, directory, "by-event-id")
+        with _bound_rows(
+            path,
+            format,
+            record_type=record_type,
+            mappings=mappings,
+            owners=owners,
+            delimiter=delimiter,
+            encoding=encoding,
+            zone=zone,
+            event_time=event_time,
+            imported_at=imported_at,
+            on_progress=on_progress,
+            progress_every=progress_every,
+        ) as (binding, ctx, rows):
+            by_event_id = _write_runs(
+                _valid_records(binding, rows, ctx, result, keep_errors),
+                _by_event_id,
+                run_size,
+                directory,
+                "by-event-id",
+            )
         distinct = _first_of_each_event_id(_merged(by_event_id, _by_event_id), result)
         if keep_events:
             result.runs = _write_runs(distinct, _by_event_time, run_size, directory, "by-event-time")
@@ -192,8 +263,14 @@ def _by_event_time(record: list) -> tuple[int, int]:
 
 def _record(event: Converted) -> list:
     moment = datetime.fromisoformat(event.envelope["occurred_at"])  # the contract requires an offset
-    return [event.event_id, event.line, (moment - _EPOCH) // timedelta(microseconds=1), event.topic, event.key,
-            event.envelope]
+    return [
+        event.event_id,
+        event.line,
+        (moment - _EPOCH) // timedelta(microseconds=1),
+        event.topic,
+        event.key,
+        event.envelope,
+    ]
 
 
 def _converted(record: list) -> Converted:
@@ -201,15 +278,16 @@ def _converted(record: list) -> Converted:
     return Converted(line, topic, key, envelope)
 
 
-def _valid_records(binding: Binding, rows: Iterable[Row], ctx: Context, result: SortedImport,
-                   keep_errors: int) -> Iterator[list]:
+def _valid_records(
+    binding: Binding, rows: Iterable[Row], ctx: Context, result: SortedImport, keep_errors: int
+) -> Iterator[list]:
     for row in rows:
         result.rows_read += 1
         converted = convert_row(binding, row, ctx)
         if isinstance(converted, list):
             result.invalid += 1
             result.error_count += len(converted)
-            result.errors.extend(converted[:max(0, keep_errors - len(result.errors))])
+            result.errors.extend(converted[: max(0, keep_errors - len(result.errors))])
         else:
             yield _record(converted)
 
@@ -227,8 +305,9 @@ def _first_of_each_event_id(records: Iterable[list], result: SortedImport) -> It
         yield record
 
 
-def _write_runs(records: Iterable[list], key: Callable[[list], Any], run_size: int, directory: Path,
-                name: str) -> list[Path]:
+def _write_runs(
+    records: Iterable[list], key: Callable[[list], Any], run_size: int, directory: Path, name: str
+) -> list[Path]:
     """`records` in files of at most `run_size`, each sorted by `key`."""
     runs: list[Path] = []
     records = iter(records)

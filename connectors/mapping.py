@@ -100,21 +100,21 @@ Parser = Callable[[str, Context], Any]
 
 @dataclass(frozen=True)
 class FieldRule:
-    field: str                 # contract data field, `occurred_at`, `event_id`, or a `_helper`
-    aliases: tuple[str, ...]   # header names that hold it, first match wins
+    field: str  # contract data field, `occurred_at`, `event_id`, or a `_helper`
+    aliases: tuple[str, ...]  # header names that hold it, first match wins
     parse: Parser
 
 
 @dataclass(frozen=True)
 class Profile:
-    name: str                  # e.g. "salesforce-accounts"
-    source: str                # envelope `source`
+    name: str  # e.g. "salesforce-accounts"
+    source: str  # envelope `source`
     event_type: str
     topic: str
-    id_field: str              # the record's own id (account_id, rep_id, order_id, ...)
-    key_field: str             # the message key (account_id, or rep_id for reps)
+    id_field: str  # the record's own id (account_id, rep_id, order_id, ...)
+    key_field: str  # the message key (account_id, or rep_id for reps)
     rules: tuple[FieldRule, ...]
-    required: tuple[str, ...] = ()   # fields whose column must be in the header
+    required: tuple[str, ...] = ()  # fields whose column must be in the header
     finish: Callable[[dict[str, Any]], None] | None = None  # e.g. joins first + last name
     extra_fields: Mapping[str, Parser] = field(default_factory=dict)  # more fields --map may name
 
@@ -166,12 +166,14 @@ def bind(profile: Profile, header: Sequence[str], overrides: Mapping[str, str] |
     for name, column in overrides.items():
         parser = profile.parser_for(name)
         if parser is None or name.startswith("_"):
-            raise MappingError(f"--map: unknown field {name!r} for {profile.name}; "
-                               f"fields: {', '.join(profile.mappable_fields())}")
+            raise MappingError(
+                f"--map: unknown field {name!r} for {profile.name}; fields: {', '.join(profile.mappable_fields())}"
+            )
         found = find_column(header, [column])
         if found is None:
-            raise MappingError(f"--map {name}={column}: no column {column!r} in the header "
-                               f"({', '.join(h for h in header if h)})")
+            raise MappingError(
+                f"--map {name}={column}: no column {column!r} in the header ({', '.join(h for h in header if h)})"
+            )
         columns[name], parsers[name] = found, parser
     for rule in profile.rules:
         if rule.field in columns:
@@ -183,15 +185,17 @@ def bind(profile: Profile, header: Sequence[str], overrides: Mapping[str, str] |
         if name not in columns:
             rule = next((r for r in profile.rules if r.field == name), None)
             expected = " or ".join(repr(a) for a in rule.aliases) if rule else repr(name)
-            raise MappingError(f"{profile.name}: no column for {name} (expected {expected}, "
-                               f"or --map {name}=COLUMN); header: {', '.join(h for h in header if h)}")
+            raise MappingError(
+                f"{profile.name}: no column for {name} (expected {expected}, "
+                f"or --map {name}=COLUMN); header: {', '.join(h for h in header if h)}"
+            )
     return Binding(profile, columns, parsers)
 
 
 @dataclass(frozen=True)
 class RowError:
     line: int
-    column: str | None   # header name in the file; None when the file has no such column
+    column: str | None  # header name in the file; None when the file has no such column
     reason: str
     field: str | None = None  # the contract field, e.g. data.lat
 
@@ -220,7 +224,7 @@ class ImportReport:
     rows_read: int = 0
     events: list[Converted] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
-    duplicates: int = 0   # rows identical to an earlier row of the file (same event_id)
+    duplicates: int = 0  # rows identical to an earlier row of the file (same event_id)
 
     @property
     def valid(self) -> int:
@@ -235,10 +239,16 @@ class ImportReport:
         return text + (f" (of the valid, {self.duplicates} repeat an earlier row)" if self.duplicates else "")
 
 
-def event_id_for(source: str, kind: str, record_id: Any, payload: Mapping[str, Any], event_type: str,
-                 modified: str | None) -> str:
-    canonical = json.dumps({"type": event_type, "data": payload, "modified": modified},
-                           sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+def event_id_for(
+    source: str, kind: str, record_id: Any, payload: Mapping[str, Any], event_type: str, modified: str | None
+) -> str:
+    canonical = json.dumps(
+        {"type": event_type, "data": payload, "modified": modified},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
+    )
     digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
     record = str(record_id) if record_id not in (None, "") else "none"
     event_id = f"{source}-{kind}-{record}-{digest}"
@@ -265,8 +275,11 @@ def build(binding: Binding, row: Row, ctx: Context) -> tuple[str, str, dict[str,
                 continue
             errors.append(RowError(row.line, column, str(error), _field_path(name)))
     if row.extra:
-        errors.append(RowError(row.line, None, f"{len(row.extra)} more cell(s) than the header has columns: "
-                                              f"{show(row.extra[0])}..."))
+        errors.append(
+            RowError(
+                row.line, None, f"{len(row.extra)} more cell(s) than the header has columns: {show(row.extra[0])}..."
+            )
+        )
     if profile.finish is not None:
         profile.finish(values)
     modified: datetime | None = values.pop(OCCURRED_AT, None)
@@ -277,11 +290,21 @@ def build(binding: Binding, row: Row, ctx: Context) -> tuple[str, str, dict[str,
     if errors:
         return profile.topic, key, None, errors
     moment = modified if (modified is not None and ctx.event_time == "modified") else ctx.imported_at
-    event_id = own_event_id or event_id_for(profile.source, profile.kind, payload.get(profile.id_field),
-                                            payload, profile.event_type,
-                                            iso(modified.astimezone(timezone.utc)) if modified else modified_text)
-    envelope = {"event_id": event_id, "type": profile.event_type, "occurred_at": iso(moment),
-                "source": profile.source, "data": payload}
+    event_id = own_event_id or event_id_for(
+        profile.source,
+        profile.kind,
+        payload.get(profile.id_field),
+        payload,
+        profile.event_type,
+        iso(modified.astimezone(timezone.utc)) if modified else modified_text,
+    )
+    envelope = {
+        "event_id": event_id,
+        "type": profile.event_type,
+        "occurred_at": iso(moment),
+        "source": profile.source,
+        "data": payload,
+    }
     return profile.topic, key, envelope, []
 
 
@@ -296,8 +319,9 @@ def convert_row(binding: Binding, row: Row, ctx: Context) -> Converted | list[Ro
     return Converted(row.line, topic, key, envelope)
 
 
-def convert_rows(binding: Binding, rows: Iterable[Row], ctx: Context,
-                 on_row: Callable[[Row], None] | None = None) -> ImportReport:
+def convert_rows(
+    binding: Binding, rows: Iterable[Row], ctx: Context, on_row: Callable[[Row], None] | None = None
+) -> ImportReport:
     report = ImportReport()
     seen: set[str] = set()
     for row in rows:
@@ -334,6 +358,7 @@ def _column_for(binding: Binding, contract_field: str) -> str | None:
 
 # --- parsers shared by the formats -------------------------------------------------------
 
+
 def text(raw: str, ctx: Context) -> str:
     return raw
 
@@ -369,9 +394,13 @@ def join_name(values: dict[str, Any]) -> None:
         values["name"] = " ".join(part for part in parts if part)
 
 
-def owners_from_users(profile: "Profile", header: Iterable[str], rows: Iterable[Any],
-                      parse_id: Callable[[Any, "Context"], str],
-                      email_of: Callable[[str, Mapping[str, Any]], str | None]) -> "OwnerDirectory":
+def owners_from_users(
+    profile: "Profile",
+    header: Iterable[str],
+    rows: Iterable[Any],
+    parse_id: Callable[[Any, "Context"], str],
+    email_of: Callable[[str, Mapping[str, Any]], str | None],
+) -> "OwnerDirectory":
     """An owner directory (names and e-mails -> rep ids) from a CRM's users export; rows
     whose id does not parse are skipped. Shared by the Salesforce and HubSpot readers."""
     binding = bind(profile, list(header))

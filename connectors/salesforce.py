@@ -39,8 +39,21 @@ from collections.abc import Iterable
 
 from connectors.csv_source import Row
 from connectors.generic import extra_fields
-from connectors.mapping import (owners_from_users, OCCURRED_AT, Context, FieldRule, OwnerDirectory, Parser, Profile, as_boolean, as_integer,
-                                as_number, as_timestamp, join_name, text)
+from connectors.mapping import (
+    owners_from_users,
+    OCCURRED_AT,
+    Context,
+    FieldRule,
+    OwnerDirectory,
+    Parser,
+    Profile,
+    as_boolean,
+    as_integer,
+    as_number,
+    as_timestamp,
+    join_name,
+    text,
+)
 from connectors.values import show
 from core import topics
 
@@ -64,11 +77,13 @@ def to_18(record_id: str) -> str:
     base = record_id[:15]
     suffix = ""
     for start in range(0, 15, 5):
-        flags = sum(1 << bit for bit, char in enumerate(base[start:start + 5]) if "A" <= char <= "Z")
+        flags = sum(1 << bit for bit, char in enumerate(base[start : start + 5]) if "A" <= char <= "Z")
         suffix += _SUFFIX_CHARS[flags]
     if len(record_id) == 18 and record_id[15:].upper() != suffix:
-        raise ValueError(f"not a valid 18-character Salesforce id (checksum {record_id[15:]} should be "
-                         f"{suffix}: has its case been changed?), got {show(record_id)}")
+        raise ValueError(
+            f"not a valid 18-character Salesforce id (checksum {record_id[15:]} should be "
+            f"{suffix}: has its case been changed?), got {show(record_id)}"
+        )
     return base + suffix
 
 
@@ -90,23 +105,32 @@ def owner_id(raw: str, ctx: Context) -> str:
     """OwnerId: a User Id; a name or e-mail (report exports) only through --owners."""
     if _ID.match(raw):
         if raw[:3] != USER_PREFIX:
-            raise ValueError(f"unknown owner format: {show(raw)} is not a User Id (prefix {USER_PREFIX}); "
-                             "accounts owned by a queue cannot be balanced")
+            raise ValueError(
+                f"unknown owner format: {show(raw)} is not a User Id (prefix {USER_PREFIX}); "
+                "accounts owned by a queue cannot be balanced"
+            )
         return to_18(raw)
     if ctx.owners is not None:
         found = ctx.owners.resolve(raw)
         if found is not None:
             return found
         raise ValueError(f"owner {show(raw)} not found in the --owners file")
-    raise ValueError("unknown owner format: expected a Salesforce User Id (15 or 18 characters "
-                     f"starting with {USER_PREFIX}), got {show(raw)}")
+    raise ValueError(
+        "unknown owner format: expected a Salesforce User Id (15 or 18 characters "
+        f"starting with {USER_PREFIX}), got {show(raw)}"
+    )
 
 
 LAST_MODIFIED = ("LastModifiedDate", "Last Modified Date")
 
 ACCOUNTS = Profile(
-    name="salesforce-accounts", source=SOURCE, event_type="account.upserted", topic=topics.ACCOUNTS,
-    id_field="account_id", key_field="account_id", required=("account_id",),
+    name="salesforce-accounts",
+    source=SOURCE,
+    event_type="account.upserted",
+    topic=topics.ACCOUNTS,
+    id_field="account_id",
+    key_field="account_id",
+    required=("account_id",),
     rules=(
         FieldRule("account_id", ("Id", "Account ID"), account_id),
         FieldRule("name", ("Name", "Account Name"), text),
@@ -123,8 +147,13 @@ ACCOUNTS = Profile(
 )
 
 USERS = Profile(
-    name="salesforce-users", source=SOURCE, event_type="rep.upserted", topic=topics.REPS,
-    id_field="rep_id", key_field="rep_id", required=("rep_id",),
+    name="salesforce-users",
+    source=SOURCE,
+    event_type="rep.upserted",
+    topic=topics.REPS,
+    id_field="rep_id",
+    key_field="rep_id",
+    required=("rep_id",),
     rules=(
         FieldRule("rep_id", ("Id", "User ID"), user_id),
         FieldRule("_first_name", ("FirstName", "First Name"), text),

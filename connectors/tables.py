@@ -83,15 +83,18 @@ def read_table(path: Path, required: Sequence[str], optional: Sequence[str] = ()
             missing = [column for column in required if found[column] is None]
             if missing:
                 header = ", ".join(h for h in source.header if h) or "none"
-                raise InputError(f"{name}: missing required column{'s' if len(missing) > 1 else ''} "
-                                 f"{', '.join(missing)} (found: {header}; expected: {', '.join(expected)})")
+                raise InputError(
+                    f"{name}: missing required column{'s' if len(missing) > 1 else ''} "
+                    f"{', '.join(missing)} (found: {header}; expected: {', '.join(expected)})"
+                )
             rows = []
             for row in source:
                 if row.extra:
-                    raise InputError(f"{name} line {row.line}: more cells than the header has columns "
-                                     "(a delimiter inside an unquoted cell?)")
-                values = {column: (row.values.get(header) or "") if header else ""
-                          for column, header in found.items()}
+                    raise InputError(
+                        f"{name} line {row.line}: more cells than the header has columns "
+                        "(a delimiter inside an unquoted cell?)"
+                    )
+                values = {column: (row.values.get(header) or "") if header else "" for column, header in found.items()}
                 if any(values.values()):
                     rows.append((row.line, values))
             style = NumberStyle(decimal_comma=source.delimiter == ";")
@@ -101,8 +104,9 @@ def read_table(path: Path, required: Sequence[str], optional: Sequence[str] = ()
         raise InputError(f"{name}: is a directory, not a CSV file") from None
     except CsvFormatError as error:
         if error.line is None:  # nothing to read: no header line
-            raise InputError(f"{name}: {error.message}; expected a header line with columns "
-                             f"{', '.join(expected)}") from None
+            raise InputError(
+                f"{name}: {error.message}; expected a header line with columns {', '.join(expected)}"
+            ) from None
         raise InputError(f"{name} line {error.line}: {error.message}") from None
     except OSError as error:
         raise InputError(f"{name}: cannot read: {error.strerror or error}") from None

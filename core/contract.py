@@ -72,8 +72,9 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 def _printable(field: str, value: str, *, allowed: str) -> str:
     for match in _CONTROL.finditer(value):
         if match.group() not in allowed:
-            raise ContractError(field, f"contains a control character (U+{ord(match.group()):04X}) "
-                                       f"at position {match.start()}")
+            raise ContractError(
+                field, f"contains a control character (U+{ord(match.group()):04X}) at position {match.start()}"
+            )
     return value
 
 
@@ -241,7 +242,9 @@ def validate_envelope(document: Mapping[str, Any], *, topic: str, key: bytes | s
     event_id = _identifier("event_id", document.get("event_id"))
     event_type = document.get("type")
     if not isinstance(event_type, str) or event_type not in _SCHEMAS:
-        raise ContractError("type", f"unknown event type {_show(event_type)}; expected one of {', '.join(sorted(_SCHEMAS))}")
+        raise ContractError(
+            "type", f"unknown event type {_show(event_type)}; expected one of {', '.join(sorted(_SCHEMAS))}"
+        )
     allowed = topics.TYPES_BY_TOPIC.get(topic)
     if allowed is not None and event_type not in allowed:
         raise ContractError("type", f"{event_type!r} does not belong on topic {topic}")

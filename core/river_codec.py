@@ -38,8 +38,14 @@ class CheckpointError(ValueError):
 
 ALLOWED: dict[str, type] = {
     f"{cls.__module__}.{cls.__qualname__}": cls
-    for cls in (linear_model.BayesianLinearRegression, stats.Mean, stats.Var, metrics.MAE,
-                drift.PageHinkley, drift.ADWIN)
+    for cls in (
+        linear_model.BayesianLinearRegression,
+        stats.Mean,
+        stats.Var,
+        metrics.MAE,
+        drift.PageHinkley,
+        drift.ADWIN,
+    )
 }
 _NATIVE_WINDOW = type(drift.ADWIN()._helper)  # river's Rust AdaptiveWindowing inside ADWIN
 _DTYPES = {"<f8", "<i8", "|b1"}
@@ -67,11 +73,20 @@ def dump(value: Any) -> Any:
         array = np.ascontiguousarray(value)
         if array.dtype.str not in _DTYPES:
             raise TypeError(f"cannot checkpoint an array of {array.dtype}")
-        return {"$ndarray": {"dtype": array.dtype.str, "shape": list(array.shape),
-                             "zlib": base64.b64encode(zlib.compress(array.tobytes(), 6)).decode("ascii")}}
+        return {
+            "$ndarray": {
+                "dtype": array.dtype.str,
+                "shape": list(array.shape),
+                "zlib": base64.b64encode(zlib.compress(array.tobytes(), 6)).decode("ascii"),
+            }
+        }
     if isinstance(value, _NATIVE_WINDOW):
-        return {"$adwin_window": {"args": list(value.__getnewargs__()),
-                                  "state": base64.b64encode(value.__getstate__()).decode("ascii")}}
+        return {
+            "$adwin_window": {
+                "args": list(value.__getnewargs__()),
+                "state": base64.b64encode(value.__getstate__()).decode("ascii"),
+            }
+        }
     name = f"{type(value).__module__}.{type(value).__qualname__}"
     if ALLOWED.get(name) is type(value):
         attrs = {}

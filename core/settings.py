@@ -176,8 +176,11 @@ class Settings:
                 problems.append(f"TERRITORY_{name.upper()}={getattr(self, name)!r}: {allowed}")
 
         # nan compares false with everything: name it once, then skip the range checks.
-        not_finite = {f.name for f in fields(self)
-                      if isinstance(getattr(self, f.name), float) and not math.isfinite(getattr(self, f.name))}
+        not_finite = {
+            f.name
+            for f in fields(self)
+            if isinstance(getattr(self, f.name), float) and not math.isfinite(getattr(self, f.name))
+        }
         for name in sorted(not_finite):
             need(name, False, "must be a finite number")
         finite = {f.name for f in fields(self)} - not_finite
@@ -194,12 +197,19 @@ class Settings:
             need(name, getattr(self, name) in allowed, "use one of " + ", ".join(map(str, allowed)))
         if "hysteresis" in finite:
             need("hysteresis", 0 < self.hysteresis <= 1, "must be in (0, 1]: more than 0, at most 1")
-        need("log_level", isinstance(logging.getLevelName(self.log_level), int),
-             "use DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        need(
+            "log_level",
+            isinstance(logging.getLevelName(self.log_level), int),
+            "use DEBUG, INFO, WARNING, ERROR or CRITICAL",
+        )
         need("pseudonym_key", bool(self.pseudonym_key), "must not be empty: names are pseudonymised with it")
         unknown = [m for m in self.metric_list if m not in BALANCED_METRICS]
         need("rebalance_metrics", bool(self.metric_list) and not unknown, f"use a comma list of {BALANCED_METRICS}")
-        need("rebalance_objective", self.rebalance_objective in REBALANCE_OBJECTIVES, f"use one of {REBALANCE_OBJECTIVES}")
+        need(
+            "rebalance_objective",
+            self.rebalance_objective in REBALANCE_OBJECTIVES,
+            f"use one of {REBALANCE_OBJECTIVES}",
+        )
         problems += self._schedule_problems()
         return problems
 
@@ -215,8 +225,10 @@ class Settings:
         try:
             CronTrigger.from_crontab(self.report_cron, timezone=zone)
         except ValueError as error:
-            return [f"TERRITORY_REPORT_CRON={self.report_cron!r}: not a cron expression "
-                    f"(minute hour day month day_of_week): {str(error).splitlines()[0]}"]
+            return [
+                f"TERRITORY_REPORT_CRON={self.report_cron!r}: not a cron expression "
+                f"(minute hour day month day_of_week): {str(error).splitlines()[0]}"
+            ]
         return []
 
     @property
@@ -232,8 +244,11 @@ class Settings:
     def demo_secrets(self) -> list[str]:
         """The variables that still hold a public value: this repository's demo default or
         the deployment files' placeholder."""
-        return [f"TERRITORY_{name.upper()}" for name in _SECRETS
-                if getattr(self, name) and getattr(self, name) in (_DEMO_SECRETS.get(name), _PLACEHOLDER)]
+        return [
+            f"TERRITORY_{name.upper()}"
+            for name in _SECRETS
+            if getattr(self, name) and getattr(self, name) in (_DEMO_SECRETS.get(name), _PLACEHOLDER)
+        ]
 
     def check_demo_secrets(self, log: logging.Logger) -> None:
         """At the start of a serving command: demo secrets are refused on a bind address
@@ -242,11 +257,17 @@ class Settings:
         if not demo:
             return
         if not self.bind_is_loopback:
-            raise SettingsError(f"{', '.join(demo)} still hold{'s' if len(demo) == 1 else ''} the public demo value "
-                                f"and TERRITORY_BIND_ADDRESS={self.bind_address!r} is reachable from other machines: "
-                                f"set your own secret{'s' if len(demo) > 1 else ''}")
-        log.warning("%s still hold%s the public demo value: fine on loopback (%s), refused on any other "
-                    "TERRITORY_BIND_ADDRESS", ", ".join(demo), "s" if len(demo) == 1 else "", self.bind_address)
+            raise SettingsError(
+                f"{', '.join(demo)} still hold{'s' if len(demo) == 1 else ''} the public demo value "
+                f"and TERRITORY_BIND_ADDRESS={self.bind_address!r} is reachable from other machines: "
+                f"set your own secret{'s' if len(demo) > 1 else ''}"
+            )
+        log.warning(
+            "%s still hold%s the public demo value: fine on loopback (%s), refused on any other TERRITORY_BIND_ADDRESS",
+            ", ".join(demo),
+            "s" if len(demo) == 1 else "",
+            self.bind_address,
+        )
 
     @property
     def metric_list(self) -> tuple[str, ...]:
@@ -262,7 +283,7 @@ class Settings:
         url = self.kafka_url
         for scheme in ("kafka://", "tcp://"):
             if url.startswith(scheme):
-                url = url[len(scheme):]
+                url = url[len(scheme) :]
         return url
 
     @property
@@ -279,15 +300,35 @@ _DEMO_SECRETS = {f.name: f.default for f in fields(Settings) if f.name in _SECRE
 _PLACEHOLDER = "CHANGE-ME"
 # Lower bounds: counts, days and bytes are never negative; some must be at least 1.
 _AT_LEAST = {
-    "partitions": 1, "replication_factor": 1, "planner_batch": 1, "solver_workers": 1, "candidate_reps": 1,
-    "potential_window_days": 1, "max_record_bytes": 1, "retention_days": 1,
-    "tolerance": 0, "late_horizon_days": 0, "hold_days": 0, "max_held_per_account": 0, "warmup_days": 0,
-    "lateness_days": 0, "future_margin_days": 0, "max_held_bytes_per_account": 0, "rebalance_cooldown_s": 0,
-    "alert_throttle_s": 0, "auth_max_failures": 0,
+    "partitions": 1,
+    "replication_factor": 1,
+    "planner_batch": 1,
+    "solver_workers": 1,
+    "candidate_reps": 1,
+    "potential_window_days": 1,
+    "max_record_bytes": 1,
+    "retention_days": 1,
+    "tolerance": 0,
+    "late_horizon_days": 0,
+    "hold_days": 0,
+    "max_held_per_account": 0,
+    "warmup_days": 0,
+    "lateness_days": 0,
+    "future_margin_days": 0,
+    "max_held_bytes_per_account": 0,
+    "rebalance_cooldown_s": 0,
+    "alert_throttle_s": 0,
+    "auth_max_failures": 0,
 }
 # Durations that must be more than zero (a zero interval or timeout would spin or never wait).
-_POSITIVE = ("session_timeout_s", "planner_interval_s", "solver_time_limit_s", "alert_retry_max_s", "auth_window_s",
-             "session_max_age_s")
+_POSITIVE = (
+    "session_timeout_s",
+    "planner_interval_s",
+    "solver_time_limit_s",
+    "alert_retry_max_s",
+    "auth_window_s",
+    "session_max_age_s",
+)
 # Lowest allowed port; 0 means "off" (web) or "pick a free one" (metrics).
 _PORTS = {"metrics_port": 0, "web_port": 0, "smtp_port": 1}
 _CHOICES: dict[str, tuple[object, ...]] = {

@@ -35,8 +35,9 @@ def standard_detectors(settings: Settings) -> list[Detector]:
         ImbalanceDetector(tolerance=settings.tolerance, hysteresis=settings.hysteresis),
         # Workload (activity minutes) against the same capacity-weighted fair share. Signalled,
         # not rebalanced on: the rebalancer balances potential only.
-        ImbalanceDetector(tolerance=settings.tolerance, hysteresis=settings.hysteresis, metric="workload",
-                          name="workload_imbalance"),
+        ImbalanceDetector(
+            tolerance=settings.tolerance, hysteresis=settings.hysteresis, metric="workload", name="workload_imbalance"
+        ),
         CoverageGapDetector(),
         # Order counts react about twice as fast as order values (bench/detectors.py).
         MarketShockDetector(measure="orders", delta=0.35),

@@ -23,8 +23,8 @@ class CoverageGapFinding:
     rep_id: str
     state: str
     accounts: tuple[str, ...]  # account ids without an active rep, sorted
-    potential: float           # their sales over the window
-    rep_status: str            # "inactive" (the rep left) or "unknown rep" (never announced)
+    potential: float  # their sales over the window
+    rep_status: str  # "inactive" (the rep left) or "unknown rep" (never announced)
     detected_at: datetime
 
 
@@ -68,31 +68,49 @@ class CoverageGapDetector:
                 continue
             if account.rep_id is None or account.rep_id in announced or observation.warmed_up:
                 by_missing_rep.setdefault(account.rep_id or NO_REP, []).append(account)
-        findings = [self._finding(rep_id, by_missing_rep[rep_id], announced, observation)
-                    for rep_id in sorted(set(by_missing_rep) - self._gap_reps)]
-        findings += [self._finding(rep_id, [], announced, observation)
-                     for rep_id in sorted(self._gap_reps - set(by_missing_rep))]
+        findings = [
+            self._finding(rep_id, by_missing_rep[rep_id], announced, observation)
+            for rep_id in sorted(set(by_missing_rep) - self._gap_reps)
+        ]
+        findings += [
+            self._finding(rep_id, [], announced, observation) for rep_id in sorted(self._gap_reps - set(by_missing_rep))
+        ]
         self._gap_reps = set(by_missing_rep)
         self.orphans = frozenset(account.account_id for group in by_missing_rep.values() for account in group)
         return findings
 
     @staticmethod
-    def _finding(rep_id: str, orphans: list[AccountState], announced: set[str],
-                 observation: CompanyCoverage) -> CoverageGapFinding:
-        potential = sum(trailing_sum(account.monthly_sales, observation.through, observation.window_months)
-                        for account in orphans)
-        return CoverageGapFinding(rep_id, "open" if orphans else "cleared",
-                                  tuple(sorted(account.account_id for account in orphans)), round(potential, 2),
-                                  "inactive" if rep_id in announced else "unknown rep", observation.watermark)
+    def _finding(
+        rep_id: str, orphans: list[AccountState], announced: set[str], observation: CompanyCoverage
+    ) -> CoverageGapFinding:
+        potential = sum(
+            trailing_sum(account.monthly_sales, observation.through, observation.window_months) for account in orphans
+        )
+        return CoverageGapFinding(
+            rep_id,
+            "open" if orphans else "cleared",
+            tuple(sorted(account.account_id for account in orphans)),
+            round(potential, 2),
+            "inactive" if rep_id in announced else "unknown rep",
+            observation.watermark,
+        )
 
     def signal(self, finding: CoverageGapFinding, emitted_at: datetime) -> Signal:
         """An open gap is critical: customers have nobody."""
         return Signal.make(
-            kind=self.kind, state=finding.state, severity="critical" if finding.state == "open" else "info",
+            kind=self.kind,
+            state=finding.state,
+            severity="critical" if finding.state == "open" else "info",
             subject=Subject("rep", finding.rep_id),
-            evidence={"accounts_without_rep": len(finding.accounts), "potential": finding.potential,
-                      "rep_status": finding.rep_status, "account_ids": list(finding.accounts[:MAX_ACCOUNT_IDS])},
-            detected_at=finding.detected_at, emitted_at=emitted_at)
+            evidence={
+                "accounts_without_rep": len(finding.accounts),
+                "potential": finding.potential,
+                "rep_status": finding.rep_status,
+                "account_ids": list(finding.accounts[:MAX_ACCOUNT_IDS]),
+            },
+            detected_at=finding.detected_at,
+            emitted_at=emitted_at,
+        )
 
     def open_subjects(self) -> int:
         return len(self._gap_reps)

@@ -23,8 +23,8 @@ class ImbalanceFinding:
     state: str
     share: float
     fair_share: float
-    deviation: float          # share / fair_share - 1
-    threshold: float          # the band edge crossed, as a deviation (e.g. +0.10)
+    deviation: float  # share / fair_share - 1
+    threshold: float  # the band edge crossed, as a deviation (e.g. +0.10)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,8 +85,9 @@ class ImbalanceDetector:
     states = SIGNAL_STATES
     observes = MonthlyTerritories
 
-    def __init__(self, tolerance: float = 0.10, hysteresis: float = 0.8, metric: str = "potential",
-                 name: str = "imbalance"):
+    def __init__(
+        self, tolerance: float = 0.10, hysteresis: float = 0.8, metric: str = "potential", name: str = "imbalance"
+    ):
         if not 0 < tolerance < 1:
             raise ValueError(f"tolerance must be in (0, 1), got {tolerance!r}")
         if not 0 < hysteresis <= 1:
@@ -113,9 +114,7 @@ class ImbalanceDetector:
             state, threshold = self._next_state(previous, deviation)
             self._states[rep_id] = state
             if state != previous:
-                self._findings.append(
-                    ImbalanceFinding(rep_id, self.metric, state, share, fair, deviation, threshold)
-                )
+                self._findings.append(ImbalanceFinding(rep_id, self.metric, state, share, fair, deviation, threshold))
         # Reps that disappeared (left, inactive) have no state any more.
         for rep_id in set(self._states) - set(fair_shares):
             del self._states[rep_id]
@@ -146,7 +145,9 @@ class ImbalanceDetector:
         else:
             severity = "warning"
         return Signal.make(
-            kind=self.kind, state="cleared" if finding.state == "in_band" else finding.state, severity=severity,
+            kind=self.kind,
+            state="cleared" if finding.state == "in_band" else finding.state,
+            severity=severity,
             subject=Subject("rep", finding.rep_id),
             evidence={
                 "metric": finding.metric,
@@ -154,13 +155,17 @@ class ImbalanceDetector:
                 "fair_share": round(finding.fair_share, 5),
                 "deviation": round(finding.deviation, 5),
                 "threshold": round(finding.threshold, 5),
-                "band": [round(finding.fair_share * (1 - self.tolerance), 5),
-                         round(finding.fair_share * (1 + self.tolerance), 5)],
+                "band": [
+                    round(finding.fair_share * (1 - self.tolerance), 5),
+                    round(finding.fair_share * (1 + self.tolerance), 5),
+                ],
                 "potential": round(aggregate.potential, 2),
                 "workload_minutes": round(aggregate.workload_min, 1),
                 "accounts": aggregate.accounts,
             },
-            detected_at=self._observed.month, emitted_at=emitted_at)
+            detected_at=self._observed.month,
+            emitted_at=emitted_at,
+        )
 
     def open_subjects(self) -> int:
         return len(self.out_of_band)
@@ -188,8 +193,12 @@ class ImbalanceDetector:
         return {rep_id: state for rep_id, state in self._states.items() if state != "in_band"}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"tolerance": self.tolerance, "hysteresis": self.hysteresis, "metric": self.metric,
-                "states": dict(self._states)}
+        return {
+            "tolerance": self.tolerance,
+            "hysteresis": self.hysteresis,
+            "metric": self.metric,
+            "states": dict(self._states),
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> "ImbalanceDetector":
         unknown = set(state.get("states", {}).values()) - set(STATES)

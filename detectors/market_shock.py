@@ -41,14 +41,14 @@ class ShockEvidence:
     informative days, which removes the seasonality every region shares.
     """
 
-    detector: str               # the river.drift detector that fired, e.g. "page_hinkley"
-    statistic: float            # its test statistic at detection (standardised cumulative deviation)
-    threshold: float            # the threshold it crossed
-    baseline_share: float       # region's share before the change
-    recent_share: float         # region's share since the estimated start
+    detector: str  # the river.drift detector that fired, e.g. "page_hinkley"
+    statistic: float  # its test statistic at detection (standardised cumulative deviation)
+    threshold: float  # the threshold it crossed
+    baseline_share: float  # region's share before the change
+    recent_share: float  # region's share since the estimated start
     expected_since_start: float  # what the region would have had since the start at the baseline share
-    actual_since_start: float   # what it had
-    days_since_start: int       # informative (trading) days from the start to the detection, inclusive
+    actual_since_start: float  # what it had
+    days_since_start: int  # informative (trading) days from the start to the detection, inclusive
 
 
 @dataclass(frozen=True)
@@ -56,9 +56,9 @@ class ShockFinding:
     """A region's demand moved away from the rest of the country."""
 
     region: str
-    direction: str              # "drop" or "rise"
-    size: float                 # relative change of the region's level vs before, e.g. -0.31
-    start: date                 # estimated first day of the change
+    direction: str  # "drop" or "rise"
+    size: float  # relative change of the region's level vs before, e.g. -0.31
+    start: date  # estimated first day of the change
     detected_on: date
     evidence: ShockEvidence
 
@@ -172,9 +172,17 @@ class MarketShockDetector:
     observes = RegionalDay
     triggers_rebalance = False  # a market moved: people decide, the territories may be fine
 
-    def __init__(self, threshold: float = 10.0, delta: float = 0.3, min_history_days: int = 60,
-                 rearm_days: int = 90, baseline_halflife_days: float = 300.0, min_batch_orders: float = 8.0,
-                 min_change: float = 0.2, measure: str = "sales"):
+    def __init__(
+        self,
+        threshold: float = 10.0,
+        delta: float = 0.3,
+        min_history_days: int = 60,
+        rearm_days: int = 90,
+        baseline_halflife_days: float = 300.0,
+        min_batch_orders: float = 8.0,
+        min_change: float = 0.2,
+        measure: str = "sales",
+    ):
         if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold > 0):
             raise ValueError(f"threshold must be a finite number > 0, got {threshold!r}")
         if not (isinstance(delta, (int, float)) and math.isfinite(delta) and delta >= 0):
@@ -183,11 +191,15 @@ class MarketShockDetector:
             raise ValueError(f"min_history_days must be an integer >= 2, got {min_history_days!r}")
         if not (isinstance(rearm_days, int) and rearm_days >= 2):
             raise ValueError(f"rearm_days must be an integer >= 2, got {rearm_days!r}")
-        if not (isinstance(baseline_halflife_days, (int, float)) and math.isfinite(baseline_halflife_days)
-                and baseline_halflife_days > 0):
+        if not (
+            isinstance(baseline_halflife_days, (int, float))
+            and math.isfinite(baseline_halflife_days)
+            and baseline_halflife_days > 0
+        ):
             raise ValueError(f"baseline_halflife_days must be a finite number > 0, got {baseline_halflife_days!r}")
-        if not (isinstance(min_batch_orders, (int, float)) and math.isfinite(min_batch_orders)
-                and min_batch_orders >= 0):
+        if not (
+            isinstance(min_batch_orders, (int, float)) and math.isfinite(min_batch_orders) and min_batch_orders >= 0
+        ):
             raise ValueError(f"min_batch_orders must be a finite number >= 0, got {min_batch_orders!r}")
         if not (isinstance(min_change, (int, float)) and 0 <= min_change < 1):
             raise ValueError(f"min_change must be a number in [0, 1), got {min_change!r}")
@@ -205,8 +217,9 @@ class MarketShockDetector:
 
     # --- the update -------------------------------------------------------------------
 
-    def update(self, day: date, sales_by_region: Mapping[str, float],
-               orders_by_region: Mapping[str, float] | None = None) -> "MarketShockDetector":
+    def update(
+        self, day: date, sales_by_region: Mapping[str, float], orders_by_region: Mapping[str, float] | None = None
+    ) -> "MarketShockDetector":
         """Judge one complete day; `findings` then holds what it found.
 
         Regions missing from the mapping sold nothing that day. A day at or before the
@@ -248,12 +261,19 @@ class MarketShockDetector:
     def signal(self, finding: ShockFinding, emitted_at: datetime) -> Signal:
         """A move of a third or more is critical."""
         return Signal.make(
-            kind=self.kind, state=finding.direction, severity="critical" if abs(finding.size) >= 0.3 else "warning",
+            kind=self.kind,
+            state=finding.direction,
+            severity="critical" if abs(finding.size) >= 0.3 else "warning",
             subject=Subject("region", finding.region, region_label(finding.region)),
-            evidence={"direction": finding.direction, "size": round(finding.size, 4),
-                      "started_on": finding.start.isoformat(), **finding.to_dict()["evidence"]},
+            evidence={
+                "direction": finding.direction,
+                "size": round(finding.size, 4),
+                "started_on": finding.start.isoformat(),
+                **finding.to_dict()["evidence"],
+            },
             detected_at=datetime.combine(finding.detected_on, datetime.min.time(), timezone.utc),
-            emitted_at=emitted_at)
+            emitted_at=emitted_at,
+        )
 
     def open_subjects(self) -> None:
         return None  # change points: a shock is news, not a lasting state
@@ -289,7 +309,9 @@ class MarketShockDetector:
     def _suspect(self, st: "_Region") -> bool:
         if st.rearming:
             return True
-        return st.judged and max(_ph_statistic(st.down, "drop"), _ph_statistic(st.up, "rise")) > _SUSPECT * self.threshold
+        return (
+            st.judged and max(_ph_statistic(st.down, "drop"), _ph_statistic(st.up, "rise")) > _SUSPECT * self.threshold
+        )
 
     def _judge(self, region: str, day: date, x: float, total: float) -> ShockFinding | None:
         st = self._regions[region]
@@ -329,7 +351,7 @@ class MarketShockDetector:
                 st.pending[direction] = (batch.first_day, p)
             if detector.drift_detected and finding is None:
                 finding = self._finding(region, direction, day, statistic, st)
-        st.learn(batch.x, batch.total, self._decay ** batch.days, residual=residual, p=p)
+        st.learn(batch.x, batch.total, self._decay**batch.days, residual=residual, p=p)
         if finding is not None:
             st.rearm(self._fresh_detectors(), self.rearm_days)
         return finding
@@ -345,9 +367,14 @@ class MarketShockDetector:
         q = min(max(q, _EPS), 1 - _EPS)
         size = (q / (1.0 - q)) / (p / (1.0 - p)) - 1.0
         evidence = ShockEvidence(
-            detector="page_hinkley", statistic=statistic, threshold=self.threshold,
-            baseline_share=p, recent_share=q, expected_since_start=p * total,
-            actual_since_start=x, days_since_start=len(since),
+            detector="page_hinkley",
+            statistic=statistic,
+            threshold=self.threshold,
+            baseline_share=p,
+            recent_share=q,
+            expected_since_start=p * total,
+            actual_since_start=x,
+            days_since_start=len(since),
         )
         return ShockFinding(region, direction, size, date.fromordinal(start), day, evidence)
 
@@ -396,21 +423,26 @@ class MarketShockDetector:
         """JSON-serialisable state, the river detectors included (`core.river_codec`)."""
         return {
             "version": STATE_VERSION,
-            "threshold": self.threshold, "delta": self.delta, "min_history_days": self.min_history_days,
-            "rearm_days": self.rearm_days, "baseline_halflife_days": self.baseline_halflife_days,
-            "min_batch_orders": self.min_batch_orders, "min_change": self.min_change, "measure": self.measure,
+            "threshold": self.threshold,
+            "delta": self.delta,
+            "min_history_days": self.min_history_days,
+            "rearm_days": self.rearm_days,
+            "baseline_halflife_days": self.baseline_halflife_days,
+            "min_batch_orders": self.min_batch_orders,
+            "min_change": self.min_change,
+            "measure": self.measure,
             "last_day": self._last_day.isoformat() if self._last_day else None,
             "regions": {region: st.to_dict() for region, st in sorted(self._regions.items())},
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> "MarketShockDetector":
-        """Restore `state_dict()`'s output. Hyperparameters stay those of this instance.
-        """
+        """Restore `state_dict()`'s output. Hyperparameters stay those of this instance."""
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"unknown state version {state.get('version')!r}; valid: {STATE_VERSION}")
         if state.get("measure", self.measure) != self.measure:
-            raise ValueError(f"state was saved with measure={state['measure']!r}, "
-                             f"this detector uses measure={self.measure!r}")
+            raise ValueError(
+                f"state was saved with measure={state['measure']!r}, this detector uses measure={self.measure!r}"
+            )
         regions = {region: _Region.from_dict(data) for region, data in state.get("regions", {}).items()}
         for st in regions.values():
             for detector in (st.down, st.up):
@@ -448,14 +480,14 @@ class _Region:
     """One region's baseline, dispersion, detectors and recent days."""
 
     def __init__(self) -> None:
-        self.warmup_left = 0      # days with sales still to learn before the region is judged
-        self.warmup_rows = 0      # length of the current warm-up
-        self.level = 1.0          # the region's level against its first baseline, from its findings
-        self.level_before = 1.0   # during a re-arm: the level before the finding ...
+        self.warmup_left = 0  # days with sales still to learn before the region is judged
+        self.warmup_rows = 0  # length of the current warm-up
+        self.level = 1.0  # the region's level against its first baseline, from its findings
+        self.level_before = 1.0  # during a re-arm: the level before the finding ...
         self.share_before: float | None = None  # ... and the baseline share then
-        self.sum_x = 0.0          # exponentially weighted sums of the region's and the country's measure
+        self.sum_x = 0.0  # exponentially weighted sums of the region's and the country's measure
         self.sum_total = 0.0
-        self.kappa = 1.0          # dispersion: Var(x - pT) = kappa p (1 - p) T
+        self.kappa = 1.0  # dispersion: Var(x - pT) = kappa p (1 - p) T
         self.kappa_num = 0.0
         self.kappa_den = 0.0
         self.down: drift.PageHinkley
@@ -497,7 +529,7 @@ class _Region:
 
     def start_baseline(self, decay: float) -> None:
         """End of a warm-up: baseline share and dispersion from the warm-up days."""
-        rows = list(self.buffer)[-self.warmup_rows:]
+        rows = list(self.buffer)[-self.warmup_rows :]
         n = len(rows)
         self.sum_x = sum(decay ** (n - 1 - i) * row[1] for i, row in enumerate(rows))
         self.sum_total = sum(decay ** (n - 1 - i) * row[2] for i, row in enumerate(rows))
@@ -510,17 +542,19 @@ class _Region:
         if p <= _EPS or p >= 1 - _EPS:
             self.kappa_num, self.kappa_den, self.kappa = 0.0, 0.0, 1.0
             return
-        self.kappa_num = sum(decay ** (n - 1 - i) * (row[1] - p * row[2]) ** 2 / (p * (1 - p) * row[2])
-                             for i, row in enumerate(rows))
+        self.kappa_num = sum(
+            decay ** (n - 1 - i) * (row[1] - p * row[2]) ** 2 / (p * (1 - p) * row[2]) for i, row in enumerate(rows)
+        )
         self.kappa_den = sum(decay ** (n - 1 - i) for i in range(n))
         self._update_kappa()
 
-    def learn(self, x: float, total: float, decay: float, residual: float | None = None,
-              p: float | None = None) -> None:
+    def learn(
+        self, x: float, total: float, decay: float, residual: float | None = None, p: float | None = None
+    ) -> None:
         self.sum_x = decay * self.sum_x + x
         self.sum_total = decay * self.sum_total + total
         if residual is not None and p is not None:
-            self.kappa_num = decay * self.kappa_num + residual ** 2 / (p * (1 - p) * total)
+            self.kappa_num = decay * self.kappa_num + residual**2 / (p * (1 - p) * total)
             self.kappa_den = decay * self.kappa_den + 1.0
             self._update_kappa()
 
@@ -546,10 +580,16 @@ class _Region:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "warmup_left": self.warmup_left, "warmup_rows": self.warmup_rows, "level": self.level,
-            "level_before": self.level_before, "share_before": self.share_before,
-            "sum_x": self.sum_x, "sum_total": self.sum_total,
-            "kappa": self.kappa, "kappa_num": self.kappa_num, "kappa_den": self.kappa_den,
+            "warmup_left": self.warmup_left,
+            "warmup_rows": self.warmup_rows,
+            "level": self.level,
+            "level_before": self.level_before,
+            "share_before": self.share_before,
+            "sum_x": self.sum_x,
+            "sum_total": self.sum_total,
+            "kappa": self.kappa,
+            "kappa_num": self.kappa_num,
+            "kappa_den": self.kappa_den,
             "pending": {k: list(v) if v else None for k, v in self.pending.items()},
             "batch": self.batch.to_list(),
             "buffer": [list(row) for row in self.buffer],

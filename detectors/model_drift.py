@@ -22,11 +22,11 @@ _MAX_DAYS = 730
 class ErrorDriftEvidence:
     """The numbers behind an `ErrorDriftFinding`."""
 
-    detector: str               # "adwin"
-    delta: float                # ADWIN's significance value (its threshold)
-    statistic: float            # Welch t of recent vs baseline error at the estimated start
-    baseline_error: float       # mean error before the estimated start
-    recent_error: float         # mean error since the estimated start
+    detector: str  # "adwin"
+    delta: float  # ADWIN's significance value (its threshold)
+    statistic: float  # Welch t of recent vs baseline error at the estimated start
+    baseline_error: float  # mean error before the estimated start
+    recent_error: float  # mean error since the estimated start
     samples_before: int
     samples_after: int
 
@@ -35,9 +35,9 @@ class ErrorDriftEvidence:
 class ErrorDriftFinding:
     """The model's error level rose significantly."""
 
-    direction: str              # always "rise": falling error is good news, not a finding
-    size: float                 # relative rise of the mean error, e.g. 0.52 for +52%
-    start: date                 # estimated first day (UTC) of the higher error
+    direction: str  # always "rise": falling error is good news, not a finding
+    size: float  # relative rise of the mean error, e.g. 0.52 for +52%
+    start: date  # estimated first day (UTC) of the higher error
     detected_at: datetime
     evidence: ErrorDriftEvidence
 
@@ -157,10 +157,18 @@ class ModelDriftDetector:
 
     def signal(self, finding: ErrorDriftFinding, emitted_at: datetime) -> Signal:
         return Signal.make(
-            kind=self.kind, state=finding.direction, severity="warning", subject=Subject("model", "potential"),
-            evidence={"size": round(finding.size, 4), "started_on": finding.start.isoformat(),
-                      **finding.to_dict()["evidence"]},
-            detected_at=finding.detected_at, emitted_at=emitted_at)
+            kind=self.kind,
+            state=finding.direction,
+            severity="warning",
+            subject=Subject("model", "potential"),
+            evidence={
+                "size": round(finding.size, 4),
+                "started_on": finding.start.isoformat(),
+                **finding.to_dict()["evidence"],
+            },
+            detected_at=finding.detected_at,
+            emitted_at=emitted_at,
+        )
 
     def open_subjects(self) -> None:
         return None  # change points: counted as signals only
@@ -223,9 +231,14 @@ class ModelDriftDetector:
     def state_dict(self) -> dict[str, Any]:
         """JSON-serialisable state, ADWIN included (`core.river_codec`)."""
         return {
-            "version": STATE_VERSION, "delta": self.delta, "min_samples": self.min_samples,
-            "min_rise": self.min_rise, "clock": self.clock,
-            "scale": self._scale, "warmup_n": self._warmup_n, "warmup_sum": self._warmup_sum,
+            "version": STATE_VERSION,
+            "delta": self.delta,
+            "min_samples": self.min_samples,
+            "min_rise": self.min_rise,
+            "clock": self.clock,
+            "scale": self._scale,
+            "warmup_n": self._warmup_n,
+            "warmup_sum": self._warmup_sum,
             "days": [[d, *row] for d, row in sorted(self._days.items())],
             "adwin": river_codec.dump(self._adwin),
         }

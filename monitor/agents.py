@@ -23,8 +23,9 @@ LAG_INTERVAL_S = 5.0
 def register_intake(app: faust.App, settings: Settings, metrics: Metrics, clock: Clock = SYSTEM_CLOCK) -> None:
     """Input topics -> validated, deduplicated events -> account/rep tables -> state snapshots."""
     # Raw bytes: validation is ours, so a message that is not even JSON is dead-lettered, not crashed on.
-    inputs = app.topic(*topics.INPUT_TOPICS, key_type=bytes, value_type=bytes,
-                       key_serializer="raw", value_serializer="raw")
+    inputs = app.topic(
+        *topics.INPUT_TOPICS, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
     state_topic = app.topic(topics.STATE, key_serializer="raw", value_serializer="json")
     deadletter_topic = app.topic(topics.DEADLETTER, key_serializer="raw", value_serializer="json")
     accounts = app.Table("accounts", default=None, partitions=settings.partitions)
@@ -43,8 +44,8 @@ def register_intake(app: faust.App, settings: Settings, metrics: Metrics, clock:
         if outcome == "deadlettered":
             metrics.deadlettered.labels(topic, field or "").inc()
 
-    processed: dict = {}   # input partition -> next offset to process
-    reported: dict = {}    # source -> caught-up state last told to the planner
+    processed: dict = {}  # input partition -> next offset to process
+    reported: dict = {}  # source -> caught-up state last told to the planner
 
     def position(tp: TP) -> int:
         return processed.get(tp, worker_health.committed_offset(app.consumer, tp) or 0)
@@ -58,8 +59,13 @@ def register_intake(app: faust.App, settings: Settings, metrics: Metrics, clock:
         return highwater is not None and position(tp) >= highwater
 
     intake = Intake(
-        accounts=accounts, reps=reps, seen_events=seen_events, stream_times=stream_times,
-        send_state=send_state, send_deadletter=send_deadletter, on_outcome=on_outcome,
+        accounts=accounts,
+        reps=reps,
+        seen_events=seen_events,
+        stream_times=stream_times,
+        send_state=send_state,
+        send_deadletter=send_deadletter,
+        on_outcome=on_outcome,
         rules=IntakeRules.from_settings(settings),
         is_caught_up=is_caught_up,
         clock=clock,
@@ -76,8 +82,13 @@ def register_intake(app: faust.App, settings: Settings, metrics: Metrics, clock:
     async def intake_agent(stream: faust.StreamT) -> None:
         async for event in stream.events():
             message = event.message
-            await intake.handle(topic=message.topic, partition=message.partition, offset=message.offset,
-                                key=message.key, value=message.value)
+            await intake.handle(
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                key=message.key,
+                value=message.value,
+            )
             metrics.held.set(intake.held_count)
             if message.timestamp:  # seconds since the epoch (Kafka's record timestamp)
                 metrics.intake_processing_seconds.observe(max(0.0, clock.now().timestamp() - message.timestamp))
@@ -94,8 +105,10 @@ def register_intake(app: faust.App, settings: Settings, metrics: Metrics, clock:
             source = f"{tp.topic}:{tp.partition}"
             caught_up = is_caught_up(source)
             if reported.get(source) != caught_up:
-                await state_topic.send(key=f"progress:{source}".encode(),
-                                       value={"kind": "progress", "source": source, "caught_up": caught_up})
+                await state_topic.send(
+                    key=f"progress:{source}".encode(),
+                    value={"kind": "progress", "source": source, "caught_up": caught_up},
+                )
                 reported[source] = caught_up
 
     @app.timer(LAG_INTERVAL_S)
@@ -113,8 +126,12 @@ def register_intake(app: faust.App, settings: Settings, metrics: Metrics, clock:
 def register_membership(app: faust.App, metrics: Metrics) -> None:
     """territory_worker_assigned_partitions{role} and territory_worker_leader: what this
     worker owns in its consumer group, refreshed after every rebalance."""
-    roles = {**{topic: "intake" for topic in topics.INPUT_TOPICS}, topics.STATE: "planner",
-             topics.SIGNALS: "alerts", topics.PROPOSALS: "alerts"}
+    roles = {
+        **{topic: "intake" for topic in topics.INPUT_TOPICS},
+        topics.STATE: "planner",
+        topics.SIGNALS: "alerts",
+        topics.PROPOSALS: "alerts",
+    }
 
     @app.timer(LAG_INTERVAL_S)
     async def export_membership() -> None:

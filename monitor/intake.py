@@ -41,8 +41,9 @@ OnOutcome = Callable[[str, str, "str | None"], None]
 WINDOWED = frozenset({"order.placed", "activity.logged", "opportunity.updated"})
 
 # Events that only make sense for an account we know; they wait for its upsert.
-NEEDS_ACCOUNT = frozenset({"order.placed", "activity.logged", "opportunity.updated", "assignment.override",
-                           "account.closed"})
+NEEDS_ACCOUNT = frozenset(
+    {"order.placed", "activity.logged", "opportunity.updated", "assignment.override", "account.closed"}
+)
 
 
 @dataclass(frozen=True)
@@ -89,11 +90,15 @@ class IntakeRules:
 
     @classmethod
     def from_settings(cls, settings: "Settings") -> "IntakeRules":
-        return cls(late_horizon=timedelta(days=settings.late_horizon_days), hold_for=timedelta(days=settings.hold_days),
-                   max_held_per_account=settings.max_held_per_account, pseudonym_key=settings.pseudonym_key.encode(),
-                   future_margin=timedelta(days=settings.future_margin_days),
-                   max_held_bytes_per_account=settings.max_held_bytes_per_account,
-                   max_record_bytes=settings.max_record_bytes)
+        return cls(
+            late_horizon=timedelta(days=settings.late_horizon_days),
+            hold_for=timedelta(days=settings.hold_days),
+            max_held_per_account=settings.max_held_per_account,
+            pseudonym_key=settings.pseudonym_key.encode(),
+            future_margin=timedelta(days=settings.future_margin_days),
+            max_held_bytes_per_account=settings.max_held_bytes_per_account,
+            max_record_bytes=settings.max_record_bytes,
+        )
 
     @property
     def max_row_bytes(self) -> int:
@@ -157,17 +162,28 @@ class Intake:
         # every later order would then be `too_late`, for good.
         latest = self.clock.now() + self.rules.future_margin
         if moment > latest:
-            await self._deadletter(origin, "occurred_at", "in_the_future",
-                                   f"occurred_at: in_the_future: {moment.isoformat()} is more than "
-                                   f"{self.rules.future_margin.days} days after now ({latest.date()} at the latest)")
+            await self._deadletter(
+                origin,
+                "occurred_at",
+                "in_the_future",
+                f"occurred_at: in_the_future: {moment.isoformat()} is more than "
+                f"{self.rules.future_margin.days} days after now ({latest.date()} at the latest)",
+            )
             return
         # Only events that add into time windows can be too late; an old profile upsert
         # (an account untouched for years) is simply older than the newest one.
-        if (event.type in WINDOWED and stream_time
-                and moment < datetime.fromisoformat(stream_time) - self.rules.late_horizon):
-            await self._deadletter(origin, "occurred_at", "too_late",
-                                   f"occurred_at: too_late: {moment.date()} is more than {self.rules.late_horizon.days} "
-                                   f"days before this stream's time {stream_time[:10]}")
+        if (
+            event.type in WINDOWED
+            and stream_time
+            and moment < datetime.fromisoformat(stream_time) - self.rules.late_horizon
+        ):
+            await self._deadletter(
+                origin,
+                "occurred_at",
+                "too_late",
+                f"occurred_at: too_late: {moment.date()} is more than {self.rules.late_horizon.days} "
+                f"days before this stream's time {stream_time[:10]}",
+            )
             return
         # An erasure is stamped with the moment it was asked for, not when anything happened:
         # it must not move the stream's time.
@@ -197,8 +213,9 @@ class Intake:
             # snapshot per account and counts each order once).
             self.on_outcome(origin.topic, "duplicate", None)
             if state.known and event.type != "account.erased":
-                await self._send_account(account_id, state, event, origin,
-                                         [_order_of(event)] if event.type == "order.placed" else [])
+                await self._send_account(
+                    account_id, state, event, origin, [_order_of(event)] if event.type == "order.placed" else []
+                )
             return
         if event.type == "account.erased":
             await self._erase(account_id, state, origin)
@@ -213,9 +230,13 @@ class Intake:
         if size > self.rules.max_row_bytes:
             # The changelog record (and the snapshot) would be refused by the broker, which stops
             # the worker; the account keeps its state without this event.
-            await self._deadletter(origin, "data.account_id", "state_too_large",
-                                   f"data.account_id: state_too_large: account {account_id!r} would need {size} bytes "
-                                   f"of state, over {self.rules.max_row_bytes} ({_largest_part(row)})")
+            await self._deadletter(
+                origin,
+                "data.account_id",
+                "state_too_large",
+                f"data.account_id: state_too_large: account {account_id!r} would need {size} bytes "
+                f"of state, over {self.rules.max_row_bytes} ({_largest_part(row)})",
+            )
             return
         self.on_outcome(origin.topic, "applied", None)
         orders = [_order_of(event)] if event.type == "order.placed" else []
@@ -226,11 +247,14 @@ class Intake:
         self.accounts[account_id] = row
         await self._send_account(account_id, state, event, origin, orders)
 
-    async def _send_account(self, account_id: str, state: AccountState, event: Event, origin: Origin,
-                            orders: list[list]) -> None:
+    async def _send_account(
+        self, account_id: str, state: AccountState, event: Event, origin: Origin, orders: list[list]
+    ) -> None:
         # With the orders this update applied, by day: the planner sums regional daily sales from them.
-        await self.send_state(f"account:{account_id}", {"kind": "account", **_stamp(event, origin),
-                                                        **state.public_dict(), "orders": orders})
+        await self.send_state(
+            f"account:{account_id}",
+            {"kind": "account", **_stamp(event, origin), **state.public_dict(), "orders": orders},
+        )
 
     async def _apply_rep(self, event: Event, origin: Origin) -> None:
         rep = apply_rep_event(event)
@@ -244,20 +268,31 @@ class Intake:
     async def _hold(self, account_id: str, state: AccountState | None, event: Event, origin: Origin) -> None:
         state = state or AccountState(account_id=account_id)
         if len(state.held) >= self.rules.max_held_per_account:
-            await self._deadletter(origin, "data.account_id", "unknown_account",
-                                   f"data.account_id: unknown_account {account_id!r}: "
-                                   f"{self.rules.max_held_per_account} events already wait for it")
+            await self._deadletter(
+                origin,
+                "data.account_id",
+                "unknown_account",
+                f"data.account_id: unknown_account {account_id!r}: "
+                f"{self.rules.max_held_per_account} events already wait for it",
+            )
             return
         # The parsed event (contract fields only), not the raw message: extra fields are allowed
         # in a message and must not be what fills the account's state record.
-        entry = {"occurred_at": event.occurred_at.astimezone(timezone.utc).isoformat(),
-                 "deadline": (event.occurred_at.astimezone(timezone.utc) + self.rules.hold_for).isoformat(),
-                 "origin": origin.to_dict(), "event": _event_dict(event)}
+        entry = {
+            "occurred_at": event.occurred_at.astimezone(timezone.utc).isoformat(),
+            "deadline": (event.occurred_at.astimezone(timezone.utc) + self.rules.hold_for).isoformat(),
+            "origin": origin.to_dict(),
+            "event": _event_dict(event),
+        }
         held_bytes = sum(_json_size(held) for held in state.held) + _json_size(entry)
         if held_bytes > self.rules.max_held_bytes_per_account:
-            await self._deadletter(origin, "data.account_id", "unknown_account",
-                                   f"data.account_id: unknown_account {account_id!r}: events waiting for it "
-                                   f"would take {held_bytes} bytes, over {self.rules.max_held_bytes_per_account}")
+            await self._deadletter(
+                origin,
+                "data.account_id",
+                "unknown_account",
+                f"data.account_id: unknown_account {account_id!r}: events waiting for it "
+                f"would take {held_bytes} bytes, over {self.rules.max_held_bytes_per_account}",
+            )
             return
         state.held.append(entry)
         state.applied_offsets[origin.topic] = origin.offset
@@ -308,9 +343,13 @@ class Intake:
                 origin = Origin.from_dict(entry["origin"])
                 # The raw message was not kept: the dead letter carries the validated event.
                 value = origin.value or json.dumps(_event_dict(_held_event(entry, origin))).encode()
-                await self._deadletter(Origin.from_dict(entry["origin"], value), "data.account_id", "unknown_account",
-                                       f"data.account_id: unknown_account {account_id!r}: no account.upserted "
-                                       f"within {self.rules.hold_for.days} days of event time")
+                await self._deadletter(
+                    Origin.from_dict(entry["origin"], value),
+                    "data.account_id",
+                    "unknown_account",
+                    f"data.account_id: unknown_account {account_id!r}: no account.upserted "
+                    f"within {self.rules.hold_for.days} days of event time",
+                )
 
     async def _erase(self, account_id: str, state: AccountState | None, origin: Origin) -> None:
         if state is not None:
@@ -318,8 +357,9 @@ class Intake:
             self.accounts.pop(account_id, None)
         self.on_outcome(origin.topic, "applied", None)
         # No event time: an erasure happens now, not in the history the planner judges.
-        await self.send_state(f"account:{account_id}", {"kind": "account_erased", "account_id": account_id,
-                                                        "source": origin.source})
+        await self.send_state(
+            f"account:{account_id}", {"kind": "account_erased", "account_id": account_id, "source": origin.source}
+        )
         log.info("erased account %s from intake state (%s)", account_id, "found" if state else "not present")
 
     def _without_names(self, raw: bytes | None) -> bytes | None:
@@ -382,8 +422,10 @@ def _original_value(raw: bytes | None) -> dict[str, Any]:
     if raw is None:
         return {"value": None, "value_base64": None}
     kept = raw[:DEADLETTER_MAX_RAW]
-    original: dict[str, Any] = {"value": _text(raw) if len(raw) <= DEADLETTER_MAX_TEXT else None,
-                                "value_base64": _b64(kept)}
+    original: dict[str, Any] = {
+        "value": _text(raw) if len(raw) <= DEADLETTER_MAX_TEXT else None,
+        "value_base64": _b64(kept),
+    }
     if len(kept) < len(raw):
         original.update(value_truncated=True, value_bytes=len(raw), value_sha256=hashlib.sha256(raw).hexdigest())
     return original
@@ -401,16 +443,28 @@ def _largest_part(row: dict[str, Any]) -> str:
 
 
 def _event_dict(event: Event) -> dict[str, Any]:
-    return {"event_id": event.event_id, "type": event.type, "occurred_at": event.occurred_at.isoformat(),
-            "source": event.source, "data": event.data}
+    return {
+        "event_id": event.event_id,
+        "type": event.type,
+        "occurred_at": event.occurred_at.isoformat(),
+        "source": event.source,
+        "data": event.data,
+    }
 
 
 def _held_event(entry: dict[str, Any], origin: Origin) -> Event:
     if "event" not in entry:  # held before events were stored parsed: the raw message is there
         return parse_event(origin.value, topic=origin.topic, key=origin.key)
     stored = entry["event"]
-    return Event(stored["event_id"], stored["type"], datetime.fromisoformat(stored["occurred_at"]), stored["source"],
-                 stored["data"], origin.topic, _text(origin.key) or "")
+    return Event(
+        stored["event_id"],
+        stored["type"],
+        datetime.fromisoformat(stored["occurred_at"]),
+        stored["source"],
+        stored["data"],
+        origin.topic,
+        _text(origin.key) or "",
+    )
 
 
 def _stamp(event: Event, origin: Origin) -> dict[str, Any]:

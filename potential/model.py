@@ -57,9 +57,16 @@ class PotentialModel:
         Of the regional level adjustment (`RegionalLevels`).
     """
 
-    def __init__(self, *, prior_months: int = 6, prior_weight: float = 0.25, shrink_months: float = 6.0,
-                 min_profile_months: int = 6, recent_months: int = 2,
-                 threshold: float = 1.5) -> None:
+    def __init__(
+        self,
+        *,
+        prior_months: int = 6,
+        prior_weight: float = 0.25,
+        shrink_months: float = 6.0,
+        min_profile_months: int = 6,
+        recent_months: int = 2,
+        threshold: float = 1.5,
+    ) -> None:
         if not isinstance(prior_months, int) or prior_months < 0:
             raise ValueError(f"prior_months must be an int >= 0, got {prior_months!r}")
         if not 0.0 <= prior_weight <= 1.0:
@@ -157,8 +164,9 @@ class PotentialModel:
         # teach the intercept that every account is average; skip them.
         usable = ((combined["profile"] > 0) | (combined["prior"] > 0)).to_numpy()
         if usable.any():
-            self._combiner.learn_many(combined.loc[usable],
-                                      pd.Series(y[usable] / MONEY_UNIT, index=combined.index[usable]))
+            self._combiner.learn_many(
+                combined.loc[usable], pd.Series(y[usable] / MONEY_UNIT, index=combined.index[usable])
+            )
             self._combiner_rows += int(usable.sum())
         for keys, label in zip(self._segment_keys(frame), y.tolist()):
             for key in keys:
@@ -195,7 +203,9 @@ class PotentialModel:
         return [value if value in known else OTHER for value in frame[column].tolist()]
 
     def _segment_keys(self, frame: pd.DataFrame) -> list[tuple[str, str, str]]:
-        return [(f"{i}|{b}", f"{i}|*", "*") for i, b in zip(self._level("industry", frame), frame["size_band"].tolist())]
+        return [
+            (f"{i}|{b}", f"{i}|*", "*") for i, b in zip(self._level("industry", frame), frame["size_band"].tolist())
+        ]
 
     def _prior_values(self, frame: pd.DataFrame) -> np.ndarray:
         out = np.zeros(len(frame))
@@ -213,15 +223,20 @@ class PotentialModel:
         # column) gets the average, not a fraction of the intercept.
         missing = frame["employees_missing"].to_numpy() > 0
         log_employees = np.where(missing, self._log_employees.get(), frame["log_employees"].to_numpy())
-        columns = {"bias": np.full(len(frame), INTERCEPT), "log_employees": log_employees,
-                   "employees_missing": missing.astype(float)}
+        columns = {
+            "bias": np.full(len(frame), INTERCEPT),
+            "log_employees": log_employees,
+            "employees_missing": missing.astype(float),
+        }
         if activity:
             columns["log_minutes_3m"] = np.log1p(frame["minutes_3m"].to_numpy())
             columns["log_minutes_12m"] = np.log1p(frame["minutes_12m"].to_numpy())
             columns["log_pipeline"] = np.log1p(frame["pipeline"].to_numpy())
         design = pd.DataFrame(columns, index=frame.index)
-        dummies = [pd.get_dummies(pd.Series(self._level(column, frame), index=frame.index), prefix=column, dtype=float)
-                   for column in LEVEL_COLUMNS]
+        dummies = [
+            pd.get_dummies(pd.Series(self._level(column, frame), index=frame.index), prefix=column, dtype=float)
+            for column in LEVEL_COLUMNS
+        ]
         return pd.concat([design, *dummies], axis=1)
 
     def _profile_values(self, frame: pd.DataFrame) -> np.ndarray:
@@ -256,12 +271,16 @@ class PotentialModel:
         if not self.regions.totals:
             return {window: np.ones(len(frame)) for window in WINDOWS}
         keys = list(zip(frame["region"].tolist(), frame["month"].tolist()))
-        tables = {key: self.regions.table(key[0], _month_idx(key[1])) if key[1] else np.ones(KEPT_MONTHS + 1)
-                  for key in set(keys)}
+        tables = {
+            key: self.regions.table(key[0], _month_idx(key[1])) if key[1] else np.ones(KEPT_MONTHS + 1)
+            for key in set(keys)
+        }
         stacked = np.stack([tables[key] for key in keys])
         rows = np.arange(len(frame))
-        months = {window: np.clip(frame[f"sales_{window}m_months"].to_numpy().astype(int), 0, KEPT_MONTHS)
-                  for window in WINDOWS}
+        months = {
+            window: np.clip(frame[f"sales_{window}m_months"].to_numpy().astype(int), 0, KEPT_MONTHS)
+            for window in WINDOWS
+        }
         return {window: stacked[rows, months[window]] for window in WINDOWS}
 
     def _combiner_design(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -278,8 +297,10 @@ class PotentialModel:
         trained = self._profile_rows > 0
         estimate = self._profile_values(frame) * factors[WINDOWS[-1]] if trained else np.zeros(len(frame))
         prior = np.zeros(len(frame)) if trained else self._prior_values(frame) / MONEY_UNIT
-        rates = {window: frame[f"sales_{window}m"].to_numpy() / MONEY_UNIT * factors[window] * own
-                 for window in COMBINED_WINDOWS}
+        rates = {
+            window: frame[f"sales_{window}m"].to_numpy() / MONEY_UNIT * factors[window] * own
+            for window in COMBINED_WINDOWS
+        }
         design = {
             "bias": np.ones(len(frame)),
             "profile": estimate * (1.0 - own),
@@ -310,8 +331,9 @@ class PotentialModel:
             design = self._profile_design(frame, activity=False)
             log_rate = np.asarray(self._firmographic.predict_many(design), dtype=float)
             firmographic = np.exp(np.clip(log_rate, -10.0, 30.0))
-            new = np.where(prior > 0, self.prior_weight * prior + (1.0 - self.prior_weight) * firmographic,
-                           firmographic)
+            new = np.where(
+                prior > 0, self.prior_weight * prior + (1.0 - self.prior_weight) * firmographic, firmographic
+            )
         else:
             new = np.where(prior > 0, prior, model)
         weight = np.clip(frame["history_months"].to_numpy() / self.prior_months, 0.0, 1.0)
@@ -337,16 +359,24 @@ class PotentialModel:
             "abs_error": self._abs_error,
             "abs_label": self._abs_label,
             "levels": self._levels,
-            "river": river_codec.dump({"profile": self._profile, "firmographic": self._firmographic,
-                            "combiner": self._combiner, "segments": self._segments, "mae": self._mae,
-                            "log_employees": self._log_employees}),
+            "river": river_codec.dump(
+                {
+                    "profile": self._profile,
+                    "firmographic": self._firmographic,
+                    "combiner": self._combiner,
+                    "segments": self._segments,
+                    "mae": self._mae,
+                    "log_employees": self._log_employees,
+                }
+            ),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> "PotentialModel":
         """Restore `state_dict()` output (parameters included) into this model; returns it."""
         if state.get("version") != STATE_VERSION:
-            raise ValueError(f"unknown potential model state version {state.get('version')!r}; "
-                             f"expected {STATE_VERSION}")
+            raise ValueError(
+                f"unknown potential model state version {state.get('version')!r}; expected {STATE_VERSION}"
+            )
         self.__init__(**state["params"])  # type: ignore[misc]
         self.seasonal = SeasonalIndex.from_dict(state["seasonal"])
         self.regions = RegionalLevels.from_dict(state["regions"])
@@ -356,8 +386,9 @@ class PotentialModel:
         self._combiner_rows = int(state["combiner_rows"])
         self._abs_error = float(state["abs_error"])
         self._abs_label = float(state["abs_label"])
-        self._levels = {column: [str(value) for value in state["levels"].get(column, [])][:MAX_LEVELS]
-                        for column in LEVEL_COLUMNS}
+        self._levels = {
+            column: [str(value) for value in state["levels"].get(column, [])][:MAX_LEVELS] for column in LEVEL_COLUMNS
+        }
         river_objects = river_codec.load(state["river"])
         if not isinstance(river_objects, dict):
             raise river_codec.CheckpointError(f"the model's river objects are a {type(river_objects).__name__}")
@@ -374,6 +405,11 @@ class PotentialModel:
         return cls().load_state_dict(state)
 
     def _params(self) -> dict[str, Any]:
-        return {"prior_months": self.prior_months, "prior_weight": self.prior_weight,
-                "shrink_months": self.shrink_months, "min_profile_months": self.min_profile_months,
-                "recent_months": self.regions.recent, "threshold": self.regions.threshold}
+        return {
+            "prior_months": self.prior_months,
+            "prior_weight": self.prior_weight,
+            "shrink_months": self.shrink_months,
+            "min_profile_months": self.min_profile_months,
+            "recent_months": self.regions.recent,
+            "threshold": self.regions.threshold,
+        }

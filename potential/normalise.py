@@ -142,7 +142,7 @@ class RegionalLevels:
         reference = self._reference(at)
         series = np.array([months.get(_key_of(m), 0.0) for m in range(at - KEPT_MONTHS, at)])
         share = series / reference  # nan where the company had no sales yet
-        if np.isnan(share[-self.recent:]).any() or np.any(share[-self.recent:] <= 0):
+        if np.isnan(share[-self.recent :]).any() or np.any(share[-self.recent :] <= 0):
             return out
         valid = share[~np.isnan(share) & (share > 0)]
         if len(valid) < self.recent + 2:
@@ -150,7 +150,7 @@ class RegionalLevels:
         # Per-month variance of the log relative level, robust (MAD) so that a shift is not counted as noise.
         steps = np.diff(np.log(valid))
         noise = float((1.4826 * np.median(np.abs(steps - np.median(steps)))) ** 2) / 2.0
-        recent = float(share[-self.recent:].mean())
+        recent = float(share[-self.recent :].mean())
         filled = np.where(np.isnan(share), 0.0, share)
         counts = np.cumsum((~np.isnan(share))[::-1])
         sums = np.cumsum(filled[::-1])
@@ -186,8 +186,11 @@ class RegionalLevels:
         return reference
 
     def to_dict(self) -> dict[str, Any]:
-        return {"recent_months": self.recent, "threshold": self.threshold,
-                "totals": {r: dict(m) for r, m in self.totals.items()}}
+        return {
+            "recent_months": self.recent,
+            "threshold": self.threshold,
+            "totals": {r: dict(m) for r, m in self.totals.items()},
+        }
 
     @classmethod
     def from_dict(cls, row: Mapping[str, Any]) -> "RegionalLevels":

@@ -18,8 +18,9 @@ def _live(account: AccountState) -> bool:
     return account.known and not account.closed
 
 
-def sales_totals(accounts: Iterable[AccountState], before: datetime) -> tuple[dict[str, float],
-                                                                            dict[str, dict[str, float]]]:
+def sales_totals(
+    accounts: Iterable[AccountState], before: datetime
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """Total sales per complete month, and per region and month, over all accounts.
 
     Only months strictly before `before`'s month, and only the last KEPT_MONTHS - 1 of
@@ -39,8 +40,9 @@ def sales_totals(accounts: Iterable[AccountState], before: datetime) -> tuple[di
     return company, regions
 
 
-def learn_from_history(model: PotentialModel, accounts: Iterable[AccountState], month_end: datetime, *,
-                       label_months: int = 3) -> list[tuple[str, float, float]]:
+def learn_from_history(
+    model: PotentialModel, accounts: Iterable[AccountState], month_end: datetime, *, label_months: int = 3
+) -> list[tuple[str, float, float]]:
     """The monthly training step: learn what each account bought in the last `label_months`.
 
     `month_end` is the instant the completed month ends (the first instant of the next

@@ -322,9 +322,7 @@ def explain_infeasible(problem: Problem) -> str | None:
 
     findings: list[tuple[float, str]] = []  # (severity, sentence)
     for r, rep in enumerate(p.reps):
-        stuck = sum(
-            p.potential[i] for i in p.reachable_by[r] if p.current[i] == r and len(p.candidates[i]) == 1
-        )
+        stuck = sum(p.potential[i] for i in p.reachable_by[r] if p.current[i] == r and len(p.candidates[i]) == 1)
         if stuck > p.hi[r]:
             have, limit = distinct_percents(p.relative(r, stuck), ceil_pct)
             findings.append(
@@ -340,8 +338,7 @@ def explain_infeasible(problem: Problem) -> str | None:
             findings.append(
                 (
                     floor_pct - p.relative(r, reachable),
-                    f"rep {rep.rep_id} cannot reach {limit} of fair share{of}: "
-                    f"all accounts within reach total {have}",
+                    f"rep {rep.rep_id} cannot reach {limit} of fair share{of}: all accounts within reach total {have}",
                 )
             )
     if not findings:

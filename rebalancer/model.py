@@ -353,7 +353,9 @@ class _Setup:
         bound_value = bound * scale if bound is not None else None
         gap = None
         if objective is not None and bound_value is not None:
-            gap = (objective - bound_value) / (max(objective, 1.0) if objective_kind == "moves" else max(objective, 1e-12))
+            gap = (objective - bound_value) / (
+                max(objective, 1.0) if objective_kind == "moves" else max(objective, 1e-12)
+            )
             gap = max(0.0, gap) if objective > 0 else 0.0
         metrics = p.metrics
         return RebalanceResult(
@@ -441,8 +443,14 @@ def _fewest_changes(
         # The fewest changes are known: only the travel is left to do.
         value = cost(p, incumbent)
         stage = _lexicographic(
-            setup, p, [_primary(weights, 0, incumbent), _travel()], incumbent, True,
-            [setup.deadline, setup.deadline], num_workers, skip_first=True,
+            setup,
+            p,
+            [_primary(weights, 0, incumbent), _travel()],
+            incumbent,
+            True,
+            [setup.deadline, setup.deadline],
+            num_workers,
+            skip_first=True,
         )
         return _Outcome("optimal", stage.assignment or incumbent, value, value)
 
@@ -481,7 +489,9 @@ def _solve_reduced(
     widest = max(Counter(p.current).values(), default=0)
     while deadline - time.perf_counter() > cpsat.MIN_SOLVE_SECONDS:
         reduced = _reduced(p, per_arc, movable, busy_arcs)
-        start = best or [r if r in reduced.candidates[i] else reduced.candidates[i][0] for i, r in enumerate(start_from)]
+        start = best or [
+            r if r in reduced.candidates[i] else reduced.candidates[i][0] for i, r in enumerate(start_from)
+        ]
         stage = _lexicographic(
             setup, reduced, [_primary(weights, lower, best)], start, best is not None, [deadline], num_workers
         )
@@ -693,9 +703,7 @@ def _primary(weights: Sequence[int], lower: int, incumbent: Sequence[int] | None
 def _travel() -> _Objective:
     def value(problem: Problem, assignment: Sequence[int]) -> int:
         return sum(
-            round(float(problem.distance_km[i, r]) * 1000)
-            for i, r in enumerate(assignment)
-            if r != problem.current[i]
+            round(float(problem.distance_km[i, r]) * 1000) for i, r in enumerate(assignment) if r != problem.current[i]
         )
 
     return _Objective(build=lambda model, problem, x: cpsat.travel_expr(problem, x), value=value)
@@ -746,7 +754,11 @@ def _lexicographic(
             earlier_ok = best is None or all(
                 o.value(problem, solution) <= o.value(problem, best) for o in objectives[:k]
             )
-            if setup.holds(solution) and earlier_ok and (best is None or objective.value(problem, solution) <= objective.value(problem, best)):
+            if (
+                setup.holds(solution)
+                and earlier_ok
+                and (best is None or objective.value(problem, solution) <= objective.value(problem, best))
+            ):
                 best = solution
         if k == 0:
             if code == cp_model.INFEASIBLE and best is None:

@@ -103,7 +103,9 @@ def place_accounts(
     [('R1', 50.0, 0.0), ('R2', 50.0, 0.0)]
     """
     start = time.perf_counter()
-    _check_arguments(accounts, reps, tolerance, ("potential",), "moves", None, candidate_reps, time_limit_s, num_workers)
+    _check_arguments(
+        accounts, reps, tolerance, ("potential",), "moves", None, candidate_reps, time_limit_s, num_workers
+    )
     before = balance_of(accounts, reps)
     full = build_problem(accounts, reps, tolerance=tolerance, candidate_reps=candidate_reps)
     problem = placement_only(full)

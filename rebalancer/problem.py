@@ -249,9 +249,7 @@ def _candidates(
     n, n_reps = distance_km.shape
     if n == 0:
         return []
-    max_travel = np.array(
-        [math.inf if rep.max_travel_km is None else rep.max_travel_km for rep in reps]
-    )
+    max_travel = np.array([math.inf if rep.max_travel_km is None else rep.max_travel_km for rep in reps])
     ranked = np.where(distance_km <= max_travel[None, :], distance_km, np.inf)
     has_current = np.array(current) != UNPLACED
     rows = np.flatnonzero(has_current)

@@ -243,7 +243,6 @@ def imbalance_of(balances: Sequence[RepBalance], metrics: Sequence[str] = ("pote
     return max((abs(b.deviation_of(m)) for b in balances for m in metrics), default=0.0)
 
 
-
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(message)

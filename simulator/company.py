@@ -115,11 +115,33 @@ INDUSTRIES: tuple[Industry, ...] = (
     Industry("public_sector", 0.03, 30_000, 150),
 )
 
-_NAME_PREFIXES = ("Nord", "Süd", "Alpha", "Vita", "Rhein", "Linden", "Falken", "Stern",
-                  "Berg", "Eich", "Sonnen", "Kron", "Hansa", "Main", "Isar", "Elb")
+_NAME_PREFIXES = (
+    "Nord",
+    "Süd",
+    "Alpha",
+    "Vita",
+    "Rhein",
+    "Linden",
+    "Falken",
+    "Stern",
+    "Berg",
+    "Eich",
+    "Sonnen",
+    "Kron",
+    "Hansa",
+    "Main",
+    "Isar",
+    "Elb",
+)
 _INDUSTRY_WORDS = {
-    "manufacturing": "Werke", "wholesale": "Handel", "retail": "Markt", "healthcare": "Klinik",
-    "logistics": "Logistik", "construction": "Bau", "it_services": "Systeme", "hospitality": "Hotel",
+    "manufacturing": "Werke",
+    "wholesale": "Handel",
+    "retail": "Markt",
+    "healthcare": "Klinik",
+    "logistics": "Logistik",
+    "construction": "Bau",
+    "it_services": "Systeme",
+    "hospitality": "Hotel",
     "public_sector": "Stadtwerke",
 }
 
@@ -210,7 +232,7 @@ def _place_accounts(cities: list[City], n: int, rng: np.random.Generator) -> tup
     clon = np.array([c.lon for c in cities])[city]
     # Bigger cities spread wider: ~2.4 km for a town of 15k, 8 km for Berlin.
     sigma_km = np.clip(2.0 + np.sqrt(pop[city]) / 300.0, 2.0, 8.0)
-    dx, dy = (np.clip(rng.normal(0.0, 1.0, size=(2, n)), -2.0, 2.0) * sigma_km)
+    dx, dy = np.clip(rng.normal(0.0, 1.0, size=(2, n)), -2.0, 2.0) * sigma_km
     lat = clat + dy / 111.2
     lon = clon + dx / (111.2 * np.cos(np.radians(clat)))
     # Keep border towns' customers inside the country's extent.
@@ -229,7 +251,7 @@ def _firmographics(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.nda
     employees = np.maximum(1, np.round(median * rng.lognormal(0.0, EMPLOYEES_SIGMA, size=n))).astype(int)
     base = np.array([i.base_potential for i in INDUSTRIES])[industry]
     size_factor = (employees / REFERENCE_EMPLOYEES) ** SIZE_ELASTICITY
-    noise = rng.lognormal(-POTENTIAL_NOISE_SIGMA**2 / 2, POTENTIAL_NOISE_SIGMA, size=n)  # mean 1
+    noise = rng.lognormal(-(POTENTIAL_NOISE_SIGMA**2) / 2, POTENTIAL_NOISE_SIGMA, size=n)  # mean 1
     potential = np.round(np.maximum(base * size_factor * noise, 500.0), 2)
     return industry, employees, potential
 
@@ -237,8 +259,14 @@ def _firmographics(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.nda
 # --- initial territories ------------------------------------------------------------
 
 
-def balance_assignment(potential: np.ndarray, distance_km: np.ndarray, capacity: np.ndarray, *,
-                       tolerance: float = _BALANCE_TARGET, max_moves: int | None = None) -> np.ndarray:
+def balance_assignment(
+    potential: np.ndarray,
+    distance_km: np.ndarray,
+    capacity: np.ndarray,
+    *,
+    tolerance: float = _BALANCE_TARGET,
+    max_moves: int | None = None,
+) -> np.ndarray:
     """Initial owners: nearest rep, then greedy border moves until every rep is within
     `tolerance` of its capacity-weighted fair share of potential.
 
@@ -278,8 +306,15 @@ def balance_assignment(potential: np.ndarray, distance_km: np.ndarray, capacity:
     return owner
 
 
-def _best_move(rep: int, owner: np.ndarray, potential: np.ndarray, distance_km: np.ndarray,
-               fair: np.ndarray, dev: np.ndarray, rows: np.ndarray) -> tuple[int, int] | None:
+def _best_move(
+    rep: int,
+    owner: np.ndarray,
+    potential: np.ndarray,
+    distance_km: np.ndarray,
+    fair: np.ndarray,
+    dev: np.ndarray,
+    rows: np.ndarray,
+) -> tuple[int, int] | None:
     """Cheapest improving move that takes load off (over-served) or onto (under-served) `rep`."""
     if dev[rep] > 0:
         accounts = np.flatnonzero(owner == rep)
@@ -324,8 +359,15 @@ def _locked(potential: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 # --- the company ------------------------------------------------------------------
 
 
-def generate_company(*, seed: int = 7, n_reps: int = 8, n_accounts: int = 2000, country: str = "DE",
-                     start: datetime = DEFAULT_START, min_city_population: int = 15_000) -> Company:
+def generate_company(
+    *,
+    seed: int = 7,
+    n_reps: int = 8,
+    n_accounts: int = 2000,
+    country: str = "DE",
+    start: datetime = DEFAULT_START,
+    min_city_population: int = 15_000,
+) -> Company:
     """A reproducible company: reps in large cities, accounts on real geography,
     balanced initial territories (see `balance_assignment`)."""
     if n_reps < 1 or n_accounts < n_reps:
@@ -449,4 +491,3 @@ def distance_to_owner_km(company: Company) -> dict[str, float]:
         a.account_id: float(haversine_km(a.lat, a.lon, reps[a.rep_id].home_lat, reps[a.rep_id].home_lon))
         for a in company.accounts
     }
-

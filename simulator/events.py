@@ -117,8 +117,9 @@ def _shock_arrays(company: Company, shock: Shock | None) -> tuple[np.ndarray, fl
     return shocked, float(shock.factor), int(shock.start.timestamp())
 
 
-def _orders(company: Company, clock: _BusinessTime, shock: Shock | None,
-            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _orders(
+    company: Company, clock: _BusinessTime, shock: Shock | None, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(account index, epoch seconds, amount) of every order."""
     potential = np.array([a.true_potential for a in company.accounts])
     per_year = orders_per_year(potential)
@@ -174,13 +175,15 @@ def _activities(company: Company, clock: _BusinessTime, rng: np.random.Generator
     return {"account": account, "when": when, "kind": kind, "duration": duration, "travel": travel.astype(int)}
 
 
-def _opportunities(company: Company, clock: _BusinessTime, shock: Shock | None,
-                   rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _opportunities(
+    company: Company, clock: _BusinessTime, shock: Shock | None, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     """Opened at a random business time; most close as won/lost 10-90 business days later."""
     potential = np.array([a.true_potential for a in company.accounts])
     years = clock.total / (_BUSINESS_DAY_S * 261.0)  # ~261 weekdays a year
-    rate = np.clip(_OPPORTUNITIES_PER_YEAR_AT_REFERENCE * (potential / _ORDER_REFERENCE_POTENTIAL) ** 0.4,
-                   *_OPPORTUNITY_BOUNDS)
+    rate = np.clip(
+        _OPPORTUNITIES_PER_YEAR_AT_REFERENCE * (potential / _ORDER_REFERENCE_POTENTIAL) ** 0.4, *_OPPORTUNITY_BOUNDS
+    )
     counts = rng.poisson(rate * years)
     account = np.repeat(np.arange(len(potential)), counts)
     n = len(account)
@@ -195,12 +198,21 @@ def _opportunities(company: Company, clock: _BusinessTime, shock: Shock | None,
     closed = clock.instants(np.minimum(closed_pos, clock.total - 1))
     won = rng.random(n) < probability
     final_amount = np.round(amount * rng.uniform(0.85, 1.1, n), -2)
-    return {"account": account, "opened": opened, "amount": amount, "probability": probability,
-            "closes": closes, "closed": closed, "won": won, "final_amount": np.maximum(100.0, final_amount)}
+    return {
+        "account": account,
+        "opened": opened,
+        "amount": amount,
+        "probability": probability,
+        "closes": closes,
+        "closed": closed,
+        "won": won,
+        "final_amount": np.maximum(100.0, final_amount),
+    }
 
 
-def generate_events(company: Company, *, months: int = 24, shock: Shock | None = None,
-                    seed: int | None = None) -> list[SimEvent]:
+def generate_events(
+    company: Company, *, months: int = 24, shock: Shock | None = None, seed: int | None = None
+) -> list[SimEvent]:
     """The company's event stream over `months` from `company.start`, sorted by occurred_at.
 
     `seed` defaults to the company's seed. Same company, shock and seed give the
@@ -209,9 +221,7 @@ def generate_events(company: Company, *, months: int = 24, shock: Shock | None =
     if months < 1:
         raise ValueError("months must be >= 1")
     seed = company.seed if seed is None else seed
-    order_rng, activity_rng, opportunity_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
-    )
+    order_rng, activity_rng, opportunity_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
     clock = _BusinessTime(company.start, months)
     orders = _orders(company, clock, shock, order_rng)
     activities = _activities(company, clock, activity_rng)
@@ -237,8 +247,9 @@ def generate_events(company: Company, *, months: int = 24, shock: Shock | None =
     # Opportunity ids numbered by opening time, so OPP-000001 is the first one opened.
     opp_rank = np.empty(len(opps["opened"]), dtype=int)
     opp_rank[np.lexsort((np.arange(len(opps["opened"])), opps["opened"]))] = np.arange(len(opps["opened"]))
-    builder = _EnvelopeBuilder(company, orders, activities, opps, opp_rank,
-                               run_tag=f"{company.seed}:{seed}:{months}:{_shock_tag(shock)}")
+    builder = _EnvelopeBuilder(
+        company, orders, activities, opps, opp_rank, run_tag=f"{company.seed}:{seed}:{months}:{_shock_tag(shock)}"
+    )
     return [builder.build(int(k), int(i), str(s) + "+00:00") for k, i, s in zip(kind[order], local[order], stamps)]
 
 
@@ -251,9 +262,15 @@ class _EnvelopeBuilder:
 
     _ACTIVITY_KINDS = ("visit", "call", "video")
 
-    def __init__(self, company: Company, orders: tuple[np.ndarray, np.ndarray, np.ndarray],
-                 activities: dict[str, np.ndarray], opps: dict[str, np.ndarray], opp_rank: np.ndarray,
-                 run_tag: str):
+    def __init__(
+        self,
+        company: Company,
+        orders: tuple[np.ndarray, np.ndarray, np.ndarray],
+        activities: dict[str, np.ndarray],
+        opps: dict[str, np.ndarray],
+        opp_rank: np.ndarray,
+        run_tag: str,
+    ):
         self.reps = company.reps
         self.accounts = company.accounts
         # Plain Python lists: indexing numpy scalars per event is several times slower.
@@ -275,44 +292,100 @@ class _EnvelopeBuilder:
     def build(self, kind: int, i: int, occurred_at: str) -> SimEvent:
         if kind == _REP:
             r = self.reps[i]
-            return TOPIC_REPS, r.rep_id, self._envelope("rep.upserted", occurred_at, {
-                "rep_id": r.rep_id, "home_lat": r.home_lat, "home_lon": r.home_lon,
-                "capacity_fte": r.capacity_fte, "active": True, "max_travel_km": r.max_travel_km,
-            })
+            return (
+                TOPIC_REPS,
+                r.rep_id,
+                self._envelope(
+                    "rep.upserted",
+                    occurred_at,
+                    {
+                        "rep_id": r.rep_id,
+                        "home_lat": r.home_lat,
+                        "home_lon": r.home_lon,
+                        "capacity_fte": r.capacity_fte,
+                        "active": True,
+                        "max_travel_km": r.max_travel_km,
+                    },
+                ),
+            )
         if kind == _ACCOUNT:
             a = self.accounts[i]
-            return TOPIC_ACCOUNTS, a.account_id, self._envelope("account.upserted", occurred_at, {
-                "account_id": a.account_id, "lat": a.lat, "lon": a.lon, "industry": a.industry,
-                "employees": a.employees, "rep_id": a.rep_id, "locked": a.locked, "name": a.name,
-            })
+            return (
+                TOPIC_ACCOUNTS,
+                a.account_id,
+                self._envelope(
+                    "account.upserted",
+                    occurred_at,
+                    {
+                        "account_id": a.account_id,
+                        "lat": a.lat,
+                        "lon": a.lon,
+                        "industry": a.industry,
+                        "employees": a.employees,
+                        "rep_id": a.rep_id,
+                        "locked": a.locked,
+                        "name": a.name,
+                    },
+                ),
+            )
         if kind == _ORDER:
             a = self.accounts[self.order_account[i]]
             self.order_no += 1
-            return TOPIC_ORDERS, a.account_id, self._envelope("order.placed", occurred_at, {
-                "order_id": f"ORD-{self.order_no:07d}", "account_id": a.account_id,
-                "amount": self.order_amount[i], "currency": CURRENCY,
-            })
+            return (
+                TOPIC_ORDERS,
+                a.account_id,
+                self._envelope(
+                    "order.placed",
+                    occurred_at,
+                    {
+                        "order_id": f"ORD-{self.order_no:07d}",
+                        "account_id": a.account_id,
+                        "amount": self.order_amount[i],
+                        "currency": CURRENCY,
+                    },
+                ),
+            )
         if kind == _ACTIVITY:
             a = self.accounts[self.act["account"][i]]
             self.activity_no += 1
-            return TOPIC_ACTIVITIES, a.account_id, self._envelope("activity.logged", occurred_at, {
-                "activity_id": f"ACT-{self.activity_no:07d}", "account_id": a.account_id, "rep_id": a.rep_id,
-                "kind": self._ACTIVITY_KINDS[self.act["kind"][i]], "duration_min": self.act["duration"][i],
-                "travel_min": self.act["travel"][i],
-            })
+            return (
+                TOPIC_ACTIVITIES,
+                a.account_id,
+                self._envelope(
+                    "activity.logged",
+                    occurred_at,
+                    {
+                        "activity_id": f"ACT-{self.activity_no:07d}",
+                        "account_id": a.account_id,
+                        "rep_id": a.rep_id,
+                        "kind": self._ACTIVITY_KINDS[self.act["kind"][i]],
+                        "duration_min": self.act["duration"][i],
+                        "travel_min": self.act["travel"][i],
+                    },
+                ),
+            )
         return self._opportunity(kind, i, occurred_at)
 
     def _opportunity(self, kind: int, i: int, occurred_at: str) -> SimEvent:
         a = self.accounts[self.opp["account"][i]]
         opp_id = f"OPP-{self.opp_rank[i] + 1:06d}"
         if kind == _OPP_OPEN:
-            data = {"opportunity_id": opp_id, "account_id": a.account_id, "stage": "open",
-                    "amount": self.opp["amount"][i], "probability": self.opp["probability"][i]}
+            data = {
+                "opportunity_id": opp_id,
+                "account_id": a.account_id,
+                "stage": "open",
+                "amount": self.opp["amount"][i],
+                "probability": self.opp["probability"][i],
+            }
         else:
             won = self.opp["won"][i]
-            data = {"opportunity_id": opp_id, "account_id": a.account_id, "stage": "won" if won else "lost",
-                    "amount": self.opp["final_amount"][i] if won else self.opp["amount"][i],
-                    "probability": 1.0 if won else 0.0}
+            data = {
+                "opportunity_id": opp_id,
+                "account_id": a.account_id,
+                "stage": "won" if won else "lost",
+                "amount": self.opp["final_amount"][i] if won else self.opp["amount"][i],
+                "probability": 1.0 if won else 0.0,
+            }
         return TOPIC_OPPORTUNITIES, a.account_id, self._envelope("opportunity.updated", occurred_at, data)
 
 

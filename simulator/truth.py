@@ -53,8 +53,9 @@ def true_yearly_potential(account: SimAccount, at: datetime, shock: Shock | None
     return account.true_potential * shock_multiplier(account, at, shock)
 
 
-def _month_fraction_value(account: SimAccount, month_start: datetime, t0: datetime, t1: datetime,
-                          shock: Shock | None) -> float:
+def _month_fraction_value(
+    account: SimAccount, month_start: datetime, t0: datetime, t1: datetime, shock: Shock | None
+) -> float:
     """Expected order value of one calendar month that falls into [t0, t1)."""
     month_end = add_months(month_start, 1)
     lo, hi = max(t0, month_start), min(t1, month_end)
@@ -86,8 +87,9 @@ def expected_order_value(account: SimAccount, t0: datetime, t1: datetime, shock:
     return total
 
 
-def rep_true_potential(company: Company, at: datetime, shock: Shock | None = None,
-                       assignment: dict[str, str] | None = None) -> dict[str, float]:
+def rep_true_potential(
+    company: Company, at: datetime, shock: Shock | None = None, assignment: dict[str, str] | None = None
+) -> dict[str, float]:
     """Each rep's true yearly potential at `at` under `assignment` (default: the initial owners)."""
     totals = {r.rep_id: 0.0 for r in company.reps}
     for a in company.accounts:
@@ -120,13 +122,18 @@ def ground_truth_frame(company: Company, *, months: int = 24, shock: Shock | Non
         factor = shock.factor if shock is not None else 1.0
         active_at_end = shock is not None and t1 > shock.start
         weight = np.where(shocked, before + factor * after, before + after) / whole
-        frames.append(pd.DataFrame({
-            "month_start": pd.Timestamp(t0),
-            "account_id": [a.account_id for a in company.accounts],
-            "rep_id": [a.rep_id for a in company.accounts],
-            "region": [a.region for a in company.accounts],
-            "industry": [a.industry for a in company.accounts],
-            "yearly_potential": np.where(shocked & active_at_end, base * factor, base),
-            "expected_value": base / 12.0 * seasonality(month_start.month) * weight,
-        }, index=pd.RangeIndex(n)))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "month_start": pd.Timestamp(t0),
+                    "account_id": [a.account_id for a in company.accounts],
+                    "rep_id": [a.rep_id for a in company.accounts],
+                    "region": [a.region for a in company.accounts],
+                    "industry": [a.industry for a in company.accounts],
+                    "yearly_potential": np.where(shocked & active_at_end, base * factor, base),
+                    "expected_value": base / 12.0 * seasonality(month_start.month) * weight,
+                },
+                index=pd.RangeIndex(n),
+            )
+        )
     return pd.concat(frames, ignore_index=True)

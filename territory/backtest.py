@@ -85,8 +85,9 @@ def _event_time(envelope: Any) -> str:
         return ""
 
 
-def run_backtest(messages: Iterable[tuple[str, str, Any]], settings: Settings,
-                 on_progress: Callable[[int], None] | None = None) -> BacktestResult:
+def run_backtest(
+    messages: Iterable[tuple[str, str, Any]], settings: Settings, on_progress: Callable[[int], None] | None = None
+) -> BacktestResult:
     ordered = sorted(messages, key=lambda message: _event_time(message[2]))  # stable: ties keep file order
     result = BacktestResult()
     clock = ManualClock(datetime.min.replace(tzinfo=timezone.utc))
@@ -100,7 +101,12 @@ def run_backtest(messages: Iterable[tuple[str, str, Any]], settings: Settings,
         return None
 
     intake = Intake(
-        accounts={}, reps={}, seen_events={}, stream_times={}, send_state=collect, send_deadletter=ignore,
+        accounts={},
+        reps={},
+        seen_events={},
+        stream_times={},
+        send_state=collect,
+        send_deadletter=ignore,
         on_outcome=lambda topic, outcome, field_name: result.outcomes.update([outcome]),
         rules=IntakeRules.from_settings(settings),
         # Not the event-time clock below: it is set from the very events judged, so none would
@@ -160,4 +166,3 @@ def write_outputs(result: BacktestResult, out: Path) -> dict[str, Path]:
     paths["proposals"].write_text("".join(json.dumps(p) + "\n" for p in result.proposals), encoding="utf-8")
     paths["summary"].write_text(json.dumps(result.summary(), indent=2), encoding="utf-8")
     return paths
-

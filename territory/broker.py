@@ -63,17 +63,26 @@ def topic_plan(partitions: int) -> dict[str, int]:
     return plan
 
 
-async def create_topics(bootstrap_servers: str, plan: dict[str, int], timeout_s: float = 30.0, *,
-                        replication_factor: int = 1, **client_options: Any) -> list[str]:
+async def create_topics(
+    bootstrap_servers: str,
+    plan: dict[str, int],
+    timeout_s: float = 30.0,
+    *,
+    replication_factor: int = 1,
+    **client_options: Any,
+) -> list[str]:
     """Create the topics in `plan` that do not exist yet; returns the ones created.
     `client_options` are aiokafka's connection settings (`core.kafka_auth.client_options`)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_s * 1000),
-                                **client_options)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_s * 1000), **client_options
+    )
     await admin.start()
     try:
         response = await admin.create_topics(
-            [NewTopic(name, num_partitions=count, replication_factor=replication_factor)
-             for name, count in plan.items()]
+            [
+                NewTopic(name, num_partitions=count, replication_factor=replication_factor)
+                for name, count in plan.items()
+            ]
         )
         created, failures = [], []
         for name, code, *rest in response.topic_errors:
@@ -116,9 +125,18 @@ class EmbeddedBroker:
         advertised = f"tcp://{self.bootstrap_servers}"
         output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(
-            [broker_binary(), "broker", "--listener-url", address, "--advertised-listener-url", advertised,
-             "--storage-engine", "memory://tansu/"],
-            stdout=output, stderr=subprocess.STDOUT,
+            [
+                broker_binary(),
+                "broker",
+                "--listener-url",
+                address,
+                "--advertised-listener-url",
+                advertised,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
             # Own process group, so Ctrl-C in a terminal reaches us first and we stop it in order.
             start_new_session=True,
             # And if we are killed without a chance to stop it, the kernel stops it (Linux).

@@ -14,8 +14,11 @@ import typer
 from core.kafka_auth import client_options
 from core.settings import Settings
 
-app = typer.Typer(help="Keep sales territories fair: intake, detectors, rebalancer, alerts.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Keep sales territories fair: intake, detectors, rebalancer, alerts.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 
 
 # CRM CSV import and export live with the connectors.
@@ -93,7 +96,9 @@ def simulate(
     reps: int = typer.Option(8, help="Number of reps."),
     accounts: int = typer.Option(2000, help="Number of accounts."),
     months: int = typer.Option(24, help="Simulated months of orders and activities."),
-    speed: Optional[float] = typer.Option(None, help="Simulated seconds per wall second (default: as fast as possible)."),
+    speed: Optional[float] = typer.Option(
+        None, help="Simulated seconds per wall second (default: as fast as possible)."
+    ),
     shock: bool = typer.Option(True, help="Script a regional demand drop part-way."),
     shock_factor: float = typer.Option(0.4, help="Demand in the shocked region after the shock, as a factor."),
     out: Optional[Path] = typer.Option(None, help="Write the events to this JSON-lines file instead of Kafka."),
@@ -124,8 +129,15 @@ def simulate(
     def report(sent: int, total: int, occurred_at) -> None:
         typer.echo(f"\r{sent:,}/{total:,} events, simulated {occurred_at.date()}", nl=False)
 
-    sent = asyncio.run(produce_events(events, settings.bootstrap_servers, speed=speed, on_progress=report,
-                                      producer_config=client_options(settings)))
+    sent = asyncio.run(
+        produce_events(
+            events,
+            settings.bootstrap_servers,
+            speed=speed,
+            on_progress=report,
+            producer_config=client_options(settings),
+        )
+    )
     typer.echo(f"\nproduced {sent:,} events to {settings.bootstrap_servers}")
 
 
@@ -142,8 +154,9 @@ def demo(
     from territory.demo import DemoOptions, run_demo
 
     settings = _settings(serving=True)
-    options = DemoOptions(seed=seed, reps=reps, accounts=accounts, months=months,
-                          speed=days_per_second * 86400, max_seconds=max_seconds)
+    options = DemoOptions(
+        seed=seed, reps=reps, accounts=accounts, months=months, speed=days_per_second * 86400, max_seconds=max_seconds
+    )
     progress = run_demo(settings, options, echo=typer.echo)
     if not progress.proposals:
         raise typer.Exit(1)
@@ -152,8 +165,9 @@ def demo(
 @app.command()
 def backtest(
     events: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSON lines, one contract event each."),
-    out: Path = typer.Option(Path("backtest-out"), "--out", help="Directory for signals.jsonl, proposals.jsonl, "
-                                                                 "summary.json."),
+    out: Path = typer.Option(
+        Path("backtest-out"), "--out", help="Directory for signals.jsonl, proposals.jsonl, summary.json."
+    ),
 ) -> None:
     """Run the intake, detectors and rebalancer over a file of events in event-time order, without Kafka."""
     from rich.progress import Progress
@@ -167,13 +181,16 @@ def backtest(
         result = run_backtest(messages, settings, on_progress=lambda done: progress.update(task, completed=done))
     paths = write_outputs(result, out)
     summary = result.summary()
-    typer.echo(f"{summary['events']:,} events ({summary['event_time']['first'][:10]} .. "
-               f"{summary['event_time']['last'][:10]}): {summary['outcomes']}")
+    typer.echo(
+        f"{summary['events']:,} events ({summary['event_time']['first'][:10]} .. "
+        f"{summary['event_time']['last'][:10]}): {summary['outcomes']}"
+    )
     for found in result.signals:
-        typer.echo(f"  signal [{found['detected_at'][:10]}] {found['kind']} {found['subject']['id']} "
-                   f"{found['state']}")
-    typer.echo(f"{summary['proposals']} proposals, {summary['moves_proposed']} moves; written to "
-               + ", ".join(str(path) for path in paths.values()))
+        typer.echo(f"  signal [{found['detected_at'][:10]}] {found['kind']} {found['subject']['id']} {found['state']}")
+    typer.echo(
+        f"{summary['proposals']} proposals, {summary['moves_proposed']} moves; written to "
+        + ", ".join(str(path) for path in paths.values())
+    )
 
 
 @app.command()
@@ -197,61 +214,102 @@ def erase(
     from sqlalchemy.engine import make_url
 
     where = make_url(settings.db_url).render_as_string(hide_password=True)  # never print the password
-    typer.echo(f"store {where}: removed {removed['moves']} moves; scrubbed the account from "
-               f"{removed['proposals_scrubbed']} proposals, {removed['signals_scrubbed']} signals, "
-               f"{removed.get('audit_scrubbed', 0)} audit entries, {removed.get('deliveries_scrubbed', 0)} alert "
-               f"deliveries and {removed.get('reports_scrubbed', 0)} reports")
+    typer.echo(
+        f"store {where}: removed {removed['moves']} moves; scrubbed the account from "
+        f"{removed['proposals_scrubbed']} proposals, {removed['signals_scrubbed']} signals, "
+        f"{removed.get('audit_scrubbed', 0)} audit entries, {removed.get('deliveries_scrubbed', 0)} alert "
+        f"deliveries and {removed.get('reports_scrubbed', 0)} reports"
+    )
     if not settings.kafka_url:
-        typer.echo("TERRITORY_KAFKA_URL not set: no erase event sent; the worker's state still holds the account",
-                   err=True)
+        typer.echo(
+            "TERRITORY_KAFKA_URL not set: no erase event sent; the worker's state still holds the account", err=True
+        )
         raise typer.Exit(2)
     now = datetime.now(timezone.utc)
     event_id = f"erase-{account_id}-{now.strftime('%Y%m%dT%H%M%S%f')}"
-    envelope = {"event_id": event_id, "type": "account.erased", "occurred_at": now.isoformat(), "source": "cli",
-                "data": {"account_id": account_id, "by": by or None, "reason": reason}}
-    asyncio.run(produce_events([(topics.ACCOUNTS, account_id, envelope)], settings.bootstrap_servers,
-                                producer_config=client_options(settings)))
-    typer.echo(f"sent {event_id} to {topics.ACCOUNTS}: the worker drops the account from its tables "
-               f"(changelog tombstone) and from the planner's view")
+    envelope = {
+        "event_id": event_id,
+        "type": "account.erased",
+        "occurred_at": now.isoformat(),
+        "source": "cli",
+        "data": {"account_id": account_id, "by": by or None, "reason": reason},
+    }
+    asyncio.run(
+        produce_events(
+            [(topics.ACCOUNTS, account_id, envelope)],
+            settings.bootstrap_servers,
+            producer_config=client_options(settings),
+        )
+    )
+    typer.echo(
+        f"sent {event_id} to {topics.ACCOUNTS}: the worker drops the account from its tables "
+        f"(changelog tombstone) and from the planner's view"
+    )
 
 
 @app.command()
 def rebalance(
-    units: Path = typer.Option(..., "--units", dir_okay=False,
-                               help="UNITS.csv: unit_id, lat, lon, potential; optional workload (0), rep_id "
-                                    "(empty: unassigned), locked (false)."),
-    reps: Path = typer.Option(..., "--reps", dir_okay=False,
-                              help="REPS.csv: rep_id, home_lat, home_lon; optional capacity_fte (1.0), "
-                                   "max_travel_km (no limit)."),
-    adjacency: Optional[Path] = typer.Option(None, "--adjacency", dir_okay=False,
-                                             help="EDGES.csv: unit_a, unit_b (neighbours); every territory stays "
-                                                  "connected."),
+    units: Path = typer.Option(
+        ...,
+        "--units",
+        dir_okay=False,
+        help="UNITS.csv: unit_id, lat, lon, potential; optional workload (0), rep_id "
+        "(empty: unassigned), locked (false).",
+    ),
+    reps: Path = typer.Option(
+        ...,
+        "--reps",
+        dir_okay=False,
+        help="REPS.csv: rep_id, home_lat, home_lon; optional capacity_fte (1.0), max_travel_km (no limit).",
+    ),
+    adjacency: Optional[Path] = typer.Option(
+        None,
+        "--adjacency",
+        dir_okay=False,
+        help="EDGES.csv: unit_a, unit_b (neighbours); every territory stays connected.",
+    ),
     tolerance: float = typer.Option(0.10, help="Band around each rep's fair share, e.g. 0.05 for ±5%."),
-    metric: str = typer.Option("potential", "--metric", help="What to balance: potential, workload or "
-                                                             "potential,workload (both stay in band)."),
+    metric: str = typer.Option(
+        "potential", "--metric", help="What to balance: potential, workload or potential,workload (both stay in band)."
+    ),
     objective: str = typer.Option("moves", help="moves (fewest moves) | moved_potential (least potential moved)."),
-    max_moves: Optional[int] = typer.Option(None, "--max-moves",
-                                            help="At most M moves: the best balance they buy (may stay out of band)."),
-    curve: bool = typer.Option(False, "--curve", help="Also the trade-off curve of the base case: the best "
-                                                      "imbalance for 0, 1, 2, ... moves."),
-    time_limit: float = typer.Option(10.0, "--time-limit", help="Seconds per solve; each scenario and the curve "
-                                                               "get their own."),
+    max_moves: Optional[int] = typer.Option(
+        None, "--max-moves", help="At most M moves: the best balance they buy (may stay out of band)."
+    ),
+    curve: bool = typer.Option(
+        False, "--curve", help="Also the trade-off curve of the base case: the best imbalance for 0, 1, 2, ... moves."
+    ),
+    time_limit: float = typer.Option(
+        10.0, "--time-limit", help="Seconds per solve; each scenario and the curve get their own."
+    ),
     candidate_reps: int = typer.Option(3, "--candidate-reps", help="Nearest other reps a unit may move to."),
     workers: int = typer.Option(2, "--workers", help="CP-SAT search workers."),
-    drop_rep: List[str] = typer.Option([], "--drop-rep", help="What if this rep leaves (repeatable): their units "
-                                                              "must be placed, their locks no longer hold."),
-    add_rep: List[str] = typer.Option([], "--add-rep", help="What if this rep joins (repeatable): "
-                                                            "ID,LAT,LON[,CAPACITY_FTE[,MAX_TRAVEL_KM]]."),
-    compare_tolerance: List[float] = typer.Option([], "--compare-tolerance",
-                                                  help="What if the band were this wide (repeatable), e.g. 0.05."),
-    combined: bool = typer.Option(False, "--combined", help="One more scenario with every --drop-rep and --add-rep "
-                                                            "at once (e.g. R7 leaves and R11 takes over)."),
+    drop_rep: List[str] = typer.Option(
+        [],
+        "--drop-rep",
+        help="What if this rep leaves (repeatable): their units must be placed, their locks no longer hold.",
+    ),
+    add_rep: List[str] = typer.Option(
+        [], "--add-rep", help="What if this rep joins (repeatable): ID,LAT,LON[,CAPACITY_FTE[,MAX_TRAVEL_KM]]."
+    ),
+    compare_tolerance: List[float] = typer.Option(
+        [], "--compare-tolerance", help="What if the band were this wide (repeatable), e.g. 0.05."
+    ),
+    combined: bool = typer.Option(
+        False,
+        "--combined",
+        help="One more scenario with every --drop-rep and --add-rep at once (e.g. R7 leaves and R11 takes over).",
+    ),
     show: int = typer.Option(20, "--show", help="List at most this many moves per scenario (--out has them all)."),
-    out: Optional[Path] = typer.Option(None, "--out", dir_okay=False,
-                                       help="Write PROPOSAL.json: the base proposal and its scenarios."),
-    charts: Optional[Path] = typer.Option(None, "--charts", file_okay=False,
-                                          help="Write map.png, shares.png (and curve.png with --curve) of the base "
-                                               "proposal to this directory."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", dir_okay=False, help="Write PROPOSAL.json: the base proposal and its scenarios."
+    ),
+    charts: Optional[Path] = typer.Option(
+        None,
+        "--charts",
+        file_okay=False,
+        help="Write map.png, shares.png (and curve.png with --curve) of the base proposal to this directory.",
+    ),
 ) -> None:
     """Propose the fewest unit moves that bring every rep back into the band, from CSV files (no Kafka).
 
@@ -263,22 +321,30 @@ def rebalance(
     from territory import offline
 
     try:
-        options = offline.Options(tolerance=tolerance, metrics=offline.parse_metrics(metric), objective=objective,
-                                  max_moves=max_moves, candidate_reps=candidate_reps, time_limit_s=time_limit,
-                                  num_workers=workers)
+        options = offline.Options(
+            tolerance=tolerance,
+            metrics=offline.parse_metrics(metric),
+            objective=objective,
+            max_moves=max_moves,
+            candidate_reps=candidate_reps,
+            time_limit_s=time_limit,
+            num_workers=workers,
+        )
         options.check()
         added = [offline.parse_add_rep(text) for text in add_rep]
         inputs = offline.read_inputs(units, reps, adjacency)
-        scenarios = offline.build_scenarios(inputs, options, drop_reps=drop_rep, add_reps=added,
-                                            compare_tolerances=compare_tolerance, combined=combined)
+        scenarios = offline.build_scenarios(
+            inputs, options, drop_reps=drop_rep, add_reps=added, compare_tolerances=compare_tolerance, combined=combined
+        )
     except offline.InputError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2)
     for note in inputs.notes:
         typer.echo(f"note: {note}", err=True)
 
-    proposals = offline.run_scenarios(scenarios, options, adjacency=inputs.adjacency, curve=curve,
-                                      progress=lambda line: typer.echo(line, err=True))
+    proposals = offline.run_scenarios(
+        scenarios, options, adjacency=inputs.adjacency, curve=curve, progress=lambda line: typer.echo(line, err=True)
+    )
 
     more_hint = f" (all in {out})" if out is not None else " (--out FILE lists them all)"
     for proposal in proposals:
@@ -302,10 +368,12 @@ def rebalance(
 @app.command()
 def report(
     week: bool = typer.Option(True, "--week/--no-week", help="This week's review of every pending proposal."),
-    out: Optional[Path] = typer.Option(None, "--out", dir_okay=False,
-                                       help="Also write the HTML here (default: territory-data/reports/WEEK.html)."),
-    send: bool = typer.Option(True, "--send/--no-send",
-                              help="E-mail it to TERRITORY_REPORT_TO (or TERRITORY_SMTP_TO) when set."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", dir_okay=False, help="Also write the HTML here (default: territory-data/reports/WEEK.html)."
+    ),
+    send: bool = typer.Option(
+        True, "--send/--no-send", help="E-mail it to TERRITORY_REPORT_TO (or TERRITORY_SMTP_TO) when set."
+    ),
 ) -> None:
     """Build the weekly review now (the worker also builds it on TERRITORY_REPORT_CRON), keep it in the store."""
     from alerts.store import Store
@@ -324,8 +392,11 @@ def report(
     path.write_text(digest.report.html, encoding="utf-8")
     typer.echo(f"{digest.report.subject}")
     typer.echo(f"wrote {path} (report {digest.report_id} in the store)")
-    typer.echo(f"e-mailed to {', '.join(digest.sent_to)}" if digest.sent_to else
-               "not e-mailed: set TERRITORY_REPORT_TO or TERRITORY_SMTP_TO")
+    typer.echo(
+        f"e-mailed to {', '.join(digest.sent_to)}"
+        if digest.sent_to
+        else "not e-mailed: set TERRITORY_REPORT_TO or TERRITORY_SMTP_TO"
+    )
     typer.echo(f"the worker builds the next one at {next_run(settings).isoformat()}")
 
 

@@ -55,8 +55,10 @@ def run_demo(settings: Settings, options: DemoOptions, echo=print) -> Progress:
     company = generate_company(seed=options.seed, n_reps=options.reps, n_accounts=options.accounts)
     shock = default_shock(company, factor=options.shock_factor)
     events = generate_events(company, months=options.months, shock=shock, seed=options.seed)
-    echo(f"  {len(events):,} events; market shock: {region_name(shock.region)} demand x{shock.factor:g} "
-         f"from {shock.start.date()}")
+    echo(
+        f"  {len(events):,} events; market shock: {region_name(shock.region)} demand x{shock.factor:g} "
+        f"from {shock.start.date()}"
+    )
 
     with EmbeddedBroker(partitions=settings.partitions, log_path=data_dir / "demo-broker.log") as broker:
         echo(f"embedded broker on {broker.url}")
@@ -65,21 +67,26 @@ def run_demo(settings: Settings, options: DemoOptions, echo=print) -> Progress:
         worker_settings = settings.with_(
             kafka_url=broker.url,
             db_url=os.environ.get("TERRITORY_DB_URL") or f"sqlite:///{db_path}",
-            metrics_port=settings.metrics_port if settings.metrics_port and _port_free(settings.metrics_port)
+            metrics_port=settings.metrics_port
+            if settings.metrics_port and _port_free(settings.metrics_port)
             else free_port(),
             # A demo compresses two years into a minute: let proposals follow each other sooner.
             rebalance_cooldown_s=min(settings.rebalance_cooldown_s, 5.0),
         )
         worker = _start_worker(worker_settings, data_dir / "demo-worker.log")
         try:
-            echo(f"worker pid {worker.pid}; metrics on http://127.0.0.1:{worker_settings.metrics_port}/metrics "
-                 f"(log: {data_dir / 'demo-worker.log'})")
+            echo(
+                f"worker pid {worker.pid}; metrics on http://127.0.0.1:{worker_settings.metrics_port}/metrics "
+                f"(log: {data_dir / 'demo-worker.log'})"
+            )
             _wait_metrics(worker_settings.metrics_port, worker, timeout_s=60)
             progress = asyncio.run(_narrate(broker.bootstrap_servers, events, worker_settings, options, worker, echo))
         finally:
             _stop(worker)
-    echo(f"done: {progress.produced:,} events, {progress.signals} signals, {len(progress.proposals)} proposals, "
-         f"{progress.alerts} alerts; store: {worker_settings.db_url}")
+    echo(
+        f"done: {progress.produced:,} events, {progress.signals} signals, {len(progress.proposals)} proposals, "
+        f"{progress.alerts} alerts; store: {worker_settings.db_url}"
+    )
     if progress.proposals:
         for path in draw_proposal(company, progress.proposals[-1], data_dir):
             echo(f"picture: {path}")
@@ -93,8 +100,9 @@ def draw_proposal(company, proposal: dict, directory: Path) -> list[Path]:
     accounts = [MapAccount(a.account_id, a.lat, a.lon, a.rep_id, a.true_potential) for a in company.accounts]
     reps = [MapRep(r.rep_id, r.home_lat, r.home_lon) for r in company.reps]
     pictures = {
-        directory / "demo-map.png": territory_map_png(accounts, reps, proposal,
-                                                      title=f"Proposal {proposal['proposal_id']}"),
+        directory / "demo-map.png": territory_map_png(
+            accounts, reps, proposal, title=f"Proposal {proposal['proposal_id']}"
+        ),
         directory / "demo-shares.png": share_chart_png(proposal),
     }
     for path, png in pictures.items():
@@ -102,8 +110,9 @@ def draw_proposal(company, proposal: dict, directory: Path) -> list[Path]:
     return list(pictures)
 
 
-async def _narrate(bootstrap: str, events: list, settings: Settings, options: DemoOptions,
-                   worker: subprocess.Popen, echo) -> Progress:
+async def _narrate(
+    bootstrap: str, events: list, settings: Settings, options: DemoOptions, worker: subprocess.Popen, echo
+) -> Progress:
     from simulator.produce import produce_events
 
     progress = Progress(total=len(events))
@@ -134,10 +143,12 @@ async def _narrate(bootstrap: str, events: list, settings: Settings, options: De
             now = time.monotonic()
             if now - last_report >= 3:
                 last_report = now
-                echo(f"  [{now - started:5.0f} s] produced {progress.produced:,}/{progress.total:,} "
-                     f"(simulated {progress.simulated_at.date() if progress.simulated_at else '-'}), "
-                     f"worker took {taken:,.0f}, planner at {_date(watermark)}, "
-                     f"signals {progress.signals}, proposals {len(progress.proposals)}")
+                echo(
+                    f"  [{now - started:5.0f} s] produced {progress.produced:,}/{progress.total:,} "
+                    f"(simulated {progress.simulated_at.date() if progress.simulated_at else '-'}), "
+                    f"worker took {taken:,.0f}, planner at {_date(watermark)}, "
+                    f"signals {progress.signals}, proposals {len(progress.proposals)}"
+                )
             # Finished when every event was taken, the planner judged up to the last one, and all is quiet.
             if producing.done() and taken >= progress.total and watermark >= last_judged:
                 settled_since = settled_since or now
@@ -156,9 +167,11 @@ async def _narrate(bootstrap: str, events: list, settings: Settings, options: De
 def _show(topic: str, message: dict, progress: Progress, echo) -> None:
     if topic == topics.SIGNALS:
         progress.signals += 1
-        echo(f"SIGNAL   [{message['detected_at'][:10]}] {message['kind']} "
-             f"{message['subject'].get('name') or message['subject']['id']} {message['state']}: "
-             f"{_evidence_text(message)} (severity {message['severity']})")
+        echo(
+            f"SIGNAL   [{message['detected_at'][:10]}] {message['kind']} "
+            f"{message['subject'].get('name') or message['subject']['id']} {message['state']}: "
+            f"{_evidence_text(message)} (severity {message['severity']})"
+        )
     elif topic == topics.PROPOSALS:
         progress.proposals.append(message)
         echo("PROPOSAL " + summary_line(message))
@@ -169,8 +182,10 @@ def _show(topic: str, message: dict, progress: Progress, echo) -> None:
         echo("         rep      share before -> after   fair share")
         after = {row["rep_id"]: row for row in message["after"]}
         for row in message["before"]:
-            echo(f"         {row['rep_id']:<8} {row['share']:6.1%} -> {after[row['rep_id']]['share']:6.1%}"
-                 f"        {row['fair_share']:6.1%}")
+            echo(
+                f"         {row['rep_id']:<8} {row['share']:6.1%} -> {after[row['rep_id']]['share']:6.1%}"
+                f"        {row['fair_share']:6.1%}"
+            )
     elif topic == topics.ALERTS:
         progress.alerts += 1
         echo(f"ALERT    {message['title']}")
@@ -179,8 +194,10 @@ def _show(topic: str, message: dict, progress: Progress, echo) -> None:
 def _evidence_text(signal: dict) -> str:
     evidence = signal["evidence"]
     if signal["kind"] == "imbalance":
-        return (f"{evidence['metric']} share {evidence['share']:.1%} vs fair {evidence['fair_share']:.1%} "
-                f"({evidence['deviation']:+.0%})")
+        return (
+            f"{evidence['metric']} share {evidence['share']:.1%} vs fair {evidence['fair_share']:.1%} "
+            f"({evidence['deviation']:+.0%})"
+        )
     if signal["kind"] == "market_shock":
         return f"regional sales {evidence['size']:+.0%} since about {evidence['started_on']}"
     if signal["kind"] == "model_drift":
@@ -191,12 +208,23 @@ def _evidence_text(signal: dict) -> str:
 
 
 def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen:
-    env = {**os.environ, "TERRITORY_KAFKA_URL": settings.kafka_url, "TERRITORY_DB_URL": settings.db_url,
-           "TERRITORY_METRICS_PORT": str(settings.metrics_port), "TERRITORY_PARTITIONS": str(settings.partitions),
-           "TERRITORY_DATA_DIR": str(settings.data_dir),
-           "TERRITORY_REBALANCE_COOLDOWN_S": str(settings.rebalance_cooldown_s)}
-    return subprocess.Popen([sys.executable, "-m", "territory.cli", "worker"], env=env,
-                            stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
+    env = {
+        **os.environ,
+        "TERRITORY_KAFKA_URL": settings.kafka_url,
+        "TERRITORY_DB_URL": settings.db_url,
+        "TERRITORY_METRICS_PORT": str(settings.metrics_port),
+        "TERRITORY_PARTITIONS": str(settings.partitions),
+        "TERRITORY_DATA_DIR": str(settings.data_dir),
+        "TERRITORY_REBALANCE_COOLDOWN_S": str(settings.rebalance_cooldown_s),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "territory.cli", "worker"],
+        env=env,
+        stdout=open(log_path, "wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=die_with_parent,
+    )
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -229,8 +257,11 @@ def _metric(port: int, name: str, labels: str = "") -> float:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
     except OSError:
         return 0.0
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if (line.startswith(name + "{") or line.startswith(name + " ")) and labels in line)
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if (line.startswith(name + "{") or line.startswith(name + " ")) and labels in line
+    )
 
 
 def _wait_metrics(port: int, worker: subprocess.Popen, timeout_s: float) -> None:

@@ -20,14 +20,23 @@ log = logging.getLogger(__name__)
 _installed = False
 
 
-async def probe_end_offsets(bootstrap_servers: str | list[str], reported: Mapping[TopicPartition, int],
-                            *, quiet_ms: int = 300, **client_options: Any) -> dict[TopicPartition, int]:
+async def probe_end_offsets(
+    bootstrap_servers: str | list[str],
+    reported: Mapping[TopicPartition, int],
+    *,
+    quiet_ms: int = 300,
+    **client_options: Any,
+) -> dict[TopicPartition, int]:
     """True log end per partition: read on from the reported end until a poll comes back empty."""
     ends = dict(reported)
     if not ends:
         return ends
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False,
-                                max_partition_fetch_bytes=4 * 1024 * 1024, **client_options)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        **client_options,
+    )
     await consumer.start()
     try:
         consumer.assign(list(ends))
@@ -61,10 +70,12 @@ def install_exact_end_offsets(**client_options: Any) -> None:
         exact = await probe_end_offsets(bootstrap, reported, **client_options)
         corrected = {tp: (reported[tp], exact[tp]) for tp in reported if exact[tp] != reported[tp]}
         if corrected:
-            log.info("corrected %d end offsets the broker reported short: %s", len(corrected),
-                     ", ".join(f"{tp.topic}[{tp.partition}] {a}->{b}" for tp, (a, b) in list(corrected.items())[:5]))
+            log.info(
+                "corrected %d end offsets the broker reported short: %s",
+                len(corrected),
+                ", ".join(f"{tp.topic}[{tp.partition}] {a}->{b}" for tp, (a, b) in list(corrected.items())[:5]),
+            )
         return exact
 
     driver.AIOKafkaConsumerThread._highwaters = exact_highwaters
     _installed = True
-

@@ -33,8 +33,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from connectors.tables import (BAD, CellError, InputError, Problems, flag, identifier, number_above_0,
-                               number_at_least_0, number_in, optional, read_table)
+from connectors.tables import (
+    BAD,
+    CellError,
+    InputError,
+    Problems,
+    flag,
+    identifier,
+    number_above_0,
+    number_at_least_0,
+    number_in,
+    optional,
+    read_table,
+)
 from core.formatting import amount, significant_percent
 from rebalancer import Account, CurvePoint, RebalanceResult, Rep, RepBalance, minimal_moves, trade_off_curve
 
@@ -103,8 +114,9 @@ class Options:
     def check(self) -> None:
         _check_tolerance(self.tolerance, "--tolerance")
         if not self.metrics or any(m not in METRICS for m in self.metrics):
-            raise InputError(f"--metric must be {' or '.join(METRICS)} or both (comma-separated), "
-                             f"got {','.join(self.metrics)!r}")
+            raise InputError(
+                f"--metric must be {' or '.join(METRICS)} or both (comma-separated), got {','.join(self.metrics)!r}"
+            )
         if self.objective not in OBJECTIVES:
             raise InputError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         if self.max_moves is not None and self.max_moves < 0:
@@ -165,8 +177,15 @@ class Proposal:
         """JSON-ready: the rebalancer's own ``to_dict()`` with moves keyed by ``unit_id``."""
         body = self.result.to_dict()
         body["moves"] = [
-            {"unit_id": m.account_id, "from_rep": m.from_rep, "to_rep": m.to_rep, "potential": m.potential,
-             "workload": m.workload, "distance_km": m.distance_km, "reason": m.reason}
+            {
+                "unit_id": m.account_id,
+                "from_rep": m.from_rep,
+                "to_rep": m.to_rep,
+                "potential": m.potential,
+                "workload": m.workload,
+                "distance_km": m.distance_km,
+                "reason": m.reason,
+            }
             for m in self.result.moves
         ]
         body["moved_potential"] = self.moved_potential
@@ -174,8 +193,13 @@ class Proposal:
         document = {"scenario": self.scenario.name, **body}
         if self.curve is not None:
             document["curve"] = [
-                {"moves": p.moves, "imbalance": p.imbalance, "status": p.status, "moves_used": p.moves_used,
-                 "bound": p.bound}
+                {
+                    "moves": p.moves,
+                    "imbalance": p.imbalance,
+                    "status": p.status,
+                    "moves_used": p.moves_used,
+                    "bound": p.bound,
+                }
                 for p in self.curve
             ]
         return document
@@ -221,8 +245,19 @@ def read_units(path: Path) -> tuple[Account, ...]:
         first_line[unit_id] = line
         if None in (lat, lon, potential, workload, locked):
             continue
-        units.append(errors.build(line, Account, account_id=unit_id, potential=potential, workload=workload,
-                                  lat=lat, lon=lon, rep_id=rep_id, locked=locked))
+        units.append(
+            errors.build(
+                line,
+                Account,
+                account_id=unit_id,
+                potential=potential,
+                workload=workload,
+                lat=lat,
+                lon=lon,
+                rep_id=rep_id,
+                locked=locked,
+            )
+        )
     errors.raise_if_any()
     if not units:
         raise InputError(f"{name}: no units (only a header line)")
@@ -249,16 +284,26 @@ def read_reps(path: Path) -> tuple[Rep, ...]:
         first_line[rep_id] = line
         if None in (home_lat, home_lon, capacity) or max_travel is BAD:
             continue
-        reps.append(errors.build(line, Rep, rep_id=rep_id, home_lat=home_lat, home_lon=home_lon,
-                                 capacity_fte=capacity, max_travel_km=max_travel))
+        reps.append(
+            errors.build(
+                line,
+                Rep,
+                rep_id=rep_id,
+                home_lat=home_lat,
+                home_lon=home_lon,
+                capacity_fte=capacity,
+                max_travel_km=max_travel,
+            )
+        )
     errors.raise_if_any()
     if not reps:
         raise InputError(f"{name}: no reps (only a header line)")
     return tuple(reps)
 
 
-def read_edges(path: Path, units: Sequence[Account], *,
-               units_name: str = "the units file") -> tuple[tuple[str, str], ...]:
+def read_edges(
+    path: Path, units: Sequence[Account], *, units_name: str = "the units file"
+) -> tuple[tuple[str, str], ...]:
     """Neighbouring pairs, each once, without self-pairs; every unit must be known."""
     table = read_table(path, *EDGE_COLUMNS)
     known = {u.account_id for u in units}
@@ -285,8 +330,10 @@ def _notes(units: Sequence[Account], reps: Sequence[Rep], units_path: Path, reps
         yield f"{len(unassigned)} unit{'s' if len(unassigned) != 1 else ''} without a rep: each placement is a move"
     if foreign:
         count = sum(1 for u in units if u.rep_id in foreign)
-        yield (f"{count} unit{'s' if count != 1 else ''} in {units_path} name reps not in {reps_path} "
-               f"({_some(foreign)}): they count as unassigned and will be placed")
+        yield (
+            f"{count} unit{'s' if count != 1 else ''} in {units_path} name reps not in {reps_path} "
+            f"({_some(foreign)}): they count as unassigned and will be placed"
+        )
     stray_locks = [u.account_id for u in units if u.locked and u.rep_id not in rep_ids]
     if stray_locks:
         yield f"locked units without a rep in {reps_path} cannot stay put; their lock is ignored: {_some(stray_locks)}"
@@ -310,8 +357,12 @@ def parse_add_rep(text: str) -> Rep:
     usage = "ID,LAT,LON[,CAPACITY_FTE[,MAX_TRAVEL_KM]], e.g. R11,52.52,13.40,1.0"
     if not 3 <= len(parts) <= 5 or not parts[0]:
         raise InputError(f"--add-rep {text!r}: expected {usage}")
-    fields = [("LAT", number_in(-90, 90)), ("LON", number_in(-180, 180)),
-              ("CAPACITY_FTE", optional(number_above_0, 1.0)), ("MAX_TRAVEL_KM", optional(number_at_least_0, None))]
+    fields = [
+        ("LAT", number_in(-90, 90)),
+        ("LON", number_in(-180, 180)),
+        ("CAPACITY_FTE", optional(number_above_0, 1.0)),
+        ("MAX_TRAVEL_KM", optional(number_at_least_0, None)),
+    ]
     values = []
     for (label, parse), value in zip(fields, parts[1:] + [""] * (4 - len(parts[1:]))):
         try:
@@ -391,8 +442,10 @@ def run_scenarios(
     steps = len(scenarios) + (1 if curve else 0)
     proposals = []
     for step, scenario in enumerate(scenarios, start=1):
-        say(f"[{step}/{steps}] {scenario.name}: solving {len(scenario.units)} units, {len(scenario.reps)} reps, "
-            f"tolerance ±{significant_percent(scenario.tolerance)} (time limit {options.time_limit_s:g} s)")
+        say(
+            f"[{step}/{steps}] {scenario.name}: solving {len(scenario.units)} units, {len(scenario.reps)} reps, "
+            f"tolerance ±{significant_percent(scenario.tolerance)} (time limit {options.time_limit_s:g} s)"
+        )
         result = _solve(scenario, options, adjacency)
         found = f", {_count(len(result.moves), 'move')}" if result.status in PROPOSAL_STATUSES else ""
         say(f"[{step}/{steps}] {scenario.name}: {result.status}{found} in {result.seconds:.1f} s")
@@ -408,17 +461,30 @@ def run_scenarios(
 
 def _solve(scenario: Scenario, options: Options, adjacency: Sequence[tuple[str, str]] | None) -> RebalanceResult:
     return minimal_moves(
-        scenario.units, scenario.reps, tolerance=scenario.tolerance, metrics=options.metrics,
-        objective=options.objective, max_moves=options.max_moves, adjacency=adjacency,
-        candidate_reps=options.candidate_reps, time_limit_s=options.time_limit_s, num_workers=options.num_workers,
+        scenario.units,
+        scenario.reps,
+        tolerance=scenario.tolerance,
+        metrics=options.metrics,
+        objective=options.objective,
+        max_moves=options.max_moves,
+        adjacency=adjacency,
+        candidate_reps=options.candidate_reps,
+        time_limit_s=options.time_limit_s,
+        num_workers=options.num_workers,
     )
 
 
-def _trade_off_curve(scenario: Scenario, options: Options,
-                     adjacency: Sequence[tuple[str, str]] | None) -> tuple[CurvePoint, ...]:
+def _trade_off_curve(
+    scenario: Scenario, options: Options, adjacency: Sequence[tuple[str, str]] | None
+) -> tuple[CurvePoint, ...]:
     return trade_off_curve(
-        scenario.units, scenario.reps, tolerance=scenario.tolerance, metrics=options.metrics,
-        adjacency=adjacency, candidate_reps=options.candidate_reps, time_limit_s=options.time_limit_s,
+        scenario.units,
+        scenario.reps,
+        tolerance=scenario.tolerance,
+        metrics=options.metrics,
+        adjacency=adjacency,
+        candidate_reps=options.candidate_reps,
+        time_limit_s=options.time_limit_s,
         num_workers=options.num_workers,
     )
 
@@ -475,9 +541,11 @@ def write_charts(directory: Path, proposal: Proposal) -> list[Path]:
 def render_proposal(proposal: Proposal, *, max_listed: int = 20, more_hint: str = "") -> str:
     """A header line, the solver figures, then the moves (the first ``max_listed``)."""
     scenario, result, options = proposal.scenario, proposal.result, proposal.options
-    header = (f"== {scenario.name}: {len(scenario.units)} units, {len(scenario.reps)} reps, tolerance "
-              f"±{significant_percent(scenario.tolerance)}, metric {','.join(options.metrics)}, "
-              f"objective {options.objective}")
+    header = (
+        f"== {scenario.name}: {len(scenario.units)} units, {len(scenario.reps)} reps, tolerance "
+        f"±{significant_percent(scenario.tolerance)}, metric {','.join(options.metrics)}, "
+        f"objective {options.objective}"
+    )
     if options.max_moves is not None:
         header += f", at most {_count(options.max_moves, 'move')}"
     lines = [header + " =="]
@@ -485,11 +553,17 @@ def render_proposal(proposal: Proposal, *, max_listed: int = 20, more_hint: str 
     figures = [
         ("status", f"{result.status} in {result.seconds:.2f} s"),
         ("moves", f"{len(result.moves)}{moved}" if proposal.has_proposal else "-"),
-        ("objective", f"{_figure(result.objective)}  bound {_figure(result.bound)}  gap "
-                      + (f"{result.gap:.1%}" if result.gap is not None else "-")),
-        ("imbalance", f"{proposal.imbalance_before:.1%} -> {proposal.imbalance_after:.1%}  (worst after: "
-                      f"{_worst(proposal)})" if proposal.has_proposal
-                      else f"{proposal.imbalance_before:.1%} (no proposal)"),
+        (
+            "objective",
+            f"{_figure(result.objective)}  bound {_figure(result.bound)}  gap "
+            + (f"{result.gap:.1%}" if result.gap is not None else "-"),
+        ),
+        (
+            "imbalance",
+            f"{proposal.imbalance_before:.1%} -> {proposal.imbalance_after:.1%}  (worst after: {_worst(proposal)})"
+            if proposal.has_proposal
+            else f"{proposal.imbalance_before:.1%} (no proposal)",
+        ),
     ]
     if result.explanation:
         figures.append(("why", result.explanation))
@@ -500,8 +574,10 @@ def render_proposal(proposal: Proposal, *, max_listed: int = 20, more_hint: str 
     if result.status == "balanced":
         lines.append("  nothing to move: every rep is inside the band")
     elif result.moves:
-        rows = [[m.account_id, m.from_rep or "-", m.to_rep, amount(m.potential), f"{m.distance_km:.1f}"]
-                for m in result.moves[:max_listed]]
+        rows = [
+            [m.account_id, m.from_rep or "-", m.to_rep, amount(m.potential), f"{m.distance_km:.1f}"]
+            for m in result.moves[:max_listed]
+        ]
         lines += ["  " + line for line in _table(["unit", "from", "to", "potential", "km"], rows, "lllrr")]
         if len(result.moves) > max_listed:
             lines.append(f"  ... {len(result.moves) - max_listed} more{more_hint}")
@@ -513,8 +589,16 @@ def render_comparison(proposals: Sequence[Proposal]) -> str:
     rows = []
     for p in proposals:
         if p.has_proposal:
-            rows.append([p.scenario.name, p.result.status, str(len(p.result.moves)), amount(p.moved_potential),
-                         f"{p.imbalance_after:.1%}", _worst(p)])
+            rows.append(
+                [
+                    p.scenario.name,
+                    p.result.status,
+                    str(len(p.result.moves)),
+                    amount(p.moved_potential),
+                    f"{p.imbalance_after:.1%}",
+                    _worst(p),
+                ]
+            )
         else:
             rows.append([p.scenario.name, p.result.status, "-", "-", "-", "-"])
     headers = ["scenario", "status", "moves", "moved potential", "imbalance after", "worst rep"]
@@ -549,8 +633,9 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: str) ->
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(str(c).rjust(w) if a == "r" else str(c).ljust(w)
-                         for c, w, a in zip(cells, widths, align)).rstrip()
+        return "  ".join(
+            str(c).rjust(w) if a == "r" else str(c).ljust(w) for c, w, a in zip(cells, widths, align)
+        ).rstrip()
 
     return [line(headers)] + [line(row) for row in rows]
 

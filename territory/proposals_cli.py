@@ -28,8 +28,11 @@ if TYPE_CHECKING:
     from alerts.decisions import Outcome
     from alerts.store import Store
 
-app = typer.Typer(help="Review proposals: list, show, approve, reject, apply (publish an approval again).",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Review proposals: list, show, approve, reject, apply (publish an approval again).",
+    no_args_is_help=True,
+    add_completion=False,
+)
 
 
 def _settings() -> Settings:
@@ -79,16 +82,16 @@ def _when(moment: Any) -> str:
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(),
-             "  ".join("-" * w for w in widths)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(), "  ".join("-" * w for w in widths)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     return "\n".join(lines)
 
 
 @app.command("list")
 def list_command(
-    status: Optional[str] = typer.Option(None, help="Only proposals in this state: pending, approved, rejected, "
-                                                    "superseded, applied."),
+    status: Optional[str] = typer.Option(
+        None, help="Only proposals in this state: pending, approved, rejected, superseded, applied."
+    ),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line instead of a table."),
     limit: int = typer.Option(200, "--limit", min=1, help="At most this many (a page)."),
     offset: int = typer.Option(0, "--offset", min=0, help="Skip this many first (the next page)."),
@@ -108,12 +111,23 @@ def list_command(
     if not rows:
         typer.echo(f"no {status + ' ' if status else ''}proposals")
         return
-    typer.echo(_table(
-        ["proposal", "status", "kind", "moves", "imbalance", "event time", "decided by"],
-        [[r.proposal_id, r.status, "placement" if r.payload.get("mode") == "place" else "rebalance",
-          str(r.move_count), f"{percent(r.imbalance_before, 1, missing='-')} -> {percent(r.imbalance_after, 1, missing='-')}",
-          r.event_time[:10],
-          r.decided_by or ""] for r in rows]))
+    typer.echo(
+        _table(
+            ["proposal", "status", "kind", "moves", "imbalance", "event time", "decided by"],
+            [
+                [
+                    r.proposal_id,
+                    r.status,
+                    "placement" if r.payload.get("mode") == "place" else "rebalance",
+                    str(r.move_count),
+                    f"{percent(r.imbalance_before, 1, missing='-')} -> {percent(r.imbalance_after, 1, missing='-')}",
+                    r.event_time[:10],
+                    r.decided_by or "",
+                ]
+                for r in rows
+            ],
+        )
+    )
 
 
 @app.command()
@@ -125,11 +139,15 @@ def show(proposal_id: str = typer.Argument(..., help="The proposal id (see `terr
         raise _fail(f"no proposal {proposal_id!r} (see `territory proposals list`)")
     payload = row.payload
     typer.echo(f"proposal {row.proposal_id}: {row.status}")
-    typer.echo(f"  kind           {'placement' if payload.get('mode') == 'place' else 'rebalance'} "
-               f"(solver: {row.solver_status})")
+    typer.echo(
+        f"  kind           {'placement' if payload.get('mode') == 'place' else 'rebalance'} "
+        f"(solver: {row.solver_status})"
+    )
     typer.echo(f"  moves          {row.move_count}")
-    typer.echo(f"  imbalance      {percent(row.imbalance_before, 1, missing='-')} -> "
-               f"{percent(row.imbalance_after, 1, missing='-')} (band ±{percent(payload.get('tolerance'), 1, missing='-')})")
+    typer.echo(
+        f"  imbalance      {percent(row.imbalance_before, 1, missing='-')} -> "
+        f"{percent(row.imbalance_after, 1, missing='-')} (band ±{percent(payload.get('tolerance'), 1, missing='-')})"
+    )
     typer.echo(f"  event time     {row.event_time}")
     typer.echo(f"  proposed       {_when(row.stored_at)}")
     if row.decided_at is not None:
@@ -145,19 +163,37 @@ def show(proposal_id: str = typer.Argument(..., help="The proposal id (see `terr
     if payload.get("before") and payload.get("after"):
         after = {r["rep_id"]: r for r in payload["after"]}
         typer.echo("\nreps (share of potential / fair share):")
-        typer.echo(_table(["rep", "before", "after", "fair", "accounts"], [
-            [b["rep_id"], percent(b.get("share"), 1, missing="-"),
-             percent(after.get(b["rep_id"], {}).get("share"), 1, missing="-"), percent(b.get("fair_share"), 1, missing="-"),
-             f"{b.get('accounts', '-')} -> {after.get(b['rep_id'], {}).get('accounts', '-')}"]
-            for b in payload["before"]]))
+        typer.echo(
+            _table(
+                ["rep", "before", "after", "fair", "accounts"],
+                [
+                    [
+                        b["rep_id"],
+                        percent(b.get("share"), 1, missing="-"),
+                        percent(after.get(b["rep_id"], {}).get("share"), 1, missing="-"),
+                        percent(b.get("fair_share"), 1, missing="-"),
+                        f"{b.get('accounts', '-')} -> {after.get(b['rep_id'], {}).get('accounts', '-')}",
+                    ]
+                    for b in payload["before"]
+                ],
+            )
+        )
     moves = store.moves(proposal_id)
     typer.echo(f"\nmoves ({len(moves)}):")
     if moves:
-        typer.echo(_table(["account", "from", "to", "potential", "reason"], [
-            [m.account_id, m.from_rep or "(none)", m.to_rep, f"{m.potential:,.0f}", m.reason] for m in moves]))
+        typer.echo(
+            _table(
+                ["account", "from", "to", "potential", "reason"],
+                [[m.account_id, m.from_rep or "(none)", m.to_rep, f"{m.potential:,.0f}", m.reason] for m in moves],
+            )
+        )
     typer.echo("\naudit trail:")
-    typer.echo(_table(["when (UTC)", "who", "what", "why"], [
-        [_when(a.at), a.actor, a.action, a.comment or ""] for a in reversed(store.audit(proposal_id))]))
+    typer.echo(
+        _table(
+            ["when (UTC)", "who", "what", "why"],
+            [[_when(a.at), a.actor, a.action, a.comment or ""] for a in reversed(store.audit(proposal_id))],
+        )
+    )
 
 
 def _bootstrap(settings: Settings) -> str:
@@ -187,13 +223,21 @@ async def _with_publisher(bootstrap: str, action: Any) -> "Outcome":
 
 def _report(outcome: "Outcome", verb: str) -> None:
     if outcome.ok:
-        typer.echo(f"proposal {outcome.proposal_id} {verb}: {outcome.status}"
-                   + (f", {outcome.moves} moves published to territory.assignments and territory.overrides"
-                      if outcome.moves else ""))
+        typer.echo(
+            f"proposal {outcome.proposal_id} {verb}: {outcome.status}"
+            + (
+                f", {outcome.moves} moves published to territory.assignments and territory.overrides"
+                if outcome.moves
+                else ""
+            )
+        )
         return
-    typer.echo(f"proposal {outcome.proposal_id} is approved, but publishing failed ({outcome.error}); "
-               f"the approval stands: run `territory proposals apply {outcome.proposal_id}` "
-               f"(a running worker also retries)", err=True)
+    typer.echo(
+        f"proposal {outcome.proposal_id} is approved, but publishing failed ({outcome.error}); "
+        f"the approval stands: run `territory proposals apply {outcome.proposal_id}` "
+        f"(a running worker also retries)",
+        err=True,
+    )
     raise typer.Exit(1)
 
 
@@ -211,8 +255,12 @@ def approve(
     proposal_id: str = typer.Argument(..., help="The pending proposal to approve."),
     comment: str = typer.Option(..., "--comment", "-m", help="Why (kept in the audit log)."),
     by: str = typer.Option(..., "--by", help="Who decides (kept in the audit log and on the assignments)."),
-    only_valid: bool = typer.Option(False, "--only-valid", help="Approve the moves that still fit the accounts' "
-                                    "current owners and leave the stale ones out (listed in the audit log)."),
+    only_valid: bool = typer.Option(
+        False,
+        "--only-valid",
+        help="Approve the moves that still fit the accounts' "
+        "current owners and leave the stale ones out (listed in the audit log).",
+    ),
 ) -> None:
     """Approve a pending proposal and publish its moves to territory.assignments (and the worker's state).
 
@@ -228,12 +276,24 @@ def approve(
     with _store_available("nothing was decided"):
         store = _store(settings)
         _pending(store, proposal_id)
-    with _store_available(f"nothing was decided, or, if `territory proposals show {proposal_id}` says approved, "
-                          f"`territory proposals apply {proposal_id}` finishes it"):
+    with _store_available(
+        f"nothing was decided, or, if `territory proposals show {proposal_id}` says approved, "
+        f"`territory proposals apply {proposal_id}` finishes it"
+    ):
         try:
-            outcome = asyncio.run(_with_publisher(bootstrap, lambda publisher: approve_proposal(
-                store, publisher, proposal_id, actor=by.strip(), comment=comment.strip(),
-                only_valid_moves=only_valid)))
+            outcome = asyncio.run(
+                _with_publisher(
+                    bootstrap,
+                    lambda publisher: approve_proposal(
+                        store,
+                        publisher,
+                        proposal_id,
+                        actor=by.strip(),
+                        comment=comment.strip(),
+                        only_valid_moves=only_valid,
+                    ),
+                )
+            )
         except DecisionError as error:
             raise _fail(str(error))
     _report(outcome, "approved")
@@ -255,8 +315,7 @@ def reject(
         store = _store(_settings())
         _pending(store, proposal_id)
         try:
-            outcome = asyncio.run(reject_proposal(store, None, proposal_id, actor=by.strip(),
-                                                  comment=comment.strip()))
+            outcome = asyncio.run(reject_proposal(store, None, proposal_id, actor=by.strip(), comment=comment.strip()))
         except DecisionError as error:
             raise _fail(str(error))
     _report(outcome, "rejected")
@@ -283,8 +342,9 @@ def apply_command(
         raise _fail(f"proposal {proposal_id} is {row.status}: only an approved proposal can be applied")
     bootstrap = _bootstrap(settings)
     try:
-        outcome = asyncio.run(_with_publisher(bootstrap, lambda publisher: apply_proposal(
-            store, publisher, proposal_id, actor=by)))
+        outcome = asyncio.run(
+            _with_publisher(bootstrap, lambda publisher: apply_proposal(store, publisher, proposal_id, actor=by))
+        )
     except DecisionError as error:
         raise _fail(str(error))
     _report(outcome, "applied")

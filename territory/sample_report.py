@@ -15,8 +15,15 @@ from typing import Any, Sequence
 from alerts.report import build_weekly_report, iso_week
 
 
-def sample_proposal(*, seed: int = 7, n_reps: int = 8, n_accounts: int = 400, months: int = 20,
-                    potential: str = "model", time_limit_s: float = 5.0) -> dict[str, Any]:
+def sample_proposal(
+    *,
+    seed: int = 7,
+    n_reps: int = 8,
+    n_accounts: int = 400,
+    months: int = 20,
+    potential: str = "model",
+    time_limit_s: float = 5.0,
+) -> dict[str, Any]:
     """A real proposal for a simulated company: simulator events folded into account
     state, judged by the planner (`potential`: "model", the learned potential as in
     production, or "trailing" sales), solved by the rebalancer, with its
@@ -42,30 +49,46 @@ def sample_proposal(*, seed: int = 7, n_reps: int = 8, n_accounts: int = 400, mo
         event = validate_envelope(envelope, topic=topic, key=key)
         if event.type == "rep.upserted":
             data = event.data
-            reps[data["rep_id"]] = RepState(data["rep_id"], data["home_lat"], data["home_lon"], data["capacity_fte"],
-                                            data["active"], data["max_travel_km"])
+            reps[data["rep_id"]] = RepState(
+                data["rep_id"],
+                data["home_lat"],
+                data["home_lon"],
+                data["capacity_fte"],
+                data["active"],
+                data["max_travel_km"],
+            )
         else:
             states[event.subject_id] = apply_account_event(states.get(event.subject_id), event)
         last = max(last, event.occurred_at)
     clock = ManualClock(last + timedelta(hours=1))  # the proposal is stamped in event time
     planner = Planner(Settings(potential=potential, warmup_days=180), clock=clock)
-    evaluation = planner.evaluate(list(states.values()), list(reps.values()), watermark=last,
-                                  first_event_at=company.start)
+    evaluation = planner.evaluate(
+        list(states.values()), list(reps.values()), watermark=last, first_event_at=company.start
+    )
     request = evaluation.rebalance
     if request is None:
-        raise RuntimeError(f"seed {seed}: the planner found nothing to rebalance (imbalance "
-                           f"{evaluation.imbalance:.1%}); try another seed")
+        raise RuntimeError(
+            f"seed {seed}: the planner found nothing to rebalance (imbalance "
+            f"{evaluation.imbalance:.1%}); try another seed"
+        )
     common = dict(tolerance=request.tolerance, time_limit_s=time_limit_s, num_workers=1)
     result = minimal_moves(request.accounts, request.reps, **common)
-    curve = [{"moves": point.moves, "imbalance": round(point.imbalance, 5)}
-             for point in trade_off_curve(request.accounts, request.reps, **common)]
+    curve = [
+        {"moves": point.moves, "imbalance": round(point.imbalance, 5)}
+        for point in trade_off_curve(request.accounts, request.reps, **common)
+    ]
     return planner.proposal(request, result, last).with_(curve=tuple(curve)).to_json()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m territory.sample_report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sample", type=Path, required=True, metavar="OUT.html",
-                        help="write a sample weekly report of a simulated company to this file")
+    parser.add_argument(
+        "--sample",
+        type=Path,
+        required=True,
+        metavar="OUT.html",
+        help="write a sample weekly report of a simulated company to this file",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--reps", type=int, default=8)
     parser.add_argument("--accounts", type=int, default=400)

@@ -67,8 +67,14 @@ def run_worker(settings: Settings) -> None:
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     default_resolver()  # a missing postal-code file stops the worker here, not every message later
-    asyncio.run(create_topics(settings.bootstrap_servers, topic_plan(settings.partitions),
-                              replication_factor=settings.replication_factor, **client_options(settings)))
+    asyncio.run(
+        create_topics(
+            settings.bootstrap_servers,
+            topic_plan(settings.partitions),
+            replication_factor=settings.replication_factor,
+            **client_options(settings),
+        )
+    )
     store = Store(settings.db_url)
     store.migrate()
     metrics = Metrics.create()

@@ -82,8 +82,12 @@ def start_worker(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Callable[..
         }
         log_path = tmp_path / f"worker{index}.log"
         process = subprocess.Popen(
-            [sys.executable, "-m", "territory.cli", "worker"], env=env,
-            stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent,
+            [sys.executable, "-m", "territory.cli", "worker"],
+            env=env,
+            stdout=open(log_path, "wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         worker = WorkerProcess(process, metrics_port, db_url, log_path)
         started.append(worker)

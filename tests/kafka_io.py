@@ -31,12 +31,13 @@ def produce(bootstrap: str, messages: Iterable[tuple[str, str | None, Any]]) -> 
     return asyncio.run(run())
 
 
-def read_topic(bootstrap: str, topic: str, *, until: Callable[[list[dict]], bool], timeout_s: float = 60.0) -> list[dict]:
+def read_topic(
+    bootstrap: str, topic: str, *, until: Callable[[list[dict]], bool], timeout_s: float = 60.0
+) -> list[dict]:
     """Read `topic` from the start (no consumer group) until `until(messages)` or the timeout."""
 
     async def run() -> list[dict]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                    auto_offset_reset="earliest")
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
         await consumer.start()
         try:
             partitions = await _partitions(consumer, topic)
@@ -70,8 +71,12 @@ def metric_samples(port: int, name: str, labels: dict[str, str] | None = None) -
     from prometheus_client.parser import text_string_to_metric_families
 
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    return [sample.value for family in text_string_to_metric_families(text) for sample in family.samples
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in (labels or {}).items())]
+    return [
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in (labels or {}).items())
+    ]
 
 
 def metric_value(port: int, name: str, labels: dict[str, str] | None = None) -> float:
@@ -91,7 +96,9 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
-def read_all(bootstrap: str, topic: str, *, quiet_s: float = 2.0, timeout_s: float = 60.0) -> list[tuple[bytes | None, dict]]:
+def read_all(
+    bootstrap: str, topic: str, *, quiet_s: float = 2.0, timeout_s: float = 60.0
+) -> list[tuple[bytes | None, dict]]:
     """Every (key, value) of `topic`, read until nothing new arrives for `quiet_s`."""
 
     async def run() -> list[tuple[bytes | None, dict]]:

@@ -48,7 +48,8 @@ class PostgresServer:
             shutil.chown(self.root, "postgres", "postgres")
         subprocess.run(
             _as_server_user([f"{bin_dir}/initdb", "-D", self.data, "-U", "territory", "--auth=trust", "-E", "UTF8"]),
-            check=True, capture_output=True,
+            check=True,
+            capture_output=True,
         )
 
     @property
@@ -57,16 +58,21 @@ class PostgresServer:
 
     def start(self) -> "PostgresServer":
         # Loopback only, no Unix socket in a system directory, small and quick.
-        options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.root} "
-                   "-c fsync=off")
+        options = (
+            f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.root} -c fsync=off"
+        )
         self.process = subprocess.Popen(
             _as_server_user([f"{self.bin_dir}/postgres", "-D", self.data, *options.split()]),
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + 30
-        while subprocess.run(
-            [f"{self.bin_dir}/pg_isready", "-h", "127.0.0.1", "-p", str(self.port)], capture_output=True
-        ).returncode != 0:
+        while (
+            subprocess.run(
+                [f"{self.bin_dir}/pg_isready", "-h", "127.0.0.1", "-p", str(self.port)], capture_output=True
+            ).returncode
+            != 0
+        ):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 error = self.process.stderr.read().decode(errors="replace")[-2000:] if self.process.stderr else ""
                 self.stop()
@@ -75,15 +81,20 @@ class PostgresServer:
         return self
 
     def create_database(self) -> None:
-        subprocess.run([f"{self.bin_dir}/createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "territory",
-                        "territory"], check=True)
+        subprocess.run(
+            [f"{self.bin_dir}/createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "territory", "territory"],
+            check=True,
+        )
 
     def stop(self) -> None:
         """Fast shutdown: open connections are cut, as in an outage."""
         if self.process is None or self.process.poll() is not None:
             return
-        subprocess.run(_as_server_user([f"{self.bin_dir}/pg_ctl", "-D", self.data, "stop", "-m", "fast"]),
-                       capture_output=True, timeout=30)
+        subprocess.run(
+            _as_server_user([f"{self.bin_dir}/pg_ctl", "-D", self.data, "stop", "-m", "fast"]),
+            capture_output=True,
+            timeout=30,
+        )
         try:
             self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:

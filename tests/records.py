@@ -7,9 +7,20 @@ from typing import Any, Mapping
 
 from core.records import Proposal, Signal
 
-_PROPOSAL = {"created_at": "2026-01-01T00:00:00+00:00", "event_time": "2025-05-01T00:00:00+00:00",
-             "trigger_signals": [], "mode": "minimal_moves", "status": "optimal", "moves": [], "before": [],
-             "after": [], "imbalance_before": 0.0, "imbalance_after": 0.0, "seconds": 0.0, "tolerance": 0.1}
+_PROPOSAL = {
+    "created_at": "2026-01-01T00:00:00+00:00",
+    "event_time": "2025-05-01T00:00:00+00:00",
+    "trigger_signals": [],
+    "mode": "minimal_moves",
+    "status": "optimal",
+    "moves": [],
+    "before": [],
+    "after": [],
+    "imbalance_before": 0.0,
+    "imbalance_after": 0.0,
+    "seconds": 0.0,
+    "tolerance": 0.1,
+}
 _MOVE = {"from_rep": None, "potential": 0.0, "workload": 0.0, "distance_km": 0.0, "reason": "test"}
 
 

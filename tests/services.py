@@ -33,8 +33,16 @@ import pytest
 
 from territory.broker import die_with_parent, free_port
 
-__all__ = ["alertmanager", "alertmanager_alerts", "free_port", "smtp_server", "wait_http", "webhook_receiver",
-           "ALERTMANAGER_BIN", "INSTALL_HINT"]
+__all__ = [
+    "alertmanager",
+    "alertmanager_alerts",
+    "free_port",
+    "smtp_server",
+    "wait_http",
+    "webhook_receiver",
+    "ALERTMANAGER_BIN",
+    "INSTALL_HINT",
+]
 
 ALERTMANAGER_BIN = "/usr/bin/prometheus-alertmanager"
 INSTALL_HINT = "install it with `sudo bash deploy/services/install.sh`"
@@ -51,8 +59,9 @@ receivers:
 """
 
 
-def wait_http(url: str, timeout_s: float = 20.0, process: subprocess.Popen | None = None,
-              log_path: Path | None = None) -> None:
+def wait_http(
+    url: str, timeout_s: float = 20.0, process: subprocess.Popen | None = None, log_path: Path | None = None
+) -> None:
     """Poll `url` until it answers 200; fail early (with the log) if `process` exited."""
     deadline = time.monotonic() + timeout_s
     last: Exception | None = None
@@ -94,9 +103,18 @@ def alertmanager(timeout_s: float = 30.0) -> Iterator[str]:
     port = free_port()
     with open(log_path, "wb") as output:
         process = subprocess.Popen(
-            [ALERTMANAGER_BIN, f"--config.file={config}", f"--storage.path={workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"],
-            stdout=output, stderr=subprocess.STDOUT, cwd=workdir, preexec_fn=die_with_parent,
+            [
+                ALERTMANAGER_BIN,
+                f"--config.file={config}",
+                f"--storage.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--cluster.listen-address=",
+                "--log.level=warn",
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+            preexec_fn=die_with_parent,
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -198,8 +216,9 @@ def smtp_server() -> Iterator[SmtpServer]:
     class Handler:
         async def handle_DATA(self, smtp: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
             server.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
-            server.messages.append(message_from_bytes(envelope.original_content or envelope.content,
-                                                      policy=policy.default))
+            server.messages.append(
+                message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
+            )
             return "250 Message accepted for delivery"
 
     controller = Controller(Handler(), hostname=server.host, port=server.port)

@@ -32,16 +32,23 @@ def test_backtest_command_writes_signals_proposals_and_summary(tmp_path):
     with path.open("a") as file:  # a bad line goes where a bad message would: dead-lettered, counted
         file.write("{not json\n")
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "-m", "territory.cli", "backtest", str(path), "--out", str(out)],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "territory.cli", "backtest", str(path), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
     signals = [json.loads(line) for line in (out / "signals.jsonl").read_text().splitlines()]
     proposals = [json.loads(line) for line in (out / "proposals.jsonl").read_text().splitlines()]
     assert summary["outcomes"] == {"applied": summary["events"] - 1, "deadlettered": 1}
     # The shocked region is R05's home (Stuttgart): R05 falls under the band after the shock of March 2025.
-    under = [s for s in signals if s["kind"] == "imbalance" and s["state"] == "under"
-             and s["evidence"]["metric"] == "potential"]
+    under = [
+        s
+        for s in signals
+        if s["kind"] == "imbalance" and s["state"] == "under" and s["evidence"]["metric"] == "potential"
+    ]
     assert under and under[0]["subject"]["id"] == "R05" and under[0]["detected_at"] > "2025-03-15"
     assert len(proposals) == summary["proposals"] >= 1
     # The market-shock detector names the shocked region, after the shock began.
@@ -59,22 +66,34 @@ def test_backtest_finds_the_signals_the_live_worker_found(tmp_path, broker, star
     worker = start_worker(TERRITORY_APP_ID="live")
     produce(broker.bootstrap_servers, events)
     ends = end_offsets(broker.bootstrap_servers, {t: broker.partitions for t in topics.INPUT_TOPICS})
-    wait_for(lambda: all(offset >= ends[tp] for tp, offset in
-                         committed_offsets(broker.bootstrap_servers, "live", ends).items()), 300, "the live worker")
+    wait_for(
+        lambda: all(
+            offset >= ends[tp] for tp, offset in committed_offsets(broker.bootstrap_servers, "live", ends).items()
+        ),
+        300,
+        "the live worker",
+    )
     from datetime import datetime, timedelta
+
     last = datetime.fromisoformat(max(envelope["occurred_at"] for _, _, envelope in events))
     judged_last = last - timedelta(days=Settings().lateness_days)
     # Once every stream is read to its end the planner judges at the last event time (less the lateness).
-    wait_for(lambda: worker.metric("territory_planner_event_time_watermark_seconds") >= judged_last.timestamp(),
-             90, "the planner to reach the last event time")
+    wait_for(
+        lambda: worker.metric("territory_planner_event_time_watermark_seconds") >= judged_last.timestamp(),
+        90,
+        "the planner to reach the last event time",
+    )
     live = [value for _, value in read_all(broker.bootstrap_servers, topics.SIGNALS, quiet_s=8)]
     assert worker.metric("territory_model_mean_absolute_error") > 0  # the model's prequential error is exposed
 
     from territory.backtest import read_events, run_backtest
+
     offline = run_backtest(read_events(path), Settings()).signals
     assert live, "the live worker found nothing"
     assert sorted(map(key, live)) == sorted(map(key, offline))
-    assert (f"DE-{shock.region}", "drop") in {(s["subject"]["id"], s["state"]) for s in live if s["kind"] == "market_shock"}
+    assert (f"DE-{shock.region}", "drop") in {
+        (s["subject"]["id"], s["state"]) for s in live if s["kind"] == "market_shock"
+    }
 
 
 def test_potentials_revalued_only_for_changed_accounts_equal_a_full_revaluation(monkeypatch):

@@ -55,8 +55,27 @@ NUMBERS = [
 ]
 
 BOOLEANS = (
-    [(text, True) for text in ("true", "TRUE", "True", "t", "T", "yes", "Yes", "y", "Y", "1", "x", "X", "on",
-                               "ja", "wahr", " yes ")]
+    [
+        (text, True)
+        for text in (
+            "true",
+            "TRUE",
+            "True",
+            "t",
+            "T",
+            "yes",
+            "Yes",
+            "y",
+            "Y",
+            "1",
+            "x",
+            "X",
+            "on",
+            "ja",
+            "wahr",
+            " yes ",
+        )
+    ]
     + [(text, False) for text in ("false", "FALSE", "f", "F", "no", "NO", "n", "N", "0", "off", "nein", "falsch")]
     + [(text, REFUSED) for text in ("maybe", "2", "-1", "ok", "yes please", "wahrscheinlich")]
 )
@@ -92,11 +111,16 @@ def rebalanced(read: Callable[[Path], tuple], path: Path, attribute: str, column
 
 @pytest.mark.parametrize("delimiter", [",", ";"])
 @pytest.mark.parametrize(("text", "in_comma_file", "in_semicolon_file"), NUMBERS)
-def test_a_number_cell_reads_the_same_in_import_and_rebalance(tmp_path: Path, delimiter: str, text: str,
-                                                              in_comma_file: Any, in_semicolon_file: Any):
+def test_a_number_cell_reads_the_same_in_import_and_rebalance(
+    tmp_path: Path, delimiter: str, text: str, in_comma_file: Any, in_semicolon_file: Any
+):
     expected = in_comma_file if delimiter == "," else in_semicolon_file
-    path = write(tmp_path / "reps.csv", delimiter, ["rep_id", "home_lat", "home_lon", "max_travel_km"],
-                 ["R1", "52.5", "13.4", text])
+    path = write(
+        tmp_path / "reps.csv",
+        delimiter,
+        ["rep_id", "home_lat", "home_lon", "max_travel_km"],
+        ["R1", "52.5", "13.4", text],
+    )
     by_import = imported(path, "rep", "max_travel_km")
     by_rebalance = rebalanced(read_reps, path, "max_travel_km", "max_travel_km")
     assert by_import == by_rebalance == expected
@@ -104,10 +128,15 @@ def test_a_number_cell_reads_the_same_in_import_and_rebalance(tmp_path: Path, de
 
 @pytest.mark.parametrize("delimiter", [",", ";"])
 @pytest.mark.parametrize(("text", "expected"), BOOLEANS)
-def test_a_boolean_cell_reads_the_same_in_import_and_rebalance(tmp_path: Path, delimiter: str, text: str,
-                                                               expected: Any):
-    path = write(tmp_path / "units.csv", delimiter, ["account_id", "unit_id", "lat", "lon", "potential", "locked"],
-                 ["A1", "A1", "52.5", "13.4", "10", text])
+def test_a_boolean_cell_reads_the_same_in_import_and_rebalance(
+    tmp_path: Path, delimiter: str, text: str, expected: Any
+):
+    path = write(
+        tmp_path / "units.csv",
+        delimiter,
+        ["account_id", "unit_id", "lat", "lon", "potential", "locked"],
+        ["A1", "A1", "52.5", "13.4", "10", text],
+    )
     by_import = imported(path, "account", "locked")
     by_rebalance = rebalanced(read_units, path, "locked", "locked")
     assert by_import == by_rebalance == expected
@@ -115,7 +144,9 @@ def test_a_boolean_cell_reads_the_same_in_import_and_rebalance(tmp_path: Path, d
 
 def test_both_commands_name_the_line_of_a_byte_that_is_not_utf8(tmp_path: Path):
     path = tmp_path / "reps.csv"
-    path.write_bytes(b"rep_id,home_lat,home_lon\n" + b"R1,52.5,13.4\n" * 3000 + "M\u00fcller,52.5,13.4\n".encode("cp1252"))
+    path.write_bytes(
+        b"rep_id,home_lat,home_lon\n" + b"R1,52.5,13.4\n" * 3000 + "M\u00fcller,52.5,13.4\n".encode("cp1252")
+    )
     with pytest.raises(CsvFormatError, match="line 3002: not utf-8 text"):
         read_export(path, "generic", record_type="rep")
     with pytest.raises(InputError, match=r"reps\.csv line 3002: not utf-8 text .*save the export as 'CSV UTF-8'$"):

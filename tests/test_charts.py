@@ -31,10 +31,18 @@ CHART_DIR = Path("/tmp/charts")
 
 # (name, lat, lon, weight): real German cities, weight ~ how many accounts sit there.
 CITIES = [
-    ("Hamburg", 53.551, 9.994, 6), ("Bremen", 53.079, 8.802, 3), ("Hannover", 52.375, 9.732, 4),
-    ("Berlin", 52.520, 13.405, 7), ("Leipzig", 51.340, 12.375, 3), ("Dresden", 51.050, 13.738, 3),
-    ("Köln", 50.938, 6.960, 6), ("Düsseldorf", 51.228, 6.774, 4), ("Dortmund", 51.514, 7.466, 4),
-    ("Frankfurt", 50.110, 8.682, 5), ("Stuttgart", 48.776, 9.183, 5), ("Nürnberg", 49.452, 11.077, 3),
+    ("Hamburg", 53.551, 9.994, 6),
+    ("Bremen", 53.079, 8.802, 3),
+    ("Hannover", 52.375, 9.732, 4),
+    ("Berlin", 52.520, 13.405, 7),
+    ("Leipzig", 51.340, 12.375, 3),
+    ("Dresden", 51.050, 13.738, 3),
+    ("Köln", 50.938, 6.960, 6),
+    ("Düsseldorf", 51.228, 6.774, 4),
+    ("Dortmund", 51.514, 7.466, 4),
+    ("Frankfurt", 50.110, 8.682, 5),
+    ("Stuttgart", 48.776, 9.183, 5),
+    ("Nürnberg", 49.452, 11.077, 3),
     ("München", 48.137, 11.576, 7),
 ]
 REPS = [
@@ -74,8 +82,16 @@ def balances(accounts: list[MapAccount]) -> list[dict[str, Any]]:
     for rep in REPS:
         mine = [a for a in accounts if a.rep_id == rep.rep_id]
         share = math.fsum(a.potential for a in mine) / total
-        rows.append({"rep_id": rep.rep_id, "accounts": len(mine), "potential": math.fsum(a.potential for a in mine),
-                     "share": share, "fair_share": fair, "deviation": share / fair - 1})
+        rows.append(
+            {
+                "rep_id": rep.rep_id,
+                "accounts": len(mine),
+                "potential": math.fsum(a.potential for a in mine),
+                "share": share,
+                "fair_share": fair,
+                "deviation": share / fair - 1,
+            }
+        )
     return rows
 
 
@@ -86,11 +102,21 @@ def make_proposal(accounts: list[MapAccount], n_moves: int = 6) -> dict[str, Any
     over = max(before, key=lambda b: b["deviation"])["rep_id"]
     under = min(before, key=lambda b: b["deviation"])["rep_id"]
     home = next(r for r in REPS if r.rep_id == under)
-    candidates = sorted((a for a in accounts if a.rep_id == over),
-                        key=lambda a: _km(a.lat, a.lon, home.home_lat, home.home_lon))
-    moves = [{"account_id": a.account_id, "from_rep": over, "to_rep": under, "potential": a.potential,
-              "workload": 0.0, "distance_km": round(_km(a.lat, a.lon, home.home_lat, home.home_lon), 1),
-              "reason": f"{over} over fair share; {under} under"} for a in candidates[:n_moves]]
+    candidates = sorted(
+        (a for a in accounts if a.rep_id == over), key=lambda a: _km(a.lat, a.lon, home.home_lat, home.home_lon)
+    )
+    moves = [
+        {
+            "account_id": a.account_id,
+            "from_rep": over,
+            "to_rep": under,
+            "potential": a.potential,
+            "workload": 0.0,
+            "distance_km": round(_km(a.lat, a.lon, home.home_lat, home.home_lon), 1),
+            "reason": f"{over} over fair share; {under} under",
+        }
+        for a in candidates[:n_moves]
+    ]
     after = balances(apply_moves(accounts, moves))
     return {
         "proposal_id": "prop-test0001",
@@ -179,8 +205,10 @@ def test_share_chart(proposal):
 
 
 def test_moves_curve():
-    curve = [{"moves": m, "imbalance": v} for m, v in [(0, 0.41), (1, 0.30), (2, 0.22), (3, 0.16),
-                                                        (4, 0.12), (5, 0.09), (6, 0.07), (8, 0.06)]]
+    curve = [
+        {"moves": m, "imbalance": v}
+        for m, v in [(0, 0.41), (1, 0.30), (2, 0.22), (3, 0.16), (4, 0.12), (5, 0.09), (6, 0.07), (8, 0.06)]
+    ]
     png = moves_curve_png(curve, tolerance=TOLERANCE)
     h, w = decode(png).shape[:2]
     assert w > h > 200
@@ -200,8 +228,16 @@ def test_degenerate_inputs_render():
     infeasible proposal and an empty curve: nothing to show is still a picture."""
     decode(territory_map_png([], []))
     decode(territory_map_png([MapAccount("a1", 50.0, 8.0, None)], [MapRep("R01", 50.0, 8.0)]))
-    infeasible = {"proposal_id": "p", "status": "infeasible", "moves": [], "before": [], "after": [],
-                  "imbalance_before": 0.5, "imbalance_after": 0.5, "tolerance": 0.1}
+    infeasible = {
+        "proposal_id": "p",
+        "status": "infeasible",
+        "moves": [],
+        "before": [],
+        "after": [],
+        "imbalance_before": 0.5,
+        "imbalance_after": 0.5,
+        "tolerance": 0.1,
+    }
     decode(share_chart_png(infeasible))
     decode(moves_curve_png([]))
 

@@ -41,19 +41,28 @@ def decoded(png: bytes) -> Any:
 def _rows(rep_ids: list[str]) -> list[dict[str, Any]]:
     fair = 1 / len(rep_ids)
     shares = [fair * (1.3 if i == 0 else 0.7 if i == 1 else 1.0) for i in range(len(rep_ids))]
-    return [{"rep_id": r, "accounts": 3, "potential": 10.0, "share": s, "fair_share": fair,
-             "deviation": s / fair - 1} for r, s in zip(rep_ids, shares)]
+    return [
+        {"rep_id": r, "accounts": 3, "potential": 10.0, "share": s, "fair_share": fair, "deviation": s / fair - 1}
+        for r, s in zip(rep_ids, shares)
+    ]
 
 
 @pytest.mark.parametrize("rep_id", HOSTILE_IDS)
 def test_charts_draw_hostile_rep_and_proposal_ids_literally(rep_id: str):
     reps = [MapRep(rep_id, 52.5, 13.4), MapRep("R2", 48.1, 11.6), MapRep("R3", 53.5, 10.0)]
-    accounts = [MapAccount(f"A{i}", 48.0 + i * 0.5, 9.0 + i * 0.4, [rep_id, "R2", "R3"][i % 3], 100.0 + i)
-                for i in range(12)]
-    proposal = {"proposal_id": rep_id, "status": "optimal",
-                "moves": [{"account_id": "A0", "from_rep": rep_id, "to_rep": "R2", "potential": 100.0}],
-                "before": _rows([rep_id, "R2", "R3"]), "after": _rows([rep_id, "R2", "R3"]),
-                "imbalance_before": 0.3, "imbalance_after": 0.0, "tolerance": 0.1}
+    accounts = [
+        MapAccount(f"A{i}", 48.0 + i * 0.5, 9.0 + i * 0.4, [rep_id, "R2", "R3"][i % 3], 100.0 + i) for i in range(12)
+    ]
+    proposal = {
+        "proposal_id": rep_id,
+        "status": "optimal",
+        "moves": [{"account_id": "A0", "from_rep": rep_id, "to_rep": "R2", "potential": 100.0}],
+        "before": _rows([rep_id, "R2", "R3"]),
+        "after": _rows([rep_id, "R2", "R3"]),
+        "imbalance_before": 0.3,
+        "imbalance_after": 0.0,
+        "tolerance": 0.1,
+    }
     decoded(territory_map_png(accounts, reps, proposal))
     decoded(territory_map_png(accounts, reps, title=rep_id))
     decoded(share_chart_png(proposal))
@@ -83,6 +92,7 @@ def test_review_page_and_weekly_review_of_a_mathtext_rep_id_render(proposal, rep
 
 def proposal_time():
     from datetime import datetime, timezone
+
     return datetime(2026, 11, 23, 7, 0, tzinfo=timezone.utc)
 
 

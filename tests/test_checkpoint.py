@@ -9,7 +9,6 @@ import logging
 import os
 import pickle
 import random
-from datetime import datetime, timezone
 
 import pytest
 
@@ -35,16 +34,27 @@ class WritesAFile:
 def trained_model() -> PotentialModel:
     model = PotentialModel()
     rng = random.Random(3)
-    rows = [{"sales_12m": rng.uniform(0, 1e5), "sales_24m": rng.uniform(1, 1e5), "history_months": 24.0,
-             "industry": rng.choice(["retail", "food", "metal"]), "region": "DE-01"} for _ in range(50)]
+    rows = [
+        {
+            "sales_12m": rng.uniform(0, 1e5),
+            "sales_24m": rng.uniform(1, 1e5),
+            "history_months": 24.0,
+            "industry": rng.choice(["retail", "food", "metal"]),
+            "region": "DE-01",
+        }
+        for _ in range(50)
+    ]
     model.learn_many(rows, [row["sales_12m"] for row in rows])
     return model
 
 
-@pytest.mark.parametrize("make, key", [
-    (lambda: trained_model().state_dict(), "river"),
-    (lambda: ModelDriftDetector().state_dict(), "adwin"),
-])
+@pytest.mark.parametrize(
+    "make, key",
+    [
+        (lambda: trained_model().state_dict(), "river"),
+        (lambda: ModelDriftDetector().state_dict(), "adwin"),
+    ],
+)
 def test_a_pickle_in_a_checkpoint_is_refused_and_runs_no_code(tmp_path, make, key):
     marker = tmp_path / "pwned"
     state = make()
@@ -104,23 +114,47 @@ def test_free_text_industries_do_not_grow_the_model_checkpoint():
     model = PotentialModel()
     rng = random.Random(7)
     for batch in range(4):
-        rows = [{"sales_12m": rng.uniform(0, 1e5), "sales_24m": rng.uniform(1, 1e5), "history_months": 24.0,
-                 "industry": f"industry {rng.randrange(400)}", "region": f"region {rng.randrange(100)}"}
-                for _ in range(300)]
+        rows = [
+            {
+                "sales_12m": rng.uniform(0, 1e5),
+                "sales_24m": rng.uniform(1, 1e5),
+                "history_months": 24.0,
+                "industry": f"industry {rng.randrange(400)}",
+                "region": f"region {rng.randrange(100)}",
+            }
+            for _ in range(300)
+        ]
         model.learn_many(rows, [row["sales_12m"] for row in rows])
     state = model.state_dict()
     assert all(len(values) <= MAX_LEVELS for values in state["levels"].values())
     assert len(json.dumps(state)) < 400_000
     # Values without a column of their own are still valued (as the shared "other" level).
-    assert model.predict_many([{"industry": "industry never seen", "region": "region 1", "sales_12m": 5.0,
-                                "sales_24m": 5.0, "history_months": 24.0}])[0] >= 0
+    assert (
+        model.predict_many(
+            [
+                {
+                    "industry": "industry never seen",
+                    "region": "region 1",
+                    "sales_12m": 5.0,
+                    "sales_24m": 5.0,
+                    "history_months": 24.0,
+                }
+            ]
+        )[0]
+        >= 0
+    )
 
 
 def test_no_pickle_left_in_the_product():
     roots = ["core", "monitor", "detectors", "rebalancer", "alerts", "territory", "connectors"]
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    offenders = [os.path.join(root, name) for top in roots for root, _, files in os.walk(os.path.join(here, top))
-                 for name in files if name.endswith(".py") and "import pickle" in open(os.path.join(root, name)).read()]
+    offenders = [
+        os.path.join(root, name)
+        for top in roots
+        for root, _, files in os.walk(os.path.join(here, top))
+        for name in files
+        if name.endswith(".py") and "import pickle" in open(os.path.join(root, name)).read()
+    ]
     assert offenders == []
 
 
@@ -136,5 +170,6 @@ def test_a_part_larger_than_a_record_is_saved_in_pieces_and_restored_whole(backt
     assert max(len(json.dumps(value)) for value in meta.values()) <= limit
     again = PlanningSession(Settings(), accounts={}, reps={}, meta=json.loads(json.dumps(meta)))
     assert again.restore()
-    assert json.dumps(again.planner.state_dict(), sort_keys=True) == \
-        json.dumps(restored.planner.state_dict(), sort_keys=True)
+    assert json.dumps(again.planner.state_dict(), sort_keys=True) == json.dumps(
+        restored.planner.state_dict(), sort_keys=True
+    )

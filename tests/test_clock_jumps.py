@@ -40,8 +40,9 @@ class SteppedClock:
 
 
 def settings(cooldown_s: float) -> Settings:
-    return Settings(tolerance=0.10, hysteresis=0.8, warmup_days=30, rebalance_cooldown_s=cooldown_s,
-                    potential="trailing")
+    return Settings(
+        tolerance=0.10, hysteresis=0.8, warmup_days=30, rebalance_cooldown_s=cooldown_s, potential="trailing"
+    )
 
 
 def propose_then_clear(planner: Planner) -> None:
@@ -50,6 +51,7 @@ def propose_then_clear(planner: Planner) -> None:
 
 
 # --- the planner's cooldown ----------------------------------------------------------------
+
 
 def test_a_wall_clock_stepped_back_does_not_hold_proposals_of_the_live_planner():
     clock = SteppedClock(stopwatch=False)  # durations as live: the machine's monotonic clock
@@ -80,11 +82,14 @@ def test_the_planning_session_hands_its_clock_to_the_planner():
     propose_then_clear(session.planner)
     clock.wall -= timedelta(days=1)
     clock.elapsed += 60
-    assert session.planner.evaluate(*company(a_sales=300.0), watermark=WATERMARK,
-                                    first_event_at=START).rebalance is not None
+    assert (
+        session.planner.evaluate(*company(a_sales=300.0), watermark=WATERMARK, first_event_at=START).rebalance
+        is not None
+    )
 
 
 # --- the alert outbox ----------------------------------------------------------------------
+
 
 @pytest.fixture(params=["memory", "sql"])
 def outbox(request, tmp_path):

@@ -36,12 +36,26 @@ def test_the_intake_judges_in_the_future_and_dates_dead_letters_by_its_clock():
     async def ignore(key: str, value: dict) -> None:
         return None
 
-    intake = Intake(accounts={}, reps={}, seen_events={}, stream_times={}, send_state=ignore, send_deadletter=keep,
-                    on_outcome=lambda topic, outcome, field: None, clock=ManualClock(NOW))
+    intake = Intake(
+        accounts={},
+        reps={},
+        seen_events={},
+        stream_times={},
+        send_state=ignore,
+        send_deadletter=keep,
+        on_outcome=lambda topic, outcome, field: None,
+        clock=ManualClock(NOW),
+    )
 
     def send(when: datetime, event_id: str) -> None:
-        value = json.dumps({"event_id": event_id, "type": "order.placed", "occurred_at": when.isoformat(),
-                            "data": {"order_id": event_id, "account_id": "a1", "amount": 5}}).encode()
+        value = json.dumps(
+            {
+                "event_id": event_id,
+                "type": "order.placed",
+                "occurred_at": when.isoformat(),
+                "data": {"order_id": event_id, "account_id": "a1", "amount": 5},
+            }
+        ).encode()
         asyncio.run(intake.handle(topic=topics.ORDERS, partition=0, offset=len(dead), key=b"a1", value=value))
 
     send(NOW + timedelta(days=2), "within-margin")  # ahead of the machine's time, not of the clock's
@@ -52,15 +66,32 @@ def test_the_intake_judges_in_the_future_and_dates_dead_letters_by_its_clock():
 
 
 def test_the_alert_message_is_sent_at_the_clocks_time():
-    proposal = {"proposal_id": "p1", "status": "optimal", "moves": [], "imbalance_before": 0.3,
-                "imbalance_after": 0.05, "seconds": 1.0, "trigger_signals": [], "event_time": "2031-05-01T00:00:00+00:00"}
+    proposal = {
+        "proposal_id": "p1",
+        "status": "optimal",
+        "moves": [],
+        "imbalance_before": 0.3,
+        "imbalance_after": 0.05,
+        "seconds": 1.0,
+        "trigger_signals": [],
+        "event_time": "2031-05-01T00:00:00+00:00",
+    }
     assert alert_from_proposal(proposal, clock=ManualClock(NOW))["sent_at"] == "2031-05-06T07:08:09+00:00"
 
 
 def test_alertmanager_ends_a_firing_alert_a_ttl_after_the_clocks_time():
     sink = AlertmanagerSink("http://127.0.0.1:9", firing_ttl_s=3600, clock=ManualClock(NOW))
-    alert = Alert(key="k", status="firing", severity="warning", summary="x", description="",
-                  labels={"alertname": "x"}, annotations={}, body={}, starts_at=NOW - timedelta(days=1))
+    alert = Alert(
+        key="k",
+        status="firing",
+        severity="warning",
+        summary="x",
+        description="",
+        labels={"alertname": "x"},
+        annotations={},
+        body={},
+        starts_at=NOW - timedelta(days=1),
+    )
     assert [item["endsAt"] for item in sink.payload(alert)] == ["2031-05-06T08:08:09.000000Z"]
 
 

@@ -45,8 +45,12 @@ def _list_topics(bootstrap: str) -> list[str]:
 
 def test_broker_command_serves_the_contract_topics_and_stops_on_ctrl_c():
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "territory.cli", "broker", "--port", str(port)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "territory.cli", "broker", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         lines = [process.stdout.readline() for _ in range(2)]  # a log line, then the address
         assert f"broker ready: kafka://127.0.0.1:{port}" in lines[-1], lines
@@ -68,16 +72,29 @@ def test_demo_prints_a_proposal_with_moves_and_leaves_no_process(tmp_path):
     env.pop("TERRITORY_KAFKA_URL", None)
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "territory.cli", "demo", "--accounts", "1500", "--days-per-second", "30",
-         "--max-seconds", "300"],
-        env=env, capture_output=True, text=True, timeout=420,
+        [
+            sys.executable,
+            "-m",
+            "territory.cli",
+            "demo",
+            "--accounts",
+            "1500",
+            "--days-per-second",
+            "30",
+            "--max-seconds",
+            "300",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=420,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert re.search(r"^SIGNAL .* imbalance R\d+ (under|over)", output, re.MULTILINE), output[-4000:]
     proposal = re.search(r"^PROPOSAL proposal (prop-\w+): move (\d+) accounts?", output, re.MULTILINE)
     assert proposal and int(proposal.group(2)) >= 1, output[-4000:]
-    assert re.search(rf"move account A\d+ .* from R\d+ to R\d+", output)
+    assert re.search(r"move account A\d+ .* from R\d+ to R\d+", output)
     assert f"ALERT    proposal {proposal.group(1)}" in output
     assert "produced" in output and "worker took" in output  # progress was shown
     assert time.monotonic() - started < 400
@@ -97,24 +114,65 @@ def test_erase_command_removes_the_account_from_store_and_worker_state(broker, s
     from tests.test_end_to_end import envelope
 
     worker = start_worker()
-    produce(broker.bootstrap_servers, [
-        (topics.ACCOUNTS, "gone-1", envelope("up-gone", "account.upserted", "2025-01-01T00:00:00Z",
-                                             account_id="gone-1", lat=52.5, lon=13.4, rep_id="A", name="Åse Ødegård"))])
+    produce(
+        broker.bootstrap_servers,
+        [
+            (
+                topics.ACCOUNTS,
+                "gone-1",
+                envelope(
+                    "up-gone",
+                    "account.upserted",
+                    "2025-01-01T00:00:00Z",
+                    account_id="gone-1",
+                    lat=52.5,
+                    lon=13.4,
+                    rep_id="A",
+                    name="Åse Ødegård",
+                ),
+            )
+        ],
+    )
     wait_for(lambda: worker.metric("territory_intake_events_total", {"outcome": "applied"}) == 1, 60, "the upsert")
     store = Store(worker.db_url)
-    store.save_proposal({"proposal_id": "p1", "status": "optimal", "imbalance_before": 0.2, "imbalance_after": 0.0,
-                         "event_time": "2025-01-01", "trigger_signals": [],
-                         "moves": [{"account_id": "gone-1", "from_rep": "A", "to_rep": "B", "potential": 1.0,
-                                    "workload": 0.0, "reason": "test"}]})
+    store.save_proposal(
+        {
+            "proposal_id": "p1",
+            "status": "optimal",
+            "imbalance_before": 0.2,
+            "imbalance_after": 0.0,
+            "event_time": "2025-01-01",
+            "trigger_signals": [],
+            "moves": [
+                {
+                    "account_id": "gone-1",
+                    "from_rep": "A",
+                    "to_rep": "B",
+                    "potential": 1.0,
+                    "workload": 0.0,
+                    "reason": "test",
+                }
+            ],
+        }
+    )
 
     env = {**os.environ, "TERRITORY_KAFKA_URL": broker.url, "TERRITORY_DB_URL": worker.db_url}
-    result = subprocess.run([sys.executable, "-m", "territory.cli", "erase", "gone-1", "--by", "dpo@example.com"],
-                            env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "territory.cli", "erase", "gone-1", "--by", "dpo@example.com"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert "removed 1 moves; scrubbed the account from 1 proposals" in result.stdout
     assert store.moves("p1") == []
-    state = read_topic(broker.bootstrap_servers, topics.STATE,
-                       until=lambda found: any(s["kind"] == "account_erased" for s in found), timeout_s=30)
+    state = read_topic(
+        broker.bootstrap_servers,
+        topics.STATE,
+        until=lambda found: any(s["kind"] == "account_erased" for s in found),
+        timeout_s=30,
+    )
     assert [s["account_id"] for s in state if s["kind"] == "account_erased"] == ["gone-1"]
     # The name itself never reached the state: only its keyed hash.
     assert all("Ødegård" not in json.dumps(s, ensure_ascii=False) for s in state)

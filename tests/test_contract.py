@@ -57,20 +57,32 @@ def test_bad_input_names_the_field(document, expected):
 
 
 def test_coordinates_out_of_range_are_refused():
-    upsert = {"event_id": "e2", "type": "account.upserted", "occurred_at": "2025-01-01T00:00:00Z",
-              "data": {"account_id": "acc-1", "lat": 91.0, "lon": 10.0}}
+    upsert = {
+        "event_id": "e2",
+        "type": "account.upserted",
+        "occurred_at": "2025-01-01T00:00:00Z",
+        "data": {"account_id": "acc-1", "lat": 91.0, "lon": 10.0},
+    }
     assert reason(upsert, topic=topics.ACCOUNTS).startswith("data.lat: must be <= 90")
 
 
 def test_account_without_location_is_refused_not_placed_at_zero():
-    upsert = {"event_id": "e3", "type": "account.upserted", "occurred_at": "2025-01-01T00:00:00Z",
-              "data": {"account_id": "acc-1", "industry": "retail"}}
+    upsert = {
+        "event_id": "e3",
+        "type": "account.upserted",
+        "occurred_at": "2025-01-01T00:00:00Z",
+        "data": {"account_id": "acc-1", "industry": "retail"},
+    }
     assert reason(upsert, topic=topics.ACCOUNTS).startswith("data.lat: required")
 
 
 def test_postal_code_is_resolved_offline_or_refused_with_the_reason():
-    upsert = {"event_id": "e4", "type": "account.upserted", "occurred_at": "2025-01-01T00:00:00Z",
-              "data": {"account_id": "acc-1", "postal_code": "10115", "country": "DE"}}
+    upsert = {
+        "event_id": "e4",
+        "type": "account.upserted",
+        "occurred_at": "2025-01-01T00:00:00Z",
+        "data": {"account_id": "acc-1", "postal_code": "10115", "country": "DE"},
+    }
     event = parse(upsert, topic=topics.ACCOUNTS)
     assert abs(event.data["lat"] - 52.53) < 0.05 and abs(event.data["lon"] - 13.38) < 0.05
     upsert["data"]["postal_code"] = "99999"
@@ -86,26 +98,41 @@ def test_type_must_match_topic_and_key_must_match_subject():
 
 
 def test_rep_event_is_keyed_by_rep():
-    rep = {"event_id": "r1", "type": "rep.upserted", "occurred_at": "2025-01-01T00:00:00Z",
-           "data": {"rep_id": "R1", "home_lat": 52.5, "home_lon": 13.4}}
+    rep = {
+        "event_id": "r1",
+        "type": "rep.upserted",
+        "occurred_at": "2025-01-01T00:00:00Z",
+        "data": {"rep_id": "R1", "home_lat": 52.5, "home_lon": 13.4},
+    }
     event = parse(rep, topic=topics.REPS, key="R1")
     assert event.data["capacity_fte"] == 1.0 and event.data["active"] is True
 
 
 def test_activity_kind_is_checked():
-    activity = {"event_id": "v1", "type": "activity.logged", "occurred_at": "2025-01-01T00:00:00Z",
-                "data": {"activity_id": "v1", "account_id": "acc-1", "rep_id": "R1", "kind": "lunch",
-                         "duration_min": 30}}
+    activity = {
+        "event_id": "v1",
+        "type": "activity.logged",
+        "occurred_at": "2025-01-01T00:00:00Z",
+        "data": {"activity_id": "v1", "account_id": "acc-1", "rep_id": "R1", "kind": "lunch", "duration_min": 30},
+    }
     assert reason(activity, topic=topics.ACTIVITIES).startswith("data.kind: must be one of visit, call, video")
 
 
 def test_rep_home_from_postal_code_and_lock_left_unchanged_when_absent():
-    rep = {"event_id": "r2", "type": "rep.upserted", "occurred_at": "2025-01-01T00:00:00Z",
-           "data": {"rep_id": "R2", "postal_code": "80331", "country": "DE"}}
+    rep = {
+        "event_id": "r2",
+        "type": "rep.upserted",
+        "occurred_at": "2025-01-01T00:00:00Z",
+        "data": {"rep_id": "R2", "postal_code": "80331", "country": "DE"},
+    }
     event = parse(rep, topic=topics.REPS, key="R2")
     assert abs(event.data["home_lat"] - 48.14) < 0.05
     rep["data"] = {"rep_id": "R2"}
     assert reason(rep, topic=topics.REPS, key="R2").startswith("data.home_lat: required for rep.upserted")
-    upsert = {"event_id": "e5", "type": "account.upserted", "occurred_at": "2025-01-01T00:00:00Z",
-              "data": {"account_id": "acc-1", "lat": 50.0, "lon": 8.0, "rep_id": "R1"}}
+    upsert = {
+        "event_id": "e5",
+        "type": "account.upserted",
+        "occurred_at": "2025-01-01T00:00:00Z",
+        "data": {"account_id": "acc-1", "lat": 50.0, "lon": 8.0, "rep_id": "R1"},
+    }
     assert parse(upsert, topic=topics.ACCOUNTS).data["locked"] is None

@@ -39,8 +39,11 @@ SECRET = "crash-test-webhook-secret"
 # Cooldown 0: every judgement with open signals proposes, in the worker as in the clean run
 # (the cooldown is wall-clock time live but event time offline). Throttle 0: every change
 # of an incident goes out, so a repeat would show at the receiver.
-PLANNING = {"TERRITORY_REBALANCE_COOLDOWN_S": "0", "TERRITORY_SOLVER_TIME_LIMIT_S": "3",
-            "TERRITORY_SOLVER_WORKERS": "1"}
+PLANNING = {
+    "TERRITORY_REBALANCE_COOLDOWN_S": "0",
+    "TERRITORY_SOLVER_TIME_LIMIT_S": "3",
+    "TERRITORY_SOLVER_WORKERS": "1",
+}
 # The learned potential of a month depends a little on how much later data the planner
 # already holds when it learns that month (an opportunity's last update or a closure that
 # arrives afterwards changes the features it was learned with), and that differs between a
@@ -96,9 +99,14 @@ def test_sigkill_five_times_ends_as_a_clean_run(broker, start_worker, tmp_path):
 
     rng = random.Random(8)
     with webhook_receiver(SECRET) as receiver:
-        env = {"TERRITORY_APP_ID": APP_ID, "TERRITORY_ALERT_SINKS": "kafka,webhook",
-               "TERRITORY_WEBHOOK_URL": receiver.url, "TERRITORY_WEBHOOK_SECRET": SECRET,
-               "TERRITORY_ALERT_THROTTLE_S": "0", **PLANNING}
+        env = {
+            "TERRITORY_APP_ID": APP_ID,
+            "TERRITORY_ALERT_SINKS": "kafka,webhook",
+            "TERRITORY_WEBHOOK_URL": receiver.url,
+            "TERRITORY_WEBHOOK_SECRET": SECRET,
+            "TERRITORY_ALERT_THROTTLE_S": "0",
+            **PLANNING,
+        }
         # The whole stream is on the broker before the worker starts, and the worker is killed
         # while it works through it. (Produced while it is consumed, a partition the intake has
         # momentarily read to its end stops holding the planner's watermark back, so a day can
@@ -122,24 +130,42 @@ def test_sigkill_five_times_ends_as_a_clean_run(broker, start_worker, tmp_path):
         # offsets: after a rebalance in the middle of a commit Faust can leave a partition's
         # committed offset behind; the events it re-reads later are duplicates, nothing is lost.)
         input_partitions = broker.partitions * len(topics.INPUT_TOPICS)
-        wait_for(lambda: metric_samples(worker.metrics_port, "territory_intake_lag_messages")
-                 == [0.0] * input_partitions, 600, "the last worker to read every input")
+        wait_for(
+            lambda: metric_samples(worker.metrics_port, "territory_intake_lag_messages") == [0.0] * input_partitions,
+            600,
+            "the last worker to read every input",
+        )
         last = datetime.fromisoformat(max(envelope["occurred_at"] for _, _, envelope in events))
         judged_last = (last - timedelta(days=settings.lateness_days)).timestamp()
-        wait_for(lambda: worker.metric("territory_planner_event_time_watermark_seconds") >= judged_last, 180,
-                 "the planner to judge the last event time")
-        wait_for(lambda: worker.metric("territory_alerts_outbox_pending") == 0
-                 and worker.metric("territory_store_proposals", {"state": "pending"})
-                 + worker.metric("territory_store_proposals", {"state": "superseded"}) >= len(clean.proposals),
-                 120, "every alert delivered")
+        wait_for(
+            lambda: worker.metric("territory_planner_event_time_watermark_seconds") >= judged_last,
+            180,
+            "the planner to judge the last event time",
+        )
+        wait_for(
+            lambda: (
+                worker.metric("territory_alerts_outbox_pending") == 0
+                and worker.metric("territory_store_proposals", {"state": "pending"})
+                + worker.metric("territory_store_proposals", {"state": "superseded"})
+                >= len(clean.proposals)
+            ),
+            120,
+            "every alert delivered",
+        )
 
         # Accounts (profile, owner, rolling sales, minutes) equal the clean run's.
         live_accounts = account_states(value for _, value in read_all(bootstrap, topics.STATE))
         clean_accounts = account_states(clean.snapshots.values())
         assert live_accounts.keys() == clean_accounts.keys()
-        differences = {account_id: {field: (value, clean_accounts[account_id].get(field))
-                                    for field, value in state.items() if value != clean_accounts[account_id].get(field)}
-                       for account_id, state in live_accounts.items() if state != clean_accounts[account_id]}
+        differences = {
+            account_id: {
+                field: (value, clean_accounts[account_id].get(field))
+                for field, value in state.items()
+                if value != clean_accounts[account_id].get(field)
+            }
+            for account_id, state in live_accounts.items()
+            if state != clean_accounts[account_id]
+        }
         assert not differences, f"{len(differences)} accounts differ (live, clean): {list(differences.items())[:3]}"
         assert worker.metric("territory_intake_events_total", {"outcome": "deadlettered"}) == 0
 
@@ -148,13 +174,17 @@ def test_sigkill_five_times_ends_as_a_clean_run(broker, start_worker, tmp_path):
         for rep_id, aggregate in clean.aggregates.items():
             assert worker.metric("territory_rep_accounts", {"rep": rep_id}) == aggregate.accounts
             assert worker.metric("territory_rep_workload_minutes", {"rep": rep_id}) == pytest.approx(
-                aggregate.workload_min)
+                aggregate.workload_min
+            )
             assert worker.metric("territory_rep_fair_share_ratio", {"rep": rep_id}) == pytest.approx(
-                aggregate.fair_share)
+                aggregate.fair_share
+            )
             assert worker.metric("territory_rep_potential", {"rep": rep_id}) == pytest.approx(
-                aggregate.potential, rel=POTENTIAL_TOLERANCE)
+                aggregate.potential, rel=POTENTIAL_TOLERANCE
+            )
             assert worker.metric("territory_rep_potential_share_ratio", {"rep": rep_id}) == pytest.approx(
-                aggregate.share, rel=POTENTIAL_TOLERANCE)
+                aggregate.share, rel=POTENTIAL_TOLERANCE
+            )
 
         # The planner's checkpoint (what a restart recovers, and what every restart above did
         # recover) equals the clean run's: the detectors' saved states and the regional daily
@@ -171,8 +201,10 @@ def test_sigkill_five_times_ends_as_a_clean_run(broker, start_worker, tmp_path):
                 assert live["version"] == clean_state[part]["version"], part
                 continue
             assert_same_state(live, clean_state[part], part)
-        assert changelog_value(bootstrap, changelog, "watermark")["first_event_at"] == \
-            clean.checkpoint["watermark"]["first_event_at"]
+        assert (
+            changelog_value(bootstrap, changelog, "watermark")["first_event_at"]
+            == clean.checkpoint["watermark"]["first_event_at"]
+        )
 
         # Signals: the same ones, each stored once (ids name what they say).
         engine = create_engine(worker.db_url)
@@ -201,8 +233,12 @@ def test_sigkill_five_times_ends_as_a_clean_run(broker, start_worker, tmp_path):
             assert key in delivered, f"incident {key} never delivered"
             assert delivered[key][-1]["status"] == status, key
         for key, bodies in delivered.items():
-            contents = [json.dumps({k: b[k] for k in ("status", "severity", "summary", "description")},
-                                   sort_keys=True) for b in bodies]
+            contents = [
+                json.dumps({k: b[k] for k in ("status", "severity", "summary", "description")}, sort_keys=True)
+                for b in bodies
+            ]
             assert all(a != b for a, b in zip(contents, contents[1:])), f"{key} delivered twice: {contents}"
-    print(f"\n{len(events)} events, SIGKILL at {kills} s; {len(stored_signals)} signals, "
-          f"{len(stored_proposals)} proposals, {len(receiver.received)} webhook deliveries")
+    print(
+        f"\n{len(events)} events, SIGKILL at {kills} s; {len(stored_signals)} signals, "
+        f"{len(stored_proposals)} proposals, {len(receiver.received)} webhook deliveries"
+    )

@@ -28,9 +28,13 @@ WRITE_TOKEN, READ_TOKEN = "write-secret-7f3a", "read-secret-19c2"
 REPS = {"A": (52.52, 13.40), "B": (53.55, 9.99), "C": (48.14, 11.58)}  # Berlin, Hamburg, Munich
 # account -> (owner, potential, locked); A carries half the company, B and C too little.
 ACCOUNTS = {
-    "a1": ("A", 600.0, True), "a2": ("A", 500.0, False), "a3": ("A", 300.0, False), "a4": ("A", 100.0, False),
+    "a1": ("A", 600.0, True),
+    "a2": ("A", 500.0, False),
+    "a3": ("A", 300.0, False),
+    "a4": ("A", 100.0, False),
     "b1": ("B", 700.0, False),
-    "c1": ("C", 500.0, False), "c2": ("C", 300.0, False),
+    "c1": ("C", 500.0, False),
+    "c2": ("C", 300.0, False),
 }
 WATERMARK = datetime(2025, 4, 3, 9, 0, tzinfo=timezone.utc)
 
@@ -41,16 +45,25 @@ def real_proposal() -> dict[str, Any]:
     states = []
     for account_id, (owner, potential, locked) in ACCOUNTS.items():
         lat, lon = REPS[owner]
-        states.append(AccountState(account_id, lat + 0.05, lon + 0.05, rep_id=owner, locked=locked, known=True,
-                                   monthly_sales={"2025-01": potential * 0.25, "2025-02": potential * 0.75}))
+        states.append(
+            AccountState(
+                account_id,
+                lat + 0.05,
+                lon + 0.05,
+                rep_id=owner,
+                locked=locked,
+                known=True,
+                monthly_sales={"2025-01": potential * 0.25, "2025-02": potential * 0.75},
+            )
+        )
     reps = [RepState(rep_id, lat, lon) for rep_id, (lat, lon) in REPS.items()]
     planner = Planner(Settings(potential="trailing", warmup_days=60), clock=ManualClock(WATERMARK))
-    evaluation = planner.evaluate(states, reps, watermark=WATERMARK,
-                                  first_event_at=datetime(2025, 1, 1, tzinfo=timezone.utc))
+    evaluation = planner.evaluate(
+        states, reps, watermark=WATERMARK, first_event_at=datetime(2025, 1, 1, tzinfo=timezone.utc)
+    )
     request = evaluation.rebalance
     assert request is not None, "the scripted company must be out of balance"
-    result = minimal_moves(request.accounts, request.reps, tolerance=request.tolerance, time_limit_s=10,
-                           num_workers=1)
+    result = minimal_moves(request.accounts, request.reps, tolerance=request.tolerance, time_limit_s=10, num_workers=1)
     proposal = planner.proposal(request, result, WATERMARK).to_json()  # as the alert stage stores it
     assert proposal["moves"], proposal
     return proposal
@@ -101,16 +114,28 @@ def test_approval_messages_are_contract_events_from_the_stored_decision(store, p
     assert [value["account_id"] for _, value in assignments] == [m["account_id"] for m in proposal["moves"]]
     for (key, value), move in zip(assignments, proposal["moves"]):
         assert key == move["account_id"].encode()
-        assert value == {"account_id": move["account_id"], "from_rep": move["from_rep"], "to_rep": move["to_rep"],
-                         "proposal_id": pid, "approved_by": "m.keller", "approved_at": value["approved_at"],
-                         "reason": move["reason"], "comment": "agreed with both reps"}
+        assert value == {
+            "account_id": move["account_id"],
+            "from_rep": move["from_rep"],
+            "to_rep": move["to_rep"],
+            "proposal_id": pid,
+            "approved_by": "m.keller",
+            "approved_at": value["approved_at"],
+            "reason": move["reason"],
+            "comment": "agreed with both reps",
+        }
         assert datetime.fromisoformat(value["approved_at"]).tzinfo is not None
     for (key, value), move in zip(overrides, proposal["moves"]):
         # What the worker's intake will see: a valid assignment.override, keyed by the account.
         event = validate_envelope(value, topic=topics.OVERRIDES, key=key)
         assert event.event_id == f"approval-{pid}-{move['account_id']}"
-        assert event.data == {"account_id": move["account_id"], "rep_id": move["to_rep"], "locked": False,
-                              "reason": f"approved proposal {pid}: agreed with both reps", "by": "m.keller"}
+        assert event.data == {
+            "account_id": move["account_id"],
+            "rep_id": move["to_rep"],
+            "locked": False,
+            "reason": f"approved proposal {pid}: agreed with both reps",
+            "by": "m.keller",
+        }
         # Event time, not the wall clock: the proposal's watermark.
         assert event.occurred_at == WATERMARK
 
@@ -122,14 +147,18 @@ def test_approve_publishes_then_marks_applied_with_the_audit_trail(store, propos
     pid = proposal["proposal_id"]
     publisher = Recorder()
     outcome = asyncio.run(decisions.approve(store, publisher, pid, actor="m.keller", comment="fair again"))
-    assert outcome == decisions.Outcome(pid, "applied", moves=len(proposal["moves"]),
-                                        published=2 * len(proposal["moves"]))
+    assert outcome == decisions.Outcome(
+        pid, "applied", moves=len(proposal["moves"]), published=2 * len(proposal["moves"])
+    )
     assert publisher.sent == approval_messages(store.proposal(pid), store.moves(pid))
     row = store.proposal(pid)
     assert (row.status, row.decided_by, row.decision_comment) == ("applied", "m.keller", "fair again")
     assert row.applied_at is not None
-    assert audit_actions(store, pid) == [("worker", "proposed", None), ("m.keller", "approved", "fair again"),
-                                         ("m.keller", "applied", None)]
+    assert audit_actions(store, pid) == [
+        ("worker", "proposed", None),
+        ("m.keller", "approved", "fair again"),
+        ("m.keller", "applied", None),
+    ]
 
 
 def test_reject_publishes_nothing_and_is_audited(store, proposal):
@@ -171,8 +200,9 @@ def test_failed_publishing_keeps_the_approval_and_apply_publishes_the_same_messa
     assert asyncio.run(decisions.apply_approved(store, retry, older_than_s=3600)) == []
     # ... and publishes an older one: everything again, the first three identical to before.
     outcomes = asyncio.run(decisions.apply_approved(store, retry, older_than_s=0))
-    assert outcomes == [decisions.Outcome(pid, "applied", moves=len(proposal["moves"]),
-                                          published=2 * len(proposal["moves"]))]
+    assert outcomes == [
+        decisions.Outcome(pid, "applied", moves=len(proposal["moves"]), published=2 * len(proposal["moves"]))
+    ]
     assert retry.sent[:3] == broken.sent
     assert retry.sent == approval_messages(store.proposal(pid), store.moves(pid))
     assert store.proposal(pid).status == "applied"
@@ -222,8 +252,9 @@ def settings(**changes: Any) -> Settings:
     return Settings(api_token=WRITE_TOKEN, api_read_token="", web_port=0).with_(**changes)
 
 
-def with_client(store: Store, publisher: Any, config: Settings,
-                scenario: Callable[[TestClient], Awaitable[Any]]) -> Any:
+def with_client(
+    store: Store, publisher: Any, config: Settings, scenario: Callable[[TestClient], Awaitable[Any]]
+) -> Any:
     async def run() -> Any:
         async with TestClient(TestServer(review_app(store, publisher, config))) as client:
             return await scenario(client)
@@ -252,8 +283,9 @@ def test_api_refuses_writes_without_the_right_token_and_409s_a_decided_proposal(
 
         response = await client.post(url, json={"by": " "}, headers=bearer(WRITE_TOKEN))
         assert response.status == 400
-        assert (await response.json())["error"] == ("by: who decides (a name) is required; "
-                                                   "comment: why (a reason for the audit log) is required")
+        assert (await response.json())["error"] == (
+            "by: who decides (a name) is required; comment: why (a reason for the audit log) is required"
+        )
         response = await client.post(url, data=b"{nope", headers=bearer(WRITE_TOKEN))
         assert response.status == 400
         response = await client.post("/api/proposals/prop-missing/approve", json=body, headers=bearer(WRITE_TOKEN))
@@ -263,18 +295,25 @@ def test_api_refuses_writes_without_the_right_token_and_409s_a_decided_proposal(
         assert response.status == 200, await response.text()
         result = await response.json()
         assert (result["status"], result["moves"], result["published"]) == (
-            "applied", len(proposal["moves"]), 2 * len(proposal["moves"]))
+            "applied",
+            len(proposal["moves"]),
+            2 * len(proposal["moves"]),
+        )
 
         response = await client.post(f"/api/proposals/{pid}/reject", json=body, headers=bearer(WRITE_TOKEN))
         assert response.status == 409
-        assert (await response.json())["error"] == (f"proposal {pid} is already applied by m.keller, not pending: "
-                                                    "it cannot be rejected")
+        assert (await response.json())["error"] == (
+            f"proposal {pid} is already applied by m.keller, not pending: it cannot be rejected"
+        )
 
         detail = await (await client.get(f"/api/proposals/{pid}")).json()
         assert detail["status"] == "applied" and detail["decided_by"] == "m.keller"
         assert [m["account_id"] for m in detail["moves"]] == [m["account_id"] for m in proposal["moves"]]
         assert [(a["actor"], a["action"]) for a in detail["audit"]] == [
-            ("worker", "proposed"), ("m.keller", "approved"), ("m.keller", "applied")]
+            ("worker", "proposed"),
+            ("m.keller", "approved"),
+            ("m.keller", "applied"),
+        ]
         assert detail["proposal"]["proposal_id"] == pid
 
     with_client(store, publisher, settings(), scenario)
@@ -285,8 +324,9 @@ def test_api_reject_and_a_failed_publish(store, proposal, tmp_path):
     pid = proposal["proposal_id"]
 
     async def reject(client: TestClient) -> None:
-        response = await client.post(f"/api/proposals/{pid}/reject", json={"by": "j.doe", "comment": "not now"},
-                                     headers=bearer(WRITE_TOKEN))
+        response = await client.post(
+            f"/api/proposals/{pid}/reject", json={"by": "j.doe", "comment": "not now"}, headers=bearer(WRITE_TOKEN)
+        )
         assert response.status == 200
         assert (await response.json())["status"] == "rejected"
         listed = await (await client.get("/api/proposals?status=rejected")).json()
@@ -303,8 +343,9 @@ def test_api_reject_and_a_failed_publish(store, proposal, tmp_path):
     other.save_proposal(proposal)
 
     async def approve_with_broken_broker(client: TestClient) -> None:
-        response = await client.post(f"/api/proposals/{pid}/approve", json={"by": "m.keller", "comment": "go"},
-                                     headers=bearer(WRITE_TOKEN))
+        response = await client.post(
+            f"/api/proposals/{pid}/approve", json={"by": "m.keller", "comment": "go"}, headers=bearer(WRITE_TOKEN)
+        )
         assert response.status == 202
         body = await response.json()
         assert body["status"] == "approved" and "broker went away" in body["error"]
@@ -316,8 +357,11 @@ def test_api_reject_and_a_failed_publish(store, proposal, tmp_path):
 
 def test_writes_are_refused_while_no_token_is_configured(store, proposal):
     async def scenario(client: TestClient) -> None:
-        response = await client.post(f"/api/proposals/{proposal['proposal_id']}/approve",
-                                     json={"by": "m.keller", "comment": "go"}, headers=bearer(""))
+        response = await client.post(
+            f"/api/proposals/{proposal['proposal_id']}/approve",
+            json={"by": "m.keller", "comment": "go"},
+            headers=bearer(""),
+        )
         assert response.status == 403
         assert "no API token is configured" in (await response.json())["error"]
 
@@ -342,11 +386,13 @@ def test_reads_need_the_read_token_when_one_is_set(store, proposal):
         # A browser: the page asks for the token, and a session cookie (not the token) lets it read.
         response = await client.get(f"/proposals/{pid}")
         assert response.status == 401 and 'action="/login"' in await response.text()
-        response = await client.post("/login", data={"token": "guess", "next": f"/proposals/{pid}"},
-                                     allow_redirects=False)
+        response = await client.post(
+            "/login", data={"token": "guess", "next": f"/proposals/{pid}"}, allow_redirects=False
+        )
         assert response.status == 401
-        response = await client.post("/login", data={"token": READ_TOKEN, "next": "//evil.example/"},
-                                     allow_redirects=False)
+        response = await client.post(
+            "/login", data={"token": READ_TOKEN, "next": "//evil.example/"}, allow_redirects=False
+        )
         assert response.status == 303 and response.headers["Location"] == "/"
         cookie = response.cookies["territory_review"]
         assert READ_TOKEN not in cookie.value and cookie["httponly"] and cookie["samesite"] == "Strict"
@@ -370,16 +416,20 @@ def test_review_page_shows_the_report_and_the_form_but_no_token(store, proposal)
         html = await response.text()
         assert WRITE_TOKEN not in html
         # The weekly report's section: the map and the moves, with the decision form under its headline.
-        assert re.search(r'<img[^>]+src="data:image/png;base64,[^"]+"[^>]*alt="Map of the territories', html) or \
-            re.search(r'<img[^>]+alt="Map of the territories[^>]+src="data:image/png', html), html[:2000]
+        assert re.search(
+            r'<img[^>]+src="data:image/png;base64,[^"]+"[^>]*alt="Map of the territories', html
+        ) or re.search(r'<img[^>]+alt="Map of the territories[^>]+src="data:image/png', html), html[:2000]
         for move in proposal["moves"]:
             assert move["account_id"] in html
         assert 'id="approve"' in html and 'id="reject"' in html
         nonce = re.search(r"script-src 'nonce-([^']+)'", response.headers["Content-Security-Policy"]).group(1)
         assert f'<script nonce="{nonce}">' in html
 
-        await client.post(f"/api/proposals/{pid}/approve", json={"by": "m.keller", "comment": "fair again"},
-                          headers=bearer(WRITE_TOKEN))
+        await client.post(
+            f"/api/proposals/{pid}/approve",
+            json={"by": "m.keller", "comment": "fair again"},
+            headers=bearer(WRITE_TOKEN),
+        )
         html = await (await client.get(f"/proposals/{pid}")).text()
         assert 'id="approve"' not in html and "<script" not in html
         assert "m.keller" in html and "fair again" in html and "applied" in html

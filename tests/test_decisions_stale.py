@@ -21,7 +21,6 @@ from core import topics
 PROPOSED_AT = "2025-05-01T00:00:00+00:00"
 
 
-
 class Recorder:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, dict[str, Any]]] = []
@@ -31,21 +30,36 @@ class Recorder:
 
 
 def proposal(moves: list[tuple[str, str, str]]) -> dict:
-    return {"proposal_id": "p1", "status": "optimal", "imbalance_before": 0.2, "imbalance_after": 0.05,
-            "event_time": PROPOSED_AT, "trigger_signals": [],
-            "moves": [{"account_id": a, "from_rep": f, "to_rep": t, "potential": 10.0, "workload": 0.0,
-                       "reason": "test"} for a, f, t in moves]}
+    return {
+        "proposal_id": "p1",
+        "status": "optimal",
+        "imbalance_before": 0.2,
+        "imbalance_after": 0.05,
+        "event_time": PROPOSED_AT,
+        "trigger_signals": [],
+        "moves": [
+            {"account_id": a, "from_rep": f, "to_rep": t, "potential": 10.0, "workload": 0.0, "reason": "test"}
+            for a, f, t in moves
+        ],
+    }
 
 
 def snapshot(account_id: str, rep_id: str | None, occurred_at: str, closed: bool = False) -> dict:
     """An account snapshot as the intake sends it on territory.state (the fields that matter here)."""
-    return {"kind": "account", "account_id": account_id, "rep_id": rep_id, "closed": closed, "known": True,
-            "owner_at": occurred_at, "occurred_at": occurred_at, "source": "crm.accounts:0"}
+    return {
+        "kind": "account",
+        "account_id": account_id,
+        "rep_id": rep_id,
+        "closed": closed,
+        "known": True,
+        "owner_at": occurred_at,
+        "occurred_at": occurred_at,
+        "source": "crm.accounts:0",
+    }
 
 
 def rep_snapshot(rep_id: str, active: bool, occurred_at: str = PROPOSED_AT) -> dict:
-    return {"kind": "rep", "rep_id": rep_id, "active": active, "occurred_at": occurred_at,
-            "source": "crm.reps:0"}
+    return {"kind": "rep", "rep_id": rep_id, "active": active, "occurred_at": occurred_at, "source": "crm.reps:0"}
 
 
 @pytest.fixture
@@ -54,11 +68,25 @@ def company(store):
     a3's target rep D left, a4 is as it was."""
     store.save_proposal(proposal([("a1", "A", "B"), ("a2", "A", "B"), ("a3", "A", "D"), ("a4", "A", "B")]))
     later = "2025-05-03T00:00:00+00:00"
-    store.record_state([snapshot("a1", "A", PROPOSED_AT), snapshot("a2", "A", PROPOSED_AT),
-                        snapshot("a3", "A", PROPOSED_AT), snapshot("a4", "A", PROPOSED_AT),
-                        rep_snapshot("A", True), rep_snapshot("B", True), rep_snapshot("D", True)])
-    store.record_state([snapshot("a1", "C", later), snapshot("a2", "A", later, closed=True),
-                        rep_snapshot("D", False, later), snapshot("a4", "A", "2025-05-04T00:00:00+00:00")])
+    store.record_state(
+        [
+            snapshot("a1", "A", PROPOSED_AT),
+            snapshot("a2", "A", PROPOSED_AT),
+            snapshot("a3", "A", PROPOSED_AT),
+            snapshot("a4", "A", PROPOSED_AT),
+            rep_snapshot("A", True),
+            rep_snapshot("B", True),
+            rep_snapshot("D", True),
+        ]
+    )
+    store.record_state(
+        [
+            snapshot("a1", "C", later),
+            snapshot("a2", "A", later, closed=True),
+            rep_snapshot("D", False, later),
+            snapshot("a4", "A", "2025-05-04T00:00:00+00:00"),
+        ]
+    )
     return store
 
 
@@ -78,13 +106,17 @@ def test_an_approval_with_stale_moves_is_refused_naming_each_and_why(company):
 
 def test_approving_only_the_still_valid_moves_publishes_those_and_audits_the_rest(company):
     publisher = Recorder()
-    outcome = asyncio.run(decisions.approve(company, publisher, "p1", actor="maria", comment="go",
-                                            only_valid_moves=True))
+    outcome = asyncio.run(
+        decisions.approve(company, publisher, "p1", actor="maria", comment="go", only_valid_moves=True)
+    )
     assert (outcome.status, outcome.moves) == ("applied", 1)
     assert {key for _, key, _ in publisher.sent} == {b"a4"}
     (approved,) = [a for a in company.audit("p1") if a.action == "approved"]
-    assert approved.detail["excluded"] == {"a1": "now owned by C, not A", "a2": "the account is closed",
-                                           "a3": "the target rep D is not active"}
+    assert approved.detail["excluded"] == {
+        "a1": "now owned by C, not A",
+        "a2": "the account is closed",
+        "a3": "the target rep D is not active",
+    }
     # A retry publishes the same: the excluded moves stay out.
     row = company.proposal("p1")
     assert approval_messages(row, company.moves("p1")) == publisher.sent
@@ -111,16 +143,36 @@ def _override_then_upsert(store: Store, upsert_at: str) -> str:
     outcome = asyncio.run(decisions.approve(store, publisher, "p1", actor="maria", comment="go"))
     assert outcome.status == "applied"
     (override,) = [value for topic, _, value in publisher.sent if topic == topics.OVERRIDES]
-    state = apply_account_event(None, validate_envelope(
-        {"event_id": "u0", "type": "account.upserted", "occurred_at": PROPOSED_AT, "source": "crm",
-         "data": {"account_id": "a1", "lat": 52.5, "lon": 13.4, "rep_id": "A"}},
-        topic=topics.ACCOUNTS, key=b"a1"))
+    state = apply_account_event(
+        None,
+        validate_envelope(
+            {
+                "event_id": "u0",
+                "type": "account.upserted",
+                "occurred_at": PROPOSED_AT,
+                "source": "crm",
+                "data": {"account_id": "a1", "lat": 52.5, "lon": 13.4, "rep_id": "A"},
+            },
+            topic=topics.ACCOUNTS,
+            key=b"a1",
+        ),
+    )
     state = apply_account_event(state, validate_envelope(override, topic=topics.OVERRIDES, key=b"a1"))
     assert state.rep_id == "B"
-    state = apply_account_event(state, validate_envelope(
-        {"event_id": "u1", "type": "account.upserted", "occurred_at": upsert_at, "source": "crm",
-         "data": {"account_id": "a1", "lat": 52.5, "lon": 13.4, "rep_id": "A"}},
-        topic=topics.ACCOUNTS, key=b"a1"))
+    state = apply_account_event(
+        state,
+        validate_envelope(
+            {
+                "event_id": "u1",
+                "type": "account.upserted",
+                "occurred_at": upsert_at,
+                "source": "crm",
+                "data": {"account_id": "a1", "lat": 52.5, "lon": 13.4, "rep_id": "A"},
+            },
+            topic=topics.ACCOUNTS,
+            key=b"a1",
+        ),
+    )
     return state.rep_id
 
 
@@ -149,13 +201,25 @@ def test_the_owner_mirror_writes_changes_only_and_erases_an_erased_account_every
     mirror = OwnerMirror(store)
     mirror.record([snapshot("a1", "A", PROPOSED_AT), rep_snapshot("B", True)])
     writes = []
-    event.listen(store.engine, "before_cursor_execute",
-                 lambda conn, cursor, statement, *rest: writes.append(statement)
-                 if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")) else None)
+    event.listen(
+        store.engine,
+        "before_cursor_execute",
+        lambda conn, cursor, statement, *rest: (
+            writes.append(statement) if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")) else None
+        ),
+    )
     mirror.record([snapshot("a1", "A", PROPOSED_AT), rep_snapshot("B", True)])  # nothing new
     assert writes == []
-    mirror.record([{"kind": "account_erased", "account_id": "a1", "occurred_at": "2026-01-01T00:00:00+00:00",
-                    "source": "crm.accounts:0"}])
+    mirror.record(
+        [
+            {
+                "kind": "account_erased",
+                "account_id": "a1",
+                "occurred_at": "2026-01-01T00:00:00+00:00",
+                "source": "crm.accounts:0",
+            }
+        ]
+    )
     assert store.known_owners(["a1"]) == {} and store.moves("p1") == []
     assert store.state_time() == PROPOSED_AT  # an erasure does not move the data's clock
 
@@ -171,10 +235,14 @@ def test_a_running_worker_mirrors_owners_into_the_store(broker, start_worker):
     produce(broker.bootstrap_servers, scenario())
     worker_store = Store(worker.db_url)
     worker_store.migrate()  # the worker may not have got to it yet (it waits for the same lock)
-    wait_for(lambda: len(worker_store.known_owners(ACCOUNTS)) == len(ACCOUNTS), 90,
-             "the worker to mirror every account's owner into the store")
+    wait_for(
+        lambda: len(worker_store.known_owners(ACCOUNTS)) == len(ACCOUNTS),
+        90,
+        "the worker to mirror every account's owner into the store",
+    )
     assert {a: o.rep_id for a, o in worker_store.known_owners(ACCOUNTS).items()} == {
-        a: owner for a, (owner, *_rest) in ACCOUNTS.items()}
+        a: owner for a, (owner, *_rest) in ACCOUNTS.items()
+    }
     assert worker_store.known_reps(REPS) == dict.fromkeys(REPS, True)
     assert worker_store.state_time() is not None
     worker_store.engine.dispose()

@@ -32,9 +32,16 @@ DASHBOARD = DEPLOY / "grafana" / "territory-dashboard.json"
 COMPOSE = DEPLOY / "compose" / "compose.yaml"
 K8S = DEPLOY / "k8s"
 KUBERNETES_VERSION = "1.30"
-ALERTS = ["TerritoryImbalanceAboveBand", "TerritoryWorkerDown", "TerritoryConsumerLagGrowing",
-          "TerritoryDeadLetterRateHigh", "TerritoryAlertSinkFailing", "TerritoryPlannerErrors",
-          "TerritoryNotReady", "TerritoryStoreUnavailable"]
+ALERTS = [
+    "TerritoryImbalanceAboveBand",
+    "TerritoryWorkerDown",
+    "TerritoryConsumerLagGrowing",
+    "TerritoryDeadLetterRateHigh",
+    "TerritoryAlertSinkFailing",
+    "TerritoryPlannerErrors",
+    "TerritoryNotReady",
+    "TerritoryStoreUnavailable",
+]
 
 NEEDS = "the deploy checks need the test extra 'kubernetes-validate' (it brings PyYAML and jsonschema)"
 
@@ -44,8 +51,9 @@ def _yaml():
 
 
 def _yaml_files() -> list[Path]:
-    return sorted(p for d in ("grafana", "compose", "k8s") for p in (DEPLOY / d).rglob("*")
-                  if p.suffix in (".yml", ".yaml"))
+    return sorted(
+        p for d in ("grafana", "compose", "k8s") for p in (DEPLOY / d).rglob("*") if p.suffix in (".yml", ".yaml")
+    )
 
 
 def _dashboard_exprs() -> list[str]:
@@ -82,6 +90,7 @@ def _exposed_names() -> set[str]:
 
 # --- parse -----------------------------------------------------------------------------
 
+
 def test_every_json_file_parses():
     files = sorted(p for d in ("grafana", "compose", "k8s") for p in (DEPLOY / d).rglob("*.json"))
     assert DASHBOARD in files
@@ -100,6 +109,7 @@ def test_every_yaml_file_parses():
 
 # --- Grafana ---------------------------------------------------------------------------
 
+
 def test_dashboard_is_grafana_10_with_a_prometheus_datasource_variable():
     dashboard = json.loads(DASHBOARD.read_text())
     assert dashboard["schemaVersion"] >= 38  # Grafana 10.0+
@@ -116,13 +126,24 @@ def test_dashboard_is_grafana_10_with_a_prometheus_datasource_variable():
 
 def test_dashboard_covers_the_issue():
     text = DASHBOARD.read_text()
-    for name in ("territory_territory_imbalance_ratio", "territory_rep_potential_share_ratio",
-                 "territory_rep_fair_share_ratio", "territory_rep_potential", "territory_detector_signals_total",
-                 "territory_rebalancer_proposals_total", "territory_store_proposals",
-                 "territory_rebalancer_solve_seconds_bucket", "territory_rebalancer_moves_sum",
-                 "territory_intake_events_total", "territory_intake_deadlettered_total",
-                 "territory_intake_lag_messages", "territory_intake_processing_seconds_bucket",
-                 "territory_alerts_deliveries_total", "territory_alerts_outbox_pending", "territory_worker_ready"):
+    for name in (
+        "territory_territory_imbalance_ratio",
+        "territory_rep_potential_share_ratio",
+        "territory_rep_fair_share_ratio",
+        "territory_rep_potential",
+        "territory_detector_signals_total",
+        "territory_rebalancer_proposals_total",
+        "territory_store_proposals",
+        "territory_rebalancer_solve_seconds_bucket",
+        "territory_rebalancer_moves_sum",
+        "territory_intake_events_total",
+        "territory_intake_deadlettered_total",
+        "territory_intake_lag_messages",
+        "territory_intake_processing_seconds_bucket",
+        "territory_alerts_deliveries_total",
+        "territory_alerts_outbox_pending",
+        "territory_worker_ready",
+    ):
         assert name in text, name
 
 
@@ -147,6 +168,7 @@ def test_grafana_provisioning_points_at_the_dashboard():
 
 
 # --- compose ---------------------------------------------------------------------------
+
 
 def test_compose_validates_against_the_compose_specification():
     yaml = _yaml()
@@ -225,6 +247,7 @@ def test_compose_prometheus_config_passes_promtool():
 
 # --- Kubernetes ------------------------------------------------------------------------
 
+
 def _k8s_resources() -> list[dict]:
     yaml = _yaml()
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
@@ -250,8 +273,10 @@ def test_k8s_manifests_validate_against_the_kubernetes_schemas():
         try:
             kubernetes_validate.validate(resource, KUBERNETES_VERSION, strict=True)
         except kubernetes_validate.ValidationError as error:
-            pytest.fail(f"{resource['kind']}/{resource['metadata']['name']}: {error.message} "
-                        f"at {'/'.join(map(str, error.path))}")
+            pytest.fail(
+                f"{resource['kind']}/{resource['metadata']['name']}: {error.message} "
+                f"at {'/'.join(map(str, error.path))}"
+            )
 
 
 def test_k8s_deployment_shape():
@@ -272,13 +297,20 @@ def test_k8s_deployment_shape():
     assert ports == {"metrics": 9464, "web": 8088}
     probes = {kind: worker[kind]["httpGet"] for kind in ("startupProbe", "livenessProbe", "readinessProbe")}
     assert {kind: (probe["path"], ports[probe["port"]]) for kind, probe in probes.items()} == {
-        "startupProbe": ("/livez", 8088), "livenessProbe": ("/livez", 8088), "readinessProbe": ("/readyz", 8088)}
+        "startupProbe": ("/livez", 8088),
+        "livenessProbe": ("/livez", 8088),
+        "readinessProbe": ("/readyz", 8088),
+    }
     assert deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "9464"
     sources = {next(iter(s.values()))["name"] for s in worker["envFrom"]}
     assert sources == {resources["ConfigMap"]["metadata"]["name"], resources["Secret"]["metadata"]["name"]}
     secret = resources["Secret"]["stringData"]
-    for key in ("TERRITORY_API_TOKEN", "TERRITORY_API_READ_TOKEN", "TERRITORY_WEBHOOK_SECRET",
-                "TERRITORY_PSEUDONYM_KEY"):
+    for key in (
+        "TERRITORY_API_TOKEN",
+        "TERRITORY_API_READ_TOKEN",
+        "TERRITORY_WEBHOOK_SECRET",
+        "TERRITORY_PSEUDONYM_KEY",
+    ):
         assert secret[key] == "CHANGE-ME", key
     config = resources["ConfigMap"]["data"]
     assert all(key.startswith("TERRITORY_") for key in config)
@@ -312,6 +344,7 @@ def test_kubectl_kustomize_builds_the_manifests():
 
 
 # --- operations guide ------------------------------------------------------------------
+
 
 def test_operations_guide_has_a_runbook_section_per_alert():
     guide = (ROOT / "docs" / "OPERATIONS.md").read_text()

@@ -25,8 +25,8 @@ def test_value_hovering_at_the_edge_gives_one_finding():
 def test_leaves_only_inside_the_hysteresis_band():
     detector = ImbalanceDetector(tolerance=0.10, hysteresis=0.5)
     detector.update(shares(0.56), FAIR)
-    assert detector.update(shares(0.53), FAIR).findings == []       # +6%: still over (leave at +5%)
-    cleared = detector.update(shares(0.52), FAIR).findings         # +4%: back in band
+    assert detector.update(shares(0.53), FAIR).findings == []  # +6%: still over (leave at +5%)
+    cleared = detector.update(shares(0.52), FAIR).findings  # +4%: back in band
     assert {f.state for f in cleared} == {"in_band"}
 
 
@@ -41,7 +41,7 @@ def test_state_survives_save_and_restore():
     detector.update(shares(0.6), FAIR)
     restored = ImbalanceDetector(tolerance=0.10).load_state_dict(detector.state_dict())
     assert restored.out_of_band == {"A": "over", "B": "under"}
-    assert restored.update(shares(0.6), FAIR).findings == []   # no second finding after a restart
+    assert restored.update(shares(0.6), FAIR).findings == []  # no second finding after a restart
 
 
 def test_invalid_parameters_are_refused_with_the_valid_range():

@@ -41,16 +41,24 @@ class ThinTerritoryDetector:
         self.flagged: set[str] = set()
 
     def observe(self, observation: MonthlyTerritories) -> list[ThinFinding]:
-        found = [ThinFinding(rep_id, agg.accounts, observation.month)
-                 for rep_id, agg in sorted(observation.aggregates.items())
-                 if agg.accounts < self.min_accounts and rep_id not in self.flagged]
+        found = [
+            ThinFinding(rep_id, agg.accounts, observation.month)
+            for rep_id, agg in sorted(observation.aggregates.items())
+            if agg.accounts < self.min_accounts and rep_id not in self.flagged
+        ]
         self.flagged |= {finding.rep_id for finding in found}
         return found
 
     def signal(self, finding: ThinFinding, emitted_at: datetime) -> Signal:
-        return Signal.make(kind=self.kind, state="thin", severity="info", subject=Subject("rep", finding.rep_id),
-                           evidence={"accounts": finding.accounts, "min_accounts": self.min_accounts},
-                           detected_at=finding.month, emitted_at=emitted_at)
+        return Signal.make(
+            kind=self.kind,
+            state="thin",
+            severity="info",
+            subject=Subject("rep", finding.rep_id),
+            evidence={"accounts": finding.accounts, "min_accounts": self.min_accounts},
+            detected_at=finding.month,
+            emitted_at=emitted_at,
+        )
 
     def open_subjects(self) -> int:
         return len(self.flagged)
@@ -112,16 +120,24 @@ def test_a_registered_detector_is_judged_checkpointed_stored_and_alerted(store):
 
 def test_a_detector_kind_the_store_could_not_hold_is_refused_when_the_signal_is_made():
     with pytest.raises(RecordError, match="signal.kind"):
-        Signal.make(kind="a_kind_name_much_longer_than_the_column_allows", state="x", severity="info",
-                    subject=Subject("rep", "R"), evidence={}, detected_at=JUDGED_AT, emitted_at=JUDGED_AT)
+        Signal.make(
+            kind="a_kind_name_much_longer_than_the_column_allows",
+            state="x",
+            severity="info",
+            subject=Subject("rep", "R"),
+            evidence={},
+            detected_at=JUDGED_AT,
+            emitted_at=JUDGED_AT,
+        )
 
 
 def test_detector_names_must_be_unique():
     from planner.planner import Planner
 
     with pytest.raises(ValueError, match="unique"):
-        Planner(Settings(), detectors=[*standard_detectors(Settings()), ThinTerritoryDetector(),
-                                       ThinTerritoryDetector()])
+        Planner(
+            Settings(), detectors=[*standard_detectors(Settings()), ThinTerritoryDetector(), ThinTerritoryDetector()]
+        )
 
 
 def test_a_checkpoint_saved_before_the_protocol_loads_into_the_detectors():
@@ -130,9 +146,12 @@ def test_a_checkpoint_saved_before_the_protocol_loads_into_the_detectors():
     from planner.planner import Planner
 
     band = {"tolerance": 0.1, "hysteresis": 0.8}
-    old = {"detector": {**band, "metric": "potential", "states": {"A": "over", "B": "in_band"}},
-           "workload_detector": {**band, "metric": "workload", "states": {"C": "under"}},
-           "gap_reps": ["R9", "R7"], "judged_month": "2025-04-01T00:00:00+00:00"}
+    old = {
+        "detector": {**band, "metric": "potential", "states": {"A": "over", "B": "in_band"}},
+        "workload_detector": {**band, "metric": "workload", "states": {"C": "under"}},
+        "gap_reps": ["R9", "R7"],
+        "judged_month": "2025-04-01T00:00:00+00:00",
+    }
     planner = Planner(Settings())
     planner.load_state_dict(old)
     assert planner.out_of_band() == {"imbalance": 1, "workload_imbalance": 1, "coverage_gap": 2}

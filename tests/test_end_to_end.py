@@ -16,9 +16,13 @@ TOLERANCE, HYSTERESIS = 0.10, 0.8
 REPS = {"A": (52.52, 13.40), "B": (53.55, 9.99), "C": (48.14, 11.58)}  # Berlin, Hamburg, Munich
 # account -> (owner, potential, locked); A carries half the company, B and C too little.
 ACCOUNTS = {
-    "a1": ("A", 600.0, True), "a2": ("A", 500.0, False), "a3": ("A", 300.0, False), "a4": ("A", 100.0, False),
+    "a1": ("A", 600.0, True),
+    "a2": ("A", 500.0, False),
+    "a3": ("A", 300.0, False),
+    "a4": ("A", 100.0, False),
     "b1": ("B", 700.0, False),
-    "c1": ("C", 500.0, False), "c2": ("C", 300.0, False),
+    "c1": ("C", 500.0, False),
+    "c2": ("C", 300.0, False),
 }
 
 
@@ -29,24 +33,66 @@ def envelope(event_id: str, event_type: str, occurred_at: str, **data: object) -
 def scenario() -> list[tuple[str, str | None, object]]:
     messages: list[tuple[str, str | None, object]] = []
     for rep_id, (lat, lon) in REPS.items():
-        messages.append((topics.REPS, rep_id, envelope(f"rep-{rep_id}", "rep.upserted", "2025-01-01T08:00:00+00:00",
-                                                       rep_id=rep_id, home_lat=lat, home_lon=lon)))
+        messages.append(
+            (
+                topics.REPS,
+                rep_id,
+                envelope(
+                    f"rep-{rep_id}",
+                    "rep.upserted",
+                    "2025-01-01T08:00:00+00:00",
+                    rep_id=rep_id,
+                    home_lat=lat,
+                    home_lon=lon,
+                ),
+            )
+        )
     for account_id, (owner, potential, locked) in ACCOUNTS.items():
         lat, lon = REPS[owner]
-        messages.append((topics.ACCOUNTS, account_id, envelope(
-            f"acc-{account_id}", "account.upserted", "2025-01-02T08:00:00+00:00",
-            account_id=account_id, lat=lat + 0.05, lon=lon + 0.05, industry="retail", employees=50,
-            rep_id=owner, locked=locked)))
+        messages.append(
+            (
+                topics.ACCOUNTS,
+                account_id,
+                envelope(
+                    f"acc-{account_id}",
+                    "account.upserted",
+                    "2025-01-02T08:00:00+00:00",
+                    account_id=account_id,
+                    lat=lat + 0.05,
+                    lon=lon + 0.05,
+                    industry="retail",
+                    employees=50,
+                    rep_id=owner,
+                    locked=locked,
+                ),
+            )
+        )
         for month, share in (("01", 0.25), ("02", 0.75)):  # two orders per account
-            messages.append((topics.ORDERS, account_id, envelope(
-                f"ord-{account_id}-{month}", "order.placed", f"2025-{month}-15T10:00:00+01:00",
-                order_id=f"o-{account_id}-{month}", account_id=account_id, amount=potential * share)))
+            messages.append(
+                (
+                    topics.ORDERS,
+                    account_id,
+                    envelope(
+                        f"ord-{account_id}-{month}",
+                        "order.placed",
+                        f"2025-{month}-15T10:00:00+01:00",
+                        order_id=f"o-{account_id}-{month}",
+                        account_id=account_id,
+                        amount=potential * share,
+                    ),
+                )
+            )
     # The same order again (a CRM retry): recognised as a duplicate, not counted twice.
     messages.append(messages[-1])
     # Bad input: not JSON at all, and an order without its amount.
     messages.append((topics.ORDERS, "a2", b"{this is not json"))
-    messages.append((topics.ORDERS, "a2", envelope("ord-bad", "order.placed", "2025-02-20T10:00:00+00:00",
-                                                   order_id="o-bad", account_id="a2")))
+    messages.append(
+        (
+            topics.ORDERS,
+            "a2",
+            envelope("ord-bad", "order.placed", "2025-02-20T10:00:00+00:00", order_id="o-bad", account_id="a2"),
+        )
+    )
     return messages
 
 
@@ -69,21 +115,46 @@ def brute_force_min_moves(tolerance: float) -> int:
 
 def test_scenario_reaches_signal_proposal_alert_and_store(broker, start_worker):
     # Trailing sales as the potential: the scenario's hand-made figures are the potentials exactly.
-    worker = start_worker(TERRITORY_WARMUP_DAYS="60", TERRITORY_POTENTIAL="trailing", TERRITORY_TOLERANCE=str(TOLERANCE),
-                          TERRITORY_HYSTERESIS=str(HYSTERESIS), TERRITORY_PLANNER_INTERVAL_S="0.3")
+    worker = start_worker(
+        TERRITORY_WARMUP_DAYS="60",
+        TERRITORY_POTENTIAL="trailing",
+        TERRITORY_TOLERANCE=str(TOLERANCE),
+        TERRITORY_HYSTERESIS=str(HYSTERESIS),
+        TERRITORY_PLANNER_INTERVAL_S="0.3",
+    )
     first_phase = scenario()
     produce(broker.bootstrap_servers, first_phase)
-    wait_for(lambda: worker.metric("territory_intake_events_total") == len(first_phase),
-             90, f"the worker to take all {len(first_phase)} messages")
+    wait_for(
+        lambda: worker.metric("territory_intake_events_total") == len(first_phase),
+        90,
+        f"the worker to take all {len(first_phase)} messages",
+    )
     assert worker.metric("territory_intake_events_total", {"outcome": "duplicate"}) == 1
     assert worker.metric("territory_intake_events_total", {"outcome": "deadlettered"}) == 2
     # Nothing judged yet: only six weeks of history, under the 60-day warm-up.
     assert worker.metric("territory_detector_signals_total") == 0
 
     # A later activity moves event time past the warm-up: now balance is judged.
-    produce(broker.bootstrap_servers, [(topics.ACTIVITIES, "b1", envelope(
-        "act-1", "activity.logged", "2025-04-05T09:00:00+00:00", activity_id="v1", account_id="b1",
-        rep_id="B", kind="visit", duration_min=60, travel_min=30))])
+    produce(
+        broker.bootstrap_servers,
+        [
+            (
+                topics.ACTIVITIES,
+                "b1",
+                envelope(
+                    "act-1",
+                    "activity.logged",
+                    "2025-04-05T09:00:00+00:00",
+                    activity_id="v1",
+                    account_id="b1",
+                    rep_id="B",
+                    kind="visit",
+                    duration_min=60,
+                    travel_min=30,
+                ),
+            )
+        ],
+    )
 
     proposals = read_topic(broker.bootstrap_servers, topics.PROPOSALS, until=lambda found: len(found) >= 1)
     assert len(proposals) == 1, worker.log()[-3000:]
@@ -131,22 +202,45 @@ def test_scenario_reaches_signal_proposal_alert_and_store(broker, start_worker):
 
 
 def test_rep_leaving_gives_a_coverage_gap_and_a_placement_of_only_their_accounts(broker, start_worker):
-    worker = start_worker(TERRITORY_WARMUP_DAYS="60", TERRITORY_PLANNER_INTERVAL_S="0.3", TERRITORY_POTENTIAL="trailing",
-                          TERRITORY_REBALANCE_COOLDOWN_S="0")
+    worker = start_worker(
+        TERRITORY_WARMUP_DAYS="60",
+        TERRITORY_PLANNER_INTERVAL_S="0.3",
+        TERRITORY_POTENTIAL="trailing",
+        TERRITORY_REBALANCE_COOLDOWN_S="0",
+    )
     produce(broker.bootstrap_servers, scenario())
     wait_for(lambda: worker.metric("territory_intake_events_total") == len(scenario()), 90, "the scenario")
     lat, lon = REPS["C"]
-    produce(broker.bootstrap_servers, [(topics.REPS, "C", envelope(
-        "rep-C-leaves", "rep.upserted", "2025-03-01T08:00:00+00:00", rep_id="C", home_lat=lat, home_lon=lon,
-        active=False))])
+    produce(
+        broker.bootstrap_servers,
+        [
+            (
+                topics.REPS,
+                "C",
+                envelope(
+                    "rep-C-leaves",
+                    "rep.upserted",
+                    "2025-03-01T08:00:00+00:00",
+                    rep_id="C",
+                    home_lat=lat,
+                    home_lon=lon,
+                    active=False,
+                ),
+            )
+        ],
+    )
 
     def placement(found: list[dict]) -> bool:
         return any(p.get("mode") == "place" for p in found)
 
     proposals = read_topic(broker.bootstrap_servers, topics.PROPOSALS, until=placement, timeout_s=60)
     proposal = next(p for p in proposals if p["mode"] == "place")
-    signals = read_topic(broker.bootstrap_servers, topics.SIGNALS,
-                         until=lambda found: any(s["kind"] == "coverage_gap" for s in found), timeout_s=10)
+    signals = read_topic(
+        broker.bootstrap_servers,
+        topics.SIGNALS,
+        until=lambda found: any(s["kind"] == "coverage_gap" for s in found),
+        timeout_s=10,
+    )
     gap = next(s for s in signals if s["kind"] == "coverage_gap")
     assert gap["subject"]["id"] == "C" and gap["state"] == "open"
     assert gap["evidence"]["accounts_without_rep"] == 2 and gap["evidence"]["account_ids"] == ["c1", "c2"]

@@ -13,9 +13,19 @@ import pytest
 
 from core.records import Proposal, Signal, field_names
 from core.settings import Settings
-from detectors import (CompanyCoverage, CoverageGapDetector, ErrorDriftEvidence, ErrorDriftFinding,
-                       ImbalanceDetector, MarketShockDetector, ModelDriftDetector, MonthlyTerritories, ShockEvidence,
-                       ShockFinding, standard_detectors)
+from detectors import (
+    CompanyCoverage,
+    CoverageGapDetector,
+    ErrorDriftEvidence,
+    ErrorDriftFinding,
+    ImbalanceDetector,
+    MarketShockDetector,
+    ModelDriftDetector,
+    MonthlyTerritories,
+    ShockEvidence,
+    ShockFinding,
+    standard_detectors,
+)
 from monitor.state import AccountState, RepAggregate, RepState
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "EVENTS.md"
@@ -50,8 +60,10 @@ def test_the_field_tables_list_exactly_the_record_fields(heading, record):
 
 
 def kinds_table() -> dict[str, dict[str, list[str]]]:
-    return {names(row[0])[0]: {"detectors": names(row[1]), "states": names(row[2]), "evidence": names(row[4])}
-            for row in tables("Signals")[1]}
+    return {
+        names(row[0])[0]: {"detectors": names(row[1]), "states": names(row[2]), "evidence": names(row[4])}
+        for row in tables("Signals")[1]
+    }
 
 
 def test_the_kinds_table_lists_every_detector_with_its_states():
@@ -59,32 +71,56 @@ def test_the_kinds_table_lists_every_detector_with_its_states():
     for detector in standard_detectors(Settings()):
         by_kind[detector.kind]["detectors"].add(detector.name)
         by_kind[detector.kind]["states"].update(detector.states)
-    documented = {kind: {"detectors": set(row["detectors"]), "states": set(row["states"])}
-                  for kind, row in kinds_table().items()}
+    documented = {
+        kind: {"detectors": set(row["detectors"]), "states": set(row["states"])} for kind, row in kinds_table().items()
+    }
     assert documented == dict(by_kind)
 
 
 def one_signal_per_kind() -> dict[str, Signal]:
     """A signal of each kind made by the detector itself, to compare its evidence with the doc."""
-    aggregates = {"A": RepAggregate("A", 40, 700.0, 900.0, 1.0, 0.7, 0.5),
-                  "B": RepAggregate("B", 35, 300.0, 800.0, 1.0, 0.3, 0.5)}
+    aggregates = {
+        "A": RepAggregate("A", 40, 700.0, 900.0, 1.0, 0.7, 0.5),
+        "B": RepAggregate("B", 35, 300.0, 800.0, 1.0, 0.3, 0.5),
+    }
     imbalance = ImbalanceDetector()
     (finding, *_) = imbalance.observe(MonthlyTerritories(NOW, aggregates))
     coverage = CoverageGapDetector()
-    (gap, *_) = coverage.observe(CompanyCoverage([AccountState("a1", 48.0, 11.0, rep_id="R1", known=True)],
-                                                 [RepState("R1", 48.0, 11.0, active=False)], NOW, NOW, 12, True))
-    shock = ShockFinding("DE-02", "drop", -0.3, date(2025, 5, 1), date(2025, 5, 20),
-                         ShockEvidence("page_hinkley", 12.0, 10.0, 0.1, 0.07, 100.0, 70.0, 15))
-    drift = ErrorDriftFinding("rise", 0.4, date(2025, 4, 1), NOW, ErrorDriftEvidence("adwin", 1e-5, 4.0, 0.2, 0.28,
-                                                                                      300, 120))
-    return {"imbalance": imbalance.signal(finding, NOW), "coverage_gap": coverage.signal(gap, NOW),
-            "market_shock": MarketShockDetector().signal(shock, NOW),
-            "model_drift": ModelDriftDetector().signal(drift, NOW)}
+    (gap, *_) = coverage.observe(
+        CompanyCoverage(
+            [AccountState("a1", 48.0, 11.0, rep_id="R1", known=True)],
+            [RepState("R1", 48.0, 11.0, active=False)],
+            NOW,
+            NOW,
+            12,
+            True,
+        )
+    )
+    shock = ShockFinding(
+        "DE-02",
+        "drop",
+        -0.3,
+        date(2025, 5, 1),
+        date(2025, 5, 20),
+        ShockEvidence("page_hinkley", 12.0, 10.0, 0.1, 0.07, 100.0, 70.0, 15),
+    )
+    drift = ErrorDriftFinding(
+        "rise", 0.4, date(2025, 4, 1), NOW, ErrorDriftEvidence("adwin", 1e-5, 4.0, 0.2, 0.28, 300, 120)
+    )
+    return {
+        "imbalance": imbalance.signal(finding, NOW),
+        "coverage_gap": coverage.signal(gap, NOW),
+        "market_shock": MarketShockDetector().signal(shock, NOW),
+        "model_drift": ModelDriftDetector().signal(drift, NOW),
+    }
 
 
 def test_the_kinds_table_lists_the_evidence_each_detector_gives():
     documented = {kind: row["evidence"] for kind, row in kinds_table().items()}
     made = {kind: list(signal.evidence) for kind, signal in one_signal_per_kind().items()}
-    assert {kind: sorted(keys) for kind, keys in documented.items()} == {kind: sorted(keys) for kind, keys in made.items()}
+    assert {kind: sorted(keys) for kind, keys in documented.items()} == {
+        kind: sorted(keys) for kind, keys in made.items()
+    }
     assert {signal.state for signal in one_signal_per_kind().values()} <= {
-        state for row in kinds_table().values() for state in row["states"]}
+        state for row in kinds_table().values() for state in row["states"]
+    }

@@ -29,14 +29,31 @@ from hypothesis import strategies as st
 from core.contract import ContractError, parse_event
 from monitor.intake import DEADLETTER_MAX_RAW, Intake
 from tests.fuzz_strategies import (
-    ACCOUNT_KEY, SCHEMAS, Malformed, broken_bytes, deep_nesting, encode, giant_messages, key_of, malformed_messages,
-    not_an_object, valid_document, wrong_data_field, wrong_envelope,
+    ACCOUNT_KEY,
+    SCHEMAS,
+    Malformed,
+    broken_bytes,
+    deep_nesting,
+    encode,
+    giant_messages,
+    key_of,
+    malformed_messages,
+    not_an_object,
+    valid_document,
+    wrong_data_field,
+    wrong_envelope,
 )
+
 
 def repeatable(max_examples: int) -> settings:
     """Derandomized: the same examples on every run and machine; no example database."""
-    return settings(max_examples=max_examples, derandomize=True, database=None, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    return settings(
+        max_examples=max_examples,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
 
 
 def assert_refused(message: Malformed) -> ContractError:
@@ -55,6 +72,7 @@ def assert_refused(message: Malformed) -> ContractError:
 
 
 # --- pure logic ----------------------------------------------------------------------
+
 
 def test_the_unmodified_documents_are_valid():
     """The strategies break valid documents; those must be valid to begin with."""
@@ -75,30 +93,80 @@ def test_enormous_messages_are_refused_naming_the_field(message):
     assert_refused(message)
 
 
-@pytest.mark.parametrize(("raw", "field", "reason"), [
-    (b"[" * 100_000, "value", "value: not valid UTF-8 JSON (RecursionError)"),
-    (b'{"a":' * 40_000, "value", "value: not valid UTF-8 JSON (RecursionError)"),
-    (json.dumps({**valid_document("order.placed"), "type": ["order.placed"]}).encode(), "type", "type: unknown event type"),
-    (json.dumps({**valid_document("order.placed"), "type": {"a": 1}}).encode(), "type", "type: unknown event type"),
-    (encode(valid_document("order.placed")).replace(b"1840.5", b"1" + b"0" * 400), "data.amount",
-     "data.amount: must be a finite number"),
-    (encode(valid_document("order.placed")).replace(b"1840.5", b"NaN"), "data.amount", "data.amount: must be a finite"),
-    (encode(valid_document("order.placed")).replace(b"1840.5", b"-Infinity"), "data.amount", "data.amount: must be a finite"),
-    (encode(valid_document("order.placed")).replace(b"1840.5", b"1e400"), "data.amount", "data.amount: must be a finite"),
-    (encode(valid_document("order.placed")).replace(b"1840.5", b"1" + b"0" * 5000), "value", "value: not valid UTF-8 JSON"),
-    (encode(valid_document("account.upserted")).replace(b"120", b"NaN"), "data.employees", "data.employees: must be an integer"),
-    (encode(valid_document("account.upserted")).replace(b"120", b"1" + b"0" * 400), "data.employees",
-     "data.employees: must be <= 1000000000, got an integer of 401 digits"),
-    (encode(valid_document("account.upserted")).replace(b"120", b"1e308"), "data.employees", "data.employees: must be <="),
-    (encode(valid_document("order.placed")).replace(b'"fuzz-e-1"', b'"\\ud800"'), "event_id",
-     "event_id: not valid Unicode (lone surrogate)"),
-    (encode(valid_document("account.upserted")).replace(b'"B', b'"\\udfffB'), "data.name", "data.name: not valid Unicode"),
-    (encode(valid_document("order.placed")).decode().encode("utf-16"), "value", "value: not valid UTF-8 JSON"),
-    (encode(valid_document("order.placed")).replace(b"2025-03-01T09:00:00+01:00", b"0001-01-01T00:00:00+01:00"),
-     "occurred_at", "occurred_at: out of range"),
-    (encode(valid_document("order.placed")).replace(b"2025-03-01T09:00:00+01:00", b"9999-12-31T23:59:59-01:00"),
-     "occurred_at", "occurred_at: out of range"),
-])
+@pytest.mark.parametrize(
+    ("raw", "field", "reason"),
+    [
+        (b"[" * 100_000, "value", "value: not valid UTF-8 JSON (RecursionError)"),
+        (b'{"a":' * 40_000, "value", "value: not valid UTF-8 JSON (RecursionError)"),
+        (
+            json.dumps({**valid_document("order.placed"), "type": ["order.placed"]}).encode(),
+            "type",
+            "type: unknown event type",
+        ),
+        (json.dumps({**valid_document("order.placed"), "type": {"a": 1}}).encode(), "type", "type: unknown event type"),
+        (
+            encode(valid_document("order.placed")).replace(b"1840.5", b"1" + b"0" * 400),
+            "data.amount",
+            "data.amount: must be a finite number",
+        ),
+        (
+            encode(valid_document("order.placed")).replace(b"1840.5", b"NaN"),
+            "data.amount",
+            "data.amount: must be a finite",
+        ),
+        (
+            encode(valid_document("order.placed")).replace(b"1840.5", b"-Infinity"),
+            "data.amount",
+            "data.amount: must be a finite",
+        ),
+        (
+            encode(valid_document("order.placed")).replace(b"1840.5", b"1e400"),
+            "data.amount",
+            "data.amount: must be a finite",
+        ),
+        (
+            encode(valid_document("order.placed")).replace(b"1840.5", b"1" + b"0" * 5000),
+            "value",
+            "value: not valid UTF-8 JSON",
+        ),
+        (
+            encode(valid_document("account.upserted")).replace(b"120", b"NaN"),
+            "data.employees",
+            "data.employees: must be an integer",
+        ),
+        (
+            encode(valid_document("account.upserted")).replace(b"120", b"1" + b"0" * 400),
+            "data.employees",
+            "data.employees: must be <= 1000000000, got an integer of 401 digits",
+        ),
+        (
+            encode(valid_document("account.upserted")).replace(b"120", b"1e308"),
+            "data.employees",
+            "data.employees: must be <=",
+        ),
+        (
+            encode(valid_document("order.placed")).replace(b'"fuzz-e-1"', b'"\\ud800"'),
+            "event_id",
+            "event_id: not valid Unicode (lone surrogate)",
+        ),
+        (
+            encode(valid_document("account.upserted")).replace(b'"B', b'"\\udfffB'),
+            "data.name",
+            "data.name: not valid Unicode",
+        ),
+        (encode(valid_document("order.placed")).decode().encode("utf-16"), "value", "value: not valid UTF-8 JSON"),
+        (
+            encode(valid_document("order.placed")).replace(b"2025-03-01T09:00:00+01:00", b"0001-01-01T00:00:00+01:00"),
+            "occurred_at",
+            "occurred_at: out of range",
+        ),
+        (
+            encode(valid_document("order.placed")).replace(b"2025-03-01T09:00:00+01:00", b"9999-12-31T23:59:59-01:00"),
+            "occurred_at",
+            "occurred_at: out of range",
+        ),
+    ],
+)
 def test_known_troublemakers(raw, field, reason):
     """The cases that used to escape as RecursionError, OverflowError, TypeError, ValueError,
     or were accepted (UTF-16, lone surrogates, year 1)."""
@@ -124,14 +192,23 @@ class DictIntake:
             json.dumps(value)  # what the worker's JSON serializer must be able to do
             self.dead.append(value)
 
-        self.intake = Intake(accounts=self.accounts, reps={}, seen_events={}, stream_times={}, send_state=send_state,
-                             send_deadletter=send_deadletter,
-                             on_outcome=lambda topic, outcome, field: self.outcomes.update([outcome]))
+        self.intake = Intake(
+            accounts=self.accounts,
+            reps={},
+            seen_events={},
+            stream_times={},
+            send_state=send_state,
+            send_deadletter=send_deadletter,
+            on_outcome=lambda topic, outcome, field: self.outcomes.update([outcome]),
+        )
 
     def handle(self, message: Malformed) -> None:
         self.offset += 1
-        asyncio.run(self.intake.handle(topic=message.topic, partition=0, offset=self.offset, key=message.key,
-                                       value=message.value))
+        asyncio.run(
+            self.intake.handle(
+                topic=message.topic, partition=0, offset=self.offset, key=message.key, value=message.value
+            )
+        )
 
 
 @repeatable(500)
@@ -139,7 +216,11 @@ class DictIntake:
 def test_intake_dead_letters_each_malformed_message_once_with_the_original_bytes(messages):
     h = DictIntake()
     # A good account first: bad messages about it must not touch its state.
-    h.handle(Malformed(SCHEMAS["account.upserted"][0], ACCOUNT_KEY.encode(), encode(valid_document("account.upserted")), None))
+    h.handle(
+        Malformed(
+            SCHEMAS["account.upserted"][0], ACCOUNT_KEY.encode(), encode(valid_document("account.upserted")), None
+        )
+    )
     before = json.dumps(h.accounts, sort_keys=True)
     for message in messages:
         h.handle(message)
@@ -174,8 +255,14 @@ def draw_many(strategy: st.SearchStrategy, count: int) -> list:
     """`count` examples of `strategy`, the same ones on every run (derandomized generation)."""
     found: list = []
 
-    @settings(max_examples=count, derandomize=True, database=None, deadline=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=count,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(strategy)
     def collect(example):
         found.append(example)
@@ -193,7 +280,9 @@ def produce_fast(bootstrap: str, messages: list[tuple[str, bytes | None, bytes |
         await producer.start()
         try:
             for start in range(0, len(messages), batch):
-                futures = [await producer.send(topic, value, key=key) for topic, key, value in messages[start:start + batch]]
+                futures = [
+                    await producer.send(topic, value, key=key) for topic, key, value in messages[start : start + batch]
+                ]
                 await asyncio.gather(*futures)
         finally:
             await producer.stop()
@@ -272,14 +361,16 @@ def run_fuzz(broker, start_worker, bad: list[Malformed], *, n_accounts: int, mon
     from tests.kafka_io import committed_offsets, end_offsets, read_all, wait_for
 
     company = generate_company(seed=23, n_reps=4, n_accounts=n_accounts)
-    good = [(topic, key.encode(), json.dumps(envelope).encode())
-            for topic, key, envelope in generate_events(company, months=months, seed=23)]
+    good = [
+        (topic, key.encode(), json.dumps(envelope).encode())
+        for topic, key, envelope in generate_events(company, months=months, seed=23)
+    ]
     warmup, good = good[:200], good[200:]
     # Interleave: the bad messages spread evenly through the good ones, in a fixed order.
     stream: list[tuple[str, bytes | None, bytes | None]] = []
     step = len(bad) / len(good)
     for index, message in enumerate(good):
-        stream += [(m.topic, m.key, m.value) for m in bad[round(index * step):round((index + 1) * step)]]
+        stream += [(m.topic, m.key, m.value) for m in bad[round(index * step) : round((index + 1) * step)]]
         stream.append(message)
     assert len(stream) == len(bad) + len(good)
 
@@ -297,9 +388,14 @@ def run_fuzz(broker, start_worker, bad: list[Malformed], *, n_accounts: int, mon
     produce_s = time.monotonic() - produced_at
     input_ends = end_offsets(broker.bootstrap_servers, {t: broker.partitions for t in topics.INPUT_TOPICS})
     assert sum(input_ends.values()) == len(stream) + len(warmup)
-    wait_for(lambda: all(committed >= input_ends[tp] for tp, committed in
-                         committed_offsets(broker.bootstrap_servers, "fuzz", input_ends).items()),
-             240, "the worker to commit every input message")
+    wait_for(
+        lambda: all(
+            committed >= input_ends[tp]
+            for tp, committed in committed_offsets(broker.bootstrap_servers, "fuzz", input_ends).items()
+        ),
+        240,
+        "the worker to commit every input message",
+    )
     time.sleep(0.5)
     sampler.stop()
     process_s = time.monotonic() - produced_at
@@ -335,9 +431,15 @@ def run_fuzz(broker, start_worker, bad: list[Malformed], *, n_accounts: int, mon
     # while dead letters were still being produced.
     during = [(a, d) for _, _, a, d in samples if 0 < d < len(bad)]
     assert during and max(a for a, _ in during) > min(a for a, _ in during), "no good event applied among the bad ones"
-    return {"dead": dead, "good": len(good) + len(warmup), "baseline_mb": baseline_rss / 2**20,
-            "growth_mb": (max(rss for _, rss, _, _ in samples) - baseline_rss) / 2**20,
-            "produce_s": produce_s, "process_s": process_s, "samples": len(samples)}
+    return {
+        "dead": dead,
+        "good": len(good) + len(warmup),
+        "baseline_mb": baseline_rss / 2**20,
+        "growth_mb": (max(rss for _, rss, _, _ in samples) - baseline_rss) / 2**20,
+        "produce_s": produce_s,
+        "process_s": process_s,
+        "samples": len(samples),
+    }
 
 
 @pytest.mark.slow
@@ -345,18 +447,33 @@ def test_ten_thousand_malformed_messages_are_dead_lettered_while_good_events_flo
     began = time.monotonic()
     # ... and 20 enormous ones (66 KB to 900 KB, under Kafka's 1 MB): their dead letters keep
     # the first 512 KB with the whole message's size and hash.
-    bad: list[Malformed] = (draw_many(st.one_of(wrong_data_field(), wrong_envelope(), not_an_object(), broken_bytes()),
-                                      BAD_COUNT) + draw_many(deep_nesting(), 200) + draw_many(giant_messages(), 20))
+    bad: list[Malformed] = (
+        draw_many(st.one_of(wrong_data_field(), wrong_envelope(), not_an_object(), broken_bytes()), BAD_COUNT)
+        + draw_many(deep_nesting(), 200)
+        + draw_many(giant_messages(), 20)
+    )
     assert len(bad) >= BAD_COUNT + 220
     drawn_s = time.monotonic() - began
     result = run_fuzz(broker, start_worker, bad, n_accounts=120, months=4)
     fields = Counter(d["field"] for d in result["dead"])
-    print(f"\n{len(bad)} malformed ({sum(len(m.value or b'') for m in bad) / 2**20:.0f} MB) + {result['good']} good "
-          f"messages; drawn in {drawn_s:.0f} s, produced in {result['produce_s']:.0f} s, processed in "
-          f"{result['process_s']:.0f} s; worker RSS after start-up {result['baseline_mb']:.0f} MB, peak growth "
-          f"{result['growth_mb']:.0f} MB ({result['samples']} samples)\ndead letters by field: {dict(fields.most_common())}")
-    assert {"value", "event_id", "type", "occurred_at", "source", "data", "key", "data.amount", "data.lat",
-            "data.employees", "data.stage", "data.kind"} <= fields.keys()
+    print(
+        f"\n{len(bad)} malformed ({sum(len(m.value or b'') for m in bad) / 2**20:.0f} MB) + {result['good']} good "
+        f"messages; drawn in {drawn_s:.0f} s, produced in {result['produce_s']:.0f} s, processed in "
+        f"{result['process_s']:.0f} s; worker RSS after start-up {result['baseline_mb']:.0f} MB, peak growth "
+        f"{result['growth_mb']:.0f} MB ({result['samples']} samples)\ndead letters by field: {dict(fields.most_common())}"
+    )
+    assert {
+        "value",
+        "event_id",
+        "type",
+        "occurred_at",
+        "source",
+        "data",
+        "key",
+        "data.amount",
+        "data.lat",
+        "data.employees",
+        "data.stage",
+        "data.kind",
+    } <= fields.keys()
     assert result["growth_mb"] < RSS_GROWTH_BOUND_MB
-
-

@@ -110,8 +110,15 @@ def test_require_raises_with_the_reason(resolver):
 @pytest.mark.parametrize(
     "code, country",
     [
-        (" 10115 ", "DE"), ("10115", "de"), ("10115", " De "), ("10115", "DEU"), ("10115", "deu"),
-        ("10115", "Germany"), ("10115", "Deutschland"), ("D-10115", "DE"), ("DE 10115", "DE"),
+        (" 10115 ", "DE"),
+        ("10115", "de"),
+        ("10115", " De "),
+        ("10115", "DEU"),
+        ("10115", "deu"),
+        ("10115", "Germany"),
+        ("10115", "Deutschland"),
+        ("D-10115", "DE"),
+        ("DE 10115", "DE"),
         ("10 115", "DE"),
     ],
 )
@@ -147,8 +154,16 @@ def test_partial_and_long_forms(resolver):
 
 
 def test_canonical_code_is_idempotent():
-    for code, country in [("SW1A 1AA", "GB"), ("K1A 0B1", "CA"), ("1011 AB", "NL"), ("D-1067", "DE"),
-                          ("75008 CEDEX", "FR"), ("00-950", "PL"), ("1000-001", "PT"), ("VLT 1117", "MT")]:
+    for code, country in [
+        ("SW1A 1AA", "GB"),
+        ("K1A 0B1", "CA"),
+        ("1011 AB", "NL"),
+        ("D-1067", "DE"),
+        ("75008 CEDEX", "FR"),
+        ("00-950", "PL"),
+        ("1000-001", "PT"),
+        ("VLT 1117", "MT"),
+    ]:
         once = canonical_code(code, country)
         assert canonical_code(once, country) == once
 

@@ -22,7 +22,6 @@ from tests.kafka_io import produce, wait_for
 from tests.test_end_to_end import scenario
 
 
-
 def get(port: int, path: str) -> tuple[int, dict]:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
@@ -66,8 +65,12 @@ class FakeApp:
 
 
 def test_agent_problems_name_crashed_ended_and_missing_actors(caplog):
-    app = FakeApp(FakeAgent("ok", FakeActor()), FakeAgent("crashed", FakeActor(crashed=True)),
-                  FakeAgent("ended", FakeActor(done=True)), FakeAgent("none"))
+    app = FakeApp(
+        FakeAgent("ok", FakeActor()),
+        FakeAgent("crashed", FakeActor(crashed=True)),
+        FakeAgent("ended", FakeActor(done=True)),
+        FakeAgent("none"),
+    )
     with caplog.at_level(logging.WARNING, logger="territory.review"):
         problems = agent_problems(app)
     assert set(problems) == {"agent:crashed", "agent:ended", "agent:none"}
@@ -143,8 +146,10 @@ def test_review_and_metrics_servers_listen_on_the_bind_address(tmp_path):
         server = server_class()
         await server.start()
         try:
-            return (await asyncio.to_thread(reachable, "127.0.0.2", port),
-                    await asyncio.to_thread(reachable, "127.0.0.1", port))
+            return (
+                await asyncio.to_thread(reachable, "127.0.0.2", port),
+                await asyncio.to_thread(reachable, "127.0.0.1", port),
+            )
         finally:
             await server.stop()
 
@@ -177,8 +182,11 @@ def test_health_routes_and_operations_metrics(broker, start_worker):
     worker = start_worker(TERRITORY_WEB_PORT=str(web_port), TERRITORY_PLANNER_INTERVAL_S="0.3")
     messages = scenario()
     produce(broker.bootstrap_servers, messages)
-    wait_for(lambda: worker.metric("territory_intake_events_total") == len(messages), 90,
-             f"the worker to take all {len(messages)} messages")
+    wait_for(
+        lambda: worker.metric("territory_intake_events_total") == len(messages),
+        90,
+        f"the worker to take all {len(messages)} messages",
+    )
 
     wait_for(lambda: get(web_port, "/livez")[0] == 200, 30, "/livez 200")
     wait_for(lambda: get(web_port, "/readyz")[0] == 200, 60, "/readyz 200")
@@ -190,8 +198,11 @@ def test_health_routes_and_operations_metrics(broker, start_worker):
     expected = {(topic, str(p)) for topic in topics.INPUT_TOPICS for p in range(broker.partitions)}
 
     def lags() -> dict:
-        return {(s.labels["topic"], s.labels["partition"]): s.value for s in samples(port)
-                if s.name == "territory_intake_lag_messages"}
+        return {
+            (s.labels["topic"], s.labels["partition"]): s.value
+            for s in samples(port)
+            if s.name == "territory_intake_lag_messages"
+        }
 
     wait_for(lambda: set(lags()) >= expected, 30, "territory_intake_lag_messages for every input partition")
     assert all(lag >= 0 for lag in lags().values()), lags()
@@ -202,8 +213,9 @@ def test_health_routes_and_operations_metrics(broker, start_worker):
     assert value(port, "territory_intake_processing_seconds_sum") >= 0
     assert value(port, "territory_build_info") == 1
     wait_for(lambda: value(port, "territory_worker_ready") == 1, 30, "territory_worker_ready 1")
-    wait_for(lambda: value(port, "territory_store_proposals", state="pending") is not None, 30,
-             "territory_store_proposals")
+    wait_for(
+        lambda: value(port, "territory_store_proposals", state="pending") is not None, 30, "territory_store_proposals"
+    )
     assert value(port, "territory_alerts_outbox_pending") is not None
 
     # The broker goes away: the worker is alive but not ready, and says why.

@@ -48,12 +48,15 @@ def orders_file(path: Path, rows: int, *, seed: int = 1) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name, repeated, format, options", [
-    ("salesforce_accounts.csv", "AbC02AAF", "salesforce-accounts", {}),
-    ("salesforce_accounts_semicolon.csv", "AbC02;", "salesforce-accounts", {}),
-    ("generic_orders.csv", "778813", "generic", {"record_type": "order", "mappings": ORDER_MAP}),
-    ("hubspot_users.csv", "51234567", "hubspot-users", {}),
-])
+@pytest.mark.parametrize(
+    "name, repeated, format, options",
+    [
+        ("salesforce_accounts.csv", "AbC02AAF", "salesforce-accounts", {}),
+        ("salesforce_accounts_semicolon.csv", "AbC02;", "salesforce-accounts", {}),
+        ("generic_orders.csv", "778813", "generic", {"record_type": "order", "mappings": ORDER_MAP}),
+        ("hubspot_users.csv", "51234567", "hubspot-users", {}),
+    ],
+)
 def test_the_streamed_import_gives_what_the_in_memory_import_gives(tmp_path, name, repeated, format, options):
     path = with_repeat(tmp_path, name, repeated)
     report = read_export(path, format, imported_at=IMPORTED_AT, **options)
@@ -62,7 +65,10 @@ def test_the_streamed_import_gives_what_the_in_memory_import_gives(tmp_path, nam
         assert list(streamed.events()) == in_event_time_order(report.events)
         assert streamed.summary() == report.summary()
         assert (streamed.errors, streamed.error_count, streamed.invalid) == (
-            report.errors, len(report.errors), report.invalid)
+            report.errors,
+            len(report.errors),
+            report.invalid,
+        )
         assert streamed.topics == {event.topic for event in report.events}
         assert streamed.duplicates == report.duplicates == 1
         directory = streamed.runs[0].parent
@@ -71,8 +77,9 @@ def test_the_streamed_import_gives_what_the_in_memory_import_gives(tmp_path, nam
 
 def test_ties_of_event_time_keep_file_order_across_runs(tmp_path):
     path = tmp_path / "accounts.csv"
-    path.write_text("account_id,lat,lon\n" + "".join(f"A-{n:03d},52.{n:03d},13.4\n" for n in range(100)),
-                    encoding="utf-8")
+    path.write_text(
+        "account_id,lat,lon\n" + "".join(f"A-{n:03d},52.{n:03d},13.4\n" for n in range(100)), encoding="utf-8"
+    )
     with sorted_import(path, "generic", record_type="account", imported_at=IMPORTED_AT, run_size=7) as streamed:
         assert [event.key for event in streamed.events()] == [f"A-{n:03d}" for n in range(100)]
 
@@ -106,13 +113,29 @@ def test_a_dry_run_prints_the_first_errors_and_counts_all(tmp_path):
     app = typer.Typer()
     app.command("import")(import_command)
     app.command("export-assignments")(export_assignments_command)
-    result = CliRunner().invoke(app, ["import", str(path), "--format", "generic", "--type", "order", "--dry-run",
-                                      "--no-progress", "--max-errors", "3"], env={"TERRITORY_KAFKA_URL": ""})
+    result = CliRunner().invoke(
+        app,
+        [
+            "import",
+            str(path),
+            "--format",
+            "generic",
+            "--type",
+            "order",
+            "--dry-run",
+            "--no-progress",
+            "--max-errors",
+            "3",
+        ],
+        env={"TERRITORY_KAFKA_URL": ""},
+    )
     assert result.exit_code == 1, result.output
     lines = result.stdout.splitlines()
-    assert lines == ["line 2, column 'amount': must be >= 0, got -5",
-                     "line 102, column 'amount': must be >= 0, got -5",
-                     "line 202, column 'amount': must be >= 0, got -5",
-                     "... and 7 more errors",
-                     "rows read: 1000, valid: 990, invalid: 10 (of the valid, 20 repeat an earlier row)",
-                     "dry run: nothing produced"]
+    assert lines == [
+        "line 2, column 'amount': must be >= 0, got -5",
+        "line 102, column 'amount': must be >= 0, got -5",
+        "line 202, column 'amount': must be >= 0, got -5",
+        "... and 7 more errors",
+        "rows read: 1000, valid: 990, invalid: 10 (of the valid, 20 repeat an earlier row)",
+        "dry run: nothing produced",
+    ]

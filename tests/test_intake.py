@@ -28,26 +28,40 @@ class Harness:
             self.dead.append(value)
 
         self.intake = Intake(
-            accounts=self.accounts, reps={}, seen_events={}, stream_times={}, send_state=send_state,
-            send_deadletter=send_deadletter, on_outcome=lambda topic, outcome, field: self.outcomes.update([outcome]),
+            accounts=self.accounts,
+            reps={},
+            seen_events={},
+            stream_times={},
+            send_state=send_state,
+            send_deadletter=send_deadletter,
+            on_outcome=lambda topic, outcome, field: self.outcomes.update([outcome]),
             rules=IntakeRules(**rules),
         )
 
     def send(self, topic: str, key: str, document: dict | bytes, partition: int = 0) -> None:
         self.offset += 1
         value = document if isinstance(document, bytes) else json.dumps(document).encode()
-        asyncio.run(self.intake.handle(topic=topic, partition=partition, offset=self.offset, key=key.encode(),
-                                       value=value))
+        asyncio.run(
+            self.intake.handle(topic=topic, partition=partition, offset=self.offset, key=key.encode(), value=value)
+        )
 
 
 def upsert(account_id: str, when: str, name: str | None = None, event_id: str | None = None) -> dict:
-    return {"event_id": event_id or f"up-{account_id}-{when}", "type": "account.upserted", "occurred_at": when,
-            "data": {"account_id": account_id, "lat": 52.5, "lon": 13.4, "rep_id": "R1", "name": name}}
+    return {
+        "event_id": event_id or f"up-{account_id}-{when}",
+        "type": "account.upserted",
+        "occurred_at": when,
+        "data": {"account_id": account_id, "lat": 52.5, "lon": 13.4, "rep_id": "R1", "name": name},
+    }
 
 
 def order(account_id: str, when: str, amount: float, event_id: str) -> dict:
-    return {"event_id": event_id, "type": "order.placed", "occurred_at": when,
-            "data": {"order_id": event_id, "account_id": account_id, "amount": amount}}
+    return {
+        "event_id": event_id,
+        "type": "order.placed",
+        "occurred_at": when,
+        "data": {"order_id": event_id, "account_id": account_id, "amount": amount},
+    }
 
 
 def test_order_before_its_account_is_held_then_applied():
@@ -65,9 +79,9 @@ def test_held_order_expires_into_the_dead_letter_topic_as_its_validated_event():
     h = Harness(hold_for=timedelta(days=30))
     original = order("ghost", "2025-01-10T00:00:00Z", 100, "o1")
     h.send(topics.ORDERS, "ghost", original)
-    h.send(topics.ORDERS, "a2", order("a2", "2025-02-05T00:00:00Z", 5, "o2"))   # 26 days later: still waiting
+    h.send(topics.ORDERS, "a2", order("a2", "2025-02-05T00:00:00Z", 5, "o2"))  # 26 days later: still waiting
     assert h.dead == []
-    h.send(topics.ORDERS, "a3", order("a3", "2025-02-10T00:00:00Z", 5, "o3"))   # 31 days later: expired
+    h.send(topics.ORDERS, "a3", order("a3", "2025-02-10T00:00:00Z", 5, "o3"))  # 31 days later: expired
     assert [d["reason_code"] for d in h.dead] == ["unknown_account"]
     assert h.dead[0]["reason"].startswith("data.account_id: unknown_account 'ghost'")
     # Held events are kept parsed (not as raw messages): the dead letter carries the validated event.
@@ -88,7 +102,7 @@ def test_hold_is_bounded_per_account():
 def test_too_late_and_duplicates():
     h = Harness(late_horizon=timedelta(days=400))
     h.send(topics.ACCOUNTS, "a1", upsert("a1", "2025-06-01T00:00:00Z"))
-    h.send(topics.ACCOUNTS, "a1", upsert("a1", "2025-06-01T00:00:00Z"))          # same event_id
+    h.send(topics.ACCOUNTS, "a1", upsert("a1", "2025-06-01T00:00:00Z"))  # same event_id
     h.send(topics.ORDERS, "a1", order("a1", "2025-06-02T00:00:00Z", 5, "o-new"))
     h.send(topics.ORDERS, "a1", order("a1", "2024-01-01T00:00:00Z", 5, "o-old"))  # 518 days older
     h.send(topics.ACCOUNTS, "a1", upsert("a1", "2019-01-01T00:00:00Z", event_id="old-profile"))  # LWW, not late
@@ -111,14 +125,24 @@ def test_names_are_pseudonymised_with_the_configured_key():
         h.send(topics.ACCOUNTS, "a1", upsert("a1", "2025-01-01T00:00:00Z", name="Bäckerei Müller GmbH"))
     stored = json.dumps(first.accounts) + json.dumps(first.state_sent)
     assert "Müller" not in stored and "M\\u00fcller" not in stored
-    assert first.accounts["a1"]["name_hash"] and first.accounts["a1"]["name_hash"] != other_key.accounts["a1"]["name_hash"]
+    assert (
+        first.accounts["a1"]["name_hash"] and first.accounts["a1"]["name_hash"] != other_key.accounts["a1"]["name_hash"]
+    )
 
 
 def test_erase_removes_the_account_and_tells_the_planner():
     h = Harness()
     h.send(topics.ACCOUNTS, "a1", upsert("a1", "2025-01-01T00:00:00Z"))
-    h.send(topics.ACCOUNTS, "a1", {"event_id": "erase-1", "type": "account.erased",
-                                   "occurred_at": "2025-01-02T00:00:00Z", "data": {"account_id": "a1"}})
+    h.send(
+        topics.ACCOUNTS,
+        "a1",
+        {
+            "event_id": "erase-1",
+            "type": "account.erased",
+            "occurred_at": "2025-01-02T00:00:00Z",
+            "data": {"account_id": "a1"},
+        },
+    )
     assert "a1" not in h.accounts
     assert h.state_sent[-1][1]["kind"] == "account_erased"
 
@@ -135,8 +159,8 @@ def test_held_orders_wait_for_an_accounts_stream_that_is_behind():
     h.intake.is_caught_up = lambda source: source != f"{topics.ACCOUNTS}:0"  # accounts partition still unread
     h.send(topics.ACCOUNTS, "other", upsert("other", "2025-01-01T00:00:00Z"))
     h.send(topics.ORDERS, "a1", order("a1", "2025-01-10T00:00:00Z", 100, "o1"))
-    h.send(topics.ORDERS, "a9", order("a9", "2025-06-10T00:00:00Z", 5, "o9"))   # orders stream far ahead
-    assert h.dead == [] and h.intake.held_count == 2                          # accounts stream is at Jan 1
+    h.send(topics.ORDERS, "a9", order("a9", "2025-06-10T00:00:00Z", 5, "o9"))  # orders stream far ahead
+    assert h.dead == [] and h.intake.held_count == 2  # accounts stream is at Jan 1
     h.send(topics.ACCOUNTS, "a1", upsert("a1", "2025-01-02T00:00:00Z"))
     assert h.accounts["a1"]["monthly_sales"] == {"2025-01": 100.0}
 
@@ -149,8 +173,15 @@ def test_a_message_read_again_after_a_crash_is_a_duplicate_even_when_its_seen_ma
     h.send(topics.ORDERS, "a1", order("a1", "2025-01-10T00:00:00Z", 100, "o1"))
     applied_at = h.offset
     h.intake.seen_events.clear()  # the seen marks never reached the broker
-    asyncio.run(h.intake.handle(topic=topics.ORDERS, partition=0, offset=applied_at, key=b"a1",
-                                value=json.dumps(order("a1", "2025-01-10T00:00:00Z", 100, "o1")).encode()))
+    asyncio.run(
+        h.intake.handle(
+            topic=topics.ORDERS,
+            partition=0,
+            offset=applied_at,
+            key=b"a1",
+            value=json.dumps(order("a1", "2025-01-10T00:00:00Z", 100, "o1")).encode(),
+        )
+    )
     assert h.accounts["a1"]["monthly_sales"] == {"2025-01": 100.0}
     assert h.outcomes == {"applied": 2, "duplicate": 1}
     # Its snapshot is sent again (it may have been lost with the crash), with its order.

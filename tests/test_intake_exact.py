@@ -10,9 +10,7 @@ worker is restarted in the middle.
 
 from __future__ import annotations
 
-import json
 import random
-from datetime import timedelta
 
 import pytest
 
@@ -32,18 +30,37 @@ def good_events() -> list[tuple[str, str, dict]]:
     # (after a restart too) and a stale table value would show.
     last = max(envelope["occurred_at"] for _, _, envelope in events)
     for account in company.accounts:
-        events.append((topics.ACTIVITIES, account.account_id, {
-            "event_id": f"touch-{account.account_id}", "type": "activity.logged", "occurred_at": last,
-            "source": "test", "data": {"activity_id": f"touch-{account.account_id}", "account_id": account.account_id,
-                                       "rep_id": account.rep_id, "kind": "call", "duration_min": 0}}))
+        events.append(
+            (
+                topics.ACTIVITIES,
+                account.account_id,
+                {
+                    "event_id": f"touch-{account.account_id}",
+                    "type": "activity.logged",
+                    "occurred_at": last,
+                    "source": "test",
+                    "data": {
+                        "activity_id": f"touch-{account.account_id}",
+                        "account_id": account.account_id,
+                        "rep_id": account.rep_id,
+                        "kind": "call",
+                        "duration_min": 0,
+                    },
+                },
+            )
+        )
     return events
 
 
 def bad_messages(rng: random.Random) -> list[tuple[str, str | None, object]]:
     def order(i: int, **data: object) -> dict:
         payload = {"order_id": f"bad-{i}", "account_id": "A00001", "amount": 10.0, **data}
-        return {"event_id": f"bad-{i}", "type": "order.placed", "occurred_at": "2024-03-01T10:00:00+00:00",
-                "data": payload}
+        return {
+            "event_id": f"bad-{i}",
+            "type": "order.placed",
+            "occurred_at": "2024-03-01T10:00:00+00:00",
+            "data": payload,
+        }
 
     bad: list[tuple[str, str | None, object]] = [
         (topics.ORDERS, "A00001", b"\x00\x01 definitely not json"),
@@ -52,12 +69,26 @@ def bad_messages(rng: random.Random) -> list[tuple[str, str | None, object]]:
         (topics.ORDERS, "A00001", order(2, amount="ten")),
         (topics.ORDERS, "A00001", order(3, amount=-5)),
         (topics.ORDERS, "A00001", order(4, account_id=None)),
-        (topics.ACCOUNTS, "A99999", {"event_id": "bad-5", "type": "account.upserted",
-                                     "occurred_at": "2024-01-02T00:00:00Z",
-                                     "data": {"account_id": "A99999", "lat": 123.0, "lon": 10.0}}),
-        (topics.ACCOUNTS, "A99998", {"event_id": "bad-6", "type": "account.upserted",
-                                     "occurred_at": "2024-01-02T00:00:00Z",
-                                     "data": {"account_id": "A99998", "lat": 50.0, "lon": "east"}}),
+        (
+            topics.ACCOUNTS,
+            "A99999",
+            {
+                "event_id": "bad-5",
+                "type": "account.upserted",
+                "occurred_at": "2024-01-02T00:00:00Z",
+                "data": {"account_id": "A99999", "lat": 123.0, "lon": 10.0},
+            },
+        ),
+        (
+            topics.ACCOUNTS,
+            "A99998",
+            {
+                "event_id": "bad-6",
+                "type": "account.upserted",
+                "occurred_at": "2024-01-02T00:00:00Z",
+                "data": {"account_id": "A99998", "lat": 50.0, "lon": "east"},
+            },
+        ),
     ]
     return bad
 
@@ -70,7 +101,7 @@ def messy(events: list[tuple[str, str, dict]], rng: random.Random) -> tuple[list
     stream = [m for i, m in enumerate(stream) if i not in set(rng.sample(upserts, 0))]
     stream = [m for m in stream if m not in late_accounts] + late_accounts
     # Out of order: shuffle inside blocks of 400 messages.
-    blocks = [stream[i:i + 400] for i in range(0, len(stream), 400)]
+    blocks = [stream[i : i + 400] for i in range(0, len(stream), 400)]
     for block in blocks:
         rng.shuffle(block)
     stream = [m for block in blocks for m in block]
@@ -80,9 +111,16 @@ def messy(events: list[tuple[str, str, dict]], rng: random.Random) -> tuple[list
         stream.insert(rng.randrange(index, len(stream) + 1), stream[index])
     bad = bad_messages(rng)
     # Past the horizon: more than 400 days older than what its stream has seen.
-    too_late = (topics.ORDERS, "A00002", {"event_id": "ancient", "type": "order.placed",
-                                          "occurred_at": "2019-01-01T00:00:00+00:00",
-                                          "data": {"order_id": "ancient", "account_id": "A00002", "amount": 1.0}})
+    too_late = (
+        topics.ORDERS,
+        "A00002",
+        {
+            "event_id": "ancient",
+            "type": "order.placed",
+            "occurred_at": "2019-01-01T00:00:00+00:00",
+            "data": {"order_id": "ancient", "account_id": "A00002", "amount": 1.0},
+        },
+    )
     for message in bad:
         stream.insert(rng.randrange(len(stream) // 2, len(stream)), message)
     stream.append(too_late)
@@ -96,14 +134,23 @@ def run_stream(broker, start_worker, messages, *, restart_after: int | None = No
         produce(broker.bootstrap_servers, messages)
     else:
         produce(broker.bootstrap_servers, messages[:restart_after])
-        wait_for(lambda: worker.metric("territory_intake_events_total") >= restart_after // 2, 120,
-                 "the worker to be half way")
+        wait_for(
+            lambda: worker.metric("territory_intake_events_total") >= restart_after // 2,
+            120,
+            "the worker to be half way",
+        )
         worker.stop()  # SIGTERM in the middle of the stream
         worker = start_worker(**WORKER_ENV)
         produce(broker.bootstrap_servers, messages[restart_after:])
     input_ends = end_offsets(broker.bootstrap_servers, {t: broker.partitions for t in topics.INPUT_TOPICS})
-    wait_for(lambda: all(committed >= input_ends[tp] for tp, committed in
-                         committed_offsets(broker.bootstrap_servers, "exact", input_ends).items()), 180, "the worker to commit every input message")
+    wait_for(
+        lambda: all(
+            committed >= input_ends[tp]
+            for tp, committed in committed_offsets(broker.bootstrap_servers, "exact", input_ends).items()
+        ),
+        180,
+        "the worker to commit every input message",
+    )
     wait_for(lambda: worker.metric("territory_planner_updates_total") > 0, 30, "the planner")
     final: dict[str, dict] = {}
     for key, value in read_all(broker.bootstrap_servers, topics.STATE):
@@ -144,12 +191,24 @@ def _starter(broker, path):
 
     def start(**env_overrides: str) -> WorkerProcess:
         port, index = free_port(), len(started)
-        env = {**os.environ, "TERRITORY_KAFKA_URL": broker.url, "TERRITORY_PARTITIONS": str(broker.partitions),
-               "TERRITORY_DB_URL": f"sqlite:///{path / 'territory.db'}", "TERRITORY_METRICS_PORT": str(port),
-               "TERRITORY_DATA_DIR": str(path / f"worker{index}"), **env_overrides}
+        env = {
+            **os.environ,
+            "TERRITORY_KAFKA_URL": broker.url,
+            "TERRITORY_PARTITIONS": str(broker.partitions),
+            "TERRITORY_DB_URL": f"sqlite:///{path / 'territory.db'}",
+            "TERRITORY_METRICS_PORT": str(port),
+            "TERRITORY_DATA_DIR": str(path / f"worker{index}"),
+            **env_overrides,
+        }
         log_path = path / f"worker{index}.log"
-        process = subprocess.Popen([sys.executable, "-m", "territory.cli", "worker"], env=env,
-                                   stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "territory.cli", "worker"],
+            env=env,
+            stdout=open(log_path, "wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
         started.append(WorkerProcess(process, port, env["TERRITORY_DB_URL"], log_path))
         return started[-1]
 

@@ -66,10 +66,21 @@ def test_an_account_state_never_exceeds_the_record_limit():
     h.send(topics.ACCOUNTS, "big", upsert("big", "2025-01-01T00:00:00Z"))
     sent = 2000
     for n in range(sent):
-        h.send(topics.OPPORTUNITIES, "big", {
-            "event_id": f"op-{n}", "type": "opportunity.updated", "occurred_at": "2025-02-01T00:00:00Z",
-            "data": {"opportunity_id": f"opportunity-{n:06d}", "account_id": "big", "stage": "open",
-                     "amount": 100.0}})
+        h.send(
+            topics.OPPORTUNITIES,
+            "big",
+            {
+                "event_id": f"op-{n}",
+                "type": "opportunity.updated",
+                "occurred_at": "2025-02-01T00:00:00Z",
+                "data": {
+                    "opportunity_id": f"opportunity-{n:06d}",
+                    "account_id": "big",
+                    "stage": "open",
+                    "amount": 100.0,
+                },
+            },
+        )
     assert row_bytes(h, "big") <= limit * ROW_SHARE
     assert max(len(json.dumps(value, separators=(",", ":"))) for _, value in h.state_sent) <= limit
     too_large = [d for d in h.dead if d["reason_code"] == "state_too_large"]
@@ -94,8 +105,11 @@ def test_an_event_far_in_the_future_is_dead_lettered_and_moves_no_stream_time():
 def test_an_erasure_moves_no_time_and_its_snapshot_has_none():
     h = harness()
     h.send(topics.ACCOUNTS, "a1", upsert("a1", "2024-01-01T00:00:00Z"))
-    h.send(topics.ACCOUNTS, "a1", {"event_id": "erase", "type": "account.erased",
-                                   "occurred_at": NOW.isoformat(), "data": {"account_id": "a1"}})
+    h.send(
+        topics.ACCOUNTS,
+        "a1",
+        {"event_id": "erase", "type": "account.erased", "occurred_at": NOW.isoformat(), "data": {"account_id": "a1"}},
+    )
     assert h.intake.stream_times[f"{topics.ACCOUNTS}:0"].startswith("2024-01-01")
     snapshot = h.state_sent[-1][1]
     assert snapshot["kind"] == "account_erased" and "occurred_at" not in snapshot
@@ -113,10 +127,17 @@ def test_dead_letters_keep_no_names():
     assert kept["data"]["name"].startswith("pseudonym:") and kept["data"]["lat"] == 123.0
 
 
-@pytest.mark.parametrize("field, value", [
-    ("account_id", "acct\r\nBcc: everyone@example.com"), ("account_id", "acct\x00"), ("account_id", "acct\u2028x"),
-    ("rep_id", "R1\n"), ("name", "Evil\r\nX-Header: 1"), ("industry", "retail\x1b[31m"),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("account_id", "acct\r\nBcc: everyone@example.com"),
+        ("account_id", "acct\x00"),
+        ("account_id", "acct\u2028x"),
+        ("rep_id", "R1\n"),
+        ("name", "Evil\r\nX-Header: 1"),
+        ("industry", "retail\x1b[31m"),
+    ],
+)
 def test_control_characters_in_ids_and_text_are_refused_naming_the_field(field, value):
     document = upsert("acct", "2025-01-01T00:00:00Z")
     document["data"][field] = value
@@ -128,4 +149,7 @@ def test_control_characters_in_ids_and_text_are_refused_naming_the_field(field, 
 
 def test_tabs_stay_allowed_in_free_text():
     document = upsert("acct", "2025-01-01T00:00:00Z", name="Müller\tund Söhne")
-    assert parse_event(json.dumps(document).encode(), topic=topics.ACCOUNTS, key="acct").data["name"] == "Müller\tund Söhne"
+    assert (
+        parse_event(json.dumps(document).encode(), topic=topics.ACCOUNTS, key="acct").data["name"]
+        == "Müller\tund Söhne"
+    )

@@ -17,11 +17,28 @@ from core.clock import ManualClock
 from core.settings import Settings
 
 
-def row(account_id: str, rep_id: str | None = "R1", *, potential: float = 0.0, sales: float = 0.0,
-        minutes: float = 0.0, last: str | None = "2025-06", gap: float | None = 1.0) -> dict:
-    return {"account_id": account_id, "lat": 50.0, "lon": 8.0, "rep_id": rep_id, "potential": potential,
-            "sales_12m": sales, "active_months_12m": 6, "last_order_month": last, "typical_gap_months": gap,
-            "activity_minutes_12m": minutes}
+def row(
+    account_id: str,
+    rep_id: str | None = "R1",
+    *,
+    potential: float = 0.0,
+    sales: float = 0.0,
+    minutes: float = 0.0,
+    last: str | None = "2025-06",
+    gap: float | None = 1.0,
+) -> dict:
+    return {
+        "account_id": account_id,
+        "lat": 50.0,
+        "lon": 8.0,
+        "rep_id": rep_id,
+        "potential": potential,
+        "sales_12m": sales,
+        "active_months_12m": 6,
+        "last_order_month": last,
+        "typical_gap_months": gap,
+        "activity_minutes_12m": minutes,
+    }
 
 
 # ---------------------------------------------------------------------------- ABC
@@ -53,21 +70,29 @@ def test_abc_worthless_accounts_are_c_and_ties_rank_by_id():
 
 def test_lapsed_against_each_accounts_own_rhythm():
     rows = [
-        row("monthly-3", last="2025-03", gap=1.0, potential=10),   # silent 3 > max(2, 1.5) -> lapsed
-        row("monthly-2", last="2025-04", gap=1.0, potential=20),   # silent 2, not > 2
+        row("monthly-3", last="2025-03", gap=1.0, potential=10),  # silent 3 > max(2, 1.5) -> lapsed
+        row("monthly-2", last="2025-04", gap=1.0, potential=20),  # silent 2, not > 2
         row("quarterly-5", last="2025-01", gap=3.0, potential=30),  # silent 5 > 4.5 -> lapsed
         row("quarterly-4", last="2025-02", gap=3.0, potential=40),  # silent 4 <= 4.5
-        row("never", last=None, gap=None, potential=50),            # never ordered: not lapsed
-        row("single-9", last="2024-09", gap=None, potential=60),    # one order: assumed 6 -> 9, not > 9
-        row("single-10", last="2024-08", gap=None, potential=70),   # silent 10 > 9 -> lapsed
+        row("never", last=None, gap=None, potential=50),  # never ordered: not lapsed
+        row("single-9", last="2024-09", gap=None, potential=60),  # one order: assumed 6 -> 9, not > 9
+        row("single-10", last="2024-08", gap=None, potential=70),  # silent 10 > 9 -> lapsed
         row("this-month", last="2025-06", gap=1.0, potential=80),
     ]
     lapsed = lapsed_accounts(pd.DataFrame(rows), as_of="2025-06")
     assert lapsed["account_id"].tolist() == ["single-10", "quarterly-5", "monthly-3"]  # largest potential first
     assert lapsed["months_since_order"].tolist() == [10, 5, 3]
     assert lapsed["lapse_after_months"].tolist() == [9.0, 4.5, 2.0]
-    assert list(lapsed.columns) == ["account_id", "rep_id", "last_order_month", "months_since_order",
-                                    "typical_gap_months", "lapse_after_months", "sales_12m", "potential"]
+    assert list(lapsed.columns) == [
+        "account_id",
+        "rep_id",
+        "last_order_month",
+        "months_since_order",
+        "typical_gap_months",
+        "lapse_after_months",
+        "sales_12m",
+        "potential",
+    ]
 
 
 def test_lapsed_of_nothing_is_an_empty_table():
@@ -144,14 +169,28 @@ THROUGH = datetime(2025, 6, 30, 23, 59, 59, tzinfo=timezone.utc)
 
 def test_account_context_row_counts_complete_months_only():
     state = AccountState(
-        "a1", 52.520008, 13.404954, rep_id="R1", known=True,
-        monthly_sales={"2024-03": 5.0, "2024-06": 10.0, "2024-09": 20.0, "2025-03": 30.0, "2025-06": 40.0,
-                       "2025-07": 999.0},  # July is after the judged month
+        "a1",
+        52.520008,
+        13.404954,
+        rep_id="R1",
+        known=True,
+        monthly_sales={
+            "2024-03": 5.0,
+            "2024-06": 10.0,
+            "2024-09": 20.0,
+            "2025-03": 30.0,
+            "2025-06": 40.0,
+            "2025-07": 999.0,
+        },  # July is after the judged month
         monthly_minutes={"2024-07": 30.0, "2025-05": 45.5, "2025-07": 60.0},
     )
     row = account_context_row(state, 1234.5678, THROUGH)
     assert row == {
-        "account_id": "a1", "lat": 52.52, "lon": 13.405, "rep_id": "R1", "potential": 1234.57,
+        "account_id": "a1",
+        "lat": 52.52,
+        "lon": 13.405,
+        "rep_id": "R1",
+        "potential": 1234.57,
         "sales_12m": 90.0,  # 2024-07 .. 2025-06
         "active_months_12m": 3,
         "last_order_month": "2025-06",
@@ -163,8 +202,10 @@ def test_account_context_row_counts_complete_months_only():
 
 
 def test_proposal_context_pairs_states_with_the_balanced_potential():
-    states = [AccountState("a1", 50.0, 8.0, rep_id="R1", monthly_sales={"2025-06": 10.0}),
-              AccountState("closed", 50.0, 8.0, rep_id="R1")]
+    states = [
+        AccountState("a1", 50.0, 8.0, rep_id="R1", monthly_sales={"2025-06": 10.0}),
+        AccountState("closed", 50.0, 8.0, rep_id="R1"),
+    ]
     reps = [RepState("R1", 50.123456, 8.0), RepState("gone", 51.0, 9.0, active=False)]
     context = proposal_context(states, reps, [Account("a1", 77.0, lat=50.0, lon=8.0, rep_id="R1")], THROUGH)
     assert [r["account_id"] for r in context.accounts] == ["a1"] and context.accounts[0]["potential"] == 77.0
@@ -187,8 +228,9 @@ def test_select_context_accounts_scopes():
     assert scope == "touched_largest" and len(fitted) == 2
     # A placement (from nobody) touches only the receiving rep, and the moved account itself.
     orphan = row("orphan", "gone", potential=1.0)
-    placed, _ = select_context_accounts([*rows, orphan], [{"account_id": "orphan", "from_rep": None, "to_rep": "R3"}],
-                                        all_up_to=5)
+    placed, _ = select_context_accounts(
+        [*rows, orphan], [{"account_id": "orphan", "from_rep": None, "to_rep": "R3"}], all_up_to=5
+    )
     assert {r["rep_id"] for r in placed} == {"R3", "gone"}
 
 
@@ -196,25 +238,44 @@ def test_planner_proposal_carries_the_context():
     """End to end through the planner: an unbalanced pair of reps, a real rebalance."""
     reps = [RepState("A", 52.5, 13.4), RepState("B", 53.5, 10.0)]
     accounts = [
-        AccountState("a1", 52.5, 13.4, rep_id="A", known=True, monthly_sales={"2025-03": 300.0},
-                     monthly_minutes={"2025-03": 30.0}),
+        AccountState(
+            "a1",
+            52.5,
+            13.4,
+            rep_id="A",
+            known=True,
+            monthly_sales={"2025-03": 300.0},
+            monthly_minutes={"2025-03": 30.0},
+        ),
         AccountState("a2", 52.6, 13.5, rep_id="A", known=True, monthly_sales={"2025-01": 50.0, "2025-03": 50.0}),
         AccountState("b1", 53.5, 10.0, rep_id="B", known=True, monthly_sales={"2025-03": 200.0}),
     ]
     settings = Settings(tolerance=0.10, hysteresis=0.8, warmup_days=30, potential="trailing")
     planner = Planner(settings, clock=ManualClock(datetime(2026, 1, 1, tzinfo=timezone.utc)))
     watermark = datetime(2025, 4, 2, tzinfo=timezone.utc)
-    request = planner.evaluate(accounts, reps, watermark=watermark,
-                               first_event_at=datetime(2025, 1, 1, tzinfo=timezone.utc)).rebalance
+    request = planner.evaluate(
+        accounts, reps, watermark=watermark, first_event_at=datetime(2025, 1, 1, tzinfo=timezone.utc)
+    ).rebalance
     assert request is not None and request.context is not None
     result = minimal_moves(request.accounts, request.reps, tolerance=0.3, time_limit_s=5, num_workers=1)
     proposal = planner.proposal(request, result, watermark).to_json()
     assert proposal["accounts_scope"] == "all" and proposal["accounts_as_of"] == "2025-03"
     by_id = {r["account_id"]: r for r in proposal["accounts"]}
     assert set(by_id) == {"a1", "a2", "b1"}
-    assert by_id["a2"] == {"account_id": "a2", "lat": 52.6, "lon": 13.5, "rep_id": "A", "potential": 100.0,
-                        "sales_12m": 100.0, "active_months_12m": 2, "last_order_month": "2025-03",
-                                "typical_gap_months": 2.0, "activity_minutes_12m": 0.0}
-    assert proposal["reps"] == [{"rep_id": "A", "home_lat": 52.5, "home_lon": 13.4},
-                                {"rep_id": "B", "home_lat": 53.5, "home_lon": 10.0}]
+    assert by_id["a2"] == {
+        "account_id": "a2",
+        "lat": 52.6,
+        "lon": 13.5,
+        "rep_id": "A",
+        "potential": 100.0,
+        "sales_12m": 100.0,
+        "active_months_12m": 2,
+        "last_order_month": "2025-03",
+        "typical_gap_months": 2.0,
+        "activity_minutes_12m": 0.0,
+    }
+    assert proposal["reps"] == [
+        {"rep_id": "A", "home_lat": 52.5, "home_lon": 13.4},
+        {"rep_id": "B", "home_lat": 53.5, "home_lon": 10.0},
+    ]
     json.dumps(proposal)  # the message stays plain JSON

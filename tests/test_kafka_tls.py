@@ -30,12 +30,40 @@ from tests.kafka_io import wait_for
 def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
     """A CA and a server certificate for 127.0.0.1 signed by it (openssl)."""
     run = lambda *args: subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)  # noqa: E731
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-        "-subj", "/CN=territory test CA")
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=territory test CA",
+    )
     run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
     (folder / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-        "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
+    run(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    )
     return folder / "ca.pem", folder / "server.pem", folder / "server.key"
 
 
@@ -94,8 +122,13 @@ def test_client_options_follow_the_settings(tmp_path):
     tls = Settings(kafka_security_protocol="SSL", kafka_ssl_cafile=str(ca))
     options = client_options(tls)
     assert options["security_protocol"] == "SSL" and options["ssl_context"].verify_mode == ssl.CERT_REQUIRED
-    sasl = Settings(kafka_security_protocol="SASL_SSL", kafka_ssl_cafile=str(ca), kafka_sasl_mechanism="SCRAM-SHA-512",
-                    kafka_sasl_username="territory", kafka_sasl_password="s3cret")
+    sasl = Settings(
+        kafka_security_protocol="SASL_SSL",
+        kafka_ssl_cafile=str(ca),
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username="territory",
+        kafka_sasl_password="s3cret",
+    )
     options = client_options(sasl)
     assert (options["sasl_mechanism"], options["sasl_plain_username"]) == ("SCRAM-SHA-512", "territory")
     credentials = faust_credentials(sasl)
@@ -112,37 +145,65 @@ def test_the_worker_works_over_tls_and_plaintext_clients_get_nothing(tmp_path):
     ca, certificate, key = make_certificates(tmp_path)
     settings = Settings(kafka_security_protocol="SSL", kafka_ssl_cafile=str(ca))
     tls_port = free_port()
-    broker = EmbeddedBroker(partitions=1, log_path=tmp_path / "broker.log", advertised_port=tls_port,
-                            client_options=client_options(settings))
+    broker = EmbeddedBroker(
+        partitions=1,
+        log_path=tmp_path / "broker.log",
+        advertised_port=tls_port,
+        client_options=client_options(settings),
+    )
     broker.port = free_port()
     with tls_terminator(tls_port, broker.port, certificate, key), broker:
         metrics_port = free_port()
-        env = {**os.environ, "TERRITORY_KAFKA_URL": broker.url, "TERRITORY_PARTITIONS": "1",
-               "TERRITORY_DB_URL": f"sqlite:///{tmp_path / 'territory.db'}", "TERRITORY_METRICS_PORT": str(metrics_port),
-               "TERRITORY_WEB_PORT": str(free_port()), "TERRITORY_DATA_DIR": str(tmp_path / "worker"),
-               "TERRITORY_APP_ID": "tls", "TERRITORY_KAFKA_SECURITY_PROTOCOL": "SSL",
-               "TERRITORY_KAFKA_SSL_CAFILE": str(ca)}
+        env = {
+            **os.environ,
+            "TERRITORY_KAFKA_URL": broker.url,
+            "TERRITORY_PARTITIONS": "1",
+            "TERRITORY_DB_URL": f"sqlite:///{tmp_path / 'territory.db'}",
+            "TERRITORY_METRICS_PORT": str(metrics_port),
+            "TERRITORY_WEB_PORT": str(free_port()),
+            "TERRITORY_DATA_DIR": str(tmp_path / "worker"),
+            "TERRITORY_APP_ID": "tls",
+            "TERRITORY_KAFKA_SECURITY_PROTOCOL": "SSL",
+            "TERRITORY_KAFKA_SSL_CAFILE": str(ca),
+        }
         log_path = tmp_path / "worker.log"
-        process = subprocess.Popen([sys.executable, "-m", "territory.cli", "worker"], env=env,
-                                   stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "territory.cli", "worker"],
+            env=env,
+            stdout=open(log_path, "wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
         worker = WorkerProcess(process, metrics_port, env["TERRITORY_DB_URL"], log_path)
         try:
+
             async def produce_over(options: dict) -> None:
-                producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, request_timeout_ms=5000,
-                                            **options)
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=broker.bootstrap_servers, request_timeout_ms=5000, **options
+                )
                 await producer.start()
                 try:
-                    await producer.send_and_wait(topics.ACCOUNTS, b'{"event_id": "e1", "type": "account.upserted", '
-                                                 b'"occurred_at": "2025-01-01T00:00:00Z", "data": {"account_id": "a1",'
-                                                 b' "lat": 52.5, "lon": 13.4}}', key=b"a1")
+                    await producer.send_and_wait(
+                        topics.ACCOUNTS,
+                        b'{"event_id": "e1", "type": "account.upserted", '
+                        b'"occurred_at": "2025-01-01T00:00:00Z", "data": {"account_id": "a1",'
+                        b' "lat": 52.5, "lon": 13.4}}',
+                        key=b"a1",
+                    )
                 finally:
                     await producer.stop()
 
             asyncio.run(produce_over(client_options(settings)))
-            wait_for(lambda: worker.metric("territory_intake_events_total", {"outcome": "applied"}) == 1, 120,
-                     "the worker to apply the event it read over TLS")
-            for options in ({"security_protocol": "PLAINTEXT"},
-                            {"security_protocol": "SSL", "ssl_context": ssl.create_default_context()}):  # no CA
+            wait_for(
+                lambda: worker.metric("territory_intake_events_total", {"outcome": "applied"}) == 1,
+                120,
+                "the worker to apply the event it read over TLS",
+            )
+            for options in (
+                {"security_protocol": "PLAINTEXT"},
+                {"security_protocol": "SSL", "ssl_context": ssl.create_default_context()},
+            ):  # no CA
                 with pytest.raises(Exception):
                     asyncio.run(produce_over(options))
             assert worker.metric("territory_intake_events_total", {"outcome": "applied"}) == 1

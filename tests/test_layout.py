@@ -15,9 +15,25 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("core", "monitor", "potential", "planner", "detectors", "rebalancer", "alerts", "connectors", "simulator")
 INFRASTRUCTURE = ("faust", "aiokafka", "kafka", "sqlalchemy", "alembic", "psycopg", "aiohttp", "mode")
-PURE = ("detectors", "rebalancer", "potential", "monitor/state.py", "monitor/intake.py", "planner/planner.py",
-        "planner/session.py", "planner/watermark.py", "core/contract.py", "core/river_codec.py", "core/settings.py",
-        "core/topics.py", "core/records.py", "core/clock.py", "core/formatting.py", "core/geocode.py", "core/shares.py")
+PURE = (
+    "detectors",
+    "rebalancer",
+    "potential",
+    "monitor/state.py",
+    "monitor/intake.py",
+    "planner/planner.py",
+    "planner/session.py",
+    "planner/watermark.py",
+    "core/contract.py",
+    "core/river_codec.py",
+    "core/settings.py",
+    "core/topics.py",
+    "core/records.py",
+    "core/clock.py",
+    "core/formatting.py",
+    "core/geocode.py",
+    "core/shares.py",
+)
 
 
 def imports_of(path: Path) -> set[str]:
@@ -35,13 +51,19 @@ def modules(*places: str) -> list[Path]:
     found: list[Path] = []
     for place in places:
         path = ROOT / place
-        found += [path] if path.suffix == ".py" else sorted(p for p in path.rglob("*.py") if "migrations" not in p.parts)
+        found += (
+            [path] if path.suffix == ".py" else sorted(p for p in path.rglob("*.py") if "migrations" not in p.parts)
+        )
     return found
 
 
 def offending(paths: list[Path], forbidden: tuple[str, ...]) -> list[str]:
-    return sorted(f"{path.relative_to(ROOT)} imports {name}" for path in paths for name in imports_of(path)
-                  if name.split(".")[0] in forbidden)
+    return sorted(
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in paths
+        for name in imports_of(path)
+        if name.split(".")[0] in forbidden
+    )
 
 
 def test_no_stage_imports_the_command_line_shell():
@@ -50,8 +72,12 @@ def test_no_stage_imports_the_command_line_shell():
 
 def test_the_alert_stage_imports_no_detector_planner_or_rebalancer():
     found = offending(modules("alerts"), ("detectors", "rebalancer"))
-    found += sorted(f"{p.relative_to(ROOT)} imports {n}" for p in modules("alerts") for n in imports_of(p)
-                    if n in ("planner.planner", "planner.session", "planner") or n.startswith("planner."))
+    found += sorted(
+        f"{p.relative_to(ROOT)} imports {n}"
+        for p in modules("alerts")
+        for n in imports_of(p)
+        if n in ("planner.planner", "planner.session", "planner") or n.startswith("planner.")
+    )
     assert found == []
 
 

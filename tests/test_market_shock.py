@@ -17,8 +17,7 @@ DAY0 = date(2024, 1, 1)
 RATES = {"01": 9.0, "02": 8.0, "05": 6.0, "06": 7.0, "07": 14.0, "13": 4.0, "16": 5.0, "09": 3.0}
 
 
-def daily_stream(days: int, seed: int, shock: tuple[str, int, float] | None = None,
-                 rates: dict[str, float] = RATES):
+def daily_stream(days: int, seed: int, shock: tuple[str, int, float] | None = None, rates: dict[str, float] = RATES):
     """(day, sales per region, orders per region) with the simulator's seasonality,
     no orders at weekends, Poisson counts and gamma amounts whose mean differs by region."""
     rng = np.random.default_rng(seed)
@@ -50,7 +49,7 @@ def test_catches_a_regional_drop_with_direction_size_and_start():
     assert [(f.region, f.direction) for f in found] == [("01", "drop")]
     f = found[0]
     start = DAY0 + timedelta(days=shock_day)
-    assert -0.55 < f.size < -0.25                       # true change: -40%
+    assert -0.55 < f.size < -0.25  # true change: -40%
     assert abs((f.start - start).days) <= 21
     assert 0 <= (f.detected_on - start).days <= 60
     assert f.evidence.detector == "page_hinkley"
@@ -64,7 +63,7 @@ def test_catches_a_regional_rise():
     shock_day = 420
     found = run(MarketShockDetector(), daily_stream(800, seed=7, shock=("02", shock_day, 1.5)))
     assert [(f.region, f.direction) for f in found] == [("02", "rise")]
-    assert 0.25 < found[0].size < 0.9                  # true change: +50%
+    assert 0.25 < found[0].size < 0.9  # true change: +50%
     assert 0 <= (found[0].detected_on - (DAY0 + timedelta(days=shock_day))).days <= 60
 
 
@@ -85,7 +84,7 @@ def test_strong_shared_seasonality_is_not_a_shock():
     assert dec > 2 * aug
     detector = MarketShockDetector()
     assert run(detector, stream) == []
-    assert set(detector.statistics) == set(RATES)       # every region was judged
+    assert set(detector.statistics) == set(RATES)  # every region was judged
 
 
 def test_one_finding_per_shock_not_one_per_day():
@@ -104,8 +103,8 @@ def test_save_and_restore_mid_stream_gives_identical_findings():
     assert expected, "the scenario must produce a finding after the restore"
 
     first = MarketShockDetector()
-    run(first, stream[:430])                               # stop before the shock
-    state = json.loads(json.dumps(first.state_dict()))     # through JSON, like a store
+    run(first, stream[:430])  # stop before the shock
+    state = json.loads(json.dumps(first.state_dict()))  # through JSON, like a store
     restored = MarketShockDetector().load_state_dict(state)
     assert restored.state_dict() == first.state_dict()
     # Replaying days already seen (a restart re-reading its input) changes nothing.
@@ -136,25 +135,42 @@ def test_bad_input_values_are_refused():
         detector.update("2024-01-01", {"A": 1.0})  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"threshold": 0}, "threshold must be a finite number > 0"),
-    ({"delta": -0.1}, "delta must be a finite number >= 0"),
-    ({"min_history_days": 1}, "min_history_days must be an integer >= 2"),
-    ({"rearm_days": 0}, "rearm_days must be an integer >= 2"),
-    ({"baseline_halflife_days": 0}, "baseline_halflife_days must be a finite number > 0"),
-    ({"min_batch_orders": -1}, "min_batch_orders must be a finite number >= 0"),
-    ({"min_change": 1.0}, r"min_change must be a number in \[0, 1\)"),
-    ({"measure": "revenue"}, "measure must be one of 'sales', 'orders'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"threshold": 0}, "threshold must be a finite number > 0"),
+        ({"delta": -0.1}, "delta must be a finite number >= 0"),
+        ({"min_history_days": 1}, "min_history_days must be an integer >= 2"),
+        ({"rearm_days": 0}, "rearm_days must be an integer >= 2"),
+        ({"baseline_halflife_days": 0}, "baseline_halflife_days must be a finite number > 0"),
+        ({"min_batch_orders": -1}, "min_batch_orders must be a finite number >= 0"),
+        ({"min_change": 1.0}, r"min_change must be a number in \[0, 1\)"),
+        ({"measure": "revenue"}, "measure must be one of 'sales', 'orders'"),
+    ],
+)
 def test_invalid_parameters_are_refused_with_the_valid_values(kwargs, message):
     with pytest.raises(ValueError, match=message):
         MarketShockDetector(**kwargs)
 
 
 def test_hyperparameters_are_stored_under_their_names():
-    detector = MarketShockDetector(threshold=9.0, delta=0.35, min_history_days=30, rearm_days=45,
-                                   baseline_halflife_days=200.0, min_batch_orders=6, min_change=0.1,
-                                   measure="orders")
-    assert (detector.threshold, detector.delta, detector.min_history_days, detector.rearm_days,
-            detector.baseline_halflife_days, detector.min_batch_orders, detector.min_change, detector.measure) == (
-        9.0, 0.35, 30, 45, 200.0, 6.0, 0.1, "orders")
+    detector = MarketShockDetector(
+        threshold=9.0,
+        delta=0.35,
+        min_history_days=30,
+        rearm_days=45,
+        baseline_halflife_days=200.0,
+        min_batch_orders=6,
+        min_change=0.1,
+        measure="orders",
+    )
+    assert (
+        detector.threshold,
+        detector.delta,
+        detector.min_history_days,
+        detector.rearm_days,
+        detector.baseline_halflife_days,
+        detector.min_batch_orders,
+        detector.min_change,
+        detector.measure,
+    ) == (9.0, 0.35, 30, 45, 200.0, 6.0, 0.1, "orders")

@@ -70,11 +70,15 @@ def test_every_new_metric_is_exposed_with_its_type_and_labels():
 
 def test_histogram_buckets():
     found = families(exercised())
-    moves = sorted(float(s.labels["le"]) for s in found["territory_rebalancer_moves"].samples
-                   if s.name.endswith("_bucket"))
+    moves = sorted(
+        float(s.labels["le"]) for s in found["territory_rebalancer_moves"].samples if s.name.endswith("_bucket")
+    )
     assert moves == [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, float("inf")]
-    seconds = sorted(float(s.labels["le"]) for s in found["territory_intake_processing_seconds"].samples
-                     if s.name.endswith("_bucket"))
+    seconds = sorted(
+        float(s.labels["le"])
+        for s in found["territory_intake_processing_seconds"].samples
+        if s.name.endswith("_bucket")
+    )
     assert seconds[0] == 0.01 and seconds[-2] == 300 and seconds[-1] == float("inf")
 
 
@@ -88,9 +92,15 @@ def test_build_info_is_one_with_the_package_version():
 
 def test_existing_names_are_kept():
     text = generate_latest(Metrics.create().registry).decode()
-    for name in ("territory_intake_events_total", "territory_intake_held_events", "territory_rebalancer_solve_seconds",
-                 "territory_rebalancer_last_proposal_moves", "territory_alerts_alerts_total",
-                 "territory_planner_errors_total", "territory_territory_imbalance_ratio"):
+    for name in (
+        "territory_intake_events_total",
+        "territory_intake_held_events",
+        "territory_rebalancer_solve_seconds",
+        "territory_rebalancer_last_proposal_moves",
+        "territory_alerts_alerts_total",
+        "territory_planner_errors_total",
+        "territory_territory_imbalance_ratio",
+    ):
         assert f"# TYPE {name.removesuffix('_total')}" in text, name
 
 
@@ -112,24 +122,34 @@ class Down:
 
 
 def alert(key: str, summary: str = "A is over its band") -> Alert:
-    return Alert(key=key, status="firing", severity="warning", summary=summary, description="",
-                 labels={"kind": "imbalance"}, annotations={}, body={},
-                 starts_at=datetime(2025, 1, 1, tzinfo=timezone.utc))
+    return Alert(
+        key=key,
+        status="firing",
+        severity="warning",
+        summary=summary,
+        description="",
+        labels={"kind": "imbalance"},
+        annotations={},
+        body={},
+        starts_at=datetime(2025, 1, 1, tzinfo=timezone.utc),
+    )
 
 
 def test_a_dispatcher_round_counts_deliveries_by_outcome():
     metrics = Metrics.create()
     clock = ManualClock(datetime.fromtimestamp(1000.0, timezone.utc))
-    dispatcher = Dispatcher([Recorder(), Down()], MemoryOutbox(), throttle_s=0, retry_max_s=60,
-                            clock=clock, metrics=metrics)
+    dispatcher = Dispatcher(
+        [Recorder(), Down()], MemoryOutbox(), throttle_s=0, retry_max_s=60, clock=clock, metrics=metrics
+    )
     dispatcher.submit(alert("k1"))
     dispatcher.submit(alert("k2"))
     report = dispatcher.deliver_due()
     assert (report.sent, report.failed) == (2, 2)
 
     def count(sink: str, outcome: str) -> float | None:
-        return metrics.registry.get_sample_value("territory_alerts_deliveries_total",
-                                                 {"sink": sink, "outcome": outcome})
+        return metrics.registry.get_sample_value(
+            "territory_alerts_deliveries_total", {"sink": sink, "outcome": outcome}
+        )
 
     assert count("ok", "sent") == 2
     assert count("down", "failed") == 2  # one tried, one not tried because the sink was down

@@ -15,8 +15,14 @@ from detectors import ErrorDriftFinding, ModelDriftDetector
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
 
-def error_stream(days: int, seed: int, change_day: int | None = None, factor: float = 1.5,
-                 per_day: int = 60, heavy_tailed: bool = False):
+def error_stream(
+    days: int,
+    seed: int,
+    change_day: int | None = None,
+    factor: float = 1.5,
+    per_day: int = 60,
+    heavy_tailed: bool = False,
+):
     """(error, at): absolute relative errors of `per_day` predictions a day in business hours."""
     rng = np.random.default_rng(seed)
     for day in range(days):
@@ -43,7 +49,7 @@ def test_catches_a_rise_of_the_error_with_size_and_start():
     f = found[0]
     change = (T0 + timedelta(days=200)).date()
     assert f.direction == "rise"
-    assert 0.3 < f.size < 0.9                              # true rise: +50%
+    assert 0.3 < f.size < 0.9  # true rise: +50%
     assert abs((f.start - change).days) <= 3
     assert 0 <= (f.detected_at.date() - change).days <= 5
     assert f.evidence.detector == "adwin"
@@ -94,13 +100,16 @@ def test_bad_inputs_are_refused():
         detector.load_state_dict({**detector.state_dict(), "version": 1})
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"delta": 0}, r"delta must be a number in \(0, 1\)"),
-    ({"delta": 1.5}, r"delta must be a number in \(0, 1\)"),
-    ({"min_samples": 5}, "min_samples must be an integer >= 10"),
-    ({"min_rise": -0.1}, "min_rise must be a finite number >= 0"),
-    ({"clock": 0}, "clock must be an integer >= 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"delta": 0}, r"delta must be a number in \(0, 1\)"),
+        ({"delta": 1.5}, r"delta must be a number in \(0, 1\)"),
+        ({"min_samples": 5}, "min_samples must be an integer >= 10"),
+        ({"min_rise": -0.1}, "min_rise must be a finite number >= 0"),
+        ({"clock": 0}, "clock must be an integer >= 1"),
+    ],
+)
 def test_invalid_parameters_are_refused_with_the_valid_values(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ModelDriftDetector(**kwargs)

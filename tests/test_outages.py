@@ -40,8 +40,11 @@ def test_worker_resumes_after_the_broker_was_paused_for_30_seconds(broker, start
     clean = run_backtest(events, Settings())
     worker = start_worker(TERRITORY_APP_ID="pause")
     produce(broker.bootstrap_servers, events[:half])
-    wait_for(lambda: worker.metric("territory_intake_events_total", {"outcome": "applied"}) >= half, 180,
-             "the first half applied")
+    wait_for(
+        lambda: worker.metric("territory_intake_events_total", {"outcome": "applied"}) >= half,
+        180,
+        "the first half applied",
+    )
 
     os.kill(broker.process.pid, signal.SIGSTOP)
     try:
@@ -51,40 +54,53 @@ def test_worker_resumes_after_the_broker_was_paused_for_30_seconds(broker, start
         os.kill(broker.process.pid, signal.SIGCONT)
 
     produce(broker.bootstrap_servers, events[half:])
-    wait_for(lambda: all_committed(broker.bootstrap_servers, "pause", broker.partitions), 240,
-             "the same worker to consume the second half after the pause")
+    wait_for(
+        lambda: all_committed(broker.bootstrap_servers, "pause", broker.partitions),
+        240,
+        "the same worker to consume the second half after the pause",
+    )
     assert worker.process.poll() is None  # no restart, no manual action
     wait_for(lambda: worker.metric("territory_worker_ready") == 1, 60, "the worker to be ready again")
     applied = worker.metric("territory_intake_events_total", {"outcome": "applied"})
     duplicates = worker.metric("territory_intake_events_total", {"outcome": "duplicate"})
     assert applied == len(events)  # redelivered after the pause: recognised as duplicates, not applied twice
     assert duplicates >= 0
-    assert account_states(value for _, value in read_all(broker.bootstrap_servers, topics.STATE)) == \
-        account_states(clean.snapshots.values())
+    assert account_states(value for _, value in read_all(broker.bootstrap_servers, topics.STATE)) == account_states(
+        clean.snapshots.values()
+    )
 
 
 def test_signals_and_proposals_wait_for_the_database_and_are_stored_when_it_is_back(broker, start_worker):
     company = generate_company(seed=7, n_accounts=800)
     events = generate_events(company, months=20, shock=default_shock(company), seed=7)
-    clean = run_backtest(events, Settings.from_env({}, rebalance_cooldown_s=0, solver_time_limit_s=3,
-                                                   solver_workers=1))
+    clean = run_backtest(events, Settings.from_env({}, rebalance_cooldown_s=0, solver_time_limit_s=3, solver_workers=1))
     assert clean.signals and clean.proposals
     with running_postgres() as database:
-        worker = start_worker(TERRITORY_APP_ID="store-outage", TERRITORY_DB_URL=database.url,
-                              TERRITORY_ALERT_SINKS="kafka,log", **PLANNING)
+        worker = start_worker(
+            TERRITORY_APP_ID="store-outage",
+            TERRITORY_DB_URL=database.url,
+            TERRITORY_ALERT_SINKS="kafka,log",
+            **PLANNING,
+        )
         wait_for(lambda: worker.metric("territory_worker_ready") == 1, 120, "the worker to be ready")
         database.stop()
         produce(broker.bootstrap_servers, events)
         # The planner goes on judging: every signal of the clean run is published meanwhile.
-        wait_for(lambda: len(read_all(broker.bootstrap_servers, topics.SIGNALS, quiet_s=1)) >= len(clean.signals),
-                 300, "the planner to publish its signals while the database is down")
+        wait_for(
+            lambda: len(read_all(broker.bootstrap_servers, topics.SIGNALS, quiet_s=1)) >= len(clean.signals),
+            300,
+            "the planner to publish its signals while the database is down",
+        )
         wait_for(lambda: worker.metric("territory_store_errors_total") > 0, 30, "the store errors to show")
         assert worker.metric("territory_worker_ready") == 0  # /readyz names the store while it is down
         time.sleep(5)
         database.start()
 
-        wait_for(lambda: all_committed(broker.bootstrap_servers, "store-outage", broker.partitions), 240,
-                 "every input message committed")
+        wait_for(
+            lambda: all_committed(broker.bootstrap_servers, "store-outage", broker.partitions),
+            240,
+            "every input message committed",
+        )
 
         def stored() -> tuple[list[str], dict[str, object]]:
             engine = create_engine(database.url)
@@ -96,8 +112,14 @@ def test_signals_and_proposals_wait_for_the_database_and_are_stored_when_it_is_b
                 engine.dispose()
             return signals, proposals
 
-        wait_for(lambda: stored()[0] == sorted(s["signal_id"] for s in clean.signals)
-                 and set(stored()[1]) == {p["proposal_id"] for p in clean.proposals}
-                 and all(stored()[1].values()), 120, "every signal and proposal stored and alerted")
+        wait_for(
+            lambda: (
+                stored()[0] == sorted(s["signal_id"] for s in clean.signals)
+                and set(stored()[1]) == {p["proposal_id"] for p in clean.proposals}
+                and all(stored()[1].values())
+            ),
+            120,
+            "every signal and proposal stored and alerted",
+        )
         assert worker.process.poll() is None
         assert "store unavailable while reading signals, retrying" in worker.log()

@@ -35,8 +35,9 @@ def company(a_sales: float) -> tuple[list[AccountState], list[RepState]]:
 
 
 def planner(clock: ManualClock, **changes) -> Planner:
-    settings = Settings(tolerance=0.10, hysteresis=0.8, warmup_days=30, rebalance_cooldown_s=60,
-                        potential="trailing", **changes)  # decision logic on exact, hand-made potentials
+    settings = Settings(
+        tolerance=0.10, hysteresis=0.8, warmup_days=30, rebalance_cooldown_s=60, potential="trailing", **changes
+    )  # decision logic on exact, hand-made potentials
     return Planner(settings, clock=clock)  # the cooldown is measured on it too
 
 
@@ -45,8 +46,9 @@ def test_nothing_is_judged_during_warm_up():
     accounts, reps = company(a_sales=300.0)
     # The stream began 13 days before the judged month ends (warm-up: 30 days); March's sales count.
     first_event_at = datetime(2025, 3, 20, tzinfo=timezone.utc)
-    evaluation = planner(clock).evaluate(accounts, reps, watermark=datetime(2025, 4, 2, tzinfo=timezone.utc),
-                                         first_event_at=first_event_at)
+    evaluation = planner(clock).evaluate(
+        accounts, reps, watermark=datetime(2025, 4, 2, tzinfo=timezone.utc), first_event_at=first_event_at
+    )
     assert evaluation.signals == [] and evaluation.rebalance is None
     assert evaluation.imbalance > 0.3  # the figures are still computed for the dashboards
 
@@ -57,7 +59,9 @@ def test_signals_then_one_rebalance_and_cooldown():
     accounts, reps = company(a_sales=300.0)  # A: 400 of 600 -> +33%
     first = subject.evaluate(accounts, reps, watermark=watermark, first_event_at=START)
     assert {(s["subject"]["id"], s["state"], s["severity"]) for s in published(first)} == {
-        ("A", "over", "critical"), ("B", "under", "critical")}
+        ("A", "over", "critical"),
+        ("B", "under", "critical"),
+    }
     assert published(first)[0]["evidence"]["band"] == [0.45, 0.55]
     # Judged on complete months: as of the start of the watermark's month, whatever the day.
     assert published(first)[0]["detected_at"] == "2025-04-01T00:00:00+00:00"
@@ -124,28 +128,52 @@ def test_every_month_crossed_is_judged_so_findings_are_dated_the_same_whatever_t
     one_jump, step_by_step = planner(FakeClock()), planner(FakeClock())
     start = datetime(2024, 12, 1, tzinfo=timezone.utc)
     one_jump.evaluate(accounts, reps, watermark=datetime(2025, 2, 15, tzinfo=timezone.utc), first_event_at=start)
-    jumped = published(one_jump.evaluate(accounts, reps, watermark=datetime(2025, 6, 10, tzinfo=timezone.utc),
-                               first_event_at=start))
+    jumped = published(
+        one_jump.evaluate(accounts, reps, watermark=datetime(2025, 6, 10, tzinfo=timezone.utc), first_event_at=start)
+    )
     stepped = []
     for month in (2, 3, 4, 5, 6):
-        stepped += published(step_by_step.evaluate(accounts, reps, watermark=datetime(2025, month, 3, tzinfo=timezone.utc),
-                                         first_event_at=start))
+        stepped += published(
+            step_by_step.evaluate(
+                accounts, reps, watermark=datetime(2025, month, 3, tzinfo=timezone.utc), first_event_at=start
+            )
+        )
     key = lambda s: (s["subject"]["id"], s["state"], s["detected_at"])  # noqa: E731
-    assert sorted(map(key, jumped)) == sorted(map(key, stepped)) == [
-        ("A", "over", "2025-04-01T00:00:00+00:00"), ("B", "under", "2025-04-01T00:00:00+00:00")]
+    assert (
+        sorted(map(key, jumped))
+        == sorted(map(key, stepped))
+        == [("A", "over", "2025-04-01T00:00:00+00:00"), ("B", "under", "2025-04-01T00:00:00+00:00")]
+    )
 
 
 def test_workload_imbalance_is_signalled_but_does_not_trigger_a_rebalance():
     reps = [RepState("A", 52.5, 13.4), RepState("B", 53.5, 10.0)]
     accounts = [
-        AccountState("a1", 52.5, 13.4, rep_id="A", known=True, monthly_sales={"2025-03": 100.0},
-                     monthly_minutes={"2025-03": 900.0}),
-        AccountState("b1", 53.5, 10.0, rep_id="B", known=True, monthly_sales={"2025-03": 100.0},
-                     monthly_minutes={"2025-03": 300.0}),
+        AccountState(
+            "a1",
+            52.5,
+            13.4,
+            rep_id="A",
+            known=True,
+            monthly_sales={"2025-03": 100.0},
+            monthly_minutes={"2025-03": 900.0},
+        ),
+        AccountState(
+            "b1",
+            53.5,
+            10.0,
+            rep_id="B",
+            known=True,
+            monthly_sales={"2025-03": 100.0},
+            monthly_minutes={"2025-03": 300.0},
+        ),
     ]
-    evaluation = planner(FakeClock()).evaluate(accounts, reps, watermark=datetime(2025, 4, 2, tzinfo=timezone.utc),
-                                               first_event_at=START)
-    workload = [(s["subject"]["id"], s["state"]) for s in published(evaluation) if s["evidence"]["metric"] == "workload"]
+    evaluation = planner(FakeClock()).evaluate(
+        accounts, reps, watermark=datetime(2025, 4, 2, tzinfo=timezone.utc), first_event_at=START
+    )
+    workload = [
+        (s["subject"]["id"], s["state"]) for s in published(evaluation) if s["evidence"]["metric"] == "workload"
+    ]
     assert sorted(workload) == [("A", "over"), ("B", "under")]
     assert evaluation.rebalance is None  # potential is balanced; the rebalancer does not balance workload yet
 
@@ -172,9 +200,14 @@ def test_regional_sales_judged_late_feed_the_shock_detector_as_when_judged_in_st
     rng = random.Random(5)
     start = datetime(2025, 1, 1, tzinfo=timezone.utc)
     days = [(start + timedelta(days=n)).date().isoformat() for n in range(120)]
-    orders = {region: [[day, round(rng.uniform(50, 150), 2), f"{region}-{day}-{k}"]
-                       for day in days[first:] for k in range(rng.randrange(1, 4))]
-              for region, first in (("DE-01", 0), ("DE-02", 0), ("DE-03", 0), ("FR-44", 60))}
+    orders = {
+        region: [
+            [day, round(rng.uniform(50, 150), 2), f"{region}-{day}-{k}"]
+            for day in days[first:]
+            for k in range(rng.randrange(1, 4))
+        ]
+        for region, first in (("DE-01", 0), ("DE-02", 0), ("DE-03", 0), ("FR-44", 60))
+    }
     in_step, caught_up = Planner(Settings()), Planner(Settings())
     for n, day in enumerate(days):
         for region, region_orders in orders.items():

@@ -37,8 +37,14 @@ def month_end(m: int) -> datetime:
     return datetime(idx // 12, idx % 12 + 1, 1, tzinfo=timezone.utc)
 
 
-def company(n: int = 400, months: int = 24, seed: int = 3, shock_region: str | None = None,
-            shock_month: int = 14, seasonal: bool = True):
+def company(
+    n: int = 400,
+    months: int = 24,
+    seed: int = 3,
+    shock_region: str | None = None,
+    shock_month: int = 14,
+    seasonal: bool = True,
+):
     """Accounts whose true yearly potential is 900 x employees^0.7 x noise, per industry
     and region; monthly sales are exponentially distributed around potential / 12 x season (x 0.4 in the
     shock region from `shock_month`). Returns (final account states, truth(account, m))."""
@@ -59,9 +65,20 @@ def company(n: int = 400, months: int = 24, seed: int = 3, shock_region: str | N
             mean = level / 12 * season
             sales[key(START + m)] = round(rng.expovariate(1.0 / mean), 2)
             minutes[key(START + m)] = round(rng.expovariate(1.0) * math.sqrt(level), 1)
-        accounts.append(AccountState(
-            account_id, lat=50.0, lon=10.0, industry=industry, employees=employees, region=region,
-            known=True, profile_at="2024-01-01T00:00:00+00:00", monthly_sales=sales, monthly_minutes=minutes))
+        accounts.append(
+            AccountState(
+                account_id,
+                lat=50.0,
+                lon=10.0,
+                industry=industry,
+                employees=employees,
+                region=region,
+                known=True,
+                profile_at="2024-01-01T00:00:00+00:00",
+                monthly_sales=sales,
+                monthly_minutes=minutes,
+            )
+        )
 
     def truth(account_id: str, m: int) -> float:
         shocked = region_of[account_id] == shock_region and m >= shock_month
@@ -90,7 +107,11 @@ def trained():
 
 def test_features_ignore_everything_from_the_month_of_at_on():
     account = AccountState(
-        "a", industry="retail", employees=40, region="north", known=True,
+        "a",
+        industry="retail",
+        employees=40,
+        region="north",
+        known=True,
         profile_at="2024-01-05T00:00:00+00:00",
         monthly_sales={"2024-01": 100.0, "2024-02": 50.0, "2024-05": 70.0},
         monthly_minutes={"2024-02": 30.0},
@@ -102,8 +123,11 @@ def test_features_ignore_everything_from_the_month_of_at_on():
         account,
         monthly_sales={**account.monthly_sales, "2024-06": 9_999.0, "2024-09": 5_000.0},
         monthly_minutes={**account.monthly_minutes, "2024-06": 600.0, "2025-01": 60.0},
-        opportunities={**account.opportunities, "o2": ["2024-06-01T00:00:00+00:00", 7_000.0],
-                       "o3": ["2024-07-01T00:00:00+00:00", 1_000.0]},
+        opportunities={
+            **account.opportunities,
+            "o2": ["2024-06-01T00:00:00+00:00", 7_000.0],
+            "o3": ["2024-07-01T00:00:00+00:00", 1_000.0],
+        },
         profile_at="2024-06-20T00:00:00+00:00",  # a later upsert does not shorten the history
     )
     assert features_at(later, at) == before
@@ -120,8 +144,14 @@ def test_features_ignore_everything_from_the_month_of_at_on():
 def test_features_are_deseasonalised_with_the_index():
     index = SeasonalIndex()
     index.factors = list(SEASON)
-    account = AccountState("a", industry="retail", employees=5, known=True, profile_at="2024-01-01T00:00:00+00:00",
-                           monthly_sales={key(START + m): 1000.0 / 12 * SEASON[m] for m in range(12)})
+    account = AccountState(
+        "a",
+        industry="retail",
+        employees=5,
+        known=True,
+        profile_at="2024-01-01T00:00:00+00:00",
+        monthly_sales={key(START + m): 1000.0 / 12 * SEASON[m] for m in range(12)},
+    )
     features = features_at(account, datetime(2025, 1, 1, tzinfo=timezone.utc), seasonal=index)
     for window in (3, 6, 12):
         assert features[f"sales_{window}m"] == pytest.approx(1000.0)
@@ -129,7 +159,18 @@ def test_features_are_deseasonalised_with_the_index():
 
 def test_size_bands():
     assert [size_band(e) for e in (None, 0, 1, 9, 10, 49, 50, 249, 250, 999, 1000)] == [
-        "unknown", "unknown", "1-9", "1-9", "10-49", "10-49", "50-249", "50-249", "250-999", "250-999", "1000+"]
+        "unknown",
+        "unknown",
+        "1-9",
+        "1-9",
+        "10-49",
+        "10-49",
+        "50-249",
+        "50-249",
+        "250-999",
+        "250-999",
+        "1000+",
+    ]
 
 
 # --- prequential scoring ----------------------------------------------------------------------
@@ -203,8 +244,9 @@ def test_a_trained_model_values_a_new_account_from_profile_and_prior(trained):
     assert prior > 0 and model.predict(new) > 0
     true_like = 900 * 1.5 * 60**0.7  # the synthetic company's potential for such an account
     assert abs(model.predict(new) - true_like) < abs(prior - true_like)  # size matters, not just the segment
-    only_prior = PotentialModel.from_state_dict({**model.state_dict(),
-                                                 "params": {**model.state_dict()["params"], "prior_weight": 1.0}})
+    only_prior = PotentialModel.from_state_dict(
+        {**model.state_dict(), "params": {**model.state_dict()["params"], "prior_weight": 1.0}}
+    )
     assert only_prior.predict(new) == pytest.approx(prior)
 
 
@@ -231,8 +273,9 @@ def test_the_model_learns_the_relation_and_beats_trailing_sales(trained):
 
     # Against the truth it beats the placeholder, the last 12 months' sales.
     watermark = datetime(2025, 12, 31, tzinfo=timezone.utc)
-    baseline = sum(abs(trailing_sum(a.monthly_sales, watermark, 12) - truth(a.account_id, 24))
-                   for a in accounts) / len(accounts)
+    baseline = sum(abs(trailing_sum(a.monthly_sales, watermark, 12) - truth(a.account_id, 24)) for a in accounts) / len(
+        accounts
+    )
     assert mae_against_truth(model, 24) < 0.85 * baseline
 
 
@@ -254,7 +297,9 @@ def test_a_regional_shock_reaches_the_regions_accounts_within_months():
     assert 0.3 < ratio_north < 0.6  # the truth is 0.4 of before
     assert 0.8 < ratio_rest < 1.2  # and the other regions are not dragged along
     watermark = month_end(17) - timedelta(microseconds=1)
-    trailing = sum(trailing_sum(a.monthly_sales, watermark, 12) for a in north) / sum(truth(a.account_id, 12) for a in north)
+    trailing = sum(trailing_sum(a.monthly_sales, watermark, 12) for a in north) / sum(
+        truth(a.account_id, 12) for a in north
+    )
     assert trailing > 0.7  # what the placeholder still believes
 
 
@@ -278,7 +323,11 @@ def test_state_dict_round_trip_gives_identical_predictions_and_learning(trained)
     rows = [features_at(a, month_end(24), seasonal=model.seasonal) for a in accounts]
     assert np.array_equal(restored.predict_many(rows), model.predict_many(rows))
     assert (restored.learned, restored.mae, restored.metrics, restored.last_month) == (
-        model.learned, model.mae, model.metrics, model.last_month)
+        model.learned,
+        model.mae,
+        model.metrics,
+        model.last_month,
+    )
     assert restored.seasonal.factors == model.seasonal.factors
 
     copy = PotentialModel.from_state_dict(state)  # both learn the same next batch

@@ -32,8 +32,16 @@ RULE_TESTS = DEPLOY / "tests" / "territory.rules.test.yml"
 PROMTOOL = "/usr/bin/promtool"
 PROMETHEUS = "/usr/bin/prometheus"
 
-ALERTS = ["TerritoryWorkerDown", "TerritoryNotReady", "TerritoryConsumerLagGrowing", "TerritoryDeadLetterRateHigh",
-          "TerritoryAlertSinkFailing", "TerritoryPlannerErrors", "TerritoryImbalanceAboveBand", "TerritoryStoreUnavailable"]
+ALERTS = [
+    "TerritoryWorkerDown",
+    "TerritoryNotReady",
+    "TerritoryConsumerLagGrowing",
+    "TerritoryDeadLetterRateHigh",
+    "TerritoryAlertSinkFailing",
+    "TerritoryPlannerErrors",
+    "TerritoryImbalanceAboveBand",
+    "TerritoryStoreUnavailable",
+]
 
 
 def _binary(path: str) -> str:
@@ -116,16 +124,37 @@ def _values(base: str, promql: str, by: str | None = None) -> dict[str, float]:
 @pytest.mark.slow
 def test_real_prometheus_scrapes_the_worker_and_evaluates_the_rules(broker, start_worker) -> None:
     prometheus = _binary(PROMETHEUS)
-    worker = start_worker(TERRITORY_WARMUP_DAYS="60", TERRITORY_POTENTIAL="trailing",
-                          TERRITORY_PLANNER_INTERVAL_S="0.3")
+    worker = start_worker(
+        TERRITORY_WARMUP_DAYS="60", TERRITORY_POTENTIAL="trailing", TERRITORY_PLANNER_INTERVAL_S="0.3"
+    )
     messages = scenario()
     produce(broker.bootstrap_servers, messages)
-    wait_for(lambda: worker.metric("territory_intake_events_total") == len(messages), 90,
-             f"the worker to take all {len(messages)} messages")
+    wait_for(
+        lambda: worker.metric("territory_intake_events_total") == len(messages),
+        90,
+        f"the worker to take all {len(messages)} messages",
+    )
     # Past the 60-day warm-up: the planner judges balance and sets the per-rep shares.
-    produce(broker.bootstrap_servers, [(topics.ACTIVITIES, "b1", envelope(
-        "act-1", "activity.logged", "2025-04-05T09:00:00+00:00", activity_id="v1", account_id="b1",
-        rep_id="B", kind="visit", duration_min=60, travel_min=30))])
+    produce(
+        broker.bootstrap_servers,
+        [
+            (
+                topics.ACTIVITIES,
+                "b1",
+                envelope(
+                    "act-1",
+                    "activity.logged",
+                    "2025-04-05T09:00:00+00:00",
+                    activity_id="v1",
+                    account_id="b1",
+                    rep_id="B",
+                    kind="visit",
+                    duration_min=60,
+                    travel_min=30,
+                ),
+            )
+        ],
+    )
     wait_for(lambda: worker.metric("territory_rep_fair_share_ratio") > 0.99, 60, "the planner's fair shares")
 
     workdir = Path(tempfile.mkdtemp(prefix="prometheus-"))
@@ -135,9 +164,17 @@ def test_real_prometheus_scrapes_the_worker_and_evaluates_the_rules(broker, star
     log_path = workdir / "prometheus.log"
     with open(log_path, "wb") as output:
         process = subprocess.Popen(
-            [prometheus, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-            stdout=output, stderr=subprocess.STDOUT, cwd=workdir, preexec_fn=die_with_parent,
+            [
+                prometheus,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--log.level=warn",
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+            preexec_fn=die_with_parent,
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -160,14 +197,18 @@ def test_real_prometheus_scrapes_the_worker_and_evaluates_the_rules(broker, star
         queried('up{job="territory-worker"}', lambda v: v[""] == 1)
 
         # Intake counters with the values the worker took.
-        by_outcome = queried('sum by (outcome) (territory_intake_events_total{job="territory-worker"})',
-                             lambda v: sum(v.values()) > 0, by="outcome")
+        by_outcome = queried(
+            'sum by (outcome) (territory_intake_events_total{job="territory-worker"})',
+            lambda v: sum(v.values()) > 0,
+            by="outcome",
+        )
         assert sum(by_outcome.values()) == worker.metric("territory_intake_events_total") >= len(messages)
         assert by_outcome["duplicate"] == 1 and by_outcome["deadlettered"] == 2
 
         # Per-rep gauges: fair shares over the three reps sum to 1, A holds half the potential.
-        fair = queried('territory_rep_fair_share_ratio{job="territory-worker"}', lambda v: set(v) == set(REPS),
-                       by="rep")
+        fair = queried(
+            'territory_rep_fair_share_ratio{job="territory-worker"}', lambda v: set(v) == set(REPS), by="rep"
+        )
         assert sum(fair.values()) == pytest.approx(1.0, abs=1e-6)
         share = _values(base, 'territory_rep_potential_share_ratio{job="territory-worker"}', by="rep")
         assert share["A"] == pytest.approx(0.5, abs=1e-6)
@@ -185,10 +226,14 @@ def test_real_prometheus_scrapes_the_worker_and_evaluates_the_rules(broker, star
         groups = json.loads(urllib.request.urlopen(f"{base}/api/v1/rules", timeout=5).read())["data"]["groups"]
         rules = {rule["name"]: rule for group in groups for rule in group["rules"]}
         assert all(rule["health"] != "err" for rule in rules.values()), [
-            (name, rule.get("lastError")) for name, rule in rules.items() if rule["health"] == "err"]
+            (name, rule.get("lastError")) for name, rule in rules.items() if rule["health"] == "err"
+        ]
         assert set(ALERTS) <= set(rules)
-        wait_for(lambda: _alert_state(base, "TerritoryImbalanceAboveBand") == "pending", 30,
-                 "TerritoryImbalanceAboveBand pending")
+        wait_for(
+            lambda: _alert_state(base, "TerritoryImbalanceAboveBand") == "pending",
+            30,
+            "TerritoryImbalanceAboveBand pending",
+        )
         assert _alert_state(base, "TerritoryWorkerDown") is None
 
         # Readiness, build info and consumer lag (and its recording rule) as Prometheus sees them.

@@ -27,7 +27,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import rebalancer
 from territory.cli import app
 
 DATA = Path(__file__).parent / "data" / "rebalance"
@@ -71,8 +70,13 @@ def assignment_after(units: list[dict[str, str]], moves: list[dict]) -> dict[str
     return assignment
 
 
-def in_band(units: list[dict[str, str]], capacity: dict[str, float], assignment: dict[str, str | None],
-            tolerance: float, metric: str = "potential") -> bool:
+def in_band(
+    units: list[dict[str, str]],
+    capacity: dict[str, float],
+    assignment: dict[str, str | None],
+    tolerance: float,
+    metric: str = "potential",
+) -> bool:
     """Every rep's load within fair * (1 ± tolerance), fair proportional to capacity."""
     value = {u["unit_id"]: float(u.get(metric) or 0) for u in units}
     total = math.fsum(value.values())
@@ -170,8 +174,9 @@ def test_a_locked_unit_never_moves(tmp_path):
 
 def test_an_infeasible_case_exits_1_naming_a_rep(tmp_path):
     out = tmp_path / "proposal.json"
-    result = rebalance("--units", DATA / "infeasible_units.csv", "--reps", DATA / "infeasible_reps.csv",
-                       "--out", out, expect=1)
+    result = rebalance(
+        "--units", DATA / "infeasible_units.csv", "--reps", DATA / "infeasible_reps.csv", "--out", out, expect=1
+    )
     assert "rep R1" in result.stdout and "error: no proposal for the base case (infeasible)" in result.stderr
     document = json.loads(out.read_text())
     assert document["status"] == "infeasible" and document["moves"] == []
@@ -228,8 +233,9 @@ def test_compare_tolerance_is_a_scenario_with_another_move_count(tmp_path):
 
 
 def test_combined_scenario_applies_every_drop_and_add_at_once(tmp_path):
-    document = proposal(tmp_path, "--units", UNITS, "--reps", REPS, "--drop-rep", "R2",
-                        "--add-rep", "R4,52.52,13.50", "--combined")
+    document = proposal(
+        tmp_path, "--units", UNITS, "--reps", REPS, "--drop-rep", "R2", "--add-rep", "R4,52.52,13.50", "--combined"
+    )
 
     assert [s["scenario"] for s in document["scenarios"]] == ["drop R2", "add R4", "drop R2 + add R4"]
     both = scenario(document, "drop R2 + add R4")
@@ -246,21 +252,31 @@ def test_combined_scenario_applies_every_drop_and_add_at_once(tmp_path):
 UNITS_HEADER = "unit_id,lat,lon,potential,workload,rep_id,locked\n"
 
 
-@pytest.mark.parametrize(("units_text", "expected"), [
-    (UNITS_HEADER + "".join(f"U{i},52.5,13.4,10,,R1,\n" for i in range(5)) + "U9,52.5,13.4,abc,,R2,\n",
-     "units.csv line 7, column potential: must be a number >= 0, got 'abc'"),
-    (UNITS_HEADER + "U1,52.5,13.4,10,,R1,\n\nU2,91,13.4,10,,R1,\n",
-     "units.csv line 4, column lat: must be a number in [-90, 90], got '91'"),
-    (UNITS_HEADER + "U1,52.5,13.4,10,,R1,\nU1,52.5,13.4,10,,R2,\n",
-     "units.csv line 3, column unit_id: duplicate unit 'U1' (first on line 2)"),
-    (UNITS_HEADER + "U1,52.5,13.4,10,-2,R1,maybe\n",
-     "units.csv line 2, column workload: must be a number >= 0, got '-2'"),
-    (UNITS_HEADER + "U1,52.5,13.4,10,,R1,maybe\n",
-     "units.csv line 2, column locked: must be true or false"),
-    (UNITS_HEADER + "U1,52.5,,10,,R1,\n", "units.csv line 2, column lon: required"),
-    ("unit_id,potential,rep_id\nU1,10,R1\n", "units.csv: missing required columns lat, lon"),
-    ("", "units.csv: empty file"),
-])
+@pytest.mark.parametrize(
+    ("units_text", "expected"),
+    [
+        (
+            UNITS_HEADER + "".join(f"U{i},52.5,13.4,10,,R1,\n" for i in range(5)) + "U9,52.5,13.4,abc,,R2,\n",
+            "units.csv line 7, column potential: must be a number >= 0, got 'abc'",
+        ),
+        (
+            UNITS_HEADER + "U1,52.5,13.4,10,,R1,\n\nU2,91,13.4,10,,R1,\n",
+            "units.csv line 4, column lat: must be a number in [-90, 90], got '91'",
+        ),
+        (
+            UNITS_HEADER + "U1,52.5,13.4,10,,R1,\nU1,52.5,13.4,10,,R2,\n",
+            "units.csv line 3, column unit_id: duplicate unit 'U1' (first on line 2)",
+        ),
+        (
+            UNITS_HEADER + "U1,52.5,13.4,10,-2,R1,maybe\n",
+            "units.csv line 2, column workload: must be a number >= 0, got '-2'",
+        ),
+        (UNITS_HEADER + "U1,52.5,13.4,10,,R1,maybe\n", "units.csv line 2, column locked: must be true or false"),
+        (UNITS_HEADER + "U1,52.5,,10,,R1,\n", "units.csv line 2, column lon: required"),
+        ("unit_id,potential,rep_id\nU1,10,R1\n", "units.csv: missing required columns lat, lon"),
+        ("", "units.csv: empty file"),
+    ],
+)
 def test_bad_units_file_exits_2_naming_file_line_and_column(tmp_path, units_text, expected):
     units = tmp_path / "units.csv"
     units.write_text(units_text, encoding="utf-8")
@@ -282,17 +298,20 @@ def test_bad_reps_and_edges_files_exit_2(tmp_path):
     assert "edges.csv line 3, column unit_b: unknown unit 'U99'" in result.stderr
 
 
-@pytest.mark.parametrize(("options", "expected"), [
-    (["--add-rep", "R4,north,13.4"], "--add-rep 'R4,north,13.4': LAT must be a number in [-90, 90], got 'north'"),
-    (["--add-rep", "R4,52.5"], "--add-rep 'R4,52.5': expected ID,LAT,LON"),
-    (["--add-rep", "R2,52.5,13.4"], "--add-rep R2: a rep with that id is already in the reps file"),
-    (["--drop-rep", "R9"], "--drop-rep R9: no such rep (reps: R1, R2, R3)"),
-    (["--metric", "revenue"], "--metric must be potential or workload or both"),
-    (["--objective", "travel"], "--objective must be one of moves, moved_potential"),
-    (["--tolerance", "1.5"], "--tolerance must be a fraction in [0, 1)"),
-    (["--compare-tolerance", "-0.1"], "--compare-tolerance must be a fraction in [0, 1)"),
-    (["--drop-rep", "R2", "--combined"], "--combined needs at least two"),
-])
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (["--add-rep", "R4,north,13.4"], "--add-rep 'R4,north,13.4': LAT must be a number in [-90, 90], got 'north'"),
+        (["--add-rep", "R4,52.5"], "--add-rep 'R4,52.5': expected ID,LAT,LON"),
+        (["--add-rep", "R2,52.5,13.4"], "--add-rep R2: a rep with that id is already in the reps file"),
+        (["--drop-rep", "R9"], "--drop-rep R9: no such rep (reps: R1, R2, R3)"),
+        (["--metric", "revenue"], "--metric must be potential or workload or both"),
+        (["--objective", "travel"], "--objective must be one of moves, moved_potential"),
+        (["--tolerance", "1.5"], "--tolerance must be a fraction in [0, 1)"),
+        (["--compare-tolerance", "-0.1"], "--compare-tolerance must be a fraction in [0, 1)"),
+        (["--drop-rep", "R2", "--combined"], "--combined needs at least two"),
+    ],
+)
 def test_bad_options_exit_2(options, expected):
     result = rebalance("--units", UNITS, "--reps", REPS, *options, expect=2)
     assert expected in result.stderr
@@ -311,8 +330,15 @@ def test_grid_without_adjacency_moves_the_big_far_unit_alone(tmp_path):
 
 
 def test_adjacency_keeps_territories_connected(tmp_path):
-    document = proposal(tmp_path, "--units", DATA / "grid_units.csv", "--reps", DATA / "grid_reps.csv",
-                        "--adjacency", DATA / "grid_edges.csv")
+    document = proposal(
+        tmp_path,
+        "--units",
+        DATA / "grid_units.csv",
+        "--reps",
+        DATA / "grid_reps.csv",
+        "--adjacency",
+        DATA / "grid_edges.csv",
+    )
     assert document["status"] == "optimal" and document["objective"] == 4
     units, edges = rows(DATA / "grid_units.csv"), rows(DATA / "grid_edges.csv")
     assignment = assignment_after(units, document["moves"])

@@ -69,9 +69,7 @@ def allowed_reps(account: Account, reps: list[Rep], candidate_reps: int) -> list
     return ([account.rep_id] if account.rep_id in rep_ids else []) + nearest
 
 
-def brute_force(
-    accounts: list[Account], reps: list[Rep], tol: float, candidate_reps: int
-) -> tuple[int, float] | None:
+def brute_force(accounts: list[Account], reps: list[Rep], tol: float, candidate_reps: int) -> tuple[int, float] | None:
     """(fewest moves, least travel of moved accounts at that count), or None if infeasible."""
     homes = {r.rep_id: (r.home_lat, r.home_lon) for r in reps}
     fair = fair_potentials(accounts, reps)
@@ -264,9 +262,7 @@ def test_no_accounts_is_balanced() -> None:
 
 def test_one_giant_locked_account_is_infeasible_and_names_the_rep() -> None:
     reps = [Rep("R1", 0, 0), Rep("R2", 0, 0), Rep("R3", 0, 0)]
-    accounts = [Account("BIG", 1000, rep_id="R2", locked=True)] + [
-        Account(f"A{i}", 10, rep_id="R1") for i in range(10)
-    ]
+    accounts = [Account("BIG", 1000, rep_id="R2", locked=True)] + [Account(f"A{i}", 10, rep_id="R1") for i in range(10)]
     result = minimal_moves(accounts, reps)
     assert result.status == "infeasible"
     assert result.explanation is not None
@@ -280,9 +276,7 @@ def test_a_rep_out_of_reach_of_enough_potential_is_infeasible_and_named() -> Non
     accounts = [Account(f"A{i}", 10, rep_id="R1", lat=45.0, lon=5.0) for i in range(4)]
     result = minimal_moves(accounts, reps)
     assert result.status == "infeasible"
-    assert result.explanation == (
-        "rep FAR cannot reach 90% of fair share: all accounts within reach total 0%"
-    )
+    assert result.explanation == ("rep FAR cannot reach 90% of fair share: all accounts within reach total 0%")
 
 
 def test_an_account_no_rep_can_take_is_infeasible_and_named() -> None:
@@ -412,8 +406,7 @@ def clustered_case(seed: int, n_accounts: int, n_reps: int) -> tuple[list[Accoun
     rng = random.Random(seed)
     cities = [(rng.uniform(43.5, 50.5), rng.uniform(-1.0, 7.0)) for _ in range(n_reps)]
     reps = [
-        Rep(f"R{k:02d}", lat, lon, capacity_fte=rng.choice([0.8, 1.0, 1.0, 1.2]))
-        for k, (lat, lon) in enumerate(cities)
+        Rep(f"R{k:02d}", lat, lon, capacity_fte=rng.choice([0.8, 1.0, 1.0, 1.2])) for k, (lat, lon) in enumerate(cities)
     ]
     boom = {0, 1}
     accounts = []
@@ -450,5 +443,7 @@ def test_medium_case_is_feasible_within_its_time_limit() -> None:
     assert result.objective is not None and result.bound is not None
     assert result.bound <= result.objective == len(result.moves)
     assert 0 <= result.gap < 1
-    print(f"\nmedium 2000x10: {result.status} moves={result.objective:g} bound={result.bound:g} "
-          f"seconds={result.seconds:.2f}")
+    print(
+        f"\nmedium 2000x10: {result.status} moves={result.objective:g} bound={result.bound:g} "
+        f"seconds={result.seconds:.2f}"
+    )

@@ -705,7 +705,10 @@ def test_reps_already_in_pieces_are_named_in_notes_and_left_unconstrained() -> N
     coords = grid_units(3)
     accounts = [
         Account(
-            unit_id(u), potential=10.0 if u in (0, 2) else 1.0, lat=lat, lon=lon,
+            unit_id(u),
+            potential=10.0 if u in (0, 2) else 1.0,
+            lat=lat,
+            lon=lon,
             rep_id="R1" if u in (0, 2) else "R2",
         )
         for u, (lat, lon) in enumerate(coords)
@@ -730,8 +733,12 @@ def test_locked_units_anchor_their_rep_and_stay() -> None:
     potential = [5.0, 6.0, 8.0, 1.0, 3.0, 2.0, 1.0, 2.0, 1.0]
     accounts = [
         Account(
-            unit_id(u), potential=potential[u], lat=lat, lon=lon,
-            rep_id="R1" if u < 3 else "R2", locked=(u == 2),
+            unit_id(u),
+            potential=potential[u],
+            lat=lat,
+            lon=lon,
+            rep_id="R1" if u < 3 else "R2",
+            locked=(u == 2),
         )
         for u, (lat, lon) in enumerate(coords)
     ]

@@ -19,8 +19,9 @@ from tests.test_planner import START, company
 def published() -> tuple[list[Signal], Proposal]:
     settings = Settings(tolerance=0.10, hysteresis=0.8, warmup_days=30, potential="trailing", solver_time_limit_s=5)
     session = PlanningSession(settings, accounts={}, reps={}, meta={})
-    evaluation = session.planner.evaluate(*company(a_sales=300.0), watermark=datetime(2025, 4, 2, tzinfo=timezone.utc),
-                                          first_event_at=START)
+    evaluation = session.planner.evaluate(
+        *company(a_sales=300.0), watermark=datetime(2025, 4, 2, tzinfo=timezone.utc), first_event_at=START
+    )
     session.judged_at = datetime(2025, 4, 2, tzinfo=timezone.utc)
     return evaluation.signals, session.solve(evaluation.rebalance)
 
@@ -35,14 +36,17 @@ def test_what_the_planner_publishes_reads_back_equal(published):
     assert Proposal.from_json(message).touched_reps == {"A", "B"}
 
 
-@pytest.mark.parametrize("change, error", [
-    (lambda m: m.pop("signal_id"), "signal.signal_id: required"),
-    (lambda m: m.update(severity="loud"), "signal.severity: must be one of"),
-    (lambda m: m["subject"].pop("id"), "signal.subject.id: required"),
-    (lambda m: m.update(evidence=[1, 2]), "signal.evidence: must be Mapping"),
-    (lambda m: m.update(detected_at="yesterday"), "signal.detected_at: must be an ISO 8601 time"),
-    (lambda m: m.update(kind="Market Shock"), "signal.kind: must be snake_case"),
-])
+@pytest.mark.parametrize(
+    "change, error",
+    [
+        (lambda m: m.pop("signal_id"), "signal.signal_id: required"),
+        (lambda m: m.update(severity="loud"), "signal.severity: must be one of"),
+        (lambda m: m["subject"].pop("id"), "signal.subject.id: required"),
+        (lambda m: m.update(evidence=[1, 2]), "signal.evidence: must be Mapping"),
+        (lambda m: m.update(detected_at="yesterday"), "signal.detected_at: must be an ISO 8601 time"),
+        (lambda m: m.update(kind="Market Shock"), "signal.kind: must be snake_case"),
+    ],
+)
 def test_a_signal_message_that_is_not_a_record_is_refused_naming_the_field(published, change, error):
     message = json.loads(json.dumps(published[0][0].to_json()))
     change(message)
@@ -50,13 +54,16 @@ def test_a_signal_message_that_is_not_a_record_is_refused_naming_the_field(publi
         Signal.from_json(message)
 
 
-@pytest.mark.parametrize("change, error", [
-    (lambda m: m["moves"][0].pop("to_rep"), "proposal.moves[0].to_rep: required"),
-    (lambda m: m["moves"][0].update(potential="12"), "proposal.moves[0].potential: must be float, got str"),
-    (lambda m: m["before"][1].update(accounts=True), "proposal.before[1].accounts: must be int, got bool"),
-    (lambda m: m.update(trigger_signals="sig-1"), "proposal.trigger_signals: must be list"),
-    (lambda m: m.update(mode="shuffle"), "proposal.mode: must be one of"),
-])
+@pytest.mark.parametrize(
+    "change, error",
+    [
+        (lambda m: m["moves"][0].pop("to_rep"), "proposal.moves[0].to_rep: required"),
+        (lambda m: m["moves"][0].update(potential="12"), "proposal.moves[0].potential: must be float, got str"),
+        (lambda m: m["before"][1].update(accounts=True), "proposal.before[1].accounts: must be int, got bool"),
+        (lambda m: m.update(trigger_signals="sig-1"), "proposal.trigger_signals: must be list"),
+        (lambda m: m.update(mode="shuffle"), "proposal.mode: must be one of"),
+    ],
+)
 def test_a_proposal_message_that_is_not_a_record_is_refused_naming_the_field(published, change, error):
     message = json.loads(json.dumps(published[1].to_json()))
     change(message)

@@ -29,13 +29,14 @@ def proposal() -> dict:
 
 @pytest.fixture(scope="module")
 def report(proposal) -> WeeklyReport:
-    return build_weekly_report([proposal], week=WEEK, generated_at=GENERATED,
-                               review_url="https://territory.example/review/{proposal_id}")
+    return build_weekly_report(
+        [proposal], week=WEEK, generated_at=GENERATED, review_url="https://territory.example/review/{proposal_id}"
+    )
 
 
 def section_of(html: str, proposal_id: str) -> str:
     start = html.index(f'<section id="proposal-{proposal_id}"')
-    return html[start:html.index("</section>", start)]
+    return html[start : html.index("</section>", start)]
 
 
 def test_report_shows_the_three_pictures_and_every_move(report, proposal):
@@ -49,8 +50,10 @@ def test_report_shows_the_three_pictures_and_every_move(report, proposal):
     assert "Territories before and after" in section and "What each move buys" in section
     # The headline: moves and imbalance before -> after, as percentages.
     n = len(proposal["moves"])
-    assert f"Move {n} accounts: imbalance {proposal['imbalance_before'] * 100:.1f}% → " \
-           f"{proposal['imbalance_after'] * 100:.1f}%" in section
+    assert (
+        f"Move {n} accounts: imbalance {proposal['imbalance_before'] * 100:.1f}% → "
+        f"{proposal['imbalance_after'] * 100:.1f}%" in section
+    )
     assert all(signal in section for signal in proposal["trigger_signals"])
     assert 'href="https://territory.example/review/' + proposal["proposal_id"] + '"' in section
 
@@ -74,7 +77,7 @@ def test_overview_subject_and_text(report, proposal):
     assert f"worst imbalance {proposal['imbalance_before'] * 100:.1f}%" in report.text
     assert all(move["account_id"] in report.text for move in proposal["moves"])
     assert f"https://territory.example/review/{proposal['proposal_id']}" in report.text
-    head = report.html[:report.html.index('<section id="proposal-')]
+    head = report.html[: report.html.index('<section id="proposal-')]
     assert "pending proposals" in head and "worst imbalance" in head and f"Territory review {WEEK}" in head
 
 
@@ -122,8 +125,13 @@ def test_fragment_takes_the_review_pages_actions(proposal):
 
 def test_unsolved_proposal_says_why(proposal):
     stuck = copy.deepcopy(proposal)
-    stuck.update(status="infeasible", moves=[], after=stuck["before"], imbalance_after=stuck["imbalance_before"],
-                 explanation="R04 cannot reach its band: its candidates hold too little potential")
+    stuck.update(
+        status="infeasible",
+        moves=[],
+        after=stuck["before"],
+        imbalance_after=stuck["imbalance_before"],
+        explanation="R04 cannot reach its band: its candidates hold too little potential",
+    )
     stuck.pop("curve")
     html = render_proposal_html(stuck)
     assert "No balanced assignment found" in html and "R04 cannot reach its band" in html

@@ -29,10 +29,14 @@ TOKEN = "review-test-token-5b1e"
 REPS = {"A": (52.52, 13.40), "B": (53.55, 9.99), "C": (48.14, 11.58)}  # Berlin, Hamburg, Munich
 # account -> (owner, potential, locked, small offset): A carries half the company, B and C too little.
 ACCOUNTS = {
-    "a1": ("A", 600.0, True, (0.05, 0.05)), "a2": ("A", 500.0, False, (-0.08, 0.12)),
-    "a3": ("A", 300.0, False, (0.11, -0.06)), "a4": ("A", 100.0, False, (-0.04, -0.1)),
-    "b1": ("B", 700.0, False, (0.05, 0.05)), "b2": ("B", 60.0, False, (-0.07, 0.09)),
-    "c1": ("C", 500.0, False, (0.05, 0.05)), "c2": ("C", 300.0, False, (-0.06, -0.08)),
+    "a1": ("A", 600.0, True, (0.05, 0.05)),
+    "a2": ("A", 500.0, False, (-0.08, 0.12)),
+    "a3": ("A", 300.0, False, (0.11, -0.06)),
+    "a4": ("A", 100.0, False, (-0.04, -0.1)),
+    "b1": ("B", 700.0, False, (0.05, 0.05)),
+    "b2": ("B", 60.0, False, (-0.07, 0.09)),
+    "c1": ("C", 500.0, False, (0.05, 0.05)),
+    "c2": ("C", 300.0, False, (-0.06, -0.08)),
 }
 
 
@@ -42,26 +46,73 @@ def envelope(event_id: str, event_type: str, occurred_at: str, **data: object) -
 
 def company_out_of_balance() -> list[tuple[str, str, dict]]:
     """Reps, accounts and two months of orders: A carries half the company."""
-    messages = [(topics.REPS, rep_id, envelope(f"rep-{rep_id}", "rep.upserted", "2025-01-01T08:00:00+00:00",
-                                               rep_id=rep_id, home_lat=lat, home_lon=lon))
-                for rep_id, (lat, lon) in REPS.items()]
+    messages = [
+        (
+            topics.REPS,
+            rep_id,
+            envelope(
+                f"rep-{rep_id}", "rep.upserted", "2025-01-01T08:00:00+00:00", rep_id=rep_id, home_lat=lat, home_lon=lon
+            ),
+        )
+        for rep_id, (lat, lon) in REPS.items()
+    ]
     for account_id, (owner, potential, locked, (dlat, dlon)) in ACCOUNTS.items():
         lat, lon = REPS[owner]
-        messages.append((topics.ACCOUNTS, account_id, envelope(
-            f"acc-{account_id}", "account.upserted", "2025-01-02T08:00:00+00:00", account_id=account_id,
-            lat=lat + dlat, lon=lon + dlon, industry="retail", employees=50, rep_id=owner, locked=locked)))
+        messages.append(
+            (
+                topics.ACCOUNTS,
+                account_id,
+                envelope(
+                    f"acc-{account_id}",
+                    "account.upserted",
+                    "2025-01-02T08:00:00+00:00",
+                    account_id=account_id,
+                    lat=lat + dlat,
+                    lon=lon + dlon,
+                    industry="retail",
+                    employees=50,
+                    rep_id=owner,
+                    locked=locked,
+                ),
+            )
+        )
         for month, share in (("01", 0.25), ("02", 0.75)):
-            messages.append((topics.ORDERS, account_id, envelope(
-                f"ord-{account_id}-{month}", "order.placed", f"2025-{month}-15T10:00:00+01:00",
-                order_id=f"o-{account_id}-{month}", account_id=account_id, amount=potential * share)))
+            messages.append(
+                (
+                    topics.ORDERS,
+                    account_id,
+                    envelope(
+                        f"ord-{account_id}-{month}",
+                        "order.placed",
+                        f"2025-{month}-15T10:00:00+01:00",
+                        order_id=f"o-{account_id}-{month}",
+                        account_id=account_id,
+                        amount=potential * share,
+                    ),
+                )
+            )
     return messages
 
 
 def past_the_warm_up() -> list[tuple[str, str, dict]]:
     """An activity whose event time passes the 60-day warm-up: now balance is judged."""
-    return [(topics.ACTIVITIES, "b1", envelope(
-        "act-1", "activity.logged", "2025-04-05T09:00:00+00:00", activity_id="v1", account_id="b1", rep_id="B",
-        kind="visit", duration_min=60, travel_min=30))]
+    return [
+        (
+            topics.ACTIVITIES,
+            "b1",
+            envelope(
+                "act-1",
+                "activity.logged",
+                "2025-04-05T09:00:00+00:00",
+                activity_id="v1",
+                account_id="b1",
+                rep_id="B",
+                kind="visit",
+                duration_min=60,
+                travel_min=30,
+            ),
+        )
+    ]
 
 
 def post(url: str, body: dict, token: str | None = None) -> tuple[int, dict]:
@@ -89,15 +140,24 @@ def healthy(base: str) -> bool:
         return response.status == 200
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium: "
-                                                  "run deploy/services/install.sh (as root) to install it")
+@pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="Debian's chromium is not installed at /usr/bin/chromium: "
+    "run deploy/services/install.sh (as root) to install it",
+)
 def test_approving_in_the_browser_reaches_store_assignments_and_worker_state(broker, start_worker):
     from playwright.sync_api import expect, sync_playwright
 
     port = free_port()
-    worker = start_worker(TERRITORY_WEB_PORT=str(port), TERRITORY_API_TOKEN=TOKEN, TERRITORY_WARMUP_DAYS="60",
-                          TERRITORY_POTENTIAL="trailing", TERRITORY_TOLERANCE="0.10", TERRITORY_HYSTERESIS="0.8",
-                          TERRITORY_PLANNER_INTERVAL_S="0.3")
+    worker = start_worker(
+        TERRITORY_WEB_PORT=str(port),
+        TERRITORY_API_TOKEN=TOKEN,
+        TERRITORY_WARMUP_DAYS="60",
+        TERRITORY_POTENTIAL="trailing",
+        TERRITORY_TOLERANCE="0.10",
+        TERRITORY_HYSTERESIS="0.8",
+        TERRITORY_PLANNER_INTERVAL_S="0.3",
+    )
     base = f"http://127.0.0.1:{port}"
     # As tests/test_end_to_end.py: the company first, read to its end, then time moves on.
     company = company_out_of_balance()
@@ -130,8 +190,9 @@ def test_approving_in_the_browser_reaches_store_assignments_and_worker_state(bro
             map_image = page.locator('img[alt^="Map of the territories"]')
             expect(map_image).to_be_visible()
             assert page.evaluate("(img) => img.naturalWidth", map_image.element_handle()) > 300
-            rows = page.locator("xpath=//h3[starts-with(normalize-space(), 'Moves')]/following-sibling::table[1]"
-                                "/tbody/tr")
+            rows = page.locator(
+                "xpath=//h3[starts-with(normalize-space(), 'Moves')]/following-sibling::table[1]/tbody/tr"
+            )
             expect(rows).to_have_count(len(moves))
             for index in range(len(moves)):
                 cells = rows.nth(index).locator("td").all_inner_texts()
@@ -157,30 +218,44 @@ def test_approving_in_the_browser_reaches_store_assignments_and_worker_state(bro
     row = store.proposal(pid)
     assert (row.status, row.decided_by) == ("applied", "m.keller")
     audit = [(a.actor, a.action, a.comment) for a in reversed(store.audit(pid))]
-    assert audit == [("worker", "proposed", None), ("m.keller", "approved", "Agreed with A, B and C in Monday's call"),
-                     ("m.keller", "applied", None)]
+    assert audit == [
+        ("worker", "proposed", None),
+        ("m.keller", "approved", "Agreed with A, B and C in Monday's call"),
+        ("m.keller", "applied", None),
+    ]
     assert all(a.at is not None for a in store.audit(pid))
 
     # territory.assignments: one message per move, what the CRM export reads.
-    assignments = read_topic(broker.bootstrap_servers, topics.ASSIGNMENTS, until=lambda found: len(found) >= len(moves),
-                             timeout_s=20)
+    assignments = read_topic(
+        broker.bootstrap_servers, topics.ASSIGNMENTS, until=lambda found: len(found) >= len(moves), timeout_s=20
+    )
     assert {a["account_id"]: a["to_rep"] for a in assignments} == {a: m["to_rep"] for a, m in moves.items()}
     assert {(a["proposal_id"], a["approved_by"]) for a in assignments} == {(pid, "m.keller")}
 
     # The worker's state follows: the overrides are applied by its intake, the moved accounts'
     # snapshots carry their new rep, and the planner's view of the reps is the proposal's "after".
-    wait_for(lambda: worker.metric("territory_intake_events_total",
-                                   {"topic": topics.OVERRIDES, "outcome": "applied"}) == len(moves),
-             60, "the worker to apply the approval's overrides")
+    wait_for(
+        lambda: (
+            worker.metric("territory_intake_events_total", {"topic": topics.OVERRIDES, "outcome": "applied"})
+            == len(moves)
+        ),
+        60,
+        "the worker to apply the approval's overrides",
+    )
 
     def new_owner_snapshots(found: list[dict]) -> bool:
-        return all(any(s.get("account_id") == a and s.get("rep_id") == m["to_rep"] for s in found)
-                   for a, m in moves.items())
+        return all(
+            any(s.get("account_id") == a and s.get("rep_id") == m["to_rep"] for s in found) for a, m in moves.items()
+        )
 
-    assert new_owner_snapshots(read_topic(broker.bootstrap_servers, topics.STATE, until=new_owner_snapshots,
-                                          timeout_s=30))
+    assert new_owner_snapshots(
+        read_topic(broker.bootstrap_servers, topics.STATE, until=new_owner_snapshots, timeout_s=30)
+    )
     after = {r["rep_id"]: r["accounts"] for r in proposal["after"]}
-    wait_for(lambda: all(worker.metric("territory_rep_accounts", {"rep": rep}) == count for rep, count in after.items()),
-             60, f"the planner's account counts to become the proposal's after {after}")
+    wait_for(
+        lambda: all(worker.metric("territory_rep_accounts", {"rep": rep}) == count for rep, count in after.items()),
+        60,
+        f"the planner's account counts to become the proposal's after {after}",
+    )
     assert worker.metric("territory_territory_imbalance_ratio") == pytest.approx(proposal["imbalance_after"], abs=1e-3)
     assert worker.metric("territory_intake_events_total", {"topic": topics.OVERRIDES, "outcome": "deadlettered"}) == 0

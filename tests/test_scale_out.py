@@ -26,8 +26,7 @@ APP_ID = "scale"
 PARTITIONS = 4
 INPUT_PARTITIONS = PARTITIONS * len(topics.INPUT_TOPICS)
 # The weekly review every minute, so within the test both workers see it fall due.
-ENV = {"TERRITORY_APP_ID": APP_ID, "TERRITORY_REPORT_CRON": "* * * * *", "TERRITORY_REPORT_TIMEZONE": "UTC",
-       **PLANNING}
+ENV = {"TERRITORY_APP_ID": APP_ID, "TERRITORY_REPORT_CRON": "* * * * *", "TERRITORY_REPORT_TIMEZONE": "UTC", **PLANNING}
 WEEKLY_SENT = "weekly review 20"  # "weekly review 2025-W10: ..." (alerts/weekly.py)
 WEEKLY_SKIPPED = "another worker (the leader) sends it"
 
@@ -39,20 +38,24 @@ def assigned(worker, role: str = "intake") -> int:
 def wait_split(workers, what: str, timeout_s: float = 120) -> None:
     """Every input partition owned by exactly one of `workers`, each owning some; one leader,
     one planner."""
+
     def split() -> bool:
         counts = [assigned(worker) for worker in workers]
-        return (sum(counts) == INPUT_PARTITIONS and all(counts)
-                and sum(worker.metric("territory_worker_leader") for worker in workers) == 1
-                and sum(assigned(worker, "planner") for worker in workers) == 1)
+        return (
+            sum(counts) == INPUT_PARTITIONS
+            and all(counts)
+            and sum(worker.metric("territory_worker_leader") for worker in workers) == 1
+            and sum(assigned(worker, "planner") for worker in workers) == 1
+        )
+
     wait_for(split, timeout_s, what)
 
 
 def test_two_workers_split_take_over_and_split_again(broker, start_worker):
     company = generate_company(seed=31, n_reps=6, n_accounts=900)
     events = generate_events(company, months=16, shock=default_shock(company), seed=31)
-    thirds = [events[i * len(events) // 3:(i + 1) * len(events) // 3] for i in range(3)]
-    clean = run_backtest(events, Settings.from_env({}, rebalance_cooldown_s=0, solver_time_limit_s=3,
-                                                   solver_workers=1))
+    thirds = [events[i * len(events) // 3 : (i + 1) * len(events) // 3] for i in range(3)]
+    clean = run_backtest(events, Settings.from_env({}, rebalance_cooldown_s=0, solver_time_limit_s=3, solver_workers=1))
     bootstrap = broker.bootstrap_servers
 
     first, second = start_worker(**ENV), start_worker(**ENV)
@@ -61,8 +64,15 @@ def test_two_workers_split_take_over_and_split_again(broker, start_worker):
 
     second.stop()  # leaves the group (SIGTERM)
     produce(bootstrap, thirds[1])
-    wait_for(lambda: assigned(first) == INPUT_PARTITIONS and assigned(first, "planner") == 1
-             and first.metric("territory_worker_leader") == 1, 120, "the first worker to take over everything")
+    wait_for(
+        lambda: (
+            assigned(first) == INPUT_PARTITIONS
+            and assigned(first, "planner") == 1
+            and first.metric("territory_worker_leader") == 1
+        ),
+        120,
+        "the first worker to take over everything",
+    )
 
     returned = start_worker(**ENV)
     produce(bootstrap, thirds[2])
@@ -71,16 +81,25 @@ def test_two_workers_split_take_over_and_split_again(broker, start_worker):
     time.sleep(63 - datetime.now().second)
 
     inputs = end_offsets(bootstrap, {t: PARTITIONS for t in topics.INPUT_TOPICS})
-    wait_for(lambda: all(offset >= inputs[tp] for tp, offset in committed_offsets(bootstrap, APP_ID, inputs).items()),
-             300, "every input message committed")
+    wait_for(
+        lambda: all(offset >= inputs[tp] for tp, offset in committed_offsets(bootstrap, APP_ID, inputs).items()),
+        300,
+        "every input message committed",
+    )
     last = max(envelope["occurred_at"] for _, _, envelope in events)
     judged_last = (datetime.fromisoformat(last) - timedelta(days=Settings().lateness_days)).timestamp()
-    wait_for(lambda: max(w.metric("territory_planner_event_time_watermark_seconds") for w in (first, returned))
-             >= judged_last, 180, "the planner to judge the last event time")
+    wait_for(
+        lambda: (
+            max(w.metric("territory_planner_event_time_watermark_seconds") for w in (first, returned)) >= judged_last
+        ),
+        180,
+        "the planner to judge the last event time",
+    )
 
     # Nothing lost: every account ends as in the clean run, whichever worker applied it.
-    assert account_states(value for _, value in read_all(bootstrap, topics.STATE)) == \
-        account_states(clean.snapshots.values())
+    assert account_states(value for _, value in read_all(bootstrap, topics.STATE)) == account_states(
+        clean.snapshots.values()
+    )
     for worker in (first, returned):
         assert worker.metric("territory_intake_events_total", {"outcome": "deadlettered"}) == 0
 

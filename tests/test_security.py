@@ -59,8 +59,12 @@ def new_store(tmp_path: Path, *proposals: dict[str, Any]) -> Store:
     return store
 
 
-def with_client(store: Store, settings: Settings, scenario_: Callable[[TestClient], Awaitable[Any]],
-                clock: Callable[[], float] | None = None) -> Any:
+def with_client(
+    store: Store,
+    settings: Settings,
+    scenario_: Callable[[TestClient], Awaitable[Any]],
+    clock: Callable[[], float] | None = None,
+) -> Any:
     async def run() -> Any:
         app = review_app(store, Recorder(), settings, **({"clock": clock} if clock else {}))
         async with TestClient(TestServer(app)) as client:
@@ -112,8 +116,9 @@ def test_limiter_memory_is_bounded_and_zero_failures_turns_it_off():
 
 
 def test_settings_read_the_limits_from_the_environment():
-    settings = Settings.from_env({"TERRITORY_AUTH_MAX_FAILURES": "4", "TERRITORY_AUTH_WINDOW_S": "12.5",
-                                  "TERRITORY_BIND_ADDRESS": "0.0.0.0"})
+    settings = Settings.from_env(
+        {"TERRITORY_AUTH_MAX_FAILURES": "4", "TERRITORY_AUTH_WINDOW_S": "12.5", "TERRITORY_BIND_ADDRESS": "0.0.0.0"}
+    )
     assert (settings.auth_max_failures, settings.auth_window_s, settings.bind_address) == (4, 12.5, "0.0.0.0")
     assert (Settings().auth_max_failures, Settings().auth_window_s, Settings().bind_address) == (10, 60.0, "127.0.0.1")
 
@@ -123,8 +128,9 @@ def test_api_answers_429_after_failed_tokens_even_to_the_right_token_until_the_w
     approve_url = f"/api/proposals/{proposal['proposal_id']}/approve"
     body = {"by": "m.keller", "comment": "fair again"}
     clock = FakeClock()
-    settings = Settings(api_token=WRITE_TOKEN, api_read_token=READ_TOKEN, web_port=0, auth_max_failures=4,
-                        auth_window_s=60.0)
+    settings = Settings(
+        api_token=WRITE_TOKEN, api_read_token=READ_TOKEN, web_port=0, auth_max_failures=4, auth_window_s=60.0
+    )
 
     async def scenario_(client: TestClient) -> None:
         # Successes and a browser's first visit (no credentials at all) are not failures.
@@ -181,15 +187,19 @@ def test_sql_looking_input_through_the_api_is_stored_verbatim_and_drops_nothing(
         assert (await client.get(f"/api/proposals/{quote(INJECTION + ' OR 1=1', safe='')}")).status == 404
         response = await client.get("/api/proposals", params={"status": "pending' OR '1'='1"})
         assert response.status == 400
-        response = await client.post(f"/api/proposals/{quote(INJECTION, safe='')}/approve",
-                                     json={"by": ACTOR, "comment": COMMENT}, headers=bearer(WRITE_TOKEN))
+        response = await client.post(
+            f"/api/proposals/{quote(INJECTION, safe='')}/approve",
+            json={"by": ACTOR, "comment": COMMENT},
+            headers=bearer(WRITE_TOKEN),
+        )
         assert response.status == 200, await response.text()
 
     with_client(store, Settings(api_token=WRITE_TOKEN, web_port=0), scenario_)
     row = store.proposal(INJECTION)
     assert (row.status, row.decided_by, row.decision_comment) == ("applied", ACTOR, COMMENT)
     assert [(a.actor, a.action, a.comment) for a in store.audit(INJECTION) if a.action == "approved"] == [
-        (ACTOR, "approved", COMMENT)]
+        (ACTOR, "approved", COMMENT)
+    ]
     assert len(store.moves(INJECTION)) == moves_before > 0
     assert TABLES <= table_names(store)
 
@@ -214,8 +224,10 @@ def _built_string(node: ast.AST) -> bool:
     if isinstance(node, ast.JoinedStr):
         return any(isinstance(part, ast.FormattedValue) for part in node.values)
     if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mod, ast.Add)):
-        return any(isinstance(side, ast.Constant) and isinstance(side.value, str) or _built_string(side)
-                   for side in (node.left, node.right))
+        return any(
+            isinstance(side, ast.Constant) and isinstance(side.value, str) or _built_string(side)
+            for side in (node.left, node.right)
+        )
     return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format"
 
 
@@ -232,10 +244,12 @@ def dynamic_sql(source: str, filename: str = "<source>") -> list[str]:
 
 
 def test_the_scan_finds_sql_built_from_values():
-    bad = ('text(f"SELECT * FROM p WHERE id = \'{pid}\'")\n'
-           'conn.execute("DELETE FROM p WHERE id = \'%s\'" % pid)\n'
-           'session.execute("SELECT {}".format(pid))\n'
-           'conn.exec_driver_sql("DROP TABLE " + name)\n')
+    bad = (
+        "text(f\"SELECT * FROM p WHERE id = '{pid}'\")\n"
+        "conn.execute(\"DELETE FROM p WHERE id = '%s'\" % pid)\n"
+        'session.execute("SELECT {}".format(pid))\n'
+        'conn.exec_driver_sql("DROP TABLE " + name)\n'
+    )
     assert len(dynamic_sql(bad)) == 4
     good = 'text("SELECT 1")\nconn.execute(select(t).where(t.c.id == pid))\nconn.execute(text("SELECT :x"), {"x": f"{v}"})\n'
     assert dynamic_sql(good) == []
@@ -267,8 +281,14 @@ class NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def http(method: str, url: str, *, token: str | None = None, data: bytes | None = None,
-         content_type: str = "application/json") -> int:
+def http(
+    method: str,
+    url: str,
+    *,
+    token: str | None = None,
+    data: bytes | None = None,
+    content_type: str = "application/json",
+) -> int:
     headers = {"Content-Type": content_type, **(bearer(token) if token else {})}
     request = urllib.request.Request(url, data=data, headers=headers, method=method)
     try:
@@ -288,8 +308,12 @@ def answers(url: str) -> bool:
 
 def events_taken(metrics_url: str) -> float:
     text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
-    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
-               if sample.name == "territory_intake_events_total")
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "territory_intake_events_total"
+    )
 
 
 @pytest.mark.slow
@@ -297,12 +321,19 @@ def test_worker_serves_on_its_bind_address_and_logs_no_secret(broker, start_work
     # 127.0.0.2: a loopback address other than the default, so the setting is seen to work.
     host, web_port, closed_port = "127.0.0.2", free_port(), free_port()  # nothing listens on closed_port
     worker = start_worker(
-        **SECRETS, TERRITORY_BIND_ADDRESS=host, TERRITORY_WEB_PORT=str(web_port),
-        TERRITORY_WARMUP_DAYS="60", TERRITORY_POTENTIAL="trailing", TERRITORY_PLANNER_INTERVAL_S="0.3",
-        TERRITORY_ALERT_SINKS="kafka,log,webhook,alertmanager,smtp", TERRITORY_ALERT_RETRY_MAX_S="2",
+        **SECRETS,
+        TERRITORY_BIND_ADDRESS=host,
+        TERRITORY_WEB_PORT=str(web_port),
+        TERRITORY_WARMUP_DAYS="60",
+        TERRITORY_POTENTIAL="trailing",
+        TERRITORY_PLANNER_INTERVAL_S="0.3",
+        TERRITORY_ALERT_SINKS="kafka,log,webhook,alertmanager,smtp",
+        TERRITORY_ALERT_RETRY_MAX_S="2",
         TERRITORY_WEBHOOK_URL=f"http://hookuser:{HOOK_PASSWORD}@127.0.0.1:{closed_port}/hook?token={HOOK_QUERY_TOKEN}",
         TERRITORY_ALERTMANAGER_URL=f"http://am:{ALERTMANAGER_PASSWORD}@127.0.0.1:{closed_port}",
-        TERRITORY_SMTP_PORT=str(closed_port), TERRITORY_SMTP_USER="mailer", TERRITORY_SMTP_TO="ops@example.com",
+        TERRITORY_SMTP_PORT=str(closed_port),
+        TERRITORY_SMTP_USER="mailer",
+        TERRITORY_SMTP_TO="ops@example.com",
     )
     web, metrics = f"http://{host}:{web_port}", f"http://{host}:{worker.metrics_port}/metrics"
     wait_for(lambda: answers(f"{web}/livez") and answers(metrics), 90, f"the worker's ports on {host}")
@@ -314,13 +345,33 @@ def test_worker_serves_on_its_bind_address_and_logs_no_secret(broker, start_work
     history = scenario()
     produce(broker.bootstrap_servers, history)
     wait_for(lambda: events_taken(metrics) == len(history), 90, f"the worker to take all {len(history)} messages")
-    produce(broker.bootstrap_servers, [(topics.ACTIVITIES, "b1", envelope(
-        "act-1", "activity.logged", "2025-04-05T09:00:00+00:00", activity_id="v1", account_id="b1",
-        rep_id="B", kind="visit", duration_min=60, travel_min=30))])
+    produce(
+        broker.bootstrap_servers,
+        [
+            (
+                topics.ACTIVITIES,
+                "b1",
+                envelope(
+                    "act-1",
+                    "activity.logged",
+                    "2025-04-05T09:00:00+00:00",
+                    activity_id="v1",
+                    account_id="b1",
+                    rep_id="B",
+                    kind="visit",
+                    duration_min=60,
+                    travel_min=30,
+                ),
+            )
+        ],
+    )
     store = Store(worker.db_url)
     wait_for(lambda: store.proposals("pending"), 120, "a pending proposal")
-    wait_for(lambda: all(f"to {sink} failed" in worker.log() for sink in ("webhook", "alertmanager", "smtp")),
-             60, "failed deliveries in the log")
+    wait_for(
+        lambda: all(f"to {sink} failed" in worker.log() for sink in ("webhook", "alertmanager", "smtp")),
+        60,
+        "failed deliveries in the log",
+    )
 
     # Failed and successful API calls with every token.
     pid = quote(store.proposals("pending")[0].proposal_id, safe="")
@@ -328,17 +379,25 @@ def test_worker_serves_on_its_bind_address_and_logs_no_secret(broker, start_work
     assert http("POST", f"{web}/api/proposals/{pid}/approve", token="wrong-token", data=decision) == 403
     assert http("GET", f"{web}/api/proposals", token="wrong-read-token") == 401
     assert http("GET", f"{web}/api/proposals", token=SECRETS["TERRITORY_API_READ_TOKEN"]) == 200
-    assert http("POST", f"{web}/login", data=f"token={SECRETS['TERRITORY_API_READ_TOKEN']}".encode(),
-                content_type="application/x-www-form-urlencoded") == 303
-    assert http("POST", f"{web}/api/proposals/{pid}/approve", token=SECRETS["TERRITORY_API_TOKEN"],
-                data=decision) in (200, 202)
+    assert (
+        http(
+            "POST",
+            f"{web}/login",
+            data=f"token={SECRETS['TERRITORY_API_READ_TOKEN']}".encode(),
+            content_type="application/x-www-form-urlencoded",
+        )
+        == 303
+    )
+    assert http("POST", f"{web}/api/proposals/{pid}/approve", token=SECRETS["TERRITORY_API_TOKEN"], data=decision) in (
+        200,
+        202,
+    )
     worker.stop()
 
     log = worker.log()
     assert "to webhook failed" in log and "http://***@127.0.0.1" in log  # the failures are logged, redacted
     basic = base64.b64encode(f"hookuser:{HOOK_PASSWORD}".encode()).decode()
-    leaked = [s for s in [*SECRETS.values(), HOOK_PASSWORD, HOOK_QUERY_TOKEN, ALERTMANAGER_PASSWORD, basic]
-              if s in log]
+    leaked = [s for s in [*SECRETS.values(), HOOK_PASSWORD, HOOK_QUERY_TOKEN, ALERTMANAGER_PASSWORD, basic] if s in log]
     assert leaked == [], log[-3000:]
     # The delivery errors kept in the outbox are redacted too.
     with store.engine.connect() as connection:

@@ -23,11 +23,28 @@ class RecordingSink:
 
 
 def proposal(proposal_id: str, reps: tuple[str, str]) -> dict:
-    return records.proposal({"proposal_id": proposal_id, "status": "optimal", "imbalance_before": 0.3, "imbalance_after": 0.05,
-            "event_time": "2025-05-01T00:00:00+00:00", "created_at": "2026-11-24T10:00:00+00:00",
-            "trigger_signals": [], "moves": [{"account_id": "a1", "from_rep": reps[0], "to_rep": reps[1],
-                                              "potential": 10.0, "workload": 0.0, "distance_km": 5.0,
-                                              "reason": "R1 over"}]}).to_json()
+    return records.proposal(
+        {
+            "proposal_id": proposal_id,
+            "status": "optimal",
+            "imbalance_before": 0.3,
+            "imbalance_after": 0.05,
+            "event_time": "2025-05-01T00:00:00+00:00",
+            "created_at": "2026-11-24T10:00:00+00:00",
+            "trigger_signals": [],
+            "moves": [
+                {
+                    "account_id": "a1",
+                    "from_rep": reps[0],
+                    "to_rep": reps[1],
+                    "potential": 10.0,
+                    "workload": 0.0,
+                    "distance_km": 5.0,
+                    "reason": "R1 over",
+                }
+            ],
+        }
+    ).to_json()
 
 
 def test_decided_proposals_resolve_their_alert_once(tmp_path):

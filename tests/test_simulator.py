@@ -37,10 +37,16 @@ CONTRACT = {
     "rep.upserted": ("crm.reps", "rep_id", {"rep_id": str, "home_lat": NUMBER, "home_lon": NUMBER}),
     "account.upserted": ("crm.accounts", "account_id", {"account_id": str, "lat": NUMBER, "lon": NUMBER}),
     "order.placed": ("sales.orders", "account_id", {"order_id": str, "account_id": str, "amount": NUMBER}),
-    "opportunity.updated": ("crm.opportunities", "account_id",
-                            {"opportunity_id": str, "account_id": str, "stage": str, "amount": NUMBER}),
-    "activity.logged": ("sales.activities", "account_id",
-                        {"activity_id": str, "account_id": str, "rep_id": str, "kind": str, "duration_min": NUMBER}),
+    "opportunity.updated": (
+        "crm.opportunities",
+        "account_id",
+        {"opportunity_id": str, "account_id": str, "stage": str, "amount": NUMBER},
+    ),
+    "activity.logged": (
+        "sales.activities",
+        "account_id",
+        {"activity_id": str, "account_id": str, "rep_id": str, "kind": str, "duration_min": NUMBER},
+    ),
 }
 
 
@@ -133,8 +139,9 @@ def test_reps_in_large_distinct_cities(company):
 # --- initial territories -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"seed": 1}, {"seed": 3, "n_reps": 5}, {"seed": 4, "n_reps": 12,
-                                                                                  "n_accounts": 3000}])
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"seed": 1}, {"seed": 3, "n_reps": 5}, {"seed": 4, "n_reps": 12, "n_accounts": 3000}]
+)
 def test_initial_territories_balanced_and_nearby(kwargs):
     company = generate_company(**kwargs)
     deviation = fair_share_deviation(company)
@@ -144,6 +151,7 @@ def test_initial_territories_balanced_and_nearby(kwargs):
     assert 0.01 * len(company.accounts) <= locked <= 0.03 * len(company.accounts)
     # Every account is within its owner's travel limit.
     from simulator.company import distance_to_owner_km
+
     reps = {r.rep_id: r for r in company.reps}
     for account_id, km in distance_to_owner_km(company).items():
         assert km <= reps[company.account(account_id).rep_id].max_travel_km
@@ -220,10 +228,12 @@ def test_shock_region_drops_against_the_rest(events, company, shock):
     # Whole months after the shock (2025-04..12) against the same months a year earlier,
     # so seasonality cancels out.
     months = [f"{m:02d}" for m in range(4, 13)]
+
     def ratio(group: str) -> float:
         after = sum(by_region[(group, f"2025-{m}")] for m in months)
         before = sum(by_region[(group, f"2024-{m}")] for m in months)
         return after / before
+
     assert ratio("shock") < 0.7 * ratio("rest")
     assert 0.9 < ratio("rest") < 1.1
 
@@ -251,8 +261,12 @@ def test_boom_shock_raises_demand(company):
     boom = Shock(region=region, start=datetime(2024, 7, 1, tzinfo=timezone.utc), factor=2.0)
     events = generate_events(company, months=12, shock=boom, seed=3)
     value = _order_value_by(events, company, key=lambda a: a.region == region)
-    first = sum(value[(True, f"2024-{m:02d}")] for m in range(1, 7)) / sum(value[(False, f"2024-{m:02d}")] for m in range(1, 7))
-    second = sum(value[(True, f"2024-{m:02d}")] for m in range(7, 13)) / sum(value[(False, f"2024-{m:02d}")] for m in range(7, 13))
+    first = sum(value[(True, f"2024-{m:02d}")] for m in range(1, 7)) / sum(
+        value[(False, f"2024-{m:02d}")] for m in range(1, 7)
+    )
+    second = sum(value[(True, f"2024-{m:02d}")] for m in range(7, 13)) / sum(
+        value[(False, f"2024-{m:02d}")] for m in range(7, 13)
+    )
     assert second > 1.5 * first
 
 

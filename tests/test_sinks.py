@@ -15,8 +15,17 @@ from core.records import Proposal, Signal
 from tests import records
 from alerts.alert import Alert, alert_from_proposal, alert_from_signal
 from alerts.dispatch import Dispatcher, MemoryOutbox
-from alerts.sinks import (AlertmanagerSink, LogSink, SinkError, SmtpSink, WebhookSink, redact_url, sign,
-                          sinks_from_settings, verify_signature)
+from alerts.sinks import (
+    AlertmanagerSink,
+    LogSink,
+    SinkError,
+    SmtpSink,
+    WebhookSink,
+    redact_url,
+    sign,
+    sinks_from_settings,
+    verify_signature,
+)
 from core.settings import Settings
 from tests.services import alertmanager, alertmanager_alerts, free_port, smtp_server, webhook_receiver
 
@@ -58,32 +67,73 @@ class Recorder:
 
 
 def shock(size: float = -0.2, *, state: str = "drop", region: str = "DE-BY", n: int = 0) -> Signal:
-    return records.signal({"signal_id": f"sig-{n}", "kind": "market_shock", "state": state, "severity": "critical",
+    return records.signal(
+        {
+            "signal_id": f"sig-{n}",
+            "kind": "market_shock",
+            "state": state,
+            "severity": "critical",
             "subject": {"type": "region", "id": region, "name": "Bavaria"},
             "evidence": {"direction": state, "size": size, "started_on": "2025-05-01"},
-            "detected_at": "2025-05-20T00:00:00+00:00", "emitted_at": f"2026-01-01T00:00:{n:02d}+00:00"})
+            "detected_at": "2025-05-20T00:00:00+00:00",
+            "emitted_at": f"2026-01-01T00:00:{n:02d}+00:00",
+        }
+    )
 
 
 def imbalance(state: str = "under", severity: str = "warning", share: float = 0.10, n: int = 0) -> Signal:
-    return records.signal({"signal_id": f"sig-i{n}", "kind": "imbalance", "state": state, "severity": severity,
+    return records.signal(
+        {
+            "signal_id": f"sig-i{n}",
+            "kind": "imbalance",
+            "state": state,
+            "severity": severity,
             "subject": {"type": "rep", "id": "R-munich"},
-            "evidence": {"metric": "potential", "share": share, "fair_share": 0.125,
-                         "deviation": share / 0.125 - 1, "threshold": -0.1, "accounts": 231},
-            "detected_at": "2025-05-31T18:12:00+00:00", "emitted_at": f"2026-01-01T00:01:{n:02d}+00:00"})
+            "evidence": {
+                "metric": "potential",
+                "share": share,
+                "fair_share": 0.125,
+                "deviation": share / 0.125 - 1,
+                "threshold": -0.1,
+                "accounts": 231,
+            },
+            "detected_at": "2025-05-31T18:12:00+00:00",
+            "emitted_at": f"2026-01-01T00:01:{n:02d}+00:00",
+        }
+    )
 
 
 def proposal(proposal_id: str, reps: tuple[str, str] = ("A", "B"), accounts: int = 1) -> Proposal:
-    return records.proposal({"proposal_id": proposal_id, "status": "optimal", "imbalance_before": 0.2, "imbalance_after": 0.05,
-            "event_time": "2025-05-01T00:00:00+00:00", "trigger_signals": ["sig-1"], "seconds": 0.4,
+    return records.proposal(
+        {
+            "proposal_id": proposal_id,
+            "status": "optimal",
+            "imbalance_before": 0.2,
+            "imbalance_after": 0.05,
+            "event_time": "2025-05-01T00:00:00+00:00",
+            "trigger_signals": ["sig-1"],
+            "seconds": 0.4,
             "created_at": "2026-01-01T00:00:00+00:00",
-            "moves": [{"account_id": f"a{i}", "from_rep": reps[0], "to_rep": reps[1], "potential": 1000.0,
-                       "workload": 0.0, "reason": "closer"} for i in range(accounts)]})
+            "moves": [
+                {
+                    "account_id": f"a{i}",
+                    "from_rep": reps[0],
+                    "to_rep": reps[1],
+                    "potential": 1000.0,
+                    "workload": 0.0,
+                    "reason": "closer",
+                }
+                for i in range(accounts)
+            ],
+        }
+    )
 
 
 def dispatcher(*sinks: Recorder, clock: Clock, throttle_s: float = 300.0, retry_max_s: float = 60.0):
     outbox = MemoryOutbox()
-    return Dispatcher(sinks, outbox, throttle_s=throttle_s, retry_max_s=retry_max_s, retry_base_s=2.0,
-                      clock=clock), outbox
+    return Dispatcher(
+        sinks, outbox, throttle_s=throttle_s, retry_max_s=retry_max_s, retry_base_s=2.0, clock=clock
+    ), outbox
 
 
 # ---------------------------------------------------------------------------- alerts
@@ -94,9 +144,16 @@ def test_signal_alert_has_a_stable_key_routing_labels_and_resolves_when_cleared(
     cleared = alert_from_signal(imbalance(state="cleared", severity="info", share=0.124))
     assert firing.key == cleared.key == "imbalance:rep:R-munich:potential"
     assert (firing.status, cleared.status) == ("firing", "resolved")
-    assert firing.labels == {"alertname": "TerritoryImbalance", "severity": "warning", "service": "territory-monitor",
-                             "kind": "imbalance", "subject_type": "rep", "subject": "R-munich", "rep": "R-munich",
-                             "metric": "potential"}
+    assert firing.labels == {
+        "alertname": "TerritoryImbalance",
+        "severity": "warning",
+        "service": "territory-monitor",
+        "kind": "imbalance",
+        "subject_type": "rep",
+        "subject": "R-munich",
+        "rep": "R-munich",
+        "metric": "potential",
+    }
     assert firing.summary == "R-munich is under the fair share of potential: 10.0% vs fair share 12.5%, -20%"
     assert firing.annotations["review_url"] == "http://review/p/1"
     assert Alert.from_json(firing.to_json()) == firing
@@ -105,8 +162,11 @@ def test_signal_alert_has_a_stable_key_routing_labels_and_resolves_when_cleared(
 
 
 def test_superseding_proposal_for_the_same_reps_updates_the_same_alert():
-    first, newer, other = (alert_from_proposal(proposal("p1")), alert_from_proposal(proposal("p2", accounts=2)),
-                           alert_from_proposal(proposal("p3", reps=("C", "D"))))
+    first, newer, other = (
+        alert_from_proposal(proposal("p1")),
+        alert_from_proposal(proposal("p2", accounts=2)),
+        alert_from_proposal(proposal("p3", reps=("C", "D"))),
+    )
     assert first.key == newer.key == "proposal:A,B" != other.key
     assert first.labels["alertname"] == "TerritoryRebalanceProposal" and "proposal_id" not in first.labels
     assert newer.annotations["proposal_id"] == "p2"
@@ -241,8 +301,10 @@ def test_delivered_alerts_are_counted_per_sink():
     dispatch.submit(alert_from_signal(shock()))
     dispatch.deliver_due()
     value = metrics.registry.get_sample_value
-    assert (value("territory_alerts_alerts_total", {"sink": "good"}),
-            value("territory_alerts_alerts_total", {"sink": "bad"})) == (1.0, None)
+    assert (
+        value("territory_alerts_alerts_total", {"sink": "good"}),
+        value("territory_alerts_alerts_total", {"sink": "bad"}),
+    ) == (1.0, None)
 
 
 def test_log_sink_writes_the_headline_and_the_moves(caplog):
@@ -253,8 +315,13 @@ def test_log_sink_writes_the_headline_and_the_moves(caplog):
 
 
 def test_sinks_from_settings_builds_the_configured_sinks_and_names_missing_settings():
-    settings = Settings(alert_sinks="kafka,log,alertmanager,webhook,smtp", alertmanager_url="http://127.0.0.1:9093",
-                        webhook_url="http://127.0.0.1:1/hook", webhook_secret="s", smtp_to="a@x, b@x")
+    settings = Settings(
+        alert_sinks="kafka,log,alertmanager,webhook,smtp",
+        alertmanager_url="http://127.0.0.1:9093",
+        webhook_url="http://127.0.0.1:1/hook",
+        webhook_secret="s",
+        smtp_to="a@x, b@x",
+    )
     sinks = sinks_from_settings(settings)
     assert [s.name for s in sinks] == ["log", "alertmanager", "webhook", "smtp"]
     assert sinks[3].recipients == ["a@x", "b@x"]
@@ -280,9 +347,16 @@ def test_alertmanager_receives_the_alert_its_update_and_its_resolution():
         dispatch.submit(alert_from_signal(imbalance(share=0.11), review_url="http://127.0.0.1:8088/signals"))
         assert dispatch.deliver_due().sent == 1
         [alert] = alertmanager_alerts(url, service="territory-monitor")
-        assert alert["labels"] == {"alertname": "TerritoryImbalance", "severity": "warning", "kind": "imbalance",
-                                   "service": "territory-monitor", "subject_type": "rep", "subject": "R-munich",
-                                   "rep": "R-munich", "metric": "potential"}
+        assert alert["labels"] == {
+            "alertname": "TerritoryImbalance",
+            "severity": "warning",
+            "kind": "imbalance",
+            "service": "territory-monitor",
+            "subject_type": "rep",
+            "subject": "R-munich",
+            "rep": "R-munich",
+            "metric": "potential",
+        }
         assert alert["annotations"]["summary"].startswith("R-munich is under the fair share of potential: 11.0%")
         assert alert["annotations"]["signal_id"] == "sig-i0"
         assert alert["generatorURL"] == "http://127.0.0.1:8088/signals"
@@ -337,8 +411,9 @@ def test_webhook_url_credentials_go_in_a_basic_auth_header_and_errors_show_them_
 
 def test_smtp_sink_sends_a_text_and_html_mail_to_every_recipient():
     with smtp_server() as server:
-        sink = SmtpSink(server.host, server.port, "monitor@example.org", ["sales@example.org", "ops@example.org"],
-                        timeout_s=5)
+        sink = SmtpSink(
+            server.host, server.port, "monitor@example.org", ["sales@example.org", "ops@example.org"], timeout_s=5
+        )
         sink.send(alert_from_proposal(proposal("p9", accounts=2), review_url="http://127.0.0.1:8088/p/p9"))
         sink.send(alert_from_signal(imbalance(state="cleared", severity="info", share=0.124)))
         [first, second] = server.wait_for(2)

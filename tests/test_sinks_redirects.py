@@ -70,10 +70,16 @@ def serving(status: int, location: str | None = None) -> Iterator[Recording]:
 
 
 def _alert():
-    signal = {"signal_id": "sig-1", "kind": "market_shock", "state": "drop", "severity": "critical",
-              "subject": {"type": "region", "id": "DE-BY", "name": "Bavaria"},
-              "evidence": {"direction": "drop", "size": -0.2, "started_on": "2025-05-01"},
-              "detected_at": "2025-05-20T00:00:00+00:00", "emitted_at": "2026-01-01T00:00:00+00:00"}
+    signal = {
+        "signal_id": "sig-1",
+        "kind": "market_shock",
+        "state": "drop",
+        "severity": "critical",
+        "subject": {"type": "region", "id": "DE-BY", "name": "Bavaria"},
+        "evidence": {"direction": "drop", "size": -0.2, "started_on": "2025-05-01"},
+        "detected_at": "2025-05-20T00:00:00+00:00",
+        "emitted_at": "2026-01-01T00:00:00+00:00",
+    }
     return alert_from_signal(records.signal(signal))
 
 
@@ -81,8 +87,9 @@ def _sinks(base: str):
     authed = base.replace("http://", "http://alice:s3cret@")
     return {
         "webhook": WebhookSink(authed + "/hook", "shared-secret", timeout_s=5),
-        "alertmanager": AlertmanagerSink(authed, timeout_s=5,
-                                         clock=ManualClock(datetime(2026, 1, 1, tzinfo=timezone.utc))),
+        "alertmanager": AlertmanagerSink(
+            authed, timeout_s=5, clock=ManualClock(datetime(2026, 1, 1, tzinfo=timezone.utc))
+        ),
     }
 
 

@@ -13,8 +13,12 @@ from core import topics
 
 
 def order(event_id: str, when: str, amount: float, account_id: str = "acc-1"):
-    document = {"event_id": event_id, "type": "order.placed", "occurred_at": when,
-                "data": {"order_id": event_id, "account_id": account_id, "amount": amount}}
+    document = {
+        "event_id": event_id,
+        "type": "order.placed",
+        "occurred_at": when,
+        "data": {"order_id": event_id, "account_id": account_id, "amount": amount},
+    }
     return parse_event(json.dumps(document).encode(), topic=topics.ORDERS, key=account_id.encode())
 
 

@@ -16,12 +16,26 @@ from core.clock import ManualClock
 from tests import records
 
 
-
 def proposal(proposal_id: str, accounts: list[str], reps: tuple[str, str] = ("A", "B")) -> dict:
-    return {"proposal_id": proposal_id, "status": "optimal", "imbalance_before": 0.2, "imbalance_after": 0.05,
-            "event_time": "2025-05-01T00:00:00+00:00", "trigger_signals": [],
-            "moves": [{"account_id": a, "from_rep": reps[0], "to_rep": reps[1], "potential": 10.0, "workload": 0.0,
-                       "reason": "test"} for a in accounts]}
+    return {
+        "proposal_id": proposal_id,
+        "status": "optimal",
+        "imbalance_before": 0.2,
+        "imbalance_after": 0.05,
+        "event_time": "2025-05-01T00:00:00+00:00",
+        "trigger_signals": [],
+        "moves": [
+            {
+                "account_id": a,
+                "from_rep": reps[0],
+                "to_rep": reps[1],
+                "potential": 10.0,
+                "workload": 0.0,
+                "reason": "test",
+            }
+            for a in accounts
+        ],
+    }
 
 
 def test_migrations_upgrade_an_empty_database_to_the_models(store):
@@ -86,8 +100,10 @@ def test_decisions_follow_the_lifecycle_and_are_audited(store):
     assert store.proposal("p1").status == "applied" and store.proposal("p1").applied_at is not None
     trail = [(a.action, a.actor, a.proposal_id, a.comment) for a in reversed(store.audit())]
     assert trail == [
-        ("proposed", "worker", "p1", None), ("proposed", "worker", "p2", None),
-        ("approved", "maria", "p1", "fits the Q3 plan"), ("rejected", "tom", "p2", "R7 is on leave"),
+        ("proposed", "worker", "p1", None),
+        ("proposed", "worker", "p2", None),
+        ("approved", "maria", "p1", "fits the Q3 plan"),
+        ("rejected", "tom", "p2", "R7 is on leave"),
         ("applied", "worker", "p1", None),
     ]
 
@@ -104,7 +120,8 @@ def test_outbox_keeps_one_row_per_incident_and_sink_until_sent(store):
     outbox.upsert("shock:DE-08", "webhook", {"v": 3}, due_at=0.0)  # a failing row keeps its retry time
     outbox.mark_sent(smtp, 121.0)
     assert [(d.sink, d.alert, d.attempts, d.last_error) for d in outbox.due(130.0)] == [
-        ("webhook", {"v": 3}, 1, "connection refused")]
+        ("webhook", {"v": 3}, 1, "connection refused")
+    ]
     assert outbox.last_sent("shock:DE-08", "smtp") == (121.0, {"v": 2})
     assert outbox.last_sent("shock:DE-08", "webhook") is None
     assert outbox.pending_count() == 1
@@ -129,10 +146,22 @@ def test_a_sink_that_is_down_gets_the_alert_from_the_database_outbox_when_it_is_
     clock = ManualClock(datetime.fromtimestamp(1000.0, timezone.utc))
     sink = FlakySink()
     dispatcher = Dispatcher([sink], store.outbox(), throttle_s=300, retry_max_s=60, clock=clock)
-    dispatcher.submit(alert_from_signal(records.signal({
-        "signal_id": "s1", "kind": "market_shock", "state": "drop", "severity": "critical",
-        "subject": {"type": "region", "id": "DE-01"}, "detected_at": "2025-04-10T00:00:00+00:00",
-        "emitted_at": "2026-11-24T10:00:00+00:00", "evidence": {}})))
+    dispatcher.submit(
+        alert_from_signal(
+            records.signal(
+                {
+                    "signal_id": "s1",
+                    "kind": "market_shock",
+                    "state": "drop",
+                    "severity": "critical",
+                    "subject": {"type": "region", "id": "DE-01"},
+                    "detected_at": "2025-04-10T00:00:00+00:00",
+                    "emitted_at": "2026-11-24T10:00:00+00:00",
+                    "evidence": {},
+                }
+            )
+        )
+    )
     assert dispatcher.deliver_due().failed == 1 and sink.received == []
     # A restart: a new dispatcher on the same database still holds the alert.
     sink.up = True
@@ -152,9 +181,17 @@ def test_reports_are_kept(store):
 
 def test_erase_removes_moves_and_scrubs_payloads(store):
     store.save_proposal(proposal("p1", ["a1", "a2"]))
-    store.save_signal({"signal_id": "s1", "kind": "coverage_gap", "state": "open", "severity": "critical",
-                       "subject": {"type": "rep", "id": "C"}, "detected_at": "2025-05-01",
-                       "evidence": {"account_ids": ["a1", "a3"]}})
+    store.save_signal(
+        {
+            "signal_id": "s1",
+            "kind": "coverage_gap",
+            "state": "open",
+            "severity": "critical",
+            "subject": {"type": "rep", "id": "C"},
+            "detected_at": "2025-05-01",
+            "evidence": {"account_ids": ["a1", "a3"]},
+        }
+    )
     assert store.erase_account("a1") == {"moves": 1, "proposals_scrubbed": 1, "signals_scrubbed": 1}
     assert [m.account_id for m in store.moves("p1")] == ["a2"]
     assert [m["account_id"] for m in store.proposals()[0].payload["moves"]] == ["a2"]

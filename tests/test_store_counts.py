@@ -13,10 +13,24 @@ from core.metrics import PROPOSAL_STATES
 
 
 def proposal(proposal_id: str, reps: tuple[str, str]) -> dict:
-    return {"proposal_id": proposal_id, "status": "optimal", "imbalance_before": 0.2, "imbalance_after": 0.05,
-            "event_time": "2025-05-01T00:00:00+00:00", "trigger_signals": [],
-            "moves": [{"account_id": f"acc-{proposal_id}", "from_rep": reps[0], "to_rep": reps[1],
-                       "potential": 10.0, "workload": 0.0, "reason": "test"}]}
+    return {
+        "proposal_id": proposal_id,
+        "status": "optimal",
+        "imbalance_before": 0.2,
+        "imbalance_after": 0.05,
+        "event_time": "2025-05-01T00:00:00+00:00",
+        "trigger_signals": [],
+        "moves": [
+            {
+                "account_id": f"acc-{proposal_id}",
+                "from_rep": reps[0],
+                "to_rep": reps[1],
+                "potential": 10.0,
+                "workload": 0.0,
+                "reason": "test",
+            }
+        ],
+    }
 
 
 @pytest.fixture

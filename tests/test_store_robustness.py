@@ -14,13 +14,31 @@ from alerts.store import DecisionError, Store
 from tests import records
 
 
-
-def proposal(proposal_id: str, accounts: list[str], reps: tuple[str, str] = ("A", "B"),
-             event_time: str = "2025-05-01T00:00:00+00:00") -> dict:
-    return {"proposal_id": proposal_id, "status": "optimal", "imbalance_before": 0.2, "imbalance_after": 0.05,
-            "event_time": event_time, "trigger_signals": [],
-            "moves": [{"account_id": a, "from_rep": reps[0], "to_rep": reps[1], "potential": 10.0, "workload": 0.0,
-                       "reason": "test"} for a in accounts]}
+def proposal(
+    proposal_id: str,
+    accounts: list[str],
+    reps: tuple[str, str] = ("A", "B"),
+    event_time: str = "2025-05-01T00:00:00+00:00",
+) -> dict:
+    return {
+        "proposal_id": proposal_id,
+        "status": "optimal",
+        "imbalance_before": 0.2,
+        "imbalance_after": 0.05,
+        "event_time": event_time,
+        "trigger_signals": [],
+        "moves": [
+            {
+                "account_id": a,
+                "from_rep": reps[0],
+                "to_rep": reps[1],
+                "potential": 10.0,
+                "workload": 0.0,
+                "reason": "test",
+            }
+            for a in accounts
+        ],
+    }
 
 
 # --------------------------------------------------------------------------- item 6: racing decisions
@@ -58,9 +76,10 @@ def test_approve_and_reject_racing_in_two_processes_one_wins_the_other_is_told_i
     store.save_proposal(proposal("p1", ["a1"]))
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(2), context.Queue()
-    processes = [context.Process(target=_decide_when_both_are_ready, args=(store.url, "p1", decision, barrier,
-                                                                             results))
-                 for decision in ("approved", "rejected")]
+    processes = [
+        context.Process(target=_decide_when_both_are_ready, args=(store.url, "p1", decision, barrier, results))
+        for decision in ("approved", "rejected")
+    ]
     try:
         for process in processes:
             process.start()
@@ -96,16 +115,30 @@ def test_ids_as_long_as_the_contract_allows_fit_every_column(store):
     from alerts.dispatch import Dispatcher
 
     rep = long_id("rep-lisa.mueller@example-crm-export.com")
-    signal = {"signal_id": "s-long", "kind": "imbalance", "state": "over", "severity": "warning",
-              "subject": {"type": "rep", "id": rep}, "detected_at": "2025-05-01T00:00:00+00:00",
-              "emitted_at": "2026-11-24T10:00:00+00:00",
-              "evidence": {"metric": "potential", "share": 0.5, "fair_share": 0.3}}
+    signal = {
+        "signal_id": "s-long",
+        "kind": "imbalance",
+        "state": "over",
+        "severity": "warning",
+        "subject": {"type": "rep", "id": rep},
+        "detected_at": "2025-05-01T00:00:00+00:00",
+        "emitted_at": "2026-11-24T10:00:00+00:00",
+        "evidence": {"metric": "potential", "share": 0.5, "fair_share": 0.3},
+    }
     assert store.save_signal(signal) is True
     # Nine HubSpot reps (e-mail addresses as ids), each as long as allowed, in one proposal.
     reps = [long_id(f"rep{i}.name@hubspot-portal-{i}.example.com") for i in range(9)]
-    moves = [{"account_id": long_id(f"account-{i}"), "from_rep": reps[i], "to_rep": reps[(i + 1) % 9],
-              "potential": 10.0, "workload": 1.0,
-              "reason": f"owner {reps[i]} inactive; nearest active rep {reps[(i + 1) % 9]}"} for i in range(9)]
+    moves = [
+        {
+            "account_id": long_id(f"account-{i}"),
+            "from_rep": reps[i],
+            "to_rep": reps[(i + 1) % 9],
+            "potential": 10.0,
+            "workload": 1.0,
+            "reason": f"owner {reps[i]} inactive; nearest active rep {reps[(i + 1) % 9]}",
+        }
+        for i in range(9)
+    ]
     wide = {**proposal("p-wide", []), "moves": moves}
     assert store.save_proposal(wide) is True
     dispatcher = Dispatcher([], store.outbox(), throttle_s=60, retry_max_s=60)
@@ -113,7 +146,9 @@ def test_ids_as_long_as_the_contract_allows_fit_every_column(store):
     dispatcher.submit(alert_from_signal(records.signal(signal)))
     dispatcher.submit(alert_from_proposal(records.proposal(wide)))
     assert {item.key for item in store.outbox().due(float("inf"))} == {
-        alert_from_signal(records.signal(signal)).key, alert_from_proposal(records.proposal(wide)).key}
+        alert_from_signal(records.signal(signal)).key,
+        alert_from_proposal(records.proposal(wide)).key,
+    }
     row = store.decide("p-wide", "approved", actor=long_id("manager"), comment="nine reps agreed")
     assert row.status == "approved"
     assert {m.account_id for m in store.moves("p-wide")} == {m["account_id"] for m in moves}
@@ -144,16 +179,19 @@ def test_data_the_database_refuses_is_skipped_and_counted_not_retried_for_ever(s
         return outcomes
 
     outcomes = asyncio.run(save_both())
-    rejected = metrics.registry.get_sample_value("territory_store_rejected_writes_total",
-                                                 {"operation": "storing a proposal"}) or 0
+    rejected = (
+        metrics.registry.get_sample_value("territory_store_rejected_writes_total", {"operation": "storing a proposal"})
+        or 0
+    )
     if store.is_sqlite:  # SQLite stores the NUL
         assert outcomes == ["stored", "stored"] and rejected == 0
     else:
         assert outcomes == ["rejected", "stored"] and rejected == 1
         assert store.proposal("p-nul") is None
     assert store.proposal("p-next").status == "pending"
-    assert (metrics.registry.get_sample_value("territory_store_errors_total",
-                                              {"operation": "storing a proposal"}) or 0) == 0
+    assert (
+        metrics.registry.get_sample_value("territory_store_errors_total", {"operation": "storing a proposal"}) or 0
+    ) == 0
 
 
 def test_upgrading_a_0002_database_keeps_its_outbox_rows_findable(store):
@@ -170,7 +208,8 @@ def test_upgrading_a_0002_database_keeps_its_outbox_rows_findable(store):
         command.downgrade(config, "0002")
         connection.exec_driver_sql(
             "INSERT INTO deliveries (alert_key, sink, alert, due_at, pending, attempts) "
-            "VALUES ('shock:DE-08', 'webhook', '{\"v\": 1}', 100.0, true, 0)")
+            "VALUES ('shock:DE-08', 'webhook', '{\"v\": 1}', 100.0, true, 0)"
+        )
     store.migrate()
     outbox = store.outbox()
     assert [(d.key, d.alert) for d in outbox.due(200.0)] == [("shock:DE-08", {"v": 1})]
@@ -204,10 +243,16 @@ def test_erase_removes_the_account_from_every_table(store):
     wide["accounts"] = [{"account_id": ERASED_ACCOUNT, "rep_id": "A"}, {"account_id": other, "rep_id": "A"}]
     wide["explanation"] = f"moving {ERASED_ACCOUNT} and {other} evens out A"
     store.save_proposal(wide)
-    signal = {"signal_id": "s1", "kind": "coverage_gap", "state": "open", "severity": "critical",
-              "subject": {"type": "rep", "id": "C"}, "detected_at": "2025-05-01",
-              "emitted_at": "2026-11-24T10:00:00+00:00",
-              "evidence": {"account_ids": [ERASED_ACCOUNT, other], "note": f"{ERASED_ACCOUNT} has no rep"}}
+    signal = {
+        "signal_id": "s1",
+        "kind": "coverage_gap",
+        "state": "open",
+        "severity": "critical",
+        "subject": {"type": "rep", "id": "C"},
+        "detected_at": "2025-05-01",
+        "emitted_at": "2026-11-24T10:00:00+00:00",
+        "evidence": {"account_ids": [ERASED_ACCOUNT, other], "note": f"{ERASED_ACCOUNT} has no rep"},
+    }
     store.save_signal(signal)
     dispatcher = Dispatcher([], store.outbox(), throttle_s=60, retry_max_s=60)
     dispatcher.sinks = {"webhook": None}  # only the outbox rows are under test
@@ -216,16 +261,20 @@ def test_erase_removes_the_account_from_every_table(store):
     (item, *_) = store.outbox().due(float("inf"))
     store.outbox().mark_sent(item, 1.0)
     store.decide("p1", "approved", actor="maria", comment=f"{ERASED_ACCOUNT} asked for a new rep")
-    store.save_report("2026-W48", f"Weekly review: {ERASED_ACCOUNT}", f"<td>{ERASED_ACCOUNT}</td><td>{other}</td>",
-                      ["p1"])
+    store.save_report(
+        "2026-W48", f"Weekly review: {ERASED_ACCOUNT}", f"<td>{ERASED_ACCOUNT}</td><td>{other}</td>", ["p1"]
+    )
     before = every_row_as_text(store)
     assert [table for table, rows in before.items() if any(ERASED_ACCOUNT in row for row in rows)], before
 
     removed = store.erase_account(ERASED_ACCOUNT)
 
     after = every_row_as_text(store)
-    assert {table: [row for row in rows if ERASED_ACCOUNT in row] for table, rows in after.items()
-            if any(ERASED_ACCOUNT in row for row in rows)} == {}
+    assert {
+        table: [row for row in rows if ERASED_ACCOUNT in row]
+        for table, rows in after.items()
+        if any(ERASED_ACCOUNT in row for row in rows)
+    } == {}
     assert removed["moves"] == 1 and removed["proposals_scrubbed"] == 1 and removed["signals_scrubbed"] == 1
     assert removed["deliveries_scrubbed"] >= 1 and removed["reports_scrubbed"] == 1 and removed["audit_scrubbed"] == 1
     # The rest stays: the other account, and every row.
@@ -244,8 +293,9 @@ def test_erase_command_does_not_print_the_database_password(postgres_url):
 
     # The test cluster trusts every login, so any password connects.
     url = make_url(postgres_url).set(password="s3cret-pw").render_as_string(hide_password=False)
-    result = CliRunner().invoke(app, ["erase", ERASED_ACCOUNT], env={"TERRITORY_DB_URL": url,
-                                                                     "TERRITORY_KAFKA_URL": ""})
+    result = CliRunner().invoke(
+        app, ["erase", ERASED_ACCOUNT], env={"TERRITORY_DB_URL": url, "TERRITORY_KAFKA_URL": ""}
+    )
     assert result.exit_code == 2, result.output
     assert "removed 0 moves" in result.output
     assert "s3cret-pw" not in result.output and "***" in result.output
@@ -254,11 +304,14 @@ def test_erase_command_does_not_print_the_database_password(postgres_url):
 # --------------------------------------------------------------------------- low items
 
 
-@pytest.mark.parametrize("field, actor, comment", [
-    ("by", "maria\r\nBcc: everyone@example.com", "fine"),
-    ("comment", "maria", "ok\nINFO territory.decisions: proposal p2 approved by ceo"),
-    ("comment", "maria", "bell\x07"),
-])
+@pytest.mark.parametrize(
+    "field, actor, comment",
+    [
+        ("by", "maria\r\nBcc: everyone@example.com", "fine"),
+        ("comment", "maria", "ok\nINFO territory.decisions: proposal p2 approved by ceo"),
+        ("comment", "maria", "bell\x07"),
+    ],
+)
 def test_a_name_or_comment_with_line_breaks_or_control_characters_is_refused(store, field, actor, comment):
     store.save_proposal(proposal("p1", ["a1"]))
     with pytest.raises(DecisionError, match=rf"^{field}: must not contain control characters"):
@@ -288,19 +341,36 @@ def test_retention_prunes_old_decided_proposals_sent_deliveries_and_reports(stor
     store.save_proposal(proposal("p-new-rejected", ["a3"], reps=("E", "F")))
     store.decide("p-old-rejected", "rejected", actor="maria", comment="no")
     store.decide("p-new-rejected", "rejected", actor="maria", comment="no")
-    store.save_signal({"signal_id": "s-old", "kind": "coverage_gap", "state": "open", "severity": "critical",
-                       "subject": {"type": "rep", "id": "C"}, "detected_at": "2025-05-01", "evidence": {}})
+    store.save_signal(
+        {
+            "signal_id": "s-old",
+            "kind": "coverage_gap",
+            "state": "open",
+            "severity": "critical",
+            "subject": {"type": "rep", "id": "C"},
+            "detected_at": "2025-05-01",
+            "evidence": {},
+        }
+    )
     outbox = store.outbox()
     outbox.upsert("old-sent", "webhook", {"v": 1}, due_at=old.timestamp())
     outbox.upsert("old-pending", "webhook", {"v": 1}, due_at=old.timestamp())
     (sent, _) = sorted(outbox.due(now.timestamp()), key=lambda item: item.key, reverse=True)
     outbox.mark_sent(sent, old.timestamp())
-    old_report, new_report = (store.save_report(week, "Weekly review", "<html/>", []) for week in ("2025-W01", "2026-W52"))
+    old_report, new_report = (
+        store.save_report(week, "Weekly review", "<html/>", []) for week in ("2025-W01", "2026-W52")
+    )
     with store.writing() as session:
-        session.execute(update(ProposalRow).values(stored_at=old, decided_at=old)
-                        .where(ProposalRow.proposal_id.in_(["p-old-rejected", "p-old-pending"])))
-        session.execute(update(ProposalRow).values(stored_at=recent, decided_at=recent)
-                        .where(ProposalRow.proposal_id == "p-new-rejected"))
+        session.execute(
+            update(ProposalRow)
+            .values(stored_at=old, decided_at=old)
+            .where(ProposalRow.proposal_id.in_(["p-old-rejected", "p-old-pending"]))
+        )
+        session.execute(
+            update(ProposalRow)
+            .values(stored_at=recent, decided_at=recent)
+            .where(ProposalRow.proposal_id == "p-new-rejected")
+        )
         session.execute(update(ReportRow).values(created_at=old).where(ReportRow.id == old_report))
         session.execute(update(ReportRow).values(created_at=recent).where(ReportRow.id == new_report))
         session.execute(update(SignalRow).values(stored_at=old))
@@ -332,8 +402,11 @@ def test_a_locked_sqlite_database_is_a_clear_error_with_its_own_exit_status(tmp_
     locker = sqlite3.connect(path, isolation_level=None)
     locker.execute("BEGIN IMMEDIATE")  # another writer holds the database
     try:
-        result = CliRunner().invoke(app, ["proposals", "reject", "p1", "--comment", "no", "--by", "maria"],
-                                    env={"TERRITORY_DB_URL": store.url, "TERRITORY_KAFKA_URL": ""})
+        result = CliRunner().invoke(
+            app,
+            ["proposals", "reject", "p1", "--comment", "no", "--by", "maria"],
+            env={"TERRITORY_DB_URL": store.url, "TERRITORY_KAFKA_URL": ""},
+        )
     finally:
         locker.rollback()
         locker.close()

@@ -43,10 +43,22 @@ def settings(**changes: Any) -> Settings:
 
 # --------------------------------------------------------------------------- login `next`
 
-@pytest.mark.parametrize("target", [
-    "/\t/evil.example", "/\n/evil.example", "\t//evil.example", "/\\evil.example", "//evil.example",
-    "https://evil.example/", "javascript:alert(1)", " /x", "/\r\n/evil.example", "/x\x00",
-])
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "\t//evil.example",
+        "/\\evil.example",
+        "//evil.example",
+        "https://evil.example/",
+        "javascript:alert(1)",
+        " /x",
+        "/\r\n/evil.example",
+        "/x\x00",
+    ],
+)
 def test_login_next_accepts_only_paths_of_this_site(store: Store, target: str):
     async def scenario(client: TestClient) -> None:
         response = await client.post("/login", data={"token": READ_TOKEN, "next": target}, allow_redirects=False)
@@ -60,14 +72,16 @@ def test_login_next_accepts_only_paths_of_this_site(store: Store, target: str):
 
 def test_login_next_keeps_a_path_with_its_query(store: Store):
     async def scenario(client: TestClient) -> None:
-        response = await client.post("/login", data={"token": READ_TOKEN, "next": "/proposals/p-1?x=1"},
-                                     allow_redirects=False)
+        response = await client.post(
+            "/login", data={"token": READ_TOKEN, "next": "/proposals/p-1?x=1"}, allow_redirects=False
+        )
         assert response.headers["Location"] == "/proposals/p-1?x=1"
 
     run(store, settings(), scenario)
 
 
 # --------------------------------------------------------------------------- Host header
+
 
 @pytest.mark.parametrize("host", ["evil.example", "evil.example:8088", "127.0.0.1.evil.example", "localhost.evil"])
 def test_a_foreign_host_header_is_refused_even_with_reads_open(store: Store, host: str):
@@ -90,8 +104,7 @@ def test_loopback_host_headers_are_served(store: Store, host: str):
 
 
 def test_allowed_hosts_setting_names_the_served_names(store: Store):
-    configured = Settings.from_env({"TERRITORY_ALLOWED_HOSTS": "review.example.com, Territory.internal"},
-                                   web_port=0)
+    configured = Settings.from_env({"TERRITORY_ALLOWED_HOSTS": "review.example.com, Territory.internal"}, web_port=0)
 
     async def scenario(client: TestClient) -> None:
         assert (await client.get("/api/proposals", headers={"Host": "review.example.com"})).status == 200
@@ -108,6 +121,7 @@ def test_allowed_hosts_setting_names_the_served_names(store: Store):
 
 
 # --------------------------------------------------------------------------- session cookie
+
 
 def test_session_cookie_expires_is_strict_and_logout_drops_it(store: Store):
     async def scenario(client: TestClient) -> None:
@@ -136,6 +150,7 @@ def test_session_cookie_is_secure_behind_the_setting(store: Store):
 
 
 # --------------------------------------------------------------------------- /readyz
+
 
 def test_readyz_names_a_category_and_logs_the_driver_message(caplog):
     port = free_port()  # nothing listens there

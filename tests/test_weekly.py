@@ -46,7 +46,7 @@ def test_the_digest_is_stored_and_mailed_with_its_pictures_inline(store, proposa
     images = [part for part in message.walk() if part.get_content_type() == "image/png"]
     html = next(part for part in message.walk() if part.get_content_type() == "text/html").get_content()
     assert len(images) >= 2  # the map and the shares chart at least
-    assert all(f'cid:{image["Content-ID"].strip("<>")}' in html for image in images)
+    assert all(f"cid:{image['Content-ID'].strip('<>')}" in html for image in images)
     assert "data:image/png" not in html  # mail clients that block data URIs still see them
 
 

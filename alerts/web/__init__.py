@@ -47,5 +47,17 @@ from alerts.web.keys import READINESS
 from alerts.web.readiness import agent_problems, broker_problems, store_problems, worker_readiness
 from alerts.web.views import summary
 
-__all__ = ["FailedAuthLimiter", "LOOPBACK", "READINESS", "ReviewServer", "SESSION_COOKIE", "agent_problems",
-           "broker_problems", "register_review", "review_app", "store_problems", "summary", "worker_readiness"]
+__all__ = [
+    "FailedAuthLimiter",
+    "LOOPBACK",
+    "READINESS",
+    "ReviewServer",
+    "SESSION_COOKIE",
+    "agent_problems",
+    "broker_problems",
+    "register_review",
+    "review_app",
+    "store_problems",
+    "summary",
+    "worker_readiness",
+]

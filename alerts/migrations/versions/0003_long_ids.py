@@ -36,8 +36,12 @@ def upgrade() -> None:
         batch.alter_column("reason", type_=sa.Text(), existing_nullable=False)
     with op.batch_alter_table("deliveries") as batch:
         batch.add_column(sa.Column("key_hash", sa.String(64), nullable=True))
-    deliveries = sa.table("deliveries", sa.column("id", sa.Integer()), sa.column("alert_key", sa.Text()),
-                          sa.column("key_hash", sa.String(64)))
+    deliveries = sa.table(
+        "deliveries",
+        sa.column("id", sa.Integer()),
+        sa.column("alert_key", sa.Text()),
+        sa.column("key_hash", sa.String(64)),
+    )
     connection = op.get_bind()
     for row_id, key in connection.execute(sa.select(deliveries.c.id, deliveries.c.alert_key)).all():
         connection.execute(sa.update(deliveries).where(deliveries.c.id == row_id).values(key_hash=_key_hash(key)))
