@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import platform
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TypedDict
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -23,6 +24,13 @@ def package_version() -> str:
         return version(PACKAGE)
     except PackageNotFoundError:
         return "unknown"
+
+
+class _Common(TypedDict):
+    """The keyword arguments every metric of the worker shares."""
+
+    namespace: str
+    registry: CollectorRegistry
 
 
 @dataclass
@@ -47,24 +55,24 @@ class Metrics:
     planner_errors: Counter
     model_error: Gauge
     # Operations metrics (lag, latency, detector state, store, deliveries, build, readiness).
-    intake_lag: Gauge = field(default=None)  # type: ignore[assignment]
-    intake_processing_seconds: Histogram = field(default=None)  # type: ignore[assignment]
-    out_of_band: Gauge = field(default=None)  # type: ignore[assignment]
-    rebalancer_moves: Histogram = field(default=None)  # type: ignore[assignment]
-    store_proposals: Gauge = field(default=None)  # type: ignore[assignment]
-    deliveries: Counter = field(default=None)  # type: ignore[assignment]
-    outbox_pending: Gauge = field(default=None)  # type: ignore[assignment]
-    build_info: Gauge = field(default=None)  # type: ignore[assignment]
-    worker_ready: Gauge = field(default=None)  # type: ignore[assignment]
+    intake_lag: Gauge
+    intake_processing_seconds: Histogram
+    out_of_band: Gauge
+    rebalancer_moves: Histogram
+    store_proposals: Gauge
+    deliveries: Counter
+    outbox_pending: Gauge
+    build_info: Gauge
+    worker_ready: Gauge
     # Store outages and scale-out.
-    store_errors: Counter = field(default=None)  # type: ignore[assignment]
-    assigned_partitions: Gauge = field(default=None)  # type: ignore[assignment]
-    leader: Gauge = field(default=None)  # type: ignore[assignment]
+    store_errors: Counter
+    assigned_partitions: Gauge
+    leader: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> "Metrics":
         registry = registry if registry is not None else CollectorRegistry()
-        kw = {"namespace": NAMESPACE, "registry": registry}
+        kw: _Common = {"namespace": NAMESPACE, "registry": registry}
         return cls(
             registry=registry,
             events=Counter(

@@ -86,10 +86,8 @@ def _get(
     return value
 
 
-def _time(data: Mapping[str, Any], path: str, name: str, *, required: bool = True) -> datetime | None:
-    text = _get(data, path, name, str, required=required)
-    if text is None:
-        return None
+def _time(data: Mapping[str, Any], path: str, name: str) -> datetime:
+    text = _get(data, path, name, str)
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

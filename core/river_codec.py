@@ -36,7 +36,7 @@ class CheckpointError(ValueError):
     """A checkpoint that this service did not write, or that is damaged."""
 
 
-ALLOWED: dict[str, type] = {
+ALLOWED: dict[str, type[object]] = {
     f"{cls.__module__}.{cls.__qualname__}": cls
     for cls in (
         linear_model.BayesianLinearRegression,

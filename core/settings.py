@@ -12,7 +12,7 @@ import math
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 from core.records import BALANCED_METRICS, REBALANCE_OBJECTIVES
 
@@ -148,10 +148,10 @@ class Settings:
     cookie_secure: int = 0
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
         """Read TERRITORY_<FIELD> variables; `overrides` win over the environment."""
         environ = os.environ if environ is None else environ
-        values: dict[str, object] = {}
+        values: dict[str, Any] = {}  # each parsed to its field's type
         for field in fields(cls):
             raw = environ.get(f"TERRITORY_{field.name.upper()}")
             # An empty secret is a value, never "use the public demo one": an empty
@@ -274,7 +274,7 @@ class Settings:
         """`rebalance_metrics` as a tuple, e.g. ("potential", "workload")."""
         return tuple(m.strip() for m in self.rebalance_metrics.split(",") if m.strip())
 
-    def with_(self, **changes: object) -> "Settings":
+    def with_(self, **changes: Any) -> "Settings":
         return replace(self, **changes)
 
     @property

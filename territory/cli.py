@@ -7,7 +7,7 @@ import logging
 import signal
 import threading
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 
@@ -38,7 +38,7 @@ def _register_proposals(cli: typer.Typer) -> None:
 _register_proposals(app)
 
 
-def _settings(*, serving: bool = False, **overrides: object) -> Settings:
+def _settings(*, serving: bool = False, **overrides: Any) -> Settings:
     """The settings from the environment; an invalid one ends the command with one line
     naming the variable and status 2. `serving`: the command starts servers and sinks, so
     demo secrets and the alert sinks' settings are checked too, before anything starts."""

@@ -195,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             snapshot = source.snapshot(wheel)
     tables = aggregate(source.reader(blob), countries)
     missing = sorted(countries - set(tables))
+    counts = {country: len(tables[country]) for country in sorted(tables)}
     meta = {
         "source_package": f"{source.package}=={source.version}",
         "source_sha256": source.sha256,
@@ -204,12 +205,12 @@ def main(argv: list[str] | None = None) -> int:
         "licence": "CC BY 4.0 (https://creativecommons.org/licenses/by/4.0/), data by GeoNames (www.geonames.org)",
         "value": "mean latitude/longitude (WGS84, 4 decimals) of the GeoNames places listed for the code",
         "key": "core.geocode.canonical_code(code, country)",
-        "countries": {country: len(tables[country]) for country in sorted(tables)},
+        "countries": counts,
     }
     write_archive(args.out, tables, meta)
     size = args.out.stat().st_size
     print(
-        f"wrote {args.out} ({size / 1e6:.2f} MB): {sum(meta['countries'].values())} codes, "
+        f"wrote {args.out} ({size / 1e6:.2f} MB): {sum(counts.values())} codes, "
         f"{len(tables)} countries from {source.package} {source.version} (GeoNames {snapshot})"
     )
     if missing:
