@@ -171,6 +171,10 @@ class MarketShockDetector:
     states = DIRECTIONS
     observes = RegionalDay
     triggers_rebalance = False  # a market moved: people decide, the territories may be fine
+    # State, set by `_reset` and `load_state_dict`.
+    _regions: dict[str, _Region]
+    _last_day: date | None
+    _findings: list[ShockFinding]
 
     def __init__(
         self,
@@ -454,9 +458,9 @@ class MarketShockDetector:
         return self
 
     def _reset(self) -> None:
-        self._regions: dict[str, _Region] = {}
-        self._last_day: date | None = None
-        self._findings: list[ShockFinding] = []
+        self._regions = {}
+        self._last_day = None
+        self._findings = []
 
 
 class _Batch:
@@ -517,7 +521,7 @@ class _Region:
     def national_share(self) -> float | None:
         """The region's share of the country with the changes found taken out (None
         before its first baseline)."""
-        if self.rearming:
+        if self.share_before is not None:  # rearming
             share, level = self.share_before, self.level_before
         elif self.judged:
             share, level = self.share(), self.level

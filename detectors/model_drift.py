@@ -108,6 +108,13 @@ class ModelDriftDetector:
     states = ("rise",)
     observes = ModelErrors
     triggers_rebalance = False
+    # State, set by `_reset` and `load_state_dict`.
+    _adwin: drift.ADWIN
+    _scale: float | None  # None while the warm-up learns it
+    _warmup_n: int
+    _warmup_sum: float
+    _days: dict[int, list[float]]  # day ordinal -> [count, sum, sum of squares]
+    _findings: list[ErrorDriftFinding]
 
     def __init__(self, delta: float = 1e-5, min_samples: int = 200, min_rise: float = 0.1, clock: int = 1):
         if not (isinstance(delta, (int, float)) and 0 < delta < 1):
@@ -259,10 +266,10 @@ class ModelDriftDetector:
 
     def _reset(self) -> None:
         self._adwin = self._new_adwin()
-        self._scale: float | None = None
+        self._scale = None
         self._warmup_n, self._warmup_sum = 0, 0.0
-        self._days: dict[int, list] = {}
-        self._findings: list[ErrorDriftFinding] = []
+        self._days = {}
+        self._findings = []
 
 
 def _welch_t(a: list, b: list) -> float | None:

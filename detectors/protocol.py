@@ -67,10 +67,17 @@ class Detector(Protocol):
     name: str
     #: The `kind` of the signals it makes.
     kind: str
-    #: The `state`s its signals can have.
-    states: tuple[str, ...]
-    #: The observation type it reads.
-    observes: type
+
+    # `states` and `observes` are read-only (properties here), so a detector may declare them as
+    # plain class attributes of a narrower type, e.g. `states = ("open", "cleared")`.
+    @property
+    def states(self) -> tuple[str, ...]:
+        """The `state`s its signals can have."""
+
+    @property
+    def observes(self) -> type:
+        """The observation type it reads."""
+
     #: Whether its open signals ask the rebalancer for fewer-moves balance.
     triggers_rebalance: bool
 
