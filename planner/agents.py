@@ -73,7 +73,9 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock
         evaluation = session[0].judge()
         if evaluation is None:
             return
-        metrics.watermark.set(session[0].judged_at.timestamp())
+        judged_at = session[0].judged_at
+        assert judged_at is not None, "set by the judgement"
+        metrics.watermark.set(judged_at.timestamp())
         for kind, count in session[0].planner.out_of_band().items():
             metrics.out_of_band.labels(kind).set(count)
         _export_aggregates(metrics, evaluation)

@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from core.clock import SYSTEM_CLOCK, Clock
 from core.records import Proposal, ProposedMove, RepLoad, Signal, stable_id
 from detectors import (
+    CellDay,
     CompanyCoverage,
     CoverageGapDetector,
     Detector,
@@ -121,7 +122,9 @@ class Planner:
         self._pending_signal_ids: list[str] = []
         self._last_proposal_at: float | None = None  # by the monotonic clock
         self._placed_orphans: set[str] = set()  # orphans the last placement proposal covered
-        self._daily_sales: dict[str, dict[str, float]] = {}  # region -> ISO day -> order value
+        # region -> ISO day -> (order value, order count)
+        self._daily_sales: dict[str, dict[str, tuple[float, int]]] = {}
+        self._daily_cells: dict[str, dict[str, tuple[float, int]]] = {}  # ISO day -> grid cell -> (value, orders)
         self._observed_orders: dict[str, set[str]] = {}  # ISO day not yet judged -> order event ids
         # Region -> its first order day. A region is fed to the shock detector from that day on,
         # however late the planner learns of it: a planner that first judges after a long
@@ -214,9 +217,11 @@ class Planner:
     ) -> dict[str, float]:
         """Once per completed month: score then learn (progressive validation), watch the
         error for drift, and value every account with the model."""
+        model = self.model
+        assert model is not None, "accounts are valued by the model only when settings.potential is 'model'"
         key = month.isoformat()
         if self._learned_month is None or key > self._learned_month:
-            scored = learn_from_history(self.model, accounts, month)
+            scored = learn_from_history(model, accounts, month)
             self._learned_month = key
             self._months_learned += 1 if scored else 0
             # A young model's error falls and rises as it learns the seasons: watch it for drift
@@ -228,7 +233,7 @@ class Planner:
                 evaluation.model_error = sum(abs(p - y) for _, p, y in scored) / len(scored)
             self._valued_month = None  # the model changed: value everyone again
         if self._valued_month != key or self._potentials is None:
-            self._potentials = predict_potential(self.model, accounts, month)
+            self._potentials = predict_potential(model, accounts, month)
         else:
             # Same model, same month: only accounts that changed since are valued again (a
             # prediction depends on the account's own history and the model only).
@@ -241,7 +246,7 @@ class Planner:
             self._potentials = {
                 account_id: value for account_id, value in self._potentials.items() if account_id in current
             }
-            self._potentials.update(predict_potential(self.model, stale, month))
+            self._potentials.update(predict_potential(model, stale, month))
         self._valued_month, self._changed = key, set()
         return self._potentials
 
@@ -252,22 +257,23 @@ class Planner:
     def _months_to_judge(self, as_of: datetime, first_event_at: datetime) -> list[datetime]:
         # From the first event's month on the first judgement: the model then learns every
         # month whenever the worker first gets to judge.
-        start = _month_start(first_event_at) if self._judged_month is None else None
-        if start is not None and start >= as_of:
-            return [as_of]
-        month, months = start or datetime.fromisoformat(self._judged_month), []
-        if start is not None:
-            months.append(start)
+        if self._judged_month is None:
+            start = _month_start(first_event_at)
+            if start >= as_of:
+                return [as_of]
+            month, months = start, [start]
+        else:
+            month, months = datetime.fromisoformat(self._judged_month), []
         while month < as_of:
             month = _month_start(month + timedelta(days=32))
             months.append(month)
         return months or [as_of]
 
-    def observe_orders(self, region: str, orders: Iterable[list]) -> None:
-        """Orders (day, amount, event id) of an account in `region`, for the regional sales
-        the market-shock detector reads per complete day. Each order counts once: snapshots
-        read again after a restart (the planner's checkpoint may already hold their orders)
-        are recognised by the event id until their day is judged."""
+    def observe_orders(self, region: str, orders: Iterable[list], cell: str | None = None) -> None:
+        """Orders (day, amount, event id) of an account in `region` and grid `cell`, for the
+        sales per region and per cell the shock detectors read per complete day. Each order
+        counts once: snapshots read again after a restart (the planner's checkpoint may
+        already hold their orders) are recognised by the event id until their day is judged."""
         days = self._daily_sales.setdefault(region, {})
         for day, amount, *event_id in orders:
             if day < self._first_order_day.get(region, "9999"):
@@ -279,6 +285,10 @@ class Planner:
                 seen.add(event_id[0])
             total, count = days.get(day, (0.0, 0))
             days[day] = (round(total + amount, 2), count + 1)
+            if cell is not None:
+                cells = self._daily_cells.setdefault(day, {})
+                total, count = cells.get(cell, (0.0, 0))
+                cells[cell] = (round(total + amount, 2), count + 1)
 
     def _judge_markets(self, moment: datetime, evaluation: Evaluation) -> None:
         """Hand every day completed since the last judgement to the detectors of regional sales."""
@@ -295,10 +305,16 @@ class Planner:
             sales = {region: self._daily_sales[region].get(key, (0.0, 0))[0] for region in regions}
             counts = {region: self._daily_sales[region].get(key, (0.0, 0))[1] for region in regions}
             self._observe(RegionalDay(day, sales, counts), evaluation)
+            cells = self._daily_cells.get(key, {})
+            self._observe(
+                CellDay(day, {cell: v[0] for cell, v in cells.items()}, {cell: v[1] for cell, v in cells.items()}),
+                evaluation,
+            )
             self._judged_day = key
             day += timedelta(days=1)
         # Days judged are final: forget them (late orders for them change state, not judgements).
-        for days in (*self._daily_sales.values(), self._observed_orders):
+        judged: list[dict[str, Any]] = [*self._daily_sales.values(), self._observed_orders, self._daily_cells]
+        for days in judged:
             for key in [k for k in days if self._judged_day and k <= self._judged_day]:
                 del days[key]
 
@@ -388,6 +404,7 @@ class Planner:
             "placed_orphans": sorted(self._placed_orphans),
             "judged_month": self._judged_month,
             "daily_sales": self._daily_sales,
+            "daily_cells": self._daily_cells,
             "observed_orders": {day: sorted(ids) for day, ids in self._observed_orders.items()},
             "judged_day": self._judged_day,
             "first_order_day": dict(sorted(self._first_order_day.items())),
@@ -409,8 +426,12 @@ class Planner:
         self._placed_orphans = set(state.get("placed_orphans", []))
         self._judged_month = state.get("judged_month")
         self._observed_orders = {day: set(ids) for day, ids in state.get("observed_orders", {}).items()}
+        self._daily_cells = {
+            day: {cell: (float(value[0]), int(value[1])) for cell, value in cells.items()}
+            for day, cells in state.get("daily_cells", {}).items()
+        }
         self._daily_sales = {
-            region: {day: tuple(value) for day, value in days.items()}
+            region: {day: (total, count) for day, (total, count) in days.items()}
             for region, days in state.get("daily_sales", {}).items()
         }
         self._judged_day = state.get("judged_day")
@@ -431,23 +452,28 @@ def rebalance_accounts(
     window_months: int,
     potentials: dict[str, float] | None = None,
 ) -> list[Account]:
-    return [
-        Account(
-            account_id=account.account_id,
-            potential=(
-                potentials.get(account.account_id, 0.0)
-                if potentials is not None
-                else trailing_sum(account.monthly_sales, watermark, window_months)
-            ),
-            workload=trailing_sum(account.monthly_minutes, watermark, window_months),
-            lat=account.lat,
-            lon=account.lon,
-            rep_id=account.rep_id,
-            locked=account.locked,
+    out = []
+    for account in accounts:
+        if not account.known or account.closed:
+            continue
+        # The contract gives every account.upserted coordinates (or resolves its postal code).
+        assert account.lat is not None and account.lon is not None, f"known account {account.account_id} has no place"
+        out.append(
+            Account(
+                account_id=account.account_id,
+                potential=(
+                    potentials.get(account.account_id, 0.0)
+                    if potentials is not None
+                    else trailing_sum(account.monthly_sales, watermark, window_months)
+                ),
+                workload=trailing_sum(account.monthly_minutes, watermark, window_months),
+                lat=account.lat,
+                lon=account.lon,
+                rep_id=account.rep_id,
+                locked=account.locked,
+            )
         )
-        for account in accounts
-        if account.known and not account.closed
-    ]
+    return out
 
 
 # --------------------------------------------------------------------------- review context
@@ -536,14 +562,14 @@ def select_context_accounts(
     sizes = {row["account_id"]: len(json.dumps(row)) + 2 for row in rows}  # ", " between rows
     if len(rows) <= all_up_to and sum(sizes.values()) <= max_bytes:
         return list(rows), "all"
-    moves = [
+    move_rows = [
         move
         if isinstance(move, dict)
         else {"account_id": move.account_id, "from_rep": move.from_rep, "to_rep": move.to_rep}
         for move in moves
     ]
-    touched = {move[side] for move in moves for side in ("from_rep", "to_rep")} - {None}
-    moved = {move["account_id"] for move in moves}
+    touched = {move[side] for move in move_rows for side in ("from_rep", "to_rep")} - {None}
+    moved = {move["account_id"] for move in move_rows}
     selected = [row for row in rows if row["rep_id"] in touched or row["account_id"] in moved]
     if len(selected) <= max_rows and sum(sizes[row["account_id"]] for row in selected) <= max_bytes:
         return selected, "touched"

@@ -12,12 +12,13 @@ import json
 import logging
 from dataclasses import asdict
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, MutableMapping
+from typing import Any, Callable, Iterable, MutableMapping, TypedDict
 
 from core.clock import SYSTEM_CLOCK, Clock
 from core.records import Proposal
 from core.settings import Settings
 from detectors import Detector, standard_detectors
+from detectors.local_shock import cell_of
 from monitor.state import AccountState, RepState
 from planner.planner import Evaluation, Planner, RebalanceRequest
 from planner.watermark import Watermark
@@ -30,6 +31,14 @@ log = logging.getLogger(__name__)
 CHECKPOINT_RECORDS = ("planner", "watermark")
 #: Budgets on a live proposal's moves-vs-imbalance curve (sampled evenly beyond that).
 CURVE_POINTS = 12
+
+
+class _SolverOptions(TypedDict):
+    """The solver settings every rebalancer call of a proposal shares."""
+
+    candidate_reps: int
+    time_limit_s: float
+    num_workers: int
 
 
 def saved_planner_state(meta: MutableMapping[str, Any]) -> dict[str, Any]:
@@ -127,7 +136,9 @@ class PlanningSession:
             else:
                 accounts[snapshot["account_id"]] = snapshot
                 if orders and snapshot.get("region"):
-                    self.planner.observe_orders(snapshot["region"], orders)
+                    located = snapshot.get("lat") is not None and snapshot.get("lon") is not None
+                    cell = cell_of(snapshot["lat"], snapshot["lon"]) if located else None
+                    self.planner.observe_orders(snapshot["region"], orders, cell=cell)
             count += 1
         for rep_id, rep in reps.items():
             self.reps[rep_id] = rep
@@ -153,11 +164,13 @@ class PlanningSession:
         # Allowed lateness: producers interleave partitions, so records of a moment may still be
         # in flight on one partition while another has moved on; judge that much behind.
         moment -= timedelta(days=self.settings.lateness_days)
+        first_event_at = self.watermark.first_event_at
+        assert first_event_at is not None, "a watermark with a current time has seen an event"
         evaluation = self.planner.evaluate(
             (AccountState.from_dict(row) for row in self.accounts.values()),
             (RepState.from_dict(row) for row in self.reps.values()),
             watermark=moment,
-            first_event_at=self.watermark.first_event_at,
+            first_event_at=first_event_at,
         )
         self.judged_at = moment
         return evaluation
@@ -193,11 +206,11 @@ class PlanningSession:
 
     def solve(self, request: RebalanceRequest) -> Proposal:
         """Run the rebalancer the request asks for (blocking: CP-SAT) and build the proposal."""
-        common = dict(
-            candidate_reps=self.settings.candidate_reps,
-            time_limit_s=self.settings.solver_time_limit_s,
-            num_workers=self.settings.solver_workers,
-        )
+        common: _SolverOptions = {
+            "candidate_reps": self.settings.candidate_reps,
+            "time_limit_s": self.settings.solver_time_limit_s,
+            "num_workers": self.settings.solver_workers,
+        }
         if request.mode == "place":
             result = place_accounts(request.accounts, request.reps, tolerance=request.tolerance, **common)
         else:
@@ -209,16 +222,19 @@ class PlanningSession:
                 objective=self.settings.rebalance_objective,
                 **common,
             )
-        proposal = self.planner.proposal(request, result, self.judged_at or self.watermark.current)
+        moment = self.judged_at or self.watermark.current
+        assert moment is not None, "a request comes from a judgement, at a watermark"
+        proposal = self.planner.proposal(request, result, moment)
         if request.mode != "place" and result.moves:
             # What each extra move buys, for the review page and the weekly report.
+            halved: _SolverOptions = {**common, "time_limit_s": self.settings.solver_time_limit_s / 2}
             curve = trade_off_curve(
                 request.accounts,
                 request.reps,
                 tolerance=request.tolerance,
                 metrics=self.settings.metric_list,
                 max_points=CURVE_POINTS,
-                **{**common, "time_limit_s": self.settings.solver_time_limit_s / 2},
+                **halved,
             )
             proposal = proposal.with_(curve=tuple(asdict(point) for point in curve))
         return proposal

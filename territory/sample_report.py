@@ -71,11 +71,14 @@ def sample_proposal(
             f"seed {seed}: the planner found nothing to rebalance (imbalance "
             f"{evaluation.imbalance:.1%}); try another seed"
         )
-    common = dict(tolerance=request.tolerance, time_limit_s=time_limit_s, num_workers=1)
-    result = minimal_moves(request.accounts, request.reps, **common)
+    result = minimal_moves(
+        request.accounts, request.reps, tolerance=request.tolerance, time_limit_s=time_limit_s, num_workers=1
+    )
     curve = [
         {"moves": point.moves, "imbalance": round(point.imbalance, 5)}
-        for point in trade_off_curve(request.accounts, request.reps, **common)
+        for point in trade_off_curve(
+            request.accounts, request.reps, tolerance=request.tolerance, time_limit_s=time_limit_s, num_workers=1
+        )
     ]
     return planner.proposal(request, result, last).with_(curve=tuple(curve)).to_json()
 
