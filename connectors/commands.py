@@ -106,6 +106,7 @@ def import_command(
         if dry_run:
             typer.echo("dry run: nothing produced")
         elif report.distinct:
+            assert bootstrap is not None  # read above unless --dry-run
             sent = produce(report.events(), bootstrap, total=report.distinct, show_progress=progress)
             topic_names = ", ".join(sorted(report.topics))
             typer.echo(f"produced {sent} events to {topic_names} on {bootstrap}")

@@ -66,9 +66,10 @@ def parse_assignment(key: bytes | None, value: bytes | None, *, partition: int =
         raise ValueError("not a JSON object")
     account_id = document.get("account_id") or (key.decode("utf-8", "replace") if key else None)
     to_rep = document.get("to_rep")
-    for name, item in (("account_id", account_id), ("to_rep", to_rep)):
-        if not isinstance(item, str) or not item.strip():
-            raise ValueError(f"{name} missing or not a string")
+    if not isinstance(account_id, str) or not account_id.strip():
+        raise ValueError("account_id missing or not a string")
+    if not isinstance(to_rep, str) or not to_rep.strip():
+        raise ValueError("to_rep missing or not a string")
     return Assignment(
         account_id=account_id.strip(),
         to_rep=to_rep.strip(),

@@ -183,8 +183,8 @@ def bind(profile: Profile, header: Sequence[str], overrides: Mapping[str, str] |
             columns[rule.field], parsers[rule.field] = found, rule.parse
     for name in profile.required:
         if name not in columns:
-            rule = next((r for r in profile.rules if r.field == name), None)
-            expected = " or ".join(repr(a) for a in rule.aliases) if rule else repr(name)
+            named = next((r for r in profile.rules if r.field == name), None)
+            expected = " or ".join(repr(a) for a in named.aliases) if named else repr(name)
             raise MappingError(
                 f"{profile.name}: no column for {name} (expected {expected}, "
                 f"or --map {name}=COLUMN); header: {', '.join(h for h in header if h)}"

@@ -57,10 +57,10 @@ def number(raw: str, style: NumberStyle = NumberStyle()) -> float:
     (12000.0, 1000.0, 1000.0)
     """
     text = raw.strip().replace("\u00a0", "").replace("\u202f", "").replace(" ", "").replace("'", "")
-    text = _canonical_number(_UNDERSCORE_GROUPING.sub("", text), style)
-    if text is None or not _PLAIN_NUMBER.fullmatch(text):
+    canonical = _canonical_number(_UNDERSCORE_GROUPING.sub("", text), style)
+    if canonical is None or not _PLAIN_NUMBER.fullmatch(canonical):
         raise ValueError(f"must be a number, got {show(raw)}")
-    value = float(text)
+    value = float(canonical)
     if not math.isfinite(value):  # "1e999"
         raise ValueError(f"must be a number, got {show(raw)}")
     return value
@@ -81,8 +81,8 @@ def _canonical_number(text: str, style: NumberStyle) -> str | None:
         if text.count(separator) > 1:
             return text.replace(separator, "") if _GROUPED[separator].match(text) else None
         if _GROUPED[separator].match(text):  # "1,200" / "1.200": grouping or decimal?
-            grouping = style.decimal_comma == (separator == ".")
-            return text.replace(separator, "") if grouping else text.replace(",", ".")
+            is_grouping = style.decimal_comma == (separator == ".")
+            return text.replace(separator, "") if is_grouping else text.replace(",", ".")
         return text.replace(",", ".")
     return text
 

@@ -124,10 +124,11 @@ def features_at(
     row["log_employees"] = math.log1p(account.employees) if account.employees and account.employees > 0 else 0.0
     row["employees_missing"] = 0.0 if account.employees and account.employees > 0 else 1.0
     row["region"] = account.region or UNKNOWN
-    located = account.lat is not None and account.lon is not None
     # Coarse location (0.5 degree, ~50 km): enough for a regional market, no street address.
-    row["lat"] = round(account.lat * 2) / 2 if located else 0.0
-    row["lon"] = round(account.lon * 2) / 2 if located else 0.0
+    if account.lat is not None and account.lon is not None:
+        row["lat"], row["lon"] = round(account.lat * 2) / 2, round(account.lon * 2) / 2
+    else:
+        row["lat"], row["lon"] = 0.0, 0.0
     row["month"] = _key_of(a)
     return row
 

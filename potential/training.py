@@ -85,7 +85,8 @@ def learn_from_history(
 
 def predict_potential(model: PotentialModel, accounts: Iterable[AccountState], at: datetime) -> dict[str, float]:
     """Expected yearly potential of every account at `at` (closed accounts: 0)."""
-    live, closed = [], []
+    live: list[AccountState] = []
+    closed: list[AccountState] = []
     for account in accounts:
         (closed if account.closed else live).append(account)
     rows = [features_at(account, at, seasonal=model.seasonal) for account in live]
