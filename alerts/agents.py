@@ -134,8 +134,8 @@ def register_alerts(
             metrics.store_errors.labels("delivering alerts").inc()
             log.warning("store unavailable, alert deliveries wait for it: %s", _brief(error))
             return
-        for sink, error in report.errors.items():
-            log.warning("alert delivery to %s failed, will retry: %s", sink, error)
+        for sink, problem in report.errors.items():
+            log.warning("alert delivery to %s failed, will retry: %s", sink, problem)
 
     # On the leader only: one worker prunes.
     @app.timer(PRUNE_INTERVAL_S, on_leader=True)

@@ -26,12 +26,13 @@ import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypedDict
 
 from matplotlib import colormaps
 from matplotlib import patheffects
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -57,9 +58,16 @@ BEFORE_COLOR = "#c4c4c4"
 AFTER_COLOR = "#2b6cb0"
 OUT_OF_BAND_COLOR = "#c0392b"
 BAND_COLOR = "#2e8b57"
+
+
+class _Literal(TypedDict):
+    parse_math: bool
+    usetex: bool
+
+
 # Every text is drawn as written: ids come from the CRM, and with mathtext on, a rep id
 # such as "$x^$" raises while drawing and "$\alpha$" turns into a Greek letter.
-LITERAL = {"parse_math": False, "usetex": False}
+LITERAL: _Literal = {"parse_math": False, "usetex": False}
 
 
 @dataclass(frozen=True)
@@ -112,8 +120,15 @@ def rep_colors(rep_ids: Iterable[str | None]) -> dict[str, tuple[float, float, f
     return {rep_id: palette[i % len(palette)] for i, rep_id in enumerate(ids)}
 
 
-_TAB10_NO_GREY = [c for i, c in enumerate(colormaps["tab10"].colors) if i != 7]
-_TAB20_NO_GREY = [c for i, c in enumerate(colormaps["tab20"].colors) if i not in (14, 15)]
+def _listed_colors(name: str) -> Sequence[Any]:
+    """The colours of a qualitative colormap, e.g. tab10 (the registry types it as any Colormap)."""
+    cmap = colormaps[name]
+    assert isinstance(cmap, ListedColormap) and isinstance(cmap.colors, (list, tuple)), name
+    return cmap.colors
+
+
+_TAB10_NO_GREY = [c for i, c in enumerate(_listed_colors("tab10")) if i != 7]
+_TAB20_NO_GREY = [c for i, c in enumerate(_listed_colors("tab20")) if i not in (14, 15)]
 
 
 def _png(fig: Figure) -> bytes:

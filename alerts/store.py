@@ -426,14 +426,18 @@ class Store:
     def known_owners(self, account_ids: Iterable[str]) -> dict[str, KnownOwner]:
         ids = list(account_ids)
         with self.sessions() as session:
-            rows = session.scalars(select(KnownAccountRow).where(KnownAccountRow.account_id.in_(ids))) if ids else []
+            rows: Iterable[KnownAccountRow] = (
+                session.scalars(select(KnownAccountRow).where(KnownAccountRow.account_id.in_(ids))) if ids else []
+            )
             return {r.account_id: KnownOwner(r.rep_id, r.closed, r.owner_at) for r in rows}
 
     def known_reps(self, rep_ids: Iterable[str]) -> dict[str, bool]:
         """rep id -> active, for the reps the worker has reported."""
         ids = list(rep_ids)
         with self.sessions() as session:
-            rows = session.scalars(select(KnownRepRow).where(KnownRepRow.rep_id.in_(ids))) if ids else []
+            rows: Iterable[KnownRepRow] = (
+                session.scalars(select(KnownRepRow).where(KnownRepRow.rep_id.in_(ids))) if ids else []
+            )
             return {r.rep_id: r.active for r in rows}
 
     def state_time(self) -> str | None:
@@ -687,6 +691,8 @@ class SqlOutbox:
     def mark_sent(self, item: OutboxItem, sent_at: float) -> None:
         with self.writing() as session:
             row = self._row(session, item.key, item.sink)
+            if row is None:
+                return  # erased while it was sent (`Store.erase_account`): nothing left to record
             row.sent_at, row.sent_alert, row.attempts, row.last_error = sent_at, item.alert, 0, None
             # A newer alert may have replaced the content while this one was in flight.
             row.pending = row.alert != item.alert
@@ -694,6 +700,8 @@ class SqlOutbox:
     def mark_failed(self, item: OutboxItem, error: str, next_at: float) -> None:
         with self.writing() as session:
             row = self._row(session, item.key, item.sink)
+            if row is None:
+                return  # erased while it was tried (`Store.erase_account`): nothing left to retry
             row.attempts += 1
             row.last_error = error[:2000]
             row.due_at = next_at
@@ -701,8 +709,11 @@ class SqlOutbox:
     def last_sent(self, key: str, sink: str) -> tuple[float, dict[str, Any]] | None:
         with self.sessions() as session:
             row = self._row(session, key, sink)
-            return None if row is None or row.sent_at is None else (row.sent_at, row.sent_alert)
+            if row is None or row.sent_at is None or row.sent_alert is None:
+                return None
+            return row.sent_at, row.sent_alert
 
     def pending_count(self) -> int:
         with self.sessions() as session:
-            return session.scalar(select(func.count()).select_from(DeliveryRow).where(DeliveryRow.pending.is_(True)))
+            count = session.scalar(select(func.count()).select_from(DeliveryRow).where(DeliveryRow.pending.is_(True)))
+            return count or 0

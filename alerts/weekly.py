@@ -76,7 +76,7 @@ def report_message(report: WeeklyReport, sender: str, to: list[str]) -> EmailMes
     msg["Message-ID"] = make_msgid(domain="territory-monitor")
     msg.set_content(report.text)
     msg.add_alternative(report.email_html(), subtype="html")
-    html_part = msg.get_payload()[-1]
+    *_, html_part = msg.iter_parts()  # multipart/alternative: the text, then the HTML
     for image in report.images:
         html_part.add_related(image.png, maintype="image", subtype="png", cid=f"<{image.cid}>")
     return msg

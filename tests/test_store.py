@@ -223,3 +223,45 @@ def test_workers_starting_together_migrate_the_schema_once(store):
     assert [process.exitcode for process in processes] == [0, 0, 0, 0]
     assert {"proposals", "signals", "deliveries", "alembic_version"} <= set(inspect(engine).get_table_names())
     engine.dispose()
+
+
+def test_an_alert_erased_while_it_is_sent_ends_the_delivery_round_normally(store):
+    """`erase_account` deletes an outbox row whose key names the account, and it may do so while
+    a delivery round sends that row (the owner mirror, or `territory erase`, runs beside the
+    dispatcher): the round records the other rows and sends nothing twice."""
+    from alerts.alert import alert_from_signal
+    from alerts.dispatch import Dispatcher
+
+    class ErasingSink:
+        name = "webhook"
+
+        def __init__(self):
+            self.received = []
+
+        def send(self, alert, previous=None):
+            self.received.append(alert.key)
+            if alert.key.endswith(":acct-1"):
+                store.erase_account("acct-1")  # the account is erased while its alert is in flight
+
+    clock = ManualClock(datetime.fromtimestamp(1000.0, timezone.utc))
+    sink = ErasingSink()
+    dispatcher = Dispatcher([sink], store.outbox(), throttle_s=300, retry_max_s=60, clock=clock)
+    for signal_id, subject in (("s1", {"type": "account", "id": "acct-1"}), ("s2", {"type": "region", "id": "DE-01"})):
+        signal = {
+            "signal_id": signal_id,
+            "kind": "market_shock",
+            "state": "drop",
+            "severity": "critical",
+            "subject": subject,
+            "detected_at": "2025-04-10T00:00:00+00:00",
+            "emitted_at": "2026-11-24T10:00:00+00:00",
+            "evidence": {},
+        }
+        dispatcher.submit(alert_from_signal(records.signal(signal)))
+    report = dispatcher.deliver_due()
+    assert (report.sent, report.failed) == (2, 0)
+    assert sorted(sink.received) == ["market_shock:account:acct-1", "market_shock:region:DE-01"]
+    assert store.outbox().pending_count() == 0
+    clock.advance(timedelta(seconds=600))
+    dispatcher.deliver_due()
+    assert len(sink.received) == 2  # nothing sent twice

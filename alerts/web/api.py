@@ -66,6 +66,7 @@ async def _decision_body(request: web.Request) -> tuple[str, str]:
         problems.append(f"comment: at most {MAX_COMMENT} characters")
     if problems:
         raise Refused(json_error(400, "; ".join(problems)))
+    assert isinstance(by, str) and isinstance(comment, str)  # checked above
     return by.strip(), comment.strip()
 
 

@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import json
 from collections import OrderedDict
+from datetime import datetime
 from urllib.parse import quote, urlsplit
 
 from aiohttp import web
@@ -44,11 +45,16 @@ def _section(cache: OrderedDict, row: ProposalRow, actions_html: str) -> str:
     return cache[key]
 
 
+def _decided_at(row: ProposalRow) -> datetime:
+    assert row.decided_at is not None  # a decided proposal
+    return utc(row.decided_at)
+
+
 async def index(request: web.Request) -> web.Response:
     store = request.app[STORE]
     rows = await asyncio.to_thread(store.proposals)
     pending = [summary(r) for r in rows if r.status == "pending"]
-    decided = sorted((r for r in rows if r.decided_at is not None), key=lambda r: utc(r.decided_at), reverse=True)
+    decided = sorted((r for r in rows if r.decided_at is not None), key=_decided_at, reverse=True)
     return html_page(
         request, "review_index.html.j2", pending=pending, decided=[summary(r) for r in decided[:RECENT_DECISIONS]]
     )

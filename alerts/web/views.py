@@ -7,7 +7,7 @@ import asyncio
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 from urllib.parse import quote
 
 from aiohttp import web
@@ -21,6 +21,10 @@ from core.formatting import percent
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 
 
+@overload
+def utc(moment: datetime) -> datetime: ...
+@overload
+def utc(moment: None) -> None: ...
 def utc(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
