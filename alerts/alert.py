@@ -199,6 +199,16 @@ def _signal_summary(signal: Signal) -> str:
         if resolved:
             return f"market shock in {who} is over"
         return f"market shock in {who}: demand {moved}{how_much} against the rest of the country{since}"
+    if kind == "local_shock":
+        size = evidence.get("size")
+        moved = "dropped" if state == "drop" else "rose" if state == "rise" else "moved"
+        what = "order sizes" if evidence.get("measure") == "order_size" else "orders"
+        how_much = f" {abs(float(size)) * 100:.0f}%" if size is not None else ""
+        since = f" since {evidence['started_on']}" if evidence.get("started_on") else ""
+        reps = f"; reps {', '.join(evidence['reps'])}" if evidence.get("reps") else ""
+        if resolved:
+            return f"local shock in {who} is over"
+        return f"local shock: {what} of {who} {moved}{how_much}{since}{reps}"
     if kind == "coverage_gap":
         if resolved:
             return f"coverage gap of {who} closed: every account has an active rep"

@@ -12,6 +12,9 @@ restores its state. No Kafka or database imports: the planner feeds them.
   country (which removes the seasonality all regions share), fed once per day with
   sales per region; river `PageHinkley` on the standardised share, one finding per
   shock with its direction, size and start.
+- `LocalShockDetector`: a shock in the orders or order value of a neighbourhood of 2-20 %
+  of the company's sales, anywhere: a prospective scan over circular zones of grid cells,
+  one CUSUM per zone and measure.
 - `ModelDriftDetector`: a sustained rise of the potential model's prediction error;
   river `ADWIN` on the scaled error, with the start and size of the rise.
 
@@ -24,9 +27,10 @@ from __future__ import annotations
 from core.settings import Settings
 from detectors.coverage_gap import CoverageGapDetector, CoverageGapFinding
 from detectors.imbalance import ImbalanceDetector, ImbalanceFinding
+from detectors.local_shock import LocalShockDetector, LocalShockEvidence, LocalShockFinding
 from detectors.market_shock import MarketShockDetector, ShockEvidence, ShockFinding
 from detectors.model_drift import ErrorDriftEvidence, ErrorDriftFinding, ModelDriftDetector
-from detectors.protocol import CompanyCoverage, Detector, ModelErrors, MonthlyTerritories, RegionalDay
+from detectors.protocol import CellDay, CompanyCoverage, Detector, ModelErrors, MonthlyTerritories, RegionalDay
 
 
 def standard_detectors(settings: Settings) -> list[Detector]:
@@ -41,11 +45,13 @@ def standard_detectors(settings: Settings) -> list[Detector]:
         CoverageGapDetector(),
         # Order counts react about twice as fast as order values (bench/detectors.py).
         MarketShockDetector(measure="orders", delta=0.35),
+        LocalShockDetector(),
         ModelDriftDetector(),
     ]
 
 
 __all__ = [
+    "CellDay",
     "CompanyCoverage",
     "CoverageGapDetector",
     "CoverageGapFinding",
@@ -54,6 +60,9 @@ __all__ = [
     "ErrorDriftFinding",
     "ImbalanceDetector",
     "ImbalanceFinding",
+    "LocalShockDetector",
+    "LocalShockEvidence",
+    "LocalShockFinding",
     "MarketShockDetector",
     "ModelDriftDetector",
     "ModelErrors",

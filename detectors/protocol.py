@@ -1,7 +1,8 @@
 """The one protocol every detector follows, and what detectors observe.
 
 The planner builds an observation when it judges (the territories of a complete month,
-the company's coverage now, a complete day of regional sales, a month's model errors)
+the company's coverage now, a complete day of sales per region and per grid cell, a month's
+model errors)
 and hands it to every detector whose `observes` is that observation's type. A detector
 returns its findings, turns each into a `core.records.Signal`, says how many subjects are
 out of their normal state now, and saves and restores its state as JSON data; the
@@ -13,6 +14,7 @@ Adding a detector is one module with a class that follows `Detector` and one ent
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
@@ -51,6 +53,29 @@ class RegionalDay:
     day: date
     sales: Mapping[str, float]
     counts: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class CellDay:
+    """One complete day of orders per grid cell (`detectors.local_shock.cell_of` of the
+    account's location): order count, and the sums of the orders' log values and of their
+    squares (a value below one counts as one)."""
+
+    day: date
+    counts: Mapping[str, int]
+    log_values: Mapping[str, float]
+    log_squares: Mapping[str, float]
+
+    @classmethod
+    def of_orders(cls, day: date, values: Mapping[str, Sequence[float]]) -> "CellDay":
+        """From each cell's order values."""
+        logs = {cell: [math.log(max(float(v), 1.0)) for v in cell_values] for cell, cell_values in values.items()}
+        return cls(
+            day,
+            {cell: len(v) for cell, v in logs.items() if v},
+            {cell: sum(v) for cell, v in logs.items() if v},
+            {cell: sum(x * x for x in v) for cell, v in logs.items() if v},
+        )
 
 
 @dataclass(frozen=True)

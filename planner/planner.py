@@ -8,6 +8,7 @@ when a rebalance is due, the rebalancer's input.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -124,7 +125,8 @@ class Planner:
         self._placed_orphans: set[str] = set()  # orphans the last placement proposal covered
         # region -> ISO day -> (order value, order count)
         self._daily_sales: dict[str, dict[str, tuple[float, int]]] = {}
-        self._daily_cells: dict[str, dict[str, tuple[float, int]]] = {}  # ISO day -> grid cell -> (value, orders)
+        # ISO day -> grid cell -> (orders, sum of log order values, sum of their squares)
+        self._daily_cells: dict[str, dict[str, tuple[int, float, float]]] = {}
         self._observed_orders: dict[str, set[str]] = {}  # ISO day not yet judged -> order event ids
         # Region -> its first order day. A region is fed to the shock detector from that day on,
         # however late the planner learns of it: a planner that first judges after a long
@@ -287,8 +289,9 @@ class Planner:
             days[day] = (round(total + amount, 2), count + 1)
             if cell is not None:
                 cells = self._daily_cells.setdefault(day, {})
-                total, count = cells.get(cell, (0.0, 0))
-                cells[cell] = (round(total + amount, 2), count + 1)
+                count, logs, squares = cells.get(cell, (0, 0.0, 0.0))
+                log_value = math.log(max(float(amount), 1.0))
+                cells[cell] = (count + 1, logs + log_value, squares + log_value * log_value)
 
     def _judge_markets(self, moment: datetime, evaluation: Evaluation) -> None:
         """Hand every day completed since the last judgement to the detectors of regional sales."""
@@ -305,11 +308,14 @@ class Planner:
             sales = {region: self._daily_sales[region].get(key, (0.0, 0))[0] for region in regions}
             counts = {region: self._daily_sales[region].get(key, (0.0, 0))[1] for region in regions}
             self._observe(RegionalDay(day, sales, counts), evaluation)
-            cells = self._daily_cells.get(key, {})
-            self._observe(
-                CellDay(day, {cell: v[0] for cell, v in cells.items()}, {cell: v[1] for cell, v in cells.items()}),
-                evaluation,
+            cells = {cell: self._daily_cells.get(key, {})[cell] for cell in sorted(self._daily_cells.get(key, {}))}
+            day_of_cells = CellDay(
+                day,
+                {cell: int(v[0]) for cell, v in cells.items()},
+                {cell: v[1] for cell, v in cells.items()},
+                {cell: v[2] for cell, v in cells.items()},
             )
+            self._observe(day_of_cells, evaluation)
             self._judged_day = key
             day += timedelta(days=1)
         # Days judged are final: forget them (late orders for them change state, not judgements).
@@ -427,7 +433,7 @@ class Planner:
         self._judged_month = state.get("judged_month")
         self._observed_orders = {day: set(ids) for day, ids in state.get("observed_orders", {}).items()}
         self._daily_cells = {
-            day: {cell: (float(value[0]), int(value[1])) for cell, value in cells.items()}
+            day: {cell: (int(value[0]), float(value[1]), float(value[2])) for cell, value in cells.items()}
             for day, cells in state.get("daily_cells", {}).items()
         }
         self._daily_sales = {

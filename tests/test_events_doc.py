@@ -14,6 +14,9 @@ import pytest
 from core.records import Proposal, Signal, field_names
 from core.settings import Settings
 from detectors import (
+    LocalShockDetector,
+    LocalShockEvidence,
+    LocalShockFinding,
     CompanyCoverage,
     CoverageGapDetector,
     ErrorDriftEvidence,
@@ -107,7 +110,19 @@ def one_signal_per_kind() -> dict[str, Signal]:
     drift = ErrorDriftFinding(
         "rise", 0.4, date(2025, 4, 1), NOW, ErrorDriftEvidence("adwin", 1e-5, 4.0, 0.2, 0.28, 300, 120)
     )
+    local = LocalShockFinding(
+        "243:30/2",
+        ("243:30", "243:31"),
+        "drop",
+        -0.3,
+        date(2025, 5, 1),
+        date(2025, 5, 20),
+        LocalShockEvidence("orders", 15.0, 14.0, 0.04, 200.0, 140.0, 15, 12.5, (48.7, 9.15), 22.0),
+        ("a1", "a2"),
+        ("R1",),
+    )
     return {
+        "local_shock": LocalShockDetector().signal(local, NOW),
         "imbalance": imbalance.signal(finding, NOW),
         "coverage_gap": coverage.signal(gap, NOW),
         "market_shock": MarketShockDetector().signal(shock, NOW),
