@@ -53,6 +53,7 @@ from scipy import sparse
 
 from core.records import Signal, Subject
 from detectors.protocol import CellDay, CompanyCoverage
+from monitor.state import AccountState
 
 MEASURES = ("orders", "order_size")
 DIRECTIONS = ("drop", "rise")
@@ -222,6 +223,12 @@ class LocalShockDetector:
 
     def open_subjects(self) -> None:
         return None  # change points: a shock is news, not a lasting state
+
+    def affected_accounts(self, finding: LocalShockFinding, accounts: Sequence[AccountState]) -> frozenset[str]:
+        cells = set(finding.cells)
+        return frozenset(
+            a.account_id for a in accounts if a.lat is not None and a.lon is not None and cell_of(a.lat, a.lon) in cells
+        )
 
     def _learn_members(self, coverage: CompanyCoverage) -> None:
         """Which accounts and reps each cell holds (for the findings; not part of the state)."""

@@ -6,13 +6,14 @@ import math
 from collections import deque
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from river import drift
 
 from core import river_codec
 from core.records import Signal, Subject
 from detectors.protocol import RegionalDay
+from monitor.state import AccountState
 from monitor.regions import region_label
 
 MEASURES = ("sales", "orders")
@@ -281,6 +282,9 @@ class MarketShockDetector:
 
     def open_subjects(self) -> None:
         return None  # change points: a shock is news, not a lasting state
+
+    def affected_accounts(self, finding: ShockFinding, accounts: Sequence[AccountState]) -> frozenset[str]:
+        return frozenset(a.account_id for a in accounts if a.region == finding.region)
 
     def _rests(self, signal: Mapping[str, float]) -> dict[str, float]:
         """Each region's rest of the country, robust to the other regions' changes.

@@ -119,3 +119,14 @@ class Detector(Protocol):
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: Mapping[str, Any]) -> Any: ...
+
+
+@runtime_checkable
+class ShockDetector(Detector, Protocol):
+    """A detector whose findings are demand shocks on a set of accounts: the planner lets those
+    accounts' potential follow the shock at once (`size`, e.g. -0.3) instead of waiting for
+    months of evidence, and names the shock as the trigger of the proposal that follows."""
+
+    def affected_accounts(self, finding: Any, accounts: Sequence[AccountState]) -> frozenset[str]:
+        """The accounts the finding is about, among `accounts`."""
+        ...

@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from core.clock import SYSTEM_CLOCK, Clock
 from core.records import Proposal, ProposedMove, RepLoad, Signal, stable_id
+from detectors.protocol import ShockDetector
 from detectors import (
     CellDay,
     CompanyCoverage,
@@ -141,6 +142,11 @@ class Planner:
         self._potentials: dict[str, float] | None = None
         self._valued_month: str | None = None  # month the cached potentials are valued at
         self._changed: set[str] = set()  # accounts changed since they were valued
+        # A shock's accounts: account id -> (factor on its potential, the shock's signal id, the
+        # first month the factor no longer applies). See `_follow_shock`.
+        self._shock_factors: dict[str, tuple[float, str, str]] = {}
+        self._new_shocks: list[str] = []  # shock signal ids of the current judgement
+        self._accounts_now: list[AccountState] = []
 
     def detector(self, name: str) -> Detector:
         return next(detector for detector in self.detectors if detector.name == name)
@@ -156,6 +162,8 @@ class Planner:
                 evaluation.signals.append(signal)
                 if detector.triggers_rebalance and not signal.resolved:
                     self._pending_signal_ids.append(signal.signal_id)
+                if isinstance(detector, ShockDetector) and not signal.resolved:
+                    self._follow_shock(detector, finding, signal)
 
     @property
     def _out_of_balance(self) -> bool:
@@ -179,11 +187,17 @@ class Planner:
         evaluation = Evaluation({}, 0.0)
         orphans: frozenset[str] = frozenset()
         accounts.sort(key=lambda account: account.account_id)  # learning order must not depend on arrival
+        self._accounts_now, self._new_shocks = accounts, []
+        self._shock_factors = {a: v for a, v in self._shock_factors.items() if v[2] > month_key(through)}
         for month in self._months_to_judge(as_of, first_event_at):
             month_end = month - timedelta(microseconds=1)
             potentials = self._learn_and_value(accounts, month, evaluation) if self.model is not None else None
             aggregates = territory_aggregates(
-                accounts, reps, watermark=month_end, window_months=window_months, potentials=potentials
+                accounts,
+                reps,
+                watermark=month_end,
+                window_months=window_months,
+                potentials=self._after_shocks(accounts, potentials, month_end, window_months),
             )
             evaluation.aggregates, evaluation.imbalance = aggregates, imbalance_index(aggregates.values())
             warmed_up = month - first_event_at >= timedelta(days=self.settings.warmup_days)
@@ -195,11 +209,14 @@ class Planner:
                 self._observe(MonthlyTerritories(month, aggregates), evaluation)
         self._judged_month = as_of.isoformat()
         self._judge_markets(watermark, evaluation)
+        if self._new_shocks and warmed_up and not orphans:
+            self._rejudge_after_shocks(accounts, reps, as_of, window_months, evaluation)
 
         if orphans:
             return evaluation  # accounts without an owner are placed first; balance waits for that
         if self._pending_signal_ids and self._out_of_balance and self._cooled_down():
-            request_accounts = rebalance_accounts(accounts, through, window_months, self._potentials)
+            valued = self._after_shocks(accounts, self._potentials, through, window_months)
+            request_accounts = rebalance_accounts(accounts, through, window_months, valued)
             evaluation.rebalance = RebalanceRequest(
                 accounts=request_accounts,
                 reps=[Rep(r.rep_id, r.home_lat, r.home_lon, r.capacity_fte, r.max_travel_km) for r in reps if r.active],
@@ -213,6 +230,53 @@ class Planner:
         elif self._pending_signal_ids and not self._out_of_balance:
             self._pending_signal_ids = []  # the imbalance went away on its own
         return evaluation
+
+    def _follow_shock(self, detector: ShockDetector, finding: Any, signal: Signal) -> None:
+        """A demand shock moves its accounts' potential by its size at once: the model (or the
+        trailing sales) would take months of evidence to follow. The factor applies until half a
+        potential window has passed since the shock began; by then the figures carry it."""
+        factor = max(0.05, 1.0 + float(finding.size))
+        window_months = max(1, round(self.settings.potential_window_days / 30.44))
+        started = signal.evidence.get("started_on") or signal.detected_at.date().isoformat()
+        until = month_key(_add_months(datetime.fromisoformat(str(started)), max(1, window_months // 2)))
+        for account_id in sorted(detector.affected_accounts(finding, self._accounts_now)):
+            self._shock_factors[account_id] = (factor, signal.signal_id, until)
+        self._new_shocks.append(signal.signal_id)
+
+    def _after_shocks(
+        self, accounts: list[AccountState], potentials: dict[str, float] | None, through: datetime, window_months: int
+    ) -> dict[str, float] | None:
+        """Potentials with the factors of shocks still in force at `through` (None: trailing sales)."""
+        month = month_key(through)
+        active = {a: factor for a, (factor, _, until) in self._shock_factors.items() if until > month}
+        if not active:
+            return potentials
+        base = potentials
+        if base is None:
+            base = {a.account_id: trailing_sum(a.monthly_sales, through, window_months) for a in accounts}
+        return {account_id: value * active.get(account_id, 1.0) for account_id, value in base.items()}
+
+    def _rejudge_after_shocks(
+        self,
+        accounts: list[AccountState],
+        reps: list[RepState],
+        as_of: datetime,
+        window_months: int,
+        evaluation: Evaluation,
+    ) -> None:
+        """Balance judged again with the shocked potentials; a rep the shock puts out of band asks
+        for a rebalance that names the shock among its triggers."""
+        through = as_of - timedelta(microseconds=1)
+        potentials = self._after_shocks(accounts, self._potentials, through, window_months)
+        aggregates = territory_aggregates(
+            accounts, reps, watermark=through, window_months=window_months, potentials=potentials
+        )
+        evaluation.aggregates, evaluation.imbalance = aggregates, imbalance_index(aggregates.values())
+        pending_before = len(self._pending_signal_ids)
+        if aggregates and sum(agg.potential for agg in aggregates.values()) > 0:
+            self._observe(MonthlyTerritories(as_of, aggregates), evaluation)
+        if len(self._pending_signal_ids) > pending_before:
+            self._pending_signal_ids.extend(self._new_shocks)
 
     def _learn_and_value(
         self, accounts: list[AccountState], month: datetime, evaluation: Evaluation
@@ -338,7 +402,8 @@ class Planner:
         active = any(rep.active for rep in reps)
         if orphans and orphans != self._placed_orphans and active:
             gap_ids = [s.signal_id for s in evaluation.signals if s.kind == self._coverage.kind and s.state == "open"]
-            request_accounts = rebalance_accounts(accounts, through, window_months, self._potentials)
+            valued = self._after_shocks(accounts, self._potentials, through, window_months)
+            request_accounts = rebalance_accounts(accounts, through, window_months, valued)
             evaluation.rebalance = RebalanceRequest(
                 accounts=request_accounts,
                 reps=[Rep(r.rep_id, r.home_lat, r.home_lon, r.capacity_fte, r.max_travel_km) for r in reps if r.active],
@@ -416,6 +481,7 @@ class Planner:
             "first_order_day": dict(sorted(self._first_order_day.items())),
             "model": self.model.state_dict() if self.model is not None else None,
             "learned_month": self._learned_month,
+            "shock_factors": {a: list(v) for a, v in sorted(self._shock_factors.items())},
             "months_learned": self._months_learned,
         }
 
@@ -444,8 +510,16 @@ class Planner:
         self._first_order_day = dict(state.get("first_order_day") or {})
         if state.get("model") and self.model is not None:
             self.model.load_state_dict(state["model"])  # a restart does not forget what was learned
+        self._shock_factors = {
+            str(a): (float(v[0]), str(v[1]), str(v[2])) for a, v in (state.get("shock_factors") or {}).items()
+        }
         self._learned_month = state.get("learned_month")
         self._months_learned = state.get("months_learned", 0)
+
+
+def _add_months(moment: datetime, months: int) -> datetime:
+    index = moment.year * 12 + moment.month - 1 + months
+    return moment.replace(year=index // 12, month=index % 12 + 1, day=1)
 
 
 def _month_start(moment: datetime) -> datetime:

@@ -220,3 +220,84 @@ def test_regional_sales_judged_late_feed_the_shock_detector_as_when_judged_in_st
     caught_up._judge_markets(start + timedelta(days=len(days) - 1), Evaluation(aggregates={}, imbalance=0.0))
     assert caught_up.state_dict()["judged_day"] == in_step.state_dict()["judged_day"]
     assert caught_up.detector("market_shock").state_dict() == in_step.detector("market_shock").state_dict()
+
+
+class OneShock:
+    """A shock detector that finds one drop of `size` on the accounts of `rep_id`, once."""
+
+    name = kind = "test_shock"
+    states = ("drop",)
+    triggers_rebalance = False
+
+    def __init__(self, rep_id: str, size: float) -> None:
+        from detectors import CompanyCoverage
+
+        self.observes = CompanyCoverage
+        self.rep_id, self.size, self.fired = rep_id, size, False
+
+    def observe(self, coverage):
+        if self.fired:
+            return []
+        self.fired = True
+        from types import SimpleNamespace
+
+        return [
+            SimpleNamespace(
+                size=self.size, accounts=[a.account_id for a in coverage.accounts if a.rep_id == self.rep_id]
+            )
+        ]
+
+    def signal(self, finding, emitted_at):
+        from core.records import Signal, Subject
+
+        return Signal.make(
+            kind=self.kind,
+            state="drop",
+            severity="critical",
+            subject=Subject("area", self.rep_id),
+            evidence={"size": self.size, "started_on": "2025-03-10"},
+            detected_at=datetime(2025, 3, 20, tzinfo=timezone.utc),
+            emitted_at=emitted_at,
+        )
+
+    def affected_accounts(self, finding, accounts):
+        return frozenset(finding.accounts)
+
+    def open_subjects(self):
+        return None
+
+    def state_dict(self):
+        return {"fired": self.fired}
+
+    def load_state_dict(self, state):
+        self.fired = bool(state.get("fired"))
+
+
+def test_a_shock_moves_its_accounts_potential_at_once_and_triggers_the_proposal():
+    """Balanced by trailing sales (A 300, B 300); a 40 % drop on A's accounts puts A under the
+    band at once: the proposal that follows names the shock among its triggers."""
+    from detectors import standard_detectors
+    from detectors.protocol import ShockDetector
+
+    settings = Settings(tolerance=0.10, hysteresis=0.8, warmup_days=30, rebalance_cooldown_s=60, potential="trailing")
+    accounts, reps = company(a_sales=200.0)  # A: 200 + 100, B: 200 + 100 (b1 below)
+    accounts[2] = AccountState("b1", 53.5, 10.0, rep_id="B", known=True, monthly_sales={"2025-03": 300.0})
+    accounts.append(AccountState("b2", 53.6, 10.1, rep_id="B", known=True, monthly_sales={}))
+    shock = OneShock("A", -0.4)
+    assert isinstance(shock, ShockDetector)
+    planner = Planner(settings, clock=FakeClock(), detectors=[*standard_detectors(settings), shock])
+    evaluation = planner.evaluate(
+        accounts, reps, watermark=datetime(2025, 4, 2, tzinfo=timezone.utc), first_event_at=START
+    )
+    (shock_signal,) = [s for s in evaluation.signals if s.kind == "test_shock"]
+    under = [s for s in evaluation.signals if s.kind == "imbalance" and s.state == "under"]
+    assert [s.subject.id for s in under] == ["A"]
+    assert evaluation.rebalance is not None
+    assert shock_signal.signal_id in evaluation.rebalance.trigger_signal_ids
+    # The request carries the shocked potential: A's accounts at 60 %.
+    by_id = {a.account_id: a.potential for a in evaluation.rebalance.accounts}
+    assert by_id["a1"] == pytest.approx(120.0) and by_id["b1"] == pytest.approx(300.0)
+    # The factor is part of the checkpoint.
+    restored = Planner(settings, clock=FakeClock(), detectors=[*standard_detectors(settings), OneShock("A", -0.4)])
+    restored.load_state_dict(planner.state_dict())
+    assert restored.state_dict()["shock_factors"] == planner.state_dict()["shock_factors"] != {}
