@@ -34,6 +34,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.patches import Ellipse
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.text import Text
@@ -215,6 +216,8 @@ def territory_map_png(
         _draw_territories(
             ax, shown, reps, colors, p_max, moved=moves, homes=homes, is_after=is_after, pts_per_deg=pts_per_deg
         )
+        for shock in (proposal or {}).get("shocks") or []:
+            _draw_shock(ax, shock)
         ax.set_title(label, fontsize=12, **LITERAL)
         ax.set_xlim(*xlim)
         ax.set_ylim(*ylim)
@@ -240,6 +243,24 @@ def territory_map_png(
         columnspacing=1.2,
     )
     return _png(fig)
+
+
+def _draw_shock(ax: Axes, shock: Mapping[str, Any]) -> None:
+    """The area a shock hit: a dashed circle holding its accounts, labelled with its size."""
+    try:
+        lat, lon = (float(v) for v in shock["centre"])
+        radius_km = max(float(shock.get("radius_km") or 0.0), 5.0)
+    except (KeyError, TypeError, ValueError):
+        return
+    if not _finite(lat, lon, radius_km):
+        return
+    height = 2 * radius_km / 111.2
+    width = height / max(math.cos(math.radians(lat)), 0.05)
+    color = "#b2182b" if shock.get("direction") == "drop" else "#2166ac"
+    ax.add_patch(Ellipse((lon, lat), width, height, fill=False, linestyle="--", linewidth=1.6, edgecolor=color))
+    size = shock.get("size")
+    label = f"{str(shock.get('kind', 'shock')).replace('_', ' ')} {percent(size)}" if _finite(size) else "shock"
+    ax.annotate(label, (lon, lat + height / 2), ha="center", va="bottom", fontsize=8, color=color, **LITERAL)
 
 
 def _map_extent(

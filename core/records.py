@@ -305,6 +305,8 @@ class Proposal:
     notes: tuple[str, ...] = ()
     # The review's context (see docs/EVENTS.md): account rows, their scope and month, rep homes,
     # and the moves-vs-imbalance curve. Absent on proposals built without a company view.
+    # The areas of the shocks among the triggers (the review's map draws them).
+    shocks: tuple[Mapping[str, Any], ...] | None = None
     accounts: tuple[Mapping[str, Any], ...] | None = None
     accounts_scope: str | None = None
     accounts_as_of: str | None = None
@@ -314,7 +316,7 @@ class Proposal:
     def __post_init__(self) -> None:
         if self.mode not in PROPOSAL_MODES:
             raise RecordError("proposal.mode", f"must be one of {', '.join(PROPOSAL_MODES)}, got {self.mode!r}")
-        for name in ("tolerances", "accounts", "reps", "curve"):
+        for name in ("tolerances", "shocks", "accounts", "reps", "curve"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
 
     @property
@@ -327,7 +329,7 @@ class Proposal:
     def to_json(self) -> dict[str, Any]:
         out = {f.name: _as_json(getattr(self, f.name)) for f in fields(self)}
         out["created_at"], out["event_time"] = self.created_at.isoformat(), self.event_time.isoformat()
-        for name in ("accounts", "accounts_scope", "accounts_as_of", "reps", "curve"):
+        for name in ("shocks", "accounts", "accounts_scope", "accounts_as_of", "reps", "curve"):
             if out[name] is None:
                 del out[name]
         return out
@@ -374,6 +376,7 @@ class Proposal:
             metrics=rows("metrics", text, required=False) or ("potential",),
             explanation=_get(data, path, "explanation", str, required=False),
             notes=rows("notes", text, required=False) or (),
+            shocks=rows("shocks", mapping, required=False),
             accounts=rows("accounts", mapping, required=False),
             accounts_scope=_get(data, path, "accounts_scope", str, required=False),
             accounts_as_of=_get(data, path, "accounts_as_of", str, required=False),

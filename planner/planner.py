@@ -146,6 +146,8 @@ class Planner:
         # first month the factor no longer applies). See `_follow_shock`.
         self._shock_factors: dict[str, tuple[float, str, str]] = {}
         self._new_shocks: list[str] = []  # shock signal ids of the current judgement
+        # Shock signal id -> the area it hit, for a proposal it triggers (the review's map draws it).
+        self._shock_areas: dict[str, dict[str, Any]] = {}
         self._accounts_now: list[AccountState] = []
 
     def detector(self, name: str) -> Detector:
@@ -239,9 +241,13 @@ class Planner:
         window_months = max(1, round(self.settings.potential_window_days / 30.44))
         started = signal.evidence.get("started_on") or signal.detected_at.date().isoformat()
         until = month_key(_add_months(datetime.fromisoformat(str(started)), max(1, window_months // 2)))
-        for account_id in sorted(detector.affected_accounts(finding, self._accounts_now)):
+        affected = detector.affected_accounts(finding, self._accounts_now)
+        for account_id in sorted(affected):
             self._shock_factors[account_id] = (factor, signal.signal_id, until)
         self._new_shocks.append(signal.signal_id)
+        self._shock_areas[signal.signal_id] = shock_area(
+            signal, [a for a in self._accounts_now if a.account_id in affected]
+        )
 
     def _after_shocks(
         self, accounts: list[AccountState], potentials: dict[str, float] | None, through: datetime, window_months: int
@@ -434,6 +440,7 @@ class Planner:
         return self._clock.monotonic() - self._last_proposal_at >= self.settings.rebalance_cooldown_s
 
     def proposal(self, request: RebalanceRequest, result: RebalanceResult, watermark: datetime) -> Proposal:
+        shocks = tuple(self._shock_areas[s] for s in request.trigger_signal_ids if s in self._shock_areas) or None
         rows: tuple[Mapping[str, Any], ...] | None = None
         scope = as_of = homes = None
         if request.context is not None:
@@ -462,6 +469,7 @@ class Planner:
             metrics=tuple(result.metrics),
             explanation=result.explanation,
             notes=tuple(result.notes),
+            shocks=shocks,
             accounts=rows,
             accounts_scope=scope,
             accounts_as_of=as_of,
@@ -482,6 +490,7 @@ class Planner:
             "model": self.model.state_dict() if self.model is not None else None,
             "learned_month": self._learned_month,
             "shock_factors": {a: list(v) for a, v in sorted(self._shock_factors.items())},
+            "shock_areas": dict(sorted(self._shock_areas.items())),
             "months_learned": self._months_learned,
         }
 
@@ -513,8 +522,41 @@ class Planner:
         self._shock_factors = {
             str(a): (float(v[0]), str(v[1]), str(v[2])) for a, v in (state.get("shock_factors") or {}).items()
         }
+        self._shock_areas = dict(state.get("shock_areas") or {})
         self._learned_month = state.get("learned_month")
         self._months_learned = state.get("months_learned", 0)
+
+
+def shock_area(signal: Signal, accounts: Sequence[AccountState]) -> dict[str, Any]:
+    """Where a shock hit, for the review's map: the centre of its accounts and the radius that
+    holds them all.
+
+    >>> from core.records import Subject
+    >>> s = Signal.make(kind="local_shock", state="drop", severity="critical", subject=Subject("area", "x"),
+    ...                 evidence={"size": -0.3}, detected_at=datetime(2025, 3, 1), emitted_at=datetime(2025, 3, 1))
+    >>> shock_area(s, [AccountState("a", 48.0, 9.0), AccountState("b", 48.2, 9.0)])["radius_km"]
+    11.1
+    """
+    located = [(a.lat, a.lon) for a in accounts if a.lat is not None and a.lon is not None]
+    lat = sum(p[0] for p in located) / len(located) if located else 0.0
+    lon = sum(p[1] for p in located) / len(located) if located else 0.0
+    radius = max((_km((lat, lon), p) for p in located), default=0.0)
+    return {
+        "signal_id": signal.signal_id,
+        "kind": signal.kind,
+        "direction": signal.state,
+        "size": signal.evidence.get("size"),
+        "name": signal.subject.name or signal.subject.id,
+        "centre": [round(lat, 4), round(lon, 4)],
+        "radius_km": round(radius, 1),
+        "accounts": len(located),
+    }
+
+
+def _km(a: tuple[float, float], b: tuple[float, float]) -> float:
+    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
+    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    return 2 * 6371.0 * math.asin(math.sqrt(min(1.0, h)))
 
 
 def _add_months(moment: datetime, months: int) -> datetime:

@@ -252,3 +252,37 @@ def test_renders_are_deterministic_and_thread_safe(company, proposal):
         shares = list(pool.map(lambda _: share_chart_png(proposal), range(4)))
     assert all(m == alone for m in maps)
     assert len(set(shares)) == 1
+
+
+def test_a_shock_among_the_triggers_is_drawn_where_it_hit(company, proposal):
+    """A dashed red circle around the shocked accounts' centre, on both panels."""
+    import numpy as np
+
+    lats, lons = [a.lat for a in company], [a.lon for a in company]
+    centre = [float(np.median(lats)), float(np.median(lons))]
+    shocked = {
+        **proposal,
+        "shocks": [
+            {
+                "kind": "local_shock",
+                "direction": "drop",
+                "size": -0.3,
+                "centre": centre,
+                "radius_km": 60.0,
+                "name": "test area",
+            }
+        ],
+    }
+    plain, marked = (
+        decode(territory_map_png(company, REPS, proposal)),
+        decode(territory_map_png(company, REPS, shocked)),
+    )
+    assert plain.shape == marked.shape
+    red = (marked[..., 0] > 0.6) & (marked[..., 1] < 0.25) & (marked[..., 2] < 0.3)
+    red_before = (plain[..., 0] > 0.6) & (plain[..., 1] < 0.25) & (plain[..., 2] < 0.3)
+    assert red.sum() > red_before.sum() + 200  # the circle and its label
+    # A shock without a usable centre is left out, not an error.
+    broken = {**proposal, "shocks": [{"kind": "local_shock", "centre": None}]}
+    assert decode(territory_map_png(company, REPS, broken)).shape == plain.shape
+    CHART_DIR.mkdir(parents=True, exist_ok=True)
+    (CHART_DIR / "territory_map_shock.png").write_bytes(territory_map_png(company, REPS, shocked))

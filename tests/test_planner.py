@@ -297,6 +297,14 @@ def test_a_shock_moves_its_accounts_potential_at_once_and_triggers_the_proposal(
     # The request carries the shocked potential: A's accounts at 60 %.
     by_id = {a.account_id: a.potential for a in evaluation.rebalance.accounts}
     assert by_id["a1"] == pytest.approx(120.0) and by_id["b1"] == pytest.approx(300.0)
+    # The proposal carries the shock's area for the review's map: A's two accounts.
+    from rebalancer import minimal_moves
+
+    request = evaluation.rebalance
+    result = minimal_moves(request.accounts, request.reps, tolerance=request.tolerance, time_limit_s=5, num_workers=1)
+    (area,) = planner.proposal(request, result, datetime(2025, 4, 2, tzinfo=timezone.utc)).shocks
+    assert area["signal_id"] == shock_signal.signal_id and area["accounts"] == 2 and area["direction"] == "drop"
+    assert area["centre"] == pytest.approx([52.55, 13.45]) and 0 < area["radius_km"] < 10
     # The factor is part of the checkpoint.
     restored = Planner(settings, clock=FakeClock(), detectors=[*standard_detectors(settings), OneShock("A", -0.4)])
     restored.load_state_dict(planner.state_dict())
