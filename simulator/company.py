@@ -334,8 +334,8 @@ def _best_move(
     improves = potential[accounts] * (1.0 / fair[source] + 1.0 / fair[rep]) < 2.0 * (dev[source] - dev[rep])
     if not improves.any():
         return None
-    i = int(np.argmin(np.where(improves, penalty, np.inf)))
-    return int(accounts[i]), rep
+    best = int(np.argmin(np.where(improves, penalty, np.inf)))
+    return int(accounts[best]), rep
 
 
 def _max_travel_km(owner: np.ndarray, distance_km: np.ndarray, n_reps: int) -> np.ndarray:

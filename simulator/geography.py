@@ -89,7 +89,7 @@ def _drop_districts(cities: tuple[City, ...]) -> tuple[City, ...]:
     dist = haversine_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
     # inside[i, j]: place i lies within city j's radius and j is much larger.
     inside = (dist < radius[None, :]) & (pop[None, :] >= _DISTRICT_POPULATION_RATIO * pop[:, None])
-    keep = ~inside.any(axis=1)
+    keep = ~np.any(inside, axis=1)
     return tuple(c for c, k in zip(cities, keep) if k)
 
 

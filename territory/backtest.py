@@ -71,9 +71,14 @@ def read_events(path: Path) -> list[tuple[str, str, dict[str, Any]]]:
 def _route(envelope: Any) -> tuple[str, str, Any]:
     if not isinstance(envelope, dict):
         return topics.ORDERS, "", envelope
-    data = envelope.get("data") if isinstance(envelope.get("data"), dict) else {}
-    topic = _TOPIC_OF_TYPE.get(envelope.get("type"), topics.ORDERS)
-    key = data.get("rep_id") if envelope.get("type") == "rep.upserted" else data.get("account_id")
+    data = envelope.get("data")
+    if not isinstance(data, dict):
+        data = {}
+    # A type that is no string (a list, an object: unhashable) is of no topic: the intake
+    # dead-letters it on the default one.
+    event_type = envelope.get("type")
+    topic = _TOPIC_OF_TYPE.get(event_type, topics.ORDERS) if isinstance(event_type, str) else topics.ORDERS
+    key = data.get("rep_id") if event_type == "rep.upserted" else data.get("account_id")
     return topic, str(key or ""), envelope
 
 

@@ -77,5 +77,5 @@ def install_exact_end_offsets(**client_options: Any) -> None:
             )
         return exact
 
-    driver.AIOKafkaConsumerThread._highwaters = exact_highwaters
+    setattr(driver.AIOKafkaConsumerThread, "_highwaters", exact_highwaters)  # patch a method of faust's class
     _installed = True

@@ -211,16 +211,21 @@ class Proposal:
 def read_inputs(units: Path, reps: Path, adjacency: Path | None = None) -> Inputs:
     """Read and cross-check the files; raises :class:`InputError` listing the problems
     of both the units and the reps file (edges are checked once the units are good)."""
-    problems, read = [], {}
-    for key, reader, path in (("units", read_units, units), ("reps", read_reps, reps)):
-        try:
-            read[key] = reader(path)
-        except InputError as error:
-            problems.append(str(error))
+    problems: list[str] = []
+    unit_rows: tuple[Account, ...] = ()
+    rep_rows: tuple[Rep, ...] = ()
+    try:
+        unit_rows = read_units(units)
+    except InputError as error:
+        problems.append(str(error))
+    try:
+        rep_rows = read_reps(reps)
+    except InputError as error:
+        problems.append(str(error))
     if problems:
         raise InputError("\n".join(problems))
-    edges = read_edges(adjacency, read["units"], units_name=str(units)) if adjacency is not None else None
-    return Inputs(read["units"], read["reps"], edges, tuple(_notes(read["units"], read["reps"], units, reps)))
+    edges = read_edges(adjacency, unit_rows, units_name=str(units)) if adjacency is not None else None
+    return Inputs(unit_rows, rep_rows, edges, tuple(_notes(unit_rows, rep_rows, units, reps)))
 
 
 def read_units(path: Path) -> tuple[Account, ...]:

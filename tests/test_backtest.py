@@ -123,3 +123,22 @@ def test_potentials_revalued_only_for_changed_accounts_equal_a_full_revaluation(
         for figure in ("potential", "workload_min", "capacity_fte", "share", "fair_share"):
             assert getattr(aggregate, figure) == pytest.approx(getattr(other, figure), rel=1e-9), (rep_id, figure)
     assert [p["proposal_id"] for p in cached.proposals] == [p["proposal_id"] for p in full.proposals]
+
+
+def test_an_event_whose_type_is_no_string_is_dead_lettered_not_a_crash(tmp_path):
+    from territory.backtest import read_events, run_backtest
+
+    path = tmp_path / "events.jsonl"
+    envelopes = [
+        {"type": ["account.upserted"], "data": {"account_id": "a1"}},  # unhashable: was a TypeError
+        {"type": {"account": 1}},
+        {"type": None, "data": "not an object"},
+    ]
+    path.write_text("".join(json.dumps(envelope) + "\n" for envelope in envelopes), encoding="utf-8")
+    messages = read_events(path)
+    assert [(topic, key) for topic, key, _ in messages] == [
+        (topics.ORDERS, "a1"),
+        (topics.ORDERS, ""),
+        (topics.ORDERS, ""),
+    ]
+    assert run_backtest(messages, Settings()).outcomes == {"deadlettered": 3}
