@@ -143,7 +143,7 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def _finite(*values: float) -> bool:
+def _finite(*values: object) -> bool:
     return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
 
 

@@ -443,11 +443,11 @@ class LocalShockDetector:
                         alarms.append((float(self._zones[m][z, at]), int(z), m, d))
         findings = []
         taken = np.zeros(len(self._cells), dtype=bool)
-        for stat, z, m, d in sorted(alarms, key=lambda a: (-a[0], a[1], a[2], a[3])):
-            members = self._matrix[z].indices
+        for stat, zone, m, d in sorted(alarms, key=lambda a: (-a[0], a[1], a[2], a[3])):
+            members = self._matrix[zone].indices
             if taken[members].any():
                 continue
-            findings.append(self._finding(day, z, m, d, stat, total, share[z], variance[z]))
+            findings.append(self._finding(day, zone, m, d, stat, total, share[zone], variance[zone]))
             taken[members] = True
         if findings:
             self._rearm(taken)

@@ -100,8 +100,8 @@ class Detector(Protocol):
         """The `state`s its signals can have."""
 
     @property
-    def observes(self) -> type:
-        """The observation type it reads."""
+    def observes(self) -> type | tuple[type, ...]:
+        """The observation type it reads, or the types (what `isinstance` takes)."""
 
     #: Whether its open signals ask the rebalancer for fewer-moves balance.
     triggers_rebalance: bool
