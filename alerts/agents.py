@@ -94,7 +94,7 @@ def register_alerts(
         if not await stored.call(store.save_proposal, published, what="storing a proposal"):
             return
         if to_kafka:
-            await alerts_topic.send(key=proposal.proposal_id.encode(), value=alert_message(published, clock=clock))
+            await alerts_topic.send(key=proposal.proposal_id.encode(), value=alert_message(proposal, clock=clock))
             metrics.alerts.labels("kafka").inc()
         url = review_url.format(id=proposal.proposal_id) if review_url else None
         await stored.call(dispatcher.submit, alert_from_proposal(proposal, review_url=url), what="queueing an alert")

@@ -248,12 +248,11 @@ def proposal_key(proposal: Proposal) -> str:
 
 def alert_from_proposal(proposal: Proposal, *, review_url: str | None = None, runbook_url: str | None = None) -> Alert:
     """The alert for a rebalance proposal; `body` is the `territory.alerts` message."""
-    published = proposal.to_json()
-    message = messages.alert_from_proposal(published)
+    message = messages.alert_from_proposal(proposal)
     key = proposal_key(proposal)
     reps = key.split(":", 1)[1]
-    summary = messages.summary_line(published)
-    lines = messages.move_lines(published)
+    summary = messages.summary_line(proposal)
+    lines = messages.move_lines(proposal)
     description = "\n".join([summary, *lines]) if lines else summary
     labels = {
         "alertname": "TerritoryRebalanceProposal",

@@ -6,42 +6,46 @@ from typing import Any
 
 from core.clock import SYSTEM_CLOCK, Clock
 from core.formatting import percent
+from core.records import Proposal
+
+#: Proposal statuses that mean "no balanced assignment was found".
+UNSOLVED = ("infeasible", "unknown")
 
 
-def summary_line(proposal: dict[str, Any]) -> str:
-    moves = len(proposal["moves"])
-    if proposal["status"] in ("infeasible", "unknown"):
+def summary_line(proposal: Proposal) -> str:
+    if proposal.status in UNSOLVED:
         return (
-            f"proposal {proposal['proposal_id']}: no balanced assignment found ({proposal['status']}): "
-            f"{proposal.get('explanation') or 'no explanation'}"
+            f"proposal {proposal.proposal_id}: no balanced assignment found ({proposal.status}): "
+            f"{proposal.explanation or 'no explanation'}"
         )
+    moves = len(proposal.moves)
     return (
-        f"proposal {proposal['proposal_id']}: move {moves} account{'s' if moves != 1 else ''}: "
-        f"imbalance {percent(proposal['imbalance_before'])} -> {percent(proposal['imbalance_after'])} "
-        f"({proposal['status']}, {proposal['seconds']:.1f} s)"
+        f"proposal {proposal.proposal_id}: move {moves} account{'s' if moves != 1 else ''}: "
+        f"imbalance {percent(proposal.imbalance_before)} -> {percent(proposal.imbalance_after)} "
+        f"({proposal.status}, {proposal.seconds:.1f} s)"
     )
 
 
-def move_lines(proposal: dict[str, Any]) -> list[str]:
+def move_lines(proposal: Proposal) -> list[str]:
     return [
-        f"proposal {proposal['proposal_id']}: move account {move['account_id']} "
-        f"(potential {move['potential']:,.0f}) from {move['from_rep'] or 'nobody'} to {move['to_rep']}: {move['reason']}"
-        for move in proposal["moves"]
+        f"proposal {proposal.proposal_id}: move account {move.account_id} "
+        f"(potential {move.potential:,.0f}) from {move.from_rep or 'nobody'} to {move.to_rep}: {move.reason}"
+        for move in proposal.moves
     ]
 
 
-def alert_from_proposal(proposal: dict[str, Any], *, clock: Clock = SYSTEM_CLOCK) -> dict[str, Any]:
-    """The alert as sent to people: a headline, the move lines and the figures behind them."""
-    solved = proposal["status"] not in ("infeasible", "unknown")
+def alert_from_proposal(proposal: Proposal, *, clock: Clock = SYSTEM_CLOCK) -> dict[str, Any]:
+    """The alert as sent to people (`territory.alerts`): a headline, the move lines and the
+    figures behind them."""
     return {
-        "alert_id": f"alert-{proposal['proposal_id']}",
-        "proposal_id": proposal["proposal_id"],
-        "severity": "warning" if solved else "critical",
+        "alert_id": f"alert-{proposal.proposal_id}",
+        "proposal_id": proposal.proposal_id,
+        "severity": "critical" if proposal.status in UNSOLVED else "warning",
         "title": summary_line(proposal),
         "lines": move_lines(proposal),
-        "trigger_signals": proposal["trigger_signals"],
-        "imbalance_before": proposal["imbalance_before"],
-        "imbalance_after": proposal["imbalance_after"],
-        "event_time": proposal["event_time"],
+        "trigger_signals": list(proposal.trigger_signals),
+        "imbalance_before": proposal.imbalance_before,
+        "imbalance_after": proposal.imbalance_after,
+        "event_time": proposal.event_time.isoformat(),
         "sent_at": clock.now().isoformat(),
     }

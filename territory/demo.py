@@ -17,6 +17,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from alerts.messages import move_lines, summary_line
+from core.records import Proposal
 from core import topics
 from territory.broker import EmbeddedBroker, die_with_parent, free_port
 from core.settings import Settings
@@ -174,17 +175,18 @@ def _show(topic: str, message: dict, progress: Progress, echo) -> None:
         )
     elif topic == topics.PROPOSALS:
         progress.proposals.append(message)
-        echo("PROPOSAL " + summary_line(message))
-        for line in move_lines(message)[:15]:
+        proposal = Proposal.from_json(message)
+        echo("PROPOSAL " + summary_line(proposal))
+        for line in move_lines(proposal)[:15]:
             echo("         " + line)
-        if len(message["moves"]) > 15:
-            echo(f"         ... and {len(message['moves']) - 15} more moves")
+        if len(proposal.moves) > 15:
+            echo(f"         ... and {len(proposal.moves) - 15} more moves")
         echo("         rep      share before -> after   fair share")
-        after = {row["rep_id"]: row for row in message["after"]}
-        for row in message["before"]:
+        after = {load.rep_id: load for load in proposal.after}
+        for load in proposal.before:
             echo(
-                f"         {row['rep_id']:<8} {row['share']:6.1%} -> {after[row['rep_id']]['share']:6.1%}"
-                f"        {row['fair_share']:6.1%}"
+                f"         {load.rep_id:<8} {load.share:6.1%} -> {after[load.rep_id].share:6.1%}"
+                f"        {load.fair_share:6.1%}"
             )
     elif topic == topics.ALERTS:
         progress.alerts += 1

@@ -94,6 +94,16 @@ def test_backtest_finds_the_signals_the_live_worker_found(tmp_path, broker, star
     assert (f"DE-{shock.region}", "drop") in {
         (s["subject"]["id"], s["state"]) for s in live if s["kind"] == "market_shock"
     }
+    # The local shock detector names the area too: the account nearest its centre is in the
+    # shocked region, and the proposal that follows draws both shocks on the review's map.
+    local = [s for s in live if s["kind"] == "local_shock" and s["state"] == "drop"]
+    assert local, "no local area named"
+    lat, lon = local[0]["evidence"]["centre"]
+    company = generate_company(seed=7, n_accounts=800)
+    nearest = min(company.accounts, key=lambda a: (a.lat - lat) ** 2 + ((a.lon - lon) * 0.66) ** 2)
+    assert nearest.region == shock.region
+    proposals = [value for _, value in read_all(broker.bootstrap_servers, topics.PROPOSALS, quiet_s=2)]
+    assert {area["kind"] for p in proposals for area in p.get("shocks") or []} == {"market_shock", "local_shock"}
 
 
 def test_potentials_revalued_only_for_changed_accounts_equal_a_full_revaluation(monkeypatch):

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from alerts import decisions
 from alerts.alert import Alert
 from alerts.messages import alert_from_proposal
+from tests import records
 from alerts.schema import CLOCK_OPTION, AuditRow, Base
 from alerts.sinks import AlertmanagerSink
 from alerts.weekly import next_run
@@ -66,16 +67,18 @@ def test_the_intake_judges_in_the_future_and_dates_dead_letters_by_its_clock():
 
 
 def test_the_alert_message_is_sent_at_the_clocks_time():
-    proposal = {
-        "proposal_id": "p1",
-        "status": "optimal",
-        "moves": [],
-        "imbalance_before": 0.3,
-        "imbalance_after": 0.05,
-        "seconds": 1.0,
-        "trigger_signals": [],
-        "event_time": "2031-05-01T00:00:00+00:00",
-    }
+    proposal = records.proposal(
+        {
+            "proposal_id": "p1",
+            "status": "optimal",
+            "moves": [],
+            "imbalance_before": 0.3,
+            "imbalance_after": 0.05,
+            "seconds": 1.0,
+            "trigger_signals": [],
+            "event_time": "2031-05-01T00:00:00+00:00",
+        }
+    )
     assert alert_from_proposal(proposal, clock=ManualClock(NOW))["sent_at"] == "2031-05-06T07:08:09+00:00"
 
 
