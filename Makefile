@@ -24,11 +24,13 @@ test: $(STAMP)
 	bash deploy/services/install.sh
 	$(VENV)/bin/ruff check $(LINTED)
 	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
 
 test-fast: $(STAMP)
 	$(VENV)/bin/ruff check $(LINTED)
 	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -m 'not slow'
 
 # Resolve pyproject.toml's ranges anew in a throwaway venv and pin the result.
