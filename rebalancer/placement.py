@@ -12,15 +12,23 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from ortools.sat.python import cp_model
 
 from core.formatting import distinct_percents
 from rebalancer import cpsat
 from rebalancer.heuristics import greedy_placement
-from rebalancer.model import _PRIMARY_TIME_SHARE, _check_arguments, _moves
-from rebalancer.problem import UNPLACED, Problem, build_problem, placement_only
+from rebalancer.model import _PRIMARY_TIME_SHARE, _WIDER_TIME_SHARE, _check_arguments, _moves
+from rebalancer.problem import (
+    UNPLACED,
+    Problem,
+    build_problem,
+    placement_only,
+    reach_counts,
+    widening,
+    with_candidates,
+)
 from rebalancer.values import Account, RebalanceResult, Rep, balance_of
 
 __all__ = ["place_accounts"]
@@ -60,7 +68,10 @@ def place_accounts(
         Allowed relative deviation from fair share, e.g. 0.10 for ±10%. It does not
         constrain the placement; it decides whether the result needs an explanation.
     candidate_reps
-        How many nearest reps within reach each orphan may go to.
+        How many nearest reps within reach each orphan may go to. When no placement
+        keeps every rep within band, more are tried (twice as many each time, up to
+        every rep within reach; ``max_travel_km`` holds) within the same time limit, and
+        the first that does is taken; ``notes`` say so, or that it did not help.
     time_limit_s
         Wall-clock budget for the whole call. Up to 80% goes to the worst deviation,
         the rest (and whatever that leaves unused) to the travel tie-break.
@@ -127,23 +138,31 @@ def place_accounts(
             ),
         )
 
-    # The greedy placement is complete: every orphan has at least one candidate here.
-    greedy = greedy_placement(problem)
-    assert greedy is not None
-    status, assignment, proven = _solve_placement(
+    # The least worst deviation with the orphans' nearest candidate_reps reps.
+    deadline = start + time_limit_s
+    chosen = _least_worst(
         problem,
-        greedy,
-        worst_deadline=start + _PRIMARY_TIME_SHARE * time_limit_s,
-        deadline=start + time_limit_s,
+        deadline=start + _PRIMARY_TIME_SHARE * time_limit_s,
         num_workers=num_workers,
+        candidate_reps=candidate_reps,
     )
+    notes: list[str] = []
+    if not _in_band(chosen.problem, chosen.assignment):
+        widened, note = _widen(full, chosen, candidate_reps, deadline, num_workers)
+        if widened is not None:
+            chosen, full = widened, with_candidates(full, widened.candidate_reps)
+        if note:
+            notes.append(note)
+    problem, status, proven = chosen.problem, chosen.status, chosen.proven
+    # Then the least travel keeping that worst deviation.
+    assignment = _least_travel(chosen, deadline=deadline, num_workers=num_workers)
 
     reasons = {problem.accounts[i].account_id: _where(full, i) for i in orphans}
     moves = tuple(
         replace(m, reason=f"{m.reason}; {reasons[m.account_id]}") for m in _moves(problem, assignment, before)
     )
     n = len(orphans)
-    notes = [
+    explained = [
         _out_of_band(
             problem,
             assignment,
@@ -156,7 +175,7 @@ def place_accounts(
     ]
     if status == "feasible":
         found = cpsat.worst_deviation(problem, assignment) / DEVIATION_RESOLUTION
-        notes.append(
+        explained.append(
             f"the largest deviation from fair share found, {found:.2%}, is not proven the least "
             f"possible within {time_limit_s:g} s"
             + (f" (proven at least {proven / DEVIATION_RESOLUTION:.2%})" if proven > 0 else "")
@@ -171,34 +190,39 @@ def place_accounts(
         gap=0.0,
         seconds=time.perf_counter() - start,
         tolerance=tolerance,
-        explanation="; ".join(note for note in notes if note) or None,
+        explanation="; ".join(note for note in explained if note) or None,
+        notes=tuple(notes),
     )
 
 
-def _solve_placement(
-    problem: Problem,
-    greedy: list[int],
-    *,
-    worst_deadline: float,
-    deadline: float,
-    num_workers: int,
-) -> tuple[str, list[int], int]:
-    """Least worst deviation first, then least travel keeping it (two solves of one
-    model, so the order of the objectives is strict). Returns the status of the first
-    objective, the assignment (rep index per account) and the proven lower bound on
-    the worst deviation, in millionths of fair share."""
+@dataclass(frozen=True)
+class _Placement:
+    """The least worst deviation for one candidate rule, and the model that found it
+    (the travel tie-break goes on from there)."""
+
+    problem: Problem
+    candidate_reps: int
+    status: str  # of the worst deviation: "optimal" (proven least) or "feasible"
+    assignment: list[int]
+    proven: int  # lower bound on the worst deviation, in millionths of fair share
+    model: cp_model.CpModel
+    x: cpsat.Assignment
+    worst: cp_model.IntVar
+
+
+def _least_worst(problem: Problem, *, deadline: float, num_workers: int, candidate_reps: int) -> _Placement:
+    """Least worst deviation, warm-started from the greedy placement (complete: every
+    orphan has a candidate in a placement-only problem)."""
     p = problem
+    greedy = greedy_placement(p)
+    assert greedy is not None
     model, x = cpsat.assignment_model(p)
     # worst: the largest deviation from fair share over reps, in millionths of fair share.
     worst = cpsat.add_worst_deviation(model, p, x)
-    # Travel of the placed accounts (everyone else has only their current rep).
-    travel = cpsat.travel_expr(p, x)
-
-    # Objective 1: the least worst deviation, warm-started from the greedy placement.
     model.minimize(worst)
     cpsat.hint(model, p, x, greedy)
     model.add_hint(worst, cpsat.worst_deviation(p, greedy))
-    solver = cpsat.solver(num_workers, worst_deadline - time.perf_counter())
+    solver = cpsat.solver(num_workers, deadline - time.perf_counter())
     code = cpsat.solve(solver, model)
     if cpsat.found(code):
         assignment = cpsat.read(solver, p, x)
@@ -207,22 +231,75 @@ def _solve_placement(
         assignment, proven = greedy, 0
     best = cpsat.worst_deviation(p, assignment)
     status = "optimal" if code == cp_model.OPTIMAL or proven >= best else "feasible"
+    return _Placement(p, candidate_reps, status, assignment, proven, model, x, worst)
 
-    # Objective 2: least travel, keeping the worst deviation at that value.
+
+def _least_travel(placement: _Placement, *, deadline: float, num_workers: int) -> list[int]:
+    """Least travel keeping the worst deviation found (a second solve of the same model,
+    so the order of the objectives is strict)."""
+    p, model, x, worst = placement.problem, placement.model, placement.x, placement.worst
+    assignment = placement.assignment
     remaining = deadline - time.perf_counter()
-    if remaining >= cpsat.MIN_SOLVE_SECONDS:
-        model.add(worst <= best)
-        model.minimize(travel)
-        cpsat.hint(model, p, x, assignment)
-        model.add_hint(worst, best)
-        solver = cpsat.solver(num_workers, remaining)
-        if cpsat.found(cpsat.solve(solver, model)):
-            solution = cpsat.read(solver, p, x)
-            # Belt and braces: only a verified solution replaces the one we hold.
-            if cpsat.worst_deviation(p, solution) <= best:
-                assignment = solution
+    if remaining < cpsat.MIN_SOLVE_SECONDS:
+        return assignment
+    best = cpsat.worst_deviation(p, assignment)
+    model.add(worst <= best)
+    # Travel of the placed accounts (everyone else has only their current rep).
+    model.minimize(cpsat.travel_expr(p, x))
+    cpsat.hint(model, p, x, assignment)
+    model.add_hint(worst, best)
+    solver = cpsat.solver(num_workers, remaining)
+    if cpsat.found(cpsat.solve(solver, model)):
+        solution = cpsat.read(solver, p, x)
+        # Belt and braces: only a verified solution replaces the one we hold.
+        if cpsat.worst_deviation(p, solution) <= best:
+            return solution
+    return assignment
 
-    return status, assignment, proven
+
+def _widen(
+    full: Problem, first: _Placement, candidate_reps: int, deadline: float, num_workers: int
+) -> tuple[_Placement | None, str | None]:
+    """When the best placement leaves a rep out of band, the same with more candidate
+    reps for the orphans (twice as many each time, then every rep within reach) in the
+    time left: the first that brings every rep within band, and a note either way.
+    Nothing is tried when a rep's own accounts already put it over its band (no
+    placement can help) or every rep is a candidate already."""
+    p = first.problem
+    loads = p.loads(p.current)
+    if any(loads[r] > p.hi[r] for r in range(p.n_reps)):
+        return None, None
+    orphans = [i for i, cur in enumerate(p.current) if cur == UNPLACED]
+    widest = int(reach_counts(full)[orphans].max(initial=0))
+    levels = [k for k in widening(candidate_reps, p.n_reps) if candidate_reps < k <= widest]
+    if candidate_reps < widest and (not levels or levels[-1] < widest):
+        levels.append(widest)
+    tried = []
+    for index, k in enumerate(levels):
+        remaining = deadline - time.perf_counter()
+        if remaining < 2 * cpsat.MIN_SOLVE_SECONDS:
+            break
+        # Every try but the last gets half of the time left; the last keeps a fifth of
+        # it for the travel tie-break.
+        share = _PRIMARY_TIME_SHARE if index == len(levels) - 1 else _WIDER_TIME_SHARE
+        wider = placement_only(with_candidates(full, k))
+        placement = _least_worst(
+            wider, deadline=time.perf_counter() + share * remaining, num_workers=num_workers, candidate_reps=k
+        )
+        tried.append(k)
+        if _in_band(wider, placement.assignment):
+            label = "every rep within reach" if k >= widest else f"{k} nearest reps within reach"
+            return placement, (
+                f"candidates widened from {candidate_reps} to {label}: with {candidate_reps}, no placement kept "
+                "every rep within band"
+            )
+    if not tried:
+        return None, None
+    label = "every rep within reach" if tried[-1] >= widest else f"{tried[-1]} nearest reps within reach"
+    return None, (
+        f"candidates widened from {candidate_reps} up to {label} did not bring every rep within band either; "
+        f"the placement with {candidate_reps} stands"
+    )
 
 
 # --------------------------------------------------------------------------- helpers
@@ -238,6 +315,12 @@ def _where(problem: Problem, i: int) -> str:
         return f"no rep within max_travel_km; placed with the nearest, {reps[r].rep_id} ({p.distance_km[i, r]:.0f} km)"
     near = ", ".join(f"{reps[r].rep_id} ({p.distance_km[i, r]:.0f} km)" for r in p.candidates[i])
     return f"nearest rep{'s' if len(p.candidates[i]) > 1 else ''} {near}"
+
+
+def _in_band(problem: Problem, assignment: Sequence[int]) -> bool:
+    """Every rep inside fair share * (1 ± tolerance) under ``assignment``."""
+    loads = problem.loads(assignment)
+    return all(problem.violation(r, loads[r]) == 0 for r in range(problem.n_reps))
 
 
 def _out_of_band(problem: Problem, assignment: Sequence[int], context: str, subject: str) -> str | None:

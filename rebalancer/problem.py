@@ -201,6 +201,49 @@ def build_problem(
     )
 
 
+def with_candidates(problem: Problem, candidate_reps: int, *, travel_limits: bool = True) -> Problem:
+    """The same problem where each account may go to its ``candidate_reps`` nearest other
+    reps (see :func:`_candidates`); with ``travel_limits=False`` every rep counts as within
+    reach, whatever its ``max_travel_km``. Distances are not computed again."""
+    p = problem
+    candidates = _candidates(p.distance_km, p.reps, p.current, p.locked, candidate_reps, travel_limits=travel_limits)
+    return replace(p, candidates=candidates, reachable_by=_reachable_by(candidates, p.n_reps))
+
+
+def widening(candidate_reps: int, n_reps: int) -> list[int]:
+    """Candidate counts to try in turn when the pruned model has no answer: the given one,
+    then twice as many each time, then every rep (``n_reps``: every rep within reach).
+
+    >>> widening(3, 20), widening(3, 4), widening(5, 3)
+    ([3, 6, 12, 20], [3, 4], [5])
+    """
+    levels = [candidate_reps]
+    while levels[-1] < n_reps:
+        levels.append(min(2 * levels[-1], n_reps))
+    return levels
+
+
+def reach_counts(problem: Problem) -> NDArray[np.int64]:
+    """Per account, how many reps it could go to besides its current one: the reps whose
+    ``max_travel_km`` reaches it (every rep for an account that must be placed), 0 for a
+    locked account. ``candidate_reps`` at or above the largest count means every rep
+    within reach; ``sum(min(count, k)) + placed accounts`` is the model size for ``k``."""
+    p = problem
+    max_travel = np.array([math.inf if rep.max_travel_km is None else rep.max_travel_km for rep in p.reps])
+    within = p.distance_km <= max_travel[None, :]
+    counts = within.sum(axis=1).astype(np.int64)
+    current = np.array(p.current, dtype=np.int64)
+    rows = np.flatnonzero(current != UNPLACED)
+    counts[rows] -= within[rows, current[rows]]
+    counts[np.array(p.locked, dtype=bool)] = 0
+    return counts
+
+
+def candidate_pairs(problem: Problem) -> int:
+    """Assignment variables of the problem's model: one per account and candidate rep."""
+    return sum(len(c) for c in problem.candidates)
+
+
 def placement_only(problem: Problem) -> Problem:
     """The same problem with every placed account fixed to its current rep (as if
     locked), so only unplaced accounts can be assigned. An unplaced account keeps its
@@ -238,18 +281,23 @@ def _candidates(
     current: list[int],
     locked: list[bool],
     candidate_reps: int,
+    *,
+    travel_limits: bool = True,
 ) -> list[tuple[int, ...]]:
     """Current rep first, then the ``candidate_reps`` nearest other reps within their
-    ``max_travel_km``, nearest first.
+    ``max_travel_km`` (every rep when ``travel_limits`` is False), nearest first.
 
     Staying with the current rep is always allowed, even beyond its max travel: the
     limit restricts new assignments, it does not force anyone out. With at most
-    ``candidate_reps + 1`` reps this yields every rep within reach.
+    ``candidate_reps + 1`` reps this yields every rep within reach (for an account that
+    must be placed, with ``candidate_reps >= n_reps``).
     """
     n, n_reps = distance_km.shape
     if n == 0:
         return []
-    max_travel = np.array([math.inf if rep.max_travel_km is None else rep.max_travel_km for rep in reps])
+    max_travel = np.array(
+        [math.inf if rep.max_travel_km is None or not travel_limits else rep.max_travel_km for rep in reps]
+    )
     ranked = np.where(distance_km <= max_travel[None, :], distance_km, np.inf)
     has_current = np.array(current) != UNPLACED
     rows = np.flatnonzero(has_current)

@@ -35,10 +35,16 @@ class Relaxation:
     moved: list[int]  # accounts the LP moves, fully or partly
     arcs: set[tuple[int, int]]  # (from rep, to rep) pairs along which the LP moves anything
     rounded: list[int]  # per account its rep with the largest LP value (may break bands)
+    # GLOP found the LP infeasible (then the other fields are empty). A verdict within
+    # floating-point tolerances, not a proof: GLOP has called feasible LPs infeasible
+    # (google/or-tools#3850). The caller may act on it (try wider candidates) but does not
+    # report it as the answer.
+    infeasible: bool = False
 
 
 def solve_relaxation(problem: Problem, weights: Sequence[int], *, time_limit_s: float) -> Relaxation | None:
-    """The LP optimum; None when it is infeasible or not solved in time."""
+    """The LP optimum; a Relaxation with ``infeasible`` set when GLOP finds the LP
+    infeasible; None when it is not solved in time (or fails otherwise)."""
     p = problem
     solver = pywraplp.Solver.CreateSolver("GLOP")
     if solver is None:  # GLOP ships with OR-Tools; guard anyway
@@ -62,7 +68,10 @@ def solve_relaxation(problem: Problem, weights: Sequence[int], *, time_limit_s: 
     solver.Minimize(
         solver.Sum([(weights[i] / unit) * (1 - x[i, cur]) for i, cur in enumerate(p.current) if cur != UNPLACED])
     )
-    if solver.Solve() != pywraplp.Solver.OPTIMAL:
+    code = solver.Solve()
+    if code == pywraplp.Solver.INFEASIBLE:
+        return Relaxation(bound=0, moved=[], arcs=set(), rounded=[], infeasible=True)
+    if code != pywraplp.Solver.OPTIMAL:
         return None
     optimum = fixed + solver.Objective().Value() * unit
     bound = max(0, math.ceil(optimum * (1 - _BOUND_SLACK) - 1e-6))

@@ -62,6 +62,28 @@ def brute_force(accounts: list[Account], reps: list[Rep], candidate_reps: int) -
     return best, min(travel for dev, travel in scored if dev <= best + 1e-9)
 
 
+def widened_brute_force(
+    accounts: list[Account], reps: list[Rep], tol: float, candidate_reps: int
+) -> tuple[int, float, float] | None:
+    """The documented widening, written independently: when even the best placement
+    with ``candidate_reps`` leaves a rep out of band, the first of 2x, 4x, ... up to
+    every rep that brings every rep within band; else ``candidate_reps`` stands.
+    Returns (candidates used, least worst deviation, least travel), or None when a
+    deviation lies too near the band's edge for floats to say which side it is on."""
+    levels = [candidate_reps]
+    while levels[-1] < len(reps):
+        levels.append(min(2 * levels[-1], len(reps)))
+    first = None
+    for k in levels:
+        deviation, travel = brute_force(accounts, reps, k)
+        if abs(deviation - tol) <= 1e-6:
+            return None
+        first = first or (k, deviation, travel)
+        if deviation < tol:
+            return k, deviation, travel
+    return first
+
+
 def random_case(seed: int) -> tuple[list[Account], list[Rep], float, int]:
     """3 reps, 6-9 accounts of which 2-4 orphans (no owner, or an owner who left);
     zero, repeated and random potentials, some locks, some short travel limits."""
@@ -155,18 +177,33 @@ def test_moves_give_the_owner_and_the_nearest_reps_with_distances() -> None:
 @pytest.mark.parametrize("seed", range(80))
 def test_worst_deviation_and_travel_match_brute_force(seed: int) -> None:
     accounts, reps, tol, candidate_reps = random_case(seed)
-    best_deviation, best_travel = brute_force(accounts, reps, candidate_reps)
+    reference = widened_brute_force(accounts, reps, tol, candidate_reps)
+    if reference is None:  # at the band's edge: integer scaling may see either side
+        used = candidate_reps
+        best_deviation, best_travel = brute_force(accounts, reps, candidate_reps)
+    else:
+        used, best_deviation, best_travel = reference
 
     result = place_accounts(accounts, reps, tolerance=tol, candidate_reps=candidate_reps, time_limit_s=5)
 
     orphans = orphans_of(accounts, reps)
+    if reference is None:
+        assert result.status == "optimal" and len(result.moves) == len(orphans)
+        return
+    # The notes say when (and how far) the candidates were widened.
+    if used != candidate_reps:
+        assert result.notes and result.notes[0].startswith(f"candidates widened from {candidate_reps} to "), (
+            result.notes
+        )
+    else:
+        assert not any(note.startswith(f"candidates widened from {candidate_reps} to") for note in result.notes)
     assert result.status == "optimal"
     assert sorted(m.account_id for m in result.moves) == sorted(a.account_id for a in orphans)
     assert result.objective == result.bound == len(orphans) and result.gap == 0
     assignment = final_assignment(accounts, result)
     for a in accounts:
         if a in orphans:
-            assert assignment[a.account_id] in allowed_reps(a, reps, candidate_reps)
+            assert assignment[a.account_id] in allowed_reps(a, reps, used)
         else:
             assert assignment[a.account_id] == a.rep_id
     # Lexicographic: the least worst deviation first, then the least travel among those.
@@ -179,16 +216,19 @@ def test_worst_deviation_and_travel_match_brute_force(seed: int) -> None:
 
 def test_the_random_cases_cover_the_interesting_situations() -> None:
     """Guards test (b) against drifting into trivial cases."""
-    fallbacks = out_of_band = in_band = pruned = 0
+    fallbacks = out_of_band = in_band = pruned = widened = 0
     for seed in range(80):
         accounts, reps, tol, candidate_reps = random_case(seed)
         best_deviation, _ = brute_force(accounts, reps, candidate_reps)
         out_of_band += best_deviation > tol
         in_band += best_deviation <= tol
+        reference = widened_brute_force(accounts, reps, tol, candidate_reps)
+        widened += reference is not None and reference[0] != candidate_reps
         for a in orphans_of(accounts, reps):
             fallbacks += all(r.max_travel_km is not None and distance(r, a) > r.max_travel_km for r in reps)
             pruned += len(allowed_reps(a, reps, candidate_reps)) < 3
     assert min(fallbacks, out_of_band, in_band, pruned) >= 5
+    assert widened >= 3
 
 
 # ---------------------------------------------------------------------------- (c) capacity

@@ -149,17 +149,40 @@ def test_fewest_moves_match_brute_force_with_pruned_candidates(seed: int) -> Non
     check_against_brute_force(accounts, reps, tol, candidate_reps=2)
 
 
+def widening(candidate_reps: int, n_reps: int) -> list[int]:
+    """The documented widening, written independently: the given count, then twice as
+    many each time, up to every rep."""
+    levels = [candidate_reps]
+    while levels[-1] < n_reps:
+        levels.append(min(2 * levels[-1], n_reps))
+    return levels
+
+
 def check_against_brute_force(accounts: list[Account], reps: list[Rep], tol: float, candidate_reps: int) -> None:
-    expected = brute_force(accounts, reps, tol, candidate_reps)
+    # The pruned model first; when it has no answer, the first wider one that has.
+    for used in widening(candidate_reps, len(reps)):
+        expected = brute_force(accounts, reps, tol, used)
+        if expected is not None:
+            break
 
     result = minimal_moves(accounts, reps, tolerance=tol, candidate_reps=candidate_reps, time_limit_s=5)
 
     assert result.status in STATUSES
+    widened = [note for note in result.notes if note.startswith(f"candidates widened from {candidate_reps} ")]
     if expected is None:
         assert result.status == "infeasible"
         assert result.explanation and any(r.rep_id in result.explanation for r in reps)
+        assert result.explanation.startswith(
+            ("infeasible under any assignment", "infeasible for the reps within reach")
+        )
         assert result.moves == () and result.after == result.before
         return
+    # The notes say when the candidates had to be widened, and only then.
+    if brute_force(accounts, reps, tol, candidate_reps) is None:
+        assert widened, result.notes
+    else:
+        assert not widened, result.notes
+        used = candidate_reps
     best_moves, best_travel = expected
     assert result.status == ("balanced" if best_moves == 0 else "optimal")
     assert result.objective == len(result.moves) == best_moves
@@ -172,7 +195,7 @@ def check_against_brute_force(accounts: list[Account], reps: list[Rep], tol: flo
     rep_ids = {r.rep_id for r in reps}
     by_id = {a.account_id: a for a in accounts}
     for a in accounts:
-        assert assignment[a.account_id] in allowed_reps(a, reps, candidate_reps)
+        assert assignment[a.account_id] in allowed_reps(a, reps, used)
     for m in result.moves:
         a = by_id[m.account_id]
         assert m.from_rep == a.rep_id != m.to_rep
@@ -266,17 +289,37 @@ def test_one_giant_locked_account_is_infeasible_and_names_the_rep() -> None:
     result = minimal_moves(accounts, reps)
     assert result.status == "infeasible"
     assert result.explanation is not None
+    assert result.explanation.startswith("infeasible under any assignment: ")
     assert "rep R2" in result.explanation and "locked" in result.explanation
     assert result.moves == () and result.after == result.before
     assert result.objective is None and result.gap is None
 
 
 def test_a_rep_out_of_reach_of_enough_potential_is_infeasible_and_named() -> None:
+    # One account each would do, but FAR's travel limit reaches none of them.
+    reps = [Rep("R1", 45.0, 5.0), Rep("R2", 45.0, 5.0), Rep("FAR", 60.0, 25.0, max_travel_km=100)]
+    accounts = [Account(f"A{i}", 10, rep_id="R1", lat=45.0, lon=5.0) for i in range(3)]
+    result = minimal_moves(accounts, reps)
+    assert result.status == "infeasible"
+    assert result.explanation == (
+        "infeasible for the reps within reach: no assignment keeps every rep within ±10% of fair share when each "
+        "account may only stay or move to a rep whose max_travel_km reaches it; rep FAR cannot reach 90% of fair "
+        "share: all accounts within reach total 0%; without the travel limits the bands could hold"
+    )
+
+
+def test_without_its_travel_limit_a_rep_would_still_fall_short_under_any_assignment() -> None:
+    # Four accounts of 10 cannot give three reps 12-14.7 each, whoever serves them: the
+    # travel limit is not what stops it, and the answer says so.
     reps = [Rep("R1", 45.0, 5.0), Rep("R2", 45.0, 5.0), Rep("FAR", 60.0, 25.0, max_travel_km=100)]
     accounts = [Account(f"A{i}", 10, rep_id="R1", lat=45.0, lon=5.0) for i in range(4)]
     result = minimal_moves(accounts, reps)
     assert result.status == "infeasible"
-    assert result.explanation == ("rep FAR cannot reach 90% of fair share: all accounts within reach total 0%")
+    assert result.explanation is not None
+    assert result.explanation.startswith(
+        "infeasible under any assignment: no assignment keeps every rep within ±10% of fair share, whichever rep "
+        "serves each unlocked account (travel limits aside); the closest compromise still leaves rep "
+    )
 
 
 def test_an_account_no_rep_can_take_is_infeasible_and_named() -> None:
@@ -289,14 +332,31 @@ def test_an_account_no_rep_can_take_is_infeasible_and_named() -> None:
 
 
 def test_infeasibility_from_competing_reps_still_names_a_rep() -> None:
-    # Each rep can reach enough on its own, but not both at once: only 2 accounts of 10.
+    # Each rep can reach enough on its own, but not all at once: each needs two of the
+    # four accounts of 5 (fair share 6.7, at least 5.3), and no account alone is too big.
     reps = [Rep("R1", 0, 0), Rep("R2", 0, 0), Rep("R3", 0, 0)]
-    accounts = [Account("A1", 10, rep_id="R1"), Account("A2", 10, rep_id="R1")]
+    accounts = [Account(f"A{i}", 5, rep_id="R1") for i in range(4)]
     result = minimal_moves(accounts, reps, tolerance=0.2)
     assert result.status == "infeasible"
     assert result.explanation is not None
+    assert result.explanation.startswith("infeasible under any assignment: ")
+    # 10, 5 and 5 at best: one rep at 150% of fair share, the worst of it.
     assert "the closest compromise still leaves rep R" in result.explanation
-    assert "at least 80% required" in result.explanation
+    assert result.explanation.endswith("at 150% of fair share (at most 120% required)")
+
+
+def test_an_account_larger_than_every_band_is_infeasible_under_any_assignment() -> None:
+    reps = [Rep("R1", 0, 0), Rep("R2", 0, 0, capacity_fte=1.5), Rep("R3", 0, 0)]
+    accounts = [Account("HUGE", 60, rep_id="R1")] + [Account(f"A{i}", 5, rep_id="R3") for i in range(8)]
+    result = minimal_moves(accounts, reps, tolerance=0.1)
+    assert result.status == "infeasible"
+    # Fair shares 28.6, 42.9, 28.6 of 100: 60 is 140% of R2's, the largest band.
+    assert result.explanation == (
+        "infeasible under any assignment: no assignment keeps every rep within ±10% of fair share, whichever rep "
+        "serves each unlocked account (travel limits aside); account HUGE alone is 140% of fair share for rep R2, "
+        "the rep with the largest band (at most 110% allowed): whoever serves it is over the band"
+    )
+    assert result.notes == ()  # no candidates were widened: nothing could help
 
 
 def test_infeasibility_from_account_sizes_names_the_rep_and_its_band() -> None:
@@ -355,11 +415,22 @@ def test_moves_go_only_to_nearby_candidate_reps() -> None:
     accounts = [Account(f"A{i}", 10, rep_id="R1", lat=45.0, lon=6.0) for i in range(12)] + [
         Account(f"B{k}{i}", 10, rep_id=f"R{k}", lat=45.0, lon=5.0 + k) for k in range(2, 6) for i in range(2)
     ]
-    result = minimal_moves(accounts, reps, tolerance=0.25, candidate_reps=1)
-    assert result.status == "infeasible"  # R2 alone cannot absorb R1's excess
     result = minimal_moves(accounts, reps, tolerance=0.25, candidate_reps=4)
     assert result.status == "optimal" and result.objective == 7
     assert {m.to_rep for m in result.moves} <= {"R2", "R3", "R4", "R5"}
+    assert result.notes == ()
+    # R2 alone cannot absorb R1's excess: the candidates are widened to 2, the first
+    # count with an answer, and the notes say so. It takes 10 moves (R1's accounts go
+    # to R2 and R3, which pass some on down the line) where 4 candidates take 7: the
+    # narrowest candidates with an answer keep the moves local.
+    widened = minimal_moves(accounts, reps, tolerance=0.25, candidate_reps=1)
+    assert (widened.status, widened.objective) == ("optimal", 10)
+    assert widened.notes == (
+        "candidates widened from 1 to 2 nearest reps within reach (a proposal); with 1: rep R5 cannot reach 75% "
+        "of fair share: all accounts within reach total 50%",
+    )
+    # No account goes further than two reps down the line.
+    assert max(m.distance_km for m in widened.moves) < haversine_km(45.0, 6.0, 45.0, 8.0) + 1
 
 
 def test_result_round_trips_through_json() -> None:
