@@ -572,6 +572,7 @@ def render_proposal(proposal: Proposal, *, max_listed: int = 20, more_hint: str 
     ]
     if result.explanation:
         figures.append(("why", result.explanation))
+    figures += [("note", note) for note in result.notes]
     lines += [f"  {label:<10} {value}" for label, value in figures]
     if proposal.curve is not None:
         points = ", ".join(f"{p.moves}: {p.imbalance:.1%}" for p in proposal.curve)
