@@ -19,6 +19,9 @@ Seeds 1001.. are used; the defaults were tuned on seeds 1..120 (not reported her
 Model drift: synthetic error streams (60 predictions a day, half-normal or
 heavy-tailed log-normal errors) with a +50% or +25% step, or none.
 
+Local shock: bench/local_shock.py (real geography and seasonality, and the simulator) writes
+bench/results/local_shock.json; its section is appended to the markdown written here.
+
 Run:  .venv/bin/python bench/detectors.py [--seeds 60] [--scale-seeds 4] [--workers 2]
 (about 4 minutes on 2 idle cores)
 Prints JSON to stdout and progress to stderr; writes bench/results/detectors.json and
@@ -28,6 +31,7 @@ docs/benchmarks/detectors.md.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -499,7 +503,23 @@ def markdown(report: dict[str, Any]) -> str:
             f"{fmt(row['rise25_p90_delay_days'])} | {fmt(row['rise25_median_size'])} |"
         )
     lines += ["", "## Reading the numbers", ""] + [f"- {note}" for note in report["notes"]] + [""]
+    local = local_shock_section()
+    if local:
+        lines += local + [""]
     return "\n".join(lines)
+
+
+def local_shock_section() -> list[str]:
+    """The local shock section, written by bench/local_shock.py from bench/results/local_shock.json."""
+    path = ROOT / "bench" / "local_shock.py"
+    spec = importlib.util.spec_from_file_location("bench_local_shock", path)
+    if spec is None or spec.loader is None or not (ROOT / "bench" / "results" / "local_shock.json").exists():
+        return []
+    module = sys.modules.get("bench_local_shock") or importlib.util.module_from_spec(spec)
+    if "bench_local_shock" not in sys.modules:
+        sys.modules["bench_local_shock"] = module
+        spec.loader.exec_module(module)
+    return module.local_shock_markdown()
 
 
 # --- main ------------------------------------------------------------------------------
