@@ -38,7 +38,7 @@ over and their cells re-learn their level for `rearm_days`.
 ...               for k, c in enumerate(cells)}
 ...     found += detector.observe(CellDay.of_orders(day0 + timedelta(days=n), values))
 >>> [(f.cells, f.direction, f.evidence.measure, (f.start - day0).days, (f.detected_on - day0).days) for f in found]
-[(('240:31',), 'drop', 'order_size', 249, 275), (('240:30',), 'drop', 'order_size', 255, 278)]
+[(('240:31',), 'drop', 'order_size', 249, 279), (('240:30',), 'drop', 'order_size', 255, 292)]
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ class LocalShockDetector:
 
     def __init__(
         self,
-        threshold: float = 14.0,
+        threshold: float = 16.0,
         shift: float = 0.3,
         min_share: float = 0.02,
         max_share: float = 0.2,
