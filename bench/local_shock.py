@@ -63,7 +63,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from detectors import CellDay, LocalShockDetector  # noqa: E402
-from detectors.local_shock import _EARTH_KM, SHARE_STEPS, _haversine, cell_centre, cell_of  # noqa: E402
+from detectors.local_shock import _haversine, cell_of  # noqa: E402
 from simulator import generate_company, generate_events  # noqa: E402
 from simulator.events import orders_per_year  # noqa: E402
 
@@ -107,81 +107,6 @@ def log(message: str) -> None:
 
 def scenario_name(kind: str, size: float, share: float) -> str:
     return f"{kind} -{int(round(size * 100))}% @{int(round(share * 100))}%"
-
-
-# --- the detector, with its zones built faster ---------------------------------------------
-
-
-class BenchDetector(LocalShockDetector):
-    """`LocalShockDetector` with `_build_zones` vectorised: the same zones, keys and order
-    (checked by `--verify` and on every build of the first run of each book), only fast
-    enough for this benchmark (the original is quadratic in Python over the cells)."""
-
-    verify = False
-    # (cells, which have a share) -> (the cells with a share, per such centre the others nearest
-    # first, a cache of zone keys); shared by copies of a detector: the order depends on nothing else.
-    _orders: dict[tuple[tuple[str, ...], bytes], tuple[np.ndarray, np.ndarray, dict]] = {}
-
-    def _build_zones(self) -> None:
-        if self.verify:
-            reference = copy.deepcopy(self)
-            LocalShockDetector._build_zones(reference)
-        share = self._share()
-        if share.sum() <= 0:
-            return
-        share = share / share.sum()
-        positive = share > 0
-        cache_key = (tuple(self._cells), positive.tobytes())
-        if cache_key not in self._orders:
-            if len(self._orders) > 24:
-                self._orders.clear()
-            with_share = np.flatnonzero(positive)
-            centres = np.radians(np.array([cell_centre(self._cells[c]) for c in with_share]))
-            # _haversine from every centre at once (the same operations, element by element).
-            lat, lon = centres[:, 0], centres[:, 1]
-            h = (
-                np.sin((lat[None, :] - lat[:, None]) / 2) ** 2
-                + np.cos(lat[:, None]) * np.cos(lat[None, :]) * np.sin((lon[None, :] - lon[:, None]) / 2) ** 2
-            )
-            distance = 2 * _EARTH_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
-            index = np.broadcast_to(with_share, distance.shape)
-            nearest = with_share[np.lexsort((index, distance), axis=1)]
-            self._orders[cache_key] = (with_share, nearest, {})
-        with_share, nearest, key_cache = self._orders[cache_key]
-        names = np.array(self._cells, dtype=object)
-        first = 0
-        while first < len(SHARE_STEPS) and SHARE_STEPS[first] < self.min_share:
-            first += 1
-        cumulative = np.cumsum(share[nearest], axis=1)  # sequential along each row, as the loop adds
-        # Per centre and share step: the first position where the cumulative share reaches the step.
-        ends = np.stack([(cumulative < step).sum(axis=1) for step in SHARE_STEPS[first:]], axis=1)
-        keys: list[str] = []
-        rows: list[list[int]] = []
-        seen: set[str] = set()
-        for r, c in enumerate(with_share):
-            previous = -1
-            for k in ends[r].tolist():
-                if k == previous:
-                    continue
-                previous = k
-                if k >= len(with_share) or cumulative[r, k] > self.max_share:
-                    break
-                zone = key_cache.get((r, k))
-                if zone is None:
-                    members = np.sort(nearest[r, : k + 1])
-                    zone = key_cache[(r, k)] = (
-                        f"{self._cells[c]}/" + ",".join(names[members].tolist()),
-                        members.tolist(),
-                    )
-                if zone[0] not in seen:
-                    seen.add(zone[0])
-                    keys.append(zone[0])
-                    rows.append(zone[1])
-        self._set_zones(keys, rows)
-        self._zones_built_at = self._days
-        if self.verify:
-            assert keys == reference._zone_keys, "fast zone build differs from LocalShockDetector._build_zones"
-            assert (self._matrix != reference._matrix).nnz == 0
 
 
 # --- books of orders -----------------------------------------------------------------------
@@ -435,7 +360,7 @@ def touches(finding: dict[str, Any], area: Area) -> bool:
 
 
 def feed(
-    detector: BenchDetector, book: Book, lo: int, hi: int, shock: Shock | None = None, stop_on_hit: bool = False
+    detector: LocalShockDetector, book: Book, lo: int, hi: int, shock: Shock | None = None, stop_on_hit: bool = False
 ) -> tuple[list[dict[str, Any]], int, int]:
     """Feed trading days [lo, hi); (findings, judged days, judged zone-days)."""
     found: list[dict[str, Any]] = []
@@ -478,7 +403,7 @@ def feed(
 def run_book(book: Book, threshold: float, scenarios: list[tuple[str, float, float]]) -> dict[str, Any]:
     """The null run and every scenario (kind, size, area share) of one book at one threshold."""
     t0 = time.perf_counter()
-    detector = BenchDetector(threshold=threshold)
+    detector = LocalShockDetector(threshold=threshold)
     prefix, judged, zone_days = feed(detector, book, 0, book.shock_start)
     at_start = copy.deepcopy(detector)
     null, judged2, zone_days2 = feed(detector, book, book.shock_start, len(book.days))
@@ -1009,21 +934,6 @@ def books_of(seed: int, names=BOOKS) -> list[Book]:
     return [make_book(name, seed, company) for name in names]
 
 
-def verify(seed: int) -> None:
-    """The fast zone build gives the detector's own findings and state on one seed of every book."""
-    for book in books_of(seed):
-        t0 = time.perf_counter()
-        reference, fast = LocalShockDetector(), BenchDetector()
-        BenchDetector.verify = True
-        shock = Shock("values", 0.3, book.areas[0.05])
-        a, _, _ = feed(reference, book, 0, len(book.days), shock)  # type: ignore[arg-type]
-        b, _, _ = feed(fast, book, 0, len(book.days), shock)
-        BenchDetector.verify = False
-        assert a == b, f"{book.name}: findings differ"
-        assert json.dumps(reference.state_dict()) == json.dumps(fast.state_dict()), f"{book.name}: state differs"
-        log(f"verify {book.name} seed {seed}: {len(a)} findings, identical ({time.perf_counter() - t0:.0f} s)")
-
-
 def choose_threshold(tradeoff: list[dict[str, Any]], default: float) -> tuple[float, str]:
     """The lowest threshold whose null false alarms are <= 1 per 20 admin1-region-years on every book."""
     ok = sorted(
@@ -1048,14 +958,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=16, help="seeds per book in the report")
     parser.add_argument("--calibration-seeds", type=int, default=8, help="seeds per book and threshold (0: skip)")
     parser.add_argument("--threshold", type=float, default=None, help="report at this threshold (default: calibrate)")
-    parser.add_argument("--verify", action="store_true", help="check the fast zone build on one seed, run nothing else")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--render-only", action="store_true", help="re-render the markdown from the JSON")
     args = parser.parse_args()
     out_path = ROOT / "bench" / "results" / "local_shock.json"
-    if args.verify:
-        verify(FIRST_CALIBRATION_SEED)
-        return
     if args.render_only:
         report = json.loads(out_path.read_text())
         report["limits"], report["notes"] = limits_text(report), notes(report)

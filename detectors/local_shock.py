@@ -18,7 +18,7 @@ Per zone, measure and direction a CUSUM of the log-likelihood ratio of "the leve
 `shift`" against "it did not" accumulates evidence in nats, with the residuals standardised
 by each zone's own dispersion, learned while it is calm. An alarm needs `threshold` nats:
 false alarms are controlled across all the (overlapping) zones scanned by that one
-threshold, calibrated in bench/detectors.py. A zone's information limit is `threshold`
+threshold, calibrated in bench/local_shock.py (docs/BENCHMARKS.md). A zone's information limit is `threshold`
 divided by the nats a day of the shift carries there (`information_days`): the fewest
 trading days any detector needs at that false-alarm rate.
 
@@ -66,6 +66,8 @@ SHARE_STEPS = (0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2)
 MAX_ACCOUNT_IDS = 20
 #: Orders (exponentially weighted) a zone's baseline needs before its order size is judged.
 MIN_BASELINE_ORDERS = 30.0
+#: Centres whose distances to every cell are computed at once when zones are built.
+ZONE_BLOCK = 256
 #: Zones are rebuilt from the cells' baselines this often (trading days), or when a cell appears.
 REBUILD_DAYS = 30
 # Per zone and measure: dispersion, then per direction the CUSUM, the observed and the
@@ -319,36 +321,42 @@ class LocalShockDetector:
     # ------------------------------------------------------------------ zones
 
     def _build_zones(self) -> None:
-        """Circular zones: around every cell, the nearest cells up to each share step."""
+        """Circular zones: around every cell, the nearest cells up to each share step.
+
+        Vectorised over the centres, in blocks so memory stays bounded (a block's distances
+        are `ZONE_BLOCK` x cells floats); ties in distance go to the lower cell index."""
         share = self._share()
         if share.sum() <= 0:
             return
         share = share / share.sum()
-        centres = np.radians(np.array([cell_centre(cell) for cell in self._cells]))
+        with_share = np.flatnonzero(share > 0)
+        centres = np.radians(np.array([cell_centre(self._cells[c]) for c in with_share]))
+        first = 0
+        while first < len(SHARE_STEPS) and SHARE_STEPS[first] < self.min_share:
+            first += 1
+        steps = np.array(SHARE_STEPS[first:])
         keys: list[str] = []
         rows: list[list[int]] = []
         seen: set[str] = set()
-        for c in range(len(self._cells)):
-            if share[c] <= 0:
-                continue
-            distance = _haversine(centres[c], centres)
-            order = [int(i) for i in np.lexsort((np.arange(len(distance)), distance)) if share[i] > 0]
-            cumulative, step = 0.0, 0
-            while step < len(SHARE_STEPS) and SHARE_STEPS[step] < self.min_share:
-                step += 1
-            for k, i in enumerate(order):
-                cumulative += share[i]
-                if cumulative > self.max_share or step >= len(SHARE_STEPS):
-                    break
-                if cumulative >= SHARE_STEPS[step]:
-                    members = sorted(order[: k + 1])
-                    key = f"{self._cells[c]}/" + ",".join(self._cells[j] for j in members)
+        for start in range(0, len(with_share), ZONE_BLOCK):
+            block = centres[start : start + ZONE_BLOCK]
+            distance = np.stack([_haversine(centre, centres) for centre in block])
+            index = np.broadcast_to(np.arange(len(with_share)), distance.shape)
+            nearest = np.lexsort((index, distance), axis=1)  # positions in with_share, nearest first
+            cumulative = np.cumsum(share[with_share][nearest], axis=1)
+            # Per centre and step: the first position where the cumulative share reaches the step.
+            ends = (cumulative[:, :, None] < steps[None, None, :]).sum(axis=1)
+            for r in range(len(block)):
+                centre_cell = self._cells[with_share[start + r]]
+                for k in sorted(set(ends[r].tolist())):
+                    if k >= len(with_share) or cumulative[r, k] > self.max_share:
+                        break
+                    members = sorted(int(j) for j in with_share[nearest[r, : k + 1]])
+                    key = f"{centre_cell}/" + ",".join(self._cells[j] for j in members)
                     if key not in seen:
                         seen.add(key)
                         keys.append(key)
                         rows.append(members)
-                    while step < len(SHARE_STEPS) and cumulative >= SHARE_STEPS[step]:
-                        step += 1
         self._set_zones(keys, rows)
         self._zones_built_at = self._days
 
