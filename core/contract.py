@@ -19,6 +19,7 @@ from core.geocode import UnresolvedPostalCode, default_resolver
 
 MAX_ID_LENGTH = 200
 MAX_TEXT_LENGTH = 2000
+MAX_REGION_LENGTH = 64
 MAX_MESSAGE_BYTES = 256 * 1024
 MAX_EMPLOYEES = 10**9
 # Event times outside these years are typos or garbage; they would also overflow the
@@ -148,6 +149,15 @@ def _one_of(*allowed: str) -> Checker:
     return check
 
 
+def _region(field: str, value: Any) -> str:
+    """An account's explicit region id (it names the region in signals, alerts and logs)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ContractError(field, f"must be a non-empty string, got {_show(value)}")
+    if len(value) > MAX_REGION_LENGTH:
+        raise ContractError(field, f"longer than {MAX_REGION_LENGTH} characters")
+    return _printable(field, _unicode(field, value), allowed="")
+
+
 def _optional_identifier(field: str, value: Any) -> str | None:
     return None if value is None else _identifier(field, value)
 
@@ -172,6 +182,8 @@ _SCHEMAS: dict[str, tuple[dict[str, Checker], dict[str, tuple[Checker, Any]]]] =
             # Absent means "unchanged": a CRM re-import must not undo a manager's lock.
             "locked": (_boolean, None),
             "name": (_text, None),
+            # Wins over the region looked up from the location (docs/EVENTS.md).
+            "region": (_region, None),
         },
     ),
     "account.closed": ({"account_id": _identifier}, {"reason": (_text, None)}),

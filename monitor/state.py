@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping
 
 from core.contract import Event
 from core.shares import rep_shares
-from monitor.regions import region_of
+from monitor.regions import admin_area, nearest_city_region
 
 # Month buckets older than this (relative to the account's newest bucket) are pruned.
 KEPT_MONTHS = 24
@@ -45,8 +45,14 @@ class AccountState:
     employees: int | None = None
     # Keyed hash of the name (pseudonym); the name itself is not stored.
     name_hash: str | None = None
-    # GeoNames admin1 area of the nearest city, e.g. "DE-01": what market shocks are judged by.
+    # What market shocks (and the potential model) group by: the account's explicit `region`
+    # when it has one, else the admin1 id of the nearest city of 15,000+ people, as before the
+    # admin areas (switching it to `admin1` waits for the planner: docs/EVENTS.md).
     region: str | None = None
+    # Where the account's location is (monitor.regions): "DE", "DE-02", "DE-02-09162".
+    country: str | None = None
+    admin1: str | None = None
+    admin2: str | None = None
     rep_id: str | None = None
     locked: bool = False
     closed: bool = False
@@ -98,6 +104,9 @@ class AccountState:
             "employees": self.employees,
             "name_hash": self.name_hash,
             "region": self.region,
+            "country": self.country,
+            "admin1": self.admin1,
+            "admin2": self.admin2,
             "rep_id": self.rep_id,
             "locked": self.locked,
             "closed": self.closed,
@@ -160,8 +169,11 @@ def apply_account_event(state: AccountState | None, event: Event, *, name_hash: 
         current.known = True
         if _newer(moment, current.profile_at):
             current.profile_at = moment
-            if (current.lat, current.lon) != (data["lat"], data["lon"]) or current.region is None:
-                current.region = region_of(data["lat"], data["lon"])
+            if (current.lat, current.lon) != (data["lat"], data["lon"]) or current.country is None:
+                area = admin_area(data["lat"], data["lon"])
+                current.country, current.admin1, current.admin2 = area.country, area.admin1, area.admin2
+            # An explicit region wins over the lookup (held events parsed before it existed lack it).
+            current.region = data.get("region") or nearest_city_region(data["lat"], data["lon"])
             current.lat, current.lon = data["lat"], data["lon"]
             current.industry, current.employees = data["industry"], data["employees"]
             current.name_hash = name_hash
