@@ -11,7 +11,7 @@ import json
 import math
 import statistics
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
 from core.clock import SYSTEM_CLOCK, Clock
@@ -191,7 +191,12 @@ class Planner:
         accounts.sort(key=lambda account: account.account_id)  # learning order must not depend on arrival
         self._accounts_now, self._new_shocks = accounts, []
         self._shock_factors = {a: v for a, v in self._shock_factors.items() if v[2] > month_key(through)}
+        # Days and months are judged in event-time order whatever the batching: before a month
+        # is judged, the days that end before its eve are (a shock found on a day is followed at
+        # the month that day completes in, with that month's potentials).
+        company = (accounts, reps, window_months, first_event_at)
         for month in self._months_to_judge(as_of, first_event_at):
+            self._judge_markets((month - timedelta(days=1)).date(), evaluation, company)
             month_end = month - timedelta(microseconds=1)
             potentials = self._learn_and_value(accounts, month, evaluation) if self.model is not None else None
             aggregates = territory_aggregates(
@@ -210,9 +215,10 @@ class Planner:
             if warmed_up and aggregates and sum(agg.potential for agg in aggregates.values()) > 0:
                 self._observe(MonthlyTerritories(month, aggregates), evaluation)
         self._judged_month = as_of.isoformat()
-        self._judge_markets(watermark, evaluation)
-        if self._new_shocks and warmed_up and not orphans:
+        self._judge_markets(watermark.date(), evaluation, company)
+        if self._new_shocks and warmed_up:  # a shock from an observation of the company, not of a day
             self._rejudge_after_shocks(accounts, reps, as_of, window_months, evaluation)
+            self._new_shocks = []
 
         if orphans:
             return evaluation  # accounts without an owner are placed first; balance waits for that
@@ -363,11 +369,17 @@ class Planner:
                 log_value = math.log(max(float(amount), 1.0))
                 cells[cell] = (count + 1, logs + log_value, squares + log_value * log_value)
 
-    def _judge_markets(self, moment: datetime, evaluation: Evaluation) -> None:
-        """Hand every day completed since the last judgement to the detectors of regional sales."""
+    def _judge_markets(
+        self,
+        today: date,
+        evaluation: Evaluation,
+        company: tuple[list[AccountState], list[RepState], int, datetime],
+    ) -> None:
+        """Hand every day completed before `today` and not yet judged to the detectors of sales per
+        region and per cell. A day with a new shock has balance judged again at once, in the month
+        that day completes in (`_rejudge_after_shocks`)."""
         if not self._daily_sales:
             return
-        today = moment.date()
         first = min(self._first_order_day.values(), default=today.isoformat())
         day = (
             date.fromisoformat(self._judged_day) + timedelta(days=1) if self._judged_day else date.fromisoformat(first)
@@ -386,6 +398,12 @@ class Planner:
                 {cell: v[2] for cell, v in cells.items()},
             )
             self._observe(day_of_cells, evaluation)
+            if self._new_shocks:
+                accounts, reps, window_months, first_event_at = company
+                month = _month_start(datetime.combine(day + timedelta(days=1), datetime.min.time(), timezone.utc))
+                if month - first_event_at >= timedelta(days=self.settings.warmup_days):
+                    self._rejudge_after_shocks(accounts, reps, month, window_months, evaluation)
+                self._new_shocks = []
             self._judged_day = key
             day += timedelta(days=1)
         # Days judged are final: forget them (late orders for them change state, not judgements).

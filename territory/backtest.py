@@ -91,8 +91,14 @@ def _event_time(envelope: Any) -> str:
 
 
 def run_backtest(
-    messages: Iterable[tuple[str, str, Any]], settings: Settings, on_progress: Callable[[int], None] | None = None
+    messages: Iterable[tuple[str, str, Any]],
+    settings: Settings,
+    on_progress: Callable[[int], None] | None = None,
+    judge_every_days: int = 1,
 ) -> BacktestResult:
+    """Replay `messages` through the intake and the planner; the planner judges once every
+    `judge_every_days` of event time (a live worker judges whenever a batch arrives: whatever
+    the cadence, it must find the same signals)."""
     ordered = sorted(messages, key=lambda message: _event_time(message[2]))  # stable: ties keep file order
     result = BacktestResult()
     clock = ManualClock(datetime.min.replace(tzinfo=timezone.utc))
@@ -146,7 +152,7 @@ def run_backtest(
         session.watermark.caught_up(f"{topic}:0")
         result.events += 1
         day = clock.now().date()
-        if day != judged_day:
+        if judged_day is None or (day - judged_day).days >= judge_every_days:
             judge()
             judged_day = day
         if on_progress and offset % 5000 == 0:

@@ -214,10 +214,14 @@ def test_regional_sales_judged_late_feed_the_shock_detector_as_when_judged_in_st
             of_the_day = [o for o in region_orders if o[0] == day]
             if of_the_day:  # as the planner sees them: a region is known from its first order
                 in_step.observe_orders(region, of_the_day)
-        in_step._judge_markets(start + timedelta(days=n), Evaluation(aggregates={}, imbalance=0.0))
+        in_step._judge_markets(
+            (start + timedelta(days=n)).date(), Evaluation(aggregates={}, imbalance=0.0), ([], [], 12, start)
+        )
     for region, region_orders in orders.items():
         caught_up.observe_orders(region, region_orders)
-    caught_up._judge_markets(start + timedelta(days=len(days) - 1), Evaluation(aggregates={}, imbalance=0.0))
+    caught_up._judge_markets(
+        (start + timedelta(days=len(days) - 1)).date(), Evaluation(aggregates={}, imbalance=0.0), ([], [], 12, start)
+    )
     assert caught_up.state_dict()["judged_day"] == in_step.state_dict()["judged_day"]
     assert caught_up.detector("market_shock").state_dict() == in_step.detector("market_shock").state_dict()
 
