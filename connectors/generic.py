@@ -42,6 +42,7 @@ FIELDS: dict[str, dict[str, Parser]] = {
         "lon": as_number,
         "postal_code": text,
         "country": text,
+        "region": text,
         "industry": text,
         "employees": as_integer,
         "rep_id": text,
