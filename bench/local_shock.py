@@ -83,6 +83,8 @@ BOOK_TITLES = {
     "sim": "simulator (its own seasonality)",
 }
 TRADEOFF_THRESHOLDS = (12.0, 14.0, 16.0, 18.0, 20.0)
+#: Baseline half-lives (trading days) compared at the chosen threshold.
+HALFLIVES = (200.0, 500.0, 1000.0)
 FIRST_SEED, FIRST_CALIBRATION_SEED = 1001, 1
 TARGETS = {
     "detection_rate": 0.9,
@@ -400,10 +402,13 @@ def feed(
     return found, judged, zone_days
 
 
-def run_book(book: Book, threshold: float, scenarios: list[tuple[str, float, float]]) -> dict[str, Any]:
-    """The null run and every scenario (kind, size, area share) of one book at one threshold."""
+def run_book(
+    book: Book, threshold: float, scenarios: list[tuple[str, float, float]], halflife: float | None = None
+) -> dict[str, Any]:
+    """The null run and every scenario (kind, size, area share) of one book at one threshold
+    (and baseline half-life: the detector's default unless given)."""
     t0 = time.perf_counter()
-    detector = LocalShockDetector(threshold=threshold)
+    detector = LocalShockDetector(threshold=threshold, **({"baseline_halflife_days": halflife} if halflife else {}))
     prefix, judged, zone_days = feed(detector, book, 0, book.shock_start)
     at_start = copy.deepcopy(detector)
     null, judged2, zone_days2 = feed(detector, book, book.shock_start, len(book.days))
@@ -411,6 +416,7 @@ def run_book(book: Book, threshold: float, scenarios: list[tuple[str, float, flo
         "book": book.name,
         "seed": book.seed,
         "threshold": threshold,
+        "halflife": detector.baseline_halflife_days,
         "season": book.season,
         "admin1_regions": book.admin1,
         "cells": len(book.cell_names),
@@ -553,14 +559,15 @@ def target_check(table: dict[str, dict[str, Any]], fa: dict[str, Any]) -> dict[s
     return out
 
 
-def tradeoff_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def tradeoff_rows(runs: list[dict[str, Any]], by: str = "threshold") -> list[dict[str, Any]]:
+    """Per book and value of the setting `by` (threshold or halflife): false alarms and detection."""
     rows = []
     for book in BOOKS:
-        for threshold in sorted({r["threshold"] for r in runs}):
-            rs = [r for r in runs if r["book"] == book and r["threshold"] == threshold]
+        for value in sorted({r[by] for r in runs}):
+            rs = [r for r in runs if r["book"] == book and r[by] == value]
             if not rs:
                 continue
-            row: dict[str, Any] = {"book": book, "threshold": threshold, "false_alarms": false_alarms(rs)}
+            row: dict[str, Any] = {"book": book, by: value, "false_alarms": false_alarms(rs)}
             for kind in KINDS:
                 names = [s for s in TARGET_SCENARIOS if s.startswith(kind)]
                 hits = [r["runs"][s] for r in rs for s in names]
@@ -692,32 +699,51 @@ def markdown_section(report: dict[str, Any]) -> list[str]:
         )
         lines.append(f"- {book}: " + "; ".join(parts))
     cal = report["calibration"]
+    seeds = (
+        f"Calibration seeds {FIRST_CALIBRATION_SEED}-{FIRST_CALIBRATION_SEED + cal['seeds'] - 1} (not the seeds above)"
+    )
     lines += [
         "",
         "### Trade-off: threshold",
         "",
-        f"Calibration seeds {FIRST_CALIBRATION_SEED}-{FIRST_CALIBRATION_SEED + cal['seeds'] - 1} (not the seeds "
-        "above): null runs and the target scenarios (30 % drop at 5/10/15 %), only the threshold changed. "
+        f"{seeds}: null runs and the target scenarios (30 % drop at 5/10/15 %), only the threshold changed "
+        f"(baseline half-life {fmt(report.get('halflife', 200.0))} trading days). "
         "Detection pooled over the three area sizes (per size in the JSON).",
         "",
-        "| book | threshold | false alarms | per 20 zone-years | per 20 admin1-region-years | per company-year | "
+    ] + tradeoff_table(cal["tradeoff"], "threshold")
+    if cal.get("halflife"):
+        lines += [
+            "",
+            "### Trade-off: baseline half-life",
+            "",
+            f"{seeds}, at threshold {fmt(thr)}: only the half-life of the cells' learned levels changed. A short "
+            "one learns a slow shock as the new normal before the evidence is in; a long one is slower to "
+            "follow an area's own drift, which shows as false alarms.",
+            "",
+        ] + tradeoff_table(cal["halflife"], "halflife")
+    lines += ["", "### What limits it", ""] + report["limits"]
+    lines += ["", "### Reading the numbers", ""] + [f"- {note}" for note in report["notes"]]
+    return lines
+
+
+def tradeoff_table(rows: list[dict[str, Any]], by: str) -> list[str]:
+    lines = [
+        f"| book | {by} | false alarms | per 20 zone-years | per 20 admin1-region-years | per company-year | "
         "counts: detected | median delay | delay / information limit | named | values: detected | median delay | "
         "delay / information limit | named |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for row in cal["tradeoff"]:
+    for row in rows:
         fa = row["false_alarms"]
         c, v = row["orders"], row["values"]
         lines.append(
-            f"| {row['book']} | {fmt(row['threshold'])} | {fa['false_alarms']} | {fmt(fa['per_20_zone_years'])} | "
+            f"| {row['book']} | {fmt(row[by])} | {fa['false_alarms']} | {fmt(fa['per_20_zone_years'])} | "
             f"{fmt(fa['per_20_admin1_region_years'])} | {fmt(fa['per_company_year'])} | "
             f"{fmt(c['detection_rate'])} | {fmt(c['median_delay_days'])} | "
             f"{fmt(c['median_delay_over_information_limit'])} | {fmt(c['named_correctly'])} | "
             f"{fmt(v['detection_rate'])} | {fmt(v['median_delay_days'])} | "
             f"{fmt(v['median_delay_over_information_limit'])} | {fmt(v['named_correctly'])} |"
         )
-    lines += ["", "### What limits it", ""] + report["limits"]
-    lines += ["", "### Reading the numbers", ""] + [f"- {note}" for note in report["notes"]]
     return lines
 
 
@@ -875,8 +901,9 @@ def notes(report: dict[str, Any]) -> list[str]:
         f"Misses: a 5 % area has about {limit['orders']:.1f} orders a trading day and an information limit of about "
         f"{limit['counts_days']:.0f} trading days in counts, {limit['values_days']:.0f} in values, at this threshold; "
         "the misses are runs not found within the year followed. Until a zone's CUSUM passes half the threshold its "
-        "cells keep learning their level (half-life 200 trading days), so a slow shock is partly learned as the new "
-        "normal before it is found; a 10 % or 15 % area gets there before that matters. A 20 % drop carries under "
+        f"cells keep learning their level (half-life {fmt(report.get('halflife', 200.0))} trading days), so a slow "
+        "shock is partly learned as the new normal before it is found; a 10 % or 15 % area gets there before that "
+        "matters. A 20 % drop carries under "
         "half the evidence a day of a 30 % one: found within a year in "
         + ", ".join(
             f"{min(r):.0%}-{max(r):.0%} of runs at {q:.0%}"
@@ -987,6 +1014,15 @@ def main() -> None:
     else:
         threshold, why = default, "the detector's default (no calibration run)"
     log(f"threshold {threshold:g}: {why}")
+    halflife_runs = [
+        run_book(book, threshold, target_scenarios(), halflife)
+        for s in range(args.calibration_seeds)
+        for book in books_of(FIRST_CALIBRATION_SEED + s)
+        for halflife in HALFLIVES
+    ]
+    if halflife_runs:
+        calibration["halflife"] = tradeoff_rows(halflife_runs, by="halflife")
+        log(f"half-life sweep: {time.perf_counter() - t_start:.0f} s")
 
     runs: list[dict[str, Any]] = []
     for s in range(args.seeds):
@@ -1017,6 +1053,7 @@ def main() -> None:
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "threshold": threshold,
+        "halflife": LocalShockDetector().baseline_halflife_days,
         "threshold_choice": why,
         "detector_default_threshold": default,
         "seeds": args.seeds,

@@ -38,7 +38,7 @@ over and their cells re-learn their level for `rearm_days`.
 ...               for k, c in enumerate(cells)}
 ...     found += detector.observe(CellDay.of_orders(day0 + timedelta(days=n), values))
 >>> [(f.cells, f.direction, f.evidence.measure, (f.start - day0).days, (f.detected_on - day0).days) for f in found]
-[(('240:31',), 'drop', 'order_size', 249, 279), (('240:30',), 'drop', 'order_size', 255, 292)]
+[(('240:31',), 'drop', 'order_size', 249, 279), (('240:30',), 'drop', 'order_size', 255, 291)]
 """
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ class LocalShockDetector:
         min_share: float = 0.02,
         max_share: float = 0.2,
         min_history_days: int = 60,
-        baseline_halflife_days: float = 200.0,
+        baseline_halflife_days: float = 500.0,
         rearm_days: int = 60,
         min_change: float = 0.15,
     ):

@@ -362,32 +362,11 @@ class Intake:
         )
         log.info("erased account %s from intake state (%s)", account_id, "found" if state else "not present")
 
-    def _without_names(self, raw: bytes | None) -> bytes | None:
-        """The message with `data.name` replaced by its pseudonym: dead letters are kept and
-        read by people, and names are never stored (see README, privacy)."""
-        if raw is None or b'"name"' not in raw:
-            return raw
-        try:
-            document = json.loads(raw.decode("utf-8-sig"))
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            return raw  # not JSON: nothing to find a name in
-        data = document.get("data") if isinstance(document, dict) else None
-        if not isinstance(data, dict) or not isinstance(data.get("name"), str) or not data["name"]:
-            return raw  # no name (a number or a boolean there is no one's name)
-        data["name"] = f"pseudonym:{self._pseudonym(data['name'])}"
-        try:
-            return json.dumps(document).encode()
-        except (ValueError, RecursionError):  # e.g. nested too deep to write again: keep no copy
-            return b'{"removed": "the message held a name and could not be rewritten without it"}'
-
     def _pseudonym(self, name: str | None) -> str | None:
-        if not name:
-            return None
-        text = name.strip().casefold().encode("utf-8", "surrogatepass")  # a dead letter's name may be invalid
-        return hmac.new(self.rules.pseudonym_key, text, hashlib.sha256).hexdigest()[:16]
+        return pseudonym(self.rules.pseudonym_key, name)
 
     async def _deadletter(self, origin: Origin, field: str, code: str, reason: str) -> None:
-        scrubbed = self._without_names(origin.value)
+        scrubbed = without_names(origin.value, self.rules.pseudonym_key)
         await self.send_deadletter(
             _text(origin.key) or "",
             {
@@ -410,6 +389,33 @@ class Intake:
         )
         self.on_outcome(origin.topic, "deadlettered", field)
         log.warning("dead-lettered %s[%s]@%s: %s", origin.topic, origin.partition, origin.offset, reason)
+
+
+def pseudonym(key: bytes, name: str | None) -> str | None:
+    """A name's keyed pseudonym (names are never stored, see README, privacy)."""
+    if not name:
+        return None
+    text = name.strip().casefold().encode("utf-8", "surrogatepass")  # a dead letter's name may be invalid
+    return hmac.new(key, text, hashlib.sha256).hexdigest()[:16]
+
+
+def without_names(raw: bytes | None, key: bytes) -> bytes | None:
+    """The message with `data.name` replaced by its pseudonym: dead letters are kept and read
+    by people, and names are never stored."""
+    if raw is None or b'"name"' not in raw:
+        return raw
+    try:
+        document = json.loads(raw.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return raw  # not JSON: nothing to find a name in
+    data = document.get("data") if isinstance(document, dict) else None
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str) or not data["name"]:
+        return raw  # no name (a number or a boolean there is no one's name)
+    data["name"] = f"pseudonym:{pseudonym(key, data['name'])}"
+    try:
+        return json.dumps(document).encode()
+    except (ValueError, RecursionError):  # e.g. nested too deep to write again: keep no copy
+        return b'{"removed": "the message held a name and could not be rewritten without it"}'
 
 
 #: Raw bytes of a dead-lettered message kept whole (as base64: 4/3 of it, ~680 KB).

@@ -213,20 +213,6 @@ def admin_area(lat: float, lon: float) -> AdminArea:
     return default_admin_areas().lookup(lat, lon)
 
 
-def nearest_city_region(lat: float, lon: float) -> str:
-    """The admin1 id of the nearest city of 15,000+ people: the region before the admin areas.
-
-    What `AccountState.region` still falls back to (docs/EVENTS.md): near a border it is
-    often the neighbouring state's (Schönefeld, in Brandenburg, gets Berlin's).
-
-    >>> nearest_city_region(52.39, 13.50), region_of(52.39, 13.50)
-    ('DE-16', 'DE-11')
-    """
-    region = default_admin_areas()._by_city(lat, lon).admin1
-    assert region is not None
-    return region
-
-
 def region_of(lat: float, lon: float) -> str:
     """The region market shocks group by: the admin1 id (the country where it has none).
 
@@ -234,6 +220,8 @@ def region_of(lat: float, lon: float) -> str:
     ('DE-01', 'DE-16')
     >>> region_of(50.10, 8.76)      # Offenbach am Main: Hessen, though nearer Frankfurt's centre
     'DE-05'
+    >>> region_of(52.39, 13.50)     # Schönefeld: Brandenburg, though Berlin is the nearest city
+    'DE-11'
     """
     region = admin_area(lat, lon).region
     assert region is not None  # every answer has at least a country

@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping
 
 from core.contract import Event
 from core.shares import rep_shares
-from monitor.regions import admin_area, nearest_city_region
+from monitor.regions import admin_area
 
 # Month buckets older than this (relative to the account's newest bucket) are pruned.
 KEPT_MONTHS = 24
@@ -46,8 +46,7 @@ class AccountState:
     # Keyed hash of the name (pseudonym); the name itself is not stored.
     name_hash: str | None = None
     # What market shocks (and the potential model) group by: the account's explicit `region`
-    # when it has one, else the admin1 id of the nearest city of 15,000+ people, as before the
-    # admin areas (switching it to `admin1` waits for the planner: docs/EVENTS.md).
+    # when it has one, else the admin1 area it lies in (its country where there is none).
     region: str | None = None
     # Where the account's location is (monitor.regions): "DE", "DE-02", "DE-02-09162".
     country: str | None = None
@@ -173,7 +172,7 @@ def apply_account_event(state: AccountState | None, event: Event, *, name_hash: 
                 area = admin_area(data["lat"], data["lon"])
                 current.country, current.admin1, current.admin2 = area.country, area.admin1, area.admin2
             # An explicit region wins over the lookup (held events parsed before it existed lack it).
-            current.region = data.get("region") or nearest_city_region(data["lat"], data["lon"])
+            current.region = data.get("region") or current.admin1 or current.country
             current.lat, current.lon = data["lat"], data["lon"]
             current.industry, current.employees = data["industry"], data["employees"]
             current.name_hash = name_hash

@@ -13,6 +13,7 @@ from functools import cached_property
 import numpy as np
 
 from simulator.clock import add_months, as_utc
+from monitor.regions import default_admin_areas
 from simulator.geography import City, haversine_km, load_cities
 
 DEFAULT_START = datetime(2024, 1, 1, tzinfo=timezone.utc)
@@ -224,8 +225,11 @@ class _AccountArrays:
     potential: np.ndarray
 
 
-def _place_accounts(cities: list[City], n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cities weighted by population, then a jitter of a few km around the centre."""
+def _place_accounts(
+    cities: list[City], n: int, rng: np.random.Generator, country: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Cities weighted by population, then a jitter of a few km around the centre; and the
+    admin1 code (GeoNames, "02") of the area each account lies in."""
     pop = np.array([c.population for c in cities], dtype=float)
     city = rng.choice(len(cities), size=n, p=pop / pop.sum())
     clat = np.array([c.lat for c in cities])[city]
@@ -240,7 +244,39 @@ def _place_accounts(cities: list[City], n: int, rng: np.random.Generator) -> tup
     all_lon = np.array([c.lon for c in cities])
     lat = np.clip(lat, all_lat.min() - 0.05, all_lat.max() + 0.05)
     lon = np.clip(lon, all_lon.min() - 0.05, all_lon.max() + 0.05)
-    return np.round(lat, 5), np.round(lon, 5), city
+    lat, lon, region = _inside_city_region(
+        cities, city, country.upper(), clat, clon, np.round(lat, 5), np.round(lon, 5)
+    )
+    return lat, lon, city, region
+
+
+def _inside_city_region(
+    cities: list[City],
+    city: np.ndarray,
+    country: str,
+    clat: np.ndarray,
+    clon: np.ndarray,
+    lat: np.ndarray,
+    lon: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Pull a customer jittered across a state (or national) border back towards its town until
+    it lies in the town's admin1 area, and name the area each one lies in: the worker groups
+    market shocks by that area, and the simulator's regional shock must hit the same accounts.
+    (A few towns' centres lie across a border in the postal data: their customers keep the area
+    they are in.) No random draws, so the rest of the company is unchanged."""
+    wanted = np.array([f"{country}-{cities[c].region}" for c in city], dtype=object)
+    for shrink in (0.5, 0.25, 0.0, None):
+        found = np.array([a.admin1 for a in default_admin_areas().lookup_many(lat, lon)], dtype=object)
+        outside = np.flatnonzero(found != wanted)
+        if shrink is None or not len(outside):
+            break
+        lat[outside] = np.round(clat[outside] + shrink * (lat[outside] - clat[outside]), 5)
+        lon[outside] = np.round(clon[outside] + shrink * (lon[outside] - clon[outside]), 5)
+    prefix = f"{country}-"
+    region = [
+        str(area)[len(prefix) :] if str(area).startswith(prefix) else cities[c].region for area, c in zip(found, city)
+    ]
+    return lat, lon, region
 
 
 def _firmographics(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -376,7 +412,7 @@ def generate_company(
     cities = load_cities(country, min_population=min_city_population)
 
     homes = _rep_home_cities(cities, n_reps, rng)
-    lat, lon, city = _place_accounts(cities, n_accounts, rng)
+    lat, lon, city, region = _place_accounts(cities, n_accounts, rng, country)
     industry, employees, potential = _firmographics(n_accounts, rng)
 
     hlat = np.array([h.lat for h in homes])
@@ -402,7 +438,7 @@ def generate_company(
             lat=float(lat[i]),
             lon=float(lon[i]),
             city=cities[city[i]].name,
-            region=cities[city[i]].region,
+            region=region[i],
             industry=INDUSTRIES[industry[i]].name,
             employees=int(employees[i]),
             true_potential=float(potential[i]),

@@ -27,7 +27,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from core.contract import ContractError, parse_event
-from monitor.intake import DEADLETTER_MAX_RAW, Intake
+from core.settings import Settings
+from monitor.intake import DEADLETTER_MAX_RAW, Intake, without_names
 from tests.fuzz_strategies import (
     ACCOUNT_KEY,
     SCHEMAS,
@@ -239,6 +240,22 @@ def test_intake_dead_letters_each_malformed_message_once_with_the_original_bytes
             assert base64.b64decode(dead["value_base64"]) == without_name(message.value, dead)
 
 
+def test_a_giant_message_with_a_name_is_cut_with_the_hash_of_what_is_kept():
+    """The dead letter of a message over DEADLETTER_MAX_RAW keeps its first bytes and hashes
+    the whole message as kept: with the pseudonym, so the name is in neither."""
+    document = valid_document("account.upserted", "fuzz-giant-name")
+    document["data"]["name"] = "Ada Lovelace GmbH"
+    document["data"]["industry"] = "x" * (DEADLETTER_MAX_RAW + 1000)
+    h = DictIntake()
+    h.handle(Malformed(SCHEMAS["account.upserted"][0], ACCOUNT_KEY.encode(), encode(document), "value"))
+    (dead,) = h.dead
+    assert dead["field"] == "value" and dead["value_truncated"] and dead["value_pseudonymised"]
+    kept = without_names(encode(document), Settings.from_env({}).pseudonym_key.encode())
+    assert kept is not None and b"Lovelace" not in kept
+    assert dead["value_sha256"] == hashlib.sha256(kept).hexdigest() == expected_digest(encode(document))
+    assert base64.b64decode(dead["value_base64"]) == kept[:DEADLETTER_MAX_RAW]
+
+
 # --- end to end: the worker on the embedded broker -------------------------------------
 
 BAD_COUNT = 10_000
@@ -340,6 +357,17 @@ def original_digest(dead: dict) -> str | None:
     return hashlib.sha256(name_blanked(kept) if dead.get("value_pseudonymised") else kept).hexdigest()
 
 
+def expected_digest(value: bytes | None) -> str | None:
+    """What `original_digest` gives for the dead letter of `value`."""
+    if value is None:
+        return None
+    kept = without_names(value, Settings.from_env({}).pseudonym_key.encode())
+    assert kept is not None
+    if len(kept) > DEADLETTER_MAX_RAW:
+        return hashlib.sha256(kept).hexdigest()
+    return hashlib.sha256(name_blanked(value)).hexdigest()
+
+
 def name_blanked(raw: bytes) -> bytes:
     """`raw` with data.name set to a placeholder, where it is a JSON document with a name."""
     try:
@@ -414,13 +442,14 @@ def run_fuzz(broker, start_worker, bad: list[Malformed], *, n_accounts: int, mon
     for d in dead:
         assert d["reason_code"] == "invalid" and d["field"] and d["reason"].startswith(d["field"] + ": ")
     # Each bad message's dead letter carries its original bytes and blames the field it was drawn to break.
-    # A message over DEADLETTER_MAX_RAW is kept cut at that size, with the whole one's size and hash.
+    # A message over DEADLETTER_MAX_RAW is kept cut at that size, with the whole one's size and hash
+    # (of the message as kept: with its name replaced by the pseudonym, so hashed here the same way).
     # A message with a data.name is kept with the name replaced by its pseudonym: both sides
     # are compared with the name blanked.
     got = Counter((d["topic"], original_digest(d), d["field"]) for d in dead)
     got_any = Counter((topic, digest) for topic, digest, _ in got.elements())
     for (topic, value, field), times in Counter((m.topic, m.value, m.field) for m in bad).items():
-        digest = hashlib.sha256(name_blanked(value)).hexdigest() if value is not None else None
+        digest = expected_digest(value)
         if field is not None:
             assert got[(topic, digest, field)] >= times, f"{field} not blamed for {value[:200] if value else value!r}"
         assert got_any[(topic, digest)] >= times

@@ -313,12 +313,15 @@ def test_an_account_sent_with_a_postal_code_gets_the_areas_of_its_code():
     assert (state.country, state.admin1, state.admin2) == ("US", "US-NC", "US-NC-037")  # Pittsboro, Chatham
 
 
-def test_the_region_falls_back_to_the_nearest_city_until_the_planner_takes_admin1():
+def test_without_an_explicit_region_an_account_is_in_the_admin1_it_lies_in():
     from monitor.state import apply_account_event
 
-    # Schönefeld is in Brandenburg; the nearest large city is Berlin's.
+    # Schönefeld is in Brandenburg, though the nearest large city is Berlin (DE-16).
     state = apply_account_event(None, _event({"lat": 52.39, "lon": 13.50}))
-    assert (state.admin1, state.admin2, state.region) == ("DE-11", "DE-11-12061", "DE-16")
+    assert (state.admin1, state.admin2, state.region) == ("DE-11", "DE-11-12061", "DE-11")
+    # Where the postal data has no admin1 (Slovenia), the country.
+    state = apply_account_event(None, _event({"lat": 46.05, "lon": 14.51}))
+    assert (state.country, state.admin1, state.region) == ("SI", None, "SI")
 
 
 def test_an_explicit_region_wins_over_the_lookup_and_the_areas_stay():
