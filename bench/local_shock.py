@@ -63,7 +63,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from detectors import CellDay, LocalShockDetector  # noqa: E402
-from detectors.local_shock import _haversine, cell_of  # noqa: E402
+from core.geo import haversine_array_km  # noqa: E402
+from detectors.local_shock import cell_of  # noqa: E402
 from simulator import generate_company, generate_events  # noqa: E402
 from simulator.events import orders_per_year  # noqa: E402
 
@@ -288,13 +289,12 @@ def pick_areas(book: Book, town: list[str], lat, lon, rate, seed: int) -> dict[f
     tlat = np.bincount(of, weights=lat, minlength=len(names)) / np.bincount(of, minlength=len(names))
     tlon = np.bincount(of, weights=lon, minlength=len(names)) / np.bincount(of, minlength=len(names))
     share = expected / expected.sum()
-    centres = np.radians(np.column_stack([tlat, tlon]))
     areas = {}
     for q in AREA_SHARES:
         rng = np.random.default_rng([seed, 41, int(q * 1000)])
         best: tuple[float, int, int] | None = None
         for c in rng.permutation(len(names)):
-            order = np.lexsort((np.arange(len(names)), _haversine(centres[c], centres)))
+            order = np.lexsort((np.arange(len(names)), haversine_array_km(tlat[c], tlon[c], tlat, tlon)))
             cumulative = np.cumsum(share[order])
             k = int(np.searchsorted(cumulative, q, side="left"))
             miss = abs(math.log(cumulative[k] / q))
@@ -304,7 +304,7 @@ def pick_areas(book: Book, town: list[str], lat, lon, rate, seed: int) -> dict[f
                 break
         assert best is not None
         _, c, k = best
-        order = np.lexsort((np.arange(len(names)), _haversine(centres[c], centres)))
+        order = np.lexsort((np.arange(len(names)), haversine_array_km(tlat[c], tlon[c], tlat, tlon)))
         chosen = {int(t) for t in order[: k + 1]}
         accounts = np.isin(of, list(chosen))
         areas[q] = Area(

@@ -65,7 +65,7 @@ import ortools  # noqa: E402
 
 import simulator.company  # noqa: E402
 from rebalancer import Account, RebalanceResult, Rep, minimal_moves  # noqa: E402
-from rebalancer.geo import haversine_matrix_km  # noqa: E402
+from core.geo import haversine_matrix_km  # noqa: E402
 from simulator.company import Company, generate_company, pick_shock_region  # noqa: E402
 from simulator.events import _activities_per_month  # noqa: E402  (the simulator's activity rate; no public helper)
 from simulator.geography import region_name  # noqa: E402

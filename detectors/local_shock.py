@@ -51,6 +51,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from scipy import sparse
 
+from core.geo import haversine_array_km, haversine_matrix_km
 from core.records import Signal, Subject
 from detectors.protocol import CellDay, CompanyCoverage
 from monitor.state import AccountState
@@ -75,7 +76,6 @@ REBUILD_DAYS = 30
 _KAPPA, _COLUMNS = 0, 9
 _DIRECTION_AT = {"drop": 1, "rise": 5}
 _MAX_KAPPA = 25.0
-_EARTH_KM = 6371.0
 
 
 def cell_of(lat: float, lon: float) -> str:
@@ -330,7 +330,7 @@ class LocalShockDetector:
             return
         share = share / share.sum()
         with_share = np.flatnonzero(share > 0)
-        centres = np.radians(np.array([cell_centre(self._cells[c]) for c in with_share]))
+        centres = np.array([cell_centre(self._cells[c]) for c in with_share])
         first = 0
         while first < len(SHARE_STEPS) and SHARE_STEPS[first] < self.min_share:
             first += 1
@@ -340,7 +340,7 @@ class LocalShockDetector:
         seen: set[str] = set()
         for start in range(0, len(with_share), ZONE_BLOCK):
             block = centres[start : start + ZONE_BLOCK]
-            distance = np.stack([_haversine(centre, centres) for centre in block])
+            distance = haversine_matrix_km(block[:, 0], block[:, 1], centres[:, 0], centres[:, 1])
             index = np.broadcast_to(np.arange(len(with_share)), distance.shape)
             nearest = np.lexsort((index, distance), axis=1)  # positions in with_share, nearest first
             cumulative = np.cumsum(share[with_share][nearest], axis=1)
@@ -470,7 +470,8 @@ class LocalShockDetector:
         cells = tuple(sorted((self._cells[j] for j in self._matrix[z].indices)))
         centre_cell = key.split("/", 1)[0]
         centre = cell_centre(centre_cell)
-        radius = float(max(_haversine(np.radians(centre), np.radians(np.array([cell_centre(c) for c in cells])))))
+        around = np.array([cell_centre(c) for c in cells])
+        radius = float(haversine_array_km(centre[0], centre[1], around[:, 0], around[:, 1]).max())
         kappa = max(float(row[_KAPPA]), 1.0)
         orders_per_day = share * total
         if measure == "orders":
@@ -555,13 +556,6 @@ def _fresh_row() -> np.ndarray:
     row = np.zeros(_COLUMNS)
     row[_KAPPA] = 1.0
     return row
-
-
-def _haversine(origin: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Great-circle km from one (lat, lon) in radians to many."""
-    dlat, dlon = points[:, 0] - origin[0], points[:, 1] - origin[1]
-    a = np.sin(dlat / 2) ** 2 + np.cos(origin[0]) * np.cos(points[:, 0]) * np.sin(dlon / 2) ** 2
-    return 2 * _EARTH_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
 def _area_name(finding: LocalShockFinding) -> str:

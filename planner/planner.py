@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
 from core.clock import SYSTEM_CLOCK, Clock
+from core.geo import haversine_km
 from core.records import Proposal, ProposedMove, RepLoad, Signal, stable_id
 from detectors.protocol import ShockDetector
 from detectors import (
@@ -558,7 +559,7 @@ def shock_area(signal: Signal, accounts: Sequence[AccountState]) -> dict[str, An
     located = [(a.lat, a.lon) for a in accounts if a.lat is not None and a.lon is not None]
     lat = sum(p[0] for p in located) / len(located) if located else 0.0
     lon = sum(p[1] for p in located) / len(located) if located else 0.0
-    radius = max((_km((lat, lon), p) for p in located), default=0.0)
+    radius = max((haversine_km(lat, lon, *p) for p in located), default=0.0)
     return {
         "signal_id": signal.signal_id,
         "kind": signal.kind,
@@ -569,12 +570,6 @@ def shock_area(signal: Signal, accounts: Sequence[AccountState]) -> dict[str, An
         "radius_km": round(radius, 1),
         "accounts": len(located),
     }
-
-
-def _km(a: tuple[float, float], b: tuple[float, float]) -> float:
-    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
-    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-    return 2 * 6371.0 * math.asin(math.sqrt(min(1.0, h)))
 
 
 def _add_months(moment: datetime, months: int) -> datetime:

@@ -38,7 +38,7 @@ Examples
 [('R1', 0.667, 0.0), ('R2', 0.333, 0.0)]
 """
 
-from rebalancer.geo import haversine_km
+from core.geo import haversine_km
 from rebalancer.model import minimal_moves, trade_off_curve
 from rebalancer.placement import place_accounts
 from rebalancer.values import (

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from rebalancer.geo import haversine_matrix_km
+from core.geo import haversine_matrix_km
 
 if TYPE_CHECKING:  # only for annotations: model.py imports this module
     from rebalancer.values import Account, Rep

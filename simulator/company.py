@@ -14,7 +14,8 @@ import numpy as np
 
 from simulator.clock import add_months, as_utc
 from monitor.regions import default_admin_areas
-from simulator.geography import City, haversine_km, load_cities
+from core.geo import haversine_array_km
+from simulator.geography import City, load_cities
 
 DEFAULT_START = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
@@ -169,17 +170,17 @@ def _rep_home_cities(cities: list[City], n_reps: int, rng: np.random.Generator) 
     tlat, tlon = lat[: len(top)], lon[: len(top)]
 
     chosen = [int(rng.integers(0, min(3, len(top))))]
-    nearest = haversine_km(tlat, tlon, tlat[chosen[0]], tlon[chosen[0]])
+    nearest = haversine_array_km(tlat, tlon, tlat[chosen[0]], tlon[chosen[0]])
     while len(chosen) < n_reps:
         pick = int(np.argmax(nearest))
         chosen.append(pick)
-        nearest = np.minimum(nearest, haversine_km(tlat, tlon, tlat[pick], tlon[pick]))
+        nearest = np.minimum(nearest, haversine_array_km(tlat, tlon, tlat[pick], tlon[pick]))
 
     clat, clon = tlat[chosen].copy(), tlon[chosen].copy()
     offset_km = np.zeros(n_reps)
     target = pop.sum() / n_reps
     for _ in range(40):
-        dist = haversine_km(lat[:, None], lon[:, None], clat[None, :], clon[None, :])
+        dist = haversine_array_km(lat[:, None], lon[:, None], clat[None, :], clon[None, :])
         owner = np.argmin(dist - offset_km[None, :], axis=1)
         load = np.bincount(owner, weights=pop, minlength=n_reps)
         offset_km += 30.0 * (target - load) / target
@@ -192,7 +193,7 @@ def _rep_home_cities(cities: list[City], n_reps: int, rng: np.random.Generator) 
     homes: list[int] = []
     for k in range(n_reps):
         # Prefer big cities close to the centre: population discounted by (distance / 30 km)².
-        dist = haversine_km(tlat, tlon, clat[k], clon[k])
+        dist = haversine_array_km(tlat, tlon, clat[k], clon[k])
         score = pop[: len(top)] / (1.0 + (dist / 30.0) ** 2)
         score[homes] = -1.0
         homes.append(int(np.argmax(score)))
@@ -417,7 +418,7 @@ def generate_company(
 
     hlat = np.array([h.lat for h in homes])
     hlon = np.array([h.lon for h in homes])
-    distance = haversine_km(lat[:, None], lon[:, None], hlat[None, :], hlon[None, :])
+    distance = haversine_array_km(lat[:, None], lon[:, None], hlat[None, :], hlon[None, :])
     natural_load = np.bincount(np.argmin(distance, axis=1), weights=potential, minlength=n_reps)
     capacity = _capacities(natural_load, rng)
     owner = balance_assignment(potential, distance, capacity)
@@ -515,7 +516,7 @@ def nearest_rep_fraction(company: Company) -> float:
     lon = np.array([a.lon for a in company.accounts])
     hlat = np.array([r.home_lat for r in company.reps])
     hlon = np.array([r.home_lon for r in company.reps])
-    nearest = np.argmin(haversine_km(lat[:, None], lon[:, None], hlat[None, :], hlon[None, :]), axis=1)
+    nearest = np.argmin(haversine_array_km(lat[:, None], lon[:, None], hlat[None, :], hlon[None, :]), axis=1)
     ids = np.array([r.rep_id for r in company.reps])
     return float(np.mean(ids[nearest] == np.array([a.rep_id for a in company.accounts])))
 
@@ -524,6 +525,6 @@ def distance_to_owner_km(company: Company) -> dict[str, float]:
     """Per account: km from its owner's home base."""
     reps = {r.rep_id: r for r in company.reps}
     return {
-        a.account_id: float(haversine_km(a.lat, a.lon, reps[a.rep_id].home_lat, reps[a.rep_id].home_lon))
+        a.account_id: float(haversine_array_km(a.lat, a.lon, reps[a.rep_id].home_lat, reps[a.rep_id].home_lon))
         for a in company.accounts
     }

@@ -25,7 +25,7 @@ import numpy as np
 
 from simulator.clock import add_months, as_utc, business_intervals, business_seconds, month_boundaries
 from simulator.company import Company, Shock
-from simulator.geography import haversine_km
+from core.geo import haversine_array_km
 from simulator.truth import SEASONALITY
 
 SimEvent = tuple[str, str, dict[str, Any]]
@@ -147,7 +147,7 @@ def _owner_distance_km(company: Company) -> tuple[np.ndarray, np.ndarray]:
     hlon = np.array([r.home_lon for r in company.reps])[owner]
     lat = np.array([a.lat for a in company.accounts])
     lon = np.array([a.lon for a in company.accounts])
-    return owner, haversine_km(lat, lon, hlat, hlon)
+    return owner, haversine_array_km(lat, lon, hlat, hlon)
 
 
 def _activities(company: Company, clock: _BusinessTime, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -17,9 +17,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from core.geo import haversine_array_km
 from monitor.regions import ADMIN1_NAMES
 
-EARTH_RADIUS_KM = 6371.0088
 
 # Readable state names live with the product's region lookup.
 _ADMIN1_NAMES = ADMIN1_NAMES
@@ -45,17 +45,6 @@ class City:
 def region_name(region: str, country: str = "DE") -> str:
     """Readable name of an admin1 code; the code itself when no name is known."""
     return _ADMIN1_NAMES.get(country.upper(), {}).get(region, region)
-
-
-def haversine_km(
-    lat1: np.ndarray | float, lon1: np.ndarray | float, lat2: np.ndarray | float, lon2: np.ndarray | float
-) -> np.ndarray:
-    """Great-circle distance in km; numpy-broadcasting over all arguments."""
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    dphi = p2 - p1
-    dlmb = np.radians(lon2) - np.radians(lon1)
-    h = np.sin(dphi / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlmb / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
 
 
 @lru_cache(maxsize=8)
@@ -86,7 +75,7 @@ def _drop_districts(cities: tuple[City, ...]) -> tuple[City, ...]:
     lon = np.array([c.lon for c in cities])
     pop = np.array([c.population for c in cities], dtype=float)
     radius = np.sqrt(pop / (np.pi * _URBAN_DENSITY_PER_KM2))
-    dist = haversine_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
+    dist = haversine_array_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
     # inside[i, j]: place i lies within city j's radius and j is much larger.
     inside = (dist < radius[None, :]) & (pop[None, :] >= _DISTRICT_POPULATION_RATIO * pop[:, None])
     keep = ~np.any(inside, axis=1)
@@ -128,4 +117,4 @@ def region_of(lat: float, lon: float, country: str = "DE") -> str:
     lats, lons, regions = _city_arrays(country.upper())
     if not regions:
         raise ValueError(f"no cities for country {country!r}")
-    return regions[int(np.argmin(haversine_km(lat, lon, lats, lons)))]
+    return regions[int(np.argmin(haversine_array_km(lat, lon, lats, lons)))]
