@@ -90,6 +90,9 @@ class Settings:
     lateness_days: float = 2.0
     # Planner: evaluate after at most this many snapshots or this many seconds.
     planner_batch: int = 500
+    # Input messages the intake takes at a time, and how long it waits to fill a batch.
+    intake_batch: int = 1000
+    intake_batch_s: float = 0.2
     planner_interval_s: float = 1.0
     # Rebalancer: CP-SAT time limit, solver workers, nearest reps considered per account.
     solver_time_limit_s: float = 20.0
@@ -303,6 +306,7 @@ _AT_LEAST = {
     "partitions": 1,
     "replication_factor": 1,
     "planner_batch": 1,
+    "intake_batch": 1,
     "solver_workers": 1,
     "candidate_reps": 1,
     "potential_window_days": 1,
@@ -324,6 +328,7 @@ _AT_LEAST = {
 _POSITIVE = (
     "session_timeout_s",
     "planner_interval_s",
+    "intake_batch_s",
     "solver_time_limit_s",
     "alert_retry_max_s",
     "auth_window_s",

@@ -20,12 +20,13 @@ import heapq
 import hmac
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, MutableMapping
 
 from core.clock import SYSTEM_CLOCK, Clock
 from core.contract import ContractError, Event, parse_event
+from monitor import dedupe
 from monitor.state import AccountState, RepState, apply_account_event, apply_rep_event
 from core import topics
 
@@ -74,6 +75,21 @@ class Origin:
         return cls(row["topic"], row["partition"], row["offset"], key, value)
 
 
+@dataclass
+class _Batch:
+    """What one batch has read and changed, until it is written at its end."""
+
+    accounts: dict[str, Any] = field(default_factory=dict)  # account id -> row (None: none)
+    changed_accounts: set[str] = field(default_factory=set)
+    reps: dict[str, Any] = field(default_factory=dict)
+    changed_reps: set[str] = field(default_factory=set)
+    stream_times: dict[str, Any] = field(default_factory=dict)
+    # Snapshots for the planner in the order they were made, one per key unless an erasure
+    # came between; `pending` points at the one later records of a key are added into.
+    snapshots: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    pending: dict[str, int] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class IntakeRules:
     late_horizon: timedelta = timedelta(days=400)
@@ -110,12 +126,21 @@ ROW_SHARE = 0.8
 
 
 class Intake:
+    """Applies input messages to the account and rep tables, a batch at a time.
+
+    Within a batch (`handle_batch`) rows are read from the tables once and kept in memory;
+    at its end each changed row is written once, then one snapshot per changed account or
+    rep goes to the planner, carrying every order the batch applied to it and the event
+    times it saw per input stream (the planner's watermark reads those). Dead letters are
+    sent as they happen. A crash before the end of a batch loses its writes and its offsets
+    alike: the batch is read again, and the rows it did write (their applied offsets and
+    event ids) recognise what was applied."""
+
     def __init__(
         self,
         *,
         accounts: MutableMapping[str, Any],
         reps: MutableMapping[str, Any],
-        seen_events: MutableMapping[str, Any],
         stream_times: MutableMapping[str, Any],
         send_state: Send,
         send_deadletter: Send,
@@ -126,7 +151,6 @@ class Intake:
     ):
         self.accounts = accounts
         self.reps = reps
-        self.seen_events = seen_events
         self.stream_times = stream_times
         self.send_state = send_state
         self.send_deadletter = send_deadletter
@@ -138,6 +162,7 @@ class Intake:
         # partition -> heap of (hold deadline in event time, account id)
         self._deadlines: dict[int, list[tuple[str, str]]] = {}
         self.held_count = 0
+        self._batch = _Batch()
 
     def rebuild_hold_index(self) -> None:
         """After a restart: find held events in the recovered table again."""
@@ -147,16 +172,90 @@ class Intake:
                 self._track_hold(account_id, entry)
 
     async def handle(self, *, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
-        origin = Origin(topic, partition, offset, key, value)
+        """One message: a batch of one."""
+        await self.handle_batch([Origin(topic, partition, offset, key, value)])
+
+    async def handle_batch(self, messages: Iterable[Origin]) -> None:
+        """Messages in the order they were read (per input partition, by offset)."""
+        self._batch = _Batch()
+        for origin in messages:
+            await self._handle(origin)
+        await self._flush()
+
+    # --- rows of this batch -------------------------------------------------------------
+
+    def _account_row(self, account_id: str) -> dict[str, Any] | None:
+        rows = self._batch.accounts
+        if account_id not in rows:
+            rows[account_id] = self.accounts.get(account_id)
+        return rows[account_id]
+
+    def _put_account(self, account_id: str, row: dict[str, Any]) -> None:
+        self._batch.accounts[account_id] = row
+        self._batch.changed_accounts.add(account_id)
+
+    def _rep_row(self, rep_id: str) -> dict[str, Any] | None:
+        rows = self._batch.reps
+        if rep_id not in rows:
+            rows[rep_id] = self.reps.get(rep_id)
+        return rows[rep_id]
+
+    def _stream_time(self, source: str) -> str | None:
+        times = self._batch.stream_times
+        if source not in times:
+            times[source] = self.stream_times.get(source)
+        return times[source]
+
+    async def _flush(self) -> None:
+        batch = self._batch
+        for account_id in sorted(batch.changed_accounts):
+            self.accounts[account_id] = batch.accounts[account_id]
+        for rep_id in sorted(batch.changed_reps):
+            self.reps[rep_id] = batch.reps[rep_id]
+        for source, moment in batch.stream_times.items():
+            if moment is not None and moment != self.stream_times.get(source):
+                self.stream_times[source] = moment
+        for key, record in batch.snapshots:
+            await self.send_state(key, record)
+        self._batch = _Batch()
+
+    def _queue_snapshot(self, key: str, record: dict[str, Any], event: Event | None, origin: Origin) -> None:
+        """The record replaces this batch's earlier one for `key`, adding up orders and event times."""
+        batch = self._batch
+        at = batch.pending.get(key)
+        previous = batch.snapshots[at][1] if at is not None else None
+        orders = (previous["orders"] if previous else []) + record.get("orders", [])
+        times = dict(previous["times"]) if previous else {}
+        if event is not None:
+            moment = event.occurred_at.astimezone(timezone.utc).isoformat()
+            earliest, newest = times.get(origin.source, (moment, moment))
+            times[origin.source] = [min(earliest, moment), max(newest, moment)]
+        record = {**record, "orders": orders, "times": times} if "orders" in record else {**record, "times": times}
+        if at is None:
+            batch.pending[key] = len(batch.snapshots)
+            batch.snapshots.append((key, record))
+        else:
+            batch.snapshots[at] = (key, record)
+
+    def _close_snapshot(self, key: str) -> None:
+        """Later records of `key` in this batch start a snapshot of their own (after an erasure)."""
+        self._batch.pending.pop(key, None)
+
+    # --- one message ----------------------------------------------------------------------
+
+    async def _handle(self, origin: Origin) -> None:
+        topic = origin.topic
         try:
-            event = parse_event(value, topic=topic, key=key)
+            event = parse_event(origin.value, topic=topic, key=origin.key)
         except ContractError as error:
             await self._deadletter(origin, error.field, "invalid", str(error))
             return
-        if event.event_id in self.seen_events:
+        event_digest = dedupe.digest(event.event_id)
+        if dedupe.was_seen(self._seen_of(event), event_digest):
             self.on_outcome(topic, "duplicate", None)
+            self._send_again(event, origin)
             return
-        stream_time = self.stream_times.get(origin.source)
+        stream_time = self._stream_time(origin.source)
         moment = event.occurred_at.astimezone(timezone.utc)
         # A date far ahead would move this stream's time (and the planner's watermark) there:
         # every later order would then be `too_late`, for good.
@@ -188,43 +287,79 @@ class Intake:
         # An erasure is stamped with the moment it was asked for, not when anything happened:
         # it must not move the stream's time.
         if event.type != "account.erased" and (stream_time is None or moment.isoformat() > stream_time):
-            self.stream_times[origin.source] = moment.isoformat()
+            self._batch.stream_times[origin.source] = moment.isoformat()
         try:
-            await self._apply(event, origin)
+            await self._apply(event, origin, event_digest)
         except Exception as error:  # noqa: BLE001 - a bug must not stop the stream
             log.exception("failed to apply event %s", event.event_id)
             await self._deadletter(origin, "internal", "internal", f"internal: {type(error).__name__}: {error}")
             return
-        # Marked seen after applying: a crash in between redelivers the message (its offset
-        # was not committed), and applying it again is prevented only from here on.
-        self.seen_events[event.event_id] = moment.isoformat()
-        await self._expire_holds(partition, moment)
+        await self._expire_holds(origin.partition, moment)
 
-    async def _apply(self, event: Event, origin: Origin) -> None:
+    def _send_again(self, event: Event, origin: Origin) -> None:
+        """A duplicate may be a message read again after a crash that wrote its row but lost
+        the snapshot sent after it: send that again (the planner keeps the newest snapshot of
+        each account and rep, and counts each order once). A rep is sent again whatever the
+        reason (there are few); an account when the message is at or before its row's
+        applied offset (a copy sent again by a producer is not)."""
         if event.type == "rep.upserted":
-            await self._apply_rep(event, origin)
-            return
-        account_id = event.data["account_id"]
-        row = self.accounts.get(account_id)
-        state = AccountState.from_dict(row) if row else None
-        if state is not None and origin.offset <= state.applied_offsets.get(origin.topic, -1):
-            # Applied before a crash, read again: its effect is in the row, its seen mark was lost,
-            # and its snapshot may be lost too: send it again (the planner keeps the newest
-            # snapshot per account and counts each order once).
-            self.on_outcome(origin.topic, "duplicate", None)
-            if state.known and event.type != "account.erased":
-                await self._send_account(
-                    account_id, state, event, origin, [_order_of(event)] if event.type == "order.placed" else []
+            row = self._rep_row(event.data["rep_id"])
+            if row:
+                rep = RepState.from_dict(row)
+                self._queue_snapshot(
+                    f"rep:{rep.rep_id}", {"kind": "rep", **_stamp(event, origin), **rep.to_dict()}, event, origin
                 )
             return
+        account_id = event.data["account_id"]
+        row = self._account_row(account_id)
+        if not row or event.type == "account.erased":
+            return
+        state = AccountState.from_dict(row)
+        if state.known and origin.offset <= state.applied_offsets.get(origin.topic, -1):
+            self._send_account(
+                account_id, state, event, origin, [_order_of(event)] if event.type == "order.placed" else []
+            )
+
+    def _seen_of(self, event: Event) -> dedupe.Seen:
+        if event.type == "rep.upserted":
+            row = self._rep_row(event.data["rep_id"])
+        else:
+            row = self._account_row(event.data["account_id"])
+        return (row or {}).get("seen") or {}
+
+    def _remember(self, seen: dedupe.Seen, event: Event, origin: Origin, event_digest: str) -> None:
+        """Mark the event applied and forget the days beyond the late horizon of each stream."""
+        day = event.occurred_at.astimezone(timezone.utc).date().isoformat()
+        dedupe.remember(seen, origin.topic, day, event_digest)
+        oldest = {}
+        for topic in seen:
+            stream_time = self._stream_time(f"{topic}:{origin.partition}")
+            if stream_time:
+                oldest[topic] = (datetime.fromisoformat(stream_time) - self.rules.late_horizon).date().isoformat()
+        dedupe.prune(seen, oldest)
+
+    async def _apply(self, event: Event, origin: Origin, event_digest: str) -> None:
+        if event.type == "rep.upserted":
+            self._apply_rep(event, origin, event_digest)
+            return
+        account_id = event.data["account_id"]
+        row = self._account_row(account_id)
+        state = AccountState.from_dict(row) if row else None
+        if state is not None and origin.offset <= state.applied_offsets.get(origin.topic, -1):
+            # Applied before a crash and read again, though its id is not in the row (a row
+            # written before rows kept event ids): a duplicate all the same.
+            self.on_outcome(origin.topic, "duplicate", None)
+            self._send_again(event, origin)
+            return
         if event.type == "account.erased":
-            await self._erase(account_id, state, origin)
+            self._erase(account_id, state, event, origin, event_digest)
             return
         if event.type in NEEDS_ACCOUNT and (state is None or not state.known):
-            await self._hold(account_id, state, event, origin)
+            await self._hold(account_id, state, event, origin, event_digest)
             return
         state = apply_account_event(state, event, name_hash=self._pseudonym(event.data.get("name")))
         state.applied_offsets[origin.topic] = origin.offset
+        self._remember(state.seen, event, origin, event_digest)
         row = state.to_dict()
         size = _json_size(row)
         if size > self.rules.max_row_bytes:
@@ -244,28 +379,39 @@ class Intake:
             state, released = self._release(state)
             orders += [_order_of(e) for e in released if e.type == "order.placed"]
             row = state.to_dict()
-        self.accounts[account_id] = row
-        await self._send_account(account_id, state, event, origin, orders)
+        self._put_account(account_id, row)
+        self._send_account(account_id, state, event, origin, orders)
 
-    async def _send_account(
+    def _send_account(
         self, account_id: str, state: AccountState, event: Event, origin: Origin, orders: list[list]
     ) -> None:
         # With the orders this update applied, by day: the planner sums regional daily sales from them.
-        await self.send_state(
+        self._queue_snapshot(
             f"account:{account_id}",
             {"kind": "account", **_stamp(event, origin), **state.public_dict(), "orders": orders},
+            event,
+            origin,
         )
 
-    async def _apply_rep(self, event: Event, origin: Origin) -> None:
+    def _apply_rep(self, event: Event, origin: Origin, event_digest: str) -> None:
         rep = apply_rep_event(event)
-        current = self.reps.get(rep.rep_id)
+        current = self._rep_row(rep.rep_id)
+        seen = dict(current.get("seen") or {}) if current else {}
+        self._remember(seen, event, origin, event_digest)
         self.on_outcome(origin.topic, "applied", None)
         if current and RepState.from_dict(current).updated_at > rep.updated_at:
-            return  # an older version of the rep arrived late: the newer one stays
-        self.reps[rep.rep_id] = rep.to_dict()
-        await self.send_state(f"rep:{rep.rep_id}", {"kind": "rep", **_stamp(event, origin), **rep.to_dict()})
+            # An older version of the rep arrived late: the newer one stays (its id is kept).
+            self._batch.reps[rep.rep_id] = {**current, "seen": seen}
+        else:
+            self._batch.reps[rep.rep_id] = {**rep.to_dict(), "seen": seen}
+            self._queue_snapshot(
+                f"rep:{rep.rep_id}", {"kind": "rep", **_stamp(event, origin), **rep.to_dict()}, event, origin
+            )
+        self._batch.changed_reps.add(rep.rep_id)
 
-    async def _hold(self, account_id: str, state: AccountState | None, event: Event, origin: Origin) -> None:
+    async def _hold(
+        self, account_id: str, state: AccountState | None, event: Event, origin: Origin, event_digest: str
+    ) -> None:
         state = state or AccountState(account_id=account_id)
         if len(state.held) >= self.rules.max_held_per_account:
             await self._deadletter(
@@ -296,7 +442,8 @@ class Intake:
             return
         state.held.append(entry)
         state.applied_offsets[origin.topic] = origin.offset
-        self.accounts[account_id] = state.to_dict()
+        self._remember(state.seen, event, origin, event_digest)
+        self._put_account(account_id, state.to_dict())
         self._track_hold(account_id, entry)
 
     def _track_hold(self, account_id: str, entry: dict[str, Any]) -> None:
@@ -326,10 +473,10 @@ class Intake:
         accounts_source = f"{topics.ACCOUNTS}:{partition}"
         cutoff = now.isoformat()
         if not self.is_caught_up(accounts_source):
-            cutoff = min(cutoff, self.stream_times.get(accounts_source) or "")
+            cutoff = min(cutoff, self._stream_time(accounts_source) or "")
         while heap and heap[0][0] < cutoff:
             deadline, account_id = heapq.heappop(heap)
-            row = self.accounts.get(account_id)
+            row = self._account_row(account_id)
             if not row:
                 continue
             state = AccountState.from_dict(row)
@@ -337,7 +484,7 @@ class Intake:
             if not expired:
                 continue  # released already
             state.held = [entry for entry in state.held if entry["deadline"] != deadline]
-            self.accounts[account_id] = state.to_dict()
+            self._put_account(account_id, state.to_dict())
             self.held_count -= len(expired)
             for entry in expired:
                 origin = Origin.from_dict(entry["origin"])
@@ -351,15 +498,26 @@ class Intake:
                     f"within {self.rules.hold_for.days} days of event time",
                 )
 
-    async def _erase(self, account_id: str, state: AccountState | None, origin: Origin) -> None:
+    def _erase(
+        self, account_id: str, state: AccountState | None, event: Event, origin: Origin, event_digest: str
+    ) -> None:
+        # What stays is a row without a single fact about the account: the offsets and event
+        # ids it applied, so that a replay of its old events cannot bring it back.
+        kept = AccountState(account_id=account_id)
         if state is not None:
             self.held_count -= len(state.held)
-            self.accounts.pop(account_id, None)
+            kept.applied_offsets, kept.seen = state.applied_offsets, state.seen
+        kept.applied_offsets[origin.topic] = origin.offset
+        self._remember(kept.seen, event, origin, event_digest)
+        self._put_account(account_id, kept.to_dict())
         self.on_outcome(origin.topic, "applied", None)
         # No event time: an erasure happens now, not in the history the planner judges.
-        await self.send_state(
-            f"account:{account_id}", {"kind": "account_erased", "account_id": account_id, "source": origin.source}
+        key = f"account:{account_id}"
+        self._close_snapshot(key)
+        self._queue_snapshot(
+            key, {"kind": "account_erased", "account_id": account_id, "source": origin.source}, None, origin
         )
+        self._close_snapshot(key)
         log.info("erased account %s from intake state (%s)", account_id, "found" if state else "not present")
 
     def _pseudonym(self, name: str | None) -> str | None:

@@ -69,9 +69,10 @@ class AccountState:
     # arrival or dead-letter after the hold expires.
     held: list[dict[str, Any]] = field(default_factory=list)
     # Input topic -> offset of the last message applied to (or held for) this account, in the
-    # same record as its effect: a message read again after a crash is known here even when
-    # the seen-events table lost its mark (two changelog records are not written atomically).
+    # same record as its effect: a message read again after a crash is known here.
     applied_offsets: dict[str, int] = field(default_factory=dict)
+    # The event ids applied to it (monitor.dedupe): duplicates are recognised from this row.
+    seen: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         # The same plain, independent copy as dataclasses.asdict, without its generic
@@ -79,6 +80,7 @@ class AccountState:
         row = self.public_dict()
         row["held"] = _copy(self.held)
         row["applied_offsets"] = dict(self.applied_offsets)
+        row["seen"] = {topic: dict(days) for topic, days in self.seen.items()}
         return row
 
     @classmethod
@@ -147,7 +149,8 @@ class RepState:
 
     @classmethod
     def from_dict(cls, row: Mapping[str, Any]) -> "RepState":
-        return cls(**row)
+        # The intake's row also keeps the rep's applied event ids (`seen`): not part of the rep.
+        return cls(**{key: value for key, value in row.items() if key != "seen"})
 
 
 def _newer(moment: str, than: str | None) -> bool:

@@ -126,8 +126,13 @@ class PlanningSession:
                 self.watermark.caught_up(snapshot["source"], snapshot["caught_up"])
                 continue
             source, occurred_at = snapshot.pop("source"), snapshot.pop("occurred_at", None)
+            # Per input stream, the earliest and newest event time of what the snapshot sums up
+            # (the intake sends one per account and batch); a snapshot of one event has its own.
+            times = snapshot.pop("times", None) or {source: [occurred_at, occurred_at]}
             if kind != "account_erased":  # an erasure has no event time (older ones carried the wall clock)
-                self.watermark.observe(source, datetime.fromisoformat(occurred_at))
+                for stream, (earliest, newest) in sorted(times.items()):
+                    self.watermark.observe(stream, datetime.fromisoformat(earliest))
+                    self.watermark.observe(stream, datetime.fromisoformat(newest))
             orders = snapshot.pop("orders", None) or []
             if kind == "account_erased":
                 accounts[snapshot["account_id"]] = None

@@ -114,7 +114,6 @@ def run_backtest(
     intake = Intake(
         accounts={},
         reps={},
-        seen_events={},
         stream_times={},
         send_state=collect,
         send_deadletter=ignore,

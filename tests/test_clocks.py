@@ -40,7 +40,6 @@ def test_the_intake_judges_in_the_future_and_dates_dead_letters_by_its_clock():
     intake = Intake(
         accounts={},
         reps={},
-        seen_events={},
         stream_times={},
         send_state=ignore,
         send_deadletter=keep,

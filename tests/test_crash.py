@@ -50,7 +50,7 @@ PLANNING = {
 # backtest, a live run and a live run with restarts: measured under 1 % per rep.
 POTENTIAL_TOLERANCE = 0.02
 # Volatile fields of a snapshot: where and when it was produced, not what the account is.
-VOLATILE = ("kind", "occurred_at", "source", "orders")
+VOLATILE = ("kind", "occurred_at", "source", "orders", "times")
 
 
 def stream() -> list[tuple[str, str, dict]]:
@@ -195,7 +195,9 @@ def test_sigkill_five_times_ends_as_a_clean_run(broker, start_worker, tmp_path):
         live_state = saved_planner_state(live_meta)
         assert sorted(live_state) == sorted(clean_state)
         for part, live in live_state.items():
-            if part in ("model", "model_drift"):
+            # The model and its drift detector learn from potentials that differ within
+            # POTENTIAL_TOLERANCE: the same version is all that is compared.
+            if part in ("model", "detector.model_drift"):
                 assert live["version"] == clean_state[part]["version"], part
                 continue
             assert_same_state(live, clean_state[part], part)

@@ -196,7 +196,6 @@ class DictIntake:
         self.intake = Intake(
             accounts=self.accounts,
             reps={},
-            seen_events={},
             stream_times={},
             send_state=send_state,
             send_deadletter=send_deadletter,

@@ -30,7 +30,6 @@ class Harness:
         self.intake = Intake(
             accounts=self.accounts,
             reps={},
-            seen_events={},
             stream_times={},
             send_state=send_state,
             send_deadletter=send_deadletter,
@@ -143,8 +142,12 @@ def test_erase_removes_the_account_and_tells_the_planner():
             "data": {"account_id": "a1"},
         },
     )
-    assert "a1" not in h.accounts
+    # Nothing about the account is left: only what it applied, so a replay cannot bring it back.
+    kept = h.accounts["a1"]
+    assert kept["known"] is False and kept["lat"] is None and kept["monthly_sales"] == {} and kept["held"] == []
     assert h.state_sent[-1][1]["kind"] == "account_erased"
+    h.send(topics.ACCOUNTS, "a1", upsert("a1", "2025-01-01T00:00:00Z"))  # the old upsert again
+    assert h.outcomes["duplicate"] == 1 and h.accounts["a1"]["known"] is False
 
 
 @pytest.mark.parametrize("raw", [b"", b"null", b"[]", b'{"event_id": 1}', b"\xff" * 10, b"{" * 5000])
@@ -165,14 +168,14 @@ def test_held_orders_wait_for_an_accounts_stream_that_is_behind():
     assert h.accounts["a1"]["monthly_sales"] == {"2025-01": 100.0}
 
 
-def test_a_message_read_again_after_a_crash_is_a_duplicate_even_when_its_seen_mark_was_lost():
-    """The account row and the seen-events table are two changelog records: a worker killed
-    between them leaves the effect without the mark. The row's applied offsets catch it."""
+def test_a_message_read_again_after_a_crash_is_a_duplicate_and_its_snapshot_is_sent_again():
+    """The account row (with the ids and offsets it applied) is written before its snapshot:
+    a worker killed between them leaves the effect without the snapshot. Read again, the
+    message is a duplicate, and the snapshot goes out again."""
     h = Harness()
     h.send(topics.ACCOUNTS, "a1", upsert("a1", "2025-01-01T00:00:00Z"))
     h.send(topics.ORDERS, "a1", order("a1", "2025-01-10T00:00:00Z", 100, "o1"))
     applied_at = h.offset
-    h.intake.seen_events.clear()  # the seen marks never reached the broker
     asyncio.run(
         h.intake.handle(
             topic=topics.ORDERS,
@@ -191,3 +194,102 @@ def test_a_message_read_again_after_a_crash_is_a_duplicate_even_when_its_seen_ma
     h.send(topics.ORDERS, "a1", order("a1", "2025-01-11T00:00:00Z", 5, "o2"))
     assert h.accounts["a1"]["monthly_sales"] == {"2025-01": 105.0}
     assert h.accounts["a1"]["applied_offsets"] == {topics.ACCOUNTS: 1, topics.ORDERS: h.offset}
+
+
+def send_batch(h: Harness, messages: list[tuple[str, str, dict]]) -> None:
+    from monitor.intake import Origin
+
+    origins = []
+    for topic, key, document in messages:
+        h.offset += 1
+        origins.append(Origin(topic, 0, h.offset, key.encode(), json.dumps(document).encode()))
+    asyncio.run(h.intake.handle_batch(origins))
+
+
+class CountingTable(dict):
+    """A table that counts its writes (each is a changelog record in the worker)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: Counter = Counter()
+
+    def __setitem__(self, key, value) -> None:
+        self.writes[key] += 1
+        super().__setitem__(key, value)
+
+
+def test_a_batch_writes_each_account_once_and_sends_one_snapshot_with_all_its_orders():
+    h = Harness()
+    h.intake.accounts = h.accounts = CountingTable()
+    h.intake.stream_times = stream_times = CountingTable()
+    send_batch(
+        h,
+        [
+            (topics.ORDERS, "a1", order("a1", "2025-01-10T00:00:00Z", 100, "o1")),  # held: a1 comes later
+            (topics.ACCOUNTS, "a1", upsert("a1", "2025-01-12T00:00:00Z")),
+            (topics.ACCOUNTS, "a2", upsert("a2", "2025-01-02T00:00:00Z")),
+            (topics.ORDERS, "a1", order("a1", "2025-01-20T00:00:00Z", 5, "o2")),
+            (topics.ORDERS, "a1", order("a1", "2025-01-20T00:00:00Z", 5, "o2")),  # a duplicate in the batch
+            (topics.ORDERS, "a2", order("a2", "2025-01-03T00:00:00Z", 7, "o3")),
+        ],
+    )
+    assert h.outcomes == {"applied": 5, "duplicate": 1}
+    assert h.accounts.writes == {"a1": 1, "a2": 1}
+    assert stream_times.writes == {f"{topics.ORDERS}:0": 1, f"{topics.ACCOUNTS}:0": 1}
+    assert [key for key, _ in h.state_sent] == ["account:a1", "account:a2"]
+    a1 = h.state_sent[0][1]
+    assert a1["monthly_sales"] == {"2025-01": 105.0}
+    assert sorted(o[2] for o in a1["orders"]) == ["o1", "o2"]
+    # The event times per input stream, for the planner's watermark: earliest and newest of
+    # the messages applied to it (the held order counts with the upsert that released it).
+    assert a1["times"] == {
+        f"{topics.ORDERS}:0": ["2025-01-20T00:00:00+00:00", "2025-01-20T00:00:00+00:00"],
+        f"{topics.ACCOUNTS}:0": ["2025-01-12T00:00:00+00:00", "2025-01-12T00:00:00+00:00"],
+    }
+    # The same messages in another batch: every one a duplicate, nothing written again.
+    h.outcomes.clear()
+    h.offset = 0
+    send_batch(h, [(topics.ORDERS, "a2", order("a2", "2025-01-03T00:00:00Z", 7, "o3"))])
+    assert h.outcomes == {"duplicate": 1} and h.accounts.writes == {"a1": 1, "a2": 1}
+
+
+def test_an_erasure_in_a_batch_ends_the_accounts_snapshot_before_it():
+    h = Harness()
+    erase = {
+        "event_id": "e1",
+        "type": "account.erased",
+        "occurred_at": "2025-02-01T00:00:00Z",
+        "data": {"account_id": "a1"},
+    }
+    send_batch(
+        h,
+        [
+            (topics.ACCOUNTS, "a1", upsert("a1", "2025-01-01T00:00:00Z")),
+            (topics.ORDERS, "a1", order("a1", "2025-01-10T00:00:00Z", 100, "o1")),
+            (topics.ACCOUNTS, "a1", erase),
+        ],
+    )
+    assert [(key, record["kind"]) for key, record in h.state_sent] == [
+        ("account:a1", "account"),
+        ("account:a1", "account_erased"),
+    ]
+    assert h.state_sent[0][1]["orders"] == [["2025-01-10", 100, "o1"]]
+
+
+def test_event_ids_beyond_the_late_horizon_are_forgotten_and_their_events_dead_lettered_too_late():
+    """Dedupe memory is bounded: an account's ids older than its stream's time less the late
+    horizon are dropped. An old order sent again is then `too_late`, never applied twice."""
+    h = Harness(late_horizon=timedelta(days=30))
+    h.send(topics.ACCOUNTS, "a1", upsert("a1", "2025-01-01T00:00:00Z"))
+    first = order("a1", "2025-01-02T00:00:00Z", 100, "o-first")
+    h.send(topics.ORDERS, "a1", first)
+    for day in range(1, 29):  # one order a day through February
+        h.send(topics.ORDERS, "a1", order("a1", f"2025-02-{day:02d}T00:00:00Z", 1, f"o-feb-{day}"))
+    seen = h.accounts["a1"]["seen"][topics.ORDERS]
+    assert "2025-01-02" not in seen and len(seen) <= 31  # ids of 30 days and a bit, not of the history
+    h.send(topics.ORDERS, "a1", first)  # the very first order once more
+    assert h.dead[-1]["reason_code"] == "too_late"
+    assert h.accounts["a1"]["monthly_sales"]["2025-01"] == 100.0
+    # Within the horizon a copy is still a duplicate.
+    h.send(topics.ORDERS, "a1", order("a1", "2025-02-20T00:00:00Z", 1, "o-feb-20"))
+    assert h.outcomes["duplicate"] == 1 and h.accounts["a1"]["monthly_sales"]["2025-02"] == 28.0

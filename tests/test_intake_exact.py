@@ -155,7 +155,7 @@ def run_stream(broker, start_worker, messages, *, restart_after: int | None = No
     final: dict[str, dict] = {}
     for key, value in read_all(broker.bootstrap_servers, topics.STATE):
         if value["kind"] == "account":
-            value = {k: v for k, v in value.items() if k not in ("kind", "occurred_at", "source", "orders")}
+            value = {k: v for k, v in value.items() if k not in ("kind", "occurred_at", "source", "orders", "times")}
             final[value["account_id"]] = value
     return final, worker
 
