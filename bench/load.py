@@ -54,6 +54,7 @@ POLL_S = 0.25
 SETTLE_S = 4.0
 INTAKE_METRIC = "territory_intake_events_total"
 PLANNER_METRIC = "territory_planner_updates_total"
+PEER_METRIC = "peer_events_total"
 
 
 def log(message: str) -> None:
@@ -65,6 +66,8 @@ def log(message: str) -> None:
 
 class Worker:
     """One `territory worker` subprocess; stopped (by its own PID) in stop()."""
+
+    command = [sys.executable, "-m", "territory.cli", "worker"]
 
     def __init__(self, broker: EmbeddedBroker, workdir: Path, app_id: str, index: int, **env: str):
         self.metrics_port = free_port()
@@ -82,14 +85,17 @@ class Worker:
         }
         self.db_path = workdir / (app_id + ".db")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "territory.cli", "worker"],
-            env=environment,
+            self.command,
+            env={**environment, **self.extra_env(broker, workdir, app_id, index)},
             cwd=str(ROOT),
             stdout=open(self.log_path, "wb"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
             preexec_fn=die_with_parent,
         )
+
+    def extra_env(self, broker: EmbeddedBroker, workdir: Path, app_id: str, index: int) -> dict[str, str]:
+        return {}
 
     def metric(self, name: str) -> float:
         if self.process.poll() is not None:
@@ -120,6 +126,13 @@ class Worker:
 
         return psutil.Process(self.process.pid).memory_info().rss
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU time of the process so far (its own, whatever the machine does)."""
+        import psutil
+
+        times = psutil.Process(self.process.pid).cpu_times()
+        return times.user + times.system
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -128,6 +141,60 @@ class Worker:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(10)
+
+
+class Peer(Worker):
+    """The bare Faust app of bench/faust_peer.py, run like a worker: one agent, JSON decode,
+    one Table update per event; its counter is `peer_events_total`."""
+
+    command = [sys.executable, str(ROOT / "bench" / "faust_peer.py"), "worker", "--loglevel", "warning"]
+
+    def extra_env(self, broker: EmbeddedBroker, workdir: Path, app_id: str, index: int) -> dict[str, str]:
+        return {
+            "PEER_KAFKA_URL": broker.url,
+            "PEER_APP_ID": app_id,
+            "PEER_PARTITIONS": str(broker.partitions),
+            "PEER_METRICS_PORT": str(self.metrics_port),
+            "PEER_DATA_DIR": str(workdir / f"{app_id}-data{index}"),
+        }
+
+    def metrics_up(self) -> bool:
+        self.metric(PEER_METRIC)  # raises if the peer died
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).read()
+            return True
+        except OSError:
+            return False
+
+
+def run_peer(workdir: Path, broker: EmbeddedBroker, expected: int, app_id: str, timeout_s: float) -> dict[str, Any]:
+    """The peer over the same pre-produced events: timed from the first sample where it is
+    applying events to the sample where it has counted them all."""
+    peer = Peer(broker, workdir, app_id, 0)
+    try:
+        wait_for(lambda: peer.metrics_up(), 120, "the peer's metrics endpoint")
+        started = time.monotonic()
+        previous, t_active, count_at_active, cpu_at_active = 0.0, None, 0.0, 0.0
+        while time.monotonic() - started < timeout_s:
+            count = peer.metric(PEER_METRIC)
+            now = time.monotonic()
+            if t_active is None and count > previous > 0:
+                t_active, count_at_active, cpu_at_active = now, count, peer.cpu_seconds()
+            if count >= expected and t_active is not None:
+                seconds, cpu = now - t_active, peer.cpu_seconds() - cpu_at_active
+                timed = expected - count_at_active
+                return {
+                    "events": expected,
+                    "timed_events": round(timed),
+                    "seconds": round(seconds, 2),
+                    "events_per_s": round(timed / seconds, 1),
+                    "cpu_seconds_per_1k_events": round(1000 * cpu / timed, 3),
+                }
+            previous = count
+            time.sleep(POLL_S)
+        raise TimeoutError(f"{app_id}: peer not done in {timeout_s} s ({peer.metric(PEER_METRIC)}/{expected})")
+    finally:
+        peer.stop()
 
 
 # --------------------------------------------------------------------------- kafka helpers
@@ -340,6 +407,7 @@ def run_pipeline(
         t_last_planner = 0.0
         snapshots = None
         count_at_active = 0.0
+        cpu_at_active: list[float] = []
         while time.monotonic() - started < timeout_s:
             now = time.monotonic()
             intake = [w.metric(INTAKE_METRIC) for w in workers]
@@ -354,6 +422,7 @@ def run_pipeline(
                 and all(cur > 0 and cur > prev for cur, prev in zip(intake, samples[-2][1]))
             ):
                 t_all_active, count_at_active = now, total
+                cpu_at_active = [w.cpu_seconds() for w in workers]
             if t_intake_done is None and total >= expected:
                 t_intake_done = now
             if len(samples) >= 2 and planner > samples[-2][2]:
@@ -373,6 +442,7 @@ def run_pipeline(
                 f"planner {samples[-1][2]})"
             )
         rss = [w.rss() for w in workers]
+        cpu = [w.cpu_seconds() - at for w, at in zip(workers, cpu_at_active)]
         # The group's committed offsets must reach every input partition's end.
         ends = asyncio.run(probe_end_offsets(broker.bootstrap_servers, {tp: 0 for tp in input_tps()}))
         committed_ok = False
@@ -387,6 +457,7 @@ def run_pipeline(
         intake_s = t_intake_done - t_all_active
         pipeline_s = t_done - t_all_active
         per_worker = [round(x) for x in samples[-1][1]]
+        timed_events = expected - count_at_active
         return {
             "workers": n_workers,
             "events": expected,
@@ -399,7 +470,13 @@ def run_pipeline(
             # Whole pipeline: intake and the planner applied every event counted from the start of timing.
             "pipeline_events_per_s": round((expected - count_at_active) / pipeline_s, 1),
             "events_per_worker": per_worker,
+            # CPU each worker process used from the start of timing to the end (intake, planner
+            # and the rest of the worker), and the events per CPU-second of all of them.
+            "cpu_seconds": [round(c, 2) for c in cpu],
+            "cpu_seconds_per_1k_events": round(1000 * sum(cpu) / timed_events, 3),
+            "events_per_cpu_second": round(timed_events / sum(cpu), 1),
             "planner_applied": round(samples[-1][2]),
+            "planner_records_per_event": round(samples[-1][2] / expected, 4),
             "snapshots_on_state_topic": snapshots,
             # Events applied on arrival of their account (held, then released) share the account's
             # snapshot, so snapshots < events; every order is in exactly one snapshot's "orders".
@@ -426,6 +503,8 @@ def throughput(workdir: Path, n_events: int, timeout_s: float) -> dict[str, Any]
             produce_s = asyncio.run(produce_raw(broker.bootstrap_servers, messages))
             raw = asyncio.run(raw_consume(broker.bootstrap_servers, len(messages)))
             log(f"{n_workers} worker(s): produced in {produce_s:.1f} s, raw consume {raw['events_per_s']}/s")
+            peer = run_peer(workdir, broker, len(messages), f"peer-{n_workers}w", timeout_s)
+            log(f"{n_workers} worker(s): bare Faust peer {json.dumps(peer)}")
             run = run_pipeline(
                 workdir,
                 broker,
@@ -436,12 +515,20 @@ def throughput(workdir: Path, n_events: int, timeout_s: float) -> dict[str, Any]
                 order_events=sum(1 for topic, _, _ in messages if topic == topics.ORDERS),
             )
             run["raw_consume"] = raw
+            run["peer"] = peer
+            run["pipeline_over_peer"] = round(run["pipeline_events_per_s"] / peer["events_per_s"], 3)
+            run["intake_over_peer"] = round(run["intake_events_per_s"] / peer["events_per_s"], 3)
             run["produce_events_per_s"] = round(len(messages) / produce_s, 1)
             run["pipeline_over_raw"] = round(run["pipeline_events_per_s"] / raw["events_per_s"], 4)
             log(f"{n_workers} worker(s): {json.dumps(run)}")
             result[f"workers_{n_workers}"] = run
     result["two_over_one"] = round(
         result["workers_2"]["pipeline_events_per_s"] / result["workers_1"]["pipeline_events_per_s"], 3
+    )
+    # Scale-out on a machine whose two cores the broker shares: events per worker CPU-second,
+    # two workers against one (>= 0.75 means two machines would give >= 1.5x one).
+    result["two_over_one_per_cpu_second"] = round(
+        result["workers_2"]["events_per_cpu_second"] / result["workers_1"]["events_per_cpu_second"], 3
     )
     result["two_over_one_intake"] = round(
         result["workers_2"]["intake_events_per_s"] / result["workers_1"]["intake_events_per_s"], 3

@@ -88,6 +88,8 @@ class _Batch:
     # came between; `pending` points at the one later records of a key are added into.
     snapshots: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     pending: dict[str, int] = field(default_factory=dict)
+    # Input stream -> [earliest, newest] event time of the snapshots (ISO, UTC).
+    times: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -179,7 +181,11 @@ class Intake:
         """Messages in the order they were read (per input partition, by offset)."""
         self._batch = _Batch()
         for origin in messages:
-            await self._handle(origin)
+            try:
+                await self._handle(origin)
+            except Exception as error:  # noqa: BLE001 - a bug must not stop the stream
+                log.exception("failed to handle %s[%s]@%s", origin.topic, origin.partition, origin.offset)
+                await self._deadletter(origin, "internal", "internal", f"internal: {type(error).__name__}: {error}")
         await self._flush()
 
     # --- rows of this batch -------------------------------------------------------------
@@ -217,20 +223,25 @@ class Intake:
                 self.stream_times[source] = moment
         for key, record in batch.snapshots:
             await self.send_state(key, record)
+        if batch.times:
+            # Per input stream, the earliest and newest event time of the batch's snapshots.
+            await self.send_state("stream-times", {"kind": "stream_times", "times": batch.times})
         self._batch = _Batch()
 
     def _queue_snapshot(self, key: str, record: dict[str, Any], event: Event | None, origin: Origin) -> None:
-        """The record replaces this batch's earlier one for `key`, adding up orders and event times."""
+        """The record replaces this batch's earlier one for `key`, adding up the orders. Its
+        event time goes to the batch's `stream_times` record, sent after every snapshot of the
+        batch: the planner may split a batch, and must not judge a day on a snapshot's time
+        while other snapshots of the same batch, with orders of that day, are still to come."""
         batch = self._batch
-        at = batch.pending.get(key)
-        previous = batch.snapshots[at][1] if at is not None else None
-        orders = (previous["orders"] if previous else []) + record.get("orders", [])
-        times = dict(previous["times"]) if previous else {}
         if event is not None:
             moment = event.occurred_at.astimezone(timezone.utc).isoformat()
-            earliest, newest = times.get(origin.source, (moment, moment))
-            times[origin.source] = [min(earliest, moment), max(newest, moment)]
-        record = {**record, "orders": orders, "times": times} if "orders" in record else {**record, "times": times}
+            earliest, newest = batch.times.get(origin.source, (moment, moment))
+            batch.times[origin.source] = [min(earliest, moment), max(newest, moment)]
+            record = {**record, "stream_times_follow": True}
+        at = batch.pending.get(key)
+        if at is not None and "orders" in record:
+            record = {**record, "orders": batch.snapshots[at][1].get("orders", []) + record["orders"]}
         if at is None:
             batch.pending[key] = len(batch.snapshots)
             batch.snapshots.append((key, record))
@@ -252,8 +263,8 @@ class Intake:
             return
         event_digest = dedupe.digest(event.event_id)
         if dedupe.was_seen(self._seen_of(event), event_digest):
-            self.on_outcome(topic, "duplicate", None)
             self._send_again(event, origin)
+            self.on_outcome(topic, "duplicate", None)
             return
         stream_time = self._stream_time(origin.source)
         moment = event.occurred_at.astimezone(timezone.utc)
@@ -348,8 +359,8 @@ class Intake:
         if state is not None and origin.offset <= state.applied_offsets.get(origin.topic, -1):
             # Applied before a crash and read again, though its id is not in the row (a row
             # written before rows kept event ids): a duplicate all the same.
-            self.on_outcome(origin.topic, "duplicate", None)
             self._send_again(event, origin)
+            self.on_outcome(origin.topic, "duplicate", None)
             return
         if event.type == "account.erased":
             self._erase(account_id, state, event, origin, event_digest)
@@ -373,7 +384,6 @@ class Intake:
                 f"of state, over {self.rules.max_row_bytes} ({_largest_part(row)})",
             )
             return
-        self.on_outcome(origin.topic, "applied", None)
         orders = [_order_of(event)] if event.type == "order.placed" else []
         if event.type == "account.upserted" and state.held:
             state, released = self._release(state)
@@ -381,6 +391,7 @@ class Intake:
             row = state.to_dict()
         self._put_account(account_id, row)
         self._send_account(account_id, state, event, origin, orders)
+        self.on_outcome(origin.topic, "applied", None)
 
     def _send_account(
         self, account_id: str, state: AccountState, event: Event, origin: Origin, orders: list[list]
@@ -398,7 +409,6 @@ class Intake:
         current = self._rep_row(rep.rep_id)
         seen = dict(current.get("seen") or {}) if current else {}
         self._remember(seen, event, origin, event_digest)
-        self.on_outcome(origin.topic, "applied", None)
         if current and RepState.from_dict(current).updated_at > rep.updated_at:
             # An older version of the rep arrived late: the newer one stays (its id is kept).
             self._batch.reps[rep.rep_id] = {**current, "seen": seen}
@@ -408,6 +418,7 @@ class Intake:
                 f"rep:{rep.rep_id}", {"kind": "rep", **_stamp(event, origin), **rep.to_dict()}, event, origin
             )
         self._batch.changed_reps.add(rep.rep_id)
+        self.on_outcome(origin.topic, "applied", None)
 
     async def _hold(
         self, account_id: str, state: AccountState | None, event: Event, origin: Origin, event_digest: str

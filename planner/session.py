@@ -125,14 +125,18 @@ class PlanningSession:
             if kind == "progress":
                 self.watermark.caught_up(snapshot["source"], snapshot["caught_up"])
                 continue
-            source, occurred_at = snapshot.pop("source"), snapshot.pop("occurred_at", None)
-            # Per input stream, the earliest and newest event time of what the snapshot sums up
-            # (the intake sends one per account and batch); a snapshot of one event has its own.
-            times = snapshot.pop("times", None) or {source: [occurred_at, occurred_at]}
-            if kind != "account_erased":  # an erasure has no event time (older ones carried the wall clock)
-                for stream, (earliest, newest) in sorted(times.items()):
+            if kind == "stream_times":
+                # After all snapshots of an intake batch: per input stream, their earliest and
+                # newest event time. Only now may the watermark move past them.
+                for stream, (earliest, newest) in sorted(snapshot["times"].items()):
                     self.watermark.observe(stream, datetime.fromisoformat(earliest))
                     self.watermark.observe(stream, datetime.fromisoformat(newest))
+                continue
+            source, occurred_at = snapshot.pop("source"), snapshot.pop("occurred_at", None)
+            # A snapshot from before batched intake moves the watermark itself (an erasure has no
+            # event time; older ones carried the wall clock).
+            if not snapshot.pop("stream_times_follow", False) and kind != "account_erased":
+                self.watermark.observe(source, datetime.fromisoformat(occurred_at))
             orders = snapshot.pop("orders", None) or []
             if kind == "account_erased":
                 accounts[snapshot["account_id"]] = None
@@ -157,10 +161,19 @@ class PlanningSession:
 
     @property
     def due(self) -> bool:
-        """Time moved since the last judgement, or a rebalance held by the cooldown waits."""
+        """Event time reached a new day since the last judgement, or moved at all once every
+        stream is read to its end, or a rebalance held by the cooldown waits. (The detectors
+        judge days and months, and the signals do not depend on how often they are asked within
+        a day: tests/test_backtest_ids.py. A batch that stays within the day is only folded in.)"""
+        if self.planner.rebalance_pending:
+            return True
         current = self.watermark.current
-        moved = current is not None and current - timedelta(days=self.settings.lateness_days) != self.judged_at
-        return self.planner.rebalance_pending or moved
+        if current is None:
+            return False
+        moment = current - timedelta(days=self.settings.lateness_days)
+        if self.judged_at is None or moment.date() != self.judged_at.date():
+            return True
+        return moment != self.judged_at and self.watermark.all_caught_up
 
     def judge(self) -> Evaluation | None:
         moment = self.watermark.current

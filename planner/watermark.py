@@ -54,6 +54,11 @@ class Watermark:
         self._done[source] = done
 
     @property
+    def all_caught_up(self) -> bool:
+        """Every expected stream is read to its end."""
+        return all(self._done.values())
+
+    @property
     def current(self) -> datetime | None:
         if not self._newest:
             return None

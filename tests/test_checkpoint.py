@@ -173,3 +173,25 @@ def test_a_part_larger_than_a_record_is_saved_in_pieces_and_restored_whole(backt
     assert json.dumps(again.planner.state_dict(), sort_keys=True) == json.dumps(
         restored.planner.state_dict(), sort_keys=True
     )
+
+
+def test_the_planner_judges_once_a_day_of_event_time_and_at_the_end_of_the_streams():
+    """A batch that keeps the judged moment within the day is folded in, not judged; a new
+    day is judged; so is any move once every stream is read to its end."""
+    from datetime import datetime, timedelta, timezone
+
+    settings = Settings()
+    session = PlanningSession(settings, accounts={}, reps={}, meta={}, expected_sources=["o:0"])
+    lateness = timedelta(days=settings.lateness_days)
+    at = lambda day, hour: datetime(2025, 3, day, hour, tzinfo=timezone.utc) + lateness  # noqa: E731
+    assert not session.due  # nothing seen yet
+    session.watermark.observe("o:0", at(3, 9))
+    assert session.due and session.judge() is not None
+    session.watermark.observe("o:0", at(3, 15))
+    assert not session.due  # same day
+    session.watermark.observe("o:0", at(4, 1))
+    assert session.due
+    session.judge()
+    session.watermark.observe("o:0", at(4, 2))
+    session.watermark.caught_up("o:0")
+    assert session.due  # all read: the last moment is judged

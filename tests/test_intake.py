@@ -17,12 +17,15 @@ class Harness:
     def __init__(self, **rules: object) -> None:
         self.accounts: dict = {}
         self.state_sent: list[tuple[str, dict]] = []
+        self.all_sent: list[tuple[str, dict]] = []
         self.dead: list[dict] = []
         self.outcomes: Counter = Counter()
         self.offset = 0
 
         async def send_state(key: str, value: dict) -> None:
-            self.state_sent.append((key, value))
+            self.all_sent.append((key, value))
+            if value["kind"] != "stream_times":  # the batch's event times, after its snapshots
+                self.state_sent.append((key, value))
 
         async def send_deadletter(key: str, value: dict) -> None:
             self.dead.append(value)
@@ -236,16 +239,24 @@ def test_a_batch_writes_each_account_once_and_sends_one_snapshot_with_all_its_or
     assert h.outcomes == {"applied": 5, "duplicate": 1}
     assert h.accounts.writes == {"a1": 1, "a2": 1}
     assert stream_times.writes == {f"{topics.ORDERS}:0": 1, f"{topics.ACCOUNTS}:0": 1}
-    assert [key for key, _ in h.state_sent] == ["account:a1", "account:a2"]
+    assert [key for key, _ in h.all_sent] == ["account:a1", "account:a2", "stream-times"]
     a1 = h.state_sent[0][1]
     assert a1["monthly_sales"] == {"2025-01": 105.0}
     assert sorted(o[2] for o in a1["orders"]) == ["o1", "o2"]
-    # The event times per input stream, for the planner's watermark: earliest and newest of
-    # the messages applied to it (the held order counts with the upsert that released it).
-    assert a1["times"] == {
-        f"{topics.ORDERS}:0": ["2025-01-20T00:00:00+00:00", "2025-01-20T00:00:00+00:00"],
-        f"{topics.ACCOUNTS}:0": ["2025-01-12T00:00:00+00:00", "2025-01-12T00:00:00+00:00"],
-    }
+    # After the snapshots, the batch's event times per input stream, for the planner's
+    # watermark: earliest and newest of the messages applied (a held order counts with the
+    # upsert that released it). Sent last, so no snapshot of the batch can come after them.
+    assert h.all_sent[-1] == (
+        "stream-times",
+        {
+            "kind": "stream_times",
+            "times": {
+                f"{topics.ORDERS}:0": ["2025-01-03T00:00:00+00:00", "2025-01-20T00:00:00+00:00"],
+                f"{topics.ACCOUNTS}:0": ["2025-01-02T00:00:00+00:00", "2025-01-12T00:00:00+00:00"],
+            },
+        },
+    )
+    assert a1["stream_times_follow"] is True
     # The same messages in another batch: every one a duplicate, nothing written again.
     h.outcomes.clear()
     h.offset = 0
@@ -269,9 +280,10 @@ def test_an_erasure_in_a_batch_ends_the_accounts_snapshot_before_it():
             (topics.ACCOUNTS, "a1", erase),
         ],
     )
-    assert [(key, record["kind"]) for key, record in h.state_sent] == [
+    assert [(key, record["kind"]) for key, record in h.all_sent] == [
         ("account:a1", "account"),
         ("account:a1", "account_erased"),
+        ("stream-times", "stream_times"),
     ]
     assert h.state_sent[0][1]["orders"] == [["2025-01-10", 100, "o1"]]
 
@@ -293,3 +305,41 @@ def test_event_ids_beyond_the_late_horizon_are_forgotten_and_their_events_dead_l
     # Within the horizon a copy is still a duplicate.
     h.send(topics.ORDERS, "a1", order("a1", "2025-02-20T00:00:00Z", 1, "o-feb-20"))
     assert h.outcomes["duplicate"] == 1 and h.accounts["a1"]["monthly_sales"]["2025-02"] == 28.0
+
+
+def test_a_rep_sent_twice_in_a_batch_is_a_duplicate_and_its_snapshot_goes_out_once():
+    rep = {
+        "event_id": "rep-1",
+        "type": "rep.upserted",
+        "occurred_at": "2025-01-01T00:00:00Z",
+        "data": {"rep_id": "R1", "home_lat": 52.5, "home_lon": 13.4},
+    }
+    h = Harness()
+    send_batch(h, [(topics.REPS, "R1", rep), (topics.REPS, "R1", rep)])
+    assert h.outcomes == {"applied": 1, "duplicate": 1}
+    assert [(key, record["kind"]) for key, record in h.all_sent] == [
+        ("rep:R1", "rep"),
+        ("stream-times", "stream_times"),
+    ]
+    assert "seen" not in h.state_sent[0][1]
+
+
+def test_a_failure_while_handling_one_message_dead_letters_it_and_the_batch_goes_on(monkeypatch):
+    h = Harness()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(h.intake, "_send_again", broken)
+    first = upsert("a1", "2025-01-01T00:00:00Z")
+    send_batch(
+        h,
+        [
+            (topics.ACCOUNTS, "a1", first),
+            (topics.ACCOUNTS, "a1", first),
+            (topics.ACCOUNTS, "a2", upsert("a2", "2025-01-01T00:00:00Z")),
+        ],
+    )
+    # Each message has exactly one outcome: the one that failed is dead-lettered, not also a duplicate.
+    assert h.outcomes == {"applied": 2, "deadlettered": 1} and [d["reason_code"] for d in h.dead] == ["internal"]
+    assert set(h.accounts) == {"a1", "a2"}
