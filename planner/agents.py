@@ -57,9 +57,11 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock
             session[0] = fresh
 
     async def judge() -> None:
-        """Call holding `judging`."""
+        """Call holding `judging`. Judges day by day up to the watermark (`PlanningSession.judge`)."""
         try:
             await _judge()
+            while session[0].behind:
+                await _judge()
         except Exception:  # noqa: BLE001 - a failed judgement must not stop the planner
             metrics.planner_errors.inc()
             log.exception("planner failed to judge; will judge again on the next update")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any, Callable, Iterable, MutableMapping, TypedDict
 
 from core.clock import SYSTEM_CLOCK, Clock
@@ -165,23 +165,36 @@ class PlanningSession:
         stream is read to its end, or a rebalance held by the cooldown waits. (The detectors
         judge days and months, and the signals do not depend on how often they are asked within
         a day: tests/test_backtest_ids.py. A batch that stays within the day is only folded in.)"""
-        if self.planner.rebalance_pending:
+        if self.planner.rebalance_pending or self.behind:
             return True
+        current = self.watermark.current
+        moment = current - timedelta(days=self.settings.lateness_days) if current else None
+        return moment is not None and moment != self.judged_at and self.watermark.all_caught_up
+
+    @property
+    def behind(self) -> bool:
+        """The watermark (less the allowed lateness) is on a later day than the last judgement."""
         current = self.watermark.current
         if current is None:
             return False
         moment = current - timedelta(days=self.settings.lateness_days)
-        if self.judged_at is None or moment.date() != self.judged_at.date():
-            return True
-        return moment != self.judged_at and self.watermark.all_caught_up
+        return self.judged_at is None or moment.date() > self.judged_at.date()
 
-    def judge(self) -> Evaluation | None:
+    def judge(self, step_days: bool = True) -> Evaluation | None:
+        """Judge the company at the watermark (less the allowed lateness), or, with `step_days`,
+        at the start of the next day when the watermark is further ahead: a worker catching up
+        then judges every day in turn, as the backtest does, and a shock found on one day makes
+        its own proposal before the next day's news (call it while `due`)."""
         moment = self.watermark.current
         if moment is None:
             return None
         # Allowed lateness: producers interleave partitions, so records of a moment may still be
         # in flight on one partition while another has moved on; judge that much behind.
         moment -= timedelta(days=self.settings.lateness_days)
+        if step_days and self.judged_at is not None:
+            next_day = datetime.combine(self.judged_at.date() + timedelta(days=1), time(), self.judged_at.tzinfo)
+            if next_day.date() < moment.date():
+                moment = next_day
         first_event_at = self.watermark.first_event_at
         assert first_event_at is not None, "a watermark with a current time has seen an event"
         evaluation = self.planner.evaluate(

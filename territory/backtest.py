@@ -128,7 +128,7 @@ def run_backtest(
     session = PlanningSession(settings, accounts={}, reps={}, meta={}, clock=clock)
 
     def judge() -> None:
-        evaluation = session.judge()
+        evaluation = session.judge(step_days=False)  # at the cadence asked for
         if evaluation is None:
             return
         result.signals.extend(signal.to_json() for signal in evaluation.signals)

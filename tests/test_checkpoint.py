@@ -195,3 +195,24 @@ def test_the_planner_judges_once_a_day_of_event_time_and_at_the_end_of_the_strea
     session.watermark.observe("o:0", at(4, 2))
     session.watermark.caught_up("o:0")
     assert session.due  # all read: the last moment is judged
+
+
+def test_a_planner_that_is_days_behind_judges_each_day_in_turn():
+    from datetime import datetime, timedelta, timezone
+
+    settings = Settings()
+    session = PlanningSession(settings, accounts={}, reps={}, meta={}, expected_sources=["o:0"])
+    lateness = timedelta(days=settings.lateness_days)
+    session.watermark.observe("o:0", datetime(2025, 3, 1, 10, tzinfo=timezone.utc) + lateness)
+    session.judge()
+    session.watermark.observe("o:0", datetime(2025, 3, 4, 9, tzinfo=timezone.utc) + lateness)
+    judged = []
+    while session.behind:
+        session.judge()
+        judged.append(session.judged_at.isoformat())
+    assert judged == [
+        "2025-03-02T00:00:00+00:00",
+        "2025-03-03T00:00:00+00:00",
+        "2025-03-04T09:00:00+00:00",
+    ]
+    assert not session.due
