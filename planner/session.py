@@ -184,7 +184,7 @@ class PlanningSession:
         """Judge the company at the watermark (less the allowed lateness), or, with `step_days`,
         at the start of the next day when the watermark is further ahead: a worker catching up
         then judges every day in turn, as the backtest does, and a shock found on one day makes
-        its own proposal before the next day's news (call it while `due`)."""
+        its own proposal before the next day's news (call it while `behind`)."""
         moment = self.watermark.current
         if moment is None:
             return None
