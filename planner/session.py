@@ -12,7 +12,7 @@ import json
 import logging
 from dataclasses import asdict
 from datetime import datetime, time, timedelta
-from typing import Any, Callable, Iterable, MutableMapping, TypedDict
+from typing import Any, Callable, Iterable, Mapping, MutableMapping, TypedDict
 
 from core.clock import SYSTEM_CLOCK, Clock
 from core.records import Proposal
@@ -47,6 +47,13 @@ def saved_planner_state(meta: MutableMapping[str, Any]) -> dict[str, Any]:
     return {part: _read_record(meta, f"planner.{part}") for part in (meta.get("planner") or {}).get("parts", [])}
 
 
+def _owner_facts(account: Mapping[str, Any] | None) -> tuple | None:
+    """What decides an account's place in the territories (its figures aside)."""
+    if account is None:
+        return None
+    return tuple(account.get(name) for name in ("rep_id", "closed", "known", "locked"))
+
+
 def _read_record(meta: MutableMapping[str, Any], key: str) -> Any:
     value = meta[key]
     if isinstance(value, dict) and "$pieces" in value:
@@ -79,6 +86,7 @@ class PlanningSession:
         self.planner = Planner(self.settings, clock=self._clock, detectors=self._make_detectors(self.settings))
         self.watermark = Watermark().expect(self._expected_sources)
         self.judged_at: datetime | None = None
+        self.territories_changed = False
 
     def restore(self) -> bool:
         """Load the checkpoint from `meta`; True if there was one.
@@ -152,6 +160,12 @@ class PlanningSession:
         for rep_id, rep in reps.items():
             self.reps[rep_id] = rep
         self.planner.accounts_changed(accounts)
+        # Who owns what changed (an approval, a rep or an account gone): judged at once, even
+        # within the day, so the territories' figures and alerts follow.
+        self.territories_changed |= bool(reps) or any(
+            _owner_facts(self.accounts.get(account_id)) != _owner_facts(account)
+            for account_id, account in accounts.items()
+        )
         for account_id, account in accounts.items():
             if account is None:
                 self.accounts.pop(account_id, None)
@@ -162,10 +176,11 @@ class PlanningSession:
     @property
     def due(self) -> bool:
         """Event time reached a new day since the last judgement, or moved at all once every
-        stream is read to its end, or a rebalance held by the cooldown waits. (The detectors
+        stream is read to its end, or who owns what changed, or a rebalance held by the
+        cooldown waits. (The detectors
         judge days and months, and the signals do not depend on how often they are asked within
         a day: tests/test_backtest_ids.py. A batch that stays within the day is only folded in.)"""
-        if self.planner.rebalance_pending or self.behind:
+        if self.planner.rebalance_pending or self.behind or self.territories_changed:
             return True
         current = self.watermark.current
         moment = current - timedelta(days=self.settings.lateness_days) if current else None
@@ -204,6 +219,7 @@ class PlanningSession:
             first_event_at=first_event_at,
         )
         self.judged_at = moment
+        self.territories_changed = False
         return evaluation
 
     def checkpoint(self) -> None:

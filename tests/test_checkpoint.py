@@ -216,3 +216,21 @@ def test_a_planner_that_is_days_behind_judges_each_day_in_turn():
         "2025-03-04T09:00:00+00:00",
     ]
     assert not session.due
+
+
+def test_a_change_of_owner_within_the_day_is_judged_at_once():
+    """An approved move arrives as an owner change with no newer event time: the planner
+    judges it at once (its figures and alerts follow), while new sales alone wait for the day."""
+    from datetime import datetime, timezone
+
+    session = PlanningSession(Settings(), accounts={}, reps={}, meta={}, expected_sources=["o:0"])
+    account = {"kind": "account", "account_id": "a1", "rep_id": "R1", "known": True, "closed": False}
+    stamp = {"source": "o:0", "occurred_at": datetime(2025, 3, 5, 9, tzinfo=timezone.utc).isoformat()}
+    session.apply([{**account, **stamp}])
+    session.judge()
+    session.apply([{**account, **stamp, "monthly_sales": {"2025-03": 10.0}}])
+    assert not session.due
+    session.apply([{**account, **stamp, "rep_id": "R2"}])
+    assert session.due
+    session.judge()
+    assert not session.due
