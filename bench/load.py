@@ -147,7 +147,7 @@ class Peer(Worker):
     """The bare Faust app of bench/faust_peer.py, run like a worker: one agent, JSON decode,
     one Table update per event; its counter is `peer_events_total`."""
 
-    command = [sys.executable, str(ROOT / "bench" / "faust_peer.py"), "worker", "--loglevel", "warning"]
+    command = [sys.executable, str(ROOT / "bench" / "faust_peer.py"), "worker", "--loglevel", "warn"]
 
     def extra_env(self, broker: EmbeddedBroker, workdir: Path, app_id: str, index: int) -> dict[str, str]:
         return {
@@ -381,7 +381,7 @@ def wait_settled(worker: "Worker", intake_target: int, timeout_s: float, what: s
 def count_snapshots(bootstrap: str) -> tuple[int, int]:
     """Account and rep snapshots on territory.state, and the orders they carry."""
     state = asyncio.run(read_with_timestamps(bootstrap, topics.STATE, quiet_s=1.5))
-    snapshots = [v for _, _, v in state if v.get("kind") != "progress"]
+    snapshots = [v for _, _, v in state if v.get("kind") not in ("progress", "stream_times")]
     return len(snapshots), sum(len(v.get("orders") or []) for v in snapshots)
 
 
