@@ -68,6 +68,7 @@ class Worker:
     """One `territory worker` subprocess; stopped (by its own PID) in stop()."""
 
     command = [sys.executable, "-m", "territory.cli", "worker"]
+    counter = INTAKE_METRIC  # a counter its metrics endpoint serves
 
     def __init__(self, broker: EmbeddedBroker, workdir: Path, app_id: str, index: int, **env: str):
         self.metrics_port = free_port()
@@ -114,7 +115,7 @@ class Worker:
         return total
 
     def metrics_up(self) -> bool:
-        self.metric(INTAKE_METRIC)  # raises if the worker died
+        self.metric(self.counter)  # raises if the process died
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).read()
             return True
@@ -158,13 +159,7 @@ class Peer(Worker):
             "PEER_DATA_DIR": str(workdir / f"{app_id}-data{index}"),
         }
 
-    def metrics_up(self) -> bool:
-        self.metric(PEER_METRIC)  # raises if the peer died
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).read()
-            return True
-        except OSError:
-            return False
+    counter = PEER_METRIC
 
 
 def run_peer(workdir: Path, broker: EmbeddedBroker, expected: int, app_id: str, timeout_s: float) -> dict[str, Any]:
