@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from typing import Awaitable, Callable
 
 import faust
 
@@ -20,6 +21,22 @@ log = logging.getLogger(__name__)
 #: A table store URL for tables kept in memory ("memory://" alone is an empty URL to Faust,
 #: which then falls back to the app's store).
 IN_MEMORY = "memory://planner"
+
+#: How long one call judges days in turn before it lets the batch be acknowledged. A worker
+#: far behind (after a restart) would otherwise hold its batch, and so any rebalance that
+#: waits for it, for as long as the whole catch-up takes; the timer goes on from there.
+CATCH_UP_SLICE_S = 1.0
+
+
+async def catch_up(judge_one_day: Callable[[], Awaitable[None]], behind: Callable[[], bool], budget_s: float) -> None:
+    """Judge once, then day after day while `behind`, for about `budget_s` seconds, letting
+    the event loop run other work (the intake, rebalance callbacks) between the days."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + budget_s
+    await judge_one_day()
+    while behind() and loop.time() < deadline:
+        await asyncio.sleep(0)
+        await judge_one_day()
 
 
 def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock: Clock = SYSTEM_CLOCK) -> None:
@@ -57,11 +74,11 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock
             session[0] = fresh
 
     async def judge() -> None:
-        """Call holding `judging`. Judges day by day up to the watermark (`PlanningSession.judge`)."""
+        """Call holding `judging`. Judges day by day towards the watermark (`PlanningSession.judge`),
+        a slice at a time: the session stays `due` while behind, so the next batch or the timer
+        goes on."""
         try:
-            await _judge()
-            while session[0].behind:
-                await _judge()
+            await catch_up(_judge, lambda: session[0].behind, CATCH_UP_SLICE_S)
         except Exception:  # noqa: BLE001 - a failed judgement must not stop the planner
             metrics.planner_errors.inc()
             log.exception("planner failed to judge; will judge again on the next update")

@@ -120,3 +120,17 @@ def store(request, tmp_path):
     store.migrate()
     yield store
     store.engine.dispose()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A failed test that ran workers or a broker shows the end of their logs: a timeout on a
+    slower machine is then explained by what the worker was doing."""
+    outcome = yield
+    report = outcome.get_result()
+    tmp_path = getattr(item, "funcargs", {}).get("tmp_path")
+    if report.when != "call" or not report.failed or tmp_path is None:
+        return
+    for log_path in sorted(tmp_path.glob("worker*.log")) + sorted(tmp_path.glob("broker.log")):
+        lines = log_path.read_text(errors="replace").splitlines()
+        report.sections.append((f"{log_path.name} (last 60 of {len(lines)} lines)", "\n".join(lines[-60:])))
