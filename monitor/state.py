@@ -266,11 +266,13 @@ def territory_aggregates(
     watermark: datetime,
     window_months: int = 12,
     potentials: Mapping[str, float] | None = None,
+    workloads: Mapping[str, float] | None = None,
 ) -> dict[str, RepAggregate]:
     """Per active rep: accounts, trailing-window potential and workload, share, fair share.
 
     Potential is the learned model's value per account when `potentials` is given, else
-    the trailing sales of the window. Fair share
+    the trailing sales of the window; workload likewise `workloads` (already summed over the
+    window), else the trailing activity minutes. Fair share
     is weighted by capacity: a 0.5 FTE rep should carry half of a full-time rep. Accounts
     without an active rep (a coverage gap) count in no share (see core.shares).
     """
@@ -290,7 +292,14 @@ def territory_aggregates(
                 else trailing_sum(account.monthly_sales, watermark, window_months),
             )
         )
-        workload.append((account.rep_id, trailing_sum(account.monthly_minutes, watermark, window_months)))
+        workload.append(
+            (
+                account.rep_id,
+                workloads.get(account.account_id, 0.0)
+                if workloads is not None
+                else trailing_sum(account.monthly_minutes, watermark, window_months),
+            )
+        )
     capacities = {rep_id: rep.capacity_fte for rep_id, rep in active.items()}
     shares, workloads = rep_shares(potential, capacities), rep_shares(workload, capacities)
     return {

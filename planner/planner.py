@@ -143,6 +143,11 @@ class Planner:
         self._potentials: dict[str, float] | None = None
         self._valued_month: str | None = None  # month the cached potentials are valued at
         self._changed: set[str] = set()  # accounts changed since they were valued
+        # Trailing-window sales and minutes per account for one (month, window) at a time, with
+        # the AccountState they were summed from: a day judged within a month sums them again
+        # only for the accounts whose state is a new object (the session replaces what changed).
+        self._trailing_key: tuple[str, int] | None = None
+        self._trailing: dict[str, tuple[AccountState, float, float]] = {}
         # A shock's accounts: account id -> (factor on its potential, the shock's signal id, the
         # first month the factor no longer applies). See `_follow_shock`.
         self._shock_factors: dict[str, tuple[float, str, str]] = {}
@@ -200,13 +205,7 @@ class Planner:
             self._judge_markets((month - timedelta(days=1)).date(), evaluation, company)
             month_end = month - timedelta(microseconds=1)
             potentials = self._learn_and_value(accounts, month, evaluation) if self.model is not None else None
-            aggregates = territory_aggregates(
-                accounts,
-                reps,
-                watermark=month_end,
-                window_months=window_months,
-                potentials=self._after_shocks(accounts, potentials, month_end, window_months),
-            )
+            aggregates = self._aggregates(accounts, reps, potentials, month_end, window_months)
             evaluation.aggregates, evaluation.imbalance = aggregates, imbalance_index(aggregates.values())
             warmed_up = month - first_event_at >= timedelta(days=self.settings.warmup_days)
             if month == as_of:
@@ -264,10 +263,28 @@ class Planner:
         active = {a: factor for a, (factor, _, until) in self._shock_factors.items() if until > month}
         if not active:
             return potentials
-        base = potentials
-        if base is None:
-            base = {a.account_id: trailing_sum(a.monthly_sales, through, window_months) for a in accounts}
+        base = potentials if potentials is not None else self._trailing_figures(accounts, through, window_months)[0]
         return {account_id: value * active.get(account_id, 1.0) for account_id, value in base.items()}
+
+    def _aggregates(
+        self,
+        accounts: list[AccountState],
+        reps: list[RepState],
+        potentials: dict[str, float] | None,
+        through: datetime,
+        window_months: int,
+    ) -> dict[str, RepAggregate]:
+        """Per-rep aggregates at `through`: the model's potentials (else trailing sales) after shocks."""
+        sales, minutes = self._trailing_figures(accounts, through, window_months)
+        valued = self._after_shocks(accounts, potentials, through, window_months)
+        return territory_aggregates(
+            accounts,
+            reps,
+            watermark=through,
+            window_months=window_months,
+            potentials=valued if valued is not None else sales,
+            workloads=minutes,
+        )
 
     def _rejudge_after_shocks(
         self,
@@ -280,10 +297,7 @@ class Planner:
         """Balance judged again with the shocked potentials; a rep the shock puts out of band asks
         for a rebalance that names the shock among its triggers."""
         through = as_of - timedelta(microseconds=1)
-        potentials = self._after_shocks(accounts, self._potentials, through, window_months)
-        aggregates = territory_aggregates(
-            accounts, reps, watermark=through, window_months=window_months, potentials=potentials
-        )
+        aggregates = self._aggregates(accounts, reps, self._potentials, through, window_months)
         evaluation.aggregates, evaluation.imbalance = aggregates, imbalance_index(aggregates.values())
         pending_before = len(self._pending_signal_ids)
         if aggregates and sum(agg.potential for agg in aggregates.values()) > 0:
@@ -332,6 +346,27 @@ class Planner:
     def accounts_changed(self, account_ids: Iterable[str]) -> None:
         """Accounts whose state changed since the last judgement (their potential is stale)."""
         self._changed.update(account_ids)
+
+    def _trailing_figures(
+        self, accounts: list[AccountState], through: datetime, window_months: int
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """Each account's sales and activity minutes over the window ending with `through`'s month."""
+        key = (month_key(through), window_months)
+        if key != self._trailing_key:
+            self._trailing_key, self._trailing = key, {}
+        cache = self._trailing
+        sales, minutes = {}, {}
+        for account in accounts:
+            cached = cache.get(account.account_id)
+            if cached is None or cached[0] is not account:
+                cached = (
+                    account,
+                    trailing_sum(account.monthly_sales, through, window_months),
+                    trailing_sum(account.monthly_minutes, through, window_months),
+                )
+                cache[account.account_id] = cached
+            sales[account.account_id], minutes[account.account_id] = cached[1], cached[2]
+        return sales, minutes
 
     def _months_to_judge(self, as_of: datetime, first_event_at: datetime) -> list[datetime]:
         # From the first event's month on the first judgement: the model then learns every

@@ -80,6 +80,9 @@ class PlanningSession:
         self._make_detectors = make_detectors
         self._expected_sources = tuple(expected_sources)
         self._written: dict[str, str] = {}  # checkpoint record -> JSON last written
+        # `accounts` as AccountState, built once and then kept in step by `apply`: a judgement
+        # converts only what changed, not the whole company each day.
+        self._states: dict[str, AccountState] | None = None
         self._start_clean()
 
     def _start_clean(self) -> None:
@@ -97,6 +100,7 @@ class PlanningSession:
         accounts it holds and judges from the next update on."""
         self._start_clean()
         self._written = {}
+        self._states = None  # the tables were recovered
         if not any(key in self.meta for key in CHECKPOINT_RECORDS):
             return False
         try:
@@ -171,6 +175,11 @@ class PlanningSession:
                 self.accounts.pop(account_id, None)
             else:
                 self.accounts[account_id] = account
+            if self._states is not None:
+                if account is None:
+                    self._states.pop(account_id, None)
+                else:
+                    self._states[account_id] = AccountState.from_dict(account)
         return count
 
     @property
@@ -212,8 +221,10 @@ class PlanningSession:
                 moment = next_day
         first_event_at = self.watermark.first_event_at
         assert first_event_at is not None, "a watermark with a current time has seen an event"
+        if self._states is None:
+            self._states = {account_id: AccountState.from_dict(row) for account_id, row in self.accounts.items()}
         evaluation = self.planner.evaluate(
-            (AccountState.from_dict(row) for row in self.accounts.values()),
+            self._states.values(),
             (RepState.from_dict(row) for row in self.reps.values()),
             watermark=moment,
             first_event_at=first_event_at,
