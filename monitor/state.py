@@ -301,18 +301,18 @@ def territory_aggregates(
             )
         )
     capacities = {rep_id: rep.capacity_fte for rep_id, rep in active.items()}
-    shares, workloads = rep_shares(potential, capacities), rep_shares(workload, capacities)
+    shares, workload_shares = rep_shares(potential, capacities), rep_shares(workload, capacities)
     return {
         rep_id: RepAggregate(
             rep_id=rep_id,
             accounts=counts[rep_id],
             potential=shares[rep_id].amount,
-            workload_min=workloads[rep_id].amount,
+            workload_min=workload_shares[rep_id].amount,
             capacity_fte=rep.capacity_fte,
             share=shares[rep_id].share,
             fair_share=shares[rep_id].fair_share,
             deviation=shares[rep_id].deviation,
-            workload_share=workloads[rep_id].share,
+            workload_share=workload_shares[rep_id].share,
         )
         for rep_id, rep in active.items()
     }

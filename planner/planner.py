@@ -12,7 +12,7 @@ import math
 import statistics
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from core.clock import SYSTEM_CLOCK, Clock
 from core.geo import haversine_km
@@ -88,6 +88,10 @@ class Evaluation:
     rebalance: RebalanceRequest | None = None
 
 
+#: The parts of the planner's state that folding orders in (`observe_orders`) changes.
+ORDER_PARTS = ("daily_sales", "daily_cells", "observed_orders", "first_order_day")
+
+
 def imbalance_index(aggregates: Iterable[RepAggregate]) -> float:
     """Largest |share / fair share - 1| over reps: 0.41 means some rep is 41% off."""
     return max((abs(rep.deviation) for rep in aggregates), default=0.0)
@@ -143,6 +147,7 @@ class Planner:
         self._potentials: dict[str, float] | None = None
         self._valued_month: str | None = None  # month the cached potentials are valued at
         self._changed: set[str] = set()  # accounts changed since they were valued
+        self._changed_parts: set[str] | None = None  # see take_changed_parts
         # Trailing-window sales and minutes per account for one (month, window) at a time, with
         # the AccountState they were summed from: a day judged within a month sums them again
         # only for the accounts whose state is a new object (the session replaces what changed).
@@ -185,6 +190,7 @@ class Planner:
         watermark: datetime,
         first_event_at: datetime,
     ) -> Evaluation:
+        self._changed_parts = None
         accounts, reps = list(accounts), list(reps)
         window_months = max(1, round(self.settings.potential_window_days / 30.44))
         # Potentials count complete months only (through the month before the watermark's),
@@ -388,6 +394,8 @@ class Planner:
         sales per region and per cell the shock detectors read per complete day. Each order
         counts once: snapshots read again after a restart (the planner's checkpoint may
         already hold their orders) are recognised by the event id until their day is judged."""
+        if self._changed_parts is not None:
+            self._changed_parts.update(ORDER_PARTS)
         days = self._daily_sales.setdefault(region, {})
         for day, amount, *event_id in orders:
             if day < self._first_order_day.get(region, "9999"):
@@ -494,6 +502,7 @@ class Planner:
         return self._clock.monotonic() - self._last_proposal_at >= self.settings.rebalance_cooldown_s
 
     def proposal(self, request: RebalanceRequest, result: RebalanceResult, watermark: datetime) -> Proposal:
+        self._changed_parts = None
         shocks = tuple(self._shock_areas[s] for s in request.trigger_signal_ids if s in self._shock_areas) or None
         rows: tuple[Mapping[str, Any], ...] | None = None
         scope = as_of = homes = None
@@ -530,25 +539,42 @@ class Planner:
             reps=homes,
         )
 
-    def state_dict(self) -> dict[str, Any]:
+    def _state_parts(self) -> dict[str, Callable[[], Any]]:
         return {
-            **{f"detector.{detector.name}": detector.state_dict() for detector in self.detectors},
-            "pending_signal_ids": list(self._pending_signal_ids),
-            "placed_orphans": sorted(self._placed_orphans),
-            "judged_month": self._judged_month,
-            "daily_sales": self._daily_sales,
-            "daily_cells": self._daily_cells,
-            "observed_orders": {day: sorted(ids) for day, ids in self._observed_orders.items()},
-            "judged_day": self._judged_day,
-            "first_order_day": dict(sorted(self._first_order_day.items())),
-            "model": self.model.state_dict() if self.model is not None else None,
-            "learned_month": self._learned_month,
-            "shock_factors": {a: list(v) for a, v in sorted(self._shock_factors.items())},
-            "shock_areas": dict(sorted(self._shock_areas.items())),
-            "months_learned": self._months_learned,
+            **{f"detector.{detector.name}": detector.state_dict for detector in self.detectors},
+            "pending_signal_ids": lambda: list(self._pending_signal_ids),
+            "placed_orphans": lambda: sorted(self._placed_orphans),
+            "judged_month": lambda: self._judged_month,
+            "daily_sales": lambda: self._daily_sales,
+            "daily_cells": lambda: self._daily_cells,
+            "observed_orders": lambda: {day: sorted(ids) for day, ids in self._observed_orders.items()},
+            "judged_day": lambda: self._judged_day,
+            "first_order_day": lambda: dict(sorted(self._first_order_day.items())),
+            "model": lambda: self.model.state_dict() if self.model is not None else None,
+            "learned_month": lambda: self._learned_month,
+            "shock_factors": lambda: {a: list(v) for a, v in sorted(self._shock_factors.items())},
+            "shock_areas": lambda: dict(sorted(self._shock_areas.items())),
+            "months_learned": lambda: self._months_learned,
         }
 
+    def state_dict(self, only: Iterable[str] | None = None) -> dict[str, Any]:
+        """The state by part; with `only`, just those parts (see `take_changed_parts`)."""
+        parts = self._state_parts()
+        wanted = parts if only is None else [name for name in parts if name in set(only)]
+        return {name: parts[name]() for name in wanted}
+
+    def state_part_names(self) -> list[str]:
+        return sorted(self._state_parts())
+
+    def take_changed_parts(self) -> set[str] | None:
+        """The parts of `state_dict` that may have changed since the last call (None: any of
+        them). Folding orders in changes only the daily sales; a judgement or a proposal may
+        change any part. Encoding every part for each batch was most of a checkpoint's cost."""
+        changed, self._changed_parts = self._changed_parts, set()
+        return changed
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._changed_parts = None
         for detector in self.detectors:
             saved = state.get(f"detector.{detector.name}")
             if saved is None and detector.name in _LEGACY_PARTS:

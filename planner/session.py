@@ -242,11 +242,11 @@ class PlanningSession:
         (every write is a changelog record). A part the broker would refuse as one record (the
         order ids of a long catch-up, say) is written in pieces of a third of `max_record_bytes`
         (escaping the JSON text again can double it), pieces first."""
-        state = self.planner.state_dict()
+        state = self.planner.state_dict(only=self.planner.take_changed_parts())
         records = {f"planner.{part}": value for part, value in state.items()}
         records["watermark"] = self.watermark.state_dict()
         records["planner"] = {
-            "parts": sorted(state),
+            "parts": self.planner.state_part_names(),
             "judged_at": self.judged_at.isoformat() if self.judged_at else None,
         }
         for key, value in records.items():

@@ -234,3 +234,45 @@ def test_a_change_of_owner_within_the_day_is_judged_at_once():
     assert session.due
     session.judge()
     assert not session.due
+
+
+class RecordingMeta(dict):
+    """A checkpoint table that remembers which records were written."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.written: list[str] = []
+
+    def __setitem__(self, key, value):
+        self.written.append(key)
+        super().__setitem__(key, value)
+
+
+def test_a_batch_folded_in_without_a_judgement_rewrites_only_the_daily_sales(backtest_meta):
+    """Between judgements only the daily sales change: the checkpoint encodes and writes those
+    (and the watermark), not every detector's state; what a restart reads is still whole."""
+    from planner.planner import ORDER_PARTS
+
+    meta = RecordingMeta(backtest_meta)
+    session = PlanningSession(Settings(), accounts={}, reps={}, meta=meta)
+    assert session.restore()
+    session.checkpoint()  # after a restore every part is written once
+    day = session.judged_at.date().isoformat()
+    order = {"kind": "account", "account_id": "A-new", "region": "DE-BY", "lat": 48.1, "lon": 11.6, "known": True}
+    stamp = {"source": "orders:0", "occurred_at": session.judged_at.isoformat(), "stream_times_follow": True}
+    meta.written.clear()
+    encoded = []
+    for detector in session.planner.detectors:
+        detector.state_dict = lambda name=detector.name, whole=detector.state_dict: encoded.append(name) or whole()
+    session.apply([{**order, **stamp, "orders": [[day, 125.0, "e-1"]]}])
+    session.checkpoint()
+    assert encoded == [], "no detector's state is encoded for a batch that was only folded in"
+    written = {key.split("#")[0] for key in meta.written}
+    assert written <= {f"planner.{part}" for part in ORDER_PARTS} | {"watermark", "planner"}
+    assert "planner.daily_sales" in written
+    restored = PlanningSession(Settings(), accounts={}, reps={}, meta=dict(meta))
+    assert restored.restore()
+    assert json.dumps(restored.planner.state_dict(), sort_keys=True) == json.dumps(
+        session.planner.state_dict(), sort_keys=True
+    )
+    assert restored.planner.state_dict()["daily_sales"]["DE-BY"][day][1] >= 1
