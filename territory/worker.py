@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import signal
 
 import faust
 
@@ -50,7 +52,79 @@ def create_app(settings: Settings, metrics: Metrics, store: Store, clock: Clock 
     register_alerts(app, settings, store, metrics, clock=clock)
     register_decisions(app, settings, store, metrics)
     register_weekly_review(app, store, settings, clock=clock)
+    register_task_dump(app)
     return app
+
+
+def register_task_dump(app: faust.App) -> None:
+    """SIGUSR1 logs where every asyncio task waits, through async generators (where Faust's
+    stream iteration lives): what an operator asks of a worker that stopped making progress."""
+
+    @app.task
+    async def install_handler() -> None:
+        # Replaces mode's SIGUSR1 handler, whose task stacks stop at the first async generator.
+        asyncio.get_running_loop().add_signal_handler(
+            signal.SIGUSR1, lambda: log.warning("%s\n%s", consumer_state(app), task_stacks())
+        )
+
+
+def consumer_state(app: faust.App) -> str:
+    """Flow control and per-partition offsets as Faust's consumer tracks them (private fields:
+    a diagnostic, not an interface, hence the guard)."""
+    try:
+        consumer = app.consumer
+        lines = [
+            f"flow active: {app.flow_control.is_active()}, unacked messages: {len(consumer._unacked_messages)}",
+            f"active partitions: {sorted(map(tuple, consumer._active_partitions or ()))}",
+        ]
+        for tp in sorted(consumer.assignment()):
+            acked = consumer._acked.get(tp) or []
+            lines.append(
+                f"  {tp.topic}[{tp.partition}]: read {consumer._read_offset.get(tp)}, "
+                f"committed {consumer._committed_offset.get(tp)}, acked pending commit {len(acked)}"
+                f"{f' (from {min(acked)})' if acked else ''}, highwater {consumer.highwater(tp)}"
+            )
+        return "\n".join(lines)
+    except Exception as error:  # noqa: BLE001 - a diagnostic must not fail the signal handler
+        return f"consumer state unavailable: {error!r}"
+
+
+def task_stacks() -> str:
+    """Each pending task with the chain of awaits it is suspended in, innermost last."""
+    lines = ["asyncio tasks (SIGUSR1):"]
+    for task in sorted(asyncio.all_tasks(), key=lambda task: task.get_name()):
+        lines.append(f"task {task.get_name()}:")
+        awaited: object = task.get_coro()
+        for _ in range(64):  # a chain is short; the bound guards against a cycle
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "ag_frame", None)
+            frame = frame or getattr(awaited, "gi_frame", None)
+            if frame is None:
+                # An `async for` step or an awaited task: its generator or coroutine is only
+                # reachable as a referent of the wrapper object.
+                inner = _awaited_inside(awaited)
+                if inner is None:
+                    lines.append(f"    awaits {awaited!r}"[:300])
+                    break
+                awaited = inner
+                continue
+            lines.append(f"    {frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+            awaited = (
+                getattr(awaited, "cr_await", None)
+                or getattr(awaited, "ag_await", None)
+                or getattr(awaited, "gi_yieldfrom", None)
+            )
+            if awaited is None:
+                break
+    return "\n".join(lines)
+
+
+def _awaited_inside(wrapper: object) -> object | None:
+    for referent in gc.get_referents(wrapper):
+        if isinstance(referent, asyncio.Task):
+            return referent.get_coro()
+        if any(hasattr(referent, name) for name in ("cr_frame", "ag_frame", "gi_frame")):
+            return referent
+    return None
 
 
 def register_decisions(app: faust.App, settings: Settings, store: Store, metrics: Metrics | None = None) -> None:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -33,12 +34,17 @@ def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EmbeddedB
         embedded.stop()
 
 
+#: Every worker a test started, for the failure report (`pytest_runtest_makereport`).
+STARTED_WORKERS: list["WorkerProcess"] = []
+
+
 class WorkerProcess:
     def __init__(self, process: subprocess.Popen, metrics_port: int, db_url: str, log_path: Path):
         self.process = process
         self.metrics_port = metrics_port
         self.db_url = db_url
         self.log_path = log_path
+        STARTED_WORKERS.append(self)
 
     def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
         """A metric from the worker's /metrics; fails at once if the worker died."""
@@ -128,9 +134,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     slower machine is then explained by what the worker was doing."""
     outcome = yield
     report = outcome.get_result()
-    tmp_path = getattr(item, "funcargs", {}).get("tmp_path")
-    if report.when != "call" or not report.failed or tmp_path is None:
+    if report.when != "call":
         return
-    for log_path in sorted(tmp_path.glob("worker*.log")) + sorted(tmp_path.glob("broker.log")):
-        lines = log_path.read_text(errors="replace").splitlines()
-        report.sections.append((f"{log_path.name} (last 60 of {len(lines)} lines)", "\n".join(lines[-60:])))
+    live = [worker for worker in STARTED_WORKERS if worker.process.poll() is None]
+    tmp_path = getattr(item, "funcargs", {}).get("tmp_path")
+    if report.failed and tmp_path is not None:
+        for log_path in sorted(tmp_path.glob("worker*.log")) + sorted(tmp_path.glob("broker.log")):
+            lines = log_path.read_text(errors="replace").splitlines()
+            report.sections.append((f"{log_path.name} (last 60 of {len(lines)} lines)", "\n".join(lines[-60:])))
+    if report.failed:
+        # SIGUSR1: the worker logs where each of its asyncio tasks waits (territory.worker).
+        for worker in live:
+            os.kill(worker.process.pid, signal.SIGUSR1)
+        if live:
+            time.sleep(2)
+        for worker in live:
+            text = worker.log()
+            at = text.rfind("asyncio tasks (SIGUSR1):")
+            if at >= 0:
+                report.sections.append((f"{worker.log_path.name}: task stacks", text[at:][:60000]))
+    STARTED_WORKERS[:] = live
