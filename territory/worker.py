@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import signal
+from typing import Any
 
 import faust
 
@@ -72,7 +73,7 @@ def consumer_state(app: faust.App) -> str:
     """Flow control and per-partition offsets as Faust's consumer tracks them (private fields:
     a diagnostic, not an interface, hence the guard)."""
     try:
-        consumer = app.consumer
+        consumer: Any = app.consumer  # faust.transport.consumer.Consumer; the fields are not in ConsumerT
         lines = [
             f"flow active: {app.flow_control.is_active()}, unacked messages: {len(consumer._unacked_messages)}",
             f"active partitions: {sorted(map(tuple, consumer._active_partitions or ()))}",
