@@ -20,6 +20,7 @@ from core.geocode import default_resolver
 from core.metrics import Metrics
 from territory.broker import create_topics, topic_plan
 from core.kafka_auth import client_options, faust_credentials, table_store_url
+from territory.faust_fixes import install_redelivered_ack_fix
 from territory.kafka_compat import install_exact_end_offsets
 from core.settings import Settings
 
@@ -47,6 +48,7 @@ def create_app(settings: Settings, metrics: Metrics, store: Store, clock: Clock 
     )
     if settings.exact_end_offsets:
         install_exact_end_offsets(**client_options(settings))
+    install_redelivered_ack_fix()
     register_intake(app, settings, metrics, clock=clock)
     register_planner(app, settings, metrics, clock=clock)
     register_membership(app, metrics)
