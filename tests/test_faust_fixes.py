@@ -29,6 +29,7 @@ def test_a_redelivered_copy_is_no_longer_in_flight_once_acked(monkeypatch):
     from faust.transport.consumer import Consumer
 
     monkeypatch.setattr(Consumer, "ack", Consumer.ack)  # undone after the test
+    monkeypatch.setattr(Consumer, "_new_offset", Consumer._new_offset)
     app = faust.App("fix-test", broker="kafka://127.0.0.1:9", web_enabled=False)
     app.topics.acks_enabled_for = lambda topic: True
     assert _pending_after_acking_two_copies(app) == 1, "without the fix the copy stays in flight"
@@ -36,3 +37,24 @@ def test_a_redelivered_copy_is_no_longer_in_flight_once_acked(monkeypatch):
     fixed = faust.App("fix-test-2", broker="kafka://127.0.0.1:9", web_enabled=False)
     fixed.topics.acks_enabled_for = lambda topic: True
     assert _pending_after_acking_two_copies(fixed) == 0
+
+
+def test_the_commit_moves_past_offsets_acknowledged_twice(monkeypatch):
+    """What a stuck worker held: committed 211, every offset up to 367 acknowledged, some of
+    them twice and one below the committed offset; the next commit must be 368."""
+    from faust.transport.consumer import Consumer
+
+    monkeypatch.setattr(Consumer, "ack", Consumer.ack)
+    monkeypatch.setattr(Consumer, "_new_offset", Consumer._new_offset)
+    tp = TP("sales.activities", 0)
+
+    def next_commit(app: faust.App) -> int | None:
+        consumer = app.consumer
+        consumer._committed_offset[tp] = 211
+        consumer._acked[tp] = [210] + list(range(211, 368)) + list(range(211, 368, 5))
+        return consumer._new_offset(tp)
+
+    stuck = next_commit(faust.App("fix-test-3", broker="kafka://127.0.0.1:9", web_enabled=False))
+    assert stuck is not None and stuck < 368, "without the fix the commit stops at the first repeat"
+    install_redelivered_ack_fix()
+    assert next_commit(faust.App("fix-test-4", broker="kafka://127.0.0.1:9", web_enabled=False)) == 368
