@@ -11,6 +11,9 @@ short proposals the one with the least travel for the moved accounts.
 - An account may only go to one of the few reps nearest to it (``candidate_reps``)
   within each rep's ``max_travel_km``; this keeps the model small and the proposal
   sensible on a map.
+- An account with a ``segment`` may only go to reps that serve it (``Rep.segments``,
+  empty: every segment); each rep holds between its ``min_accounts`` and
+  ``max_accounts`` accounts when those are set.
 
 The model is an OR-Tools CP-SAT assignment model (a boolean per account and candidate
 rep). A greedy repair, an LP relaxation (bound, and which accounts move) and reduced

@@ -24,10 +24,12 @@ Assignment = dict[tuple[int, int], cp_model.IntVar]
 
 
 def assignment_model(problem: Problem) -> tuple[cp_model.CpModel, Assignment]:
-    """Variables, exactly one candidate rep per account, locked accounts kept."""
+    """Variables, exactly one candidate rep per account, locked accounts kept, every rep
+    within its account caps (min_accounts, max_accounts)."""
     p = problem
     model = cp_model.CpModel()
-    # Only candidate pairs get a variable: that is where travel limits and pruning act.
+    # Only candidate pairs get a variable: that is where travel limits, segments and
+    # pruning act.
     x: Assignment = {}
     for i, account in enumerate(p.accounts):
         for r in p.candidates[i]:
@@ -36,6 +38,15 @@ def assignment_model(problem: Problem) -> tuple[cp_model.CpModel, Assignment]:
         model.add_exactly_one(x[i, r] for r in p.candidates[i])
         if p.locked[i]:
             model.add(x[i, p.current[i]] == 1)
+    # The caps are here so that every model (fewest moves, curve, placement, best balance
+    # at M moves, compromise) respects them; reps without caps get no constraint.
+    for r, rep in enumerate(p.reps):
+        if rep.min_accounts is None and rep.max_accounts is None:
+            continue
+        held = p.reachable_by[r]
+        least = rep.min_accounts or 0
+        most = rep.max_accounts if rep.max_accounts is not None else max(len(held), least)
+        model.add_linear_constraint(cp_model.LinearExpr.sum([x[i, r] for i in held]), least, most)
     return model, x
 
 

@@ -10,11 +10,18 @@ it from stalling into feasible on most clustered test cases.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from core.formatting import distinct_percents
 from rebalancer.problem import UNPLACED, Problem
+
+if TYPE_CHECKING:
+    from rebalancer.values import Account
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,11 @@ def greedy_repair(problem: Problem) -> Repair:
     or under its upper bound and reps in between no further out of band, while the
     rep being repaired gets closer to its band: the total band violation strictly
     falls, so the loop ends. ``feasible=False`` when no such step is left.
+
+    Account caps: no step takes a rep below its min_accounts or above its max_accounts,
+    and placements prefer reps under their max, but caps broken today are not repaired
+    here (CP-SAT does that). ``feasible`` is :meth:`Problem.is_balanced`, caps included,
+    and only a feasible repair is ever taken as an answer.
     """
     return _Repairer(problem).run()
 
@@ -61,6 +73,9 @@ class _Repairer:
         p = self.p = problem
         self.assignment = list(p.current)
         self.loads = p.loads(self.assignment)
+        self.counts = p.counts(self.assignment)
+        self.most = [math.inf if rep.max_accounts is None else rep.max_accounts for rep in p.reps]
+        self.least = [0 if rep.min_accounts is None else rep.min_accounts for rep in p.reps]
         # Other metrics than the primary one: moves must not push them further out of band.
         self.others = [p.view(m) for m in range(1, len(p.metrics))]
         self.other_loads = [view.loads(self.assignment) for view in self.others]
@@ -85,7 +100,8 @@ class _Repairer:
                 key=lambda r: -p.violation(r, self.loads[r]) / max(p.fair[r], 1.0),
             )
             if not violated:
-                return Repair(self.assignment, feasible=p.is_balanced(self.assignment), stuck_rep=None)
+                feasible = p.is_balanced(self.assignment)
+                return Repair(self.assignment, feasible=feasible, stuck_rep=None if feasible else self._worst_capped())
             steps = self._direct(violated) or self._chain(violated)
             if not steps:
                 break
@@ -94,6 +110,17 @@ class _Repairer:
         return Repair(self.assignment, feasible=False, stuck_rep=violated[0] if violated else None)
 
     # -- placements and bookkeeping
+
+    def _worst_capped(self) -> int | None:
+        """The rep furthest outside its account caps, if any is."""
+        p = self.p
+        excess = [p.cap_excess(r, count) for r, count in enumerate(self.counts)]
+        worst = max(range(p.n_reps), key=lambda r: excess[r], default=None)
+        return worst if worst is not None and excess[worst] > 0 else None
+
+    def _may_pass(self, frm: int, to: int) -> bool:
+        """One account from ``frm`` to ``to`` keeps both within their account caps."""
+        return self.counts[frm] > self.least[frm] and self.counts[to] < self.most[to]
 
     def _place_unplaced(self) -> bool:
         """Placements first, largest first, each to its relatively least served
@@ -104,9 +131,15 @@ class _Repairer:
                 return False
             r = min(
                 p.candidates[i],
-                key=lambda r: (loads[r] + p.potential[i] > p.hi[r], p.relative(r, loads[r]), p.distance_km[i, r]),
+                key=lambda r: (
+                    self.counts[r] >= self.most[r],
+                    loads[r] + p.potential[i] > p.hi[r],
+                    p.relative(r, loads[r]),
+                    p.distance_km[i, r],
+                ),
             )
             self.assignment[i] = r
+            self.counts[r] += 1
             loads[r] += p.potential[i]
             for view, other in zip(self.others, self.other_loads):
                 other[r] += view.potential[i]
@@ -138,6 +171,8 @@ class _Repairer:
         self._hold(i, to)
         self.loads[frm] -= self.p.potential[i]
         self.loads[to] += self.p.potential[i]
+        self.counts[frm] -= 1
+        self.counts[to] += 1
         self.assignment[i] = to
 
     def _room(self, r: int) -> int:
@@ -169,7 +204,7 @@ class _Repairer:
 
     def _largest(self, frm: int, to: int, limit: int) -> int | None:
         """Largest movable account of ``frm`` that may go to ``to`` and is <= limit."""
-        if limit <= 0 or self.links[frm][to] == 0:
+        if limit <= 0 or self.links[frm][to] == 0 or not self._may_pass(frm, to):
             return None
         best = None
         for i in self.members[frm]:
@@ -221,6 +256,8 @@ class _Repairer:
         further out of band, and the last rep receives within its room."""
         p, loads = self.p, self.loads
         src, sink = path[0], path[-1]
+        if not self._may_pass(src, sink):  # reps in between pass on as many as they take
+            return []
         firsts = sorted(
             (
                 i
@@ -260,22 +297,36 @@ def lower_bound(problem: Problem) -> int:
     at least the fewest reachable accounts covering its deficit. A moved account leaves
     one rep and enters one, so both sums bound the moves:
     ``max(placements + sum of departures, sum of arrivals)``.
+
+    Account caps only add constraints, so the fewest moves with them are at least the
+    fewest without: a bound without caps stays valid, and ``lower_bound == moves`` still
+    proves a capped answer optimal. The caps also give bounds of their own: a rep above
+    its max_accounts loses at least the excess, one below its min_accounts gains at
+    least the shortfall; each rep counts the larger of its two departure (arrival) bounds.
     """
     p = problem
     loads = p.loads(p.current)
+    counts = p.counts(p.current)
     placements = sum(1 for r in p.current if r == UNPLACED)
     departures = arrivals = 0
-    for r in range(p.n_reps):
+    for r, rep in enumerate(p.reps):
+        leaving = entering = 0
         if loads[r] > p.hi[r]:
             movable = [
                 p.potential[i]
                 for i in p.reachable_by[r]
                 if p.current[i] == r and not p.locked[i] and len(p.candidates[i]) > 1
             ]
-            departures += _fewest_covering(movable, loads[r] - p.hi[r])
+            leaving = _fewest_covering(movable, loads[r] - p.hi[r])
         elif loads[r] < p.lo[r]:
             incoming = [p.potential[i] for i in p.reachable_by[r] if p.current[i] != r]
-            arrivals += _fewest_covering(incoming, p.lo[r] - loads[r])
+            entering = _fewest_covering(incoming, p.lo[r] - loads[r])
+        if rep.max_accounts is not None:
+            leaving = max(leaving, counts[r] - rep.max_accounts)
+        if rep.min_accounts is not None:
+            entering = max(entering, rep.min_accounts - counts[r])
+        departures += leaving
+        arrivals += entering
     return max(placements + departures, arrivals)
 
 
@@ -292,19 +343,77 @@ def _fewest_covering(sizes: list[int], amount: int) -> int:
 
 
 def explain_unreachable(problem: Problem) -> str | None:
-    """A sentence naming an account that must be placed but that no rep may take."""
+    """A sentence naming an account that must be placed but that no rep may take: no
+    rep serves its segment, or none of those that do is within reach."""
     p = problem
     for i, cands in enumerate(p.candidates):
         if not cands:
             account = p.accounts[i]
-            r = int(p.distance_km[i].argmin())
+            if not p.eligible[i].any():
+                return explain_unserved(account)
+            serving = np.where(p.eligible[i], p.distance_km[i], np.inf)
+            r = int(serving.argmin())
             rep = p.reps[r]
+            nearest = "the nearest" if p.eligible[i].all() else "the nearest serving its segment"
             return (
                 f"account {account.account_id} must be placed but no rep is within reach: "
-                f"the nearest, rep {rep.rep_id}, is {p.distance_km[i, r]:.0f} km away, "
+                f"{nearest}, rep {rep.rep_id}, is {p.distance_km[i, r]:.0f} km away, "
                 f"beyond its max_travel_km of {rep.max_travel_km:.0f} km"
             )
     return None
+
+
+def explain_unserved(account: Account) -> str:
+    """The sentence for an account that must be placed but whose segment no rep serves."""
+    return f"account {account.account_id} (segment {account.segment!r}) must be placed but no rep serves that segment"
+
+
+def _cap_findings(
+    problem: Problem, stuck: Sequence[int], reachable: Sequence[int], *, why: str, which: str
+) -> list[str]:
+    """Sentences for account caps that cannot hold, whatever the bands: the caps' totals
+    against the number of accounts, a rep holding more accounts it cannot give away
+    (``stuck[r]``, reason ``why``) than its max_accounts, and a rep that can hold fewer
+    accounts (``reachable[r]``, described by ``which``) than its min_accounts."""
+    p = problem
+    if not p.has_caps:
+        return []
+    findings = []
+    n = p.n_accounts
+    maxima = [rep.max_accounts for rep in p.reps]
+    if all(m is not None for m in maxima) and sum(m for m in maxima if m is not None) < n:
+        findings.append(
+            f"the reps' max_accounts total {sum(m for m in maxima if m is not None)}, "
+            f"fewer than the {n} account{'s' if n != 1 else ''}"
+        )
+    least = sum(rep.min_accounts or 0 for rep in p.reps)
+    if least > n:
+        findings.append(f"the reps' min_accounts total {least}, more than the {n} account{'s' if n != 1 else ''}")
+    for r, rep in enumerate(p.reps):
+        if rep.max_accounts is not None and stuck[r] > rep.max_accounts:
+            findings.append(
+                f"rep {rep.rep_id} holds {_accounts(stuck[r])} it cannot give away ({why}), "
+                f"above its max_accounts of {rep.max_accounts}"
+            )
+        if rep.min_accounts is not None and reachable[r] < rep.min_accounts:
+            findings.append(
+                f"rep {rep.rep_id} can take at most {_accounts(reachable[r])} ({which}), "
+                f"below its min_accounts of {rep.min_accounts}"
+            )
+    return findings
+
+
+def _accounts(n: int) -> str:
+    return f"{n} account{'s' if n != 1 else ''}"
+
+
+def _with_more(first: str, others: int, *, all_reps: bool = True) -> str:
+    """``first``, and how many more constraints cannot hold either ("rep constraints"
+    when all are the band's per-rep checks, as before caps existed)."""
+    if not others:
+        return first
+    what = "rep constraint" if all_reps else "constraint"
+    return f"{first} ({others} more {what}{'s' if others > 1 else ''} cannot hold either)"
 
 
 def explain_infeasible(problem: Problem) -> str | None:
@@ -319,6 +428,9 @@ def explain_infeasible(problem: Problem) -> str | None:
     unreachable = explain_unreachable(p)
     if unreachable is not None:
         return unreachable
+
+    # Account caps first: a cap set on purpose is what the reader looks for.
+    caps = explain_caps(p)
 
     findings: list[tuple[float, str]] = []  # (severity, sentence)
     for r, rep in enumerate(p.reps):
@@ -346,12 +458,63 @@ def explain_infeasible(problem: Problem) -> str | None:
                     f"rep {rep.rep_id} cannot reach {limit} of fair share{of}: all accounts within reach total {have}",
                 )
             )
-    if not findings:
-        return None
     findings.sort(key=lambda f: -f[0])
-    others = len(findings) - 1
-    more = f" ({others} more rep constraint{'s' if others > 1 else ''} cannot hold either)" if others else ""
-    return findings[0][1] + more
+    sentences = caps + [sentence for _, sentence in findings]
+    if not sentences:
+        return None
+    return _with_more(sentences[0], len(sentences) - 1, all_reps=not caps)
+
+
+def explain_caps(
+    problem: Problem,
+    *,
+    why: str = "locked, or no other rep serves or reaches them",
+    which: str = "those within reach that it serves",
+) -> list[str]:
+    """Sentences for the account caps that no assignment to the candidate reps can meet,
+    whatever the bands (see :func:`_cap_findings`): an account with no other candidate
+    cannot be given away. ``why`` and ``which`` say why, in the caller's terms."""
+    p = problem
+    if not p.has_caps:
+        return []
+    cannot_leave = [0] * p.n_reps
+    for i, cur in enumerate(p.current):
+        if cur != UNPLACED and len(p.candidates[i]) == 1:
+            cannot_leave[cur] += 1
+    return _cap_findings(p, cannot_leave, [len(accounts) for accounts in p.reachable_by], why=why, which=which)
+
+
+def explain_caps_anywhere(problem: Problem) -> list[str]:
+    """Sentences for the account caps that no assignment can meet, whatever the bands and
+    travel limits (locks and segments hold): see :func:`_cap_findings`."""
+    p = problem
+    if not p.has_caps:
+        return []
+    may_hold = _may_hold(p)
+    stuck, reachable = [0] * p.n_reps, [0] * p.n_reps
+    for i, cur in enumerate(p.current):
+        if cur != UNPLACED and (p.locked[i] or may_hold[i].sum() == 1):
+            stuck[cur] += 1
+        if cur != UNPLACED and p.locked[i]:
+            reachable[cur] += 1
+        else:
+            for r in np.flatnonzero(may_hold[i]):
+                reachable[r] += 1
+    return _cap_findings(
+        p, stuck, reachable, why="locked, or no other rep serves them", which="those it serves or holds"
+    )
+
+
+def _may_hold(problem: Problem) -> np.ndarray:
+    """Accounts x reps: who may hold each account under any assignment, the reps serving
+    its segment and its own rep (travel limits aside)."""
+    p = problem
+    if not p.has_segments:
+        return p.eligible
+    may_hold = p.eligible.copy()
+    placed = np.flatnonzero(np.array(p.current) != UNPLACED)
+    may_hold[placed, np.array(p.current)[placed]] = True
+    return may_hold
 
 
 def tightest_rep(problem: Problem) -> str:
@@ -370,33 +533,50 @@ def tightest_rep(problem: Problem) -> str:
 
 
 def explain_infeasible_anywhere(problem: Problem) -> str | None:
-    """Like :func:`explain_infeasible`, but as if any rep could serve any unlocked
-    account (travel limits and candidate pruning aside): a rep whose locked accounts
-    alone exceed its band, or whose band cannot be filled even with every account not
-    locked to another rep, or an unlocked account larger than every rep's band. Sums
-    only (no model); the primary metric."""
+    """Like :func:`explain_infeasible`, but as if any rep serving an account's segment
+    could serve it (travel limits and candidate pruning aside; locks and segments hold):
+    an account that must be placed but whose segment no rep serves, account caps that
+    cannot hold, a rep whose locked accounts alone exceed its band, or whose band cannot
+    be filled even with every account not locked to another rep that it may hold, or an
+    unlocked account larger than the band of every rep that may hold it. Sums only (no
+    model); the primary metric."""
     p = problem
     tol = p.tolerance
     of = "" if p.metrics[0] == "potential" else f" of {p.metrics[0]}"
+    for i, cur in enumerate(p.current):
+        if cur == UNPLACED and not p.eligible[i].any():
+            return explain_unserved(p.accounts[i])
     locked_load = [0] * p.n_reps
     for i, r in enumerate(p.current):
         if p.locked[i]:
             locked_load[r] += p.potential[i]
     free_total = sum(p.potential) - sum(locked_load)
+    segmented = p.has_segments
+    may_hold = _may_hold(p)
+    caps = explain_caps_anywhere(p)
     findings: list[tuple[float, str]] = []
     if p.n_accounts and p.n_reps:
-        # The rep with the most room above: an unlocked account over it fits no one.
-        roomiest = max(range(p.n_reps), key=lambda r: p.hi[r])
         free = [i for i in range(p.n_accounts) if not p.locked[i]]
-        largest = max(free, key=lambda i: p.potential[i], default=None)
-        if largest is not None and p.potential[largest] > p.hi[roomiest]:
-            share = p.relative(roomiest, p.potential[largest])
+        if not segmented:
+            # The rep with the most room above: an unlocked account over it fits no one.
+            roomiest = max(range(p.n_reps), key=lambda r: p.hi[r])
+            largest = max(free, key=lambda i: p.potential[i], default=None)
+            worst = (largest, roomiest) if largest is not None else None
+        else:
+            # Per account, the roomiest rep that may hold it; the account furthest over it.
+            roomiest_of = {i: max(map(int, np.flatnonzero(may_hold[i])), key=lambda r: p.hi[r]) for i in free}
+            largest = max(free, key=lambda i: p.relative(roomiest_of[i], p.potential[i]), default=None)
+            worst = (largest, roomiest_of[largest]) if largest is not None else None
+        if worst is not None and p.potential[worst[0]] > p.hi[worst[1]]:
+            i, r = worst
+            share = p.relative(r, p.potential[i])
             have, limit = distinct_percents(share, 1 + tol)
+            among = "" if may_hold[i].all() else " among those serving its segment"
             findings.append(
                 (
                     share - (1 + tol),
-                    f"account {p.accounts[largest].account_id} alone is {have} of fair share{of} for rep "
-                    f"{p.reps[roomiest].rep_id}, the rep with the largest band (at most {limit} allowed): "
+                    f"account {p.accounts[i].account_id} alone is {have} of fair share{of} for rep "
+                    f"{p.reps[r].rep_id}, the rep with the largest band{among} (at most {limit} allowed): "
                     "whoever serves it is over the band",
                 )
             )
@@ -411,19 +591,22 @@ def explain_infeasible_anywhere(problem: Problem) -> str | None:
                     f"total {have}",
                 )
             )
-        available = free_total + locked_load[r]
+        if segmented and not may_hold[:, r].all():
+            free_here = sum(p.potential[i] for i in np.flatnonzero(may_hold[:, r]) if not p.locked[i])
+            available, served = free_here + locked_load[r], " that it serves or holds"
+        else:
+            available, served = free_total + locked_load[r], ""
         if available < p.lo[r]:
             have, limit = distinct_percents(p.relative(r, available), 1 - tol)
             findings.append(
                 (
                     (1 - tol) - p.relative(r, available),
                     f"rep {rep.rep_id} cannot reach {limit} of fair share{of}: all accounts not locked to other "
-                    f"reps total {have}",
+                    f"reps{served} total {have}",
                 )
             )
-    if not findings:
-        return None
     findings.sort(key=lambda f: -f[0])
-    others = len(findings) - 1
-    more = f" ({others} more rep constraint{'s' if others > 1 else ''} cannot hold either)" if others else ""
-    return findings[0][1] + more
+    sentences = caps + [sentence for _, sentence in findings]
+    if not sentences:
+        return None
+    return _with_more(sentences[0], len(sentences) - 1, all_reps=not caps)

@@ -23,6 +23,7 @@ from rebalancer import cpsat
 from rebalancer.contiguity import Contiguity
 from rebalancer.heuristics import (
     Repair,
+    explain_caps_anywhere,
     explain_infeasible,
     explain_infeasible_anywhere,
     explain_unreachable,
@@ -112,7 +113,10 @@ def minimal_moves(
     account whose rep is None or not in ``reps`` must be placed, and each placement
     counts as a move. Locked accounts keep their current rep (if it is in ``reps``).
     An account may go to its current rep or to one of the ``candidate_reps`` reps
-    nearest to it whose ``max_travel_km`` reaches it.
+    nearest to it whose ``max_travel_km`` reaches it and that serve its segment
+    (``Account.segment``, ``Rep.segments``; staying is always allowed). Every rep ends
+    with between its ``min_accounts`` and ``max_accounts`` accounts (hard caps). Fair
+    shares stay company-wide, whatever the segments.
 
     Bands are checked on values scaled to integers (see ``rebalancer.problem``): a
     rep reported inside its band may lie outside the float band by at most
@@ -141,7 +145,7 @@ def minimal_moves(
         How many nearest other reps each account may move to. When that model has no
         answer (the bands cannot all hold, or no solution is found in time), the
         candidates are widened (twice as many each time, up to every rep within reach;
-        ``max_travel_km`` always holds) within the same time limit, the first wider
+        ``max_travel_km`` and segments always hold) within the same time limit, the first wider
         model that has an answer gives it, and ``notes`` say so. With ``max_moves`` the
         candidates are not widened: every budget has an answer.
     time_limit_s
@@ -157,7 +161,8 @@ def minimal_moves(
         ``status`` is "balanced" (nothing to do, no solver run), "optimal" (proven),
         "feasible" (a solution, not proven best; see ``bound`` and ``gap``),
         "infeasible" or "unknown" (no solution within the time limit); the last two
-        carry an ``explanation`` naming a rep and the constraint that fails. An
+        carry an ``explanation`` naming a rep (or an account cap, or an account whose
+        segment no rep serves) and the constraint that fails. An
         infeasible answer's explanation starts with which case it is: "infeasible under
         any assignment" (whichever rep serves each unlocked account, travel limits
         aside: e.g. locked accounts that alone exceed a band) or "infeasible for the
@@ -236,13 +241,15 @@ def trade_off_curve(
     setup = _Setup.build(accounts, reps, tolerances, metrics, adjacency, used_candidates, start, time_limit_s)
     p = setup.problem
     placements = sum(1 for r in p.current if r == UNPLACED)
+    # Budgets too small to meet the account caps have no point: start where they can.
+    first = max(placements, _cap_moves(p))
     if target.objective is not None:
         last = int(target.objective)
     else:
         last = placements + 2 * max(lower_bound(p.view(m)) for m in range(len(p.metrics)))
     if explain_unreachable(p) is not None:
         return ()  # no assignment at all: minimal_moves explains why
-    budgets = _sample(placements, max(last, placements), max_points)
+    budgets = _sample(first, max(last, first), max_points)
     repair = greedy_repair(p)
     return tuple(point for point, _ in _curve(setup, budgets, _current_with_placements(p, repair), num_workers))
 
@@ -439,7 +446,8 @@ def _widening_solve(setup: _Setup, objective: str, num_workers: int) -> tuple[Re
     widest = int(counts.max(initial=0))
     placed = sum(1 for r in p.current if r != UNPLACED)
     unlocked = ~np.array(p.locked, dtype=bool)
-    everyone = np.where(np.array(p.current) == UNPLACED, p.n_reps, p.n_reps - 1)
+    # Every rep serving the account's segment (segments are never widened away).
+    everyone = reach_counts(p, travel_limits=False)
     travel_binds = bool((counts[unlocked] < everyone[unlocked]).any())
     # Candidate counts beyond `widest` add nothing: every rep within reach.
     levels = [k for k in widening(setup.candidate_reps, max(p.n_reps, 1)) if k <= widest or k == setup.candidate_reps]
@@ -572,10 +580,21 @@ def _no_answer(attempts: Sequence[_Attempt], reach: _Reach, objective: str, num_
     stuck = repair.stuck_rep if repair.stuck_rep is not None else 0
     load = p.relative(stuck, p.loads(repair.assignment)[stuck])
     more = "" if setup.candidate_reps >= widest else " or more candidate_reps"
+    held = p.counts(repair.assignment)[stuck]
+    if p.cap_excess(stuck, held) > 0:  # the greedy kept the bands but not this rep's caps
+        rep = p.reps[stuck]
+        caps = ", ".join(
+            f"{name} {cap}"
+            for name, cap in (("min_accounts", rep.min_accounts), ("max_accounts", rep.max_accounts))
+            if cap is not None
+        )
+        where = f"holding {held} accounts ({caps})"
+    else:
+        where = f"at {load:.0%} of fair share{_of(p.metrics[0])} (band {1 - p.tolerance:.0%}-{1 + p.tolerance:.0%})"
     explanation = (
         f"no solution found within {setup.time_limit_s:g} s with {_reach_label(setup.candidate_reps, widest)}; "
-        f"the greedy repair stalled with rep {p.reps[stuck].rep_id} at {load:.0%} of fair share{_of(p.metrics[0])} "
-        f"(band {1 - p.tolerance:.0%}-{1 + p.tolerance:.0%}); a longer time limit, a larger tolerance{more} may help"
+        f"the greedy repair stalled with rep {p.reps[stuck].rep_id} {where}; a longer time limit, "
+        f"a larger tolerance{more} may help"
     )
     return done.result("unknown", bound=last.lower, explanation=explanation, objective_kind=objective)
 
@@ -593,7 +612,7 @@ def _explain_infeasible(last: _Attempt, reach: _Reach, num_workers: int) -> str:
       within reach (no time left, or the model too large for it).
     """
     setup, p = last.setup, last.setup.problem
-    bands, connected = _bands(p), (" and every territory stays connected" if setup.contiguity else "")
+    bands, connected = _bands(p), _side_constraints(setup)
     anywhere = _anywhere_context(setup)
     complete = setup.candidate_reps >= reach.widest
     proven = not last.outcome.by_lp  # CP-SAT or a per-rep proof showed `last` infeasible
@@ -606,29 +625,39 @@ def _explain_infeasible(last: _Attempt, reach: _Reach, num_workers: int) -> str:
         if free_verdict is False:
             compromise = _closest_compromise(free, _start_of(free), num_workers)
             return f"{anywhere}; " + (compromise or tightest_rep(free.problem))
+    serving = " serving its segment" if p.has_segments else ""
     if complete:
         case = "infeasible for the reps within reach"
-        where = "when each account may only stay or move to a rep whose max_travel_km reaches it"
+        where = f"when each account may only stay or move to a rep{serving} whose max_travel_km reaches it"
     else:  # widening stopped short of every rep within reach
         case = "infeasible with the candidates tried"
         cut = "did not fit in the time limit" if reach.too_large else "were not tried in the time limit"
         where = (
-            f"when each account may only stay or move to one of its {setup.candidate_reps} nearest reps within "
-            f"reach (more candidates {cut})"
+            f"when each account may only stay or move to one of its {setup.candidate_reps} nearest reps{serving} "
+            f"within reach (more candidates {cut})"
         )
     lp = " (already in the linear relaxation)" if last.outcome.by_lp else ""
     reason = last.proof or _closest_compromise(setup, _start(last), num_workers) or tightest_rep(p)
     text = f"{case}: no assignment keeps every rep within {bands} of fair share{connected} {where}{lp}; {reason}"
     if free_verdict:
-        text += "; without the travel limits the bands could hold"
+        text += f"; without the travel limits the bands{' and caps' if p.has_caps else ''} could hold"
     return text
 
 
-def _anywhere_context(setup: _Setup) -> str:
+def _side_constraints(setup: _Setup) -> str:
+    """What an assignment must also keep besides the bands, for the explanations."""
+    p = setup.problem
     connected = " and every territory stays connected" if setup.contiguity else ""
+    capped = " and every rep within its min_accounts and max_accounts" if p.has_caps else ""
+    return connected + capped
+
+
+def _anywhere_context(setup: _Setup) -> str:
+    # Segments, unlike travel limits, hold even "under any assignment".
+    who = "a rep serving its segment" if setup.problem.has_segments else "whichever rep"
     return (
         f"infeasible under any assignment: no assignment keeps every rep within {_bands(setup.problem)} of fair "
-        f"share{connected}, whichever rep serves each unlocked account (travel limits aside)"
+        f"share{_side_constraints(setup)}, {who} serves each unlocked account (travel limits aside)"
     )
 
 
@@ -853,11 +882,18 @@ def _best_balance_result(setup: _Setup, max_moves: int, num_workers: int) -> Reb
     start_from = _current_with_placements(p, greedy_repair(p))
     points = list(_curve(setup, [max_moves], start_from, num_workers, fewest_moves=True))
     if not points:
-        return setup.result(
-            "infeasible",
-            objective_kind="imbalance",
-            explanation=f"no assignment with at most {max_moves} moves keeps every territory connected",
-        )
+        # Only contiguity and the account caps can leave a budget without an assignment.
+        kept = [
+            *(["keeps every territory connected"] if setup.contiguity is not None else []),
+            *(["keeps every rep within its min_accounts and max_accounts"] if p.has_caps else []),
+        ]
+        explanation = f"no assignment with at most {max_moves} moves {' and '.join(kept)}"
+        caps = explain_caps_anywhere(p)
+        if caps:
+            explanation += f"; {caps[0]}"
+        elif max_moves < _cap_moves(p):
+            explanation += f"; the caps alone need at least {_cap_moves(p)} moves"
+        return setup.result("infeasible", objective_kind="imbalance", explanation=explanation)
     point, assignment = points[0]
     return setup.result(
         point.status,
@@ -888,6 +924,7 @@ def _curve(
         return (
             UNPLACED not in assignment
             and p.moves(assignment) <= limit
+            and p.caps_hold(assignment)
             and (setup.contiguity is None or not setup.contiguity.broken_reps(assignment))
         )
 
@@ -948,6 +985,7 @@ def _fewest_moves_at(
         if (
             cpsat.worst_deviation(p, solution) <= value
             and p.moves(solution) < p.moves(best)
+            and p.caps_hold(solution)
             and (setup.contiguity is None or not setup.contiguity.broken_reps(solution))
         ):
             return solution
@@ -1100,7 +1138,15 @@ def _closest_compromise(setup: _Setup, start_from: Sequence[int], num_workers: i
     if setup.remaining() < cpsat.MIN_SOLVE_SECONDS:
         return None
     solver = cpsat.solver(num_workers, setup.remaining())
-    if not cpsat.found(cpsat.solve(solver, model)):
+    code = cpsat.solve(solver, model)
+    if code == cp_model.INFEASIBLE and p.has_caps:
+        # Without bands only the caps (and contiguity) can make this model infeasible.
+        connected = " with every territory connected" if setup.contiguity is not None else ""
+        return (
+            "the account caps cannot all hold, whatever the bands: no assignment of the accounts to reps "
+            f"serving and reaching them{connected} gives every rep between its min_accounts and max_accounts"
+        )
+    if not cpsat.found(code):
         return None
     loads = p.metric_loads(cpsat.read(solver, p, x))
     m, worst = max(short, key=lambda key: solver.value(short[key]) / max(p.fairs[key[0]][key[1]], 1.0))
@@ -1127,6 +1173,19 @@ def _bands(problem: Problem) -> str:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _cap_moves(problem: Problem) -> int:
+    """Fewest moves the account caps alone need (placements included): accounts that must
+    leave reps above their max_accounts plus placements, or that must enter reps below
+    their min_accounts, whichever is more. 0 without caps."""
+    p = problem
+    if not p.has_caps:
+        return 0
+    counts = p.counts(p.current)
+    leaving = sum(max(0, counts[r] - rep.max_accounts) for r, rep in enumerate(p.reps) if rep.max_accounts is not None)
+    entering = sum(max(0, rep.min_accounts - counts[r]) for r, rep in enumerate(p.reps) if rep.min_accounts is not None)
+    return max(sum(1 for r in p.current if r == UNPLACED) + leaving, entering)
 
 
 def _current_with_placements(problem: Problem, repair: Repair) -> list[int]:

@@ -18,6 +18,14 @@ Why not a finer resolution: with the total at 1e12 units, OR-Tools 9.15 certifie
 non-optimal solutions as optimal on a few small brute-forced cases (see ``_solver`` in
 model.py); at 1e9 none of about 2,700 such cases went wrong, with or without the
 presolve workaround.
+
+Segments and caps
+-----------------
+Segments act where travel limits do: ``eligible[i, r]`` says whether rep ``r`` serves
+account ``i``'s segment, and only eligible reps become candidates (the current rep is
+always one). Unlike travel limits they are never widened away. The account caps
+(``Rep.min_accounts`` / ``max_accounts``) are constraints of every CP-SAT model
+(``cpsat.assignment_model``) and part of :meth:`Problem.is_balanced`.
 """
 
 from __future__ import annotations
@@ -59,6 +67,7 @@ class Problem:
     candidates: list[tuple[int, ...]]  # allowed reps per account, current rep first
     reachable_by: list[list[int]]  # per rep: accounts that list it as a candidate
     distance_km: NDArray[np.float64]  # accounts x reps, from rep home to account
+    eligible: NDArray[np.bool_]  # accounts x reps: the rep serves the account's segment
     fair: list[float]  # scaled fair potential per rep
     lo: list[int]  # scaled band per rep, inclusive
     hi: list[int]
@@ -103,13 +112,45 @@ class Problem:
         return [self.view(m).loads(assignment) for m in range(len(self.metrics))]
 
     def is_balanced(self, assignment: Sequence[int]) -> bool:
-        """Every account placed and every rep inside its band on every metric."""
+        """Every account placed, every rep inside its band on every metric and within
+        its account caps: what every answer must be."""
         if UNPLACED in assignment:
             return False
         for m, loads in enumerate(self.metric_loads(assignment)):
             if any(load < self.los[m][r] or load > self.his[m][r] for r, load in enumerate(loads)):
                 return False
-        return True
+        return self.caps_hold(assignment)
+
+    @property
+    def has_caps(self) -> bool:
+        """Some rep has a min_accounts or max_accounts."""
+        return any(rep.min_accounts is not None or rep.max_accounts is not None for rep in self.reps)
+
+    @property
+    def has_segments(self) -> bool:
+        """Segments keep some account from some rep."""
+        return not bool(self.eligible.all())
+
+    def counts(self, assignment: Sequence[int]) -> list[int]:
+        """Accounts held by each rep under ``assignment``."""
+        counts = [0] * self.n_reps
+        for r in assignment:
+            if r != UNPLACED:
+                counts[r] += 1
+        return counts
+
+    def cap_excess(self, r: int, count: int) -> int:
+        """How many accounts ``count`` lies outside rep ``r``'s caps; 0 within them."""
+        rep = self.reps[r]
+        below = rep.min_accounts - count if rep.min_accounts is not None else 0
+        above = count - rep.max_accounts if rep.max_accounts is not None else 0
+        return max(0, below, above)
+
+    def caps_hold(self, assignment: Sequence[int]) -> bool:
+        """Every rep holds between its min_accounts and max_accounts accounts."""
+        if not self.has_caps:
+            return True
+        return all(self.cap_excess(r, count) == 0 for r, count in enumerate(self.counts(assignment)))
 
     def imbalance(self, assignment: Sequence[int]) -> float:
         """Largest relative deviation from fair share, ``max |load / fair - 1|``, over
@@ -177,7 +218,8 @@ def build_problem(
         [rep.home_lat for rep in reps],
         [rep.home_lon for rep in reps],
     )
-    candidates = _candidates(distance_km, reps, current, locked, candidate_reps)
+    eligible = serves_matrix(accounts, reps)
+    candidates = _candidates(distance_km, reps, current, locked, candidate_reps, eligible)
 
     return Problem(
         accounts=accounts,
@@ -189,6 +231,7 @@ def build_problem(
         candidates=candidates,
         reachable_by=_reachable_by(candidates, len(reps)),
         distance_km=distance_km,
+        eligible=eligible,
         fair=fairs[0],
         lo=los[0],
         hi=his[0],
@@ -201,12 +244,32 @@ def build_problem(
     )
 
 
+def serves_matrix(accounts: Sequence[Account], reps: Sequence[Rep]) -> NDArray[np.bool_]:
+    """Accounts x reps: whether the rep serves the account's segment (:meth:`Rep.serves`),
+    one lookup per segment rather than per pair."""
+    eligible = np.ones((len(accounts), len(reps)), dtype=bool)
+    labels = sorted({a.segment for a in accounts if a.segment is not None})
+    if not labels or all(not rep.segments for rep in reps):
+        return eligible
+    code = {label: k for k, label in enumerate(labels)}
+    # Row k: which reps serve segment k; the last row is "no segment" (everyone).
+    served = np.ones((len(labels) + 1, len(reps)), dtype=bool)
+    for k, label in enumerate(labels):
+        served[k] = [rep.serves(label) for rep in reps]
+    segment = np.array([code[a.segment] if a.segment is not None else len(labels) for a in accounts], dtype=np.int64)
+    result: NDArray[np.bool_] = served[segment]
+    return result
+
+
 def with_candidates(problem: Problem, candidate_reps: int, *, travel_limits: bool = True) -> Problem:
     """The same problem where each account may go to its ``candidate_reps`` nearest other
     reps (see :func:`_candidates`); with ``travel_limits=False`` every rep counts as within
-    reach, whatever its ``max_travel_km``. Distances are not computed again."""
+    reach, whatever its ``max_travel_km``. Segments always hold: a rep that does not serve
+    an account's segment never becomes its candidate. Distances are not computed again."""
     p = problem
-    candidates = _candidates(p.distance_km, p.reps, p.current, p.locked, candidate_reps, travel_limits=travel_limits)
+    candidates = _candidates(
+        p.distance_km, p.reps, p.current, p.locked, candidate_reps, p.eligible, travel_limits=travel_limits
+    )
     return replace(p, candidates=candidates, reachable_by=_reachable_by(candidates, p.n_reps))
 
 
@@ -223,14 +286,17 @@ def widening(candidate_reps: int, n_reps: int) -> list[int]:
     return levels
 
 
-def reach_counts(problem: Problem) -> NDArray[np.int64]:
+def reach_counts(problem: Problem, *, travel_limits: bool = True) -> NDArray[np.int64]:
     """Per account, how many reps it could go to besides its current one: the reps whose
-    ``max_travel_km`` reaches it (every rep for an account that must be placed), 0 for a
-    locked account. ``candidate_reps`` at or above the largest count means every rep
-    within reach; ``sum(min(count, k)) + placed accounts`` is the model size for ``k``."""
+    ``max_travel_km`` reaches it and that serve its segment, 0 for a locked account.
+    ``candidate_reps`` at or above the largest count means every rep within reach;
+    ``sum(min(count, k)) + placed accounts`` is the model size for ``k``. With
+    ``travel_limits=False``: the reps serving its segment, however far."""
     p = problem
-    max_travel = np.array([math.inf if rep.max_travel_km is None else rep.max_travel_km for rep in p.reps])
-    within = p.distance_km <= max_travel[None, :]
+    max_travel = np.array(
+        [math.inf if rep.max_travel_km is None or not travel_limits else rep.max_travel_km for rep in p.reps]
+    )
+    within = (p.distance_km <= max_travel[None, :]) & p.eligible
     counts = within.sum(axis=1).astype(np.int64)
     current = np.array(p.current, dtype=np.int64)
     rows = np.flatnonzero(current != UNPLACED)
@@ -247,8 +313,9 @@ def candidate_pairs(problem: Problem) -> int:
 def placement_only(problem: Problem) -> Problem:
     """The same problem with every placed account fixed to its current rep (as if
     locked), so only unplaced accounts can be assigned. An unplaced account keeps its
-    candidates; one with no rep within reach gets the nearest rep, beyond its
-    ``max_travel_km`` (the caller says so)."""
+    candidates; one with no rep within reach gets the nearest rep serving its segment,
+    beyond its ``max_travel_km`` (the caller says so). One whose segment no rep serves
+    gets no candidate at all: it cannot be placed (the caller leaves it out)."""
     p = problem
     candidates: list[tuple[int, ...]] = []
     for i, cur in enumerate(p.current):
@@ -256,8 +323,11 @@ def placement_only(problem: Problem) -> Problem:
             candidates.append((cur,))
         elif p.candidates[i]:
             candidates.append(p.candidates[i])
+        elif p.eligible[i].any():
+            serving = np.where(p.eligible[i], p.distance_km[i], np.inf)
+            candidates.append((int(serving.argmin()),))
         else:
-            candidates.append((int(p.distance_km[i].argmin()),))
+            candidates.append(())
     return replace(
         p,
         locked=[cur != UNPLACED for cur in p.current],
@@ -281,16 +351,18 @@ def _candidates(
     current: list[int],
     locked: list[bool],
     candidate_reps: int,
+    eligible: NDArray[np.bool_],
     *,
     travel_limits: bool = True,
 ) -> list[tuple[int, ...]]:
     """Current rep first, then the ``candidate_reps`` nearest other reps within their
-    ``max_travel_km`` (every rep when ``travel_limits`` is False), nearest first.
+    ``max_travel_km`` (every rep when ``travel_limits`` is False) that serve the
+    account's segment (``eligible``), nearest first.
 
-    Staying with the current rep is always allowed, even beyond its max travel: the
-    limit restricts new assignments, it does not force anyone out. With at most
-    ``candidate_reps + 1`` reps this yields every rep within reach (for an account that
-    must be placed, with ``candidate_reps >= n_reps``).
+    Staying with the current rep is always allowed, even beyond its max travel or
+    outside its segments: both rules restrict new assignments, they do not force anyone
+    out. With at most ``candidate_reps + 1`` reps this yields every rep within reach
+    (for an account that must be placed, with ``candidate_reps >= n_reps``).
     """
     n, n_reps = distance_km.shape
     if n == 0:
@@ -298,7 +370,7 @@ def _candidates(
     max_travel = np.array(
         [math.inf if rep.max_travel_km is None or not travel_limits else rep.max_travel_km for rep in reps]
     )
-    ranked = np.where(distance_km <= max_travel[None, :], distance_km, np.inf)
+    ranked = np.where((distance_km <= max_travel[None, :]) & eligible, distance_km, np.inf)
     has_current = np.array(current) != UNPLACED
     rows = np.flatnonzero(has_current)
     ranked[rows, np.array(current)[rows]] = np.inf  # the current rep is added separately

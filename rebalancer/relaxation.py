@@ -11,6 +11,7 @@ gives two things CP-SAT cannot hand back:
   good integer answer moves too. The reduced CP-SAT model starts from them.
 
 Contiguity is left out: without it the LP is still a relaxation, so the bound holds.
+The account caps are in, as in every CP-SAT model.
 """
 
 from __future__ import annotations
@@ -62,6 +63,13 @@ def solve_relaxation(problem: Problem, weights: Sequence[int], *, time_limit_s: 
             load = solver.Sum([x[i, r] * (p.values[m][i] / _LP_SCALE) for i in p.reachable_by[r]])
             solver.Add(load >= p.los[m][r] / _LP_SCALE)
             solver.Add(load <= p.his[m][r] / _LP_SCALE)
+    # The account caps, as in every CP-SAT model (cpsat.assignment_model).
+    for r, rep in enumerate(p.reps):
+        held = solver.Sum([x[i, r] for i in p.reachable_by[r]])
+        if rep.min_accounts is not None:
+            solver.Add(held >= rep.min_accounts)
+        if rep.max_accounts is not None:
+            solver.Add(held <= rep.max_accounts)
 
     unit = max(max(weights, default=1), 1)  # objective coefficients in (0, 1]
     fixed = sum(w for w, cur in zip(weights, p.current) if cur == UNPLACED)

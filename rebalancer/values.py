@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -27,7 +27,10 @@ METRICS, OBJECTIVES = BALANCED_METRICS, REBALANCE_OBJECTIVES
 @dataclass(frozen=True)
 class Account:
     """A customer account. ``rep_id`` None, or a rep not among the reps given to
-    :func:`minimal_moves`, means the account must be placed."""
+    :func:`minimal_moves`, means the account must be placed.
+
+    ``segment`` (any label, e.g. "key account"; None: no segment) limits who may take
+    the account on: only reps that serve that segment (see :meth:`Rep.serves`)."""
 
     account_id: str
     potential: float
@@ -36,6 +39,7 @@ class Account:
     lon: float = 0.0
     rep_id: str | None = None
     locked: bool = False
+    segment: str | None = None
 
     def __post_init__(self) -> None:
         where = f"account {self.account_id}"
@@ -55,18 +59,34 @@ class Account:
             _finite(self.lon) and -180 <= self.lon <= 180,
             f"{where}: lon must be in [-180, 180], got {self.lon!r}",
         )
+        _require(
+            self.segment is None or _label(self.segment),
+            f"{where}: segment must be None (no segment) or a non-empty string, got {self.segment!r}",
+        )
 
 
 @dataclass(frozen=True)
 class Rep:
-    """A sales rep: home base, capacity in FTE (fair share is proportional to it) and
-    an optional travel limit for accounts newly assigned to them."""
+    """A sales rep: home base, capacity in FTE (fair share is proportional to it), an
+    optional travel limit for accounts newly assigned to them, the segments they serve
+    and optional hard caps on how many accounts they hold.
+
+    ``segments``: the account segments the rep serves; empty serves every segment. Any
+    iterable of strings is accepted and stored as a tuple (a bare string is refused: it
+    would read as its letters). Like ``max_travel_km`` it restricts new assignments only:
+    an account stays with its current rep whatever its segment.
+
+    ``min_accounts`` / ``max_accounts``: how many accounts the rep must hold after a
+    proposal (None: no cap). Unlike the band they count accounts, whatever their size."""
 
     rep_id: str
     home_lat: float
     home_lon: float
     capacity_fte: float = 1.0
     max_travel_km: float | None = None
+    segments: tuple[str, ...] = ()
+    min_accounts: int | None = None
+    max_accounts: int | None = None
 
     def __post_init__(self) -> None:
         where = f"rep {self.rep_id}"
@@ -87,6 +107,36 @@ class Rep:
             self.max_travel_km is None or (_finite(self.max_travel_km) and self.max_travel_km >= 0),
             f"{where}: max_travel_km must be None (no limit) or a finite number >= 0, got {self.max_travel_km!r}",
         )
+        segments = self.segments
+        _require(
+            not isinstance(segments, str | bytes) and isinstance(segments, Iterable),
+            f"{where}: segments must be a tuple of segment names (empty: every segment), got {segments!r}",
+        )
+        segments = tuple(segments)
+        _require(
+            all(_label(s) for s in segments),
+            f"{where}: segments must be non-empty strings, got {segments!r}",
+        )
+        # Frozen: normalising a list (or any iterable) to a tuple keeps the rep hashable.
+        object.__setattr__(self, "segments", segments)
+        for name in ("min_accounts", "max_accounts"):
+            cap = getattr(self, name)
+            _require(
+                cap is None or _whole(cap),
+                f"{where}: {name} must be None (no cap) or an int >= 0, got {cap!r}",
+            )
+            if cap is not None:
+                object.__setattr__(self, name, int(cap))
+        _require(
+            self.min_accounts is None or self.max_accounts is None or self.min_accounts <= self.max_accounts,
+            f"{where}: min_accounts ({self.min_accounts}) must not exceed max_accounts ({self.max_accounts})",
+        )
+
+    def serves(self, segment: str | None) -> bool:
+        """Whether the rep may take on an account of ``segment``: an account without a
+        segment goes to anyone; one with a segment to reps serving every segment (no
+        ``segments``) or that one."""
+        return segment is None or not self.segments or segment in self.segments
 
 
 @dataclass(frozen=True)
@@ -255,6 +305,16 @@ def _require_unique(ids: list[str], what: str) -> None:
 
 def _finite(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _label(value: object) -> bool:
+    """A usable segment name: a string with something besides spaces."""
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _whole(value: object) -> bool:
+    """An int >= 0 (numpy integers too; not a bool)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 0
 
 
 def _positive_int(value: object) -> bool:
