@@ -17,6 +17,11 @@ $(STAMP): $(VENV)/bin/python pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/territory demo
 
+# Two test processes: most broker tests wait on sockets and subprocesses, so two of them
+# share this 2-core machine well (the suite takes about half as long). Each process starts
+# its own brokers, databases and workers on free ports. `make test PARALLEL=` runs serially.
+PARALLEL ?= -n 2 --dist worksteal
+
 # What ruff (lint and format) covers: the product, the benchmarks and the tests.
 LINTED := core planner monitor potential detectors rebalancer alerts connectors simulator territory bench tests
 
@@ -25,13 +30,13 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check $(LINTED)
 	$(VENV)/bin/ruff format --check $(LINTED)
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest $(PARALLEL)
 
 test-fast: $(STAMP)
 	$(VENV)/bin/ruff check $(LINTED)
 	$(VENV)/bin/ruff format --check $(LINTED)
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -m 'not slow'
+	$(VENV)/bin/pytest $(PARALLEL) -m 'not slow'
 
 # Resolve pyproject.toml's ranges anew in a throwaway venv and pin the result.
 lock:

@@ -180,7 +180,7 @@ def render(results: dict[str, Any]) -> str:
             f"activities, opportunities; mean {tp.get('mean_message_bytes')} bytes) are produced before anything "
             "consumes them. The raw rate is an `AIOKafkaConsumer` reading all of them from the same broker "
             "with no processing (the client's ceiling, for reference). Timing of a worker run starts at the "
-            "first sample (every 0.25 s, `territory_intake_events_total`) where every worker's count is rising, "
+            "first sample (every 0.25 s, `territory_intake_events_total`) where every worker has counted events, "
             "i.e. after the consumer group has joined and partitions are assigned (quirk 1); *intake* ends when "
             "the workers have counted every input message; *pipeline* ends when the planner "
             "(`territory_planner_updates_total`) has applied the last snapshot. The group's committed "

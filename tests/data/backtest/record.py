@@ -17,36 +17,43 @@ from territory.backtest import read_events, run_backtest
 
 HERE = Path(__file__).parent
 
-company = generate_company(seed=11, n_accounts=500)
-shock = default_shock(company, after_months=7)
-events = [envelope for _, _, envelope in generate_events(company, months=14, shock=shock, seed=11)]
-home = next(e["data"] for e in events if e["type"] == "rep.upserted" and e["data"]["rep_id"] == "R07")
-events.append(
-    {
-        "event_id": "rep-r07-leaves",
-        "type": "rep.upserted",
-        "occurred_at": "2024-12-02T09:00:00+00:00",
-        "source": "simulator",
-        "data": {**home, "active": False},
-    }
-)
-events.sort(key=lambda envelope: envelope["occurred_at"])
-lines = [json.dumps(envelope, separators=(",", ":"), ensure_ascii=False) + "\n" for envelope in events]
-with gzip.GzipFile(HERE / "events.jsonl.gz", "wb", mtime=0) as file:
-    file.write("".join(lines).encode())
-plain = HERE / "events.jsonl"
-plain.write_text("".join(lines), encoding="utf-8")
-result = run_backtest(read_events(plain), Settings())
-plain.unlink()
-(HERE / "ids.json").write_text(
-    json.dumps(
+
+def main() -> None:
+    company = generate_company(seed=11, n_accounts=500)
+    shock = default_shock(company, after_months=7)
+    events = [envelope for _, _, envelope in generate_events(company, months=14, shock=shock, seed=11)]
+    home = next(e["data"] for e in events if e["type"] == "rep.upserted" and e["data"]["rep_id"] == "R07")
+    events.append(
         {
-            "signals": [f"{s['signal_id']} {s['kind']}:{s['state']}" for s in result.signals],
-            "proposals": [p["proposal_id"] for p in result.proposals],
-        },
-        indent=1,
+            "event_id": "rep-r07-leaves",
+            "type": "rep.upserted",
+            "occurred_at": "2024-12-02T09:00:00+00:00",
+            "source": "simulator",
+            "data": {**home, "active": False},
+        }
     )
-    + "\n",
-    encoding="utf-8",
-)
-print(result.summary()["signals"], len(result.proposals), "proposals")
+    events.sort(key=lambda envelope: envelope["occurred_at"])
+    lines = [json.dumps(envelope, separators=(",", ":"), ensure_ascii=False) + "\n" for envelope in events]
+    with gzip.GzipFile(HERE / "events.jsonl.gz", "wb", mtime=0) as file:
+        file.write("".join(lines).encode())
+    plain = HERE / "events.jsonl"
+    plain.write_text("".join(lines), encoding="utf-8")
+    result = run_backtest(read_events(plain), Settings())
+    plain.unlink()
+    (HERE / "ids.json").write_text(
+        json.dumps(
+            {
+                "signals": [f"{s['signal_id']} {s['kind']}:{s['state']}" for s in result.signals],
+                "proposals": [p["proposal_id"] for p in result.proposals],
+            },
+            indent=1,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    print(result.summary()["signals"], len(result.proposals), "proposals")
+
+
+# Only as a script: pytest imports every module under tests/ (doctests), and must not re-record.
+if __name__ == "__main__":
+    main()
