@@ -20,6 +20,9 @@ from core.geocode import UnresolvedPostalCode, default_resolver
 MAX_ID_LENGTH = 200
 MAX_TEXT_LENGTH = 2000
 MAX_REGION_LENGTH = 64
+MAX_SEGMENT_LENGTH = 64
+MAX_SEGMENTS = 200
+MAX_ACCOUNTS_CAP = 10**7
 MAX_MESSAGE_BYTES = 256 * 1024
 MAX_EMPLOYEES = 10**9
 # Event times outside these years are typos or garbage; they would also overflow the
@@ -158,6 +161,26 @@ def _region(field: str, value: Any) -> str:
     return _printable(field, _unicode(field, value), allowed="")
 
 
+def _segment(field: str, value: Any) -> str:
+    """A segment label (industry, key account, product line): compared as given, less the
+    spaces around it, so "Retail " in one export and "Retail" in another are one segment."""
+    if not isinstance(value, str) or not value.strip():
+        raise ContractError(field, f"must be a non-empty string, got {_show(value)}")
+    if len(value.strip()) > MAX_SEGMENT_LENGTH:
+        raise ContractError(field, f"longer than {MAX_SEGMENT_LENGTH} characters")
+    return _printable(field, _unicode(field, value.strip()), allowed="")
+
+
+def _segments(field: str, value: Any) -> list[str]:
+    """The segments a rep serves, duplicates dropped, in the order given (empty: any)."""
+    if not isinstance(value, list):
+        raise ContractError(field, f"must be a list of segment labels, got {_show(value)}")
+    if len(value) > MAX_SEGMENTS:
+        raise ContractError(field, f"more than {MAX_SEGMENTS} segments")
+    labels = [_segment(f"{field}[{n}]", item) for n, item in enumerate(value)]
+    return list(dict.fromkeys(labels))
+
+
 def _optional_identifier(field: str, value: Any) -> str | None:
     return None if value is None else _identifier(field, value)
 
@@ -184,6 +207,8 @@ _SCHEMAS: dict[str, tuple[dict[str, Checker], dict[str, tuple[Checker, Any]]]] =
             "name": (_text, None),
             # Wins over the region looked up from the location (docs/EVENTS.md).
             "region": (_region, None),
+            # Only reps who serve it (or serve any segment) may be given the account.
+            "segment": (_segment, None),
         },
     ),
     "account.closed": ({"account_id": _identifier}, {"reason": (_text, None)}),
@@ -200,6 +225,11 @@ _SCHEMAS: dict[str, tuple[dict[str, Checker], dict[str, tuple[Checker, Any]]]] =
             "active": (_boolean, True),
             "max_travel_km": (_number(0.0, 20000.0), None),
             "name": (_text, None),
+            # Absent or empty: the rep serves every segment.
+            "segments": (_segments, None),
+            # Hard limits on how many accounts a proposal leaves the rep with.
+            "min_accounts": (_integer(0, MAX_ACCOUNTS_CAP), None),
+            "max_accounts": (_integer(0, MAX_ACCOUNTS_CAP), None),
         },
     ),
     "order.placed": (
@@ -287,6 +317,10 @@ def _validate_data(event_type: str, payload: Mapping[str, Any]) -> dict[str, Any
         _locate(data, "lat", "lon", event_type)
     elif event_type == "rep.upserted":
         _locate(data, "home_lat", "home_lon", event_type)
+        data["segments"] = data["segments"] or []  # a fresh list per event, never a shared default
+        low, high = data["min_accounts"], data["max_accounts"]
+        if low is not None and high is not None and low > high:
+            raise ContractError("data.min_accounts", f"must be <= max_accounts ({high}), got {low}")
     return data
 
 

@@ -43,6 +43,8 @@ class AccountState:
     lon: float | None = None
     industry: str | None = None
     employees: int | None = None
+    # Only reps who serve this segment (or every segment) may be given the account.
+    segment: str | None = None
     # Keyed hash of the name (pseudonym); the name itself is not stored.
     name_hash: str | None = None
     # What market shocks (and the potential model) group by: the account's explicit `region`
@@ -103,6 +105,7 @@ class AccountState:
             "lon": self.lon,
             "industry": self.industry,
             "employees": self.employees,
+            "segment": self.segment,
             "name_hash": self.name_hash,
             "region": self.region,
             "country": self.country,
@@ -143,6 +146,11 @@ class RepState:
     active: bool = True
     max_travel_km: float | None = None
     updated_at: str = ""
+    # The segments the rep serves (empty: every segment) and hard limits on the accounts a
+    # proposal leaves them with.
+    segments: list[str] = field(default_factory=list)
+    min_accounts: int | None = None
+    max_accounts: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -178,6 +186,7 @@ def apply_account_event(state: AccountState | None, event: Event, *, name_hash: 
             current.region = data.get("region") or current.admin1 or current.country
             current.lat, current.lon = data["lat"], data["lon"]
             current.industry, current.employees = data["industry"], data["employees"]
+            current.segment = data.get("segment")  # held events parsed before the field lack it
             current.name_hash = name_hash
         if data["rep_id"] is not None and _newer(moment, current.owner_at):
             current.owner_at = moment
@@ -223,6 +232,9 @@ def apply_rep_event(event: Event) -> RepState:
         active=data["active"],
         max_travel_km=data["max_travel_km"],
         updated_at=event.occurred_at.astimezone(timezone.utc).isoformat(),
+        segments=list(data.get("segments") or []),
+        min_accounts=data.get("min_accounts"),
+        max_accounts=data.get("max_accounts"),
     )
 
 

@@ -136,3 +136,52 @@ def test_rep_home_from_postal_code_and_lock_left_unchanged_when_absent():
         "data": {"account_id": "acc-1", "lat": 50.0, "lon": 8.0, "rep_id": "R1"},
     }
     assert parse(upsert, topic=topics.ACCOUNTS).data["locked"] is None
+
+
+def rep_message(**data: object) -> dict:
+    return {
+        "event_id": "r9",
+        "type": "rep.upserted",
+        "occurred_at": "2025-01-01T00:00:00Z",
+        "data": {"rep_id": "R9", "home_lat": 48.1, "home_lon": 11.6, **data},
+    }
+
+
+def test_segments_and_caps_are_typed_and_default_to_none():
+    event = parse(rep_message(), topic=topics.REPS, key="R9")
+    assert event.data["segments"] == [] and event.data["min_accounts"] is None and event.data["max_accounts"] is None
+    event = parse(
+        rep_message(segments=["key account", " retail ", "Ünïcode 小売"], min_accounts=3, max_accounts=40.0),
+        topic=topics.REPS,
+        key="R9",
+    )
+    # Labels are compared as given but for surrounding spaces; duplicates collapse in order.
+    assert event.data["segments"] == ["key account", "retail", "Ünïcode 小売"]
+    assert (event.data["min_accounts"], event.data["max_accounts"]) == (3, 40)
+    account = {
+        "event_id": "a9",
+        "type": "account.upserted",
+        "occurred_at": "2025-01-01T00:00:00Z",
+        "data": {"account_id": "acc-1", "lat": 48.1, "lon": 11.6, "segment": " key account "},
+    }
+    assert parse(account, topic=topics.ACCOUNTS, key="acc-1").data["segment"] == "key account"
+    del account["data"]["segment"]
+    assert parse(account, topic=topics.ACCOUNTS, key="acc-1").data["segment"] is None
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"segments": "retail"}, "data.segments: must be a list of segment labels"),
+        ({"segments": ["retail", ""]}, "data.segments[1]: must be a non-empty string"),
+        ({"segments": ["retail", 7]}, "data.segments[1]: must be a non-empty string"),
+        ({"segments": ["a\nb"]}, "data.segments[0]: contains a control character"),
+        ({"segments": ["x" * 65]}, "data.segments[0]: longer than 64 characters"),
+        ({"segments": [f"s{i}" for i in range(201)]}, "data.segments: more than 200 segments"),
+        ({"min_accounts": -1}, "data.min_accounts: must be >= 0"),
+        ({"max_accounts": 2.5}, "data.max_accounts: must be an integer"),
+        ({"min_accounts": 5, "max_accounts": 4}, "data.min_accounts: must be <= max_accounts (4), got 5"),
+    ],
+)
+def test_bad_segments_and_caps_name_the_field(data, expected):
+    assert reason(rep_message(**data), topic=topics.REPS, key="R9").startswith(expected)

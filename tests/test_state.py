@@ -8,7 +8,14 @@ from datetime import datetime, timezone
 import pytest
 
 from core.contract import parse_event
-from monitor.state import AccountState, RepState, apply_account_event, territory_aggregates, trailing_sum
+from monitor.state import (
+    AccountState,
+    RepState,
+    apply_account_event,
+    apply_rep_event,
+    territory_aggregates,
+    trailing_sum,
+)
 from core import topics
 
 
@@ -51,3 +58,33 @@ def test_aggregates_weight_fair_share_by_capacity_and_skip_inactive_reps():
     assert aggregates["R2"].share == pytest.approx(1 / 3)
     assert aggregates["R2"].deviation == pytest.approx(0.0)
     assert aggregates["R2"].workload_min == 30
+
+
+def test_segment_follows_the_newest_profile_and_rep_rows_keep_segments_and_caps():
+    def upsert(event_id: str, when: str, **data: object):
+        document = {
+            "event_id": event_id,
+            "type": "account.upserted",
+            "occurred_at": when,
+            "data": {"account_id": "acc-1", "lat": 48.1, "lon": 11.6, **data},
+        }
+        return parse_event(json.dumps(document).encode(), topic=topics.ACCOUNTS, key=b"acc-1")
+
+    state = apply_account_event(None, upsert("u2", "2025-02-01T00:00:00Z", segment="key account"))
+    state = apply_account_event(state, upsert("u1", "2025-01-01T00:00:00Z", segment="retail"))  # older: ignored
+    assert state.segment == "key account"
+    assert AccountState.from_dict(state.to_dict()).segment == "key account"
+    state = apply_account_event(state, upsert("u3", "2025-03-01T00:00:00Z"))  # a newer profile without one
+    assert state.segment is None
+
+    rep = {
+        "event_id": "r1",
+        "type": "rep.upserted",
+        "occurred_at": "2025-01-01T00:00:00Z",
+        "data": {"rep_id": "R1", "home_lat": 48.1, "home_lon": 11.6, "segments": ["retail"], "max_accounts": 9},
+    }
+    row = apply_rep_event(parse_event(json.dumps(rep).encode(), topic=topics.REPS, key=b"R1")).to_dict()
+    assert (row["segments"], row["min_accounts"], row["max_accounts"]) == (["retail"], None, 9)
+    # A row written before these fields existed still loads: any segment, no caps.
+    old = {key: value for key, value in row.items() if key not in ("segments", "min_accounts", "max_accounts")}
+    assert RepState.from_dict(old).segments == [] and RepState.from_dict(old).max_accounts is None
