@@ -36,11 +36,13 @@ __all__ = [
     "Table",
     "flag",
     "identifier",
+    "labels",
     "number_above_0",
     "number_at_least_0",
     "number_in",
     "optional",
     "read_table",
+    "whole_number_at_least_0",
 ]
 
 #: Row problems listed per file before "... and N more".
@@ -202,6 +204,28 @@ def number_at_least_0(text: str, style: NumberStyle = NumberStyle()) -> float:
     if value < 0:
         raise CellError(f"must be a number >= 0, got {text!r}")
     return value
+
+
+def whole_number_at_least_0(text: str, style: NumberStyle = NumberStyle()) -> int:
+    """A count: a whole number >= 0 (``12``, ``12.0``, ``1,200``).
+
+    >>> whole_number_at_least_0("12"), whole_number_at_least_0("1,200"), whole_number_at_least_0("3.0")
+    (12, 1200, 3)
+    """
+    value = _number(text, style, "a whole number >= 0")
+    if value < 0 or not value.is_integer():
+        raise CellError(f"must be a whole number >= 0, got {text!r}")
+    return int(value)
+
+
+def labels(text: str, style: NumberStyle = NumberStyle()) -> tuple[str, ...]:
+    """A ``;``-separated list of names, each stripped, empty items dropped; an empty cell
+    is the empty tuple.
+
+    >>> labels("key account; smb"), labels(""), labels(" smb ;; ")
+    (('key account', 'smb'), (), ('smb',))
+    """
+    return tuple(item.strip() for item in text.split(";") if item.strip())
 
 
 def number_above_0(text: str, style: NumberStyle = NumberStyle()) -> float:

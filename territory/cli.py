@@ -254,13 +254,15 @@ def rebalance(
         "--units",
         dir_okay=False,
         help="UNITS.csv: unit_id, lat, lon, potential; optional workload (0), rep_id "
-        "(empty: unassigned), locked (false).",
+        "(empty: unassigned), locked (false), segment (empty: none; only reps serving it may take the unit on).",
     ),
     reps: Path = typer.Option(
         ...,
         "--reps",
         dir_okay=False,
-        help="REPS.csv: rep_id, home_lat, home_lon; optional capacity_fte (1.0), max_travel_km (no limit).",
+        help="REPS.csv: rep_id, home_lat, home_lon; optional capacity_fte (1.0), max_travel_km (no limit), "
+        "segments served (;-separated; empty: every segment), min_accounts and max_accounts (whole numbers: "
+        "the fewest and most units the rep holds after the proposal; empty: no cap).",
     ),
     adjacency: Optional[Path] = typer.Option(
         None,
@@ -290,7 +292,10 @@ def rebalance(
         help="What if this rep leaves (repeatable): their units must be placed, their locks no longer hold.",
     ),
     add_rep: List[str] = typer.Option(
-        [], "--add-rep", help="What if this rep joins (repeatable): ID,LAT,LON[,CAPACITY_FTE[,MAX_TRAVEL_KM]]."
+        [],
+        "--add-rep",
+        help="What if this rep joins (repeatable): ID,LAT,LON[,CAPACITY_FTE[,MAX_TRAVEL_KM]]; "
+        "they serve every segment, without account caps.",
     ),
     compare_tolerance: List[float] = typer.Option(
         [], "--compare-tolerance", help="What if the band were this wide (repeatable), e.g. 0.05."
@@ -314,6 +319,9 @@ def rebalance(
     """Propose the fewest unit moves that bring every rep back into the band, from CSV files (no Kafka).
 
     Each --drop-rep, --add-rep and --compare-tolerance is its own what-if scenario against the base input.
+
+    Segments and account caps are hard: no unit moves to a rep that does not serve its segment (staying is always
+    allowed), and every rep ends within its min_accounts and max_accounts. Fair shares stay company-wide.
 
     Exit status: 0 a proposal (or nothing to move); 1 none for the base case (reason printed); 2 bad input.
     """

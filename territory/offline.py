@@ -15,10 +15,17 @@ have a decimal comma and digit grouping, booleans read true/yes/y/1/x/on and
 false/no/n/0/off in any case, see ``connectors.values``):
 
 - UNITS.csv: ``unit_id, lat, lon, potential`` required; ``workload`` (default 0),
-  ``rep_id`` (empty: unassigned, the unit must be placed), ``locked`` (default false).
+  ``rep_id`` (empty: unassigned, the unit must be placed), ``locked`` (default false),
+  ``segment`` (empty: none; a unit with a segment only goes to reps serving it).
 - REPS.csv: ``rep_id, home_lat, home_lon`` required; ``capacity_fte`` (default 1.0),
-  ``max_travel_km`` (default: no limit).
+  ``max_travel_km`` (default: no limit), ``segments`` (the segments the rep serves,
+  ``;``-separated, spaces around each stripped; empty: every segment; quote the cell in a
+  ``;``-delimited file), ``min_accounts`` and ``max_accounts`` (whole numbers >= 0: the
+  fewest and most units the rep holds after the proposal; empty: no cap).
 - EDGES.csv: ``unit_a, unit_b``: neighbouring units; territories stay connected.
+
+Segments restrict new assignments only: a unit stays with its current rep whatever its
+segment. Fair shares stay company-wide (see docs/REBALANCER.md, "Segments and caps").
 
 Problems are reported as ``FILE line N, column C: what is wrong``, N being the line of the
 file (the header is line 1; a quoted cell spanning lines counts its lines).
@@ -40,11 +47,13 @@ from connectors.tables import (
     Problems,
     flag,
     identifier,
+    labels,
     number_above_0,
     number_at_least_0,
     number_in,
     optional,
     read_table,
+    whole_number_at_least_0,
 )
 from core.formatting import amount, significant_percent
 from rebalancer import Account, CurvePoint, RebalanceResult, Rep, RepBalance, minimal_moves, trade_off_curve
@@ -76,8 +85,11 @@ __all__ = [
 ]
 
 #: (required, optional) columns of each file.
-UNIT_COLUMNS = (("unit_id", "lat", "lon", "potential"), ("workload", "rep_id", "locked"))
-REP_COLUMNS = (("rep_id", "home_lat", "home_lon"), ("capacity_fte", "max_travel_km"))
+UNIT_COLUMNS = (("unit_id", "lat", "lon", "potential"), ("workload", "rep_id", "locked", "segment"))
+REP_COLUMNS = (
+    ("rep_id", "home_lat", "home_lon"),
+    ("capacity_fte", "max_travel_km", "segments", "min_accounts", "max_accounts"),
+)
 EDGE_COLUMNS = (("unit_a", "unit_b"), ())
 
 METRICS = ("potential", "workload")
@@ -242,6 +254,7 @@ def read_units(path: Path) -> tuple[Account, ...]:
         workload = cell("workload", optional(number_at_least_0, 0.0))
         rep_id = row.get("rep_id") or None
         locked = cell("locked", flag)
+        segment = row.get("segment") or None
         if unit_id is None:
             continue
         if unit_id in first_line:
@@ -261,6 +274,7 @@ def read_units(path: Path) -> tuple[Account, ...]:
                 lon=lon,
                 rep_id=rep_id,
                 locked=locked,
+                segment=segment,
             )
         )
     errors.raise_if_any()
@@ -281,13 +295,19 @@ def read_reps(path: Path) -> tuple[Rep, ...]:
         home_lon = cell("home_lon", number_in(-180, 180))
         capacity = cell("capacity_fte", optional(number_above_0, 1.0))
         max_travel = cell("max_travel_km", optional(number_at_least_0, None), none_ok=True)
+        segments = cell("segments", labels)
+        least = cell("min_accounts", optional(whole_number_at_least_0, None), none_ok=True)
+        most = cell("max_accounts", optional(whole_number_at_least_0, None), none_ok=True)
+        if least is not BAD and most is not BAD and least is not None and most is not None and least > most:
+            errors.add(line, "min_accounts", f"must not exceed max_accounts ({most}), got {least}")
+            least = BAD
         if rep_id is None:
             continue
         if rep_id in first_line:
             errors.add(line, "rep_id", f"duplicate rep {rep_id!r} (first on line {first_line[rep_id]})")
             continue
         first_line[rep_id] = line
-        if None in (home_lat, home_lon, capacity) or max_travel is BAD:
+        if None in (home_lat, home_lon, capacity) or BAD in (max_travel, least, most):
             continue
         reps.append(
             errors.build(
@@ -298,6 +318,9 @@ def read_reps(path: Path) -> tuple[Rep, ...]:
                 home_lon=home_lon,
                 capacity_fte=capacity,
                 max_travel_km=max_travel,
+                segments=segments,
+                min_accounts=least,
+                max_accounts=most,
             )
         )
     errors.raise_if_any()
