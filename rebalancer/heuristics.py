@@ -491,17 +491,18 @@ def explain_caps_anywhere(problem: Problem) -> list[str]:
     if not p.has_caps:
         return []
     may_hold = _may_hold(p)
-    stuck, reachable = [0] * p.n_reps, [0] * p.n_reps
-    for i, cur in enumerate(p.current):
-        if cur != UNPLACED and (p.locked[i] or may_hold[i].sum() == 1):
-            stuck[cur] += 1
-        if cur != UNPLACED and p.locked[i]:
-            reachable[cur] += 1
-        else:
-            for r in np.flatnonzero(may_hold[i]):
-                reachable[r] += 1
+    current = np.array(p.current, dtype=np.int64)
+    locked = np.array(p.locked, dtype=bool)  # locked accounts are placed
+    # Stuck: locked, or held by the only rep that may hold it.
+    stuck = (current != UNPLACED) & (locked | (may_hold.sum(axis=1) == 1))
+    stuck_counts = np.bincount(current[stuck], minlength=p.n_reps)
+    reachable = np.bincount(current[locked], minlength=p.n_reps) + may_hold[~locked].sum(axis=0)
     return _cap_findings(
-        p, stuck, reachable, why="locked, or no other rep serves them", which="those it serves or holds"
+        p,
+        [int(c) for c in stuck_counts],
+        [int(c) for c in reachable],
+        why="locked, or no other rep serves them",
+        which="those it serves or holds",
     )
 
 
@@ -543,9 +544,9 @@ def explain_infeasible_anywhere(problem: Problem) -> str | None:
     p = problem
     tol = p.tolerance
     of = "" if p.metrics[0] == "potential" else f" of {p.metrics[0]}"
-    for i, cur in enumerate(p.current):
-        if cur == UNPLACED and not p.eligible[i].any():
-            return explain_unserved(p.accounts[i])
+    unserved = np.flatnonzero((np.array(p.current) == UNPLACED) & ~p.eligible.any(axis=1))
+    if unserved.size:
+        return explain_unserved(p.accounts[int(unserved[0])])
     locked_load = [0] * p.n_reps
     for i, r in enumerate(p.current):
         if p.locked[i]:
@@ -562,11 +563,17 @@ def explain_infeasible_anywhere(problem: Problem) -> str | None:
             roomiest = max(range(p.n_reps), key=lambda r: p.hi[r])
             largest = max(free, key=lambda i: p.potential[i], default=None)
             worst = (largest, roomiest) if largest is not None else None
-        else:
+        elif free:
             # Per account, the roomiest rep that may hold it; the account furthest over it.
-            roomiest_of = {i: max(map(int, np.flatnonzero(may_hold[i])), key=lambda r: p.hi[r]) for i in free}
-            largest = max(free, key=lambda i: p.relative(roomiest_of[i], p.potential[i]), default=None)
-            worst = (largest, roomiest_of[largest]) if largest is not None else None
+            hi, fair = np.array(p.hi, dtype=np.int64), np.array(p.fair)
+            roomiest_of = np.where(may_hold[free], hi[None, :], -1).argmax(axis=1)
+            fair_of = fair[roomiest_of]
+            potential = np.array(p.potential, dtype=np.float64)[free]
+            shares = np.divide(potential, fair_of, out=np.ones_like(potential), where=fair_of > 0)
+            k = int(shares.argmax())
+            worst = (free[k], int(roomiest_of[k]))
+        else:
+            worst = None
         if worst is not None and p.potential[worst[0]] > p.hi[worst[1]]:
             i, r = worst
             share = p.relative(r, p.potential[i])
@@ -580,6 +587,10 @@ def explain_infeasible_anywhere(problem: Problem) -> str | None:
                     "whoever serves it is over the band",
                 )
             )
+    if segmented:  # per rep, the unlocked potential it may hold
+        free_potential = np.where(np.array(p.locked, dtype=bool), 0, np.array(p.potential, dtype=np.int64))
+        free_for = free_potential @ may_hold
+        serves_all = may_hold.sum(axis=0) == p.n_accounts
     for r, rep in enumerate(p.reps):
         share = p.relative(r, locked_load[r])
         if locked_load[r] > p.hi[r]:
@@ -591,9 +602,8 @@ def explain_infeasible_anywhere(problem: Problem) -> str | None:
                     f"total {have}",
                 )
             )
-        if segmented and not may_hold[:, r].all():
-            free_here = sum(p.potential[i] for i in np.flatnonzero(may_hold[:, r]) if not p.locked[i])
-            available, served = free_here + locked_load[r], " that it serves or holds"
+        if segmented and not serves_all[r]:
+            available, served = int(free_for[r]) + locked_load[r], " that it serves or holds"
         else:
             available, served = free_total + locked_load[r], ""
         if available < p.lo[r]:

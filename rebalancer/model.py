@@ -1195,6 +1195,7 @@ def _current_with_placements(problem: Problem, repair: Repair) -> list[int]:
 
 def _moves(problem: Problem, assignment: Sequence[int], before: Sequence[RepBalance]) -> tuple[Move, ...]:
     by_rep = {b.rep_id: b for b in before}
+    counts = problem.counts(problem.current) if problem.has_caps else []
     moves = []
     for i, (cur, new) in enumerate(zip(problem.current, assignment)):
         if cur != UNPLACED and cur == new:
@@ -1204,8 +1205,9 @@ def _moves(problem: Problem, assignment: Sequence[int], before: Sequence[RepBala
         if cur != UNPLACED:
             from_rep = problem.reps[cur].rep_id
             reason = (
-                f"{from_rep} {_deviation_phrase(by_rep[from_rep], problem, 'fair share by')}; "
-                f"{to_rep} {_deviation_phrase(by_rep[to_rep], problem, 'by')}"
+                f"{from_rep} {_deviation_phrase(by_rep[from_rep], problem, 'fair share by')}"
+                f"{_cap_phrase(problem, cur, counts)}; "
+                f"{to_rep} {_deviation_phrase(by_rep[to_rep], problem, 'by')}{_cap_phrase(problem, new, counts)}"
             )
         elif account.rep_id is None:
             reason = "no owner"
@@ -1225,6 +1227,17 @@ def _moves(problem: Problem, assignment: Sequence[int], before: Sequence[RepBala
     # Grouped as people read them: "move these accounts from A to C", biggest first.
     moves.sort(key=lambda m: (m.from_rep or "", m.to_rep, -m.potential, m.account_id))
     return tuple(moves)
+
+
+def _cap_phrase(problem: Problem, r: int, counts: Sequence[int]) -> str:
+    """ ", above max_accounts (9 > 8)" when rep ``r`` held more (or fewer) accounts than its
+    caps allow before the proposal: why an account moved although the bands held."""
+    if not counts or problem.cap_excess(r, counts[r]) == 0:
+        return ""
+    rep = problem.reps[r]
+    if rep.max_accounts is not None and counts[r] > rep.max_accounts:
+        return f", above max_accounts ({counts[r]} > {rep.max_accounts})"
+    return f", below min_accounts ({counts[r]} < {rep.min_accounts})"
 
 
 def _deviation_phrase(balance: RepBalance, problem: Problem, by: str) -> str:

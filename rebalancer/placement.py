@@ -194,8 +194,8 @@ def place_accounts(
         if chosen.status == "infeasible":
             why = (
                 f"no placement of the {n} orphaned account{'s' if n > 1 else ''} keeps every rep within its "
-                "min_accounts and max_accounts (a placement moves no other account); a full rebalance "
-                "(minimal_moves) may"
+                "min_accounts and max_accounts; a placement moves no other account, a full rebalance "
+                "(minimal_moves) may move other accounts too"
             )
         else:
             why = f"no placement within the account caps found in {time_limit_s:g} s"
@@ -408,7 +408,7 @@ def _caps_sentence(caps: Sequence[str], n: int) -> str:
     more = f" ({others} more cap{'s' if others > 1 else ''} cannot hold either)" if others else ""
     return (
         f"no placement of the {n} orphaned account{'s' if n > 1 else ''} can meet the account caps: {caps[0]}{more}; "
-        "a full rebalance (minimal_moves) may"
+        "a full rebalance (minimal_moves) may move other accounts too"
     )
 
 

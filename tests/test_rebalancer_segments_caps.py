@@ -565,3 +565,28 @@ def test_place_accounts_keeps_the_orphans_of_a_full_rep_elsewhere() -> None:
     assert {m.to_rep for m in result.moves} == {"R2"}
     check_segments_and_caps(accounts, reps, result)
     assert result.explanation and "a full rebalance (minimal_moves)" in result.explanation
+
+
+def test_place_accounts_with_caps_that_only_fail_together_is_infeasible() -> None:
+    # Both orphans are key accounts, only R1 serves them, and R1 may hold one more.
+    reps = [Rep("R1", 45.0, 5.0, segments=("key",), max_accounts=1), Rep("R2", 45.1, 5.0, segments=("smb",))]
+    accounts = [
+        Account("A1", 10, rep_id="R2", segment="smb"),
+        Account("O1", 10, rep_id="GONE", segment="key"),
+        Account("O2", 10, rep_id="GONE", segment="key"),
+    ]
+    result = place_accounts(accounts, reps, tolerance=0.5, candidate_reps=1)
+    assert result.status == "infeasible" and result.moves == ()
+    assert result.explanation == (
+        "no placement of the 2 orphaned accounts keeps every rep within its min_accounts and max_accounts; "
+        "a placement moves no other account, a full rebalance (minimal_moves) may move other accounts too"
+    )
+
+
+def test_a_move_made_for_a_cap_says_so_in_its_reason() -> None:
+    # Both reps are in band; R1 holds one account more than its max.
+    reps = [Rep("R1", 45.0, 5.0, max_accounts=2), Rep("R2", 45.0, 5.0)]
+    accounts = [Account(f"A{i}", 10, rep_id="R1") for i in range(3)] + [Account("B", 30, rep_id="R2")]
+    result = minimal_moves(accounts, reps, tolerance=0.5)
+    assert result.status == "optimal" and len(result.moves) == 1
+    assert result.moves[0].reason == "R1 within band (+0%), above max_accounts (3 > 2); R2 within band (+0%)"
