@@ -235,9 +235,7 @@ class Intake:
         while other snapshots of the same batch, with orders of that day, are still to come."""
         batch = self._batch
         if event is not None:
-            moment = event.occurred_at.astimezone(timezone.utc).isoformat()
-            earliest, newest = batch.times.get(origin.source, (moment, moment))
-            batch.times[origin.source] = [min(earliest, moment), max(newest, moment)]
+            self._note_time(event, origin)
             record = {**record, "stream_times_follow": True}
         at = batch.pending.get(key)
         if at is not None and "orders" in record:
@@ -247,6 +245,12 @@ class Intake:
             batch.snapshots.append((key, record))
         else:
             batch.snapshots[at] = (key, record)
+
+    def _note_time(self, event: Event, origin: Origin) -> None:
+        """`event`'s time goes into this batch's `stream_times` record for its stream."""
+        moment = event.occurred_at.astimezone(timezone.utc).isoformat()
+        earliest, newest = self._batch.times.get(origin.source, (moment, moment))
+        self._batch.times[origin.source] = [min(earliest, moment), max(newest, moment)]
 
     def _close_snapshot(self, key: str) -> None:
         """Later records of `key` in this batch start a snapshot of their own (after an erasure)."""
@@ -470,6 +474,9 @@ class Intake:
             event = _held_event(entry, origin)
             state = apply_account_event(state, event)
             released.append(event)
+            # Applied inside the account's snapshot: its own stream's time goes out with it (that
+            # stream's last event may be this one, and only stream_times moves the watermark).
+            self._note_time(event, origin)
             self.on_outcome(origin.topic, "applied", None)
         self.held_count -= len(held)
         return state, released

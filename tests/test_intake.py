@@ -77,6 +77,18 @@ def test_order_before_its_account_is_held_then_applied():
     assert "held" not in h.state_sent[-1][1]  # the planner never sees raw held messages
 
 
+def test_a_held_event_tells_the_planner_its_time_when_it_is_released():
+    # The planner's watermark learns a stream's time only from stream_times records. An order
+    # that waited for its account is applied inside the account's snapshot: its own stream's
+    # time must go out with it, or a stream whose last event waited never moves the watermark.
+    h = Harness()
+    h.send(topics.ORDERS, "a1", order("a1", "2025-04-05T00:00:00Z", 100, "o1"), partition=1)
+    h.send(topics.ACCOUNTS, "a1", upsert("a1", "2025-01-02T00:00:00Z"))
+    times = [value["times"] for _, value in h.all_sent if value["kind"] == "stream_times"]
+    assert times[-1][f"{topics.ORDERS}:1"] == ["2025-04-05T00:00:00+00:00", "2025-04-05T00:00:00+00:00"]
+    assert times[-1][f"{topics.ACCOUNTS}:0"] == ["2025-01-02T00:00:00+00:00", "2025-01-02T00:00:00+00:00"]
+
+
 def test_held_order_expires_into_the_dead_letter_topic_as_its_validated_event():
     h = Harness(hold_for=timedelta(days=30))
     original = order("ghost", "2025-01-10T00:00:00Z", 100, "o1")
