@@ -25,6 +25,7 @@ from connectors.mapping import (
     as_boolean,
     as_fraction,
     as_integer,
+    as_labels,
     as_number,
     as_timestamp,
     lower_text,
@@ -48,6 +49,7 @@ FIELDS: dict[str, dict[str, Parser]] = {
         "rep_id": text,
         "locked": as_boolean,
         "name": text,
+        "segment": text,
     },
     "rep.upserted": {
         "rep_id": text,
@@ -57,6 +59,9 @@ FIELDS: dict[str, dict[str, Parser]] = {
         "active": as_boolean,
         "max_travel_km": as_number,
         "name": text,
+        "segments": as_labels,  # ;-separated in a cell
+        "min_accounts": as_integer,
+        "max_accounts": as_integer,
         # Not in the contract yet: where the home base is when there are no coordinates.
         "city": text,
         "postal_code": text,

@@ -40,6 +40,7 @@ from datetime import datetime, timezone, tzinfo
 from typing import Any
 
 from connectors.csv_source import Row, find_column
+from connectors.tables import labels
 from connectors.values import NumberStyle, boolean, fraction, integer, iso, number, show, timestamp
 from core.contract import MAX_ID_LENGTH, ContractError, validate_envelope
 
@@ -377,6 +378,11 @@ def as_integer(raw: str, ctx: Context) -> int:
 
 def as_fraction(raw: str, ctx: Context) -> float:
     return fraction(raw, ctx.numbers)
+
+
+def as_labels(raw: str, ctx: Context) -> list[str]:
+    """`retail; key account` -> ["retail", "key account"] (the contract takes a JSON list)."""
+    return list(labels(raw))
 
 
 def as_boolean(raw: str, ctx: Context) -> bool:

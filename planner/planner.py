@@ -233,7 +233,7 @@ class Planner:
             request_accounts = rebalance_accounts(accounts, through, window_months, valued)
             evaluation.rebalance = RebalanceRequest(
                 accounts=request_accounts,
-                reps=[Rep(r.rep_id, r.home_lat, r.home_lon, r.capacity_fte, r.max_travel_km) for r in reps if r.active],
+                reps=rebalance_reps(reps),
                 # Aim inside the detector's leave band, so an accepted proposal clears the signal.
                 tolerance=self.settings.tolerance * self.settings.hysteresis,
                 trigger_signal_ids=list(self._pending_signal_ids),
@@ -474,7 +474,7 @@ class Planner:
             request_accounts = rebalance_accounts(accounts, through, window_months, valued)
             evaluation.rebalance = RebalanceRequest(
                 accounts=request_accounts,
-                reps=[Rep(r.rep_id, r.home_lat, r.home_lon, r.capacity_fte, r.max_travel_km) for r in reps if r.active],
+                reps=rebalance_reps(reps),
                 tolerance=self.settings.tolerance * self.settings.hysteresis,
                 trigger_signal_ids=gap_ids,
                 mode="place",
@@ -667,9 +667,28 @@ def rebalance_accounts(
                 lon=account.lon,
                 rep_id=account.rep_id,
                 locked=account.locked,
+                segment=account.segment,
             )
         )
     return out
+
+
+def rebalance_reps(reps: Iterable[RepState]) -> list[Rep]:
+    """The active reps as the rebalancer takes them: home, capacity, reach, segments, caps."""
+    return [
+        Rep(
+            r.rep_id,
+            r.home_lat,
+            r.home_lon,
+            r.capacity_fte,
+            r.max_travel_km,
+            segments=tuple(r.segments),
+            min_accounts=r.min_accounts,
+            max_accounts=r.max_accounts,
+        )
+        for r in reps
+        if r.active
+    ]
 
 
 # --------------------------------------------------------------------------- review context

@@ -407,6 +407,20 @@ def test_generic_rep_activity_and_opportunity(tmp_path):
         "home_lon": 11.5,
         "capacity_fte": 0.5,
     }
+    # Segments in one cell, `;`-separated; caps as whole numbers; a bad cap names its cell.
+    reps.write_text(
+        "rep_id,home_lat,home_lon,segments,min_accounts,max_accounts\n"
+        "R-2,48.1,11.5, retail ; key account ,2,40\n"
+        "R-3,48.1,11.5,,,12.5\n",
+        encoding="utf-8",
+    )
+    report = read_export(reps, "generic", record_type="rep")
+    assert report.events[0].envelope["data"]["segments"] == ["retail", "key account"]
+    assert (report.events[0].envelope["data"]["min_accounts"], report.events[0].envelope["data"]["max_accounts"]) == (
+        2,
+        40,
+    )
+    assert len(report.errors) == 1 and "max_accounts" in str(report.errors[0])
     activities = tmp_path / "activities.csv"
     activities.write_text(
         "activity_id,account_id,rep_id,kind,duration_min,occurred_at\n"

@@ -201,6 +201,90 @@ def test_scenario_reaches_signal_proposal_alert_and_store(broker, start_worker):
     assert all(d["topic"] == topics.ORDERS and d["offset"] >= 0 for d in dead)
 
 
+# The same company with specialised reps: B serves only retail, C only industry, and A at
+# most 3 accounts (it has 4). Segments and the cap arrive as events.
+REP_PROFILES = {"A": {"max_accounts": 3}, "B": {"segments": ["retail"]}, "C": {"segments": [" industry"]}}
+SEGMENTS = {"a1": "retail", "a2": "industry", "a3": "retail", "a4": "industry", "b1": "retail"}
+SEGMENTS |= {"c1": "industry", "c2": "industry"}
+SERVES = {"A": None, "B": {"retail"}, "C": {"industry"}}  # None: every segment
+
+
+def brute_force_with_segments(tolerance: float, *, constrained: bool) -> int:
+    """Fewest moves with every rep in band, the locked account kept and, when `constrained`,
+    only moves to reps serving the account's segment and A's cap held."""
+    fair = sum(potential for _, potential, _ in ACCOUNTS.values()) / len(REPS)
+    best = None
+    for owners in itertools.product(REPS, repeat=len(ACCOUNTS)):
+        moved = [(a, owner) for a, owner in zip(ACCOUNTS, owners) if owner != ACCOUNTS[a][0]]
+        if any(ACCOUNTS[a][2] for a, _ in moved):
+            continue
+        if constrained and (
+            any(SERVES[owner] is not None and SEGMENTS[a] not in SERVES[owner] for a, owner in moved)
+            or owners.count("A") > 3
+        ):
+            continue
+        loads = dict.fromkeys(REPS, 0.0)
+        for (_, potential, _), owner in zip(ACCOUNTS.values(), owners):
+            loads[owner] += potential
+        if all(fair * (1 - tolerance) <= load <= fair * (1 + tolerance) for load in loads.values()):
+            best = len(moved) if best is None else min(best, len(moved))
+    assert best is not None
+    return best
+
+
+def test_segments_and_caps_sent_as_events_shape_the_proposal(broker, start_worker):
+    worker = start_worker(
+        TERRITORY_WARMUP_DAYS="60",
+        TERRITORY_POTENTIAL="trailing",
+        TERRITORY_TOLERANCE=str(TOLERANCE),
+        TERRITORY_HYSTERESIS=str(HYSTERESIS),
+        TERRITORY_PLANNER_INTERVAL_S="0.3",
+    )
+    messages = [message for message in scenario() if isinstance(message[2], dict) and "data" in message[2]]
+    for topic, _, value in messages:
+        assert isinstance(value, dict)
+        if topic == topics.REPS:
+            value["data"] |= REP_PROFILES[value["data"]["rep_id"]]
+        elif value["type"] == "account.upserted":
+            value["data"]["segment"] = SEGMENTS[value["data"]["account_id"]]
+    messages.append(
+        (
+            topics.ACTIVITIES,
+            "b1",
+            envelope(
+                "act-1",
+                "activity.logged",
+                "2025-04-05T09:00:00+00:00",
+                activity_id="v1",
+                account_id="b1",
+                rep_id="B",
+                kind="visit",
+                duration_min=60,
+            ),
+        )
+    )
+    produce(broker.bootstrap_servers, messages)
+    proposals = read_topic(broker.bootstrap_servers, topics.PROPOSALS, until=lambda found: len(found) >= 1)
+    assert len(proposals) == 1, worker.log()[-3000:]
+    proposal = proposals[0]
+
+    target = TOLERANCE * HYSTERESIS
+    fewest = brute_force_with_segments(target, constrained=True)
+    # The segments cost a move here: without them the answer would be shorter.
+    assert fewest > brute_force_with_segments(target, constrained=False)
+    assert proposal["status"] == "optimal" and len(proposal["moves"]) == fewest
+    owners = {a: owner for a, (owner, _, _) in ACCOUNTS.items()}
+    for move in proposal["moves"]:
+        serves = SERVES[move["to_rep"]]
+        assert serves is None or SEGMENTS[move["account_id"]] in serves, move
+        owners[move["account_id"]] = move["to_rep"]
+    assert list(owners.values()).count("A") <= 3
+    after = {row["rep_id"]: row for row in proposal["after"]}
+    assert after["A"]["accounts"] <= 3
+    for row in proposal["after"]:
+        assert abs(row["share"] / row["fair_share"] - 1) <= target + 1e-6, proposal["after"]
+
+
 def test_rep_leaving_gives_a_coverage_gap_and_a_placement_of_only_their_accounts(broker, start_worker):
     worker = start_worker(
         TERRITORY_WARMUP_DAYS="60",
