@@ -202,3 +202,18 @@ def test_only_latency() -> None:
     assert _target(markdown, "pipeline >= 1.5").endswith(": not measured in this run - n/a")
     assert _target(markdown, "event -> signal latency").endswith(" - met")
     assert "ARCHITECTURE.md" not in markdown
+
+
+def test_replay_is_judged_on_a_million_events_and_a_timeout_is_missed() -> None:
+    label = "1M events replayed by one worker in <= 5 minutes"
+    results = _results()
+    results["replay"] = {**_run(1, 1.0, 2.0, 0.3), "events": 1_000_000, "seconds": 280.0, "accounts": 27_000}
+    markdown = render(results)
+    assert _target(markdown, label).endswith("1,000,000 events in 280 s - met")
+    assert "## Replay of a history" in markdown and "27,000 accounts" in markdown
+    results["replay"]["seconds"] = 301.0
+    assert _target(render(results), label).endswith(" - missed")
+    results["replay"] = {"events": 200_000, "seconds": 100.0}
+    assert _target(render(results), label).endswith("(fewer events than the target) - n/a")
+    results["replay"] = {"events": 1_000_000, "seconds": None, "timed_out_after_s": 1500, "progress": "intake 9/10"}
+    assert _target(render(results), label).endswith("not done within 1,500 s (intake 9/10) - missed")
