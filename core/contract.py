@@ -161,9 +161,10 @@ def _region(field: str, value: Any) -> str:
     return _printable(field, _unicode(field, value), allowed="")
 
 
-def _segment(field: str, value: Any) -> str:
-    """A segment label (industry, key account, product line): compared as given, less the
-    spaces around it, so "Retail " in one export and "Retail" in another are one segment."""
+def _label(field: str, value: Any) -> str:
+    """A label (a segment such as an industry, key account or product line; a district):
+    compared as given, less the spaces around it, so "Retail " in one export and "Retail" in
+    another are one segment."""
     if not isinstance(value, str) or not value.strip():
         raise ContractError(field, f"must be a non-empty string, got {_show(value)}")
     if len(value.strip()) > MAX_SEGMENT_LENGTH:
@@ -177,7 +178,7 @@ def _segments(field: str, value: Any) -> list[str]:
         raise ContractError(field, f"must be a list of segment labels, got {_show(value)}")
     if len(value) > MAX_SEGMENTS:
         raise ContractError(field, f"more than {MAX_SEGMENTS} segments")
-    labels = [_segment(f"{field}[{n}]", item) for n, item in enumerate(value)]
+    labels = [_label(f"{field}[{n}]", item) for n, item in enumerate(value)]
     return list(dict.fromkeys(labels))
 
 
@@ -208,7 +209,7 @@ _SCHEMAS: dict[str, tuple[dict[str, Checker], dict[str, tuple[Checker, Any]]]] =
             # Wins over the region looked up from the location (docs/EVENTS.md).
             "region": (_region, None),
             # Only reps who serve it (or serve any segment) may be given the account.
-            "segment": (_segment, None),
+            "segment": (_label, None),
         },
     ),
     "account.closed": ({"account_id": _identifier}, {"reason": (_text, None)}),
@@ -227,9 +228,13 @@ _SCHEMAS: dict[str, tuple[dict[str, Checker], dict[str, tuple[Checker, Any]]]] =
             "name": (_text, None),
             # Absent or empty: the rep serves every segment.
             "segments": (_segments, None),
+            # With TERRITORY_REBALANCE_SCOPE=district, fair shares and moves stay inside it.
+            "district": (_label, None),
             # Hard limits on how many accounts a proposal leaves the rep with.
             "min_accounts": (_integer(0, MAX_ACCOUNTS_CAP), None),
             "max_accounts": (_integer(0, MAX_ACCOUNTS_CAP), None),
+            # The rep's sales target for a calendar year (docs/EVENTS.md); absent: no quota.
+            "quota": (_number(0.0, 1e12), None),
         },
     ),
     "order.placed": (

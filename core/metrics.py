@@ -45,6 +45,9 @@ class Metrics:
     rep_share: Gauge
     rep_fair_share: Gauge
     imbalance: Gauge
+    district_potential: Gauge
+    district_accounts: Gauge
+    district_imbalance: Gauge
     signals: Counter
     proposals: Counter
     rebalance_seconds: Histogram
@@ -103,6 +106,23 @@ class Metrics:
             ),
             imbalance=Gauge(
                 "imbalance_ratio", "Largest |share / fair share - 1| over reps.", subsystem="territory", **kw
+            ),
+            district_potential=Gauge(
+                "potential",
+                "Territory potential per district (its reps' sum).",
+                ["district"],
+                subsystem="district",
+                **kw,
+            ),
+            district_accounts=Gauge(
+                "accounts", "Accounts served per district.", ["district"], subsystem="district", **kw
+            ),
+            district_imbalance=Gauge(
+                "imbalance_ratio",
+                "Largest |share / fair share - 1| over the district's reps (shares as the scope computes them).",
+                ["district"],
+                subsystem="district",
+                **kw,
             ),
             signals=Counter(
                 "signals",

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
 from core.contract import Event
-from core.shares import rep_shares
+from core.shares import RepShare, rep_shares
 from monitor.regions import admin_area
 
 # Month buckets older than this (relative to the account's newest bucket) are pruned.
@@ -151,6 +151,10 @@ class RepState:
     segments: list[str] = field(default_factory=list)
     min_accounts: int | None = None
     max_accounts: int | None = None
+    # The rep's sales target for a calendar year (None: no quota, its pace is not judged).
+    quota: float | None = None
+    # The sales district the rep belongs to (TERRITORY_REBALANCE_SCOPE=district balances each alone).
+    district: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -235,6 +239,8 @@ def apply_rep_event(event: Event) -> RepState:
         segments=list(data.get("segments") or []),
         min_accounts=data.get("min_accounts"),
         max_accounts=data.get("max_accounts"),
+        quota=data.get("quota"),  # held events parsed before the field lack it
+        district=data.get("district"),
     )
 
 
@@ -269,6 +275,7 @@ class RepAggregate:
     fair_share: float
     deviation: float = 0.0  # share / fair_share - 1; 0 with nothing to share
     workload_share: float = 0.0  # workload_min / what the active reps' accounts take
+    district: str | None = None
 
 
 def territory_aggregates(
@@ -279,6 +286,7 @@ def territory_aggregates(
     window_months: int = 12,
     potentials: Mapping[str, float] | None = None,
     workloads: Mapping[str, float] | None = None,
+    by_district: bool = False,
 ) -> dict[str, RepAggregate]:
     """Per active rep: accounts, trailing-window potential and workload, share, fair share.
 
@@ -286,7 +294,9 @@ def territory_aggregates(
     the trailing sales of the window; workload likewise `workloads` (already summed over the
     window), else the trailing activity minutes. Fair share
     is weighted by capacity: a 0.5 FTE rep should carry half of a full-time rep. Accounts
-    without an active rep (a coverage gap) count in no share (see core.shares).
+    without an active rep (a coverage gap) count in no share (see core.shares). With
+    `by_district`, shares and fair shares are of the rep's district (reps without one form a
+    district of their own), as the rebalancer balances each district alone then.
     """
     active = {rep.rep_id: rep for rep in reps if rep.active}
     counts = {rep_id: 0 for rep_id in active}
@@ -312,8 +322,14 @@ def territory_aggregates(
                 else trailing_sum(account.monthly_minutes, watermark, window_months),
             )
         )
-    capacities = {rep_id: rep.capacity_fte for rep_id, rep in active.items()}
-    shares, workload_shares = rep_shares(potential, capacities), rep_shares(workload, capacities)
+    groups: dict[str | None, dict[str, float]] = {}
+    for rep_id, rep in active.items():
+        groups.setdefault(rep.district if by_district else None, {})[rep_id] = rep.capacity_fte
+    shares: dict[str, RepShare] = {}
+    workload_shares: dict[str, RepShare] = {}
+    for capacities in groups.values():
+        shares |= rep_shares(potential, capacities)
+        workload_shares |= rep_shares(workload, capacities)
     return {
         rep_id: RepAggregate(
             rep_id=rep_id,
@@ -325,6 +341,7 @@ def territory_aggregates(
             fair_share=shares[rep_id].fair_share,
             deviation=shares[rep_id].deviation,
             workload_share=workload_shares[rep_id].share,
+            district=rep.district,
         )
         for rep_id, rep in active.items()
     }

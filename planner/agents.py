@@ -4,6 +4,7 @@ and proposals. The logic is in session.py and planner.py."""
 from __future__ import annotations
 
 import asyncio
+import math
 import json
 import logging
 from typing import Awaitable, Callable
@@ -157,3 +158,11 @@ def _export_aggregates(metrics: Metrics, evaluation) -> None:
         metrics.rep_share.labels(rep_id).set(aggregate.share)
         metrics.rep_fair_share.labels(rep_id).set(aggregate.fair_share)
     metrics.imbalance.set(evaluation.imbalance)
+    districts: dict[str, list] = {}
+    for aggregate in evaluation.aggregates.values():
+        if aggregate.district is not None:
+            districts.setdefault(aggregate.district, []).append(aggregate)
+    for district, members in districts.items():
+        metrics.district_potential.labels(district).set(math.fsum(a.potential for a in members))
+        metrics.district_accounts.labels(district).set(sum(a.accounts for a in members))
+        metrics.district_imbalance.labels(district).set(max(abs(a.deviation) for a in members))

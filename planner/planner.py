@@ -77,6 +77,8 @@ class RebalanceRequest:
     # Figures for the review, built with the request (the states are at hand only here) and
     # cut down to the touched territories once the moves are known (`Planner.proposal`).
     context: ProposalContext | None = None
+    # Rep -> district when each district is balanced on its own (TERRITORY_REBALANCE_SCOPE).
+    districts: dict[str, str | None] | None = None
 
 
 @dataclass
@@ -234,6 +236,7 @@ class Planner:
             evaluation.rebalance = RebalanceRequest(
                 accounts=request_accounts,
                 reps=rebalance_reps(reps),
+                districts=self._districts(reps),
                 # Aim inside the detector's leave band, so an accepted proposal clears the signal.
                 tolerance=self.settings.tolerance * self.settings.hysteresis,
                 trigger_signal_ids=list(self._pending_signal_ids),
@@ -272,6 +275,11 @@ class Planner:
         base = potentials if potentials is not None else self._trailing_figures(accounts, through, window_months)[0]
         return {account_id: value * active.get(account_id, 1.0) for account_id, value in base.items()}
 
+    def _districts(self, reps: list[RepState]) -> dict[str, str | None] | None:
+        if self.settings.rebalance_scope != "district":
+            return None
+        return {rep.rep_id: rep.district for rep in reps if rep.active}
+
     def _aggregates(
         self,
         accounts: list[AccountState],
@@ -290,6 +298,7 @@ class Planner:
             window_months=window_months,
             potentials=valued if valued is not None else sales,
             workloads=minutes,
+            by_district=self.settings.rebalance_scope == "district",
         )
 
     def _rejudge_after_shocks(
@@ -475,6 +484,7 @@ class Planner:
             evaluation.rebalance = RebalanceRequest(
                 accounts=request_accounts,
                 reps=rebalance_reps(reps),
+                districts=self._districts(reps),
                 tolerance=self.settings.tolerance * self.settings.hysteresis,
                 trigger_signal_ids=gap_ids,
                 mode="place",

@@ -22,7 +22,8 @@ from detectors.local_shock import cell_of
 from monitor.state import AccountState, RepState
 from planner.planner import Evaluation, Planner, RebalanceRequest
 from planner.watermark import Watermark
-from rebalancer import minimal_moves, place_accounts, trade_off_curve
+from rebalancer import Account, RebalanceResult, Rep, minimal_moves, place_accounts, trade_off_curve
+from rebalancer.scope import by_district
 
 log = logging.getLogger(__name__)
 
@@ -269,21 +270,28 @@ class PlanningSession:
             "time_limit_s": self.settings.solver_time_limit_s,
             "num_workers": self.settings.solver_workers,
         }
-        if request.mode == "place":
-            result = place_accounts(request.accounts, request.reps, tolerance=request.tolerance, **common)
-        else:
-            result = minimal_moves(
-                request.accounts,
-                request.reps,
+
+        def solve(accounts: list[Account], reps: list[Rep]) -> RebalanceResult:
+            if request.mode == "place":
+                return place_accounts(accounts, reps, tolerance=request.tolerance, **common)
+            return minimal_moves(
+                accounts,
+                reps,
                 tolerance=request.tolerance,
                 metrics=self.settings.metric_list,
                 objective=self.settings.rebalance_objective,
                 **common,
             )
+
+        if request.districts is None:
+            result = solve(request.accounts, request.reps)
+        else:
+            result = by_district(request.accounts, request.reps, request.districts, solve)
         moment = self.judged_at or self.watermark.current
         assert moment is not None, "a request comes from a judgement, at a watermark"
         proposal = self.planner.proposal(request, result, moment)
-        if request.mode != "place" and result.moves:
+        # One curve for the company; under district scope each district would need its own.
+        if request.mode != "place" and result.moves and request.districts is None:
             # What each extra move buys, for the review page and the weekly report.
             halved: _SolverOptions = {**common, "time_limit_s": self.settings.solver_time_limit_s / 2}
             curve = trade_off_curve(

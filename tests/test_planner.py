@@ -8,6 +8,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from planner.planner import Planner
+from planner.agents import _export_aggregates
+from planner.session import PlanningSession
+from core.metrics import Metrics
 from monitor.state import AccountState, RepState
 from core.clock import ManualClock
 from core.settings import Settings
@@ -313,3 +316,44 @@ def test_a_shock_moves_its_accounts_potential_at_once_and_triggers_the_proposal(
     restored = Planner(settings, clock=FakeClock(), detectors=[*standard_detectors(settings), OneShock("A", -0.4)])
     restored.load_state_dict(planner.state_dict())
     assert restored.state_dict()["shock_factors"] == planner.state_dict()["shock_factors"] != {}
+
+
+def test_district_scope_judges_and_rebalances_each_district_alone():
+    # North (N1, N2) is balanced within itself but carries most of the company; South (S1, S2)
+    # is not. Company-wide every North rep is over; by district only South is off, and its
+    # proposal moves no account across the districts.
+    reps = [
+        RepState("N1", 53.5, 10.0, district="North"),
+        RepState("N2", 53.4, 10.2, district="North"),
+        RepState("S1", 48.1, 11.6, district="South"),
+        RepState("S2", 48.2, 11.4, district="South"),
+    ]
+    sales = {"n1": ("N1", 500.0), "n2": ("N2", 500.0), "s1": ("S1", 60.0), "s2": ("S1", 40.0), "s3": ("S2", 20.0)}
+    accounts = [
+        AccountState(a, 53.0 if rep.startswith("N") else 48.1, 10.5, rep_id=rep, known=True, monthly_sales={"2025-03": v})
+        for a, (rep, v) in sales.items()
+    ]
+    watermark = datetime(2025, 4, 2, tzinfo=timezone.utc)
+
+    company_wide = planner(FakeClock()).evaluate(accounts, reps, watermark=watermark, first_event_at=START)
+    assert {s["subject"]["id"] for s in published(company_wide)} == {"N1", "N2", "S1", "S2"}
+
+    by_district = planner(FakeClock(), rebalance_scope="district")
+    evaluation = by_district.evaluate(accounts, reps, watermark=watermark, first_event_at=START)
+    assert {(s["subject"]["id"], s["state"]) for s in published(evaluation)} == {("S1", "over"), ("S2", "under")}
+    assert evaluation.aggregates["S1"].fair_share == 0.5 and evaluation.aggregates["S1"].district == "South"
+    request = evaluation.rebalance
+    assert request is not None and request.districts == {"N1": "North", "N2": "North", "S1": "South", "S2": "South"}
+
+    metrics = Metrics.create()
+    _export_aggregates(metrics, evaluation)
+    sample = metrics.registry.get_sample_value
+    assert sample("territory_district_potential", {"district": "North"}) == pytest.approx(1000.0)
+    assert sample("territory_district_accounts", {"district": "South"}) == 3
+    assert sample("territory_district_imbalance_ratio", {"district": "North"}) == pytest.approx(0.0)
+    assert sample("territory_district_imbalance_ratio", {"district": "South"}) == pytest.approx(2 / 3)
+
+    session = PlanningSession(Settings(rebalance_scope="district", solver_workers=1), accounts={}, reps={}, meta={})
+    session.judged_at = watermark
+    proposal = session.solve(request)
+    assert [(m.account_id, m.to_rep) for m in proposal.moves] == [("s2", "S2")]

@@ -88,3 +88,41 @@ def test_segment_follows_the_newest_profile_and_rep_rows_keep_segments_and_caps(
     # A row written before these fields existed still loads: any segment, no caps.
     old = {key: value for key, value in row.items() if key not in ("segments", "min_accounts", "max_accounts")}
     assert RepState.from_dict(old).segments == [] and RepState.from_dict(old).max_accounts is None
+
+
+def test_district_aggregates_share_within_the_district():
+    watermark = datetime(2025, 6, 1, tzinfo=timezone.utc)
+    reps = [
+        RepState("N1", 0, 0, district="North"),
+        RepState("N2", 0, 0, district="North"),
+        RepState("S1", 0, 0, district="South"),
+    ]
+    accounts = [
+        AccountState("a", rep_id="N1", known=True, monthly_sales={"2025-05": 300.0}),
+        AccountState("b", rep_id="N2", known=True, monthly_sales={"2025-05": 100.0}),
+        AccountState("c", rep_id="S1", known=True, monthly_sales={"2025-05": 100.0}),
+    ]
+    company = territory_aggregates(accounts, reps, watermark=watermark)
+    assert company["S1"].fair_share == pytest.approx(1 / 3) and company["S1"].share == pytest.approx(0.2)
+    district = territory_aggregates(accounts, reps, watermark=watermark, by_district=True)
+    assert district["S1"].fair_share == 1.0 and district["S1"].deviation == 0.0
+    assert district["N1"].fair_share == 0.5 and district["N1"].share == pytest.approx(0.75)
+    assert district["N1"].district == "North"
+
+
+def test_rep_rows_keep_the_quota_and_older_rows_load_without_one():
+    rep = {
+        "event_id": "r1",
+        "type": "rep.upserted",
+        "occurred_at": "2025-01-01T00:00:00Z",
+        "data": {"rep_id": "R1", "home_lat": 48.1, "home_lon": 11.6, "quota": 900000},
+    }
+    row = apply_rep_event(parse_event(json.dumps(rep).encode(), topic=topics.REPS, key=b"R1")).to_dict()
+    assert row["quota"] == 900000.0
+    assert RepState.from_dict(row).quota == 900000.0
+    # An upsert without it: no quota (each upsert replaces the whole profile).
+    del rep["data"]["quota"]
+    assert apply_rep_event(parse_event(json.dumps(rep).encode(), topic=topics.REPS, key=b"R1")).quota is None
+    # A row written before the field existed still loads: no quota.
+    old = {key: value for key, value in row.items() if key != "quota"}
+    assert RepState.from_dict(old).quota is None
