@@ -185,3 +185,24 @@ def test_segments_and_caps_are_typed_and_default_to_none():
 )
 def test_bad_segments_and_caps_name_the_field(data, expected):
     assert reason(rep_message(**data), topic=topics.REPS, key="R9").startswith(expected)
+
+
+def test_quota_is_a_yearly_target_or_none():
+    assert parse(rep_message(), topic=topics.REPS, key="R9").data["quota"] is None
+    assert parse(rep_message(quota=1_250_000), topic=topics.REPS, key="R9").data["quota"] == 1_250_000.0
+    assert parse(rep_message(quota=0), topic=topics.REPS, key="R9").data["quota"] == 0.0
+    assert parse(rep_message(quota=None), topic=topics.REPS, key="R9").data["quota"] is None
+
+
+@pytest.mark.parametrize(
+    ("quota", "expected"),
+    [
+        (-1, "data.quota: must be >= 0, got -1"),
+        (2e12, "data.quota: must be <= 1e+12"),
+        ("1000", "data.quota: must be a number"),
+        (True, "data.quota: must be a number"),
+        (float("inf"), "data.quota: must be a finite number"),
+    ],
+)
+def test_a_bad_quota_names_the_field(quota, expected):
+    assert reason(rep_message(quota=quota), topic=topics.REPS, key="R9").startswith(expected)
