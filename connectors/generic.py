@@ -60,6 +60,7 @@ FIELDS: dict[str, dict[str, Parser]] = {
         "max_travel_km": as_number,
         "name": text,
         "segments": as_labels,  # ;-separated in a cell
+        "district": text,
         "min_accounts": as_integer,
         "max_accounts": as_integer,
         # Not in the contract yet: where the home base is when there are no coordinates.
