@@ -79,6 +79,11 @@ class Settings:
     tolerance: float = 0.10
     # Leave the out-of-band state only when back inside fair_share * (1 +- tolerance * hysteresis).
     hysteresis: float = 0.8
+    # Quota pace (detectors.quota_pace): a rep is behind when their sales so far this calendar
+    # year fall below this share of what their quota and the seasons expect by now, ahead above
+    # the second; they leave either state as the band above (hysteresis).
+    quota_pace_behind: float = 0.85
+    quota_pace_ahead: float = 1.2
     # "model": the learned potential model values accounts; "trailing": the trailing sales window.
     potential: str = "model"
     # Trailing window (days of event time) over which sales make the potential.
@@ -203,6 +208,10 @@ class Settings:
             need(name, getattr(self, name) in allowed, "use one of " + ", ".join(map(str, allowed)))
         if "hysteresis" in finite:
             need("hysteresis", 0 < self.hysteresis <= 1, "must be in (0, 1]: more than 0, at most 1")
+        if "quota_pace_behind" in finite:
+            need("quota_pace_behind", 0 < self.quota_pace_behind < 1, "must be in (0, 1): more than 0, less than 1")
+        if "quota_pace_ahead" in finite:
+            need("quota_pace_ahead", self.quota_pace_ahead > 1, "must be more than 1")
         need(
             "log_level",
             isinstance(logging.getLevelName(self.log_level), int),
