@@ -17,6 +17,9 @@ restores its state. No Kafka or database imports: the planner feeds them.
   one CUSUM per zone and measure.
 - `ModelDriftDetector`: a sustained rise of the potential model's prediction error;
   river `ADWIN` on the scaled error, with the start and size of the rise.
+- `QuotaPaceDetector`: a rep's sales so far this calendar year against what their quota
+  expects by now (the seasonal index's share of the months elapsed), behind or ahead, with
+  hysteresis; signalled, never rebalanced on.
 
 `standard_detectors` is the list the planner runs; a new detector is one module and one
 entry there.
@@ -30,7 +33,16 @@ from detectors.imbalance import ImbalanceDetector, ImbalanceFinding
 from detectors.local_shock import LocalShockDetector, LocalShockEvidence, LocalShockFinding
 from detectors.market_shock import MarketShockDetector, ShockEvidence, ShockFinding
 from detectors.model_drift import ErrorDriftEvidence, ErrorDriftFinding, ModelDriftDetector
-from detectors.protocol import CellDay, CompanyCoverage, Detector, ModelErrors, MonthlyTerritories, RegionalDay
+from detectors.protocol import (
+    CellDay,
+    CompanyCoverage,
+    Detector,
+    ModelErrors,
+    MonthlyTerritories,
+    QuotaYear,
+    RegionalDay,
+)
+from detectors.quota_pace import QuotaPaceDetector, QuotaPaceFinding, QuotaStanding
 
 
 def standard_detectors(settings: Settings) -> list[Detector]:
@@ -47,6 +59,10 @@ def standard_detectors(settings: Settings) -> list[Detector]:
         MarketShockDetector(measure="orders", delta=0.35),
         LocalShockDetector(),
         ModelDriftDetector(),
+        # Sales so far this year against the quota: alerted, not rebalanced on.
+        QuotaPaceDetector(
+            behind=settings.quota_pace_behind, ahead=settings.quota_pace_ahead, hysteresis=settings.hysteresis
+        ),
     ]
 
 
@@ -67,6 +83,10 @@ __all__ = [
     "ModelDriftDetector",
     "ModelErrors",
     "MonthlyTerritories",
+    "QuotaPaceDetector",
+    "QuotaPaceFinding",
+    "QuotaStanding",
+    "QuotaYear",
     "RegionalDay",
     "ShockEvidence",
     "ShockFinding",

@@ -1,7 +1,8 @@
 """The one protocol every detector follows, and what detectors observe.
 
-The planner builds an observation when it judges (the territories of a complete month,
-the company's coverage now, a complete day of sales per region and per grid cell, a month's
+The planner builds an observation when it judges (the territories of a complete month, with
+each rep's sales of the calendar year so far against their quota; the company's coverage now,
+a complete day of sales per region and per grid cell, a month's
 model errors)
 and hands it to every detector whose `observes` is that observation's type. A detector
 returns its findings, turns each into a `core.records.Signal`, says how many subjects are
@@ -24,12 +25,29 @@ from monitor.state import AccountState, RepAggregate, RepState
 
 
 @dataclass(frozen=True)
+class QuotaYear:
+    """The calendar year of a judged month, for quota pace: per active rep with a quota for that
+    year, their sales of each complete month of it (January first, `months` of them, counted for
+    the rep who owns the account now) and the quota; and the potential model's learned seasonal
+    index (12 factors, January first), None while none is learned (a straight line stands in)."""
+
+    year: int
+    months: int
+    sales: Mapping[str, Sequence[float]]
+    quotas: Mapping[str, float]
+    seasonal: Sequence[float] | None = None
+
+
+@dataclass(frozen=True)
 class MonthlyTerritories:
     """Every active rep's aggregates over the potential window ending with a complete month;
-    `month` is the first day of the month after it (the moment judged)."""
+    `month` is the first day of the month after it (the moment judged). `quota` is the year of
+    that month for quota pace; None: nothing to judge it on this time (an observation made
+    again after a shock, or an event history that starts after the year's first month)."""
 
     month: datetime
     aggregates: Mapping[str, RepAggregate]
+    quota: QuotaYear | None = None
 
 
 @dataclass(frozen=True)

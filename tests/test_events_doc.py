@@ -25,6 +25,8 @@ from detectors import (
     MarketShockDetector,
     ModelDriftDetector,
     MonthlyTerritories,
+    QuotaPaceDetector,
+    QuotaYear,
     ShockEvidence,
     ShockFinding,
     standard_detectors,
@@ -127,7 +129,15 @@ def one_signal_per_kind() -> dict[str, Signal]:
         "coverage_gap": coverage.signal(gap, NOW),
         "market_shock": MarketShockDetector().signal(shock, NOW),
         "model_drift": ModelDriftDetector().signal(drift, NOW),
+        "quota_pace": quota_pace_signal(),
     }
+
+
+def quota_pace_signal() -> Signal:
+    detector = QuotaPaceDetector()
+    year = QuotaYear(2025, 5, {"A": (50_000.0,) * 5}, {"A": 1_000_000.0})
+    (finding,) = detector.observe(MonthlyTerritories(NOW, {}, year))
+    return detector.signal(finding, NOW)
 
 
 def test_the_kinds_table_lists_the_evidence_each_detector_gives():

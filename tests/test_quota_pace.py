@@ -1,0 +1,152 @@
+"""Quota pace: a rep's sales so far this calendar year against what their quota and the seasons
+expect by now (detectors/quota_pace.py), from the detector alone to a signal the planner makes
+from a rep.upserted with a quota, the alert people read and the metrics per rep."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from core.settings import Settings
+from detectors import Detector, MonthlyTerritories, QuotaPaceDetector, QuotaYear, standard_detectors
+from detectors.quota_pace import expected_share, quota_standings
+from monitor.state import RepAggregate
+
+QUOTA = 1_200_000.0
+FLAT = 100_000.0  # a month of a rep exactly on a straight-line pace of QUOTA
+# A strongly seasonal year (mean 1): a slow first half, a busy end of year.
+SEASONAL = (0.7, 0.7, 0.8, 0.9, 1.0, 1.0, 0.8, 0.6, 1.1, 1.2, 1.4, 1.8)
+
+
+def at(year: int, month: int) -> datetime:
+    """The moment a complete month is judged: the first day of the month after it."""
+    return datetime(year + month // 12, month % 12 + 1, 1, tzinfo=timezone.utc)
+
+
+def year_of(months: list[float], *, rep: str = "R1", quota: float | None = QUOTA, seasonal=None) -> QuotaYear:
+    return QuotaYear(2025, len(months), {rep: tuple(months)}, {rep: quota} if quota is not None else {}, seasonal)
+
+
+def states(detector: QuotaPaceDetector, months: list[float], **kw) -> list[tuple[str, str]]:
+    found = detector.update(year_of(months, **kw), at(2025, len(months))).findings
+    return [(finding.rep_id, finding.state) for finding in found]
+
+
+def test_it_follows_the_protocol_and_is_registered_without_triggering_a_rebalance():
+    detector = QuotaPaceDetector()
+    assert isinstance(detector, Detector)
+    assert detector.triggers_rebalance is False and detector.observes is MonthlyTerritories
+    registered = [
+        d for d in standard_detectors(Settings(quota_pace_behind=0.8, quota_pace_ahead=1.3)) if d.kind == "quota_pace"
+    ]
+    assert len(registered) == 1
+    assert (registered[0].behind, registered[0].ahead, registered[0].hysteresis) == (0.8, 1.3, 0.8)
+
+
+def test_behind_fires_from_the_second_complete_month_with_its_evidence():
+    detector = QuotaPaceDetector()
+    # January alone is never judged, however far behind.
+    assert states(detector, [40_000.0]) == []
+    assert detector.open_subjects() is None  # nothing judged yet
+    (finding,) = detector.update(year_of([30_000.0, 100_000.0]), at(2025, 2)).findings
+    assert (finding.rep_id, finding.state) == ("R1", "behind")
+    signal = detector.signal(finding, datetime(2026, 1, 5, tzinfo=timezone.utc))
+    assert (signal.kind, signal.state, signal.subject.type, signal.subject.id) == ("quota_pace", "behind", "rep", "R1")
+    assert signal.severity == "critical"  # 65% of the expected: more than twice the 15% allowed off
+    assert signal.detected_at == at(2025, 2)
+    evidence = signal.evidence
+    assert evidence["sales_to_date"] == 130_000.0 and evidence["expected_to_date"] == 200_000.0
+    assert evidence["gap"] == -70_000.0 and evidence["pace"] == pytest.approx(0.65)
+    assert evidence["attainment"] == pytest.approx(130_000 / QUOTA, abs=1e-4)
+    assert evidence["projected_year_end"] == pytest.approx(780_000.0)
+    assert evidence["quota"] == QUOTA and evidence["months_elapsed"] == 2 and evidence["year"] == 2025
+    assert evidence["seasonal_basis"] == "straight_line" and evidence["threshold"] == 0.85
+    assert detector.open_subjects() == 1
+    assert not signal.resolved and not detector.triggers_rebalance
+
+
+def test_ahead_fires_and_is_information():
+    detector = QuotaPaceDetector()
+    assert states(detector, [FLAT, FLAT]) == []  # exactly on pace
+    assert detector.open_subjects() == 0
+    (finding,) = detector.update(year_of([FLAT, FLAT, 180_000.0]), at(2025, 3)).findings  # 127%
+    assert finding.state == "ahead"
+    assert detector.signal(finding, at(2025, 3)).severity == "info"
+
+
+def test_hysteresis_holds_a_state_until_the_narrower_band_is_regained():
+    detector = QuotaPaceDetector(behind=0.85, ahead=1.2, hysteresis=0.8)  # leave at 0.88 and 1.16
+    months = [FLAT, 60_000.0, 100_000.0, 88_000.0, 150_000.0, 300_000.0, 30_000.0, 50_000.0]
+    # pace by month:   0.80 behind, 0.867 and 0.87 held, 0.996 cleared, 1.33 ahead, 1.183 held, 1.098 cleared
+    found = [states(detector, months[:n]) for n in range(2, 9)]
+    assert found == [[("R1", "behind")], [], [], [("R1", "on_pace")], [("R1", "ahead")], [], [("R1", "on_pace")]]
+    (cleared,) = (
+        QuotaPaceDetector()
+        .load_state_dict({"states": {"R1": "behind"}})
+        .update(year_of(months[:5]), at(2025, 5))
+        .findings
+    )
+    signal = QuotaPaceDetector().signal(cleared, at(2025, 5))
+    assert signal.state == "cleared" and signal.resolved and signal.severity == "info"
+    assert signal.evidence["threshold"] == pytest.approx(0.88)
+
+
+def test_no_quota_no_judgement():
+    detector = QuotaPaceDetector()
+    assert states(detector, [1.0, 1.0], quota=None) == []
+    assert states(detector, [1.0, 1.0], quota=0.0) == []  # nothing to be behind of
+    assert detector.open_subjects() is None
+    # An observation without the year (made again after a shock) judges nothing and keeps states.
+    assert states(detector, [FLAT, 50_000.0]) == [("R1", "behind")]
+    aggregates = {"R1": RepAggregate("R1", 10, 1000.0, 0.0, 1.0, 1.0, 1.0)}
+    assert detector.observe(MonthlyTerritories(at(2025, 2), aggregates)) == []
+    assert detector.open_subjects() == 1
+    # The quota removed while behind: the incident ends, with no figures to show.
+    (gone,) = detector.update(year_of([FLAT, 50_000.0], quota=None), at(2025, 2)).findings
+    signal = detector.signal(gone, at(2025, 2))
+    assert signal.state == "cleared" and signal.evidence["quota"] is None and signal.evidence["pace"] is None
+    assert detector.open_subjects() is None
+
+
+def test_expected_to_date_follows_the_seasonal_index_else_a_straight_line():
+    assert expected_share(3, None) == (0.25, "straight_line")
+    share, basis = expected_share(3, SEASONAL)
+    assert basis == "seasonal" and share == pytest.approx(2.2 / 12)
+    # A rep selling with the seasons: behind on a straight line, on pace with the index.
+    months = [QUOTA / 12 * factor for factor in SEASONAL[:3]]
+    assert states(QuotaPaceDetector(), months) == [("R1", "behind")]  # 2.2 / 3 = 0.73 of a straight line
+    seasonal = QuotaPaceDetector()
+    assert states(seasonal, months, seasonal=SEASONAL) == []
+    (standing,) = quota_standings(year_of(months, seasonal=SEASONAL)).values()
+    assert standing.pace == pytest.approx(1.0) and standing.projected_year_end == pytest.approx(QUOTA)
+    assert standing.expected_to_date == pytest.approx(QUOTA * 2.2 / 12) and standing.basis == "seasonal"
+    # Through November the same rep reads 93% of a straight line: the index keeps it at 100%.
+    eleven = [QUOTA / 12 * factor for factor in SEASONAL[:11]]
+    assert quota_standings(year_of(eleven))["R1"].pace == pytest.approx(10.2 / 11)
+    assert quota_standings(year_of(eleven, seasonal=SEASONAL))["R1"].pace == pytest.approx(1.0)
+
+
+def test_the_state_survives_a_restart_as_json():
+    detector = QuotaPaceDetector()
+    assert states(detector, [FLAT, 60_000.0]) == [("R1", "behind")]
+    saved = json.loads(json.dumps(detector.state_dict()))
+    restored = QuotaPaceDetector().load_state_dict(saved)
+    assert restored.open_subjects() == 1 and restored.state_dict() == detector.state_dict()
+    assert states(restored, [FLAT, 60_000.0, 100_000.0]) == []  # still behind: no repeat
+    with pytest.raises(ValueError, match="unknown"):
+        QuotaPaceDetector().load_state_dict({**saved, "states": {"R1": "asleep"}})
+
+
+def test_a_new_year_states_an_open_incident_again_with_its_figures():
+    detector = QuotaPaceDetector()
+    assert states(detector, [FLAT, 40_000.0]) == [("R1", "behind")]
+    # January of the next year is not judged; at its second month the open incident is stated
+    # again with the new year's figures (same state, new evidence), or cleared.
+    nxt = QuotaYear(2026, 1, {"R1": (10_000.0,)}, {"R1": QUOTA})
+    assert detector.update(nxt, at(2026, 1)).findings == []
+    nxt = QuotaYear(2026, 2, {"R1": (10_000.0, 10_000.0)}, {"R1": QUOTA})
+    (again,) = detector.update(nxt, at(2026, 2)).findings
+    assert again.state == "behind" and detector.signal(again, at(2026, 2)).evidence["year"] == 2026
+    assert detector.update(nxt, at(2026, 2)).findings == []  # the same month judged again: nothing new
