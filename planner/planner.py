@@ -17,7 +17,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from core.clock import SYSTEM_CLOCK, Clock
 from core.geo import haversine_km
 from core.records import Proposal, ProposedMove, RepLoad, Signal, stable_id
-from detectors.protocol import ShockDetector
+from detectors.protocol import QuotaYear, ShockDetector
+from detectors.quota_pace import QuotaStanding, quota_standings
 from detectors import (
     CellDay,
     CompanyCoverage,
@@ -88,6 +89,8 @@ class Evaluation:
     model_error: float | None = None  # mean absolute error of the last monthly scoring
     signals: list[Signal] = field(default_factory=list)
     rebalance: RebalanceRequest | None = None
+    # Each rep with a quota: their calendar year so far against it, at the last month judged.
+    quota: dict[str, QuotaStanding] = field(default_factory=dict)
 
 
 #: The parts of the planner's state that folding orders in (`observe_orders`) changes.
@@ -215,13 +218,15 @@ class Planner:
             potentials = self._learn_and_value(accounts, month, evaluation) if self.model is not None else None
             aggregates = self._aggregates(accounts, reps, potentials, month_end, window_months)
             evaluation.aggregates, evaluation.imbalance = aggregates, imbalance_index(aggregates.values())
+            quota = self._quota_year(accounts, reps, month, first_event_at)
+            evaluation.quota = quota_standings(quota) if quota is not None else {}
             warmed_up = month - first_event_at >= timedelta(days=self.settings.warmup_days)
             if month == as_of:
                 self._observe(CompanyCoverage(accounts, reps, watermark, through, window_months, warmed_up), evaluation)
                 orphans = self._coverage.orphans
                 self._place_orphans(orphans, accounts, reps, evaluation, through, window_months)
             if warmed_up and aggregates and sum(agg.potential for agg in aggregates.values()) > 0:
-                self._observe(MonthlyTerritories(month, aggregates), evaluation)
+                self._observe(MonthlyTerritories(month, aggregates, quota), evaluation)
         self._judged_month = as_of.isoformat()
         self._judge_markets(watermark.date(), evaluation, company)
         if self._new_shocks and warmed_up:  # a shock from an observation of the company, not of a day
@@ -240,7 +245,7 @@ class Planner:
                 # Aim inside the detector's leave band, so an accepted proposal clears the signal.
                 tolerance=self.settings.tolerance * self.settings.hysteresis,
                 trigger_signal_ids=list(self._pending_signal_ids),
-                context=proposal_context(accounts, reps, request_accounts, through),
+                context=proposal_context(accounts, reps, request_accounts, through, evaluation.quota),
             )
             self._pending_signal_ids = []
             self._last_proposal_at = self._clock.monotonic()
@@ -300,6 +305,48 @@ class Planner:
             workloads=minutes,
             by_district=self.settings.rebalance_scope == "district",
         )
+
+    def _quota_year(
+        self, accounts: list[AccountState], reps: list[RepState], month: datetime, first_event_at: datetime
+    ) -> QuotaYear | None:
+        """The calendar year of the complete month before `month`, for quota pace: per active rep
+        with a quota for that year (one set in a later year is not: docs/EVENTS.md), their sales of
+        each complete month of it, counted for the account's owner now; and the seasonal index
+        the potential model learned. None when the event history starts after the year's
+        January: its sales to date would be short. Nothing is summed while no rep has a quota."""
+        last = month - timedelta(days=1)
+        year, months = last.year, last.month
+        if _month_start(first_event_at) > datetime(year, 1, 1, tzinfo=month.tzinfo):
+            return None
+        quotas = {
+            rep.rep_id: float(rep.quota)
+            for rep in reps
+            if rep.active and rep.quota is not None and _year_set(rep, year) <= year
+        }
+        seasonal = self._seasonal_index()
+        if not quotas:
+            return QuotaYear(year, months, {}, {}, seasonal)
+        keys = [f"{year:04d}-{m:02d}" for m in range(1, months + 1)]
+        sales = {rep_id: [0.0] * months for rep_id in quotas}
+        for account in accounts:
+            row = sales.get(account.rep_id or "")
+            if row is None or not account.known:
+                continue
+            buckets = account.monthly_sales
+            for index, key in enumerate(keys):
+                value = buckets.get(key)
+                if value:
+                    row[index] += value
+        return QuotaYear(year, months, {rep_id: tuple(row) for rep_id, row in sales.items()}, quotas, seasonal)
+
+    def _seasonal_index(self) -> tuple[float, ...] | None:
+        """The potential model's seasonal index (January first): None without the model
+        (TERRITORY_POTENTIAL=trailing) and while it has learned none (every factor still 1: it
+        needs a year of months)."""
+        if self.model is None:
+            return None
+        factors = tuple(float(factor) for factor in self.model.seasonal.factors)
+        return factors if any(factor != 1.0 for factor in factors) else None
 
     def _rejudge_after_shocks(
         self,
@@ -488,7 +535,7 @@ class Planner:
                 tolerance=self.settings.tolerance * self.settings.hysteresis,
                 trigger_signal_ids=gap_ids,
                 mode="place",
-                context=proposal_context(accounts, reps, request_accounts, through),
+                context=proposal_context(accounts, reps, request_accounts, through, evaluation.quota),
             )
             self._last_proposal_at = self._clock.monotonic()
         self._placed_orphans = set(orphans)
@@ -643,6 +690,12 @@ def shock_area(signal: Signal, accounts: Sequence[AccountState]) -> dict[str, An
     }
 
 
+def _year_set(rep: RepState, default: int) -> int:
+    """The calendar year of the rep's profile (its upsert's event time); `default` if unknown."""
+    stamp = rep.updated_at[:4]
+    return int(stamp) if len(stamp) == 4 and stamp.isdigit() else default
+
+
 def _add_months(moment: datetime, months: int) -> datetime:
     index = moment.year * 12 + moment.month - 1 + months
     return moment.replace(year=index // 12, month=index % 12 + 1, day=1)
@@ -740,10 +793,15 @@ def account_context_row(state: AccountState, potential: float, through: datetime
 
 
 def proposal_context(
-    states: Iterable[AccountState], reps: Iterable[RepState], accounts: Sequence[Account], through: datetime
+    states: Iterable[AccountState],
+    reps: Iterable[RepState],
+    accounts: Sequence[Account],
+    through: datetime,
+    quota: Mapping[str, QuotaStanding] | None = None,
 ) -> ProposalContext:
     """The review's figures for every account the rebalancer was given (`accounts`, whose
-    potential is the one the proposal balanced) and the active reps' home bases."""
+    potential is the one the proposal balanced) and the active reps' home bases, with the
+    quota, attainment and pace of those who have a quota (`quota`, as `Evaluation.quota`)."""
     potential = {account.account_id: account.potential for account in accounts}
     rows = tuple(
         account_context_row(state, potential[state.account_id], through)
@@ -751,11 +809,29 @@ def proposal_context(
         if state.account_id in potential
     )
     homes = tuple(
-        {"rep_id": rep.rep_id, "home_lat": round(rep.home_lat, 4), "home_lon": round(rep.home_lon, 4)}
+        {
+            "rep_id": rep.rep_id,
+            "home_lat": round(rep.home_lat, 4),
+            "home_lon": round(rep.home_lon, 4),
+            **_quota_columns((quota or {}).get(rep.rep_id)),
+        }
         for rep in reps
         if rep.active
     )
     return ProposalContext(accounts=rows, reps=homes, as_of=month_key(through))
+
+
+def _quota_columns(standing: QuotaStanding | None) -> dict[str, Any]:
+    """A rep's quota figures for the review (none without a quota)."""
+    if standing is None:
+        return {}
+    return {
+        "quota": round(standing.quota, 2),
+        "quota_year": standing.year,
+        "quota_months": standing.months,
+        "quota_attainment": round(standing.attainment, 4),
+        "quota_pace": round(standing.pace, 4),
+    }
 
 
 def select_context_accounts(

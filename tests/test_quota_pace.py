@@ -9,10 +9,13 @@ from datetime import datetime, timezone
 
 import pytest
 
+from core.contract import parse_event
+from core.records import Signal
 from core.settings import Settings
 from detectors import Detector, MonthlyTerritories, QuotaPaceDetector, QuotaYear, standard_detectors
 from detectors.quota_pace import expected_share, quota_standings
-from monitor.state import RepAggregate
+from monitor.state import AccountState, RepAggregate, apply_rep_event
+from core import topics
 
 QUOTA = 1_200_000.0
 FLAT = 100_000.0  # a month of a rep exactly on a straight-line pace of QUOTA
@@ -150,3 +153,58 @@ def test_a_new_year_states_an_open_incident_again_with_its_figures():
     (again,) = detector.update(nxt, at(2026, 2)).findings
     assert again.state == "behind" and detector.signal(again, at(2026, 2)).evidence["year"] == 2026
     assert detector.update(nxt, at(2026, 2)).findings == []  # the same month judged again: nothing new
+
+
+def test_a_planner_judges_quota_pace_from_a_rep_upserted_with_a_quota_and_orders():
+    from planner.planner import Planner
+
+    rep_event = {
+        "event_id": "r1",
+        "type": "rep.upserted",
+        "occurred_at": "2025-01-01T00:00:00Z",
+        "data": {"rep_id": "A", "home_lat": 52.5, "home_lon": 13.4, "quota": 120_000},
+    }
+    rep_a = apply_rep_event(parse_event(json.dumps(rep_event).encode(), topic=topics.REPS, key=b"A"))
+    rep_b = apply_rep_event(
+        parse_event(
+            json.dumps(
+                {**rep_event, "event_id": "r2", "data": {"rep_id": "B", "home_lat": 53.5, "home_lon": 10.0}}
+            ).encode(),
+            topic=topics.REPS,
+            key=b"B",
+        )
+    )
+    assert rep_a.quota == 120_000.0 and rep_b.quota is None
+    # A sells 2,000 a month against the 10,000 a month its quota asks for; B has no quota.
+    months = {f"2025-{m:02d}": 2_000.0 for m in range(1, 4)}
+    accounts = [
+        AccountState("a1", 52.5, 13.4, rep_id="A", known=True, monthly_sales=dict(months)),
+        AccountState("b1", 53.5, 10.0, rep_id="B", known=True, monthly_sales=dict(months)),
+    ]
+    settings = Settings(warmup_days=30, potential="trailing", tolerance=0.5)
+    planner = Planner(settings)
+    start = datetime(2024, 12, 1, tzinfo=timezone.utc)
+    # Judged through February: A's pace is 20% of the expected, B's is not judged.
+    evaluation = planner.evaluate(accounts, [rep_a, rep_b], watermark=at(2025, 2), first_event_at=start)
+    (signal,) = [s for s in evaluation.signals if s.kind == "quota_pace"]
+    assert (signal.subject.id, signal.state, signal.evidence["months_elapsed"]) == ("A", "behind", 2)
+    assert signal.evidence["expected_to_date"] == 20_000.0 and signal.evidence["sales_to_date"] == 4_000.0
+    assert signal.evidence["seasonal_basis"] == "straight_line"  # trailing potentials: no seasonal index
+    assert Signal.from_json(signal.to_json()) == signal
+    assert evaluation.rebalance is None and not planner.rebalance_pending  # a pace gap moves no account
+    assert set(evaluation.quota) == {"A"} and evaluation.quota["A"].attainment == pytest.approx(4_000 / 120_000)
+    assert planner.out_of_band()["quota_pace"] == 1
+    # The quota of a later year does not judge an earlier one.
+    later = apply_rep_event(
+        parse_event(
+            json.dumps({**rep_event, "occurred_at": "2026-01-01T00:00:00Z"}).encode(), topic=topics.REPS, key=b"A"
+        )
+    )
+    fresh = Planner(settings)
+    judged = fresh.evaluate(accounts, [later, rep_b], watermark=at(2025, 2), first_event_at=start)
+    assert [s for s in judged.signals if s.kind == "quota_pace"] == [] and judged.quota == {}
+    # An event history that starts after January cannot tell the year's sales: not judged.
+    late_start = Planner(settings).evaluate(
+        accounts, [rep_a, rep_b], watermark=at(2025, 4), first_event_at=datetime(2025, 2, 3, tzinfo=timezone.utc)
+    )
+    assert [s for s in late_start.signals if s.kind == "quota_pace"] == []
