@@ -44,6 +44,8 @@ class Metrics:
     rep_accounts: Gauge
     rep_share: Gauge
     rep_fair_share: Gauge
+    rep_quota_attainment: Gauge
+    rep_quota_pace: Gauge
     imbalance: Gauge
     district_potential: Gauge
     district_accounts: Gauge
@@ -103,6 +105,20 @@ class Metrics:
             rep_share=Gauge("potential_share_ratio", "Rep's share of total potential.", ["rep"], subsystem="rep", **kw),
             rep_fair_share=Gauge(
                 "fair_share_ratio", "Rep's capacity-weighted fair share.", ["rep"], subsystem="rep", **kw
+            ),
+            rep_quota_attainment=Gauge(
+                "quota_attainment_ratio",
+                "Rep's sales of the calendar year's complete months / their quota (reps with a quota).",
+                ["rep"],
+                subsystem="rep",
+                **kw,
+            ),
+            rep_quota_pace=Gauge(
+                "quota_pace_ratio",
+                "Rep's sales of the year so far / what their quota expects by now (seasonal; reps with a quota).",
+                ["rep"],
+                subsystem="rep",
+                **kw,
             ),
             imbalance=Gauge(
                 "imbalance_ratio", "Largest |share / fair share - 1| over reps.", subsystem="territory", **kw

@@ -4,6 +4,7 @@ and proposals. The logic is in session.py and planner.py."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import json
 import logging
@@ -157,6 +158,14 @@ def _export_aggregates(metrics: Metrics, evaluation) -> None:
         metrics.rep_accounts.labels(rep_id).set(aggregate.accounts)
         metrics.rep_share.labels(rep_id).set(aggregate.share)
         metrics.rep_fair_share.labels(rep_id).set(aggregate.fair_share)
+        standing = evaluation.quota.get(rep_id)
+        if standing is not None:
+            metrics.rep_quota_attainment.labels(rep_id).set(standing.attainment)
+            metrics.rep_quota_pace.labels(rep_id).set(standing.pace)
+        else:  # no quota (any more): no figure, rather than the last one standing
+            for gauge in (metrics.rep_quota_attainment, metrics.rep_quota_pace):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(rep_id)
     metrics.imbalance.set(evaluation.imbalance)
     districts: dict[str, list] = {}
     for aggregate in evaluation.aggregates.values():

@@ -28,6 +28,8 @@ EXPECTED = {
     "territory_store_errors": ("counter", {"operation"}),
     "territory_worker_assigned_partitions": ("gauge", {"role"}),
     "territory_worker_leader": ("gauge", set()),
+    "territory_rep_quota_attainment_ratio": ("gauge", {"rep"}),
+    "territory_rep_quota_pace_ratio": ("gauge", {"rep"}),
 }
 
 
@@ -49,6 +51,8 @@ def exercised() -> Metrics:
     metrics.store_errors.labels("storing a signal").inc()
     metrics.assigned_partitions.labels("intake").set(12)
     metrics.leader.set(1)
+    metrics.rep_quota_attainment.labels("R1").set(0.31)
+    metrics.rep_quota_pace.labels("R1").set(0.92)
     return metrics
 
 

@@ -208,3 +208,24 @@ def test_a_planner_judges_quota_pace_from_a_rep_upserted_with_a_quota_and_orders
         accounts, [rep_a, rep_b], watermark=at(2025, 4), first_event_at=datetime(2025, 2, 3, tzinfo=timezone.utc)
     )
     assert [s for s in late_start.signals if s.kind == "quota_pace"] == []
+
+
+def test_attainment_and_pace_are_exported_per_rep_with_a_quota():
+    from core.metrics import Metrics
+    from planner.agents import _export_aggregates
+    from planner.planner import Evaluation
+
+    aggregates = {rep: RepAggregate(rep, 10, 1000.0, 0.0, 1.0, 0.5, 0.5) for rep in ("A", "B")}
+    standings = quota_standings(QuotaYear(2025, 3, {"A": (90_000.0,) * 3}, {"A": QUOTA}, SEASONAL))
+    metrics = Metrics.create()
+    _export_aggregates(metrics, Evaluation(aggregates, 0.0, quota=standings))
+
+    def value(name: str, rep: str) -> float | None:
+        return metrics.registry.get_sample_value(f"territory_rep_quota_{name}_ratio", {"rep": rep})
+
+    assert value("attainment", "A") == pytest.approx(270_000 / QUOTA)
+    assert value("pace", "A") == pytest.approx(270_000 / (QUOTA * 2.2 / 12))
+    assert value("attainment", "B") is None and value("pace", "B") is None  # B has no quota
+    # A's quota removed: its figures go, rather than stand at their last value.
+    _export_aggregates(metrics, Evaluation(aggregates, 0.0))
+    assert value("attainment", "A") is None and value("pace", "A") is None
