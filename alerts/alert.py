@@ -221,7 +221,27 @@ def _signal_summary(signal: Signal) -> str:
         how_much = f" {float(size) * 100:+.0f}%" if size is not None else ""
         since = f" since {evidence['started_on']}" if evidence.get("started_on") else ""
         return f"the {who} model's error {'is back to normal' if resolved else 'rose' + how_much + since}"
+    if kind == "quota_pace":
+        return _quota_pace_summary(who, state, resolved, evidence)
     return f"{kind.replace('_', ' ')} {state or 'signal'} for {subject.type} {who}"
+
+
+def _quota_pace_summary(who: str, state: str, resolved: bool, evidence: Mapping[str, Any]) -> str:
+    """E.g. "R03 is behind quota pace: 78% of expected to date (gap -120,000), projected 78% of
+    quota" (the projection, sales to date over the share of a year elapsed, is the pace)."""
+    pace, gap = evidence.get("pace"), evidence.get("gap")
+    if resolved:
+        if pace is None:
+            return f"{who} has no quota any more: quota pace is no longer judged"
+        return f"{who} is back on quota pace: {percent(pace)} of expected to date"
+    side = "behind" if state == "behind" else "ahead of" if state == "ahead" else state
+    figures = f"{percent(pace)} of expected to date" if pace is not None else "no figures"
+    if gap is not None:
+        figures += f" (gap {float(gap):+,.0f})"
+    projected, quota = evidence.get("projected_year_end"), evidence.get("quota")
+    if projected is not None and quota:
+        figures += f", projected {percent(float(projected) / float(quota))} of quota"
+    return f"{who} is {side} quota pace: {figures}"
 
 
 def _evidence_text(evidence: Mapping[str, Any]) -> str:

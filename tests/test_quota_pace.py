@@ -229,3 +229,24 @@ def test_attainment_and_pace_are_exported_per_rep_with_a_quota():
     # A's quota removed: its figures go, rather than stand at their last value.
     _export_aggregates(metrics, Evaluation(aggregates, 0.0))
     assert value("attainment", "A") is None and value("pace", "A") is None
+
+
+def test_a_quota_pace_signal_reads_as_an_alert():
+    from alerts.alert import alert_from_signal
+
+    detector = QuotaPaceDetector()
+    sales = [82_000.0, 80_000.0, 70_000.0, 75_000.0, 83_000.0]  # 390,000 of 500,000 expected
+    (finding,) = detector.update(year_of(sales), at(2025, 5)).findings
+    alert = alert_from_signal(Signal.from_json(detector.signal(finding, at(2025, 5)).to_json()))
+    assert alert.summary == "R1 is behind quota pace: 78% of expected to date (gap -110,000), projected 78% of quota"
+    assert alert.key == "quota_pace:rep:R1" and alert.status == "firing" and alert.severity == "warning"
+    assert alert.labels["alertname"] == "TerritoryQuotaPace" and alert.labels["rep"] == "R1"
+    assert "seasonal_basis=straight_line" in alert.description and "months_elapsed=5" in alert.description
+    (ahead,) = detector.update(year_of([*sales, 600_000.0]), at(2025, 6)).findings
+    assert alert_from_signal(detector.signal(ahead, at(2025, 6))).summary == (
+        "R1 is ahead of quota pace: 165% of expected to date (gap +390,000), projected 165% of quota"
+    )
+    (back,) = detector.update(year_of([*sales, 200_000.0]), at(2025, 6)).findings
+    resolved = alert_from_signal(detector.signal(back, at(2025, 6)))
+    assert resolved.status == "resolved" and resolved.key == alert.key
+    assert resolved.summary == "R1 is back on quota pace: 98% of expected to date"
