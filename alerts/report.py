@@ -24,6 +24,7 @@ come from the CRM and are never trusted as HTML).
 from __future__ import annotations
 
 import base64
+from calendar import month_name
 import logging
 import math
 import struct
@@ -216,13 +217,33 @@ def _reasons(proposal: Mapping[str, Any]) -> list[str]:
     return reasons
 
 
+def _question(proposal: Mapping[str, Any]) -> str:
+    """Which question the proposal answers, and that quota pace is not it."""
+    shared = " and ".join(str(metric) for metric in proposal.get("metrics") or ["potential"])
+    if proposal.get("mode") == "place":
+        asked = f"who takes the accounts without an active rep, keeping the {shared} shared fairly"
+    else:
+        asked = f"is the {shared} shared fairly between the territories (each rep against their capacity-weighted fair share)?"
+    return (
+        f"{asked[0].upper()}{asked[1:]} Not quota pace: how reps sell against their quota is judged apart "
+        "(quota pace alerts), and no account is moved for it."
+    )
+
+
+def _quota_of(proposal: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The quota figures of the reps that have a quota (the proposal's `reps` rows)."""
+    return {str(row["rep_id"]): row for row in proposal.get("reps") or [] if row.get("quota_pace") is not None}
+
+
 def _rep_rows(proposal: Mapping[str, Any]) -> list[dict[str, Any]]:
     before = {row["rep_id"]: row for row in proposal.get("before") or []}
     after = {row["rep_id"]: row for row in proposal.get("after") or []}
     tolerance = float(proposal.get("tolerance") or 0.0)
+    quota = _quota_of(proposal)
     rows = []
     for rep_id in list(before) + [r for r in after if r not in before]:
         was, now = before.get(rep_id, {}), after.get(rep_id, {})
+        target = quota.get(str(rep_id), {})
         rows.append(
             {
                 "rep_id": rep_id,
@@ -235,6 +256,8 @@ def _rep_rows(proposal: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "deviation_after": now.get("deviation"),
                 "outside_before": _finite(was.get("deviation")) and abs(was["deviation"]) > tolerance + 1e-9,
                 "outside_after": _finite(now.get("deviation")) and abs(now["deviation"]) > tolerance + 1e-9,
+                "quota_attainment": target.get("quota_attainment"),
+                "quota_pace": target.get("quota_pace"),
             }
         )
     return rows
@@ -379,6 +402,8 @@ def _proposal_view(proposal: Mapping[str, Any]) -> dict[str, Any]:
         "reasons": _reasons(proposal),
         "trigger_signals": list(proposal.get("trigger_signals") or []),
         "reps": _rep_rows(proposal),
+        "question": _question(proposal),
+        "quota": _quota_note(proposal),
         "moves": moves,
         "moved_potential": sum(float(m.get("potential") or 0.0) for m in moves),
         "images": images,
@@ -388,6 +413,24 @@ def _proposal_view(proposal: Mapping[str, Any]) -> dict[str, Any]:
         "as_of": as_of,
         "scope": proposal.get("accounts_scope", "all"),
     }
+
+
+def _quota_note(proposal: Mapping[str, Any]) -> str | None:
+    """What the quota columns count, or None when no rep of the proposal has a quota."""
+    quota = _quota_of(proposal)
+    if not quota:
+        return None
+    first = next(iter(quota.values()))
+    year, months = first.get("quota_year"), first.get("quota_months")
+    if year and months:
+        through = f"January {year}" if int(months) == 1 else f"January to {month_name[int(months)]} {year}"
+    else:
+        through = "this year"
+    return (
+        f"Quota attained: sales of {through} against the quota for the year. Quota pace: against what "
+        "the quota expects by now, with the seasons (100% is on pace). Judged apart from balance: these moves "
+        "do not answer it."
+    )
 
 
 def _anchor(proposal_id: str) -> str:
@@ -484,6 +527,16 @@ def _text(
         for view in views:
             lines += ["", f"* {view['proposal_id']} ({view['mode']}, {view['status']}): {view['headline']}"]
             lines += [f"  why: {reason}" for reason in view["reasons"][:3]]
+            lines.append(f"  answers: {view['question']}")
+            paced = [rep for rep in view["reps"] if rep["quota_pace"] is not None]
+            if paced:
+                lines.append(
+                    "  quota pace (judged apart): "
+                    + ", ".join(
+                        f"{rep['rep_id']} {percent(rep['quota_pace'])} (attained {percent(rep['quota_attainment'])})"
+                        for rep in paced
+                    )
+                )
             if view["explanation"]:
                 lines.append(f"  solver: {view['explanation']}")
             for move in view["moves"][:10]:

@@ -250,3 +250,43 @@ def test_a_quota_pace_signal_reads_as_an_alert():
     resolved = alert_from_signal(detector.signal(back, at(2025, 6)))
     assert resolved.status == "resolved" and resolved.key == alert.key
     assert resolved.summary == "R1 is back on quota pace: 98% of expected to date"
+
+
+def review_proposal(with_quota: bool) -> dict:
+    from core.records import Proposal, ProposedMove, RepLoad
+
+    homes = [{"rep_id": "A", "home_lat": 52.5, "home_lon": 13.4}, {"rep_id": "B", "home_lat": 53.5, "home_lon": 10.0}]
+    if with_quota:
+        homes[0].update(quota=QUOTA, quota_year=2025, quota_months=3, quota_attainment=0.1942, quota_pace=0.7768)
+    return Proposal(
+        proposal_id="prop-q",
+        created_at=at(2025, 3),
+        event_time=at(2025, 3),
+        trigger_signals=("sig-1",),
+        mode="minimal_moves",
+        status="optimal",
+        moves=(ProposedMove("a1", "A", "B", 100.0, 0.0, 12.0, "A is over its band"),),
+        before=(RepLoad("A", 2, 400.0, 0.667, 0.5, 0.333), RepLoad("B", 1, 200.0, 0.333, 0.5, -0.333)),
+        after=(RepLoad("A", 1, 300.0, 0.5, 0.5, 0.0), RepLoad("B", 2, 300.0, 0.5, 0.5, 0.0)),
+        imbalance_before=0.333,
+        imbalance_after=0.0,
+        seconds=0.1,
+        tolerance=0.1,
+        reps=tuple(homes),
+    ).to_json()
+
+
+def test_the_weekly_review_shows_quota_columns_and_says_what_a_proposal_answers():
+    from alerts.report import build_weekly_report
+
+    report = build_weekly_report([review_proposal(True)], week="2025-W14", generated_at=at(2025, 3))
+    section = report.html[report.html.index('<section id="proposal-prop-q"') :]
+    assert "What it answers:" in section and "Is the potential shared fairly between the territories" in section
+    assert "Not quota pace" in section
+    assert "quota attained</th>" in section and "quota pace</th>" in section
+    assert ">19.4%</td>" in section and ">77.7%</td>" in section  # A; B has no quota: a dash
+    assert "sales of January to March 2025 against the quota" in section
+    assert "answers: Is the potential shared fairly" in report.text and "A 78% (attained 19%)" in report.text
+    # Without any quota the table keeps its columns as they were; the question is still said.
+    plain = build_weekly_report([review_proposal(False)], week="2025-W14", generated_at=at(2025, 3))
+    assert "quota attained" not in plain.html and "Not quota pace" in plain.html and "quota pace (" not in plain.text
