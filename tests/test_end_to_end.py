@@ -285,6 +285,70 @@ def test_segments_and_caps_sent_as_events_shape_the_proposal(broker, start_worke
         assert abs(row["share"] / row["fair_share"] - 1) <= target + 1e-6, proposal["after"]
 
 
+def test_district_scope_and_a_quota_sent_as_events(broker, start_worker):
+    # A and C form district East, B is alone in West and has a quota far above its sales.
+    # Company-wide, B would be under the band and take accounts from A; by district, B is
+    # balanced (alone), East rebalances inside itself, and B's quota pace is behind.
+    worker = start_worker(
+        TERRITORY_WARMUP_DAYS="60",
+        TERRITORY_POTENTIAL="trailing",
+        TERRITORY_TOLERANCE=str(TOLERANCE),
+        TERRITORY_HYSTERESIS=str(HYSTERESIS),
+        TERRITORY_PLANNER_INTERVAL_S="0.3",
+        TERRITORY_REBALANCE_SCOPE="district",
+    )
+    district = {"A": "East", "B": "West", "C": "East"}
+    messages = [m for m in scenario() if isinstance(m[2], dict) and m[2].get("event_id") != "ord-bad"]
+    for topic, _, value in messages:
+        assert isinstance(value, dict)
+        if topic == topics.REPS:
+            value["data"]["district"] = district[value["data"]["rep_id"]]
+            if value["data"]["rep_id"] == "B":
+                value["data"]["quota"] = 10_000.0  # 700 sold by the end of March: far behind pace
+    messages.append(
+        (
+            topics.ACTIVITIES,
+            "b1",
+            envelope(
+                "act-1",
+                "activity.logged",
+                "2025-04-05T09:00:00+00:00",
+                activity_id="v1",
+                account_id="b1",
+                rep_id="B",
+                kind="visit",
+                duration_min=60,
+            ),
+        )
+    )
+    produce(broker.bootstrap_servers, messages)
+    proposals = read_topic(broker.bootstrap_servers, topics.PROPOSALS, until=lambda found: len(found) >= 1)
+    assert len(proposals) == 1, worker.log()[-3000:]
+    proposal = proposals[0]
+    assert proposal["moves"] and all(district[m["to_rep"]] == "East" for m in proposal["moves"]), proposal
+    assert {m["account_id"] for m in proposal["moves"]} <= {"a2", "a3", "a4"}  # East's, never to or from B
+    signals = read_topic(
+        broker.bootstrap_servers,
+        topics.SIGNALS,
+        until=lambda found: any(s["kind"] == "quota_pace" for s in found),
+        timeout_s=30,
+    )
+    imbalanced = {s["subject"]["id"] for s in signals if s["kind"] == "imbalance"}
+    assert imbalanced == {"A", "C"}  # B alone in West is its district's fair share
+    pace = next(s for s in signals if s["kind"] == "quota_pace")
+    assert (pace["subject"]["id"], pace["state"]) == ("B", "behind")
+    assert pace["evidence"]["sales_to_date"] == pytest.approx(700.0)
+    # Stored, and alerted (the log sink) in words.
+    wait_for(
+        lambda: pace["signal_id"] in {row.signal_id for row in Store(worker.db_url).signals()}, 20, "the stored signal"
+    )
+    wait_for(lambda: "B is behind quota pace" in worker.log(), 20, "the quota pace alert in the log")
+    assert worker.metric("territory_rep_quota_pace_ratio", {"rep": "B"}) == pytest.approx(
+        pace["evidence"]["pace"], rel=1e-3
+    )
+    assert worker.metric("territory_district_accounts", {"district": "East"}) == 6
+
+
 def test_rep_leaving_gives_a_coverage_gap_and_a_placement_of_only_their_accounts(broker, start_worker):
     worker = start_worker(
         TERRITORY_WARMUP_DAYS="60",
