@@ -21,9 +21,10 @@ models that grow from the LP's answer make it fast at 20k accounts x 50 reps; ev
 answer comes with a proven bound and gap. Other questions on the same model: least
 moved potential, the best balance for at most M moves (:func:`minimal_moves` with
 ``max_moves``), the moves-vs-imbalance curve (:func:`trade_off_curve`), several metrics
-at once and contiguous territories. When the band cannot hold, the result names the rep
-and the constraint at fault instead of a bare "infeasible". docs/REBALANCER.md has the
-whole story.
+at once, contiguous territories, and the least total travel with every rep in band for at
+most M moves (``objective="travel"``) with its curve (``kind="travel"``). When the band
+cannot hold, the result names the rep and the constraint at fault instead of a bare
+"infeasible". docs/REBALANCER.md has the whole story.
 
 When a rep leaves, :func:`place_accounts` is the narrower answer: only the orphaned
 accounts move, to the reps that keep the worst deviation from fair share least (then
@@ -42,7 +43,7 @@ Examples
 """
 
 from core.geo import haversine_km
-from rebalancer.model import minimal_moves, trade_off_curve
+from rebalancer.model import CURVE_KINDS, minimal_moves, trade_off_curve
 from rebalancer.placement import place_accounts
 from rebalancer.values import (
     METRICS,
@@ -54,11 +55,13 @@ from rebalancer.values import (
     RebalanceResult,
     Rep,
     RepBalance,
+    TravelPoint,
     balance_of,
     imbalance_of,
 )
 
 __all__ = [
+    "CURVE_KINDS",
     "METRICS",
     "OBJECTIVES",
     "STATUSES",
@@ -68,6 +71,7 @@ __all__ = [
     "RebalanceResult",
     "Rep",
     "RepBalance",
+    "TravelPoint",
     "balance_of",
     "haversine_km",
     "imbalance_of",

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
 from ortools.sat.python import cp_model
 
 from rebalancer.problem import UNPLACED, Problem
@@ -19,6 +21,11 @@ from rebalancer.problem import UNPLACED, Problem
 DEVIATION_RESOLUTION = 10**6
 #: Below this many seconds a solve is not worth starting.
 MIN_SOLVE_SECONDS = 0.05
+#: The travel objective counts metres (times each rep's travel_factor) ...
+TRAVEL_UNITS_PER_KM = 1000
+#: ... unless the largest total it could reach would pass this many units (huge factors):
+#: then coarser units keep every sum of coefficients far below 2**63.
+_TRAVEL_TOTAL_LIMIT = 10**15
 
 Assignment = dict[tuple[int, int], cp_model.IntVar]
 
@@ -84,6 +91,36 @@ def travel_expr(problem: Problem, x: Assignment) -> Any:
     return cp_model.LinearExpr.weighted_sum(
         [x[i, r] for i, r in pairs], [round(float(problem.distance_km[i, r]) * 1000) for i, r in pairs]
     )
+
+
+def travel_costs(problem: Problem) -> tuple[NDArray[np.int64], float]:
+    """Accounts x reps: what serving the account costs the rep in the travel objective,
+    straight-line km from the rep's home times the rep's ``travel_factor``, in integer
+    units (metres, see ``_TRAVEL_TOTAL_LIMIT``); and the units per km. The model and every
+    check read this one matrix, so they agree to the unit."""
+    factors = np.array([rep.travel_factor for rep in problem.reps], dtype=np.float64)
+    weighted = problem.distance_km * factors[None, :]
+    largest = float(weighted.max(axis=1).sum()) if weighted.size else 0.0
+    units = float(TRAVEL_UNITS_PER_KM)
+    if largest * units > _TRAVEL_TOTAL_LIMIT:
+        units = _TRAVEL_TOTAL_LIMIT / largest
+    costs: NDArray[np.int64] = np.rint(weighted * units).astype(np.int64)
+    return costs, units
+
+
+def total_travel_expr(problem: Problem, x: Assignment, costs: NDArray[np.int64]) -> Any:
+    """Total travel of every account (staying or not) in ``costs`` units: the travel objective."""
+    pairs = list(x)
+    return cp_model.LinearExpr.weighted_sum([x[pair] for pair in pairs], [int(costs[pair]) for pair in pairs])
+
+
+def total_travel(costs: NDArray[np.int64], assignment: Sequence[int]) -> int:
+    """:func:`total_travel_expr`'s value for ``assignment``; accounts without a rep
+    (UNPLACED) count nothing."""
+    rows = [i for i, r in enumerate(assignment) if r != UNPLACED]
+    if not rows:
+        return 0
+    return int(costs[rows, [assignment[i] for i in rows]].sum())
 
 
 def add_worst_deviation(model: cp_model.CpModel, problem: Problem, x: Assignment) -> cp_model.IntVar:

@@ -13,8 +13,11 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
+from typing import Literal, overload
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ortools.sat.python import cp_model
 
@@ -42,7 +45,7 @@ from rebalancer.problem import (
     widening,
     with_candidates,
 )
-from rebalancer.relaxation import Relaxation, solve_relaxation
+from rebalancer.relaxation import Relaxation, TravelRelaxation, solve_relaxation, solve_travel_relaxation
 from rebalancer.values import (
     METRICS,
     OBJECTIVES,
@@ -52,6 +55,7 @@ from rebalancer.values import (
     RebalanceResult,
     Rep,
     RepBalance,
+    TravelPoint,
     _finite,
     _positive_int,
     _require,
@@ -60,7 +64,10 @@ from rebalancer.values import (
     imbalance_of,
 )
 
-__all__ = ["minimal_moves", "trade_off_curve"]
+__all__ = ["CURVE_KINDS", "minimal_moves", "trade_off_curve"]
+
+#: What :func:`trade_off_curve` can trace against the number of moves.
+CURVE_KINDS = ("imbalance", "travel")
 
 #: Share of ``time_limit_s`` the primary objective may use; the rest (and anything it
 #: leaves unused) goes to the tie-breaks.
@@ -132,12 +139,19 @@ def minimal_moves(
     metrics
         What must be balanced: "potential", "workload" or both.
     objective
-        "moves" (fewest moved accounts) or "moved_potential" (least potential moved).
+        "moves" (fewest moved accounts), "moved_potential" (least potential moved) or
+        "travel" (least total travel with at most ``max_moves`` moves, every rep in band:
+        see below; ``max_moves`` is required).
     max_moves
         When given, the question changes: the best balance (least largest deviation
         from fair share over reps and metrics) with at most this many moves, then the
         fewest moves for it. Bands are not required then; ``objective_kind`` is
-        "imbalance".
+        "imbalance". With ``objective="travel"``: the least total travel (straight-line km
+        from each account's rep's home, times the rep's ``travel_factor``, summed over
+        every account) with every rep in band and at most this many moves, then the
+        fewest moves for it; ``objective_kind`` is "travel", ``objective`` and ``bound``
+        are in km x factor, ``travel_km_before`` / ``travel_km_after`` are set. Too small a
+        budget is "infeasible", naming the moves the band needs.
     adjacency
         Pairs of account ids that touch (area units): every territory that is connected
         now stays connected. Each such rep keeps the unit nearest their home.
@@ -190,9 +204,44 @@ def minimal_moves(
         accounts, reps, tolerance, metrics, objective, max_moves, candidate_reps, time_limit_s, num_workers
     )
     setup = _Setup.build(accounts, reps, tolerances, metrics, adjacency, candidate_reps, start, time_limit_s)
+    if objective == "travel":
+        assert max_moves is not None  # checked above
+        return _least_travel_result(setup, max_moves, num_workers)
     if max_moves is not None:
         return _best_balance_result(setup, max_moves, num_workers)
     return _widening_solve(setup, objective, num_workers)[0]
+
+
+@overload
+def trade_off_curve(
+    accounts: Sequence[Account],
+    reps: Sequence[Rep],
+    *,
+    tolerance: float | Mapping[str, float] = ...,
+    metrics: Sequence[str] = ...,
+    adjacency: Sequence[tuple[str, str]] | None = ...,
+    candidate_reps: int = ...,
+    time_limit_s: float = ...,
+    num_workers: int = ...,
+    max_points: int = ...,
+    kind: Literal["imbalance"] = ...,
+) -> tuple[CurvePoint, ...]: ...
+
+
+@overload
+def trade_off_curve(
+    accounts: Sequence[Account],
+    reps: Sequence[Rep],
+    *,
+    tolerance: float | Mapping[str, float] = ...,
+    metrics: Sequence[str] = ...,
+    adjacency: Sequence[tuple[str, str]] | None = ...,
+    candidate_reps: int = ...,
+    time_limit_s: float = ...,
+    num_workers: int = ...,
+    max_points: int = ...,
+    kind: Literal["travel"],
+) -> tuple[TravelPoint, ...]: ...
 
 
 def trade_off_curve(
@@ -206,10 +255,20 @@ def trade_off_curve(
     time_limit_s: float = 10.0,
     num_workers: int = 2,
     max_points: int = 25,
-) -> tuple[CurvePoint, ...]:
+    kind: str = "imbalance",
+) -> tuple[CurvePoint, ...] | tuple[TravelPoint, ...]:
     """What each extra move buys: for M = 0, 1, 2, ... up to the fewest moves that
     restore the band, the least imbalance (largest |deviation from fair share| over
     reps and metrics) reachable with at most M moves.
+
+    With ``kind="travel"`` the other end of the same trade-off: for M from the fewest
+    moves that restore the band up to the moves of the least-travel assignment, the
+    least total travel (see :func:`minimal_moves`, ``objective="travel"``) with every
+    rep in band and at most M moves, as :class:`TravelPoint` records. Each budget starts
+    from the previous budget's answer, so the travel never rises along the curve (a
+    budget whose search ends worse keeps the previous answer, status "feasible"). The
+    candidates are those the fewest moves needed (widened like :func:`minimal_moves`);
+    no band, no curve: ``()``.
 
     Accounts waiting for a rep must be placed, so the curve starts at M = their
     number. Accounts may go to the candidate reps :func:`minimal_moves` needs to restore
@@ -232,6 +291,10 @@ def trade_off_curve(
         accounts, reps, tolerance, metrics, "moves", None, candidate_reps, time_limit_s, num_workers
     )
     _require(_positive_int(max_points) and max_points >= 2, f"max_points must be an int >= 2, got {max_points!r}")
+    _require(kind in CURVE_KINDS, f"kind must be one of {CURVE_KINDS}, got {kind!r}")
+    if kind == "travel":
+        setup = _Setup.build(accounts, reps, tolerances, metrics, adjacency, candidate_reps, start, time_limit_s)
+        return _travel_curve(setup, num_workers, max_points)
     # The curve's last point restores the band: with the candidates minimal_moves needed
     # for it (widened when the pruned model has no answer).
     target_setup = _Setup.build(
@@ -334,6 +397,11 @@ class _Setup:
     def remaining(self) -> float:
         return self.deadline - time.perf_counter()
 
+    @cached_property
+    def travel(self) -> tuple[NDArray[np.int64], float]:
+        """The travel objective's cost matrix and its units per km (cpsat.travel_costs)."""
+        return cpsat.travel_costs(self.problem)
+
     def notes(self) -> tuple[str, ...]:
         if self.contiguity is None or not self.contiguity.split_reps:
             return self.extra_notes
@@ -357,12 +425,20 @@ class _Setup:
             if assignment is not None
             else self.before
         )
-        # Report in the caller's units: moved potential in potential, imbalance as a fraction.
-        scale = {
-            "moves": 1.0,
-            "moved_potential": math.fsum(a.potential for a in self.accounts) / RESOLUTION,
-            "imbalance": 1.0 / cpsat.DEVIATION_RESOLUTION,
-        }[objective_kind]
+        # Report in the caller's units: moved potential in potential, imbalance as a fraction,
+        # travel in km (x travel_factor).
+        travel_before = travel_after = None
+        if objective_kind == "travel":
+            costs, units = self.travel
+            scale = 1.0 / units
+            travel_before = cpsat.total_travel(costs, p.current) * scale
+            travel_after = cpsat.total_travel(costs, assignment) * scale if assignment is not None else travel_before
+        else:
+            scale = {
+                "moves": 1.0,
+                "moved_potential": math.fsum(a.potential for a in self.accounts) / RESOLUTION,
+                "imbalance": 1.0 / cpsat.DEVIATION_RESOLUTION,
+            }[objective_kind]
         objective = value * scale if value is not None and assignment is not None else None
         bound_value = bound * scale if bound is not None else None
         gap = None
@@ -389,6 +465,8 @@ class _Setup:
             imbalance_before=imbalance_of(self.before, metrics),
             imbalance_after=imbalance_of(after, metrics),
             notes=self.notes(),
+            travel_km_before=travel_before,
+            travel_km_after=travel_after,
         )
 
 
@@ -1000,6 +1078,326 @@ def _sample(first: int, last: int, max_points: int) -> list[int]:
     return sorted({first + round(k * step) for k in range(max_points)})
 
 
+# --------------------------------------------------------------------------- least travel
+
+#: Share of the time limit the fewest moves get before any travel solve: they say whether
+#: the band can hold, how many moves it needs, and give the first answer. The curve, with
+#: many budgets to solve, gives them less.
+_TRAVEL_MOVES_SHARE = 0.3
+_TRAVEL_CURVE_MOVES_SHARE = 0.2
+#: The travel curve: share of the time then left for its far end (the least travel with
+#: no budget); the budgets in between share the rest equally.
+_TRAVEL_END_SHARE = 0.2
+#: The travel LP is tried when there is at least a second per this many assignment variables
+#: (building it in Python is most of its time: ~0.2 s at 12k variables, ~3 s at 80k).
+_TRAVEL_LP_VARIABLES_PER_SECOND = 50_000
+#: Share of a budget's time GLOP may take on the travel LP (the LP's answer is what the
+#: reduced model, and so the answer on large cases, is built from).
+_TRAVEL_LP_TIME_SHARE = 0.5
+#: Share of one budget's time for the least travel; the rest (and what it leaves unused)
+#: for the fewest moves at that travel.
+_TRAVEL_PRIMARY_SHARE = 0.8
+#: Statuses of a fewest-moves result that carry an assignment.
+_ANSWERED = ("optimal", "feasible", "balanced")
+
+
+@dataclass(frozen=True)
+class _TravelAnswer:
+    """The least travel found for one budget of moves."""
+
+    budget: int
+    status: str  # "optimal" | "feasible" | "infeasible" | "unknown"
+    assignment: list[int] | None
+    value: int | None  # total travel of `assignment`, in cost units (Setup.travel)
+    bound: int | None  # proven lower bound on the travel for this budget, in cost units
+
+
+def _least_travel_result(setup: _Setup, max_moves: int, num_workers: int) -> RebalanceResult:
+    """The least total travel with every rep in band and at most ``max_moves`` moves,
+    then the fewest moves for it (``minimal_moves(objective="travel")``)."""
+    unreachable = explain_unreachable(setup.problem)
+    if unreachable is not None:
+        return setup.result("infeasible", objective_kind="travel", explanation=unreachable)
+    fewest, travel_setup, start = _fewest_for_travel(setup, num_workers)
+    if start is None:  # the band cannot hold (or no way was found): the fewest moves say why
+        return travel_setup.result(fewest.status, objective_kind="travel", explanation=fewest.explanation)
+    needed = round(fewest.bound) if fewest.bound is not None else 0
+    found = round(fewest.objective) if fewest.objective is not None else len(fewest.moves)
+    if max_moves < needed:
+        explanation = _too_few_moves(travel_setup, max_moves, needed, found)
+        return travel_setup.result("infeasible", objective_kind="travel", explanation=explanation)
+    answer = next(_least_travel(travel_setup, [max_moves], [start], num_workers))
+    if answer.assignment is None:
+        if answer.status == "infeasible":
+            explanation = _too_few_moves(travel_setup, max_moves, max_moves + 1, found, by_solver=True)
+        else:
+            explanation = (
+                f"no assignment with at most {_n_moves(max_moves)} that keeps every rep within "
+                f"{_bands(travel_setup.problem)} "
+                f"of fair share found within {setup.time_limit_s:g} s (the fewest moves found that do: {found}); "
+                "a longer time limit or a larger max_moves may help"
+            )
+        return travel_setup.result(answer.status, objective_kind="travel", explanation=explanation)
+    answered = replace(travel_setup, extra_notes=(*travel_setup.extra_notes, *_pruned_note(travel_setup)))
+    return answered.result(
+        answer.status, answer.assignment, objective_kind="travel", value=answer.value, bound=answer.bound
+    )
+
+
+def _fewest_for_travel(
+    setup: _Setup, num_workers: int, share: float = _TRAVEL_MOVES_SHARE
+) -> tuple[RebalanceResult, _Setup, list[int] | None]:
+    """The fewest moves that restore the band, widening the candidates as usual, in
+    ``share`` of ``setup``'s time. Returns that result, the setup the travel solves use
+    (the same candidates, the time left, notes on widening and pruning) and the answer's
+    assignment (None without one)."""
+    share *= setup.deadline - setup.begun
+    fewest, used = _widening_solve(replace(setup, deadline=setup.begun + share), "moves", num_workers)
+    widened_notes = tuple(note for note in fewest.notes if note not in setup.notes())
+    if used != setup.candidate_reps:
+        travel_setup = setup.widened(used, setup.deadline)
+    else:
+        travel_setup = replace(setup, begun=time.perf_counter())
+    travel_setup = replace(travel_setup, extra_notes=(*setup.extra_notes, *widened_notes))
+    start = _assignment_of(travel_setup.problem, fewest) if fewest.status in _ANSWERED else None
+    return fewest, travel_setup, start
+
+
+def _pruned_note(setup: _Setup) -> tuple[str, ...]:
+    """Says when the travel is least over pruned candidates only (some account has more
+    reps within reach than it may move to)."""
+    widest = int(reach_counts(setup.problem).max(initial=0))
+    if setup.candidate_reps >= widest:
+        return ()
+    return (
+        f"travel is least over each account's current rep and its {setup.candidate_reps} nearest other reps "
+        f"within reach (up to {widest} are within reach): the bound and 'optimal' are proven over those; "
+        "more candidate_reps may save more travel",
+    )
+
+
+def _too_few_moves(setup: _Setup, budget: int, needed: int, found: int, *, by_solver: bool = False) -> str:
+    """Why no assignment keeps the band within ``budget`` moves: the moves it needs (at
+    least ``needed``; ``found``: the fewest found), placements and caps when they say more."""
+    p = setup.problem
+    widest = int(reach_counts(p).max(initial=0))
+    where = (
+        ""
+        if setup.candidate_reps >= widest
+        else f" when each account may only stay or move to one of its {setup.candidate_reps} nearest reps within reach"
+    )
+    fewest = f"the fewest found: {found}"
+    if by_solver:
+        need = f"the band needs more than {_n_moves(budget)}{where} (proven by the solver; {fewest})"
+    else:
+        proven = "" if found <= needed else f" ({fewest})"
+        need = f"the band needs at least {_n_moves(needed)}{where}{proven}"
+    text = (
+        f"no assignment keeps every rep within {_bands(p)} of fair share{_side_constraints(setup)} "
+        f"with at most {_n_moves(budget)}: {need}; max_moves={budget} is too few"
+    )
+    placements = sum(1 for r in p.current if r == UNPLACED)
+    if budget < placements:
+        text += f"; {placements} accounts wait for a rep and each placement is a move"
+    elif budget < _cap_moves(p):
+        text += f"; the caps alone need at least {_cap_moves(p)} moves"
+    return text
+
+
+def _n_moves(n: int) -> str:
+    return f"{n} move{'' if n == 1 else 's'}"
+
+
+def _assignment_of(problem: Problem, result: RebalanceResult) -> list[int]:
+    """Rep index per account after ``result``'s moves."""
+    index = {rep.rep_id: r for r, rep in enumerate(problem.reps)}
+    assignment = list(problem.current)
+    position = {a.account_id: i for i, a in enumerate(problem.accounts)}
+    for move in result.moves:
+        assignment[position[move.account_id]] = index[move.to_rep]
+    return assignment
+
+
+def _least_travel(
+    setup: _Setup,
+    budgets: Sequence[int],
+    known: Sequence[Sequence[int]],
+    num_workers: int,
+) -> Iterator[_TravelAnswer]:
+    """The least travel for each budget, in increasing order, then the fewest moves for
+    it. One model serves every budget (its domain narrowed in place, like :func:`_curve`).
+    Each budget starts from the best of the previous budget's answer (valid for a larger
+    budget too) and the ``known`` assignments within it, and keeps it unless the search
+    finds less travel: the travel never rises from one budget to the next."""
+    p = setup.problem
+    costs, _ = setup.travel
+    model, x = cpsat.assignment_model(p)
+    cpsat.add_bands(model, p, x)
+    if setup.contiguity is not None:
+        setup.contiguity.add_to(model, x)
+    travel = cpsat.total_travel_expr(p, x, costs)
+    moves = cpsat.moves_expr(p, x)
+    budget = model.new_int_var(0, p.n_accounts, "budget")
+    model.add(moves <= budget)
+    # The fewest moves at a travel: the travel capped by a variable whose domain, like the
+    # budget's, is narrowed in place and opened again for the next budget.
+    most = sum(max((int(costs[i, r]) for r in cands), default=0) for i, cands in enumerate(p.candidates))
+    cap = model.new_int_var(0, most, "travel_cap")
+    model.add(travel <= cap)
+
+    def valid(assignment: Sequence[int], limit: int) -> bool:
+        return p.moves(assignment) <= limit and setup.holds(assignment)
+
+    def key(assignment: Sequence[int]) -> tuple[int, int]:
+        return cpsat.total_travel(costs, assignment), p.moves(assignment)
+
+    best: list[int] | None = None
+    start_from = list(known[0]) if known else _start_of(setup)
+    for k, budget_value in enumerate(budgets):
+        budget.proto.domain[0], budget.proto.domain[1] = budget_value, budget_value
+        cap.proto.domain[0], cap.proto.domain[1] = 0, most
+        for assignment in known:
+            if valid(assignment, budget_value) and (best is None or key(assignment) < key(best)):
+                best = list(assignment)
+        point_deadline = time.perf_counter() + setup.remaining() / (len(budgets) - k)
+        # The LP: a bound, and a reduced model around its answer that finds good
+        # assignments long before the full model does on large cases.
+        lower: int | None = None
+        relaxation = _travel_relaxation(setup, budget_value, point_deadline)
+        if relaxation is not None:
+            lower = relaxation.bound
+            if best is None or cpsat.total_travel(costs, best) > lower:
+                reduced_deadline = time.perf_counter() + _REDUCED_TIME_SHARE * _TRAVEL_PRIMARY_SHARE * (
+                    point_deadline - time.perf_counter()
+                )
+                found = _reduced_travel(setup, relaxation, best, budget_value, reduced_deadline, num_workers)
+                if found is not None and valid(found, budget_value) and (best is None or key(found) < key(best)):
+                    best = found
+        code = None
+        if best is None or lower is None or cpsat.total_travel(costs, best) > lower:
+            model.minimize(travel)
+            cpsat.hint(model, p, x, best or start_from)
+            solver = cpsat.solver(num_workers, _TRAVEL_PRIMARY_SHARE * (point_deadline - time.perf_counter()))
+            code = cpsat.solve(solver, model)
+            if cpsat.found(code):
+                solution = cpsat.read(solver, p, x)
+                if valid(solution, budget_value) and (best is None or key(solution) < key(best)):
+                    best = solution
+                proven = math.ceil(solver.best_objective_bound - 1e-6)
+                lower = proven if lower is None else max(lower, proven)
+        if best is None:
+            status = "infeasible" if code == cp_model.INFEASIBLE else "unknown"
+            yield _TravelAnswer(budget_value, status, None, None, None)
+            continue
+        value = cpsat.total_travel(costs, best)
+        status = "optimal" if lower is not None and lower >= value else "feasible"
+        if p.moves(best) > 0 and point_deadline - time.perf_counter() >= cpsat.MIN_SOLVE_SECONDS:
+            cap.proto.domain[1] = value
+            model.minimize(moves)
+            cpsat.hint(model, p, x, best)
+            solver = cpsat.solver(num_workers, point_deadline - time.perf_counter())
+            if cpsat.found(cpsat.solve(solver, model)):
+                solution = cpsat.read(solver, p, x)
+                if valid(solution, budget_value) and key(solution) < key(best):
+                    best = solution
+            value = cpsat.total_travel(costs, best)
+        yield _TravelAnswer(budget_value, status, best, value, min(lower, value) if lower is not None else None)
+
+
+def _travel_relaxation(setup: _Setup, budget: int, deadline: float) -> TravelRelaxation | None:
+    """The LP of the least travel for ``budget`` when there is time to build and solve
+    it; None otherwise, or when GLOP calls it infeasible (a verdict, not a proof: CP-SAT
+    decides)."""
+    p = setup.problem
+    remaining = deadline - time.perf_counter()
+    if remaining < cpsat.MIN_SOLVE_SECONDS or candidate_pairs(p) > _TRAVEL_LP_VARIABLES_PER_SECOND * remaining:
+        return None
+    costs, _ = setup.travel
+    relaxation = solve_travel_relaxation(p, costs, budget, time_limit_s=max(0.1, _TRAVEL_LP_TIME_SHARE * remaining))
+    return relaxation if relaxation is not None and not relaxation.infeasible else None
+
+
+def _reduced_travel(
+    setup: _Setup,
+    relaxation: TravelRelaxation,
+    best: Sequence[int] | None,
+    budget: int,
+    deadline: float,
+    num_workers: int,
+) -> list[int] | None:
+    """The least travel for ``budget`` on a model where each account may only stay, take
+    the LP's rep or keep ``best``'s; accounts the LP splits (and placements) keep every
+    candidate. None when nothing valid was found by ``deadline``."""
+    p = setup.problem
+    if deadline - time.perf_counter() < cpsat.MIN_SOLVE_SECONDS:
+        return None
+    split = set(relaxation.fractional)
+    candidates: list[tuple[int, ...]] = []
+    for i, cands in enumerate(p.candidates):
+        if p.locked[i] or i in split or p.current[i] == UNPLACED:
+            candidates.append(cands)
+        else:
+            keep = {p.current[i], relaxation.rounded[i], *([best[i]] if best is not None else [])}
+            candidates.append(tuple(r for r in cands if r in keep))
+    reduced = replace(p, candidates=candidates, reachable_by=_reachable_by(candidates, p.n_reps))
+    costs, _ = setup.travel
+    model, x = cpsat.assignment_model(reduced)
+    cpsat.add_bands(model, reduced, x)
+    if setup.edges is not None:
+        Contiguity(reduced, setup.edges).add_to(model, x)
+    model.add(cpsat.moves_expr(reduced, x) <= budget)
+    model.minimize(cpsat.total_travel_expr(reduced, x, costs))
+    # The LP's answer (bands broken by its few split accounts at most) is a better start
+    # than ``best`` on large cases, whose moves CP-SAT would have to undo one by one.
+    cpsat.hint(model, reduced, x, relaxation.rounded)
+    solver = cpsat.solver(num_workers, deadline - time.perf_counter())
+    if not cpsat.found(cpsat.solve(solver, model)):
+        return None
+    solution = cpsat.read(solver, reduced, x)
+    return solution if p.moves(solution) <= budget and setup.holds(solution) else None
+
+
+def _travel_curve(setup: _Setup, num_workers: int, max_points: int) -> tuple[TravelPoint, ...]:
+    """``trade_off_curve(kind="travel")``: the fewest moves (the curve's first budget), the
+    least travel without a budget (its last: the moves that answer makes), then the
+    budgets in between, sampled like the imbalance curve."""
+    if explain_unreachable(setup.problem) is not None:
+        return ()
+    _, travel_setup, start = _fewest_for_travel(setup, num_workers, _TRAVEL_CURVE_MOVES_SHARE)
+    if start is None:
+        return ()
+    p = travel_setup.problem
+    end_deadline = time.perf_counter() + _TRAVEL_END_SHARE * travel_setup.remaining()
+    end = next(_least_travel(replace(travel_setup, deadline=end_deadline), [p.n_accounts], [start], num_workers))
+    known = [start] if end.assignment is None else [start, end.assignment]
+    last = p.moves(known[-1])
+    first = min(p.moves(start), last)
+    answers = list(_least_travel(travel_setup, _sample(first, last, max_points), known, num_workers))
+    # A bound for a budget holds for every smaller one (fewer moves never travel less), and
+    # the bound without a budget holds for all.
+    floor = end.bound if end.bound is not None else 0
+    costs, units = travel_setup.travel
+    points: list[TravelPoint] = []
+    for answer in reversed(answers):
+        if answer.assignment is None or answer.value is None:
+            continue
+        floor = max(floor, answer.bound or 0)
+        bound = min(floor, answer.value)
+        points.append(
+            TravelPoint(
+                moves=answer.budget,
+                travel_km=answer.value / units,
+                status="optimal" if bound >= answer.value else answer.status,
+                moves_used=p.moves(answer.assignment),
+                bound_km=bound / units,
+                imbalance=travel_setup.imbalance(answer.assignment),
+            )
+        )
+    points.reverse()
+    assert all(b.travel_km <= a.travel_km for a, b in zip(points, points[1:])), "travel rose with the budget"
+    return tuple(points)
+
+
 # --------------------------------------------------------------------------- lexicographic solves
 
 
@@ -1294,6 +1692,13 @@ def _check_arguments(
             f"tolerance must be a finite number >= 0 (e.g. 0.10 for ±10%), got {tol!r} for {metric}",
         )
     _require(objective in OBJECTIVES, f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    _require(
+        objective != "travel" or max_moves is not None,
+        f"objective must be one of {tuple(o for o in OBJECTIVES if o != 'travel')} without max_moves: "
+        "objective='travel' needs a budget of moves (max_moves=M), since without one the least travel rewrites "
+        "the whole map (every account to the nearest rep the bands allow); "
+        "trade_off_curve(kind='travel') shows what each budget buys",
+    )
     _require(
         max_moves is None or (isinstance(max_moves, int) and not isinstance(max_moves, bool) and max_moves >= 0),
         f"max_moves must be None or an int >= 0, got {max_moves!r}",

@@ -12,6 +12,12 @@ gives two things CP-SAT cannot hand back:
 
 Contiguity is left out: without it the LP is still a relaxation, so the bound holds.
 The account caps are in, as in every CP-SAT model.
+
+The travel objective (:func:`solve_travel_relaxation`) has its LP too, on the same
+constraints plus the budget of moves: its optimum bounds the travel, and its answer is
+integral but for a few accounts (a basic solution has at most as many fractional
+accounts as binding band, cap and budget constraints), which is where the reduced
+CP-SAT model of the travel objective looks.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+from numpy.typing import NDArray
 from ortools.linear_solver import pywraplp
 
 from rebalancer.problem import UNPLACED, Problem
@@ -43,9 +51,78 @@ class Relaxation:
     infeasible: bool = False
 
 
+@dataclass(frozen=True)
+class TravelRelaxation:
+    bound: int  # valid lower bound on the total travel for the budget, in cost units
+    rounded: list[int]  # per account its rep with the largest LP value (may break bands)
+    fractional: list[int]  # accounts the LP splits between reps
+    infeasible: bool = False  # GLOP's verdict (see Relaxation.infeasible)
+
+
 def solve_relaxation(problem: Problem, weights: Sequence[int], *, time_limit_s: float) -> Relaxation | None:
     """The LP optimum; a Relaxation with ``infeasible`` set when GLOP finds the LP
     infeasible; None when it is not solved in time (or fails otherwise)."""
+    p = problem
+    built = _assignment_lp(p, time_limit_s)
+    if built is None:
+        return None
+    solver, x = built
+    unit = max(max(weights, default=1), 1)  # objective coefficients in (0, 1]
+    fixed = sum(w for w, cur in zip(weights, p.current) if cur == UNPLACED)
+    solver.Minimize(
+        solver.Sum([(weights[i] / unit) * (1 - x[i, cur]) for i, cur in enumerate(p.current) if cur != UNPLACED])
+    )
+    code = solver.Solve()
+    if code == pywraplp.Solver.INFEASIBLE:
+        return Relaxation(bound=0, moved=[], arcs=set(), rounded=[], infeasible=True)
+    if code != pywraplp.Solver.OPTIMAL:
+        return None
+    optimum = fixed + solver.Objective().Value() * unit
+    bound = max(0, math.ceil(optimum * (1 - _BOUND_SLACK) - 1e-6))
+    moved = [i for i, cur in enumerate(p.current) if cur == UNPLACED or x[i, cur].solution_value() < 1 - 1e-6]
+    rounded = [max(p.candidates[i], key=lambda r: x[i, r].solution_value()) for i in range(p.n_accounts)]
+    arcs = {
+        (p.current[i], r)
+        for i in moved
+        for r in p.candidates[i]
+        if r != p.current[i] and x[i, r].solution_value() > 1e-6
+    }
+    return Relaxation(bound=bound, moved=moved, rounded=rounded, arcs=arcs)
+
+
+def solve_travel_relaxation(
+    problem: Problem, costs: NDArray[np.int64], budget: int, *, time_limit_s: float
+) -> TravelRelaxation | None:
+    """The LP of the least travel (``costs``: cpsat.travel_costs) with at most ``budget``
+    moves; None when it is not solved in time (or fails otherwise)."""
+    p = problem
+    built = _assignment_lp(p, time_limit_s)
+    if built is None:
+        return None
+    solver, x = built
+    placed = [(i, cur) for i, cur in enumerate(p.current) if cur != UNPLACED]
+    placements = p.n_accounts - len(placed)
+    # At most `budget` moves: placements, and placed accounts leaving their rep.
+    solver.Add(solver.Sum([x[i, cur] for i, cur in placed]) >= len(placed) - (budget - placements))
+    unit = max(max((int(costs[pair]) for pair in x), default=1), 1)  # objective coefficients in [0, 1]
+    solver.Minimize(solver.Sum([var * (int(costs[pair]) / unit) for pair, var in x.items()]))
+    code = solver.Solve()
+    if code == pywraplp.Solver.INFEASIBLE:
+        return TravelRelaxation(bound=0, rounded=[], fractional=[], infeasible=True)
+    if code != pywraplp.Solver.OPTIMAL:
+        return None
+    optimum = solver.Objective().Value() * unit
+    bound = max(0, math.ceil(optimum * (1 - _BOUND_SLACK) - 1e-6))
+    rounded = [max(p.candidates[i], key=lambda r: x[i, r].solution_value()) for i in range(p.n_accounts)]
+    fractional = [i for i in range(p.n_accounts) if x[i, rounded[i]].solution_value() < 1 - 1e-6]
+    return TravelRelaxation(bound=bound, rounded=rounded, fractional=fractional)
+
+
+def _assignment_lp(
+    problem: Problem, time_limit_s: float
+) -> tuple[pywraplp.Solver, dict[tuple[int, int], pywraplp.Variable]] | None:
+    """GLOP with the assignment's variables (one per account and candidate rep, in [0, 1])
+    and constraints: one rep per account, locks, every band, the account caps."""
     p = problem
     solver = pywraplp.Solver.CreateSolver("GLOP")
     if solver is None:  # GLOP ships with OR-Tools; guard anyway
@@ -70,25 +147,4 @@ def solve_relaxation(problem: Problem, weights: Sequence[int], *, time_limit_s: 
             solver.Add(held >= rep.min_accounts)
         if rep.max_accounts is not None:
             solver.Add(held <= rep.max_accounts)
-
-    unit = max(max(weights, default=1), 1)  # objective coefficients in (0, 1]
-    fixed = sum(w for w, cur in zip(weights, p.current) if cur == UNPLACED)
-    solver.Minimize(
-        solver.Sum([(weights[i] / unit) * (1 - x[i, cur]) for i, cur in enumerate(p.current) if cur != UNPLACED])
-    )
-    code = solver.Solve()
-    if code == pywraplp.Solver.INFEASIBLE:
-        return Relaxation(bound=0, moved=[], arcs=set(), rounded=[], infeasible=True)
-    if code != pywraplp.Solver.OPTIMAL:
-        return None
-    optimum = fixed + solver.Objective().Value() * unit
-    bound = max(0, math.ceil(optimum * (1 - _BOUND_SLACK) - 1e-6))
-    moved = [i for i, cur in enumerate(p.current) if cur == UNPLACED or x[i, cur].solution_value() < 1 - 1e-6]
-    rounded = [max(p.candidates[i], key=lambda r: x[i, r].solution_value()) for i in range(p.n_accounts)]
-    arcs = {
-        (p.current[i], r)
-        for i in moved
-        for r in p.candidates[i]
-        if r != p.current[i] and x[i, r].solution_value() > 1e-6
-    }
-    return Relaxation(bound=bound, moved=moved, rounded=rounded, arcs=arcs)
+    return solver, x

@@ -18,7 +18,11 @@ from core.shares import rep_shares
 STATUSES = ("optimal", "feasible", "infeasible", "unknown", "balanced")
 #: What can be balanced (Account attributes) and what "fewest changes" counts (moved accounts,
 #: or the potential they carry): shared with the settings, which validate them.
-METRICS, OBJECTIVES = BALANCED_METRICS, REBALANCE_OBJECTIVES
+METRICS = BALANCED_METRICS
+#: What :func:`minimal_moves` can minimise: the fewest changes (REBALANCE_OBJECTIVES, which the
+#: live settings accept), or "travel", the least total travel within a budget of moves
+#: (``max_moves`` required). The settings do not offer "travel": they set no budget.
+OBJECTIVES = (*REBALANCE_OBJECTIVES, "travel")
 
 
 # --------------------------------------------------------------------------- values
@@ -77,7 +81,12 @@ class Rep:
     an account stays with its current rep whatever its segment.
 
     ``min_accounts`` / ``max_accounts``: how many accounts the rep must hold after a
-    proposal (None: no cap). Unlike the band they count accounts, whatever their size."""
+    proposal (None: no cap). Unlike the band they count accounts, whatever their size.
+
+    ``travel_factor``: what one straight-line km from the rep's home costs in the travel
+    objective (``objective="travel"``, the travel curve), e.g. 1.3 for a rep who drives in
+    a city, or minutes per km; 1.0: plain km. Nothing else uses it (``max_travel_km``, the
+    candidates and the tie-break of the other objectives are in plain km)."""
 
     rep_id: str
     home_lat: float
@@ -87,6 +96,7 @@ class Rep:
     segments: tuple[str, ...] = ()
     min_accounts: int | None = None
     max_accounts: int | None = None
+    travel_factor: float = 1.0
 
     def __post_init__(self) -> None:
         where = f"rep {self.rep_id}"
@@ -130,6 +140,10 @@ class Rep:
         _require(
             self.min_accounts is None or self.max_accounts is None or self.min_accounts <= self.max_accounts,
             f"{where}: min_accounts ({self.min_accounts}) must not exceed max_accounts ({self.max_accounts})",
+        )
+        _require(
+            _finite(self.travel_factor) and self.travel_factor > 0,
+            f"{where}: travel_factor must be a finite number > 0 (1.0: plain km), got {self.travel_factor!r}",
         )
 
     def serves(self, segment: str | None) -> bool:
@@ -185,6 +199,20 @@ class CurvePoint:
 
 
 @dataclass(frozen=True)
+class TravelPoint:
+    """One point of the travel curve: the least total travel found with every rep in band
+    and at most ``moves`` moves. Travel is straight-line km from each account's rep's home,
+    times that rep's ``travel_factor``, summed over every account (to the metre)."""
+
+    moves: int  # the budget M
+    travel_km: float  # total travel of the best answer found for this budget
+    status: str  # "optimal" (proven least travel for this budget, over the candidate reps) or "feasible"
+    moves_used: int  # moves that answer makes (<= moves): the fewest for its travel when time allowed
+    bound_km: float | None = None  # proven lower bound on the travel for this budget
+    imbalance: float = 0.0  # largest |deviation| over reps and metrics of that answer
+
+
+@dataclass(frozen=True)
 class RebalanceResult:
     """A rebalancing proposal with its before/after balance and solver figures."""
 
@@ -200,12 +228,16 @@ class RebalanceResult:
     explanation: str | None = None  # for "infeasible" / "unknown": which rep, which constraint
     metrics: tuple[str, ...] = ("potential",)
     tolerances: dict[str, float] | None = None  # per metric; None means `tolerance` for all
-    # "moves" (count), "moved_potential" (sum of moved potential) or "imbalance"
-    # (largest |deviation|, when the number of moves was capped).
+    # "moves" (count), "moved_potential" (sum of moved potential), "imbalance" (largest
+    # |deviation|, when the number of moves was capped) or "travel" (total km x travel_factor).
     objective_kind: str = "moves"
     imbalance_before: float = 0.0  # largest |deviation| over reps and metrics
     imbalance_after: float = 0.0
     notes: tuple[str, ...] = ()  # what the caller should know, e.g. reps left unconstrained
+    # Total travel (straight-line km x travel_factor, every account with a rep), for the travel
+    # objective only (None otherwise); after equals before when there is no solution.
+    travel_km_before: float | None = None
+    travel_km_after: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (lists of dicts), for Kafka messages and storage."""
@@ -226,6 +258,12 @@ class RebalanceResult:
             "imbalance_after": self.imbalance_after,
             "explanation": self.explanation,
             "notes": list(self.notes),
+            # Only on travel results: other documents stay as they were.
+            **(
+                {"travel_km_before": self.travel_km_before, "travel_km_after": self.travel_km_after}
+                if self.travel_km_before is not None or self.travel_km_after is not None
+                else {}
+            ),
         }
 
     @classmethod
@@ -248,6 +286,8 @@ class RebalanceResult:
             imbalance_before=data.get("imbalance_before", 0.0),
             imbalance_after=data.get("imbalance_after", 0.0),
             notes=tuple(data.get("notes", ())),
+            travel_km_before=data.get("travel_km_before"),
+            travel_km_after=data.get("travel_km_after"),
         )
 
 
