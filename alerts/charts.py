@@ -12,6 +12,8 @@ which keeps distances about right at the latitudes of one country.
 - :func:`share_chart_png` -- each rep's share of potential before and after, against
   their fair share and its tolerance band.
 - :func:`moves_curve_png` -- the trade-off: best imbalance reachable with at most M moves.
+- :func:`travel_curve_png` -- its other end: least travel with every rep in band and at
+  most M moves.
 - :func:`apply_moves` and :func:`rep_colors` -- the helpers behind them, public so a
   report can describe the same assignment and use the same colours in its tables.
 
@@ -50,6 +52,7 @@ __all__ = [
     "territory_map_png",
     "share_chart_png",
     "moves_curve_png",
+    "travel_curve_png",
 ]
 
 DPI = 110
@@ -621,4 +624,50 @@ def moves_curve_png(
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     ax.set_title(title or "Best imbalance reachable with at most M moves", fontsize=12, loc="left", **LITERAL)
+    return _png(fig)
+
+
+def travel_curve_png(curve: Sequence[Mapping[str, Any]], *, title: str | None = None) -> bytes:
+    """A PNG step chart of "least total travel with every rep in band and at most M moves",
+    from points ``{"moves": int, "travel_km": float}`` (any order; ``trade_off_curve(...,
+    kind="travel")`` as dicts), each labelled with the km it saves over the previous point.
+
+    Steps are drawn post-wise, as in :func:`moves_curve_png`: a larger budget can always
+    keep a smaller one's answer, so travel never rises to the right.
+    """
+    points = sorted((int(p["moves"]), float(p["travel_km"])) for p in curve)
+    fig = Figure(figsize=(8.0, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    if points:
+        xs = [m for m, _ in points]
+        ys = [v for _, v in points]
+        ax.step(xs, ys, where="post", color=AFTER_COLOR, linewidth=2, zorder=2)
+        ax.scatter(xs, ys, color=AFTER_COLOR, s=28, zorder=3)
+        # The first point says its travel, the others what they save: the number a manager
+        # weighs against the extra moves. Dense curves label the ends only.
+        labelled = range(len(points)) if len(points) <= 12 else (0, len(points) - 1)
+        for k in labelled:
+            m, v = points[k]
+            text = f"{v:,.0f} km" if k == 0 else f"-{points[k - 1][1] - v:,.0f} km"
+            ax.annotate(
+                text,
+                (m, v),
+                xytext=(3, 5),
+                textcoords="offset points",
+                fontsize=8,
+                color="#333333",
+                path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")],
+            )
+        ax.set_xlim(min(xs) - 0.5, max(xs) + max(1.0, (max(xs) - min(xs)) * 0.05))
+        low, high = min(ys), max(ys)
+        pad = (high - low) * 0.15 if high > low else max(high * 0.05, 1.0)
+        ax.set_ylim(max(0.0, low - pad), high + pad)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("at most M account moves")
+    ax.set_ylabel("total travel, km x travel factor (straight line)")
+    ax.grid(True, color="#e6e6e6", linewidth=0.6)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.set_title(title or "Least travel with every rep in band, at most M moves", fontsize=12, loc="left", **LITERAL)
     return _png(fig)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
+from typer.core import TyperCommand
 
 from core.kafka_auth import client_options
 from core.settings import Settings
@@ -247,7 +248,25 @@ def erase(
     )
 
 
-@app.command()
+class _RebalanceCommand(TyperCommand):
+    """`territory rebalance`, whose `--curve` takes a value (`--curve imbalance`, `--curve travel`)
+    and may still be given bare, as before: `--curve` at the end or before another option means
+    `--curve imbalance`. Typer (and the click it ships) has no option whose value may be left
+    out, so the bare flag gets its value here, before parsing."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        # Options that take a value: what follows them is theirs (even "--curve" or "-0.1").
+        takes_value = {name for p in self.params if not getattr(p, "is_flag", True) for name in p.opts}
+        given, k = list(args), 0
+        while k < len(given):
+            if given[k] == "--curve" and (k + 1 == len(given) or given[k + 1].startswith("-")):
+                given.insert(k + 1, "imbalance")
+            k += 2 if given[k] in takes_value else 1
+        result: list[str] = super().parse_args(ctx, given)
+        return result
+
+
+@app.command(cls=_RebalanceCommand)
 def rebalance(
     units: Path = typer.Option(
         ...,
@@ -262,7 +281,8 @@ def rebalance(
         dir_okay=False,
         help="REPS.csv: rep_id, home_lat, home_lon; optional capacity_fte (1.0), max_travel_km (no limit), "
         "segments served (;-separated; empty: every segment), min_accounts and max_accounts (whole numbers: "
-        "the fewest and most units the rep holds after the proposal; empty: no cap).",
+        "the fewest and most units the rep holds after the proposal; empty: no cap), travel_factor (what a "
+        "straight-line km from the rep's home costs for --objective travel, e.g. 1.3 in a city; empty: 1).",
     ),
     adjacency: Optional[Path] = typer.Option(
         None,
@@ -274,12 +294,24 @@ def rebalance(
     metric: str = typer.Option(
         "potential", "--metric", help="What to balance: potential, workload or potential,workload (both stay in band)."
     ),
-    objective: str = typer.Option("moves", help="moves (fewest moves) | moved_potential (least potential moved)."),
-    max_moves: Optional[int] = typer.Option(
-        None, "--max-moves", help="At most M moves: the best balance they buy (may stay out of band)."
+    objective: str = typer.Option(
+        "moves",
+        help="moves (fewest moves) | moved_potential (least potential moved) | travel (least total travel, "
+        "km x travel_factor, with every rep in band and at most --max-moves moves; needs --max-moves).",
     ),
-    curve: bool = typer.Option(
-        False, "--curve", help="Also the trade-off curve of the base case: the best imbalance for 0, 1, 2, ... moves."
+    max_moves: Optional[int] = typer.Option(
+        None,
+        "--max-moves",
+        help="At most M moves: the best balance they buy (may stay out of band); with --objective travel, "
+        "the least travel they buy with every rep in band.",
+    ),
+    curve: Optional[str] = typer.Option(
+        None,
+        "--curve",
+        metavar="[imbalance|travel]",
+        help="Also a curve of the base case: imbalance (the bare --curve) is the best imbalance for 0, 1, 2, ... "
+        "moves; travel is the least travel with every rep in band for the fewest moves, one more, ... up to the "
+        "least-travel assignment's moves.",
     ),
     time_limit: float = typer.Option(
         10.0, "--time-limit", help="Seconds per solve; each scenario and the curve get their own."
@@ -313,7 +345,8 @@ def rebalance(
         None,
         "--charts",
         file_okay=False,
-        help="Write map.png, shares.png (and curve.png with --curve) of the base proposal to this directory.",
+        help="Write map.png, shares.png (and curve.png with --curve, travel_curve.png with --curve travel) of the "
+        "base proposal to this directory.",
     ),
 ) -> None:
     """Propose the fewest unit moves that bring every rep back into the band, from CSV files (no Kafka).
@@ -322,6 +355,10 @@ def rebalance(
 
     Segments and account caps are hard: no unit moves to a rep that does not serve its segment (staying is always
     allowed), and every rep ends within its min_accounts and max_accounts. Fair shares stay company-wide.
+
+    --objective travel --max-moves M: the least total travel (straight-line km from each rep's home x their
+    travel_factor, not road time) with every rep in band and at most M moves; --curve travel: what each extra move
+    saves.
 
     Exit status: 0 a proposal (or nothing to move); 1 none for the base case (reason printed); 2 bad input.
     """
@@ -339,6 +376,7 @@ def rebalance(
             num_workers=workers,
         )
         options.check()
+        curve_kind = offline.parse_curve(curve)
         added = [offline.parse_add_rep(text) for text in add_rep]
         inputs = offline.read_inputs(units, reps, adjacency)
         scenarios = offline.build_scenarios(
@@ -351,7 +389,11 @@ def rebalance(
         typer.echo(f"note: {note}", err=True)
 
     proposals = offline.run_scenarios(
-        scenarios, options, adjacency=inputs.adjacency, curve=curve, progress=lambda line: typer.echo(line, err=True)
+        scenarios,
+        options,
+        adjacency=inputs.adjacency,
+        curve=curve_kind,
+        progress=lambda line: typer.echo(line, err=True),
     )
 
     more_hint = f" (all in {out})" if out is not None else " (--out FILE lists them all)"

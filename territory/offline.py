@@ -21,11 +21,17 @@ false/no/n/0/off in any case, see ``connectors.values``):
   ``max_travel_km`` (default: no limit), ``segments`` (the segments the rep serves,
   ``;``-separated, spaces around each stripped; empty: every segment; quote the cell in a
   ``;``-delimited file), ``min_accounts`` and ``max_accounts`` (whole numbers >= 0: the
-  fewest and most units the rep holds after the proposal; empty: no cap).
+  fewest and most units the rep holds after the proposal; empty: no cap),
+  ``travel_factor`` (a number > 0: what one straight-line km from the rep's home costs in
+  ``--objective travel`` and ``--curve travel``, e.g. 1.3 for a city; empty: 1).
 - EDGES.csv: ``unit_a, unit_b``: neighbouring units; territories stay connected.
 
 Segments restrict new assignments only: a unit stays with its current rep whatever its
 segment. Fair shares stay company-wide (see docs/REBALANCER.md, "Segments and caps").
+
+``--objective travel --max-moves M``: the least total travel (km x travel_factor, straight
+line) with every rep in band and at most M moves; ``--curve travel``: that for every budget
+from the fewest moves up (docs/REBALANCER.md, "The travel trade-off").
 
 Problems are reported as ``FILE line N, column C: what is wrong``, N being the line of the
 file (the header is line 1; a quoted cell spanning lines counts its lines).
@@ -36,7 +42,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +62,19 @@ from connectors.tables import (
     whole_number_at_least_0,
 )
 from core.formatting import amount, significant_percent
-from rebalancer import Account, CurvePoint, RebalanceResult, Rep, RepBalance, minimal_moves, trade_off_curve
+from rebalancer import (
+    Account,
+    CurvePoint,
+    RebalanceResult,
+    Rep,
+    RepBalance,
+    TravelPoint,
+    minimal_moves,
+    trade_off_curve,
+)
 
 __all__ = [
+    "CURVES",
     "EDGE_COLUMNS",
     "METRICS",
     "OBJECTIVES",
@@ -72,6 +88,7 @@ __all__ = [
     "build_scenarios",
     "exit_status",
     "parse_add_rep",
+    "parse_curve",
     "parse_metrics",
     "proposal_document",
     "read_edges",
@@ -88,12 +105,14 @@ __all__ = [
 UNIT_COLUMNS = (("unit_id", "lat", "lon", "potential"), ("workload", "rep_id", "locked", "segment"))
 REP_COLUMNS = (
     ("rep_id", "home_lat", "home_lon"),
-    ("capacity_fte", "max_travel_km", "segments", "min_accounts", "max_accounts"),
+    ("capacity_fte", "max_travel_km", "segments", "min_accounts", "max_accounts", "travel_factor"),
 )
 EDGE_COLUMNS = (("unit_a", "unit_b"), ())
 
 METRICS = ("potential", "workload")
-OBJECTIVES = ("moves", "moved_potential")
+OBJECTIVES = ("moves", "moved_potential", "travel")
+#: What ``--curve`` traces against the number of moves (the bare flag: the first).
+CURVES = ("imbalance", "travel")
 #: Statuses that carry a proposal (see rebalancer.STATUSES).
 PROPOSAL_STATUSES = ("optimal", "feasible", "balanced")
 
@@ -131,6 +150,13 @@ class Options:
             )
         if self.objective not in OBJECTIVES:
             raise InputError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        if self.objective == "travel" and self.max_moves is None:
+            fewest = ", ".join(o for o in OBJECTIVES if o != "travel")
+            raise InputError(
+                f"--objective must be one of {fewest} without --max-moves: --objective travel needs a budget: "
+                "--max-moves M (without one, the least travel rewrites the whole map; --curve travel shows what "
+                "each budget buys)"
+            )
         if self.max_moves is not None and self.max_moves < 0:
             raise InputError(f"--max-moves must be >= 0, got {self.max_moves}")
         if self.candidate_reps < 1:
@@ -158,7 +184,8 @@ class Proposal:
     scenario: Scenario
     result: RebalanceResult
     options: Options
-    curve: tuple[CurvePoint, ...] | None = None  # when asked
+    curve: tuple[CurvePoint, ...] | None = None  # when asked (--curve, --curve imbalance)
+    travel_curve: tuple[TravelPoint, ...] | None = None  # when asked (--curve travel)
 
     @property
     def has_proposal(self) -> bool:
@@ -214,6 +241,8 @@ class Proposal:
                 }
                 for p in self.curve
             ]
+        if self.travel_curve is not None:
+            document["travel_curve"] = [asdict(p) for p in self.travel_curve]
         return document
 
 
@@ -298,6 +327,7 @@ def read_reps(path: Path) -> tuple[Rep, ...]:
         segments = cell("segments", labels)
         least = cell("min_accounts", optional(whole_number_at_least_0, None), none_ok=True)
         most = cell("max_accounts", optional(whole_number_at_least_0, None), none_ok=True)
+        travel_factor = cell("travel_factor", optional(number_above_0, 1.0))
         if least is not BAD and most is not BAD and least is not None and most is not None and least > most:
             errors.add(line, "min_accounts", f"must not exceed max_accounts ({most}), got {least}")
             least = BAD
@@ -307,7 +337,7 @@ def read_reps(path: Path) -> tuple[Rep, ...]:
             errors.add(line, "rep_id", f"duplicate rep {rep_id!r} (first on line {first_line[rep_id]})")
             continue
         first_line[rep_id] = line
-        if None in (home_lat, home_lon, capacity) or BAD in (max_travel, least, most):
+        if None in (home_lat, home_lon, capacity, travel_factor) or BAD in (max_travel, least, most):
             continue
         reps.append(
             errors.build(
@@ -321,6 +351,7 @@ def read_reps(path: Path) -> tuple[Rep, ...]:
                 segments=segments,
                 min_accounts=least,
                 max_accounts=most,
+                travel_factor=travel_factor,
             )
         )
     errors.raise_if_any()
@@ -377,6 +408,16 @@ def parse_metrics(text: str) -> tuple[str, ...]:
     if wrong or not names:
         raise InputError(f"--metric must be {' or '.join(METRICS)} or both (comma-separated), got {text!r}")
     return tuple(dict.fromkeys(names))
+
+
+def parse_curve(text: str | None) -> str | None:
+    """ "travel" -> "travel"; None (no --curve) stays None; any case, spaces stripped."""
+    if text is None:
+        return None
+    kind = text.strip().lower()
+    if kind not in CURVES:
+        raise InputError(f"--curve must be {' or '.join(CURVES)}, got {text!r}")
+    return kind
 
 
 def parse_add_rep(text: str) -> Rep:
@@ -461,13 +502,15 @@ def run_scenarios(
     options: Options,
     *,
     adjacency: Sequence[tuple[str, str]] | None = None,
-    curve: bool = False,
+    curve: str | bool | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[Proposal]:
     """Solve every scenario in turn (each with the full time limit); with ``curve`` also
-    the trade-off curve of the first (base) one. ``progress`` gets a line per step."""
+    the trade-off curve of the first (base) one: "imbalance" (or True) or "travel".
+    ``progress`` gets a line per step."""
+    kind = parse_curve(CURVES[0] if curve is True else (curve or None))
     say = progress or (lambda _line: None)
-    steps = len(scenarios) + (1 if curve else 0)
+    steps = len(scenarios) + (1 if kind else 0)
     proposals = []
     for step, scenario in enumerate(scenarios, start=1):
         say(
@@ -478,7 +521,13 @@ def run_scenarios(
         found = f", {_count(len(result.moves), 'move')}" if result.status in PROPOSAL_STATUSES else ""
         say(f"[{step}/{steps}] {scenario.name}: {result.status}{found} in {result.seconds:.1f} s")
         proposals.append(Proposal(scenario, result, options))
-    if curve:
+    if kind == "travel":
+        scenario = scenarios[0]
+        say(f"[{steps}/{steps}] {scenario.name}: travel curve (time limit {options.time_limit_s:g} s)")
+        travel_points = _travel_curve(scenario, options, adjacency)
+        say(f"[{steps}/{steps}] {scenario.name}: travel curve with {_count(len(travel_points), 'point')}")
+        proposals[0] = replace(proposals[0], travel_curve=travel_points)
+    elif kind is not None:
         scenario = scenarios[0]
         say(f"[{steps}/{steps}] {scenario.name}: trade-off curve (time limit {options.time_limit_s:g} s)")
         points = _trade_off_curve(scenario, options, adjacency)
@@ -517,6 +566,22 @@ def _trade_off_curve(
     )
 
 
+def _travel_curve(
+    scenario: Scenario, options: Options, adjacency: Sequence[tuple[str, str]] | None
+) -> tuple[TravelPoint, ...]:
+    return trade_off_curve(
+        scenario.units,
+        scenario.reps,
+        tolerance=scenario.tolerance,
+        metrics=options.metrics,
+        adjacency=adjacency,
+        candidate_reps=options.candidate_reps,
+        time_limit_s=options.time_limit_s,
+        num_workers=options.num_workers,
+        kind="travel",
+    )
+
+
 def exit_status(proposals: Sequence[Proposal]) -> int:
     """0 when the base case has a proposal (or nothing to do), else 1."""
     return 0 if proposals[0].has_proposal else 1
@@ -537,8 +602,16 @@ def write_document(path: Path, document: dict[str, Any]) -> None:
 
 def write_charts(directory: Path, proposal: Proposal) -> list[Path]:
     """The pictures a manager looks at first: the before/after map, each rep's share
-    against the band, and (when computed) the trade-off curve. Returns the files."""
-    from alerts.charts import MapAccount, MapRep, moves_curve_png, share_chart_png, territory_map_png
+    against the band, and (when computed) the trade-off curve (curve.png) or the travel
+    curve (travel_curve.png). Returns the files."""
+    from alerts.charts import (
+        MapAccount,
+        MapRep,
+        moves_curve_png,
+        share_chart_png,
+        territory_map_png,
+        travel_curve_png,
+    )
 
     directory.mkdir(parents=True, exist_ok=True)
     document = proposal.result.to_dict()
@@ -557,6 +630,10 @@ def write_charts(directory: Path, proposal: Proposal) -> list[Path]:
             [{"moves": p.moves, "imbalance": p.imbalance} for p in proposal.curve],
             tolerance=proposal.scenario.tolerance,
             title="Best imbalance for at most M moves",
+        )
+    if proposal.travel_curve:
+        pictures["travel_curve.png"] = travel_curve_png(
+            [asdict(p) for p in proposal.travel_curve], title="Least travel for at most M moves, every rep in band"
         )
     written = []
     for name, png in pictures.items():
@@ -593,6 +670,16 @@ def render_proposal(proposal: Proposal, *, max_listed: int = 20, more_hint: str 
             else f"{proposal.imbalance_before:.1%} (no proposal)",
         ),
     ]
+    if result.travel_km_before is not None and result.travel_km_after is not None:
+        figures.append(
+            (
+                "travel",
+                f"{_km(result.travel_km_before)} -> {_km(result.travel_km_after)} km"
+                f" (straight line x travel_factor; {_km(result.travel_km_before - result.travel_km_after)} km saved)"
+                if proposal.has_proposal
+                else f"{_km(result.travel_km_before)} km (no proposal)",
+            )
+        )
     if result.explanation:
         figures.append(("why", result.explanation))
     figures += [("note", note) for note in result.notes]
@@ -600,6 +687,8 @@ def render_proposal(proposal: Proposal, *, max_listed: int = 20, more_hint: str 
     if proposal.curve is not None:
         points = ", ".join(f"{p.moves}: {p.imbalance:.1%}" for p in proposal.curve)
         lines.append(f"  {'curve':<10} best imbalance by moves: {points}")
+    if proposal.travel_curve is not None:
+        lines += _travel_curve_lines(proposal.travel_curve)
     if result.status == "balanced":
         lines.append("  nothing to move: every rep is inside the band")
     elif result.moves:
@@ -614,24 +703,61 @@ def render_proposal(proposal: Proposal, *, max_listed: int = 20, more_hint: str 
 
 
 def render_comparison(proposals: Sequence[Proposal]) -> str:
-    """One row per scenario: status, moves, moved potential, imbalance after, worst rep."""
+    """One row per scenario: status, moves, moved potential, imbalance after, worst rep
+    (and the travel after, for the travel objective)."""
+    travel = proposals[0].options.objective == "travel"
     rows = []
     for p in proposals:
         if p.has_proposal:
-            rows.append(
-                [
-                    p.scenario.name,
-                    p.result.status,
-                    str(len(p.result.moves)),
-                    amount(p.moved_potential),
-                    f"{p.imbalance_after:.1%}",
-                    _worst(p),
-                ]
-            )
+            row = [
+                p.scenario.name,
+                p.result.status,
+                str(len(p.result.moves)),
+                amount(p.moved_potential),
+                f"{p.imbalance_after:.1%}",
+                _worst(p),
+            ]
+            if travel:
+                after = p.result.travel_km_after
+                row.insert(5, _km(after) if after is not None else "-")
+            rows.append(row)
         else:
-            rows.append([p.scenario.name, p.result.status, "-", "-", "-", "-"])
+            rows.append([p.scenario.name, p.result.status, "-", "-", "-", "-", *(["-"] if travel else [])])
     headers = ["scenario", "status", "moves", "moved potential", "imbalance after", "worst rep"]
-    return "\n".join(_table(headers, rows, "llrrrl"))
+    if travel:
+        headers.insert(5, "travel km after")
+    return "\n".join(_table(headers, rows, "llrrrrl" if travel else "llrrrl"))
+
+
+def _travel_curve_lines(curve: Sequence[TravelPoint]) -> list[str]:
+    """The travel curve as a table: the least travel for each budget and what the extra
+    moves since the previous point saved, per move."""
+    if not curve:
+        return [f"  {'curve':<10} no travel curve: no assignment keeps every rep in band"]
+    rows = []
+    previous: TravelPoint | None = None
+    for point in curve:
+        saved = per_move = "-"
+        if previous is not None:
+            saved = _km(previous.travel_km - point.travel_km)
+            per_move = _km((previous.travel_km - point.travel_km) / max(point.moves - previous.moves, 1))
+        rows.append(
+            [
+                str(point.moves),
+                _km(point.travel_km),
+                saved,
+                per_move,
+                str(point.moves_used),
+                f"{point.imbalance:.1%}",
+                point.status,
+            ]
+        )
+        previous = point
+    headers = ["at most M moves", "least travel km", "travel saved", "per extra move", "moves used", "imbalance"]
+    table = _table([*headers, "status"], rows, "rrrrrrl")
+    return [f"  {'curve':<10} least travel (km x travel_factor) by moves, every rep in band:"] + [
+        "    " + line for line in table
+    ]
 
 
 # --------------------------------------------------------------------------- helpers: options
@@ -673,6 +799,10 @@ def _figure(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:g}" if float(value).is_integer() else f"{value:,.2f}"
+
+
+def _km(value: float) -> str:
+    return f"{value:,.1f}"
 
 
 def _count(n: int, noun: str) -> str:
