@@ -299,6 +299,11 @@ def rebalance(
         help="moves (fewest moves) | moved_potential (least potential moved) | travel (least total travel, "
         "km x travel_factor, with every rep in band and at most --max-moves moves; needs --max-moves).",
     ),
+    scope: str = typer.Option(
+        "company",
+        help="company (one fair share per rep over everyone) | district (reps.csv `district`: fair shares and "
+        "moves within each district; no account changes district).",
+    ),
     max_moves: Optional[int] = typer.Option(
         None,
         "--max-moves",
@@ -374,9 +379,12 @@ def rebalance(
             candidate_reps=candidate_reps,
             time_limit_s=time_limit,
             num_workers=workers,
+            scope=scope,
         )
         options.check()
         curve_kind = offline.parse_curve(curve)
+        if curve_kind and scope == "district":
+            raise offline.InputError("--curve is drawn for --scope company only (each district would need its own)")
         added = [offline.parse_add_rep(text) for text in add_rep]
         inputs = offline.read_inputs(units, reps, adjacency)
         scenarios = offline.build_scenarios(
@@ -394,6 +402,7 @@ def rebalance(
         adjacency=inputs.adjacency,
         curve=curve_kind,
         progress=lambda line: typer.echo(line, err=True),
+        districts=inputs.districts,
     )
 
     more_hint = f" (all in {out})" if out is not None else " (--out FILE lists them all)"

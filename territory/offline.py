@@ -41,8 +41,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,7 @@ from rebalancer import (
     minimal_moves,
     trade_off_curve,
 )
+from rebalancer.scope import by_district
 
 __all__ = [
     "CURVES",
@@ -92,6 +93,7 @@ __all__ = [
     "parse_metrics",
     "proposal_document",
     "read_edges",
+    "read_districts",
     "read_inputs",
     "read_reps",
     "read_units",
@@ -105,8 +107,9 @@ __all__ = [
 UNIT_COLUMNS = (("unit_id", "lat", "lon", "potential"), ("workload", "rep_id", "locked", "segment"))
 REP_COLUMNS = (
     ("rep_id", "home_lat", "home_lon"),
-    ("capacity_fte", "max_travel_km", "segments", "min_accounts", "max_accounts", "travel_factor"),
+    ("capacity_fte", "max_travel_km", "segments", "min_accounts", "max_accounts", "travel_factor", "district"),
 )
+SCOPES = ("company", "district")
 EDGE_COLUMNS = (("unit_a", "unit_b"), ())
 
 METRICS = ("potential", "workload")
@@ -128,6 +131,7 @@ class Inputs:
     reps: tuple[Rep, ...]
     adjacency: tuple[tuple[str, str], ...] | None = None  # None: no EDGES.csv given
     notes: tuple[str, ...] = ()  # things worth telling the user that are not errors
+    districts: Mapping[str, str | None] = field(default_factory=dict)  # rep -> its reps.csv district
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,7 @@ class Options:
     candidate_reps: int = 3
     time_limit_s: float = 10.0
     num_workers: int = 2
+    scope: str = "company"
 
     def check(self) -> None:
         _check_tolerance(self.tolerance, "--tolerance")
@@ -165,6 +170,11 @@ class Options:
             raise InputError(f"--time-limit must be a number of seconds > 0, got {self.time_limit_s:g}")
         if self.num_workers < 1:
             raise InputError(f"--workers must be >= 1, got {self.num_workers}")
+        if self.scope not in SCOPES:
+            raise InputError(f"--scope must be one of {', '.join(SCOPES)}, got {self.scope!r}")
+        if self.scope == "district" and self.max_moves is not None:
+            # One budget cannot be split between independent districts without choosing for them.
+            raise InputError("--scope district takes no --max-moves (each district is solved alone)")
 
 
 @dataclass(frozen=True)
@@ -266,7 +276,19 @@ def read_inputs(units: Path, reps: Path, adjacency: Path | None = None) -> Input
     if problems:
         raise InputError("\n".join(problems))
     edges = read_edges(adjacency, unit_rows, units_name=str(units)) if adjacency is not None else None
-    return Inputs(unit_rows, rep_rows, edges, tuple(_notes(unit_rows, rep_rows, units, reps)))
+    notes = tuple(_notes(unit_rows, rep_rows, units, reps))
+    return Inputs(unit_rows, rep_rows, edges, notes, read_districts(reps))
+
+
+def read_districts(path: Path) -> dict[str, str | None]:
+    """Rep id -> the `district` cell of reps.csv (stripped; empty: none). Read after
+    :func:`read_reps` has checked the file."""
+    table = read_table(path, *REP_COLUMNS)
+    return {
+        row["rep_id"].strip(): (row.get("district") or "").strip() or None
+        for _, row in table.rows
+        if row.get("rep_id", "").strip()
+    }
 
 
 def read_units(path: Path) -> tuple[Account, ...]:
@@ -504,6 +526,7 @@ def run_scenarios(
     adjacency: Sequence[tuple[str, str]] | None = None,
     curve: str | bool | None = None,
     progress: Callable[[str], None] | None = None,
+    districts: Mapping[str, str | None] | None = None,
 ) -> list[Proposal]:
     """Solve every scenario in turn (each with the full time limit); with ``curve`` also
     the trade-off curve of the first (base) one: "imbalance" (or True) or "travel".
@@ -517,7 +540,7 @@ def run_scenarios(
             f"[{step}/{steps}] {scenario.name}: solving {len(scenario.units)} units, {len(scenario.reps)} reps, "
             f"tolerance ±{significant_percent(scenario.tolerance)} (time limit {options.time_limit_s:g} s)"
         )
-        result = _solve(scenario, options, adjacency)
+        result = _solve(scenario, options, adjacency, districts)
         found = f", {_count(len(result.moves), 'move')}" if result.status in PROPOSAL_STATUSES else ""
         say(f"[{step}/{steps}] {scenario.name}: {result.status}{found} in {result.seconds:.1f} s")
         proposals.append(Proposal(scenario, result, options))
@@ -536,19 +559,31 @@ def run_scenarios(
     return proposals
 
 
-def _solve(scenario: Scenario, options: Options, adjacency: Sequence[tuple[str, str]] | None) -> RebalanceResult:
-    return minimal_moves(
-        scenario.units,
-        scenario.reps,
-        tolerance=scenario.tolerance,
-        metrics=options.metrics,
-        objective=options.objective,
-        max_moves=options.max_moves,
-        adjacency=adjacency,
-        candidate_reps=options.candidate_reps,
-        time_limit_s=options.time_limit_s,
-        num_workers=options.num_workers,
-    )
+def _solve(
+    scenario: Scenario,
+    options: Options,
+    adjacency: Sequence[tuple[str, str]] | None,
+    districts: Mapping[str, str | None] | None = None,
+) -> RebalanceResult:
+    def solve(units: Sequence[Account], reps: Sequence[Rep]) -> RebalanceResult:
+        ids = {unit.account_id for unit in units}
+        return minimal_moves(
+            units,
+            reps,
+            tolerance=scenario.tolerance,
+            metrics=options.metrics,
+            objective=options.objective,
+            max_moves=options.max_moves,
+            # A district's contiguity is among its own units.
+            adjacency=None if adjacency is None else [(a, b) for a, b in adjacency if a in ids and b in ids],
+            candidate_reps=options.candidate_reps,
+            time_limit_s=options.time_limit_s,
+            num_workers=options.num_workers,
+        )
+
+    if options.scope == "district":
+        return by_district(list(scenario.units), list(scenario.reps), districts or {}, solve)
+    return solve(scenario.units, scenario.reps)
 
 
 def _trade_off_curve(

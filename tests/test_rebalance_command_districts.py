@@ -1,0 +1,37 @@
+"""`territory rebalance --scope district`: reps.csv `district`; fair shares and moves within each."""
+
+from __future__ import annotations
+
+from tests.test_rebalance_command import DATA, assignment_after, proposal, rebalance, rows, write_csv
+
+UNITS, REPS = DATA / "segments_units.csv", DATA / "segments_reps.csv"
+
+
+def test_district_scope_keeps_every_unit_in_its_district(tmp_path):
+    # The segments example with R1 and R3 in district "West", R2 and R4 in "East".
+    district = {"R1": "West", "R2": "East", "R3": "West", "R4": "East"}
+    reps = write_csv(tmp_path / "reps.csv", [{**r, "district": district[r["rep_id"]]} for r in rows(REPS)])
+    units = rows(UNITS)
+    company = proposal(tmp_path, "--units", UNITS, "--reps", reps)
+    assert any(district[m["from_rep"]] != district[m["to_rep"]] for m in company["moves"])  # company-wide crosses
+
+    document = proposal(tmp_path, "--units", UNITS, "--reps", reps, "--scope", "district")
+    assert document["status"] in ("optimal", "balanced"), document
+    assert all(district[m["from_rep"]] == district[m["to_rep"]] for m in document["moves"]), document["moves"]
+    # Within each district the reps end in band around the district's fair share.
+    potential = {u["unit_id"]: float(u["potential"]) for u in units}
+    owner = assignment_after(units, document["moves"])
+    for name in ("West", "East"):
+        members = [rep for rep, d in district.items() if d == name]
+        loads = {rep: sum(potential[u] for u, r in owner.items() if r == rep) for rep in members}
+        fair = sum(loads.values()) / len(members)
+        assert all(abs(load / fair - 1) <= 0.10 + 1e-9 for load in loads.values()), (name, loads)
+
+
+def test_district_scope_refuses_what_it_cannot_do(tmp_path):
+    result = rebalance("--units", UNITS, "--reps", REPS, "--scope", "region", expect=2)
+    assert "--scope must be one of company, district" in result.output
+    result = rebalance("--units", UNITS, "--reps", REPS, "--scope", "district", "--max-moves", "3", expect=2)
+    assert "--scope district takes no --max-moves" in result.output
+    result = rebalance("--units", UNITS, "--reps", REPS, "--scope", "district", "--curve", expect=2)
+    assert "--curve is drawn for --scope company only" in result.output
