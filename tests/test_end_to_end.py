@@ -135,26 +135,7 @@ def test_scenario_reaches_signal_proposal_alert_and_store(broker, start_worker):
     assert worker.metric("territory_detector_signals_total") == 0
 
     # A later activity moves event time past the warm-up: now balance is judged.
-    produce(
-        broker.bootstrap_servers,
-        [
-            (
-                topics.ACTIVITIES,
-                "b1",
-                envelope(
-                    "act-1",
-                    "activity.logged",
-                    "2025-04-05T09:00:00+00:00",
-                    activity_id="v1",
-                    account_id="b1",
-                    rep_id="B",
-                    kind="visit",
-                    duration_min=60,
-                    travel_min=30,
-                ),
-            )
-        ],
-    )
+    produce(broker.bootstrap_servers, [april_activity()])
 
     proposals = read_topic(broker.bootstrap_servers, topics.PROPOSALS, until=lambda found: len(found) >= 1)
     assert len(proposals) == 1, worker.log()[-3000:]
@@ -232,41 +213,53 @@ def brute_force_with_segments(tolerance: float, *, constrained: bool) -> int:
     return best
 
 
-def test_segments_and_caps_sent_as_events_shape_the_proposal(broker, start_worker):
+def judged_scenario(broker, start_worker, shape, **env: str):
+    """The scenario's well-formed messages, each changed in place by `shape(topic, value)`, and
+    an activity in April that moves event time past the warm-up: the worker and its one proposal."""
     worker = start_worker(
         TERRITORY_WARMUP_DAYS="60",
         TERRITORY_POTENTIAL="trailing",
         TERRITORY_TOLERANCE=str(TOLERANCE),
         TERRITORY_HYSTERESIS=str(HYSTERESIS),
         TERRITORY_PLANNER_INTERVAL_S="0.3",
+        **env,
     )
-    messages = [message for message in scenario() if isinstance(message[2], dict) and "data" in message[2]]
+    messages = [m for m in scenario() if isinstance(m[2], dict) and m[2].get("event_id") != "ord-bad"]
     for topic, _, value in messages:
         assert isinstance(value, dict)
+        shape(topic, value)
+    produce(broker.bootstrap_servers, [*messages, april_activity()])
+    proposals = read_topic(broker.bootstrap_servers, topics.PROPOSALS, until=lambda found: len(found) >= 1)
+    assert len(proposals) == 1, worker.log()[-3000:]
+    return worker, proposals[0]
+
+
+def april_activity() -> tuple[str, str, dict]:
+    return (
+        topics.ACTIVITIES,
+        "b1",
+        envelope(
+            "act-1",
+            "activity.logged",
+            "2025-04-05T09:00:00+00:00",
+            activity_id="v1",
+            account_id="b1",
+            rep_id="B",
+            kind="visit",
+            duration_min=60,
+            travel_min=30,
+        ),
+    )
+
+
+def test_segments_and_caps_sent_as_events_shape_the_proposal(broker, start_worker):
+    def shape(topic: str, value: dict) -> None:
         if topic == topics.REPS:
             value["data"] |= REP_PROFILES[value["data"]["rep_id"]]
         elif value["type"] == "account.upserted":
             value["data"]["segment"] = SEGMENTS[value["data"]["account_id"]]
-    messages.append(
-        (
-            topics.ACTIVITIES,
-            "b1",
-            envelope(
-                "act-1",
-                "activity.logged",
-                "2025-04-05T09:00:00+00:00",
-                activity_id="v1",
-                account_id="b1",
-                rep_id="B",
-                kind="visit",
-                duration_min=60,
-            ),
-        )
-    )
-    produce(broker.bootstrap_servers, messages)
-    proposals = read_topic(broker.bootstrap_servers, topics.PROPOSALS, until=lambda found: len(found) >= 1)
-    assert len(proposals) == 1, worker.log()[-3000:]
-    proposal = proposals[0]
+
+    _, proposal = judged_scenario(broker, start_worker, shape)
 
     target = TOLERANCE * HYSTERESIS
     fewest = brute_force_with_segments(target, constrained=True)
@@ -289,42 +282,15 @@ def test_district_scope_and_a_quota_sent_as_events(broker, start_worker):
     # A and C form district East, B is alone in West and has a quota far above its sales.
     # Company-wide, B would be under the band and take accounts from A; by district, B is
     # balanced (alone), East rebalances inside itself, and B's quota pace is behind.
-    worker = start_worker(
-        TERRITORY_WARMUP_DAYS="60",
-        TERRITORY_POTENTIAL="trailing",
-        TERRITORY_TOLERANCE=str(TOLERANCE),
-        TERRITORY_HYSTERESIS=str(HYSTERESIS),
-        TERRITORY_PLANNER_INTERVAL_S="0.3",
-        TERRITORY_REBALANCE_SCOPE="district",
-    )
     district = {"A": "East", "B": "West", "C": "East"}
-    messages = [m for m in scenario() if isinstance(m[2], dict) and m[2].get("event_id") != "ord-bad"]
-    for topic, _, value in messages:
-        assert isinstance(value, dict)
+
+    def shape(topic: str, value: dict) -> None:
         if topic == topics.REPS:
             value["data"]["district"] = district[value["data"]["rep_id"]]
             if value["data"]["rep_id"] == "B":
                 value["data"]["quota"] = 10_000.0  # 700 sold by the end of March: far behind pace
-    messages.append(
-        (
-            topics.ACTIVITIES,
-            "b1",
-            envelope(
-                "act-1",
-                "activity.logged",
-                "2025-04-05T09:00:00+00:00",
-                activity_id="v1",
-                account_id="b1",
-                rep_id="B",
-                kind="visit",
-                duration_min=60,
-            ),
-        )
-    )
-    produce(broker.bootstrap_servers, messages)
-    proposals = read_topic(broker.bootstrap_servers, topics.PROPOSALS, until=lambda found: len(found) >= 1)
-    assert len(proposals) == 1, worker.log()[-3000:]
-    proposal = proposals[0]
+
+    worker, proposal = judged_scenario(broker, start_worker, shape, TERRITORY_REBALANCE_SCOPE="district")
     assert proposal["moves"] and all(district[m["to_rep"]] == "East" for m in proposal["moves"]), proposal
     assert {m["account_id"] for m in proposal["moves"]} <= {"a2", "a3", "a4"}  # East's, never to or from B
     signals = read_topic(
