@@ -240,6 +240,7 @@ def _rep_rows(proposal: Mapping[str, Any]) -> list[dict[str, Any]]:
     after = {row["rep_id"]: row for row in proposal.get("after") or []}
     tolerance = float(proposal.get("tolerance") or 0.0)
     quota = _quota_of(proposal)
+    districts = {str(row["rep_id"]): row.get("district") for row in proposal.get("reps") or []}
     rows = []
     for rep_id in list(before) + [r for r in after if r not in before]:
         was, now = before.get(rep_id, {}), after.get(rep_id, {})
@@ -247,6 +248,7 @@ def _rep_rows(proposal: Mapping[str, Any]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "rep_id": rep_id,
+                "district": districts.get(str(rep_id)),
                 "accounts_before": was.get("accounts"),
                 "accounts_after": now.get("accounts"),
                 "share_before": was.get("share"),
@@ -402,6 +404,8 @@ def _proposal_view(proposal: Mapping[str, Any]) -> dict[str, Any]:
         "reasons": _reasons(proposal),
         "trigger_signals": list(proposal.get("trigger_signals") or []),
         "reps": _rep_rows(proposal),
+        # Shown only when some rep belongs to a district (TERRITORY_REBALANCE_SCOPE=district).
+        "districts": any(row.get("district") for row in proposal.get("reps") or []),
         "question": _question(proposal),
         "quota": _quota_note(proposal),
         "moves": moves,

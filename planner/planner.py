@@ -813,6 +813,7 @@ def proposal_context(
             "rep_id": rep.rep_id,
             "home_lat": round(rep.home_lat, 4),
             "home_lon": round(rep.home_lon, 4),
+            **({"district": rep.district} if rep.district else {}),
             **_quota_columns((quota or {}).get(rep.rep_id)),
         }
         for rep in reps

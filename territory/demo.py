@@ -25,6 +25,10 @@ from core.settings import Settings
 WATCHED = (topics.SIGNALS, topics.PROPOSALS, topics.ALERTS)
 
 
+#: Seconds per CP-SAT solve in the demo (the worker's default is 20).
+DEMO_SOLVER_TIME_LIMIT_S = 5.0
+
+
 @dataclass
 class DemoOptions:
     seed: int = 7
@@ -71,8 +75,11 @@ def run_demo(settings: Settings, options: DemoOptions, echo=print) -> Progress:
             metrics_port=settings.metrics_port
             if settings.metrics_port and _port_free(settings.metrics_port)
             else free_port(),
-            # A demo compresses two years into a minute: let proposals follow each other sooner.
+            # A demo compresses two years into a minute: let proposals follow each other sooner,
+            # and give each solve (and each point of its trade-off curve) less time: the planner
+            # waits for the proposal before it judges the next day.
             rebalance_cooldown_s=min(settings.rebalance_cooldown_s, 5.0),
+            solver_time_limit_s=min(settings.solver_time_limit_s, DEMO_SOLVER_TIME_LIMIT_S),
         )
         worker = _start_worker(worker_settings, data_dir / "demo-worker.log")
         try:

@@ -290,3 +290,16 @@ def test_the_weekly_review_shows_quota_columns_and_says_what_a_proposal_answers(
     # Without any quota the table keeps its columns as they were; the question is still said.
     plain = build_weekly_report([review_proposal(False)], week="2025-W14", generated_at=at(2025, 3))
     assert "quota attained" not in plain.html and "Not quota pace" in plain.html and "quota pace (" not in plain.text
+
+
+def test_the_weekly_review_shows_each_reps_district_when_there_are_districts():
+    from alerts.report import build_weekly_report
+
+    proposal = review_proposal(False)
+    for row, district in zip(proposal["reps"], ("North", "South")):
+        row["district"] = district
+    report = build_weekly_report([proposal], week="2025-W14", generated_at=at(2025, 3))
+    section = report.html[report.html.index('<section id="proposal-prop-q"') :]
+    assert "district</th>" in section and ">North</td>" in section and ">South</td>" in section
+    plain = build_weekly_report([review_proposal(False)], week="2025-W14", generated_at=at(2025, 3))
+    assert "district</th>" not in plain.html
