@@ -330,7 +330,9 @@ def test_district_scope_judges_and_rebalances_each_district_alone():
     ]
     sales = {"n1": ("N1", 500.0), "n2": ("N2", 500.0), "s1": ("S1", 60.0), "s2": ("S1", 40.0), "s3": ("S2", 20.0)}
     accounts = [
-        AccountState(a, 53.0 if rep.startswith("N") else 48.1, 10.5, rep_id=rep, known=True, monthly_sales={"2025-03": v})
+        AccountState(
+            a, 53.0 if rep.startswith("N") else 48.1, 10.5, rep_id=rep, known=True, monthly_sales={"2025-03": v}
+        )
         for a, (rep, v) in sales.items()
     ]
     watermark = datetime(2025, 4, 2, tzinfo=timezone.utc)
