@@ -583,24 +583,8 @@ def moves_curve_png(
     fig = Figure(figsize=(8.0, 4.2), layout="constrained")
     ax = fig.add_subplot()
     if points:
-        xs = [m for m, _ in points]
+        _step_curve(ax, points, [percent(v) for _, v in points])
         ys = [v for _, v in points]
-        ax.step(xs, ys, where="post", color=AFTER_COLOR, linewidth=2, zorder=2)
-        ax.scatter(xs, ys, color=AFTER_COLOR, s=28, zorder=3)
-        # Label every point when there are few, otherwise only the first and last:
-        # labels of dense curves would overprint each other.
-        labelled = points if len(points) <= 12 else [points[0], points[-1]]
-        for m, v in labelled:
-            ax.annotate(
-                percent(v),
-                (m, v),
-                xytext=(3, 5),
-                textcoords="offset points",
-                fontsize=8,
-                color="#333333",
-                path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")],
-            )
-        ax.set_xlim(min(xs) - 0.5, max(xs) + max(1.0, (max(xs) - min(xs)) * 0.05))
         y_top = max(ys + [tolerance or 0.0])
         ax.set_ylim(0, y_top * 1.15 if y_top > 0 else 0.1)
     if tolerance is not None:
@@ -615,15 +599,10 @@ def moves_curve_png(
             fontsize=8,
             color=BAND_COLOR,
         )
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-    ax.set_xlabel("at most M account moves")
-    ax.set_ylabel("imbalance (largest deviation from fair share)")
-    ax.grid(True, color="#e6e6e6", linewidth=0.6)
-    ax.set_axisbelow(True)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    ax.set_title(title or "Best imbalance reachable with at most M moves", fontsize=12, loc="left", **LITERAL)
+    _finish_curve(
+        ax, "imbalance (largest deviation from fair share)", title or "Best imbalance reachable with at most M moves"
+    )
     return _png(fig)
 
 
@@ -639,35 +618,50 @@ def travel_curve_png(curve: Sequence[Mapping[str, Any]], *, title: str | None = 
     fig = Figure(figsize=(8.0, 4.2), layout="constrained")
     ax = fig.add_subplot()
     if points:
-        xs = [m for m, _ in points]
-        ys = [v for _, v in points]
-        ax.step(xs, ys, where="post", color=AFTER_COLOR, linewidth=2, zorder=2)
-        ax.scatter(xs, ys, color=AFTER_COLOR, s=28, zorder=3)
         # The first point says its travel, the others what they save: the number a manager
-        # weighs against the extra moves. Dense curves label the ends only.
-        labelled = range(len(points)) if len(points) <= 12 else (0, len(points) - 1)
-        for k in labelled:
-            m, v = points[k]
-            text = f"{v:,.0f} km" if k == 0 else f"-{points[k - 1][1] - v:,.0f} km"
-            ax.annotate(
-                text,
-                (m, v),
-                xytext=(3, 5),
-                textcoords="offset points",
-                fontsize=8,
-                color="#333333",
-                path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")],
-            )
-        ax.set_xlim(min(xs) - 0.5, max(xs) + max(1.0, (max(xs) - min(xs)) * 0.05))
+        # weighs against the extra moves.
+        labels = [f"{v:,.0f} km" if k == 0 else f"-{points[k - 1][1] - v:,.0f} km" for k, (_, v) in enumerate(points)]
+        _step_curve(ax, points, labels)
+        ys = [v for _, v in points]
         low, high = min(ys), max(ys)
         pad = (high - low) * 0.15 if high > low else max(high * 0.05, 1.0)
         ax.set_ylim(max(0.0, low - pad), high + pad)
+    _finish_curve(
+        ax,
+        "total travel, km x travel factor (straight line)",
+        title or "Least travel with every rep in band, at most M moves",
+    )
+    return _png(fig)
+
+
+def _step_curve(ax: Axes, points: Sequence[tuple[int, float]], labels: Sequence[str]) -> None:
+    """Points (moves, value) as a post-wise step line with dots; every point labelled when
+    there are few, else only the first and last (labels of dense curves overprint)."""
+    xs = [m for m, _ in points]
+    ys = [v for _, v in points]
+    ax.step(xs, ys, where="post", color=AFTER_COLOR, linewidth=2, zorder=2)
+    ax.scatter(xs, ys, color=AFTER_COLOR, s=28, zorder=3)
+    shown = range(len(points)) if len(points) <= 12 else (0, len(points) - 1)
+    for k in shown:
+        ax.annotate(
+            labels[k],
+            points[k],
+            xytext=(3, 5),
+            textcoords="offset points",
+            fontsize=8,
+            color="#333333",
+            path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")],
+        )
+    ax.set_xlim(min(xs) - 0.5, max(xs) + max(1.0, (max(xs) - min(xs)) * 0.05))
+
+
+def _finish_curve(ax: Axes, ylabel: str, title: str) -> None:
+    """Whole-move ticks, labels, a light grid and the title of a curve against moves."""
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("at most M account moves")
-    ax.set_ylabel("total travel, km x travel factor (straight line)")
+    ax.set_ylabel(ylabel)
     ax.grid(True, color="#e6e6e6", linewidth=0.6)
     ax.set_axisbelow(True)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    ax.set_title(title or "Least travel with every rep in band, at most M moves", fontsize=12, loc="left", **LITERAL)
-    return _png(fig)
+    ax.set_title(title, fontsize=12, loc="left", **LITERAL)
