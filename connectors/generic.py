@@ -62,6 +62,7 @@ FIELDS: dict[str, dict[str, Parser]] = {
         "segments": as_labels,  # ;-separated in a cell
         "district": text,
         "quota": as_number,
+        "travel_factor": as_number,
         "min_accounts": as_integer,
         "max_accounts": as_integer,
         # Not in the contract yet: where the home base is when there are no coordinates.

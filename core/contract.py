@@ -235,6 +235,8 @@ _SCHEMAS: dict[str, tuple[dict[str, Checker], dict[str, tuple[Checker, Any]]]] =
             "max_accounts": (_integer(0, MAX_ACCOUNTS_CAP), None),
             # The rep's sales target for a calendar year (docs/EVENTS.md); absent: no quota.
             "quota": (_number(0.0, 1e12), None),
+            # What one straight-line km from the rep's home costs in a travel proposal (1: km).
+            "travel_factor": (_number(0.01, 100.0), 1.0),
         },
     ),
     "order.placed": (

@@ -153,6 +153,8 @@ class RepState:
     max_accounts: int | None = None
     # The rep's sales target for a calendar year (None: no quota, its pace is not judged).
     quota: float | None = None
+    # What one straight-line km from home costs the rep (a city rep 1.3, say): travel objective only.
+    travel_factor: float = 1.0
     # The sales district the rep belongs to (TERRITORY_REBALANCE_SCOPE=district balances each alone).
     district: str | None = None
 
@@ -240,6 +242,7 @@ def apply_rep_event(event: Event) -> RepState:
         min_accounts=data.get("min_accounts"),
         max_accounts=data.get("max_accounts"),
         quota=data.get("quota"),  # held events parsed before the field lack it
+        travel_factor=data.get("travel_factor") or 1.0,
         district=data.get("district"),
     )
 

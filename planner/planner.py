@@ -748,6 +748,7 @@ def rebalance_reps(reps: Iterable[RepState]) -> list[Rep]:
             segments=tuple(r.segments),
             min_accounts=r.min_accounts,
             max_accounts=r.max_accounts,
+            travel_factor=r.travel_factor,
         )
         for r in reps
         if r.active

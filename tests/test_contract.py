@@ -150,6 +150,8 @@ def rep_message(**data: object) -> dict:
 def test_segments_and_caps_are_typed_and_default_to_none():
     event = parse(rep_message(), topic=topics.REPS, key="R9")
     assert event.data["segments"] == [] and event.data["min_accounts"] is None and event.data["max_accounts"] is None
+    assert event.data["travel_factor"] == 1.0
+    assert parse(rep_message(travel_factor=1.3), topic=topics.REPS, key="R9").data["travel_factor"] == 1.3
     event = parse(
         rep_message(segments=["key account", " retail ", "Ünïcode 小売"], min_accounts=3, max_accounts=40.0),
         topic=topics.REPS,
@@ -179,6 +181,7 @@ def test_segments_and_caps_are_typed_and_default_to_none():
         ({"segments": ["x" * 65]}, "data.segments[0]: longer than 64 characters"),
         ({"segments": [f"s{i}" for i in range(201)]}, "data.segments: more than 200 segments"),
         ({"min_accounts": -1}, "data.min_accounts: must be >= 0"),
+        ({"travel_factor": 0}, "data.travel_factor: must be >= 0.01"),
         ({"max_accounts": 2.5}, "data.max_accounts: must be an integer"),
         ({"min_accounts": 5, "max_accounts": 4}, "data.min_accounts: must be <= max_accounts (4), got 5"),
     ],

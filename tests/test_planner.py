@@ -359,3 +359,15 @@ def test_district_scope_judges_and_rebalances_each_district_alone():
     session.judged_at = watermark
     proposal = session.solve(request)
     assert [(m.account_id, m.to_rep) for m in proposal.moves] == [("s2", "S2")]
+
+
+def test_the_rebalancer_gets_each_active_reps_segments_caps_and_travel_factor():
+    from planner.planner import rebalance_reps
+
+    reps = [
+        RepState("R1", 52.5, 13.4, segments=["key"], min_accounts=2, max_accounts=9, travel_factor=1.3),
+        RepState("R2", 53.5, 10.0, active=False),
+    ]
+    (rep,) = rebalance_reps(reps)
+    assert (rep.rep_id, rep.segments, rep.min_accounts, rep.max_accounts) == ("R1", ("key",), 2, 9)
+    assert rep.travel_factor == 1.3

@@ -85,6 +85,7 @@ def test_segment_follows_the_newest_profile_and_rep_rows_keep_segments_and_caps(
     }
     row = apply_rep_event(parse_event(json.dumps(rep).encode(), topic=topics.REPS, key=b"R1")).to_dict()
     assert (row["segments"], row["min_accounts"], row["max_accounts"]) == (["retail"], None, 9)
+    assert row["travel_factor"] == 1.0
     # A row written before these fields existed still loads: any segment, no caps.
     old = {key: value for key, value in row.items() if key not in ("segments", "min_accounts", "max_accounts")}
     assert RepState.from_dict(old).segments == [] and RepState.from_dict(old).max_accounts is None
