@@ -38,6 +38,8 @@ def by_district(
     """`solve` (e.g. :func:`rebalancer.minimal_moves` with its options) on each district alone;
     one result with every district's moves, balances in the order of ``reps``, objective and
     bound summed (the districts are independent problems), the worst status."""
+    if not reps:
+        return solve(list(accounts), [])  # nothing to split: the solver says what is wrong
     districts: dict[str, list[Rep]] = {}
     for rep in reps:
         districts.setdefault(district_of.get(rep.rep_id) or NO_DISTRICT, []).append(rep)

@@ -124,3 +124,12 @@ def test_accounts_without_a_rep_join_the_district_of_the_nearest_rep_and_reps_wi
     result = by_district(accounts, reps, district_of, solve)
     assert sorted(seen) == [(["A1"], ["N1"]), (["A2", "NEW"], ["S1"]), (["A3"], ["X1"])]
     assert [(m.account_id, m.to_rep) for m in result.moves] == [("NEW", "S1")]
+
+
+def test_no_reps_is_the_solvers_answer_not_a_crash() -> None:
+    accounts = [Account("A1", 10.0, lat=50.0, lon=8.0)]
+    with pytest.raises(ValueError) as direct:
+        minimal_moves(accounts, [], tolerance=0.1)
+    with pytest.raises(ValueError) as scoped:
+        by_district(accounts, [], {}, lambda a, r: minimal_moves(a, r, tolerance=0.1))
+    assert str(scoped.value) == str(direct.value)
