@@ -13,6 +13,7 @@ from faust.types import TP, EventT
 
 from monitor import worker_health
 from monitor.intake import Intake, IntakeRules, Origin
+from core.producing import durable
 from core.clock import SYSTEM_CLOCK, Clock
 from core.metrics import Metrics
 from core import topics
@@ -105,6 +106,10 @@ def register_intake(app: faust.App, settings: Settings, metrics: Metrics, clock:
                         metrics.intake_processing_seconds.observe(max(0.0, now - message.timestamp))
                     processed[message.tp] = message.offset + 1
                     reported[f"{message.topic}:{message.partition}"] = False  # the planner marks it unread again
+            # The rows and snapshots must be on the broker before the batch is acknowledged:
+            # Faust commits acknowledged input offsets without waiting for its producer, and a
+            # crash in between would lose the batch's effects for good (found by the crash test).
+            await durable(app)
             metrics.held.set(intake.held_count)
 
     @app.timer(max(0.5, settings.planner_interval_s))

@@ -12,6 +12,7 @@ from typing import Awaitable, Callable
 
 import faust
 
+from core.producing import durable
 from core.clock import SYSTEM_CLOCK, Clock
 from core import topics
 from core.metrics import Metrics
@@ -141,6 +142,8 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock
                 else:
                     # Folded in, not judged: saved all the same before the batch is acknowledged.
                     session[0].checkpoint()
+                # The checkpoint on the broker before the batch's offsets can be committed.
+                await durable(app)
 
     @app.timer(max(1.0, settings.planner_interval_s))
     async def judge_between_batches() -> None:
