@@ -19,6 +19,12 @@ def summary_line(proposal: Proposal) -> str:
             f"{proposal.explanation or 'no explanation'}"
         )
     moves = len(proposal.moves)
+    if proposal.mode == "travel":
+        before, after = proposal.travel_km_before or 0.0, proposal.travel_km_after or 0.0
+        return (
+            f"proposal {proposal.proposal_id}: move {moves} account{'s' if moves != 1 else ''} for less travel: "
+            f"{before:,.0f} km -> {after:,.0f} km, every rep in band ({proposal.status}, {proposal.seconds:.1f} s)"
+        )
     return (
         f"proposal {proposal.proposal_id}: move {moves} account{'s' if moves != 1 else ''}: "
         f"imbalance {percent(proposal.imbalance_before)} -> {percent(proposal.imbalance_after)} "
@@ -40,7 +46,8 @@ def alert_from_proposal(proposal: Proposal, *, clock: Clock = SYSTEM_CLOCK) -> d
     return {
         "alert_id": f"alert-{proposal.proposal_id}",
         "proposal_id": proposal.proposal_id,
-        "severity": "critical" if proposal.status in UNSOLVED else "warning",
+        # A travel proposal is an offer, not a problem: nothing is out of balance.
+        "severity": "critical" if proposal.status in UNSOLVED else "info" if proposal.mode == "travel" else "warning",
         "title": summary_line(proposal),
         "lines": move_lines(proposal),
         "trigger_signals": list(proposal.trigger_signals),

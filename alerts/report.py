@@ -41,6 +41,7 @@ from markupsafe import Markup
 from alerts.charts import MapAccount, MapRep, moves_curve_png, share_chart_png, territory_map_png
 from alerts.intelligence import TerritoryIntelligence, territory_intelligence
 from core.formatting import percent
+from core.records import proposal_kind
 
 __all__ = [
     "ReportImage",
@@ -196,13 +197,27 @@ def _headline(proposal: Mapping[str, Any]) -> str:
     if proposal.get("status") == "balanced" or moves == 0:
         return f"Nothing to move: imbalance {before}"
     verb = "Place" if proposal.get("mode") == "place" else "Move"
+    if proposal.get("mode") == "travel":
+        return f"{verb} {_plural(moves, 'account')}: travel {_travel_change(proposal)}"
     return f"{verb} {_plural(moves, 'account')}: imbalance {before} → {after}"
+
+
+def _travel_change(proposal: Mapping[str, Any]) -> str:
+    """ "12,400 km → 11,100 km (-10.5%)" of a travel proposal (km x each rep's travel factor)."""
+    before, after = float(proposal.get("travel_km_before") or 0.0), float(proposal.get("travel_km_after") or 0.0)
+    saved = (after - before) / before if before > 0 else 0.0
+    return f"{before:,.0f} km → {after:,.0f} km ({_signed_pct(saved)})"
 
 
 def _reasons(proposal: Mapping[str, Any]) -> list[str]:
     """Why the proposal exists, in words: the reps outside their band before, worst first."""
     tolerance = float(proposal.get("tolerance") or 0.0)
     outside = [row for row in proposal.get("before") or [] if abs(float(row.get("deviation", 0.0))) > tolerance + 1e-9]
+    if proposal.get("mode") == "travel":
+        return [
+            f"every rep stays within ±{percent(tolerance)} of their fair share; the moves cut the total "
+            f"travel from the reps' homes {_travel_change(proposal)}"
+        ]
     reasons = [
         f"{row['rep_id']} holds {percent(row['share'], 1)} of the potential against a fair share of "
         f"{percent(row['fair_share'], 1)} ({_signed_pct(row['deviation'])}, band ±{percent(tolerance)})"
@@ -220,7 +235,12 @@ def _reasons(proposal: Mapping[str, Any]) -> list[str]:
 def _question(proposal: Mapping[str, Any]) -> str:
     """Which question the proposal answers, and that quota pace is not it."""
     shared = " and ".join(str(metric) for metric in proposal.get("metrics") or ["potential"])
-    if proposal.get("mode") == "place":
+    if proposal.get("mode") == "travel":
+        asked = (
+            "can the same reps cover their accounts with less travel, a few moves at most and every rep "
+            f"kept within their band of {shared}? (The weekly travel proposal; nothing is out of balance.)"
+        )
+    elif proposal.get("mode") == "place":
         asked = f"who takes the accounts without an active rep, keeping the {shared} shared fairly"
     else:
         asked = f"is the {shared} shared fairly between the territories (each rep against their capacity-weighted fair share)?"
@@ -394,7 +414,7 @@ def _proposal_view(proposal: Mapping[str, Any]) -> dict[str, Any]:
         "headline": _headline(proposal),
         "status": str(proposal.get("status", "")),
         "solved": proposal.get("status") not in _UNSOLVED,
-        "mode": "placement" if proposal.get("mode") == "place" else "rebalance",
+        "mode": proposal_kind(proposal.get("mode")),
         "event_time": str(proposal.get("event_time", ""))[:10],
         "tolerance": proposal.get("tolerance"),
         "imbalance_before": proposal.get("imbalance_before"),

@@ -38,9 +38,17 @@ MAX_KIND, MAX_STATE = 32, 16
 #: What the rebalancer can balance (a proposal's `metrics`) and what "fewest changes" counts.
 BALANCED_METRICS = ("potential", "workload")
 REBALANCE_OBJECTIVES = ("moves", "moved_potential")
-#: How a proposal came about: "minimal_moves" (fewest moves into the band) or "place" (only
-#: accounts without an active rep move).
-PROPOSAL_MODES = ("minimal_moves", "place")
+#: How a proposal came about: "minimal_moves" (fewest moves into the band), "place" (only
+#: accounts without an active rep move) or "travel" (the weekly least travel within a budget of
+#: moves, every rep kept in band).
+PROPOSAL_MODES = ("minimal_moves", "place", "travel")
+#: What people call each mode (review page, e-mail, command line).
+PROPOSAL_KINDS = MappingProxyType({"minimal_moves": "rebalance", "place": "placement", "travel": "travel"})
+
+
+def proposal_kind(mode: Any) -> str:
+    """ "rebalance", "placement" or "travel" for a proposal's `mode` (a stored payload's too)."""
+    return PROPOSAL_KINDS.get(mode, "rebalance")
 
 
 class RecordError(ValueError):
@@ -303,6 +311,10 @@ class Proposal:
     metrics: tuple[str, ...] = ("potential",)
     explanation: str | None = None
     notes: tuple[str, ...] = ()
+    # Total travel (straight-line km x each rep's travel_factor) before and after, travel
+    # proposals only.
+    travel_km_before: float | None = None
+    travel_km_after: float | None = None
     # The review's context (see docs/EVENTS.md): account rows, their scope and month, rep homes,
     # and the moves-vs-imbalance curve. Absent on proposals built without a company view.
     # The areas of the shocks among the triggers (the review's map draws them).
@@ -376,6 +388,8 @@ class Proposal:
             metrics=rows("metrics", text, required=False) or ("potential",),
             explanation=_get(data, path, "explanation", str, required=False),
             notes=rows("notes", text, required=False) or (),
+            travel_km_before=_get(data, path, "travel_km_before", float, required=False),
+            travel_km_after=_get(data, path, "travel_km_after", float, required=False),
             shocks=rows("shocks", mapping, required=False),
             accounts=rows("accounts", mapping, required=False),
             accounts_scope=_get(data, path, "accounts_scope", str, required=False),
@@ -400,6 +414,7 @@ def field_names(record: type) -> tuple[str, ...]:
 
 __all__ = [
     "BALANCED_METRICS",
+    "PROPOSAL_KINDS",
     "PROPOSAL_MODES",
     "REBALANCE_OBJECTIVES",
     "RECORDS_BY_TOPIC",
@@ -412,5 +427,6 @@ __all__ = [
     "Signal",
     "Subject",
     "field_names",
+    "proposal_kind",
     "stable_id",
 ]

@@ -112,6 +112,11 @@ class Settings:
     rebalance_scope: str = "company"
     # Minimum wall-clock seconds between two proposals for an unchanged set of signals.
     rebalance_cooldown_s: float = 30.0
+    # Travel proposals (off at 0): at the first judgement of each ISO week of event time, with
+    # every rep in band, the least travel with at most this many moves, band kept; proposed only
+    # when it saves at least `travel_proposal_min_saving` of the current total travel.
+    travel_proposal_moves: int = 0
+    travel_proposal_min_saving: float = 0.02
     log_level: str = "INFO"
 
     # --- alerts: where alerts go, comma list of kafka, log, alertmanager, webhook, smtp.
@@ -210,6 +215,12 @@ class Settings:
             need("hysteresis", 0 < self.hysteresis <= 1, "must be in (0, 1]: more than 0, at most 1")
         if "quota_pace_behind" in finite:
             need("quota_pace_behind", 0 < self.quota_pace_behind < 1, "must be in (0, 1): more than 0, less than 1")
+        if "travel_proposal_min_saving" in finite:
+            need(
+                "travel_proposal_min_saving",
+                0 <= self.travel_proposal_min_saving < 1,
+                "must be in [0, 1): a share of the current total travel",
+            )
         if "quota_pace_ahead" in finite:
             need("quota_pace_ahead", self.quota_pace_ahead > 1, "must be more than 1")
         need(
@@ -325,6 +336,7 @@ _AT_LEAST = {
     "max_record_bytes": 1,
     "retention_days": 1,
     "tolerance": 0,
+    "travel_proposal_moves": 0,
     "late_horizon_days": 0,
     "hold_days": 0,
     "max_held_per_account": 0,

@@ -118,6 +118,9 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock
         if evaluation.rebalance is not None:
             # CP-SAT runs in a thread so the worker keeps heart-beating during the solve.
             proposal = await asyncio.get_running_loop().run_in_executor(None, session[0].solve, evaluation.rebalance)
+            if proposal is None:
+                log.info("travel proposal: nothing saves enough travel this week")
+                return
             await proposals_topic.send(key=proposal.proposal_id.encode(), value=proposal.to_json())
             metrics.proposals.labels(proposal.status).inc()
             metrics.rebalance_seconds.observe(proposal.seconds)

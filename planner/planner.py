@@ -73,8 +73,10 @@ class RebalanceRequest:
     tolerance: float
     trigger_signal_ids: list[str]
     # "minimal_moves": fewest moves to bring every rep into the band;
-    # "place": only accounts without an active rep move (a rep left).
+    # "place": only accounts without an active rep move (a rep left);
+    # "travel": least travel with at most `max_moves` moves, every rep kept in the band.
     mode: str = "minimal_moves"
+    max_moves: int | None = None
     # Figures for the review, built with the request (the states are at hand only here) and
     # cut down to the touched territories once the moves are known (`Planner.proposal`).
     context: ProposalContext | None = None
@@ -165,6 +167,7 @@ class Planner:
         # Shock signal id -> the area it hit, for a proposal it triggers (the review's map draws it).
         self._shock_areas: dict[str, dict[str, Any]] = {}
         self._accounts_now: list[AccountState] = []
+        self._travel_week: str | None = None  # ISO week of the last travel request ("2025-W07")
 
     def detector(self, name: str) -> Detector:
         return next(detector for detector in self.detectors if detector.name == name)
@@ -251,7 +254,40 @@ class Planner:
             self._last_proposal_at = self._clock.monotonic()
         elif self._pending_signal_ids and not self._out_of_balance:
             self._pending_signal_ids = []  # the imbalance went away on its own
+        if evaluation.rebalance is None and warmed_up:
+            evaluation.rebalance = self._travel_request(accounts, reps, watermark, through, window_months, evaluation)
         return evaluation
+
+    def _travel_request(
+        self,
+        accounts: list[AccountState],
+        reps: list[RepState],
+        watermark: datetime,
+        through: datetime,
+        window_months: int,
+        evaluation: Evaluation,
+    ) -> RebalanceRequest | None:
+        """The weekly travel question (TERRITORY_TRAVEL_PROPOSAL_MOVES): at the first judgement of
+        an ISO week of event time, so a proposal waits for that week's review (and a replay asks it
+        in the same weeks), while no rep is out of balance: balance comes first."""
+        if self.settings.travel_proposal_moves <= 0 or self._out_of_balance or self._pending_signal_ids:
+            return None
+        year, week, _ = watermark.isocalendar()
+        if self._travel_week == f"{year}-W{week:02d}":
+            return None
+        self._travel_week = f"{year}-W{week:02d}"
+        valued = self._after_shocks(accounts, self._potentials, through, window_months)
+        request_accounts = rebalance_accounts(accounts, through, window_months, valued)
+        return RebalanceRequest(
+            accounts=request_accounts,
+            reps=rebalance_reps(reps),
+            districts=self._districts(reps),
+            tolerance=self.settings.tolerance,
+            trigger_signal_ids=[],
+            mode="travel",
+            max_moves=self.settings.travel_proposal_moves,
+            context=proposal_context(accounts, reps, request_accounts, through, evaluation.quota),
+        )
 
     def _follow_shock(self, detector: ShockDetector, finding: Any, signal: Signal) -> None:
         """A demand shock moves its accounts' potential by its size at once: the model (or the
@@ -589,6 +625,8 @@ class Planner:
             metrics=tuple(result.metrics),
             explanation=result.explanation,
             notes=tuple(result.notes),
+            travel_km_before=result.travel_km_before,
+            travel_km_after=result.travel_km_after,
             shocks=shocks,
             accounts=rows,
             accounts_scope=scope,
@@ -612,6 +650,7 @@ class Planner:
             "shock_factors": lambda: {a: list(v) for a, v in sorted(self._shock_factors.items())},
             "shock_areas": lambda: dict(sorted(self._shock_areas.items())),
             "months_learned": lambda: self._months_learned,
+            "travel_week": lambda: self._travel_week,
         }
 
     def state_dict(self, only: Iterable[str] | None = None) -> dict[str, Any]:
@@ -662,6 +701,7 @@ class Planner:
         self._shock_areas = dict(state.get("shock_areas") or {})
         self._learned_month = state.get("learned_month")
         self._months_learned = state.get("months_learned", 0)
+        self._travel_week = state.get("travel_week")
 
 
 def shock_area(signal: Signal, accounts: Sequence[AccountState]) -> dict[str, Any]:

@@ -263,8 +263,10 @@ class PlanningSession:
             self.meta[key] = value
             self._written[key] = encoded
 
-    def solve(self, request: RebalanceRequest) -> Proposal:
-        """Run the rebalancer the request asks for (blocking: CP-SAT) and build the proposal."""
+    def solve(self, request: RebalanceRequest) -> Proposal | None:
+        """Run the rebalancer the request asks for (blocking: CP-SAT) and build the proposal;
+        None for a travel request whose answer saves too little to be worth a review
+        (TERRITORY_TRAVEL_PROPOSAL_MIN_SAVING), or has no answer: nothing was out of balance."""
         common: _SolverOptions = {
             "candidate_reps": self.settings.candidate_reps,
             "time_limit_s": self.settings.solver_time_limit_s,
@@ -274,6 +276,16 @@ class PlanningSession:
         def solve(accounts: list[Account], reps: list[Rep]) -> RebalanceResult:
             if request.mode == "place":
                 return place_accounts(accounts, reps, tolerance=request.tolerance, **common)
+            if request.mode == "travel":
+                return minimal_moves(
+                    accounts,
+                    reps,
+                    tolerance=request.tolerance,
+                    metrics=self.settings.metric_list,
+                    objective="travel",
+                    max_moves=request.max_moves,
+                    **common,
+                )
             return minimal_moves(
                 accounts,
                 reps,
@@ -289,9 +301,11 @@ class PlanningSession:
             result = by_district(request.accounts, request.reps, request.districts, solve)
         moment = self.judged_at or self.watermark.current
         assert moment is not None, "a request comes from a judgement, at a watermark"
+        if request.mode == "travel" and not saves_travel(result, self.settings.travel_proposal_min_saving):
+            return None
         proposal = self.planner.proposal(request, result, moment)
         # One curve for the company; under district scope each district would need its own.
-        if request.mode != "place" and result.moves and request.districts is None:
+        if request.mode == "minimal_moves" and result.moves and request.districts is None:
             # What each extra move buys, for the review page and the weekly report.
             halved: _SolverOptions = {**common, "time_limit_s": self.settings.solver_time_limit_s / 2}
             curve = trade_off_curve(
@@ -304,3 +318,18 @@ class PlanningSession:
             )
             proposal = proposal.with_(curve=tuple(asdict(point) for point in curve))
         return proposal
+
+
+def saves_travel(result: RebalanceResult, min_saving: float) -> bool:
+    """Whether a travel answer moves accounts and saves at least `min_saving` of the travel.
+
+    >>> answer = RebalanceResult("optimal", (object(),), (), (), 950.0, 950.0, 0.0, 0.1, 0.1,
+    ...                          objective_kind="travel", travel_km_before=1000.0, travel_km_after=950.0)
+    >>> saves_travel(answer, 0.02), saves_travel(answer, 0.1)
+    (True, False)
+    """
+    if not result.moves or result.travel_km_before is None or result.travel_km_after is None:
+        return False
+    if result.travel_km_before <= 0:
+        return False
+    return (result.travel_km_before - result.travel_km_after) / result.travel_km_before >= min_saving

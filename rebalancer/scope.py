@@ -70,6 +70,8 @@ def _joined(results: Mapping[str, RebalanceResult], reps: Sequence[Rep]) -> Reba
     bounds = [r.bound for r in results.values()]
     objective = sum(o for o in objectives if o is not None) if None not in objectives else None
     bound = sum(b for b in bounds if b is not None) if None not in bounds else None
+    travel_before = _summed([r.travel_km_before for r in results.values()])
+    travel_after = _summed([r.travel_km_before if failed else r.travel_km_after for r in results.values()])
     joined = replace(
         first,
         status=status,
@@ -84,5 +86,12 @@ def _joined(results: Mapping[str, RebalanceResult], reps: Sequence[Rep]) -> Reba
         imbalance_before=max(r.imbalance_before for r in results.values()),
         imbalance_after=max(r.imbalance_before if failed else r.imbalance_after for r in results.values()),
         notes=tuple(f"district {name}: {note}" for name, r in results.items() for note in r.notes),
+        travel_km_before=travel_before,
+        travel_km_after=travel_after,
     )
     return joined
+
+
+def _summed(values: Sequence[float | None]) -> float | None:
+    """The districts' total, None when any district has none (not the travel objective)."""
+    return None if any(v is None for v in values) else sum(v for v in values if v is not None)

@@ -134,7 +134,9 @@ def run_backtest(
         result.signals.extend(signal.to_json() for signal in evaluation.signals)
         result.aggregates = evaluation.aggregates or result.aggregates
         if evaluation.rebalance is not None:
-            result.proposals.append(session.solve(evaluation.rebalance).to_json())
+            proposal = session.solve(evaluation.rebalance)
+            if proposal is not None:
+                result.proposals.append(proposal.to_json())
         session.checkpoint()
 
     judged_day = None

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Optional
 import typer
 
 from core.formatting import percent
+from core.records import proposal_kind
 from core.settings import Settings
 
 if TYPE_CHECKING:
@@ -118,7 +119,7 @@ def list_command(
                 [
                     r.proposal_id,
                     r.status,
-                    "placement" if r.payload.get("mode") == "place" else "rebalance",
+                    proposal_kind(r.payload.get("mode")),
                     str(r.move_count),
                     f"{percent(r.imbalance_before, 1, missing='-')} -> {percent(r.imbalance_after, 1, missing='-')}",
                     r.event_time[:10],
@@ -139,10 +140,7 @@ def show(proposal_id: str = typer.Argument(..., help="The proposal id (see `terr
         raise _fail(f"no proposal {proposal_id!r} (see `territory proposals list`)")
     payload = row.payload
     typer.echo(f"proposal {row.proposal_id}: {row.status}")
-    typer.echo(
-        f"  kind           {'placement' if payload.get('mode') == 'place' else 'rebalance'} "
-        f"(solver: {row.solver_status})"
-    )
+    typer.echo(f"  kind           {proposal_kind(payload.get('mode'))} (solver: {row.solver_status})")
     typer.echo(f"  moves          {row.move_count}")
     typer.echo(
         f"  imbalance      {percent(row.imbalance_before, 1, missing='-')} -> "

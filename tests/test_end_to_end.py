@@ -365,3 +365,87 @@ def test_rep_leaving_gives_a_coverage_gap_and_a_placement_of_only_their_accounts
     assert {move["to_rep"] for move in proposal["moves"]} <= {"A", "B"}
     assert all("inactive" in move["reason"] for move in proposal["moves"])
     assert {row["rep_id"] for row in proposal["after"]} == {"A", "B"}
+
+
+def test_weekly_travel_proposal_when_territories_are_balanced_but_crossed(broker, start_worker):
+    # A (Berlin) and B (Hamburg) hold four equal accounts each, in balance; but A serves one
+    # account in Hamburg and B one in Berlin. With travel proposals on, the first judgement after
+    # the warm-up offers the swap: no signal, an info alert, a pending proposal in the store.
+    worker = start_worker(
+        TERRITORY_WARMUP_DAYS="60",
+        TERRITORY_POTENTIAL="trailing",
+        TERRITORY_PLANNER_INTERVAL_S="0.3",
+        TERRITORY_TRAVEL_PROPOSAL_MOVES="3",
+    )
+    homes = {"A": REPS["A"], "B": REPS["B"]}
+    messages = [
+        (
+            topics.REPS,
+            rep,
+            envelope(f"rep-{rep}", "rep.upserted", "2025-01-01T08:00:00+00:00", rep_id=rep, home_lat=lat, home_lon=lon),
+        )
+        for rep, (lat, lon) in homes.items()
+    ]
+    owners = {f"{city}{n}": ("A" if (city == "ber") != (n == 0) else "B") for city in ("ber", "ham") for n in range(4)}
+    for account_id, owner in owners.items():
+        lat, lon = homes["A" if account_id.startswith("ber") else "B"]
+        messages.append(
+            (
+                topics.ACCOUNTS,
+                account_id,
+                envelope(
+                    f"acc-{account_id}",
+                    "account.upserted",
+                    "2025-01-02T08:00:00+00:00",
+                    account_id=account_id,
+                    lat=lat + 0.01 * int(account_id[-1]),
+                    lon=lon,
+                    rep_id=owner,
+                ),
+            )
+        )
+        messages.append(
+            (
+                topics.ORDERS,
+                account_id,
+                envelope(
+                    f"ord-{account_id}",
+                    "order.placed",
+                    "2025-02-15T10:00:00+00:00",
+                    order_id=f"o-{account_id}",
+                    account_id=account_id,
+                    amount=250.0,
+                ),
+            )
+        )
+    messages.append(
+        (
+            topics.ACTIVITIES,
+            "ber1",
+            envelope(
+                "act-1",
+                "activity.logged",
+                "2025-04-05T09:00:00+00:00",
+                activity_id="v1",
+                account_id="ber1",
+                rep_id="A",
+                kind="visit",
+                duration_min=60,
+                travel_min=10,
+            ),
+        )
+    )
+    produce(broker.bootstrap_servers, messages)
+
+    proposals = read_topic(broker.bootstrap_servers, topics.PROPOSALS, until=lambda found: len(found) >= 1)
+    assert len(proposals) == 1, worker.log()[-3000:]
+    proposal = proposals[0]
+    assert proposal["mode"] == "travel" and proposal["trigger_signals"] == [] and proposal["status"] == "optimal"
+    assert sorted((m["account_id"], m["to_rep"]) for m in proposal["moves"]) == [("ber0", "A"), ("ham0", "B")]
+    assert proposal["travel_km_before"] - proposal["travel_km_after"] == pytest.approx(2 * 255, rel=0.05)
+    alerts = read_topic(broker.bootstrap_servers, topics.ALERTS, until=lambda found: len(found) >= 1, timeout_s=20)
+    assert alerts[0]["proposal_id"] == proposal["proposal_id"] and alerts[0]["severity"] == "info"
+    wait_for(lambda: Store(worker.db_url).proposals("pending"), 20, "the stored travel proposal")
+    assert (
+        read_topic(broker.bootstrap_servers, topics.SIGNALS, until=lambda found: bool(found), timeout_s=3) == []
+    )  # nothing out of balance

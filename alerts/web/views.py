@@ -17,6 +17,7 @@ from alerts.schema import AuditRow, MoveRow, ProposalRow
 from alerts.web.keys import STORE
 from alerts.web.responses import Refused, json_error
 from core.formatting import percent
+from core.records import proposal_kind
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 
@@ -66,7 +67,7 @@ def summary(row: ProposalRow) -> dict[str, Any]:
     return {
         "proposal_id": row.proposal_id,
         "status": row.status,
-        "kind": "placement" if row.payload.get("mode") == "place" else "rebalance",
+        "kind": proposal_kind(row.payload.get("mode")),
         "solver_status": row.solver_status,
         "move_count": row.move_count,
         "imbalance_before": row.imbalance_before,
