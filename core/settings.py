@@ -108,7 +108,8 @@ class Settings:
     rebalance_metrics: str = "potential"
     rebalance_objective: str = "moves"
     # "company": one fair share for every rep; "district": fair shares and moves within each
-    # district (rep.upserted `district`), so no proposal takes accounts across districts.
+    # district (rep.upserted `district`), so no proposal takes accounts across districts;
+    # "segment_pool": the same within each pool of reps linked by the segments they serve.
     rebalance_scope: str = "company"
     # Minimum wall-clock seconds between two proposals for an unchanged set of signals.
     rebalance_cooldown_s: float = 30.0
@@ -368,7 +369,7 @@ _CHOICES: dict[str, tuple[object, ...]] = {
     "smtp_starttls": (0, 1),
     "cookie_secure": (0, 1),
     "exact_end_offsets": (0, 1),
-    "rebalance_scope": ("company", "district"),
+    "rebalance_scope": ("company", "district", "segment_pool"),
 }
 # Names people write in either case; the value is compared in this case.
 _UPPER = frozenset({"log_level", "kafka_security_protocol", "kafka_sasl_mechanism"})

@@ -289,7 +289,7 @@ def territory_aggregates(
     window_months: int = 12,
     potentials: Mapping[str, float] | None = None,
     workloads: Mapping[str, float] | None = None,
-    by_district: bool = False,
+    groups: Mapping[str, str | None] | None = None,
 ) -> dict[str, RepAggregate]:
     """Per active rep: accounts, trailing-window potential and workload, share, fair share.
 
@@ -298,8 +298,9 @@ def territory_aggregates(
     window), else the trailing activity minutes. Fair share
     is weighted by capacity: a 0.5 FTE rep should carry half of a full-time rep. Accounts
     without an active rep (a coverage gap) count in no share (see core.shares). With
-    `by_district`, shares and fair shares are of the rep's district (reps without one form a
-    district of their own), as the rebalancer balances each district alone then.
+    `groups` (rep id -> district or segment pool), shares and fair shares are of the rep's
+    group (reps without one form a group of their own), as the rebalancer balances each
+    group alone then.
     """
     active = {rep.rep_id: rep for rep in reps if rep.active}
     counts = {rep_id: 0 for rep_id in active}
@@ -325,12 +326,12 @@ def territory_aggregates(
                 else trailing_sum(account.monthly_minutes, watermark, window_months),
             )
         )
-    groups: dict[str | None, dict[str, float]] = {}
+    capacity_groups: dict[str | None, dict[str, float]] = {}
     for rep_id, rep in active.items():
-        groups.setdefault(rep.district if by_district else None, {})[rep_id] = rep.capacity_fte
+        capacity_groups.setdefault(groups.get(rep_id) if groups else None, {})[rep_id] = rep.capacity_fte
     shares: dict[str, RepShare] = {}
     workload_shares: dict[str, RepShare] = {}
-    for capacities in groups.values():
+    for capacities in capacity_groups.values():
         shares |= rep_shares(potential, capacities)
         workload_shares |= rep_shares(workload, capacities)
     return {

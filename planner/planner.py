@@ -40,6 +40,7 @@ from monitor.state import (
     trailing_sum,
 )
 from rebalancer import Account, Move, RebalanceResult, Rep
+from rebalancer.scope import segment_pools
 from core.settings import Settings
 
 # The proposal carries the figures of every account when the company has at most this many
@@ -80,7 +81,7 @@ class RebalanceRequest:
     # Figures for the review, built with the request (the states are at hand only here) and
     # cut down to the touched territories once the moves are known (`Planner.proposal`).
     context: ProposalContext | None = None
-    # Rep -> district when each district is balanced on its own (TERRITORY_REBALANCE_SCOPE).
+    # Rep -> district or segment pool when each is balanced on its own (TERRITORY_REBALANCE_SCOPE).
     districts: dict[str, str | None] | None = None
 
 
@@ -244,7 +245,7 @@ class Planner:
             evaluation.rebalance = RebalanceRequest(
                 accounts=request_accounts,
                 reps=rebalance_reps(reps),
-                districts=self._districts(reps),
+                districts=self._groups(reps),
                 # Aim inside the detector's leave band, so an accepted proposal clears the signal.
                 tolerance=self.settings.tolerance * self.settings.hysteresis,
                 trigger_signal_ids=list(self._pending_signal_ids),
@@ -281,7 +282,7 @@ class Planner:
         return RebalanceRequest(
             accounts=request_accounts,
             reps=rebalance_reps(reps),
-            districts=self._districts(reps),
+            districts=self._groups(reps),
             tolerance=self.settings.tolerance,
             trigger_signal_ids=[],
             mode="travel",
@@ -316,10 +317,15 @@ class Planner:
         base = potentials if potentials is not None else self._trailing_figures(accounts, through, window_months)[0]
         return {account_id: value * active.get(account_id, 1.0) for account_id, value in base.items()}
 
-    def _districts(self, reps: list[RepState]) -> dict[str, str | None] | None:
-        if self.settings.rebalance_scope != "district":
-            return None
-        return {rep.rep_id: rep.district for rep in reps if rep.active}
+    def _groups(self, reps: list[RepState]) -> dict[str, str | None] | None:
+        """Active rep -> the group balanced on its own (TERRITORY_REBALANCE_SCOPE): their district
+        or their segment pool; None company-wide."""
+        active = [rep for rep in reps if rep.active]
+        if self.settings.rebalance_scope == "district":
+            return {rep.rep_id: rep.district for rep in active}
+        if self.settings.rebalance_scope == "segment_pool":
+            return dict(segment_pools({rep.rep_id: tuple(rep.segments or ()) for rep in active}))
+        return None
 
     def _aggregates(
         self,
@@ -339,7 +345,7 @@ class Planner:
             window_months=window_months,
             potentials=valued if valued is not None else sales,
             workloads=minutes,
-            by_district=self.settings.rebalance_scope == "district",
+            groups=self._groups(reps),
         )
 
     def _quota_year(
@@ -567,7 +573,7 @@ class Planner:
             evaluation.rebalance = RebalanceRequest(
                 accounts=request_accounts,
                 reps=rebalance_reps(reps),
-                districts=self._districts(reps),
+                districts=self._groups(reps),
                 tolerance=self.settings.tolerance * self.settings.hysteresis,
                 trigger_signal_ids=gap_ids,
                 mode="place",

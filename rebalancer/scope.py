@@ -15,6 +15,11 @@ whole proposal and the explanation names it.
 ...                      lambda a, r: minimal_moves(a, r, tolerance=0.6, num_workers=1))
 >>> [(m.account_id, m.to_rep) for m in result.moves], result.status
 ([('b', 'N2')], 'optimal')
+
+Segment pools (``TERRITORY_REBALANCE_SCOPE=segment_pool``) are the same cut with other groups:
+reps who specialise are grouped by the segments they share (:func:`segment_pools`), and each
+pool is balanced on its own potential, so a key-account specialist is held to a fair share of
+the key accounts, not of the whole company.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ from core.geo import haversine_km
 from rebalancer.values import Account, RebalanceResult, Rep
 
 Solve = Callable[[list[Account], list[Rep]], RebalanceResult]
+
+#: The one pool when some rep serves every segment (lists none): it links every segment.
+ALL_SEGMENTS = "(every segment)"
 
 #: Worst first: the joined status is the worst of the districts'.
 _WORST_FIRST = ("infeasible", "unknown", "feasible", "optimal", "balanced")
@@ -95,3 +103,31 @@ def _joined(results: Mapping[str, RebalanceResult], reps: Sequence[Rep]) -> Reba
 def _summed(values: Sequence[float | None]) -> float | None:
     """The districts' total, None when any district has none (not the travel objective)."""
     return None if any(v is None for v in values) else sum(v for v in values if v is not None)
+
+
+def segment_pools(served: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """Rep id -> their segment pool, from the segments each rep serves: reps who share a
+    segment, directly or through other reps, are one pool, named by its segments joined with
+    "+". A rep who lists no segment serves every one and links them all: one pool, ALL_SEGMENTS.
+
+    >>> segment_pools({"K1": ["key"], "K2": ["key", "smb"], "S1": ["smb"], "I1": ["industry"]})
+    {'K1': 'key+smb', 'K2': 'key+smb', 'S1': 'key+smb', 'I1': 'industry'}
+    """
+    if any(not segments for segments in served.values()):
+        return dict.fromkeys(served, ALL_SEGMENTS)
+    parent: dict[str, str] = {}
+
+    def root(segment: str) -> str:
+        while parent.setdefault(segment, segment) != segment:
+            segment = parent[segment]
+        return segment
+
+    for segments in served.values():
+        first, *rest = sorted(segments)
+        for other in rest:
+            parent[root(other)] = root(first)
+    members: dict[str, set[str]] = {}
+    for segments in served.values():
+        for segment in segments:
+            members.setdefault(root(segment), set()).add(segment)
+    return {rep_id: "+".join(sorted(members[root(min(segments))])) for rep_id, segments in served.items()}

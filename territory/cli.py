@@ -302,7 +302,8 @@ def rebalance(
     scope: str = typer.Option(
         "company",
         help="company (one fair share per rep over everyone) | district (reps.csv `district`: fair shares and "
-        "moves within each district; no account changes district).",
+        "moves within each district; no account changes district) | segment_pool (the same within each pool of "
+        "reps linked by the segments they serve: specialists held to a fair share of their own segments).",
     ),
     max_moves: Optional[int] = typer.Option(
         None,
@@ -383,8 +384,8 @@ def rebalance(
         )
         options.check()
         curve_kind = offline.parse_curve(curve)
-        if curve_kind and scope == "district":
-            raise offline.InputError("--curve is drawn for --scope company only (each district would need its own)")
+        if curve_kind and scope != "company":
+            raise offline.InputError(f"--curve is drawn for --scope company only (each {scope} would need its own)")
         added = [offline.parse_add_rep(text) for text in add_rep]
         inputs = offline.read_inputs(units, reps, adjacency)
         scenarios = offline.build_scenarios(

@@ -72,7 +72,7 @@ from rebalancer import (
     minimal_moves,
     trade_off_curve,
 )
-from rebalancer.scope import by_district
+from rebalancer.scope import by_district, segment_pools
 
 __all__ = [
     "CURVES",
@@ -109,7 +109,7 @@ REP_COLUMNS = (
     ("rep_id", "home_lat", "home_lon"),
     ("capacity_fte", "max_travel_km", "segments", "min_accounts", "max_accounts", "travel_factor", "district"),
 )
-SCOPES = ("company", "district")
+SCOPES = ("company", "district", "segment_pool")
 EDGE_COLUMNS = (("unit_a", "unit_b"), ())
 
 METRICS = ("potential", "workload")
@@ -172,9 +172,9 @@ class Options:
             raise InputError(f"--workers must be >= 1, got {self.num_workers}")
         if self.scope not in SCOPES:
             raise InputError(f"--scope must be one of {', '.join(SCOPES)}, got {self.scope!r}")
-        if self.scope == "district" and self.max_moves is not None:
-            # One budget cannot be split between independent districts without choosing for them.
-            raise InputError("--scope district takes no --max-moves (each district is solved alone)")
+        if self.scope != "company" and self.max_moves is not None:
+            # One budget cannot be split between independent groups without choosing for them.
+            raise InputError(f"--scope {self.scope} takes no --max-moves (each group is solved alone)")
 
 
 @dataclass(frozen=True)
@@ -583,6 +583,9 @@ def _solve(
 
     if options.scope == "district":
         return by_district(list(scenario.units), list(scenario.reps), districts or {}, solve)
+    if options.scope == "segment_pool":
+        pools = segment_pools({rep.rep_id: rep.segments for rep in scenario.reps})
+        return by_district(list(scenario.units), list(scenario.reps), pools, solve)
     return solve(scenario.units, scenario.reps)
 
 

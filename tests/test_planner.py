@@ -371,3 +371,28 @@ def test_the_rebalancer_gets_each_active_reps_segments_caps_and_travel_factor():
     (rep,) = rebalance_reps(reps)
     assert (rep.rep_id, rep.segments, rep.min_accounts, rep.max_accounts) == ("R1", ("key",), 2, 9)
     assert rep.travel_factor == 1.3
+
+
+def test_segment_pool_scope_judges_each_pool_of_specialists_against_its_own_segment():
+    # K1 and K2 serve key accounts only, S1 small businesses only. Company-wide S1 (one
+    # account of 100) is far under its fair third; as the only rep of its pool it is its pool's.
+    reps = [
+        RepState("K1", 53.5, 10.0, segments=["key"]),
+        RepState("K2", 53.4, 10.2, segments=["key"]),
+        RepState("S1", 48.1, 11.6, segments=["smb"]),
+    ]
+    sales = {"k1": ("K1", "key", 500.0), "k2": ("K2", "key", 450.0), "s1": ("S1", "smb", 100.0)}
+    accounts = [
+        AccountState(a, 50.0, 10.5, rep_id=rep, segment=seg, known=True, monthly_sales={"2025-03": v})
+        for a, (rep, seg, v) in sales.items()
+    ]
+    watermark = datetime(2025, 4, 2, tzinfo=timezone.utc)
+    company_wide = planner(FakeClock()).evaluate(accounts, reps, watermark=watermark, first_event_at=START)
+    assert ("S1", "under") in {(s["subject"]["id"], s["state"]) for s in published(company_wide)}
+
+    pooled = planner(FakeClock(), rebalance_scope="segment_pool")
+    evaluation = pooled.evaluate(accounts, reps, watermark=watermark, first_event_at=START)
+    assert evaluation.signals == [] and evaluation.rebalance is None
+    assert evaluation.aggregates["S1"].fair_share == 1.0
+    assert evaluation.aggregates["K1"].fair_share == 0.5
+    assert evaluation.aggregates["K1"].share == pytest.approx(500 / 950)

@@ -30,8 +30,33 @@ def test_district_scope_keeps_every_unit_in_its_district(tmp_path):
 
 def test_district_scope_refuses_what_it_cannot_do(tmp_path):
     result = rebalance("--units", UNITS, "--reps", REPS, "--scope", "region", expect=2)
-    assert "--scope must be one of company, district" in result.output
+    assert "--scope must be one of company, district, segment_pool" in result.output
     result = rebalance("--units", UNITS, "--reps", REPS, "--scope", "district", "--max-moves", "3", expect=2)
     assert "--scope district takes no --max-moves" in result.output
+    result = rebalance("--units", UNITS, "--reps", REPS, "--scope", "segment_pool", "--max-moves", "3", expect=2)
+    assert "--scope segment_pool takes no --max-moves" in result.output
     result = rebalance("--units", UNITS, "--reps", REPS, "--scope", "district", "--curve", expect=2)
     assert "--curve is drawn for --scope company only" in result.output
+
+
+def test_segment_pool_scope_balances_each_pool_of_specialists_on_its_own(tmp_path):
+    # R1 and R2 serve small businesses only, R3 and R4 key accounts only: two pools, each
+    # held to the fair share of its own segment's potential.
+    serves = {"R1": "smb", "R2": "smb", "R3": "key account", "R4": "key account"}
+    reps = write_csv(
+        tmp_path / "reps.csv",
+        [{**r, "segments": serves[r["rep_id"]], "min_accounts": "", "max_accounts": ""} for r in rows(REPS)],
+    )
+    units = [{**u, "rep_id": ("R1" if u["segment"] == "smb" else "R3")} for u in rows(UNITS) if u["segment"]]
+    path = write_csv(tmp_path / "units.csv", units)
+    document = proposal(tmp_path, "--units", path, "--reps", reps, "--scope", "segment_pool")
+    assert document["status"] == "optimal", document
+    segment = {u["unit_id"]: u["segment"] for u in units}
+    assert all(segment[m["unit_id"]] == serves[m["to_rep"]] for m in document["moves"]), document["moves"]
+    potential = {u["unit_id"]: float(u["potential"]) for u in units}
+    owner = assignment_after(units, document["moves"])
+    for pool in ("smb", "key account"):
+        members = [rep for rep, s in serves.items() if s == pool]
+        loads = {rep: sum(potential[u] for u, r in owner.items() if r == rep) for rep in members}
+        fair = sum(loads.values()) / len(members)
+        assert all(abs(load / fair - 1) <= 0.10 + 1e-9 for load in loads.values()), (pool, loads)

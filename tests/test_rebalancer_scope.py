@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 
 import pytest
 
 from rebalancer import Account, Rep, minimal_moves
-from rebalancer.scope import by_district
+from rebalancer.scope import ALL_SEGMENTS, by_district, segment_pools
 
 
 def brute_force_by_district(accounts: list[Account], reps: list[Rep], district_of: dict[str, str], tol: float) -> int:
@@ -133,3 +134,46 @@ def test_no_reps_is_the_solvers_answer_not_a_crash() -> None:
     with pytest.raises(ValueError) as scoped:
         by_district(accounts, [], {}, lambda a, r: minimal_moves(a, r, tolerance=0.1))
     assert str(scoped.value) == str(direct.value)
+
+
+def test_segment_pools_are_the_groups_of_reps_linked_by_the_segments_they_share() -> None:
+    served = {"R1": ["key"], "R2": ["key", "retail"], "R3": ["retail"], "R4": ["industry"], "R5": ("industry",)}
+    assert segment_pools(served) == {
+        "R1": "key+retail",
+        "R2": "key+retail",
+        "R3": "key+retail",
+        "R4": "industry",
+        "R5": "industry",
+    }
+    # A rep who serves every segment (none listed) links every pool into one.
+    assert set(segment_pools({**served, "R6": []}).values()) == {ALL_SEGMENTS}
+    assert segment_pools({}) == {}
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_segment_pool_scope_matches_brute_force_with_fair_shares_per_pool(seed: int) -> None:
+    # R0 and R1 serve segment "a", R2 and R3 segment "b": two pools of specialists, each
+    # with the fair share of its own segment's potential.
+    accounts, reps, _, tol = random_case(seed)
+    serves = {"R0": ("a",), "R1": ("a",), "R2": ("b",), "R3": ("b",)}
+    reps = [dataclasses.replace(rep, segments=serves[rep.rep_id]) for rep in reps]
+    accounts = [dataclasses.replace(a, segment=serves[a.rep_id][0]) for a in accounts]
+    pools = segment_pools({rep.rep_id: rep.segments for rep in reps})
+    assert pools == {"R0": "a", "R1": "a", "R2": "b", "R3": "b"}
+    expected = brute_force_by_district(accounts, reps, pools, tol)
+
+    result = by_district(
+        accounts,
+        reps,
+        pools,
+        lambda a, r: minimal_moves(a, r, tolerance=tol, candidate_reps=len(reps), time_limit_s=5, num_workers=1),
+    )
+    if expected < 0:
+        assert result.status == "infeasible"
+        return
+    assert len(result.moves) == expected
+    by_id = {a.account_id: a for a in accounts}
+    assert all(by_id[m.account_id].segment in serves[m.to_rep] for m in result.moves)
+    for pool in ("a", "b"):
+        rows = [b for b in result.after if pools[b.rep_id] == pool]
+        assert sum(b.fair_share for b in rows) == pytest.approx(1.0)

@@ -105,7 +105,7 @@ def test_district_aggregates_share_within_the_district():
     ]
     company = territory_aggregates(accounts, reps, watermark=watermark)
     assert company["S1"].fair_share == pytest.approx(1 / 3) and company["S1"].share == pytest.approx(0.2)
-    district = territory_aggregates(accounts, reps, watermark=watermark, by_district=True)
+    district = territory_aggregates(accounts, reps, watermark=watermark, groups={r.rep_id: r.district for r in reps})
     assert district["S1"].fair_share == 1.0 and district["S1"].deviation == 0.0
     assert district["N1"].fair_share == 0.5 and district["N1"].share == pytest.approx(0.75)
     assert district["N1"].district == "North"
