@@ -5,6 +5,7 @@ from a rep.upserted with a quota, the alert people read and the metrics per rep.
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime, timezone
 
 import pytest
@@ -13,7 +14,7 @@ from core.contract import parse_event
 from core.records import Signal
 from core.settings import Settings
 from detectors import Detector, MonthlyTerritories, QuotaPaceDetector, QuotaYear, standard_detectors
-from detectors.quota_pace import expected_share, quota_standings
+from detectors.quota_pace import STATE_VERSION, expected_share, month_shares, quota_standings, run_rate_test
 from monitor.state import AccountState, RepAggregate, apply_rep_event
 from core import topics
 
@@ -80,7 +81,9 @@ def test_ahead_fires_and_is_information():
 
 
 def test_hysteresis_holds_a_state_until_the_narrower_band_is_regained():
-    detector = QuotaPaceDetector(behind=0.85, ahead=1.2, hysteresis=0.8)  # leave at 0.88 and 1.16
+    # The year-to-date test alone: these months swing far more than a month's noise, which the
+    # run-rate test would (rightly) flag on its own (300,000 then 30,000).
+    detector = QuotaPaceDetector(behind=0.85, ahead=1.2, hysteresis=0.8, run_rate_threshold=None)  # leave 0.88, 1.16
     months = [FLAT, 60_000.0, 100_000.0, 88_000.0, 150_000.0, 300_000.0, 30_000.0, 50_000.0]
     # pace by month:   0.80 behind, 0.867 and 0.87 held, 0.996 cleared, 1.33 ahead, 1.183 held, 1.098 cleared
     found = [states(detector, months[:n]) for n in range(2, 9)]
@@ -234,7 +237,9 @@ def test_attainment_and_pace_are_exported_per_rep_with_a_quota():
 def test_a_quota_pace_signal_reads_as_an_alert():
     from alerts.alert import alert_from_signal
 
-    detector = QuotaPaceDetector()
+    detector = QuotaPaceDetector(
+        run_rate_threshold=None
+    )  # the year to date's figures: a 200% month is a run rate ahead
     sales = [82_000.0, 80_000.0, 70_000.0, 75_000.0, 83_000.0]  # 390,000 of 500,000 expected
     (finding,) = detector.update(year_of(sales), at(2025, 5)).findings
     alert = alert_from_signal(Signal.from_json(detector.signal(finding, at(2025, 5)).to_json()))
@@ -303,3 +308,139 @@ def test_the_weekly_review_shows_each_reps_district_when_there_are_districts():
     assert "district</th>" in section and ">North</td>" in section and ">South</td>" in section
     plain = build_weekly_report([review_proposal(False)], week="2025-W14", generated_at=at(2025, 3))
     assert "district</th>" not in plain.html
+
+
+# --------------------------------------------------------------------------- the run-rate test
+
+# A run-rate test with round figures: a month's noise 10 %, a 20 % change tuned for (a month
+# counts as evidence of a fall below exp(log(0.8) / 2) = 0.894 of its expected), threshold 4.
+RUN_RATE = dict(run_rate_noise=0.1, run_rate_threshold=4.0, run_rate_shift=0.2)
+
+
+def seasonal_months(ratios: list[float], quota: float = QUOTA) -> list[float]:
+    """Months of a rep selling `ratios` x what the seasonal index expects of each month."""
+    return [quota * share * ratio for share, ratio in zip(month_shares(SEASONAL), ratios)]
+
+
+def test_a_drop_in_a_late_month_is_found_by_the_run_rate_test_while_the_year_to_date_is_on_pace():
+    detector = QuotaPaceDetector(**RUN_RATE)
+    ratios = [1.0] * 8 + [0.7, 0.7, 0.7]  # 30 % down from September
+    found = [states(detector, seasonal_months(ratios[:n]), seasonal=SEASONAL) for n in range(2, 12)]
+    # September alone (2.45 noise units of evidence) is not enough; October makes 4.9 > 4.
+    assert found == [[]] * 8 + [[("R1", "behind")], []]
+    detector = QuotaPaceDetector(**RUN_RATE)
+    for n in range(2, 10):
+        detector.update(year_of(seasonal_months(ratios[:n]), seasonal=SEASONAL), at(2025, n))
+    (finding,) = detector.update(year_of(seasonal_months(ratios[:10]), seasonal=SEASONAL), at(2025, 10)).findings
+    assert finding.test == "run_rate" and finding.standing.pace > 0.85  # the year to date is on pace
+    evidence = detector.signal(finding, at(2025, 10)).evidence
+    assert evidence["test"] == "run_rate" and evidence["pace"] == pytest.approx((6.5 + 0.7 * 2.3) / 8.8, abs=1e-4)
+    assert list(evidence["recent_run_rates"]) == [1.0, 0.7, 0.7] and evidence["run_rate_since"] == "2025-09"
+    assert evidence["run_rate"] == pytest.approx(0.7) and evidence["run_rate_statistic"] == 4.0
+    assert evidence["run_rate_threshold"] == 4.0 and evidence["run_rate_noise"] == 0.1
+    assert evidence["threshold"] is None  # no pace edge was crossed
+    assert detector.signal(finding, at(2025, 10)).severity == "warning"  # 70 % is not below 70 %
+    # The year to date alone says nothing all year: the months before the drop weigh in.
+    slow = QuotaPaceDetector(run_rate_threshold=None)
+    assert [states(slow, seasonal_months(ratios[:n]), seasonal=SEASONAL) for n in range(2, 12)] == [[]] * 10
+
+
+def test_steady_noise_below_the_threshold_gives_nothing():
+    # Month deviations within +-1.5 noise units, and a rep steadily 10 % under its quota (within
+    # the tuned change's half-way point): the run-rate test is a change test, not a level test.
+    deviations = [0.5, -1.2, 0.8, -1.5, 1.0, -0.3, -1.4, 1.2, -0.9, 0.4, -1.1]
+    for level in (1.0, 0.9):
+        ratios = [level * math.exp(0.1 * z) for z in deviations]
+        detector = QuotaPaceDetector(**RUN_RATE)
+        for n in range(2, 12):
+            assert states(detector, [FLAT * r for r in ratios[:n]]) == [], (level, n)
+        test = run_rate_test([FLAT * r for r in ratios], [FLAT] * 11, noise=0.1, threshold=4.0)
+        assert test.state == "on_pace" and max(test.falling, test.rising) < (1.0 if level == 1.0 else 2.5)
+
+
+def test_the_run_rate_test_finds_a_rise_and_clears_with_hysteresis():
+    detector = QuotaPaceDetector(**RUN_RATE)
+    ratios = [1.0, 1.0, 1.0, 1.4, 1.4, 1.0, 1.0, 1.0]
+    found = [states(detector, [FLAT * r for r in ratios[:n]]) for n in range(2, 9)]
+    # Rises of 1.4 are log(1.4) / 0.1 - log(1.2) / 0.2 = 2.45 units a month: ahead in May. The
+    # statistic is held at 4; June brings it to 3.09 < 0.8 x 4: back on pace (the year to date,
+    # 1.16 in May and 1.13 in June, never crossed 1.2).
+    assert found == [[], [], [], [("R1", "ahead")], [("R1", "on_pace")], [], []]
+    detector = QuotaPaceDetector(**RUN_RATE)
+    for n in range(2, 6):
+        detector.update(year_of([FLAT * r for r in ratios[:n]]), at(2025, n))
+    (cleared,) = detector.update(year_of([FLAT * r for r in ratios[:6]]), at(2025, 6)).findings
+    signal = detector.signal(cleared, at(2025, 6))
+    assert signal.state == "cleared" and signal.evidence["test"] == "run_rate"
+    assert signal.evidence["run_rate_statistic"] == pytest.approx(3.088, abs=1e-3)
+    assert signal.evidence["run_rate_since"] == "2025-04"
+
+
+def test_the_evidence_has_the_same_keys_whichever_test_and_state():
+    detector = QuotaPaceDetector(**RUN_RATE)
+    behind_by_pace = detector.update(year_of([FLAT, 40_000.0]), at(2025, 2)).findings[0]
+    gone = detector.update(year_of([FLAT, 40_000.0], quota=None), at(2025, 2)).findings[0]
+    by_rate = QuotaPaceDetector(**RUN_RATE)
+    months = [FLAT] * 8 + [50_000.0, 50_000.0]
+    (rate_finding,) = [f for n in range(2, 11) for f in by_rate.update(year_of(months[:n]), at(2025, n)).findings]
+    signals = [detector.signal(behind_by_pace, at(2025, 2)), detector.signal(gone, at(2025, 2))]
+    signals.append(by_rate.signal(rate_finding, at(2025, 10)))
+    assert [s.evidence["test"] for s in signals] == ["year_to_date", "year_to_date", "run_rate"]
+    assert len({tuple(s.evidence) for s in signals}) == 1
+    assert signals[1].evidence["run_rate_statistic"] is None and signals[1].evidence["pace"] is None
+    # Half the expected since September: critical on the run rate, with a pace still above 0.7.
+    assert signals[2].severity == "critical" and signals[2].evidence["pace"] > 0.7
+
+
+def test_the_state_survives_a_restart_mid_incident_and_an_old_state_loads():
+    months = seasonal_months([1.0] * 8 + [0.7, 0.7, 0.7])
+    detector = QuotaPaceDetector(**RUN_RATE)
+    for n in range(2, 11):
+        detector.update(year_of(months[:n], seasonal=SEASONAL), at(2025, n))
+    assert detector.off_pace == {"R1": "behind"}
+    saved = json.loads(json.dumps(detector.state_dict()))
+    assert saved["version"] == STATE_VERSION == 2 and saved["tests"] == {"R1": "run_rate"}
+    assert saved["year_to_date"] == {"R1": "on_pace"}
+    restored = QuotaPaceDetector(**RUN_RATE).load_state_dict(saved)
+    assert restored.state_dict() == detector.state_dict() and restored.open_subjects() == 1
+    # November, still down: no repeat, in the restored detector as in the one that ran on.
+    for one in (detector, restored):
+        assert states(one, months, seasonal=SEASONAL) == []
+    assert restored.state_dict() == detector.state_dict()
+    # A state saved before the run-rate test (version 1): its states are the year to date's.
+    old = {"version": 1, "behind": 0.85, "ahead": 1.2, "hysteresis": 0.8, "min_months": 2, "year": 2025}
+    loaded = QuotaPaceDetector(**RUN_RATE).load_state_dict({**old, "states": {"R1": "behind", "R2": "on_pace"}})
+    assert loaded.open_subjects() == 1 and loaded.state_dict()["tests"] == {"R1": "year_to_date"}
+    assert loaded.state_dict()["year_to_date"] == {"R1": "behind", "R2": "on_pace"}
+    assert states(loaded, [FLAT, 74_000.0]) == []  # a pace of 0.87: held behind, below 0.88
+    with pytest.raises(ValueError, match="unknown quota pace tests"):
+        QuotaPaceDetector().load_state_dict({**saved, "tests": {"R1": "gut_feeling"}})
+
+
+def test_a_new_year_starts_the_run_rate_test_from_zero():
+    detector = QuotaPaceDetector(**RUN_RATE)
+    # November 2025 at 70 %: 2.45 units of evidence, below the threshold.
+    year_2025 = [FLAT] * 10 + [70_000.0]
+    for n in range(2, 12):
+        assert states(detector, year_2025[:n]) == []
+    # January 2026 at 70 % again: carried over, the sum would be 4.9 and the rep behind; the
+    # new year starts from zero (2.45, then 1.33 after an on-pace February): nothing.
+    nxt = QuotaYear(2026, 2, {"R1": (70_000.0, FLAT)}, {"R1": QUOTA})
+    assert detector.update(nxt, at(2026, 2)).findings == []
+    assert detector.run_rate(nxt, "R1").falling == pytest.approx(2.4510 - 1.1157, abs=1e-3)
+    # An incident the run rate opened in a year's last months ends at the next year's first
+    # judgement when the new months are on pace.
+    late = QuotaPaceDetector(**RUN_RATE)
+    year_2025 = [FLAT] * 9 + [60_000.0, 60_000.0]
+    for n in range(2, 12):
+        late.update(year_of(year_2025[:n]), at(2025, n))
+    assert late.off_pace == {"R1": "behind"}
+    (cleared,) = late.update(QuotaYear(2026, 2, {"R1": (FLAT, FLAT)}, {"R1": QUOTA}), at(2026, 2)).findings
+    assert cleared.state == "on_pace" and late.signal(cleared, at(2026, 2)).evidence["year"] == 2026
+
+
+def test_run_rate_settings_are_checked():
+    for bad in (dict(run_rate_threshold=0.0), dict(run_rate_noise=0.0), dict(run_rate_shift=1.0)):
+        with pytest.raises(ValueError, match="run_rate"):
+            QuotaPaceDetector(**bad)
+    assert QuotaPaceDetector(run_rate_threshold=None).run_rate(year_of([FLAT, FLAT]), "R1") is None
