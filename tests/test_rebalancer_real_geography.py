@@ -20,7 +20,9 @@ from dataclasses import replace
 import pytest
 
 from rebalancer import Account, RebalanceResult, Rep, haversine_km, minimal_moves, place_accounts, trade_off_curve
+from rebalancer.scope import by_district, segment_pools
 from tests.real_geography import (
+    MIDWEST,
     california_cities,
     georgia_instance,
     locked,
@@ -214,3 +216,54 @@ def test_placement_is_widened_only_when_the_nearest_reps_leave_a_rep_out_of_band
     result = place_accounts(accounts, reps, tolerance=tolerance, time_limit_s=10)
     widened = bool(result.notes)
     assert widened == (tolerance == 0.10), result.notes
+
+
+def test_segment_pools_on_midwest_cities_keep_segments_caps_and_each_pools_band() -> None:
+    # Real segments from real sizes: cities of 100,000 people or more are "metro" accounts,
+    # served by the three reps based in the largest metros; the other seven serve "town"
+    # accounts. Every city starts with its nearest rep of its segment; one town rep has a cap.
+    instance = midwest_cities()
+    population = {u.unit_id: u.weight for u in us_cities(MIDWEST)}
+    segment = {a.account_id: "metro" if population[a.account_id] >= 100_000 else "town" for a in instance.accounts}
+    metro_reps = {"R1", "R2", "R3"}
+    reps = [
+        replace(
+            r,
+            segments=("metro",) if r.rep_id in metro_reps else ("town",),
+            max_accounts=60 if r.rep_id == "R4" else None,
+        )
+        for r in instance.reps
+    ]
+    accounts = []
+    for a in instance.accounts:
+        serving = [r for r in reps if segment[a.account_id] in r.segments]
+        owner = min(serving, key=lambda r: (haversine_km(r.home_lat, r.home_lon, a.lat, a.lon), r.rep_id))
+        accounts.append(replace(a, segment=segment[a.account_id], rep_id=owner.rep_id))
+    pools = segment_pools({r.rep_id: r.segments for r in reps})
+    assert sorted(set(pools.values())) == ["metro", "town"]
+
+    tolerance = 0.10
+    result = by_district(
+        accounts,
+        reps,
+        pools,
+        lambda a, r: minimal_moves(a, r, tolerance=tolerance, time_limit_s=30, num_workers=1),
+    )
+    assert result.status == "optimal", result.explanation
+    by_id = {a.account_id: a for a in accounts}
+    assert all(
+        by_id[m.account_id].segment in next(r.segments for r in reps if r.rep_id == m.to_rep) for m in result.moves
+    )
+    owner = after(accounts, result)
+    assert sum(1 for o in owner.values() if o == "R4") <= 60
+    for pool in ("metro", "town"):
+        members = [r for r in reps if pools[r.rep_id] == pool]
+        own = [a for a in accounts if pools[str(a.rep_id)] == pool]
+        off = deviations(own, members, owner)
+        assert max(abs(d) for d in off.values()) <= tolerance + 1e-6, (pool, off)
+    # Company-wide, the three metro reps are judged against the whole company: no assignment
+    # that respects the segments can hold the band, and the explanation names a metro rep.
+    company = minimal_moves(accounts, reps, tolerance=tolerance, time_limit_s=30, num_workers=1)
+    assert company.status == "infeasible" and company.explanation is not None
+    assert company.explanation.startswith("infeasible under any assignment")
+    assert any(f"rep {rep_id} at" in company.explanation for rep_id in metro_reps), company.explanation
