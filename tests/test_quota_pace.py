@@ -315,6 +315,11 @@ def test_the_weekly_review_shows_each_reps_district_when_there_are_districts():
 # A run-rate test with round figures: a month's noise 10 %, a 20 % change tuned for (a month
 # counts as evidence of a fall below exp(log(0.8) / 2) = 0.894 of its expected), threshold 4.
 RUN_RATE = dict(run_rate_noise=0.1, run_rate_threshold=4.0, run_rate_shift=0.2)
+NO_SEASONS = (1.0,) * 12  # a learned index of a business without seasons: months of FLAT expected
+
+
+def flat_year(months: list[float], **kw) -> QuotaYear:
+    return year_of(months, seasonal=NO_SEASONS, **kw)
 
 
 def seasonal_months(ratios: list[float], quota: float = QUOTA) -> list[float]:
@@ -353,7 +358,7 @@ def test_steady_noise_below_the_threshold_gives_nothing():
         ratios = [level * math.exp(0.1 * z) for z in deviations]
         detector = QuotaPaceDetector(**RUN_RATE)
         for n in range(2, 12):
-            assert states(detector, [FLAT * r for r in ratios[:n]]) == [], (level, n)
+            assert states(detector, [FLAT * r for r in ratios[:n]], seasonal=NO_SEASONS) == [], (level, n)
         test = run_rate_test([FLAT * r for r in ratios], [FLAT] * 11, noise=0.1, threshold=4.0)
         assert test.state == "on_pace" and max(test.falling, test.rising) < (1.0 if level == 1.0 else 2.5)
 
@@ -361,15 +366,15 @@ def test_steady_noise_below_the_threshold_gives_nothing():
 def test_the_run_rate_test_finds_a_rise_and_clears_with_hysteresis():
     detector = QuotaPaceDetector(**RUN_RATE)
     ratios = [1.0, 1.0, 1.0, 1.4, 1.4, 1.0, 1.0, 1.0]
-    found = [states(detector, [FLAT * r for r in ratios[:n]]) for n in range(2, 9)]
+    found = [states(detector, [FLAT * r for r in ratios[:n]], seasonal=NO_SEASONS) for n in range(2, 9)]
     # Rises of 1.4 are log(1.4) / 0.1 - log(1.2) / 0.2 = 2.45 units a month: ahead in May. The
     # statistic is held at 4; June brings it to 3.09 < 0.8 x 4: back on pace (the year to date,
     # 1.16 in May and 1.13 in June, never crossed 1.2).
     assert found == [[], [], [], [("R1", "ahead")], [("R1", "on_pace")], [], []]
     detector = QuotaPaceDetector(**RUN_RATE)
     for n in range(2, 6):
-        detector.update(year_of([FLAT * r for r in ratios[:n]]), at(2025, n))
-    (cleared,) = detector.update(year_of([FLAT * r for r in ratios[:6]]), at(2025, 6)).findings
+        detector.update(flat_year([FLAT * r for r in ratios[:n]]), at(2025, n))
+    (cleared,) = detector.update(flat_year([FLAT * r for r in ratios[:6]]), at(2025, 6)).findings
     signal = detector.signal(cleared, at(2025, 6))
     assert signal.state == "cleared" and signal.evidence["test"] == "run_rate"
     assert signal.evidence["run_rate_statistic"] == pytest.approx(3.088, abs=1e-3)
@@ -378,11 +383,11 @@ def test_the_run_rate_test_finds_a_rise_and_clears_with_hysteresis():
 
 def test_the_evidence_has_the_same_keys_whichever_test_and_state():
     detector = QuotaPaceDetector(**RUN_RATE)
-    behind_by_pace = detector.update(year_of([FLAT, 40_000.0]), at(2025, 2)).findings[0]
-    gone = detector.update(year_of([FLAT, 40_000.0], quota=None), at(2025, 2)).findings[0]
+    behind_by_pace = detector.update(flat_year([FLAT, 40_000.0]), at(2025, 2)).findings[0]
+    gone = detector.update(flat_year([FLAT, 40_000.0], quota=None), at(2025, 2)).findings[0]
     by_rate = QuotaPaceDetector(**RUN_RATE)
     months = [FLAT] * 8 + [50_000.0, 50_000.0]
-    (rate_finding,) = [f for n in range(2, 11) for f in by_rate.update(year_of(months[:n]), at(2025, n)).findings]
+    (rate_finding,) = [f for n in range(2, 11) for f in by_rate.update(flat_year(months[:n]), at(2025, n)).findings]
     signals = [detector.signal(behind_by_pace, at(2025, 2)), detector.signal(gone, at(2025, 2))]
     signals.append(by_rate.signal(rate_finding, at(2025, 10)))
     assert [s.evidence["test"] for s in signals] == ["year_to_date", "year_to_date", "run_rate"]
@@ -412,7 +417,7 @@ def test_the_state_survives_a_restart_mid_incident_and_an_old_state_loads():
     loaded = QuotaPaceDetector(**RUN_RATE).load_state_dict({**old, "states": {"R1": "behind", "R2": "on_pace"}})
     assert loaded.open_subjects() == 1 and loaded.state_dict()["tests"] == {"R1": "year_to_date"}
     assert loaded.state_dict()["year_to_date"] == {"R1": "behind", "R2": "on_pace"}
-    assert states(loaded, [FLAT, 74_000.0]) == []  # a pace of 0.87: held behind, below 0.88
+    assert states(loaded, [FLAT, 74_000.0], seasonal=NO_SEASONS) == []  # a pace of 0.87: held behind, below 0.88
     with pytest.raises(ValueError, match="unknown quota pace tests"):
         QuotaPaceDetector().load_state_dict({**saved, "tests": {"R1": "gut_feeling"}})
 
@@ -422,10 +427,10 @@ def test_a_new_year_starts_the_run_rate_test_from_zero():
     # November 2025 at 70 %: 2.45 units of evidence, below the threshold.
     year_2025 = [FLAT] * 10 + [70_000.0]
     for n in range(2, 12):
-        assert states(detector, year_2025[:n]) == []
+        assert states(detector, year_2025[:n], seasonal=NO_SEASONS) == []
     # January 2026 at 70 % again: carried over, the sum would be 4.9 and the rep behind; the
     # new year starts from zero (2.45, then 1.33 after an on-pace February): nothing.
-    nxt = QuotaYear(2026, 2, {"R1": (70_000.0, FLAT)}, {"R1": QUOTA})
+    nxt = QuotaYear(2026, 2, {"R1": (70_000.0, FLAT)}, {"R1": QUOTA}, NO_SEASONS)
     assert detector.update(nxt, at(2026, 2)).findings == []
     assert detector.run_rate(nxt, "R1").falling == pytest.approx(2.4510 - 1.1157, abs=1e-3)
     # An incident the run rate opened in a year's last months ends at the next year's first
@@ -433,9 +438,9 @@ def test_a_new_year_starts_the_run_rate_test_from_zero():
     late = QuotaPaceDetector(**RUN_RATE)
     year_2025 = [FLAT] * 9 + [60_000.0, 60_000.0]
     for n in range(2, 12):
-        late.update(year_of(year_2025[:n]), at(2025, n))
+        late.update(flat_year(year_2025[:n]), at(2025, n))
     assert late.off_pace == {"R1": "behind"}
-    (cleared,) = late.update(QuotaYear(2026, 2, {"R1": (FLAT, FLAT)}, {"R1": QUOTA}), at(2026, 2)).findings
+    (cleared,) = late.update(QuotaYear(2026, 2, {"R1": (FLAT, FLAT)}, {"R1": QUOTA}, NO_SEASONS), at(2026, 2)).findings
     assert cleared.state == "on_pace" and late.signal(cleared, at(2026, 2)).evidence["year"] == 2026
 
 
@@ -443,4 +448,17 @@ def test_run_rate_settings_are_checked():
     for bad in (dict(run_rate_threshold=0.0), dict(run_rate_noise=0.0), dict(run_rate_shift=1.0)):
         with pytest.raises(ValueError, match="run_rate"):
             QuotaPaceDetector(**bad)
-    assert QuotaPaceDetector(run_rate_threshold=None).run_rate(year_of([FLAT, FLAT]), "R1") is None
+    assert QuotaPaceDetector(run_rate_threshold=None).run_rate(flat_year([FLAT, FLAT]), "R1") is None
+
+
+def test_the_run_rate_test_needs_a_seasonal_index():
+    # A seasonal business judged on a straight line: autumn at 1.1 to 1.8 of a twelfth is its
+    # season, not a change (by December the test would say ahead); without an index the run-rate test stays out.
+    months = seasonal_months([1.0] * 11)
+    detector = QuotaPaceDetector(**RUN_RATE)
+    assert detector.run_rate(year_of(months), "R1") is None
+    with_index = detector.run_rate(year_of(months, seasonal=SEASONAL), "R1")
+    assert with_index.state == "on_pace" and with_index.falling == with_index.rising == 0.0
+    assert QuotaPaceDetector(**RUN_RATE).run_rate(year_of(months), "R1") is None
+    straight = run_rate_test(seasonal_months([1.0] * 12), [FLAT] * 12, noise=0.1, threshold=4.0)
+    assert straight.state != "on_pace"  # what it would say against a straight line
