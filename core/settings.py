@@ -297,6 +297,11 @@ class Settings:
         )
 
     @property
+    def potential_window_months(self) -> int:
+        """`potential_window_days` in whole months (at least one)."""
+        return max(1, round(self.potential_window_days / 30.44))
+
+    @property
     def metric_list(self) -> tuple[str, ...]:
         """`rebalance_metrics` as a tuple, e.g. ("potential", "workload")."""
         return tuple(m.strip() for m in self.rebalance_metrics.split(",") if m.strip())

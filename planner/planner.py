@@ -169,6 +169,13 @@ class Planner:
         self._shock_areas: dict[str, dict[str, Any]] = {}
         self._accounts_now: list[AccountState] = []
         self._travel_week: str | None = None  # ISO week of the last travel request ("2025-W07")
+        # With `incremental` (the planning session tells the planner what changed, see
+        # `accounts_changed`), a judgement within the month already judged recomputes the
+        # month's figures only when something they are made of changed; else it reuses
+        # `_month_view` (aggregates, imbalance, quota standings).
+        self.incremental = False
+        self._month_dirty = True
+        self._month_view: tuple[dict[str, RepAggregate], float, dict[str, QuotaStanding]] | None = None
 
     def detector(self, name: str) -> Detector:
         return next(detector for detector in self.detectors if detector.name == name)
@@ -201,7 +208,7 @@ class Planner:
     ) -> Evaluation:
         self._changed_parts = None
         accounts, reps = list(accounts), list(reps)
-        window_months = max(1, round(self.settings.potential_window_days / 30.44))
+        window_months = self.settings.potential_window_months
         # Potentials count complete months only (through the month before the watermark's),
         # and every month boundary crossed since the last judgement is judged in turn: a live
         # worker and a backtest then judge the same figures whatever the batching.
@@ -218,19 +225,25 @@ class Planner:
         company = (accounts, reps, window_months, first_event_at)
         for month in self._months_to_judge(as_of, first_event_at):
             self._judge_markets((month - timedelta(days=1)).date(), evaluation, company)
+            warmed_up = month - first_event_at >= timedelta(days=self.settings.warmup_days)
+            if month == as_of and self._month_unchanged(as_of):
+                # Judged already with the same facts: the detectors would find nothing new.
+                evaluation.aggregates, evaluation.imbalance, evaluation.quota = self._month_view  # type: ignore[misc]
+                orphans = self._coverage.orphans
+                continue
             month_end = month - timedelta(microseconds=1)
             potentials = self._learn_and_value(accounts, month, evaluation) if self.model is not None else None
             aggregates = self._aggregates(accounts, reps, potentials, month_end, window_months)
             evaluation.aggregates, evaluation.imbalance = aggregates, imbalance_index(aggregates.values())
             quota = self._quota_year(accounts, reps, month, first_event_at)
             evaluation.quota = quota_standings(quota) if quota is not None else {}
-            warmed_up = month - first_event_at >= timedelta(days=self.settings.warmup_days)
             if month == as_of:
                 self._observe(CompanyCoverage(accounts, reps, watermark, through, window_months, warmed_up), evaluation)
                 orphans = self._coverage.orphans
                 self._place_orphans(orphans, accounts, reps, evaluation, through, window_months)
             if warmed_up and aggregates and sum(agg.potential for agg in aggregates.values()) > 0:
                 self._observe(MonthlyTerritories(month, aggregates, quota), evaluation)
+            self._month_view, self._month_dirty = (aggregates, evaluation.imbalance, evaluation.quota), False
         self._judged_month = as_of.isoformat()
         self._judge_markets(watermark.date(), evaluation, company)
         if self._new_shocks and warmed_up:  # a shock from an observation of the company, not of a day
@@ -295,12 +308,13 @@ class Planner:
         trailing sales) would take months of evidence to follow. The factor applies until half a
         potential window has passed since the shock began; by then the figures carry it."""
         factor = max(0.05, 1.0 + float(finding.size))
-        window_months = max(1, round(self.settings.potential_window_days / 30.44))
+        window_months = self.settings.potential_window_months
         started = signal.evidence.get("started_on") or signal.detected_at.date().isoformat()
         until = month_key(_add_months(datetime.fromisoformat(str(started)), max(1, window_months // 2)))
         affected = detector.affected_accounts(finding, self._accounts_now)
         for account_id in sorted(affected):
             self._shock_factors[account_id] = (factor, signal.signal_id, until)
+        self._month_dirty = True  # the shocked potentials make new aggregates
         self._new_shocks.append(signal.signal_id)
         self._shock_areas[signal.signal_id] = shock_area(
             signal, [a for a in self._accounts_now if a.account_id in affected]
@@ -448,8 +462,31 @@ class Planner:
         return self._potentials
 
     def accounts_changed(self, account_ids: Iterable[str]) -> None:
-        """Accounts whose state changed since the last judgement (their potential is stale)."""
-        self._changed.update(account_ids)
+        """Accounts whose state changed since the last judgement (their potential is stale).
+        With `incremental`, name only those whose `planner.session.month_facts` for
+        `judged_month` changed: the month's figures are judged again for them."""
+        changed = set(account_ids)
+        if changed:
+            self._month_dirty = True
+            if self.model is not None:  # only the model values accounts one by one
+                self._changed |= changed
+
+    def reps_changed(self) -> None:
+        """A rep's profile changed: the month's figures are judged again."""
+        self._month_dirty = True
+
+    @property
+    def judged_month(self) -> str | None:
+        """The month of the last judgement ("YYYY-MM"), None before the first."""
+        return self._judged_month[:7] if self._judged_month else None
+
+    def _month_unchanged(self, as_of: datetime) -> bool:
+        return (
+            self.incremental
+            and not self._month_dirty
+            and self._month_view is not None
+            and self._judged_month == as_of.isoformat()
+        )
 
     def _trailing_figures(
         self, accounts: list[AccountState], through: datetime, window_months: int

@@ -19,7 +19,7 @@ from core.records import Proposal
 from core.settings import Settings
 from detectors import Detector, standard_detectors
 from detectors.local_shock import cell_of
-from monitor.state import AccountState, RepState
+from monitor.state import KEPT_MONTHS, AccountState, RepState, month_index
 from planner.planner import Evaluation, Planner, RebalanceRequest
 from planner.watermark import Watermark
 from rebalancer import Account, RebalanceResult, Rep, minimal_moves, place_accounts, trade_off_curve
@@ -32,6 +32,14 @@ log = logging.getLogger(__name__)
 CHECKPOINT_RECORDS = ("planner", "watermark")
 #: Budgets on a live proposal's moves-vs-imbalance curve (sampled evenly beyond that).
 CURVE_POINTS = 12
+#: Judge a month's figures again only when their facts changed (see `month_facts`); off, every
+#: judgement recomputes them (the reference the shortcut is tested against).
+INCREMENTAL_MONTHS = True
+#: Row fields every event moves that no monthly judgement reads (buckets and opportunities
+#: are projected by `month_facts`).
+_PER_EVENT_FIELDS = frozenset(
+    {"monthly_sales", "monthly_minutes", "opportunities", "last_event_at", "seen", "applied_offsets", "held"}
+)
 
 
 class _SolverOptions(TypedDict):
@@ -53,6 +61,39 @@ def _owner_facts(account: Mapping[str, Any] | None) -> tuple | None:
     if account is None:
         return None
     return tuple(account.get(name) for name in ("rep_id", "closed", "known", "locked"))
+
+
+def month_facts(account: Mapping[str, Any] | None, month: str, window: int = KEPT_MONTHS - 1) -> tuple | None:
+    """What a judgement of `month` ("YYYY-MM": potentials and aggregates through the month
+    before it) reads of an account row: its profile and owner; its sales and minutes of the
+    `window` months before (the potential model's features and the trailing figures look no
+    further; `window` is longer when the trailing window is); the first month with any evidence
+    (how long its history is); a newest bucket beyond `month` (the features cut where the
+    state may have pruned for it); the opportunities last updated before `month`. An order or
+    activity of `month` itself leaves them as they were, so the planner need not judge the
+    month's figures again for it (tests/test_planner_incremental.py holds it to that)."""
+    if account is None:
+        return None
+    oldest = _month_key_of(month_index(month) - window)
+    sales, minutes = account.get("monthly_sales") or {}, account.get("monthly_minutes") or {}
+    opportunities = account.get("opportunities") or {}
+    evidence = [*sales, *minutes, *(str(entry[0])[:7] for entry in opportunities.values())]
+    if account.get("profile_at"):
+        evidence.append(str(account["profile_at"])[:7])
+    newest_sale, newest_minutes = max(sales, default=""), max(minutes, default="")
+    return (
+        {name: value for name, value in account.items() if name not in _PER_EVENT_FIELDS},
+        {key: value for key, value in sales.items() if oldest <= key < month},
+        {key: value for key, value in minutes.items() if oldest <= key < month},
+        max(min([key for key in evidence if key < month], default=month), oldest),
+        newest_sale if newest_sale > month else None,
+        newest_minutes if newest_minutes > month else None,
+        {oid: entry for oid, entry in opportunities.items() if str(entry[0])[:7] < month},
+    )
+
+
+def _month_key_of(index: int) -> str:
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
 def _read_record(meta: MutableMapping[str, Any], key: str) -> Any:
@@ -88,6 +129,7 @@ class PlanningSession:
 
     def _start_clean(self) -> None:
         self.planner = Planner(self.settings, clock=self._clock, detectors=self._make_detectors(self.settings))
+        self.planner.incremental = INCREMENTAL_MONTHS
         self.watermark = Watermark().expect(self._expected_sources)
         self.judged_at: datetime | None = None
         self.territories_changed = False
@@ -164,7 +206,17 @@ class PlanningSession:
             count += 1
         for rep_id, rep in reps.items():
             self.reps[rep_id] = rep
-        self.planner.accounts_changed(accounts)
+        month = self.planner.judged_month
+        window = max(KEPT_MONTHS - 1, self.settings.potential_window_months)
+        self.planner.accounts_changed(
+            account_id
+            for account_id, account in accounts.items()
+            if not INCREMENTAL_MONTHS
+            or month is None
+            or month_facts(self.accounts.get(account_id), month, window) != month_facts(account, month, window)
+        )
+        if reps:
+            self.planner.reps_changed()
         # Who owns what changed (an approval, a rep or an account gone): judged at once, even
         # within the day, so the territories' figures and alerts follow.
         self.territories_changed |= bool(reps) or any(

@@ -72,7 +72,7 @@ as an estimate of the true potential:
 ...            for a in accounts}
 >>> baseline_mae = sum(abs(last_12[a] - t) for a, t in truth.items()) / len(truth)
 >>> round(model_mae / baseline_mae, 2)
-0.62
+0.63
 
 A new account is valued from the segment prior and its profile: 200 employees are
 worth more than the average of the 50-249 band (truth here: 800 x 200^0.7 = 32,600):

@@ -90,7 +90,10 @@ def features_at(
     """
     a = _idx_of(at)
     first = _first_idx(account, before=a)
-    history = 0 if first is None else min(a - first, KEPT_MONTHS)
+    # At most KEPT_MONTHS - 1 months, as `training.sales_totals`: the state prunes the month
+    # before those once the account has a bucket in `at`'s month, so a longer history would
+    # change with the account's first order of the month (and not with what was known at `at`).
+    history = 0 if first is None else min(a - first, KEPT_MONTHS - 1)
     sales = _past(account.monthly_sales, a, history)
     minutes = _past(account.monthly_minutes, a, history)
     if seasonal is None:

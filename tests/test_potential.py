@@ -321,7 +321,9 @@ def test_state_dict_round_trip_gives_identical_predictions_and_learning(trained)
     state = json.loads(json.dumps(model.state_dict()))  # JSON-safe
     restored = PotentialModel.from_state_dict(state)
     rows = [features_at(a, month_end(24), seasonal=model.seasonal) for a in accounts]
-    assert np.array_equal(restored.predict_many(rows), model.predict_many(rows))
+    # Equal to the last bits or nearly: a restored model may sum the same weights in another
+    # order (river keeps them in dicts), and float sums depend on their order.
+    np.testing.assert_allclose(restored.predict_many(rows), model.predict_many(rows), rtol=1e-9)
     assert (restored.learned, restored.mae, restored.metrics, restored.last_month) == (
         model.learned,
         model.mae,
