@@ -235,6 +235,13 @@ def _quota_pace_summary(who: str, state: str, resolved: bool, evidence: Mapping[
             return f"{who} has no quota any more: quota pace is no longer judged"
         return f"{who} is back on quota pace: {percent(pace)} of expected to date"
     side = "behind" if state == "behind" else "ahead of" if state == "ahead" else state
+    if evidence.get("test") == "run_rate" and evidence.get("run_rate") is not None:
+        # The year so far may still be on pace: say what changed, and since when.
+        since = evidence.get("run_rate_since")
+        figures = f"run rate {percent(evidence['run_rate'])} of expected" + (f" since {since}" if since else "")
+        if pace is not None:
+            figures += f"; year to date {percent(pace)}"
+        return f"{who} is {side} quota pace: {figures}"
     figures = f"{percent(pace)} of expected to date" if pace is not None else "no figures"
     if gap is not None:
         figures += f" (gap {float(gap):+,.0f})"

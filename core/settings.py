@@ -84,6 +84,11 @@ class Settings:
     # the second; they leave either state as the band above (hysteresis).
     quota_pace_behind: float = 0.85
     quota_pace_ahead: float = 1.2
+    # Its run-rate test: a CUSUM of each month's log(sales / expected) in units of a month's
+    # noise, signalled at this threshold. The noise falls with the orders a rep's month holds
+    # (about 0.11 at 250 accounts a rep, 0.055 at 1,000: docs/benchmarks/quota_pace.md).
+    quota_pace_run_rate_threshold: float = 4.0
+    quota_pace_run_rate_noise: float = 0.12
     # "model": the learned potential model values accounts; "trailing": the trailing sales window.
     potential: str = "model"
     # Trailing window (days of event time) over which sales make the potential.
@@ -222,6 +227,8 @@ class Settings:
                 0 <= self.travel_proposal_min_saving < 1,
                 "must be in [0, 1): a share of the current total travel",
             )
+        if "quota_pace_run_rate_noise" in finite:
+            need("quota_pace_run_rate_noise", 0 < self.quota_pace_run_rate_noise <= 2, "must be in (0, 2]")
         if "quota_pace_ahead" in finite:
             need("quota_pace_ahead", self.quota_pace_ahead > 1, "must be more than 1")
         need(
@@ -360,6 +367,7 @@ _POSITIVE = (
     "planner_interval_s",
     "intake_batch_s",
     "solver_time_limit_s",
+    "quota_pace_run_rate_threshold",
     "alert_retry_max_s",
     "auth_window_s",
     "session_max_age_s",

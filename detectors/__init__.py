@@ -59,9 +59,14 @@ def standard_detectors(settings: Settings) -> list[Detector]:
         MarketShockDetector(measure="orders", delta=0.35),
         LocalShockDetector(),
         ModelDriftDetector(),
-        # Sales so far this year against the quota: alerted, not rebalanced on.
+        # Sales so far this year, and each month's run rate, against the quota: alerted, not
+        # rebalanced on.
         QuotaPaceDetector(
-            behind=settings.quota_pace_behind, ahead=settings.quota_pace_ahead, hysteresis=settings.hysteresis
+            behind=settings.quota_pace_behind,
+            ahead=settings.quota_pace_ahead,
+            hysteresis=settings.hysteresis,
+            run_rate_threshold=settings.quota_pace_run_rate_threshold,
+            run_rate_noise=settings.quota_pace_run_rate_noise,
         ),
     ]
 

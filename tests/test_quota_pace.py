@@ -345,6 +345,12 @@ def test_a_drop_in_a_late_month_is_found_by_the_run_rate_test_while_the_year_to_
     assert evidence["run_rate_threshold"] == 4.0 and evidence["run_rate_noise"] == 0.1
     assert evidence["threshold"] is None  # no pace edge was crossed
     assert detector.signal(finding, at(2025, 10)).severity == "warning"  # 70 % is not below 70 %
+    from alerts.alert import alert_from_signal
+
+    # The alert says what changed and since when, not only the year so far.
+    assert alert_from_signal(detector.signal(finding, at(2025, 10))).summary == (
+        f"R1 is behind quota pace: run rate 70% of expected since 2025-09; year to date {evidence['pace']:.0%}"
+    )
     # The year to date alone says nothing all year: the months before the drop weigh in.
     slow = QuotaPaceDetector(run_rate_threshold=None)
     assert [states(slow, seasonal_months(ratios[:n]), seasonal=SEASONAL) for n in range(2, 12)] == [[]] * 10
