@@ -318,7 +318,10 @@ class PlanningSession:
     def solve(self, request: RebalanceRequest) -> Proposal | None:
         """Run the rebalancer the request asks for (blocking: CP-SAT) and build the proposal;
         None for a travel request whose answer saves too little to be worth a review
-        (TERRITORY_TRAVEL_PROPOSAL_MIN_SAVING), or has no answer: nothing was out of balance."""
+        (TERRITORY_TRAVEL_PROPOSAL_MIN_SAVING), or has no answer: nothing was out of balance; and
+        for one of a week already past while the worker catches up on history (no solve)."""
+        if request.mode == "travel" and self.behind:
+            return None
         common: _SolverOptions = {
             "candidate_reps": self.settings.candidate_reps,
             "time_limit_s": self.settings.solver_time_limit_s,

@@ -120,3 +120,12 @@ def test_no_travel_request_during_warm_up():
 def test_travel_settings_are_validated(name, value, message):
     with pytest.raises(SettingsError, match=f"TERRITORY_{name.upper()}=.*{re.escape(message)}"):
         Settings(**{name: value})
+
+
+def test_a_worker_catching_up_on_history_solves_no_travel_for_weeks_already_past():
+    p = planner(travel_proposal_moves=4)
+    request = judge(p, WEDNESDAY).rebalance
+    session = PlanningSession(p.settings, accounts={}, reps={}, meta={})
+    session.planner, session.judged_at = p, WEDNESDAY
+    session.watermark.observe("crm.orders:0", WEDNESDAY + timedelta(days=30))  # a month of history still to judge
+    assert session.behind and session.solve(request) is None
