@@ -18,6 +18,7 @@ from alerts.store import Store
 from alerts.web.api import RETRY_INTERVAL_S, approve, get_proposal, list_proposals, reject
 from alerts.web.auth import FailedAuthLimiter, allowed_hosts, headers_and_read_access
 from alerts.web.keys import ALLOWED_HOSTS, ENV, LIMITER, PUBLISHER, READINESS, SECTIONS, SETTINGS, STORE
+from alerts.web.maps import register_map_files
 from alerts.web.pages import index, login, login_form, logout, proposal_page
 from alerts.web.readiness import healthz, livez, readyz, worker_readiness
 from alerts.web.views import environment
@@ -57,6 +58,7 @@ def review_app(
     app.router.add_get("/login", login_form)
     app.router.add_post("/login", login)
     app.router.add_post("/logout", logout)
+    register_map_files(app)
     return app
 
 

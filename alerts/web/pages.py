@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 from collections import OrderedDict
 from datetime import datetime
 from urllib.parse import quote, urlsplit
@@ -19,6 +20,8 @@ from alerts.web.auth import SESSION_COOKIE, auth_failed, same_token, session_val
 from alerts.web.keys import ENV, SECTIONS, SETTINGS, STORE
 from alerts.web.responses import html_page
 from alerts.web.views import load_proposal, proposal_url, summary, utc
+
+log = logging.getLogger("territory.review")
 
 #: Decided proposals listed on the index page.
 RECENT_DECISIONS = 20
@@ -71,7 +74,21 @@ async def proposal_page(request: web.Request) -> web.Response:
         .render(p=view, api_url=f"/api/proposals/{quote(row.proposal_id, safe='')}")
     )
     section = await asyncio.to_thread(_section, request.app[SECTIONS], row, actions)
-    return html_page(request, "review_proposal.html.j2", p=view, section=Markup(section), audit=list(reversed(audit)))
+    map_data = await asyncio.to_thread(_map, row) if row.payload.get("accounts") else None
+    return html_page(
+        request, "review_proposal.html.j2", p=view, section=Markup(section), map=map_data, audit=list(reversed(audit))
+    )
+
+
+def _map(row: ProposalRow) -> dict | None:
+    """The interactive map's data; None (no map, the report's picture stays) if it fails."""
+    from alerts.map_view import map_view  # shapely and the boundaries: loaded on the first page view
+
+    try:
+        return map_view(row.payload)
+    except Exception:  # noqa: BLE001 - the page without its map beats no page
+        log.warning("proposal %s: the map could not be built", row.proposal_id, exc_info=True)
+        return None
 
 
 async def login_form(request: web.Request) -> web.Response:

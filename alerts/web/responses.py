@@ -13,11 +13,12 @@ from alerts.web.keys import ENV
 
 def html_page(request: web.Request, template: str, *, status: int = 200, **context: Any) -> web.Response:
     """A page with a Content-Security-Policy: scripts only with this response's nonce,
-    requests only to this server, pictures only inline (the report embeds them)."""
+    requests, style sheets and pictures only from this server (or inline: the report embeds
+    its pictures)."""
     nonce = secrets.token_urlsafe(16)
     html = request.app[ENV].get_template(template).render(nonce=nonce, **context)
     policy = (
-        f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
         "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
     )
     return web.Response(text=html, content_type="text/html", status=status, headers={"Content-Security-Policy": policy})

@@ -1,0 +1,72 @@
+"""Administrative boundaries under the review map, from core/data/boundaries.zip (offline).
+
+Countries everywhere (Natural Earth 1:50m), admin1 areas of the postal data's countries
+(Natural Earth 1:10m; US states from the Census Bureau) and US counties (admin2): see
+core/data/README.md. :func:`boundaries_near` picks what a map of some accounts needs.
+
+>>> shapes = boundaries_near([(48.14, 11.58), (52.52, 13.40)])     # Munich, Berlin
+>>> sorted({f["properties"]["level"] for f in shapes["features"]})
+['admin1', 'country']
+>>> "Bayern" in {f["properties"]["name"] for f in shapes["features"]}
+True
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Iterable
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from shapely.geometry import box, shape
+
+#: Margin around the accounts, degrees: neighbouring areas show at the map's edge.
+MARGIN_DEG = 1.0
+#: Admin2 areas (counties) are drawn while a map holds at most this many of them.
+MAX_ADMIN2 = 600
+
+
+@lru_cache(maxsize=1)
+def _archive_names() -> frozenset[str]:
+    with zipfile.ZipFile(resources.files("core.data").joinpath("boundaries.zip").open("rb")) as archive:
+        return frozenset(archive.namelist())
+
+
+@lru_cache(maxsize=64)
+def _layer(name: str) -> tuple[tuple[dict[str, Any], tuple[float, float, float, float]], ...]:
+    """The features of one member, each with its bounds (west, south, east, north)."""
+    with zipfile.ZipFile(resources.files("core.data").joinpath("boundaries.zip").open("rb")) as archive:
+        collection = json.loads(archive.read(name))
+    return tuple((feature, shape(feature["geometry"]).bounds) for feature in collection["features"])
+
+
+def _overlapping(name: str, area: Any) -> list[dict[str, Any]]:
+    west, south, east, north = area.bounds
+    return [
+        feature
+        for feature, (w, s, e, n) in _layer(name)
+        if w <= east and e >= west and s <= north and n >= south and shape(feature["geometry"]).intersects(area)
+    ]
+
+
+def boundaries_near(points: Iterable[tuple[float, float]], margin_deg: float = MARGIN_DEG) -> dict[str, Any]:
+    """A GeoJSON FeatureCollection of the areas around `points` ((lat, lon) pairs): the
+    countries, the admin1 areas of those countries, and US counties while there are at most
+    MAX_ADMIN2 of them. Each feature's properties: `id`, `name`, `country`, `level`."""
+    located = [(lat, lon) for lat, lon in points]
+    if not located:
+        return {"type": "FeatureCollection", "features": []}
+    lats, lons = [p[0] for p in located], [p[1] for p in located]
+    area = box(min(lons) - margin_deg, min(lats) - margin_deg, max(lons) + margin_deg, max(lats) + margin_deg)
+    countries = _overlapping("countries.geojson", area)
+    features = list(countries)
+    names = _archive_names()
+    for member in sorted(names):
+        if member.startswith("admin1/"):
+            features += _overlapping(member, area)
+    counties = _overlapping("admin2/US.geojson", area) if "admin2/US.geojson" in names else []
+    if len(counties) <= MAX_ADMIN2:
+        features += counties
+    return {"type": "FeatureCollection", "features": features}

@@ -1,0 +1,127 @@
+"""What the review page's interactive map shows of a proposal, as plain JSON for the browser.
+
+The territories are drawn as areas: each rep's accounts' convex hull, widened a little (a
+convex hull of one or two accounts is a point or a line), before and after the moves. Rep
+colours are the charts' (`alerts.charts.rep_colors`), so the map, the PNGs and the e-mail
+agree. The boundaries underneath are `alerts.boundaries`.
+
+>>> proposal = {
+...     "proposal_id": "p1", "tolerance": 0.1, "mode": "minimal_moves",
+...     "accounts": [{"account_id": "a1", "lat": 52.5, "lon": 13.4, "rep_id": "A", "potential": 90.0},
+...                  {"account_id": "a2", "lat": 52.6, "lon": 13.5, "rep_id": "A", "potential": 10.0},
+...                  {"account_id": "b1", "lat": 53.5, "lon": 10.0, "rep_id": "B", "potential": 40.0}],
+...     "reps": [{"rep_id": "A", "home_lat": 52.5, "home_lon": 13.4}, {"rep_id": "B", "home_lat": 53.5, "home_lon": 10.0}],
+...     "moves": [{"account_id": "a1", "from_rep": "A", "to_rep": "B", "reason": "A over fair share by 30%"}],
+...     "before": [{"rep_id": "A", "share": 0.71, "fair_share": 0.5, "deviation": 0.43}],
+...     "after": [{"rep_id": "A", "share": 0.07, "fair_share": 0.5, "deviation": -0.86}],
+... }
+>>> view = map_view(proposal, with_boundaries=False)
+>>> [(a["id"], a["before"], a["after"], a["moved"]) for a in view["accounts"]]
+[('a1', 'A', 'B', True), ('a2', 'A', 'A', False), ('b1', 'B', 'B', False)]
+>>> view["moves"][0]["to"], view["moves"][0]["path"]
+('B', [[52.5, 13.4], [53.5, 10.0]])
+>>> sorted(view["areas"]["before"]), view["reps"][0]["share_before"]
+(['A', 'B'], 0.71)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from matplotlib.colors import to_hex
+from shapely.geometry import MultiPoint, mapping
+
+from alerts.boundaries import boundaries_near
+from alerts.charts import rep_colors
+
+#: How far a territory's area reaches beyond its outermost accounts, degrees (~3 km).
+AREA_MARGIN_DEG = 0.03
+
+
+def _finite(*values: Any) -> bool:
+    return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+
+
+def _areas(accounts: Sequence[Mapping[str, Any]], side: str) -> dict[str, Any]:
+    """Rep id -> GeoJSON polygon of their accounts' hull on that side ("before"/"after")."""
+    points: dict[str, list[tuple[float, float]]] = {}
+    for account in accounts:
+        if account[side] is not None:
+            points.setdefault(str(account[side]), []).append((account["lon"], account["lat"]))
+    return {
+        rep: mapping(MultiPoint(coords).convex_hull.buffer(AREA_MARGIN_DEG, quad_segs=4).simplify(0.005))
+        for rep, coords in sorted(points.items())
+    }
+
+
+def map_view(proposal: Mapping[str, Any], *, with_boundaries: bool = True) -> dict[str, Any]:
+    """The map's data: accounts (before / after rep, moved, figures, reason), rep homes with
+    colour and share before / after against the band, each move's line from the account
+    to its new rep's home, the territory areas before and after, the shocks that triggered
+    the proposal, and (with `with_boundaries`) the boundaries around the accounts."""
+    moves = {str(m["account_id"]): m for m in proposal.get("moves") or []}
+    accounts = []
+    for row in proposal.get("accounts") or []:
+        if not _finite(row.get("lat"), row.get("lon")):
+            continue
+        account_id = str(row["account_id"])
+        move = moves.get(account_id)
+        accounts.append(
+            {
+                "id": account_id,
+                "lat": float(row["lat"]),
+                "lon": float(row["lon"]),
+                "before": row.get("rep_id"),
+                "after": move["to_rep"] if move else row.get("rep_id"),
+                "moved": move is not None,
+                "potential": row.get("potential"),
+                "sales_12m": row.get("sales_12m"),
+                "segment": row.get("segment"),
+                "reason": move.get("reason") if move else None,
+            }
+        )
+    homes = {
+        str(rep["rep_id"]): (float(rep["home_lat"]), float(rep["home_lon"]))
+        for rep in proposal.get("reps") or []
+        if _finite(rep.get("home_lat"), rep.get("home_lon"))
+    }
+    colours = rep_colors([*homes, *(a["before"] for a in accounts), *(a["after"] for a in accounts)])
+    before = {str(row["rep_id"]): row for row in proposal.get("before") or []}
+    after = {str(row["rep_id"]): row for row in proposal.get("after") or []}
+    reps = [
+        {
+            "id": rep_id,
+            "colour": to_hex(colour),
+            "home": list(homes[rep_id]) if rep_id in homes else None,
+            "share_before": before.get(rep_id, {}).get("share"),
+            "share_after": after.get(rep_id, {}).get("share"),
+            "fair_share": (before.get(rep_id) or after.get(rep_id) or {}).get("fair_share"),
+            "deviation_before": before.get(rep_id, {}).get("deviation"),
+            "deviation_after": after.get(rep_id, {}).get("deviation"),
+        }
+        for rep_id, colour in sorted(colours.items())
+    ]
+    by_id = {a["id"]: a for a in accounts}
+    lines = [
+        {
+            "account": account_id,
+            "from": move.get("from_rep"),
+            "to": move["to_rep"],
+            "path": [[by_id[account_id]["lat"], by_id[account_id]["lon"]], list(homes[move["to_rep"]])],
+        }
+        for account_id, move in moves.items()
+        if account_id in by_id and move.get("to_rep") in homes
+    ]
+    points = [(a["lat"], a["lon"]) for a in accounts] + list(homes.values())
+    return {
+        "proposal_id": proposal.get("proposal_id"),
+        "tolerance": proposal.get("tolerance"),
+        "accounts": accounts,
+        "reps": reps,
+        "moves": lines,
+        "areas": {"before": _areas(accounts, "before"), "after": _areas(accounts, "after")},
+        "shocks": [dict(shock) for shock in proposal.get("shocks") or []],
+        "boundaries": boundaries_near(points) if with_boundaries else {"type": "FeatureCollection", "features": []},
+    }
