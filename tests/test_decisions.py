@@ -431,7 +431,10 @@ def test_review_page_shows_the_report_and_the_form_but_no_token(store, proposal)
             headers=bearer(WRITE_TOKEN),
         )
         html = await (await client.get(f"/proposals/{pid}")).text()
-        assert 'id="approve"' not in html and "<script" not in html
+        # Decided: no decision form and no script of it; the map's scripts stay.
+        scripts = re.findall(r"<script[^>]*>", html)
+        assert 'id="approve"' not in html and "sessionStorage" not in html
+        assert all('src="/static/' in tag or 'type="application/json"' in tag for tag in scripts), scripts
         assert "m.keller" in html and "fair again" in html and "applied" in html
 
     with_client(store, Recorder(), settings(), scenario)
