@@ -1,4 +1,5 @@
-"""Administrative boundaries under the review map, from core/data/boundaries.zip (offline).
+"""What maps draw under and around the accounts: administrative boundaries, from
+core/data/boundaries.zip (offline), and the territories' areas.
 
 Countries everywhere (Natural Earth 1:50m), admin1 areas of the postal data's countries
 (Natural Earth 1:10m; US states from the Census Bureau) and US counties (admin2): see
@@ -20,12 +21,32 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from shapely.geometry import box, shape
+from shapely.geometry import MultiPoint, box, shape
+from shapely.geometry.base import BaseGeometry
 
 #: Margin around the accounts, degrees: neighbouring areas show at the map's edge.
 MARGIN_DEG = 1.0
 #: Admin2 areas (counties) are drawn while a map holds at most this many of them.
 MAX_ADMIN2 = 600
+#: How far a territory's area reaches beyond its outermost accounts, degrees (~3 km).
+AREA_MARGIN_DEG = 0.03
+
+
+def territory_areas(points: Iterable[tuple[str, float, float]]) -> dict[str, BaseGeometry]:
+    """Rep id -> the area of their territory from (rep id, lat, lon) of its accounts: the
+    convex hull, widened a little (the hull of one or two accounts is a point or a line).
+
+    >>> areas = territory_areas([("A", 52.5, 13.4), ("A", 52.6, 13.5), ("B", 53.5, 10.0)])
+    >>> sorted(areas), areas["A"].contains(shape({"type": "Point", "coordinates": [13.45, 52.55]}))
+    (['A', 'B'], True)
+    """
+    by_rep: dict[str, list[tuple[float, float]]] = {}
+    for rep_id, lat, lon in points:
+        by_rep.setdefault(rep_id, []).append((lon, lat))
+    return {
+        rep_id: MultiPoint(coords).convex_hull.buffer(AREA_MARGIN_DEG, quad_segs=4).simplify(0.005)
+        for rep_id, coords in sorted(by_rep.items())
+    }
 
 
 @lru_cache(maxsize=1)

@@ -212,10 +212,14 @@ def territory_map_png(
     p_max = max(potentials, default=0.0)
     homes = {r.rep_id: r for r in reps}
 
+    located = [(a.lat, a.lon) for a in accounts] + [(r.home_lat, r.home_lon) for r in reps]
+    borders = _borders(located)
     for ax, (label, shown) in zip(axes, panels):
         # Moves are drawn on both panels: ringed on "Before" to show who gives accounts
         # away, ringed and tied to the new home on "After" to show who receives them.
         is_after = proposal is not None and shown is after
+        _draw_borders(ax, borders)
+        _draw_areas(ax, shown, colors)
         _draw_territories(
             ax, shown, reps, colors, p_max, moved=moves, homes=homes, is_after=is_after, pts_per_deg=pts_per_deg
         )
@@ -225,12 +229,20 @@ def territory_map_png(
         ax.set_xlim(*xlim)
         ax.set_ylim(*ylim)
         ax.set_aspect(aspect, adjustable="box")
-        ax.set_xlabel("longitude")
-        ax.set_ylabel("latitude")
-        ax.tick_params(labelsize=8)
-        ax.grid(True, color="#e6e6e6", linewidth=0.6)
-        ax.set_axisbelow(True)
+        if borders:  # a map: water, land, borders; degrees would only clutter it
+            ax.set_facecolor(WATER_COLOR)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        else:  # no borders known here: keep the degrees as the only frame of reference
+            ax.set_xlabel("longitude")
+            ax.set_ylabel("latitude")
+            ax.tick_params(labelsize=8)
+            ax.grid(True, color="#e6e6e6", linewidth=0.6)
+            ax.set_axisbelow(True)
 
+    if borders:
+        fig.text(0.995, 0.005, "Boundaries: Natural Earth, US Census Bureau", ha="right", va="bottom", fontsize=6,
+                 color="#7b8794")  # fmt: skip
     if title is None and proposal is not None:
         title = f"Proposal {proposal.get('proposal_id', '')}".strip()
     if title:
@@ -246,6 +258,56 @@ def territory_map_png(
         columnspacing=1.2,
     )
     return _png(fig)
+
+
+#: The map's background outside every country, and each border level's line.
+WATER_COLOR = "#dbe9f6"
+_BORDER_STYLE = {
+    "country": {"color": "#52606d", "linewidth": 0.9},
+    "admin1": {"color": "#7b8794", "linewidth": 0.6},
+    "admin2": {"color": "#bcccdc", "linewidth": 0.3},
+}
+
+
+def _borders(located: Sequence[tuple[float, float]]) -> list[tuple[str, Any]]:
+    """(level, shapely geometry) of the boundaries around the points; none if unavailable."""
+    from alerts.boundaries import boundaries_near  # shapely and the boundary data: only for maps
+    from shapely.geometry import shape
+
+    points = [(lat, lon) for lat, lon in located if _finite(lat, lon)]
+    try:
+        features = boundaries_near(points)["features"]
+    except (OSError, ValueError, KeyError):  # a damaged or missing data file: the map without borders
+        return []
+    return [(str(f["properties"].get("level")), shape(f["geometry"])) for f in features]
+
+
+def _polygons(geometry: Any) -> list[Any]:
+    return list(getattr(geometry, "geoms", [geometry]))
+
+
+def _draw_borders(ax: Axes, borders: Sequence[tuple[str, Any]]) -> None:
+    """Countries as land on water, then admin1 and admin2 lines, under everything else."""
+    for level, geometry in borders:
+        style = _BORDER_STYLE.get(level, _BORDER_STYLE["admin1"])
+        for polygon in _polygons(geometry):
+            x, y = polygon.exterior.xy
+            if level == "country":
+                ax.fill(x, y, color="#f5f7fa", zorder=0)
+            ax.plot(x, y, zorder=0.5, **style)
+
+
+def _draw_areas(ax: Axes, shown: Sequence[MapAccount], colors: Mapping[str, Any]) -> None:
+    """Each territory's area (alerts.boundaries.territory_areas) in its rep's colour."""
+    from alerts.boundaries import territory_areas
+
+    areas = territory_areas((a.rep_id, a.lat, a.lon) for a in shown if a.rep_id is not None)
+    for rep_id, area in areas.items():
+        for polygon in _polygons(area):
+            x, y = polygon.exterior.xy
+            color = colors.get(rep_id, NO_REP_COLOR)
+            ax.fill(x, y, color=color, alpha=0.13, zorder=0.8, linewidth=0)
+            ax.plot(x, y, color=color, linewidth=0.8, alpha=0.8, zorder=0.9)
 
 
 def _draw_shock(ax: Axes, shock: Mapping[str, Any]) -> None:

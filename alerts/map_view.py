@@ -1,7 +1,7 @@
 """What the review page's interactive map shows of a proposal, as plain JSON for the browser.
 
-The territories are drawn as areas: each rep's accounts' convex hull, widened a little (a
-convex hull of one or two accounts is a point or a line), before and after the moves. Rep
+The territories are drawn as areas (`alerts.boundaries.territory_areas`), before and after
+the moves. Rep
 colours are the charts' (`alerts.charts.rep_colors`), so the map, the PNGs and the e-mail
 agree. The boundaries underneath are `alerts.boundaries`.
 
@@ -31,13 +31,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from matplotlib.colors import to_hex
-from shapely.geometry import MultiPoint, mapping
+from shapely.geometry import mapping
 
-from alerts.boundaries import boundaries_near
+from alerts.boundaries import boundaries_near, territory_areas
 from alerts.charts import rep_colors
-
-#: How far a territory's area reaches beyond its outermost accounts, degrees (~3 km).
-AREA_MARGIN_DEG = 0.03
 
 
 def _finite(*values: Any) -> bool:
@@ -45,15 +42,9 @@ def _finite(*values: Any) -> bool:
 
 
 def _areas(accounts: Sequence[Mapping[str, Any]], side: str) -> dict[str, Any]:
-    """Rep id -> GeoJSON polygon of their accounts' hull on that side ("before"/"after")."""
-    points: dict[str, list[tuple[float, float]]] = {}
-    for account in accounts:
-        if account[side] is not None:
-            points.setdefault(str(account[side]), []).append((account["lon"], account["lat"]))
-    return {
-        rep: mapping(MultiPoint(coords).convex_hull.buffer(AREA_MARGIN_DEG, quad_segs=4).simplify(0.005))
-        for rep, coords in sorted(points.items())
-    }
+    """Rep id -> GeoJSON polygon of their territory on that side ("before"/"after")."""
+    points = ((str(a[side]), a["lat"], a["lon"]) for a in accounts if a[side] is not None)
+    return {rep_id: mapping(area) for rep_id, area in territory_areas(points).items()}
 
 
 def map_view(proposal: Mapping[str, Any], *, with_boundaries: bool = True) -> dict[str, Any]:

@@ -286,3 +286,22 @@ def test_a_shock_among_the_triggers_is_drawn_where_it_hit(company, proposal):
     assert decode(territory_map_png(company, REPS, broken)).shape == plain.shape
     CHART_DIR.mkdir(parents=True, exist_ok=True)
     (CHART_DIR / "territory_map_shock.png").write_bytes(territory_map_png(company, REPS, shocked))
+
+
+def test_maps_draw_real_borders_under_the_territories_and_survive_without_them(monkeypatch):
+    from alerts import boundaries
+    from alerts.charts import _borders
+
+    # Raleigh and Charlotte: the country, North Carolina and its neighbours, its counties.
+    levels = {level for level, _ in _borders([(35.78, -78.64), (35.23, -80.84)])}
+    assert levels == {"country", "admin1", "admin2"}
+    accounts = [MapAccount("a1", 35.78, -78.64, "R1", 10.0), MapAccount("a2", 35.23, -80.84, "R2", 5.0)]
+    reps = [MapRep("R1", 35.78, -78.64), MapRep("R2", 35.23, -80.84)]
+    with_borders = territory_map_png(accounts, reps)
+
+    def missing(points):
+        raise OSError("boundaries.zip is missing")
+
+    monkeypatch.setattr(boundaries, "boundaries_near", missing)
+    without = territory_map_png(accounts, reps)  # degrees as before, no failure
+    assert without.startswith(b"\x89PNG") and without != with_borders
