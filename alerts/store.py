@@ -16,7 +16,7 @@ import math
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
@@ -430,6 +430,29 @@ class Store:
                 session.scalars(select(KnownAccountRow).where(KnownAccountRow.account_id.in_(ids))) if ids else []
             )
             return {r.account_id: KnownOwner(r.rep_id, r.closed, r.owner_at) for r in rows}
+
+    def all_known_owners(self) -> dict[str, KnownOwner]:
+        """Every account of the owner mirror (closed ones too): the alignment as the worker
+        last reported it (``territory export-alignment``)."""
+        with self.sessions() as session:
+            rows = session.scalars(select(KnownAccountRow).order_by(KnownAccountRow.account_id))
+            return {r.account_id: KnownOwner(r.rep_id, r.closed, r.owner_at) for r in rows}
+
+    def proposal_ids_newest_first(self) -> list[str]:
+        """Every stored proposal's id, the newest moment judged (``event_time``) first, ties
+        the last stored first; no payload is loaded."""
+        with self.sessions() as session:
+            found = list(
+                session.execute(select(ProposalRow.proposal_id, ProposalRow.event_time, ProposalRow.stored_at))
+            )
+
+        def newest(item: Any) -> tuple[datetime, datetime]:
+            moment = datetime.fromisoformat(item.event_time.replace("Z", "+00:00"))
+            moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+            stored = item.stored_at if item.stored_at.tzinfo else item.stored_at.replace(tzinfo=timezone.utc)
+            return moment, stored
+
+        return [item.proposal_id for item in sorted(found, key=newest, reverse=True)]
 
     def known_reps(self, rep_ids: Iterable[str]) -> dict[str, bool]:
         """rep id -> active, for the reps the worker has reported."""

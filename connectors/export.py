@@ -141,15 +141,21 @@ def _checked(parse: Any, value: str, ctx: Context, column: str) -> str:
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _as_text(cell: str) -> str:
-    """`cell` as a spreadsheet shows it verbatim: a leading ' makes a formula plain text."""
+def as_text(cell: str) -> str:
+    """`cell` as a spreadsheet shows it verbatim: a leading ' makes a formula plain text.
+    The one such helper: every file a spreadsheet may open goes through it (the CRM files
+    here, ``territory export-alignment``'s CSV and xlsx).
+
+    >>> as_text("=cmd|' /C calc'!A0"), as_text("-42"), as_text("a=b")
+    ("'=cmd|' /C calc'!A0", "'-42", 'a=b')
+    """
     return "'" + cell if cell.startswith(_FORMULA_START) else cell
 
 
 def write_csv(out: TextIO, format: str, rows: Sequence[tuple[str, str]]) -> None:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(COLUMNS[format])
-    writer.writerows(tuple(_as_text(cell) for cell in row) for row in rows)
+    writer.writerows(tuple(as_text(cell) for cell in row) for row in rows)
 
 
 def write_csv_file(path: str | Path, format: str, rows: Sequence[tuple[str, str]]) -> None:

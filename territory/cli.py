@@ -347,6 +347,14 @@ def rebalance(
     out: Optional[Path] = typer.Option(
         None, "--out", dir_okay=False, help="Write PROPOSAL.json: the base proposal and its scenarios."
     ),
+    out_geojson: Optional[Path] = typer.Option(
+        None,
+        "--out-geojson",
+        dir_okay=False,
+        help="Write the base proposal as GeoJSON (RFC 7946 FeatureCollection, longitude first): a Point per unit "
+        "(account_id, rep_id, new_rep_id, moved, potential, reason), a LineString per move to the new rep's home, "
+        "a Point per rep home; the shape of the review server's /api/proposals/ID.geojson.",
+    ),
     charts: Optional[Path] = typer.Option(
         None,
         "--charts",
@@ -415,6 +423,9 @@ def rebalance(
     if out is not None:
         offline.write_document(out, offline.proposal_document(proposals))
         typer.echo(f"wrote {out}")
+    if out_geojson is not None:
+        offline.write_document(out_geojson, offline.proposal_geojson(proposals[0]))
+        typer.echo(f"wrote {out_geojson}")
     if charts is not None:
         for path in offline.write_charts(charts, proposals[0]):
             typer.echo(f"wrote {path}")
@@ -423,6 +434,77 @@ def rebalance(
         base = proposals[0].result
         typer.echo(f"error: no proposal for the base case ({base.status}): {base.explanation}", err=True)
         raise typer.Exit(status)
+
+
+@app.command("export-alignment")
+def export_alignment(
+    format: str = typer.Option(..., "--format", "-f", help="csv | geojson | xlsx"),
+    out: Path = typer.Option(..., "--out", "-o", dir_okay=False, help="The file to write (replaced whole)."),
+    with_proposal: Optional[str] = typer.Option(
+        None, "--with-proposal", metavar="ID", help="Add new_rep_id: where this proposal moves each account."
+    ),
+    pending: bool = typer.Option(False, "--pending", help="Add new_rep_id from the pending proposal(s)."),
+) -> None:
+    """Write every account of the current alignment as the store knows it: account_id, rep_id, rep_source,
+    district, segment, potential, potential_as_of, lat, lon (and new_rep_id, proposal_id with --with-proposal
+    or --pending; new_rep_id is empty when the account stays).
+
+    Owners come from the store's owner mirror (known_accounts: the worker's state, what an approval is checked
+    against; closed accounts are left out), or, for an account the mirror lacks, from the newest stored
+    proposal listing it (rep_source names it). Potential, lat and lon are the figures of the newest stored
+    proposal whose account rows list the account (potential_as_of: the month they count); district is the rep's
+    district in the newest proposal's rep rows. No names: the store keeps none. No segment unless proposal rows
+    carry one. Gaps are printed as notes (and kept in the xlsx's notes sheet, the GeoJSON's notes member).
+
+    CSV (UTF-8 with BOM) and xlsx: text cells starting with = + - @, tab or CR get a leading ' so a spreadsheet
+    shows them instead of running them; numbers stay numbers. GeoJSON: a FeatureCollection of Point features
+    (longitude, latitude; a null geometry for an account without a place).
+
+    Exit status: 0 written; 2 nothing written (bad option, unknown proposal); 3 the store is locked or unreachable.
+    """
+    from connectors import alignment
+    from territory.proposals_cli import _settings as store_settings
+    from territory.proposals_cli import _store, _store_available
+
+    if format not in alignment.FORMATS:
+        typer.echo(f"error: --format must be csv, geojson or xlsx, got {format!r}", err=True)
+        raise typer.Exit(2)
+    if with_proposal is not None and pending:
+        typer.echo("error: give either --with-proposal ID or --pending, not both", err=True)
+        raise typer.Exit(2)
+    settings = store_settings()
+    with _store_available("nothing written"):
+        store = _store(settings)
+        chosen = None
+        if with_proposal is not None:
+            row = store.proposal(with_proposal)
+            if row is None:
+                typer.echo(f"error: no proposal {with_proposal!r}", err=True)
+                raise typer.Exit(2)
+            chosen = [row.payload]
+        elif pending:
+            rows = store.proposals("pending")
+            if not rows:
+                typer.echo("error: no pending proposal (give --with-proposal ID for another)", err=True)
+                raise typer.Exit(2)
+            newest = {pid: n for n, pid in enumerate(store.proposal_ids_newest_first())}
+            chosen = [r.payload for r in sorted(rows, key=lambda r: newest.get(r.proposal_id, len(newest)))]
+
+        def payloads() -> Any:  # one at a time: a payload can hold ~600 KB of account rows
+            for proposal_id in store.proposal_ids_newest_first():
+                found = store.proposal(proposal_id)
+                if found is not None:
+                    yield found.payload
+
+        table = alignment.build_alignment(
+            store.all_known_owners(), payloads(), chosen=chosen, state_time=store.state_time()
+        )
+    if pending and chosen is not None and len(chosen) > 1:
+        table.notes.insert(0, f"{len(chosen)} pending proposals (they touch different reps): new_rep_id from each")
+    alignment.write(out, format, table)
+    for note in table.notes:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(f"wrote {len(table.rows)} accounts to {out} ({format}: {', '.join(table.columns)})")
 
 
 @app.command()

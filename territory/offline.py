@@ -638,6 +638,41 @@ def write_document(path: Path, document: dict[str, Any]) -> None:
     path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def proposal_geojson(proposal: Proposal) -> dict[str, Any]:
+    """The proposal as GeoJSON, in the shape of the review server's
+    ``/api/proposals/{id}.geojson`` (:func:`alerts.geojson.proposal_geojson`): units as
+    accounts (with their segment when they have one), moves as lines to the new rep's home,
+    rep homes; ``scenario`` names the scenario."""
+    from alerts.geojson import proposal_geojson as as_geojson
+
+    payload = {
+        "moves": [
+            {
+                "account_id": m.account_id,
+                "from_rep": m.from_rep,
+                "to_rep": m.to_rep,
+                "potential": m.potential,
+                "distance_km": m.distance_km,
+                "reason": m.reason,
+            }
+            for m in proposal.result.moves
+        ],
+        "accounts": [
+            {
+                "account_id": u.account_id,
+                "lat": u.lat,
+                "lon": u.lon,
+                "rep_id": u.rep_id,
+                "potential": u.potential,
+                **({"segment": u.segment} if u.segment else {}),
+            }
+            for u in proposal.scenario.units
+        ],
+        "reps": [{"rep_id": r.rep_id, "home_lat": r.home_lat, "home_lon": r.home_lon} for r in proposal.scenario.reps],
+    }
+    return {"type": "FeatureCollection", "scenario": proposal.scenario.name, **as_geojson(payload)}
+
+
 def write_charts(directory: Path, proposal: Proposal) -> list[Path]:
     """The pictures a manager looks at first: the before/after map, each rep's share
     against the band, and (when computed) the trade-off curve (curve.png) or the travel

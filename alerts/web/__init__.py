@@ -13,6 +13,8 @@ Routes:
   with an approve / reject form, and the audit trail.
 - ``GET /api/proposals[?status=]``, ``GET /api/proposals/{id}`` -- JSON (the latter with
   the proposal, its moves and its audit trail).
+- ``GET /api/proposals/{id}.geojson`` -- the proposal as a GeoJSON FeatureCollection
+  (:func:`alerts.geojson.proposal_geojson`); registered before ``/api/proposals/{id}``.
 - ``POST /api/proposals/{id}/approve``, ``.../reject`` -- JSON body ``{"by", "comment"}``.
 - ``GET /healthz`` -- liveness, never behind a token.
 - ``GET /livez`` -- the process and its event loop answer: 200. No token.

@@ -1,5 +1,6 @@
 """The JSON API: ``GET /api/proposals[?status=]``, ``GET /api/proposals/{id}`` (the
-proposal, its moves and its audit trail), and ``POST /api/proposals/{id}/approve`` or
+proposal, its moves and its audit trail), ``GET /api/proposals/{id}.geojson`` (the proposal
+as a GeoJSON FeatureCollection: :func:`alerts.geojson.proposal_geojson`), and ``POST /api/proposals/{id}/approve`` or
 ``.../reject`` with the body ``{"by", "comment"}`` (and ``"only_valid"`` to approve only
 the moves that are still valid), behind the write token."""
 
@@ -12,6 +13,8 @@ from aiohttp import web
 
 from alerts import decisions
 from alerts.decisions import DecisionError
+from alerts.geojson import MEDIA_TYPE as GEOJSON_MEDIA_TYPE
+from alerts.geojson import proposal_geojson
 from alerts.schema import PROPOSAL_STATES
 from alerts.web.auth import write_refusal
 from alerts.web.keys import PUBLISHER, SETTINGS, STORE
@@ -44,6 +47,19 @@ async def get_proposal(request: web.Request) -> web.Response:
             "audit": [audit_dict(a) for a in reversed(audit)],
             "proposal": row.payload,
         }
+    )
+
+
+async def get_proposal_geojson(request: web.Request) -> web.Response:
+    """The proposal as GeoJSON: accounts, moves as lines to the new rep's home, rep homes.
+    Registered before ``/api/proposals/{proposal_id}``, which would otherwise take the
+    ``.geojson`` suffix for part of the id."""
+    row = await load_proposal(request)
+    document = proposal_geojson(row.payload)
+    return web.json_response(
+        document,
+        content_type=GEOJSON_MEDIA_TYPE,
+        dumps=lambda value: json.dumps(value, ensure_ascii=False, allow_nan=False),
     )
 
 

@@ -15,7 +15,7 @@ from mode import Service
 from alerts import decisions
 from alerts.decisions import Publisher
 from alerts.store import Store
-from alerts.web.api import RETRY_INTERVAL_S, approve, get_proposal, list_proposals, reject
+from alerts.web.api import RETRY_INTERVAL_S, approve, get_proposal, get_proposal_geojson, list_proposals, reject
 from alerts.web.auth import FailedAuthLimiter, allowed_hosts, headers_and_read_access
 from alerts.web.keys import ALLOWED_HOSTS, ENV, LIMITER, PUBLISHER, READINESS, SECTIONS, SETTINGS, STORE
 from alerts.web.maps import register_map_files
@@ -49,6 +49,7 @@ def review_app(
     app.router.add_get("/", index)
     app.router.add_get("/proposals/{proposal_id}", proposal_page)
     app.router.add_get("/api/proposals", list_proposals)
+    app.router.add_get("/api/proposals/{proposal_id}.geojson", get_proposal_geojson)  # before: not an id
     app.router.add_get("/api/proposals/{proposal_id}", get_proposal)
     app.router.add_post("/api/proposals/{proposal_id}/approve", approve)
     app.router.add_post("/api/proposals/{proposal_id}/reject", reject)
