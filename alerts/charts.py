@@ -262,7 +262,7 @@ def territory_map_png(
 
 #: The map's background outside every country, and each border level's line.
 WATER_COLOR = "#dbe9f6"
-_BORDER_STYLE = {
+_BORDER_STYLE: dict[str, dict[str, Any]] = {
     "country": {"color": "#52606d", "linewidth": 0.9},
     "admin1": {"color": "#7b8794", "linewidth": 0.6},
     "admin2": {"color": "#bcccdc", "linewidth": 0.3},

@@ -366,6 +366,7 @@ class QuotaPaceDetector:
             year_to_date, threshold = self._next_state(self._year_to_date.get(rep_id, "on_pace"), standing.pace)
             run_rate = self.run_rate(quota, rep_id)
             fast = "on_pace" if run_rate is None else run_rate.state
+            test: str | None
             if year_to_date != "on_pace" and fast in ("on_pace", year_to_date):
                 state, test = year_to_date, "year_to_date"
             elif fast != "on_pace":
@@ -375,16 +376,16 @@ class QuotaPaceDetector:
             self._states[rep_id] = state
             self._year_to_date[rep_id] = year_to_date
             ended = previous if state == "on_pace" and previous != "on_pace" else None
-            if state == "on_pace":
+            if state == "on_pace" or test is None:
                 self._tests.pop(rep_id, None)
             else:
-                self._tests[rep_id] = test  # type: ignore[assignment]
+                self._tests[rep_id] = test
             if state != previous or (new_year and state != "on_pace"):
                 self._findings.append(QuotaPaceFinding(rep_id, state, threshold, standing, at, test, run_rate, ended))
         # Reps without a quota now (or gone): an open incident ends, the rest is forgotten.
         for rep_id in sorted(set(self._states) - set(standings)):
             self._year_to_date.pop(rep_id, None)
-            test = self._tests.pop(rep_id, None)
+            test = self._tests.pop(rep_id) if rep_id in self._tests else None
             state = self._states.pop(rep_id)
             if state != "on_pace":
                 self._findings.append(QuotaPaceFinding(rep_id, "on_pace", None, None, at, test, None, state))

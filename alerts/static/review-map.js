@@ -1,10 +1,12 @@
-// The review page's map: boundaries, territories before / after, moved accounts with their
-// line to the new rep, shock areas and a legend. Data: the JSON in #map-data (alerts/map_view.py).
+// The territory map: boundaries, territories before / after, moved accounts with their line
+// to the new rep, shock areas and a legend. Data: alerts/map_view.py.
 // Leaflet is served by the worker (/static/leaflet/); there is no tile layer and no request
 // leaves the worker.
-(() => {
-  const holder = document.getElementById("review-map");
-  const source = document.getElementById("map-data");
+// Every `.territory-map` on the page is one map: a `.map-canvas`, `.map-toggle` buttons and
+// its data in a `script.map-data` (the review page has one, a scenario page one per scenario).
+function drawTerritoryMap(container) {
+  const holder = container.querySelector(".map-canvas");
+  const source = container.querySelector("script.map-data");
   if (!holder || !source || typeof L === "undefined") return;
   const data = JSON.parse(source.textContent);
   const colour = Object.fromEntries(data.reps.map((r) => [r.id, r.colour]));
@@ -155,7 +157,7 @@
   legend.addTo(map);
 
   let side = null;
-  const buttons = document.querySelectorAll("#map-toggle button[data-side]");
+  const buttons = container.querySelectorAll(".map-toggle button[data-side]");
   const show = (next) => {
     if (side) { areaLayers[side].remove(); markerLayers[side].remove(); }
     side = next;
@@ -172,4 +174,6 @@
   const extent = L.latLngBounds(data.accounts.map((a) => [a.lat, a.lon]).concat(data.reps.filter((r) => r.home).map((r) => r.home)));
   if (extent.isValid()) map.fitBounds(extent.pad(0.08)); else map.fitBounds(boundaries.getBounds());
   holder.dataset.ready = "true";
-})();
+}
+
+document.querySelectorAll(".territory-map").forEach(drawTerritoryMap);
