@@ -355,6 +355,13 @@ def rebalance(
         "(account_id, rep_id, new_rep_id, moved, potential, reason), a LineString per move to the new rep's home, "
         "a Point per rep home; the shape of the review server's /api/proposals/ID.geojson.",
     ),
+    html: Optional[Path] = typer.Option(
+        None,
+        "--html",
+        dir_okay=False,
+        help="Write one self-contained HTML page with the base case and every scenario side by side, each on the "
+        "same interactive map (borders, territories before / after, moves); it opens offline, from disk.",
+    ),
     charts: Optional[Path] = typer.Option(
         None,
         "--charts",
@@ -426,6 +433,9 @@ def rebalance(
     if out_geojson is not None:
         offline.write_document(out_geojson, offline.proposal_geojson(proposals[0]))
         typer.echo(f"wrote {out_geojson}")
+    if html is not None:
+        offline.write_scenario_page(html, proposals)
+        typer.echo(f"wrote {html}")
     if charts is not None:
         for path in offline.write_charts(charts, proposals[0]):
             typer.echo(f"wrote {path}")

@@ -638,25 +638,14 @@ def write_document(path: Path, document: dict[str, Any]) -> None:
     path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def proposal_geojson(proposal: Proposal) -> dict[str, Any]:
-    """The proposal as GeoJSON, in the shape of the review server's
-    ``/api/proposals/{id}.geojson`` (:func:`alerts.geojson.proposal_geojson`): units as
-    accounts (with their segment when they have one), moves as lines to the new rep's home,
-    rep homes; ``scenario`` names the scenario."""
-    from alerts.geojson import proposal_geojson as as_geojson
-
-    payload = {
-        "moves": [
-            {
-                "account_id": m.account_id,
-                "from_rep": m.from_rep,
-                "to_rep": m.to_rep,
-                "potential": m.potential,
-                "distance_km": m.distance_km,
-                "reason": m.reason,
-            }
-            for m in proposal.result.moves
-        ],
+def proposal_payload(proposal: Proposal) -> dict[str, Any]:
+    """The proposal in the shape the worker stores (docs/EVENTS.md), for what reads that
+    shape (GeoJSON, the maps): the result's fields, units as `accounts` (with their segment
+    when they have one), rep homes as `reps`, the scenario's name as `proposal_id`."""
+    return {
+        **proposal.result.to_dict(),
+        "proposal_id": proposal.scenario.name,
+        "mode": "minimal_moves",
         "accounts": [
             {
                 "account_id": u.account_id,
@@ -670,7 +659,25 @@ def proposal_geojson(proposal: Proposal) -> dict[str, Any]:
         ],
         "reps": [{"rep_id": r.rep_id, "home_lat": r.home_lat, "home_lon": r.home_lon} for r in proposal.scenario.reps],
     }
-    return {"type": "FeatureCollection", "scenario": proposal.scenario.name, **as_geojson(payload)}
+
+
+def proposal_geojson(proposal: Proposal) -> dict[str, Any]:
+    """The proposal as GeoJSON, in the shape of the review server's
+    ``/api/proposals/{id}.geojson`` (:func:`alerts.geojson.proposal_geojson`): units as
+    accounts (with their segment when they have one), moves as lines to the new rep's home,
+    rep homes; ``scenario`` names the scenario."""
+    from alerts.geojson import proposal_geojson as as_geojson
+
+    return {"type": "FeatureCollection", "scenario": proposal.scenario.name, **as_geojson(proposal_payload(proposal))}
+
+
+def write_scenario_page(path: Path, proposals: Sequence[Proposal]) -> None:
+    """One self-contained HTML page (alerts.scenario_page): the base case and every scenario
+    side by side, each on the same interactive map."""
+    from alerts.scenario_page import scenario_page_html
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(scenario_page_html([proposal_payload(p) for p in proposals]), encoding="utf-8")
 
 
 def write_charts(directory: Path, proposal: Proposal) -> list[Path]:

@@ -169,3 +169,44 @@ def test_the_review_map_draws_boundaries_territories_popups_and_toggles_without_
             assert any(url.endswith("/static/leaflet/leaflet.js") for url in requested)
         finally:
             browser.close()
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="Debian's chromium is not installed at /usr/bin/chromium: run deploy/services/install.sh (as root)",
+)
+def test_a_scenario_page_shows_every_scenario_on_its_own_map_offline_from_disk(tmp_path):
+    from playwright.sync_api import sync_playwright
+    from typer.testing import CliRunner
+
+    from territory.cli import app
+    from tests.test_rebalance_command import REPS, UNITS
+
+    page_file = tmp_path / "scenarios.html"
+    args = ["rebalance", "--units", str(UNITS), "--reps", str(REPS), "--time-limit", "3", "--html", str(page_file)]
+    result = CliRunner().invoke(app, [*args, "--drop-rep", "R2", "--compare-tolerance", "0.2"])
+    assert result.exit_code == 0, result.output
+    html = page_file.read_text(encoding="utf-8")
+    assert html.count('<section class="territory-map"') == 3  # base, drop R2, tolerance 20%
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            requested: list[str] = []
+            page.on("request", lambda request: requested.append(request.url))
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(page_file.as_uri())
+            page.wait_for_function("document.querySelectorAll('.map-canvas[data-ready=\"true\"]').length === 3")
+            headings = page.locator(".territory-map h2").all_inner_texts()
+            assert headings[0] == "base" and "drop R2" in headings
+            # Each map has its own toggle: switching one leaves the others as they were.
+            page.locator(".territory-map").nth(1).locator("button[data-side='after']").click()
+            sides = page.eval_on_selector_all(".map-canvas", "els => els.map(e => e.dataset.side)")
+            assert sides == ["before", "after", "before"]
+            assert page.locator(".territory-map").nth(1).locator("path.territory-after").count() >= 1
+            assert errors == [], errors
+            assert all(url.startswith("file://") or url.startswith("data:") for url in requested), requested
+        finally:
+            browser.close()
