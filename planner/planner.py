@@ -850,12 +850,14 @@ def account_context_row(state: AccountState, potential: float, through: datetime
     which a silence counts as lapsed. Floats are rounded to what a report shows.
 
     >>> from datetime import timezone
-    >>> state = AccountState("a1", 52.52001, 13.40499, rep_id="R1",
+    >>> state = AccountState("a1", 52.52001, 13.40499, rep_id="R1", segment="key account",
     ...                      monthly_sales={"2024-11": 50.0, "2025-01": 80.0, "2025-03": 120.0, "2025-05": 9.0},
     ...                      monthly_minutes={"2025-02": 30.0})
     >>> row = account_context_row(state, 1234.567, datetime(2025, 4, 30, 23, 59, tzinfo=timezone.utc))
     >>> row["sales_12m"], row["active_months_12m"], row["last_order_month"], row["typical_gap_months"]
     (250.0, 3, '2025-03', 2.0)
+    >>> row["segment"]  # only for an account with a segment: the map's popup and the exports show it
+    'key account'
     """
     last = month_index(month_key(through))
     ordering = sorted(
@@ -873,6 +875,7 @@ def account_context_row(state: AccountState, potential: float, through: datetime
         "last_order_month": f"{ordering[-1] // 12:04d}-{ordering[-1] % 12 + 1:02d}" if ordering else None,
         "typical_gap_months": round(float(statistics.median(gaps)), 1) if gaps else None,
         "activity_minutes_12m": round(trailing_sum(state.monthly_minutes, through, CONTEXT_WINDOW_MONTHS), 1),
+        **({"segment": state.segment} if state.segment else {}),
     }
 
 
