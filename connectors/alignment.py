@@ -9,7 +9,7 @@ Where each column comes from (the store holds nothing else about an account):
   accounts are left out. An account that only a stored proposal's ``accounts`` rows know
   (the mirror began after the worker last reported it) is exported with that proposal's
   owner, and ``rep_source`` names the proposal instead of ``known_accounts``;
-- ``potential``, ``lat``, ``lon`` (and ``segment``, should the rows ever carry it): the
+- ``potential``, ``lat``, ``lon``, ``segment`` (empty for an account without one): the
   newest stored proposal (by the moment it judged) whose ``accounts`` rows list the account,
   whatever its status; ``potential_as_of`` is the month those rows count (``accounts_as_of``);
 - ``district``: the account's rep's district in the newest proposal's ``reps`` rows;
@@ -197,7 +197,7 @@ def _notes(
     )
     notes.append(
         "names are not stored (the worker keeps only a keyed hash of each name), so there is no name column; "
-        "segment: proposals' account rows do not carry it, so the column is empty unless they do"
+        "segment: from the same account rows (rows of proposals made before they carried it have none)"
     )
     return notes
 
