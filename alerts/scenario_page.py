@@ -19,11 +19,20 @@ from pathlib import Path
 from typing import Any
 
 import xstatic.pkg.leaflet as leaflet
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from alerts.map_view import map_view
-from alerts.web.views import environment
 from core.formatting import percent
+
+#: The review page's templates (the map's parts are shared), without the web server.
+_ENV = Environment(
+    loader=FileSystemLoader(Path(__file__).resolve().parent / "templates"),
+    autoescape=True,
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 
 
 def _asset(path: Path) -> Markup:
@@ -52,14 +61,10 @@ def scenario_page_html(payloads: Sequence[Mapping[str, Any]], *, title: str = "R
     leaflet_dir = Path(leaflet.BASE_DIR)
     with resources.as_file(resources.files("alerts").joinpath("static", "review-map.js")) as script:
         map_script = _asset(script)
-    return (
-        environment()
-        .get_template("scenarios.html.j2")
-        .render(
-            title=title,
-            scenarios=scenarios,
-            leaflet_css=_asset(leaflet_dir / "leaflet.css"),
-            leaflet_js=_asset(leaflet_dir / "leaflet.js"),
-            map_script=map_script,
-        )
+    return _ENV.get_template("scenarios.html.j2").render(
+        title=title,
+        scenarios=scenarios,
+        leaflet_css=_asset(leaflet_dir / "leaflet.css"),
+        leaflet_js=_asset(leaflet_dir / "leaflet.js"),
+        map_script=map_script,
     )
