@@ -20,7 +20,16 @@ import typer
 
 from connectors.csv_source import CsvFormatError
 from connectors.export import COLUMNS, Assignment, export_rows, parse_assignment, write_csv_file
-from connectors.importer import FORMAT_NAMES, SortedImport, load_owners, sorted_import
+from connectors.homes import RepHomes, load_rep_homes
+from connectors.importer import (
+    ACCOUNTS_FORMAT_OF,
+    AUTO,
+    FORMAT_NAMES,
+    SortedImport,
+    account_centres,
+    load_owners,
+    sorted_import,
+)
 from connectors.mapping import Converted, MappingError, parse_mappings
 from core import topics
 from core.settings import Settings
@@ -51,7 +60,36 @@ def import_command(
         "--owners",
         exists=True,
         dir_okay=False,
-        help="The users export of the same CRM, to resolve owner names (report exports, HubSpot's Company owner).",
+        help="The users export of the same CRM, to resolve owner names (report exports, HubSpot's Company owner, "
+        "Pipedrive's and Dynamics 365's Owner). With a users format and --accounts, the users file itself.",
+    ),
+    accounts: Optional[Path] = typer.Option(
+        None,
+        "--accounts",
+        exists=True,
+        dir_okay=False,
+        help="With a users format: the accounts / companies export of the same CRM, imported in the same command "
+        "(before the reps). Needed by --home-from-accounts.",
+    ),
+    rep_homes: Optional[Path] = typer.Option(
+        None,
+        "--rep-homes",
+        exists=True,
+        dir_okay=False,
+        help="A small CSV of rep homes for users exports without location: rep_id or email, and lat, lon or "
+        "postal_code, country.",
+    ),
+    home_from_accounts: bool = typer.Option(
+        False,
+        "--home-from-accounts",
+        help="A rep without a home (none in the export or --rep-homes) lives at the centre of their accounts "
+        "in the --accounts file; said in the output.",
+    ),
+    date_format: str = typer.Option(
+        AUTO,
+        "--date-format",
+        help="Dates in a locale's format, as strptime codes: %m/%d/%Y (1/15/2025, 9:30 AM), %d.%m.%Y "
+        "(15.01.2025 09:30). Default 'auto': ISO 8601, or the one format every date of the file fits.",
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and report every row; produce nothing."),
     delimiter: Optional[str] = typer.Option(None, help="Field delimiter (default: sniffed from the header)."),
@@ -67,7 +105,7 @@ def import_command(
     max_errors: int = typer.Option(100, help="Print at most this many row errors (all are counted)."),
     progress: bool = typer.Option(True, help="Show progress bars (on stderr)."),
 ) -> None:
-    """Import a Salesforce / HubSpot / generic CSV export as contract events (rows that break the contract are reported, not sent).
+    """Import a Salesforce / HubSpot / Pipedrive / Dynamics 365 / generic CSV export as contract events (rows that break the contract are reported, not sent).
 
     Exit status: 0 every row valid; 1 some rows invalid (the valid ones are produced
     unless --dry-run); 2 the file or the options cannot be used.
@@ -76,43 +114,75 @@ def import_command(
         try:
             zone = _zone(timezone_name)
             mapping = parse_mappings(mappings)
-            directory = load_owners(owners, format, delimiter=delimiter, encoding=encoding) if owners else None
+            files = [(path, format)]
+            if accounts is not None:
+                if format not in ACCOUNTS_FORMAT_OF:
+                    raise MappingError(f"--accounts goes with a users format ({', '.join(ACCOUNTS_FORMAT_OF)})")
+                files.insert(0, (accounts, ACCOUNTS_FORMAT_OF[format]))
+            if home_from_accounts and accounts is None:
+                raise MappingError("--home-from-accounts needs --accounts ACCOUNTS.csv (the accounts export)")
+            owners_file = owners or (path if accounts is not None else None)
+            directory = (
+                load_owners(owners_file, format, delimiter=delimiter, encoding=encoding) if owners_file else None
+            )
+            homes = None
+            if rep_homes is not None or home_from_accounts:
+                homes = load_rep_homes(rep_homes, delimiter=delimiter, encoding=encoding) if rep_homes else RepHomes()
+            if home_from_accounts:
+                assert homes is not None and accounts is not None
+                for rep, (lat, lon, count) in account_centres(
+                    accounts, files[0][1], owners=directory, delimiter=delimiter, encoding=encoding
+                ).items():
+                    homes.add_centre(rep, lat, lon, count)
             bootstrap = None if dry_run else _bootstrap()
-            with _progress(progress) as bars:
-                task = bars.add_task(f"reading {path.name}", total=max(path.stat().st_size, 1))
-                report = run_files.enter_context(
-                    sorted_import(
-                        path,
-                        format,
-                        record_type=record_type,
-                        mappings=mapping,
-                        owners=directory,
-                        delimiter=delimiter,
-                        encoding=encoding,
-                        zone=zone,
-                        event_time=event_time,
-                        keep_errors=max(max_errors, 0),
-                        keep_events=not dry_run,
-                        on_progress=lambda done, total: bars.update(task, completed=done, total=max(total, 1)),
+            reports: list[tuple[Path, SortedImport]] = []
+            for file, file_format in files:
+                with _progress(progress) as bars:
+                    task = bars.add_task(f"reading {file.name}", total=max(file.stat().st_size, 1))
+                    report = run_files.enter_context(
+                        sorted_import(
+                            file,
+                            file_format,
+                            record_type=record_type,
+                            mappings=mapping if file == path else None,
+                            owners=directory,
+                            delimiter=delimiter,
+                            encoding=encoding,
+                            zone=zone,
+                            event_time=event_time,
+                            keep_errors=max(max_errors, 0),
+                            keep_events=not dry_run,
+                            on_progress=lambda done, total: bars.update(task, completed=done, total=max(total, 1)),
+                            date_format=date_format,
+                            homes=homes if file == path else None,
+                        )
                     )
-                )
+                reports.append((file, report))
         except (CsvFormatError, MappingError) as error:
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(2)
         if directory is not None:
-            typer.echo(f"owners: {len(directory)} users read from {owners}")
-        _print_errors(report, max_errors)
-        typer.echo(report.summary())
+            typer.echo(f"owners: {len(directory)} users read from {owners_file}")
+        if homes is not None:
+            for note in homes.notes():
+                typer.echo(note)
+        for file, report in reports:
+            if report.errors and len(reports) > 1:  # one file: the errors are the argument's
+                typer.echo(f"{file.name}: {report.invalid} rows refused")
+            _print_errors(report, max_errors)
+            typer.echo(report.summary() if len(reports) == 1 else f"{file.name}: {report.summary()}")
         if dry_run:
             typer.echo("dry run: nothing produced")
-        elif report.distinct:
-            assert bootstrap is not None  # read above unless --dry-run
-            sent = produce(report.events(), bootstrap, total=report.distinct, show_progress=progress)
-            topic_names = ", ".join(sorted(report.topics))
-            typer.echo(f"produced {sent} events to {topic_names} on {bootstrap}")
         else:
-            typer.echo("nothing to produce")
-    if report.invalid:
+            for file, report in reports:
+                if report.distinct:
+                    assert bootstrap is not None  # read above unless --dry-run
+                    sent = produce(report.events(), bootstrap, total=report.distinct, show_progress=progress)
+                    topic_names = ", ".join(sorted(report.topics))
+                    typer.echo(f"produced {sent} events to {topic_names} on {bootstrap}")
+                else:
+                    typer.echo(f"{file.name}: nothing to produce" if len(reports) > 1 else "nothing to produce")
+    if any(report.invalid for _, report in reports):
         raise typer.Exit(1)
 
 

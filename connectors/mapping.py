@@ -22,7 +22,9 @@ Envelope fields:
   import (UTC). Timestamps without an offset are read in the `Context.zone`. With
   `event_time="import"` it is always the import time, and a modification cell that is
   not ISO 8601 (a report in a locale's date format) is no error: its text still goes
-  into the event id.
+  into the event id. A locale date (`1/2/2025, 8:00 AM`, `02.01.2025`) is read in
+  `Context.date_format` (`--date-format`, or the one format every date of the file fits:
+  `connectors.importer.detect_date_format`).
 * `source` = the profile's source (`salesforce`, `hubspot`, `csv`).
 * key = `data.account_id`, or `data.rep_id` for `rep.upserted`.
 
@@ -37,12 +39,25 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connectors.csv_source import Row, find_column
 from connectors.tables import labels
-from connectors.values import NumberStyle, boolean, fraction, integer, iso, number, show, timestamp
+from connectors.values import (
+    NumberStyle,
+    boolean,
+    fraction,
+    integer,
+    iso,
+    locale_timestamp,
+    number,
+    show,
+    timestamp,
+)
 from core.contract import MAX_ID_LENGTH, ContractError, validate_envelope
+
+if TYPE_CHECKING:
+    from connectors.homes import RepHomes
 
 OCCURRED_AT = "occurred_at"
 EVENT_ID = "event_id"
@@ -94,6 +109,12 @@ class Context:
     # "modified": occurred_at from the record's modification column when present;
     # "import": always the import time.
     event_time: str = "modified"
+    # strptime codes of a locale date (`%m/%d/%Y`); None: ISO 8601 only.
+    date_format: str | None = None
+    # Whether a date error says which options help (--date-format, --event-time import).
+    date_hints: bool = False
+    # Where reps without coordinates live (--rep-homes, --home-from-accounts).
+    homes: "RepHomes | None" = None
 
 
 Parser = Callable[[str, Context], Any]
@@ -226,6 +247,7 @@ class ImportReport:
     events: list[Converted] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     duplicates: int = 0  # rows identical to an earlier row of the file (same event_id)
+    footer_lines: int = 0  # report footer lines skipped (not rows)
 
     @property
     def valid(self) -> int:
@@ -236,8 +258,13 @@ class ImportReport:
         return len({error.line for error in self.errors})
 
     def summary(self) -> str:
-        text = f"rows read: {self.rows_read}, valid: {self.valid}, invalid: {self.invalid}"
-        return text + (f" (of the valid, {self.duplicates} repeat an earlier row)" if self.duplicates else "")
+        return summary_line(self.rows_read, self.valid, self.invalid, self.duplicates, self.footer_lines)
+
+
+def summary_line(rows_read: int, valid: int, invalid: int, duplicates: int, footer_lines: int) -> str:
+    text = f"rows read: {rows_read}, valid: {valid}, invalid: {invalid}"
+    text += f" (of the valid, {duplicates} repeat an earlier row)" if duplicates else ""
+    return text + (f"; {footer_lines} report footer lines skipped (not rows)" if footer_lines else "")
 
 
 def event_id_for(
@@ -283,6 +310,8 @@ def build(binding: Binding, row: Row, ctx: Context) -> tuple[str, str, dict[str,
         )
     if profile.finish is not None:
         profile.finish(values)
+    if ctx.homes is not None and profile.event_type == "rep.upserted":
+        ctx.homes.fill(values)
     modified: datetime | None = values.pop(OCCURRED_AT, None)
     own_event_id = values.pop(EVENT_ID, None)
     payload = {name: value for name, value in values.items() if not name.startswith("_") and value is not None}
@@ -390,7 +419,26 @@ def as_boolean(raw: str, ctx: Context) -> bool:
 
 
 def as_timestamp(raw: str, ctx: Context) -> datetime:
-    return timestamp(raw, ctx.zone)
+    """The record's modification time (the only timestamp the formats read: the event time)."""
+    try:
+        return timestamp(raw, ctx.zone)
+    except ValueError as error:
+        iso_error = error
+    if ctx.date_format is not None:
+        try:
+            return locale_timestamp(raw, ctx.date_format, ctx.zone)
+        except ValueError as error:
+            if not ctx.date_hints:
+                raise
+            raise ValueError(
+                f"{error}; pass the file's --date-format, or --event-time import to date the events at the import time"
+            ) from None
+    if not ctx.date_hints:
+        raise iso_error
+    raise ValueError(
+        f"{iso_error}; for a locale date pass --date-format (e.g. %m/%d/%Y or %d.%m.%Y), "
+        "or --event-time import to date the events at the import time"
+    ) from None
 
 
 def join_name(values: dict[str, Any]) -> None:
@@ -421,6 +469,10 @@ def owners_from_users(
         if rep_id is None:
             continue
         cells = {name: row.values.get(column) for name, column in binding.columns.items()}
-        name = " ".join(part for part in (cells.get("_first_name"), cells.get("_last_name")) if part)
+        first, last = cells.get("_first_name"), cells.get("_last_name")
+        name = cells.get("name") or " ".join(part for part in (first, last) if part)
         directory.add(rep_id, name=name or None, email=email_of(rep_id, cells))
+        if first and last and not cells.get("name"):
+            # Family name first, as CRMs show names in Chinese, Japanese, Korean, Hungarian locales.
+            directory.add(rep_id, name=f"{last} {first}")
     return directory

@@ -21,11 +21,19 @@ Account            label (report)             -> contract field
 BillingStreet, BillingCity, BillingState and AnnualRevenue have no place in the contract
 and are not sent.
 
-User: `Id` / `User ID` -> rep_id, `FirstName` + `LastName` -> name, `IsActive` /
+User: `Id` / `User ID` -> rep_id, `Full Name` (a users report) or `Name`, else
+`FirstName` + `LastName` -> name, `IsActive` /
 `Active` -> active, `Latitude` / `Longitude` (the User address' geocode) -> home_lat /
 home_lon, `City`, `PostalCode` / `Zip/Postal Code`, `Country` -> city, postal_code,
 country (sent along, for when the worker can place a rep by address; today a rep
 needs coordinates), `Email` only to resolve owner names, `LastModifiedDate`.
+
+Report exports (not Data Loader) write the labels above, the owner as a full name
+(`Account Owner`: resolved to a User Id through `--owners`, a users report with `User ID`
+and `Full Name` or a Data Loader User export), dates in the user's locale (`1/2/2025,
+8:00 AM`, `02.01.2025 08:00`: `--date-format`, or detected when every date of the file fits
+one format), and a footer after the rows (`Grand Totals (N records)`, `Confidential
+Information - Do Not Distribute`, the copyright line, ...), which `csv_source` skips.
 
 Ids: 15-character ids (reports) are turned into their 18-character form (Data Loader),
 so both exports name an account the same way. An 18-character id whose last three
@@ -156,6 +164,7 @@ USERS = Profile(
     required=("rep_id",),
     rules=(
         FieldRule("rep_id", ("Id", "User ID"), user_id),
+        FieldRule("name", ("Full Name", "Name"), text),
         FieldRule("_first_name", ("FirstName", "First Name"), text),
         FieldRule("_last_name", ("LastName", "Last Name"), text),
         FieldRule("_email", ("Email",), text),

@@ -155,6 +155,61 @@ def timestamp(raw: str, zone: tzinfo = timezone.utc) -> datetime:
     return moment
 
 
+#: Date orders that CRM report exports and spreadsheets write, tried by `detect_date_format`.
+#: Dots are day-first only (no locale writes month.day.year); slashes and dashes go either way.
+LOCALE_DATE_FORMATS = ("%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y", "%Y/%m/%d", "%d-%m-%Y", "%m-%d-%Y")
+_TIME_FORMATS = ("%H:%M", "%H:%M:%S", "%I:%M %p", "%I:%M:%S %p", "%I:%M%p")
+
+
+def check_date_format(date_format: str) -> str:
+    """A --date-format value: strptime codes for day, month and year, e.g. `%d.%m.%Y`."""
+    if not all(code in date_format for code in ("%d", "%m")) or not ("%Y" in date_format or "%y" in date_format):
+        raise ValueError(
+            f"--date-format wants the day, month and year codes, e.g. %m/%d/%Y or %d.%m.%Y, got {date_format!r}"
+        )
+    return date_format
+
+
+def locale_timestamp(raw: str, date_format: str, zone: tzinfo = timezone.utc) -> datetime:
+    """A date in `date_format` (strptime codes), alone or followed by a time, as report
+    exports write them: `1/2/2025`, `1/2/2025, 8:00 AM`, `02.01.2025 08:00`.
+
+    >>> locale_timestamp("1/15/2025, 9:30 AM", "%m/%d/%Y").isoformat()
+    '2025-01-15T09:30:00+00:00'
+    >>> locale_timestamp("02.01.2025", "%d.%m.%Y").isoformat()
+    '2025-01-02T00:00:00+00:00'
+    """
+    text = " ".join(raw.split())
+    formats = [date_format] + [f"{date_format}{sep}{t}" for t in _TIME_FORMATS for sep in (", ", " ")]
+    for candidate in formats:
+        try:
+            moment = datetime.strptime(text, candidate)
+        except ValueError:
+            continue
+        return moment.replace(tzinfo=zone)
+    raise ValueError(f"not a date in the format {date_format} (--date-format), got {show(raw)}")
+
+
+def is_iso(raw: str) -> bool:
+    try:
+        timestamp(raw)
+    except ValueError:
+        return False
+    return True
+
+
+def date_formats_fitting(raw: str, candidates: "tuple[str, ...] | list[str]" = LOCALE_DATE_FORMATS) -> list[str]:
+    """The candidate formats `raw` reads in (`1/2/2025`: month or day first; `1/15/2025`: only month first)."""
+    fitting = []
+    for candidate in candidates:
+        try:
+            locale_timestamp(raw, candidate)
+        except ValueError:
+            continue
+        fitting.append(candidate)
+    return fitting
+
+
 def iso(moment: datetime) -> str:
     """The envelope's form of a moment: ISO 8601 with offset, milliseconds at most."""
     if moment.microsecond % 1000 == 0 and moment.microsecond:
