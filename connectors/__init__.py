@@ -11,7 +11,16 @@ In: `territory import FILE --format ...` turns a CSV export into contract events
 * `hubspot-companies` (Record ID, Company name, Company owner, Postal Code,
   Country/Region, Industry, Number of Employees, Last Modified Date) -> `account.upserted`;
 * `hubspot-users` (User ID, First Name, Last Name, Email) -> `rep.upserted`;
+* `pipedrive-organizations` (Organization - ID, - Name, - Owner, - Address - ZIP/Postal code,
+  - Address - Country, ...) -> `account.upserted`;
+* `dynamics-accounts` ((Do Not Modify) Account, Account Name, Owner, Address 1: ZIP/Postal
+  Code, ...) and `dynamics-users` ((Do Not Modify) User, Full Name, Primary Email, ...);
 * `generic` with `--type account|rep|order|activity|opportunity` and `--map field=Column`.
+
+Exports as they come: report footers are skipped and counted (`csv_source`), locale dates
+read with `--date-format` or detected (`importer.detect_date_format`), owner names resolved
+through the CRM's users export (`--owners`), and reps without a location placed by
+`--rep-homes` or `--home-from-accounts` (`homes`).
 
 Every envelope passes `core.contract.validate_envelope` before it is produced;
 rows that do not are reported with line (header = line 1), column and reason. Event ids
@@ -27,7 +36,8 @@ Layout, pure parts first (no Kafka, unit-tested alone):
 * `csv_source`  reading: encoding and BOM, delimiter sniffing, quoted multi-line fields, line numbers
 * `values`      cell text -> numbers (decimal comma, grouping), booleans, timestamps
 * `mapping`     profiles, header binding, rows -> envelopes + contract validation, row errors, event ids
-* `salesforce`, `hubspot`, `generic`   the column names of each format
+* `salesforce`, `hubspot`, `pipedrive`, `dynamics`, `generic`   the column names of each format
+* `homes`       where reps without coordinates live (--rep-homes, account centres)
 * `importer`    a file -> an ImportReport
 * `export`      assignment messages -> latest per account -> CSV rows
 * `commands`    the Typer commands; the only module that talks to Kafka
