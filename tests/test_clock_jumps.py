@@ -79,6 +79,9 @@ def test_the_cooldown_is_measured_by_the_monotonic_clock_whatever_the_wall_clock
 def test_the_planning_session_hands_its_clock_to_the_planner():
     clock = SteppedClock()
     session = PlanningSession(settings(cooldown_s=60), accounts={}, reps={}, meta={}, clock=clock)
+    # Judged here without the session's batches, which tell its planner what changed: every
+    # judgement must then recompute the month.
+    session.planner.incremental = False
     propose_then_clear(session.planner)
     clock.wall -= timedelta(days=1)
     clock.elapsed += 60
