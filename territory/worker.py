@@ -18,7 +18,6 @@ from monitor.agents import register_intake, register_membership
 from planner.agents import register_planner
 from core.geocode import default_resolver
 from core.metrics import Metrics
-from core.producing import widen_producer_buffer
 from territory.broker import create_topics, topic_plan
 from core.kafka_auth import client_options, faust_credentials, table_store_url
 from territory.faust_fixes import install_redelivered_ack_fix
@@ -50,7 +49,6 @@ def create_app(settings: Settings, metrics: Metrics, store: Store, clock: Clock 
     if settings.exact_end_offsets:
         install_exact_end_offsets(**client_options(settings))
     install_redelivered_ack_fix()
-    widen_producer_buffer(app)
     register_intake(app, settings, metrics, clock=clock)
     register_planner(app, settings, metrics, clock=clock)
     register_membership(app, metrics)
