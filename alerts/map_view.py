@@ -26,7 +26,6 @@ agree. The boundaries underneath are `alerts.boundaries`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -34,11 +33,7 @@ from matplotlib.colors import to_hex
 from shapely.geometry import mapping
 
 from alerts.boundaries import boundaries_near, territory_areas
-from alerts.charts import rep_colors
-
-
-def _finite(*values: Any) -> bool:
-    return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+from alerts.charts import _finite, rep_colors
 
 
 def _areas(accounts: Sequence[Mapping[str, Any]], side: str) -> dict[str, Any]:

@@ -29,6 +29,11 @@ def month_index(key: str) -> int:
     return int(year) * 12 + int(month) - 1
 
 
+def month_key_of_index(index: int) -> str:
+    """The "YYYY-MM" key of a `month_index`."""
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
 @dataclass
 class AccountState:
     """What the service keeps of an account: ids, coordinates and figures, no names.

@@ -19,7 +19,7 @@ from core.records import Proposal
 from core.settings import Settings
 from detectors import Detector, standard_detectors
 from detectors.local_shock import cell_of
-from monitor.state import KEPT_MONTHS, AccountState, RepState, month_index
+from monitor.state import KEPT_MONTHS, AccountState, RepState, month_index, month_key_of_index
 from planner.planner import Evaluation, Planner, RebalanceRequest
 from planner.watermark import Watermark
 from rebalancer import Account, RebalanceResult, Rep, minimal_moves, place_accounts, trade_off_curve
@@ -74,7 +74,7 @@ def month_facts(account: Mapping[str, Any] | None, month: str, window: int = KEP
     month's figures again for it (tests/test_planner_incremental.py holds it to that)."""
     if account is None:
         return None
-    oldest = _month_key_of(month_index(month) - window)
+    oldest = month_key_of_index(month_index(month) - window)
     sales, minutes = account.get("monthly_sales") or {}, account.get("monthly_minutes") or {}
     opportunities = account.get("opportunities") or {}
     evidence = [*sales, *minutes, *(str(entry[0])[:7] for entry in opportunities.values())]
@@ -90,10 +90,6 @@ def month_facts(account: Mapping[str, Any] | None, month: str, window: int = KEP
         newest_minutes if newest_minutes > month else None,
         {oid: entry for oid, entry in opportunities.items() if str(entry[0])[:7] < month},
     )
-
-
-def _month_key_of(index: int) -> str:
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
 def _read_record(meta: MutableMapping[str, Any], key: str) -> Any:
