@@ -18,6 +18,7 @@ from monitor.agents import register_intake, register_membership
 from planner.agents import register_planner
 from core.geocode import default_resolver
 from core.metrics import Metrics
+from core.producing import track_deliveries
 from territory.broker import create_topics, topic_plan
 from core.kafka_auth import client_options, faust_credentials, table_store_url
 from territory.faust_fixes import install_redelivered_ack_fix
@@ -49,6 +50,8 @@ def create_app(settings: Settings, metrics: Metrics, store: Store, clock: Clock 
     if settings.exact_end_offsets:
         install_exact_end_offsets(**client_options(settings))
     install_redelivered_ack_fix()
+    # Before any stage can produce: durable() waits for what is tracked.
+    track_deliveries(app)
     register_intake(app, settings, metrics, clock=clock)
     register_planner(app, settings, metrics, clock=clock)
     register_membership(app, metrics)
