@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import weakref
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 import faust
 from faust import streams as faust_streams
@@ -73,6 +73,15 @@ def register_intake(app: faust.App, settings: Settings, metrics: Metrics, clock:
         is_caught_up=is_caught_up,
         clock=clock,
     )
+
+    @app.on_partitions_revoked.connect
+    async def forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """A partition may come back after another worker read on: what this worker knew of
+        it (its position, what it told the planner) is stale then."""
+        revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
+        for tp in revoked:
+            processed.pop(tp, None)
+            reported.pop(f"{tp.topic}:{tp.partition}", None)
 
     @accounts.on_recover
     async def find_held_events() -> None:

@@ -71,12 +71,16 @@ class Watermark:
         return {
             "newest": {s: t.isoformat() for s, t in self._newest.items()},
             "first_event_at": self.first_event_at.isoformat() if self.first_event_at else None,
+            "caught_up": sorted(source for source, done in self._done.items() if done),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> "Watermark":
         self._newest = {s: datetime.fromisoformat(t) for s, t in state.get("newest", {}).items()}
-        # After a restart every stream counts as unread until the intake reports it caught up.
-        self._done = {s: False for s in self._newest}
+        # Read to its end as at the checkpoint: the intake reports a change, not its state
+        # again, so a planner taken over by another worker would otherwise wait for good. A
+        # stream with news since then says so with its next stream time (`observe`).
+        caught_up = set(state.get("caught_up", ()))
+        self._done = {s: s in caught_up for s in sorted(set(self._newest) | caught_up)}
         first = state.get("first_event_at")
         self.first_event_at = datetime.fromisoformat(first) if first else None
         return self

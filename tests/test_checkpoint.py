@@ -276,3 +276,24 @@ def test_a_batch_folded_in_without_a_judgement_rewrites_only_the_daily_sales(bac
         session.planner.state_dict(), sort_keys=True
     )
     assert restored.planner.state_dict()["daily_sales"]["DE-BY"][day][1] >= 1
+
+
+def test_a_planner_taken_over_without_new_input_still_knows_which_streams_are_read():
+    """The intake tells the planner "caught up" once per change, not again: a planner restored
+    by another worker from the checkpoint, with nothing new to read, must not wait for a
+    report that never comes (its watermark stayed behind the last event for good)."""
+    from datetime import datetime, timezone
+
+    settings = Settings()
+    meta: dict = {}
+    session = PlanningSession(settings, accounts={}, reps={}, meta=meta, expected_sources=["o:0", "o:1"])
+    session.watermark.observe("o:0", datetime(2025, 3, 5, 9, tzinfo=timezone.utc))
+    session.watermark.observe("o:1", datetime(2025, 3, 1, 9, tzinfo=timezone.utc))
+    session.watermark.caught_up("o:0")
+    session.watermark.caught_up("o:1")
+    before = session.watermark.current
+    session.checkpoint()
+    taken_over = PlanningSession(settings, accounts={}, reps={}, meta=json.loads(json.dumps(meta)))
+    assert taken_over.restore()
+    assert taken_over.watermark.all_caught_up
+    assert taken_over.watermark.current == before
