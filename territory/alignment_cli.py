@@ -153,11 +153,17 @@ def diff(
         + (f"; {len(added)} only in B" if added else "")
         + (f"; {len(removed)} only in A (closed or erased since)" if removed else "")
     )
+    headers = ["account", "from (A)", "to (B)"] + (["only in"] if added or removed else [])
     typer.echo(
         _table(
-            ["account", "from (A)", "to (B)", ""],
+            headers,
             [
-                [c.account_id, c.from_rep or "(none)", c.to_rep or "(none)", "" if c.kind == "moved" else c.kind]
+                [
+                    c.account_id,
+                    c.from_rep or "(none)",
+                    c.to_rep or "(none)",
+                    {"added": "B", "removed": "A"}.get(c.kind, ""),
+                ][: len(headers)]
                 for c in changes
             ],
         )
