@@ -4,8 +4,10 @@ The store keeps a snapshot of the whole alignment (account -> rep, the rep's dis
 account's segment) when a proposal is approved and when it is applied, in the transaction
 that records the decision, and a ``baseline`` (the alignment before) at the first approval.
 Full snapshots, not changes: any two compare directly and a restore reads one, at the cost of
-one row per account per snapshot (about 150 bytes with its index on PostgreSQL: 100,000
-accounts take some 15 MB a snapshot, two snapshots per approval).
+one row per account per snapshot: about 120 bytes with its indexes on SQLite (measured with
+20,000 accounts and 18-character ids: 4.6 MB for an approval's baseline and snapshot), so some
+12 MB per snapshot at 100,000 accounts, two snapshots per approval; PostgreSQL's row overhead
+adds to that (not measured). Writing both took 0.6 s at 20,000 accounts on SQLite.
 
 What a snapshot holds, account by account (:func:`next_alignment`): the owner the worker last
 reported (the store's owner mirror, ``known_accounts``; closed accounts are left out), unless
