@@ -242,6 +242,11 @@ def _question(proposal: Mapping[str, Any]) -> str:
         )
     elif proposal.get("mode") == "place":
         asked = f"who takes the accounts without an active rep, keeping the {shared} shared fairly"
+    elif proposal.get("mode") == "restore":
+        asked = (
+            "should the accounts go back to their reps of an earlier approved alignment? (Asked for by a person "
+            "with `territory alignment restore`; the notes name the snapshot.)"
+        )
     else:
         asked = f"is the {shared} shared fairly between the territories (each rep against their capacity-weighted fair share)?"
     return (

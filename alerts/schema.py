@@ -178,3 +178,35 @@ class StreamMarkRow(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(64))
+
+
+class AlignmentSnapshotRow(Base):
+    """An alignment as it stood at a moment (alerts.history): taken when a proposal is
+    approved and when it is applied, and a ``baseline`` before the first approval. Its
+    accounts are rows of ``alignment_accounts``; ``accounts`` and ``reps`` count them."""
+
+    __tablename__ = "alignment_snapshots"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    taken_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_default_now, index=True)
+    # "baseline", "approved P", "applied P" (", restores #N" for a restore proposal).
+    reason: Mapped[str] = mapped_column(String(300))
+    proposal_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    accounts: Mapped[int] = mapped_column(Integer)
+    reps: Mapped[int] = mapped_column(Integer)
+
+
+class AlignmentAccountRow(Base):
+    """One account of an alignment snapshot: its rep, the rep's district and the account's
+    segment then; ``rep_at`` is when (on the data's clock) the account got that rep, so the
+    next snapshot can tell an approved move from an older owner the worker still reports."""
+
+    __tablename__ = "alignment_accounts"
+
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("alignment_snapshots.id"), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(200), primary_key=True, index=True)  # erasure finds it
+    rep_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    district: Mapped[str | None] = mapped_column(Text, nullable=True)
+    segment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    rep_at: Mapped[str | None] = mapped_column(String(40), nullable=True)

@@ -7,6 +7,10 @@ brings any database to the head, including one made by the first, pre-Alembic re
 A proposal's life: pending -> approved | rejected, or superseded when a newer
 proposal touches any of the same reps; approved -> applied once its new assignments
 are published. Every transition is written to the audit log with who, when and why.
+
+Each approval and each apply also keeps a snapshot of the whole alignment after it, in the
+same transaction as the decision (alerts.history: ``alignment_snapshots``,
+``alignment_accounts``).
 """
 
 from __future__ import annotations
@@ -23,12 +27,15 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import and_, create_engine, delete, event, func, inspect, or_, select, text, update
+from sqlalchemy import and_, create_engine, delete, event, func, insert, inspect, or_, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
+from alerts import history
 from alerts.dispatch import OutboxItem
 from alerts.schema import (
+    AlignmentAccountRow,
+    AlignmentSnapshotRow,
     AuditRow,
     DeliveryRow,
     KnownAccountRow,
@@ -41,6 +48,7 @@ from alerts.schema import (
     alert_key_hash,
     now_utc,
 )
+from core.clock import SYSTEM_CLOCK, Clock
 
 __all__ = [
     "AlreadyDecided",
@@ -108,11 +116,13 @@ MIGRATION_LOCK_KEY = 7_130_221
 class Store:
     """Idempotent writes: storing the same signal or proposal twice keeps one row."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, clock: Clock = SYSTEM_CLOCK):
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         self.url = url
+        #: What decisions and alignment snapshots are dated with (a test's ManualClock).
+        self.clock = clock
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         # Pre-ping: after a database restart the pool's old connections are found dead and
         # replaced before use, rather than failing the first call on each.
@@ -196,9 +206,11 @@ class Store:
             )
             return True
 
-    def save_proposal(self, proposal: dict[str, Any]) -> bool:
+    def save_proposal(self, proposal: dict[str, Any], *, actor: str = "worker", comment: str | None = None) -> bool:
         """Store a pending proposal and its moves; older pending ones that touch any of
-        the same reps become superseded (their moves would conflict).
+        the same reps become superseded (their moves would conflict). ``actor`` and
+        ``comment``: who asked for it and why, in the audit log (the worker's planner, or a
+        person asking to restore an old alignment).
 
         Returns False when the proposal was stored and alerted before (a redelivered
         message), so the caller alerts once per proposal, and again only if the alert
@@ -217,7 +229,7 @@ class Store:
                     older.superseded_by = proposal["proposal_id"]
                     session.add(
                         AuditRow(
-                            actor="worker",
+                            actor=actor,
                             action="superseded",
                             proposal_id=older.proposal_id,
                             detail={"by": proposal["proposal_id"]},
@@ -249,9 +261,10 @@ class Store:
             )
             session.add(
                 AuditRow(
-                    actor="worker",
+                    actor=actor,
                     action="proposed",
                     proposal_id=proposal["proposal_id"],
+                    comment=comment or None,
                     detail={"moves": len(proposal["moves"]), "reps": reps},
                 )
             )
@@ -313,7 +326,11 @@ class Store:
         finds it decided. ``SELECT ... FOR UPDATE`` would not do: SQLite ignores it.
 
         ``excluded`` (account id -> why) marks moves an approval leaves out; ``effective_at``
-        is when the approval takes effect on the data's clock (see alerts.decisions)."""
+        is when the approval takes effect on the data's clock (see alerts.decisions).
+
+        An approval keeps the alignment after it as a snapshot (and a baseline of the one
+        before, when there is none yet) in the same transaction: no approval without its
+        snapshot, whatever fails afterwards."""
         if decision not in DECISIONS:
             raise DecisionError(f"decision must be one of {DECISIONS}, got {decision!r}")
         if not actor.strip():
@@ -331,7 +348,7 @@ class Store:
                 .where(ProposalRow.proposal_id == proposal_id, ProposalRow.status == "pending")
                 .values(
                     status=decision,
-                    decided_at=now_utc(),
+                    decided_at=now_utc(self.clock),
                     decided_by=actor,
                     decision_comment=comment or None,
                     effective_at=effective_at,
@@ -351,6 +368,8 @@ class Store:
             session.add(
                 AuditRow(actor=actor, action=decision, proposal_id=proposal_id, comment=comment or None, detail=detail)
             )
+            if decision == "approved":
+                self._snapshot_after(session, row, "approved", actor)
             return row
 
     def mark_applied(self, proposal_id: str, *, actor: str = "worker") -> bool:
@@ -360,7 +379,7 @@ class Store:
             changed = session.execute(
                 update(ProposalRow)
                 .where(ProposalRow.proposal_id == proposal_id, ProposalRow.status == "approved")
-                .values(status="applied", applied_at=now_utc())
+                .values(status="applied", applied_at=now_utc(self.clock))
                 .execution_options(synchronize_session=False)
             ).rowcount
             if changed != 1:
@@ -369,7 +388,136 @@ class Store:
             session.add(
                 AuditRow(actor=actor, action="applied", proposal_id=proposal_id, detail={"moves": row.move_count})
             )
+            self._snapshot_after(session, row, "applied", actor)
             return True
+
+    # ------------------------------------------------------------------ alignment history
+
+    def _snapshot_after(self, session: Any, row: ProposalRow, verb: str, actor: str) -> None:
+        """Keep the alignment after `row`'s moves (those not left out) as a snapshot, in the
+        caller's transaction; first a baseline (the alignment before) when none exists."""
+        previous = self._latest_alignment(session)
+        mirror = {
+            r.account_id: KnownOwner(r.rep_id, r.closed, r.owner_at) for r in session.scalars(select(KnownAccountRow))
+        }
+        payload = row.payload or {}
+        account_rows = payload.get("accounts") or ()
+        districts = {
+            rep["rep_id"]: rep.get("district") or None
+            for rep in payload.get("reps") or ()
+            if isinstance(rep, Mapping) and rep.get("rep_id") is not None
+        }
+        taken_at = now_utc(self.clock)
+        if previous is None:
+            baseline = history.next_alignment(None, mirror, account_rows=account_rows, districts=districts)
+            self._write_snapshot(session, baseline, "baseline", None, actor, taken_at)
+            previous = baseline
+        moves = session.scalars(
+            select(MoveRow).where(MoveRow.proposal_id == row.proposal_id, MoveRow.excluded.is_(None))
+        )
+        after = history.next_alignment(
+            previous,
+            mirror,
+            account_rows=account_rows,
+            districts=districts,
+            moves=[(m.account_id, m.to_rep) for m in moves],
+            moved_at=row.effective_at or row.event_time,
+        )
+        reason = f"{verb} {row.proposal_id}"
+        restored = history.restored_snapshot(row.proposal_id)
+        if restored is not None:
+            reason += f", restores #{restored}"
+        self._write_snapshot(session, after, reason, row.proposal_id, actor, taken_at)
+
+    @staticmethod
+    def _write_snapshot(
+        session: Any,
+        alignment: Mapping[str, history.Aligned],
+        reason: str,
+        proposal_id: str | None,
+        actor: str,
+        taken_at: datetime,
+    ) -> int:
+        snapshot = AlignmentSnapshotRow(
+            taken_at=taken_at,
+            reason=reason[:300],
+            proposal_id=proposal_id,
+            actor=actor,
+            accounts=len(alignment),
+            reps=len({e.rep_id for e in alignment.values() if e.rep_id is not None}),
+        )
+        session.add(snapshot)
+        session.flush()
+        rows = [
+            {
+                "snapshot_id": snapshot.id,
+                "account_id": account_id,
+                "rep_id": e.rep_id,
+                "district": e.district,
+                "segment": e.segment,
+                "rep_at": e.rep_at,
+            }
+            for account_id, e in alignment.items()
+        ]
+        for start in range(0, len(rows), 10_000):  # one multi-row INSERT per batch
+            session.execute(insert(AlignmentAccountRow), rows[start : start + 10_000])
+        return snapshot.id
+
+    def _latest_alignment(self, session: Any) -> dict[str, history.Aligned] | None:
+        latest = session.scalar(select(func.max(AlignmentSnapshotRow.id)))
+        return None if latest is None else self._rows(session, latest)
+
+    @staticmethod
+    def _rows(session: Any, snapshot_id: int) -> dict[str, history.Aligned]:
+        query = (
+            select(AlignmentAccountRow)
+            .where(AlignmentAccountRow.snapshot_id == snapshot_id)
+            .order_by(AlignmentAccountRow.account_id)
+        )
+        return {
+            r.account_id: history.Aligned(r.rep_id, r.rep_at, r.district, r.segment) for r in session.scalars(query)
+        }
+
+    def alignment_snapshots(self) -> list[AlignmentSnapshotRow]:
+        """Every alignment snapshot, oldest first (their accounts are not loaded)."""
+        with self.sessions() as session:
+            return list(session.scalars(select(AlignmentSnapshotRow).order_by(AlignmentSnapshotRow.id)))
+
+    def alignment_snapshot(self, snapshot_id: int) -> AlignmentSnapshotRow | None:
+        with self.sessions() as session:
+            return session.get(AlignmentSnapshotRow, snapshot_id)
+
+    def alignment_snapshot_at(self, moment: datetime) -> AlignmentSnapshotRow | None:
+        """The last snapshot taken at or before `moment` (aware)."""
+        with self.sessions() as session:
+            query = (
+                select(AlignmentSnapshotRow)
+                .where(AlignmentSnapshotRow.taken_at <= moment)
+                .order_by(AlignmentSnapshotRow.taken_at.desc(), AlignmentSnapshotRow.id.desc())
+                .limit(1)
+            )
+            return session.scalars(query).first()
+
+    def alignment_rows(self, snapshot_id: int) -> dict[str, history.Aligned]:
+        """A snapshot's accounts, by account id (empty for an unknown snapshot)."""
+        with self.sessions() as session:
+            return self._rows(session, snapshot_id)
+
+    def alignment_diff(self, first: int, second: int) -> list[history.Change]:
+        """The accounts whose rep differs from snapshot `first` to snapshot `second`."""
+        with self.sessions() as session:
+            return history.diff(self._rows(session, first), self._rows(session, second))
+
+    def current_alignment(self) -> dict[str, history.Aligned]:
+        """The alignment now, as a snapshot taken now without moves would hold it: the worker's
+        owners, and approved moves it has not reported yet (from the latest snapshot)."""
+        with self.sessions() as session:
+            previous = self._latest_alignment(session)
+            mirror = {
+                r.account_id: KnownOwner(r.rep_id, r.closed, r.owner_at)
+                for r in session.scalars(select(KnownAccountRow))
+            }
+        return history.next_alignment(previous, mirror)
 
     def audit(self, proposal_id: str | None = None, limit: int = 200) -> list[AuditRow]:
         with self.sessions() as session:
@@ -523,7 +671,8 @@ class Store:
         about it (an account's entry in a list) are dropped; its id inside texts becomes
         ``[erased]``; an outbox row whose very key names it is deleted. Returns how many
         rows changed, by kind: moves, proposals_scrubbed and signals_scrubbed always (as
-        the first release did), audit, deliveries and reports when any changed there."""
+        the first release did), audit, deliveries, reports and alignment_rows (its rows in
+        the alignment snapshots, whose counts follow) when any changed there."""
         removed = dict.fromkeys(
             (
                 "moves",
@@ -532,6 +681,7 @@ class Store:
                 "audit_scrubbed",
                 "deliveries_scrubbed",
                 "reports_scrubbed",
+                "alignment_rows",
             ),
             0,
         )
@@ -543,6 +693,24 @@ class Store:
             known = session.get(KnownAccountRow, account_id)
             if known is not None:
                 session.delete(known)
+            # Its rows in every alignment snapshot; their counts follow.
+            snapshots = list(
+                session.scalars(
+                    select(AlignmentAccountRow.snapshot_id).where(AlignmentAccountRow.account_id == account_id)
+                )
+            )
+            removed["alignment_rows"] = session.execute(
+                delete(AlignmentAccountRow).where(AlignmentAccountRow.account_id == account_id)
+            ).rowcount
+            for snapshot_id in snapshots:
+                reps = select(func.count(func.distinct(AlignmentAccountRow.rep_id))).where(
+                    AlignmentAccountRow.snapshot_id == snapshot_id
+                )
+                session.execute(
+                    update(AlignmentSnapshotRow)
+                    .where(AlignmentSnapshotRow.id == snapshot_id)
+                    .values(accounts=AlignmentSnapshotRow.accounts - 1, reps=reps.scalar_subquery())
+                )
             for proposal in session.scalars(select(ProposalRow)):
                 payload = scrub(proposal.payload, account_id, mention)
                 if payload != proposal.payload:

@@ -39,15 +39,18 @@ MAX_KIND, MAX_STATE = 32, 16
 BALANCED_METRICS = ("potential", "workload")
 REBALANCE_OBJECTIVES = ("moves", "moved_potential")
 #: How a proposal came about: "minimal_moves" (fewest moves into the band), "place" (only
-#: accounts without an active rep move) or "travel" (the weekly least travel within a budget of
-#: moves, every rep kept in band).
-PROPOSAL_MODES = ("minimal_moves", "place", "travel")
+#: accounts without an active rep move), "travel" (the weekly least travel within a budget of
+#: moves, every rep kept in band) or "restore" (a person asked for an earlier alignment back:
+#: `territory alignment restore`, alerts/history.py).
+PROPOSAL_MODES = ("minimal_moves", "place", "travel", "restore")
 #: What people call each mode (review page, e-mail, command line).
-PROPOSAL_KINDS = MappingProxyType({"minimal_moves": "rebalance", "place": "placement", "travel": "travel"})
+PROPOSAL_KINDS = MappingProxyType(
+    {"minimal_moves": "rebalance", "place": "placement", "travel": "travel", "restore": "restore"}
+)
 
 
 def proposal_kind(mode: Any) -> str:
-    """ "rebalance", "placement" or "travel" for a proposal's `mode` (a stored payload's too)."""
+    """ "rebalance", "placement", "travel" or "restore" for a proposal's `mode` (a stored payload's too)."""
     return PROPOSAL_KINDS.get(mode, "rebalance")
 
 

@@ -39,6 +39,16 @@ def _register_proposals(cli: typer.Typer) -> None:
 _register_proposals(app)
 
 
+def _register_alignment(cli: typer.Typer) -> None:
+    """History: `territory alignment list|show|diff|export|restore`."""
+    from territory.alignment_cli import app as alignment_app
+
+    cli.add_typer(alignment_app, name="alignment")
+
+
+_register_alignment(app)
+
+
 def _settings(*, serving: bool = False, **overrides: Any) -> Settings:
     """The settings from the environment; an invalid one ends the command with one line
     naming the variable and status 2. `serving`: the command starts servers and sinks, so

@@ -281,7 +281,13 @@ def test_erase_removes_the_account_from_every_table(store):
     assert [m.account_id for m in store.moves("p1")] == [other]
     assert other in store.reports()[0].html
     counts_before = {table: len(rows) for table, rows in before.items()}
-    assert {table: len(rows) for table, rows in after.items()} == {**counts_before, "moves": counts_before["moves"] - 1}
+    # Its moves go, and its rows in the alignment snapshots the approval took (a baseline, the approved one).
+    assert {table: len(rows) for table, rows in after.items()} == {
+        **counts_before,
+        "moves": counts_before["moves"] - 1,
+        "alignment_accounts": counts_before["alignment_accounts"] - 2,
+    }
+    assert [(s.accounts, s.reps) for s in store.alignment_snapshots()] == [(1, 1), (1, 1)]
     assert set(store.erase_account(ERASED_ACCOUNT).values()) == {0}
 
 
