@@ -17,7 +17,6 @@ and 11 (owner `Jane Doe`, no User Id).
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -45,24 +44,41 @@ C01, C02, C03, C04, C05 = (f"0018d00000AbC0{k}AAF" for k in range(1, 6))
 RLN, HAM, MUC = "0058d000002bRLnAAM", "0058d000002bHAMAA2", "0058d000002bMUCAA2"
 
 # Per CRM: the accounts export, its format, the users export and the options its layout needs.
+# Every account counts 1 (no potential given), hence a band of ±30%: 5 accounts cannot split
+# between 2 reps within ±10%, nor 11 between 4 within ±25%. Pipedrive's 10 organizations are in that band already (3, 4, 3):
+# its write-back is that of the scenario in which Lars Nyström leaves.
+LARS = "lars.nystrom@example.se"
 CRMS = {
     "salesforce": (SF_ACCOUNTS, "salesforce-accounts", SF_USERS, []),
     "hubspot": (HS_COMPANIES, "hubspot-companies", HS_USERS, ["--rep-homes", str(HS_HOMES), "--home-from-accounts"]),
-    "pipedrive": (PD_ORGS, "pipedrive-organizations", PD_USERS, []),
+    "pipedrive": (
+        PD_ORGS,
+        "pipedrive-organizations",
+        PD_USERS,
+        ["--home-from-accounts", "--drop-rep", LARS, "--write-back-scenario", f"drop {LARS}"],
+    ),
     "dynamics": (DYN_ACCOUNTS, "dynamics-accounts", DYN_USERS, []),
 }
 
 
-def rebalance(*args: str | Path, expect: int = 0):
+def rebalance(*args: str | Path, expect: int | None = 0):
+    """`territory rebalance ARGS`; `expect` None: any exit status of a solve (0 or 1)."""
     result = CliRunner().invoke(app, ["rebalance", "--time-limit", "3", *map(str, args)])
-    assert result.exit_code == expect, result.output
+    assert result.exit_code == expect if expect is not None else result.exit_code in (0, 1), result.output
     assert "Traceback" not in result.output
     return result
 
 
 def crm_args(crm: str) -> list[str]:
     accounts, format, users, options = CRMS[crm]
-    return ["--accounts", str(accounts), "--format", format, "--owners", str(users), *options]
+    return ["--accounts", str(accounts), "--format", format, "--owners", str(users), "--tolerance", "0.3", *options]
+
+
+def moves_written(document: dict, crm: str) -> list[dict]:
+    """The moves of the proposal whose owner changes --write-back writes."""
+    if crm == "pipedrive":
+        return next(s for s in document["scenarios"] if s["scenario"] == f"drop {LARS}")["moves"]
+    return document["moves"]
 
 
 # ---------------------------------------------------------------------------- units from an export
@@ -87,16 +103,22 @@ def test_moves_reference_the_crm_ids_and_the_assumptions_are_printed(tmp_path):
     # Rows skipped, each with its line, column and reason.
     assert "salesforce_accounts.csv line 9, column 'BillingLatitude': " in text
     assert "salesforce_accounts.csv line 10, column 'NumberOfEmployees': " in text
-    assert "salesforce_accounts.csv line 11, column 'OwnerId': unknown owner format" in text
+    assert (
+        "salesforce_accounts.csv line 11, column 'OwnerId': owner \"Jane Doe\" not found in the --owners file" in text
+    )
     assert "4 rows skipped" in text
 
 
 def test_without_a_users_file_the_reps_are_the_owners_at_the_centre_of_their_accounts(tmp_path):
     out = tmp_path / "proposal.json"
-    result = rebalance("--accounts", HS_COMPANIES_EMAILS, "--format", "hubspot-companies", "--out", out)
+    args = ("--accounts", SF_ACCOUNTS, "--format", "salesforce-accounts", "--tolerance", "0.45", "--out", out)
+    result = rebalance(*args)
     document = json.loads(out.read_text(encoding="utf-8"))
-    assert {b["rep_id"] for b in document["before"]} == {"lena.schaefer@example.de", "pawel.kowalski@example.pl"}
-    assert "no users file (--owners): the reps are the 2 owners of the accounts, each at the centre" in result.output
+    assert {b["rep_id"] for b in document["before"]} == {RLN, HAM, MUC}
+    assert "no users file (--owners): the reps are the accounts' 3 owners, each at the centre of their accounts" in (
+        result.output
+    )
+    assert "salesforce_accounts.csv line 11, column 'OwnerId': unknown owner format" in result.output
 
 
 def test_owner_names_resolve_through_the_users_file_and_reps_without_accounts_are_left_out():
@@ -129,8 +151,10 @@ def test_potential_from_the_sales_history_uses_the_workers_model():
     assert potential[C01] > 5 * potential[C02]
     assert len(set(potential.values())) == len(potential)
     assumed = "\n".join(units.assumed)
-    assert "potential: the worker's potential model (potential.PotentialModel) trained on salesforce_orders.csv" in assumed
-    assert "119 orders of 4 accounts, 2023-07 to 2024-12" in assumed
+    assert (
+        "potential: the worker's potential model (potential.PotentialModel) trained on salesforce_orders.csv" in assumed
+    )
+    assert "120 orders of 4 accounts, 2023-07 to 2024-12" in assumed
     assert "1 order names an account not in salesforce_accounts.csv (0018d00000ZzZ99AAA): ignored" in assumed
     skipped = "\n".join(units.skipped)
     assert "salesforce_orders.csv line 62, column 'TotalAmount': " in skipped
@@ -138,7 +162,11 @@ def test_potential_from_the_sales_history_uses_the_workers_model():
 
 def test_potential_from_a_named_column_and_segment_from_industry(tmp_path):
     units = build_units(
-        SF_ACCOUNTS, "salesforce-accounts", owners=SF_USERS, potential_column="AnnualRevenue", segment_from_industry=True
+        SF_ACCOUNTS,
+        "salesforce-accounts",
+        owners=SF_USERS,
+        potential_column="AnnualRevenue",
+        segment_from_industry=True,
     )
     by_id = {a.account_id: a for a in units.accounts}
     assert by_id[C01].potential == 1_500_000 and by_id[C03].potential == 25_000_000 and by_id[C02].potential == 0
@@ -159,7 +187,9 @@ def test_the_command_needs_units_and_reps_or_accounts_and_format(tmp_path):
     assert "--units UNITS.csv --reps REPS.csv, or --accounts EXPORT.csv --format" in result.output
     result = rebalance("--accounts", SF_ACCOUNTS, expect=2)
     assert "--accounts needs --format" in result.output
-    result = rebalance("--accounts", SF_ACCOUNTS, "--format", "salesforce-accounts", "--potential-column", "Nope", expect=2)
+    result = rebalance(
+        "--accounts", SF_ACCOUNTS, "--format", "salesforce-accounts", "--potential-column", "Nope", expect=2
+    )
     assert "--potential-column: no column 'Nope'" in result.output
 
 
@@ -170,7 +200,7 @@ def test_the_command_needs_units_and_reps_or_accounts_and_format(tmp_path):
 def test_the_write_back_file_reads_back_to_the_same_account_owner_pairs(tmp_path, crm):
     out, written = tmp_path / "proposal.json", tmp_path / f"{crm}_update.csv"
     result = rebalance(*crm_args(crm), "--out", out, "--write-back", written)
-    moves = json.loads(out.read_text(encoding="utf-8"))["moves"]
+    moves = moves_written(json.loads(out.read_text(encoding="utf-8")), crm)
     assert moves, result.output
     expected = {m["unit_id"]: m["to_rep"] for m in moves}
     _, _, users, _ = CRMS[crm]
