@@ -26,7 +26,9 @@ changed account, sorted by account id, CRLF line ends. The layouts:
 Rows the CRM would refuse (an OwnerId that is not a User Id, an owner that is not an e-mail
 address, a Dynamics owner without a name in the users file, an account without its exported
 checksum) are left out and reported. A cell that starts like a spreadsheet formula (= + - @,
-tab, CR) is written with a leading ' (:func:`as_text`).
+tab, CR) is written with a leading ' (:func:`as_text`), except Dynamics' row checksum and
+modification time, which are the CRM's own cells copied back unchanged (the import matches on
+them; a checksum is base64 and may start with "+").
 
 :func:`read_back` reads such a file with the accounts profile of the same CRM (the
 connectors' reading code of `territory import`, before the contract's location check, which
@@ -70,6 +72,9 @@ PROFILES = {
 #: Users export that resolves the owner names of a layout when read back.
 OWNER_DIRECTORIES = {"salesforce": salesforce.owner_directory, "hubspot": hubspot.owner_directory}
 OWNER_DIRECTORIES.update({"pipedrive": pipedrive.owner_directory, "dynamics": dynamics.owner_directory})
+#: Columns copied verbatim from the CRM's own export (not neutralised): Dynamics matches the row by
+#: its exported checksum, a base64 text that may start with "+".
+VERBATIM = {"dynamics": (1, 2)}
 #: Excel opens "CSV UTF-8" as UTF-8 only with a BOM; Dynamics' import expects what Excel saves.
 WITH_BOM = frozenset({"dynamics"})
 
@@ -145,7 +150,8 @@ def writeback_rows(
         except ValueError as error:
             problems.append(f"account {account_id} -> {change.to_rep}: {error}; left out")
             continue
-        rows.append(tuple(as_text(cell) for cell in row))
+        verbatim = VERBATIM.get(crm, ())
+        rows.append(tuple(cell if k in verbatim else as_text(cell) for k, cell in enumerate(row)))
     return LAYOUTS[crm], rows, problems
 
 

@@ -649,7 +649,8 @@ def _write_back(proposals: Any, crm: Any, layout: str, path: Optional[Path], sce
     owners = f"{len(rows)} changed owner{'s' if len(rows) != 1 else ''}"
     if dry_run:
         shown = render(header, rows[:10]).rstrip("\r\n").replace("\r\n", "\n")
-        typer.echo(f"dry run: {layout} write-back ({','.join(header)}) would change {owners} ({scenario}); first rows:")
+        count = f"{len(rows)} owner{'s' if len(rows) != 1 else ''}"
+        typer.echo(f"dry run: {layout} write-back ({','.join(header)}) would change {count} ({scenario}); first rows:")
         typer.echo(shown)
         if len(rows) > 10:
             typer.echo(f"... {len(rows) - 10} more")

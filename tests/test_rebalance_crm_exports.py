@@ -250,3 +250,14 @@ def test_write_back_neutralises_formula_cells():
     header, rows, problems = writeback_rows([Change("101", "=cmd@example.de")], "pipedrive")
     assert header == ("Organization - ID", "Organization - Owner")
     assert problems == [] and rows == [("101", "'=cmd@example.de")]
+
+
+def test_dynamics_checksums_are_copied_back_verbatim():
+    from connectors.writeback import Change, writeback_rows
+
+    guid = "29099dc5-d9d7-55c9-bc5b-2b1bbc9fce71"
+    exported = {"(Do Not Modify) Row Checksum": "+Zx0Qk1aw==", "(Do Not Modify) Modified On": "1/13/2025 8:00"}
+    _, rows, problems = writeback_rows(
+        [Change(guid, "user-1")], "dynamics", owner_names={"user-1": "=Anna"}, passthrough={guid: exported}
+    )
+    assert problems == [] and rows == [(guid, "+Zx0Qk1aw==", "1/13/2025 8:00", "'=Anna")]
