@@ -31,6 +31,11 @@ Out: `territory export-assignments --format salesforce|hubspot --out FILE` reads
 approved changes on `territory.assignments` and writes the file the CRM re-imports
 (`Id,OwnerId` for Data Loader; `Record ID,Company owner` for HubSpot).
 
+Rebalancing without Kafka: `territory rebalance --accounts EXPORT --format F [--owners USERS]
+[--sales ORDERS | --potential-column COL]` builds the rebalancer's units and reps from the
+exports (`units`), prints what it assumed, and `--write-back FILE` writes the owner changes as
+the CRM's update file (`writeback`: Salesforce, HubSpot, Pipedrive, Dynamics 365).
+
 Layout, pure parts first (no Kafka, unit-tested alone):
 
 * `csv_source`  reading: encoding and BOM, delimiter sniffing, quoted multi-line fields, line numbers
@@ -39,6 +44,9 @@ Layout, pure parts first (no Kafka, unit-tested alone):
 * `salesforce`, `hubspot`, `pipedrive`, `dynamics`, `generic`   the column names of each format
 * `homes`       where reps without coordinates live (--rep-homes, account centres)
 * `importer`    a file -> an ImportReport
-* `export`      assignment messages -> latest per account -> CSV rows
+* `units`       an accounts export (+ users, + sales history) -> the rebalancer's Accounts and Reps, and
+                what was assumed (potential from the worker's model trained on the sales)
+* `writeback`   owner changes -> each CRM's update file (layouts, formula neutralisation, read_back)
+* `export`      assignment messages -> latest per account -> CSV rows (through `writeback`)
 * `commands`    the Typer commands; the only module that talks to Kafka
 """

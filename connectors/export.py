@@ -18,7 +18,9 @@ CRLF line ends:
 Rows the CRM would reject (an OwnerId that is not a User Id, an owner that is not an
 e-mail address, a Record ID that is not a number) are left out and reported. A cell that
 starts like a spreadsheet formula (= + - @, tab, CR) is written with a leading ' so a
-spreadsheet shows it as text instead of running it.
+spreadsheet shows it as text instead of running it (`as_text`). The rows and both
+layouts are `connectors.writeback`'s, which `territory rebalance --write-back` shares (with
+Pipedrive's and Dynamics' layouts besides).
 """
 
 from __future__ import annotations
@@ -31,15 +33,23 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
-from connectors import hubspot, salesforce
-from connectors.mapping import Context
+from connectors.writeback import LAYOUTS, Change, as_text, row_of
 
-COLUMNS: dict[str, tuple[str, str]] = {
-    "salesforce": ("Id", "OwnerId"),
-    "hubspot": ("Record ID", "Company owner"),
-}
+#: The two-column layouts of `connectors.writeback` this command writes.
+COLUMNS: dict[str, tuple[str, ...]] = {crm: LAYOUTS[crm] for crm in ("salesforce", "hubspot")}
+
+__all__ = [
+    "COLUMNS",
+    "Assignment",
+    "as_text",
+    "export_rows",
+    "latest_per_account",
+    "parse_assignment",
+    "write_csv",
+    "write_csv_file",
+]
 
 
 @dataclass(frozen=True)
@@ -103,53 +113,21 @@ _NEVER = datetime.min.replace(tzinfo=timezone.utc)
 
 
 def export_rows(assignments: Iterable[Assignment], format: str) -> tuple[list[tuple[str, str]], list[str]]:
-    """(rows without header, problems) for `format`; one row per account, latest wins."""
+    """(rows without header, problems) for `format`; one row per account, latest wins. The
+    rows are those of `connectors.writeback` (the layouts `territory rebalance --write-back`
+    writes too)."""
     if format not in COLUMNS:
         raise ValueError(f"format must be one of {', '.join(COLUMNS)}, got {format!r}")
     rows: list[tuple[str, str]] = []
     problems: list[str] = []
-    ctx = Context()
     for account_id, item in sorted(latest_per_account(assignments).items()):
         try:
-            if format == "salesforce":
-                row = (
-                    _checked(salesforce.account_id, item.account_id, ctx, "Id"),
-                    _checked(salesforce.user_id, item.to_rep, ctx, "OwnerId"),
-                )
-            else:
-                row = (
-                    _checked(hubspot.record_id, item.account_id, ctx, "Record ID"),
-                    _checked(hubspot.email, item.to_rep, ctx, "Company owner"),
-                )
+            account, owner = row_of(Change(item.account_id, item.to_rep, item.from_rep), format)
         except ValueError as error:
             problems.append(f"account {account_id} -> {item.to_rep}: {error}; left out")
             continue
-        rows.append(row)
+        rows.append((account, owner))
     return rows, problems
-
-
-def _checked(parse: Any, value: str, ctx: Context, column: str) -> str:
-    try:
-        return parse(value, ctx)
-    except ValueError as error:
-        raise ValueError(f"{column}: {error}") from None
-
-
-# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets
-# (tab and CR too: some strip them first); someone opening the file before the import
-# would run it. An e-mail address may start with =, + or -.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def as_text(cell: str) -> str:
-    """`cell` as a spreadsheet shows it verbatim: a leading ' makes a formula plain text.
-    The one such helper: every file a spreadsheet may open goes through it (the CRM files
-    here, ``territory export-alignment``'s CSV and xlsx).
-
-    >>> as_text("=cmd|' /C calc'!A0"), as_text("-42"), as_text("a=b")
-    ("'=cmd|' /C calc'!A0", "'-42", 'a=b')
-    """
-    return "'" + cell if cell.startswith(_FORMULA_START) else cell
 
 
 def write_csv(out: TextIO, format: str, rows: Sequence[tuple[str, str]]) -> None:

@@ -197,6 +197,7 @@ def read_export(
     progress_every: int = 500,
     date_format: str | None = None,
     homes: RepHomes | None = None,
+    profile: Profile | None = None,
 ) -> ImportReport:
     """Read, map and validate every row of `path`, all in memory (`sorted_import` for big
     files). Raises CsvFormatError / MappingError for problems of the whole file; row
@@ -206,6 +207,8 @@ def read_export(
     `date_format`: strptime codes of the file's locale dates, or "auto" (detect them,
     and say in a row's date error which options help); None: ISO 8601 only.
     `homes`: where reps without coordinates live (connectors.homes).
+    `profile`: read with this profile instead of `format`'s (e.g. `pipedrive.USERS`, which
+    `territory import` does not offer as a format).
     """
     with _bound_rows(
         path,
@@ -222,6 +225,7 @@ def read_export(
         progress_every=progress_every,
         date_format=date_format,
         homes=homes,
+        profile=profile,
     ) as (binding, ctx, rows, source):
         report = convert_rows(binding, rows, ctx)
         report.footer_lines = source.footer_lines
@@ -245,6 +249,7 @@ def _bound_rows(
     progress_every: int,
     date_format: str | None = None,
     homes: RepHomes | None = None,
+    profile: Profile | None = None,
 ) -> Iterator[tuple[Binding, Context, Iterator[Row], CsvSource]]:
     """The file's profile bound to its header, the parsing context, its rows as a stream,
     and the source (whose `footer_lines` is complete once the rows are read)."""
@@ -255,7 +260,7 @@ def _bound_rows(
             check_date_format(date_format)
         except ValueError as error:
             raise MappingError(str(error)) from None
-    profile = profile_for(format, record_type)
+    profile = profile or profile_for(format, record_type)
     with CsvSource(path, delimiter=delimiter, encoding=encoding) as source:
         binding = bind(profile, source.header, mappings)
         check_rep_location(path, binding, homes)

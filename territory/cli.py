@@ -278,21 +278,106 @@ class _RebalanceCommand(TyperCommand):
 
 @app.command(cls=_RebalanceCommand)
 def rebalance(
-    units: Path = typer.Option(
-        ...,
+    units: Optional[Path] = typer.Option(
+        None,
         "--units",
         dir_okay=False,
         help="UNITS.csv: unit_id, lat, lon, potential; optional workload (0), rep_id "
         "(empty: unassigned), locked (false), segment (empty: none; only reps serving it may take the unit on).",
     ),
-    reps: Path = typer.Option(
-        ...,
+    reps: Optional[Path] = typer.Option(
+        None,
         "--reps",
         dir_okay=False,
         help="REPS.csv: rep_id, home_lat, home_lon; optional capacity_fte (1.0), max_travel_km (no limit), "
         "segments served (;-separated; empty: every segment), min_accounts and max_accounts (whole numbers: "
         "the fewest and most units the rep holds after the proposal; empty: no cap), travel_factor (what a "
         "straight-line km from the rep's home costs for --objective travel, e.g. 1.3 in a city; empty: 1).",
+    ),
+    accounts: Optional[Path] = typer.Option(
+        None,
+        "--accounts",
+        exists=True,
+        dir_okay=False,
+        help="Instead of --units/--reps: a CRM accounts export, read as `territory import` reads it (with --format); "
+        "units placed by coordinates or postal code, current rep = the owner. What is assumed is printed.",
+    ),
+    crm_input: Optional[str] = typer.Option(
+        None,
+        "--format",
+        help="The --accounts export's format: salesforce-accounts|hubspot-companies|pipedrive-organizations|"
+        "dynamics-accounts|generic.",
+    ),
+    owners: Optional[Path] = typer.Option(
+        None,
+        "--owners",
+        exists=True,
+        dir_okay=False,
+        help="With --accounts: the same CRM's users export. Resolves owner names, and its active users who own "
+        "accounts are the reps (homes: the user's coordinates, --rep-homes, postal code + country, "
+        "--home-from-accounts). Without it the reps are the owners, at the centre of their accounts.",
+    ),
+    rep_homes: Optional[Path] = typer.Option(
+        None,
+        "--rep-homes",
+        exists=True,
+        dir_okay=False,
+        help="With --accounts: rep homes (rep_id or email; lat, lon or postal_code, country), as for territory import.",
+    ),
+    home_from_accounts: bool = typer.Option(
+        False,
+        "--home-from-accounts",
+        help="With --accounts --owners: a user without a home lives at the centre of their accounts.",
+    ),
+    account_map: List[str] = typer.Option(
+        [], "--map", help="With --accounts: FIELD=COLUMN, as for territory import (e.g. lat=Breite)."
+    ),
+    sales: Optional[Path] = typer.Option(
+        None,
+        "--sales",
+        exists=True,
+        dir_okay=False,
+        help="With --accounts: an orders export (read as --format generic --type order, columns by --sales-map); "
+        "the worker's potential model learns it month by month and values each account.",
+    ),
+    sales_map: List[str] = typer.Option(
+        [],
+        "--sales-map",
+        help="FIELD=COLUMN for --sales (order_id, account_id, amount, occurred_at, currency), e.g. "
+        "--sales-map account_id=AccountId --sales-map amount=TotalAmount.",
+    ),
+    potential_column: Optional[str] = typer.Option(
+        None,
+        "--potential-column",
+        help="With --accounts: the export's column that holds the potential (e.g. AnnualRevenue; empty counts 0). "
+        "Without it or --sales every account counts 1.",
+    ),
+    segment_from_industry: bool = typer.Option(
+        False, "--segment-from-industry", help="With --accounts: each account's segment is its industry."
+    ),
+    date_format: str = typer.Option(
+        "auto", "--date-format", help="With --accounts / --sales: strptime codes of locale dates (default: detected)."
+    ),
+    write_back: Optional[Path] = typer.Option(
+        None,
+        "--write-back",
+        dir_okay=False,
+        help="With --accounts: write the proposal's owner changes as the CRM's update file (Salesforce Id,OwnerId; "
+        "HubSpot Record ID,Company owner; Pipedrive Organization - ID,Organization - Owner; Dynamics 365 "
+        "(Do Not Modify) Account, Row Checksum, Modified On, Owner).",
+    ),
+    crm_format: Optional[str] = typer.Option(
+        None,
+        "--crm-format",
+        help="salesforce|hubspot|pipedrive|dynamics: the --write-back layout (default: the --format's CRM).",
+    ),
+    write_back_scenario: str = typer.Option(
+        "base", "--write-back-scenario", help="Whose moves --write-back writes: base, or a scenario's name."
+    ),
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Print what --write-back would write (the number of changed owners, the first rows); write no file.",
     ),
     adjacency: Optional[Path] = typer.Option(
         None,
@@ -412,7 +497,31 @@ def rebalance(
         if curve_kind and scope != "company":
             raise offline.InputError(f"--curve is drawn for --scope company only (each {scope} would need its own)")
         added = [offline.parse_add_rep(text) for text in add_rep]
-        inputs = offline.read_inputs(units, reps, adjacency)
+        crm = None
+        if accounts is not None or crm_input is not None:
+            crm, inputs = _crm_inputs(
+                accounts,
+                crm_input,
+                units=units,
+                reps=reps,
+                owners=owners,
+                rep_homes=rep_homes,
+                home_from_accounts=home_from_accounts,
+                account_map=account_map,
+                sales=sales,
+                sales_map=sales_map,
+                potential_column=potential_column,
+                segment_from_industry=segment_from_industry,
+                date_format=date_format,
+                adjacency=adjacency,
+            )
+        elif units is None or reps is None:
+            raise offline.InputError(
+                "give --units UNITS.csv --reps REPS.csv, or --accounts EXPORT.csv --format FORMAT (a CRM export)"
+            )
+        else:
+            inputs = offline.read_inputs(units, reps, adjacency)
+        writeback_crm = _writeback_crm(crm, crm_input, crm_format, write_back, dry_run)
         scenarios = offline.build_scenarios(
             inputs, options, drop_reps=drop_rep, add_reps=added, compare_tolerances=compare_tolerance, combined=combined
         )
@@ -431,6 +540,10 @@ def rebalance(
         districts=inputs.districts,
     )
 
+    if crm is not None:
+        typer.echo(_assumed_block(crm))
+    if dry_run:
+        out = out_geojson = html = charts = None  # a dry run writes no file
     more_hint = f" (all in {out})" if out is not None else " (--out FILE lists them all)"
     for proposal in proposals:
         typer.echo(offline.render_proposal(proposal, max_listed=max(show, 0), more_hint=more_hint))
@@ -449,11 +562,113 @@ def rebalance(
     if charts is not None:
         for path in offline.write_charts(charts, proposals[0]):
             typer.echo(f"wrote {path}")
+    if writeback_crm is not None and crm is not None:
+        _write_back(proposals, crm, writeback_crm, write_back, write_back_scenario, dry_run)
     status = offline.exit_status(proposals)
     if status:
         base = proposals[0].result
         typer.echo(f"error: no proposal for the base case ({base.status}): {base.explanation}", err=True)
         raise typer.Exit(status)
+
+
+def _crm_inputs(
+    accounts: Optional[Path],
+    format: Optional[str],
+    *,
+    units: Optional[Path],
+    reps: Optional[Path],
+    adjacency: Optional[Path],
+    **options: Any,
+) -> tuple[Any, Any]:
+    """`--accounts EXPORT --format F`: the units and reps built from a CRM export (connectors.units)."""
+    from connectors.csv_source import CsvFormatError
+    from connectors.mapping import MappingError, parse_mappings
+    from connectors.units import ACCOUNT_FORMATS, build_units
+    from territory import offline
+
+    if units is not None or reps is not None:
+        raise offline.InputError("give either --units/--reps or --accounts/--format, not both")
+    if accounts is None:
+        raise offline.InputError("--format goes with --accounts EXPORT.csv")
+    if format is None:
+        raise offline.InputError(f"--accounts needs --format ({'|'.join(ACCOUNT_FORMATS)})")
+    try:
+        crm = build_units(
+            accounts,
+            format,
+            owners=options["owners"],
+            rep_homes=options["rep_homes"],
+            home_from_accounts=options["home_from_accounts"],
+            sales=options["sales"],
+            sales_map=parse_mappings(options["sales_map"]) or None,
+            potential_column=options["potential_column"],
+            segment_from_industry=options["segment_from_industry"],
+            mappings=parse_mappings(options["account_map"]) or None,
+            date_format=options["date_format"],
+        )
+    except (MappingError, CsvFormatError, ValueError) as error:
+        raise offline.InputError(str(error)) from None
+    edges = offline.read_edges(adjacency, crm.accounts, units_name=accounts.name) if adjacency is not None else None
+    return crm, offline.Inputs(crm.accounts, crm.reps, edges)
+
+
+def _writeback_crm(
+    crm: Any, crm_input: Optional[str], crm_format: Optional[str], write_back: Optional[Path], dry_run: bool
+) -> Optional[str]:
+    """The --write-back layout, checked before solving."""
+    from connectors.writeback import CRMS
+    from territory import offline
+
+    if write_back is None:
+        if dry_run or crm_format is not None:
+            raise offline.InputError(f"{'--dry-run' if dry_run else '--crm-format'} goes with --write-back FILE")
+        return None
+    if crm is None:
+        raise offline.InputError("--write-back needs --accounts EXPORT.csv --format FORMAT (the CRM's own ids)")
+    chosen = crm_format or crm.crm
+    if chosen not in CRMS:
+        raise offline.InputError(f"--crm-format must be one of {', '.join(CRMS)}, got {chosen!r}")
+    if chosen != crm.crm:
+        raise offline.InputError(
+            f"--crm-format {chosen} does not fit --format {crm_input}: the write-back names the export's own ids"
+        )
+    return str(chosen)
+
+
+def _assumed_block(crm: Any) -> str:
+    lines = ["assumed:"] + [f"  {line}" for line in crm.assumed]
+    lines += [f"  skipped: {line}" for line in crm.skipped]
+    return "\n".join(lines) + "\n"
+
+
+def _write_back(proposals: Any, crm: Any, layout: str, path: Optional[Path], scenario: str, dry_run: bool) -> None:
+    from connectors.writeback import WITH_BOM, Change, render, write_file, writeback_rows
+
+    chosen = next((p for p in proposals if p.scenario.name == scenario), None)
+    if chosen is None:
+        names = ", ".join(p.scenario.name for p in proposals)
+        typer.echo(f"error: --write-back-scenario {scenario!r}: no such scenario ({names})", err=True)
+        raise typer.Exit(2)
+    if not chosen.has_proposal:
+        typer.echo(f"write-back: no proposal for {scenario} ({chosen.result.status}); nothing to write", err=True)
+        return
+    changes = [Change(m.account_id, m.to_rep, m.from_rep) for m in chosen.result.moves]
+    header, rows, problems = writeback_rows(changes, layout, owner_names=crm.owner_names, passthrough=crm.passthrough)
+    for problem in problems:
+        typer.echo(f"write-back skipped: {problem}", err=True)
+    owners = f"{len(rows)} changed owner{'s' if len(rows) != 1 else ''}"
+    if dry_run:
+        shown = render(header, rows[:10]).rstrip("\r\n").replace("\r\n", "\n")
+        count = f"{len(rows)} owner{'s' if len(rows) != 1 else ''}"
+        typer.echo(f"dry run: {layout} write-back ({','.join(header)}) would change {count} ({scenario}); first rows:")
+        typer.echo(shown)
+        if len(rows) > 10:
+            typer.echo(f"... {len(rows) - 10} more")
+        typer.echo("dry run: nothing written")
+        return
+    assert path is not None
+    write_file(path, header, rows, bom=layout in WITH_BOM)
+    typer.echo(f"wrote {path}: {owners} ({scenario}), {layout} layout {','.join(header)}")
 
 
 @app.command("export-alignment")
