@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -77,3 +78,35 @@ async def durable(app: Any) -> None:
         await producer.flush()
     except RuntimeError as error:  # "Cannot flush: Producer not Running"
         log.warning("could not flush the producer before acknowledging a batch: %s", error)
+
+
+@contextmanager
+def unfinished_batch_stays_unacked(events: Sequence[Any]) -> Iterator[None]:
+    """Run a batch's work so that its input offsets are committed only if the work finished.
+
+    Faust's `take_events` acks every event of its batch in a `finally`, and a stopping stream
+    closes that generator at once, while the agent is still in the middle of the batch's work
+    (a worker's shutdown; the consumer commits the acknowledged offsets right after): the
+    batch's effects were lost for good. So the work holds a reference of its own on each
+    message, which that ack does not take away, and gives it back only once the work is done
+    (or failed with an Exception, left to Faust as before: holding a failed batch would stop
+    the partition's commits for good). A batch whose work was cancelled is read again after
+    the restart, and recognised by its rows where it was applied."""
+    held = []
+    for event in events:
+        message = event.message
+        extra = 1 if message.refcount else 2  # a message no stream counted yet: one ack leaves one
+        message.incref(extra)
+        held.append((message, extra))
+    try:
+        yield
+    except Exception:
+        _release(held)
+        raise
+    else:
+        _release(held)
+
+
+def _release(held: Sequence[tuple[Any, int]]) -> None:
+    for message, extra in held:
+        message.decref(extra)

@@ -13,7 +13,7 @@ from faust.types import TP, EventT
 
 from monitor import worker_health
 from monitor.intake import Intake, IntakeRules, Origin
-from core.producing import durable
+from core.producing import durable, unfinished_batch_stays_unacked
 from core.clock import SYSTEM_CLOCK, Clock
 from core.metrics import Metrics
 from core import topics
@@ -97,29 +97,33 @@ def register_intake(app: faust.App, settings: Settings, metrics: Metrics, clock:
         # (StreamT's stub lacks take_events; Stream has it since faust-streaming 0.10.)
         batches = stream.take_events(settings.intake_batch, within=settings.intake_batch_s)  # type: ignore[attr-defined]
         async for events in batches:
-            by_partition: dict[int, list[EventT]] = {}
-            for event in events:
-                by_partition.setdefault(event.message.partition, []).append(event)
-            for partition, group in sorted(by_partition.items()):
-                # Tables are partitioned like the input topics: written as if in the stream of
-                # this partition's last event, each row goes to its partition's changelog.
-                with _as_current(group[-1]):
-                    await intake.handle_batch(
-                        Origin(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
-                        for e in group
-                    )
-                now = clock.now().timestamp()
-                for event in group:
-                    message = event.message
-                    if message.timestamp:  # seconds since the epoch (Kafka's record timestamp)
-                        metrics.intake_processing_seconds.observe(max(0.0, now - message.timestamp))
-                    processed[message.tp] = message.offset + 1
-                    reported[f"{message.topic}:{message.partition}"] = False  # the planner marks it unread again
-            # The rows and snapshots must be on the broker before the batch is acknowledged:
-            # Faust commits acknowledged input offsets without waiting for its producer, and a
-            # crash in between would lose the batch's effects for good (found by the crash test).
-            await durable(app)
-            metrics.held.set(intake.held_count)
+            # Acknowledged only once applied and durable, also if the worker stops half-way.
+            with unfinished_batch_stays_unacked(events):
+                by_partition: dict[int, list[EventT]] = {}
+                for event in events:
+                    by_partition.setdefault(event.message.partition, []).append(event)
+                for partition, group in sorted(by_partition.items()):
+                    # Tables are partitioned like the input topics: written as if in the stream of
+                    # this partition's last event, each row goes to its partition's changelog.
+                    with _as_current(group[-1]):
+                        await intake.handle_batch(
+                            Origin(
+                                e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value
+                            )
+                            for e in group
+                        )
+                    now = clock.now().timestamp()
+                    for event in group:
+                        message = event.message
+                        if message.timestamp:  # seconds since the epoch (Kafka's record timestamp)
+                            metrics.intake_processing_seconds.observe(max(0.0, now - message.timestamp))
+                        processed[message.tp] = message.offset + 1
+                        reported[f"{message.topic}:{message.partition}"] = False  # the planner marks it unread again
+                # The rows and snapshots must be on the broker before the batch is acknowledged:
+                # Faust commits acknowledged input offsets without waiting for its producer, and a
+                # crash in between would lose the batch's effects for good (found by the crash test).
+                await durable(app)
+                metrics.held.set(intake.held_count)
 
     @app.timer(max(0.5, settings.planner_interval_s))
     async def report_progress() -> None:

@@ -12,7 +12,7 @@ from typing import Awaitable, Callable
 
 import faust
 
-from core.producing import durable
+from core.producing import durable, unfinished_batch_stays_unacked
 from core.clock import SYSTEM_CLOCK, Clock
 from core import topics
 from core.metrics import Metrics
@@ -137,16 +137,22 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock
 
     @app.agent(state_topic, name="planner")
     async def planner_agent(stream: faust.StreamT) -> None:
-        async for batch in stream.take(settings.planner_batch, within=settings.planner_interval_s):
-            async with judging:  # a recovery must not swap the session between apply and checkpoint
-                metrics.planner_updates.inc(session[0].apply(batch))
-                if session[0].due:
-                    await judge()
-                else:
-                    # Folded in, not judged: saved all the same before the batch is acknowledged.
-                    session[0].checkpoint()
-                # The checkpoint on the broker before the batch's offsets can be committed.
-                await durable(app)
+        batches = stream.take_events(settings.planner_batch, within=settings.planner_interval_s)  # type: ignore[attr-defined]
+        async for events in batches:
+            # Acknowledged only once applied and checkpointed, also if the worker stops half-way.
+            with unfinished_batch_stays_unacked(events):
+                await apply_batch([event.value for event in events])
+
+    async def apply_batch(batch: list) -> None:
+        async with judging:  # a recovery must not swap the session between apply and checkpoint
+            metrics.planner_updates.inc(session[0].apply(batch))
+            if session[0].due:
+                await judge()
+            else:
+                # Folded in, not judged: saved all the same before the batch is acknowledged.
+                session[0].checkpoint()
+            # The checkpoint on the broker before the batch's offsets can be committed.
+            await durable(app)
 
     @app.timer(max(1.0, settings.planner_interval_s))
     async def judge_between_batches() -> None:

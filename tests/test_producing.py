@@ -51,3 +51,52 @@ def test_durable_waits_for_every_queued_message(broker, hand_over_delay_s):
     assert delivered == queued
     after = end_offsets(broker.bootstrap_servers, {TOPIC: broker.partitions})[TopicPartition(TOPIC, 0)]
     assert after - before == ROWS
+
+
+async def _acked_after_cancelling_a_batch(guarded: bool, finishes: bool = False) -> list[bool]:
+    """Take a batch in a real Faust agent, stop the agent half-way through the batch's work
+    (what a worker's shutdown does; or once the work is done if `finishes`) and tell which of
+    the batch's messages Faust counts as done."""
+    from core.producing import unfinished_batch_stays_unacked
+
+    app = faust.App(f"batch-ack-test-{guarded}", broker="kafka://127.0.0.1:9", web_enabled=False, store="memory://")
+    taken: list = []
+    started = asyncio.Event()
+
+    async def interrupted_work() -> None:
+        started.set()
+        if not finishes:
+            await asyncio.sleep(30)
+
+    @app.agent()
+    async def work(stream) -> None:
+        async for events in stream.take_events(3, within=0.2):
+            taken.extend(events)
+            if guarded:
+                with unfinished_batch_stays_unacked(events):
+                    await interrupted_work()
+            else:
+                await interrupted_work()
+
+    async with work.test_context() as agent:
+        for value in range(3):
+            await agent.put(value)
+        await asyncio.wait_for(started.wait(), 10)
+        if finishes:
+            await asyncio.sleep(0.2)  # the next batch is awaited: this one was acked
+    await asyncio.sleep(0.2)  # the batch generator's finalizer runs (it acks in `finally`)
+    return [event.message.acked for event in taken]
+
+
+def test_faust_acks_a_batch_whose_work_was_interrupted():
+    """Faust's take_events acks every event of a batch in a `finally`: a shutdown in the
+    middle of the batch commits offsets whose effects never happened."""
+    assert asyncio.run(_acked_after_cancelling_a_batch(guarded=False)) == [True, True, True]
+
+
+def test_an_interrupted_batch_stays_unacked():
+    assert asyncio.run(_acked_after_cancelling_a_batch(guarded=True)) == [False, False, False]
+
+
+def test_a_finished_batch_is_acked_as_before():
+    assert asyncio.run(_acked_after_cancelling_a_batch(guarded=True, finishes=True)) == [True, True, True]
