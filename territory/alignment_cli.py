@@ -20,7 +20,6 @@ import asyncio
 import csv
 import io
 import os
-from datetime import timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,37 +45,18 @@ SNAPSHOT_HELP = "A snapshot id, or a date (YYYY-MM-DD: the last snapshot on or b
 
 def _resolve(store: "Store", text: str, name: str) -> "AlignmentSnapshotRow":
     """The snapshot `text` names; exit 2 with an error naming the argument when there is none."""
-    from alerts.history import parse_ref
+    from alerts.restore import RestoreError, resolve
 
     try:
-        ref = parse_ref(text)
-    except ValueError as error:
+        return resolve(store, text)
+    except RestoreError as error:
         raise _fail(f"{name}: {error}")
-    if ref.snapshot_id is not None:
-        found = store.alignment_snapshot(ref.snapshot_id)
-        if found is None:
-            raise _fail(f"{name}: no alignment snapshot {ref.snapshot_id}{_known(store)}")
-        return found
-    assert ref.until is not None
-    found = store.alignment_snapshot_at(ref.until.astimezone(timezone.utc))
-    if found is None:
-        raise _fail(f"{name}: no alignment snapshot on or before {text}{_known(store)}")
-    return found
-
-
-def _known(store: "Store") -> str:
-    snapshots = store.alignment_snapshots()
-    if not snapshots:
-        return ": no alignment snapshot yet (the first approval takes one, and a baseline)"
-    first, last = snapshots[0], snapshots[-1]
-    return (
-        f" (snapshots #{first.id} of {_when(first.taken_at)} to #{last.id} of {_when(last.taken_at)} UTC; "
-        "see `territory alignment list`)"
-    )
 
 
 def _label(snapshot: "AlignmentSnapshotRow") -> str:
-    return f"#{snapshot.id} of {_when(snapshot.taken_at)} UTC ({snapshot.reason})"
+    from alerts.restore import label
+
+    return label(snapshot)
 
 
 @app.command("list")
@@ -168,12 +148,10 @@ def diff(
             ],
         )
     )
-    counts: dict[str, list[int]] = {}
-    for change in moved:
-        counts.setdefault(change.from_rep or "(none)", [0, 0])[0] += 1
-        counts.setdefault(change.to_rep or "(none)", [0, 0])[1] += 1
+    from alerts.restore import rep_counts
+
     typer.echo("")
-    typer.echo(_table(["rep", "gave", "got"], [[rep, str(g), str(t)] for rep, (g, t) in sorted(counts.items())]))
+    typer.echo(_table(["rep", "gave", "got"], [[rep, str(g), str(t)] for rep, (g, t) in rep_counts(moved).items()]))
 
 
 def csv_text(rows: dict[str, "Aligned"]) -> str:
@@ -229,37 +207,6 @@ def export(
     typer.echo(f"wrote {written} accounts of alignment snapshot {_label(found)} to {out} ({format})")
 
 
-def _figures(store: "Store") -> Any:
-    """Potentials, places, homes, fair shares and band from the stored proposals, newest first."""
-    from alerts.history import RestoreFigures
-    from core.settings import Settings
-
-    potentials: dict[str, float] = {}
-    places: dict[str, tuple[float, float]] = {}
-    homes: dict[str, tuple[float, float]] = {}
-    fair: dict[str, float] = {}
-    tolerance: float | None = None
-    for proposal_id in store.proposal_ids_newest_first():
-        row = store.proposal(proposal_id)
-        if row is None:
-            continue
-        payload = row.payload
-        for account in payload.get("accounts") or ():
-            account_id = account.get("account_id")
-            if account_id is None or account_id in potentials:
-                continue
-            potentials[account_id] = float(account.get("potential") or 0.0)
-            if account.get("lat") is not None and account.get("lon") is not None:
-                places[account_id] = (float(account["lat"]), float(account["lon"]))
-        for rep in payload.get("reps") or ():
-            if rep.get("rep_id") not in homes and rep.get("home_lat") is not None and rep.get("home_lon") is not None:
-                homes[rep["rep_id"]] = (float(rep["home_lat"]), float(rep["home_lon"]))
-        if tolerance is None and payload.get("mode") != "restore" and payload.get("before"):
-            tolerance = float(payload.get("tolerance") or Settings().tolerance)
-            fair = {r["rep_id"]: float(r.get("fair_share") or 0.0) for r in payload["before"]}
-    return RestoreFigures(potentials, places, homes, fair, tolerance if tolerance is not None else Settings().tolerance)
-
-
 @app.command()
 def restore(
     snapshot: str = typer.Argument(..., metavar="SNAPSHOT", help=SNAPSHOT_HELP),
@@ -272,48 +219,21 @@ def restore(
 
     With TERRITORY_KAFKA_URL the proposal is also published to territory.proposals, so the
     worker alerts the reviewers as for any proposal."""
-    from alerts.history import restore_proposal
-    from alerts.store import CONTROL_CHARACTERS, MAX_ACTOR_LENGTH
-    from core.records import Proposal
+    from alerts.restore import RestoreError, propose_restore, requester
 
-    by, comment = by.strip(), comment.strip()
-    if not by:
-        raise _fail("--by must name who asks for the restore (kept in the audit log)")
-    if len(by) > MAX_ACTOR_LENGTH:
-        raise _fail(f"--by: at most {MAX_ACTOR_LENGTH} characters")
-    for option, value in (("--by", by), ("--comment", comment)):
-        if CONTROL_CHARACTERS.search(value):
-            raise _fail(f"{option}: must not contain control characters (line breaks, tabs and the like)")
+    try:
+        by, comment = requester(by, comment, by_name="--by", comment_name="--comment")
+    except RestoreError as error:
+        raise _fail(str(error))
     settings = _settings()
     with _store_available("nothing proposed"):
         store = _store(settings)
         found = _resolve(store, snapshot, "SNAPSHOT")
-        then = store.alignment_rows(found.id)
-        current = store.current_alignment()
-        reps = sorted({e.rep_id for e in then.values() if e.rep_id is not None})
-        payload = restore_proposal(
-            found.id,
-            f"{_when(found.taken_at)} UTC, {found.reason}",
-            then,
-            current,
-            active=store.known_reps(reps),
-            figures=_figures(store),
-            state_time=store.state_time(),
-            requested_by=by,
-            created_at=store.clock.now(),
-        )
-        if payload is None:
-            raise _fail(f"SNAPSHOT: the current alignment already gives every account its rep of {_label(found)}")
-        proposal = Proposal.from_json(payload)  # what the alert stage reads: refused here if not valid
-        stored = store.save_proposal(proposal.to_json(), actor=by, comment=comment or None)
-        row = store.proposal(proposal.proposal_id)
-    assert row is not None
-    if not stored or row.status != "pending":
-        raise _fail(
-            f"the same restore was asked for before: proposal {proposal.proposal_id} is {row.status} "
-            f"(`territory proposals show {proposal.proposal_id}`)"
-        )
-    superseded = [r.proposal_id for r in store.proposals("superseded") if r.superseded_by == proposal.proposal_id]
+        try:
+            made = propose_restore(store, found, by=by, comment=comment)
+        except RestoreError as error:
+            raise _fail(f"SNAPSHOT: {error}" if error.kind == "unchanged" else str(error))
+    proposal, superseded = made.proposal, made.superseded
     typer.echo(
         f"proposal {proposal.proposal_id} (restore {_label(found)}): pending, {len(proposal.moves)} moves; "
         f"approve or reject it as any proposal (`territory proposals show {proposal.proposal_id}`)"
@@ -342,10 +262,8 @@ def restore(
 
 async def _publish(settings: Any, proposal: Any) -> None:
     from alerts.decisions import KafkaPublisher
-    from core import topics
+    from alerts.restore import publish
     from core.kafka_auth import client_options
 
     async with KafkaPublisher(settings.bootstrap_servers, **client_options(settings)) as publisher:
-        await asyncio.wait_for(
-            publisher.send(topics.PROPOSALS, proposal.proposal_id.encode(), proposal.to_json()), timeout=30
-        )
+        await asyncio.wait_for(publish(publisher, proposal), timeout=30)

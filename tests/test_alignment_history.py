@@ -73,6 +73,10 @@ def company(store: Store) -> None:
 
 @pytest.fixture
 def history(store: Store) -> Store:
+    return two_approvals(store)
+
+
+def two_approvals(store: Store) -> Store:
     """Two approvals a week apart: p1 moves PLAIN and COMMA, p2 moves FORMULA, UNICODE and
     COMMA again. No worker runs, so the owner mirror never learns of either."""
     store.clock = ManualClock(T0)

@@ -16,6 +16,13 @@ Routes:
 - ``GET /api/proposals/{id}.geojson`` -- the proposal as a GeoJSON FeatureCollection
   (:func:`alerts.geojson.proposal_geojson`); registered before ``/api/proposals/{id}``.
 - ``POST /api/proposals/{id}/approve``, ``.../reject`` -- JSON body ``{"by", "comment"}``.
+- ``GET /alignment`` -- the alignment history: every snapshot, links to compare two, and a
+  "Propose restoring this alignment" form per snapshot; ``GET /alignment/diff?from=A&to=B``
+  -- the accounts whose rep changed from A to B and what each rep lost and gained;
+  ``GET /api/alignment``, ``GET /api/alignment/diff`` -- the same as JSON.
+- ``POST /alignment/{snapshot}/restore`` -- JSON body ``{"by", "comment"}``, behind the write
+  token as approve and reject: stores a pending restore proposal (:mod:`alerts.restore`, as
+  `territory alignment restore`), publishes it for the alert and answers 303 to its page.
 - ``GET /healthz`` -- liveness, never behind a token.
 - ``GET /livez`` -- the process and its event loop answer: 200. No token.
 - ``GET /readyz`` -- 200 when the broker connection works, the store answers ``SELECT 1``
@@ -34,6 +41,7 @@ Modules, one job each:
   the middleware that applies them and sets the security headers.
 - `pages`: the HTML pages (index, proposal page, login / logout).
 - `api`: the JSON API (list and get proposals, approve and reject).
+- `alignment`: the alignment history pages, their JSON twins and the restore form's POST.
 - `readiness`: ``/healthz``, ``/livez``, ``/readyz`` and the worker's readiness checks
   (what they know of Faust's internals is in :mod:`monitor.worker_health`).
 - `views`: proposals, moves and audit rows as pages and JSON show them; the templates.

@@ -15,6 +15,7 @@ from mode import Service
 from alerts import decisions
 from alerts.decisions import Publisher
 from alerts.store import Store
+from alerts.web.alignment import register_alignment
 from alerts.web.api import RETRY_INTERVAL_S, approve, get_proposal, get_proposal_geojson, list_proposals, reject
 from alerts.web.auth import FailedAuthLimiter, allowed_hosts, headers_and_read_access
 from alerts.web.keys import ALLOWED_HOSTS, ENV, LIMITER, PUBLISHER, READINESS, SECTIONS, SETTINGS, STORE
@@ -53,6 +54,7 @@ def review_app(
     app.router.add_get("/api/proposals/{proposal_id}", get_proposal)
     app.router.add_post("/api/proposals/{proposal_id}/approve", approve)
     app.router.add_post("/api/proposals/{proposal_id}/reject", reject)
+    register_alignment(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/livez", livez)
     app.router.add_get("/readyz", readyz)

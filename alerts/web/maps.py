@@ -14,7 +14,7 @@ LEAFLET_DIR = Path(leaflet.BASE_DIR)
 #: What the page may load of Leaflet's package (no source maps, nothing else).
 LEAFLET_FILES = ("leaflet.js", "leaflet.css", "images/layers.png", "images/layers-2x.png",
                  "images/marker-icon.png", "images/marker-icon-2x.png", "images/marker-shadow.png")  # fmt: skip
-OWN_FILES = ("review-map.js",)
+OWN_FILES = ("review-map.js", "alignment.js", "alignment.css")
 _TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
 
 
