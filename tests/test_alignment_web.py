@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
+from contextlib import contextmanager
 from datetime import timedelta
 from html import unescape
 from html.parser import HTMLParser
-from typing import Any, Awaitable, Callable
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Iterator
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from alerts.store import KnownOwner, Store
@@ -21,6 +25,7 @@ from core import topics
 from core.clock import ManualClock
 from core.records import Proposal
 from core.settings import Settings
+from territory.broker import free_port
 from tests.test_alignment_history import (
     COMMA,
     FORMULA,
@@ -403,3 +408,72 @@ def test_a_restore_asked_on_the_page_is_approved_into_a_restoring_snapshot(histo
     approve(history, proposal_id, by="r.boss")
     assert history.alignment_snapshots()[-1].reason == f"applied {proposal_id}, restores #{baseline}"
     assert history.alignment_diff(baseline, ids(history)[-1]) == []
+
+
+# --------------------------------------------------------------------------- in a browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@contextmanager
+def serving(app: web.Application) -> Iterator[str]:
+    """`app` on a free loopback port, on an event loop of its own thread."""
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app, access_log=None)
+    loop.run_until_complete(runner.setup())
+    port = free_port()
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium")
+def test_the_restore_button_in_a_browser_opens_the_new_proposal(history: Store):
+    from playwright.sync_api import expect, sync_playwright
+
+    baseline = ids(history)[0]
+    publisher = Recorder()
+    with serving(review_app(history, publisher, settings())) as base, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            console: list[str] = []
+            page.on("console", lambda message: console.append(message.text))
+            page.goto(f"{base}/")
+            page.get_by_role("link", name="Alignment history").click()
+            expect(page.locator("#snapshots tbody tr")).to_have_count(len(ids(history)))
+            # Without a token the script says so and sends nothing.
+            page.fill("#by", "j.doe")
+            page.locator(f'form[data-restore="/alignment/{baseline}/restore"] button').click()
+            expect(page.locator("#restore-result")).to_contain_text("API token")
+            page.fill("#token", "guess")
+            page.locator(f'form[data-restore="/alignment/{baseline}/restore"] button').click()
+            expect(page.locator("#restore-result")).to_contain_text("Refused (403)")
+            assert history.proposals("pending") == []
+
+            page.fill("#token", WRITE_TOKEN)
+            page.fill("#comment", "back to March")
+            page.locator(f'form[data-restore="/alignment/{baseline}/restore"] button').click()
+            page.wait_for_url(f"{base}/proposals/prop-restore-{baseline}-*", timeout=30_000)
+            expect(page.locator("#status")).to_have_text("pending")
+            expect(page.locator("#approve")).to_be_visible()
+            assert WRITE_TOKEN not in page.content()
+            # The diff page from the list's compare form, with its odd ids shown as text.
+            page.goto(f"{base}/alignment")
+            page.click("form.compare button")
+            expect(page.locator("#moves")).to_contain_text(SCRIPT)
+        finally:
+            browser.close()
+    assert not [text for text in console if "Content Security Policy" in text], console
+    (row,) = history.proposals("pending")
+    assert row.payload["mode"] == "restore" and publisher.sent[0][0] == topics.PROPOSALS
+    assert [(a.actor, a.comment) for a in history.audit(row.proposal_id)] == [("j.doe", "back to March")]
