@@ -343,13 +343,23 @@ def test_the_restore_post_stores_a_pending_restore_publishes_it_and_redirects(hi
             f"/alignment/{baseline}/restore", json=BODY, headers=bearer(WRITE_TOKEN), allow_redirects=False
         )
         assert again.status == 303 and again.headers["Location"] == response.headers["Location"]
+        # Once the worker has alerted it, asking again leads to it and publishes nothing more.
+        history.mark_alerted(row.proposal_id)
+        sent = len(publisher.sent)
+        again = await client.post(
+            f"/alignment/{baseline}/restore", json=BODY, headers=bearer(WRITE_TOKEN), allow_redirects=False
+        )
+        assert again.status == 303 and again.headers["Location"] == response.headers["Location"]
+        assert len(publisher.sent) == sent
 
     with_client(history, settings(), scenario, publisher)
     (row,) = history.proposals("pending")
     assert [(topic, key) for topic, key, _ in publisher.sent][:1] == [(topics.PROPOSALS, row.proposal_id.encode())]
     assert publisher.sent[0][2] == row.payload
-    # The command line's restore of the same snapshot is the same proposal: one code path.
-    assert "pending" in cli(history, "restore", str(baseline), "--by", "j.doe").output
+    # The command line's restore of the same snapshot is the same proposal (one code path), and
+    # as it is alerted already, the command says so.
+    result = cli(history, "restore", str(baseline), "--by", "j.doe", expect=2)
+    assert f"proposal {row.proposal_id} is pending" in result.output
     assert [p.proposal_id for p in history.proposals("pending")] == [row.proposal_id]
 
 
