@@ -17,7 +17,6 @@ shows it) and is said in the 303's JSON body.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
@@ -29,7 +28,7 @@ from alerts.schema import AlignmentSnapshotRow
 from alerts.store import Store
 from alerts.web.auth import write_refusal
 from alerts.web.keys import PUBLISHER, SETTINGS, STORE
-from alerts.web.responses import Refused, html_page, json_error
+from alerts.web.responses import Refused, by_and_comment, html_page, json_error
 from alerts.web.views import iso, proposal_url
 
 log = logging.getLogger("territory.review")
@@ -117,13 +116,7 @@ async def get_diff(request: web.Request) -> web.Response:
 
 
 async def _requester(request: web.Request) -> tuple[str, str]:
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise Refused(json_error(400, 'the body must be JSON: {"by": "...", "comment": "..."}')) from None
-    if not isinstance(body, dict):
-        body = {}
-    by, comment = body.get("by"), body.get("comment")
+    by, comment = await by_and_comment(request)
     try:
         return requester(by if isinstance(by, str) else "", comment if isinstance(comment, str) else "")
     except RestoreError as error:

@@ -18,7 +18,7 @@ from alerts.geojson import proposal_geojson
 from alerts.schema import PROPOSAL_STATES
 from alerts.web.auth import write_refusal
 from alerts.web.keys import PUBLISHER, SETTINGS, STORE
-from alerts.web.responses import Refused, json_error
+from alerts.web.responses import Refused, by_and_comment, json_error
 from alerts.web.views import audit_dict, load_proposal, move_dict, route_proposal_id, summary
 
 #: The worker republishes approved-but-unpublished proposals this often (alerts.web.app).
@@ -64,13 +64,7 @@ async def get_proposal_geojson(request: web.Request) -> web.Response:
 
 
 async def _decision_body(request: web.Request) -> tuple[str, str]:
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise Refused(json_error(400, 'the body must be JSON: {"by": "...", "comment": "..."}')) from None
-    if not isinstance(body, dict):
-        body = {}
-    by, comment = body.get("by"), body.get("comment")
+    by, comment = await by_and_comment(request)
     problems = []
     if not isinstance(by, str) or not by.strip():
         problems.append("by: who decides (a name) is required")

@@ -3,6 +3,7 @@ Content-Security-Policy), JSON errors, and :class:`Refused` to answer with one a
 
 from __future__ import annotations
 
+import json
 import secrets
 from typing import Any
 
@@ -34,3 +35,15 @@ class Refused(Exception):
     def __init__(self, response: web.Response):
         super().__init__(response.text)
         self.response = response
+
+
+async def by_and_comment(request: web.Request) -> tuple[object, object]:
+    """The ``by`` and ``comment`` members of a decision's or a restore's JSON body, as sent
+    (each caller checks them by its own rules); 400 for a body that is not JSON."""
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise Refused(json_error(400, 'the body must be JSON: {"by": "...", "comment": "..."}')) from None
+    if not isinstance(body, dict):
+        body = {}
+    return body.get("by"), body.get("comment")
