@@ -179,12 +179,15 @@ def render(results: dict[str, Any]) -> str:
         out.append("## Throughput\n")
         out.append(
             f"{_fmt(tp['events'])} simulated events (the first of a company's 24 months: accounts, orders, "
-            f"activities, opportunities; mean {tp.get('mean_message_bytes')} bytes) are produced before anything "
-            "consumes them. The raw rate is an `AIOKafkaConsumer` reading all of them from the same broker "
-            "with no processing (the client's ceiling, for reference). Timing of a worker run starts at the "
-            "first sample (every 0.25 s, `territory_intake_events_total`) where every worker has counted events, "
-            "i.e. after the consumer group has joined and partitions are assigned (quirk 1); *intake* ends when "
-            "the workers have counted every input message; *pipeline* ends when the planner "
+            f"activities, opportunities; mean {tp.get('mean_message_bytes')} bytes). For the raw rate and the "
+            "peer they are produced before anything consumes them; the raw rate is an `AIOKafkaConsumer` "
+            "reading all of them from the same broker with no processing (the client's ceiling, for "
+            "reference). The workers run on a fresh broker: they start, settle in the consumer group (every "
+            "input partition assigned, each worker holding some: `territory_worker_assigned_partitions`), "
+            "and then the events are produced in one burst. Timing and each worker's CPU count from the "
+            "burst, so neither the group join nor a hand-over of partitions between the two workers is "
+            "charged to the figures (samples every 0.25 s of `territory_intake_events_total`); *intake* ends "
+            "when the workers have counted every input message; *pipeline* ends when the planner "
             "(`territory_planner_updates_total`) has applied the last snapshot. The group's committed "
             "offsets are checked against every input partition's end afterwards.\n"
         )
