@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+import jsonschema
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from typer.testing import CliRunner
@@ -26,6 +27,7 @@ from tests.geojson_checks import (
     FORMULA,
     KANJI,
     MINUS,
+    PUBLISHED_SCHEMA,
     QUOTED,
     REP_COMMA,
     REP_CYRILLIC,
@@ -153,6 +155,35 @@ def test_a_proposal_without_context_rows_still_shows_its_moves():
     document = valid_geojson(proposal_geojson(bare))
     [account] = features(document, "account")
     assert account["geometry"] is None and account["properties"]["new_rep_id"] == "B"
+
+
+def _without_properties(feature: dict[str, Any]) -> None:
+    del feature["properties"]
+
+
+def _one_position_line(feature: dict[str, Any]) -> None:
+    feature["geometry"]["coordinates"] = feature["geometry"]["coordinates"][:1]
+
+
+def _one_coordinate_point(feature: dict[str, Any]) -> None:
+    feature["geometry"]["coordinates"] = feature["geometry"]["coordinates"][:1]
+
+
+@pytest.mark.parametrize(
+    ("kind", "breakage"),
+    [("account", _without_properties), ("move", _one_position_line), ("rep_home", _one_coordinate_point)],
+    ids=["feature without properties", "line of one position", "point of one coordinate"],
+)
+def test_the_published_schema_rejects_a_broken_feature(kind: str, breakage: Callable[[dict[str, Any]], None]):
+    """The published FeatureCollection schema is a check that can fail: it accepts the
+    document as written and rejects it once one feature is broken."""
+    document = proposal_geojson(payload())
+    jsonschema.Draft7Validator(PUBLISHED_SCHEMA).validate(document)
+    breakage(features(document, kind)[0])
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft7Validator(PUBLISHED_SCHEMA).validate(document)
+    with pytest.raises(jsonschema.ValidationError):
+        valid_geojson(document)
 
 
 def test_the_document_is_plain_utf8_json():

@@ -30,6 +30,20 @@ CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "images" / "review-map.png"
 
 
+def sales_12m(potential: float) -> float:
+    """Sales a little under potential, in whole units (the popup rounds them)."""
+    return float(round(0.6 * potential))
+
+
+def segment(potential: float) -> str:
+    return "key account" if potential >= 2000 else "regional"
+
+
+def popup_rows(text: str) -> dict[str, str]:
+    """The popup's table as {label: value} (its inner text: one row a line, label TAB value)."""
+    return dict(line.split("\t", 1) for line in text.splitlines() if "\t" in line)
+
+
 def nc_proposal() -> dict:
     """The fewest moves that bring North Carolina's 6 reps within ±5%, as a stored proposal."""
     instance = nc_instance()
@@ -51,7 +65,8 @@ def nc_proposal() -> dict:
         seconds=result.seconds,
         tolerance=result.tolerance,
         accounts=tuple(
-            {"account_id": a.account_id, "lat": a.lat, "lon": a.lon, "rep_id": a.rep_id, "potential": a.potential}
+            {"account_id": a.account_id, "lat": a.lat, "lon": a.lon, "rep_id": a.rep_id, "potential": a.potential,
+             "sales_12m": sales_12m(a.potential), "segment": segment(a.potential)}
             for a in instance.accounts
         ),
         accounts_scope="all",
@@ -138,6 +153,10 @@ def test_the_review_map_draws_boundaries_territories_popups_and_toggles_without_
             text = popup.inner_text()
             assert moved["account_id"] in text and f"{moved['from_rep']} → {moved['to_rep']}" in text
             assert "Why it moves" in text and "Potential" in text
+            moved_row = next(a for a in proposal["accounts"] if a["account_id"] == moved["account_id"])
+            rows = popup_rows(text)
+            assert rows["Sales, 12 months"] == f"{int(moved_row['sales_12m']):,}"
+            assert rows["Segment"] == moved_row["segment"]
             page.keyboard.press("Escape")
 
             # Before / after: the moved account's dot takes its new rep's colour.

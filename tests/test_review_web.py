@@ -27,16 +27,20 @@ SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "images" / "review-p
 TOKEN = "review-test-token-5b1e"
 
 REPS = {"A": (52.52, 13.40), "B": (53.55, 9.99), "C": (48.14, 11.58)}  # Berlin, Hamburg, Munich
-# account -> (owner, potential, locked, small offset): A carries half the company, B and C too little.
+# account -> (owner, potential, locked, offset in degrees from the rep's home): A carries half the
+# company, B and C too little. The accounts lie some 20-70 km from home, so that each territory
+# is an area one can see on the page's map.
 ACCOUNTS = {
-    "a1": ("A", 600.0, True, (0.05, 0.05)),
-    "a2": ("A", 500.0, False, (-0.08, 0.12)),
-    "a3": ("A", 300.0, False, (0.11, -0.06)),
-    "a4": ("A", 100.0, False, (-0.04, -0.1)),
-    "b1": ("B", 700.0, False, (0.05, 0.05)),
-    "b2": ("B", 60.0, False, (-0.07, 0.09)),
-    "c1": ("C", 500.0, False, (0.05, 0.05)),
-    "c2": ("C", 300.0, False, (-0.06, -0.08)),
+    "a1": ("A", 600.0, True, (0.25, 0.25)),
+    "a2": ("A", 500.0, False, (-0.4, 0.6)),
+    "a3": ("A", 300.0, False, (0.55, -0.3)),
+    "a4": ("A", 100.0, False, (-0.2, -0.5)),
+    "b1": ("B", 700.0, False, (0.25, 0.25)),
+    "b2": ("B", 60.0, False, (-0.35, 0.45)),
+    "b3": ("B", 40.0, False, (-0.45, -0.2)),
+    "c1": ("C", 500.0, False, (0.25, 0.25)),
+    "c2": ("C", 300.0, False, (-0.3, -0.4)),
+    "c3": ("C", 40.0, False, (0.35, -0.45)),
 }
 
 
@@ -113,6 +117,16 @@ def past_the_warm_up() -> list[tuple[str, str, dict]]:
             ),
         )
     ]
+
+
+def palette_png(path: Path) -> None:
+    """Rewrite a screenshot with a 256-colour palette: the full page is some 5,000 pixels tall,
+    and the README's copy should stay a few hundred KB."""
+    from PIL import Image
+
+    with Image.open(path) as shot:
+        small = shot.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    small.save(path, optimize=True)
 
 
 def post(url: str, body: dict, token: str | None = None) -> tuple[int, dict]:
@@ -202,6 +216,7 @@ def test_approving_in_the_browser_reaches_store_assignments_and_worker_state(bro
             if os.environ.get("TERRITORY_SCREENSHOTS") == "1":
                 SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(SCREENSHOT), full_page=True)
+                palette_png(SCREENSHOT)
 
             page.fill("#token", TOKEN)
             page.click("#approve")
