@@ -292,6 +292,7 @@ class RepAggregate:
     deviation: float = 0.0  # share / fair_share - 1; 0 with nothing to share
     workload_share: float = 0.0  # workload_min / what the active reps' accounts take
     district: str | None = None
+    sales_region: str | None = None  # the region of the rep's district
 
 
 def territory_aggregates(
@@ -359,6 +360,7 @@ def territory_aggregates(
             deviation=shares[rep_id].deviation,
             workload_share=workload_shares[rep_id].share,
             district=rep.district,
+            sales_region=rep.sales_region,
         )
         for rep_id, rep in active.items()
     }
