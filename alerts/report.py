@@ -38,6 +38,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
+from alerts.districts import district_summary
 from alerts.charts import MapAccount, MapRep, moves_curve_png, share_chart_png, territory_map_png
 from alerts.intelligence import TerritoryIntelligence, territory_intelligence
 from core.formatting import percent
@@ -431,6 +432,7 @@ def _proposal_view(proposal: Mapping[str, Any]) -> dict[str, Any]:
         "reps": _rep_rows(proposal),
         # Shown only when some rep belongs to a district (TERRITORY_REBALANCE_SCOPE=district).
         "districts": any(row.get("district") for row in proposal.get("reps") or []),
+        "district_summary": district_summary(proposal),  # alerts.districts: one row per district
         "question": _question(proposal),
         "quota": _quota_note(proposal),
         "moves": moves,

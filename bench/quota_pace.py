@@ -509,6 +509,9 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"Target (<= {TARGET_WEEKS:g} weeks from the drop to `behind`): {'met' if s['target_met'] else 'missed'}.",
         "",
+        f"Target (no pace signal in null runs): {'met' if not s['null_false_per_100_rep_years'] else 'missed'} "
+        f"({_cell(s['null_false_per_100_rep_years'])} false signals per 100 rep-years).",
+        "",
         "Per run:",
         "",
         "| seed | rep | drop from | first `behind` | test | weeks | noise-free weeks | null false signals | seconds |",

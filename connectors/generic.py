@@ -65,6 +65,9 @@ FIELDS: dict[str, dict[str, Parser]] = {
         "travel_factor": as_number,
         "min_accounts": as_integer,
         "max_accounts": as_integer,
+        "min_workload": as_number,
+        "max_workload": as_number,
+        "sales_region": text,
         # Not in the contract yet: where the home base is when there are no coordinates.
         "city": text,
         "postal_code": text,

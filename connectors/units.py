@@ -322,6 +322,8 @@ def _rep(data: Mapping) -> Rep:
         min_accounts=data.get("min_accounts"),
         max_accounts=data.get("max_accounts"),
         travel_factor=data.get("travel_factor") or 1.0,
+        min_workload=data.get("min_workload"),
+        max_workload=data.get("max_workload"),
     )
 
 

@@ -23,6 +23,8 @@ MAX_REGION_LENGTH = 64
 MAX_SEGMENT_LENGTH = 64
 MAX_SEGMENTS = 200
 MAX_ACCOUNTS_CAP = 10**7
+#: Workload caps are minutes over the rebalance window (docs/EVENTS.md).
+MAX_WORKLOAD_CAP = 1e12
 MAX_MESSAGE_BYTES = 256 * 1024
 MAX_EMPLOYEES = 10**9
 # Event times outside these years are typos or garbage; they would also overflow the
@@ -230,9 +232,14 @@ _SCHEMAS: dict[str, tuple[dict[str, Checker], dict[str, tuple[Checker, Any]]]] =
             "segments": (_segments, None),
             # With TERRITORY_REBALANCE_SCOPE=district, fair shares and moves stay inside it.
             "district": (_label, None),
+            # The region the rep's district belongs to (not an account's `region`: a label).
+            "sales_region": (_label, None),
             # Hard limits on how many accounts a proposal leaves the rep with.
             "min_accounts": (_integer(0, MAX_ACCOUNTS_CAP), None),
             "max_accounts": (_integer(0, MAX_ACCOUNTS_CAP), None),
+            # ... and on how much workload (visit and travel minutes over the window).
+            "min_workload": (_number(0.0, MAX_WORKLOAD_CAP), None),
+            "max_workload": (_number(0.0, MAX_WORKLOAD_CAP), None),
             # The rep's sales target for a calendar year (docs/EVENTS.md); absent: no quota.
             "quota": (_number(0.0, 1e12), None),
             # What one straight-line km from the rep's home costs in a travel proposal (1: km).
@@ -328,6 +335,9 @@ def _validate_data(event_type: str, payload: Mapping[str, Any]) -> dict[str, Any
         low, high = data["min_accounts"], data["max_accounts"]
         if low is not None and high is not None and low > high:
             raise ContractError("data.min_accounts", f"must be <= max_accounts ({high}), got {low}")
+        least, most = data["min_workload"], data["max_workload"]
+        if least is not None and most is not None and least > most:
+            raise ContractError("data.min_workload", f"must be <= max_workload ({most:g}), got {least:g}")
     return data
 
 

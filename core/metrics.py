@@ -50,6 +50,8 @@ class Metrics:
     district_potential: Gauge
     district_accounts: Gauge
     district_imbalance: Gauge
+    sales_region_potential: Gauge
+    sales_region_accounts: Gauge
     signals: Counter
     proposals: Counter
     rebalance_seconds: Histogram
@@ -138,6 +140,20 @@ class Metrics:
                 "Largest |share / fair share - 1| over the district's reps (shares as the scope computes them).",
                 ["district"],
                 subsystem="district",
+                **kw,
+            ),
+            sales_region_potential=Gauge(
+                "potential",
+                "Territory potential per sales region (its districts' reps' sum).",
+                ["sales_region"],
+                subsystem="sales_region",
+                **kw,
+            ),
+            sales_region_accounts=Gauge(
+                "accounts",
+                "Accounts served per sales region.",
+                ["sales_region"],
+                subsystem="sales_region",
                 **kw,
             ),
             signals=Counter(

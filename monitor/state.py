@@ -162,6 +162,11 @@ class RepState:
     travel_factor: float = 1.0
     # The sales district the rep belongs to (TERRITORY_REBALANCE_SCOPE=district balances each alone).
     district: str | None = None
+    # Hard limits on the workload (minutes over the window) a proposal leaves the rep with.
+    min_workload: float | None = None
+    max_workload: float | None = None
+    # The sales region the rep's district belongs to (per-region aggregates only).
+    sales_region: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -249,6 +254,9 @@ def apply_rep_event(event: Event) -> RepState:
         quota=data.get("quota"),  # held events parsed before the field lack it
         travel_factor=data.get("travel_factor") or 1.0,
         district=data.get("district"),
+        min_workload=data.get("min_workload"),
+        max_workload=data.get("max_workload"),
+        sales_region=data.get("sales_region"),
     )
 
 
@@ -284,6 +292,7 @@ class RepAggregate:
     deviation: float = 0.0  # share / fair_share - 1; 0 with nothing to share
     workload_share: float = 0.0  # workload_min / what the active reps' accounts take
     district: str | None = None
+    sales_region: str | None = None  # the region of the rep's district
 
 
 def territory_aggregates(
@@ -351,6 +360,7 @@ def territory_aggregates(
             deviation=shares[rep_id].deviation,
             workload_share=workload_shares[rep_id].share,
             district=rep.district,
+            sales_region=rep.sales_region,
         )
         for rep_id, rep in active.items()
     }

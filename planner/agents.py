@@ -187,3 +187,10 @@ def _export_aggregates(metrics: Metrics, evaluation) -> None:
         metrics.district_potential.labels(district).set(math.fsum(a.potential for a in members))
         metrics.district_accounts.labels(district).set(sum(a.accounts for a in members))
         metrics.district_imbalance.labels(district).set(max(abs(a.deviation) for a in members))
+    regions: dict[str, list] = {}
+    for aggregate in evaluation.aggregates.values():
+        if aggregate.sales_region is not None:
+            regions.setdefault(aggregate.sales_region, []).append(aggregate)
+    for region, members in regions.items():
+        metrics.sales_region_potential.labels(region).set(math.fsum(a.potential for a in members))
+        metrics.sales_region_accounts.labels(region).set(sum(a.accounts for a in members))

@@ -832,6 +832,8 @@ def rebalance_reps(reps: Iterable[RepState]) -> list[Rep]:
             min_accounts=r.min_accounts,
             max_accounts=r.max_accounts,
             travel_factor=r.travel_factor,
+            min_workload=r.min_workload,
+            max_workload=r.max_workload,
         )
         for r in reps
         if r.active

@@ -32,7 +32,8 @@ Assignment = dict[tuple[int, int], cp_model.IntVar]
 
 def assignment_model(problem: Problem) -> tuple[cp_model.CpModel, Assignment]:
     """Variables, exactly one candidate rep per account, locked accounts kept, every rep
-    within its account caps (min_accounts, max_accounts)."""
+    within its account caps (min_accounts, max_accounts) and workload caps (min_workload,
+    max_workload)."""
     p = problem
     model = cp_model.CpModel()
     # Only candidate pairs get a variable: that is where travel limits, segments and
@@ -54,6 +55,18 @@ def assignment_model(problem: Problem) -> tuple[cp_model.CpModel, Assignment]:
         least = rep.min_accounts or 0
         most = rep.max_accounts if rep.max_accounts is not None else max(len(held), least)
         model.add_linear_constraint(cp_model.LinearExpr.sum([x[i, r] for i in held]), least, most)
+    for r, rep in enumerate(p.reps):
+        if rep.min_workload is None and rep.max_workload is None:
+            continue
+        held = p.reachable_by[r]
+        work_least, work_most = p.work_least[r], p.work_most[r]
+        work = cp_model.LinearExpr.weighted_sum([x[i, r] for i in held], [p.work[i] for i in held])
+        if work_most is None:
+            model.add(work >= work_least)
+        elif work_least > work_most:  # a min equal to the max, rounded inwards past it: nothing fits
+            model.add_bool_or([])
+        else:
+            model.add_linear_constraint(work, work_least, work_most)
     return model, x
 
 

@@ -44,8 +44,9 @@ def greedy_repair(problem: Problem) -> Repair:
     rep being repaired gets closer to its band: the total band violation strictly
     falls, so the loop ends. ``feasible=False`` when no such step is left.
 
-    Account caps: no step takes a rep below its min_accounts or above its max_accounts,
-    and placements prefer reps under their max, but caps broken today are not repaired
+    Caps: no step takes a rep below its min_accounts or min_workload, or above its
+    max_accounts or max_workload, and placements prefer reps with room under their maxima,
+    but caps broken today are not repaired
     here (CP-SAT does that). ``feasible`` is :meth:`Problem.is_balanced`, caps included,
     and only a feasible repair is ever taken as an answer.
     """
@@ -76,6 +77,8 @@ class _Repairer:
         self.counts = p.counts(self.assignment)
         self.most = [math.inf if rep.max_accounts is None else rep.max_accounts for rep in p.reps]
         self.least = [0 if rep.min_accounts is None else rep.min_accounts for rep in p.reps]
+        self.work = p.work_loads(self.assignment)
+        self.work_most = [math.inf if most is None else most for most in p.work_most]
         # Other metrics than the primary one: moves must not push them further out of band.
         self.others = [p.view(m) for m in range(1, len(p.metrics))]
         self.other_loads = [view.loads(self.assignment) for view in self.others]
@@ -116,7 +119,12 @@ class _Repairer:
         p = self.p
         excess = [p.cap_excess(r, count) for r, count in enumerate(self.counts)]
         worst = max(range(p.n_reps), key=lambda r: excess[r], default=None)
-        return worst if worst is not None and excess[worst] > 0 else None
+        if worst is not None and excess[worst] > 0:
+            return worst
+        # Then the workload caps (another unit: compared only among themselves).
+        work_excess = [p.workload_excess(r, work) for r, work in enumerate(self.work)]
+        worst = max(range(p.n_reps), key=lambda r: work_excess[r], default=None)
+        return worst if worst is not None and work_excess[worst] > 0 else None
 
     def _may_pass(self, frm: int, to: int) -> bool:
         """One account from ``frm`` to ``to`` keeps both within their account caps."""
@@ -132,7 +140,7 @@ class _Repairer:
             r = min(
                 p.candidates[i],
                 key=lambda r: (
-                    self.counts[r] >= self.most[r],
+                    self.counts[r] >= self.most[r] or self.work[r] + p.work[i] > self.work_most[r],
                     loads[r] + p.potential[i] > p.hi[r],
                     p.relative(r, loads[r]),
                     p.distance_km[i, r],
@@ -140,6 +148,7 @@ class _Repairer:
             )
             self.assignment[i] = r
             self.counts[r] += 1
+            self.work[r] += p.work[i]
             loads[r] += p.potential[i]
             for view, other in zip(self.others, self.other_loads):
                 other[r] += view.potential[i]
@@ -151,7 +160,12 @@ class _Repairer:
             self.links[r][t] += 1
 
     def _harmless(self, i: int, frm: int, to: int) -> bool:
-        """Moving ``i`` leaves both reps no further out of band on the other metrics."""
+        """Moving ``i`` keeps both reps within their workload caps (a step of a chain is
+        checked as if alone, which only ever refuses more) and leaves both no further out
+        of band on the other metrics."""
+        w = self.p.work[i]
+        if w and (self.work[frm] - w < self.p.work_least[frm] or self.work[to] + w > self.work_most[to]):
+            return False
         for view, loads in zip(self.others, self.other_loads):
             v = view.potential[i]
             if view.violation(frm, loads[frm] - v) > view.violation(frm, loads[frm]):
@@ -173,6 +187,8 @@ class _Repairer:
         self.loads[to] += self.p.potential[i]
         self.counts[frm] -= 1
         self.counts[to] += 1
+        self.work[frm] -= self.p.work[i]
+        self.work[to] += self.p.work[i]
         self.assignment[i] = to
 
     def _room(self, r: int) -> int:
@@ -303,10 +319,14 @@ def lower_bound(problem: Problem) -> int:
     proves a capped answer optimal. The caps also give bounds of their own: a rep above
     its max_accounts loses at least the excess, one below its min_accounts gains at
     least the shortfall; each rep counts the larger of its two departure (arrival) bounds.
+    The workload caps likewise: a rep above its max_workload loses at least the fewest of
+    its movable accounts covering the excess, one below its min_workload gains at least the
+    fewest reachable accounts covering the shortfall.
     """
     p = problem
     loads = p.loads(p.current)
     counts = p.counts(p.current)
+    work = p.work_loads(p.current)
     placements = sum(1 for r in p.current if r == UNPLACED)
     departures = arrivals = 0
     for r, rep in enumerate(p.reps):
@@ -325,6 +345,17 @@ def lower_bound(problem: Problem) -> int:
             leaving = max(leaving, counts[r] - rep.max_accounts)
         if rep.min_accounts is not None:
             entering = max(entering, rep.min_accounts - counts[r])
+        most = p.work_most[r]
+        if most is not None and work[r] > most:
+            movable_work = [
+                p.work[i]
+                for i in p.reachable_by[r]
+                if p.current[i] == r and not p.locked[i] and len(p.candidates[i]) > 1
+            ]
+            leaving = max(leaving, _fewest_covering(movable_work, work[r] - most))
+        if work[r] < p.work_least[r]:
+            incoming_work = [p.work[i] for i in p.reachable_by[r] if p.current[i] != r]
+            entering = max(entering, _fewest_covering(incoming_work, p.work_least[r] - work[r]))
         departures += leaving
         arrivals += entering
     return max(placements + departures, arrivals)
@@ -369,12 +400,21 @@ def explain_unserved(account: Account) -> str:
 
 
 def _cap_findings(
-    problem: Problem, stuck: Sequence[int], reachable: Sequence[int], *, why: str, which: str
+    problem: Problem,
+    stuck: Sequence[int],
+    reachable: Sequence[int],
+    *,
+    why: str,
+    which: str,
+    stuck_work: Sequence[int] = (),
+    reachable_work: Sequence[int] = (),
 ) -> list[str]:
-    """Sentences for account caps that cannot hold, whatever the bands: the caps' totals
-    against the number of accounts, a rep holding more accounts it cannot give away
-    (``stuck[r]``, reason ``why``) than its max_accounts, and a rep that can hold fewer
-    accounts (``reachable[r]``, described by ``which``) than its min_accounts."""
+    """Sentences for caps that cannot hold, whatever the bands: the caps' totals against
+    the number of accounts, a rep holding more accounts it cannot give away (``stuck[r]``,
+    reason ``why``) than its max_accounts, and a rep that can hold fewer accounts
+    (``reachable[r]``, described by ``which``) than its min_accounts; the same for the
+    workload caps with the scaled workload of those accounts (``stuck_work``,
+    ``reachable_work``)."""
     p = problem
     if not p.has_caps:
         return []
@@ -400,7 +440,47 @@ def _cap_findings(
                 f"rep {rep.rep_id} can take at most {_accounts(reachable[r])} ({which}), "
                 f"below its min_accounts of {rep.min_accounts}"
             )
+    if p.has_workload_caps:
+        findings += _workload_cap_findings(p, stuck_work, reachable_work, why=why, which=which)
     return findings
+
+
+def _workload_cap_findings(
+    problem: Problem, stuck: Sequence[int], reachable: Sequence[int], *, why: str, which: str
+) -> list[str]:
+    """:func:`_cap_findings` for min_workload and max_workload (scaled ``work`` amounts)."""
+    p = problem
+    findings = []
+    total = sum(p.work)
+    maxima = p.work_most
+    if all(m is not None for m in maxima) and sum(m for m in maxima if m is not None) < total:
+        findings.append(
+            f"the reps' max_workload total {_work(p, sum(m for m in maxima if m is not None))}, "
+            f"less than the accounts' workload of {_work(p, total)}"
+        )
+    if sum(p.work_least) > total:
+        findings.append(
+            f"the reps' min_workload total {_work(p, sum(p.work_least))}, "
+            f"more than the accounts' workload of {_work(p, total)}"
+        )
+    for r, rep in enumerate(p.reps):
+        most = p.work_most[r]
+        if rep.max_workload is not None and most is not None and stuck and stuck[r] > most:
+            findings.append(
+                f"rep {rep.rep_id} holds a workload of {_work(p, stuck[r])} it cannot give away ({why}), "
+                f"above its max_workload of {rep.max_workload:g}"
+            )
+        if rep.min_workload is not None and reachable and reachable[r] < p.work_least[r]:
+            findings.append(
+                f"rep {rep.rep_id} can take a workload of at most {_work(p, reachable[r])} ({which}), "
+                f"below its min_workload of {rep.min_workload:g}"
+            )
+    return findings
+
+
+def _work(problem: Problem, scaled: int) -> str:
+    """A scaled workload in the accounts' unit, e.g. "41.5"."""
+    return f"{scaled / problem.work_units:g}"
 
 
 def _accounts(n: int) -> str:
@@ -478,10 +558,20 @@ def explain_caps(
     if not p.has_caps:
         return []
     cannot_leave = [0] * p.n_reps
+    work_cannot_leave = [0] * p.n_reps
     for i, cur in enumerate(p.current):
         if cur != UNPLACED and len(p.candidates[i]) == 1:
             cannot_leave[cur] += 1
-    return _cap_findings(p, cannot_leave, [len(accounts) for accounts in p.reachable_by], why=why, which=which)
+            work_cannot_leave[cur] += p.work[i]
+    return _cap_findings(
+        p,
+        cannot_leave,
+        [len(accounts) for accounts in p.reachable_by],
+        why=why,
+        which=which,
+        stuck_work=work_cannot_leave,
+        reachable_work=[sum(p.work[i] for i in accounts) for accounts in p.reachable_by],
+    )
 
 
 def explain_caps_anywhere(problem: Problem) -> list[str]:
@@ -497,12 +587,19 @@ def explain_caps_anywhere(problem: Problem) -> list[str]:
     stuck = (current != UNPLACED) & (locked | (may_hold.sum(axis=1) == 1))
     stuck_counts = np.bincount(current[stuck], minlength=p.n_reps)
     reachable = np.bincount(current[locked], minlength=p.n_reps) + may_hold[~locked].sum(axis=0)
+    work = np.array(p.work, dtype=np.int64)
+    stuck_work = np.bincount(current[stuck], weights=work[stuck], minlength=p.n_reps)
+    reachable_work = np.bincount(current[locked], weights=work[locked], minlength=p.n_reps) + work[~locked] @ may_hold[
+        ~locked
+    ].astype(np.int64)
     return _cap_findings(
         p,
         [int(c) for c in stuck_counts],
         [int(c) for c in reachable],
         why="locked, or no other rep serves them",
         which="those it serves or holds",
+        stuck_work=[round(float(w)) for w in stuck_work],
+        reachable_work=[round(float(w)) for w in reachable_work],
     )
 
 

@@ -659,14 +659,24 @@ def _no_answer(attempts: Sequence[_Attempt], reach: _Reach, objective: str, num_
     load = p.relative(stuck, p.loads(repair.assignment)[stuck])
     more = "" if setup.candidate_reps >= widest else " or more candidate_reps"
     held = p.counts(repair.assignment)[stuck]
-    if p.cap_excess(stuck, held) > 0:  # the greedy kept the bands but not this rep's caps
+    work = p.work_loads(repair.assignment)[stuck]
+    broken = p.broken_cap(stuck, held, work)
+    if broken is not None:  # the greedy kept the bands but not this rep's caps
         rep = p.reps[stuck]
-        caps = ", ".join(
-            f"{name} {cap}"
-            for name, cap in (("min_accounts", rep.min_accounts), ("max_accounts", rep.max_accounts))
-            if cap is not None
-        )
-        where = f"holding {held} accounts ({caps})"
+        if broken[0].endswith("_accounts"):
+            caps = ", ".join(
+                f"{name} {cap}"
+                for name, cap in (("min_accounts", rep.min_accounts), ("max_accounts", rep.max_accounts))
+                if cap is not None
+            )
+            where = f"holding {held} accounts ({caps})"
+        else:
+            caps = ", ".join(
+                f"{name} {cap:g}"
+                for name, cap in (("min_workload", rep.min_workload), ("max_workload", rep.max_workload))
+                if cap is not None
+            )
+            where = f"holding a workload of {work / p.work_units:g} ({caps})"
     else:
         where = f"at {load:.0%} of fair share{_of(p.metrics[0])} (band {1 - p.tolerance:.0%}-{1 + p.tolerance:.0%})"
     explanation = (
@@ -726,8 +736,18 @@ def _side_constraints(setup: _Setup) -> str:
     """What an assignment must also keep besides the bands, for the explanations."""
     p = setup.problem
     connected = " and every territory stays connected" if setup.contiguity else ""
-    capped = " and every rep within its min_accounts and max_accounts" if p.has_caps else ""
-    return connected + capped
+    return connected + _caps_kept(p)
+
+
+def _caps_kept(problem: Problem) -> str:
+    """ " and every rep within its min_accounts and max_accounts" (and workload caps), or
+    "" without caps."""
+    names = []
+    if any(rep.min_accounts is not None or rep.max_accounts is not None for rep in problem.reps):
+        names.append("min_accounts and max_accounts")
+    if problem.has_workload_caps:
+        names.append("min_workload and max_workload")
+    return f" and every rep within its {' and its '.join(names)}" if names else ""
 
 
 def _anywhere_context(setup: _Setup) -> str:
@@ -963,7 +983,7 @@ def _best_balance_result(setup: _Setup, max_moves: int, num_workers: int) -> Reb
         # Only contiguity and the account caps can leave a budget without an assignment.
         kept = [
             *(["keeps every territory connected"] if setup.contiguity is not None else []),
-            *(["keeps every rep within its min_accounts and max_accounts"] if p.has_caps else []),
+            *([f"keeps{_caps_kept(p)[4:]}"] if p.has_caps else []),
         ]
         explanation = f"no assignment with at most {max_moves} moves {' and '.join(kept)}"
         caps = explain_caps_anywhere(p)
@@ -1540,9 +1560,10 @@ def _closest_compromise(setup: _Setup, start_from: Sequence[int], num_workers: i
     if code == cp_model.INFEASIBLE and p.has_caps:
         # Without bands only the caps (and contiguity) can make this model infeasible.
         connected = " with every territory connected" if setup.contiguity is not None else ""
+        which = "account and workload caps" if p.has_workload_caps else "account caps"
         return (
-            "the account caps cannot all hold, whatever the bands: no assignment of the accounts to reps "
-            f"serving and reaching them{connected} gives every rep between its min_accounts and max_accounts"
+            f"the {which} cannot all hold, whatever the bands: no assignment of the accounts to reps "
+            f"serving and reaching them{connected} keeps{_caps_kept(p)[4:]}"
         )
     if not cpsat.found(code):
         return None
@@ -1576,14 +1597,40 @@ def _bands(problem: Problem) -> str:
 def _cap_moves(problem: Problem) -> int:
     """Fewest moves the account caps alone need (placements included): accounts that must
     leave reps above their max_accounts plus placements, or that must enter reps below
-    their min_accounts, whichever is more. 0 without caps."""
+    their min_accounts, whichever is more; a rep above its max_workload loses at least the
+    fewest of its accounts covering the excess, one below its min_workload gains at least
+    the fewest other accounts covering the shortfall. 0 without caps."""
     p = problem
     if not p.has_caps:
         return 0
     counts = p.counts(p.current)
-    leaving = sum(max(0, counts[r] - rep.max_accounts) for r, rep in enumerate(p.reps) if rep.max_accounts is not None)
-    entering = sum(max(0, rep.min_accounts - counts[r]) for r, rep in enumerate(p.reps) if rep.min_accounts is not None)
+    work = p.work_loads(p.current)
+    leaving = entering = 0
+    for r, rep in enumerate(p.reps):
+        out = max(0, counts[r] - rep.max_accounts) if rep.max_accounts is not None else 0
+        into = max(0, rep.min_accounts - counts[r]) if rep.min_accounts is not None else 0
+        most = p.work_most[r]
+        if most is not None and work[r] > most:
+            held = sorted((p.work[i] for i, cur in enumerate(p.current) if cur == r), reverse=True)
+            out = max(out, _fewest_summing_to(held, work[r] - most))
+        if work[r] < p.work_least[r]:
+            others = sorted((p.work[i] for i, cur in enumerate(p.current) if cur != r), reverse=True)
+            into = max(into, _fewest_summing_to(others, p.work_least[r] - work[r]))
+        leaving += out
+        entering += into
     return max(sum(1 for r in p.current if r == UNPLACED) + leaving, entering)
+
+
+def _fewest_summing_to(largest_first: Sequence[int], amount: int) -> int:
+    """Fewest of the sizes (sorted largest first) that sum to at least ``amount`` (all of
+    them if none do)."""
+    total = count = 0
+    for size in largest_first:
+        if total >= amount:
+            break
+        total += size
+        count += 1
+    return count
 
 
 def _current_with_placements(problem: Problem, repair: Repair) -> list[int]:
@@ -1594,6 +1641,7 @@ def _current_with_placements(problem: Problem, repair: Repair) -> list[int]:
 def _moves(problem: Problem, assignment: Sequence[int], before: Sequence[RepBalance]) -> tuple[Move, ...]:
     by_rep = {b.rep_id: b for b in before}
     counts = problem.counts(problem.current) if problem.has_caps else []
+    work = problem.work_loads(problem.current) if problem.has_caps else []
     moves = []
     for i, (cur, new) in enumerate(zip(problem.current, assignment)):
         if cur != UNPLACED and cur == new:
@@ -1604,8 +1652,8 @@ def _moves(problem: Problem, assignment: Sequence[int], before: Sequence[RepBala
             from_rep = problem.reps[cur].rep_id
             reason = (
                 f"{from_rep} {_deviation_phrase(by_rep[from_rep], problem, 'fair share by')}"
-                f"{_cap_phrase(problem, cur, counts)}; "
-                f"{to_rep} {_deviation_phrase(by_rep[to_rep], problem, 'by')}{_cap_phrase(problem, new, counts)}"
+                f"{_cap_phrase(problem, cur, counts, work)}; "
+                f"{to_rep} {_deviation_phrase(by_rep[to_rep], problem, 'by')}{_cap_phrase(problem, new, counts, work)}"
             )
         elif account.rep_id is None:
             reason = "no owner"
@@ -1627,15 +1675,18 @@ def _moves(problem: Problem, assignment: Sequence[int], before: Sequence[RepBala
     return tuple(moves)
 
 
-def _cap_phrase(problem: Problem, r: int, counts: Sequence[int]) -> str:
-    """ ", above max_accounts (9 > 8)" when rep ``r`` held more (or fewer) accounts than its
-    caps allow before the proposal: why an account moved although the bands held."""
-    if not counts or problem.cap_excess(r, counts[r]) == 0:
+def _cap_phrase(problem: Problem, r: int, counts: Sequence[int], work: Sequence[int]) -> str:
+    """ ", above max_accounts (9 > 8)" (or ", above max_workload (41.5 > 40)") when rep ``r``
+    held more (or fewer) accounts or workload than its caps allow before the proposal: why
+    an account moved although the bands held."""
+    if not counts:
         return ""
-    rep = problem.reps[r]
-    if rep.max_accounts is not None and counts[r] > rep.max_accounts:
-        return f", above max_accounts ({counts[r]} > {rep.max_accounts})"
-    return f", below min_accounts ({counts[r]} < {rep.min_accounts})"
+    broken = problem.broken_cap(r, counts[r], work[r])
+    if broken is None:
+        return ""
+    name, value, cap = broken
+    side, sign = ("above", ">") if name.startswith("max") else ("below", "<")
+    return f", {side} {name} ({value:g} {sign} {cap:g})"
 
 
 def _deviation_phrase(balance: RepBalance, problem: Problem, by: str) -> str:

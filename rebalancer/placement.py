@@ -20,7 +20,7 @@ from ortools.sat.python import cp_model
 from core.formatting import distinct_percents
 from rebalancer import cpsat
 from rebalancer.heuristics import explain_caps, explain_unserved, greedy_placement
-from rebalancer.model import _PRIMARY_TIME_SHARE, _WIDER_TIME_SHARE, _check_arguments, _moves
+from rebalancer.model import _PRIMARY_TIME_SHARE, _WIDER_TIME_SHARE, _caps_kept, _check_arguments, _moves
 from rebalancer.problem import (
     UNPLACED,
     Problem,
@@ -58,8 +58,8 @@ def place_accounts(
     An orphan whose segment no rep serves stays unplaced: the others are placed and
     the explanation names it.
 
-    Every rep must end within its ``min_accounts`` / ``max_accounts``, as in
-    :func:`minimal_moves`. A placement moves no other account, so a rep whose own
+    Every rep must end within its ``min_accounts`` / ``max_accounts`` and its
+    ``min_workload`` / ``max_workload``, as in :func:`minimal_moves`. A placement moves no other account, so a rep whose own
     accounts already exceed its max_accounts, or that cannot reach its min_accounts with
     the orphans it may take, leaves no placement at all: the status is then
     "infeasible" (no moves) and the explanation names the cap.
@@ -193,8 +193,8 @@ def place_accounts(
         n = len(orphans)
         if chosen.status == "infeasible":
             why = (
-                f"no placement of the {n} orphaned account{'s' if n > 1 else ''} keeps every rep within its "
-                "min_accounts and max_accounts; a placement moves no other account, a full rebalance "
+                f"no placement of the {n} orphaned account{'s' if n > 1 else ''} keeps"
+                f"{_caps_kept(full)[4:]}; a placement moves no other account, a full rebalance "
                 "(minimal_moves) may move other accounts too"
             )
         else:
@@ -413,19 +413,22 @@ def _caps_sentence(caps: Sequence[str], n: int) -> str:
 
 
 def _caps_broken(problem: Problem, assignment: Sequence[int]) -> str | None:
-    """Names a rep outside its account caps under ``assignment``, if any."""
+    """Names a rep outside its account or workload caps under ``assignment``, if any."""
     p = problem
+    work = p.work_loads(assignment)
     for r, count in enumerate(p.counts(assignment)):
-        if p.cap_excess(r, count) > 0:
+        broken = p.broken_cap(r, count, work[r])
+        if broken is not None:
             rep = p.reps[r]
-            above = rep.max_accounts is not None and count > rep.max_accounts
-            cap = (
-                f"above its max_accounts of {rep.max_accounts}"
-                if above
-                else f"below its min_accounts of {rep.min_accounts}"
+            name, value, cap = broken
+            side = "above" if name.startswith("max") else "below"
+            holds = (
+                f"{count} account{'s' if count != 1 else ''}"
+                if name.endswith("_accounts")
+                else f"a workload of {value:g}"
             )
             return (
-                f"rep {rep.rep_id} holds {count} account{'s' if count != 1 else ''}, {cap}; "
+                f"rep {rep.rep_id} holds {holds}, {side} its {name} of {cap:g}; "
                 "a full rebalance (minimal_moves) would be needed to meet it"
             )
     return None

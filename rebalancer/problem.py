@@ -26,6 +26,12 @@ account ``i``'s segment, and only eligible reps become candidates (the current r
 always one). Unlike travel limits they are never widened away. The account caps
 (``Rep.min_accounts`` / ``max_accounts``) are constraints of every CP-SAT model
 (``cpsat.assignment_model``) and part of :meth:`Problem.is_balanced`.
+
+The workload caps (``Rep.min_workload`` / ``max_workload``) are absolute amounts of the
+accounts' workload, not shares, so they get a fixed scale of their own: ``work`` counts
+thousandths of a workload unit (``WORKLOAD_UNITS``), exact for workloads given to three
+decimals, and the caps are rounded inwards like the bands. Only an unusually large total
+workload gets a coarser scale, to keep every sum far below 2**53.
 """
 
 from __future__ import annotations
@@ -48,6 +54,10 @@ RESOLUTION = 10**9
 #: Relative float error of a band bound is ~1e-16, i.e. ~1e-4 units at RESOLUTION;
 #: absorbing 1e-3 units keeps bounds that are exact in decimal (e.g. 45.0) exact.
 _FLOAT_NOISE_UNITS = 1e-3
+#: Integer units per unit of Account.workload for the workload caps (see module docstring) ...
+WORKLOAD_UNITS = 1000
+#: ... unless the total workload would pass this many units.
+_WORKLOAD_TOTAL_LIMIT = 10**15
 #: Marks an account whose current rep is missing or not in ``reps``.
 UNPLACED = -1
 
@@ -78,6 +88,12 @@ class Problem:
     fairs: tuple[list[float], ...]
     los: tuple[list[int], ...]
     his: tuple[list[int], ...]
+    # The workload caps, whatever the metrics: scaled workload per account, units per
+    # workload unit, and per rep the least (0: no min) and most (None: no max) scaled workload.
+    work: list[int]
+    work_units: float
+    work_least: list[int]
+    work_most: list[int | None]
 
     @property
     def n_accounts(self) -> int:
@@ -123,8 +139,44 @@ class Problem:
 
     @property
     def has_caps(self) -> bool:
-        """Some rep has a min_accounts or max_accounts."""
-        return any(rep.min_accounts is not None or rep.max_accounts is not None for rep in self.reps)
+        """Some rep has a cap: min_accounts, max_accounts, min_workload or max_workload."""
+        return self.has_workload_caps or any(
+            rep.min_accounts is not None or rep.max_accounts is not None for rep in self.reps
+        )
+
+    @property
+    def has_workload_caps(self) -> bool:
+        """Some rep has a min_workload or max_workload."""
+        return any(rep.min_workload is not None or rep.max_workload is not None for rep in self.reps)
+
+    def work_loads(self, assignment: Sequence[int]) -> list[int]:
+        """Scaled workload held by each rep under ``assignment`` (``work`` units)."""
+        loads = [0] * self.n_reps
+        for i, r in enumerate(assignment):
+            if r != UNPLACED:
+                loads[r] += self.work[i]
+        return loads
+
+    def workload_excess(self, r: int, work: int) -> int:
+        """How far (in ``work`` units) ``work`` lies outside rep ``r``'s workload caps; 0 within."""
+        most = self.work_most[r]
+        return max(0, self.work_least[r] - work, work - most if most is not None else 0)
+
+    def broken_cap(self, r: int, count: int, work: int) -> tuple[str, float, float] | None:
+        """The first cap of rep ``r`` that ``count`` accounts of total scaled workload
+        ``work`` break, as (name, the rep's value, the cap), e.g. ("max_workload", 41.5,
+        40.0); None when every cap holds. For the explanations."""
+        rep = self.reps[r]
+        if rep.max_accounts is not None and count > rep.max_accounts:
+            return "max_accounts", count, rep.max_accounts
+        if rep.min_accounts is not None and count < rep.min_accounts:
+            return "min_accounts", count, rep.min_accounts
+        most = self.work_most[r]
+        if rep.max_workload is not None and most is not None and work > most:
+            return "max_workload", work / self.work_units, rep.max_workload
+        if rep.min_workload is not None and work < self.work_least[r]:
+            return "min_workload", work / self.work_units, rep.min_workload
+        return None
 
     @property
     def has_segments(self) -> bool:
@@ -147,10 +199,15 @@ class Problem:
         return max(0, below, above)
 
     def caps_hold(self, assignment: Sequence[int]) -> bool:
-        """Every rep holds between its min_accounts and max_accounts accounts."""
+        """Every rep holds between its min_accounts and max_accounts accounts, and between
+        its min_workload and max_workload of workload."""
         if not self.has_caps:
             return True
-        return all(self.cap_excess(r, count) == 0 for r, count in enumerate(self.counts(assignment)))
+        if not all(self.cap_excess(r, count) == 0 for r, count in enumerate(self.counts(assignment))):
+            return False
+        return not self.has_workload_caps or all(
+            self.workload_excess(r, work) == 0 for r, work in enumerate(self.work_loads(assignment))
+        )
 
     def imbalance(self, assignment: Sequence[int]) -> float:
         """Largest relative deviation from fair share, ``max |load / fair - 1|``, over
@@ -209,6 +266,21 @@ def build_problem(
         los.append([max(0, math.ceil(f * (1 - tol) - _FLOAT_NOISE_UNITS)) for f in fair])
         his.append([math.floor(f * (1 + tol) + _FLOAT_NOISE_UNITS) for f in fair])
 
+    work_raw = [float(a.workload) for a in accounts]
+    work_total = math.fsum(work_raw)
+    work_units = float(WORKLOAD_UNITS)
+    if work_total * work_units > _WORKLOAD_TOTAL_LIMIT:
+        work_units = _WORKLOAD_TOTAL_LIMIT / work_total
+    # Caps rounded inwards, as the bands; float noise absorbed so that 40.0 stays 40000.
+    work_least = [
+        max(0, math.ceil(rep.min_workload * work_units - _FLOAT_NOISE_UNITS)) if rep.min_workload is not None else 0
+        for rep in reps
+    ]
+    work_most: list[int | None] = [
+        math.floor(rep.max_workload * work_units + _FLOAT_NOISE_UNITS) if rep.max_workload is not None else None
+        for rep in reps
+    ]
+
     current = [rep_index.get(a.rep_id, UNPLACED) if a.rep_id is not None else UNPLACED for a in accounts]
     locked = [a.locked and cur != UNPLACED for a, cur in zip(accounts, current)]
 
@@ -241,6 +313,10 @@ def build_problem(
         fairs=tuple(fairs),
         los=tuple(los),
         his=tuple(his),
+        work=[round(w * work_units) for w in work_raw],
+        work_units=work_units,
+        work_least=work_least,
+        work_most=work_most,
     )
 
 

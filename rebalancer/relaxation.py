@@ -147,4 +147,14 @@ def _assignment_lp(
             solver.Add(held >= rep.min_accounts)
         if rep.max_accounts is not None:
             solver.Add(held <= rep.max_accounts)
+    # And the workload caps (scaled like the bands, to keep the LP well conditioned).
+    for r, rep in enumerate(p.reps):
+        if rep.min_workload is None and rep.max_workload is None:
+            continue
+        work = solver.Sum([x[i, r] * (p.work[i] / _LP_SCALE) for i in p.reachable_by[r]])
+        if rep.min_workload is not None:
+            solver.Add(work >= p.work_least[r] / _LP_SCALE)
+        most = p.work_most[r]
+        if most is not None:
+            solver.Add(work <= most / _LP_SCALE)
     return solver, x

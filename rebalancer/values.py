@@ -82,6 +82,9 @@ class Rep:
 
     ``min_accounts`` / ``max_accounts``: how many accounts the rep must hold after a
     proposal (None: no cap). Unlike the band they count accounts, whatever their size.
+    ``min_workload`` / ``max_workload``: the same for the total ``Account.workload`` the
+    rep holds, in the accounts' workload unit (e.g. hours a year); absolute amounts, not
+    shares, and hard whether or not workload is a balanced metric.
 
     ``travel_factor``: what one straight-line km from the rep's home costs in the travel
     objective (``objective="travel"``, the travel curve), e.g. 1.3 for a rep who drives in
@@ -97,6 +100,8 @@ class Rep:
     min_accounts: int | None = None
     max_accounts: int | None = None
     travel_factor: float = 1.0
+    min_workload: float | None = None
+    max_workload: float | None = None
 
     def __post_init__(self) -> None:
         where = f"rep {self.rep_id}"
@@ -140,6 +145,18 @@ class Rep:
         _require(
             self.min_accounts is None or self.max_accounts is None or self.min_accounts <= self.max_accounts,
             f"{where}: min_accounts ({self.min_accounts}) must not exceed max_accounts ({self.max_accounts})",
+        )
+        for name in ("min_workload", "max_workload"):
+            cap = getattr(self, name)
+            _require(
+                cap is None or (_finite(cap) and float(cap) >= 0),
+                f"{where}: {name} must be None (no cap) or a finite number >= 0, got {cap!r}",
+            )
+            if cap is not None:
+                object.__setattr__(self, name, float(cap))
+        _require(
+            self.min_workload is None or self.max_workload is None or self.min_workload <= self.max_workload,
+            f"{where}: min_workload ({self.min_workload}) must not exceed max_workload ({self.max_workload})",
         )
         _require(
             _finite(self.travel_factor) and self.travel_factor > 0,

@@ -21,7 +21,10 @@ false/no/n/0/off in any case, see ``connectors.values``):
   ``max_travel_km`` (default: no limit), ``segments`` (the segments the rep serves,
   ``;``-separated, spaces around each stripped; empty: every segment; quote the cell in a
   ``;``-delimited file), ``min_accounts`` and ``max_accounts`` (whole numbers >= 0: the
-  fewest and most units the rep holds after the proposal; empty: no cap),
+  fewest and most units the rep holds after the proposal; empty: no cap), ``min_workload``
+  and ``max_workload`` (numbers >= 0, in the units' workload unit: the least and most total
+  workload the rep holds after the proposal; empty: no cap), ``district`` and
+  ``sales_region`` (labels: the rep's sales district and the region it belongs to),
   ``travel_factor`` (a number > 0: what one straight-line km from the rep's home costs in
   ``--objective travel`` and ``--curve travel``, e.g. 1.3 for a city; empty: 1).
 - EDGES.csv: ``unit_a, unit_b``: neighbouring units; territories stay connected.
@@ -107,7 +110,18 @@ __all__ = [
 UNIT_COLUMNS = (("unit_id", "lat", "lon", "potential"), ("workload", "rep_id", "locked", "segment"))
 REP_COLUMNS = (
     ("rep_id", "home_lat", "home_lon"),
-    ("capacity_fte", "max_travel_km", "segments", "min_accounts", "max_accounts", "travel_factor", "district"),
+    (
+        "capacity_fte",
+        "max_travel_km",
+        "segments",
+        "min_accounts",
+        "max_accounts",
+        "travel_factor",
+        "district",
+        "min_workload",
+        "max_workload",
+        "sales_region",
+    ),
 )
 SCOPES = ("company", "district", "segment_pool")
 EDGE_COLUMNS = (("unit_a", "unit_b"), ())
@@ -350,6 +364,11 @@ def read_reps(path: Path) -> tuple[Rep, ...]:
         least = cell("min_accounts", optional(whole_number_at_least_0, None), none_ok=True)
         most = cell("max_accounts", optional(whole_number_at_least_0, None), none_ok=True)
         travel_factor = cell("travel_factor", optional(number_above_0, 1.0))
+        least_work = cell("min_workload", optional(number_at_least_0, None), none_ok=True)
+        most_work = cell("max_workload", optional(number_at_least_0, None), none_ok=True)
+        if BAD not in (least_work, most_work) and None not in (least_work, most_work) and least_work > most_work:
+            errors.add(line, "min_workload", f"must not exceed max_workload ({most_work:g}), got {least_work:g}")
+            least_work = BAD
         if least is not BAD and most is not BAD and least is not None and most is not None and least > most:
             errors.add(line, "min_accounts", f"must not exceed max_accounts ({most}), got {least}")
             least = BAD
@@ -359,7 +378,13 @@ def read_reps(path: Path) -> tuple[Rep, ...]:
             errors.add(line, "rep_id", f"duplicate rep {rep_id!r} (first on line {first_line[rep_id]})")
             continue
         first_line[rep_id] = line
-        if None in (home_lat, home_lon, capacity, travel_factor) or BAD in (max_travel, least, most):
+        if None in (home_lat, home_lon, capacity, travel_factor) or BAD in (
+            max_travel,
+            least,
+            most,
+            least_work,
+            most_work,
+        ):
             continue
         reps.append(
             errors.build(
@@ -374,6 +399,8 @@ def read_reps(path: Path) -> tuple[Rep, ...]:
                 min_accounts=least,
                 max_accounts=most,
                 travel_factor=travel_factor,
+                min_workload=least_work,
+                max_workload=most_work,
             )
         )
     errors.raise_if_any()

@@ -421,6 +421,19 @@ def test_generic_rep_activity_and_opportunity(tmp_path):
         40,
     )
     assert len(report.errors) == 1 and "max_accounts" in str(report.errors[0])
+    # Workload caps (minutes) and the district's sales region; bad caps name their line and column.
+    reps.write_text(
+        "rep_id,home_lat,home_lon,district,sales_region,min_workload,max_workload\n"
+        "R-2,48.1,11.5,Nord, North ,600,2400.5\n"
+        "R-3,48.1,11.5,Nord,North,,lots\n"
+        "R-4,48.1,11.5,Nord,North,900,800\n",
+        encoding="utf-8",
+    )
+    report = read_export(reps, "generic", record_type="rep")
+    data = report.events[0].envelope["data"]
+    assert (data["min_workload"], data["max_workload"], data["sales_region"]) == (600.0, 2400.5, "North")
+    assert [(line, column) for line, column, _ in errors_of(report)] == [(3, "max_workload"), (4, "min_workload")]
+    assert "must be <= max_workload (800), got 900" in errors_of(report)[1][2]
     activities = tmp_path / "activities.csv"
     activities.write_text(
         "activity_id,account_id,rep_id,kind,duration_min,occurred_at\n"

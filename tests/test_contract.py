@@ -190,6 +190,33 @@ def test_bad_segments_and_caps_name_the_field(data, expected):
     assert reason(rep_message(**data), topic=topics.REPS, key="R9").startswith(expected)
 
 
+def test_workload_caps_and_sales_region_are_typed_and_default_to_none():
+    event = parse(rep_message(), topic=topics.REPS, key="R9")
+    assert (event.data["min_workload"], event.data["max_workload"], event.data["sales_region"]) == (None, None, None)
+    event = parse(
+        rep_message(min_workload=600, max_workload=2400.5, district="Nord", sales_region=" North "),
+        topic=topics.REPS,
+        key="R9",
+    )
+    assert (event.data["min_workload"], event.data["max_workload"]) == (600.0, 2400.5)
+    assert (event.data["district"], event.data["sales_region"]) == ("Nord", "North")
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"min_workload": -1}, "data.min_workload: must be >= 0"),
+        ({"max_workload": "a lot"}, "data.max_workload: must be a number"),
+        ({"max_workload": 1e13}, "data.max_workload: must be <= "),
+        ({"min_workload": 500, "max_workload": 400}, "data.min_workload: must be <= max_workload (400), got 500"),
+        ({"sales_region": ""}, "data.sales_region: must be a non-empty string"),
+        ({"sales_region": "x" * 65}, "data.sales_region: longer than 64 characters"),
+    ],
+)
+def test_bad_workload_caps_and_sales_region_name_the_field(data, expected):
+    assert reason(rep_message(**data), topic=topics.REPS, key="R9").startswith(expected)
+
+
 def test_quota_is_a_yearly_target_or_none():
     assert parse(rep_message(), topic=topics.REPS, key="R9").data["quota"] is None
     assert parse(rep_message(quota=1_250_000), topic=topics.REPS, key="R9").data["quota"] == 1_250_000.0

@@ -323,9 +323,9 @@ def test_district_scope_judges_and_rebalances_each_district_alone():
     # is not. Company-wide every North rep is over; by district only South is off, and its
     # proposal moves no account across the districts.
     reps = [
-        RepState("N1", 53.5, 10.0, district="North"),
-        RepState("N2", 53.4, 10.2, district="North"),
-        RepState("S1", 48.1, 11.6, district="South"),
+        RepState("N1", 53.5, 10.0, district="North", sales_region="Germany"),
+        RepState("N2", 53.4, 10.2, district="North", sales_region="Germany"),
+        RepState("S1", 48.1, 11.6, district="South", sales_region="Germany"),
         RepState("S2", 48.2, 11.4, district="South"),
     ]
     sales = {"n1": ("N1", 500.0), "n2": ("N2", 500.0), "s1": ("S1", 60.0), "s2": ("S1", 40.0), "s3": ("S2", 20.0)}
@@ -354,6 +354,9 @@ def test_district_scope_judges_and_rebalances_each_district_alone():
     assert sample("territory_district_accounts", {"district": "South"}) == 3
     assert sample("territory_district_imbalance_ratio", {"district": "North"}) == pytest.approx(0.0)
     assert sample("territory_district_imbalance_ratio", {"district": "South"}) == pytest.approx(2 / 3)
+    # The district's region adds its reps up (S2 names none: it counts in no region).
+    assert sample("territory_sales_region_potential", {"sales_region": "Germany"}) == pytest.approx(1100.0)
+    assert sample("territory_sales_region_accounts", {"sales_region": "Germany"}) == 4
 
     session = PlanningSession(Settings(rebalance_scope="district", solver_workers=1), accounts={}, reps={}, meta={})
     session.judged_at = watermark
@@ -365,12 +368,23 @@ def test_the_rebalancer_gets_each_active_reps_segments_caps_and_travel_factor():
     from planner.planner import rebalance_reps
 
     reps = [
-        RepState("R1", 52.5, 13.4, segments=["key"], min_accounts=2, max_accounts=9, travel_factor=1.3),
+        RepState(
+            "R1",
+            52.5,
+            13.4,
+            segments=["key"],
+            min_accounts=2,
+            max_accounts=9,
+            travel_factor=1.3,
+            min_workload=600.0,
+            max_workload=2400.0,
+        ),
         RepState("R2", 53.5, 10.0, active=False),
     ]
     (rep,) = rebalance_reps(reps)
     assert (rep.rep_id, rep.segments, rep.min_accounts, rep.max_accounts) == ("R1", ("key",), 2, 9)
     assert rep.travel_factor == 1.3
+    assert (rep.min_workload, rep.max_workload) == (600.0, 2400.0)
 
 
 def test_segment_pool_scope_judges_each_pool_of_specialists_against_its_own_segment():

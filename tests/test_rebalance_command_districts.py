@@ -5,12 +5,21 @@ from __future__ import annotations
 from tests.test_rebalance_command import DATA, assignment_after, proposal, rebalance, rows, write_csv
 
 UNITS, REPS = DATA / "segments_units.csv", DATA / "segments_reps.csv"
+DISTRICT_REPS = DATA / "districts_reps.csv"
+
+
+def test_the_district_example_is_the_segments_example_in_two_districts():
+    plain, districts = rows(REPS), rows(DISTRICT_REPS)
+    assert [{k: v for k, v in r.items() if k not in ("district", "sales_region")} for r in districts] == plain
+    assert {r["district"] for r in districts} == {"West", "East"} and {r["sales_region"] for r in districts} == {
+        "Berlin"
+    }
 
 
 def test_district_scope_keeps_every_unit_in_its_district(tmp_path):
     # The segments example with R1 and R3 in district "West", R2 and R4 in "East".
-    district = {"R1": "West", "R2": "East", "R3": "West", "R4": "East"}
-    reps = write_csv(tmp_path / "reps.csv", [{**r, "district": district[r["rep_id"]]} for r in rows(REPS)])
+    district = {r["rep_id"]: r["district"] for r in rows(DISTRICT_REPS)}
+    reps = DISTRICT_REPS
     units = rows(UNITS)
     company = proposal(tmp_path, "--units", UNITS, "--reps", reps)
     assert any(district[m["from_rep"]] != district[m["to_rep"]] for m in company["moves"])  # company-wide crosses

@@ -116,6 +116,37 @@ def test_a_bad_cap_is_reported_with_file_line_and_column(tmp_path):
     assert "reps.csv line 5, column min_accounts: must not exceed max_accounts (3), got 4" in result.stderr
 
 
+def test_workload_caps_are_read_and_a_bad_one_is_reported_with_file_line_and_column(tmp_path):
+    reps = tmp_path / "reps.csv"
+    reps.write_text(
+        "rep_id,home_lat,home_lon,min_workload,max_workload,sales_region\n"
+        "R1,52.5,13.3,10,45.5,North\n"
+        "R2,52.5,13.5,,,\n",
+        encoding="utf-8",
+    )
+    assert [(r.min_workload, r.max_workload) for r in offline.read_reps(reps)] == [(10.0, 45.5), (None, None)]
+    reps.write_text(
+        "rep_id,home_lat,home_lon,min_workload,max_workload\n"
+        "R1,52.5,13.3,,\n"
+        "R2,52.5,13.5,-1,lots\n"
+        "R3,52.6,13.4,40,30\n",
+        encoding="utf-8",
+    )
+    result = rebalance("--units", UNITS, "--reps", reps, expect=2)
+    assert "reps.csv line 3, column min_workload: must be a number >= 0, got '-1'" in result.stderr
+    assert "reps.csv line 3, column max_workload: must be a number >= 0, got 'lots'" in result.stderr
+    assert "reps.csv line 4, column min_workload: must not exceed max_workload (30), got 40" in result.stderr
+
+
+def test_workload_caps_that_cannot_hold_exit_1_naming_them(tmp_path):
+    units = DATA / "units.csv"  # the example with workloads
+    total = sum(float(u["workload"] or 0) for u in rows(units))
+    plain = rows(DATA / "reps.csv")
+    reps = write_csv(tmp_path / "reps.csv", [{**r, "max_workload": f"{total / 2 / len(plain):g}"} for r in plain])
+    result = rebalance("--units", units, "--reps", reps, expect=1)
+    assert f"the reps' max_workload total {total / 2:g}, less than the accounts' workload of {total:g}" in result.stderr
+
+
 def test_caps_that_cannot_hold_exit_1_naming_them(tmp_path):
     reps = write_csv(tmp_path / "reps.csv", [{**r, "max_accounts": "7"} for r in rows(REPS)])
     result = rebalance("--units", UNITS, "--reps", reps, expect=1)

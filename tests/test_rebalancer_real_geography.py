@@ -250,6 +250,8 @@ def test_segment_pools_on_midwest_cities_keep_segments_caps_and_each_pools_band(
         lambda a, r: minimal_moves(a, r, tolerance=tolerance, time_limit_s=30, num_workers=1),
     )
     assert result.status == "optimal", result.explanation
+    # Each pool's fewest moves, proven: the figure docs/BENCHMARKS.md quotes.
+    assert len(result.moves) == 128, len(result.moves)
     by_id = {a.account_id: a for a in accounts}
     assert all(
         by_id[m.account_id].segment in next(r.segments for r in reps if r.rep_id == m.to_rep) for m in result.moves

@@ -91,6 +91,30 @@ def test_segment_follows_the_newest_profile_and_rep_rows_keep_segments_and_caps(
     assert RepState.from_dict(old).segments == [] and RepState.from_dict(old).max_accounts is None
 
 
+def test_rep_state_keeps_workload_caps_and_sales_region_and_older_rows_load_without_them():
+    rep = {
+        "event_id": "r1",
+        "type": "rep.upserted",
+        "occurred_at": "2025-01-01T00:00:00Z",
+        "data": {
+            "rep_id": "R1",
+            "home_lat": 48.1,
+            "home_lon": 11.6,
+            "district": "Nord",
+            "sales_region": "North",
+            "min_workload": 600,
+            "max_workload": 2400,
+        },
+    }
+    state = apply_rep_event(parse_event(json.dumps(rep).encode(), topic=topics.REPS, key=b"R1"))
+    assert (state.min_workload, state.max_workload, state.sales_region) == (600.0, 2400.0, "North")
+    row = state.to_dict()
+    assert RepState.from_dict(row) == state
+    old = {key: value for key, value in row.items() if key not in ("min_workload", "max_workload", "sales_region")}
+    loaded = RepState.from_dict(old)
+    assert (loaded.min_workload, loaded.max_workload, loaded.sales_region) == (None, None, None)
+
+
 def test_district_aggregates_share_within_the_district():
     watermark = datetime(2025, 6, 1, tzinfo=timezone.utc)
     reps = [
