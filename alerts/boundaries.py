@@ -1,5 +1,5 @@
 """What maps draw under and around the accounts: administrative boundaries, from
-core/data/boundaries.zip (offline), and the territories' areas.
+core/data/boundaries.zip (offline, read by `core.boundaries`), and the territories' areas.
 
 Countries everywhere (Natural Earth 1:50m), admin1 areas of the postal data's countries
 (Natural Earth 1:10m; US states from the Census Bureau) and US counties (admin2): see
@@ -14,15 +14,13 @@ True
 
 from __future__ import annotations
 
-import json
-import zipfile
 from collections.abc import Iterable
-from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 from shapely.geometry import MultiPoint, box, shape
 from shapely.geometry.base import BaseGeometry
+
+from core.boundaries import archive_names, read_layer
 
 #: Margin around the accounts, degrees: neighbouring areas show at the map's edge.
 MARGIN_DEG = 1.0
@@ -49,25 +47,11 @@ def territory_areas(points: Iterable[tuple[str, float, float]]) -> dict[str, Bas
     }
 
 
-@lru_cache(maxsize=1)
-def _archive_names() -> frozenset[str]:
-    with zipfile.ZipFile(resources.files("core.data").joinpath("boundaries.zip").open("rb")) as archive:
-        return frozenset(archive.namelist())
-
-
-@lru_cache(maxsize=64)
-def _layer(name: str) -> tuple[tuple[dict[str, Any], tuple[float, float, float, float]], ...]:
-    """The features of one member, each with its bounds (west, south, east, north)."""
-    with zipfile.ZipFile(resources.files("core.data").joinpath("boundaries.zip").open("rb")) as archive:
-        collection = json.loads(archive.read(name))
-    return tuple((feature, shape(feature["geometry"]).bounds) for feature in collection["features"])
-
-
 def _overlapping(name: str, area: Any) -> list[dict[str, Any]]:
     west, south, east, north = area.bounds
     return [
         feature
-        for feature, (w, s, e, n) in _layer(name)
+        for feature, (w, s, e, n) in read_layer(name)
         if w <= east and e >= west and s <= north and n >= south and shape(feature["geometry"]).intersects(area)
     ]
 
@@ -83,7 +67,7 @@ def boundaries_near(points: Iterable[tuple[float, float]], margin_deg: float = M
     area = box(min(lons) - margin_deg, min(lats) - margin_deg, max(lons) + margin_deg, max(lats) + margin_deg)
     countries = _overlapping("countries.geojson", area)
     features = list(countries)
-    names = _archive_names()
+    names = archive_names()
     for member in sorted(names):
         if member.startswith("admin1/"):
             features += _overlapping(member, area)

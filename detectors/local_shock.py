@@ -54,6 +54,7 @@ from scipy import sparse
 from core.geo import haversine_array_km, haversine_matrix_km
 from core.records import Signal, Subject
 from detectors.protocol import CellDay, CompanyCoverage
+from monitor.regions import region_label
 from monitor.state import AccountState
 
 MEASURES = ("orders", "order_size")
@@ -121,6 +122,9 @@ class LocalShockFinding:
     evidence: LocalShockEvidence
     accounts: tuple[str, ...] = ()  # account ids in the area (as last observed), sorted
     reps: tuple[str, ...] = ()  # their reps, sorted
+    # The admin2 (county, Landkreis) and admin1 ids the accounts lie in, most orders first.
+    admin2: tuple[str, ...] = ()
+    admin1: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -176,6 +180,8 @@ class LocalShockDetector:
         self.min_history_days, self.rearm_days = int(min_history_days), int(rearm_days)
         self.baseline_halflife_days, self.min_change = float(baseline_halflife_days), float(min_change)
         self._members: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}  # cell -> (accounts, reps)
+        # cell -> (admin1 or None, admin2 or None) of each of its accounts
+        self._areas: dict[str, tuple[tuple[str | None, str | None], ...]] = {}
         self._reset()
 
     def _reset(self) -> None:
@@ -218,6 +224,8 @@ class LocalShockDetector:
                 "accounts": len(finding.accounts),
                 "account_ids": list(finding.accounts[:MAX_ACCOUNT_IDS]),
                 "reps": list(finding.reps),
+                "areas": [region_label(a) for a in finding.admin2],
+                "admin1": [region_label(a) for a in finding.admin1],
             },
             detected_at=datetime.combine(finding.detected_on, datetime.min.time(), timezone.utc),
             emitted_at=emitted_at,
@@ -236,16 +244,19 @@ class LocalShockDetector:
         """Which accounts and reps each cell holds (for the findings; not part of the state)."""
         accounts: dict[str, list[str]] = {}
         reps: dict[str, set[str]] = {}
+        areas: dict[str, list[tuple[str | None, str | None]]] = {}
         for account in coverage.accounts:
             if not account.known or account.closed or account.lat is None or account.lon is None:
                 continue
             cell = cell_of(account.lat, account.lon)
             accounts.setdefault(cell, []).append(account.account_id)
+            areas.setdefault(cell, []).append((account.admin1, account.admin2))
             if account.rep_id:
                 reps.setdefault(cell, set()).add(account.rep_id)
         self._members = {
             cell: (tuple(sorted(ids)), tuple(sorted(reps.get(cell, ())))) for cell, ids in accounts.items()
         }
+        self._areas = {cell: tuple(sorted(found, key=str)) for cell, found in areas.items()}
 
     # ------------------------------------------------------------------ the update
 
@@ -482,6 +493,15 @@ class LocalShockDetector:
             nats_per_day = orders_per_day * step**2 / (2 * kappa * variance)
         accounts = tuple(sorted(a for c in cells for a in self._members.get(c, ((), ()))[0]))
         reps = tuple(sorted({r for c in cells for r in self._members.get(c, ((), ()))[1]}))
+        # each account weighs its cell's baseline share of the orders, split evenly among the cell's accounts
+        cell_share = self._share()
+        weighted = [
+            (area, float(cell_share[self._index[c]]) / len(self._areas[c]))
+            for c in cells
+            if c in self._areas
+            for area in self._areas[c]
+        ]
+        admin1, admin2 = _most_first(weighted)
         return LocalShockFinding(
             area=f"{centre_cell}/{len(cells)}",
             cells=cells,
@@ -503,6 +523,8 @@ class LocalShockDetector:
             ),
             accounts=accounts,
             reps=reps,
+            admin2=admin2,
+            admin1=admin1,
         )
 
     def _rearm(self, cells: np.ndarray) -> None:
@@ -558,12 +580,42 @@ def _fresh_row() -> np.ndarray:
     return row
 
 
+def _most_first(
+    weighted: Sequence[tuple[tuple[str | None, str | None], float]],
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The distinct admin1 and admin2 ids of some weighted accounts, the heaviest first."""
+    out = []
+    for level in (0, 1):
+        totals: dict[str, float] = {}
+        for area, weight in weighted:
+            if area[level]:
+                totals[str(area[level])] = totals.get(str(area[level]), 0.0) + weight
+        out.append(tuple(key for key, _ in sorted(totals.items(), key=lambda item: (-item[1], item[0]))))
+    return out[0], out[1]
+
+
 def _area_name(finding: LocalShockFinding) -> str:
+    """ "Bibb, Jones and 3 more (Georgia): 12 accounts within 40 km of 32.90°N 83.55°W"; the
+    county part is left out where the accounts have no admin2."""
     lat, lon = finding.evidence.centre
-    return (
+    where = (
         f"{len(finding.accounts)} accounts within {finding.evidence.radius_km:.0f} km of "
         f"{abs(lat):.2f}°{'N' if lat >= 0 else 'S'} {abs(lon):.2f}°{'E' if lon >= 0 else 'W'}"
     )
+    if not finding.admin2:
+        return where
+    first = [_short_name(a) for a in finding.admin2[:2]]
+    rest = len(finding.admin2) - len(first)
+    counties = " and ".join(first) if rest == 0 else f"{', '.join(first)} and {rest} more"
+    states = ", ".join(_short_name(a) for a in finding.admin1[:2]) + (" ..." if len(finding.admin1) > 2 else "")
+    return f"{counties} ({states}): {where}" if states else f"{counties}: {where}"
+
+
+def _short_name(area_id: str) -> str:
+    """An area's own name without its parent and id ("Bibb" for US-GA-021), else the id."""
+    label = region_label(area_id)
+    name = label[: -len(area_id) - 3] if label.endswith(f" ({area_id})") else area_id
+    return name.split(", ")[0] if area_id.count("-") >= 2 else name
 
 
 __all__: Sequence[str] = ["LocalShockDetector", "LocalShockEvidence", "LocalShockFinding", "cell_of", "cell_centre"]

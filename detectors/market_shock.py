@@ -332,7 +332,9 @@ class MarketShockDetector:
                 st.start_baseline(self._decay)
             return None
         p = st.share()
-        if p <= _EPS:  # never sold anything: nothing to compare with
+        if p <= _EPS or p >= 1.0 - _EPS:
+            # never sold anything, or is the whole company (one state's accounts): its share
+            # has nothing to move against
             st.learn(x, total, self._decay)
             return None
         # Small regions: pool days until the batch holds enough orders that its

@@ -108,3 +108,39 @@ def test_a_restart_in_the_middle_changes_nothing(towns):
         (f.area, f.direction, f.detected_on) for f in expected
     ]
     assert expected
+
+
+def test_a_shock_around_one_county_names_that_county(towns):
+    """The accounts' admin areas (as the coverage brings them) name the area: a shock in the
+    towns of Bibb County (Macon) and around it is named after Bibb, in Georgia."""
+    from datetime import datetime, timezone
+
+    from detectors import CompanyCoverage
+    from monitor.regions import default_admin_areas
+    from monitor.state import AccountState
+
+    lats, lons = np.array([t[0] for t in towns]), np.array([t[1] for t in towns])
+    areas = default_admin_areas().lookup_many(lats, lons)
+    accounts = [
+        AccountState(
+            f"town-{i}", lat=lat, lon=lon, known=True, rep_id="R1", country=a.country, admin1=a.admin1, admin2=a.admin2
+        )
+        for i, ((lat, lon, _, _), a) in enumerate(zip(towns, areas))
+    ]
+    at = datetime(2023, 1, 1, tzinfo=timezone.utc)
+    detector = LocalShockDetector()
+    detector.observe(CompanyCoverage(accounts, [], at, at, 12, True))
+    found = [f for day in days_of_orders(towns, measure="orders") for f in detector.observe(day)]
+    assert found, "the shock was not found"
+    signal = detector.signal(found[0], datetime(2024, 6, 1, tzinfo=timezone.utc))
+    assert found[0].admin2[0] == "US-GA-021" and found[0].admin1 == ("US-GA",)
+    assert signal.evidence["areas"][0] == "Bibb, Georgia (US-GA-021)"
+    assert list(signal.evidence["admin1"]) == ["Georgia (US-GA)"]
+    assert signal.subject.name.startswith("Bibb, ") and " (Georgia): " in signal.subject.name, signal.subject.name
+    # without admin areas (older snapshots) the name is the accounts' centre and radius
+    bare = LocalShockDetector()
+    bare.observe(
+        CompanyCoverage([AccountState(a.account_id, a.lat, a.lon, known=True) for a in accounts], [], at, at, 12, True)
+    )
+    unnamed = [f for day in days_of_orders(towns, measure="orders") for f in bare.observe(day)]
+    assert unnamed[0].admin2 == () and bare.signal(unnamed[0], at).subject.name.split(" ")[1] == "accounts"

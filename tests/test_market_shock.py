@@ -174,3 +174,19 @@ def test_hyperparameters_are_stored_under_their_names():
         detector.min_change,
         detector.measure,
     ) == (9.0, 0.35, 30, 45, 200.0, 6.0, 0.1, "orders")
+
+
+@pytest.mark.parametrize("measure", ["sales", "orders"])
+def test_a_company_in_one_region_has_no_region_to_compare_and_no_finding(measure):
+    # A company inside one state (real accounts of North Carolina): that region is the whole
+    # company, its share is 1 and cannot move; a second region appearing later is judged as usual.
+    detector = MarketShockDetector(measure=measure)
+    rng = np.random.default_rng(5)
+    day, found = date(2024, 1, 1), []
+    for n in range(400):
+        sales = {"US-NC": float(rng.gamma(50.0, 100.0))}
+        if n >= 300:
+            sales["US-SC"] = float(rng.gamma(5.0, 100.0))
+        counts = {region: max(1, round(value / 100)) for region, value in sales.items()}
+        found += detector.update(day + timedelta(days=n), sales, counts if measure == "orders" else None).findings
+    assert found == []
