@@ -125,10 +125,12 @@ class ImbalanceDetector:
         aggregates = observation.aggregates
         fair = {rep_id: agg.fair_share for rep_id, agg in aggregates.items()}
         if self.metric == "workload":
-            total = sum(agg.workload_min for agg in aggregates.values())
-            if total <= 0:
+            # Nothing to share: no rep is off (a company without activity data).
+            if sum(agg.workload_min for agg in aggregates.values()) <= 0:
                 return []
-            shares = {rep_id: agg.workload_min / total for rep_id, agg in aggregates.items()}
+            # The aggregate's share is of the rep's group (its district, with the rebalance
+            # scope "district"), like the fair share it is judged against.
+            shares = {rep_id: agg.workload_share for rep_id, agg in aggregates.items()}
         else:
             shares = {rep_id: agg.share for rep_id, agg in aggregates.items()}
         self._observed = observation
