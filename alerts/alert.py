@@ -17,7 +17,6 @@ from typing import Any, Mapping
 
 from alerts import messages
 from core.clock import SYSTEM_CLOCK, Clock
-from core.formatting import percent
 from core.records import Proposal, Signal
 
 #: The `service` label on every alert, so one Alertmanager route catches them all.
@@ -177,78 +176,13 @@ def alert_from_signal(signal: Signal, *, review_url: str | None = None, runbook_
 
 
 def _signal_summary(signal: Signal) -> str:
-    kind, state, subject, evidence = signal.kind, signal.state, signal.subject, signal.evidence
-    who = subject.id
-    if subject.name and subject.name != who:
-        who = f"{subject.name} ({who})"
-    resolved = signal.resolved
-    if kind == "imbalance" and "share" in evidence and "fair_share" in evidence:
-        metric = evidence.get("metric") or "potential"
-        figures = f"{percent(evidence['share'], 1)} vs fair share {percent(evidence['fair_share'], 1)}"
-        if resolved:
-            return f"{who} is back within the fair share of {metric}: {figures}"
-        deviation = evidence.get("deviation")
-        side = "over" if state == "over" else "under" if state == "under" else state or "off"
-        extra = f", {float(deviation) * 100:+.0f}%" if deviation is not None else ""
-        return f"{who} is {side} the fair share of {metric}: {figures}{extra}"
-    if kind == "market_shock":
-        size = evidence.get("size")
-        moved = "dropped" if state == "drop" else "rose" if state == "rise" else "moved"
-        how_much = f" {abs(float(size)) * 100:.0f}%" if size is not None else ""
-        since = f" since {evidence['started_on']}" if evidence.get("started_on") else ""
-        if resolved:
-            return f"market shock in {who} is over"
-        return f"market shock in {who}: demand {moved}{how_much} against the rest of the country{since}"
-    if kind == "local_shock":
-        size = evidence.get("size")
-        moved = "dropped" if state == "drop" else "rose" if state == "rise" else "moved"
-        what = "order sizes" if evidence.get("measure") == "order_size" else "orders"
-        how_much = f" {abs(float(size)) * 100:.0f}%" if size is not None else ""
-        since = f" since {evidence['started_on']}" if evidence.get("started_on") else ""
-        reps = f"; reps {', '.join(evidence['reps'])}" if evidence.get("reps") else ""
-        if resolved:
-            return f"local shock in {who} is over"
-        return f"local shock: {what} of {who} {moved}{how_much}{since}{reps}"
-    if kind == "coverage_gap":
-        if resolved:
-            return f"coverage gap of {who} closed: every account has an active rep"
-        count = int(evidence.get("accounts_without_rep") or 0)
-        potential = evidence.get("potential")
-        worth = f" (potential {float(potential):,.0f})" if potential is not None else ""
-        return f"coverage gap: {count} account{'s' if count != 1 else ''} of {who} without an active rep{worth}"
-    if kind == "model_drift":
-        size = evidence.get("size")
-        how_much = f" {float(size) * 100:+.0f}%" if size is not None else ""
-        since = f" since {evidence['started_on']}" if evidence.get("started_on") else ""
-        return f"the {who} model's error {'is back to normal' if resolved else 'rose' + how_much + since}"
-    if kind == "quota_pace":
-        return _quota_pace_summary(who, state, resolved, evidence)
-    return f"{kind.replace('_', ' ')} {state or 'signal'} for {subject.type} {who}"
-
-
-def _quota_pace_summary(who: str, state: str, resolved: bool, evidence: Mapping[str, Any]) -> str:
-    """E.g. "R03 is behind quota pace: 78% of expected to date (gap -120,000), projected 78% of
-    quota" (the projection, sales to date over the share of a year elapsed, is the pace)."""
-    pace, gap = evidence.get("pace"), evidence.get("gap")
-    if resolved:
-        if pace is None:
-            return f"{who} has no quota any more: quota pace is no longer judged"
-        return f"{who} is back on quota pace: {percent(pace)} of expected to date"
-    side = "behind" if state == "behind" else "ahead of" if state == "ahead" else state
-    if evidence.get("test") == "run_rate" and evidence.get("run_rate") is not None:
-        # The year so far may still be on pace: say what changed, and since when.
-        since = evidence.get("run_rate_since")
-        figures = f"run rate {percent(evidence['run_rate'])} of expected" + (f" since {since}" if since else "")
-        if pace is not None:
-            figures += f"; year to date {percent(pace)}"
-        return f"{who} is {side} quota pace: {figures}"
-    figures = f"{percent(pace)} of expected to date" if pace is not None else "no figures"
-    if gap is not None:
-        figures += f" (gap {float(gap):+,.0f})"
-    projected, quota = evidence.get("projected_year_end"), evidence.get("quota")
-    if projected is not None and quota:
-        figures += f", projected {percent(float(projected) / float(quota))} of quota"
-    return f"{who} is {side} quota pace: {figures}"
+    """The detector's own line; a signal published before detectors wrote one says its kind,
+    state and subject."""
+    if signal.summary:
+        return signal.summary
+    return (
+        f"{signal.kind.replace('_', ' ')} {signal.state or 'signal'} for {signal.subject.type} {signal.subject.label}"
+    )
 
 
 def _evidence_text(evidence: Mapping[str, Any]) -> str:
