@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from ortools.sat.python import cp_model
 
-from core.formatting import distinct_percents
+from core.formatting import distinct_percents, signed_percent
 from rebalancer import cpsat
 from rebalancer.contiguity import Contiguity
 from rebalancer.heuristics import (
@@ -1649,7 +1649,7 @@ def _deviation_phrase(balance: RepBalance, problem: Problem, by: str) -> str:
         return f"over {by} {deviation:.0%}{label}"
     if deviation < -tolerance:
         return f"under {by} {-deviation:.0%}{label}"
-    return f"within band ({deviation:+.0%}{label})"
+    return f"within band ({signed_percent(deviation)}{label})"
 
 
 def _edges(accounts: Sequence[Account], adjacency: Sequence[tuple[str, str]] | None) -> list[tuple[int, int]]:
