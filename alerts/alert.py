@@ -43,7 +43,7 @@ class Alert:
     body: dict[str, Any]  # the full payload (the signal, or the alert message of a proposal)
     starts_at: datetime
     ends_at: datetime | None = None
-    updated_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    updated_at: datetime = field(default_factory=SYSTEM_CLOCK.now)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -116,7 +116,9 @@ def content_of(alert_json: Mapping[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- signals
 
 
-def alert_from_signal(signal: Signal, *, review_url: str | None = None, runbook_url: str | None = None) -> Alert:
+def alert_from_signal(
+    signal: Signal, *, review_url: str | None = None, runbook_url: str | None = None, clock: Clock = SYSTEM_CLOCK
+) -> Alert:
     """The alert for a detector signal (docs/EVENTS.md, `territory.signals`).
 
     Key: kind, subject and (for imbalance) the metric, so the potential and the workload
@@ -172,6 +174,7 @@ def alert_from_signal(signal: Signal, *, review_url: str | None = None, runbook_
         body=body,
         starts_at=signal.emitted_at,
         ends_at=signal.emitted_at if status == "resolved" else None,
+        updated_at=clock.now(),
     )
 
 
@@ -207,9 +210,11 @@ def proposal_key(proposal: Proposal) -> str:
     return "proposal:" + (",".join(sorted(reps)) if reps else "unsolved")
 
 
-def alert_from_proposal(proposal: Proposal, *, review_url: str | None = None, runbook_url: str | None = None) -> Alert:
+def alert_from_proposal(
+    proposal: Proposal, *, review_url: str | None = None, runbook_url: str | None = None, clock: Clock = SYSTEM_CLOCK
+) -> Alert:
     """The alert for a rebalance proposal; `body` is the `territory.alerts` message."""
-    message = messages.alert_from_proposal(proposal)
+    message = messages.alert_from_proposal(proposal, clock=clock)
     key = proposal_key(proposal)
     reps = key.split(":", 1)[1]
     summary = messages.summary_line(proposal)
@@ -242,6 +247,7 @@ def alert_from_proposal(proposal: Proposal, *, review_url: str | None = None, ru
         annotations={k: v for k, v in annotations.items() if v},
         body=message,
         starts_at=proposal.created_at,
+        updated_at=clock.now(),
     )
 
 
@@ -271,7 +277,7 @@ def proposal_settled(
 ) -> Alert:
     """The proposal's alert, resolved: it was approved, rejected, applied or superseded,
     so nobody needs to act on it any more."""
-    firing = alert_from_proposal(proposal)
+    firing = alert_from_proposal(proposal, clock=clock)
     by = f" by {actor}" if actor else ""
     summary = f"{status}{by}: {firing.summary}"
     annotations = {
