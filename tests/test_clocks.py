@@ -1,6 +1,7 @@
 """Logic reads time from an injected `core.clock.Clock`: the intake's `in_the_future` check and
 dead letters, the alert message, Alertmanager's endsAt, the approval retry's grace period, the
-store's time defaults and the weekly review. Every timestamp is aware UTC."""
+store's time defaults, the weekly review, an alert's update time, the failed-login window and
+an import's time. Every timestamp is aware UTC."""
 
 from __future__ import annotations
 
