@@ -95,7 +95,7 @@ _REDUCED_TIME_SHARE = 0.8
 _WIDER_TIME_SHARE = 0.5
 #: A wider model is tried only if it has at most this many assignment variables per
 #: second left: building the CP-SAT model and the LP takes about 10 us per variable
-#: each (ARCHITECTURE.md: 12-17 s for a million), and the search needs the rest.
+#: each (docs/ARCHITECTURE.md: 12-17 s for a million), and the search needs the rest.
 _WIDER_VARIABLES_PER_SECOND = 25_000
 
 
