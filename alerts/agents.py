@@ -72,7 +72,7 @@ def register_alerts(
                     continue  # a redelivered signal: queued and stored before
                 # Queued first, then stored: a crash in between queues it again after the restart,
                 # and the outbox merges the repeat into the same incident (an upsert, not a new row).
-                await stored.call(dispatcher.submit, alert_from_signal(signal), what="queueing an alert")
+                await stored.call(dispatcher.submit, alert_from_signal(signal, clock=clock), what="queueing an alert")
                 await stored.call(store.save_signal, signal.to_json(), what="storing a signal")
             except RejectedByStore:
                 continue  # logged and counted; the next signal is not held up by this one
@@ -97,7 +97,9 @@ def register_alerts(
             await alerts_topic.send(key=proposal.proposal_id.encode(), value=alert_message(proposal, clock=clock))
             metrics.alerts.labels("kafka").inc()
         url = review_url.format(id=proposal.proposal_id) if review_url else None
-        await stored.call(dispatcher.submit, alert_from_proposal(proposal, review_url=url), what="queueing an alert")
+        await stored.call(
+            dispatcher.submit, alert_from_proposal(proposal, review_url=url, clock=clock), what="queueing an alert"
+        )
         await stored.call(store.mark_alerted, proposal.proposal_id, what="marking a proposal alerted")
 
     mirror = OwnerMirror(store)
@@ -122,7 +124,7 @@ def register_alerts(
                 metrics.store_errors.labels("recording owners").inc()
                 log.warning("store unavailable, %d owners wait for it: %s", mirror.pending, _brief(error))
 
-    settled = ProposalSettlement(store, dispatcher)
+    settled = ProposalSettlement(store, dispatcher, clock=clock)
 
     # On the leader only: with several workers each due row is sent by one of them.
     @app.timer(DELIVERY_INTERVAL_S, on_leader=True)
@@ -275,8 +277,8 @@ class ProposalSettlement:
 
     SETTLING = ("approved", "rejected", "superseded")
 
-    def __init__(self, store: Store, dispatcher: Dispatcher) -> None:
-        self.store, self.dispatcher, self.seen = store, dispatcher, 0
+    def __init__(self, store: Store, dispatcher: Dispatcher, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.store, self.dispatcher, self.seen, self.clock = store, dispatcher, 0, clock
 
     def resolve_new(self) -> int:
         entries = [a for a in reversed(self.store.audit(limit=500)) if a.id > self.seen]
@@ -297,7 +299,9 @@ class ProposalSettlement:
             if any(set(touched_reps(p.payload)) == proposal.touched_reps for p in self.store.proposals("pending")):
                 continue
             actor = None if entry.actor == "worker" else entry.actor
-            self.dispatcher.submit(proposal_settled(proposal, entry.action, actor=actor, comment=entry.comment))
+            self.dispatcher.submit(
+                proposal_settled(proposal, entry.action, actor=actor, comment=entry.comment, clock=self.clock)
+            )
             resolved += 1
         return resolved
 

@@ -17,7 +17,6 @@ from typing import Any, Mapping
 
 from alerts import messages
 from core.clock import SYSTEM_CLOCK, Clock
-from core.formatting import percent
 from core.records import Proposal, Signal
 
 #: The `service` label on every alert, so one Alertmanager route catches them all.
@@ -44,7 +43,7 @@ class Alert:
     body: dict[str, Any]  # the full payload (the signal, or the alert message of a proposal)
     starts_at: datetime
     ends_at: datetime | None = None
-    updated_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    updated_at: datetime = field(default_factory=SYSTEM_CLOCK.now)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -117,7 +116,9 @@ def content_of(alert_json: Mapping[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- signals
 
 
-def alert_from_signal(signal: Signal, *, review_url: str | None = None, runbook_url: str | None = None) -> Alert:
+def alert_from_signal(
+    signal: Signal, *, review_url: str | None = None, runbook_url: str | None = None, clock: Clock = SYSTEM_CLOCK
+) -> Alert:
     """The alert for a detector signal (docs/EVENTS.md, `territory.signals`).
 
     Key: kind, subject and (for imbalance) the metric, so the potential and the workload
@@ -173,82 +174,18 @@ def alert_from_signal(signal: Signal, *, review_url: str | None = None, runbook_
         body=body,
         starts_at=signal.emitted_at,
         ends_at=signal.emitted_at if status == "resolved" else None,
+        updated_at=clock.now(),
     )
 
 
 def _signal_summary(signal: Signal) -> str:
-    kind, state, subject, evidence = signal.kind, signal.state, signal.subject, signal.evidence
-    who = subject.id
-    if subject.name and subject.name != who:
-        who = f"{subject.name} ({who})"
-    resolved = signal.resolved
-    if kind == "imbalance" and "share" in evidence and "fair_share" in evidence:
-        metric = evidence.get("metric") or "potential"
-        figures = f"{percent(evidence['share'], 1)} vs fair share {percent(evidence['fair_share'], 1)}"
-        if resolved:
-            return f"{who} is back within the fair share of {metric}: {figures}"
-        deviation = evidence.get("deviation")
-        side = "over" if state == "over" else "under" if state == "under" else state or "off"
-        extra = f", {float(deviation) * 100:+.0f}%" if deviation is not None else ""
-        return f"{who} is {side} the fair share of {metric}: {figures}{extra}"
-    if kind == "market_shock":
-        size = evidence.get("size")
-        moved = "dropped" if state == "drop" else "rose" if state == "rise" else "moved"
-        how_much = f" {abs(float(size)) * 100:.0f}%" if size is not None else ""
-        since = f" since {evidence['started_on']}" if evidence.get("started_on") else ""
-        if resolved:
-            return f"market shock in {who} is over"
-        return f"market shock in {who}: demand {moved}{how_much} against the rest of the country{since}"
-    if kind == "local_shock":
-        size = evidence.get("size")
-        moved = "dropped" if state == "drop" else "rose" if state == "rise" else "moved"
-        what = "order sizes" if evidence.get("measure") == "order_size" else "orders"
-        how_much = f" {abs(float(size)) * 100:.0f}%" if size is not None else ""
-        since = f" since {evidence['started_on']}" if evidence.get("started_on") else ""
-        reps = f"; reps {', '.join(evidence['reps'])}" if evidence.get("reps") else ""
-        if resolved:
-            return f"local shock in {who} is over"
-        return f"local shock: {what} of {who} {moved}{how_much}{since}{reps}"
-    if kind == "coverage_gap":
-        if resolved:
-            return f"coverage gap of {who} closed: every account has an active rep"
-        count = int(evidence.get("accounts_without_rep") or 0)
-        potential = evidence.get("potential")
-        worth = f" (potential {float(potential):,.0f})" if potential is not None else ""
-        return f"coverage gap: {count} account{'s' if count != 1 else ''} of {who} without an active rep{worth}"
-    if kind == "model_drift":
-        size = evidence.get("size")
-        how_much = f" {float(size) * 100:+.0f}%" if size is not None else ""
-        since = f" since {evidence['started_on']}" if evidence.get("started_on") else ""
-        return f"the {who} model's error {'is back to normal' if resolved else 'rose' + how_much + since}"
-    if kind == "quota_pace":
-        return _quota_pace_summary(who, state, resolved, evidence)
-    return f"{kind.replace('_', ' ')} {state or 'signal'} for {subject.type} {who}"
-
-
-def _quota_pace_summary(who: str, state: str, resolved: bool, evidence: Mapping[str, Any]) -> str:
-    """E.g. "R03 is behind quota pace: 78% of expected to date (gap -120,000), projected 78% of
-    quota" (the projection, sales to date over the share of a year elapsed, is the pace)."""
-    pace, gap = evidence.get("pace"), evidence.get("gap")
-    if resolved:
-        if pace is None:
-            return f"{who} has no quota any more: quota pace is no longer judged"
-        return f"{who} is back on quota pace: {percent(pace)} of expected to date"
-    side = "behind" if state == "behind" else "ahead of" if state == "ahead" else state
-    if evidence.get("test") == "run_rate" and evidence.get("run_rate") is not None:
-        # The year so far may still be on pace: say what changed, and since when.
-        since = evidence.get("run_rate_since")
-        figures = f"run rate {percent(evidence['run_rate'])} of expected" + (f" since {since}" if since else "")
-        if pace is not None:
-            figures += f"; year to date {percent(pace)}"
-        return f"{who} is {side} quota pace: {figures}"
-    figures = f"{percent(pace)} of expected to date" if pace is not None else "no figures"
-    if gap is not None:
-        figures += f" (gap {float(gap):+,.0f})"
-    projected, quota = evidence.get("projected_year_end"), evidence.get("quota")
-    if projected is not None and quota:
-        figures += f", projected {percent(float(projected) / float(quota))} of quota"
-    return f"{who} is {side} quota pace: {figures}"
+    """The detector's own line; a signal published before detectors wrote one says its kind,
+    state and subject."""
+    if signal.summary:
+        return signal.summary
+    return (
+        f"{signal.kind.replace('_', ' ')} {signal.state or 'signal'} for {signal.subject.type} {signal.subject.label}"
+    )
 
 
 def _evidence_text(evidence: Mapping[str, Any]) -> str:
@@ -273,9 +210,11 @@ def proposal_key(proposal: Proposal) -> str:
     return "proposal:" + (",".join(sorted(reps)) if reps else "unsolved")
 
 
-def alert_from_proposal(proposal: Proposal, *, review_url: str | None = None, runbook_url: str | None = None) -> Alert:
+def alert_from_proposal(
+    proposal: Proposal, *, review_url: str | None = None, runbook_url: str | None = None, clock: Clock = SYSTEM_CLOCK
+) -> Alert:
     """The alert for a rebalance proposal; `body` is the `territory.alerts` message."""
-    message = messages.alert_from_proposal(proposal)
+    message = messages.alert_from_proposal(proposal, clock=clock)
     key = proposal_key(proposal)
     reps = key.split(":", 1)[1]
     summary = messages.summary_line(proposal)
@@ -308,6 +247,7 @@ def alert_from_proposal(proposal: Proposal, *, review_url: str | None = None, ru
         annotations={k: v for k, v in annotations.items() if v},
         body=message,
         starts_at=proposal.created_at,
+        updated_at=clock.now(),
     )
 
 
@@ -337,7 +277,7 @@ def proposal_settled(
 ) -> Alert:
     """The proposal's alert, resolved: it was approved, rejected, applied or superseded,
     so nobody needs to act on it any more."""
-    firing = alert_from_proposal(proposal)
+    firing = alert_from_proposal(proposal, clock=clock)
     by = f" by {actor}" if actor else ""
     summary = f"{status}{by}: {firing.summary}"
     annotations = {

@@ -42,7 +42,7 @@ from matplotlib.patches import Patch
 from matplotlib.text import Text
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from core.formatting import percent, share_percent
+from core.formatting import percent, share_percent, signed_percent
 
 __all__ = [
     "MapAccount",
@@ -578,7 +578,7 @@ def share_chart_png(proposal: Mapping[str, Any]) -> bytes:
             )
             # The deviation next to the bar: the number a manager would quote.
             ax.annotate(
-                f"{share_percent(share)}  ({float(row['deviation']) * 100:+.0f}%)",
+                f"{share_percent(share)}  ({signed_percent(row['deviation'])})",
                 (share, i + offset),
                 xytext=(4, 0),
                 textcoords="offset points",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-# The targets of the load benchmark (the project's issue 16).
+# The targets of the load benchmark: throughput against the bare Faust peer, scaling to two
+# workers, records per event and a replay of a million events.
 TARGET_PIPELINE_OVER_PEER = 1.5  # whole pipeline, one worker, against the bare Faust peer
 TARGET_INTAKE_OVER_PEER = 2.0  # intake alone, one worker, against the peer
 TARGET_TWO_OVER_ONE_PER_CPU_SECOND = 0.75  # events per worker CPU-second, two workers against one

@@ -54,6 +54,7 @@ from connectors.values import (
     show,
     timestamp,
 )
+from core.clock import SYSTEM_CLOCK
 from core.contract import MAX_ID_LENGTH, ContractError, validate_envelope
 
 if TYPE_CHECKING:
@@ -102,7 +103,8 @@ def _fold(text: str) -> str:
 class Context:
     """What parsing needs besides the cell: number style, zone, owners, the import time."""
 
-    imported_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc).replace(microsecond=0))
+    # A caller with a clock passes `clock.now()` (whole seconds read better in a record).
+    imported_at: datetime = field(default_factory=lambda: SYSTEM_CLOCK.now().replace(microsecond=0))
     zone: tzinfo = timezone.utc
     numbers: NumberStyle = NumberStyle()
     owners: OwnerDirectory | None = None

@@ -9,6 +9,8 @@ same wherever it is shown.
 ('10.1%', '10.4%')
 >>> significant_percent(0.123456), amount(1234.5), amount(2_500_000.4)
 ('12.35%', '1,234.50', '2,500,000')
+>>> signed_percent(-0.2), signed_percent(0.4), signed_percent(0.0123, 1), signed_percent(None)
+('-20%', '+40%', '+1.2%', '–')
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ def percent(value: Any, digits: int = 0, *, missing: str = MISSING) -> str:
     """A fraction as a percentage with `digits` decimals (0.1234 -> "12%")."""
     number = _number(value)
     return missing if number is None else f"{number * 100:.{digits}f}%"
+
+
+def signed_percent(value: Any, digits: int = 0, *, missing: str = MISSING) -> str:
+    """A change as a percentage with its sign, + included (-0.2 -> "-20%", 0.4 -> "+40%")."""
+    number = _number(value)
+    return missing if number is None else f"{number * 100:+.{digits}f}%"
 
 
 def share_percent(value: Any, *, missing: str = MISSING) -> str:

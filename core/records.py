@@ -138,6 +138,11 @@ class Subject:
     def to_json(self) -> dict[str, Any]:
         return {"type": self.type, "id": self.id, **({"name": self.name} if self.name is not None else {})}
 
+    @property
+    def label(self) -> str:
+        """How people read it: "Bavaria (DE-BY)" when it has a name of its own, else the id."""
+        return f"{self.name} ({self.id})" if self.name and self.name != self.id else self.id
+
     @classmethod
     def from_json(cls, data: Mapping[str, Any], path: str = "subject") -> "Subject":
         return cls(
@@ -159,6 +164,9 @@ class Signal:
     evidence: Mapping[str, Any]  # the figures behind it, per kind (docs/EVENTS.md)
     detected_at: datetime  # event time of the finding
     emitted_at: datetime  # wall-clock time of publishing
+    # One line for people (an alert's summary), written by the detector; "" on signals
+    # published before the field existed (the alert stage then says kind, state and subject).
+    summary: str = ""
 
     def __post_init__(self) -> None:
         for name, limit in (("kind", MAX_KIND), ("state", MAX_STATE)):
@@ -180,9 +188,11 @@ class Signal:
         evidence: Mapping[str, Any],
         detected_at: datetime,
         emitted_at: datetime,
+        summary: str = "",
     ) -> "Signal":
         """The signal with its id: kind, subject, state, the evidence's metric and start, and the
-        moment detected say which signal it is (a detector emits one per subject and transition)."""
+        moment detected say which signal it is (a detector emits one per subject and transition).
+        `summary` is the detector's one line for people; it is not part of the id."""
         signal_id = stable_id(
             "sig",
             kind,
@@ -193,7 +203,7 @@ class Signal:
             str(evidence.get("started_on", "")),
             detected_at.isoformat(),
         )
-        return cls(signal_id, kind, state, severity, subject, evidence, detected_at, emitted_at)
+        return cls(signal_id, kind, state, severity, subject, evidence, detected_at, emitted_at, summary)
 
     @property
     def resolved(self) -> bool:
@@ -209,6 +219,7 @@ class Signal:
             "evidence": _plain(self.evidence),
             "detected_at": self.detected_at.isoformat(),
             "emitted_at": self.emitted_at.isoformat(),
+            "summary": self.summary,
         }
 
     @classmethod
@@ -223,6 +234,7 @@ class Signal:
             evidence=dict(_get(data, path, "evidence", Mapping, required=False, default={})),
             detected_at=_time(data, path, "detected_at"),
             emitted_at=_time(data, path, "emitted_at"),
+            summary=_get(data, path, "summary", str, required=False, default=""),
         )
 
 

@@ -22,7 +22,9 @@ restores its state. No Kafka or database imports: the planner feeds them.
   hysteresis; signalled, never rebalanced on.
 
 `standard_detectors` is the list the planner runs; a new detector is one module and one
-entry there.
+entry there (and its row in docs/EVENTS.md, which a test checks against its `example_signal`).
+Each detector writes the one-line summary of its signals itself, so the alert stage, which
+imports no detector, shows any kind.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from detectors.protocol import (
     CellDay,
     CompanyCoverage,
     Detector,
+    Documented,
     ModelErrors,
     MonthlyTerritories,
     QuotaYear,
@@ -77,6 +80,7 @@ __all__ = [
     "CoverageGapDetector",
     "CoverageGapFinding",
     "Detector",
+    "Documented",
     "ErrorDriftEvidence",
     "ErrorDriftFinding",
     "ImbalanceDetector",

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Mapping
 
-from core.records import Signal, Subject
+from core.records import RESOLVED_STATES, Signal, Subject
 from detectors.protocol import CompanyCoverage
-from monitor.state import AccountState, trailing_sum
+from monitor.state import AccountState, RepState, trailing_sum
 
 #: Shown in a signal's evidence at most (the count says how many there are).
 MAX_ACCOUNT_IDS = 20
@@ -97,20 +97,31 @@ class CoverageGapDetector:
 
     def signal(self, finding: CoverageGapFinding, emitted_at: datetime) -> Signal:
         """An open gap is critical: customers have nobody."""
+        subject = Subject("rep", finding.rep_id)
+        evidence = {
+            "accounts_without_rep": len(finding.accounts),
+            "potential": finding.potential,
+            "rep_status": finding.rep_status,
+            "account_ids": list(finding.accounts[:MAX_ACCOUNT_IDS]),
+        }
         return Signal.make(
             kind=self.kind,
             state=finding.state,
             severity="critical" if finding.state == "open" else "info",
-            subject=Subject("rep", finding.rep_id),
-            evidence={
-                "accounts_without_rep": len(finding.accounts),
-                "potential": finding.potential,
-                "rep_status": finding.rep_status,
-                "account_ids": list(finding.accounts[:MAX_ACCOUNT_IDS]),
-            },
+            subject=subject,
+            evidence=evidence,
             detected_at=finding.detected_at,
             emitted_at=emitted_at,
+            summary=summary(subject, finding.state, evidence),
         )
+
+    def example_signal(self) -> Signal:
+        """A signal as it makes them (docs/EVENTS.md lists its evidence)."""
+        now = datetime(2025, 6, 1, tzinfo=timezone.utc)
+        account = AccountState("a1", 48.0, 11.0, rep_id="R1", known=True)
+        coverage = CompanyCoverage([account], [RepState("R1", 48.0, 11.0, active=False)], now, now, 12, True)
+        (finding,) = CoverageGapDetector().observe(coverage)
+        return self.signal(finding, now)
 
     def open_subjects(self) -> int:
         return len(self._gap_reps)
@@ -121,3 +132,17 @@ class CoverageGapDetector:
     def load_state_dict(self, state: Mapping[str, Any]) -> "CoverageGapDetector":
         self._gap_reps = set(state.get("gap_reps", []))
         return self
+
+
+def summary(subject: Subject, state: str, evidence: Mapping[str, Any]) -> str:
+    """E.g. "coverage gap: 3 accounts of R1 without an active rep (potential 12,000)".
+
+    >>> summary(Subject("rep", "R1"), "open", {"accounts_without_rep": 1, "potential": 500.0})
+    'coverage gap: 1 account of R1 without an active rep (potential 500)'
+    """
+    if state in RESOLVED_STATES:
+        return f"coverage gap of {subject.label} closed: every account has an active rep"
+    count = int(evidence.get("accounts_without_rep") or 0)
+    potential = evidence.get("potential")
+    worth = f" (potential {float(potential):,.0f})" if potential is not None else ""
+    return f"coverage gap: {count} account{'s' if count != 1 else ''} of {subject.label} without an active rep{worth}"

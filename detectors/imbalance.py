@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Mapping
 
-from core.records import Signal, Subject
+from core.formatting import percent, signed_percent
+from core.records import RESOLVED_STATES, Signal, Subject
 from detectors.protocol import MonthlyTerritories
+from monitor.state import RepAggregate
 
 STATES = ("in_band", "over", "under")
 #: States of its signals: leaving the band says "cleared".
@@ -125,10 +127,12 @@ class ImbalanceDetector:
         aggregates = observation.aggregates
         fair = {rep_id: agg.fair_share for rep_id, agg in aggregates.items()}
         if self.metric == "workload":
-            total = sum(agg.workload_min for agg in aggregates.values())
-            if total <= 0:
+            # Nothing to share: no rep is off (a company without activity data).
+            if sum(agg.workload_min for agg in aggregates.values()) <= 0:
                 return []
-            shares = {rep_id: agg.workload_min / total for rep_id, agg in aggregates.items()}
+            # The aggregate's share is of the rep's group (its district, with the rebalance
+            # scope "district"), like the fair share it is judged against.
+            shares = {rep_id: agg.workload_share for rep_id, agg in aggregates.items()}
         else:
             shares = {rep_id: agg.share for rep_id, agg in aggregates.items()}
         self._observed = observation
@@ -144,28 +148,43 @@ class ImbalanceDetector:
             severity = "critical"
         else:
             severity = "warning"
+        state = "cleared" if finding.state == "in_band" else finding.state
+        subject = Subject("rep", finding.rep_id)
+        evidence = {
+            "metric": finding.metric,
+            "share": round(finding.share, 5),
+            "fair_share": round(finding.fair_share, 5),
+            "deviation": round(finding.deviation, 5),
+            "threshold": round(finding.threshold, 5),
+            "band": [
+                round(finding.fair_share * (1 - self.tolerance), 5),
+                round(finding.fair_share * (1 + self.tolerance), 5),
+            ],
+            "potential": round(aggregate.potential, 2),
+            "workload_minutes": round(aggregate.workload_min, 1),
+            "accounts": aggregate.accounts,
+        }
         return Signal.make(
             kind=self.kind,
-            state="cleared" if finding.state == "in_band" else finding.state,
+            state=state,
             severity=severity,
-            subject=Subject("rep", finding.rep_id),
-            evidence={
-                "metric": finding.metric,
-                "share": round(finding.share, 5),
-                "fair_share": round(finding.fair_share, 5),
-                "deviation": round(finding.deviation, 5),
-                "threshold": round(finding.threshold, 5),
-                "band": [
-                    round(finding.fair_share * (1 - self.tolerance), 5),
-                    round(finding.fair_share * (1 + self.tolerance), 5),
-                ],
-                "potential": round(aggregate.potential, 2),
-                "workload_minutes": round(aggregate.workload_min, 1),
-                "accounts": aggregate.accounts,
-            },
+            subject=subject,
+            evidence=evidence,
             detected_at=self._observed.month,
             emitted_at=emitted_at,
+            summary=summary(subject, state, evidence),
         )
+
+    def example_signal(self) -> Signal:
+        """A signal of this detector's metric as it makes them (docs/EVENTS.md lists its evidence)."""
+        month = datetime(2025, 6, 1, tzinfo=timezone.utc)
+        aggregates = {
+            "A": RepAggregate("A", 40, 700.0, 900.0, 1.0, 0.7, 0.5, workload_share=0.6),
+            "B": RepAggregate("B", 35, 300.0, 600.0, 1.0, 0.3, 0.5, workload_share=0.4),
+        }
+        detector = ImbalanceDetector(self.tolerance, self.hysteresis, self.metric, self.name)
+        (finding, *_) = detector.observe(MonthlyTerritories(month, aggregates))
+        return detector.signal(finding, month)
 
     def open_subjects(self) -> int:
         return len(self.out_of_band)
@@ -209,3 +228,18 @@ class ImbalanceDetector:
 
     def _reset(self) -> None:
         self._states, self._findings = {}, []
+
+
+def summary(subject: Subject, state: str, evidence: Mapping[str, Any]) -> str:
+    """E.g. "R1 is under the fair share of potential: 10.0% vs fair share 12.5%, -20%".
+
+    >>> summary(Subject("rep", "R1"), "cleared", {"metric": "workload", "share": 0.24, "fair_share": 0.25})
+    'R1 is back within the fair share of workload: 24.0% vs fair share 25.0%'
+    """
+    metric = evidence.get("metric") or "potential"
+    figures = f"{percent(evidence.get('share'), 1)} vs fair share {percent(evidence.get('fair_share'), 1)}"
+    if state in RESOLVED_STATES:
+        return f"{subject.label} is back within the fair share of {metric}: {figures}"
+    deviation = evidence.get("deviation")
+    extra = f", {signed_percent(deviation)}" if deviation is not None else ""
+    return f"{subject.label} is {state} the fair share of {metric}: {figures}{extra}"

@@ -52,7 +52,8 @@ import numpy as np
 from scipy import sparse
 
 from core.geo import haversine_array_km, haversine_matrix_km
-from core.records import Signal, Subject
+from core.formatting import percent
+from core.records import RESOLVED_STATES, Signal, Subject
 from detectors.protocol import CellDay, CompanyCoverage
 from monitor.regions import region_label
 from monitor.state import AccountState
@@ -208,28 +209,49 @@ class LocalShockDetector:
         return self.update(observation)
 
     def signal(self, finding: LocalShockFinding, emitted_at: datetime) -> Signal:
-        evidence = finding.to_dict()["evidence"]
+        found = finding.to_dict()["evidence"]
+        subject = Subject("area", finding.area, _area_name(finding))
+        evidence = {
+            "direction": finding.direction,
+            "size": round(finding.size, 4),
+            "started_on": finding.start.isoformat(),
+            **found,
+            "centre": list(found["centre"]),
+            "cells": list(finding.cells),
+            "accounts": len(finding.accounts),
+            "account_ids": list(finding.accounts[:MAX_ACCOUNT_IDS]),
+            "reps": list(finding.reps),
+            "areas": [region_label(a) for a in finding.admin2],
+            "admin1": [region_label(a) for a in finding.admin1],
+        }
         return Signal.make(
             kind=self.kind,
             state=finding.direction,
             severity="critical" if abs(finding.size) >= 0.3 else "warning",
-            subject=Subject("area", finding.area, _area_name(finding)),
-            evidence={
-                "direction": finding.direction,
-                "size": round(finding.size, 4),
-                "started_on": finding.start.isoformat(),
-                **evidence,
-                "centre": list(evidence["centre"]),
-                "cells": list(finding.cells),
-                "accounts": len(finding.accounts),
-                "account_ids": list(finding.accounts[:MAX_ACCOUNT_IDS]),
-                "reps": list(finding.reps),
-                "areas": [region_label(a) for a in finding.admin2],
-                "admin1": [region_label(a) for a in finding.admin1],
-            },
+            subject=subject,
+            evidence=evidence,
             detected_at=datetime.combine(finding.detected_on, datetime.min.time(), timezone.utc),
             emitted_at=emitted_at,
+            summary=summary(subject, finding.direction, evidence),
         )
+
+    def example_signal(self) -> Signal:
+        """A signal as it makes them (docs/EVENTS.md lists its evidence)."""
+        evidence = LocalShockEvidence("orders", 15.0, 14.0, 0.04, 200.0, 140.0, 15, 12.5, (48.7, 9.15), 22.0)
+        finding = LocalShockFinding(
+            "243:30/2",
+            ("243:30", "243:31"),
+            "drop",
+            -0.3,
+            date(2025, 5, 1),
+            date(2025, 5, 20),
+            evidence,
+            ("a1", "a2"),
+            ("R1",),
+            ("DE-01-08425",),
+            ("DE-01",),
+        )
+        return self.signal(finding, datetime(2025, 6, 1, tzinfo=timezone.utc))
 
     def open_subjects(self) -> None:
         return None  # change points: a shock is news, not a lasting state
@@ -594,6 +616,24 @@ def _most_first(
     return out[0], out[1]
 
 
+def summary(subject: Subject, state: str, evidence: Mapping[str, Any]) -> str:
+    """E.g. "local shock: orders of 12 accounts within 9 km of 48.15°N 11.55°E dropped 30% since
+    2025-05-01; reps R1, R2".
+
+    >>> summary(Subject("area", "243:30/2", "2 accounts near Ulm"), "cleared", {})
+    'local shock in 2 accounts near Ulm (243:30/2) is over'
+    """
+    if state in RESOLVED_STATES:
+        return f"local shock in {subject.label} is over"
+    size = evidence.get("size")
+    moved = "dropped" if state == "drop" else "rose" if state == "rise" else "moved"
+    what = "order sizes" if evidence.get("measure") == "order_size" else "orders"
+    how_much = f" {percent(abs(float(size)))}" if size is not None else ""
+    since = f" since {evidence['started_on']}" if evidence.get("started_on") else ""
+    reps = f"; reps {', '.join(evidence['reps'])}" if evidence.get("reps") else ""
+    return f"local shock: {what} of {subject.label} {moved}{how_much}{since}{reps}"
+
+
 def _area_name(finding: LocalShockFinding) -> str:
     """ "Bibb, Jones and 3 more (Georgia): 12 accounts within 40 km of 32.90°N 83.55°W"; the
     county part is left out where the accounts have no admin2."""
@@ -618,4 +658,11 @@ def _short_name(area_id: str) -> str:
     return name.split(", ")[0] if area_id.count("-") >= 2 else name
 
 
-__all__: Sequence[str] = ["LocalShockDetector", "LocalShockEvidence", "LocalShockFinding", "cell_of", "cell_centre"]
+__all__: Sequence[str] = [
+    "LocalShockDetector",
+    "LocalShockEvidence",
+    "LocalShockFinding",
+    "cell_of",
+    "cell_centre",
+    "summary",
+]

@@ -11,7 +11,8 @@ from typing import Any, Mapping, Sequence
 from river import drift
 
 from core import river_codec
-from core.records import Signal, Subject
+from core.formatting import percent
+from core.records import RESOLVED_STATES, Signal, Subject
 from detectors.protocol import RegionalDay
 from monitor.state import AccountState
 from monitor.regions import region_label
@@ -265,20 +266,29 @@ class MarketShockDetector:
 
     def signal(self, finding: ShockFinding, emitted_at: datetime) -> Signal:
         """A move of a third or more is critical."""
+        subject = Subject("region", finding.region, region_label(finding.region))
+        evidence = {
+            "direction": finding.direction,
+            "size": round(finding.size, 4),
+            "started_on": finding.start.isoformat(),
+            **finding.to_dict()["evidence"],
+        }
         return Signal.make(
             kind=self.kind,
             state=finding.direction,
             severity="critical" if abs(finding.size) >= 0.3 else "warning",
-            subject=Subject("region", finding.region, region_label(finding.region)),
-            evidence={
-                "direction": finding.direction,
-                "size": round(finding.size, 4),
-                "started_on": finding.start.isoformat(),
-                **finding.to_dict()["evidence"],
-            },
+            subject=subject,
+            evidence=evidence,
             detected_at=datetime.combine(finding.detected_on, datetime.min.time(), timezone.utc),
             emitted_at=emitted_at,
+            summary=summary(subject, finding.direction, evidence),
         )
+
+    def example_signal(self) -> Signal:
+        """A signal as it makes them (docs/EVENTS.md lists its evidence)."""
+        evidence = ShockEvidence("page_hinkley", 12.0, 10.0, 0.1, 0.07, 100.0, 70.0, 15)
+        finding = ShockFinding("DE-02", "drop", -0.3, date(2025, 5, 1), date(2025, 5, 20), evidence)
+        return self.signal(finding, datetime(2025, 6, 1, tzinfo=timezone.utc))
 
     def open_subjects(self) -> None:
         return None  # change points: a shock is news, not a lasting state
@@ -647,3 +657,19 @@ def _clean(values: Mapping[str, float], name: str) -> dict[str, float]:
             raise ValueError(f"{name}[{region!r}] must be a finite number >= 0, got {value!r}")
         out[str(region)] = value
     return out
+
+
+def summary(subject: Subject, state: str, evidence: Mapping[str, Any]) -> str:
+    """E.g. "market shock in Bavaria (DE-BY): demand dropped 20% against the rest of the country
+    since 2025-05-01".
+
+    >>> summary(Subject("region", "DE-BY", "Bavaria"), "rise", {"size": 0.25})
+    'market shock in Bavaria (DE-BY): demand rose 25% against the rest of the country'
+    """
+    if state in RESOLVED_STATES:
+        return f"market shock in {subject.label} is over"
+    size = evidence.get("size")
+    moved = "dropped" if state == "drop" else "rose" if state == "rise" else "moved"
+    how_much = f" {percent(abs(float(size)))}" if size is not None else ""
+    since = f" since {evidence['started_on']}" if evidence.get("started_on") else ""
+    return f"market shock in {subject.label}: demand {moved}{how_much} against the rest of the country{since}"

@@ -10,7 +10,8 @@ from typing import Any, Mapping
 from river import drift
 
 from core import river_codec
-from core.records import Signal, Subject
+from core.formatting import signed_percent
+from core.records import RESOLVED_STATES, Signal, Subject
 from detectors.protocol import ModelErrors
 
 STATE_VERSION = 2  # 2: river objects as data (core.river_codec), no pickle
@@ -163,19 +164,28 @@ class ModelDriftDetector:
         return found
 
     def signal(self, finding: ErrorDriftFinding, emitted_at: datetime) -> Signal:
+        subject = Subject("model", "potential")
+        evidence = {
+            "size": round(finding.size, 4),
+            "started_on": finding.start.isoformat(),
+            **finding.to_dict()["evidence"],
+        }
         return Signal.make(
             kind=self.kind,
             state=finding.direction,
             severity="warning",
-            subject=Subject("model", "potential"),
-            evidence={
-                "size": round(finding.size, 4),
-                "started_on": finding.start.isoformat(),
-                **finding.to_dict()["evidence"],
-            },
+            subject=subject,
+            evidence=evidence,
             detected_at=finding.detected_at,
             emitted_at=emitted_at,
+            summary=summary(subject, finding.direction, evidence),
         )
+
+    def example_signal(self) -> Signal:
+        """A signal as it makes them (docs/EVENTS.md lists its evidence)."""
+        now = datetime(2025, 6, 1, tzinfo=timezone.utc)
+        evidence = ErrorDriftEvidence("adwin", 1e-5, 4.0, 0.2, 0.28, 300, 120)
+        return self.signal(ErrorDriftFinding("rise", 0.4, date(2025, 4, 1), now, evidence), now)
 
     def open_subjects(self) -> None:
         return None  # change points: counted as signals only
@@ -284,3 +294,17 @@ def _welch_t(a: list, b: list) -> float | None:
     if se == 0:
         return math.inf if mb > ma else None
     return (mb - ma) / se
+
+
+def summary(subject: Subject, state: str, evidence: Mapping[str, Any]) -> str:
+    """E.g. "the potential model's error rose +40% since 2025-04-01".
+
+    >>> summary(Subject("model", "potential"), "rise", {"size": 0.4, "started_on": "2025-04-01"})
+    "the potential model's error rose +40% since 2025-04-01"
+    """
+    if state in RESOLVED_STATES:
+        return f"the {subject.label} model's error is back to normal"
+    size = evidence.get("size")
+    how_much = f" {signed_percent(size)}" if size is not None else ""
+    since = f" since {evidence['started_on']}" if evidence.get("started_on") else ""
+    return f"the {subject.label} model's error rose{how_much}{since}"

@@ -5,12 +5,15 @@ each rep's sales of the calendar year so far against their quota; the company's 
 a complete day of sales per region and per grid cell, a month's
 model errors)
 and hands it to every detector whose `observes` is that observation's type. A detector
-returns its findings, turns each into a `core.records.Signal`, says how many subjects are
+returns its findings, turns each into a `core.records.Signal` (with a one-line summary, which
+the alert stage shows as it is), says how many subjects are
 out of their normal state now, and saves and restores its state as JSON data; the
 planner keeps `{name: state}` in its checkpoint.
 
 Adding a detector is one module with a class that follows `Detector` and one entry in
-`detectors.standard_detectors`.
+`detectors.standard_detectors`. A detector the planner runs by default is also `Documented`:
+docs/EVENTS.md lists its kind, states and evidence, and a test compares that table with the
+detector's `example_signal`.
 """
 
 from __future__ import annotations
@@ -128,7 +131,8 @@ class Detector(Protocol):
         """Update with one observation; return the findings (state changes or change points)."""
 
     def signal(self, finding: Any, emitted_at: datetime) -> Signal:
-        """The signal to publish for one of its findings."""
+        """The signal to publish for one of its findings, with its one-line `summary` for people
+        (the alert stage shows it as is: it knows no detector)."""
 
     def open_subjects(self) -> int | None:
         """Subjects out of their normal state now; None for change-point detectors, which have
@@ -137,6 +141,16 @@ class Detector(Protocol):
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: Mapping[str, Any]) -> Any: ...
+
+
+@runtime_checkable
+class Documented(Protocol):
+    """A detector of `detectors.standard_detectors`: it shows what its signals look like."""
+
+    def example_signal(self) -> Signal:
+        """A signal as this detector makes them, from a made-up observation (made by a fresh
+        detector of the same settings: this one's state is left alone)."""
+        ...
 
 
 @runtime_checkable

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
-from core.records import Signal, Subject
+from core.formatting import percent
+from core.records import RESOLVED_STATES, Signal, Subject
 from detectors.protocol import MonthlyTerritories, QuotaYear
 
 STATES = ("on_pace", "behind", "ahead")
@@ -412,15 +413,37 @@ class QuotaPaceDetector:
             severity = "critical" if critical else "warning"
         else:
             severity = "info"
+        state = "cleared" if finding.state == "on_pace" else finding.state
+        subject = Subject("rep", finding.rep_id)
+        evidence = self._evidence(finding)
         return Signal.make(
             kind=self.kind,
-            state="cleared" if finding.state == "on_pace" else finding.state,
+            state=state,
             severity=severity,
-            subject=Subject("rep", finding.rep_id),
-            evidence=self._evidence(finding),
+            subject=subject,
+            evidence=evidence,
             detected_at=finding.detected_at,
             emitted_at=emitted_at,
+            summary=summary(subject, state, evidence),
         )
+
+    def example_signal(self) -> Signal:
+        """A signal as it makes them (docs/EVENTS.md lists its evidence): a rep behind, judged
+        on a straight line (no seasonal index)."""
+        detector = QuotaPaceDetector(
+            self.behind,
+            self.ahead,
+            self.hysteresis,
+            self.min_months,
+            self.run_rate_threshold,
+            self.run_rate_noise,
+            self.run_rate_shift,
+        )
+        months = max(self.min_months, 5)
+        year = QuotaYear(2025, months, {"A": (50_000.0,) * months}, {"A": 1_000_000.0})
+        month = datetime(2025 + months // 12, months % 12 + 1, 1, tzinfo=timezone.utc)
+        (finding,) = detector.observe(MonthlyTerritories(month, {}, year))
+        return detector.signal(finding, month)
 
     def open_subjects(self) -> int | None:
         """Reps behind or ahead; None while no rep with a quota is followed (nothing to count:
@@ -549,3 +572,32 @@ def _evidence(standing: QuotaStanding | None, threshold: float | None, year: int
         "seasonal_basis": standing.basis,
         "threshold": None if threshold is None else round(threshold, 4),
     }
+
+
+def summary(subject: Subject, state: str, evidence: Mapping[str, Any]) -> str:
+    """E.g. "R03 is behind quota pace: 78% of expected to date (gap -120,000), projected 78% of
+    quota" (the projection, sales to date over the share of a year elapsed, is the pace).
+
+    >>> summary(Subject("rep", "R03"), "cleared", {"pace": 0.98})
+    'R03 is back on quota pace: 98% of expected to date'
+    """
+    who, pace, gap = subject.label, evidence.get("pace"), evidence.get("gap")
+    if state in RESOLVED_STATES:
+        if pace is None:
+            return f"{who} has no quota any more: quota pace is no longer judged"
+        return f"{who} is back on quota pace: {percent(pace)} of expected to date"
+    side = "behind" if state == "behind" else "ahead of" if state == "ahead" else state
+    if evidence.get("test") == "run_rate" and evidence.get("run_rate") is not None:
+        # The year so far may still be on pace: say what changed, and since when.
+        since = evidence.get("run_rate_since")
+        figures = f"run rate {percent(evidence['run_rate'])} of expected" + (f" since {since}" if since else "")
+        if pace is not None:
+            figures += f"; year to date {percent(pace)}"
+        return f"{who} is {side} quota pace: {figures}"
+    figures = f"{percent(pace)} of expected to date" if pace is not None else "no figures"
+    if gap is not None:
+        figures += f" (gap {float(gap):+,.0f})"
+    projected, quota = evidence.get("projected_year_end"), evidence.get("quota")
+    if projected is not None and quota:
+        figures += f", projected {percent(float(projected) / float(quota))} of quota"
+    return f"{who} is {side} quota pace: {figures}"

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import logging
-import weakref
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import faust
-from faust import streams as faust_streams
 from faust.types import TP, EventT
 
 from monitor import worker_health
@@ -105,7 +102,7 @@ def register_intake(app: faust.App, settings: Settings, metrics: Metrics, clock:
                 for partition, group in sorted(by_partition.items()):
                     # Tables are partitioned like the input topics: written as if in the stream of
                     # this partition's last event, each row goes to its partition's changelog.
-                    with _as_current(group[-1]):
+                    with worker_health.as_current(group[-1]):
                         await intake.handle_batch(
                             Origin(
                                 e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value
@@ -151,19 +148,6 @@ def register_intake(app: faust.App, settings: Settings, metrics: Metrics, clock:
             if highwater is None:  # not fetched yet: unknown, not zero
                 continue
             metrics.intake_lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position(tp)))
-
-
-@contextmanager
-def _as_current(event: EventT) -> Iterator[None]:
-    """Run the block as if `event` were the stream's current event: Faust tables send a
-    write to the changelog partition of the current event (and the RocksDB store keys it by
-    that partition). Sets faust.streams' private context variable, as stream iteration does
-    (faust-streaming 0.15.3; tests/test_crash.py and test_scale_out.py check the result)."""
-    token = faust_streams._current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        faust_streams._current_event.reset(token)
 
 
 def register_membership(app: faust.App, metrics: Metrics) -> None:

@@ -1,31 +1,47 @@
-"""The one place that knows Faust's and aiokafka's internals: every read of their private
-attributes in the stages goes through here.
+"""The one place that knows Faust's and aiokafka's internals: every read or write of their
+private attributes in the stages goes through here.
 
 Written against faust-streaming 0.15.3, aiokafka 0.14.0 and mode-streaming 0.7.1 (the
 versions in constraints.txt). After upgrading any of them, check the attributes below
 still exist and mean the same (``tests/test_health.py`` runs them on a real worker):
 
 - ``app.consumer._committed_offset`` (faust ``transport.consumer.Consumer``): the last
-  committed offset per partition, None when none is known -- :func:`committed_offset`.
+  committed offset per partition, None when none is known -- :func:`committed_offset`,
+  :func:`consumer_state`.
+- ``app.consumer._unacked_messages``, ``._active_partitions``, ``._acked`` and
+  ``._read_offset`` (the same consumer): flow control and per-partition offsets, for the
+  worker's SIGUSR1 dump -- :func:`consumer_state`.
 - ``app.consumer._thread._consumer._client._conns`` (faust's ``ThreadDelegateConsumer``
   -> ``AIOKafkaConsumerThread`` -> aiokafka ``AIOKafkaConsumer`` -> ``AIOKafkaClient``):
   the client's open broker connections, each with ``connected()`` --
   :func:`broker_connected`.
 - ``agent._actors`` (faust ``agents.Agent``): the agent's running actors --
   :func:`agent_actors`.
+- ``faust.streams._current_event`` (a context variable): the event a stream is processing,
+  which decides the changelog partition of a table write -- :func:`as_current` sets it.
 
-The other place is ``territory/kafka_compat.py``: at worker start it replaces
-``AIOKafkaConsumerThread._highwaters`` of Faust's aiokafka driver and reads
-``_ensure_consumer()._client._bootstrap_servers`` (the broker work-around, which imports
-the driver and so stays in the command-line shell).
+Three other places touch them on purpose, each because it patches behaviour at worker start
+rather than reading state, and lives where that patch is installed:
 
-This module imports neither Faust nor aiokafka: it only reads attributes of the objects
-handed in, so ``monitor`` and ``alerts`` may both use it.
+- ``territory/faust_fixes.py`` replaces ``Consumer.ack`` and ``Consumer._new_offset`` (a
+  redelivered record must not block rebalances or the commit; it reads ``_unacked_messages``,
+  ``_acked`` and ``_committed_offset``).
+- ``territory/kafka_compat.py`` replaces ``AIOKafkaConsumerThread._highwaters`` of Faust's
+  aiokafka driver and reads ``_ensure_consumer()._client._bootstrap_servers`` (the broker
+  work-around, which imports the driver and so stays in the command-line shell).
+- ``core/producing.py`` wraps the Faust producer's ``send_soon`` to keep each queued
+  message's delivery future (``durable`` waits for them before a batch is acknowledged).
+
+This module imports no Faust or aiokafka module when it is loaded (it reads attributes of
+the objects handed in, so ``monitor`` and ``alerts`` may both use it); :func:`as_current`
+imports ``faust.streams`` when it runs, inside a worker.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import weakref
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 #: Copies of the connection table tried before giving up (it changes in another thread).
 _COPY_ATTEMPTS = 3
@@ -55,3 +71,40 @@ def broker_connected(app: Any) -> bool:
 def agent_actors(agent: Any) -> list[Any]:
     """The actors the Faust `agent` runs (each a mode Service with ``actor_task``)."""
     return list(agent._actors)
+
+
+def consumer_state(app: Any) -> str:
+    """Flow control and per-partition offsets as the Faust `app`'s consumer tracks them
+    (private fields: a diagnostic, not an interface, hence the guard)."""
+    try:
+        consumer: Any = app.consumer  # faust.transport.consumer.Consumer; the fields are not in ConsumerT
+        lines = [
+            f"flow active: {app.flow_control.is_active()}, unacked messages: {len(consumer._unacked_messages)}",
+            f"active partitions: {sorted(map(tuple, consumer._active_partitions or ()))}",
+        ]
+        for tp in sorted(consumer.assignment()):
+            acked = consumer._acked.get(tp) or []
+            lines.append(
+                f"  {tp.topic}[{tp.partition}]: read {consumer._read_offset.get(tp)}, "
+                f"committed {consumer._committed_offset.get(tp)}, acked pending commit {len(acked)}"
+                f"{f' (from {min(acked)})' if acked else ''}, highwater {consumer.highwater(tp)}"
+            )
+        return "\n".join(lines)
+    except Exception as error:  # noqa: BLE001 - a diagnostic must not fail the signal handler
+        return f"consumer state unavailable: {error!r}"
+
+
+@contextmanager
+def as_current(event: Any) -> Iterator[None]:
+    """Run the block as if `event` (a Faust ``EventT``) were the stream's current event: Faust
+    tables send a write to the changelog partition of the current event (and the RocksDB store
+    keys it by that partition). Sets faust.streams' private context variable, as stream
+    iteration does (faust-streaming 0.15.3; tests/test_crash.py and test_scale_out.py check
+    the result)."""
+    from faust import streams as faust_streams
+
+    token = faust_streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)

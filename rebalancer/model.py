@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from ortools.sat.python import cp_model
 
-from core.formatting import distinct_percents
+from core.formatting import distinct_percents, signed_percent
 from rebalancer import cpsat
 from rebalancer.contiguity import Contiguity
 from rebalancer.heuristics import (
@@ -95,7 +95,7 @@ _REDUCED_TIME_SHARE = 0.8
 _WIDER_TIME_SHARE = 0.5
 #: A wider model is tried only if it has at most this many assignment variables per
 #: second left: building the CP-SAT model and the LP takes about 10 us per variable
-#: each (ARCHITECTURE.md: 12-17 s for a million), and the search needs the rest.
+#: each (docs/ARCHITECTURE.md: 12-17 s for a million), and the search needs the rest.
 _WIDER_VARIABLES_PER_SECOND = 25_000
 
 
@@ -1700,7 +1700,7 @@ def _deviation_phrase(balance: RepBalance, problem: Problem, by: str) -> str:
         return f"over {by} {deviation:.0%}{label}"
     if deviation < -tolerance:
         return f"under {by} {-deviation:.0%}{label}"
-    return f"within band ({deviation:+.0%}{label})"
+    return f"within band ({signed_percent(deviation)}{label})"
 
 
 def _edges(accounts: Sequence[Account], adjacency: Sequence[tuple[str, str]] | None) -> list[tuple[int, int]]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from alerts.messages import move_lines, summary_line
+from core.formatting import percent, signed_percent
 from core.records import Proposal
 from core import topics
 from territory.broker import EmbeddedBroker, die_with_parent, free_port
@@ -204,13 +205,13 @@ def _evidence_text(signal: dict) -> str:
     evidence = signal["evidence"]
     if signal["kind"] == "imbalance":
         return (
-            f"{evidence['metric']} share {evidence['share']:.1%} vs fair {evidence['fair_share']:.1%} "
-            f"({evidence['deviation']:+.0%})"
+            f"{evidence['metric']} share {percent(evidence['share'], 1)} vs fair {percent(evidence['fair_share'], 1)} "
+            f"({signed_percent(evidence['deviation'])})"
         )
     if signal["kind"] == "market_shock":
-        return f"regional sales {evidence['size']:+.0%} since about {evidence['started_on']}"
+        return f"regional sales {signed_percent(evidence['size'])} since about {evidence['started_on']}"
     if signal["kind"] == "model_drift":
-        return f"model error {evidence['size']:+.0%} since about {evidence['started_on']}"
+        return f"model error {signed_percent(evidence['size'])} since about {evidence['started_on']}"
     if signal["kind"] == "coverage_gap":
         return f"{evidence['accounts_without_rep']} accounts without a rep"
     return json.dumps(evidence)[:120]

@@ -64,7 +64,7 @@ from connectors.tables import (
     read_table,
     whole_number_at_least_0,
 )
-from core.formatting import amount, significant_percent
+from core.formatting import amount, signed_percent, significant_percent
 from rebalancer import (
     Account,
     CurvePoint,
@@ -888,7 +888,7 @@ def _worst(proposal: Proposal) -> str:
         return "-"
     rep_id, metric, deviation = worst
     label = f" {metric}" if len(proposal.options.metrics) > 1 else ""
-    return f"{rep_id}{label} {deviation:+.1%}"
+    return f"{rep_id}{label} {signed_percent(deviation, 1)}"
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:

@@ -6,7 +6,6 @@ import asyncio
 import gc
 import logging
 import signal
-from typing import Any
 
 import faust
 
@@ -15,6 +14,7 @@ from alerts.store import Store
 from alerts.weekly import register_weekly_review
 from core.clock import SYSTEM_CLOCK, Clock
 from monitor.agents import register_intake, register_membership
+from monitor.worker_health import consumer_state
 from planner.agents import register_planner
 from core.geocode import default_resolver
 from core.metrics import Metrics
@@ -72,27 +72,6 @@ def register_task_dump(app: faust.App) -> None:
         asyncio.get_running_loop().add_signal_handler(
             signal.SIGUSR1, lambda: log.warning("%s\n%s", consumer_state(app), task_stacks())
         )
-
-
-def consumer_state(app: faust.App) -> str:
-    """Flow control and per-partition offsets as Faust's consumer tracks them (private fields:
-    a diagnostic, not an interface, hence the guard)."""
-    try:
-        consumer: Any = app.consumer  # faust.transport.consumer.Consumer; the fields are not in ConsumerT
-        lines = [
-            f"flow active: {app.flow_control.is_active()}, unacked messages: {len(consumer._unacked_messages)}",
-            f"active partitions: {sorted(map(tuple, consumer._active_partitions or ()))}",
-        ]
-        for tp in sorted(consumer.assignment()):
-            acked = consumer._acked.get(tp) or []
-            lines.append(
-                f"  {tp.topic}[{tp.partition}]: read {consumer._read_offset.get(tp)}, "
-                f"committed {consumer._committed_offset.get(tp)}, acked pending commit {len(acked)}"
-                f"{f' (from {min(acked)})' if acked else ''}, highwater {consumer.highwater(tp)}"
-            )
-        return "\n".join(lines)
-    except Exception as error:  # noqa: BLE001 - a diagnostic must not fail the signal handler
-        return f"consumer state unavailable: {error!r}"
 
 
 def task_stacks() -> str:

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from territory.broker import free_port
+from territory.broker import die_with_parent, free_port
 
 INSTALL_HINT = "run `bash deploy/services/install.sh` (make test does) to install it from Debian's packages"
 
@@ -65,6 +65,7 @@ class PostgresServer:
             _as_server_user([f"{self.bin_dir}/postgres", "-D", self.data, *options.split()]),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + 30
         while (

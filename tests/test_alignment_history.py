@@ -1,4 +1,4 @@
-"""Alignment history (issue 19, part 3) on SQLite and on PostgreSQL: every approval and every
+"""Alignment history on SQLite and on PostgreSQL: every approval and every
 apply keeps a dated snapshot of account -> rep (district, segment); `territory alignment
 list|show|diff|export|restore`. A diff of two snapshots lists exactly the approved moves
 between them; a restore is a pending proposal that goes through review like any other."""

@@ -1,6 +1,7 @@
 """Logic reads time from an injected `core.clock.Clock`: the intake's `in_the_future` check and
 dead letters, the alert message, Alertmanager's endsAt, the approval retry's grace period, the
-store's time defaults and the weekly review. Every timestamp is aware UTC."""
+store's time defaults, the weekly review, an alert's update time, the failed-login window and
+an import's time. Every timestamp is aware UTC."""
 
 from __future__ import annotations
 
@@ -14,14 +15,17 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from alerts import decisions
-from alerts.alert import Alert
+from alerts.alert import Alert, alert_from_signal, proposal_settled
+from alerts.alert import alert_from_proposal as proposal_alert
+from alerts.web.auth import FailedAuthLimiter
+from connectors.mapping import Context
 from alerts.messages import alert_from_proposal
 from tests import records
 from alerts.schema import CLOCK_OPTION, AuditRow, Base
 from alerts.sinks import AlertmanagerSink
 from alerts.weekly import next_run
 from core import topics
-from core.clock import ManualClock
+from core.clock import SYSTEM_CLOCK, ManualClock
 from core.settings import Settings
 from monitor.intake import Intake
 
@@ -128,3 +132,38 @@ def test_the_stores_time_defaults_read_the_clock_its_engine_carries():
 def test_the_weekly_review_runs_next_after_the_clocks_time():
     # Monday 07:00 in Berlin (summer time) is 05:00 UTC.
     assert next_run(Settings(), clock=ManualClock(NOW)) == datetime(2031, 5, 12, 5, tzinfo=timezone.utc)
+
+
+def test_an_alert_is_dated_by_the_clock_it_is_made_with():
+    signal = records.signal(
+        {
+            "signal_id": "sig-1",
+            "kind": "coverage_gap",
+            "state": "open",
+            "severity": "critical",
+            "subject": {"type": "rep", "id": "R1"},
+            "detected_at": "2031-05-01T00:00:00+00:00",
+            "emitted_at": "2031-05-01T00:00:01+00:00",
+        }
+    )
+    assert alert_from_signal(signal, clock=ManualClock(NOW)).updated_at == NOW
+    proposal = records.proposal({"proposal_id": "p1"})
+    assert proposal_alert(proposal, clock=ManualClock(NOW)).updated_at == NOW
+    settled = proposal_settled(proposal, "approved", clock=ManualClock(NOW))
+    assert settled.updated_at == settled.ends_at == NOW and settled.body["sent_at"] == NOW.isoformat()
+
+
+def test_the_failed_login_window_is_timed_by_the_clocks_monotonic_reading():
+    clock = ManualClock(NOW)
+    limiter = FailedAuthLimiter(1, 60.0, clock=clock)
+    limiter.failed("10.0.0.1")
+    assert limiter.retry_after("10.0.0.1") == pytest.approx(60.0)
+    clock.advance(timedelta(seconds=45))
+    assert limiter.retry_after("10.0.0.1") == pytest.approx(15.0)
+
+
+def test_an_imports_time_defaults_to_the_system_clock_in_whole_seconds():
+    before = SYSTEM_CLOCK.now().replace(microsecond=0)
+    imported_at = Context().imported_at
+    assert imported_at.tzinfo is not None and imported_at.microsecond == 0
+    assert before <= imported_at <= SYSTEM_CLOCK.now()

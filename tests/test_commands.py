@@ -16,7 +16,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from core import topics
-from territory.broker import free_port
+from territory.broker import die_with_parent, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -50,6 +50,7 @@ def test_broker_command_serves_the_contract_topics_and_stops_on_ctrl_c():
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=die_with_parent,
     )
     try:
         lines = [process.stdout.readline() for _ in range(2)]  # a log line, then the address
@@ -88,6 +89,7 @@ def test_demo_prints_a_proposal_with_moves_and_leaves_no_process(tmp_path):
         capture_output=True,
         text=True,
         timeout=420,
+        preexec_fn=die_with_parent,  # the demo runs a broker and a worker of its own
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]

@@ -1,5 +1,4 @@
-"""Issue 19 part 1, "exports as they come": the vendors' own export layouts, imported as they
-are downloaded.
+"""Exports as they come: the vendors' own export layouts, imported as they are downloaded.
 
 Fixtures under tests/data/crm/, written as the vendors write them:
 

@@ -6,35 +6,16 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from core.records import Proposal, Signal, field_names
 from core.settings import Settings
-from detectors import (
-    LocalShockDetector,
-    LocalShockEvidence,
-    LocalShockFinding,
-    CompanyCoverage,
-    CoverageGapDetector,
-    ErrorDriftEvidence,
-    ErrorDriftFinding,
-    ImbalanceDetector,
-    MarketShockDetector,
-    ModelDriftDetector,
-    MonthlyTerritories,
-    QuotaPaceDetector,
-    QuotaYear,
-    ShockEvidence,
-    ShockFinding,
-    standard_detectors,
-)
-from monitor.state import AccountState, RepAggregate, RepState
+from detectors import standard_detectors
+from detectors.protocol import Documented
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "EVENTS.md"
-NOW = datetime(2025, 6, 1, tzinfo=timezone.utc)
 
 
 def tables(heading: str) -> list[list[list[str]]]:
@@ -82,70 +63,18 @@ def test_the_kinds_table_lists_every_detector_with_its_states():
     assert documented == dict(by_kind)
 
 
-def one_signal_per_kind() -> dict[str, Signal]:
-    """A signal of each kind made by the detector itself, to compare its evidence with the doc."""
-    aggregates = {
-        "A": RepAggregate("A", 40, 700.0, 900.0, 1.0, 0.7, 0.5),
-        "B": RepAggregate("B", 35, 300.0, 800.0, 1.0, 0.3, 0.5),
-    }
-    imbalance = ImbalanceDetector()
-    (finding, *_) = imbalance.observe(MonthlyTerritories(NOW, aggregates))
-    coverage = CoverageGapDetector()
-    (gap, *_) = coverage.observe(
-        CompanyCoverage(
-            [AccountState("a1", 48.0, 11.0, rep_id="R1", known=True)],
-            [RepState("R1", 48.0, 11.0, active=False)],
-            NOW,
-            NOW,
-            12,
-            True,
-        )
-    )
-    shock = ShockFinding(
-        "DE-02",
-        "drop",
-        -0.3,
-        date(2025, 5, 1),
-        date(2025, 5, 20),
-        ShockEvidence("page_hinkley", 12.0, 10.0, 0.1, 0.07, 100.0, 70.0, 15),
-    )
-    drift = ErrorDriftFinding(
-        "rise", 0.4, date(2025, 4, 1), NOW, ErrorDriftEvidence("adwin", 1e-5, 4.0, 0.2, 0.28, 300, 120)
-    )
-    local = LocalShockFinding(
-        "243:30/2",
-        ("243:30", "243:31"),
-        "drop",
-        -0.3,
-        date(2025, 5, 1),
-        date(2025, 5, 20),
-        LocalShockEvidence("orders", 15.0, 14.0, 0.04, 200.0, 140.0, 15, 12.5, (48.7, 9.15), 22.0),
-        ("a1", "a2"),
-        ("R1",),
-    )
-    return {
-        "local_shock": LocalShockDetector().signal(local, NOW),
-        "imbalance": imbalance.signal(finding, NOW),
-        "coverage_gap": coverage.signal(gap, NOW),
-        "market_shock": MarketShockDetector().signal(shock, NOW),
-        "model_drift": ModelDriftDetector().signal(drift, NOW),
-        "quota_pace": quota_pace_signal(),
-    }
-
-
-def quota_pace_signal() -> Signal:
-    detector = QuotaPaceDetector()
-    year = QuotaYear(2025, 5, {"A": (50_000.0,) * 5}, {"A": 1_000_000.0})
-    (finding,) = detector.observe(MonthlyTerritories(NOW, {}, year))
-    return detector.signal(finding, NOW)
+def example_signals() -> list[Signal]:
+    """A signal of each detector the planner runs, made by the detector itself."""
+    detectors = standard_detectors(Settings())
+    assert all(isinstance(detector, Documented) for detector in detectors)
+    return [detector.example_signal() for detector in detectors]
 
 
 def test_the_kinds_table_lists_the_evidence_each_detector_gives():
     documented = {kind: row["evidence"] for kind, row in kinds_table().items()}
-    made = {kind: list(signal.evidence) for kind, signal in one_signal_per_kind().items()}
-    assert {kind: sorted(keys) for kind, keys in documented.items()} == {
-        kind: sorted(keys) for kind, keys in made.items()
-    }
-    assert {signal.state for signal in one_signal_per_kind().values()} <= {
-        state for row in kinds_table().values() for state in row["states"]
-    }
+    signals = example_signals()
+    assert {signal.kind for signal in signals} == set(documented)
+    for signal in signals:
+        assert sorted(signal.evidence) == sorted(documented[signal.kind]), signal.kind
+        assert signal.state in kinds_table()[signal.kind]["states"]
+        assert signal.summary, signal.kind

@@ -1,8 +1,11 @@
 """The folders are the data flow: what each stage may import, checked on the source.
 
-core <- monitor / detectors / rebalancer <- alerts; `territory/` (the command line and the
-worker factory) sits on top and no stage imports it. Pure logic imports no Kafka, Faust,
-database or web library, so it runs in a backtest and a unit test as it runs in the worker.
+The data flows monitor -> planner (which runs potential, detectors and rebalancer) -> alerts;
+every stage imports `core/`, the planner imports the stages it runs, and the alert stage reads
+the planner's records from `core/` without importing the planner, a detector or the
+rebalancer. `territory/` (the command line and the worker factory) sits on top and no stage
+imports it. Pure logic imports no Kafka, Faust, database, web, metrics or template library,
+so it runs in a backtest and a unit test as it runs in the worker.
 """
 
 from __future__ import annotations
@@ -14,7 +17,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("core", "monitor", "potential", "planner", "detectors", "rebalancer", "alerts", "connectors", "simulator")
-INFRASTRUCTURE = ("faust", "aiokafka", "kafka", "sqlalchemy", "alembic", "psycopg", "aiohttp", "mode")
+INFRASTRUCTURE = (
+    "faust",
+    "aiokafka",
+    "kafka",
+    "sqlalchemy",
+    "alembic",
+    "psycopg",
+    "aiohttp",
+    "mode",
+    "prometheus_client",
+    "jinja2",
+)
 PURE = (
     "detectors",
     "rebalancer",

@@ -410,3 +410,34 @@ def test_segment_pool_scope_judges_each_pool_of_specialists_against_its_own_segm
     assert evaluation.aggregates["S1"].fair_share == 1.0
     assert evaluation.aggregates["K1"].fair_share == 0.5
     assert evaluation.aggregates["K1"].share == pytest.approx(500 / 950)
+
+
+def test_district_scope_judges_workload_within_each_district():
+    # Each district's reps carry equal workload, but North carries three times South's: judged
+    # within each district (fair share 1/2) no rep is off; judged against the company's total
+    # workload (1/4 each within a district) every rep would read "under".
+    reps = [
+        RepState("N1", 53.5, 10.0, district="North"),
+        RepState("N2", 53.4, 10.2, district="North"),
+        RepState("S1", 48.1, 11.6, district="South"),
+        RepState("S2", 48.2, 11.4, district="South"),
+    ]
+    minutes = {"n1": ("N1", 900.0), "n2": ("N2", 900.0), "s1": ("S1", 300.0), "s2": ("S2", 300.0)}
+    accounts = [
+        AccountState(
+            a,
+            53.0 if rep.startswith("N") else 48.1,
+            10.5,
+            rep_id=rep,
+            known=True,
+            monthly_sales={"2025-03": 100.0},
+            monthly_minutes={"2025-03": m},
+        )
+        for a, (rep, m) in minutes.items()
+    ]
+    watermark = datetime(2025, 4, 2, tzinfo=timezone.utc)
+    evaluation = planner(FakeClock(), rebalance_scope="district").evaluate(
+        accounts, reps, watermark=watermark, first_event_at=START
+    )
+    assert evaluation.aggregates["S1"].workload_share == pytest.approx(0.5)
+    assert [s for s in published(evaluation) if s["evidence"]["metric"] == "workload"] == []

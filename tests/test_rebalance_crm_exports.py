@@ -1,6 +1,7 @@
-"""Issue 19 parts 2 and 4: `territory rebalance --accounts EXPORT.csv --format ...` builds the units
-from a CRM's own export (no Kafka), and `--write-back FILE` writes the owner changes in the
-layout the CRM's loader takes, which reads back through the connectors' reading code.
+"""A rebalance from a CRM export and its write-back: `territory rebalance --accounts EXPORT.csv
+--format ...` builds the units from a CRM's own export (no Kafka), and `--write-back FILE`
+writes the owner changes in the layout the CRM's loader takes, which reads back through the
+connectors' reading code.
 
 Fixtures (tests/data/crm/): the vendors' export layouts of tests/test_connectors_exports.py, and
 `salesforce_orders.csv`, a Data Loader export of Order (Id, AccountId, OrderNumber, EffectiveDate,

@@ -1,4 +1,5 @@
-"""Segments and account caps in the rebalancer (issue 17, items 1 and 2).
+"""Segments and account caps in the rebalancer (who may serve an account; how many accounts a
+rep may hold).
 
 The rules, written here independently of the package:
 

@@ -1,4 +1,4 @@
-"""The travel trade-off (issue 17, item 5): ``minimal_moves(objective="travel", max_moves=M)``,
+"""The travel trade-off (fewer kilometres for a budget of moves): ``minimal_moves(objective="travel", max_moves=M)``,
 ``trade_off_curve(kind="travel")`` and ``territory rebalance --objective travel`` /
 ``--curve travel``.
 

@@ -10,6 +10,7 @@ import base64
 import json
 import urllib.error
 import urllib.request
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 from urllib.parse import quote
@@ -35,11 +36,16 @@ TABLES = {"signals", "proposals", "moves", "audit_log", "deliveries", "reports",
 
 
 class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
+    """A `core.clock.Clock` whose monotonic seconds the test moves (`clock.seconds += 30`)."""
 
-    def __call__(self) -> float:
-        return self.now
+    def __init__(self) -> None:
+        self.seconds = 1000.0
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.seconds, timezone.utc)
+
+    def monotonic(self) -> float:
+        return self.seconds
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -63,7 +69,7 @@ def with_client(
     store: Store,
     settings: Settings,
     scenario_: Callable[[TestClient], Awaitable[Any]],
-    clock: Callable[[], float] | None = None,
+    clock: FakeClock | None = None,
 ) -> Any:
     async def run() -> Any:
         app = review_app(store, Recorder(), settings, **({"clock": clock} if clock else {}))
@@ -80,18 +86,18 @@ def test_limiter_locks_out_after_max_failures_in_the_window_until_the_window_pas
     clock = FakeClock()
     limiter = FailedAuthLimiter(3, 60.0, clock=clock)
     limiter.failed("10.0.0.1")
-    clock.now += 30
+    clock.seconds += 30
     limiter.failed("10.0.0.1")
     assert limiter.retry_after("10.0.0.1") == 0  # two failures: not yet
-    clock.now += 31  # the first failure has left the window
+    clock.seconds += 31  # the first failure has left the window
     limiter.failed("10.0.0.1")
     assert limiter.retry_after("10.0.0.1") == 0
     limiter.failed("10.0.0.1")  # three within 60 s
     assert limiter.retry_after("10.0.0.1") == pytest.approx(60.0)
     assert limiter.retry_after("10.0.0.2") == 0  # per address
-    clock.now += 59.5
+    clock.seconds += 59.5
     assert limiter.retry_after("10.0.0.1") == pytest.approx(0.5)
-    clock.now += 0.5
+    clock.seconds += 0.5
     assert limiter.retry_after("10.0.0.1") == 0
     limiter.failed("10.0.0.1")  # a clean slate after the lock: one failure does not lock again
     assert limiter.retry_after("10.0.0.1") == 0
@@ -153,10 +159,10 @@ def test_api_answers_429_after_failed_tokens_even_to_the_right_token_until_the_w
         # Health stays open: a probe behind the same address must not fail.
         assert (await client.get("/livez")).status == 200
 
-        clock.now += 59
+        clock.seconds += 59
         response = await client.post(approve_url, json=body, headers=bearer(WRITE_TOKEN))
         assert response.status == 429 and response.headers["Retry-After"] == "1"
-        clock.now += 1
+        clock.seconds += 1
         response = await client.post(approve_url, json=body, headers=bearer(WRITE_TOKEN))
         assert response.status == 200, await response.text()
         assert (await response.json())["status"] == "applied"

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from core.settings import Settings, SettingsError
+from territory.broker import die_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
 OWN_SECRETS = {"TERRITORY_API_TOKEN": "write-token-of-this-site", "TERRITORY_PSEUDONYM_KEY": "key-of-this-site"}
@@ -154,6 +155,7 @@ def territory(*args: str, **env: str) -> subprocess.CompletedProcess:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=die_with_parent,
     )
     try:
         stdout, stderr = process.communicate(timeout=60)

@@ -11,7 +11,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from core.records import Proposal, Signal
+from core.records import Proposal, Signal, Subject
+from detectors import imbalance as imbalance_detector
+from detectors import market_shock
 from tests import records
 from alerts.alert import Alert, alert_from_proposal, alert_from_signal
 from alerts.dispatch import Dispatcher, MemoryOutbox
@@ -67,14 +69,19 @@ class Recorder:
 
 
 def shock(size: float = -0.2, *, state: str = "drop", region: str = "DE-BY", n: int = 0) -> Signal:
+    subject, evidence = (
+        Subject("region", region, "Bavaria"),
+        {"direction": state, "size": size, "started_on": "2025-05-01"},
+    )
     return records.signal(
         {
             "signal_id": f"sig-{n}",
             "kind": "market_shock",
             "state": state,
             "severity": "critical",
-            "subject": {"type": "region", "id": region, "name": "Bavaria"},
-            "evidence": {"direction": state, "size": size, "started_on": "2025-05-01"},
+            "subject": subject.to_json(),
+            "evidence": evidence,
+            "summary": market_shock.summary(subject, state, evidence),
             "detected_at": "2025-05-20T00:00:00+00:00",
             "emitted_at": f"2026-01-01T00:00:{n:02d}+00:00",
         }
@@ -82,21 +89,24 @@ def shock(size: float = -0.2, *, state: str = "drop", region: str = "DE-BY", n: 
 
 
 def imbalance(state: str = "under", severity: str = "warning", share: float = 0.10, n: int = 0) -> Signal:
+    subject = Subject("rep", "R-munich")
+    evidence = {
+        "metric": "potential",
+        "share": share,
+        "fair_share": 0.125,
+        "deviation": share / 0.125 - 1,
+        "threshold": -0.1,
+        "accounts": 231,
+    }
     return records.signal(
         {
             "signal_id": f"sig-i{n}",
             "kind": "imbalance",
             "state": state,
             "severity": severity,
-            "subject": {"type": "rep", "id": "R-munich"},
-            "evidence": {
-                "metric": "potential",
-                "share": share,
-                "fair_share": 0.125,
-                "deviation": share / 0.125 - 1,
-                "threshold": -0.1,
-                "accounts": 231,
-            },
+            "subject": subject.to_json(),
+            "evidence": evidence,
+            "summary": imbalance_detector.summary(subject, state, evidence),
             "detected_at": "2025-05-31T18:12:00+00:00",
             "emitted_at": f"2026-01-01T00:01:{n:02d}+00:00",
         }
@@ -159,6 +169,18 @@ def test_signal_alert_has_a_stable_key_routing_labels_and_resolves_when_cleared(
     assert Alert.from_json(firing.to_json()) == firing
     assert alert_from_signal(shock()).labels["region"] == "DE-BY"
     assert "Bavaria (DE-BY)" in alert_from_signal(shock()).summary
+
+
+def test_the_alert_says_what_the_detector_wrote_and_a_signal_without_a_summary_still_reads():
+    assert alert_from_signal(shock()).summary == (
+        "market shock in Bavaria (DE-BY): demand dropped 20% against the rest of the country since 2025-05-01"
+    )
+    # Published before signals carried a summary: kind, state and subject.
+    old = records.signal({**shock().to_json(), "summary": None})
+    assert old.summary == ""
+    alert = alert_from_signal(old)
+    assert alert.summary == "market shock drop for region Bavaria (DE-BY)"
+    assert alert.description.startswith(alert.summary + "\nstate: drop\nevidence: direction=drop; size=-0.2")
 
 
 def test_superseding_proposal_for_the_same_reps_updates_the_same_alert():

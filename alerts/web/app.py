@@ -5,9 +5,8 @@ wires both, the republishing of approvals and the readiness metric into a worker
 from __future__ import annotations
 
 import logging
-import time
 from collections import OrderedDict
-from typing import Any, Callable
+from typing import Any
 
 from aiohttp import web
 from mode import Service
@@ -22,6 +21,7 @@ from alerts.web.keys import ALLOWED_HOSTS, ENV, LIMITER, PUBLISHER, READINESS, S
 from alerts.web.maps import register_map_files
 from alerts.web.pages import index, login, login_form, logout, proposal_page
 from alerts.web.readiness import healthz, livez, readyz, worker_readiness
+from core.clock import SYSTEM_CLOCK, Clock
 from alerts.web.views import environment
 from core.settings import Settings
 
@@ -37,10 +37,10 @@ READY_INTERVAL_S = 5.0
 
 
 def review_app(
-    store: Store, publisher: Publisher, settings: Settings, *, clock: Callable[[], float] = time.monotonic
+    store: Store, publisher: Publisher, settings: Settings, *, clock: Clock = SYSTEM_CLOCK
 ) -> web.Application:
     """The review page and HTTP API over `store`; approvals publish through `publisher`.
-    `clock` times the failed-authentication window (a test moves it)."""
+    `clock` times the failed-authentication window (its monotonic reading; a test moves it)."""
     app = web.Application(middlewares=[headers_and_read_access], client_max_size=64 * 1024)
     app[STORE], app[PUBLISHER], app[SETTINGS] = store, publisher, settings
     app[ENV] = environment()

@@ -26,15 +26,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
-import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Callable
 
 from aiohttp import web
 
 from alerts.web.keys import ALLOWED_HOSTS, LIMITER, SETTINGS, Handler
 from alerts.web.responses import Refused, html_page, json_error
+from core.clock import SYSTEM_CLOCK, Clock
 from core.settings import Settings
 
 SESSION_COOKIE = "territory_review"
@@ -69,7 +68,7 @@ class FailedAuthLimiter:
         max_failures: int,
         window_s: float,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
         max_clients: int = MAX_TRACKED_CLIENTS,
     ):
         self.max_failures, self.window_s, self.max_clients = max_failures, window_s, max_clients
@@ -79,13 +78,13 @@ class FailedAuthLimiter:
     def retry_after(self, client: str) -> float:
         """Seconds until `client` may be checked again; 0 when it is not locked out."""
         entry = self._clients.get(client)
-        return 0.0 if entry is None else max(0.0, entry.locked_until - self._clock())
+        return 0.0 if entry is None else max(0.0, entry.locked_until - self._clock.monotonic())
 
     def failed(self, client: str) -> None:
         """Count a failed token check by `client`; the last one allowed locks it out."""
         if self.max_failures <= 0:
             return
-        now = self._clock()
+        now = self._clock.monotonic()
         entry = self._clients.pop(client, None) or _Failures()
         while entry.times and entry.times[0] <= now - self.window_s:
             entry.times.popleft()
