@@ -15,7 +15,7 @@ from core.formatting import percent
 from core.records import RESOLVED_STATES, Signal, Subject
 from detectors.protocol import RegionalDay
 from monitor.state import AccountState
-from monitor.regions import region_label
+from monitor.regions import region_name
 
 MEASURES = ("sales", "orders")
 DIRECTIONS = ("drop", "rise")
@@ -266,7 +266,7 @@ class MarketShockDetector:
 
     def signal(self, finding: ShockFinding, emitted_at: datetime) -> Signal:
         """A move of a third or more is critical."""
-        subject = Subject("region", finding.region, region_label(finding.region))
+        subject = Subject("region", finding.region, region_name(finding.region))
         evidence = {
             "direction": finding.direction,
             "size": round(finding.size, 4),

@@ -376,6 +376,16 @@ def region_label(region: str) -> str:
     return f"{name} ({region})" if name else region
 
 
+def region_name(region: str) -> str:
+    """The readable name of an admin1, admin2 or country id without the id; the id itself
+    when unknown (a `Subject` adds the id to its name).
+
+    >>> region_name("DE-02"), region_name("XX-9")
+    ('Bayern', 'XX-9')
+    """
+    return _name(region) or region
+
+
 @lru_cache(maxsize=4096)
 def _name(region: str) -> str | None:
     country, _, rest = region.partition("-")

@@ -190,3 +190,9 @@ def test_a_company_in_one_region_has_no_region_to_compare_and_no_finding(measure
         counts = {region: max(1, round(value / 100)) for region, value in sales.items()}
         found += detector.update(day + timedelta(days=n), sales, counts if measure == "orders" else None).findings
     assert found == []
+
+
+def test_a_region_signal_names_the_region_once():
+    signal = MarketShockDetector().example_signal()
+    assert signal.subject.label == "Bayern (DE-02)"
+    assert signal.summary is not None and "(DE-02) (DE-02)" not in signal.summary
