@@ -187,7 +187,7 @@ def propose_restore(store: "Store", snapshot: "AlignmentSnapshotRow", *, by: str
     then = store.alignment_rows(snapshot.id)
     current = store.current_alignment()
     reps = sorted({e.rep_id for e in then.values() if e.rep_id is not None})
-    payload = restore_proposal(
+    proposal = restore_proposal(
         snapshot.id,
         f"{when(snapshot.taken_at)} UTC, {snapshot.reason}",
         then,
@@ -198,12 +198,11 @@ def propose_restore(store: "Store", snapshot: "AlignmentSnapshotRow", *, by: str
         requested_by=by,
         created_at=store.clock.now(),
     )
-    if payload is None:
+    if proposal is None:
         raise RestoreError(
             f"the current alignment already gives every account its rep of {label(snapshot)}", "unchanged"
         )
-    proposal = Proposal.from_json(payload)  # what the alert stage reads: refused here if not valid
-    stored = store.save_proposal(proposal.to_json(), actor=by, comment=comment or None)
+    stored = store.save_proposal(proposal, actor=by, comment=comment or None)
     row = store.proposal(proposal.proposal_id)
     assert row is not None
     if not stored and row.status == "pending":  # asked for and alerted before, still pending

@@ -168,7 +168,7 @@ def test_the_document_is_plain_utf8_json():
 def store(tmp_path: Path) -> Store:
     made = Store(f"sqlite:///{tmp_path / 'territory.db'}")
     made.migrate()
-    assert made.save_proposal(payload())
+    assert made.save_proposal(records.proposal(payload()))
     return made
 
 
@@ -223,7 +223,7 @@ def test_an_id_with_odd_characters_is_found_through_its_percent_encoding(tmp_pat
     odd = f"prop-{QUOTED} {KANJI}"
     store = Store(f"sqlite:///{tmp_path / 'odd.db'}")
     store.migrate()
-    store.save_proposal(payload(odd))
+    store.save_proposal(records.proposal(payload(odd)))
 
     async def scenario(client: TestClient) -> None:
         from urllib.parse import quote
