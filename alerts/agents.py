@@ -288,7 +288,7 @@ class ProposalSettlement:
             if row is None:
                 continue
             try:
-                proposal = Proposal.from_json(row.payload)
+                proposal = row.record()
             except RecordError as error:  # stored by an older version without a field it needs now
                 log.warning("proposal %s settled but its alert cannot be resolved: %s", entry.proposal_id, error)
                 continue

@@ -148,20 +148,20 @@ def restore_figures(store: "Store") -> RestoreFigures:
         row = store.proposal(proposal_id)
         if row is None:
             continue
-        payload = row.payload
-        for account in payload.get("accounts") or ():
+        proposal = row.record()
+        for account in proposal.accounts or ():
             account_id = account.get("account_id")
             if account_id is None or account_id in potentials:
                 continue
             potentials[account_id] = float(account.get("potential") or 0.0)
             if account.get("lat") is not None and account.get("lon") is not None:
                 places[account_id] = (float(account["lat"]), float(account["lon"]))
-        for rep in payload.get("reps") or ():
+        for rep in proposal.reps or ():
             if rep.get("rep_id") not in homes and rep.get("home_lat") is not None and rep.get("home_lon") is not None:
                 homes[rep["rep_id"]] = (float(rep["home_lat"]), float(rep["home_lon"]))
-        if tolerance is None and payload.get("mode") != "restore" and payload.get("before"):
-            tolerance = float(payload.get("tolerance") or Settings().tolerance)
-            fair = {r["rep_id"]: float(r.get("fair_share") or 0.0) for r in payload["before"]}
+        if tolerance is None and proposal.mode != "restore" and proposal.before:
+            tolerance = proposal.tolerance or Settings().tolerance
+            fair = {load.rep_id: load.fair_share for load in proposal.before}
     return RestoreFigures(potentials, places, homes, fair, tolerance if tolerance is not None else Settings().tolerance)
 
 

@@ -46,7 +46,7 @@ def build_digest(store: Store, settings: Settings, *, clock: Clock = SYSTEM_CLOC
     and recipients configured) e-mail it. Raises on a mail failure after storing. The week
     and the time it was generated are the clock's, in `report_timezone`."""
     now = clock.now().astimezone(ZoneInfo(settings.report_timezone))
-    proposals = [row.payload for row in store.proposals("pending")]
+    proposals = [row.record() for row in store.proposals("pending")]
     report = build_weekly_report(proposals, week=iso_week(now), generated_at=now, review_url=review_url(settings))
     report_id = store.save_report(report.week, report.subject, report.html, report.proposal_ids)
     to = recipients(settings) if send else []

@@ -63,11 +63,11 @@ def proposal_url(proposal_id: str) -> str:
 
 
 def summary(row: ProposalRow) -> dict[str, Any]:
-    """A proposal as the list endpoints show it: the row's columns, no payload."""
+    """A proposal as the list endpoints show it: the row's columns and its kind."""
     return {
         "proposal_id": row.proposal_id,
         "status": row.status,
-        "kind": proposal_kind(row.payload.get("mode")),
+        "kind": proposal_kind(row.record().mode),
         "solver_status": row.solver_status,
         "move_count": row.move_count,
         "imbalance_before": row.imbalance_before,
