@@ -6,7 +6,8 @@ style inline (mail clients drop ``<style>`` blocks and linked files). Per pendin
 proposal: a headline (moves, imbalance before -> after, status, why), the map before and
 after, the reps' shares, the moves-vs-imbalance curve when the proposal carries one, the
 moves table, and the sales intelligence of every territory the moves touch
-(:mod:`alerts.intelligence`): what the manager hands a rep with a new territory.
+(:mod:`alerts.intelligence`): what the manager hands a rep with a new territory. Then, pending
+proposals or not, each rep's quota pace from its latest quota_pace signal (:mod:`alerts.quota_pace`).
 
 - :func:`build_weekly_report` -- the whole report (:class:`WeeklyReport`: HTML, subject,
   plain-text body, proposal ids).
@@ -28,7 +29,7 @@ from calendar import month_name
 import logging
 import math
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import partial
@@ -40,8 +41,10 @@ from markupsafe import Markup
 
 from alerts.charts import MapAccount, MapRep, moves_curve_png, share_chart_png, territory_map_png
 from alerts.intelligence import TerritoryIntelligence, territory_intelligence
+from alerts.quota_pace import QuotaPaceRow, quota_pace_rows, signed_number
+from alerts.quota_pace import number as pace_number
 from core.formatting import percent
-from core.records import Proposal, ProposedMove, RepLoad, proposal_kind
+from core.records import Proposal, ProposedMove, RepLoad, Signal, proposal_kind
 
 __all__ = [
     "ReportImage",
@@ -179,6 +182,7 @@ def _environment() -> Environment:
         hours=_hours,
         months=_months,
         gap=_gap,
+        signed_number=signed_number,
     )
     return env
 
@@ -499,10 +503,17 @@ def render_proposal_html(
 
 
 def build_weekly_report(
-    proposals: Sequence[Proposal], *, week: str, generated_at: datetime, review_url: str | None = None
+    proposals: Sequence[Proposal],
+    *,
+    week: str,
+    generated_at: datetime,
+    review_url: str | None = None,
+    quota_pace: Iterable[Signal] = (),
 ) -> WeeklyReport:
     """The weekly review of the pending ``proposals`` (oldest first, as given): the HTML
-    report, the mail subject and a plain-text body that stands on its own.
+    report, the mail subject and a plain-text body that stands on its own. ``quota_pace``:
+    each rep's latest quota_pace signal (``Store.latest_signals``), shown in a section of its
+    own whether or not anything is pending.
 
     ``review_url`` links the review page from the overview and from each proposal; it may
     contain "{proposal_id}" to link each proposal's own page.
@@ -512,6 +523,7 @@ def build_weekly_report(
     total_moves = sum(len(view["moves"]) for view in views)
     worst = max((float(view["imbalance_before"]) for view in views if _finite(view["imbalance_before"])), default=None)
     overview = {"count": len(views), "moves": total_moves, "worst_imbalance": worst}
+    paces = quota_pace_rows(quota_pace)
     stamp = _stamp(generated_at)
     html = _ENV.get_template("weekly.html.j2").render(
         week=week,
@@ -519,6 +531,7 @@ def build_weekly_report(
         overview=overview,
         proposals=views,
         sections=sections,
+        quota_pace=paces,
         review_page=review_url if review_url and "{proposal_id}" not in review_url else None,
     )
     if views:
@@ -530,7 +543,7 @@ def build_weekly_report(
         week=week,
         html=html,
         subject=subject,
-        text=_text(week, stamp, views, overview, review_url),
+        text=_text(week, stamp, views, overview, review_url, paces),
         proposal_ids=[view["proposal_id"] for view in views],
         images=images,
     )
@@ -543,7 +556,12 @@ def _stamp(moment: datetime) -> str:
 
 
 def _text(
-    week: str, stamp: str, views: Sequence[Mapping[str, Any]], overview: Mapping[str, Any], review_url: str | None
+    week: str,
+    stamp: str,
+    views: Sequence[Mapping[str, Any]],
+    overview: Mapping[str, Any],
+    review_url: str | None,
+    paces: Sequence[QuotaPaceRow] = (),
 ) -> str:
     lines = [f"Territory review {week} (generated {stamp})", ""]
     if not views:
@@ -591,6 +609,14 @@ def _text(
             "",
             "The HTML report shows the maps, the shares, the moves and the sales intelligence "
             "(ABC classes, lapsed accounts, sleeping giants) of every territory concerned.",
+        ]
+    if paces:
+        lines += ["", "Quota pace (each rep's latest judgement; judged apart from balance, no account moves for it):"]
+        lines += [
+            f"* {row.rep_id} {row.state} (as of {row.as_of}): sales {pace_number(row.sales_to_date)} against "
+            f"{pace_number(row.expected_to_date)} expected, gap {signed_number(row.gap)}, "
+            f"pace {percent(row.pace)}, projected year end {pace_number(row.projected_year_end)}"
+            for row in paces
         ]
     if review_url and "{proposal_id}" not in review_url:
         lines += ["", f"Review and decide: {review_url}"]

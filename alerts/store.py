@@ -310,6 +310,20 @@ class Store:
         with self.sessions() as session:
             return list(session.scalars(select(SignalRow).order_by(SignalRow.stored_at)))
 
+    def latest_signals(self, kind: str) -> list[Signal]:
+        """The newest stored signal of `kind` per subject (by detected time, then by when it
+        was stored), read through ``Signal.from_json``, ordered by subject. A detector signals
+        a subject's change of state, so this is each subject's state now."""
+        query = select(SignalRow).where(SignalRow.kind == kind).order_by(SignalRow.stored_at, SignalRow.signal_id)
+        newest: dict[tuple[str, str], Signal] = {}
+        with self.sessions() as session:
+            for row in session.scalars(query):
+                signal = row.record()
+                subject = (signal.subject.type, signal.subject.id)
+                if subject not in newest or signal.detected_at >= newest[subject].detected_at:
+                    newest[subject] = signal
+        return [newest[subject] for subject in sorted(newest)]
+
     # ------------------------------------------------------------------ decisions
 
     def decide(

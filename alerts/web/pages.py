@@ -15,6 +15,8 @@ from urllib.parse import quote, urlsplit
 from aiohttp import web
 from markupsafe import Markup
 
+from alerts.quota_pace import KIND as QUOTA_PACE
+from alerts.quota_pace import quota_pace_rows
 from alerts.schema import ProposalRow
 from alerts.web.auth import SESSION_COOKIE, auth_failed, same_token, session_value
 from alerts.web.keys import ENV, SECTIONS, SETTINGS, STORE
@@ -57,10 +59,15 @@ def _decided_at(row: ProposalRow) -> datetime:
 async def index(request: web.Request) -> web.Response:
     store = request.app[STORE]
     rows = await asyncio.to_thread(store.proposals)
+    paces = quota_pace_rows(await asyncio.to_thread(store.latest_signals, QUOTA_PACE))
     pending = [summary(r) for r in rows if r.status == "pending"]
     decided = sorted((r for r in rows if r.decided_at is not None), key=_decided_at, reverse=True)
     return html_page(
-        request, "review_index.html.j2", pending=pending, decided=[summary(r) for r in decided[:RECENT_DECISIONS]]
+        request,
+        "review_index.html.j2",
+        pending=pending,
+        decided=[summary(r) for r in decided[:RECENT_DECISIONS]],
+        quota_pace=paces,
     )
 
 

@@ -13,6 +13,7 @@ from urllib.parse import quote
 from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from alerts.quota_pace import number, signed_number
 from alerts.schema import AuditRow, MoveRow, ProposalRow
 from alerts.web.keys import STORE
 from alerts.web.responses import Refused, json_error
@@ -55,6 +56,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(when=_when, pct=partial(percent, digits=1, missing=""))  # 0.1234 -> "12.3%", None -> ""
+    env.filters.update(number=number, signed_number=signed_number)  # 1234.5 -> "1,234" / "+1,234"
     return env
 
 
