@@ -65,11 +65,11 @@ def proposal_url(proposal_id: str) -> str:
 
 
 def summary(row: ProposalRow) -> dict[str, Any]:
-    """A proposal as the list endpoints show it: the row's columns and its kind."""
+    """A proposal as the list endpoints show it: the row's columns and its kind (no payload)."""
     return {
         "proposal_id": row.proposal_id,
         "status": row.status,
-        "kind": proposal_kind(row.record().mode),
+        "kind": proposal_kind(row.mode),
         "solver_status": row.solver_status,
         "move_count": row.move_count,
         "imbalance_before": row.imbalance_before,
