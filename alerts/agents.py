@@ -21,7 +21,7 @@ from alerts.alert import alert_from_proposal, alert_from_signal, proposal_settle
 from alerts.dispatch import Dispatcher
 from alerts.messages import alert_from_proposal as alert_message
 from alerts.sinks import sinks_from_settings
-from alerts.store import Store, fold_state, later, touched_reps
+from alerts.store import Store, fold_state, later, row_reps
 from core.clock import SYSTEM_CLOCK, Clock
 from core.metrics import Metrics
 from core.records import Proposal, RecordError, Signal
@@ -73,7 +73,7 @@ def register_alerts(
                 # Queued first, then stored: a crash in between queues it again after the restart,
                 # and the outbox merges the repeat into the same incident (an upsert, not a new row).
                 await stored.call(dispatcher.submit, alert_from_signal(signal, clock=clock), what="queueing an alert")
-                await stored.call(store.save_signal, signal.to_json(), what="storing a signal")
+                await stored.call(store.save_signal, signal, what="storing a signal")
             except RejectedByStore:
                 continue  # logged and counted; the next signal is not held up by this one
 
@@ -90,8 +90,7 @@ def register_alerts(
 
     async def _alert_proposal(proposal: Proposal) -> None:
         # Stored first; a redelivered, already alerted proposal is recognised and skipped.
-        published = proposal.to_json()
-        if not await stored.call(store.save_proposal, published, what="storing a proposal"):
+        if not await stored.call(store.save_proposal, proposal, what="storing a proposal"):
             return
         if to_kafka:
             await alerts_topic.send(key=proposal.proposal_id.encode(), value=alert_message(proposal, clock=clock))
@@ -291,12 +290,12 @@ class ProposalSettlement:
             if row is None:
                 continue
             try:
-                proposal = Proposal.from_json(row.payload)
+                proposal = row.record()
             except RecordError as error:  # stored by an older version without a field it needs now
                 log.warning("proposal %s settled but its alert cannot be resolved: %s", entry.proposal_id, error)
                 continue
             # A pending proposal for the same reps owns that incident now: leave it firing.
-            if any(set(touched_reps(p.payload)) == proposal.touched_reps for p in self.store.proposals("pending")):
+            if any(row_reps(p) == proposal.touched_reps for p in self.store.proposals("pending")):
                 continue
             actor = None if entry.actor == "worker" else entry.actor
             self.dispatcher.submit(

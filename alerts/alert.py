@@ -203,7 +203,7 @@ def _evidence_text(evidence: Mapping[str, Any]) -> str:
 
 
 def proposal_key(proposal: Proposal) -> str:
-    """ "proposal:" + the reps it touches (as `alerts.store.touched_reps`): a superseding
+    """ "proposal:" + the reps it touches (as `alerts.store.row_reps`): a superseding
     proposal for the same reps updates the same alert. Unsolved proposals (no moves) are
     one territory-wide incident."""
     reps = proposal.touched_reps

@@ -1,7 +1,7 @@
 """Proposals and accounts as GeoJSON (RFC 7946): pure conversion, no web or database.
 
-:func:`proposal_geojson` turns a stored proposal (its JSON payload, ``Proposal.to_json()``)
-into a FeatureCollection, for ``GET /api/proposals/{id}.geojson`` and ``territory rebalance
+:func:`proposal_geojson` turns a proposal (a ``core.records.Proposal``, as stored and read
+back) into a FeatureCollection, for ``GET /api/proposals/{id}.geojson`` and ``territory rebalance
 --out-geojson``. Each feature's ``properties.kind`` says what it is:
 
 - ``account``: a Point per row of the proposal's ``accounts`` (and per moved account
@@ -18,14 +18,17 @@ and lon) has a ``null`` geometry (RFC 7946 3.2) rather than being dropped. The c
 carries ``proposal_id`` (and ``accounts_scope``, ``accounts_as_of`` when the proposal has
 them) as foreign members (RFC 7946 6.1).
 
->>> document = proposal_geojson({
-...     "proposal_id": "prop-1",
-...     "moves": [{"account_id": "a1", "from_rep": "A", "to_rep": "B", "potential": 10.0,
+>>> from core.records import Proposal
+>>> document = proposal_geojson(Proposal.from_json({
+...     "proposal_id": "prop-1", "created_at": "2026-01-05T09:00:00+00:00", "event_time": "2025-05-01T00:00:00+00:00",
+...     "trigger_signals": [], "mode": "minimal_moves", "status": "optimal", "before": [], "after": [],
+...     "imbalance_before": 0.2, "imbalance_after": 0.05, "seconds": 0.1, "tolerance": 0.1,
+...     "moves": [{"account_id": "a1", "from_rep": "A", "to_rep": "B", "potential": 10.0, "workload": 0.0,
 ...                "distance_km": 3.2, "reason": "closer to B"}],
 ...     "accounts": [{"account_id": "a1", "lat": 52.5, "lon": 13.4, "rep_id": "A", "potential": 10.0,
 ...                   "sales_12m": 4.0}],
 ...     "reps": [{"rep_id": "B", "home_lat": 52.52, "home_lon": 13.45}],
-... })
+... }))
 >>> [(f["properties"]["kind"], f["geometry"]["type"]) for f in document["features"]]
 [('account', 'Point'), ('move', 'LineString'), ('rep_home', 'Point')]
 >>> document["features"][0]["geometry"]["coordinates"]  # longitude first
@@ -40,6 +43,8 @@ from __future__ import annotations
 
 import math
 from typing import Any, Iterable, Mapping
+
+from core.records import Proposal
 
 #: The media type of a GeoJSON document (RFC 7946 12).
 MEDIA_TYPE = "application/geo+json"
@@ -89,12 +94,12 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def proposal_geojson(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """The proposal `payload` (a stored proposal's JSON) as a FeatureCollection (see the
-    module docstring for the features and their properties)."""
-    moves = {m["account_id"]: m for m in payload.get("moves") or ()}
-    rows = list(payload.get("accounts") or ())
-    homes = {r["rep_id"]: r for r in payload.get("reps") or ()}
+def proposal_geojson(proposal: Proposal) -> dict[str, Any]:
+    """The proposal as a FeatureCollection (see the module docstring for the features and
+    their properties)."""
+    moves = {move.account_id: move for move in proposal.moves}
+    rows = list(proposal.accounts or ())
+    homes = {r["rep_id"]: r for r in proposal.reps or ()}
     account_places: dict[str, list[float] | None] = {}
     features: list[dict[str, Any]] = []
 
@@ -105,12 +110,12 @@ def proposal_geojson(payload: Mapping[str, Any]) -> dict[str, Any]:
         properties = {
             "kind": "account",
             "account_id": account_id,
-            "rep_id": row.get("rep_id") if "rep_id" in row else (move or {}).get("from_rep"),
-            "new_rep_id": move["to_rep"] if move else None,
+            "rep_id": row.get("rep_id") if "rep_id" in row else (move.from_rep if move else None),
+            "new_rep_id": move.to_rep if move else None,
             "moved": move is not None,
-            "potential": _number(row.get("potential", (move or {}).get("potential"))),
+            "potential": _number(row.get("potential", move.potential if move else None)),
             "sales_12m": _number(row.get("sales_12m")),
-            "reason": move.get("reason") if move else None,
+            "reason": move.reason if move else None,
         }
         for extra in ("segment", "name"):  # offline units may carry them; worker rows do not
             if row.get(extra) is not None:
@@ -125,11 +130,11 @@ def proposal_geojson(payload: Mapping[str, Any]) -> dict[str, Any]:
         account(row["account_id"], row)
     for account_id, move in moves.items():
         if account_id not in seen:  # no context row (touched_largest, or none at all)
-            account(account_id, {"rep_id": move.get("from_rep"), "potential": move.get("potential")})
+            account(account_id, {"rep_id": move.from_rep, "potential": move.potential})
 
     for account_id, move in moves.items():
         start = account_places.get(account_id)
-        home = homes.get(move["to_rep"])
+        home = homes.get(move.to_rep)
         end = position(home.get("home_lat"), home.get("home_lon")) if home else None
         if start is None or end is None:
             continue
@@ -139,11 +144,11 @@ def proposal_geojson(payload: Mapping[str, Any]) -> dict[str, Any]:
                 {
                     "kind": "move",
                     "account_id": account_id,
-                    "from_rep": move.get("from_rep"),
-                    "to_rep": move["to_rep"],
-                    "potential": _number(move.get("potential")),
-                    "distance_km": _number(move.get("distance_km")),
-                    "reason": move.get("reason"),
+                    "from_rep": move.from_rep,
+                    "to_rep": move.to_rep,
+                    "potential": _number(move.potential),
+                    "distance_km": _number(move.distance_km),
+                    "reason": move.reason,
                 },
             )
         )
@@ -156,7 +161,7 @@ def proposal_geojson(payload: Mapping[str, Any]) -> dict[str, Any]:
 
     return feature_collection(
         features,
-        proposal_id=payload.get("proposal_id"),
-        accounts_scope=payload.get("accounts_scope"),
-        accounts_as_of=payload.get("accounts_as_of"),
+        proposal_id=proposal.proposal_id,
+        accounts_scope=proposal.accounts_scope,
+        accounts_as_of=proposal.accounts_as_of,
     )

@@ -26,11 +26,13 @@ Pure functions; :class:`alerts.store.Store` reads and writes the tables.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Iterable, Mapping, Sequence
+
+from core.records import Proposal, ProposedMove, RepLoad, stable_id
+from core.shares import rep_shares
 
 __all__ = [
     "Aligned",
@@ -226,39 +228,33 @@ class RestoreFigures:
     tolerance: float
 
 
-def _loads(alignment: Mapping[str, Aligned], figures: RestoreFigures) -> tuple[list[dict[str, Any]], float]:
-    """Per rep: accounts, potential, share, fair share and deviation, and the largest |deviation|."""
+def _loads(alignment: Mapping[str, Aligned], figures: RestoreFigures) -> tuple[tuple[RepLoad, ...], float]:
+    """Per rep with accounts: its load against its fair share (``core.shares.rep_shares``, the
+    known fair shares as capacities, equal ones unless every rep has one), and the largest
+    |deviation|. Workload is not counted."""
     counts: dict[str, int] = {}
-    potential: dict[str, float] = {}
-    for account_id, entry in alignment.items():
-        if entry.rep_id is None:
-            continue
-        counts[entry.rep_id] = counts.get(entry.rep_id, 0) + 1
-        potential[entry.rep_id] = potential.get(entry.rep_id, 0.0) + figures.potentials.get(account_id, 0.0)
-    total = sum(potential.values())
+    for entry in alignment.values():
+        if entry.rep_id is not None:
+            counts[entry.rep_id] = counts.get(entry.rep_id, 0) + 1
     reps = sorted(counts)
     known = {rep: figures.fair_shares[rep] for rep in reps if figures.fair_shares.get(rep)}
-    fair = (
-        {rep: known[rep] / sum(known.values()) for rep in reps}
-        if len(known) == len(reps) and known
-        else {rep: 1.0 / len(reps) for rep in reps}
+    capacities = known if len(known) == len(reps) and known else {rep: 1.0 for rep in reps}
+    shares = rep_shares(
+        ((entry.rep_id, figures.potentials.get(account_id, 0.0)) for account_id, entry in alignment.items()),
+        capacities,
     )
-    rows, worst = [], 0.0
-    for rep in reps:
-        share = potential[rep] / total if total > 0 else 0.0
-        deviation = share / fair[rep] - 1.0 if total > 0 else 0.0
-        worst = max(worst, abs(deviation))
-        rows.append(
-            {
-                "rep_id": rep,
-                "accounts": counts[rep],
-                "potential": round(potential[rep], 6),
-                "share": share,
-                "fair_share": fair[rep],
-                "deviation": deviation,
-            }
+    rows = tuple(
+        RepLoad(
+            rep_id=rep,
+            accounts=counts[rep],
+            potential=round(shares[rep].amount, 6),
+            share=shares[rep].share,
+            fair_share=shares[rep].fair_share,
+            deviation=shares[rep].deviation,
         )
-    return rows, worst
+        for rep in reps
+    )
+    return rows, max((abs(row.deviation) for row in rows), default=0.0)
 
 
 def restore_proposal(
@@ -272,8 +268,8 @@ def restore_proposal(
     state_time: str | None,
     requested_by: str,
     created_at: datetime,
-) -> dict[str, Any] | None:
-    """A proposal (a ``core.records.Proposal`` as JSON, mode ``restore``) whose moves give back
+) -> Proposal | None:
+    """A proposal (mode ``restore``) whose moves give back
     the `snapshot`'s rep to every account whose `current` rep differs; None when none differs.
 
     Left out, and said in the notes: accounts gone since (closed or erased), accounts new since
@@ -285,7 +281,7 @@ def restore_proposal(
     """
     from core.geo import haversine_km
 
-    moves: list[dict[str, Any]] = []
+    moves: list[ProposedMove] = []
     back: list[tuple[str, str]] = []  # (account, its rep then) of each move
     inactive: list[tuple[str, str]] = []
     gone: list[str] = []
@@ -302,15 +298,15 @@ def restore_proposal(
         place, home = figures.places.get(account_id), figures.homes.get(then.rep_id)
         back.append((account_id, then.rep_id))
         moves.append(
-            {
-                "account_id": account_id,
-                "from_rep": now.rep_id,
-                "to_rep": then.rep_id,
-                "potential": figures.potentials.get(account_id, 0.0),
-                "workload": 0.0,
-                "distance_km": round(haversine_km(*home, *place), 3) if place and home else 0.0,
-                "reason": f"restore the alignment of {snapshot_label}: back to {then.rep_id}",
-            }
+            ProposedMove(
+                account_id=account_id,
+                from_rep=now.rep_id,
+                to_rep=then.rep_id,
+                potential=figures.potentials.get(account_id, 0.0),
+                workload=0.0,
+                distance_km=round(haversine_km(*home, *place), 3) if place and home else 0.0,
+                reason=f"restore the alignment of {snapshot_label}: back to {then.rep_id}",
+            )
         )
     if not moves:
         return None
@@ -342,27 +338,30 @@ def restore_proposal(
             f"{_count(len(inactive), 'account')} left where they are: their rep then is not active now "
             f"({', '.join(reps)}): {_some([a for a, _ in inactive])}"
         )
-    digest = hashlib.sha256(
-        "\x1f".join([str(snapshot_id), *(f"{m['account_id']}\x1e{m['from_rep']}" for m in moves)]).encode()
-    ).hexdigest()[:16]
-    return {
-        "proposal_id": f"prop-restore-{snapshot_id}-{digest}",
-        "created_at": created_at.isoformat(),
-        "event_time": event_time.isoformat(),
-        "trigger_signals": [],
-        "mode": RESTORE_MODE,
-        "status": "feasible",
-        "moves": moves,
-        "before": before_rows,
-        "after": after_rows,
-        "imbalance_before": before_worst,
-        "imbalance_after": after_worst,
-        "seconds": 0.0,
-        "tolerance": figures.tolerance,
-        "objective": float(len(moves)),
-        "objective_kind": "moves",
-        "notes": notes,
-    }
+    return Proposal(
+        # Named by the snapshot and the moves: the same restore asked for again is the same
+        # proposal; the prefix names the snapshot (`restored_snapshot`).
+        proposal_id=stable_id(
+            f"prop-restore-{snapshot_id}",
+            str(snapshot_id),
+            *(f"{move.account_id}\x1e{move.from_rep}" for move in moves),
+        ),
+        created_at=created_at,
+        event_time=event_time,
+        trigger_signals=(),
+        mode=RESTORE_MODE,
+        status="feasible",
+        moves=tuple(moves),
+        before=before_rows,
+        after=after_rows,
+        imbalance_before=before_worst,
+        imbalance_after=after_worst,
+        seconds=0.0,
+        tolerance=figures.tolerance,
+        objective=float(len(moves)),
+        objective_kind="moves",
+        notes=tuple(notes),
+    )
 
 
 def _count(n: int, noun: str) -> str:

@@ -6,7 +6,8 @@ style inline (mail clients drop ``<style>`` blocks and linked files). Per pendin
 proposal: a headline (moves, imbalance before -> after, status, why), the map before and
 after, the reps' shares, the moves-vs-imbalance curve when the proposal carries one, the
 moves table, and the sales intelligence of every territory the moves touch
-(:mod:`alerts.intelligence`): what the manager hands a rep with a new territory.
+(:mod:`alerts.intelligence`): what the manager hands a rep with a new territory. Then, pending
+proposals or not, each rep's quota pace from its latest quota_pace signal (:mod:`alerts.quota_pace`).
 
 - :func:`build_weekly_report` -- the whole report (:class:`WeeklyReport`: HTML, subject,
   plain-text body, proposal ids).
@@ -28,7 +29,7 @@ from calendar import month_name
 import logging
 import math
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import partial
@@ -41,8 +42,10 @@ from markupsafe import Markup
 from alerts.districts import district_summary
 from alerts.charts import MapAccount, MapRep, moves_curve_png, share_chart_png, territory_map_png
 from alerts.intelligence import TerritoryIntelligence, territory_intelligence
+from alerts.quota_pace import QuotaPaceRow, quota_pace_rows, signed_number
+from alerts.quota_pace import number as pace_number
 from core.formatting import percent
-from core.records import proposal_kind
+from core.records import Proposal, ProposedMove, RepLoad, Signal, proposal_kind
 
 __all__ = [
     "ReportImage",
@@ -180,6 +183,7 @@ def _environment() -> Environment:
         hours=_hours,
         months=_months,
         gap=_gap,
+        signed_number=signed_number,
     )
     return env
 
@@ -190,60 +194,64 @@ _ENV = _environment()
 # --------------------------------------------------------------------------- proposal view
 
 
-def _headline(proposal: Mapping[str, Any]) -> str:
-    moves = len(proposal.get("moves") or [])
-    before, after = percent(proposal.get("imbalance_before"), 1), percent(proposal.get("imbalance_after"), 1)
-    if proposal.get("status") in _UNSOLVED:
+def _headline(proposal: Proposal) -> str:
+    moves = len(proposal.moves)
+    before, after = percent(proposal.imbalance_before, 1), percent(proposal.imbalance_after, 1)
+    if proposal.status in _UNSOLVED:
         return f"No balanced assignment found: imbalance stays at {before}"
-    if proposal.get("status") == "balanced" or moves == 0:
+    if proposal.status == "balanced" or moves == 0:
         return f"Nothing to move: imbalance {before}"
-    verb = "Place" if proposal.get("mode") == "place" else "Move"
-    if proposal.get("mode") == "travel":
+    verb = "Place" if proposal.mode == "place" else "Move"
+    if proposal.mode == "travel":
         return f"{verb} {_plural(moves, 'account')}: travel {_travel_change(proposal)}"
     return f"{verb} {_plural(moves, 'account')}: imbalance {before} → {after}"
 
 
-def _travel_change(proposal: Mapping[str, Any]) -> str:
+def _travel_change(proposal: Proposal) -> str:
     """ "12,400 km → 11,100 km (-10.5%)" of a travel proposal (km x each rep's travel factor)."""
-    before, after = float(proposal.get("travel_km_before") or 0.0), float(proposal.get("travel_km_after") or 0.0)
+    before, after = proposal.travel_km_before or 0.0, proposal.travel_km_after or 0.0
     saved = (after - before) / before if before > 0 else 0.0
     return f"{before:,.0f} km → {after:,.0f} km ({_signed_pct(saved)})"
 
 
-def _reasons(proposal: Mapping[str, Any]) -> list[str]:
+def _outside(load: RepLoad | None, tolerance: float) -> bool:
+    return load is not None and _finite(load.deviation) and abs(load.deviation) > tolerance + 1e-9
+
+
+def _reasons(proposal: Proposal) -> list[str]:
     """Why the proposal exists, in words: the reps outside their band before, worst first."""
-    tolerance = float(proposal.get("tolerance") or 0.0)
-    outside = [row for row in proposal.get("before") or [] if abs(float(row.get("deviation", 0.0))) > tolerance + 1e-9]
-    if proposal.get("mode") == "travel":
+    tolerance = proposal.tolerance
+    if proposal.mode == "travel":
         return [
             f"every rep stays within ±{percent(tolerance)} of their fair share; the moves cut the total "
             f"travel from the reps' homes {_travel_change(proposal)}"
         ]
+    outside = [load for load in proposal.before if abs(load.deviation) > tolerance + 1e-9]
     reasons = [
-        f"{row['rep_id']} holds {percent(row['share'], 1)} of the potential against a fair share of "
-        f"{percent(row['fair_share'], 1)} ({_signed_pct(row['deviation'])}, band ±{percent(tolerance)})"
-        for row in sorted(outside, key=lambda row: -abs(float(row["deviation"])))
+        f"{load.rep_id} holds {percent(load.share, 1)} of the potential against a fair share of "
+        f"{percent(load.fair_share, 1)} ({_signed_pct(load.deviation)}, band ±{percent(tolerance)})"
+        for load in sorted(outside, key=lambda load: -abs(load.deviation))
     ]
     active = _active_reps(proposal)
-    orphans = [move for move in proposal.get("moves") or [] if move.get("from_rep") not in active]
+    orphans = [move for move in proposal.moves if move.from_rep not in active]
     if orphans:
-        gone = sorted({str(move["from_rep"]) for move in orphans if move.get("from_rep") is not None})
+        gone = sorted({move.from_rep for move in orphans if move.from_rep is not None})
         whose = f" (of {', '.join(gone)}, no longer active)" if gone else ""
         reasons.insert(0, f"{_plural(len(orphans), 'account')} without an active rep{whose} must be placed")
     return reasons
 
 
-def _question(proposal: Mapping[str, Any]) -> str:
+def _question(proposal: Proposal) -> str:
     """Which question the proposal answers, and that quota pace is not it."""
-    shared = " and ".join(str(metric) for metric in proposal.get("metrics") or ["potential"])
-    if proposal.get("mode") == "travel":
+    shared = " and ".join(proposal.metrics or ("potential",))
+    if proposal.mode == "travel":
         asked = (
             "can the same reps cover their accounts with less travel, a few moves at most and every rep "
             f"kept within their band of {shared}? (The weekly travel proposal; nothing is out of balance.)"
         )
-    elif proposal.get("mode") == "place":
+    elif proposal.mode == "place":
         asked = f"who takes the accounts without an active rep, keeping the {shared} shared fairly"
-    elif proposal.get("mode") == "restore":
+    elif proposal.mode == "restore":
         asked = (
             "should the accounts go back to their reps of an earlier approved alignment? (Asked for by a person "
             "with `territory alignment restore`; the notes name the snapshot.)"
@@ -256,34 +264,35 @@ def _question(proposal: Mapping[str, Any]) -> str:
     )
 
 
-def _quota_of(proposal: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+def _quota_of(proposal: Proposal) -> dict[str, Mapping[str, Any]]:
     """The quota figures of the reps that have a quota (the proposal's `reps` rows)."""
-    return {str(row["rep_id"]): row for row in proposal.get("reps") or [] if row.get("quota_pace") is not None}
+    return {str(row["rep_id"]): row for row in proposal.reps or () if row.get("quota_pace") is not None}
 
 
-def _rep_rows(proposal: Mapping[str, Any]) -> list[dict[str, Any]]:
-    before = {row["rep_id"]: row for row in proposal.get("before") or []}
-    after = {row["rep_id"]: row for row in proposal.get("after") or []}
-    tolerance = float(proposal.get("tolerance") or 0.0)
+def _rep_rows(proposal: Proposal) -> list[dict[str, Any]]:
+    before = {load.rep_id: load for load in proposal.before}
+    after = {load.rep_id: load for load in proposal.after}
+    tolerance = proposal.tolerance
     quota = _quota_of(proposal)
-    districts = {str(row["rep_id"]): row.get("district") for row in proposal.get("reps") or []}
+    districts = {str(row["rep_id"]): row.get("district") for row in proposal.reps or ()}
     rows = []
     for rep_id in list(before) + [r for r in after if r not in before]:
-        was, now = before.get(rep_id, {}), after.get(rep_id, {})
-        target = quota.get(str(rep_id), {})
+        was, now = before.get(rep_id), after.get(rep_id)
+        either = was or now
+        target = quota.get(rep_id, {})
         rows.append(
             {
                 "rep_id": rep_id,
-                "district": districts.get(str(rep_id)),
-                "accounts_before": was.get("accounts"),
-                "accounts_after": now.get("accounts"),
-                "share_before": was.get("share"),
-                "share_after": now.get("share"),
-                "fair_share": (was or now).get("fair_share"),
-                "deviation_before": was.get("deviation"),
-                "deviation_after": now.get("deviation"),
-                "outside_before": _finite(was.get("deviation")) and abs(was["deviation"]) > tolerance + 1e-9,
-                "outside_after": _finite(now.get("deviation")) and abs(now["deviation"]) > tolerance + 1e-9,
+                "district": districts.get(rep_id),
+                "accounts_before": was.accounts if was else None,
+                "accounts_after": now.accounts if now else None,
+                "share_before": was.share if was else None,
+                "share_after": now.share if now else None,
+                "fair_share": either.fair_share if either else None,
+                "deviation_before": was.deviation if was else None,
+                "deviation_after": now.deviation if now else None,
+                "outside_before": _outside(was, tolerance),
+                "outside_after": _outside(now, tolerance),
                 "quota_attainment": target.get("quota_attainment"),
                 "quota_pace": target.get("quota_pace"),
             }
@@ -291,28 +300,23 @@ def _rep_rows(proposal: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _active_reps(proposal: Mapping[str, Any]) -> set[str]:
+def _active_reps(proposal: Proposal) -> set[str]:
     """The reps the rebalancer balanced: the only ones with a territory after the moves."""
-    return {row["rep_id"] for side in ("before", "after") for row in proposal.get(side) or []}
+    return {load.rep_id for load in (*proposal.before, *proposal.after)}
 
 
-def _touched_reps(proposal: Mapping[str, Any]) -> list[str]:
+def _touched_reps(proposal: Proposal) -> list[str]:
     """The territories the moves change (a rep who left has none to show); without moves,
     the reps out of their band."""
-    moved = {move[side] for move in proposal.get("moves") or [] for side in ("from_rep", "to_rep")} - {None}
+    moved = proposal.touched_reps
     active = _active_reps(proposal)
     if moved:
         return sorted(moved & active if active else moved)
-    tolerance = float(proposal.get("tolerance") or 0.0)
-    return sorted(
-        row["rep_id"]
-        for row in proposal.get("before") or []
-        if abs(float(row.get("deviation", 0.0))) > tolerance + 1e-9
-    )
+    return sorted(load.rep_id for load in proposal.before if abs(load.deviation) > proposal.tolerance + 1e-9)
 
 
 def _images(
-    proposal: Mapping[str, Any], accounts: Sequence[Mapping[str, Any]]
+    proposal: Proposal, accounts: Sequence[Mapping[str, Any]]
 ) -> tuple[dict[str, ReportImage | None], list[str]]:
     """The "map", "shares" and "curve" pictures (None for one the proposal has no data for)
     and the names of those that failed to draw.
@@ -320,9 +324,11 @@ def _images(
     One picture that cannot be drawn must not take the review page or the weekly review of
     every proposal with it: it is logged and the page says the picture is unavailable.
     """
-    pid = str(proposal.get("proposal_id", "proposal"))
+    pid = proposal.proposal_id or "proposal"
     images: dict[str, ReportImage | None] = {"map": None, "shares": None, "curve": None}
     failed: list[str] = []
+    # The charts draw offline results too (plain JSON without a record): they take the JSON.
+    published = proposal.to_json()
 
     def draw(name: str, alt: str, make) -> None:
         try:
@@ -349,29 +355,27 @@ def _images(
             if _finite(row.get("lat")) and _finite(row.get("lon"))
         ]
         reps = [
-            MapRep(str(rep["rep_id"]), float(rep["home_lat"]), float(rep["home_lon"]))
-            for rep in proposal.get("reps") or []
+            MapRep(str(rep["rep_id"]), float(rep["home_lat"]), float(rep["home_lon"])) for rep in proposal.reps or ()
         ]
-        return territory_map_png(located, reps, proposal)
+        return territory_map_png(located, reps, published)
 
     def curve_png() -> bytes:
-        tolerance = proposal.get("tolerance")
-        return moves_curve_png(proposal["curve"], tolerance=float(tolerance) if tolerance else None)
+        return moves_curve_png(published["curve"], tolerance=proposal.tolerance or None)
 
     if any(_finite(row.get("lat")) and _finite(row.get("lon")) for row in accounts):
         draw("map", "Map of the territories before and after the proposed moves", map_png)
     draw(
         "shares",
         "Each rep's share of potential before and after, against the fair share",
-        lambda: share_chart_png(proposal),
+        lambda: share_chart_png(published),
     )
-    if proposal.get("curve"):
+    if proposal.curve:
         draw("curve", "Best imbalance reachable with at most M moves", curve_png)
     return images, failed
 
 
-def _after_rows(accounts: Sequence[Mapping[str, Any]], moves: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    new_rep = {str(move["account_id"]): move["to_rep"] for move in moves}
+def _after_rows(accounts: Sequence[Mapping[str, Any]], moves: Sequence[ProposedMove]) -> list[dict[str, Any]]:
+    new_rep = {move.account_id: move.to_rep for move in moves}
     return [{**row, "rep_id": new_rep.get(str(row["account_id"]), row.get("rep_id"))} for row in accounts]
 
 
@@ -400,53 +404,53 @@ def _territory_view(intel: TerritoryIntelligence, moved_in: set[str], moved_out:
     }
 
 
-def _proposal_view(proposal: Mapping[str, Any]) -> dict[str, Any]:
+def _proposal_view(proposal: Proposal) -> dict[str, Any]:
     """Everything the proposal template shows, computed once (pictures included)."""
-    moves = list(proposal.get("moves") or [])
-    accounts = list(proposal.get("accounts") or [])
-    as_of = proposal.get("accounts_as_of")
+    moves = list(proposal.moves)
+    accounts = list(proposal.accounts or ())
+    as_of = proposal.accounts_as_of
     territories: list[dict[str, Any]] = []
     images, unavailable = _images(proposal, accounts)
     if accounts and as_of:
         touched = _touched_reps(proposal)
-        intel = territory_intelligence(_after_rows(accounts, moves), as_of=str(as_of), rep_ids=touched)
+        intel = territory_intelligence(_after_rows(accounts, moves), as_of=as_of, rep_ids=touched)
         for rep_id in touched:
-            moved_in = {str(m["account_id"]) for m in moves if m.get("to_rep") == rep_id}
-            moved_out = sum(1 for m in moves if m.get("from_rep") == rep_id)
+            moved_in = {m.account_id for m in moves if m.to_rep == rep_id}
+            moved_out = sum(1 for m in moves if m.from_rep == rep_id)
             territories.append(_territory_view(intel[rep_id], moved_in, moved_out))
     return {
-        "proposal_id": str(proposal.get("proposal_id", "")),
-        "anchor": _anchor(str(proposal.get("proposal_id", ""))),
+        "proposal_id": proposal.proposal_id,
+        "anchor": _anchor(proposal.proposal_id),
         "headline": _headline(proposal),
-        "status": str(proposal.get("status", "")),
-        "solved": proposal.get("status") not in _UNSOLVED,
-        "mode": proposal_kind(proposal.get("mode")),
-        "event_time": str(proposal.get("event_time", ""))[:10],
-        "tolerance": proposal.get("tolerance"),
-        "imbalance_before": proposal.get("imbalance_before"),
-        "imbalance_after": proposal.get("imbalance_after"),
-        "explanation": proposal.get("explanation"),
-        "notes": list(proposal.get("notes") or []),
+        "status": proposal.status,
+        "solved": proposal.status not in _UNSOLVED,
+        "mode": proposal_kind(proposal.mode),
+        "event_time": proposal.event_time.isoformat()[:10],
+        "tolerance": proposal.tolerance,
+        "imbalance_before": proposal.imbalance_before,
+        "imbalance_after": proposal.imbalance_after,
+        "explanation": proposal.explanation,
+        "notes": list(proposal.notes),
         "reasons": _reasons(proposal),
-        "trigger_signals": list(proposal.get("trigger_signals") or []),
+        "trigger_signals": list(proposal.trigger_signals),
         "reps": _rep_rows(proposal),
         # Shown only when some rep belongs to a district (TERRITORY_REBALANCE_SCOPE=district).
-        "districts": any(row.get("district") for row in proposal.get("reps") or []),
+        "districts": any(row.get("district") for row in proposal.reps or ()),
         "district_summary": district_summary(proposal),  # alerts.districts: one row per district
         "question": _question(proposal),
         "quota": _quota_note(proposal),
         "moves": moves,
-        "moved_potential": sum(float(m.get("potential") or 0.0) for m in moves),
+        "moved_potential": sum(m.potential for m in moves),
         "images": images,
         "unavailable": unavailable,
         "territories": territories,
         "has_context": bool(accounts and as_of),
         "as_of": as_of,
-        "scope": proposal.get("accounts_scope", "all"),
+        "scope": proposal.accounts_scope or "all",
     }
 
 
-def _quota_note(proposal: Mapping[str, Any]) -> str | None:
+def _quota_note(proposal: Proposal) -> str | None:
     """What the quota columns count, or None when no rep of the proposal has a quota."""
     quota = _quota_of(proposal)
     if not quota:
@@ -484,7 +488,7 @@ def _render_fragment(view: Mapping[str, Any], actions_html: str | Markup | None,
 
 
 def render_proposal_html(
-    proposal: Mapping[str, Any], *, actions_html: str | Markup | None = None, review_url: str | None = None
+    proposal: Proposal, *, actions_html: str | Markup | None = None, review_url: str | None = None
 ) -> str:
     """One proposal's section of the weekly report, as an HTML fragment (a ``<section>``
     with inline styles), for the review web page.
@@ -501,10 +505,17 @@ def render_proposal_html(
 
 
 def build_weekly_report(
-    proposals: list[dict], *, week: str, generated_at: datetime, review_url: str | None = None
+    proposals: Sequence[Proposal],
+    *,
+    week: str,
+    generated_at: datetime,
+    review_url: str | None = None,
+    quota_pace: Iterable[Signal] = (),
 ) -> WeeklyReport:
     """The weekly review of the pending ``proposals`` (oldest first, as given): the HTML
-    report, the mail subject and a plain-text body that stands on its own.
+    report, the mail subject and a plain-text body that stands on its own. ``quota_pace``:
+    each rep's latest quota_pace signal (``Store.latest_signals``), shown in a section of its
+    own whether or not anything is pending.
 
     ``review_url`` links the review page from the overview and from each proposal; it may
     contain "{proposal_id}" to link each proposal's own page.
@@ -514,6 +525,7 @@ def build_weekly_report(
     total_moves = sum(len(view["moves"]) for view in views)
     worst = max((float(view["imbalance_before"]) for view in views if _finite(view["imbalance_before"])), default=None)
     overview = {"count": len(views), "moves": total_moves, "worst_imbalance": worst}
+    paces = quota_pace_rows(quota_pace)
     stamp = _stamp(generated_at)
     html = _ENV.get_template("weekly.html.j2").render(
         week=week,
@@ -521,6 +533,7 @@ def build_weekly_report(
         overview=overview,
         proposals=views,
         sections=sections,
+        quota_pace=paces,
         review_page=review_url if review_url and "{proposal_id}" not in review_url else None,
     )
     if views:
@@ -532,7 +545,7 @@ def build_weekly_report(
         week=week,
         html=html,
         subject=subject,
-        text=_text(week, stamp, views, overview, review_url),
+        text=_text(week, stamp, views, overview, review_url, paces),
         proposal_ids=[view["proposal_id"] for view in views],
         images=images,
     )
@@ -545,7 +558,12 @@ def _stamp(moment: datetime) -> str:
 
 
 def _text(
-    week: str, stamp: str, views: Sequence[Mapping[str, Any]], overview: Mapping[str, Any], review_url: str | None
+    week: str,
+    stamp: str,
+    views: Sequence[Mapping[str, Any]],
+    overview: Mapping[str, Any],
+    review_url: str | None,
+    paces: Sequence[QuotaPaceRow] = (),
 ) -> str:
     lines = [f"Territory review {week} (generated {stamp})", ""]
     if not views:
@@ -572,8 +590,8 @@ def _text(
                 lines.append(f"  solver: {view['explanation']}")
             for move in view["moves"][:10]:
                 lines.append(
-                    f"  - {move['account_id']}: {move.get('from_rep') or 'nobody'} -> {move['to_rep']} "
-                    f"(potential {_number(move.get('potential'))}, {_km(move.get('distance_km'))})"
+                    f"  - {move.account_id}: {move.from_rep or 'nobody'} -> {move.to_rep} "
+                    f"(potential {_number(move.potential)}, {_km(move.distance_km)})"
                 )
             if len(view["moves"]) > 10:
                 lines.append(f"  ... and {len(view['moves']) - 10} more moves in the report")
@@ -593,6 +611,14 @@ def _text(
             "",
             "The HTML report shows the maps, the shares, the moves and the sales intelligence "
             "(ABC classes, lapsed accounts, sleeping giants) of every territory concerned.",
+        ]
+    if paces:
+        lines += ["", "Quota pace (each rep's latest judgement; judged apart from balance, no account moves for it):"]
+        lines += [
+            f"* {row.rep_id} {row.state} (as of {row.as_of}): sales {pace_number(row.sales_to_date)} against "
+            f"{pace_number(row.expected_to_date)} expected, gap {signed_number(row.gap)}, "
+            f"pace {percent(row.pace)}, projected year end {pace_number(row.projected_year_end)}"
+            for row in paces
         ]
     if review_url and "{proposal_id}" not in review_url:
         lines += ["", f"Review and decide: {review_url}"]

@@ -148,20 +148,20 @@ def restore_figures(store: "Store") -> RestoreFigures:
         row = store.proposal(proposal_id)
         if row is None:
             continue
-        payload = row.payload
-        for account in payload.get("accounts") or ():
+        proposal = row.record()
+        for account in proposal.accounts or ():
             account_id = account.get("account_id")
             if account_id is None or account_id in potentials:
                 continue
             potentials[account_id] = float(account.get("potential") or 0.0)
             if account.get("lat") is not None and account.get("lon") is not None:
                 places[account_id] = (float(account["lat"]), float(account["lon"]))
-        for rep in payload.get("reps") or ():
+        for rep in proposal.reps or ():
             if rep.get("rep_id") not in homes and rep.get("home_lat") is not None and rep.get("home_lon") is not None:
                 homes[rep["rep_id"]] = (float(rep["home_lat"]), float(rep["home_lon"]))
-        if tolerance is None and payload.get("mode") != "restore" and payload.get("before"):
-            tolerance = float(payload.get("tolerance") or Settings().tolerance)
-            fair = {r["rep_id"]: float(r.get("fair_share") or 0.0) for r in payload["before"]}
+        if tolerance is None and proposal.mode != "restore" and proposal.before:
+            tolerance = proposal.tolerance or Settings().tolerance
+            fair = {load.rep_id: load.fair_share for load in proposal.before}
     return RestoreFigures(potentials, places, homes, fair, tolerance if tolerance is not None else Settings().tolerance)
 
 
@@ -187,7 +187,7 @@ def propose_restore(store: "Store", snapshot: "AlignmentSnapshotRow", *, by: str
     then = store.alignment_rows(snapshot.id)
     current = store.current_alignment()
     reps = sorted({e.rep_id for e in then.values() if e.rep_id is not None})
-    payload = restore_proposal(
+    proposal = restore_proposal(
         snapshot.id,
         f"{when(snapshot.taken_at)} UTC, {snapshot.reason}",
         then,
@@ -198,12 +198,11 @@ def propose_restore(store: "Store", snapshot: "AlignmentSnapshotRow", *, by: str
         requested_by=by,
         created_at=store.clock.now(),
     )
-    if payload is None:
+    if proposal is None:
         raise RestoreError(
             f"the current alignment already gives every account its rep of {label(snapshot)}", "unchanged"
         )
-    proposal = Proposal.from_json(payload)  # what the alert stage reads: refused here if not valid
-    stored = store.save_proposal(proposal.to_json(), actor=by, comment=comment or None)
+    stored = store.save_proposal(proposal, actor=by, comment=comment or None)
     row = store.proposal(proposal.proposal_id)
     assert row is not None
     if not stored and row.status == "pending":  # asked for and alerted before, still pending

@@ -5,18 +5,23 @@ Self-contained: Leaflet (from the XStatic-Leaflet package), the map script and e
 data are inside the file, so it opens from a disk or a mail attachment with no server and
 no internet access.
 
->>> page = scenario_page_html([{"proposal_id": "base", "status": "balanced", "moves": [], "accounts": []},
-...                            {"proposal_id": "drop R7", "status": "optimal", "moves": [], "accounts": []}])
+>>> from core.records import Proposal
+>>> def scenario(name, status):
+...     return Proposal.from_json({
+...         "proposal_id": name, "status": status, "created_at": "2026-01-05T09:00:00+00:00",
+...         "event_time": "2026-01-05T09:00:00+00:00", "trigger_signals": [], "mode": "minimal_moves",
+...         "moves": [], "before": [], "after": [], "imbalance_before": 0.2, "imbalance_after": 0.05,
+...         "seconds": 0.1, "tolerance": 0.1, "accounts": []})
+>>> page = scenario_page_html([scenario("base", "balanced"), scenario("drop R7", "optimal")])
 >>> page.count('<section class="territory-map"'), 'src="http' in page, "L.map(" in page
 (2, False, True)
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import xstatic.pkg.leaflet as leaflet
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -24,6 +29,7 @@ from markupsafe import Markup
 
 from alerts.map_view import map_view
 from core.formatting import percent
+from core.records import Proposal
 
 #: The review page's templates (the map's parts are shared), without the web server.
 _ENV = Environment(
@@ -40,23 +46,23 @@ def _asset(path: Path) -> Markup:
     return Markup(path.read_text(encoding="utf-8").replace("</", "<\\/"))
 
 
-def _summary(payload: Mapping[str, Any]) -> str:
-    moves = len(payload.get("moves") or [])
-    status = payload.get("status", "")
+def _summary(proposal: Proposal) -> str:
+    moves = len(proposal.moves)
+    status = proposal.status
     if status in ("infeasible", "unknown"):
-        return f"no balanced assignment ({status}): {payload.get('explanation') or 'no explanation'}"
+        return f"no balanced assignment ({status}): {proposal.explanation or 'no explanation'}"
     return (
-        f"{moves} move{'s' if moves != 1 else ''}, imbalance {percent(payload.get('imbalance_before'), 1)} → "
-        f"{percent(payload.get('imbalance_after'), 1)} ({status})"
+        f"{moves} move{'s' if moves != 1 else ''}, imbalance {percent(proposal.imbalance_before, 1)} → "
+        f"{percent(proposal.imbalance_after, 1)} ({status})"
     )
 
 
-def scenario_page_html(payloads: Sequence[Mapping[str, Any]], *, title: str = "Rebalancing scenarios") -> str:
-    """The page: per payload (a proposal as the worker stores it; `proposal_id` names the
-    scenario) a heading, its summary and its map."""
+def scenario_page_html(proposals: Sequence[Proposal], *, title: str = "Rebalancing scenarios") -> str:
+    """The page: per proposal (its `proposal_id` names the scenario) a heading, its summary
+    and its map."""
     scenarios = [
-        {"name": str(p.get("proposal_id") or f"scenario {n}"), "summary": _summary(p), "map": map_view(p)}
-        for n, p in enumerate(payloads, start=1)
+        {"name": p.proposal_id or f"scenario {n}", "summary": _summary(p), "map": map_view(p)}
+        for n, p in enumerate(proposals, start=1)
     ]
     leaflet_dir = Path(leaflet.BASE_DIR)
     with resources.as_file(resources.files("alerts").joinpath("static", "review-map.js")) as script:

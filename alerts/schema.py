@@ -14,6 +14,7 @@ from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, Stri
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from core.clock import SYSTEM_CLOCK, Clock
+from core.records import PROPOSAL_MODES, Proposal, Signal
 
 #: A proposal's life: pending -> approved | rejected | superseded; approved -> applied.
 PROPOSAL_STATES = ("pending", "approved", "rejected", "superseded", "applied")
@@ -57,6 +58,11 @@ class SignalRow(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_default_now)
 
+    def record(self) -> Signal:
+        """The stored signal as published (the payload read through ``Signal.from_json``):
+        what every reader of a stored signal reads, rather than the payload's keys."""
+        return Signal.from_json(self.payload)
+
 
 class ProposalRow(Base):
     __tablename__ = "proposals"
@@ -83,6 +89,19 @@ class ProposalRow(Base):
     # occurred_at), fixed at the decision so every re-publish sends the same messages.
     effective_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
     moves: Mapped[list["MoveRow"]] = relationship(back_populates="proposal", cascade="all, delete-orphan")
+
+    def record(self) -> Proposal:
+        """The stored proposal as published (the payload read through ``Proposal.from_json``):
+        what every reader of a stored proposal reads, rather than the payload's keys."""
+        return Proposal.from_json(self.payload)
+
+    @property
+    def mode(self) -> str:
+        """The proposal's ``mode`` (``core.records.PROPOSAL_MODES``) without reading the whole
+        record: a list shows dozens of proposals, and reading one with thousands of account
+        rows through ``Proposal.from_json`` takes tens of milliseconds."""
+        mode = self.payload.get("mode")
+        return mode if mode in PROPOSAL_MODES else PROPOSAL_MODES[0]
 
 
 class MoveRow(Base):

@@ -49,6 +49,7 @@ from alerts.schema import (
     now_utc,
 )
 from core.clock import SYSTEM_CLOCK, Clock
+from core.records import Proposal, Signal
 
 __all__ = [
     "AlreadyDecided",
@@ -88,11 +89,10 @@ def _not_pending(proposal_id: str, row: "ProposalRow | None", decision: str) -> 
     return AlreadyDecided(f"proposal {proposal_id} is already {row.status}{by}, not pending: it cannot be {decision}")
 
 
-def touched_reps(proposal: dict[str, Any]) -> list[str]:
-    """The reps a proposal changes: senders and receivers of its moves."""
-    reps = {m["to_rep"] for m in proposal.get("moves", [])}
-    reps |= {m["from_rep"] for m in proposal.get("moves", []) if m.get("from_rep")}
-    return sorted(reps)
+def row_reps(row: ProposalRow) -> set[str]:
+    """The reps a stored proposal changes (senders and receivers of its moves), from the row's
+    ``reps`` column: no payload is read."""
+    return set(filter(None, row.reps.split(",")))
 
 
 #: How long a SQLite writer waits for another one's lock before "database is locked".
@@ -188,74 +188,78 @@ class Store:
         with self.sessions() as session:
             return session.get(SignalRow, signal_id) is not None
 
-    def save_signal(self, signal: dict[str, Any]) -> bool:
-        """Store a signal; False when it was already stored."""
+    def save_signal(self, signal: Signal) -> bool:
+        """Store a signal (its payload: the message as published, ``to_json``); False when it
+        was already stored."""
         with self.writing() as session:
-            if session.get(SignalRow, signal["signal_id"]) is not None:
+            if session.get(SignalRow, signal.signal_id) is not None:
                 return False
+            payload = signal.to_json()
             session.add(
                 SignalRow(
-                    signal_id=signal["signal_id"],
-                    kind=signal["kind"],
-                    state=signal["state"],
-                    severity=signal["severity"],
-                    subject=f"{signal['subject']['type']}:{signal['subject']['id']}",
-                    detected_at=signal["detected_at"],
-                    payload=signal,
+                    signal_id=signal.signal_id,
+                    kind=signal.kind,
+                    state=signal.state,
+                    severity=signal.severity,
+                    subject=f"{signal.subject.type}:{signal.subject.id}",
+                    detected_at=payload["detected_at"],
+                    payload=payload,
                 )
             )
             return True
 
-    def save_proposal(self, proposal: dict[str, Any], *, actor: str = "worker", comment: str | None = None) -> bool:
-        """Store a pending proposal and its moves; older pending ones that touch any of
-        the same reps become superseded (their moves would conflict). ``actor`` and
-        ``comment``: who asked for it and why, in the audit log (the worker's planner, or a
-        person asking to restore an old alignment).
+    def save_proposal(self, proposal: Proposal, *, actor: str = "worker", comment: str | None = None) -> bool:
+        """Store a pending proposal (its payload: the message as published, ``to_json``) and its
+        moves; older pending ones that touch any of the same reps become superseded (their moves
+        would conflict). ``actor`` and ``comment``: who asked for it and why, in the audit log
+        (the worker's planner, or a person asking to restore an old alignment).
 
         Returns False when the proposal was stored and alerted before (a redelivered
         message), so the caller alerts once per proposal, and again only if the alert
         was not sent before a crash.
         """
-        reps = touched_reps(proposal)
+        reps = sorted(proposal.touched_reps)
+        proposal_id = proposal.proposal_id
         with self.writing() as session:
-            existing = session.get(ProposalRow, proposal["proposal_id"])
+            existing = session.get(ProposalRow, proposal_id)
             if existing is not None:
                 return existing.alerted_at is None
             for older in session.scalars(select(ProposalRow).where(ProposalRow.status == "pending")):
-                older_reps = set(filter(None, older.reps.split(",")))
+                older_reps = row_reps(older)
                 # A proposal with no moves shares no rep, but still only one can stand.
                 if older_reps & set(reps) or not older_reps or not reps:
                     older.status = "superseded"
-                    older.superseded_by = proposal["proposal_id"]
+                    older.superseded_by = proposal_id
                     session.add(
                         AuditRow(
                             actor=actor,
                             action="superseded",
                             proposal_id=older.proposal_id,
-                            detail={"by": proposal["proposal_id"]},
+                            detail={"by": proposal_id},
                         )
                     )
+            payload = proposal.to_json()
             session.add(
                 ProposalRow(
-                    proposal_id=proposal["proposal_id"],
+                    proposal_id=proposal_id,
                     status="pending",
-                    solver_status=proposal["status"],
-                    move_count=len(proposal["moves"]),
-                    imbalance_before=proposal["imbalance_before"],
-                    imbalance_after=proposal["imbalance_after"],
-                    event_time=proposal["event_time"],
-                    payload=proposal,
+                    solver_status=proposal.status,
+                    move_count=len(proposal.moves),
+                    imbalance_before=proposal.imbalance_before,
+                    imbalance_after=proposal.imbalance_after,
+                    event_time=payload["event_time"],
+                    payload=payload,
                     reps=",".join(reps),
                     moves=[
                         MoveRow(
-                            account_id=m["account_id"],
-                            from_rep=m["from_rep"],
-                            to_rep=m["to_rep"],
-                            potential=m["potential"],
-                            workload=m["workload"],
-                            reason=m["reason"],
+                            account_id=m.account_id,
+                            from_rep=m.from_rep,
+                            to_rep=m.to_rep,
+                            potential=m.potential,
+                            workload=m.workload,
+                            reason=m.reason,
                         )
-                        for m in proposal["moves"]
+                        for m in proposal.moves
                     ],
                 )
             )
@@ -263,9 +267,9 @@ class Store:
                 AuditRow(
                     actor=actor,
                     action="proposed",
-                    proposal_id=proposal["proposal_id"],
+                    proposal_id=proposal_id,
                     comment=comment or None,
-                    detail={"moves": len(proposal["moves"]), "reps": reps},
+                    detail={"moves": len(proposal.moves), "reps": reps},
                 )
             )
             return True
@@ -305,6 +309,20 @@ class Store:
     def signals(self) -> list[SignalRow]:
         with self.sessions() as session:
             return list(session.scalars(select(SignalRow).order_by(SignalRow.stored_at)))
+
+    def latest_signals(self, kind: str) -> list[Signal]:
+        """The newest stored signal of `kind` per subject (by detected time, then by when it
+        was stored), read through ``Signal.from_json``, ordered by subject. A detector signals
+        a subject's change of state, so this is each subject's state now."""
+        query = select(SignalRow).where(SignalRow.kind == kind).order_by(SignalRow.stored_at, SignalRow.signal_id)
+        newest: dict[tuple[str, str], Signal] = {}
+        with self.sessions() as session:
+            for row in session.scalars(query):
+                signal = row.record()
+                subject = (signal.subject.type, signal.subject.id)
+                if subject not in newest or signal.detected_at >= newest[subject].detected_at:
+                    newest[subject] = signal
+        return [newest[subject] for subject in sorted(newest)]
 
     # ------------------------------------------------------------------ decisions
 

@@ -1,6 +1,6 @@
-"""The weekly review as a job: build it from the pending proposals, keep it in the
-store, e-mail it; on a cron schedule in the worker (APScheduler) or on demand
-(`territory report --week`)."""
+"""The weekly review as a job: build it from the pending proposals and each rep's latest
+quota pace, keep it in the store, e-mail it; on a cron schedule in the worker (APScheduler)
+or on demand (`territory report --week`)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from alerts.quota_pace import KIND as QUOTA_PACE
 from alerts.report import WeeklyReport, build_weekly_report, iso_week
 from alerts.sinks import SmtpSink
 from alerts.store import Store
@@ -46,8 +47,14 @@ def build_digest(store: Store, settings: Settings, *, clock: Clock = SYSTEM_CLOC
     and recipients configured) e-mail it. Raises on a mail failure after storing. The week
     and the time it was generated are the clock's, in `report_timezone`."""
     now = clock.now().astimezone(ZoneInfo(settings.report_timezone))
-    proposals = [row.payload for row in store.proposals("pending")]
-    report = build_weekly_report(proposals, week=iso_week(now), generated_at=now, review_url=review_url(settings))
+    proposals = [row.record() for row in store.proposals("pending")]
+    report = build_weekly_report(
+        proposals,
+        week=iso_week(now),
+        generated_at=now,
+        review_url=review_url(settings),
+        quota_pace=store.latest_signals(QUOTA_PACE),
+    )
     report_id = store.save_report(report.week, report.subject, report.html, report.proposal_ids)
     to = recipients(settings) if send else []
     if to:

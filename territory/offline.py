@@ -46,9 +46,11 @@ import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from core import records
 from connectors.tables import (
     BAD,
     CellError,
@@ -688,6 +690,16 @@ def proposal_payload(proposal: Proposal) -> dict[str, Any]:
     }
 
 
+def proposal_record(proposal: Proposal) -> records.Proposal:
+    """The proposal as the record the review's views read (`proposal_payload` read through
+    ``core.records.Proposal.from_json``); an offline run judges no moment and answers no
+    signal, so its times are now and it has no triggers."""
+    now = datetime.now(timezone.utc).isoformat()
+    return records.Proposal.from_json(
+        {"created_at": now, "event_time": now, "trigger_signals": [], **proposal_payload(proposal)}
+    )
+
+
 def proposal_geojson(proposal: Proposal) -> dict[str, Any]:
     """The proposal as GeoJSON, in the shape of the review server's
     ``/api/proposals/{id}.geojson`` (:func:`alerts.geojson.proposal_geojson`): units as
@@ -695,7 +707,7 @@ def proposal_geojson(proposal: Proposal) -> dict[str, Any]:
     rep homes; ``scenario`` names the scenario."""
     from alerts.geojson import proposal_geojson as as_geojson
 
-    return {"type": "FeatureCollection", "scenario": proposal.scenario.name, **as_geojson(proposal_payload(proposal))}
+    return {"type": "FeatureCollection", "scenario": proposal.scenario.name, **as_geojson(proposal_record(proposal))}
 
 
 def write_scenario_page(path: Path, proposals: Sequence[Proposal]) -> None:
@@ -704,7 +716,7 @@ def write_scenario_page(path: Path, proposals: Sequence[Proposal]) -> None:
     from alerts.scenario_page import scenario_page_html
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(scenario_page_html([proposal_payload(p) for p in proposals]), encoding="utf-8")
+    path.write_text(scenario_page_html([proposal_record(p) for p in proposals]), encoding="utf-8")
 
 
 def write_charts(directory: Path, proposal: Proposal) -> list[Path]:

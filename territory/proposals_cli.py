@@ -119,7 +119,7 @@ def list_command(
                 [
                     r.proposal_id,
                     r.status,
-                    proposal_kind(r.payload.get("mode")),
+                    proposal_kind(r.mode),
                     str(r.move_count),
                     f"{percent(r.imbalance_before, 1, missing='-')} -> {percent(r.imbalance_after, 1, missing='-')}",
                     r.event_time[:10],
@@ -138,13 +138,13 @@ def show(proposal_id: str = typer.Argument(..., help="The proposal id (see `terr
     row = store.proposal(proposal_id)
     if row is None:
         raise _fail(f"no proposal {proposal_id!r} (see `territory proposals list`)")
-    payload = row.payload
+    proposal = row.record()
     typer.echo(f"proposal {row.proposal_id}: {row.status}")
-    typer.echo(f"  kind           {proposal_kind(payload.get('mode'))} (solver: {row.solver_status})")
+    typer.echo(f"  kind           {proposal_kind(proposal.mode)} (solver: {row.solver_status})")
     typer.echo(f"  moves          {row.move_count}")
     typer.echo(
         f"  imbalance      {percent(row.imbalance_before, 1, missing='-')} -> "
-        f"{percent(row.imbalance_after, 1, missing='-')} (band ±{percent(payload.get('tolerance'), 1, missing='-')})"
+        f"{percent(row.imbalance_after, 1, missing='-')} (band ±{percent(proposal.tolerance, 1, missing='-')})"
     )
     typer.echo(f"  event time     {row.event_time}")
     typer.echo(f"  proposed       {_when(row.stored_at)}")
@@ -154,28 +154,26 @@ def show(proposal_id: str = typer.Argument(..., help="The proposal id (see `terr
         typer.echo(f"  applied        {_when(row.applied_at)}")
     if row.superseded_by:
         typer.echo(f"  superseded by  {row.superseded_by}")
-    if payload.get("explanation"):
-        typer.echo(f"  explanation    {payload['explanation']}")
-    if payload.get("trigger_signals"):
-        typer.echo(f"  signals        {', '.join(payload['trigger_signals'])}")
-    if payload.get("before") and payload.get("after"):
-        after = {r["rep_id"]: r for r in payload["after"]}
+    if proposal.explanation:
+        typer.echo(f"  explanation    {proposal.explanation}")
+    if proposal.trigger_signals:
+        typer.echo(f"  signals        {', '.join(proposal.trigger_signals)}")
+    if proposal.before and proposal.after:
+        after = {load.rep_id: load for load in proposal.after}
         typer.echo("\nreps (share of potential / fair share):")
-        typer.echo(
-            _table(
-                ["rep", "before", "after", "fair", "accounts"],
+        rows = []
+        for load in proposal.before:
+            now = after.get(load.rep_id)
+            rows.append(
                 [
-                    [
-                        b["rep_id"],
-                        percent(b.get("share"), 1, missing="-"),
-                        percent(after.get(b["rep_id"], {}).get("share"), 1, missing="-"),
-                        percent(b.get("fair_share"), 1, missing="-"),
-                        f"{b.get('accounts', '-')} -> {after.get(b['rep_id'], {}).get('accounts', '-')}",
-                    ]
-                    for b in payload["before"]
-                ],
+                    load.rep_id,
+                    percent(load.share, 1, missing="-"),
+                    percent(now.share if now else None, 1, missing="-"),
+                    percent(load.fair_share, 1, missing="-"),
+                    f"{load.accounts} -> {now.accounts if now else '-'}",
+                ]
             )
-        )
+        typer.echo(_table(["rep", "before", "after", "fair", "accounts"], rows))
     moves = store.moves(proposal_id)
     typer.echo(f"\nmoves ({len(moves)}):")
     if moves:

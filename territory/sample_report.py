@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from alerts.report import build_weekly_report, iso_week
+from core.records import Proposal
 
 
 def sample_proposal(
@@ -99,7 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     proposal = sample_proposal(seed=args.seed, n_reps=args.reps, n_accounts=args.accounts)
     now = datetime.now(timezone.utc)
-    report = build_weekly_report([proposal], week=iso_week(now), generated_at=now, review_url=args.review_url)
+    report = build_weekly_report(
+        [Proposal.from_json(proposal)], week=iso_week(now), generated_at=now, review_url=args.review_url
+    )
     args.sample.parent.mkdir(parents=True, exist_ok=True)
     args.sample.write_text(report.html, encoding="utf-8")
     print(f"{report.subject}: wrote {args.sample} ({len(report.html) / 1024:,.0f} KiB)")

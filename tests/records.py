@@ -25,7 +25,7 @@ _MOVE = {"from_rep": None, "potential": 0.0, "workload": 0.0, "distance_km": 0.0
 
 
 def signal(data: Mapping[str, Any]) -> Signal:
-    return Signal.from_json({"evidence": {}, **data})
+    return Signal.from_json({"evidence": {}, "emitted_at": "2026-01-01T00:00:00+00:00", **data})
 
 
 def proposal(data: Mapping[str, Any]) -> Proposal:

@@ -6,6 +6,7 @@ import pytest
 
 from alerts.districts import district_summary
 from alerts.report import render_proposal_html
+from tests import records
 
 
 def proposal() -> dict:
@@ -46,7 +47,7 @@ def proposal() -> dict:
 
 
 def test_each_district_adds_up_its_reps_after_the_proposal():
-    north, south = district_summary(proposal())
+    north, south = district_summary(records.proposal(proposal()))
     assert (north["district"], north["reps"], north["accounts"]) == ("North", 2, 5)
     assert north["potential"] == pytest.approx(100.0) and north["share"] == pytest.approx(0.5)
     assert north["worst_deviation"] == pytest.approx(0.1)  # the larger |deviation| (a tie keeps the first)
@@ -56,12 +57,12 @@ def test_each_district_adds_up_its_reps_after_the_proposal():
 
 def test_a_proposal_that_moves_nothing_is_summed_before_and_without_districts_there_is_no_table():
     unsolved = {**proposal(), "after": []}
-    assert district_summary(unsolved)[0]["accounts"] == 5
-    assert district_summary({**proposal(), "reps": [{"rep_id": "N1"}]}) == []
+    assert district_summary(records.proposal(unsolved))[0]["accounts"] == 5
+    assert district_summary(records.proposal({**proposal(), "reps": [{"rep_id": "N1"}]})) == []
 
 
 def test_the_review_shows_the_district_table_only_when_reps_have_districts():
-    html = render_proposal_html(proposal())
+    html = render_proposal_html(records.proposal(proposal()))
     assert "Districts" in html and "North" in html and "worst deviation" in html
-    plain = render_proposal_html({**proposal(), "reps": []})
+    plain = render_proposal_html(records.proposal({**proposal(), "reps": []}))
     assert "worst deviation" not in plain

@@ -81,14 +81,18 @@ def two_approvals(store: Store) -> Store:
     COMMA again. No worker runs, so the owner mirror never learns of either."""
     store.clock = ManualClock(T0)
     company(store)
-    store.save_proposal(payload("p1", [(PLAIN, REP_A, REP_B), (COMMA, REP_A, REP_B)], "2025-04-01T00:00:00+00:00"))
+    store.save_proposal(
+        records.proposal(payload("p1", [(PLAIN, REP_A, REP_B), (COMMA, REP_A, REP_B)], "2025-04-01T00:00:00+00:00"))
+    )
     approve(store, "p1")
     store.clock = ManualClock(T1)
     store.save_proposal(
-        payload(
-            "p2",
-            [(FORMULA, REP_A, REP_C), (UNICODE, REP_B, REP_A), (COMMA, REP_B, REP_C)],
-            "2025-05-01T00:00:00+00:00",
+        records.proposal(
+            payload(
+                "p2",
+                [(FORMULA, REP_A, REP_C), (UNICODE, REP_B, REP_A), (COMMA, REP_B, REP_C)],
+                "2025-05-01T00:00:00+00:00",
+            )
         )
     )
     # The worker has reported p1's override of COMMA (p2 moves it on from there), not yet that of PLAIN.
@@ -235,7 +239,9 @@ def test_crm_exports_write_the_crm_columns_and_leave_out_what_the_crm_refuses(st
         {sf_user: True, other_user: True},
         None,
     )
-    store.save_proposal(payload("p1", [(sf_account, sf_user, other_user)], "2025-04-01T00:00:00+00:00"))
+    store.save_proposal(
+        records.proposal(payload("p1", [(sf_account, sf_user, other_user)], "2025-04-01T00:00:00+00:00"))
+    )
     approve(store, "p1")
     latest = str(ids(store)[-1])
     out = tmp_path / "sf.csv"

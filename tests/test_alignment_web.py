@@ -26,6 +26,7 @@ from core.clock import ManualClock
 from core.records import Proposal
 from core.settings import Settings
 from territory.broker import free_port
+from tests import records
 from tests.test_alignment_history import (
     COMMA,
     FORMULA,
@@ -54,7 +55,7 @@ def history(store: Store) -> Store:
     id is a script tag, and a third approval that moves it."""
     store.record_owners({SCRIPT: KnownOwner(REP_A, False, "2025-01-01T00:00:00+00:00")}, {}, None)
     two_approvals(store)
-    store.save_proposal(payload("p3", [(SCRIPT, REP_A, REP_B)], "2025-06-01T00:00:00+00:00"))
+    store.save_proposal(records.proposal(payload("p3", [(SCRIPT, REP_A, REP_B)], "2025-06-01T00:00:00+00:00")))
     store.clock = ManualClock(T1 + timedelta(days=7))
     approve(store, "p3")
     return store
@@ -280,7 +281,7 @@ def test_odd_account_ids_are_escaped_and_the_page_keeps_the_csp(history: Store):
 def test_the_restore_post_is_refused_exactly_as_approve_is(history: Store):
     """No token, a wrong one, a read session cookie: the same answers as approve, nothing stored;
     and the failures count towards the same lock-out."""
-    history.save_proposal(payload("p9", [(OTHER, REP_C, REP_A)], "2025-07-01T00:00:00+00:00"))
+    history.save_proposal(records.proposal(payload("p9", [(OTHER, REP_C, REP_A)], "2025-07-01T00:00:00+00:00")))
     restore_url, approve_url = f"/alignment/{ids(history)[0]}/restore", "/api/proposals/p9/approve"
 
     async def scenario(client: TestClient) -> None:

@@ -20,6 +20,7 @@ from matplotlib import image as mpimg
 from alerts.charts import MapAccount, MapRep, moves_curve_png, share_chart_png, territory_map_png
 from alerts.report import build_weekly_report, render_proposal_html
 from territory.sample_report import sample_proposal
+from core.records import Proposal
 
 # Ids that mathtext cannot parse, HTML, right-to-left text and a very long id.
 HOSTILE_IDS = [
@@ -84,9 +85,11 @@ def renamed(proposal: dict, old: str, new: str) -> dict:
 def test_review_page_and_weekly_review_of_a_mathtext_rep_id_render(proposal, rep_id: str):
     victim = proposal["moves"][0]["to_rep"]
     hostile = renamed(proposal, victim, rep_id)
-    html = render_proposal_html(hostile)
+    html = render_proposal_html(Proposal.from_json(hostile))
     assert html.count("data:image/png;base64,") == 3 and "picture unavailable" not in html
-    report = build_weekly_report([proposal, hostile], week="2026-W48", generated_at=proposal_time())
+    report = build_weekly_report(
+        [Proposal.from_json(proposal), Proposal.from_json(hostile)], week="2026-W48", generated_at=proposal_time()
+    )
     assert report.html.count("data:image/png;base64,") == 6 and len(report.images) == 6
 
 
@@ -101,13 +104,15 @@ def test_a_failed_picture_is_a_visible_note_and_the_rest_renders(proposal, caplo
     broken["proposal_id"] = "prop-broken-curve"
     broken["curve"] = [{"moves": "many", "imbalance": "a lot"}]  # e.g. a payload from an older version
     with caplog.at_level(logging.WARNING, logger="territory.report"):
-        html = render_proposal_html(broken)
+        html = render_proposal_html(Proposal.from_json(broken))
     assert "picture unavailable" in html.lower()
     assert html.count("data:image/png;base64,") == 2  # the map and the shares still there
     assert "Sales intelligence" in html and broken["moves"][0]["account_id"] in html
     assert any("prop-broken-curve" in r.getMessage() and "curve" in r.getMessage() for r in caplog.records)
 
-    report = build_weekly_report([proposal, broken], week="2026-W48", generated_at=proposal_time())
+    report = build_weekly_report(
+        [Proposal.from_json(proposal), Proposal.from_json(broken)], week="2026-W48", generated_at=proposal_time()
+    )
     assert report.proposal_ids == [proposal["proposal_id"], "prop-broken-curve"]
     assert len(report.images) == 5 and "picture unavailable" in report.html.lower()
 

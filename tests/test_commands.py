@@ -17,6 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from core import topics
 from territory.broker import die_with_parent, free_port
+from tests import records
 
 pytestmark = pytest.mark.slow
 
@@ -138,24 +139,26 @@ def test_erase_command_removes_the_account_from_store_and_worker_state(broker, s
     wait_for(lambda: worker.metric("territory_intake_events_total", {"outcome": "applied"}) == 1, 60, "the upsert")
     store = Store(worker.db_url)
     store.save_proposal(
-        {
-            "proposal_id": "p1",
-            "status": "optimal",
-            "imbalance_before": 0.2,
-            "imbalance_after": 0.0,
-            "event_time": "2025-01-01",
-            "trigger_signals": [],
-            "moves": [
-                {
-                    "account_id": "gone-1",
-                    "from_rep": "A",
-                    "to_rep": "B",
-                    "potential": 1.0,
-                    "workload": 0.0,
-                    "reason": "test",
-                }
-            ],
-        }
+        records.proposal(
+            {
+                "proposal_id": "p1",
+                "status": "optimal",
+                "imbalance_before": 0.2,
+                "imbalance_after": 0.0,
+                "event_time": "2025-01-01",
+                "trigger_signals": [],
+                "moves": [
+                    {
+                        "account_id": "gone-1",
+                        "from_rep": "A",
+                        "to_rep": "B",
+                        "potential": 1.0,
+                        "workload": 0.0,
+                        "reason": "test",
+                    }
+                ],
+            }
+        )
     )
 
     env = {**os.environ, "TERRITORY_KAFKA_URL": broker.url, "TERRITORY_DB_URL": worker.db_url}

@@ -23,6 +23,7 @@ from rebalancer import minimal_moves
 from core import topics
 from core.clock import ManualClock
 from core.settings import Settings
+from tests import records
 
 WRITE_TOKEN, READ_TOKEN = "write-secret-7f3a", "read-secret-19c2"
 REPS = {"A": (52.52, 13.40), "B": (53.55, 9.99), "C": (48.14, 11.58)}  # Berlin, Hamburg, Munich
@@ -78,7 +79,7 @@ def proposal() -> dict[str, Any]:
 def store(tmp_path: Path, proposal: dict[str, Any]) -> Store:
     store = Store(f"sqlite:///{tmp_path / 'territory.db'}")
     store.migrate()
-    assert store.save_proposal(proposal)
+    assert store.save_proposal(records.proposal(proposal))
     return store
 
 
@@ -340,7 +341,7 @@ def test_api_reject_and_a_failed_publish(store, proposal, tmp_path):
     # A second store: the broker fails during the approval -> 202, still approved.
     other = Store(f"sqlite:///{tmp_path / 'other.db'}")
     other.migrate()
-    other.save_proposal(proposal)
+    other.save_proposal(records.proposal(proposal))
 
     async def approve_with_broken_broker(client: TestClient) -> None:
         response = await client.post(

@@ -17,6 +17,7 @@ from alerts.store import Store
 from core.contract import validate_envelope
 from monitor.state import apply_account_event
 from core import topics
+from tests import records
 
 PROPOSED_AT = "2025-05-01T00:00:00+00:00"
 
@@ -66,7 +67,9 @@ def rep_snapshot(rep_id: str, active: bool, occurred_at: str = PROPOSED_AT) -> d
 def company(store):
     """Four moves proposed at PROPOSED_AT; since then a1 went to C in the CRM, a2 was closed,
     a3's target rep D left, a4 is as it was."""
-    store.save_proposal(proposal([("a1", "A", "B"), ("a2", "A", "B"), ("a3", "A", "D"), ("a4", "A", "B")]))
+    store.save_proposal(
+        records.proposal(proposal([("a1", "A", "B"), ("a2", "A", "B"), ("a3", "A", "D"), ("a4", "A", "B")]))
+    )
     later = "2025-05-03T00:00:00+00:00"
     store.record_state(
         [
@@ -123,7 +126,7 @@ def test_approving_only_the_still_valid_moves_publishes_those_and_audits_the_res
 
 
 def test_an_approval_of_nothing_valid_is_refused_even_when_only_valid_moves_are_asked_for(store):
-    store.save_proposal(proposal([("a1", "A", "B")]))
+    store.save_proposal(records.proposal(proposal([("a1", "A", "B")])))
     store.record_state([snapshot("a1", "C", "2025-05-02T00:00:00+00:00")])
     with pytest.raises(DecisionError, match="no move is still valid"):
         asyncio.run(decisions.approve(store, Recorder(), "p1", actor="maria", comment="go", only_valid_moves=True))
@@ -180,14 +183,14 @@ def test_an_approved_move_wins_over_a_crm_owner_upsert_dated_before_the_approval
     """The worker had seen data up to 2025-05-10 when the manager approved: a CRM upsert
     dated 2025-05-05 (after the proposal, before the approval) that arrives late must not
     undo the approved move, which the CRM export carries."""
-    store.save_proposal(proposal([("a1", "A", "B")]))
+    store.save_proposal(records.proposal(proposal([("a1", "A", "B")])))
     store.record_state([snapshot("a1", "A", PROPOSED_AT), snapshot("x9", "Z", "2025-05-10T00:00:00+00:00")])
     assert _override_then_upsert(store, "2025-05-05T00:00:00+00:00") == "B"
 
 
 def test_a_crm_owner_upsert_dated_after_the_approval_wins(store):
     """The CRM is the system of record: an owner set there after the approval has the last word."""
-    store.save_proposal(proposal([("a1", "A", "B")]))
+    store.save_proposal(records.proposal(proposal([("a1", "A", "B")])))
     store.record_state([snapshot("a1", "A", PROPOSED_AT), snapshot("x9", "Z", "2025-05-10T00:00:00+00:00")])
     assert _override_then_upsert(store, "2025-05-11T00:00:00+00:00") == "A"
 
@@ -197,7 +200,7 @@ def test_the_owner_mirror_writes_changes_only_and_erases_an_erased_account_every
 
     from alerts.agents import OwnerMirror
 
-    store.save_proposal(proposal([("a1", "A", "B")]))
+    store.save_proposal(records.proposal(proposal([("a1", "A", "B")])))
     mirror = OwnerMirror(store)
     mirror.record([snapshot("a1", "A", PROPOSED_AT), rep_snapshot("B", True)])
     writes = []

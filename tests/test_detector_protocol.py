@@ -107,7 +107,7 @@ def test_a_registered_detector_is_judged_checkpointed_stored_and_alerted(store):
     # What the alert stage gets from the topic: the record read back, stored, alerted.
     message = toy[0].to_json()
     signal = Signal.from_json(message)
-    assert store.save_signal(signal.to_json()) is True
+    assert store.save_signal(signal) is True
     assert [(row.kind, row.state, row.subject) for row in store.signals()] == [("thin_territory", "thin", "rep:B")]
     recorder = Recorder("webhook")
     dispatcher = Dispatcher([recorder], store.outbox(), throttle_s=60, retry_max_s=60)

@@ -65,8 +65,8 @@ def older_payload() -> dict[str, Any]:
 def store(tmp_path: Path) -> Store:
     made = Store(f"sqlite:///{tmp_path / 'territory.db'}")
     made.migrate()
-    made.save_proposal(older_payload())
-    made.save_proposal(payload())
+    made.save_proposal(records.proposal(older_payload()))
+    made.save_proposal(records.proposal(payload()))
     owners = {
         FORMULA: KnownOwner(REP_COMMA, False),
         QUOTED: KnownOwner(REP_COMMA, False),

@@ -75,12 +75,12 @@ def test_the_first_judgement_of_a_week_asks_for_less_travel_and_the_proposal_swa
     assert Proposal.from_json(proposal.to_json()) == proposal
 
     # Told as what it is: an offer of less travel, nothing out of balance.
-    view = proposal_view(proposal.to_json())
+    view = proposal_view(proposal)
     assert view["mode"] == "travel" and "travel" in view["headline"] and "km" in view["headline"]
     assert "less travel" in view["question"] and "km" in view["reasons"][0]
     alert = alert_from_proposal(proposal)
     assert alert["severity"] == "info" and "less travel" in alert["title"]
-    report = build_weekly_report([proposal.to_json()], week="2025-W14", generated_at=WEDNESDAY)
+    report = build_weekly_report([proposal], week="2025-W14", generated_at=WEDNESDAY)
     assert "less travel" in report.text
 
 

@@ -36,6 +36,7 @@ from tests.geojson_checks import (
     valid_geojson,
 )
 from tests.test_decisions import Recorder
+from core.records import Proposal
 
 READ_TOKEN, WRITE_TOKEN = "read-token-geojson-7d1", "write-token-geojson-2c9"
 PROPOSAL_ID = "prop-geojson-1"
@@ -91,7 +92,7 @@ def by_account(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_a_proposal_is_a_feature_collection_of_accounts_moves_and_rep_homes():
-    document = valid_geojson(proposal_geojson(payload()))
+    document = valid_geojson(proposal_geojson(Proposal.from_json(payload())))
     assert document["type"] == "FeatureCollection" and "crs" not in document
     assert document["proposal_id"] == PROPOSAL_ID
     accounts = by_account(document)
@@ -139,7 +140,7 @@ def test_a_move_without_an_account_row_or_rep_home_is_kept_without_a_line():
     data = payload()
     data["accounts"] = [a for a in data["accounts"] if a["account_id"] != FORMULA]
     data["moves"].append({**data["moves"][0], "account_id": QUOTED, "to_rep": "R-gone", "reason": "no home known"})
-    document = valid_geojson(proposal_geojson(data))
+    document = valid_geojson(proposal_geojson(Proposal.from_json(data)))
     accounts = by_account(document)
     assert accounts[FORMULA]["geometry"] is None
     assert accounts[FORMULA]["properties"]["moved"] is True
@@ -152,7 +153,7 @@ def test_a_proposal_without_context_rows_still_shows_its_moves():
     bare = records.proposal(
         {"proposal_id": "p-bare", "moves": [{"account_id": "a1", "from_rep": "A", "to_rep": "B"}]}
     ).to_json()
-    document = valid_geojson(proposal_geojson(bare))
+    document = valid_geojson(proposal_geojson(Proposal.from_json(bare)))
     [account] = features(document, "account")
     assert account["geometry"] is None and account["properties"]["new_rep_id"] == "B"
 
@@ -187,7 +188,7 @@ def test_the_published_schema_rejects_a_broken_feature(kind: str, breakage: Call
 
 
 def test_the_document_is_plain_utf8_json():
-    text = json.dumps(proposal_geojson(payload()), ensure_ascii=False, allow_nan=False)
+    text = json.dumps(proposal_geojson(Proposal.from_json(payload())), ensure_ascii=False, allow_nan=False)
     assert KANJI in text and REP_CYRILLIC in text
     assert json.loads(text)["features"][0]["properties"]["account_id"] == FORMULA
 
@@ -199,7 +200,7 @@ def test_the_document_is_plain_utf8_json():
 def store(tmp_path: Path) -> Store:
     made = Store(f"sqlite:///{tmp_path / 'territory.db'}")
     made.migrate()
-    assert made.save_proposal(payload())
+    assert made.save_proposal(records.proposal(payload()))
     return made
 
 
@@ -223,7 +224,7 @@ def test_the_api_serves_a_proposal_as_geojson(store: Store):
         assert response.status == 200, await response.text()
         assert response.content_type == "application/geo+json"
         document = valid_geojson(json.loads(await response.text()))
-        assert document == proposal_geojson(payload())
+        assert document == proposal_geojson(Proposal.from_json(payload()))
         # The JSON route is still the JSON route.
         plain = await client.get(f"/api/proposals/{PROPOSAL_ID}", headers=read())
         assert plain.status == 200 and (await plain.json())["proposal_id"] == PROPOSAL_ID
@@ -254,7 +255,7 @@ def test_an_id_with_odd_characters_is_found_through_its_percent_encoding(tmp_pat
     odd = f"prop-{QUOTED} {KANJI}"
     store = Store(f"sqlite:///{tmp_path / 'odd.db'}")
     store.migrate()
-    store.save_proposal(payload(odd))
+    store.save_proposal(records.proposal(payload(odd)))
 
     async def scenario(client: TestClient) -> None:
         from urllib.parse import quote

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 import pytest
 
 from core.contract import parse_event
-from core.records import Signal
+from core.records import Proposal, Signal
 from core.settings import Settings
 from detectors import Detector, MonthlyTerritories, QuotaPaceDetector, QuotaYear, standard_detectors
 from detectors.quota_pace import STATE_VERSION, expected_share, month_shares, quota_standings, run_rate_test
@@ -284,7 +284,7 @@ def review_proposal(with_quota: bool) -> dict:
 def test_the_weekly_review_shows_quota_columns_and_says_what_a_proposal_answers():
     from alerts.report import build_weekly_report
 
-    report = build_weekly_report([review_proposal(True)], week="2025-W14", generated_at=at(2025, 3))
+    report = build_weekly_report([Proposal.from_json(review_proposal(True))], week="2025-W14", generated_at=at(2025, 3))
     section = report.html[report.html.index('<section id="proposal-prop-q"') :]
     assert "What it answers:" in section and "Is the potential shared fairly between the territories" in section
     assert "Not quota pace" in section
@@ -293,7 +293,7 @@ def test_the_weekly_review_shows_quota_columns_and_says_what_a_proposal_answers(
     assert "sales of January to March 2025 against the quota" in section
     assert "answers: Is the potential shared fairly" in report.text and "A 78% (attained 19%)" in report.text
     # Without any quota the table keeps its columns as they were; the question is still said.
-    plain = build_weekly_report([review_proposal(False)], week="2025-W14", generated_at=at(2025, 3))
+    plain = build_weekly_report([Proposal.from_json(review_proposal(False))], week="2025-W14", generated_at=at(2025, 3))
     assert "quota attained" not in plain.html and "Not quota pace" in plain.html and "quota pace (" not in plain.text
 
 
@@ -303,10 +303,10 @@ def test_the_weekly_review_shows_each_reps_district_when_there_are_districts():
     proposal = review_proposal(False)
     for row, district in zip(proposal["reps"], ("North", "South")):
         row["district"] = district
-    report = build_weekly_report([proposal], week="2025-W14", generated_at=at(2025, 3))
+    report = build_weekly_report([Proposal.from_json(proposal)], week="2025-W14", generated_at=at(2025, 3))
     section = report.html[report.html.index('<section id="proposal-prop-q"') :]
     assert "district</th>" in section and ">North</td>" in section and ">South</td>" in section
-    plain = build_weekly_report([review_proposal(False)], week="2025-W14", generated_at=at(2025, 3))
+    plain = build_weekly_report([Proposal.from_json(review_proposal(False))], week="2025-W14", generated_at=at(2025, 3))
     assert "district</th>" not in plain.html
 
 

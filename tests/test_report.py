@@ -11,6 +11,7 @@ import pytest
 
 from alerts.report import WeeklyReport, build_weekly_report, iso_week, render_proposal_html
 from territory.sample_report import main, sample_proposal
+from core.records import Proposal
 
 GENERATED = datetime(2026, 11, 23, 7, 0, tzinfo=timezone.utc)
 WEEK = "2026-W48"
@@ -30,7 +31,10 @@ def proposal() -> dict:
 @pytest.fixture(scope="module")
 def report(proposal) -> WeeklyReport:
     return build_weekly_report(
-        [proposal], week=WEEK, generated_at=GENERATED, review_url="https://territory.example/review/{proposal_id}"
+        [Proposal.from_json(proposal)],
+        week=WEEK,
+        generated_at=GENERATED,
+        review_url="https://territory.example/review/{proposal_id}",
     )
 
 
@@ -86,7 +90,9 @@ def test_two_proposals_are_counted(proposal):
     second["proposal_id"] = "prop-second"
     second.pop("curve")
     second.pop("accounts")  # a proposal made before the review context existed
-    built = build_weekly_report([proposal, second], week=WEEK, generated_at=GENERATED)
+    built = build_weekly_report(
+        [Proposal.from_json(proposal), Proposal.from_json(second)], week=WEEK, generated_at=GENERATED
+    )
     n = 2 * len(proposal["moves"])
     assert built.subject == f"Territory review {WEEK}: 2 pending proposals, {n} moves"
     assert "2 pending proposals" in built.text and WEEK in built.text
@@ -106,7 +112,7 @@ def test_account_ids_and_reasons_are_escaped(proposal):
             row["account_id"] = evil
     moved["account_id"] = evil
     moved["reason"] = 'over "band" & <b>bold</b>'
-    html = render_proposal_html(hostile)
+    html = render_proposal_html(Proposal.from_json(hostile))
     assert evil not in html and "<b>bold</b>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "over &#34;band&#34; &amp; &lt;b&gt;bold&lt;/b&gt;" in html
@@ -114,12 +120,12 @@ def test_account_ids_and_reasons_are_escaped(proposal):
 
 def test_fragment_takes_the_review_pages_actions(proposal):
     buttons = '<form method="post"><button name="decision" value="approve">Approve</button></form>'
-    html = render_proposal_html(proposal, actions_html=buttons)
+    html = render_proposal_html(Proposal.from_json(proposal), actions_html=buttons)
     assert html.lstrip().startswith("<section") and "<html" not in html
     assert buttons in html
     assert html.index(buttons) < html.index("Territories before and after")
     assert html.count(PNG_URI) == 3 and "Sales intelligence" in html
-    linked = render_proposal_html(proposal, review_url="https://x.example/r/{proposal_id}")
+    linked = render_proposal_html(Proposal.from_json(proposal), review_url="https://x.example/r/{proposal_id}")
     assert f'href="https://x.example/r/{proposal["proposal_id"]}"' in linked
 
 
@@ -133,7 +139,7 @@ def test_unsolved_proposal_says_why(proposal):
         explanation="R04 cannot reach its band: its candidates hold too little potential",
     )
     stuck.pop("curve")
-    html = render_proposal_html(stuck)
+    html = render_proposal_html(Proposal.from_json(stuck))
     assert "No balanced assignment found" in html and "R04 cannot reach its band" in html
     assert "No account moves." in html
     # Without moves, the intelligence covers the reps out of their band.
@@ -180,7 +186,7 @@ def test_placement_after_a_rep_left(proposal):
     for row in placed["accounts"]:
         if row["account_id"] == move["account_id"]:
             row["rep_id"] = "R99"
-    html = render_proposal_html(placed)
+    html = render_proposal_html(Proposal.from_json(placed))
     assert "Place 1 account:" in html
     assert "1 account without an active rep (of R99, no longer active) must be placed" in html
     # The receiving rep gets the intelligence, with the placed account flagged; the rep who left none.

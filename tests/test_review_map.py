@@ -25,6 +25,7 @@ from core.settings import Settings
 from rebalancer import minimal_moves
 from territory.broker import free_port
 from tests.real_geography import nc_instance
+from tests import records
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "images" / "review-map.png"
@@ -117,7 +118,7 @@ def test_the_review_map_draws_boundaries_territories_popups_and_toggles_without_
     store = Store(f"sqlite:///{tmp_path / 'territory.db'}")
     store.migrate()
     proposal = nc_proposal()
-    assert store.save_proposal(proposal)
+    assert store.save_proposal(records.proposal(proposal))
     moved = proposal["moves"][0]
     settings = Settings.from_env({}, web_port=0, api_read_token="")
 

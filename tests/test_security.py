@@ -28,6 +28,7 @@ from core.settings import Settings
 from tests.kafka_io import produce, wait_for
 from tests.test_decisions import Recorder, real_proposal
 from tests.test_end_to_end import envelope, scenario
+from tests import records
 
 ROOT = Path(__file__).resolve().parent.parent
 WRITE_TOKEN = "write-token-for-security-tests"
@@ -61,7 +62,7 @@ def new_store(tmp_path: Path, *proposals: dict[str, Any]) -> Store:
     store = Store(f"sqlite:///{tmp_path / 'territory.db'}")
     store.migrate()
     for item in proposals:
-        assert store.save_proposal(item)
+        assert store.save_proposal(records.proposal(item))
     return store
 
 

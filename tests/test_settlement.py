@@ -55,8 +55,8 @@ def test_decided_proposals_resolve_their_alert_once(tmp_path):
     dispatcher = Dispatcher([sink], store.outbox(), throttle_s=0, retry_max_s=60, clock=clock)
     settlement = ProposalSettlement(store, dispatcher)
 
-    store.save_proposal(proposal("p1", ("R1", "R2")))
-    store.save_proposal(proposal("p2", ("R1", "R2")))  # supersedes p1 and owns the same incident
+    store.save_proposal(records.proposal(proposal("p1", ("R1", "R2"))))
+    store.save_proposal(records.proposal(proposal("p2", ("R1", "R2"))))  # supersedes p1 and owns the same incident
     assert settlement.resolve_new() == 0  # p1 superseded, but p2 keeps "proposal:R1,R2" firing
 
     store.decide("p2", "approved", actor="maria", comment="go")

@@ -63,29 +63,31 @@ def test_a_pre_alembic_database_is_stamped_and_upgraded(tmp_path):
         connection.exec_driver_sql("DROP TABLE alembic_version")  # as the first release left it
     store = Store(url)
     store.migrate()
-    assert store.save_proposal(proposal("p1", ["a1"])) is True
+    assert store.save_proposal(records.proposal(proposal("p1", ["a1"]))) is True
     assert store.proposal("p1").reps == "A,B"
 
 
 def test_proposal_is_stored_once_and_newer_supersedes_older_for_the_same_reps(store):
-    assert store.save_proposal(proposal("p1", ["a1"])) is True
+    assert store.save_proposal(records.proposal(proposal("p1", ["a1"]))) is True
     store.mark_alerted("p1")
-    assert store.save_proposal(proposal("p1", ["a1"])) is False  # redelivered: no second alert
-    assert store.save_proposal(proposal("p2", ["a2"], reps=("C", "D"))) is True  # other reps: both stand
-    assert store.save_proposal(proposal("p3", ["a3"], reps=("B", "E"))) is True  # shares B with p1
+    assert store.save_proposal(records.proposal(proposal("p1", ["a1"]))) is False  # redelivered: no second alert
+    assert (
+        store.save_proposal(records.proposal(proposal("p2", ["a2"], reps=("C", "D")))) is True
+    )  # other reps: both stand
+    assert store.save_proposal(records.proposal(proposal("p3", ["a3"], reps=("B", "E")))) is True  # shares B with p1
     status = {row.proposal_id: (row.status, row.superseded_by) for row in store.proposals()}
     assert status == {"p1": ("superseded", "p3"), "p2": ("pending", None), "p3": ("pending", None)}
     assert [row.proposal_id for row in store.proposals("pending")] == ["p2", "p3"]
 
 
 def test_unalerted_proposal_is_alerted_again_after_a_crash(store):
-    store.save_proposal(proposal("p1", ["a1"]))
-    assert store.save_proposal(proposal("p1", ["a1"])) is True
+    store.save_proposal(records.proposal(proposal("p1", ["a1"])))
+    assert store.save_proposal(records.proposal(proposal("p1", ["a1"]))) is True
 
 
 def test_decisions_follow_the_lifecycle_and_are_audited(store):
-    store.save_proposal(proposal("p1", ["a1"]))
-    store.save_proposal(proposal("p2", ["a2"], reps=("C", "D")))
+    store.save_proposal(records.proposal(proposal("p1", ["a1"])))
+    store.save_proposal(records.proposal(proposal("p2", ["a2"], reps=("C", "D"))))
     row = store.decide("p1", "approved", actor="maria", comment="fits the Q3 plan")
     assert (row.status, row.decided_by, row.decision_comment) == ("approved", "maria", "fits the Q3 plan")
     with pytest.raises(DecisionError, match="p1 is already approved by maria, not pending"):
@@ -180,17 +182,19 @@ def test_reports_are_kept(store):
 
 
 def test_erase_removes_moves_and_scrubs_payloads(store):
-    store.save_proposal(proposal("p1", ["a1", "a2"]))
+    store.save_proposal(records.proposal(proposal("p1", ["a1", "a2"])))
     store.save_signal(
-        {
-            "signal_id": "s1",
-            "kind": "coverage_gap",
-            "state": "open",
-            "severity": "critical",
-            "subject": {"type": "rep", "id": "C"},
-            "detected_at": "2025-05-01",
-            "evidence": {"account_ids": ["a1", "a3"]},
-        }
+        records.signal(
+            {
+                "signal_id": "s1",
+                "kind": "coverage_gap",
+                "state": "open",
+                "severity": "critical",
+                "subject": {"type": "rep", "id": "C"},
+                "detected_at": "2025-05-01",
+                "evidence": {"account_ids": ["a1", "a3"]},
+            }
+        )
     )
     assert store.erase_account("a1") == {"moves": 1, "proposals_scrubbed": 1, "signals_scrubbed": 1}
     assert [m.account_id for m in store.moves("p1")] == ["a2"]

@@ -10,6 +10,7 @@ from sqlalchemy import event
 from alerts.agents import proposal_counts
 from alerts.store import Store
 from core.metrics import PROPOSAL_STATES
+from tests import records
 
 
 def proposal(proposal_id: str, reps: tuple[str, str]) -> dict:
@@ -61,10 +62,10 @@ def test_an_empty_store_counts_zero_in_every_state(store):
 
 
 def test_counts_per_state_come_from_one_grouped_count(store):
-    store.save_proposal(proposal("p1", ("A", "B")))
-    store.save_proposal(proposal("p2", ("A", "C")))  # supersedes p1 (shares rep A)
-    store.save_proposal(proposal("p3", ("D", "E")))
-    store.save_proposal(proposal("p4", ("F", "G")))
+    store.save_proposal(records.proposal(proposal("p1", ("A", "B"))))
+    store.save_proposal(records.proposal(proposal("p2", ("A", "C"))))  # supersedes p1 (shares rep A)
+    store.save_proposal(records.proposal(proposal("p3", ("D", "E"))))
+    store.save_proposal(records.proposal(proposal("p4", ("F", "G"))))
     store.decide("p3", "approved", actor="m.keller", comment="go")
     store.mark_applied("p3")
     store.decide("p4", "rejected", actor="m.keller", comment="no")

@@ -73,7 +73,7 @@ def _decide_when_both_are_ready(url: str, proposal_id: str, decision: str, barri
 
 
 def test_approve_and_reject_racing_in_two_processes_one_wins_the_other_is_told_it_is_decided(store):
-    store.save_proposal(proposal("p1", ["a1"]))
+    store.save_proposal(records.proposal(proposal("p1", ["a1"])))
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(2), context.Queue()
     processes = [
@@ -125,7 +125,7 @@ def test_ids_as_long_as_the_contract_allows_fit_every_column(store):
         "emitted_at": "2026-11-24T10:00:00+00:00",
         "evidence": {"metric": "potential", "share": 0.5, "fair_share": 0.3},
     }
-    assert store.save_signal(signal) is True
+    assert store.save_signal(records.signal(signal)) is True
     # Nine HubSpot reps (e-mail addresses as ids), each as long as allowed, in one proposal.
     reps = [long_id(f"rep{i}.name@hubspot-portal-{i}.example.com") for i in range(9)]
     moves = [
@@ -140,7 +140,7 @@ def test_ids_as_long_as_the_contract_allows_fit_every_column(store):
         for i in range(9)
     ]
     wide = {**proposal("p-wide", []), "moves": moves}
-    assert store.save_proposal(wide) is True
+    assert store.save_proposal(records.proposal(wide)) is True
     dispatcher = Dispatcher([], store.outbox(), throttle_s=60, retry_max_s=60)
     dispatcher.sinks = {"webhook": None}  # only the outbox rows are under test
     dispatcher.submit(alert_from_signal(records.signal(signal)))
@@ -172,7 +172,9 @@ def test_data_the_database_refuses_is_skipped_and_counted_not_retried_for_ever(s
         outcomes = []
         for item in (nul, proposal("p-next", ["a2"], reps=("C", "D"))):
             try:
-                await asyncio.wait_for(stored.call(store.save_proposal, item, what="storing a proposal"), 30)
+                await asyncio.wait_for(
+                    stored.call(store.save_proposal, records.proposal(item), what="storing a proposal"), 30
+                )
                 outcomes.append("stored")
             except RejectedByStore:
                 outcomes.append("rejected")
@@ -242,7 +244,7 @@ def test_erase_removes_the_account_from_every_table(store):
     wide = proposal("p1", [ERASED_ACCOUNT, other])
     wide["accounts"] = [{"account_id": ERASED_ACCOUNT, "rep_id": "A"}, {"account_id": other, "rep_id": "A"}]
     wide["explanation"] = f"moving {ERASED_ACCOUNT} and {other} evens out A"
-    store.save_proposal(wide)
+    store.save_proposal(records.proposal(wide))
     signal = {
         "signal_id": "s1",
         "kind": "coverage_gap",
@@ -253,7 +255,7 @@ def test_erase_removes_the_account_from_every_table(store):
         "emitted_at": "2026-11-24T10:00:00+00:00",
         "evidence": {"account_ids": [ERASED_ACCOUNT, other], "note": f"{ERASED_ACCOUNT} has no rep"},
     }
-    store.save_signal(signal)
+    store.save_signal(records.signal(signal))
     dispatcher = Dispatcher([], store.outbox(), throttle_s=60, retry_max_s=60)
     dispatcher.sinks = {"webhook": None}  # only the outbox rows are under test
     dispatcher.submit(alert_from_signal(records.signal(signal)))
@@ -319,7 +321,7 @@ def test_erase_command_does_not_print_the_database_password(postgres_url):
     ],
 )
 def test_a_name_or_comment_with_line_breaks_or_control_characters_is_refused(store, field, actor, comment):
-    store.save_proposal(proposal("p1", ["a1"]))
+    store.save_proposal(records.proposal(proposal("p1", ["a1"])))
     with pytest.raises(DecisionError, match=rf"^{field}: must not contain control characters"):
         store.decide("p1", "approved", actor=actor, comment=comment)
     assert store.proposal("p1").status == "pending"
@@ -327,7 +329,7 @@ def test_a_name_or_comment_with_line_breaks_or_control_characters_is_refused(sto
 
 def test_proposals_are_listed_a_page_at_a_time(store):
     for number in range(5):
-        store.save_proposal(proposal(f"p{number}", [f"a{number}"], reps=(f"R{number}", f"S{number}")))
+        store.save_proposal(records.proposal(proposal(f"p{number}", [f"a{number}"], reps=(f"R{number}", f"S{number}"))))
     pages = [[row.proposal_id for row in store.proposals(limit=2, offset=offset)] for offset in (0, 2, 4)]
     assert pages == [["p0", "p1"], ["p2", "p3"], ["p4"]]
     assert [row.proposal_id for row in store.proposals("pending", limit=1, offset=1)] == ["p1"]
@@ -342,21 +344,23 @@ def test_retention_prunes_old_decided_proposals_sent_deliveries_and_reports(stor
 
     now = datetime(2027, 1, 1, tzinfo=timezone.utc)
     old, recent = now - timedelta(days=400), now - timedelta(days=10)
-    store.save_proposal(proposal("p-old-rejected", ["a1"], reps=("A", "B")))
-    store.save_proposal(proposal("p-old-pending", ["a2"], reps=("C", "D")))
-    store.save_proposal(proposal("p-new-rejected", ["a3"], reps=("E", "F")))
+    store.save_proposal(records.proposal(proposal("p-old-rejected", ["a1"], reps=("A", "B"))))
+    store.save_proposal(records.proposal(proposal("p-old-pending", ["a2"], reps=("C", "D"))))
+    store.save_proposal(records.proposal(proposal("p-new-rejected", ["a3"], reps=("E", "F"))))
     store.decide("p-old-rejected", "rejected", actor="maria", comment="no")
     store.decide("p-new-rejected", "rejected", actor="maria", comment="no")
     store.save_signal(
-        {
-            "signal_id": "s-old",
-            "kind": "coverage_gap",
-            "state": "open",
-            "severity": "critical",
-            "subject": {"type": "rep", "id": "C"},
-            "detected_at": "2025-05-01",
-            "evidence": {},
-        }
+        records.signal(
+            {
+                "signal_id": "s-old",
+                "kind": "coverage_gap",
+                "state": "open",
+                "severity": "critical",
+                "subject": {"type": "rep", "id": "C"},
+                "detected_at": "2025-05-01",
+                "evidence": {},
+            }
+        )
     )
     outbox = store.outbox()
     outbox.upsert("old-sent", "webhook", {"v": 1}, due_at=old.timestamp())
@@ -404,7 +408,7 @@ def test_a_locked_sqlite_database_is_a_clear_error_with_its_own_exit_status(tmp_
     path = tmp_path / "locked.db"
     store = Store(f"sqlite:///{path}")
     store.migrate()
-    store.save_proposal(proposal("p1", ["a1"]))
+    store.save_proposal(records.proposal(proposal("p1", ["a1"])))
     locker = sqlite3.connect(path, isolation_level=None)
     locker.execute("BEGIN IMMEDIATE")  # another writer holds the database
     try:

@@ -17,6 +17,7 @@ from core.clock import ManualClock
 from territory.cli import app
 from core.settings import Settings
 from tests.services import smtp_server
+from tests import records
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def proposal():
 def store(tmp_path, proposal):
     store = Store(f"sqlite:///{tmp_path / 'store.db'}")
     store.migrate()
-    store.save_proposal(proposal)
+    store.save_proposal(records.proposal(proposal))
     return store
 
 

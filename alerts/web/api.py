@@ -55,7 +55,7 @@ async def get_proposal_geojson(request: web.Request) -> web.Response:
     Registered before ``/api/proposals/{proposal_id}``, which would otherwise take the
     ``.geojson`` suffix for part of the id."""
     row = await load_proposal(request)
-    document = proposal_geojson(row.payload)
+    document = proposal_geojson(row.record())
     return web.json_response(
         document,
         content_type=GEOJSON_MEDIA_TYPE,

@@ -15,11 +15,14 @@ from urllib.parse import quote, urlsplit
 from aiohttp import web
 from markupsafe import Markup
 
+from alerts.quota_pace import KIND as QUOTA_PACE
+from alerts.quota_pace import quota_pace_rows
 from alerts.schema import ProposalRow
 from alerts.web.auth import SESSION_COOKIE, auth_failed, same_token, session_value
 from alerts.web.keys import ENV, SECTIONS, SETTINGS, STORE
 from alerts.web.responses import html_page
 from alerts.web.views import load_proposal, proposal_url, summary, utc
+from core.records import Proposal
 
 log = logging.getLogger("territory.review")
 
@@ -29,7 +32,7 @@ RECENT_DECISIONS = 20
 SECTION_CACHE = 16
 
 
-def _section(cache: OrderedDict, row: ProposalRow, actions_html: str) -> str:
+def _section(cache: OrderedDict, row: ProposalRow, proposal: Proposal, actions_html: str) -> str:
     """The report's section for this proposal, with the decision box under its headline.
 
     Drawing the map and charts takes a second or two, so sections are cached by the
@@ -41,7 +44,7 @@ def _section(cache: OrderedDict, row: ProposalRow, actions_html: str) -> str:
     digest = hashlib.sha256(json.dumps(row.payload, sort_keys=True, default=str).encode()).hexdigest()
     key = (row.proposal_id, digest, actions_html)
     if key not in cache:
-        cache[key] = render_proposal_html(row.payload, actions_html=actions_html)
+        cache[key] = render_proposal_html(proposal, actions_html=actions_html)
         while len(cache) > SECTION_CACHE:
             cache.popitem(last=False)
     cache.move_to_end(key)
@@ -56,10 +59,15 @@ def _decided_at(row: ProposalRow) -> datetime:
 async def index(request: web.Request) -> web.Response:
     store = request.app[STORE]
     rows = await asyncio.to_thread(store.proposals)
+    paces = quota_pace_rows(await asyncio.to_thread(store.latest_signals, QUOTA_PACE))
     pending = [summary(r) for r in rows if r.status == "pending"]
     decided = sorted((r for r in rows if r.decided_at is not None), key=_decided_at, reverse=True)
     return html_page(
-        request, "review_index.html.j2", pending=pending, decided=[summary(r) for r in decided[:RECENT_DECISIONS]]
+        request,
+        "review_index.html.j2",
+        pending=pending,
+        decided=[summary(r) for r in decided[:RECENT_DECISIONS]],
+        quota_pace=paces,
     )
 
 
@@ -73,21 +81,22 @@ async def proposal_page(request: web.Request) -> web.Response:
         .get_template("review_actions.html.j2")
         .render(p=view, api_url=f"/api/proposals/{quote(row.proposal_id, safe='')}")
     )
-    section = await asyncio.to_thread(_section, request.app[SECTIONS], row, actions)
-    map_data = await asyncio.to_thread(_map, row) if row.payload.get("accounts") else None
+    proposal = row.record()
+    section = await asyncio.to_thread(_section, request.app[SECTIONS], row, proposal, actions)
+    map_data = await asyncio.to_thread(_map, proposal) if proposal.accounts else None
     return html_page(
         request, "review_proposal.html.j2", p=view, section=Markup(section), map=map_data, audit=list(reversed(audit))
     )
 
 
-def _map(row: ProposalRow) -> dict | None:
+def _map(proposal: Proposal) -> dict | None:
     """The interactive map's data; None (no map, the report's picture stays) if it fails."""
     from alerts.map_view import map_view  # shapely and the boundaries: loaded on the first page view
 
     try:
-        return map_view(row.payload)
+        return map_view(proposal)
     except Exception:  # noqa: BLE001 - the page without its map beats no page
-        log.warning("proposal %s: the map could not be built", row.proposal_id, exc_info=True)
+        log.warning("proposal %s: the map could not be built", proposal.proposal_id, exc_info=True)
         return None
 
 

@@ -13,6 +13,7 @@ from urllib.parse import quote
 from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from alerts.quota_pace import number, signed_number
 from alerts.schema import AuditRow, MoveRow, ProposalRow
 from alerts.web.keys import STORE
 from alerts.web.responses import Refused, json_error
@@ -55,6 +56,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(when=_when, pct=partial(percent, digits=1, missing=""))  # 0.1234 -> "12.3%", None -> ""
+    env.filters.update(number=number, signed_number=signed_number)  # 1234.5 -> "1,234" / "+1,234"
     return env
 
 
@@ -63,11 +65,11 @@ def proposal_url(proposal_id: str) -> str:
 
 
 def summary(row: ProposalRow) -> dict[str, Any]:
-    """A proposal as the list endpoints show it: the row's columns, no payload."""
+    """A proposal as the list endpoints show it: the row's columns and its kind (no payload)."""
     return {
         "proposal_id": row.proposal_id,
         "status": row.status,
-        "kind": proposal_kind(row.payload.get("mode")),
+        "kind": proposal_kind(row.mode),
         "solver_status": row.solver_status,
         "move_count": row.move_count,
         "imbalance_before": row.imbalance_before,
