@@ -178,7 +178,7 @@ def _one_coordinate_point(feature: dict[str, Any]) -> None:
 def test_the_published_schema_rejects_a_broken_feature(kind: str, breakage: Callable[[dict[str, Any]], None]):
     """The published FeatureCollection schema is a check that can fail: it accepts the
     document as written and rejects it once one feature is broken."""
-    document = proposal_geojson(payload())
+    document = proposal_geojson(Proposal.from_json(payload()))
     jsonschema.Draft7Validator(PUBLISHED_SCHEMA).validate(document)
     breakage(features(document, kind)[0])
     with pytest.raises(jsonschema.ValidationError):
