@@ -639,7 +639,12 @@ class Planner:
 
     def proposal(self, request: RebalanceRequest, result: RebalanceResult, watermark: datetime) -> Proposal:
         self._changed_parts = None
-        shocks = tuple(self._shock_areas[s] for s in request.trigger_signal_ids if s in self._shock_areas) or None
+        # The shocks among the triggers, then those whose factor still shapes the potentials the
+        # proposal was solved on (found earlier, they asked for nothing then): the review draws both.
+        through = month_key(_month_start(watermark) - timedelta(microseconds=1))  # as `_after_shocks` reads them
+        in_force = {signal_id for _, signal_id, until in self._shock_factors.values() if until > through}
+        shown = [*request.trigger_signal_ids, *sorted(in_force - set(request.trigger_signal_ids))]
+        shocks = tuple(self._shock_areas[s] for s in shown if s in self._shock_areas) or None
         rows: tuple[Mapping[str, Any], ...] | None = None
         scope = as_of = homes = None
         if request.context is not None:

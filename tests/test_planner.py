@@ -318,6 +318,39 @@ def test_a_shock_moves_its_accounts_potential_at_once_and_triggers_the_proposal(
     assert restored.state_dict()["shock_factors"] == planner.state_dict()["shock_factors"] != {}
 
 
+def test_a_shock_still_in_force_is_on_the_map_of_a_later_proposal_it_did_not_trigger():
+    """A small drop on A's accounts keeps everyone in band: no proposal then. A month later B's
+    sales grow out of band; that proposal answers the imbalance, and the shock, whose factor
+    still shapes A's potential, is drawn on its map too."""
+    from detectors import standard_detectors
+    from rebalancer import minimal_moves
+
+    settings = Settings(tolerance=0.10, hysteresis=0.8, warmup_days=30, rebalance_cooldown_s=0, potential="trailing")
+    accounts, reps = company(a_sales=200.0)  # A 300, B 200 + 100 below: balanced
+    accounts.append(AccountState("b2", 53.6, 10.1, rep_id="B", known=True, monthly_sales={"2025-03": 100.0}))
+    planner = Planner(settings, clock=FakeClock(), detectors=[*standard_detectors(settings), OneShock("A", -0.05)])
+    april = planner.evaluate(accounts, reps, watermark=datetime(2025, 4, 2, tzinfo=timezone.utc), first_event_at=START)
+    (shock_signal,) = [s for s in april.signals if s.kind == "test_shock"]
+    assert april.rebalance is None
+    grown = [
+        AccountState(
+            a.account_id,
+            a.lat,
+            a.lon,
+            rep_id=a.rep_id,
+            known=True,
+            monthly_sales={**a.monthly_sales, "2025-04": 900.0 if a.rep_id == "B" else 0.0},
+        )
+        for a in accounts
+    ]
+    may = planner.evaluate(grown, reps, watermark=datetime(2025, 5, 2, tzinfo=timezone.utc), first_event_at=START)
+    request = may.rebalance
+    assert request is not None and shock_signal.signal_id not in request.trigger_signal_ids
+    result = minimal_moves(request.accounts, request.reps, tolerance=request.tolerance, time_limit_s=5, num_workers=1)
+    proposal = planner.proposal(request, result, datetime(2025, 5, 2, tzinfo=timezone.utc))
+    assert [area["signal_id"] for area in proposal.shocks or ()] == [shock_signal.signal_id]
+
+
 def test_district_scope_judges_and_rebalances_each_district_alone():
     # North (N1, N2) is balanced within itself but carries most of the company; South (S1, S2)
     # is not. Company-wide every North rep is over; by district only South is off, and its
