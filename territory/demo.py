@@ -17,8 +17,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from alerts.messages import move_lines, summary_line
-from core.formatting import percent, signed_percent
-from core.records import Proposal
+from core.records import Proposal, Signal
 from core import topics
 from territory.broker import EmbeddedBroker, die_with_parent, free_port
 from core.settings import Settings
@@ -176,11 +175,9 @@ async def _narrate(
 def _show(topic: str, message: dict, progress: Progress, echo) -> None:
     if topic == topics.SIGNALS:
         progress.signals += 1
-        echo(
-            f"SIGNAL   [{message['detected_at'][:10]}] {message['kind']} "
-            f"{message['subject'].get('name') or message['subject']['id']} {message['state']}: "
-            f"{_evidence_text(message)} (severity {message['severity']})"
-        )
+        signal = Signal.from_json(message)  # its summary is the detector's own sentence
+        what = signal.summary or f"{signal.subject.label} {signal.state}"
+        echo(f"SIGNAL   [{signal.detected_at.date().isoformat()}] {signal.kind}: {what} (severity {signal.severity})")
     elif topic == topics.PROPOSALS:
         progress.proposals.append(message)
         proposal = Proposal.from_json(message)
@@ -199,22 +196,6 @@ def _show(topic: str, message: dict, progress: Progress, echo) -> None:
     elif topic == topics.ALERTS:
         progress.alerts += 1
         echo(f"ALERT    {message['title']}")
-
-
-def _evidence_text(signal: dict) -> str:
-    evidence = signal["evidence"]
-    if signal["kind"] == "imbalance":
-        return (
-            f"{evidence['metric']} share {percent(evidence['share'], 1)} vs fair {percent(evidence['fair_share'], 1)} "
-            f"({signed_percent(evidence['deviation'])})"
-        )
-    if signal["kind"] == "market_shock":
-        return f"regional sales {signed_percent(evidence['size'])} since about {evidence['started_on']}"
-    if signal["kind"] == "model_drift":
-        return f"model error {signed_percent(evidence['size'])} since about {evidence['started_on']}"
-    if signal["kind"] == "coverage_gap":
-        return f"{evidence['accounts_without_rep']} accounts without a rep"
-    return json.dumps(evidence)[:120]
 
 
 def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen:

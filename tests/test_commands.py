@@ -94,7 +94,7 @@ def test_demo_prints_a_proposal_with_moves_and_leaves_no_process(tmp_path):
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
-    assert re.search(r"^SIGNAL .* imbalance R\d+ (under|over)", output, re.MULTILINE), output[-4000:]
+    assert re.search(r"^SIGNAL .* imbalance: R\d+ is (under|over)", output, re.MULTILINE), output[-4000:]
     proposal = re.search(r"^PROPOSAL proposal (prop-\w+): move (\d+) accounts?", output, re.MULTILINE)
     assert proposal and int(proposal.group(2)) >= 1, output[-4000:]
     assert re.search(r"move account A\d+ .* from R\d+ to R\d+", output)
