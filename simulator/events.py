@@ -111,9 +111,9 @@ class _BusinessTime:
 
 
 def _shock_arrays(company: Company, shock: Shock | None) -> tuple[np.ndarray, float, int]:
-    shocked = np.array([shock is not None and a.region == shock.region for a in company.accounts])
     if shock is None:
-        return shocked, 1.0, 2**62
+        return np.zeros(len(company.accounts), dtype=bool), 1.0, 2**62
+    shocked = shock.covers(company.accounts)
     return shocked, float(shock.factor), int(shock.start.timestamp())
 
 
@@ -254,7 +254,10 @@ def generate_events(
 
 
 def _shock_tag(shock: Shock | None) -> str:
-    return "none" if shock is None else f"{shock.region}@{shock.start.isoformat()}x{shock.factor:g}"
+    if shock is None:
+        return "none"
+    areas = f"[{','.join(sorted(shock.areas))}]" if shock.areas else ""  # a regional shock's tag as before
+    return f"{shock.region}{areas}@{shock.start.isoformat()}x{shock.factor:g}"
 
 
 class _EnvelopeBuilder:

@@ -16,11 +16,13 @@ the shock multiplies the rate from its start on; the functions here integrate th
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from simulator.clock import add_months, as_utc, business_seconds, month_boundaries
+from monitor.regions import default_admin_areas
 from simulator.company import Company, Shock, SimAccount
 
 if TYPE_CHECKING:
@@ -38,7 +40,15 @@ def seasonality(month: int) -> float:
 
 
 def is_shocked(account: SimAccount, shock: Shock | None) -> bool:
-    return shock is not None and account.region == shock.region
+    if shock is None or account.region != shock.region:
+        return False
+    return not shock.areas or _admin2_at(account.lat, account.lon) in shock.areas
+
+
+@lru_cache(maxsize=65536)
+def _admin2_at(lat: float, lon: float) -> str:
+    # Called per account and month: one lookup per location.
+    return str(default_admin_areas().lookup(lat, lon).admin2 or "")
 
 
 def shock_multiplier(account: SimAccount, at: datetime, shock: Shock | None) -> float:

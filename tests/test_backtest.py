@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import datetime, timedelta
 
 import pytest
 
-from simulator import default_shock, generate_company, generate_events
+from simulator import default_shock, generate_company, generate_events, local_shock
+from simulator.company import admin2_of
 from core import topics
 from core.settings import Settings
 from tests.kafka_io import committed_offsets, end_offsets, produce, read_all, wait_for
@@ -73,8 +75,6 @@ def test_backtest_finds_the_signals_the_live_worker_found(tmp_path, broker, star
         300,
         "the live worker",
     )
-    from datetime import datetime, timedelta
-
     last = datetime.fromisoformat(max(envelope["occurred_at"] for _, _, envelope in events))
     judged_last = last - timedelta(days=Settings().lateness_days)
     # Once every stream is read to its end the planner judges at the last event time (less the lateness).
@@ -111,6 +111,91 @@ def test_backtest_finds_the_signals_the_live_worker_found(tmp_path, broker, star
         for area in proposal.get("shocks") or []:
             found_at, made_at = found[area["signal_id"]], proposal["event_time"]
             assert datetime.fromisoformat(found_at) <= datetime.fromisoformat(made_at), "named before it was found"
+
+
+# A county and its neighbours (Köln and nine counties around it, 12 % of the sales) buy 30 %
+# less from July 2024 on; the stream ends with 2024, about two months after the detector has
+# enough evidence for the drop in this draw.
+LOCAL_ACCOUNTS, LOCAL_SEED, LOCAL_END = 800, 8, "2025-01-01"
+
+
+def local_scenario():
+    company = generate_company(seed=7, n_accounts=LOCAL_ACCOUNTS)
+    shock = local_shock(company, after_months=6, min_share=0.12, factor=0.7)
+    events = generate_events(company, months=18, shock=shock, seed=LOCAL_SEED)
+    return company, shock, [e for e in events if e[2]["occurred_at"] < LOCAL_END]
+
+
+def area_id(label: str) -> str:
+    """'Köln, Stadt, Nordrhein-Westfalen (DE-07-05315)' -> 'DE-07-05315'."""
+    return label.rsplit("(", 1)[-1].rstrip(")")
+
+
+def assert_names_the_local_shock(signals: list[dict], company, shock) -> None:
+    """A local_shock drop after the start names the shocked counties (the one with the most
+    orders first), its centre lies among the shocked accounts, its reps include the reps who
+    own most of the shocked sales; no market_shock for a region the shock is not in."""
+    hit = {a.account_id for a, h in zip(company.accounts, shock.covers(company.accounts)) if h}
+    local = [
+        s
+        for s in signals
+        if s["kind"] == "local_shock" and s["state"] == "drop" and s["detected_at"] > shock.start.isoformat()
+    ]
+    named = [s for s in local if area_id(s["evidence"]["areas"][0]) in shock.areas]
+    assert named, [(s["subject"]["name"], s["evidence"]["areas"][:3]) for s in local]
+    found = named[0]
+    evidence = found["evidence"]
+    counties = dict(zip((a.account_id for a in company.accounts), admin2_of(company.accounts)))
+    largest = max(
+        sorted(shock.areas),
+        key=lambda area: sum(a.true_potential for a in company.accounts if counties[a.account_id] == area),
+    )
+    assert largest in {area_id(label) for label in evidence["areas"]}
+    assert evidence["started_on"] >= (shock.start - timedelta(days=60)).date().isoformat()
+    lat, lon = evidence["centre"]
+    nearest = min(company.accounts, key=lambda a: (a.lat - lat) ** 2 + ((a.lon - lon) * 0.63) ** 2)
+    assert nearest.account_id in hit
+    sales: dict[str, float] = {}
+    for a in company.accounts:
+        if a.account_id in hit:
+            sales[a.rep_id] = sales.get(a.rep_id, 0.0) + a.true_potential
+    assert max(sales, key=sales.__getitem__) in evidence["reps"]
+    shocked_region = f"{company.country}-{shock.region}"
+    assert [s["subject"]["id"] for s in signals if s["kind"] == "market_shock"] in ([], [shocked_region])
+
+
+def test_the_backtest_finds_and_names_a_county_sized_shock():
+    from territory.backtest import run_backtest
+
+    company, shock, events = local_scenario()
+    assert "DE-07-05315" in shock.areas and len(shock.areas) > 1  # Köln and its neighbours
+    assert_names_the_local_shock(run_backtest(events, Settings()).signals, company, shock)
+
+
+@pytest.mark.slow
+def test_the_live_worker_names_a_county_sized_shock(broker, start_worker):
+    """The same county-sized shock through the real broker: the live worker's local_shock signal
+    names the shocked counties."""
+    company, shock, events = local_scenario()
+    worker = start_worker(TERRITORY_APP_ID="local")
+    produce(broker.bootstrap_servers, events)
+    ends = end_offsets(broker.bootstrap_servers, {t: broker.partitions for t in topics.INPUT_TOPICS})
+    wait_for(
+        lambda: all(
+            offset >= ends[tp] for tp, offset in committed_offsets(broker.bootstrap_servers, "local", ends).items()
+        ),
+        150,
+        "the live worker",
+    )
+    last = datetime.fromisoformat(max(envelope["occurred_at"] for _, _, envelope in events))
+    judged_last = last - timedelta(days=Settings().lateness_days)
+    wait_for(
+        lambda: worker.metric("territory_planner_event_time_watermark_seconds") >= judged_last.timestamp(),
+        60,
+        "the planner to reach the last event time",
+    )
+    signals = [value for _, value in read_all(broker.bootstrap_servers, topics.SIGNALS, quiet_s=5)]
+    assert_names_the_local_shock(signals, company, shock)
 
 
 def test_potentials_revalued_only_for_changed_accounts_equal_a_full_revaluation(monkeypatch):
