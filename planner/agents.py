@@ -179,18 +179,20 @@ def _export_aggregates(metrics: Metrics, evaluation) -> None:
                 with contextlib.suppress(KeyError):
                     gauge.remove(rep_id)
     metrics.imbalance.set(evaluation.imbalance)
-    districts: dict[str, list] = {}
-    for aggregate in evaluation.aggregates.values():
-        if aggregate.district is not None:
-            districts.setdefault(aggregate.district, []).append(aggregate)
-    for district, members in districts.items():
+    for district, members in _grouped(evaluation.aggregates.values(), "district").items():
         metrics.district_potential.labels(district).set(math.fsum(a.potential for a in members))
         metrics.district_accounts.labels(district).set(sum(a.accounts for a in members))
         metrics.district_imbalance.labels(district).set(max(abs(a.deviation) for a in members))
-    regions: dict[str, list] = {}
-    for aggregate in evaluation.aggregates.values():
-        if aggregate.sales_region is not None:
-            regions.setdefault(aggregate.sales_region, []).append(aggregate)
-    for region, members in regions.items():
+    for region, members in _grouped(evaluation.aggregates.values(), "sales_region").items():
         metrics.sales_region_potential.labels(region).set(math.fsum(a.potential for a in members))
         metrics.sales_region_accounts.labels(region).set(sum(a.accounts for a in members))
+
+
+def _grouped(aggregates, attribute: str) -> dict[str, list]:
+    """The rep aggregates by their district or sales region (reps without one in none)."""
+    groups: dict[str, list] = {}
+    for aggregate in aggregates:
+        key = getattr(aggregate, attribute)
+        if key is not None:
+            groups.setdefault(key, []).append(aggregate)
+    return groups

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from rebalancer import Account, RebalanceResult, Rep, minimal_moves, place_accounts, trade_off_curve
+from tests.test_rebalancer_segments_caps import final_assignment, names
 
 TIME_LIMIT_S = 5.0
 
@@ -128,14 +129,6 @@ def random_case(seed: int) -> tuple[list[Account], list[Rep], float]:
         for a in accounts
     ]
     return accounts, reps, rng.choice([0.2, 0.3, 0.5, 0.7, 1.0])
-
-
-def final_assignment(accounts: Sequence[Account], result: RebalanceResult) -> dict[str, str | None]:
-    assignment = {a.account_id: a.rep_id for a in accounts}
-    for move in result.moves:
-        assert assignment[move.account_id] == move.from_rep, move
-        assignment[move.account_id] = move.to_rep
-    return assignment
 
 
 def check_workload_caps(accounts: Sequence[Account], reps: Sequence[Rep], result: RebalanceResult) -> None:
@@ -269,13 +262,6 @@ def test_place_accounts_keeps_the_workload_caps(seed: int) -> None:
 
 
 # ---------------------------------------------------------------------------- explanations
-
-
-def names(result: RebalanceResult, *parts: str) -> None:
-    assert result.status == "infeasible", result
-    assert result.explanation is not None
-    for part in parts:
-        assert part in result.explanation, result.explanation
 
 
 def test_a_rep_holding_locked_workload_above_its_max_workload_is_named() -> None:
