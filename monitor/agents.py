@@ -15,6 +15,7 @@ from core.clock import SYSTEM_CLOCK, Clock
 from core.metrics import Metrics
 from core import topics
 from core.settings import Settings
+from monitor.regions import default_admin_areas
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,7 @@ LAG_INTERVAL_S = 5.0
 
 def register_intake(app: faust.App, settings: Settings, metrics: Metrics, clock: Clock = SYSTEM_CLOCK) -> None:
     """Input topics -> validated, deduplicated events -> account/rep tables -> state snapshots."""
+    default_admin_areas().load()  # now, not inside the first batch with an account
     # Raw bytes: validation is ours, so a message that is not even JSON is dead-lettered, not crashed on.
     inputs = app.topic(
         *topics.INPUT_TOPICS, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"

@@ -181,6 +181,13 @@ class AdminAreas:
         self._polygons: _Polygons | None = None
         self._lock = threading.Lock()
 
+    def load(self) -> "AdminAreas":
+        """Build what the first lookup would (the boundary polygons take a second or so), so a
+        worker does it at start and not inside its first batch."""
+        if self._use_boundaries:
+            self._boundary_index()
+        return self
+
     def lookup(self, lat: float, lon: float) -> AdminArea:
         """The areas of (lat, lon).
 

@@ -205,7 +205,10 @@ class Planner:
         *,
         watermark: datetime,
         first_event_at: datetime,
+        ask_travel: bool = True,
     ) -> Evaluation:
+        """Judge the company at `watermark`. `ask_travel=False` (a day of history judged while
+        catching up) leaves the week's travel question for a later judgement of the week."""
         self._changed_parts = None
         accounts, reps = list(accounts), list(reps)
         window_months = self.settings.potential_window_months
@@ -268,7 +271,7 @@ class Planner:
             self._last_proposal_at = self._clock.monotonic()
         elif self._pending_signal_ids and not self._out_of_balance:
             self._pending_signal_ids = []  # the imbalance went away on its own
-        if evaluation.rebalance is None and warmed_up:
+        if evaluation.rebalance is None and warmed_up and ask_travel:
             evaluation.rebalance = self._travel_request(accounts, reps, watermark, through, window_months, evaluation)
         return evaluation
 
@@ -282,8 +285,9 @@ class Planner:
         evaluation: Evaluation,
     ) -> RebalanceRequest | None:
         """The weekly travel question (TERRITORY_TRAVEL_PROPOSAL_MOVES): at the first judgement of
-        an ISO week of event time, so a proposal waits for that week's review (and a replay asks it
-        in the same weeks), while no rep is out of balance: balance comes first."""
+        an ISO week of event time that is not a day of history judged while catching up, so a
+        proposal waits for that week's review (and a replay asks it in the same weeks), while no rep
+        is out of balance: balance comes first."""
         if self.settings.travel_proposal_moves <= 0 or self._out_of_balance or self._pending_signal_ids:
             return None
         year, week, _ = watermark.isocalendar()

@@ -264,10 +264,11 @@ class PlanningSession:
         # Allowed lateness: producers interleave partitions, so records of a moment may still be
         # in flight on one partition while another has moved on; judge that much behind.
         moment -= timedelta(days=self.settings.lateness_days)
+        catching_up = False
         if step_days and self.judged_at is not None:
             next_day = datetime.combine(self.judged_at.date() + timedelta(days=1), time(), self.judged_at.tzinfo)
             if next_day.date() < moment.date():
-                moment = next_day
+                moment, catching_up = next_day, True
         first_event_at = self.watermark.first_event_at
         assert first_event_at is not None, "a watermark with a current time has seen an event"
         if self._states is None:
@@ -277,6 +278,8 @@ class PlanningSession:
             (RepState.from_dict(row) for row in self.reps.values()),
             watermark=moment,
             first_event_at=first_event_at,
+            # A week's travel question is asked once caught up, not on a day of history.
+            ask_travel=not catching_up,
         )
         self.judged_at = moment
         self.territories_changed = False

@@ -129,3 +129,31 @@ def test_a_worker_catching_up_on_history_solves_no_travel_for_weeks_already_past
     session.planner, session.judged_at = p, WEDNESDAY
     session.watermark.observe("crm.orders:0", WEDNESDAY + timedelta(days=30))  # a month of history still to judge
     assert session.behind and session.solve(request) is None
+
+
+def test_a_worker_that_caught_up_asks_the_travel_question_of_the_week_it_reached():
+    """Days judged in turn while behind ask nothing; the judgement that reaches the watermark
+    asks this week's question (before, the week's first day, judged while behind, used it up)."""
+    p = planner(travel_proposal_moves=4)
+    accounts, reps = crossed_company()
+    session = PlanningSession(
+        p.settings,
+        accounts={a.account_id: a.to_dict() for a in accounts},
+        reps={r.rep_id: r.to_dict() for r in reps},
+        meta={},
+    )
+    session.planner = p
+    session.watermark.observe("crm.orders:0", START)
+    session.watermark.observe("crm.orders:0", WEDNESDAY + timedelta(days=p.settings.lateness_days))
+    session.judged_at = datetime(2025, 3, 30, 12, tzinfo=timezone.utc)  # Sunday of week 13
+    asked = []
+    while True:
+        evaluation = session.judge()
+        assert evaluation is not None
+        request = evaluation.rebalance
+        if request is not None and request.mode == "travel":
+            asked.append((session.judged_at, session.behind))
+        if not session.behind:
+            break
+    assert asked == [(WEDNESDAY, False)]
+    assert session.solve(request) is not None
