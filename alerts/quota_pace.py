@@ -10,8 +10,6 @@ whether or not a proposal is pending. Pure and light (no charts): the index page
 ...     detected_at=datetime(2025, 4, 1, tzinfo=timezone.utc), emitted_at=datetime(2025, 4, 1, 6, tzinfo=timezone.utc))
 >>> [(row.rep_id, row.state, row.gap, row.as_of) for row in quota_pace_rows([signal])]
 [('R1', 'behind', -100.0, '2025-04-01')]
->>> signed_number(-1234.5), signed_number(0.0), signed_number(None)
-('−1,234', '±0', '–')
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ from typing import Any
 
 from core.records import Signal
 
-__all__ = ["KIND", "QuotaPaceRow", "number", "quota_pace_rows", "signed_number"]
+__all__ = ["KIND", "QuotaPaceRow", "quota_pace_rows"]
 
 #: The signal kind whose latest state per rep the section shows.
 KIND = "quota_pace"
@@ -84,18 +82,3 @@ def quota_pace_rows(signals: Iterable[Signal]) -> list[QuotaPaceRow]:
             )
         )
     return rows
-
-
-def number(value: float | None) -> str:
-    """A sum of money in whole units, "–" when unknown."""
-    return "–" if value is None else f"{value:,.0f}"
-
-
-def signed_number(value: float | None) -> str:
-    """A gap in whole units with its sign ("±0" for none), "–" when unknown."""
-    if value is None:
-        return "–"
-    text = f"{abs(value):,.0f}"
-    if text == "0":
-        return "±0"
-    return ("+" if value > 0 else "−") + text

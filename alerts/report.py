@@ -42,9 +42,8 @@ from markupsafe import Markup
 from alerts.districts import district_summary
 from alerts.charts import MapAccount, MapRep, moves_curve_png, share_chart_png, territory_map_png
 from alerts.intelligence import TerritoryIntelligence, territory_intelligence
-from alerts.quota_pace import QuotaPaceRow, quota_pace_rows, signed_number
-from alerts.quota_pace import number as pace_number
-from core.formatting import percent
+from alerts.quota_pace import QuotaPaceRow, quota_pace_rows
+from core.formatting import number, percent, signed_number, signed_percent
 from core.records import Proposal, ProposedMove, RepLoad, Signal, proposal_kind
 
 __all__ = [
@@ -124,17 +123,8 @@ def iso_week(moment: datetime | date) -> str:
 # --------------------------------------------------------------------------- formatting
 
 
-def _number(value: Any, digits: int = 0) -> str:
-    if not _finite(value):
-        return "–"
-    return f"{float(value):,.{digits}f}"
-
-
 def _signed_pct(value: Any, digits: int = 1) -> str:
-    if not _finite(value):
-        return "–"
-    text = f"{abs(float(value)) * 100:.{digits}f}%"
-    return ("+" if float(value) > 0 else "−" if float(value) < 0 else "±") + text
+    return signed_percent(value, digits, typographic=True)
 
 
 def _km(value: Any) -> str:
@@ -176,7 +166,7 @@ def _environment() -> Environment:
         keep_trailing_newline=True,
     )
     env.filters.update(
-        number=_number,
+        number=number,
         pct=partial(percent, digits=1),
         signed_pct=_signed_pct,
         km=_km,
@@ -591,7 +581,7 @@ def _text(
             for move in view["moves"][:10]:
                 lines.append(
                     f"  - {move.account_id}: {move.from_rep or 'nobody'} -> {move.to_rep} "
-                    f"(potential {_number(move.potential)}, {_km(move.distance_km)})"
+                    f"(potential {number(move.potential)}, {_km(move.distance_km)})"
                 )
             if len(view["moves"]) > 10:
                 lines.append(f"  ... and {len(view['moves']) - 10} more moves in the report")
@@ -615,9 +605,9 @@ def _text(
     if paces:
         lines += ["", "Quota pace (each rep's latest judgement; judged apart from balance, no account moves for it):"]
         lines += [
-            f"* {row.rep_id} {row.state} (as of {row.as_of}): sales {pace_number(row.sales_to_date)} against "
-            f"{pace_number(row.expected_to_date)} expected, gap {signed_number(row.gap)}, "
-            f"pace {percent(row.pace)}, projected year end {pace_number(row.projected_year_end)}"
+            f"* {row.rep_id} {row.state} (as of {row.as_of}): sales {number(row.sales_to_date)} against "
+            f"{number(row.expected_to_date)} expected, gap {signed_number(row.gap)}, "
+            f"pace {percent(row.pace)}, projected year end {number(row.projected_year_end)}"
             for row in paces
         ]
     if review_url and "{proposal_id}" not in review_url:

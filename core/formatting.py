@@ -11,6 +11,10 @@ same wherever it is shown.
 ('12.35%', '1,234.50', '2,500,000')
 >>> signed_percent(-0.2), signed_percent(0.4), signed_percent(0.0123, 1), signed_percent(None)
 ('-20%', '+40%', '+1.2%', '–')
+>>> signed_percent(-0.2, 1, typographic=True), signed_percent(0.0, 1, typographic=True)
+('−20.0%', '±0.0%')
+>>> number(1234.5), number(None), signed_number(-1234.5), signed_number(0.2), signed_number(None)
+('1,234', '–', '−1,234', '±0', '–')
 """
 
 from __future__ import annotations
@@ -36,10 +40,33 @@ def percent(value: Any, digits: int = 0, *, missing: str = MISSING) -> str:
     return missing if number is None else f"{number * 100:.{digits}f}%"
 
 
-def signed_percent(value: Any, digits: int = 0, *, missing: str = MISSING) -> str:
-    """A change as a percentage with its sign, + included (-0.2 -> "-20%", 0.4 -> "+40%")."""
+def signed_percent(value: Any, digits: int = 0, *, missing: str = MISSING, typographic: bool = False) -> str:
+    """A change as a percentage with its sign, + included (-0.2 -> "-20%", 0.4 -> "+40%");
+    `typographic`: the minus sign and "±" for no change, as the review pages print them."""
     number = _number(value)
-    return missing if number is None else f"{number * 100:+.{digits}f}%"
+    if number is None:
+        return missing
+    if not typographic:
+        return f"{number * 100:+.{digits}f}%"
+    return _signed(f"{abs(number) * 100:.{digits}f}%", number)
+
+
+def number(value: Any, digits: int = 0, *, missing: str = MISSING) -> str:
+    """A figure with thousands separators (1234.5 -> "1,234")."""
+    figure = _number(value)
+    return missing if figure is None else f"{figure:,.{digits}f}"
+
+
+def signed_number(value: Any, *, missing: str = MISSING) -> str:
+    """A gap in whole units with its sign ("+1,234", "−1,234", "±0")."""
+    figure = _number(value)
+    return missing if figure is None else _signed(f"{abs(figure):,.0f}", figure)
+
+
+def _signed(text: str, value: float) -> str:
+    if not any(c in "123456789" for c in text):
+        return "±" + text
+    return ("+" if value > 0 else "−") + text
 
 
 def share_percent(value: Any, *, missing: str = MISSING) -> str:

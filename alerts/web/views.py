@@ -13,7 +13,7 @@ from urllib.parse import quote
 from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from alerts.quota_pace import number, signed_number
+from core.formatting import number, signed_number
 from alerts.schema import AuditRow, MoveRow, ProposalRow
 from alerts.web.keys import STORE
 from alerts.web.responses import Refused, json_error
