@@ -62,27 +62,33 @@ def test_backtest_command_writes_signals_proposals_and_summary(tmp_path):
     assert all(s["detected_at"] for s in signals)
 
 
-@pytest.mark.slow
-def test_backtest_finds_the_signals_the_live_worker_found(tmp_path, broker, start_worker):
-    events, path, shock = recorded(tmp_path)
-    worker = start_worker(TERRITORY_APP_ID="live")
+def read_and_judged(broker, worker, app_id: str, events, *, read_s: float, judged_s: float) -> None:
+    """Produce `events`, wait until the worker's group has committed every input partition's
+    end, then until the planner judges at the last event time (less the lateness): once every
+    stream is read to its end it does."""
     produce(broker.bootstrap_servers, events)
     ends = end_offsets(broker.bootstrap_servers, {t: broker.partitions for t in topics.INPUT_TOPICS})
     wait_for(
         lambda: all(
-            offset >= ends[tp] for tp, offset in committed_offsets(broker.bootstrap_servers, "live", ends).items()
+            offset >= ends[tp] for tp, offset in committed_offsets(broker.bootstrap_servers, app_id, ends).items()
         ),
-        300,
+        read_s,
         "the live worker",
     )
     last = datetime.fromisoformat(max(envelope["occurred_at"] for _, _, envelope in events))
     judged_last = last - timedelta(days=Settings().lateness_days)
-    # Once every stream is read to its end the planner judges at the last event time (less the lateness).
     wait_for(
         lambda: worker.metric("territory_planner_event_time_watermark_seconds") >= judged_last.timestamp(),
-        90,
+        judged_s,
         "the planner to reach the last event time",
     )
+
+
+@pytest.mark.slow
+def test_backtest_finds_the_signals_the_live_worker_found(tmp_path, broker, start_worker):
+    events, path, shock = recorded(tmp_path)
+    worker = start_worker(TERRITORY_APP_ID="live")
+    read_and_judged(broker, worker, "live", events, read_s=300, judged_s=90)
     live = [value for _, value in read_all(broker.bootstrap_servers, topics.SIGNALS, quiet_s=8)]
     assert worker.metric("territory_model_mean_absolute_error") > 0  # the model's prequential error is exposed
 
@@ -178,22 +184,7 @@ def test_the_live_worker_names_a_county_sized_shock(broker, start_worker):
     names the shocked counties."""
     company, shock, events = local_scenario()
     worker = start_worker(TERRITORY_APP_ID="local")
-    produce(broker.bootstrap_servers, events)
-    ends = end_offsets(broker.bootstrap_servers, {t: broker.partitions for t in topics.INPUT_TOPICS})
-    wait_for(
-        lambda: all(
-            offset >= ends[tp] for tp, offset in committed_offsets(broker.bootstrap_servers, "local", ends).items()
-        ),
-        150,
-        "the live worker",
-    )
-    last = datetime.fromisoformat(max(envelope["occurred_at"] for _, _, envelope in events))
-    judged_last = last - timedelta(days=Settings().lateness_days)
-    wait_for(
-        lambda: worker.metric("territory_planner_event_time_watermark_seconds") >= judged_last.timestamp(),
-        60,
-        "the planner to reach the last event time",
-    )
+    read_and_judged(broker, worker, "local", events, read_s=150, judged_s=60)
     signals = [value for _, value in read_all(broker.bootstrap_servers, topics.SIGNALS, quiet_s=5)]
     assert_names_the_local_shock(signals, company, shock)
 
