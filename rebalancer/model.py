@@ -664,19 +664,9 @@ def _no_answer(attempts: Sequence[_Attempt], reach: _Reach, objective: str, num_
     if broken is not None:  # the greedy kept the bands but not this rep's caps
         rep = p.reps[stuck]
         if broken[0].endswith("_accounts"):
-            caps = ", ".join(
-                f"{name} {cap}"
-                for name, cap in (("min_accounts", rep.min_accounts), ("max_accounts", rep.max_accounts))
-                if cap is not None
-            )
-            where = f"holding {held} accounts ({caps})"
+            where = f"holding {held} accounts ({_caps_text(rep, 'accounts')})"
         else:
-            caps = ", ".join(
-                f"{name} {cap:g}"
-                for name, cap in (("min_workload", rep.min_workload), ("max_workload", rep.max_workload))
-                if cap is not None
-            )
-            where = f"holding a workload of {work / p.work_units:g} ({caps})"
+            where = f"holding a workload of {work / p.work_units:g} ({_caps_text(rep, 'workload')})"
     else:
         where = f"at {load:.0%} of fair share{_of(p.metrics[0])} (band {1 - p.tolerance:.0%}-{1 + p.tolerance:.0%})"
     explanation = (
@@ -737,6 +727,12 @@ def _side_constraints(setup: _Setup) -> str:
     p = setup.problem
     connected = " and every territory stays connected" if setup.contiguity else ""
     return connected + _caps_kept(p)
+
+
+def _caps_text(rep: Rep, of: str) -> str:
+    """A rep's caps on `of` ("accounts" or "workload") as set, e.g. "min_accounts 3, max_accounts 9"."""
+    caps = ((f"min_{of}", getattr(rep, f"min_{of}")), (f"max_{of}", getattr(rep, f"max_{of}")))
+    return ", ".join(f"{name} {cap:g}" for name, cap in caps if cap is not None)
 
 
 def _caps_kept(problem: Problem) -> str:

@@ -16,6 +16,7 @@ import itertools
 import math
 import random
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -117,16 +118,7 @@ def random_case(seed: int) -> tuple[list[Account], list[Rep], float]:
         )
     owners = [r.rep_id for r in reps] * 3 + [None]
     accounts = [
-        Account(
-            a.account_id,
-            a.potential,
-            workload=a.workload,
-            lat=a.lat,
-            lon=a.lon,
-            rep_id=(owner := rng.choice(owners)),
-            locked=a.locked and owner is not None,
-        )
-        for a in accounts
+        replace(a, rep_id=(owner := rng.choice(owners)), locked=a.locked and owner is not None) for a in accounts
     ]
     return accounts, reps, rng.choice([0.2, 0.3, 0.5, 0.7, 1.0])
 
@@ -231,13 +223,10 @@ def test_place_accounts_keeps_the_workload_caps(seed: int) -> None:
     accounts, reps, _ = random_case(70_000 + seed)
     rep_ids = [r.rep_id for r in reps]
     accounts = [
-        Account(
-            a.account_id,
-            a.potential,
-            workload=a.workload,
-            lat=a.lat,
-            lon=a.lon,
+        replace(
+            a,
             rep_id="GONE" if rng.random() < 0.4 else (a.rep_id if a.rep_id in rep_ids else rng.choice(rep_ids)),
+            locked=False,
         )
         for a in accounts
     ]
