@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 #: How often a wait for deliveries checks that the producer is still running.
 _POLL_S = 1.0
 
+#: Batches whose work has started and not ended (see `batches_in_hand`).
+_in_hand = 0
+
 
 class _Deliveries:
     """The delivery futures of the messages given to a producer's buffer and not yet delivered."""
@@ -92,12 +95,14 @@ def unfinished_batch_stays_unacked(events: Sequence[Any]) -> Iterator[None]:
     (or failed with an Exception, left to Faust as before: holding a failed batch would stop
     the partition's commits for good). A batch whose work was cancelled is read again after
     the restart, and recognised by its rows where it was applied."""
+    global _in_hand
     held = []
     for event in events:
         message = event.message
         extra = 1 if message.refcount else 2  # a message no stream counted yet: one ack leaves one
         message.incref(extra)
         held.append((message, extra))
+    _in_hand += 1
     try:
         yield
     except Exception:
@@ -105,6 +110,14 @@ def unfinished_batch_stays_unacked(events: Sequence[Any]) -> Iterator[None]:
         raise
     else:
         _release(held)
+    finally:
+        _in_hand -= 1
+
+
+def batches_in_hand() -> int:
+    """How many batches of this process are being worked on right now (inside
+    `unfinished_batch_stays_unacked`): a rebalance waits for them, and only for them."""
+    return _in_hand
 
 
 def _release(held: Sequence[tuple[Any, int]]) -> None:

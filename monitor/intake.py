@@ -359,13 +359,10 @@ class Intake:
             return
         account_id = event.data["account_id"]
         row = self._account_row(account_id)
+        # Whether it was applied is the event id's to say (`_handle`), never the offset: Faust
+        # may hand over a record prefetched before a rebalance ahead of earlier ones it reads
+        # again after seeking back, and those earlier ones were not applied.
         state = AccountState.from_dict(row) if row else None
-        if state is not None and origin.offset <= state.applied_offsets.get(origin.topic, -1):
-            # Applied before a crash and read again, though its id is not in the row (a row
-            # written before rows kept event ids): a duplicate all the same.
-            self._send_again(event, origin)
-            self.on_outcome(origin.topic, "duplicate", None)
-            return
         if event.type == "account.erased":
             self._erase(account_id, state, event, origin, event_digest)
             return
@@ -373,7 +370,7 @@ class Intake:
             await self._hold(account_id, state, event, origin, event_digest)
             return
         state = apply_account_event(state, event, name_hash=self._pseudonym(event.data.get("name")))
-        state.applied_offsets[origin.topic] = origin.offset
+        _note_offset(state.applied_offsets, origin)
         self._remember(state.seen, event, origin, event_digest)
         row = state.to_dict()
         size = _json_size(row)
@@ -456,7 +453,7 @@ class Intake:
             )
             return
         state.held.append(entry)
-        state.applied_offsets[origin.topic] = origin.offset
+        _note_offset(state.applied_offsets, origin)
         self._remember(state.seen, event, origin, event_digest)
         self._put_account(account_id, state.to_dict())
         self._track_hold(account_id, entry)
@@ -525,7 +522,7 @@ class Intake:
         if state is not None:
             self.held_count -= len(state.held)
             kept.applied_offsets, kept.seen = state.applied_offsets, state.seen
-        kept.applied_offsets[origin.topic] = origin.offset
+        _note_offset(kept.applied_offsets, origin)
         self._remember(kept.seen, event, origin, event_digest)
         self._put_account(account_id, kept.to_dict())
         self.on_outcome(origin.topic, "applied", None)
@@ -622,6 +619,11 @@ def _largest_part(row: dict[str, Any]) -> str:
     name = max(sizes, key=lambda key: sizes[key])
     count = f"{len(row[name])} entries, " if isinstance(row[name], (dict, list)) else ""
     return f"{name}: {count}{sizes[name]} bytes"
+
+
+def _note_offset(applied_offsets: dict[str, int], origin: Origin) -> None:
+    """The row's highest applied offset per topic: what a message read again is compared with."""
+    applied_offsets[origin.topic] = max(origin.offset, applied_offsets.get(origin.topic, -1))
 
 
 def _event_dict(event: Event) -> dict[str, Any]:

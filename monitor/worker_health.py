@@ -25,7 +25,9 @@ rather than reading state, and lives where that patch is installed:
 
 - ``territory/faust_fixes.py`` replaces ``Consumer.ack`` and ``Consumer._new_offset`` (a
   redelivered record must not block rebalances or the commit; it reads ``_unacked_messages``,
-  ``_acked`` and ``_committed_offset``).
+  ``_acked`` and ``_committed_offset``) and ``Consumer.wait_empty`` (a rebalance waits for
+  the batches in hand, not forever; it calls ``_wait_for_ack`` and
+  ``_clean_unacked_messages``).
 - ``territory/kafka_compat.py`` replaces ``AIOKafkaConsumerThread._highwaters`` of Faust's
   aiokafka driver and reads ``_ensure_consumer()._client._bootstrap_servers`` (the broker
   work-around, which imports the driver and so stays in the command-line shell).

@@ -1,13 +1,17 @@
-"""The same record delivered twice must not leave the consumer waiting for an ack forever
-(territory.faust_fixes): Faust's consumer, no broker needed (it is not started)."""
+"""No record may leave the consumer waiting for an ack forever (territory.faust_fixes): a
+record delivered twice, or one that no batch holds. Faust's consumer, no broker needed (it is
+not started)."""
 
 from __future__ import annotations
+
+import asyncio
 
 import faust
 from faust.types import TP
 from faust.types.tuples import Message
 
-from territory.faust_fixes import install_redelivered_ack_fix
+from core.producing import unfinished_batch_stays_unacked
+from territory.faust_fixes import install_bounded_rebalance_wait, install_redelivered_ack_fix
 
 
 def _copy(tp: TP, offset: int) -> Message:
@@ -58,3 +62,66 @@ def test_the_commit_moves_past_offsets_acknowledged_twice(monkeypatch):
     assert stuck is not None and stuck < 368, "without the fix the commit stops at the first repeat"
     install_redelivered_ack_fix()
     assert next_commit(faust.App("fix-test-4", broker="kafka://127.0.0.1:9", web_enabled=False)) == 368
+
+
+def _consumer_holding_a_stray_message(name: str, monkeypatch):
+    """A consumer (not started) with one tracked message that nothing will acknowledge."""
+    app = faust.App(name, broker="kafka://127.0.0.1:9", web_enabled=False)
+    app.topics.acks_enabled_for = lambda topic: True
+    consumer = app.consumer
+
+    async def no_commit(*args, **kwargs) -> bool:
+        return False
+
+    monkeypatch.setattr(consumer, "commit", no_commit)
+    monkeypatch.setattr(consumer, "commit_and_end_transactions", no_commit)
+    stray = _copy(TP("territory.state", 0), 2010)
+    consumer.track_message(stray)
+    return consumer, stray
+
+
+def test_a_rebalance_stops_waiting_for_a_message_no_batch_holds(monkeypatch):
+    """Seen in tests/test_scale_out.py: one state record stayed unacknowledged with both
+    stages idle, and the worker waited in its rebalance for good."""
+    from faust.transport.consumer import Consumer
+
+    monkeypatch.setattr(Consumer, "wait_empty", Consumer.wait_empty)
+    consumer, stray = _consumer_holding_a_stray_message("fix-test-5", monkeypatch)
+
+    async def waits() -> bool:
+        waiting = asyncio.ensure_future(consumer.wait_empty())
+        await asyncio.sleep(3)
+        still_waiting = not waiting.done()
+        consumer._unacked_messages.clear()  # lets Faust's own loop end
+        await waiting
+        return still_waiting
+
+    assert consumer.loop.run_until_complete(waits()), "without the fix the wait does not end"
+    install_bounded_rebalance_wait(settle_s=0.2)
+    fixed, stray = _consumer_holding_a_stray_message("fix-test-6", monkeypatch)
+    fixed.loop.run_until_complete(asyncio.wait_for(fixed.wait_empty(), timeout=30))
+    assert not stray.acked  # given up on, not acknowledged: its offset is read again
+
+
+def test_a_rebalance_waits_for_a_batch_in_hand(monkeypatch):
+    """A message of a batch that is being applied is waited for, however long the batch takes."""
+    from faust.transport.consumer import Consumer
+
+    monkeypatch.setattr(Consumer, "wait_empty", Consumer.wait_empty)
+    install_bounded_rebalance_wait(settle_s=0.2)
+    consumer, message = _consumer_holding_a_stray_message("fix-test-7", monkeypatch)
+
+    async def slow_batch() -> None:
+        with unfinished_batch_stays_unacked([]):
+            await asyncio.sleep(2.5)  # many times settle_s
+            consumer.ack(message)
+
+    async def rebalance() -> bool:
+        batch = asyncio.create_task(slow_batch())
+        await asyncio.sleep(0)  # the batch is in hand before the wait starts
+        await asyncio.wait_for(consumer.wait_empty(), timeout=30)
+        acked = message.acked
+        await batch
+        return acked
+
+    assert consumer.loop.run_until_complete(rebalance()), "the wait ended before the batch acknowledged its message"

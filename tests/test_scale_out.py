@@ -92,7 +92,7 @@ def test_two_workers_split_take_over_and_split_again(broker, start_worker):
         lambda: (
             max(w.metric("territory_planner_event_time_watermark_seconds") for w in (first, returned)) >= judged_last
         ),
-        180,
+        420,
         "the planner to judge the last event time",
     )
 
