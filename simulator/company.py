@@ -54,24 +54,33 @@ class SimAccount:
     locked: bool
 
 
+#: How a shock shows in the orders: fewer of them, or smaller ones.
+SHOWS_AS = ("orders", "order_size")
+
+
 @dataclass(frozen=True)
 class Shock:
     """From `start` on, demand of every account in `region` is multiplied by `factor`.
 
     With `areas` (admin2 ids of `region`, "DE-01-08115") only the accounts lying in those
     counties / Landkreise are shocked: a local shock (`local_shock`), smaller than any region.
+    `shows_as` says how the orders carry it: "orders" (fewer orders, each as large as before)
+    or "order_size" (as many orders, each `factor` times as large).
     """
 
     region: str
     start: datetime
     factor: float
     areas: frozenset[str] = frozenset()
+    shows_as: str = "orders"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "start", as_utc(self.start))
         object.__setattr__(self, "areas", frozenset(self.areas))
         if not self.factor > 0:
             raise ValueError(f"shock factor must be > 0, got {self.factor}")
+        if self.shows_as not in SHOWS_AS:
+            raise ValueError(f"shows_as must be one of {', '.join(SHOWS_AS)}, got {self.shows_as!r}")
         outside = sorted(a for a in self.areas if a.split("-")[1:2] != [self.region])
         if outside:
             raise ValueError(f"shock areas {outside} are not admin2 areas of region {self.region!r}")
@@ -541,9 +550,11 @@ def local_shock(
     factor: float = 0.7,
     min_share: float = 0.05,
     max_share: float = 0.15,
+    shows_as: str = "orders",
 ) -> Shock:
     """A shock of one county (admin2 area) and its neighbours: demand there drops to `factor`
-    from the 15th of the month `after_months` after the start, as in `default_shock`.
+    from the 15th of the month `after_months` after the start, as in `default_shock`, in
+    fewer orders or smaller ones (`shows_as`, see `Shock`).
 
     Every county is a candidate centre; its area grows by the counties of the same region whose
     potential-weighted centres lie nearest to its own until it holds `min_share` of the total
@@ -595,7 +606,7 @@ def local_shock(
     if best is None:
         raise ValueError(f"no county and its neighbours hold {min_share:.0%}..{max_share:.0%} of the potential")
     start = add_months(company.start, after_months) + timedelta(days=14)
-    return Shock(region=region[best[1]], start=start, factor=factor, areas=frozenset(best[2]))
+    return Shock(region=region[best[1]], start=start, factor=factor, areas=frozenset(best[2]), shows_as=shows_as)
 
 
 def nearest_rep_fraction(company: Company) -> float:

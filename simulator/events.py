@@ -8,7 +8,8 @@ Orders follow the ground truth in `simulator.truth` exactly: per account and mon
 a Poisson number of orders whose expected total is potential / 12 x seasonality,
 with gamma-distributed amounts, placed uniformly in business time; after the shock
 starts, orders of accounts in the shock region are thinned to `factor` (a thinned
-Poisson process is again Poisson, so the expectation stays exact).
+Poisson process is again Poisson, so the expectation stays exact), or, for a shock that
+shows in order size, every order's amount is multiplied by `factor`.
 
 Generation is vectorised with numpy; random streams for orders, activities and
 opportunities are independent children of one seed, so changing one kind of event
@@ -111,6 +112,7 @@ class _BusinessTime:
 
 
 def _shock_arrays(company: Company, shock: Shock | None) -> tuple[np.ndarray, float, int]:
+    """Per account whether it is shocked; the demand factor; the shock's start (epoch seconds)."""
     if shock is None:
         return np.zeros(len(company.accounts), dtype=bool), 1.0, 2**62
     shocked = shock.covers(company.accounts)
@@ -125,18 +127,20 @@ def _orders(
     per_year = orders_per_year(potential)
     mean_amount = potential / per_year
     shocked, factor, shock_at = _shock_arrays(company, shock)
+    in_size = shock is not None and shock.shows_as == "order_size"
     # Draw at the higher of the two rates, then thin: exact for booms (factor > 1) too.
-    boost = np.where(shocked, max(1.0, factor), 1.0)
+    boost = np.where(shocked & (not in_size), max(1.0, factor), 1.0)
     season = np.array(SEASONALITY)[clock.calendar_month - 1]
     lam = (per_year * boost)[:, None] / 12.0 * (season * clock.cover)[None, :]
     counts = rng.poisson(lam)
     cell = np.repeat(np.arange(counts.size), counts.ravel())
     account, month = np.divmod(cell, counts.shape[1])
     when = clock.instants(clock.offset[month] + rng.random(len(cell)) * clock.length[month])
-    rate = np.where(shocked[account] & (when >= shock_at), factor, 1.0)
+    hit = shocked[account] & (when >= shock_at)
+    rate = np.where(hit & (not in_size), factor, 1.0)
     keep = rng.random(len(cell)) * boost[account] < rate
     amount = rng.gamma(_AMOUNT_GAMMA_SHAPE, mean_amount[account] / _AMOUNT_GAMMA_SHAPE)
-    amount = np.maximum(np.round(amount, 2), 1.0)
+    amount = np.maximum(np.round(amount * np.where(hit & in_size, factor, 1.0), 2), 1.0)
     return account[keep], when[keep], amount[keep]
 
 
@@ -257,7 +261,8 @@ def _shock_tag(shock: Shock | None) -> str:
     if shock is None:
         return "none"
     areas = f"[{','.join(sorted(shock.areas))}]" if shock.areas else ""  # a regional shock's tag as before
-    return f"{shock.region}{areas}@{shock.start.isoformat()}x{shock.factor:g}"
+    shows = "" if shock.shows_as == "orders" else f"/{shock.shows_as}"  # and a shock in counts as before
+    return f"{shock.region}{areas}@{shock.start.isoformat()}x{shock.factor:g}{shows}"
 
 
 class _EnvelopeBuilder:

@@ -76,6 +76,33 @@ def test_only_the_shocked_counties_buy_less(company, shock):
     assert 0.9 < ratio("region") < 1.1 and 0.9 < ratio("rest") < 1.1
 
 
+def test_a_shock_in_order_size_keeps_every_order_and_shrinks_the_shocked_ones(company):
+    """The real case of issue 15: each county kept its order count and every order was 30 %
+    smaller. The same draw as without a shock: the same orders, and after the start the
+    shocked accounts' amounts are 0.7 times theirs (to the cent)."""
+    shock = local_shock(company, shows_as="order_size")
+    hit = {a.account_id for a, h in zip(company.accounts, shock.covers(company.accounts)) if h}
+
+    def orders(with_shock: Shock | None) -> dict[str, tuple[str, str, float]]:
+        return {
+            e["data"]["order_id"]: (e["data"]["account_id"], e["occurred_at"], e["data"]["amount"])
+            for _, _, e in generate_events(company, months=18, shock=with_shock, seed=7)
+            if e["type"] == "order.placed"
+        }
+
+    shocked, plain = orders(shock), orders(None)
+    assert shocked.keys() == plain.keys()
+    after = shock.start.isoformat()
+    changed = 0
+    for order_id, (account, when, amount) in shocked.items():
+        expected = plain[order_id][2] * (0.7 if account in hit and when >= after else 1.0)
+        assert amount == pytest.approx(max(round(expected, 2), 1.0), abs=0.011), order_id
+        changed += amount != plain[order_id][2]
+    assert changed > 50  # 86 orders of the shocked accounts in its first four months
+    with pytest.raises(ValueError, match="shows_as"):
+        Shock(region=shock.region, start=shock.start, factor=0.7, shows_as="prices")
+
+
 def test_the_regional_shock_stays_regional(company):
     shock = default_shock(company)
     assert shock.areas == frozenset()
