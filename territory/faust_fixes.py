@@ -25,6 +25,17 @@ The same wait can hang on a message that no stream will ever acknowledge for oth
 a message still referenced somewhere (seen: one `territory.state` record, refcount 1, held
 for minutes by a worker whose planner and intake were idle, in tests/test_scale_out.py with
 two tests running at once) keeps its place in Faust's weak set of unacknowledged messages.
+After a rebalance Faust resumes the fetching of the input partitions before it seeks them to
+their committed offsets (`Recovery.on_recovery_completed`; the flow itself was resumed already,
+to read the changelogs). The fetcher hands the streams records from wherever the client stood,
+then the seek moves the read offset back, and the rest of the batch fetched before the seek
+arrives as a jump: Faust takes the offsets it skipped for a gap in the log (as compaction
+leaves) and commits them unread, and drops the records when they come again. Events were lost
+for good, a few per partition, on every hand-over (seen in tests/test_scale_out.py and
+test_crash.py: "DIAG gap sales.activities[0] 929..946" right after "Seek stream partitions to
+committed offsets"). `install_seek_before_resume` defers resuming the stream partitions until
+the seek is done.
+
 `install_bounded_rebalance_wait` keeps Faust's wait for as long as one of the worker's
 batches is being worked on (`core.producing.batches_in_hand`), and gives up on the rest
 once none has been for `settle_s`: longer than a batch waits to fill, so whatever a stream
@@ -39,12 +50,14 @@ import logging
 from time import monotonic
 from typing import Any
 
+from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
 
 from core.producing import batches_in_hand
 
 log = logging.getLogger(__name__)
 
+_original_on_recovery_completed = Recovery.on_recovery_completed
 _original_ack = Consumer.ack
 _original_new_offset = Consumer._new_offset
 #: Seconds without a batch in hand after which a rebalance stops waiting (set at install).
@@ -103,3 +116,30 @@ def install_bounded_rebalance_wait(settle_s: float) -> None:
     global _settle_s
     _settle_s = settle_s
     Consumer.wait_empty = _wait_empty  # type: ignore[method-assign]
+
+
+async def _on_recovery_completed(self: Any, generation_id: int = 0) -> None:
+    """Faust's `Recovery.on_recovery_completed`, with the stream partitions resumed only once
+    they are seeked to their committed offsets (see the module docstring)."""
+    consumer = self.app.consumer
+    resume, seek = consumer.resume_partitions, consumer.perform_seek
+    deferred: list[Any] = []
+
+    async def seek_then_resume() -> None:
+        await seek()
+        for partitions in deferred:
+            resume(partitions)
+        deferred.clear()
+
+    consumer.resume_partitions, consumer.perform_seek = deferred.append, seek_then_resume
+    try:
+        await _original_on_recovery_completed(self, generation_id)
+    finally:
+        del consumer.resume_partitions, consumer.perform_seek  # the class's methods again
+        for partitions in deferred:  # nothing was assigned, so nothing was seeked
+            resume(partitions)
+
+
+def install_seek_before_resume() -> None:
+    """Idempotent; for the whole process."""
+    Recovery.on_recovery_completed = _on_recovery_completed  # type: ignore[method-assign]

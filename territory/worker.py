@@ -21,7 +21,11 @@ from core.metrics import Metrics
 from core.producing import track_deliveries
 from territory.broker import create_topics, topic_plan
 from core.kafka_auth import client_options, faust_credentials, table_store_url
-from territory.faust_fixes import install_bounded_rebalance_wait, install_redelivered_ack_fix
+from territory.faust_fixes import (
+    install_bounded_rebalance_wait,
+    install_redelivered_ack_fix,
+    install_seek_before_resume,
+)
 from territory.kafka_compat import install_exact_end_offsets
 from core.settings import Settings
 
@@ -50,6 +54,7 @@ def create_app(settings: Settings, metrics: Metrics, store: Store, clock: Clock 
     if settings.exact_end_offsets:
         install_exact_end_offsets(**client_options(settings))
     install_redelivered_ack_fix()
+    install_seek_before_resume()
     # Longer than either stage's batch waits to fill (see faust_fixes).
     install_bounded_rebalance_wait(settle_s=2 * max(settings.intake_batch_s, settings.planner_interval_s) + 3.0)
     # Before any stage can produce: durable() waits for what is tracked.

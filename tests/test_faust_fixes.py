@@ -1,17 +1,22 @@
-"""No record may leave the consumer waiting for an ack forever (territory.faust_fixes): a
-record delivered twice, or one that no batch holds. Faust's consumer, no broker needed (it is
-not started)."""
+"""The fixes of territory.faust_fixes, on Faust's own consumer and recovery (not started, no
+broker): no record may leave the consumer waiting for an ack forever (one delivered twice, or
+one that no batch holds), and no record may be skipped by a seek after a rebalance."""
 
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import faust
 from faust.types import TP
 from faust.types.tuples import Message
 
 from core.producing import unfinished_batch_stays_unacked
-from territory.faust_fixes import install_bounded_rebalance_wait, install_redelivered_ack_fix
+from territory.faust_fixes import (
+    install_bounded_rebalance_wait,
+    install_redelivered_ack_fix,
+    install_seek_before_resume,
+)
 
 
 def _copy(tp: TP, offset: int) -> Message:
@@ -125,3 +130,73 @@ def test_a_rebalance_waits_for_a_batch_in_hand(monkeypatch):
         return acked
 
     assert consumer.loop.run_until_complete(rebalance()), "the wait ended before the batch acknowledged its message"
+
+
+class _Calls:
+    """A consumer and the parts of an app that `Recovery.on_recovery_completed` touches,
+    writing down the order of the calls that matter."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        stream, changelog = TP("sales.orders", 0), TP("territory-accounts-changelog", 0)
+        self.assigned = {stream, changelog}
+
+        class Consumer:
+            def assignment(inner) -> set:
+                return self.assigned
+
+            def resume_partitions(inner, partitions) -> None:
+                self.calls.append(f"resume {sorted(tp.topic for tp in partitions)}")
+
+            async def perform_seek(inner) -> None:
+                self.calls.append("seek")
+
+            def resume_flow(inner) -> None:
+                self.calls.append("resume flow")
+
+        async def nothing(*args, **kwargs) -> None:
+            return None
+
+        self.consumer = Consumer()
+        self.app = SimpleNamespace(
+            consumer=self.consumer,
+            consumer_generation_id=0,
+            on_rebalance_complete=SimpleNamespace(send=nothing),
+            conf=SimpleNamespace(broker_request_timeout=5),
+            flow_control=SimpleNamespace(resume=lambda: None),
+            _fetcher=SimpleNamespace(maybe_start=nothing),
+            assignor=SimpleNamespace(assigned_standbys=lambda: set()),
+            on_rebalance_end=lambda: None,
+        )
+
+    def recovery(self) -> SimpleNamespace:
+        async def wait(coroutine, timeout=None):
+            return await coroutine
+
+        return SimpleNamespace(
+            app=self.app,
+            log=SimpleNamespace(info=lambda *a, **k: None, dev=lambda *a, **k: None, warning=lambda *a, **k: None),
+            tables=SimpleNamespace(values=lambda: [], on_actives_ready=lambda: None, on_standbys_ready=lambda: None),
+            actives_for_table={},
+            standbys_for_table={},
+            completed=asyncio.Event(),
+            _set_recovery_ended=lambda: None,
+            _wait=wait,
+            _is_changelog_tp=lambda tp: tp.topic.endswith("-changelog"),
+        )
+
+
+def test_the_stream_partitions_are_seeked_before_they_are_fetched_again(monkeypatch):
+    """Resumed before the seek, they handed the streams records from the client's old position
+    and the seek turned the rest into a gap Faust committed unread (lost events)."""
+    from faust.tables.recovery import Recovery
+
+    monkeypatch.setattr(Recovery, "on_recovery_completed", Recovery.on_recovery_completed)
+    before = _Calls()
+    asyncio.run(Recovery.on_recovery_completed(before.recovery(), 0))
+    assert before.calls.index("resume ['sales.orders']") < before.calls.index("seek"), "Faust's own order changed"
+    install_seek_before_resume()
+    after = _Calls()
+    asyncio.run(Recovery.on_recovery_completed(after.recovery(), 0))
+    assert after.calls == ["seek", "resume ['sales.orders']", "resume flow"]
+    assert "resume_partitions" not in vars(after.consumer)  # the consumer's own methods again
