@@ -31,10 +31,10 @@ to read the changelogs). The fetcher hands the streams records from wherever the
 then the seek moves the read offset back, and the rest of the batch fetched before the seek
 arrives as a jump: Faust takes the offsets it skipped for a gap in the log (as compaction
 leaves) and commits them unread, and drops the records when they come again. Events were lost
-for good, a few per partition, on every hand-over (seen in tests/test_scale_out.py and
-test_crash.py: "DIAG gap sales.activities[0] 929..946" right after "Seek stream partitions to
-committed offsets"). `install_seek_before_resume` defers resuming the stream partitions until
-the seek is done.
+for good, a few per partition, on a hand-over (seen in tests/test_scale_out.py and
+test_crash.py, now and then: Faust noted a gap of sales.activities[0] 929..946 right after
+"Seek stream partitions to committed offsets", having handed over 928..941 just before).
+`install_seek_before_resume` defers resuming the stream partitions until the seek is done.
 
 `install_bounded_rebalance_wait` keeps Faust's wait for as long as one of the worker's
 batches is being worked on (`core.producing.batches_in_hand`), and gives up on the rest
