@@ -135,8 +135,8 @@ class Intake:
     rep goes to the planner, carrying every order the batch applied to it and the event
     times it saw per input stream (the planner's watermark reads those). Dead letters are
     sent as they happen. A crash before the end of a batch loses its writes and its offsets
-    alike: the batch is read again, and the rows it did write (their applied offsets and
-    event ids) recognise what was applied."""
+    alike: the batch is read again, and the rows it did write (the event ids they keep)
+    recognise what was applied."""
 
     def __init__(
         self,
@@ -622,7 +622,8 @@ def _largest_part(row: dict[str, Any]) -> str:
 
 
 def _note_offset(applied_offsets: dict[str, int], origin: Origin) -> None:
-    """The row's highest applied offset per topic: what a message read again is compared with."""
+    """The row's highest applied offset per topic: a duplicate at or below it was read again
+    (after a crash or a hand-over), so its snapshot may have been lost and is sent again."""
     applied_offsets[origin.topic] = max(origin.offset, applied_offsets.get(origin.topic, -1))
 
 

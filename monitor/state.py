@@ -75,8 +75,8 @@ class AccountState:
     # Events that arrived before the account itself, with their origin, to apply on
     # arrival or dead-letter after the hold expires.
     held: list[dict[str, Any]] = field(default_factory=list)
-    # Input topic -> offset of the last message applied to (or held for) this account, in the
-    # same record as its effect: a message read again after a crash is known here.
+    # Input topic -> highest offset applied to (or held for) this account, in the same record as
+    # its effect: a duplicate at or below it was read again, and its snapshot is sent again.
     applied_offsets: dict[str, int] = field(default_factory=dict)
     # The event ids applied to it (monitor.dedupe): duplicates are recognised from this row.
     seen: dict[str, dict[str, str]] = field(default_factory=dict)
