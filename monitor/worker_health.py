@@ -25,9 +25,10 @@ rather than reading state, and lives where that patch is installed:
 
 - ``territory/faust_fixes.py`` replaces ``Consumer.ack`` and ``Consumer._new_offset`` (a
   redelivered record must not block rebalances or the commit; it reads ``_unacked_messages``,
-  ``_acked`` and ``_committed_offset``) and ``Consumer.wait_empty`` (a rebalance waits for
+  ``_acked`` and ``_committed_offset``), ``Consumer.wait_empty`` (a rebalance waits for
   the batches in hand, not forever; it calls ``_wait_for_ack`` and
-  ``_clean_unacked_messages``).
+  ``_clean_unacked_messages``) and ``Recovery.on_recovery_completed`` (stream partitions are
+  seeked before they are fetched again).
 - ``territory/kafka_compat.py`` replaces ``AIOKafkaConsumerThread._highwaters`` of Faust's
   aiokafka driver and reads ``_ensure_consumer()._client._bootstrap_servers`` (the broker
   work-around, which imports the driver and so stays in the command-line shell).

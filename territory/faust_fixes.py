@@ -1,4 +1,4 @@
-"""Two fixes for faust-streaming 0.15's consumer, installed by the worker at start.
+"""Fixes for faust-streaming 0.15's consumer and table recovery, installed by the worker at start.
 
 A record can reach a stream twice: Faust's fetch loop passes a record whose offset equals the
 partition's last read offset, which happens after a seek back to the committed offset (after
@@ -25,6 +25,12 @@ The same wait can hang on a message that no stream will ever acknowledge for oth
 a message still referenced somewhere (seen: one `territory.state` record, refcount 1, held
 for minutes by a worker whose planner and intake were idle, in tests/test_scale_out.py with
 two tests running at once) keeps its place in Faust's weak set of unacknowledged messages.
+`install_bounded_rebalance_wait` keeps Faust's wait for as long as one of the worker's
+batches is being worked on (`core.producing.batches_in_hand`), and gives up on the rest
+once none has been for `settle_s`: longer than a batch waits to fill, so whatever a stream
+had buffered was handed over and applied by then. What it gives up on was not applied; its
+offset is not committed, and whoever owns the partition next reads it again.
+
 After a rebalance Faust resumes the fetching of the input partitions before it seeks them to
 their committed offsets (`Recovery.on_recovery_completed`; the flow itself was resumed already,
 to read the changelogs). The fetcher hands the streams records from wherever the client stood,
@@ -35,12 +41,6 @@ for good, a few per partition, on a hand-over (seen in tests/test_scale_out.py a
 test_crash.py, now and then: Faust noted a gap of sales.activities[0] 929..946 right after
 "Seek stream partitions to committed offsets", having handed over 928..941 just before).
 `install_seek_before_resume` defers resuming the stream partitions until the seek is done.
-
-`install_bounded_rebalance_wait` keeps Faust's wait for as long as one of the worker's
-batches is being worked on (`core.producing.batches_in_hand`), and gives up on the rest
-once none has been for `settle_s`: longer than a batch waits to fill, so whatever a stream
-had buffered was handed over and applied by then. What it gives up on was not applied; its
-offset is not committed, and whoever owns the partition next reads it again.
 """
 
 from __future__ import annotations
