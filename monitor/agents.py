@@ -36,8 +36,16 @@ def register_intake(app: faust.App, settings: Settings, metrics: Metrics, clock:
     reps = app.Table("reps", default=None, partitions=settings.partitions)
     stream_times = app.Table("stream-times", default=None, partitions=settings.partitions)
 
+    processed: dict = {}  # input partition -> next offset to process
+    reported: dict = {}  # source -> caught-up state last told to the planner
+
     async def send_state(key: str, value: dict) -> None:
         await state_topic.send(key=key.encode(), value=value)
+        if value.get("kind") == "stream_times":
+            # The planner marks every stream with a time here unread, also one whose held events
+            # another stream's message released: report_progress must tell it again.
+            for source in value["times"]:
+                reported[source] = False
 
     async def send_deadletter(key: str, value: dict) -> None:
         await deadletter_topic.send(key=key.encode(), value=value)
@@ -46,9 +54,6 @@ def register_intake(app: faust.App, settings: Settings, metrics: Metrics, clock:
         metrics.events.labels(topic, outcome).inc()
         if outcome == "deadlettered":
             metrics.deadlettered.labels(topic, field or "").inc()
-
-    processed: dict = {}  # input partition -> next offset to process
-    reported: dict = {}  # source -> caught-up state last told to the planner
 
     def position(tp: TP) -> int:
         return processed.get(tp, worker_health.committed_offset(app.consumer, tp) or 0)
@@ -117,7 +122,6 @@ def register_intake(app: faust.App, settings: Settings, metrics: Metrics, clock:
                         if message.timestamp:  # seconds since the epoch (Kafka's record timestamp)
                             metrics.intake_processing_seconds.observe(max(0.0, now - message.timestamp))
                         processed[message.tp] = message.offset + 1
-                        reported[f"{message.topic}:{message.partition}"] = False  # the planner marks it unread again
                 # The rows and snapshots must be on the broker before the batch is acknowledged:
                 # Faust commits acknowledged input offsets without waiting for its producer, and a
                 # crash in between would lose the batch's effects for good (found by the crash test).

@@ -29,10 +29,8 @@ class Watermark:
     5
     >>> mark.caught_up("orders:0"); mark.caught_up("orders:1"); mark.current.day  # all read: newest time
     20
-    >>> mark.observe("orders:1", day(3)); mark.current.day  # an older time is no news: still read
-    20
-    >>> mark.observe("orders:1", day(21)); mark.current.day  # a newer one is: orders:1 holds time again
-    21
+    >>> mark.observe("orders:1", day(3)); mark.current.day  # read again: orders:1 holds time again
+    5
     """
 
     def __init__(self) -> None:
@@ -47,13 +45,12 @@ class Watermark:
         return self
 
     def observe(self, source: str, occurred_at: datetime) -> None:
-        """An event time of `source`. Only a newer one than seen is news that the stream is
-        being read again: an older one (an event that waited for its account, released by
-        another stream's message) must not undo the stream's "caught up", which the intake
-        reports again only after it reads that stream itself."""
+        """An event time of `source`: the stream is being read again, whatever the time. (So
+        records delivered twice after a crash leave the watermark as they found it; the intake
+        reports "caught up" again after every batch that sent a time of the stream.)"""
         if source not in self._newest or occurred_at > self._newest[source]:
             self._newest[source] = occurred_at
-            self._done[source] = False
+        self._done[source] = False
         if self.first_event_at is None or occurred_at < self.first_event_at:
             self.first_event_at = occurred_at
 

@@ -65,7 +65,8 @@ def test_backtest_command_writes_signals_proposals_and_summary(tmp_path):
 def read_and_judged(broker, worker, app_id: str, events, *, read_s: float, judged_s: float) -> None:
     """Produce `events`, wait until the worker's group has committed every input partition's
     end, then until the planner judges at the last event time (less the lateness): once every
-    stream is read to its end it does."""
+    stream is read to its end it does. The planner judges day by day: with another broker
+    test on the two cores that takes minutes, so the bounds are wide (a wait ends when met)."""
     produce(broker.bootstrap_servers, events)
     ends = end_offsets(broker.bootstrap_servers, {t: broker.partitions for t in topics.INPUT_TOPICS})
     wait_for(
@@ -88,7 +89,7 @@ def read_and_judged(broker, worker, app_id: str, events, *, read_s: float, judge
 def test_backtest_finds_the_signals_the_live_worker_found(tmp_path, broker, start_worker):
     events, path, shock = recorded(tmp_path)
     worker = start_worker(TERRITORY_APP_ID="live")
-    read_and_judged(broker, worker, "live", events, read_s=300, judged_s=90)
+    read_and_judged(broker, worker, "live", events, read_s=300, judged_s=300)
     live = [value for _, value in read_all(broker.bootstrap_servers, topics.SIGNALS, quiet_s=8)]
     assert worker.metric("territory_model_mean_absolute_error") > 0  # the model's prequential error is exposed
 
@@ -184,7 +185,7 @@ def test_the_live_worker_names_a_county_sized_shock(broker, start_worker):
     names the shocked counties."""
     company, shock, events = local_scenario()
     worker = start_worker(TERRITORY_APP_ID="local")
-    read_and_judged(broker, worker, "local", events, read_s=150, judged_s=60)
+    read_and_judged(broker, worker, "local", events, read_s=300, judged_s=300)
     signals = [value for _, value in read_all(broker.bootstrap_servers, topics.SIGNALS, quiet_s=5)]
     assert_names_the_local_shock(signals, company, shock)
 
