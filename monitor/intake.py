@@ -321,6 +321,7 @@ class Intake:
             row = self._rep_row(event.data["rep_id"])
             if row:
                 rep = RepState.from_dict(row)
+                log.info("rep %s read again at %s@%s: snapshot sent again", rep.rep_id, origin.source, origin.offset)
                 self._queue_snapshot(
                     f"rep:{rep.rep_id}", {"kind": "rep", **_stamp(event, origin), **rep.to_dict()}, event, origin
                 )
@@ -415,6 +416,7 @@ class Intake:
             self._batch.reps[rep.rep_id] = {**current, "seen": seen}
         else:
             self._batch.reps[rep.rep_id] = {**rep.to_dict(), "seen": seen}
+            log.info("rep %s applied from %s@%s", rep.rep_id, origin.source, origin.offset)
             self._queue_snapshot(
                 f"rep:{rep.rep_id}", {"kind": "rep", **_stamp(event, origin), **rep.to_dict()}, event, origin
             )

@@ -202,6 +202,8 @@ class PlanningSession:
             count += 1
         for rep_id, rep in reps.items():
             self.reps[rep_id] = rep
+        if reps:  # few, and without them every account reads "unknown rep": worth a line each time
+            log.info("planner: reps %s applied", ", ".join(sorted(reps)))
         month = self.planner.judged_month
         window = max(KEPT_MONTHS - 1, self.settings.potential_window_months)
         self.planner.accounts_changed(
