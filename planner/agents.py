@@ -138,7 +138,18 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock
     @app.agent(state_topic, name="planner")
     async def planner_agent(stream: faust.StreamT) -> None:
         batches = stream.take_events(settings.planner_batch, within=settings.planner_interval_s)  # type: ignore[attr-defined]
+        next_offset: dict = {}  # partition -> offset expected next: a jump means records went unread
         async for events in batches:
+            for event in events:
+                message = event.message
+                expected = next_offset.get(message.tp)
+                if expected is None or message.offset != expected:
+                    # Forward: records skipped; back: read again after a rebalance or restart.
+                    level = logging.WARNING if expected is not None and message.offset > expected else logging.INFO
+                    log.log(
+                        level, "planner reads %s from offset %s (expected %s)", message.tp, message.offset, expected
+                    )
+                next_offset[message.tp] = message.offset + 1
             # Acknowledged only once applied and checkpointed, also if the worker stops half-way.
             with unfinished_batch_stays_unacked(events):
                 await apply_batch([event.value for event in events])
