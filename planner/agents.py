@@ -17,6 +17,7 @@ from core.clock import SYSTEM_CLOCK, Clock
 from core import topics
 from core.metrics import Metrics
 from core.settings import Settings
+from planner.input_position import InputPosition
 from planner.session import PlanningSession
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock
         )
 
     session: list[PlanningSession] = [new_session()]
+    position = InputPosition()  # never past what the checkpoint applied (planner.input_position)
     judging = asyncio.Lock()  # the agent, the timer and the recovery callback: one at a time
 
     @plan_meta.on_recover
@@ -75,6 +77,7 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock
                 if fresh.judged_at is not None:
                     metrics.watermark.set(fresh.judged_at.timestamp())
             session[0] = fresh
+            position.restart()
 
     async def judge() -> None:
         """Call holding `judging`. Judges day by day towards the watermark (`PlanningSession.judge`),
@@ -138,25 +141,39 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock
     @app.agent(state_topic, name="planner")
     async def planner_agent(stream: faust.StreamT) -> None:
         batches = stream.take_events(settings.planner_batch, within=settings.planner_interval_s)  # type: ignore[attr-defined]
-        next_offset: dict = {}  # partition -> offset expected next: a jump means records went unread
         async for events in batches:
+            admitted = []
             for event in events:
                 message = event.message
-                expected = next_offset.get(message.tp)
-                if expected is None or message.offset != expected:
-                    # Forward: records skipped; back: read again after a rebalance or restart.
-                    level = logging.WARNING if expected is not None and message.offset > expected else logging.INFO
-                    log.log(
-                        level, "planner reads %s from offset %s (expected %s)", message.tp, message.offset, expected
+                partition = f"{message.topic}:{message.partition}"
+                resume_at = session[0].input_offsets.get(partition, 0)
+                decision = position.admit(partition, message.offset, resume_at=resume_at)
+                if decision == "seek":
+                    log.warning(
+                        "planner: the group's offset for %s is %d, past the %d its checkpoint applied: "
+                        "reading from %d again",
+                        partition,
+                        message.offset,
+                        resume_at,
+                        resume_at,
                     )
-                next_offset[message.tp] = message.offset + 1
+                    await app.consumer.seek(message.tp, resume_at)
+                elif decision == "jump":
+                    log.warning(
+                        "planner: %s jumped to offset %d; the records before it went unread", partition, message.offset
+                    )
+                if decision in ("apply", "jump"):
+                    admitted.append(event)
+            if not admitted:
+                continue
             # Acknowledged only once applied and checkpointed, also if the worker stops half-way.
-            with unfinished_batch_stays_unacked(events):
-                await apply_batch([event.value for event in events])
+            with unfinished_batch_stays_unacked(admitted):
+                await apply_batch([event.value for event in admitted])
 
     async def apply_batch(batch: list) -> None:
         async with judging:  # a recovery must not swap the session between apply and checkpoint
             metrics.planner_updates.inc(session[0].apply(batch))
+            session[0].input_offsets.update(position.next_offsets())
             if session[0].due:
                 await judge()
             else:

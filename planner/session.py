@@ -118,6 +118,10 @@ class PlanningSession:
         self._make_detectors = make_detectors
         self._expected_sources = tuple(expected_sources)
         self._written: dict[str, str] = {}  # checkpoint record -> JSON last written
+        # Per input partition ("territory.state:0"), the offset after the last record applied:
+        # saved with the checkpoint, so a restart never reads on past what was not applied
+        # (planner.input_position).
+        self.input_offsets: dict[str, int] = {}
         # `accounts` as AccountState, built once and then kept in step by `apply`: a judgement
         # converts only what changed, not the whole company each day.
         self._states: dict[str, AccountState] | None = None
@@ -140,6 +144,7 @@ class PlanningSession:
         self._start_clean()
         self._written = {}
         self._states = None  # the tables were recovered
+        self.input_offsets = {k: int(v) for k, v in (self.meta.get("input") or {}).items()}
         if not any(key in self.meta for key in CHECKPOINT_RECORDS):
             return False
         try:
@@ -299,6 +304,7 @@ class PlanningSession:
         state = self.planner.state_dict(only=self.planner.take_changed_parts())
         records = {f"planner.{part}": value for part, value in state.items()}
         records["watermark"] = self.watermark.state_dict()
+        records["input"] = dict(sorted(self.input_offsets.items()))
         records["planner"] = {
             "parts": self.planner.state_part_names(),
             "judged_at": self.judged_at.isoformat() if self.judged_at else None,

@@ -297,3 +297,19 @@ def test_a_planner_taken_over_without_new_input_still_knows_which_streams_are_re
     assert taken_over.restore()
     assert taken_over.watermark.all_caught_up
     assert taken_over.watermark.current == before
+
+
+def test_the_input_offsets_applied_are_saved_and_restored_with_the_checkpoint(backtest_meta):
+    """What the planner has applied of its input travels with the checkpoint: a restart reads
+    on from there, not from wherever the consumer group's offset was left (planner.input_position)."""
+    session = PlanningSession(Settings(), accounts={}, reps={}, meta=dict(backtest_meta))
+    assert session.restore()
+    assert session.input_offsets == {}  # a backtest reads no topic
+    session.input_offsets["territory.state:0"] = 1171
+    session.checkpoint()
+    again = PlanningSession(Settings(), accounts={}, reps={}, meta=json.loads(json.dumps(session.meta)))
+    assert again.restore()
+    assert again.input_offsets == {"territory.state:0": 1171}
+    # No checkpoint at all: nothing was applied, so reading starts at the beginning.
+    fresh = PlanningSession(Settings(), accounts={}, reps={}, meta={})
+    assert not fresh.restore() and fresh.input_offsets.get("territory.state:0", 0) == 0
