@@ -3,15 +3,16 @@
 The planner's checkpoint says up to which offset of each state-topic partition it has
 applied the records (`PlanningSession.input_offsets`). The consumer group's committed offset
 should never be past that (the checkpoint is on the broker before a batch is acknowledged),
-but Faust can commit past records the planner never applied: it takes the first run of
-acknowledged offsets as committable when nothing was committed yet, so another agent on the
-same topic, acknowledging records before the planner read them, moved the group past them
-(found by the crash test: a worker killed in its first seconds, and the planner of the
-next one never saw the reps). So the first record after every (re)start or rebalance is
-compared with the checkpoint: if it lies beyond, the consumer goes back to the checkpoint's
-offset, and the records fetched before that seek are skipped until the re-read catches up.
-Records read twice are harmless (the planner keeps the newest snapshot and counts an order
-once); records never read are not.
+yet the crash test found it so: a worker killed in its first seconds, before its planner had
+applied a single batch, left the group's offset at 1171, and the next worker's planner began
+there and never saw the reps at the start of the topic. (Faust commits the first run of
+acknowledged offsets when nothing was committed before, however far it starts from the
+beginning; the owner mirror acknowledges the same records on its own. Which records were
+acknowledged without the planner was not traced.) So the first record after every (re)start
+or rebalance is compared with the checkpoint: if it lies beyond, the consumer goes back to
+the checkpoint's offset, and the records fetched before that seek are skipped until the
+re-read catches up. Records read twice are harmless (the planner keeps the newest snapshot
+and counts an order once); records never read are not.
 
 >>> position = InputPosition()
 >>> position.admit("state:0", 40, resume_at=0)   # nothing applied yet, the group says 40
