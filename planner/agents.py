@@ -8,7 +8,7 @@ import contextlib
 import math
 import json
 import logging
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 import faust
 
@@ -17,7 +17,8 @@ from core.clock import SYSTEM_CLOCK, Clock
 from core import topics
 from core.metrics import Metrics
 from core.settings import Settings
-from planner.input_position import InputPosition
+from monitor import worker_health
+from planner.input_position import seek_back_to
 from planner.session import PlanningSession
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,9 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock
         )
 
     session: list[PlanningSession] = [new_session()]
-    position = InputPosition()  # never past what the checkpoint applied (planner.input_position)
+    # Per state-topic partition, the offset after the last record taken: a jump ahead is logged,
+    # and what the checkpoint saves as applied (planner.input_position).
+    next_offset: dict[str, int] = {}
     judging = asyncio.Lock()  # the agent, the timer and the recovery callback: one at a time
 
     @plan_meta.on_recover
@@ -77,7 +80,6 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock
                 if fresh.judged_at is not None:
                     metrics.watermark.set(fresh.judged_at.timestamp())
             session[0] = fresh
-            position.restart()
 
     async def judge() -> None:
         """Call holding `judging`. Judges day by day towards the watermark (`PlanningSession.judge`),
@@ -142,38 +144,43 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock
     async def planner_agent(stream: faust.StreamT) -> None:
         batches = stream.take_events(settings.planner_batch, within=settings.planner_interval_s)  # type: ignore[attr-defined]
         async for events in batches:
-            admitted = []
             for event in events:
                 message = event.message
                 partition = f"{message.topic}:{message.partition}"
-                resume_at = session[0].input_offsets.get(partition, 0)
-                decision = position.admit(partition, message.offset, resume_at=resume_at)
-                if decision == "seek":
-                    log.warning(
-                        "planner: the group's offset for %s is %d, past the %d its checkpoint applied: "
-                        "reading from %d again",
-                        partition,
-                        message.offset,
-                        resume_at,
-                        resume_at,
-                    )
-                    await app.consumer.seek(message.tp, resume_at)
-                elif decision == "jump":
-                    log.warning(
-                        "planner: %s jumped to offset %d; the records before it went unread", partition, message.offset
-                    )
-                if decision in ("apply", "jump"):
-                    admitted.append(event)
-            if not admitted:
-                continue
+                expected = next_offset.get(partition)
+                if expected is not None and message.offset > expected:
+                    log.warning("planner: %s jumped from offset %d to %d unread", partition, expected, message.offset)
+                next_offset[partition] = message.offset + 1
             # Acknowledged only once applied and checkpointed, also if the worker stops half-way.
-            with unfinished_batch_stays_unacked(admitted):
-                await apply_batch([event.value for event in admitted])
+            with unfinished_batch_stays_unacked(events):
+                await apply_batch([event.value for event in events])
+
+    async def never_past_the_checkpoint(consumer: Any) -> None:
+        """Run by Faust's recovery after its seek to the committed offsets and before fetching
+        resumes (territory.faust_fixes): read on from what the checkpoint applied."""
+        next_offset.clear()
+        for tp in consumer.assignment():
+            if tp.topic != topics.STATE:
+                continue
+            partition = f"{tp.topic}:{tp.partition}"
+            committed = worker_health.committed_offset(consumer, tp)
+            applied = session[0].input_offsets.get(partition, 0)
+            offset = seek_back_to(committed, applied)
+            if offset is not None:
+                log.warning(
+                    "planner: the group's offset for %s is %d, past the %d its checkpoint applied: reading from there",
+                    partition,
+                    committed,
+                    applied,
+                )
+                await consumer.seek(tp, offset)
+
+    app.territory_position_guards = [*getattr(app, "territory_position_guards", ()), never_past_the_checkpoint]  # type: ignore[attr-defined]
 
     async def apply_batch(batch: list) -> None:
         async with judging:  # a recovery must not swap the session between apply and checkpoint
             metrics.planner_updates.inc(session[0].apply(batch))
-            session[0].input_offsets.update(position.next_offsets())
+            session[0].input_offsets.update(next_offset)
             if session[0].due:
                 await judge()
             else:

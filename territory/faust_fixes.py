@@ -40,7 +40,9 @@ leaves) and commits them unread, and drops the records when they come again. Eve
 for good, a few per partition, on a hand-over (seen in tests/test_scale_out.py and
 test_crash.py, now and then: Faust noted a gap of sales.activities[0] 929..946 right after
 "Seek stream partitions to committed offsets", having handed over 928..941 just before).
-`install_seek_before_resume` defers resuming the stream partitions until the seek is done.
+`install_seek_before_resume` defers resuming the stream partitions until the seek is done,
+and runs the app's `territory_position_guards` (async callables taking the consumer) in
+between: the planner's seeks back to what its checkpoint applied.
 """
 
 from __future__ import annotations
@@ -127,6 +129,8 @@ async def _on_recovery_completed(self: Any, generation_id: int = 0) -> None:
 
     async def seek_then_resume() -> None:
         await seek()
+        for guard in getattr(self.app, "territory_position_guards", ()):
+            await guard(consumer)  # may seek a partition further back (planner.agents)
         for partitions in deferred:
             resume(partitions)
         deferred.clear()

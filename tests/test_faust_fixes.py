@@ -200,3 +200,21 @@ def test_the_stream_partitions_are_seeked_before_they_are_fetched_again(monkeypa
     asyncio.run(Recovery.on_recovery_completed(after.recovery(), 0))
     assert after.calls == ["seek", "resume ['sales.orders']", "resume flow"]
     assert "resume_partitions" not in vars(after.consumer)  # the consumer's own methods again
+
+
+def test_the_apps_position_guards_run_after_the_seek_and_before_fetching_resumes(monkeypatch):
+    """The planner seeks back to what its checkpoint applied there: after Faust's seek (which
+    would undo it) and before records are fetched from the committed offset."""
+    from faust.tables.recovery import Recovery
+
+    monkeypatch.setattr(Recovery, "on_recovery_completed", Recovery.on_recovery_completed)
+    install_seek_before_resume()
+    calls = _Calls()
+
+    async def guard(consumer) -> None:
+        assert consumer is calls.consumer
+        calls.calls.append("guard")
+
+    calls.app.territory_position_guards = [guard]
+    asyncio.run(Recovery.on_recovery_completed(calls.recovery(), 0))
+    assert calls.calls == ["seek", "guard", "resume ['sales.orders']", "resume flow"]
