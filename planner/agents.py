@@ -148,7 +148,9 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock
                 message = event.message
                 partition = f"{message.topic}:{message.partition}"
                 expected = next_offset.get(partition)
-                if expected is not None and message.offset > expected:
+                if expected is None:
+                    log.info("planner: reads %s from offset %d", partition, message.offset)
+                elif message.offset > expected:
                     log.warning("planner: %s jumped from offset %d to %d unread", partition, expected, message.offset)
                 next_offset[partition] = message.offset + 1
             # Acknowledged only once applied and checkpointed, also if the worker stops half-way.
@@ -166,6 +168,7 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock
             committed = worker_health.committed_offset(consumer, tp)
             applied = session[0].input_offsets.get(partition, 0)
             offset = seek_back_to(committed, applied)
+            log.info("planner: %s committed at %s, applied to %d by the checkpoint", partition, committed, applied)
             if offset is not None:
                 log.warning(
                     "planner: the group's offset for %s is %d, past the %d its checkpoint applied: reading from there",
