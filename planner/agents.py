@@ -170,12 +170,13 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock
             offset = seek_back_to(committed, applied)
             log.info("planner: %s committed at %s, applied to %d by the checkpoint", partition, committed, applied)
             if offset is not None:
-                log.warning(
-                    "planner: the group's offset for %s is %d, past the %d its checkpoint applied: reading from there",
-                    partition,
-                    committed,
-                    applied,
-                )
+                if committed is not None:
+                    log.warning(
+                        "planner: the group's offset for %s is %d, past the %d its checkpoint applied: reading from there",
+                        partition,
+                        committed,
+                        applied,
+                    )
                 await consumer.seek(tp, offset)
 
     app.territory_position_guards = [*getattr(app, "territory_position_guards", ()), never_past_the_checkpoint]  # type: ignore[attr-defined]
