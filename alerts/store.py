@@ -574,7 +574,8 @@ class Store:
                             account_id=account_id, rep_id=owner.rep_id, closed=owner.closed, owner_at=owner.owner_at
                         )
                     )
-                else:
+                elif not (owner.owner_at and row.owner_at and later(row.owner_at, owner.owner_at)):
+                    # An older owner (a snapshot read again) never overwrites a newer one.
                     row.rep_id, row.closed, row.owner_at = owner.rep_id, owner.closed, owner.owner_at
             for rep_id, active in reps.items():
                 row = session.get(KnownRepRow, rep_id)

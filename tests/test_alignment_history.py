@@ -299,3 +299,14 @@ def test_a_restore_leaves_out_accounts_gone_since_and_reps_who_left(history: Sto
     assert {m["account_id"] for m in row.payload["moves"]} == {COMMA, PLAIN}  # FORMULA closed, UNICODE to B
     notes = " ".join(row.payload["notes"])
     assert "closed" in notes and REP_B in notes
+
+
+def test_an_older_owner_read_again_never_overwrites_a_newer_one(store):
+    """The state topic can be read twice (after a restart, or a seek back to what the planner
+    applied): an owner snapshot read again after a newer one must not bring the old owner back,
+    or an approval is refused as stale (a live restore test saw "a2: now owned by A, not C")."""
+    store.record_owners({"a2": KnownOwner(REP_C, False, "2025-04-02T00:00:00+00:00")}, {}, None)
+    store.record_owners({"a2": KnownOwner(REP_A, False, "2025-01-01T00:00:00+00:00")}, {}, None)
+    assert store.known_owners(["a2"])["a2"].rep_id == REP_C
+    store.record_owners({"a2": KnownOwner(REP_B, True, "2025-04-02T00:00:00+00:00")}, {}, None)  # same time: news
+    assert store.known_owners(["a2"])["a2"] == KnownOwner(REP_B, True, "2025-04-02T00:00:00+00:00")
