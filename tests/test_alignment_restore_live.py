@@ -9,7 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import urllib.request
-from typing import Any
+from typing import Any, Iterable
 
 import pytest
 
@@ -41,6 +41,11 @@ def post_without_following(port: int, path: str, body: dict[str, Any], token: st
         connection.close()
 
 
+def owners(store: Store, account_ids: Iterable[str]) -> dict[str, str | None]:
+    """The owners the worker has reported so far, by account (an unreported one is absent)."""
+    return {a: o.rep_id for a, o in store.known_owners(account_ids).items()}
+
+
 def test_a_restore_asked_on_the_page_is_alerted_and_its_approval_restores_the_owners(broker, start_worker):
     port = free_port()
     worker, proposal = judged_scenario(
@@ -59,8 +64,10 @@ def test_a_restore_asked_on_the_page_is_alerted_and_its_approval_restores_the_ow
     # Approved and applied on the worker's page; the worker reports the new owners.
     status, body = post(f"{base}/api/proposals/{pid}/approve", {"by": "m.keller", "comment": "fair again"}, TOKEN)
     assert (status, body["status"]) == (200, "applied"), body
+    # Every moved account reported with its new owner: an account not reported yet must not
+    # pass (the restore's approval would then meet the old owner, still on its way).
     wait_for(
-        lambda: all(o.rep_id == moves[a]["to_rep"] for a, o in store.known_owners(moves).items()),
+        lambda: owners(store, moves) == {a: m["to_rep"] for a, m in moves.items()},
         60,
         "the worker to report the approved owners",
     )
@@ -100,10 +107,7 @@ def test_a_restore_asked_on_the_page_is_alerted_and_its_approval_restores_the_ow
     assert latest.reason == f"applied {rid}, restores #{baseline.id}"
     assert [c for c in store.alignment_diff(baseline.id, latest.id) if c.kind == "moved"] == []
     wait_for(
-        lambda: (
-            {a: o.rep_id for a, o in store.known_owners(ACCOUNTS).items()}
-            == {a: owner for a, (owner, _, _) in ACCOUNTS.items()}
-        ),
+        lambda: owners(store, ACCOUNTS) == {a: owner for a, (owner, _, _) in ACCOUNTS.items()},
         60,
         f"the worker to report the restored owners\n{worker.log()[-3000:]}",
     )
