@@ -56,6 +56,7 @@ class Metrics:
     proposals: Counter
     rebalance_seconds: Histogram
     proposal_moves: Gauge
+    solving: Gauge
     alerts: Counter
     watermark: Gauge
     planner_updates: Counter
@@ -178,6 +179,12 @@ class Metrics:
                 **kw,
             ),
             proposal_moves=Gauge("last_proposal_moves", "Moves in the latest proposal.", subsystem="rebalancer", **kw),
+            solving=Gauge(
+                "solving",
+                "1 from a judgement that asks for a rebalance until its proposal is sent, else 0.",
+                subsystem="rebalancer",
+                **kw,
+            ),
             alerts=Counter("alerts", "Alerts sent, by sink.", ["sink"], subsystem="alerts", **kw),
             watermark=Gauge(
                 "event_time_watermark_seconds",

@@ -19,6 +19,7 @@ from core.metrics import Metrics
 from core.settings import Settings
 from monitor import worker_health
 from planner.input_position import seek_back_to
+from planner.planner import Evaluation
 from planner.session import PlanningSession
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,14 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock
         evaluation = session[0].judge()
         if evaluation is None:
             return
+        # Up before its signals go out: whoever sees them can tell a proposal is coming.
+        metrics.solving.set(1 if evaluation.rebalance is not None else 0)
+        try:
+            await _publish(evaluation)
+        finally:
+            metrics.solving.set(0)
+
+    async def _publish(evaluation: Evaluation) -> None:
         judged_at = session[0].judged_at
         assert judged_at is not None, "set by the judgement"
         metrics.watermark.set(judged_at.timestamp())
@@ -196,10 +205,18 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock
     @app.timer(max(1.0, settings.planner_interval_s))
     async def judge_between_batches() -> None:
         """Judge when time moved without new updates (a stream went idle), or when a
-        rebalance held back by the cooldown is due."""
-        if not judging.locked() and session[0].due:
+        rebalance held back by the cooldown is due; while behind, slice after slice until
+        caught up (waiting for the next tick after each slice left the planner idle half of
+        a catch-up once the input was read). The lock is let go between slices, so a batch
+        or a rebalance waiting for it goes first."""
+        while not judging.locked() and session[0].due:
             async with judging:
+                before = session[0].judged_at
                 await judge()
+                progressed = session[0].behind and session[0].judged_at != before
+            if not progressed:
+                return
+            await asyncio.sleep(0)
 
 
 def _export_aggregates(metrics: Metrics, evaluation) -> None:

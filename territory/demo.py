@@ -10,9 +10,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Mapping
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -25,8 +26,12 @@ from core.settings import Settings
 WATCHED = (topics.SIGNALS, topics.PROPOSALS, topics.ALERTS)
 
 
-#: Seconds per CP-SAT solve in the demo (the worker's default is 20).
-DEMO_SOLVER_TIME_LIMIT_S = 5.0
+#: Seconds per CP-SAT solve in the demo (the worker's default is 20); the demo's proposals
+#: are found in about 2 s.
+DEMO_SOLVER_TIME_LIMIT_S = 3.0
+#: Quiet seconds, once the planner judged the last event with no proposal on its way, before
+#: the demo ends.
+SETTLE_S = 2.0
 
 
 @dataclass
@@ -146,8 +151,10 @@ async def _narrate(
             for partition, records in batches.items():
                 for record in records:
                     _show(partition.topic, json.loads(record.value), progress, echo)
-            taken = _metric(settings.metrics_port, "territory_intake_events_total")
-            watermark = _metric(settings.metrics_port, "territory_planner_event_time_watermark_seconds")
+            # One scrape: the watermark and whether a proposal is on its way, as of the same moment.
+            page = _scrape(settings.metrics_port)
+            taken = _metric(page, "territory_intake_events_total")
+            watermark = _metric(page, "territory_planner_event_time_watermark_seconds")
             now = time.monotonic()
             if now - last_report >= 3:
                 last_report = now
@@ -157,10 +164,12 @@ async def _narrate(
                     f"worker took {taken:,.0f}, planner at {_date(watermark)}, "
                     f"signals {progress.signals}, proposals {len(progress.proposals)}"
                 )
-            # Finished when every event was taken, the planner judged up to the last one, and all is quiet.
-            if producing.done() and taken >= progress.total and watermark >= last_judged:
+            # Finished when every event was taken, the planner judged up to the last one with no
+            # proposal on its way, and all was quiet for a moment (what was sent has arrived).
+            solving = _metric(page, "territory_rebalancer_solving")
+            if producing.done() and taken >= progress.total and watermark >= last_judged and not solving:
                 settled_since = settled_since or now
-                if now - settled_since >= 8 and not batches:
+                if now - settled_since >= SETTLE_S and not batches:
                     break
             else:
                 settled_since = None
@@ -198,16 +207,22 @@ def _show(topic: str, message: dict, progress: Progress, echo) -> None:
         echo(f"ALERT    {message['title']}")
 
 
+def worker_env(settings: Settings, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment that gives a worker process `settings`: the caller's, plus a
+    TERRITORY_ variable for every setting that differs from what the caller's gives (the
+    demo's broker, store, ports, shorter cooldown and solver time limit)."""
+    environ = os.environ if environ is None else environ
+    inherited = Settings.from_env(environ)
+    env = dict(environ)
+    for item in fields(Settings):
+        value = getattr(settings, item.name)
+        if value is not None and value != getattr(inherited, item.name):
+            env[f"TERRITORY_{item.name.upper()}"] = str(value)
+    return env
+
+
 def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "TERRITORY_KAFKA_URL": settings.kafka_url,
-        "TERRITORY_DB_URL": settings.db_url,
-        "TERRITORY_METRICS_PORT": str(settings.metrics_port),
-        "TERRITORY_PARTITIONS": str(settings.partitions),
-        "TERRITORY_DATA_DIR": str(settings.data_dir),
-        "TERRITORY_REBALANCE_COOLDOWN_S": str(settings.rebalance_cooldown_s),
-    }
+    env = worker_env(settings)
     return subprocess.Popen(
         [sys.executable, "-m", "territory.cli", "worker"],
         env=env,
@@ -243,15 +258,20 @@ def _date(unix_seconds: float) -> str:
     return datetime.fromtimestamp(unix_seconds, timezone.utc).date().isoformat() if unix_seconds else "-"
 
 
-def _metric(port: int, name: str, labels: str = "") -> float:
+def _scrape(port: int) -> str:
+    """The worker's metrics page ("" while it cannot be read)."""
     try:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+        return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
     except OSError:
-        return 0.0
+        return ""
+
+
+def _metric(page: str, name: str) -> float:
+    """The sum of a metric's samples on a metrics page (0 when absent)."""
     return sum(
         float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if (line.startswith(name + "{") or line.startswith(name + " ")) and labels in line
+        for line in page.splitlines()
+        if line.startswith(name + "{") or line.startswith(name + " ")
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import datetime, timedelta
@@ -29,6 +30,7 @@ def key(signal: dict) -> tuple:
     return signal["kind"], signal["subject"]["id"], signal["state"], signal["detected_at"]
 
 
+@pytest.mark.slow
 def test_backtest_command_writes_signals_proposals_and_summary(tmp_path):
     _, path, shock = recorded(tmp_path)
     with path.open("a") as file:  # a bad line goes where a bad message would: dead-lettered, counted
@@ -39,6 +41,8 @@ def test_backtest_command_writes_signals_proposals_and_summary(tmp_path):
         capture_output=True,
         text=True,
         timeout=300,
+        # Proposals are asserted to exist, not to be the best: a shorter solve than the default 20 s.
+        env={**os.environ, "TERRITORY_SOLVER_TIME_LIMIT_S": "5"},
     )
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
@@ -171,6 +175,7 @@ def assert_names_the_local_shock(signals: list[dict], company, shock) -> None:
     assert [s["subject"]["id"] for s in signals if s["kind"] == "market_shock"] in ([], [shocked_region])
 
 
+@pytest.mark.slow
 def test_the_backtest_finds_and_names_a_county_sized_shock():
     from territory.backtest import run_backtest
 
@@ -190,6 +195,7 @@ def test_the_live_worker_names_a_county_sized_shock(broker, start_worker):
     assert_names_the_local_shock(signals, company, shock)
 
 
+@pytest.mark.slow
 def test_potentials_revalued_only_for_changed_accounts_equal_a_full_revaluation(monkeypatch):
     """The planner values only accounts that changed since its last judgement in the same
     month; the judgements equal those of a planner that values everyone every time."""

@@ -9,8 +9,13 @@ import gzip
 import json
 from pathlib import Path
 
+import pytest
+
 from core.settings import Settings
 from territory.backtest import read_events, run_backtest
+
+# Backtests of a recorded company: the full suite's, not `make test-fast`'s.
+pytestmark = pytest.mark.slow
 
 DATA = Path(__file__).parent / "data" / "backtest"
 

@@ -23,6 +23,9 @@ import pytest
 from core.settings import Settings
 from simulator import generate_company, generate_events
 
+# Two backtests of a two-year company: the full suite's, not `make test-fast`'s.
+pytestmark = pytest.mark.slow
+
 ACCOUNTS, REPS, MONTHS = 450, 6, 20
 
 

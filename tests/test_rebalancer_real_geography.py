@@ -218,6 +218,7 @@ def test_placement_is_widened_only_when_the_nearest_reps_leave_a_rep_out_of_band
     assert widened == (tolerance == 0.10), result.notes
 
 
+@pytest.mark.slow
 def test_segment_pools_on_midwest_cities_keep_segments_caps_and_each_pools_band() -> None:
     # Real segments from real sizes: cities of 100,000 people or more are "metro" accounts,
     # served by the three reps based in the largest metros; the other seven serve "town"

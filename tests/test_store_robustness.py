@@ -48,15 +48,17 @@ def _decide_when_both_are_ready(url: str, proposal_id: str, decision: str, barri
     """Runs in its own process: decide, but hold the first write to the proposals table until
     the other process reaches its own (so both have read the proposal as pending). A process
     blocked earlier by a row lock never reaches the barrier; the other then goes on after the
-    barrier's timeout."""
+    barrier's timeout. On SQLite that is always so (each decision takes the write lock at
+    its start), so a short timeout there."""
     store = Store(url)
+    hold_s = 2 if store.is_sqlite else 15
     waited = []
 
     def hold_the_write(connection, cursor, statement, parameters, context, executemany):
         if not waited and statement.lstrip().upper().startswith("UPDATE PROPOSALS"):
             waited.append(True)
             try:
-                barrier.wait(timeout=15)
+                barrier.wait(timeout=hold_s)
             except threading.BrokenBarrierError:
                 pass
 
