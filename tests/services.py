@@ -10,7 +10,9 @@ Processes are stopped by their own PID (and die with the test run if it is kille
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
+import multiprocessing
 import os
 import shutil
 import signal
@@ -27,7 +29,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import pytest
 
@@ -227,3 +229,19 @@ def smtp_server() -> Iterator[SmtpServer]:
         yield server
     finally:
         controller.stop()
+
+
+Result = TypeVar("Result")
+
+
+@contextmanager
+def in_own_process(work: Callable[[], Result]) -> Iterator[concurrent.futures.Future[Result]]:
+    """`work()` (a module-level function) in a process of its own, beside the test: a clean
+    run that takes a core for a minute while the live run mostly waits. Spawned, since the
+    test process runs threads; it dies with the test's process, and leaving the block waits
+    for it."""
+    from territory.broker import die_with_parent
+
+    spawn = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn, initializer=die_with_parent) as pool:
+        yield pool.submit(work)

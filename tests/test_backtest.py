@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ from simulator.company import admin2_of
 from core import topics
 from core.settings import Settings
 from tests.kafka_io import committed_offsets, end_offsets, produce, read_all, wait_for
+from tests.services import in_own_process
 
 
 def recorded(tmp_path, accounts: int = 800, months: int = 20):
@@ -89,17 +91,23 @@ def read_and_judged(broker, worker, app_id: str, events, *, read_s: float, judge
     )
 
 
+def offline_signals(path, **settings) -> list[dict]:
+    """The backtest's signals for a file (run in a process of its own, beside a live worker)."""
+    from territory.backtest import read_events, run_backtest
+
+    return run_backtest(read_events(path), Settings(**settings)).signals
+
+
 @pytest.mark.slow
 def test_backtest_finds_the_signals_the_live_worker_found(tmp_path, broker, start_worker):
     events, path, shock = recorded(tmp_path)
-    worker = start_worker(TERRITORY_APP_ID="live")
-    read_and_judged(broker, worker, "live", events, read_s=300, judged_s=300)
-    live = [value for _, value in read_all(broker.bootstrap_servers, topics.SIGNALS, quiet_s=8)]
+    # Signals are compared, not proposals: each solve (the planner waits for it) gets 5 s, not 20.
+    with in_own_process(functools.partial(offline_signals, path, solver_time_limit_s=5)) as offline_run:
+        worker = start_worker(TERRITORY_APP_ID="live", TERRITORY_SOLVER_TIME_LIMIT_S="5")
+        read_and_judged(broker, worker, "live", events, read_s=300, judged_s=300)
+        live = [value for _, value in read_all(broker.bootstrap_servers, topics.SIGNALS, quiet_s=8)]
+        offline = offline_run.result(timeout=600)
     assert worker.metric("territory_model_mean_absolute_error") > 0  # the model's prequential error is exposed
-
-    from territory.backtest import read_events, run_backtest
-
-    offline = run_backtest(read_events(path), Settings()).signals
     assert live, "the live worker found nothing"
     assert sorted(map(key, live)) == sorted(map(key, offline))
     assert (f"DE-{shock.region}", "drop") in {
@@ -189,7 +197,7 @@ def test_the_live_worker_names_a_county_sized_shock(broker, start_worker):
     """The same county-sized shock through the real broker: the live worker's local_shock signal
     names the shocked counties."""
     company, shock, events = local_scenario()
-    worker = start_worker(TERRITORY_APP_ID="local")
+    worker = start_worker(TERRITORY_APP_ID="local", TERRITORY_SOLVER_TIME_LIMIT_S="5")  # signals asserted only
     read_and_judged(broker, worker, "local", events, read_s=300, judged_s=300)
     signals = [value for _, value in read_all(broker.bootstrap_servers, topics.SIGNALS, quiet_s=5)]
     assert_names_the_local_shock(signals, company, shock)

@@ -25,10 +25,10 @@ from alerts.alert import alert_from_signal
 from simulator import default_shock, generate_company, generate_events
 from core import topics
 from planner.session import saved_planner_state
-from territory.backtest import run_backtest
+from territory.backtest import BacktestResult, run_backtest
 from core.settings import Settings
 from tests.kafka_io import metric_samples, produce, read_all, wait_for
-from tests.services import webhook_receiver
+from tests.services import in_own_process, webhook_receiver
 from tests import records
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -89,14 +89,20 @@ def assert_same_state(live, clean, path: str) -> None:
         assert live == clean, path
 
 
+def planning_settings() -> Settings:
+    return Settings.from_env({}, rebalance_cooldown_s=0, solver_time_limit_s=3, solver_workers=1)
+
+
+def clean_run() -> BacktestResult:
+    """The stream without Kafka or crashes (run in a process of its own, beside the live run)."""
+    return run_backtest(stream(), planning_settings())
+
+
 def test_sigkill_five_times_ends_as_a_clean_run(broker, start_worker, tmp_path):
     events = stream()
-    settings = Settings.from_env({}, rebalance_cooldown_s=0, solver_time_limit_s=3, solver_workers=1)
-    clean = run_backtest(events, settings)
-    assert clean.proposals and any(s["kind"] == "imbalance" for s in clean.signals), "the stream must alert"
-
+    settings = planning_settings()
     rng = random.Random(8)
-    with webhook_receiver(SECRET) as receiver:
+    with in_own_process(clean_run) as clean_future, webhook_receiver(SECRET) as receiver:
         env = {
             "TERRITORY_APP_ID": APP_ID,
             "TERRITORY_ALERT_SINKS": "kafka,webhook",
@@ -142,6 +148,8 @@ def test_sigkill_five_times_ends_as_a_clean_run(broker, start_worker, tmp_path):
             420,
             "the planner to judge the last event time",
         )
+        clean = clean_future.result(timeout=600)
+        assert clean.proposals and any(s["kind"] == "imbalance" for s in clean.signals), "the stream must alert"
         wait_for(
             lambda: (
                 worker.metric("territory_alerts_outbox_pending") == 0

@@ -15,9 +15,10 @@ from sqlalchemy import create_engine, text
 
 from simulator import default_shock, generate_company, generate_events
 from core import topics
-from territory.backtest import run_backtest
+from territory.backtest import BacktestResult, run_backtest
 from core.settings import Settings
 from tests.kafka_io import committed_offsets, end_offsets, produce, read_all, wait_for
+from tests.services import in_own_process
 from tests.test_crash import PLANNING, account_states
 
 pytestmark = [pytest.mark.slow, pytest.mark.partitions(4)]
@@ -51,79 +52,92 @@ def wait_split(workers, what: str, timeout_s: float = 120) -> None:
     wait_for(split, timeout_s, what)
 
 
-def test_two_workers_split_take_over_and_split_again(broker, start_worker):
+def company_events() -> list:
     company = generate_company(seed=31, n_reps=6, n_accounts=900)
-    events = generate_events(company, months=16, shock=default_shock(company), seed=31)
-    thirds = [events[i * len(events) // 3 : (i + 1) * len(events) // 3] for i in range(3)]
-    clean = run_backtest(events, Settings.from_env({}, rebalance_cooldown_s=0, solver_time_limit_s=3, solver_workers=1))
-    bootstrap = broker.bootstrap_servers
+    return generate_events(company, months=16, shock=default_shock(company), seed=31)
 
-    first, second = start_worker(**ENV), start_worker(**ENV)
-    produce(bootstrap, thirds[0])
-    wait_split([first, second], "two workers to split the partitions")
 
-    second.stop()  # leaves the group (SIGTERM)
-    produce(bootstrap, thirds[1])
-    wait_for(
-        lambda: (
-            assigned(first) == INPUT_PARTITIONS
-            and assigned(first, "planner") == 1
-            and first.metric("territory_worker_leader") == 1
-        ),
-        120,
-        "the first worker to take over everything",
-    )
+def clean_run() -> BacktestResult:
+    """The stream without Kafka, one worker or two (in a process of its own, beside the live run)."""
+    settings = Settings.from_env({}, rebalance_cooldown_s=0, solver_time_limit_s=3, solver_workers=1)
+    return run_backtest(company_events(), settings)
 
-    returned = start_worker(**ENV)
-    produce(bootstrap, thirds[2])
-    wait_split([first, returned], "the returning worker to get its share again")
-    # A weekly review falls due (every minute here) on both while they share the work.
-    time.sleep(63 - datetime.now().second)
 
-    inputs = end_offsets(bootstrap, {t: PARTITIONS for t in topics.INPUT_TOPICS})
-    wait_for(
-        lambda: all(offset >= inputs[tp] for tp, offset in committed_offsets(bootstrap, APP_ID, inputs).items()),
-        300,
-        "every input message committed",
-    )
-    last = max(envelope["occurred_at"] for _, _, envelope in events)
-    judged_last = (datetime.fromisoformat(last) - timedelta(days=Settings().lateness_days)).timestamp()
-    wait_for(
-        lambda: (
-            max(w.metric("territory_planner_event_time_watermark_seconds") for w in (first, returned)) >= judged_last
-        ),
-        420,
-        "the planner to judge the last event time",
-    )
+def test_two_workers_split_take_over_and_split_again(broker, start_worker):
+    # The clean run in a process of its own while the live run below mostly waits.
+    with in_own_process(clean_run) as clean_future:
+        events = company_events()
+        thirds = [events[i * len(events) // 3 : (i + 1) * len(events) // 3] for i in range(3)]
+        bootstrap = broker.bootstrap_servers
 
-    # Nothing lost: every account ends as in the clean run, whichever worker applied it.
-    assert account_states(value for _, value in read_all(bootstrap, topics.STATE)) == account_states(
-        clean.snapshots.values()
-    )
-    for worker in (first, returned):
-        assert worker.metric("territory_intake_events_total", {"outcome": "deadlettered"}) == 0
+        first, second = start_worker(**ENV), start_worker(**ENV)
+        produce(bootstrap, thirds[0])
+        wait_split([first, second], "two workers to split the partitions")
 
-    # Leader-only work ran on one worker: each minute's weekly review was built once, by the
-    # leader of that moment; the other worker's scheduler saw it due and left it.
-    logs = [worker.log() for worker in (first, second, returned)]
-    built = Counter(minute for log in logs for minute in log_minutes(log, WEEKLY_SENT))
-    skipped = Counter(minute for log in logs for minute in log_minutes(log, WEEKLY_SKIPPED))
-    assert built and max(built.values()) == 1, built
-    assert set(skipped) & set(built), "the follower never saw a review fall due"
+        second.stop()  # leaves the group (SIGTERM)
+        produce(bootstrap, thirds[1])
+        wait_for(
+            lambda: (
+                assigned(first) == INPUT_PARTITIONS
+                and assigned(first, "planner") == 1
+                and first.metric("territory_worker_leader") == 1
+            ),
+            120,
+            "the first worker to take over everything",
+        )
 
-    # The rebalancer ran on one worker at a time: each proposal was solved by one worker, and
-    # every published proposal is stored once. (Not compared with the clean run: with the
-    # stream produced while it is consumed the planner's judgement times differ, see the
-    # caught-up rule in planner/watermark.py.)
-    engine = create_engine(first.db_url)
-    with engine.connect() as connection:
-        stored = [row[0] for row in connection.execute(text("SELECT proposal_id FROM proposals"))]
-    engine.dispose()
-    published = {value["proposal_id"] for _, value in read_all(bootstrap, topics.PROPOSALS)}
-    assert sorted(stored) == sorted(published)
-    for proposal_id in published:
-        solved_by = [log for log in logs if f"proposal {proposal_id} (" in log]
-        assert len(solved_by) == 1, f"{proposal_id} solved by {len(solved_by)} workers"
+        returned = start_worker(**ENV)
+        produce(bootstrap, thirds[2])
+        wait_split([first, returned], "the returning worker to get its share again")
+        # A weekly review falls due (every minute here) on both while they share the work.
+        time.sleep(63 - datetime.now().second)
+
+        inputs = end_offsets(bootstrap, {t: PARTITIONS for t in topics.INPUT_TOPICS})
+        wait_for(
+            lambda: all(offset >= inputs[tp] for tp, offset in committed_offsets(bootstrap, APP_ID, inputs).items()),
+            300,
+            "every input message committed",
+        )
+        last = max(envelope["occurred_at"] for _, _, envelope in events)
+        judged_last = (datetime.fromisoformat(last) - timedelta(days=Settings().lateness_days)).timestamp()
+        wait_for(
+            lambda: (
+                max(w.metric("territory_planner_event_time_watermark_seconds") for w in (first, returned))
+                >= judged_last
+            ),
+            420,
+            "the planner to judge the last event time",
+        )
+
+        # Nothing lost: every account ends as in the clean run, whichever worker applied it.
+        clean = clean_future.result(timeout=600)
+        assert account_states(value for _, value in read_all(bootstrap, topics.STATE)) == account_states(
+            clean.snapshots.values()
+        )
+        for worker in (first, returned):
+            assert worker.metric("territory_intake_events_total", {"outcome": "deadlettered"}) == 0
+
+        # Leader-only work ran on one worker: each minute's weekly review was built once, by the
+        # leader of that moment; the other worker's scheduler saw it due and left it.
+        logs = [worker.log() for worker in (first, second, returned)]
+        built = Counter(minute for log in logs for minute in log_minutes(log, WEEKLY_SENT))
+        skipped = Counter(minute for log in logs for minute in log_minutes(log, WEEKLY_SKIPPED))
+        assert built and max(built.values()) == 1, built
+        assert set(skipped) & set(built), "the follower never saw a review fall due"
+
+        # The rebalancer ran on one worker at a time: each proposal was solved by one worker, and
+        # every published proposal is stored once. (Not compared with the clean run: with the
+        # stream produced while it is consumed the planner's judgement times differ, see the
+        # caught-up rule in planner/watermark.py.)
+        engine = create_engine(first.db_url)
+        with engine.connect() as connection:
+            stored = [row[0] for row in connection.execute(text("SELECT proposal_id FROM proposals"))]
+        engine.dispose()
+        published = {value["proposal_id"] for _, value in read_all(bootstrap, topics.PROPOSALS)}
+        assert sorted(stored) == sorted(published)
+        for proposal_id in published:
+            solved_by = [log for log in logs if f"proposal {proposal_id} (" in log]
+            assert len(solved_by) == 1, f"{proposal_id} solved by {len(solved_by)} workers"
 
 
 def log_minutes(log: str, needle: str) -> list[str]:
