@@ -123,9 +123,11 @@ class RegionalLevels:
         self.threshold = float(threshold)
         self.totals: dict[str, dict[str, float]] = {}
         self._reference_cache: dict[int, np.ndarray] = {}
+        # Tables by (region, month index): every prediction of a month asks for the same ones.
+        self._table_cache: dict[tuple[str, int], np.ndarray] = {}
 
     def update(self, totals: Mapping[str, Mapping[str, float]]) -> None:
-        self._reference_cache = {}
+        self._reference_cache, self._table_cache = {}, {}
         for region, months in totals.items():
             self.totals.setdefault(region, {}).update({k: float(v) for k, v in months.items()})
         for region, months in self.totals.items():
@@ -134,7 +136,15 @@ class RegionalLevels:
                     del months[key]
 
     def table(self, region: str, at: int) -> np.ndarray:
-        """factor[n] for windows of n = 0..KEPT_MONTHS months ending before month index `at`."""
+        """factor[n] for windows of n = 0..KEPT_MONTHS months ending before month index `at`
+        (read-only: the same array serves every call until the totals change)."""
+        cached = self._table_cache.get((region, at))
+        if cached is None:
+            cached = self._table_cache[(region, at)] = self._compute_table(region, at)
+            cached.flags.writeable = False
+        return cached
+
+    def _compute_table(self, region: str, at: int) -> np.ndarray:
         out = np.ones(KEPT_MONTHS + 1)
         months = self.totals.get(region)
         if not months:
