@@ -104,6 +104,9 @@ class Settings:
     intake_batch: int = 1000
     intake_batch_s: float = 0.2
     planner_interval_s: float = 1.0
+    # Longest a graceful stop (SIGTERM, SIGINT) may take before the worker exits anyway: with
+    # the broker away Faust waits 60 s for its consumer. Keep it below the orchestrator's grace.
+    stop_timeout_s: float = 15.0
     # Rebalancer: CP-SAT time limit, solver workers, nearest reps considered per account.
     solver_time_limit_s: float = 20.0
     solver_workers: int = 2
@@ -367,6 +370,7 @@ _POSITIVE = (
     "planner_interval_s",
     "intake_batch_s",
     "solver_time_limit_s",
+    "stop_timeout_s",
     "quota_pace_run_rate_threshold",
     "alert_retry_max_s",
     "auth_window_s",

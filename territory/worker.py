@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
+import threading
 
 import faust
 
@@ -148,8 +150,45 @@ def run_worker(settings: Settings) -> None:
     log.info("metrics on http://%s:%s/metrics", settings.bind_address, port)
     print(f"metrics on http://{settings.bind_address}:{port}/metrics", flush=True)
     app = create_app(settings, metrics, store)
-    worker = Worker(app, loglevel=settings.log_level, quiet=True)
+    worker = bounded_stop(Worker)(app, loglevel=settings.log_level, quiet=True)
+    worker.stop_timeout_s = settings.stop_timeout_s
     # Above INFO Faust installs its terminal spinner, which sets the root logger to DEBUG:
     # every aiokafka debug call then builds a record (11 % of the worker's CPU, bench/load.py).
     worker.spinner = None
     worker.execute_from_commandline()
+
+
+def bounded_stop(worker_class: type) -> type:
+    """Faust's `Worker` whose stop on SIGTERM or SIGINT takes at most `stop_timeout_s`: after
+    that the process exits with status 1. Safe as a SIGKILL is (tests/test_crash.py): what
+    was not committed is read again after the restart and recognised."""
+
+    class BoundedStopWorker(worker_class):
+        stop_timeout_s: float = 15.0
+        _stop_deadline: threading.Timer | None = None
+
+        def _on_sigterm(self) -> None:
+            self._arm_stop_deadline()
+            super()._on_sigterm()
+
+        def _on_sigint(self) -> None:
+            self._arm_stop_deadline()
+            super()._on_sigint()
+
+        def _arm_stop_deadline(self) -> None:
+            if self._stop_deadline is None:
+                self._stop_deadline = threading.Timer(self.stop_timeout_s, _stop_now, (self.stop_timeout_s,))
+                self._stop_deadline.daemon = True
+                self._stop_deadline.start()
+
+    return BoundedStopWorker
+
+
+def _stop_now(timeout_s: float) -> None:
+    log.error(
+        "stopping took over %g s (TERRITORY_STOP_TIMEOUT_S; is the broker reachable?): exiting now; "
+        "what was not committed is read again at the next start",
+        timeout_s,
+    )
+    logging.shutdown()
+    os._exit(1)

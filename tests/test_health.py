@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import json
+import signal
+import time
 import urllib.error
 import urllib.request
 
@@ -179,7 +181,9 @@ def test_out_of_band_counts_the_detectors_current_states():
 @pytest.mark.slow
 def test_health_routes_and_operations_metrics(broker, start_worker):
     web_port = free_port()
-    worker = start_worker(TERRITORY_WEB_PORT=str(web_port), TERRITORY_PLANNER_INTERVAL_S="0.3")
+    worker = start_worker(
+        TERRITORY_WEB_PORT=str(web_port), TERRITORY_PLANNER_INTERVAL_S="0.3", TERRITORY_STOP_TIMEOUT_S="5"
+    )
     messages = scenario()
     produce(broker.bootstrap_servers, messages)
     wait_for(
@@ -225,3 +229,12 @@ def test_health_routes_and_operations_metrics(broker, start_worker):
     assert status == 503 and "broker" in body["not_ready"], body
     assert get(web_port, "/livez")[0] == 200
     wait_for(lambda: value(port, "territory_worker_ready") == 0, 30, "territory_worker_ready 0")
+
+    # Stopped while the broker is away: the graceful stop cannot finish (Faust waits 60 s for its
+    # consumer), so after TERRITORY_STOP_TIMEOUT_S the worker exits by itself, saying why.
+    started = time.monotonic()
+    worker.process.send_signal(signal.SIGTERM)
+    worker.process.wait(40)
+    assert time.monotonic() - started < 30, "the stop was not bounded"
+    assert worker.process.returncode == 1
+    assert "stopping took over 5 s" in worker.log()
