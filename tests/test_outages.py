@@ -17,10 +17,11 @@ from sqlalchemy import create_engine, text
 
 from simulator import default_shock, generate_company, generate_events
 from core import topics
-from territory.backtest import run_backtest
+from territory.backtest import BacktestResult, run_backtest
 from core.settings import Settings
 from tests.kafka_io import committed_offsets, end_offsets, produce, read_all, wait_for
 from tests.postgres import running_postgres
+from tests.services import in_own_process
 from tests.test_crash import PLANNING, account_states
 
 pytestmark = pytest.mark.slow
@@ -37,7 +38,6 @@ def test_worker_resumes_after_the_broker_was_paused_for_30_seconds(broker, start
     company = generate_company(seed=41, n_reps=5, n_accounts=400)
     events = generate_events(company, months=8, seed=41)
     half = len(events) // 2
-    clean = run_backtest(events, Settings())
     worker = start_worker(TERRITORY_APP_ID="pause")
     produce(broker.bootstrap_servers, events[:half])
     wait_for(
@@ -48,7 +48,9 @@ def test_worker_resumes_after_the_broker_was_paused_for_30_seconds(broker, start
 
     os.kill(broker.process.pid, signal.SIGSTOP)
     try:
-        time.sleep(PAUSE_S)
+        paused = time.monotonic()
+        clean = run_backtest(events, Settings())  # the clean run fills part of the pause
+        time.sleep(max(0.0, PAUSE_S - (time.monotonic() - paused)))
         assert worker.process.poll() is None, "the worker gave up while the broker was away"
     finally:
         os.kill(broker.process.pid, signal.SIGCONT)
@@ -70,12 +72,20 @@ def test_worker_resumes_after_the_broker_was_paused_for_30_seconds(broker, start
     )
 
 
-def test_signals_and_proposals_wait_for_the_database_and_are_stored_when_it_is_back(broker, start_worker):
+def outage_events() -> list:
     company = generate_company(seed=7, n_accounts=800)
-    events = generate_events(company, months=20, shock=default_shock(company), seed=7)
-    clean = run_backtest(events, Settings.from_env({}, rebalance_cooldown_s=0, solver_time_limit_s=3, solver_workers=1))
-    assert clean.signals and clean.proposals
-    with running_postgres() as database:
+    return generate_events(company, months=20, shock=default_shock(company), seed=7)
+
+
+def clean_outage_run() -> BacktestResult:
+    """The events without Kafka or an outage (in a process of its own, beside the live run)."""
+    settings = Settings.from_env({}, rebalance_cooldown_s=0, solver_time_limit_s=3, solver_workers=1)
+    return run_backtest(outage_events(), settings)
+
+
+def test_signals_and_proposals_wait_for_the_database_and_are_stored_when_it_is_back(broker, start_worker):
+    events = outage_events()
+    with in_own_process(clean_outage_run) as clean_run, running_postgres() as database:
         worker = start_worker(
             TERRITORY_APP_ID="store-outage",
             TERRITORY_DB_URL=database.url,
@@ -85,6 +95,8 @@ def test_signals_and_proposals_wait_for_the_database_and_are_stored_when_it_is_b
         wait_for(lambda: worker.metric("territory_worker_ready") == 1, 120, "the worker to be ready")
         database.stop()
         produce(broker.bootstrap_servers, events)
+        clean = clean_run.result(timeout=600)
+        assert clean.signals and clean.proposals
         # The planner goes on judging: every signal of the clean run is published meanwhile.
         wait_for(
             lambda: len(read_all(broker.bootstrap_servers, topics.SIGNALS, quiet_s=1)) >= len(clean.signals),
