@@ -90,6 +90,7 @@ def assert_same_state(live, clean, path: str) -> None:
 
 
 def planning_settings() -> Settings:
+    """The planner of the fault tests (PLANNING), for their clean runs."""
     return Settings.from_env({}, rebalance_cooldown_s=0, solver_time_limit_s=3, solver_workers=1)
 
 

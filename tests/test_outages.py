@@ -22,7 +22,7 @@ from core.settings import Settings
 from tests.kafka_io import committed_offsets, end_offsets, produce, read_all, wait_for
 from tests.postgres import running_postgres
 from tests.services import in_own_process
-from tests.test_crash import PLANNING, account_states
+from tests.test_crash import PLANNING, account_states, planning_settings
 
 pytestmark = pytest.mark.slow
 
@@ -79,7 +79,7 @@ def outage_events() -> list:
 
 def clean_outage_run() -> BacktestResult:
     """The events without Kafka or an outage (in a process of its own, beside the live run)."""
-    settings = Settings.from_env({}, rebalance_cooldown_s=0, solver_time_limit_s=3, solver_workers=1)
+    settings = planning_settings()
     return run_backtest(outage_events(), settings)
 
 

@@ -19,7 +19,7 @@ from territory.backtest import BacktestResult, run_backtest
 from core.settings import Settings
 from tests.kafka_io import committed_offsets, end_offsets, produce, read_all, wait_for
 from tests.services import in_own_process
-from tests.test_crash import PLANNING, account_states
+from tests.test_crash import PLANNING, account_states, planning_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.partitions(4)]
 
@@ -59,7 +59,7 @@ def company_events() -> list:
 
 def clean_run() -> BacktestResult:
     """The stream without Kafka, one worker or two (in a process of its own, beside the live run)."""
-    settings = Settings.from_env({}, rebalance_cooldown_s=0, solver_time_limit_s=3, solver_workers=1)
+    settings = planning_settings()
     return run_backtest(company_events(), settings)
 
 
