@@ -83,6 +83,9 @@ def test_demo_prints_a_proposal_with_moves_and_leaves_no_process(tmp_path):
             "1500",
             "--days-per-second",
             "30",
+            # 17 months: a year of warm-up and the first proposals (the full 24 are bench/demo.py's).
+            "--months",
+            "17",
             "--max-seconds",
             "300",
         ],
