@@ -90,8 +90,8 @@ def assert_same_state(live, clean, path: str) -> None:
 
 
 def planning_settings() -> Settings:
-    """The planner of the fault tests (PLANNING), for their clean runs."""
-    return Settings.from_env({}, rebalance_cooldown_s=0, solver_time_limit_s=3, solver_workers=1)
+    """The workers' PLANNING, for the fault tests' clean runs."""
+    return Settings.from_env(PLANNING)
 
 
 def clean_run() -> BacktestResult:
