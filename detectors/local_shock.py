@@ -38,7 +38,7 @@ over and their cells re-learn their level for `rearm_days`.
 ...               for k, c in enumerate(cells)}
 ...     found += detector.observe(CellDay.of_orders(day0 + timedelta(days=n), values))
 >>> [(f.cells, f.direction, f.evidence.measure, (f.start - day0).days, (f.detected_on - day0).days) for f in found]
-[(('240:31',), 'drop', 'order_size', 249, 279), (('240:30',), 'drop', 'order_size', 255, 291)]
+[(('240:31',), 'drop', 'order_size', 249, 276), (('240:30',), 'drop', 'order_size', 255, 278)]
 """
 
 from __future__ import annotations
@@ -428,11 +428,16 @@ class LocalShockDetector:
         company = self._sums.sum(axis=0)
         company_variance = company[3] / company[0] if company[0] > 0 else 1.0
         variance = np.maximum(sums[:, 3] / weight - offset**2, 0.25 * company_variance)
+        # The day's company mean includes the zone's own orders, so against it a shift of the
+        # zone's order size shows as (1 - share) of itself, with (1 - share) of the variance: the
+        # CUSUM is tuned to that, and the size is reported against the rest of the company.
+        rest = 1 - share
         residual = np.asarray(matrix @ offsets).ravel() - orders * offset
-        spread_size = np.sqrt(np.maximum(orders * variance, 1e-12))
-        shifts = {"drop": math.log(1 - self.shift) * orders, "rise": math.log(1 + self.shift) * orders}
+        spread_size = np.sqrt(np.maximum(orders * variance * rest, 1e-12))
+        shifts = {d: math.log(1 + s * self.shift) * orders * rest for d, s in _SIGNS.items()}
         unknown = sums[:, 0] < MIN_BASELINE_ORDERS  # too few orders to know the zone's usual order size
-        self._cusum("order_size", residual, spread_size, shifts, residual, orders, rearming | (orders <= 0) | unknown)
+        skip = rearming | (orders <= 0) | unknown
+        self._cusum("order_size", residual, spread_size, shifts, residual / rest, orders, skip)
         return self._findings(day, total, share, variance)
 
     def _cusum(
@@ -512,7 +517,7 @@ class LocalShockDetector:
             nats_per_day = ((moved - share) * total) ** 2 / (2 * kappa * share * (1 - share) * total)
         else:
             step = math.log(1 + _SIGNS[direction] * self.shift)
-            nats_per_day = orders_per_day * step**2 / (2 * kappa * variance)
+            nats_per_day = orders_per_day * step**2 * (1 - share) / (2 * kappa * variance)
         accounts = tuple(sorted(a for c in cells for a in self._members.get(c, ((), ()))[0]))
         reps = tuple(sorted({r for c in cells for r in self._members.get(c, ((), ()))[1]}))
         # each account weighs its cell's baseline share of the orders, split evenly among the cell's accounts

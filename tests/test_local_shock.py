@@ -144,3 +144,20 @@ def test_a_shock_around_one_county_names_that_county(towns):
     )
     unnamed = [f for day in days_of_orders(towns, measure="orders") for f in bare.observe(day)]
     assert unnamed[0].admin2 == () and bare.signal(unnamed[0], at).subject.name.split(" ")[1] == "accounts"
+
+
+def test_a_large_area_order_size_drop_is_measured_against_the_rest_of_the_company():
+    """The day's company mean includes the area's own orders, so against it a 30 % drop in an
+    area of 1/7 of the orders looks like 26 %; measured against the rest of the company (and
+    the CUSUM tuned to that frame) it is 30 %. Seven cells of equal orders, little noise."""
+    rng = np.random.default_rng(5)
+    cells = [cell_of(35.0, -80.0 + 0.3 * k) for k in range(7)]
+    detector, found, day = LocalShockDetector(), [], date(2024, 1, 1)
+    for n in range(300):
+        values = {
+            c: rng.lognormal(5.0, 0.3, rng.poisson(20)) * (0.7 if n >= 200 and k == 3 else 1.0)
+            for k, c in enumerate(cells)
+        }
+        found += detector.observe(CellDay.of_orders(day + timedelta(days=n), values))
+    assert found and found[0].cells == (cells[3],) and found[0].evidence.measure == "order_size"
+    assert abs(found[0].size - (-0.30)) < 0.02, found[0].size
