@@ -454,8 +454,8 @@ NOTES = """## Design
   months with an order. All learn exact least squares in mini-batches: no learning rate, no
   scaler drift. Measured and dropped from the combiner: the 6- and 12-month rates (for accounts
   younger than a year 12 and 24 months are the same column, and the weights learned in the first
-  year split between them arbitrarily), and the pipeline (the state keeps only an opportunity's
-  last update, so at training time the pipeline a few months back lacks the opportunities
+  year split between them arbitrarily), and the pipeline (the state keeps an opportunity's newest update and
+  the newest of an earlier month only, so at training time the pipeline a few months back lacks the opportunities
   updated since: its learned weight came out negative). SGD `LinearRegression` with a log target
   was not used: a 3-month label is often 0 for a small account; ARF runs ~500/s.
 - **Segment prior:** running mean label per industry x size band (then industry, then all).

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from core.contract import Event
 from core.shares import RepShare, rep_shares
@@ -69,7 +69,8 @@ class AccountState:
     closed_at: str | None = None
     monthly_sales: dict[str, float] = field(default_factory=dict)
     monthly_minutes: dict[str, float] = field(default_factory=dict)
-    # opportunity id -> [event time, weighted open amount or None once won/lost]
+    # opportunity id -> [event time, weighted open amount or None once won/lost] of its newest
+    # update, then those of its newest update from an earlier month, if any (`opportunity_as_of`)
     opportunities: dict[str, list] = field(default_factory=dict)
     last_event_at: str | None = None
     # Events that arrived before the account itself, with their origin, to apply on
@@ -100,7 +101,7 @@ class AccountState:
 
     @property
     def open_pipeline(self) -> float:
-        return sum(value for _, value in self.opportunities.values() if value is not None)
+        return sum(entry[1] for entry in self.opportunities.values() if entry[1] is not None)
 
     def public_dict(self) -> dict[str, Any]:
         """The state without the held raw messages: what the planner needs."""
@@ -181,6 +182,28 @@ def _newer(moment: str, than: str | None) -> bool:
     return than is None or moment >= than
 
 
+def _updated(entry: list | None, moment: str, weighted: float | None) -> list:
+    """An opportunity's entry after an update at `moment` (UTC ISO time), whatever the order
+    the updates arrive in: the newest update, then the newest one of an earlier month."""
+    if entry is None:
+        return [moment, weighted]
+    newest, earlier = entry[:2], entry[2:4]
+    if _newer(moment, newest[0]):
+        return [moment, weighted, *(newest if newest[0][:7] < moment[:7] else earlier)]
+    if moment[:7] < newest[0][:7] and (not earlier or _newer(moment, earlier[0])):
+        return [*newest, moment, weighted]  # a late update: it may be what the month started with
+    return list(entry)
+
+
+def opportunity_as_of(entry: Sequence[Any], month: str) -> tuple[str, float | None] | None:
+    """The update of an opportunity known at the start of `month` ("YYYY-MM"): its time and
+    weighted open amount (None once won or lost), or None if it was not known yet."""
+    for at in (0, 2):
+        if len(entry) > at + 1 and str(entry[at])[:7] < month:
+            return str(entry[at]), entry[at + 1]
+    return None
+
+
 def apply_account_event(state: AccountState | None, event: Event, *, name_hash: str | None = None) -> AccountState:
     """Apply an account-keyed event to the account's state (a new object).
 
@@ -218,11 +241,10 @@ def apply_account_event(state: AccountState | None, event: Event, *, name_hash: 
         minutes = data["duration_min"] + data["travel_min"]
         current.monthly_minutes[month] = round(current.monthly_minutes.get(month, 0.0) + minutes, 4)
     elif event.type == "opportunity.updated":
-        previous = current.opportunities.get(data["opportunity_id"])
-        if previous is None or _newer(moment, previous[0]):
-            probability = data["probability"] if data["probability"] is not None else 0.5
-            weighted = data["amount"] * probability if data["stage"] == "open" else None
-            current.opportunities[data["opportunity_id"]] = [moment, weighted]
+        probability = data["probability"] if data["probability"] is not None else 0.5
+        weighted = data["amount"] * probability if data["stage"] == "open" else None
+        opportunity_id = data["opportunity_id"]
+        current.opportunities[opportunity_id] = _updated(current.opportunities.get(opportunity_id), moment, weighted)
     elif event.type == "assignment.override":
         if _newer(moment, current.owner_at):
             current.owner_at = moment

@@ -19,7 +19,7 @@ from core.records import Proposal
 from core.settings import Settings
 from detectors import Detector, standard_detectors
 from detectors.local_shock import cell_of
-from monitor.state import KEPT_MONTHS, AccountState, RepState, month_index, month_key_of_index
+from monitor.state import KEPT_MONTHS, AccountState, RepState, month_index, month_key_of_index, opportunity_as_of
 from planner.planner import Evaluation, Planner, RebalanceRequest
 from planner.watermark import Watermark
 from rebalancer import Account, RebalanceResult, Rep, minimal_moves, place_accounts, trade_off_curve
@@ -69,7 +69,7 @@ def month_facts(account: Mapping[str, Any] | None, month: str, window: int = KEP
     `window` months before (the potential model's features and the trailing figures look no
     further; `window` is longer when the trailing window is); the first month with any evidence
     (how long its history is); a newest bucket beyond `month` (the features cut where the
-    state may have pruned for it); the opportunities last updated before `month`. An order or
+    state may have pruned for it); the opportunities as known at `month`'s start. An order or
     activity of `month` itself leaves them as they were, so the planner need not judge the
     month's figures again for it (tests/test_planner_incremental.py holds it to that)."""
     if account is None:
@@ -77,7 +77,7 @@ def month_facts(account: Mapping[str, Any] | None, month: str, window: int = KEP
     oldest = month_key_of_index(month_index(month) - window)
     sales, minutes = account.get("monthly_sales") or {}, account.get("monthly_minutes") or {}
     opportunities = account.get("opportunities") or {}
-    evidence = [*sales, *minutes, *(str(entry[0])[:7] for entry in opportunities.values())]
+    evidence = [*sales, *minutes, *(str(moment)[:7] for entry in opportunities.values() for moment in entry[0::2])]
     if account.get("profile_at"):
         evidence.append(str(account["profile_at"])[:7])
     newest_sale, newest_minutes = max(sales, default=""), max(minutes, default="")
@@ -88,7 +88,7 @@ def month_facts(account: Mapping[str, Any] | None, month: str, window: int = KEP
         max(min([key for key in evidence if key < month], default=month), oldest),
         newest_sale if newest_sale > month else None,
         newest_minutes if newest_minutes > month else None,
-        {oid: entry for oid, entry in opportunities.items() if str(entry[0])[:7] < month},
+        {oid: known for oid, entry in opportunities.items() if (known := opportunity_as_of(entry, month))},
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from monitor.state import KEPT_MONTHS, AccountState
+from monitor.state import KEPT_MONTHS, AccountState, opportunity_as_of
 from potential.months import _MONTH_CACHE, _idx_of, _iso_idx, _key_of, _month_idx
 from potential.normalise import SeasonalIndex
 
@@ -39,10 +39,11 @@ def _first_idx(account: AccountState, before: int | None = None) -> int | None:
             idx = _MONTH_CACHE.get(key) or _month_idx(key)
             if idx < first:
                 first = idx
-    for moment, _ in account.opportunities.values():
-        idx = _iso_idx(moment)
-        if idx < first:
-            first = idx
+    for entry in account.opportunities.values():
+        for moment in entry[0::2]:
+            idx = _iso_idx(moment)
+            if idx < first:
+                first = idx
     if account.profile_at:
         idx = _iso_idx(account.profile_at)
         if idx < first:
@@ -76,8 +77,9 @@ def features_at(
 
     Money rates are deseasonalised with `seasonal` (if given) and annualised over the
     months of the window the account existed in (`sales_<w>m_months` says how many).
-    Opportunities count if their last update was before `at`'s month (the state keeps
-    only the last one). Missing industry or employees become "unknown" / a flag.
+    Opportunities count with their last update before `at`'s month (the state keeps the
+    newest update and the newest of an earlier month, so this is exact for the newest
+    update's month and later; further back an opportunity updated since is left out). Missing industry or employees become "unknown" / a flag.
 
     >>> from datetime import timezone
     >>> from monitor.state import AccountState
@@ -119,9 +121,9 @@ def features_at(
     row["order_months"] = float(len(order_months))
     row["months_since_first_order"] = float(order_months[-1] + 1) if order_months else 0.0
     row["history_months"] = float(history)
-    row["pipeline"] = float(
-        sum(value for moment, value in account.opportunities.values() if value is not None and _iso_idx(moment) < a)
-    )
+    month = _key_of(a)
+    known = (opportunity_as_of(entry, month) for entry in account.opportunities.values())
+    row["pipeline"] = float(sum(update[1] for update in known if update is not None and update[1] is not None))
     row["industry"] = account.industry or UNKNOWN
     row["size_band"] = size_band(account.employees)
     row["log_employees"] = math.log1p(account.employees) if account.employees and account.employees > 0 else 0.0
@@ -132,7 +134,7 @@ def features_at(
         row["lat"], row["lon"] = round(account.lat * 2) / 2, round(account.lon * 2) / 2
     else:
         row["lat"], row["lon"] = 0.0, 0.0
-    row["month"] = _key_of(a)
+    row["month"] = month
     return row
 
 

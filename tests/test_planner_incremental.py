@@ -51,12 +51,15 @@ def test_what_the_current_month_adds_leaves_the_month_facts_as_they_were():
         ),
         APRIL,
     )
-    # Another order in April, an activity in April, a new opportunity in April, a later event time.
+    # Another order in April, an activity in April, an opportunity won and a new one in April, a later event time.
     assert before == month_facts(
         account(
             monthly_sales={"2025-02": 100.0, "2025-03": 50.0, "2025-04": 25.0},
             monthly_minutes={"2025-03": 30.0, "2025-04": 60.0},
-            opportunities={"o1": ["2025-02-10T00:00:00+00:00", 400.0], "o2": ["2025-04-03T00:00:00+00:00", 9.0]},
+            opportunities={
+                "o1": ["2025-04-02T00:00:00+00:00", None, "2025-02-10T00:00:00+00:00", 400.0],  # won in April
+                "o2": ["2025-04-03T00:00:00+00:00", 9.0],
+            },
             last_event_at="2025-04-09T00:00:00+00:00",
         ),
         APRIL,
@@ -68,7 +71,7 @@ def test_what_the_current_month_adds_leaves_the_month_facts_as_they_were():
     [
         {"monthly_sales": {"2025-02": 100.0, "2025-03": 70.0}},  # a late order for March
         {"monthly_sales": {"2025-02": 100.0, "2025-03": 50.0, "2025-05": 1.0}},  # a bucket beyond April
-        {"opportunities": {"o1": ["2025-04-02T00:00:00+00:00", None]}},  # won in April: out of the pipeline
+        {"opportunities": {"o1": ["2025-03-02T00:00:00+00:00", None]}},  # won in March: out of the pipeline
         {"rep_id": "R2"},
         {"employees": 400},
         {"closed": True},
@@ -135,3 +138,36 @@ def test_a_backtest_finds_the_same_signals_and_proposals_as_judging_everything_e
 
     assert _decisions(incremental) == _decisions(everything)
     assert incremental.signals and incremental.proposals  # the run decides something
+
+
+def _opportunity_event(moment: str, amount: float, stage: str = "open"):
+    from core.contract import parse_event
+
+    raw = {
+        "event_id": f"op-{moment}-{stage}",
+        "type": "opportunity.updated",
+        "occurred_at": moment,
+        "data": {"opportunity_id": "o9", "account_id": "a1", "stage": stage, "amount": amount, "probability": 1.0},
+    }
+    import json
+
+    return parse_event(json.dumps(raw).encode(), topic="crm.opportunities", key="a1")
+
+
+@pytest.mark.parametrize("order", ["in time", "late"])
+def test_an_opportunity_updated_within_the_month_keeps_its_value_as_of_the_month_start(order):
+    """The pipeline feature is what was open at the month's start: an opportunity won during
+    April still counts in April's features (and not in May's), in whatever order the updates
+    arrive, so April's figures need no new judgement for it."""
+    from monitor.state import apply_account_event
+
+    start = AccountState.from_dict(account())
+    february = _opportunity_event("2025-02-20T00:00:00Z", 300.0)
+    won = _opportunity_event("2025-04-08T00:00:00Z", 300.0, stage="won")
+    first, second = (february, won) if order == "in time" else (won, february)
+    before = apply_account_event(start, february)
+    after = apply_account_event(apply_account_event(start, first), second)
+    assert features_at(after, AT)["pipeline"] == features_at(before, AT)["pipeline"] == 700.0
+    assert month_facts(after.public_dict(), APRIL) == month_facts(before.public_dict(), APRIL)
+    may = datetime(2025, 5, 1, tzinfo=timezone.utc)
+    assert features_at(after, may)["pipeline"] == 400.0 and after.open_pipeline == 400.0
