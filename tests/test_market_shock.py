@@ -112,6 +112,27 @@ def test_save_and_restore_mid_stream_gives_identical_findings():
     assert [f.to_dict() for f in run(restored, stream[430:])] == [f.to_dict() for f in expected]
 
 
+def test_a_state_of_version_2_with_buffers_as_lists_restores_the_same_detector():
+    """A worker upgraded in place reads the checkpoint the previous version wrote."""
+    from core.river_codec import load_array
+
+    stream = list(daily_stream(800, seed=6, shock=("05", 450, 0.5)))
+    expected = run(MarketShockDetector(), stream)
+    first = MarketShockDetector()
+    run(first, stream[:430])
+    state = first.state_dict()
+    legacy = {
+        **state,
+        "version": 2,
+        "regions": {
+            region: {**data, "buffer": load_array(data["buffer"]).tolist()} for region, data in state["regions"].items()
+        },
+    }
+    restored = MarketShockDetector().load_state_dict(json.loads(json.dumps(legacy)))
+    assert restored.state_dict() == state
+    assert [f.to_dict() for f in run(restored, stream[430:])] == [f.to_dict() for f in expected]
+
+
 def test_restored_state_must_match_the_measure_and_version():
     state = MarketShockDetector().state_dict()
     with pytest.raises(ValueError, match="measure='sales'"):
