@@ -81,6 +81,9 @@ class AccountState:
     applied_offsets: dict[str, int] = field(default_factory=dict)
     # The event ids applied to it (monitor.dedupe): duplicates are recognised from this row.
     seen: dict[str, dict[str, str]] = field(default_factory=dict)
+    # At least the characters of this row's JSON (monitor.intake checks it against the record
+    # limit); None: not measured yet.
+    row_bytes: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         # The same plain, independent copy as dataclasses.asdict, without its generic
@@ -89,6 +92,7 @@ class AccountState:
         row["held"] = _copy(self.held)
         row["applied_offsets"] = dict(self.applied_offsets)
         row["seen"] = {topic: dict(days) for topic, days in self.seen.items()}
+        row["row_bytes"] = self.row_bytes
         return row
 
     @classmethod

@@ -153,3 +153,32 @@ def test_tabs_stay_allowed_in_free_text():
         parse_event(json.dumps(document).encode(), topic=topics.ACCOUNTS, key="acct").data["name"]
         == "Müller\tund Söhne"
     )
+
+
+def test_the_intakes_bound_on_a_rows_size_holds_for_odd_characters_and_long_ids():
+    """The intake checks a row against the record limit from an upper bound of its size and
+    encodes the row only when that bound nears the limit. The bound must hold for the worst
+    text: ids of 200 emoji, sent as raw UTF-8 (4 bytes each, 12 characters once escaped)."""
+    h = harness()
+    account = "😀" * 200
+
+    def send(topic: str, document: dict) -> None:
+        h.send(topic, account, json.dumps(document, ensure_ascii=False).encode())
+        assert row_bytes(h, account) <= h.accounts[account]["row_bytes"]
+
+    send(topics.ACCOUNTS, upsert(account, "2025-01-01T00:00:00Z", name="名前😀" * 600, event_id="😀" * 200))
+    for n in range(40):
+        when = f"2025-0{1 + n % 5}-{1 + n % 28:02d}T00:00:00Z"
+        data = {"account_id": account, "stage": "open", "amount": 1e12 - n, "probability": 0.3}
+        send(
+            topics.OPPORTUNITIES,
+            {
+                "event_id": f"o{n}",
+                "type": "opportunity.updated",
+                "occurred_at": when,
+                "data": {"opportunity_id": "😀" * 195 + f"{n}", **data},
+            },
+        )
+    for n in range(40):
+        send(topics.ORDERS, order(account, f"2025-0{1 + n % 5}-03T00:00:00Z", 1e9 + n, "€" * 190 + f"{n}"))
+    assert h.outcomes == {"applied": 81}
