@@ -494,7 +494,7 @@ class LocalShockDetector:
             members = self._matrix[zone].indices
             if taken[members].any():
                 continue
-            findings.append(self._finding(day, zone, m, d, stat, total, share[zone], variance[zone]))
+            findings.append(self._finding(day, zone, m, d, stat, total, float(share[zone]), float(variance[zone])))
             taken[members] = True
         if findings:
             self._rearm(taken)

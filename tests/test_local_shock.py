@@ -191,3 +191,22 @@ def test_a_large_area_order_size_drop_is_measured_against_the_rest_of_the_compan
         found += detector.observe(CellDay.of_orders(day + timedelta(days=n), values))
     assert found and found[0].cells == (cells[3],) and found[0].evidence.measure == "order_size"
     assert abs(found[0].size - (-0.30)) < 0.02, found[0].size
+
+
+def test_a_signal_holds_plain_numbers_only(towns):
+    """Strict JSON encoders (orjson, which Faust uses when it is installed) refuse numpy
+    scalars; the stdlib takes numpy floats as floats, which hid one in the evidence."""
+    from datetime import datetime, timezone
+
+    detector = LocalShockDetector()
+    found = [f for day in days_of_orders(towns, measure="orders") for f in detector.observe(day)]
+    signal = detector.signal(found[0], datetime(2024, 6, 1, tzinfo=timezone.utc)).to_json()
+
+    def numpy_values(value, path="signal"):
+        if isinstance(value, dict):
+            return [p for key, item in value.items() for p in numpy_values(item, f"{path}.{key}")]
+        if isinstance(value, (list, tuple)):
+            return [p for n, item in enumerate(value) for p in numpy_values(item, f"{path}[{n}]")]
+        return [path] if isinstance(value, np.generic) else []
+
+    assert numpy_values(signal) == []
