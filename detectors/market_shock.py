@@ -8,9 +8,8 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
 from typing import Any, Mapping, Sequence
 
-from river import drift
-
 import numpy as np
+from river import drift
 
 from core import river_codec
 from core.formatting import percent

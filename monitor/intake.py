@@ -378,22 +378,21 @@ class Intake:
         bound = None if state.row_bytes is None else state.row_bytes + _growth_bound(origin)
         if bound is None or bound > self.rules.max_row_bytes:
             state.row_bytes = None
-            bound = size = _json_size(state.to_dict()) + _ROW_BYTES_FIELD
-        else:
-            size = 0
+            row = state.to_dict()
+            bound = _json_size(row) + _ROW_BYTES_FIELD
+            if bound > self.rules.max_row_bytes:
+                # The changelog record (and the snapshot) would be refused by the broker, which
+                # stops the worker; the account keeps its state without this event.
+                await self._deadletter(
+                    origin,
+                    "data.account_id",
+                    "state_too_large",
+                    f"data.account_id: state_too_large: account {account_id!r} would need {bound} bytes "
+                    f"of state, over {self.rules.max_row_bytes} ({_largest_part(row)})",
+                )
+                return
         state.row_bytes = bound
         row = state.to_dict()
-        if size > self.rules.max_row_bytes:
-            # The changelog record (and the snapshot) would be refused by the broker, which stops
-            # the worker; the account keeps its state without this event.
-            await self._deadletter(
-                origin,
-                "data.account_id",
-                "state_too_large",
-                f"data.account_id: state_too_large: account {account_id!r} would need {size} bytes "
-                f"of state, over {self.rules.max_row_bytes} ({_largest_part(row)})",
-            )
-            return
         orders = [_order_of(event)] if event.type == "order.placed" else []
         if event.type == "account.upserted" and state.held:
             state, released = self._release(state)
