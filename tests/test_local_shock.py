@@ -195,7 +195,7 @@ def test_a_large_area_order_size_drop_is_measured_against_the_rest_of_the_compan
 
 def test_a_signal_holds_plain_numbers_only(towns):
     """Strict JSON encoders (orjson, which Faust uses when it is installed) refuse numpy
-    scalars; the stdlib takes numpy floats as floats, which hid one in the evidence."""
+    scalars; the stdlib takes numpy floats as floats, which hid two in the evidence."""
     from datetime import datetime, timezone
 
     detector = LocalShockDetector()
