@@ -343,8 +343,8 @@ def render(results: dict[str, Any]) -> str:
             f"One worker (intake and planner in one process, as with a single worker), fed synthetic accounts: "
             f"`account.upserted` plus {mem['orders_per_account']} `order.placed` each, in steps. Resident set "
             "size (psutil) after the planner has applied every snapshot of the step. The planner takes up to "
-            "20,000 snapshots at a time here (`TERRITORY_PLANNER_BATCH`, default 500) or what came in 5 s "
-            "(`TERRITORY_PLANNER_INTERVAL_S`, default 1 s).\n"
+            "20,000 snapshots at a time here (`TERRITORY_PLANNER_BATCH`) or what came in 5 s "
+            "(`TERRITORY_PLANNER_INTERVAL_S`).\n"
         )
         out.append("| accounts | events | RSS (MiB) | ingest (s) | events/s |")
         out.append("| --- | --- | --- | --- | --- |")
