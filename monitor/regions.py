@@ -271,16 +271,16 @@ class AdminAreas:
         Natural Earth's units (Länder, départements, British counties), which lie inside
         one admin1 area of the postal data: each gets the admin1 that most postal places
         inside it have, and none when they disagree or none lie inside."""
-        from core.boundaries import PolygonIndex, archive_names, read_layer
+        from core.boundaries import PolygonIndex, archive_names, load_layer
 
         names = archive_names()
-        counties = [f for f, _ in read_layer(COUNTY_LAYER)] if COUNTY_LAYER in names else []
+        counties = [f for f, _ in load_layer(COUNTY_LAYER)] if COUNTY_LAYER in names else []
         county_areas = []
         for feature in counties:
             area_id = str(feature["properties"]["id"])
             admin1 = "-".join(area_id.split("-")[:2])
             county_areas.append((admin1, area_id if area_id in self._names else None))
-        admin1_features = [f for n in sorted(names) if n.startswith("admin1/") for f, _ in read_layer(n)]
+        admin1_features = [f for n in sorted(names) if n.startswith("admin1/") for f, _ in load_layer(n)]
         index = PolygonIndex(admin1_features)
         ids: list[str | None] = [None] * len(admin1_features)
         unkeyed = []

@@ -319,6 +319,19 @@ def test_missing_data_is_reported_not_downloaded(tmp_path):
         AdminAreas(tmp_path / "absent.zip")
 
 
+def test_the_lookup_keeps_its_polygons_not_the_geojson_they_came_from():
+    # A worker builds the lookup at start and keeps it: the parsed GeoJSON (a Python list per
+    # vertex) was 30 MB of its resting memory, and the prepared polygons answer without it.
+    from core.boundaries import read_layer
+
+    read_layer.cache_clear()
+    polygons = AdminAreas().load()._boundary_index()
+    assert read_layer.cache_info().currsize == 0
+    for index in (polygons.admin1, polygons.counties):
+        assert index.properties and all("geometry" not in p for p in index.properties)
+    assert AdminAreas().load().lookup(35.72, -79.18).admin2 == "US-NC-037"
+
+
 def test_lookup_many_agrees_with_lookup():
     rng = np.random.default_rng(2)
     lats, lons = rng.uniform(30, 60, 300), rng.uniform(-120, 30, 300)
