@@ -20,6 +20,7 @@ import heapq
 import hmac
 import json
 import logging
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, MutableMapping
@@ -345,7 +346,7 @@ class Intake:
 
     def _remember(self, seen: dedupe.Seen, event: Event, origin: Origin, event_digest: str) -> None:
         """Mark the event applied and forget the days beyond the late horizon of each stream."""
-        day = event.occurred_at.astimezone(timezone.utc).date().isoformat()
+        day = sys.intern(event.occurred_at.astimezone(timezone.utc).date().isoformat())  # one per day, not per row
         dedupe.remember(seen, origin.topic, day, event_digest)
         oldest = {}
         for topic in seen:

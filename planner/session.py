@@ -19,7 +19,15 @@ from core.records import Proposal
 from core.settings import Settings
 from detectors import Detector, standard_detectors
 from detectors.local_shock import cell_of
-from monitor.state import KEPT_MONTHS, AccountState, RepState, month_index, month_key_of_index, opportunity_as_of
+from monitor.state import (
+    KEPT_MONTHS,
+    AccountState,
+    RepState,
+    month_index,
+    month_key_of_index,
+    opportunity_as_of,
+    shared_strings,
+)
 from planner.planner import Evaluation, Planner, RebalanceRequest
 from planner.watermark import Watermark
 from rebalancer import Account, RebalanceResult, Rep, minimal_moves, place_accounts, trade_off_curve
@@ -90,6 +98,16 @@ def month_facts(account: Mapping[str, Any] | None, month: str, window: int = KEP
         newest_minutes if newest_minutes > month else None,
         {oid: known for oid, entry in opportunities.items() if (known := opportunity_as_of(entry, month))},
     )
+
+
+def _state(row: AccountState | Mapping[str, Any]) -> AccountState:
+    return row if isinstance(row, AccountState) else AccountState.from_dict(row)
+
+
+def _fields(account: AccountState | Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """A company-view entry (a state, or a row recovered from the changelog) as its public
+    fields, sharing the buckets."""
+    return None if account is None else _state(account).public_fields()
 
 
 def _read_record(meta: MutableMapping[str, Any], key: str) -> Any:
@@ -173,7 +191,7 @@ class PlanningSession:
         write to a table is a changelog record, and one account often changes many times
         in a batch."""
         count = 0
-        accounts: dict[str, dict[str, Any] | None] = {}  # None: erased
+        accounts: dict[str, AccountState | None] = {}  # None: erased
         reps: dict[str, dict[str, Any]] = {}
         for snapshot in snapshots:
             snapshot = dict(snapshot)
@@ -199,7 +217,9 @@ class PlanningSession:
             elif kind == "rep":
                 reps[snapshot["rep_id"]] = snapshot
             else:
-                accounts[snapshot["account_id"]] = snapshot
+                # Kept for every account of the company: one copy of its names and codes.
+                snapshot = shared_strings(snapshot)
+                accounts[snapshot["account_id"]] = AccountState.from_dict(snapshot)
                 if orders and snapshot.get("region"):
                     located = snapshot.get("lat") is not None and snapshot.get("lon") is not None
                     cell = cell_of(snapshot["lat"], snapshot["lon"]) if located else None
@@ -216,26 +236,29 @@ class PlanningSession:
             for account_id, account in accounts.items()
             if not INCREMENTAL_MONTHS
             or month is None
-            or month_facts(self.accounts.get(account_id), month, window) != month_facts(account, month, window)
+            or month_facts(_fields(self.accounts.get(account_id)), month, window)
+            != month_facts(_fields(account), month, window)
         )
         if reps:
             self.planner.reps_changed()
         # Who owns what changed (an approval, a rep or an account gone): judged at once, even
         # within the day, so the territories' figures and alerts follow.
         self.territories_changed |= bool(reps) or any(
-            _owner_facts(self.accounts.get(account_id)) != _owner_facts(account)
+            _owner_facts(_fields(self.accounts.get(account_id))) != _owner_facts(_fields(account))
             for account_id, account in accounts.items()
         )
         for account_id, account in accounts.items():
             if account is None:
                 self.accounts.pop(account_id, None)
-            else:
-                self.accounts[account_id] = account
-            if self._states is not None:
-                if account is None:
+                if self._states is not None:
                     self._states.pop(account_id, None)
-                else:
-                    self._states[account_id] = AccountState.from_dict(account)
+                continue
+            # The table keeps the state object itself (its changelog record is the same JSON,
+            # `AccountState.__json__`), and the judgement reads that same object: one copy of
+            # each account, without a dict of 23 fields beside it.
+            self.accounts[account_id] = account
+            if self._states is not None:
+                self._states[account_id] = account
         return count
 
     @property
@@ -278,8 +301,8 @@ class PlanningSession:
                 moment, catching_up = next_day, True
         first_event_at = self.watermark.first_event_at
         assert first_event_at is not None, "a watermark with a current time has seen an event"
-        if self._states is None:
-            self._states = {account_id: AccountState.from_dict(row) for account_id, row in self.accounts.items()}
+        if self._states is None:  # rows recovered from the changelog are dicts
+            self._states = {account_id: _state(row) for account_id, row in self.accounts.items()}
         evaluation = self.planner.evaluate(
             self._states.values(),
             (RepState.from_dict(row) for row in self.reps.values()),

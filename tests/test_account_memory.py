@@ -1,0 +1,121 @@
+"""What each account costs a worker's memory: the planner's company view and the intake's rows
+hold one copy of each field name, month and area code, not one per account.
+
+bench/load.py measures the memory itself (its "memory" part); these tests pin the layout
+that figure depends on, with real snapshots from the intake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timezone
+
+from faust.utils import json as faust_json
+
+from core.settings import Settings
+from monitor.intake import Intake, Origin
+from monitor.state import AccountState
+from planner.session import PlanningSession
+
+
+def _upsert(account_id: str, event_id: str, lat: float, lon: float) -> bytes:
+    data = {"account_id": account_id, "lat": lat, "lon": lon, "industry": "retail", "employees": 40}
+    data |= {"rep_id": "R1", "locked": False, "name": f"Account {account_id}"}
+    envelope = {"event_id": event_id, "type": "account.upserted", "occurred_at": "2025-01-02T08:00:00+00:00"}
+    return json.dumps({**envelope, "source": "test", "data": data}).encode()
+
+
+def _order(account_id: str, event_id: str, day: int) -> bytes:
+    data = {"order_id": event_id, "account_id": account_id, "amount": 100.0 + day, "currency": "EUR"}
+    envelope = {"event_id": event_id, "type": "order.placed", "occurred_at": f"2025-03-{day:02d}T10:00:00+00:00"}
+    return json.dumps({**envelope, "source": "test", "data": data}).encode()
+
+
+def _company(accounts: int = 3) -> tuple[dict, list[str]]:
+    """Each account through the intake in a batch of its own, as JSON texts of its snapshots."""
+    rows: dict = {}
+    sent: list[str] = []
+
+    async def send_state(key: str, record: dict) -> None:
+        sent.append(json.dumps(record))
+
+    async def ignore(key: str, record: dict) -> None:
+        pass
+
+    intake = Intake(
+        accounts=rows, reps={}, stream_times={}, send_state=send_state, send_deadletter=ignore, on_outcome=print
+    )
+    for n in range(accounts):
+        account_id = f"A{n}"
+        messages = [
+            Origin("crm.accounts", 0, n, account_id.encode(), _upsert(account_id, f"u{n}", 52.5 + n / 100, 13.4)),
+            Origin("sales.orders", 0, 2 * n, account_id.encode(), _order(account_id, f"o{n}a", 3)),
+            Origin("sales.orders", 0, 2 * n + 1, account_id.encode(), _order(account_id, f"o{n}b", 4)),
+        ]
+        for message in messages:
+            asyncio.run(intake.handle_batch([message]))
+    return rows, sent
+
+
+def _distinct_objects(strings) -> int:
+    return len({id(s) for s in strings})
+
+
+def test_the_planners_rows_share_their_field_names_months_and_areas():
+    # Each snapshot is decoded on its own, and a JSON decoder makes new key strings for each
+    # document: 25 field names and every month key again per account (1.5 kB each).
+    _, texts = _company()
+    session = PlanningSession(Settings(), accounts={}, reps={}, meta={})
+    session.apply(json.loads(text) for text in texts)
+    rows = [session.accounts[f"A{n}"].public_fields() for n in range(3)]
+    for field in rows[0]:
+        assert _distinct_objects(next(k for k in row if k == field) for row in rows) == 1, field
+    assert all(list(row["monthly_sales"]) == ["2025-03"] for row in rows)
+    assert _distinct_objects(next(iter(row["monthly_sales"])) for row in rows) == 1
+    for field in ("region", "country", "admin1", "industry", "rep_id"):
+        assert rows[0][field] is not None
+        assert _distinct_objects(row[field] for row in rows) == 1, field
+
+
+def test_the_intakes_rows_share_their_months_and_event_days():
+    rows, _ = _company()
+    assert _distinct_objects(next(iter(row["monthly_sales"])) for row in rows.values()) == 1
+    days = [day for row in rows.values() for day in row["seen"]["sales.orders"]]
+    assert sorted(set(days)) == ["2025-03-03", "2025-03-04"]
+    assert _distinct_objects(days) == 2
+    for field in ("region", "industry", "rep_id"):
+        assert _distinct_objects(row[field] for row in rows.values()) == 1, field
+
+
+def test_an_account_state_has_no_dictionary_of_its_own():
+    # 25 fields in a per-instance dict cost about twice what slots do, per account and copy.
+    state = AccountState("A1", lat=1.0, monthly_sales={"2025-01": 2.0})
+    assert not hasattr(state, "__dict__")
+    assert AccountState.from_dict(state.to_dict()) == state
+
+
+def test_the_planner_keeps_each_account_once_and_logs_the_snapshots_fields():
+    # The planner's table holds the state object its judgements read (no dict beside it);
+    # Faust writes the table's changelog record from `__json__`: the snapshot's fields.
+    rows, texts = _company(accounts=1)
+    session = PlanningSession(Settings(), accounts={}, reps={}, meta={})
+    session.apply(json.loads(text) for text in texts)
+    session.judge()
+    public = AccountState.from_dict(rows["A0"]).public_dict()
+    assert isinstance(session.accounts["A0"], AccountState)
+    assert session._states is not None and session._states["A0"] is session.accounts["A0"]
+    assert json.loads(faust_json.dumps(session.accounts["A0"])) == public
+    assert datetime.fromisoformat(public["last_event_at"]) == datetime(2025, 3, 4, 10, tzinfo=timezone.utc)
+
+
+def test_rows_recovered_from_the_changelog_are_judged_as_before():
+    _, texts = _company()
+    live = PlanningSession(Settings(), accounts={}, reps={}, meta={})
+    live.apply(json.loads(text) for text in texts)
+    recovered = {key: json.loads(faust_json.dumps(state)) for key, state in live.accounts.items()}
+    restarted = PlanningSession(Settings(), accounts=recovered, reps={}, meta={})
+    restarted.apply(json.loads(text) for text in texts[-1:])
+    for session in (live, restarted):
+        session.judge()
+    assert restarted._states == live._states
