@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any, Mapping, Sequence
+from itertools import islice
+from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
@@ -18,6 +19,11 @@ WINDOWS: tuple[int, ...] = (3, 6, 12, 24)
 # Employee bands of the segment prior (lower bounds).
 SIZE_BANDS: tuple[tuple[int, str], ...] = ((1000, "1000+"), (250, "250-999"), (50, "50-249"), (10, "10-49"), (1, "1-9"))
 UNKNOWN = "unknown"
+# The rate features' names, made once: a judgement makes a row for every account.
+_SALES_NAMES = tuple((window, f"sales_{window}m", f"sales_{window}m_months") for window in WINDOWS)
+_MINUTES_NAMES = ((3, "minutes_3m"), (12, "minutes_12m"))
+#: Feature rows turned into the frame at a time (`feature_frame`).
+FRAME_CHUNK = 4096
 
 
 def size_band(employees: int | float | None) -> str:
@@ -106,17 +112,17 @@ def features_at(
     row: dict[str, float | str] = {}
     total = weight = 0.0
     done = 0
-    for window in WINDOWS:
+    for window, rate_name, months_name in _SALES_NAMES:
         n = min(window, len(sales))
         for d in range(done, n):
             total += sales[d]
             weight += factors[d]
         done = n
-        row[f"sales_{window}m"] = 12.0 * total / weight if weight > 0 else 0.0
-        row[f"sales_{window}m_months"] = float(n)
-    for window in (3, 12):
+        row[rate_name] = 12.0 * total / weight if weight > 0 else 0.0
+        row[months_name] = float(n)
+    for window, name in _MINUTES_NAMES:
         n = min(window, len(minutes))
-        row[f"minutes_{window}m"] = 12.0 * sum(minutes[:n]) / n if n else 0.0
+        row[name] = 12.0 * sum(minutes[:n]) / n if n else 0.0
     order_months = [d for d, value in enumerate(sales) if value > 0]
     row["order_months"] = float(len(order_months))
     row["months_since_first_order"] = float(order_months[-1] + 1) if order_months else 0.0
@@ -160,9 +166,21 @@ _DEFAULTS: dict[str, float | str] = {
 _TEXT = {name for name, value in _DEFAULTS.items() if isinstance(value, str)}
 
 
-def _frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """Feature rows as a typed frame: every expected column, missing values defaulted."""
-    rows = list(rows)
+def feature_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Feature rows as a typed frame: every expected column, missing values defaulted.
+
+    Rows are taken FRAME_CHUNK at a time, so a generator of a whole company's rows never
+    has them all alive at once (a row is a dict of 2 kB; its line in the frame 0.2 kB)."""
+    rows = iter(rows)
+    chunks = []
+    while chunk := list(islice(rows, FRAME_CHUNK)):
+        chunks.append(_typed_frame(chunk))
+    if len(chunks) == 1:
+        return chunks[0]
+    return pd.concat(chunks, ignore_index=True) if chunks else _typed_frame([])
+
+
+def _typed_frame(rows: list[Mapping[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(rows, index=pd.RangeIndex(len(rows)))
     for name, default in _DEFAULTS.items():
         if name not in frame.columns:

@@ -11,7 +11,7 @@ from river import linear_model, metrics, stats
 
 from core import river_codec
 from monitor.state import KEPT_MONTHS
-from potential.features import WINDOWS, _frame
+from potential.features import WINDOWS, feature_frame
 from potential.months import _month_idx
 from potential.normalise import RegionalLevels, SeasonalIndex
 
@@ -135,14 +135,16 @@ class PotentialModel:
         """Learn one (features, yearly label) pair; returns the prediction made before learning."""
         return float(self.learn_many([features], [label])[0])
 
-    def predict_many(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        """Potentials of many accounts at once: one mini-batch through the river models."""
+    def predict_many(self, rows: Sequence[Mapping[str, Any]] | pd.DataFrame) -> np.ndarray:
+        """Potentials of many accounts at once (feature rows, or their `feature_frame`): one
+        mini-batch through the river models."""
         if len(rows) == 0:
             return np.zeros(0)
-        return self._predict_frame(_frame(rows))
+        return self._predict_frame(rows if isinstance(rows, pd.DataFrame) else feature_frame(rows))
 
-    def learn_many(self, rows: Sequence[Mapping[str, Any]], labels: Sequence[float]) -> np.ndarray:
-        """Learn a batch; returns the predictions made before learning from any of it."""
+    def learn_many(self, rows: Sequence[Mapping[str, Any]] | pd.DataFrame, labels: Sequence[float]) -> np.ndarray:
+        """Learn a batch (feature rows, or their `feature_frame`); returns the predictions made
+        before learning from any of it."""
         if len(rows) != len(labels):
             raise ValueError(f"{len(rows)} feature rows but {len(labels)} labels")
         if len(rows) == 0:
@@ -150,7 +152,7 @@ class PotentialModel:
         y = np.asarray(labels, dtype=float)
         if not np.all(np.isfinite(y)) or np.any(y < 0):
             raise ValueError("labels must be finite and >= 0")
-        frame = _frame(rows)
+        frame = rows if isinstance(rows, pd.DataFrame) else feature_frame(rows)
         before = self._predict_frame(frame)
         self._admit_levels(frame)
         for truth, guess in zip(y.tolist(), before.tolist()):
@@ -176,7 +178,7 @@ class PotentialModel:
 
     def prior(self, features: Mapping[str, Any]) -> float:
         """The segment prior: mean label of the industry x size band (else industry, else all); 0 if none."""
-        return float(self._prior_values(_frame([features]))[0])
+        return float(self._prior_values(feature_frame([features]))[0])
 
     # -- internals ---------------------------------------------------------------------------
 

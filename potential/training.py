@@ -9,7 +9,7 @@ from typing import Iterable
 import numpy as np
 
 from monitor.state import KEPT_MONTHS, AccountState
-from potential.features import UNKNOWN, _first_idx, features_at
+from potential.features import UNKNOWN, _first_idx, feature_frame, features_at
 from potential.model import PotentialModel
 from potential.months import _MONTH_CACHE, _idx_of, _key_of, _month_idx, _month_start
 
@@ -67,7 +67,7 @@ def learn_from_history(
     start = end - label_months
     feature_time = _month_start(start)
     weight = sum(model.seasonal.factor_of_idx(m) for m in range(start, end))
-    ids, rows, labels = [], [], []
+    learned, labels = [], []
     for account in accounts:
         first = _first_idx(account)
         if first is None or first > start:
@@ -76,11 +76,13 @@ def learn_from_history(
         for key, value in account.monthly_sales.items():
             if start <= _month_idx(key) < end:
                 total += value
-        ids.append(account.account_id)
-        rows.append(features_at(account, feature_time, seasonal=model.seasonal))
+        learned.append(account)
         labels.append(12.0 * total / weight)
-    before = model.learn_many(rows, labels) if rows else np.zeros(0)
-    return list(zip(ids, before.tolist(), labels))
+    if not learned:
+        return []
+    frame = feature_frame(features_at(account, feature_time, seasonal=model.seasonal) for account in learned)
+    before = model.learn_many(frame, labels)
+    return list(zip((account.account_id for account in learned), before.tolist(), labels))
 
 
 def predict_potential(model: PotentialModel, accounts: Iterable[AccountState], at: datetime) -> dict[str, float]:
@@ -89,8 +91,8 @@ def predict_potential(model: PotentialModel, accounts: Iterable[AccountState], a
     closed: list[AccountState] = []
     for account in accounts:
         (closed if account.closed else live).append(account)
-    rows = [features_at(account, at, seasonal=model.seasonal) for account in live]
-    values = model.predict_many(rows) if rows else np.zeros(0)
+    frame = feature_frame(features_at(account, at, seasonal=model.seasonal) for account in live)
+    values = model.predict_many(frame) if live else np.zeros(0)
     result = {account.account_id: float(v) for account, v in zip(live, values.tolist())}
     result.update({account.account_id: 0.0 for account in closed})
     return result

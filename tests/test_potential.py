@@ -383,3 +383,43 @@ def test_closed_accounts_are_worth_nothing_and_not_learned_from(trained):
     probe = PotentialModel()
     train(probe, [closed], months=6)
     assert probe.learned == 0
+
+
+# --- memory of a judgement ----------------------------------------------------------------
+
+
+def test_feature_rows_share_their_column_names():
+    # One row per account per judgement: names made anew for each row were a third of its size.
+    accounts, _ = company(n=3, months=6)
+    rows = [features_at(account, month_end(6)) for account in accounts]
+    for name in rows[0]:
+        assert len({id(next(k for k in row if k == name)) for row in rows}) == 1, name
+
+
+def test_the_feature_frame_is_built_in_chunks_with_the_same_result(monkeypatch):
+    # A company's rows go into the frame a chunk at a time: the dicts of 100,000 accounts
+    # would otherwise all be alive at once (about 190 MB) beside the frame made from them.
+    import pandas as pd
+
+    from potential import features
+
+    accounts, _ = company(n=50, months=14)
+    rows = [features_at(account, month_end(14)) for account in accounts]
+    rows[7] = {key: value for key, value in rows[7].items() if key not in ("lat", "industry")}
+    whole = features.feature_frame(rows)
+    monkeypatch.setattr(features, "FRAME_CHUNK", 8)
+    made = []
+    chunked = features.feature_frame(row for row in rows if made.append(1) is None)
+    pd.testing.assert_frame_equal(chunked, whole)
+    assert len(made) == len(rows)
+
+
+def test_potentials_of_a_large_company_are_those_of_one_batch(trained, monkeypatch):
+    from potential import features
+
+    model, accounts, _, _ = trained
+    whole = predict_potential(model, accounts, month_end(24))
+    monkeypatch.setattr(features, "FRAME_CHUNK", 64)
+    chunked = predict_potential(model, accounts, month_end(24))
+    assert chunked.keys() == whole.keys()
+    assert all(math.isclose(chunked[key], whole[key], rel_tol=1e-12) for key in whole)
