@@ -19,6 +19,7 @@ import hashlib
 import heapq
 import hmac
 import json
+import copy
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, MutableMap
 from core.clock import SYSTEM_CLOCK, Clock
 from core.contract import ContractError, Event, parse_event
 from monitor import dedupe
-from monitor.state import AccountState, RepState, apply_account_event, apply_rep_event
+from monitor.state import AccountState, RepState, apply_account_event, apply_rep_event, state_of
 from core import topics
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ class Origin:
 class _Batch:
     """What one batch has read and changed, until it is written at its end."""
 
-    accounts: dict[str, Any] = field(default_factory=dict)  # account id -> row (None: none)
+    accounts: dict[str, AccountState | None] = field(default_factory=dict)  # account id -> state (None: none)
     changed_accounts: set[str] = field(default_factory=set)
     reps: dict[str, Any] = field(default_factory=dict)
     changed_reps: set[str] = field(default_factory=set)
@@ -171,7 +172,7 @@ class Intake:
         """After a restart: find held events in the recovered table again."""
         self._deadlines, self.held_count = {}, 0
         for account_id, row in list(self.accounts.items()):
-            for entry in (row or {}).get("held", []):
+            for entry in state_of(row).held if row else []:
                 self._track_hold(account_id, entry)
 
     async def handle(self, *, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
@@ -191,14 +192,19 @@ class Intake:
 
     # --- rows of this batch -------------------------------------------------------------
 
-    def _account_row(self, account_id: str) -> dict[str, Any] | None:
+    def _account_row(self, account_id: str) -> AccountState | None:
+        """The account's state in this batch. From the table: its own top-level copy (the buckets
+        and lists are shared, as a row's were), since the table keeps the state object itself."""
         rows = self._batch.accounts
         if account_id not in rows:
-            rows[account_id] = self.accounts.get(account_id)
+            row = self.accounts.get(account_id)
+            rows[account_id] = None if row is None else copy.copy(state_of(row))
         return rows[account_id]
 
-    def _put_account(self, account_id: str, row: dict[str, Any]) -> None:
-        self._batch.accounts[account_id] = row
+    def _put_account(self, account_id: str, state: AccountState) -> None:
+        """`state` is the account's row from now on: not changed after this (a new event makes a
+        new state, `apply_account_event`)."""
+        self._batch.accounts[account_id] = state
         self._batch.changed_accounts.add(account_id)
 
     def _rep_row(self, rep_id: str) -> dict[str, Any] | None:
@@ -328,10 +334,9 @@ class Intake:
                 )
             return
         account_id = event.data["account_id"]
-        row = self._account_row(account_id)
-        if not row or event.type == "account.erased":
+        state = self._account_row(account_id)
+        if state is None or event.type == "account.erased":
             return
-        state = AccountState.from_dict(row)
         if state.known and origin.offset <= state.applied_offsets.get(origin.topic, -1):
             self._send_account(
                 account_id, state, event, origin, [_order_of(event)] if event.type == "order.placed" else []
@@ -339,10 +344,9 @@ class Intake:
 
     def _seen_of(self, event: Event) -> dedupe.Seen:
         if event.type == "rep.upserted":
-            row = self._rep_row(event.data["rep_id"])
-        else:
-            row = self._account_row(event.data["account_id"])
-        return (row or {}).get("seen") or {}
+            return (self._rep_row(event.data["rep_id"]) or {}).get("seen") or {}
+        state = self._account_row(event.data["account_id"])
+        return state.seen if state is not None else {}
 
     def _remember(self, seen: dedupe.Seen, event: Event, origin: Origin, event_digest: str) -> None:
         """Mark the event applied and forget the days beyond the late horizon of each stream."""
@@ -360,11 +364,10 @@ class Intake:
             self._apply_rep(event, origin, event_digest)
             return
         account_id = event.data["account_id"]
-        row = self._account_row(account_id)
         # Whether it was applied is the event id's to say (`_handle`), never the offset: Faust
         # may hand over a record prefetched before a rebalance ahead of earlier ones it reads
         # again after seeking back, and those earlier ones were not applied.
-        state = AccountState.from_dict(row) if row else None
+        state = self._account_row(account_id)
         if event.type == "account.erased":
             self._erase(account_id, state, event, origin, event_digest)
             return
@@ -393,14 +396,12 @@ class Intake:
                 )
                 return
         state.row_bytes = bound
-        row = state.to_dict()
         orders = [_order_of(event)] if event.type == "order.placed" else []
         if event.type == "account.upserted" and state.held:
             state, released = self._release(state)
             state.row_bytes = None  # measured again at its next event
             orders += [_order_of(e) for e in released if e.type == "order.placed"]
-            row = state.to_dict()
-        self._put_account(account_id, row)
+        self._put_account(account_id, state)
         self._send_account(account_id, state, event, origin, orders)
         self.on_outcome(origin.topic, "applied", None)
 
@@ -467,7 +468,7 @@ class Intake:
         state.row_bytes = None  # measured again at its next event
         _note_offset(state.applied_offsets, origin)
         self._remember(state.seen, event, origin, event_digest)
-        self._put_account(account_id, state.to_dict())
+        self._put_account(account_id, state)
         self._track_hold(account_id, entry)
 
     def _track_hold(self, account_id: str, entry: dict[str, Any]) -> None:
@@ -503,15 +504,14 @@ class Intake:
             cutoff = min(cutoff, self._stream_time(accounts_source) or "")
         while heap and heap[0][0] < cutoff:
             deadline, account_id = heapq.heappop(heap)
-            row = self._account_row(account_id)
-            if not row:
+            state = self._account_row(account_id)
+            if state is None:
                 continue
-            state = AccountState.from_dict(row)
             expired = [entry for entry in state.held if entry["deadline"] == deadline]
             if not expired:
                 continue  # released already
             state.held = [entry for entry in state.held if entry["deadline"] != deadline]
-            self._put_account(account_id, state.to_dict())
+            self._put_account(account_id, state)
             self.held_count -= len(expired)
             for entry in expired:
                 origin = Origin.from_dict(entry["origin"])
@@ -536,7 +536,7 @@ class Intake:
             kept.applied_offsets, kept.seen = state.applied_offsets, state.seen
         _note_offset(kept.applied_offsets, origin)
         self._remember(kept.seen, event, origin, event_digest)
-        self._put_account(account_id, kept.to_dict())
+        self._put_account(account_id, kept)
         self.on_outcome(origin.topic, "applied", None)
         # No event time: an erasure happens now, not in the history the planner judges.
         key = f"account:{account_id}"

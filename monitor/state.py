@@ -114,8 +114,10 @@ class AccountState:
         return {name: getattr(self, name) for name in _PUBLIC_FIELDS}
 
     def __json__(self) -> dict[str, Any]:
-        """What Faust writes to a table's changelog for it: the planner's table keeps these."""
-        return self.public_dict()
+        """What Faust writes to a table's changelog for it: the intake's and the planner's
+        tables keep the state objects themselves (a row read back from a changelog or a
+        RocksDB store is a dict again: `state_of`)."""
+        return self.to_dict()
 
     def public_dict(self) -> dict[str, Any]:
         """The state without the held raw messages: what the planner needs."""
@@ -144,6 +146,12 @@ class AccountState:
             "opportunities": {key: list(value) for key, value in self.opportunities.items()},
             "last_event_at": self.last_event_at,
         }
+
+
+def state_of(row: AccountState | Mapping[str, Any]) -> AccountState:
+    """An account's table value as its state: the object itself, or the row a changelog
+    or a RocksDB store gave back, read into one (sharing its buckets)."""
+    return row if isinstance(row, AccountState) else AccountState.from_dict(row)
 
 
 #: Fields whose values come from a small set (codes, ids of reps and industries).

@@ -27,6 +27,7 @@ from monitor.state import (
     month_key_of_index,
     opportunity_as_of,
     shared_strings,
+    state_of,
 )
 from planner.planner import Evaluation, Planner, RebalanceRequest
 from planner.watermark import Watermark
@@ -100,14 +101,10 @@ def month_facts(account: Mapping[str, Any] | None, month: str, window: int = KEP
     )
 
 
-def _state(row: AccountState | Mapping[str, Any]) -> AccountState:
-    return row if isinstance(row, AccountState) else AccountState.from_dict(row)
-
-
 def _fields(account: AccountState | Mapping[str, Any] | None) -> Mapping[str, Any] | None:
     """A company-view entry (a state, or a row recovered from the changelog) as its public
     fields, sharing the buckets."""
-    return None if account is None else _state(account).public_fields()
+    return None if account is None else state_of(account).public_fields()
 
 
 def _read_record(meta: MutableMapping[str, Any], key: str) -> Any:
@@ -302,7 +299,7 @@ class PlanningSession:
         first_event_at = self.watermark.first_event_at
         assert first_event_at is not None, "a watermark with a current time has seen an event"
         if self._states is None:  # rows recovered from the changelog are dicts
-            self._states = {account_id: _state(row) for account_id, row in self.accounts.items()}
+            self._states = {account_id: state_of(row) for account_id, row in self.accounts.items()}
         evaluation = self.planner.evaluate(
             self._states.values(),
             (RepState.from_dict(row) for row in self.reps.values()),

@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from core.contract import ContractError, parse_event
 from core.settings import Settings
 from monitor.intake import DEADLETTER_MAX_RAW, Intake, without_names
+from monitor.state import AccountState
 from tests.fuzz_strategies import (
     ACCOUNT_KEY,
     SCHEMAS,
@@ -222,12 +223,12 @@ def test_intake_dead_letters_each_malformed_message_once_with_the_original_bytes
             SCHEMAS["account.upserted"][0], ACCOUNT_KEY.encode(), encode(valid_document("account.upserted")), None
         )
     )
-    before = json.dumps(h.accounts, sort_keys=True)
+    before = json.dumps(h.accounts, sort_keys=True, default=AccountState.__json__)
     for message in messages:
         h.handle(message)
     assert h.outcomes == {"applied": 1, "deadlettered": len(messages)}
     assert len(h.dead) == len(messages) and len(h.sent) == 1
-    assert json.dumps(h.accounts, sort_keys=True) == before
+    assert json.dumps(h.accounts, sort_keys=True, default=AccountState.__json__) == before
     for message, dead in zip(messages, h.dead):
         assert dead["reason_code"] == "invalid"
         assert dead["reason"].startswith(dead["field"] + ": ") and dead["field"]
