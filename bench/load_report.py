@@ -429,11 +429,15 @@ trade-off curve) it takes the cores, so signals judged during a solve wait (the 
 alert through a proposal is mostly that solve; proposal -> alert is the store write and the
 Kafka alert.
 
-**Memory.** The worker that holds the planner keeps the company more than once: the intake's
-`accounts` rows for its partitions (with their recent event ids), the planner's `plan-accounts`
-rows for all of them, and the planner's parsed account objects. Event ids beyond the late
-horizon are pruned, so memory grows with the accounts and their recent events, not with their
-whole history.
+**Memory.** The worker that holds the planner keeps each account twice: in the intake's
+`accounts` table for its partitions (with its recent event ids) and in the planner's
+`plan-accounts` table for all of them. Both tables keep the account's state object itself
+(slots, no per-instance dict); their changelog records are the same JSON rows as before. Field
+names, months, event days and area codes are one shared string each, not one per account. A
+judgement's feature rows go into the model's frame a chunk at a time, so a month's valuation
+of the whole company never holds a dict per account. The region lookup keeps its polygons,
+not the GeoJSON they were parsed from (31 MB). Event ids beyond the late horizon are pruned,
+so memory grows with the accounts and their recent events, not with their whole history.
 
 **An earlier measurement** (before batched intake; not re-measured):
 `TERRITORY_LOG_LEVEL=WARNING` (or higher) made Faust's `Worker` install its terminal spinner,
