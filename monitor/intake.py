@@ -15,11 +15,11 @@ the worker.
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import heapq
 import hmac
 import json
-import copy
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -202,8 +202,7 @@ class Intake:
         return rows[account_id]
 
     def _put_account(self, account_id: str, state: AccountState) -> None:
-        """`state` is the account's row from now on: not changed after this (a new event makes a
-        new state, `apply_account_event`)."""
+        """`state` is the account's row for the rest of the batch, and the table's at its end."""
         self._batch.accounts[account_id] = state
         self._batch.changed_accounts.add(account_id)
 
