@@ -120,3 +120,27 @@ def test_rows_recovered_from_the_changelog_are_judged_as_before():
     for session in (live, restarted):
         session.judge()
     assert restarted._states == live._states
+
+
+def test_the_intake_reads_rows_a_changelog_gave_back_and_keeps_state_objects():
+    # After a restart (or with the RocksDB store) the table holds the JSON rows again.
+    states, _ = _company(accounts=2)
+    recovered = {key: json.loads(faust_json.dumps(state)) for key, state in states.items()}
+    sent: list[dict] = []
+
+    async def send_state(key: str, record: dict) -> None:
+        sent.append(record)
+
+    async def ignore(key: str, record: dict) -> None:
+        pass
+
+    intake = Intake(
+        accounts=recovered, reps={}, stream_times={}, send_state=send_state, send_deadletter=ignore, on_outcome=print
+    )
+    again = Origin("sales.orders", 0, 1, b"A0", _order("A0", "o0a", 3))  # applied before the restart
+    later = Origin("sales.orders", 0, 9, b"A0", _order("A0", "o0c", 5))
+    asyncio.run(intake.handle_batch([again, later]))
+    assert isinstance(recovered["A0"], AccountState) and isinstance(recovered["A1"], dict)
+    assert recovered["A0"].monthly_sales == {"2025-03": 103.0 + 104.0 + 105.0}
+    assert sorted(recovered["A0"].seen["sales.orders"]) == ["2025-03-03", "2025-03-04", "2025-03-05"]
+    assert recovered["A1"] == json.loads(faust_json.dumps(states["A1"]))
