@@ -1,5 +1,6 @@
-"""What each account costs a worker's memory: the planner's company view and the intake's rows
-hold one copy of each field name, month and area code, not one per account.
+"""What each account costs a worker's memory: the intake's and the planner's tables keep each
+account as one state object, holding the process's one copy of each field name, month and
+area code, not one per account.
 
 bench/load.py measures the memory itself (its "memory" part); these tests pin the layout
 that figure depends on, with real snapshots from the intake.
@@ -33,7 +34,8 @@ def _order(account_id: str, event_id: str, day: int) -> bytes:
 
 
 def _company(accounts: int = 3) -> tuple[dict, list[str]]:
-    """Each account through the intake in a batch of its own, as JSON texts of its snapshots."""
+    """Each account through the intake in a batch of its own: the intake's table (account id ->
+    state) and the JSON texts of the snapshots it sent."""
     rows: dict = {}
     sent: list[str] = []
 
@@ -44,7 +46,12 @@ def _company(accounts: int = 3) -> tuple[dict, list[str]]:
         pass
 
     intake = Intake(
-        accounts=rows, reps={}, stream_times={}, send_state=send_state, send_deadletter=ignore, on_outcome=print
+        accounts=rows,
+        reps={},
+        stream_times={},
+        send_state=send_state,
+        send_deadletter=ignore,
+        on_outcome=_ignore_outcome,
     )
     for n in range(accounts):
         account_id = f"A{n}"
@@ -56,6 +63,10 @@ def _company(accounts: int = 3) -> tuple[dict, list[str]]:
         for message in messages:
             asyncio.run(intake.handle_batch([message]))
     return rows, sent
+
+
+def _ignore_outcome(topic: str, outcome: str, field: str | None) -> None:
+    pass
 
 
 def _distinct_objects(strings) -> int:
@@ -135,7 +146,12 @@ def test_the_intake_reads_rows_a_changelog_gave_back_and_keeps_state_objects():
         pass
 
     intake = Intake(
-        accounts=recovered, reps={}, stream_times={}, send_state=send_state, send_deadletter=ignore, on_outcome=print
+        accounts=recovered,
+        reps={},
+        stream_times={},
+        send_state=send_state,
+        send_deadletter=ignore,
+        on_outcome=_ignore_outcome,
     )
     again = Origin("sales.orders", 0, 1, b"A0", _order("A0", "o0a", 3))  # applied before the restart
     later = Origin("sales.orders", 0, 9, b"A0", _order("A0", "o0c", 5))
