@@ -118,6 +118,7 @@ def targets(results: dict[str, Any]) -> list[str]:
     mem = results.get("memory") or {}
     measured = {p["accounts"]: p["rss_mib"] for p in mem.get("measured", [])}
     extrapolated = {p["accounts"]: p for p in mem.get("extrapolated", [])}
+    unsettled = {p["accounts"]: p for p in mem.get("unsettled", [])}
     label = f"memory at 100k accounts <= {_fmt(TARGET_RSS_MIB_100K)} MiB"
     if 100_000 in measured:
         rss = measured[100_000]
@@ -137,6 +138,16 @@ def targets(results: dict[str, Any]) -> list[str]:
     if 1_000_000 in measured:
         rss = measured[1_000_000]
         lines.append(_line(label, f"{_mib(rss)} (measured)", rss <= TARGET_RSS_MIB_1M))
+    elif 1_000_000 in unsettled:
+        p = unsettled[1_000_000]
+        lines.append(
+            _line(
+                label,
+                f"not settled: {_mib(p['rss_mib'])} with {_fmt(p['intake_applied'])} events taken in and the "
+                f"planner at {_fmt(p['planner_applied'])} snapshots (a lower bound)",
+                False if p["rss_mib"] > TARGET_RSS_MIB_1M else None,
+            )
+        )
     elif 1_000_000 in extrapolated:
         p = extrapolated[1_000_000]
         lines.append(_line(label, f"not measured; only extrapolated: {_mib(p['rss_mib'])} ({p['basis']})", None))
@@ -356,7 +367,16 @@ def render(results: dict[str, Any]) -> str:
         for p in mem.get("extrapolated", []):
             out.append(f"| {_fmt(p['accounts'])} (**extrapolated**, {p['basis']}) | - | {p['rss_mib']} | - | - |")
         out.append("")
-        if 1_000_000 not in {p["accounts"] for p in mem["measured"]}:
+        for p in mem.get("unsettled", []):
+            out.append(
+                f"**{_fmt(p['accounts'])} accounts did not settle.** {p.get('how', 'After')} "
+                f"{_fmt(p['seconds'])} s, the intake had applied {_fmt(p['intake_applied'])} of "
+                f"{_fmt(p['events'])} events and the planner {_fmt(p['planner_applied'])} snapshots; RSS "
+                f"{_mib(p['rss_mib'])} then. The planner judges the whole company for every day it catches "
+                "up on, so its pace falls as the company grows: this is not the settled worker's memory, "
+                "which would be higher (the planner keeps its own copy of every account).\n"
+            )
+        if 1_000_000 not in {p["accounts"] for p in [*mem["measured"], *mem.get("unsettled", [])]}:
             out.append(
                 "1M accounts were not ingested: at the measured ingest rate that is about "
                 f"{_one_million_minutes(mem)} minutes of bulk load for one worker on these 2 shared cores, "
