@@ -33,11 +33,8 @@ def _order(account_id: str, event_id: str, day: int) -> bytes:
     return json.dumps({**envelope, "source": "test", "data": data}).encode()
 
 
-def _company(accounts: int = 3) -> tuple[dict, list[str]]:
-    """Each account through the intake in a batch of its own: the intake's table (account id ->
-    state) and the JSON texts of the snapshots it sent."""
-    rows: dict = {}
-    sent: list[str] = []
+def _intake(accounts: dict, sent: list[str]) -> Intake:
+    """An intake over `accounts` that appends the JSON text of each snapshot to `sent`."""
 
     async def send_state(key: str, record: dict) -> None:
         sent.append(json.dumps(record))
@@ -45,14 +42,22 @@ def _company(accounts: int = 3) -> tuple[dict, list[str]]:
     async def ignore(key: str, record: dict) -> None:
         pass
 
-    intake = Intake(
-        accounts=rows,
+    return Intake(
+        accounts=accounts,
         reps={},
         stream_times={},
         send_state=send_state,
         send_deadletter=ignore,
         on_outcome=_ignore_outcome,
     )
+
+
+def _company(accounts: int = 3) -> tuple[dict, list[str]]:
+    """Each account through the intake in a batch of its own: the intake's table (account id ->
+    state) and the JSON texts of the snapshots it sent."""
+    rows: dict = {}
+    sent: list[str] = []
+    intake = _intake(rows, sent)
     for n in range(accounts):
         account_id = f"A{n}"
         messages = [
@@ -137,22 +142,7 @@ def test_the_intake_reads_rows_a_changelog_gave_back_and_keeps_state_objects():
     # After a restart (or with the RocksDB store) the table holds the JSON rows again.
     states, _ = _company(accounts=2)
     recovered = {key: json.loads(faust_json.dumps(state)) for key, state in states.items()}
-    sent: list[dict] = []
-
-    async def send_state(key: str, record: dict) -> None:
-        sent.append(record)
-
-    async def ignore(key: str, record: dict) -> None:
-        pass
-
-    intake = Intake(
-        accounts=recovered,
-        reps={},
-        stream_times={},
-        send_state=send_state,
-        send_deadletter=ignore,
-        on_outcome=_ignore_outcome,
-    )
+    intake = _intake(recovered, [])
     again = Origin("sales.orders", 0, 1, b"A0", _order("A0", "o0a", 3))  # applied before the restart
     later = Origin("sales.orders", 0, 9, b"A0", _order("A0", "o0c", 5))
     asyncio.run(intake.handle_batch([again, later]))
