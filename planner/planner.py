@@ -12,6 +12,7 @@ import math
 import statistics
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from functools import partial
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from core.clock import SYSTEM_CLOCK, Clock
@@ -96,8 +97,13 @@ class Evaluation:
     quota: dict[str, QuotaStanding] = field(default_factory=dict)
 
 
-#: The parts of the planner's state that folding orders in (`observe_orders`) changes.
-ORDER_PARTS = ("daily_sales", "daily_cells", "observed_orders", "first_order_day")
+#: The part of the planner's state that folding orders in (`observe_orders`) changes besides
+#: the days it touches.
+ORDER_PARTS = ("first_order_day",)
+#: Prefix of the state parts holding one day's orders not judged yet ("orders.2025-03-04"): a
+#: batch rewrites the days it touched and a judged day's part goes, so a checkpoint during a
+#: long catch-up does not rewrite every day still pending.
+DAY_PART = "orders."
 
 
 def imbalance_index(aggregates: Iterable[RepAggregate]) -> float:
@@ -156,6 +162,7 @@ class Planner:
         self._valued_month: str | None = None  # month the cached potentials are valued at
         self._changed: set[str] = set()  # accounts changed since they were valued
         self._changed_parts: set[str] | None = None  # see take_changed_parts
+        self._changed_days: set[str] = set()  # days whose orders changed since the last checkpoint
         # Trailing-window sales and minutes per account for one (month, window) at a time, with
         # the AccountState they were summed from: a day judged within a month sums them again
         # only for the accounts whose state is a new object (the session replaces what changed).
@@ -206,9 +213,12 @@ class Planner:
         watermark: datetime,
         first_event_at: datetime,
         ask_travel: bool = True,
+        in_id_order: bool = False,
     ) -> Evaluation:
         """Judge the company at `watermark`. `ask_travel=False` (a day of history judged while
-        catching up) leaves the week's travel question for a later judgement of the week."""
+        catching up) leaves the week's travel question for a later judgement of the week;
+        `in_id_order` says the accounts come sorted by id already (sorting a large company
+        every day of a catch-up was a cost of its own)."""
         self._changed_parts = None
         accounts, reps = list(accounts), list(reps)
         window_months = self.settings.potential_window_months
@@ -219,7 +229,8 @@ class Planner:
         through = as_of - timedelta(microseconds=1)
         evaluation = Evaluation({}, 0.0)
         orphans: frozenset[str] = frozenset()
-        accounts.sort(key=lambda account: account.account_id)  # learning order must not depend on arrival
+        if not in_id_order:
+            accounts.sort(key=lambda account: account.account_id)  # learning order must not depend on arrival
         self._accounts_now, self._new_shocks = accounts, []
         self._shock_factors = {a: v for a, v in self._shock_factors.items() if v[2] > month_key(through)}
         # Days and months are judged in event-time order whatever the batching: before a month
@@ -533,12 +544,12 @@ class Planner:
         sales per region and per cell the shock detectors read per complete day. Each order
         counts once: snapshots read again after a restart (the planner's checkpoint may
         already hold their orders) are recognised by the event id until their day is judged."""
-        if self._changed_parts is not None:
-            self._changed_parts.update(ORDER_PARTS)
         days = self._daily_sales.setdefault(region, {})
         for day, amount, *event_id in orders:
             if day < self._first_order_day.get(region, "9999"):
                 self._first_order_day[region] = day
+                if self._changed_parts is not None:
+                    self._changed_parts.update(ORDER_PARTS)
             if event_id:
                 seen = self._observed_orders.setdefault(day, set())
                 if event_id[0] in seen:
@@ -546,6 +557,7 @@ class Planner:
                 seen.add(event_id[0])
             total, count = days.get(day, (0.0, 0))
             days[day] = (round(total + amount, 2), count + 1)
+            self._changed_days.add(day)
             if cell is not None:
                 cells = self._daily_cells.setdefault(day, {})
                 count, logs, squares = cells.get(cell, (0, 0.0, 0.0))
@@ -692,9 +704,7 @@ class Planner:
             "pending_signal_ids": lambda: list(self._pending_signal_ids),
             "placed_orphans": lambda: sorted(self._placed_orphans),
             "judged_month": lambda: self._judged_month,
-            "daily_sales": lambda: self._daily_sales,
-            "daily_cells": lambda: self._daily_cells,
-            "observed_orders": lambda: {day: sorted(ids) for day, ids in self._observed_orders.items()},
+            **{f"{DAY_PART}{day}": partial(self._day_orders, day) for day in self.pending_days()},
             "judged_day": lambda: self._judged_day,
             "first_order_day": lambda: dict(sorted(self._first_order_day.items())),
             "model": lambda: self.model.state_dict() if self.model is not None else None,
@@ -705,6 +715,31 @@ class Planner:
             "travel_week": lambda: self._travel_week,
         }
 
+    def pending_days(self) -> set[str]:
+        """Days with orders not judged yet."""
+        return {day for days in self._daily_sales.values() for day in days} | {
+            *self._daily_cells,
+            *self._observed_orders,
+        }
+
+    def _day_orders(self, day: str) -> dict[str, Any]:
+        """One day's state part: sales per region, sums per grid cell, the order ids counted."""
+        return {
+            "sales": {region: list(days[day]) for region, days in sorted(self._daily_sales.items()) if day in days},
+            "cells": {cell: list(value) for cell, value in sorted(self._daily_cells.get(day, {}).items())},
+            "ids": sorted(self._observed_orders.get(day, ())),
+        }
+
+    def _load_day_orders(self, day: str, part: Mapping[str, Any]) -> None:
+        for region, (total, count) in part.get("sales", {}).items():
+            self._daily_sales.setdefault(region, {})[day] = (total, count)
+        if part.get("cells"):
+            self._daily_cells[day] = {
+                cell: (int(value[0]), float(value[1]), float(value[2])) for cell, value in part["cells"].items()
+            }
+        if part.get("ids"):
+            self._observed_orders[day] = set(part["ids"])
+
     def state_dict(self, only: Iterable[str] | None = None) -> dict[str, Any]:
         """The state by part; with `only`, just those parts (see `take_changed_parts`)."""
         parts = self._state_parts()
@@ -714,11 +749,16 @@ class Planner:
     def state_part_names(self) -> list[str]:
         return sorted(self._state_parts())
 
-    def take_changed_parts(self) -> set[str] | None:
-        """The parts of `state_dict` that may have changed since the last call (None: any of
-        them). Folding orders in changes only the daily sales; a judgement or a proposal may
-        change any part. Encoding every part for each batch was most of a checkpoint's cost."""
-        changed, self._changed_parts = self._changed_parts, set()
+    def take_changed_parts(self) -> set[str]:
+        """The parts of `state_dict` that may have changed since the last call. Folding orders
+        in changes only the days it touched; a judgement or a proposal may change any part but
+        the days' orders (judging a day drops its part). Encoding every part for each batch was
+        most of a checkpoint's cost."""
+        changed = self._changed_parts
+        if changed is None:
+            changed = {name for name in self._state_parts() if not name.startswith(DAY_PART)}
+        changed |= {f"{DAY_PART}{day}" for day in self._changed_days}
+        self._changed_parts, self._changed_days = set(), set()
         return changed
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -734,15 +774,19 @@ class Planner:
         self._pending_signal_ids = list(state.get("pending_signal_ids", []))
         self._placed_orphans = set(state.get("placed_orphans", []))
         self._judged_month = state.get("judged_month")
-        self._observed_orders = {day: set(ids) for day, ids in state.get("observed_orders", {}).items()}
-        self._daily_cells = {
-            day: {cell: (int(value[0]), float(value[1]), float(value[2])) for cell, value in cells.items()}
-            for day, cells in state.get("daily_cells", {}).items()
-        }
-        self._daily_sales = {
-            region: {day: (total, count) for day, (total, count) in days.items()}
-            for region, days in state.get("daily_sales", {}).items()
-        }
+        self._daily_sales, self._daily_cells, self._observed_orders = {}, {}, {}
+        for name, part in state.items():
+            if name.startswith(DAY_PART) and part:
+                self._load_day_orders(name.removeprefix(DAY_PART), part)
+        # A checkpoint from before the orders were kept a day a part.
+        for region, days in (state.get("daily_sales") or {}).items():
+            for day, value in days.items():
+                self._load_day_orders(day, {"sales": {region: value}})
+        for day, cells in (state.get("daily_cells") or {}).items():
+            self._load_day_orders(day, {"cells": cells})
+        for day, ids in (state.get("observed_orders") or {}).items():
+            self._load_day_orders(day, {"ids": ids})
+        self._changed_days = self.pending_days()
         self._judged_day = state.get("judged_day")
         self._first_order_day = dict(state.get("first_order_day") or {})
         if state.get("model") and self.model is not None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+from bisect import bisect_left
 from dataclasses import asdict
 from datetime import datetime, time, timedelta
+from operator import attrgetter
 from typing import Any, Callable, Iterable, Mapping, MutableMapping, TypedDict
 
 from core.clock import SYSTEM_CLOCK, Clock
@@ -107,6 +109,42 @@ def _fields(account: AccountState | Mapping[str, Any] | None) -> Mapping[str, An
     return None if account is None else state_of(account).public_fields()
 
 
+_account_id = attrgetter("account_id")
+
+
+def _in_step(ordered: list[AccountState], changed: Mapping[str, AccountState | None]) -> list[AccountState]:
+    """`ordered` (by account id) with the `changed` accounts replaced, added or (None) erased.
+    A replacement is found by bisection; new accounts are sorted in once.
+
+    >>> a, b, c = (AccountState(name, 0.0, 0.0) for name in "abc")
+    >>> [s.account_id for s in _in_step([a, c], {"b": b, "c": None})]
+    ['a', 'b']
+    """
+    new, erased = [], set()
+    for account_id, account in changed.items():
+        at = bisect_left(ordered, account_id, key=_account_id)
+        found = at < len(ordered) and ordered[at].account_id == account_id
+        if account is None:
+            erased.add(account_id)
+        elif found:
+            ordered[at] = account
+        else:
+            new.append(account)
+    if erased:
+        ordered = [account for account in ordered if account.account_id not in erased]
+    if new:
+        ordered.extend(new)
+        ordered.sort(key=_account_id)  # a sorted run and a short tail: close to linear
+    return ordered
+
+
+def _delete_record(meta: MutableMapping[str, Any], key: str) -> None:
+    value = meta.pop(key, None)
+    if isinstance(value, dict) and "$pieces" in value:
+        for n in range(int(value["$pieces"])):
+            meta.pop(f"{key}#{n}", None)
+
+
 def _read_record(meta: MutableMapping[str, Any], key: str) -> Any:
     value = meta[key]
     if isinstance(value, dict) and "$pieces" in value:
@@ -137,9 +175,9 @@ class PlanningSession:
         # saved with the checkpoint, so a restart never reads on past what was not applied
         # (planner.input_position).
         self.input_offsets: dict[str, int] = {}
-        # `accounts` as AccountState, built once and then kept in step by `apply`: a judgement
-        # converts only what changed, not the whole company each day.
-        self._states: dict[str, AccountState] | None = None
+        # `accounts` as AccountState in account id order, built once and then kept in step by
+        # `apply`: a judgement neither converts nor sorts the whole company each day.
+        self._states: list[AccountState] | None = None
         self._start_clean()
 
     def _start_clean(self) -> None:
@@ -174,10 +212,10 @@ class PlanningSession:
             self._start_clean()
             return False
         log.info(
-            "planner checkpoint restored: judged at %s, learned through %s, %d regions with daily sales",
+            "planner checkpoint restored: judged at %s, learned through %s, orders of %d days not judged yet",
             self.judged_at,
             state.get("learned_month"),
-            len(state.get("daily_sales") or {}),
+            len(self.planner.pending_days()),
         )
         return True
 
@@ -247,15 +285,13 @@ class PlanningSession:
         for account_id, account in accounts.items():
             if account is None:
                 self.accounts.pop(account_id, None)
-                if self._states is not None:
-                    self._states.pop(account_id, None)
-                continue
-            # The table keeps the state object itself (its changelog record is the same JSON,
-            # `AccountState.__json__`), and the judgement reads that same object: one copy of
-            # each account, without a dict of 23 fields beside it.
-            self.accounts[account_id] = account
-            if self._states is not None:
-                self._states[account_id] = account
+            else:
+                # The table keeps the state object itself (its changelog record is the same JSON,
+                # `AccountState.__json__`), and the judgement reads that same object: one copy of
+                # each account, without a dict of 23 fields beside it.
+                self.accounts[account_id] = account
+        if self._states is not None:
+            self._states = _in_step(self._states, accounts)
         return count
 
     @property
@@ -299,10 +335,11 @@ class PlanningSession:
         first_event_at = self.watermark.first_event_at
         assert first_event_at is not None, "a watermark with a current time has seen an event"
         if self._states is None:  # rows recovered from the changelog are dicts
-            self._states = {account_id: state_of(row) for account_id, row in self.accounts.items()}
+            self._states = sorted((state_of(row) for row in self.accounts.values()), key=_account_id)
         evaluation = self.planner.evaluate(
-            self._states.values(),
+            self._states,
             (RepState.from_dict(row) for row in self.reps.values()),
+            in_id_order=True,
             watermark=moment,
             first_event_at=first_event_at,
             # A week's travel question is asked once caught up, not on a day of history.
@@ -325,10 +362,9 @@ class PlanningSession:
         records = {f"planner.{part}": value for part, value in state.items()}
         records["watermark"] = self.watermark.state_dict()
         records["input"] = dict(sorted(self.input_offsets.items()))
-        records["planner"] = {
-            "parts": self.planner.state_part_names(),
-            "judged_at": self.judged_at.isoformat() if self.judged_at else None,
-        }
+        parts = self.planner.state_part_names()
+        gone = set((self.meta.get("planner") or {}).get("parts", [])) - set(parts)
+        records["planner"] = {"parts": parts, "judged_at": self.judged_at.isoformat() if self.judged_at else None}
         for key, value in records.items():
             encoded = json.dumps(value, sort_keys=True)
             if self._written.get(key) == encoded:
@@ -341,6 +377,11 @@ class PlanningSession:
                 value = {"$pieces": len(pieces)}
             self.meta[key] = value
             self._written[key] = encoded
+        # Parts no longer listed (a judged day's orders) go once the list without them is
+        # written: a restart in between reads the parts of the list it finds.
+        for part in sorted(gone):
+            _delete_record(self.meta, f"planner.{part}")
+            self._written.pop(f"planner.{part}", None)
 
     def solve(self, request: RebalanceRequest) -> Proposal | None:
         """Run the rebalancer the request asks for (blocking: CP-SAT) and build the proposal;

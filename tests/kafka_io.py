@@ -96,10 +96,15 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
+#: The value `read_all` gives a deleted key's record (a JSON null is None).
+TOMBSTONE = object()
+
+
 def read_all(
     bootstrap: str, topic: str, *, quiet_s: float = 2.0, timeout_s: float = 60.0
 ) -> list[tuple[bytes | None, dict]]:
-    """Every (key, value) of `topic`, read until nothing new arrives for `quiet_s`."""
+    """Every (key, value) of `topic`, read until nothing new arrives for `quiet_s` (a
+    tombstone's value is `TOMBSTONE`)."""
 
     async def run() -> list[tuple[bytes | None, dict]]:
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
@@ -113,7 +118,10 @@ def read_all(
             while time.monotonic() < deadline and time.monotonic() - last_new < quiet_s:
                 batches = await consumer.getmany(timeout_ms=300)
                 for records in batches.values():
-                    found.extend((record.key, json.loads(record.value)) for record in records)
+                    found.extend(
+                        (record.key, TOMBSTONE if record.value is None else json.loads(record.value))
+                        for record in records
+                    )
                     last_new = time.monotonic()
             return found
         finally:

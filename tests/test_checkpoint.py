@@ -75,7 +75,8 @@ def backtest_meta() -> dict:
 
 def test_a_restored_checkpoint_equals_what_was_saved(backtest_meta):
     saved = saved_planner_state(backtest_meta)
-    assert saved["model"] is not None and saved["detector.market_shock"]["regions"] and saved["daily_sales"] is not None
+    assert saved["model"] is not None and saved["detector.market_shock"]["regions"]
+    assert any(part.startswith("orders.") and saved[part]["sales"] for part in saved), "days not judged yet"
     session = PlanningSession(Settings(), accounts={}, reps={}, meta=dict(backtest_meta))
     assert session.restore()
     assert json.dumps(session.planner.state_dict(), sort_keys=True) == json.dumps(saved, sort_keys=True)
@@ -249,7 +250,7 @@ class RecordingMeta(dict):
 
 
 def test_a_batch_folded_in_without_a_judgement_rewrites_only_the_daily_sales(backtest_meta):
-    """Between judgements only the daily sales change: the checkpoint encodes and writes those
+    """Between judgements only the daily sales change: the checkpoint encodes and writes the day's
     (and the watermark), not every detector's state; what a restart reads is still whole."""
     from planner.planner import ORDER_PARTS
 
@@ -268,14 +269,14 @@ def test_a_batch_folded_in_without_a_judgement_rewrites_only_the_daily_sales(bac
     session.checkpoint()
     assert encoded == [], "no detector's state is encoded for a batch that was only folded in"
     written = {key.split("#")[0] for key in meta.written}
-    assert written <= {f"planner.{part}" for part in ORDER_PARTS} | {"watermark", "planner"}
-    assert "planner.daily_sales" in written
+    assert written <= {f"planner.{part}" for part in ORDER_PARTS} | {f"planner.orders.{day}", "watermark", "planner"}
+    assert f"planner.orders.{day}" in written
     restored = PlanningSession(Settings(), accounts={}, reps={}, meta=dict(meta))
     assert restored.restore()
     assert json.dumps(restored.planner.state_dict(), sort_keys=True) == json.dumps(
         session.planner.state_dict(), sort_keys=True
     )
-    assert restored.planner.state_dict()["daily_sales"]["DE-BY"][day][1] >= 1
+    assert restored.planner.state_dict()[f"orders.{day}"]["sales"]["DE-BY"][1] >= 1
 
 
 def test_a_planner_taken_over_without_new_input_still_knows_which_streams_are_read():
@@ -313,3 +314,102 @@ def test_the_input_offsets_applied_are_saved_and_restored_with_the_checkpoint(ba
     # No checkpoint at all: nothing was applied, so reading starts at the beginning.
     fresh = PlanningSession(Settings(), accounts={}, reps={}, meta={})
     assert not fresh.restore() and fresh.input_offsets.get("territory.state:0", 0) == 0
+
+
+class ChangelogMeta(RecordingMeta):
+    """A checkpoint table that also remembers the bytes written and the records deleted."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.bytes_written = 0
+        self.deleted: list[str] = []
+
+    def __setitem__(self, key, value):
+        self.bytes_written += len(json.dumps(value))
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key):
+        self.deleted.append(key)
+        super().__delitem__(key)
+
+    def pop(self, key, *default):
+        if key in self:
+            self.deleted.append(key)
+        return super().pop(key, *default)
+
+
+def test_the_checkpoint_of_a_catch_up_grows_with_the_days_a_batch_touches_not_with_the_days_pending():
+    """A worker catching up holds the orders of every day it has not judged yet. A batch must
+    rewrite the days it touched, and judging a day must drop that day's record: rewriting every
+    pending day on each batch and each judged day made a long catch-up quadratic."""
+    from datetime import date, datetime, timedelta, timezone
+
+    meta = ChangelogMeta()
+    session = PlanningSession(Settings(), accounts={}, reps={}, meta=meta, expected_sources=["o:0"])
+    first = date(2025, 3, 3)
+    account = {"kind": "account", "region": "DE-BY", "lat": 48.1, "lon": 11.6, "known": True, "rep_id": "R1"}
+    history = [
+        {
+            **account,
+            "account_id": f"a{n}",
+            "source": "o:0",
+            "occurred_at": datetime.combine(first + timedelta(days=n), datetime.min.time(), timezone.utc).isoformat(),
+            "orders": [[(first + timedelta(days=n)).isoformat(), 100.0 + n, f"e-{n}-{k}"] for k in range(20)],
+        }
+        for n in range(120)
+    ]
+    session.apply(history[:1])
+    session.judge()  # judged on the first day: the other 119 days wait
+    session.apply(history[1:])
+    session.checkpoint()
+    meta.written.clear()
+    meta.bytes_written = 0
+    late = {**history[5], "orders": [[history[5]["orders"][0][0], 7.0, "e-late"]]}
+    session.apply([late])
+    session.checkpoint()
+    written = {key.split("#")[0] for key in meta.written}
+    assert written <= {f"planner.orders.{first + timedelta(days=5)}", "planner", "watermark", "planner.first_order_day"}
+    assert meta.bytes_written < 20_000, "one day's orders, not the 120 days pending"
+
+    while session.judged_at.date() <= first:  # day by day, until the first day with orders is complete
+        session.judge()
+        session.checkpoint()
+    assert f"planner.orders.{first}" in meta.deleted, "a judged day's record is dropped"
+    assert f"planner.orders.{first + timedelta(days=1)}" in meta, "a day not judged yet is kept"
+    restored = PlanningSession(Settings(), accounts={}, reps={}, meta=json.loads(json.dumps(dict(meta))))
+    assert restored.restore()
+    days = sorted(restored.planner.pending_days())
+    assert days == sorted(session.planner.pending_days()) and len(days) == 119
+    assert json.dumps(
+        restored.planner.state_dict(only=[f"orders.{day}" for day in days]), sort_keys=True
+    ) == json.dumps(session.planner.state_dict(only=[f"orders.{day}" for day in days]), sort_keys=True)
+
+
+def test_a_checkpoint_with_the_orders_in_whole_parts_is_read_and_rewritten_by_day(backtest_meta):
+    """Checkpoints written before the orders were kept a day a record hold them in three whole
+    parts: they are read, and the next checkpoint writes them by day and drops the old parts."""
+    session = PlanningSession(Settings(), accounts={}, reps={}, meta=dict(backtest_meta))
+    assert session.restore()
+    state = session.planner.state_dict()
+    days = sorted(name for name in state if name.startswith("orders."))
+    assert days, "the backtest leaves days not judged yet"
+    legacy = dict(backtest_meta)
+    daily_sales: dict = {}
+    for name in days:
+        day = name.removeprefix("orders.")
+        for region, value in state[name]["sales"].items():
+            daily_sales.setdefault(region, {})[day] = value
+        del legacy[f"planner.{name}"]
+    legacy["planner.daily_sales"] = daily_sales
+    legacy["planner.daily_cells"] = {name.removeprefix("orders."): state[name]["cells"] for name in days}
+    legacy["planner.observed_orders"] = {name.removeprefix("orders."): state[name]["ids"] for name in days}
+    parts = [p for p in legacy["planner"]["parts"] if not p.startswith("orders.")]
+    legacy["planner"] = {**legacy["planner"], "parts": parts + ["daily_cells", "daily_sales", "observed_orders"]}
+
+    meta = ChangelogMeta(json.loads(json.dumps(legacy)))
+    old = PlanningSession(Settings(), accounts={}, reps={}, meta=meta)
+    assert old.restore()
+    assert json.dumps(old.planner.state_dict(), sort_keys=True) == json.dumps(state, sort_keys=True)
+    old.checkpoint()
+    assert {"planner.daily_sales", "planner.daily_cells", "planner.observed_orders"} <= set(meta.deleted)
+    assert all(f"planner.{name}" in meta for name in days)

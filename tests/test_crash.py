@@ -28,7 +28,7 @@ from core.river_codec import load_array
 from planner.session import saved_planner_state
 from territory.backtest import BacktestResult, run_backtest
 from core.settings import Settings
-from tests.kafka_io import metric_samples, produce, read_all, wait_for
+from tests.kafka_io import TOMBSTONE, metric_samples, produce, read_all, wait_for
 from tests.services import in_own_process, webhook_receiver
 from tests import records
 
@@ -70,8 +70,10 @@ def account_states(snapshots) -> dict[str, dict]:
 
 
 def changelog_table(bootstrap: str, topic: str) -> dict:
-    """The newest value of every key on a Faust table's changelog (what a restart recovers)."""
-    return {json.loads(raw_key): value for raw_key, value in read_all(bootstrap, topic)}
+    """The newest value of every key on a Faust table's changelog (what a restart recovers; a
+    tombstone deletes the key)."""
+    table = {json.loads(raw_key): value for raw_key, value in read_all(bootstrap, topic)}
+    return {key: value for key, value in table.items() if value is not TOMBSTONE}
 
 
 def assert_same_state(live, clean, path: str) -> None:

@@ -190,7 +190,7 @@ def test_orders_of_snapshots_read_again_after_a_restart_count_once():
     restored = Planner(Settings())
     restored.load_state_dict(planner.state_dict())
     restored.observe_orders("DE-11", orders + [["2025-03-03", 7.0, "o3"]])
-    assert restored.state_dict()["daily_sales"] == {"DE-11": {"2025-03-03": (157.0, 3)}}
+    assert restored.state_dict()["orders.2025-03-03"]["sales"] == {"DE-11": [157.0, 3]}
 
 
 def test_regional_sales_judged_late_feed_the_shock_detector_as_when_judged_in_step():
