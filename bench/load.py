@@ -304,6 +304,33 @@ def simulated_events(n_events: int, seed: int = 11) -> list[tuple[str, bytes, by
     return [(topic, key.encode(), encode(envelope)) for topic, key, envelope in events]
 
 
+def rep_upserts(reps, at: datetime) -> list[tuple[str, bytes, bytes]]:
+    """A rep.upserted for each of the simulated `reps`, at `at`."""
+    return [
+        (
+            topics.REPS,
+            rep.rep_id.encode(),
+            encode(
+                {
+                    "event_id": str(uuid.uuid4()),
+                    "type": "rep.upserted",
+                    "occurred_at": at.isoformat(),
+                    "source": "bench",
+                    "data": {
+                        "rep_id": rep.rep_id,
+                        "home_lat": rep.home_lat,
+                        "home_lon": rep.home_lon,
+                        "capacity_fte": rep.capacity_fte,
+                        "active": True,
+                        "max_travel_km": rep.max_travel_km,
+                    },
+                }
+            ),
+        )
+        for rep in reps
+    ]
+
+
 def account_events(
     first: int, last: int, orders_per_account: int, rep_ids: list[str], start: datetime
 ) -> list[tuple[str, bytes, bytes]]:
@@ -746,29 +773,7 @@ def memory(workdir: Path, steps: list[int], orders: int, timeout_s: float, extra
     company = generate_company(seed=3, n_accounts=200)
     rep_ids = [r.rep_id for r in company.reps]
     start = datetime(2024, 1, 1, tzinfo=timezone.utc)
-    rep_messages = [
-        (
-            topics.REPS,
-            r.rep_id.encode(),
-            encode(
-                {
-                    "event_id": str(uuid.uuid4()),
-                    "type": "rep.upserted",
-                    "occurred_at": start.isoformat(),
-                    "source": "bench",
-                    "data": {
-                        "rep_id": r.rep_id,
-                        "home_lat": r.home_lat,
-                        "home_lon": r.home_lon,
-                        "capacity_fte": r.capacity_fte,
-                        "active": True,
-                        "max_travel_km": r.max_travel_km,
-                    },
-                }
-            ),
-        )
-        for r in company.reps
-    ]
+    rep_messages = rep_upserts(company.reps, start)
     points: list[dict[str, Any]] = []
     result_unsettled: list[dict[str, Any]] = []
     with EmbeddedBroker(partitions=PARTITIONS, log_path=workdir / "broker-memory.log") as broker:

@@ -43,8 +43,7 @@ def log(message: str) -> None:
 def snapshots_of_company(accounts: int, path: Path) -> int:
     """Run the synthetic company through the intake; write its state records as JSON lines."""
     sys.path.insert(0, str(ROOT))
-    from bench.load import account_events, encode
-    from core import topics
+    from bench.load import account_events, rep_upserts
     from core.clock import SYSTEM_CLOCK
     from core.settings import Settings
     from monitor.intake import Intake, IntakeRules
@@ -52,29 +51,7 @@ def snapshots_of_company(accounts: int, path: Path) -> int:
 
     start = datetime(2024, 1, 1, tzinfo=timezone.utc)
     company = generate_company(seed=3, n_accounts=200)
-    reps = [
-        (
-            topics.REPS,
-            rep.rep_id.encode(),
-            encode(
-                {
-                    "event_id": f"rep-{rep.rep_id}",
-                    "type": "rep.upserted",
-                    "occurred_at": start.isoformat(),
-                    "source": "bench",
-                    "data": {
-                        "rep_id": rep.rep_id,
-                        "home_lat": rep.home_lat,
-                        "home_lon": rep.home_lon,
-                        "capacity_fte": rep.capacity_fte,
-                        "active": True,
-                        "max_travel_km": rep.max_travel_km,
-                    },
-                }
-            ),
-        )
-        for rep in company.reps
-    ]
+    reps = rep_upserts(company.reps, start)
     messages = reps + account_events(0, accounts, 2, [rep.rep_id for rep in company.reps], start)
     written = 0
     with path.open("w", encoding="utf-8") as out:

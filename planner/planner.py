@@ -743,7 +743,8 @@ class Planner:
     def state_dict(self, only: Iterable[str] | None = None) -> dict[str, Any]:
         """The state by part; with `only`, just those parts (see `take_changed_parts`)."""
         parts = self._state_parts()
-        wanted = parts if only is None else [name for name in parts if name in set(only)]
+        chosen = None if only is None else set(only)
+        wanted = parts if chosen is None else [name for name in parts if name in chosen]
         return {name: parts[name]() for name in wanted}
 
     def state_part_names(self) -> list[str]:
