@@ -352,8 +352,10 @@ def _prune(buckets: dict[str, float]) -> dict[str, float]:
 
 def trailing_sum(buckets: Mapping[str, float], watermark: datetime, months: int) -> float:
     """Sum of the `months` whole calendar months ending with the watermark's month."""
-    last = month_index(month_key(watermark))
-    return sum(value for key, value in buckets.items() if 0 <= last - month_index(key) < months)
+    newest = month_key(watermark)
+    oldest = month_key_of_index(max(month_index(newest) - months + 1, 0))
+    # "YYYY-MM" keys sort as their months: compared as strings (a judgement sums every account's).
+    return sum(value for key, value in buckets.items() if oldest <= key <= newest)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Iterable
 import numpy as np
 
 from monitor.state import KEPT_MONTHS, AccountState
-from potential.features import UNKNOWN, _first_idx, feature_frame, features_at
+from potential.features import UNKNOWN, _first_idx, feature_frame_at
 from potential.model import PotentialModel
 from potential.months import _MONTH_CACHE, _idx_of, _key_of, _month_idx, _month_start
 
@@ -80,7 +80,7 @@ def learn_from_history(
         labels.append(12.0 * total / weight)
     if not learned:
         return []
-    frame = feature_frame(features_at(account, feature_time, seasonal=model.seasonal) for account in learned)
+    frame = feature_frame_at(learned, feature_time, seasonal=model.seasonal)
     before = model.learn_many(frame, labels)
     return list(zip((account.account_id for account in learned), before.tolist(), labels))
 
@@ -91,7 +91,7 @@ def predict_potential(model: PotentialModel, accounts: Iterable[AccountState], a
     closed: list[AccountState] = []
     for account in accounts:
         (closed if account.closed else live).append(account)
-    frame = feature_frame(features_at(account, at, seasonal=model.seasonal) for account in live)
+    frame = feature_frame_at(live, at, seasonal=model.seasonal)
     values = model.predict_many(frame) if live else np.zeros(0)
     result = {account.account_id: float(v) for account, v in zip(live, values.tolist())}
     result.update({account.account_id: 0.0 for account in closed})

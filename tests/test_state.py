@@ -6,6 +6,8 @@ import json
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.contract import parse_event
 from monitor.state import (
@@ -13,6 +15,8 @@ from monitor.state import (
     RepState,
     apply_account_event,
     apply_rep_event,
+    month_index,
+    month_key_of_index,
     territory_aggregates,
     trailing_sum,
 )
@@ -41,6 +45,19 @@ def test_trailing_sum_counts_whole_months_ending_at_the_watermark():
     buckets = {"2024-02": 1.0, "2024-03": 10.0, "2025-02": 100.0, "2025-03": 1000.0}
     watermark = datetime(2025, 2, 14, tzinfo=timezone.utc)
     assert trailing_sum(buckets, watermark, 12) == 110.0  # 2024-03 .. 2025-02
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    months=st.lists(st.integers(12, 9999 * 12 + 11), max_size=30, unique=True),
+    at=st.integers(12, 9999 * 12 + 11),
+    window=st.integers(-2, 40),
+)
+def test_trailing_sum_is_the_window_of_month_indices_from_year_1_to_9999(months, at, window):
+    buckets = {month_key_of_index(idx): float(idx % 97) for idx in months}
+    watermark = datetime(at // 12, at % 12 + 1, 28, 23, 59, tzinfo=timezone.utc)
+    expected = sum(value for key, value in buckets.items() if 0 <= at - month_index(key) < window)
+    assert trailing_sum(buckets, watermark, window) == expected
 
 
 def test_aggregates_weight_fair_share_by_capacity_and_skip_inactive_reps():
