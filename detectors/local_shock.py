@@ -60,6 +60,8 @@ from monitor.regions import region_label
 from monitor.state import AccountState
 
 MEASURES = ("orders", "order_size")
+#: A zone: its centre cell and the bytes of its member cells' indices (int64, ascending).
+ZoneKey = tuple[int, bytes]
 DIRECTIONS = ("drop", "rise")
 STATE_VERSION = 3
 #: Grid cell size in degrees (about 22 km north-south; 22 km east-west at 48°N).
@@ -196,7 +198,9 @@ class LocalShockDetector:
         self._rearm_left = np.zeros(0, dtype=int)
         self._days = 0  # trading days seen
         self._last_day: date | None = None
-        self._zone_keys: list[str] = []
+        # A zone is known by its centre and its member cells (indices in `_cells`, ascending):
+        # a rebuild keeps the state of a zone it finds again.
+        self._zone_keys: list[ZoneKey] = []
         self._zones = {m: np.zeros((0, _COLUMNS)) for m in MEASURES}
         self._matrix = sparse.csr_matrix((0, 0))
         self._zones_built_at = -1
@@ -369,9 +373,8 @@ class LocalShockDetector:
         while first < len(SHARE_STEPS) and SHARE_STEPS[first] < self.min_share:
             first += 1
         steps = np.array(SHARE_STEPS[first:])
-        keys: list[str] = []
-        rows: list[list[int]] = []
-        seen: set[str] = set()
+        keys: list[ZoneKey] = []
+        rows: list[np.ndarray] = []
         for start in range(0, len(with_share), ZONE_BLOCK):
             block = centres[start : start + ZONE_BLOCK]
             distance = haversine_matrix_km(block[:, 0], block[:, 1], centres[:, 0], centres[:, 1])
@@ -380,31 +383,33 @@ class LocalShockDetector:
             cumulative = np.cumsum(share[with_share][nearest], axis=1)
             # Per centre and step: the first position where the cumulative share reaches the step.
             ends = (cumulative[:, :, None] < steps[None, None, :]).sum(axis=1)
-            for r in range(len(block)):
-                centre_cell = self._cells[with_share[start + r]]
-                for k in sorted(set(ends[r].tolist())):
-                    if k >= len(with_share) or cumulative[r, k] > self.max_share:
-                        break
-                    members = sorted(int(j) for j in with_share[nearest[r, : k + 1]])
-                    key = f"{centre_cell}/" + ",".join(self._cells[j] for j in members)
-                    if key not in seen:
-                        seen.add(key)
-                        keys.append(key)
-                        rows.append(members)
+            # A zone per centre and step it reaches, up to max_share (the cumulative share grows
+            # with the step, so the zones kept are the smaller ones).
+            reached = ends < len(with_share)
+            within = np.take_along_axis(cumulative, np.minimum(ends, len(with_share) - 1), axis=1) <= self.max_share
+            cells_by_distance = with_share[nearest].astype(np.int64, copy=False)
+            for r, sizes in enumerate((ends + 1) * (reached & within)):
+                centre = int(with_share[start + r])
+                # Distinct steps are distinct sizes: no two zones of a build are alike.
+                for size in sorted(set(sizes.tolist()) - {0}):
+                    members = cells_by_distance[r, :size].copy()
+                    members.sort()
+                    keys.append(_zone_key(centre, members))
+                    rows.append(members)
         self._set_zones(keys, rows)
         self._zones_built_at = self._days
 
-    def _set_zones(self, keys: list[str], rows: list[list[int]]) -> None:
+    def _set_zones(self, keys: list[ZoneKey], rows: list[np.ndarray]) -> None:
         """Zones with these keys and member cells; a zone kept from before keeps its state."""
         indptr = np.cumsum([0] + [len(r) for r in rows])
-        indices = [j for r in rows for j in r]
+        indices = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
         self._matrix = sparse.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(len(rows), len(self._cells)))
         previous = {key: z for z, key in enumerate(self._zone_keys)}
+        kept = [(z, previous[key]) for z, key in enumerate(keys) if key in previous]
+        now, before = (np.array(side, dtype=np.int64) for side in zip(*kept)) if kept else (np.zeros(0, int),) * 2
         for m in MEASURES:
             zones = np.tile(_fresh_row(), (len(keys), 1))
-            for z, key in enumerate(keys):
-                if key in previous:
-                    zones[z] = self._zones[m][previous[key]]
+            zones[now] = self._zones[m][before]
             self._zones[m] = zones
         self._zone_keys = keys
 
@@ -503,11 +508,10 @@ class LocalShockDetector:
     def _finding(
         self, day: date, z: int, measure: str, direction: str, stat: float, total: float, share: float, variance: float
     ) -> LocalShockFinding:
-        key, at = self._zone_keys[z], _DIRECTION_AT[direction]
+        centre_cell, at = self._cells[self._zone_keys[z][0]], _DIRECTION_AT[direction]
         row = self._zones[measure][z]
         days = int(row[at + 3])
         cells = tuple(sorted((self._cells[j] for j in self._matrix[z].indices)))
-        centre_cell = key.split("/", 1)[0]
         centre = cell_centre(centre_cell)
         around = np.array([cell_centre(c) for c in cells])
         radius = float(haversine_array_km(centre[0], centre[1], around[:, 0], around[:, 1]).max())
@@ -570,7 +574,7 @@ class LocalShockDetector:
         bytes (`core.river_codec.dump_array`) and each zone as its centre and member cells: a
         third of the size of JSON numbers and zone keys, in under half the time to encode."""
         matrix = self._matrix
-        centres = [self._index[key.split("/", 1)[0]] for key in self._zone_keys]
+        centres = [centre for centre, _ in self._zone_keys]
         return {
             "version": STATE_VERSION,
             "cells": list(self._cells),
@@ -608,11 +612,13 @@ class LocalShockDetector:
                 raise ValueError("local shock state: zone centres, sizes and members do not match")
             ends = np.cumsum(sizes).tolist()
             rows = [members[end - size : end] for end, size in zip(ends, sizes)]
-            keys = [f"{self._cells[c]}/" + ",".join(self._cells[j] for j in row) for c, row in zip(centres, rows)]
-        else:
-            keys = [str(key) for key in state.get("zone_keys", [])]
-            rows = [[self._index[cell] for cell in key.split("/", 1)[1].split(",")] for key in keys]
-        self._set_zones(keys, rows)
+        else:  # zone keys "centre/cell,cell,..."
+            texts = [str(key).split("/", 1) for key in state.get("zone_keys", [])]
+            centres = [self._index[centre] for centre, _ in texts]
+            rows = [[self._index[cell] for cell in cells.split(",")] for _, cells in texts]
+        arrays = [np.asarray(row, dtype=np.int64) for row in rows]
+        keys = [_zone_key(int(centre), row) for centre, row in zip(centres, arrays)]
+        self._set_zones(keys, arrays)
         for m in MEASURES:
             self._zones[m] = np.asarray(array(state["zones"][m]), dtype=float).reshape(len(keys), _COLUMNS)
         self._zones_built_at = int(state.get("zones_built_at", self._zones_built_at))
@@ -620,6 +626,11 @@ class LocalShockDetector:
 
 
 _SIGNS = {"drop": -1.0, "rise": 1.0}
+
+
+def _zone_key(centre: int, members: np.ndarray) -> ZoneKey:
+    # The members' bytes: hashed and compared in C (a build makes a key per centre and share step).
+    return centre, members.tobytes()
 
 
 def _fresh_row() -> np.ndarray:

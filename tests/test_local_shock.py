@@ -129,7 +129,11 @@ def test_a_checkpoint_of_the_previous_version_restores_the_same_detector(towns):
         "version": 2,
         "sums": load_array(state["sums"]).tolist(),
         "rearm_left": load_array(state["rearm_left"]).tolist(),
-        "zone_keys": list(first._zone_keys),
+        # Version 2's zone key: "centre/member,member,..." in cell names.
+        "zone_keys": [
+            f"{first._cells[centre]}/" + ",".join(first._cells[j] for j in np.frombuffer(members, dtype=np.int64))
+            for centre, members in first._zone_keys
+        ],
         "zones": {m: load_array(v).tolist() for m, v in state["zones"].items()},
         "zones_built_at": state["zones_built_at"],
     }
