@@ -355,8 +355,9 @@ def markdown(result: dict[str, Any]) -> str:
 cloned): learn {scale["learn_s"]} s ({scale["learn_accounts_per_s"]:,} accounts/s), predict
 {scale["predict_s"]} s ({scale["predict_accounts_per_s"]:,} accounts/s); learn + predict
 **{scale["learn_plus_predict_accounts_per_s"]:,} accounts/s** (the month-end steps of the runs
-above, on 2000 accounts, are in the last column). Most of the time is feature extraction in
-Python (`features_at`, about 25 us per account); the river models learn and predict in
+above, on 2000 accounts, are in the last column). Much of the time is feature extraction
+(`feature_frame_at`: a Python pass over each account's month buckets, the windows summed as
+arrays for 4,096 accounts at a time); the river models learn and predict in
 mini-batches (`learn_many` / `predict_many` on pandas frames). Figures vary with the machine's
 other load.
 """

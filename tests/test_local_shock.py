@@ -110,6 +110,23 @@ def test_a_restart_in_the_middle_changes_nothing(towns):
     assert expected
 
 
+def test_the_state_saved_after_every_day_restores_the_detector_of_that_day(towns):
+    """The planner saves the state after every judged day; the zones' members are encoded once
+    per rebuild. A detector restored from any day's state, across rebuilds, saves that state again."""
+    import json
+
+    detector = LocalShockDetector()
+    builds = set()
+    for n, day in enumerate(days_of_orders(towns, measure="orders")):
+        detector.observe(day)
+        state = json.loads(json.dumps(detector.state_dict()))
+        builds.add(state["zones_built_at"])
+        if n % 37 == 0 or n > 540:
+            restored = LocalShockDetector().load_state_dict(state)
+            assert json.loads(json.dumps(restored.state_dict())) == state
+    assert len(builds) > 5  # the days crossed several rebuilds
+
+
 def test_a_checkpoint_of_the_previous_version_restores_the_same_detector(towns):
     """Workers upgraded in place read the planner checkpoint the previous version wrote:
     version 2 held the arrays as JSON numbers and each zone as its key."""
