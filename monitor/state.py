@@ -352,6 +352,8 @@ def _prune(buckets: dict[str, float]) -> dict[str, float]:
 
 def trailing_sum(buckets: Mapping[str, float], watermark: datetime, months: int) -> float:
     """Sum of the `months` whole calendar months ending with the watermark's month."""
+    if months <= 0:
+        return 0.0  # an empty window; its first month could also lie past year 9999, where keys stop sorting
     newest = month_key(watermark)
     oldest = month_key_of_index(max(month_index(newest) - months + 1, 0))
     # "YYYY-MM" keys sort as their months: compared as strings (a judgement sums every account's).
