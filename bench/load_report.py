@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.settings import Settings
+
+DEFAULTS = Settings()
+
 # The targets of the load benchmark: throughput against the bare Faust peer, scaling to two
 # workers, records per event and a replay of a million events.
 TARGET_PIPELINE_OVER_PEER = 1.5  # whole pipeline, one worker, against the bare Faust peer
@@ -289,8 +293,8 @@ def render(results: dict[str, Any]) -> str:
             "send time of the first live event whose `occurred_at` is at or after the signal's `detected_at` "
             "plus the planner's allowed lateness (2 days): the planner judges at its watermark minus the "
             "lateness, so that event is the earliest that could let it judge that moment. It includes the "
-            "intake (and its batch wait, up to 0.2 s), the state topic, the planner's batch wait (up to "
-            "`planner_interval_s` = 1 s) and the judgement."
+            f"intake (and its batch wait, up to {DEFAULTS.intake_batch_s:g} s), the state topic, the planner's "
+            f"batch wait (up to `planner_interval_s` = {DEFAULTS.planner_interval_s:g} s) and the judgement."
         )
         out.append(
             "- **signal -> alert (proposal)**: the record timestamp of the alert on `territory.alerts` minus "
@@ -407,8 +411,8 @@ LIMITS = f"""## What limits it, and the hot spots
 event: a stream step, a JSON decode and one table write (a changelog record). The pipeline does more
 with each event (contract validation, duplicate and ordering checks, the account's state);
 what it saves is the writes. The intake takes events in batches
-(Faust's `take_events`, up to `TERRITORY_INTAKE_BATCH` = 1000 events or
-`TERRITORY_INTAKE_BATCH_S` = 0.2 s), applies them in memory, and at the end of the batch writes
+(Faust's `take_events`, up to `TERRITORY_INTAKE_BATCH` = {DEFAULTS.intake_batch:,} events or
+`TERRITORY_INTAKE_BATCH_S` = {DEFAULTS.intake_batch_s:g} s), applies them in memory, and at the end of the batch writes
 each account or rep row it touched once, however many of the batch's events it took. It then
 sends one snapshot per changed account or rep to `territory.state` and one `stream_times`
 record for the whole batch: only that record moves the planner's watermark, so the planner
@@ -442,12 +446,12 @@ workers do for the same events. At 0.75 x one worker's or better, two machines w
 least 1.5 x the work of one.
 
 **Latency.** The event -> signal time is mostly waiting, not judging: the intake's batch (up
-to 0.2 s), the planner's batch (up to 1 s), the watermark waiting for the slowest input
-partition, and the worker's event loop shared with the intake. While CP-SAT solves a proposal
-(in a thread, 2 solver workers, time limit `TERRITORY_SOLVER_TIME_LIMIT_S` = 20 s, then the
-trade-off curve) it takes the cores, so signals judged during a solve wait (the p99). Signal ->
-alert through a proposal is mostly that solve; proposal -> alert is the store write and the
-Kafka alert.
+to {DEFAULTS.intake_batch_s:g} s), the planner's batch (up to {DEFAULTS.planner_interval_s:g} s), the watermark waiting for the slowest input
+partition, and the worker's event loop shared with the intake. CP-SAT solves a proposal in a
+thread ({DEFAULTS.solver_workers} solver workers, time limit `TERRITORY_SOLVER_TIME_LIMIT_S` = {DEFAULTS.solver_time_limit_s:g} s, then the
+trade-off curve) while the planner judges on, so the signals of the days after a request do
+not wait for its proposal; the solve still takes cores from the rest. Signal -> alert through
+a proposal is mostly that solve; proposal -> alert is the store write and the Kafka alert.
 
 **Memory.** The worker that holds the planner keeps each account twice: in the intake's
 `accounts` table for its partitions (with its recent event ids) and in the planner's

@@ -103,9 +103,13 @@ class Settings:
     # earlier than 500 while the planner caught up; live traffic below it is judged every
     # `planner_interval_s` as before.
     planner_batch: int = 2000
-    # Input messages the intake takes at a time, and how long it waits to fill a batch.
-    intake_batch: int = 1000
-    intake_batch_s: float = 0.2
+    # Input messages the intake takes at a time, and how long it waits to fill a batch. A batch
+    # sends the planner one snapshot per account it touched, so larger batches mean fewer
+    # snapshots for the same events, and the planner's work is per snapshot: the demo's 74k
+    # events made 55k snapshots with 1,000 / 0.2 s and 30k with 10,000 / 0.5 s (docs/BENCHMARKS.md,
+    # "Demo timing"). The wait adds at most half a second to an event's way to a signal.
+    intake_batch: int = 10_000
+    intake_batch_s: float = 0.5
     planner_interval_s: float = 1.0
     # Longest a graceful stop (SIGTERM, SIGINT) may take before the worker exits anyway: with
     # the broker away Faust waits 60 s for its consumer. Keep it below the orchestrator's grace.

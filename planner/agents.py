@@ -16,6 +16,7 @@ from core.producing import durable, unfinished_batch_stays_unacked
 from core.clock import SYSTEM_CLOCK, Clock
 from core import topics
 from core.metrics import Metrics
+from core.records import Proposal
 from core.settings import Settings
 from monitor import worker_health
 from planner.input_position import seek_back_to
@@ -43,6 +44,59 @@ async def catch_up(judge_one_day: Callable[[], Awaitable[None]], behind: Callabl
     while behind() and loop.time() < deadline:
         await asyncio.sleep(0)
         await judge_one_day()
+
+
+class SolveInFlight:
+    """A rebalance request's solve (CP-SAT, seconds) runs in a thread while the planner judges
+    on, so signals of the days after it are not held up by it; one at a time, so proposals go
+    out in the order they were asked for. `publish` sends the proposal; a failed solve is
+    reported to `on_error` (inside the `except`) and makes no proposal; `on_done` follows
+    either.
+
+    >>> async def demo():
+    ...     published = []
+    ...     async def publish(proposal): published.append(proposal)
+    ...     solves = SolveInFlight(publish)
+    ...     await solves.start(lambda: "first"); await solves.start(lambda: "second")
+    ...     await solves.finish()
+    ...     return published, solves.in_flight
+    >>> asyncio.run(demo())
+    (['first', 'second'], False)
+    """
+
+    def __init__(
+        self,
+        publish: Callable[[Any], Awaitable[None]],
+        on_error: Callable[[], None] = lambda: None,
+        on_done: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._publish, self._on_error, self._on_done = publish, on_error, on_done
+        self._task: asyncio.Future[None] | None = None
+
+    @property
+    def in_flight(self) -> bool:
+        """A solve or its publishing is not done yet."""
+        return self._task is not None and not self._task.done()
+
+    async def start(self, solve: Callable[[], Any]) -> None:
+        """Solve in a thread, after the solve in flight and its proposal are done."""
+        await self.finish()
+        self._task = asyncio.ensure_future(self._run(solve))
+
+    async def finish(self) -> None:
+        """Wait for the solve in flight, if any, and the publishing of its proposal."""
+        task, self._task = self._task, None
+        if task is not None:
+            await task
+
+    async def _run(self, solve: Callable[[], Any]) -> None:
+        try:
+            proposal = await asyncio.get_running_loop().run_in_executor(None, solve)
+            await self._publish(proposal)
+        except Exception:  # noqa: BLE001 - a failed solve must not stop the planner
+            self._on_error()
+        finally:
+            self._on_done()
 
 
 def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock: Clock = SYSTEM_CLOCK) -> None:
@@ -76,6 +130,10 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock
         started: load the checkpoint now. A worker that does not own the state partition
         keeps an empty planner, which never judges."""
         async with judging:
+            # Its proposal out first; the session taking over starts from the checkpoint (one
+            # owed is not written: a repeat of the proposal carries the same id).
+            await solves.finish()
+            owed[0] = False
             fresh = new_session()
             if any(tp.topic == topics.STATE for tp in app.consumer.assignment()) and fresh.restore():
                 if fresh.judged_at is not None:
@@ -95,18 +153,32 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock
         # After publishing, and before the batch's offsets can be committed (take() acks
         # a batch when its loop body is done): a crash judges again and publishes the same
         # ids, and the daily sales folded from this batch are never lost with the offsets.
+        checkpoint()
+
+    def checkpoint() -> None:
+        """The session's checkpoint, unless a proposal is still being solved: the checkpoint
+        would record it as asked for, and a crash before it is out would lose it. Skipped, it is
+        owed and written once the proposal is out (a crash meanwhile judges again from the last
+        one; the planner resumes from the input offsets it holds, not the group's)."""
+        if solves.in_flight:
+            owed[0] = True
+            return
         session[0].checkpoint()
+        owed[0] = False
 
     async def _judge() -> None:
         evaluation = session[0].judge()
         if evaluation is None:
             return
-        # Up before its signals go out: whoever sees them can tell a proposal is coming.
-        metrics.solving.set(1 if evaluation.rebalance is not None else 0)
-        try:
-            await _publish(evaluation)
-        finally:
-            metrics.solving.set(0)
+        # What the solve reads of the planner is read now: judging goes on while it runs.
+        solve = session[0].solver(evaluation.rebalance) if evaluation.rebalance is not None else None
+        if solve is not None:
+            # Up before its signals go out: whoever sees them can tell a proposal is coming.
+            unsolved[0] += 1
+            metrics.solving.set(1)
+        await _publish(evaluation)
+        if solve is not None:
+            await solves.start(solve)
 
     async def _publish(evaluation: Evaluation) -> None:
         judged_at = session[0].judged_at
@@ -129,25 +201,36 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock
                 signal.state,
                 json.dumps(message["evidence"]),
             )
-        if evaluation.rebalance is not None:
-            # CP-SAT runs in a thread so the worker keeps heart-beating during the solve.
-            proposal = await asyncio.get_running_loop().run_in_executor(None, session[0].solve, evaluation.rebalance)
-            if proposal is None:
-                log.info("travel proposal: nothing saves enough travel this week")
-                return
-            await proposals_topic.send(key=proposal.proposal_id.encode(), value=proposal.to_json())
-            metrics.proposals.labels(proposal.status).inc()
-            metrics.rebalance_seconds.observe(proposal.seconds)
-            metrics.proposal_moves.set(len(proposal.moves))
-            metrics.rebalancer_moves.observe(len(proposal.moves))
-            log.info(
-                "proposal %s (%s): %s, %d moves in %.1f s",
-                proposal.proposal_id,
-                proposal.mode,
-                proposal.status,
-                len(proposal.moves),
-                proposal.seconds,
-            )
+
+    async def publish_proposal(proposal: Proposal | None) -> None:
+        if proposal is None:
+            log.info("travel proposal: nothing saves enough travel this week")
+            return
+        await proposals_topic.send(key=proposal.proposal_id.encode(), value=proposal.to_json())
+        metrics.proposals.labels(proposal.status).inc()
+        metrics.rebalance_seconds.observe(proposal.seconds)
+        metrics.proposal_moves.set(len(proposal.moves))
+        metrics.rebalancer_moves.observe(len(proposal.moves))
+        log.info(
+            "proposal %s (%s): %s, %d moves in %.1f s",
+            proposal.proposal_id,
+            proposal.mode,
+            proposal.status,
+            len(proposal.moves),
+            proposal.seconds,
+        )
+
+    def solve_failed() -> None:
+        metrics.planner_errors.inc()
+        log.exception("planner failed to solve a rebalance request; no proposal for it")
+
+    def solve_done() -> None:
+        unsolved[0] -= 1
+        metrics.solving.set(1 if unsolved[0] else 0)
+
+    solves = SolveInFlight(publish_proposal, on_error=solve_failed, on_done=solve_done)
+    unsolved = [0]  # requests asked for whose proposal is not out yet
+    owed = [False]  # a checkpoint was skipped while a solve was in flight
 
     @app.agent(state_topic, name="planner")
     async def planner_agent(stream: faust.StreamT) -> None:
@@ -198,7 +281,7 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock
                 await judge()
             else:
                 # Folded in, not judged: saved all the same before the batch is acknowledged.
-                session[0].checkpoint()
+                checkpoint()
             # The checkpoint on the broker before the batch's offsets can be committed.
             await durable(app)
 
@@ -208,7 +291,13 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock
         rebalance held back by the cooldown is due; while behind, slice after slice until
         caught up (waiting for the next tick after each slice left the planner idle half of
         a catch-up once the input was read). The lock is let go between slices, so a batch
-        or a rebalance waiting for it goes first."""
+        or a rebalance waiting for it goes first. A checkpoint owed since a solve is written
+        once its proposal is out."""
+        if owed[0] and not solves.in_flight and not judging.locked():
+            async with judging:
+                if owed[0] and not solves.in_flight:
+                    checkpoint()
+                    await durable(app)
         while not judging.locked() and session[0].due:
             async with judging:
                 before = session[0].judged_at

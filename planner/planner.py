@@ -654,6 +654,11 @@ class Planner:
         return self._clock.monotonic() - self._last_proposal_at >= self.settings.rebalance_cooldown_s
 
     def proposal(self, request: RebalanceRequest, result: RebalanceResult, watermark: datetime) -> Proposal:
+        return self.proposal_of(request, watermark)(result)
+
+    def proposal_of(self, request: RebalanceRequest, watermark: datetime) -> Callable[[RebalanceResult], Proposal]:
+        """The proposal a solve of `request` makes, as a function of its result. What it takes
+        of the planner is read now, so the solve may run while the planner judges on."""
         self._changed_parts = None
         # The shocks among the triggers, then those whose factor still shapes the potentials the
         # proposal was solved on (found earlier, they asked for nothing then): the review draws both.
@@ -661,6 +666,15 @@ class Planner:
         in_force = {signal_id for _, signal_id, until in self._shock_factors.values() if until > through}
         shown = [*request.trigger_signal_ids, *sorted(in_force - set(request.trigger_signal_ids))]
         shocks = tuple(self._shock_areas[s] for s in shown if s in self._shock_areas) or None
+        return partial(self._proposal, request, watermark, shocks)
+
+    def _proposal(
+        self,
+        request: RebalanceRequest,
+        watermark: datetime,
+        shocks: tuple[dict[str, Any], ...] | None,
+        result: RebalanceResult,
+    ) -> Proposal:
         rows: tuple[Mapping[str, Any], ...] | None = None
         scope = as_of = homes = None
         if request.context is not None:

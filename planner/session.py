@@ -388,12 +388,22 @@ class PlanningSession:
         None for a travel request whose answer saves too little to be worth a review
         (TERRITORY_TRAVEL_PROPOSAL_MIN_SAVING), or has no answer: nothing was out of balance; and
         for one of a week already past while the worker catches up on history (no solve)."""
+        return self.solver(request)()
+
+    def solver(self, request: RebalanceRequest) -> Callable[[], Proposal | None]:
+        """`solve` of the request, to call later: what it reads of the session and the planner
+        (the moment judged, the shocks, whether catching up) is read now, so the call can run
+        in a thread while the planner judges on."""
         if request.mode == "travel" and self.behind:
-            return None
+            return lambda: None
+        moment = self.judged_at or self.watermark.current
+        assert moment is not None, "a request comes from a judgement, at a watermark"
+        proposal_of = self.planner.proposal_of(request, moment)
+        settings = self.settings
         common: _SolverOptions = {
-            "candidate_reps": self.settings.candidate_reps,
-            "time_limit_s": self.settings.solver_time_limit_s,
-            "num_workers": self.settings.solver_workers,
+            "candidate_reps": settings.candidate_reps,
+            "time_limit_s": settings.solver_time_limit_s,
+            "num_workers": settings.solver_workers,
         }
 
         def solve(accounts: list[Account], reps: list[Rep]) -> RebalanceResult:
@@ -404,7 +414,7 @@ class PlanningSession:
                     accounts,
                     reps,
                     tolerance=request.tolerance,
-                    metrics=self.settings.metric_list,
+                    metrics=settings.metric_list,
                     objective="travel",
                     max_moves=request.max_moves,
                     **common,
@@ -413,34 +423,35 @@ class PlanningSession:
                 accounts,
                 reps,
                 tolerance=request.tolerance,
-                metrics=self.settings.metric_list,
-                objective=self.settings.rebalance_objective,
+                metrics=settings.metric_list,
+                objective=settings.rebalance_objective,
                 **common,
             )
 
-        if request.districts is None:
-            result = solve(request.accounts, request.reps)
-        else:
-            result = by_district(request.accounts, request.reps, request.districts, solve)
-        moment = self.judged_at or self.watermark.current
-        assert moment is not None, "a request comes from a judgement, at a watermark"
-        if request.mode == "travel" and not saves_travel(result, self.settings.travel_proposal_min_saving):
-            return None
-        proposal = self.planner.proposal(request, result, moment)
-        # One curve for the company; under district scope each district would need its own.
-        if request.mode == "minimal_moves" and result.moves and request.districts is None:
-            # What each extra move buys, for the review page and the weekly report.
-            halved: _SolverOptions = {**common, "time_limit_s": self.settings.solver_time_limit_s / 2}
-            curve = trade_off_curve(
-                request.accounts,
-                request.reps,
-                tolerance=request.tolerance,
-                metrics=self.settings.metric_list,
-                max_points=CURVE_POINTS,
-                **halved,
-            )
-            proposal = proposal.with_(curve=tuple(asdict(point) for point in curve))
-        return proposal
+        def run() -> Proposal | None:
+            if request.districts is None:
+                result = solve(request.accounts, request.reps)
+            else:
+                result = by_district(request.accounts, request.reps, request.districts, solve)
+            if request.mode == "travel" and not saves_travel(result, settings.travel_proposal_min_saving):
+                return None
+            proposal = proposal_of(result)
+            # One curve for the company; under district scope each district would need its own.
+            if request.mode == "minimal_moves" and result.moves and request.districts is None:
+                # What each extra move buys, for the review page and the weekly report.
+                halved: _SolverOptions = {**common, "time_limit_s": settings.solver_time_limit_s / 2}
+                curve = trade_off_curve(
+                    request.accounts,
+                    request.reps,
+                    tolerance=request.tolerance,
+                    metrics=settings.metric_list,
+                    max_points=CURVE_POINTS,
+                    **halved,
+                )
+                proposal = proposal.with_(curve=tuple(asdict(point) for point in curve))
+            return proposal
+
+        return run
 
 
 def saves_travel(result: RebalanceResult, min_saving: float) -> bool:
