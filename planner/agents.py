@@ -50,8 +50,8 @@ class SolveInFlight:
     """A rebalance request's solve (CP-SAT, seconds) runs in a thread while the planner judges
     on, so signals of the days after it are not held up by it; one at a time, so proposals go
     out in the order they were asked for. `publish` sends the proposal; a failed solve is
-    reported to `on_error` (inside the `except`) and makes no proposal; `on_done` follows
-    either.
+    reported to `on_error` (inside the `except`) and makes no proposal; `on_done` is called
+    once either is over (no solve in flight any more).
 
     >>> async def demo():
     ...     published = []
@@ -82,6 +82,7 @@ class SolveInFlight:
         """Solve in a thread, after the solve in flight and its proposal are done."""
         await self.finish()
         self._task = asyncio.ensure_future(self._run(solve))
+        self._task.add_done_callback(lambda _: self._on_done())
 
     async def finish(self) -> None:
         """Wait for the solve in flight, if any, and the publishing of its proposal."""
@@ -95,8 +96,6 @@ class SolveInFlight:
             await self._publish(proposal)
         except Exception:  # noqa: BLE001 - a failed solve must not stop the planner
             self._on_error()
-        finally:
-            self._on_done()
 
 
 def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock: Clock = SYSTEM_CLOCK) -> None:
@@ -226,6 +225,19 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock
 
     def solve_done() -> None:
         unsolved[0] -= 1
+        if owed[0]:
+            asyncio.ensure_future(write_owed_checkpoint())
+        else:
+            metrics.solving.set(1 if unsolved[0] else 0)
+
+    async def write_owed_checkpoint() -> None:
+        """The checkpoint skipped while a solve was in flight, as soon as its proposal is out
+        (a stop soon after would otherwise leave the planner to judge it all again); the
+        solving gauge drops once it is written, so whoever waits for it sees a settled planner."""
+        async with judging:
+            if owed[0] and not solves.in_flight:
+                checkpoint()
+                await durable(app)
         metrics.solving.set(1 if unsolved[0] else 0)
 
     solves = SolveInFlight(publish_proposal, on_error=solve_failed, on_done=solve_done)
@@ -291,13 +303,7 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock
         rebalance held back by the cooldown is due; while behind, slice after slice until
         caught up (waiting for the next tick after each slice left the planner idle half of
         a catch-up once the input was read). The lock is let go between slices, so a batch
-        or a rebalance waiting for it goes first. A checkpoint owed since a solve is written
-        once its proposal is out."""
-        if owed[0] and not solves.in_flight and not judging.locked():
-            async with judging:
-                if owed[0] and not solves.in_flight:
-                    checkpoint()
-                    await durable(app)
+        or a rebalance waiting for it goes first."""
         while not judging.locked() and session[0].due:
             async with judging:
                 before = session[0].judged_at

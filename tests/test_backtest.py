@@ -101,7 +101,7 @@ def offline_signals(path, **settings) -> list[dict]:
 @pytest.mark.slow
 def test_backtest_finds_the_signals_the_live_worker_found(tmp_path, broker, start_worker):
     events, path, shock = recorded(tmp_path)
-    # Signals are compared, not proposals: each solve (the planner waits for it) gets 5 s, not 20.
+    # Signals are compared, not proposals: each solve (it takes cores from the judging) gets 5 s, not 20.
     with in_own_process(functools.partial(offline_signals, path, solver_time_limit_s=5)) as offline_run:
         worker = start_worker(TERRITORY_APP_ID="live", TERRITORY_SOLVER_TIME_LIMIT_S="5")
         read_and_judged(broker, worker, "live", events, read_s=300, judged_s=300)

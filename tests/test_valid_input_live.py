@@ -118,8 +118,12 @@ def test_a_restarted_planner_resumes_from_its_checkpoint(broker, start_worker, t
     from datetime import datetime, timedelta
 
     judged_last = (datetime.fromisoformat(last) - timedelta(days=2)).timestamp()
+    # Settled: the last judgement's proposal out and its checkpoint written (the gauge drops then).
     wait_for(
-        lambda: worker.metric("territory_planner_event_time_watermark_seconds") >= judged_last,
+        lambda: (
+            worker.metric("territory_planner_event_time_watermark_seconds") >= judged_last
+            and worker.metric("territory_rebalancer_solving") == 0
+        ),
         240,
         "the planner to judge the last event time",
     )
