@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from itertools import islice
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -117,10 +117,15 @@ def feature_frame_at(
     factors = [seasonal.factors[(a - 1 - d) % 12] if seasonal is not None else 1.0 for d in range(HISTORY_MONTHS)]
     # weights[d]: the seasonal weight of the d + 1 months before `at`'s month (cumsum adds in order).
     weights = np.cumsum(np.array(factors, dtype=float))
-    accounts = iter(accounts)
+    return _in_chunks(accounts, lambda chunk: _chunk_features(chunk, a, weights))
+
+
+def _in_chunks(items: Iterable[Any], frame_of: Callable[[list[Any]], pd.DataFrame]) -> pd.DataFrame:
+    """The frames `frame_of` makes of FRAME_CHUNK items at a time, one after the other."""
+    items = iter(items)
     chunks = []
-    while chunk := list(islice(accounts, FRAME_CHUNK)):
-        chunks.append(_chunk_features(chunk, a, weights))
+    while chunk := list(islice(items, FRAME_CHUNK)):
+        chunks.append(frame_of(chunk))
     if len(chunks) == 1:
         return chunks[0]
     return pd.concat(chunks, ignore_index=True) if chunks else _typed_frame([])
@@ -225,13 +230,7 @@ def feature_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 
     Rows are taken FRAME_CHUNK at a time, so a generator of a whole company's rows never
     has them all alive at once (a row is a dict of 2 kB; its line in the frame 0.2 kB)."""
-    rows = iter(rows)
-    chunks = []
-    while chunk := list(islice(rows, FRAME_CHUNK)):
-        chunks.append(_typed_frame(chunk))
-    if len(chunks) == 1:
-        return chunks[0]
-    return pd.concat(chunks, ignore_index=True) if chunks else _typed_frame([])
+    return _in_chunks(rows, _typed_frame)
 
 
 def _typed_frame(rows: list[Mapping[str, Any]] | pd.DataFrame) -> pd.DataFrame:
