@@ -173,10 +173,14 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock
         solve = session[0].solver(evaluation.rebalance) if evaluation.rebalance is not None else None
         if solve is not None:
             # Up before its signals go out: whoever sees them can tell a proposal is coming.
-            unsolved[0] += 1
             metrics.solving.set(1)
-        await _publish(evaluation)
+        try:
+            await _publish(evaluation)
+        except BaseException:
+            metrics.solving.set(1 if unsolved[0] else 0)
+            raise
         if solve is not None:
+            unsolved[0] += 1
             await solves.start(solve)
 
     async def _publish(evaluation: Evaluation) -> None:
