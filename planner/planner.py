@@ -59,13 +59,44 @@ CONTEXT_WINDOW_MONTHS = 12
 
 @dataclass(frozen=True)
 class ProposalContext:
-    """What the weekly review shows beside the moves (map, sales intelligence): one row per
-    account the rebalancer saw (see `account_context_row`), the active reps' home bases and
-    the last complete month the figures run through ("YYYY-MM")."""
+    """What the weekly review shows beside the moves (map, sales intelligence): the states of
+    the accounts as the request saw them, the active reps' home bases and the end of the last
+    complete month the figures run through.
 
-    accounts: tuple[dict[str, Any], ...]
+    It holds the states, not their rows: a solve can take half a minute, and a row for every
+    account of a large company held through it is tens of MiB, most of it never shown. The
+    planner replaces a changed account's state and never alters one, so these stay as they
+    were at the request; the rows are made once the moves say which are shown (`rows`)."""
+
+    states: tuple[AccountState, ...]
     reps: tuple[dict[str, Any], ...]
-    as_of: str
+    through: datetime
+
+    @property
+    def as_of(self) -> str:
+        """The last complete month of the figures, "YYYY-MM"."""
+        return month_key(self.through)
+
+    def rows(
+        self,
+        accounts: Sequence[Account],
+        moves: Sequence[Move | dict[str, Any]],
+        *,
+        all_up_to: int = CONTEXT_ALL_ACCOUNTS_UP_TO,
+        **limits: int,
+    ) -> tuple[list[dict[str, Any]], str]:
+        """The rows the proposal carries and their scope (`select_context_accounts`, with its
+        limits), for the accounts the rebalancer was given, with the potential it balanced."""
+        potential = {account.account_id: account.potential for account in accounts}
+        shown = [state for state in self.states if state.account_id in potential]
+        if len(shown) > all_up_to:
+            # More than "all" may carry: only the moves' territories can be shown, so only
+            # their rows are made.
+            touched, moved = _touched_by(moves)
+            shown = [state for state in shown if state.rep_id in touched or state.account_id in moved]
+            all_up_to = -1  # these are the touched ones already, never "all"
+        rows = [account_context_row(state, potential[state.account_id], self.through) for state in shown]
+        return select_context_accounts(rows, moves, all_up_to=all_up_to, **limits)
 
 
 @dataclass(frozen=True)
@@ -79,8 +110,8 @@ class RebalanceRequest:
     # "travel": least travel with at most `max_moves` moves, every rep kept in the band.
     mode: str = "minimal_moves"
     max_moves: int | None = None
-    # Figures for the review, built with the request (the states are at hand only here) and
-    # cut down to the touched territories once the moves are known (`Planner.proposal`).
+    # Figures for the review, taken with the request (the states are at hand only here) and
+    # made for the touched territories once the moves are known (`Planner.proposal`).
     context: ProposalContext | None = None
     # Rep -> district or segment pool when each is balanced on its own (TERRITORY_REBALANCE_SCOPE).
     districts: dict[str, str | None] | None = None
@@ -276,7 +307,7 @@ class Planner:
                 # Aim inside the detector's leave band, so an accepted proposal clears the signal.
                 tolerance=self.settings.tolerance * self.settings.hysteresis,
                 trigger_signal_ids=list(self._pending_signal_ids),
-                context=proposal_context(accounts, reps, request_accounts, through, evaluation.quota),
+                context=proposal_context(accounts, reps, through, evaluation.quota),
             )
             self._pending_signal_ids = []
             self._last_proposal_at = self._clock.monotonic()
@@ -315,7 +346,7 @@ class Planner:
             trigger_signal_ids=[],
             mode="travel",
             max_moves=self.settings.travel_proposal_moves,
-            context=proposal_context(accounts, reps, request_accounts, through, evaluation.quota),
+            context=proposal_context(accounts, reps, through, evaluation.quota),
         )
 
     def _follow_shock(self, detector: ShockDetector, finding: Any, signal: Signal) -> None:
@@ -630,7 +661,7 @@ class Planner:
                 tolerance=self.settings.tolerance * self.settings.hysteresis,
                 trigger_signal_ids=gap_ids,
                 mode="place",
-                context=proposal_context(accounts, reps, request_accounts, through, evaluation.quota),
+                context=proposal_context(accounts, reps, through, evaluation.quota),
             )
             self._last_proposal_at = self._clock.monotonic()
         self._placed_orphans = set(orphans)
@@ -678,7 +709,7 @@ class Planner:
         rows: tuple[Mapping[str, Any], ...] | None = None
         scope = as_of = homes = None
         if request.context is not None:
-            selected, scope = select_context_accounts(request.context.accounts, result.moves)
+            selected, scope = request.context.rows(request.accounts, result.moves)
             rows, as_of, homes = tuple(selected), request.context.as_of, request.context.reps
         return Proposal(
             # Named by the signals it answers (each answered once), else by the moment judged.
@@ -952,19 +983,12 @@ def account_context_row(state: AccountState, potential: float, through: datetime
 def proposal_context(
     states: Iterable[AccountState],
     reps: Iterable[RepState],
-    accounts: Sequence[Account],
     through: datetime,
     quota: Mapping[str, QuotaStanding] | None = None,
 ) -> ProposalContext:
-    """The review's figures for every account the rebalancer was given (`accounts`, whose
-    potential is the one the proposal balanced) and the active reps' home bases, with the
-    quota, attainment and pace of those who have a quota (`quota`, as `Evaluation.quota`)."""
-    potential = {account.account_id: account.potential for account in accounts}
-    rows = tuple(
-        account_context_row(state, potential[state.account_id], through)
-        for state in states
-        if state.account_id in potential
-    )
+    """The review's context of a request: the account states as they are now, and the active
+    reps' home bases with the quota, attainment and pace of those who have a quota (`quota`,
+    as `Evaluation.quota`)."""
     homes = tuple(
         {
             "rep_id": rep.rep_id,
@@ -976,7 +1000,8 @@ def proposal_context(
         for rep in reps
         if rep.active
     )
-    return ProposalContext(accounts=rows, reps=homes, as_of=month_key(through))
+    # A copy of the sequence: the session updates its list of states in place.
+    return ProposalContext(states=tuple(states), reps=homes, through=through)
 
 
 def _quota_columns(standing: QuotaStanding | None) -> dict[str, Any]:
@@ -990,6 +1015,18 @@ def _quota_columns(standing: QuotaStanding | None) -> dict[str, Any]:
         "quota_attainment": round(standing.attainment, 4),
         "quota_pace": round(standing.pace, 4),
     }
+
+
+def _touched_by(moves: Iterable[Move | dict[str, Any]]) -> tuple[set[str], set[str]]:
+    """The reps the moves take from or give to, and the moved accounts."""
+    pairs = [
+        (move["account_id"], move["from_rep"], move["to_rep"])
+        if isinstance(move, dict)
+        else (move.account_id, move.from_rep, move.to_rep)
+        for move in moves
+    ]
+    touched = {rep for _, from_rep, to_rep in pairs for rep in (from_rep, to_rep) if rep is not None}
+    return touched, {account_id for account_id, _, _ in pairs}
 
 
 def select_context_accounts(
@@ -1021,14 +1058,7 @@ def select_context_accounts(
     sizes = {row["account_id"]: len(json.dumps(row)) + 2 for row in rows}  # ", " between rows
     if len(rows) <= all_up_to and sum(sizes.values()) <= max_bytes:
         return list(rows), "all"
-    move_rows = [
-        move
-        if isinstance(move, dict)
-        else {"account_id": move.account_id, "from_rep": move.from_rep, "to_rep": move.to_rep}
-        for move in moves
-    ]
-    touched = {move[side] for move in move_rows for side in ("from_rep", "to_rep")} - {None}
-    moved = {move["account_id"] for move in move_rows}
+    touched, moved = _touched_by(moves)
     selected = [row for row in rows if row["rep_id"] in touched or row["account_id"] in moved]
     if len(selected) <= max_rows and sum(sizes[row["account_id"]] for row in selected) <= max_bytes:
         return selected, "touched"

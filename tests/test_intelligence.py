@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from alerts.intelligence import abc_classes, lapsed_accounts, sleeping_giants, territory_intelligence
 from planner.planner import Planner, account_context_row, proposal_context, select_context_accounts
@@ -207,10 +208,47 @@ def test_proposal_context_pairs_states_with_the_balanced_potential():
         AccountState("closed", 50.0, 8.0, rep_id="R1"),
     ]
     reps = [RepState("R1", 50.123456, 8.0), RepState("gone", 51.0, 9.0, active=False)]
-    context = proposal_context(states, reps, [Account("a1", 77.0, lat=50.0, lon=8.0, rep_id="R1")], THROUGH)
-    assert [r["account_id"] for r in context.accounts] == ["a1"] and context.accounts[0]["potential"] == 77.0
+    context = proposal_context(states, reps, THROUGH)
+    rows, scope = context.rows([Account("a1", 77.0, lat=50.0, lon=8.0, rep_id="R1")], [])
+    assert scope == "all" and [r["account_id"] for r in rows] == ["a1"] and rows[0]["potential"] == 77.0
     assert context.reps == ({"rep_id": "R1", "home_lat": 50.1235, "home_lon": 8.0},)
     assert context.as_of == "2025-06"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    owners=st.lists(st.sampled_from(["R1", "R2", "R3", None]), min_size=1, max_size=30),
+    moved=st.lists(st.tuples(st.integers(0, 29), st.sampled_from(["R1", "R2", "R3", None])), max_size=4),
+    all_up_to=st.integers(0, 40),
+    max_rows=st.integers(1, 40),
+)
+def test_context_rows_made_for_the_touched_are_those_chosen_from_every_row(owners, moved, all_up_to, max_rows):
+    """A large company's rows are made only for the moves' territories: the proposal carries
+    the same rows, in the same order, as when every account's row was made and chosen from."""
+    states = [
+        AccountState(f"a{i}", 50.0, 8.0, rep_id=rep, monthly_sales={"2025-06": float(i)})
+        for i, rep in enumerate(owners)
+    ]
+    accounts = [Account(s.account_id, float(i % 7), lat=50.0, lon=8.0, rep_id=s.rep_id) for i, s in enumerate(states)]
+    moves = [
+        {"account_id": states[i % len(states)].account_id, "from_rep": states[i % len(states)].rep_id, "to_rep": to}
+        for i, to in moved
+    ]
+    every_row = [account_context_row(s, a.potential, THROUGH) for s, a in zip(states, accounts)]
+    expected = select_context_accounts(every_row, moves, all_up_to=all_up_to, max_rows=max_rows)
+    context = proposal_context(states, [], THROUGH)
+    assert context.rows(accounts, moves, all_up_to=all_up_to, max_rows=max_rows) == expected
+
+
+def test_context_rows_are_of_the_states_at_the_request():
+    """The session replaces a changed account's state in its list: a context taken before
+    shows the figures as they were when the proposal was asked for."""
+    before = AccountState("a1", 50.0, 8.0, rep_id="R1", monthly_sales={"2025-06": 10.0})
+    states = [before]
+    context = proposal_context(states, [], THROUGH)
+    states[0] = AccountState("a1", 50.0, 8.0, rep_id="R1", monthly_sales={"2025-06": 99.0})
+    rows, _ = context.rows([Account("a1", 1.0, lat=50.0, lon=8.0, rep_id="R1")], [])
+    assert rows[0]["sales_12m"] == pytest.approx(10.0)
 
 
 def test_select_context_accounts_scopes():
