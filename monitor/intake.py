@@ -21,7 +21,6 @@ import heapq
 import hmac
 import json
 import logging
-import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, MutableMapping
@@ -343,20 +342,22 @@ class Intake:
 
     def _seen_of(self, event: Event) -> dedupe.Seen:
         if event.type == "rep.upserted":
-            return (self._rep_row(event.data["rep_id"]) or {}).get("seen") or {}
+            return dedupe.flat((self._rep_row(event.data["rep_id"]) or {}).get("seen"))
         state = self._account_row(event.data["account_id"])
         return state.seen if state is not None else {}
 
     def _remember(self, seen: dedupe.Seen, event: Event, origin: Origin, event_digest: str) -> None:
         """Mark the event applied and forget the days beyond the late horizon of each stream."""
-        day = sys.intern(event.occurred_at.astimezone(timezone.utc).date().isoformat())  # one per day, not per row
+        day = event.occurred_at.astimezone(timezone.utc).date().isoformat()
         dedupe.remember(seen, origin.topic, day, event_digest)
-        oldest = {}
-        for topic in seen:
+
+        def oldest_day(topic: str) -> str | None:
             stream_time = self._stream_time(f"{topic}:{origin.partition}")
-            if stream_time:
-                oldest[topic] = (datetime.fromisoformat(stream_time) - self.rules.late_horizon).date().isoformat()
-        dedupe.prune(seen, oldest)
+            if not stream_time:
+                return None
+            return (datetime.fromisoformat(stream_time) - self.rules.late_horizon).date().isoformat()
+
+        dedupe.prune(seen, oldest_day)
 
     async def _apply(self, event: Event, origin: Origin, event_digest: str) -> None:
         if event.type == "rep.upserted":
@@ -418,7 +419,7 @@ class Intake:
     def _apply_rep(self, event: Event, origin: Origin, event_digest: str) -> None:
         rep = apply_rep_event(event)
         current = self._rep_row(rep.rep_id)
-        seen = dict(current.get("seen") or {}) if current else {}
+        seen = dedupe.flat(current.get("seen")) if current else {}
         self._remember(seen, event, origin, event_digest)
         if current and RepState.from_dict(current).updated_at > rep.updated_at:
             # An older version of the rep arrived late: the newer one stays (its id is kept).

@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from core.contract import Event
 from core.shares import RepShare, rep_shares
+from monitor import dedupe
 from monitor.regions import admin_area
 
 # Month buckets older than this (relative to the account's newest bucket) are pruned.
@@ -82,7 +83,7 @@ class AccountState:
     # its effect: a duplicate at or below it was read again, and its snapshot is sent again.
     applied_offsets: dict[str, int] = field(default_factory=dict)
     # The event ids applied to it (monitor.dedupe): duplicates are recognised from this row.
-    seen: dict[str, dict[str, str]] = field(default_factory=dict)
+    seen: dict[str, str] = field(default_factory=dict)
     # At least the characters of this row's JSON (monitor.intake checks it against the record
     # limit); None: not measured yet.
     row_bytes: int | None = None
@@ -93,12 +94,14 @@ class AccountState:
         row = self.public_dict()
         row["held"] = _copy(self.held)
         row["applied_offsets"] = dict(self.applied_offsets)
-        row["seen"] = {topic: dict(days) for topic, days in self.seen.items()}
+        row["seen"] = dict(self.seen)
         row["row_bytes"] = self.row_bytes
         return row
 
     @classmethod
     def from_dict(cls, row: Mapping[str, Any]) -> "AccountState":
+        if "seen" in row:  # a table row: its ids may be in the layout before the flat one
+            row = {**row, "seen": dedupe.flat(row["seen"])}
         return cls(**row)
 
     def copy(self) -> "AccountState":

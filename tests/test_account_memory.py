@@ -96,12 +96,14 @@ def test_the_planners_rows_share_their_field_names_months_and_areas():
 
 
 def test_the_intakes_rows_share_their_months_and_event_days():
+    # The applied ids are grouped by topic and day in one flat mapping per row, whose keys are
+    # the process's one copy of each "topic day".
     states, _ = _company()
     rows = {key: state.public_fields() | {"seen": state.seen} for key, state in states.items()}
     assert _distinct_objects(next(iter(row["monthly_sales"])) for row in rows.values()) == 1
-    days = [day for row in rows.values() for day in row["seen"]["sales.orders"]]
-    assert sorted(set(days)) == ["2025-03-03", "2025-03-04"]
-    assert _distinct_objects(days) == 2
+    groups = [key for row in rows.values() for key in row["seen"]]  # "topic day"
+    assert sorted(set(groups)) == ["crm.accounts 2025-01-02", "sales.orders 2025-03-03", "sales.orders 2025-03-04"]
+    assert _distinct_objects(groups) == 3
     for field in ("region", "industry", "rep_id"):
         assert _distinct_objects(row[field] for row in rows.values()) == 1, field
 
@@ -149,8 +151,38 @@ def test_the_intake_reads_rows_a_changelog_gave_back_and_keeps_state_objects():
     asyncio.run(intake.handle_batch([again, later]))
     assert isinstance(recovered["A0"], AccountState) and isinstance(recovered["A1"], dict)
     assert recovered["A0"].monthly_sales == {"2025-03": 103.0 + 104.0 + 105.0}
-    assert sorted(recovered["A0"].seen["sales.orders"]) == ["2025-03-03", "2025-03-04", "2025-03-05"]
+    assert sorted(key for key in recovered["A0"].seen if key.startswith("sales.orders ")) == [
+        "sales.orders 2025-03-03",
+        "sales.orders 2025-03-04",
+        "sales.orders 2025-03-05",
+    ]
     assert recovered["A1"] == json.loads(faust_json.dumps(states["A1"]))
+
+
+def test_rows_written_before_the_flat_id_layout_still_recognise_their_duplicates():
+    # A changelog written by the previous version holds {topic: {day: digests}}; a worker
+    # restarted on this version reads it back, and an event it applied then is a duplicate now.
+    states, _ = _company(accounts=1)
+    row = json.loads(faust_json.dumps(states["A0"]))
+    nested: dict = {}
+    for key, ids in row["seen"].items():
+        topic, _, day = key.partition(" ")
+        nested.setdefault(topic, {})[day] = ids
+    recovered = {"A0": {**row, "seen": nested}}
+    outcomes: list[str] = []
+    intake = _intake(recovered, [])
+    intake.on_outcome = lambda topic, outcome, field: outcomes.append(outcome)
+    again = Origin("sales.orders", 0, 1, b"A0", _order("A0", "o0a", 3))
+    later = Origin("sales.orders", 0, 9, b"A0", _order("A0", "o0c", 5))
+    asyncio.run(intake.handle_batch([again, later]))
+    assert outcomes == ["duplicate", "applied"]
+    assert recovered["A0"].monthly_sales == {"2025-03": 103.0 + 104.0 + 105.0}
+    assert sorted(recovered["A0"].seen) == [
+        "crm.accounts 2025-01-02",
+        "sales.orders 2025-03-03",
+        "sales.orders 2025-03-04",
+        "sales.orders 2025-03-05",
+    ]
 
 
 def test_the_company_the_planner_judges_stays_in_id_order_through_additions_changes_and_erasures():
