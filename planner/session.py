@@ -29,6 +29,7 @@ from monitor.state import (
     month_key_of_index,
     opportunity_as_of,
     shared_strings,
+    planner_state,
     state_of,
 )
 from planner.planner import Evaluation, Planner, RebalanceRequest
@@ -254,7 +255,7 @@ class PlanningSession:
             else:
                 # Kept for every account of the company: one copy of its names and codes.
                 snapshot = shared_strings(snapshot)
-                accounts[snapshot["account_id"]] = AccountState.from_dict(snapshot)
+                accounts[snapshot["account_id"]] = planner_state(snapshot)
                 if orders and snapshot.get("region"):
                     located = snapshot.get("lat") is not None and snapshot.get("lon") is not None
                     cell = cell_of(snapshot["lat"], snapshot["lon"]) if located else None
@@ -335,7 +336,7 @@ class PlanningSession:
         first_event_at = self.watermark.first_event_at
         assert first_event_at is not None, "a watermark with a current time has seen an event"
         if self._states is None:  # rows recovered from the changelog are dicts
-            self._states = sorted((state_of(row) for row in self.accounts.values()), key=_account_id)
+            self._states = sorted((planner_state(row) for row in self.accounts.values()), key=_account_id)
         evaluation = self.planner.evaluate(
             self._states,
             (RepState.from_dict(row) for row in self.reps.values()),
