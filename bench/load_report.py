@@ -423,14 +423,17 @@ reference only.
 
 **Duplicates and crash replays.** There is no separate table of seen events. Each account (and
 rep) row holds the ids of its recent events, as 16-hex-digit digests grouped by input topic and
-event day, and the input offsets it has applied. The row is written in the same changelog
+event day (one flat mapping per row), and the input offsets it has applied. The row is written in the same changelog
 record as the event's effect, so a duplicate, or a batch read again after a crash before its
 end, is recognised from the row alone. Ids of days older than the late horizon (400 days
 behind the stream's time) are pruned: an event that old is dead-lettered as too late anyway.
 
 **The planner.** It is one consumer of the single-partition `territory.state`, on one of the
 workers. It judges once per day of event time (and when who owns what changes, or when every
-stream is read to its end); a batch that stays within the day is only folded in. A planner
+stream is read to its end); a batch that stays within the day is only folded in. A change of
+who owns what waits while the planner has applied for less time than its last judgement took,
+so loading a large company, with new accounts in every batch, spends at most half the planner's
+time judging. A planner
 that is days behind judges each day in turn, in slices of about one second, so that it does
 not starve the intake on the same worker. It keeps the accounts as parsed objects and converts
 only the ones that changed, caches each account's trailing-window sums per month, and its
@@ -457,7 +460,10 @@ a proposal is mostly that solve; proposal -> alert is the store write and the Ka
 `accounts` table for its partitions (with its recent event ids) and in the planner's
 `plan-accounts` table for all of them. Both tables keep the account's state object itself
 (slots, no per-instance dict); their changelog records are the same JSON rows as before. Field
-names, months, event days and area codes are one shared string each, not one per account. A
+names, months, event days and area codes are one shared string each, not one per account. The
+planner's copy shares one empty, unchangeable value for what only the intake fills (held
+events, input offsets, event ids) and for empty buckets. A proposal's review context keeps the
+account states as they were at the request and makes rows only for the accounts it shows. A
 judgement's feature rows go into the model's frame a chunk at a time, so a month's valuation
 of the whole company never holds a dict per account. The region lookup keeps its polygons,
 not the GeoJSON they were parsed from (31 MB). Event ids beyond the late horizon are pruned,
