@@ -306,6 +306,8 @@ def simulated_events(n_events: int, seed: int = 11) -> list[tuple[str, bytes, by
 
 def rep_upserts(reps, at: datetime) -> list[tuple[str, bytes, bytes]]:
     """A rep.upserted for each of the simulated `reps`, at `at`."""
+    from simulator import rep_profile
+
     return [
         (
             topics.REPS,
@@ -316,14 +318,7 @@ def rep_upserts(reps, at: datetime) -> list[tuple[str, bytes, bytes]]:
                     "type": "rep.upserted",
                     "occurred_at": at.isoformat(),
                     "source": "bench",
-                    "data": {
-                        "rep_id": rep.rep_id,
-                        "home_lat": rep.home_lat,
-                        "home_lon": rep.home_lon,
-                        "capacity_fte": rep.capacity_fte,
-                        "active": True,
-                        "max_travel_km": rep.max_travel_km,
-                    },
+                    "data": rep_profile(rep),
                 }
             ),
         )

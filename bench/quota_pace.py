@@ -69,7 +69,7 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != 
 from core.settings import Settings  # noqa: E402
 from detectors import QuotaPaceDetector, QuotaYear  # noqa: E402
 from detectors.quota_pace import RUN_RATE_NOISE, RUN_RATE_SHIFT, RUN_RATE_THRESHOLD  # noqa: E402
-from simulator import generate_company, generate_events  # noqa: E402
+from simulator import generate_company, generate_events, rep_profile  # noqa: E402
 from simulator.truth import SEASONALITY  # noqa: E402
 from territory.backtest import run_backtest  # noqa: E402
 
@@ -119,15 +119,7 @@ def quota_events(company, quotas: dict[str, float], year: int) -> list[Event]:
                 "type": "rep.upserted",
                 "occurred_at": at,
                 "source": "bench",
-                "data": {
-                    "rep_id": rep.rep_id,
-                    "home_lat": rep.home_lat,
-                    "home_lon": rep.home_lon,
-                    "capacity_fte": rep.capacity_fte,
-                    "active": True,
-                    "max_travel_km": rep.max_travel_km,
-                    "quota": round(quotas[rep.rep_id], 2),
-                },
+                "data": {**rep_profile(rep), "quota": round(quotas[rep.rep_id], 2)},
             },
         )
         for rep in company.reps

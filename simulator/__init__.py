@@ -30,7 +30,7 @@ from simulator.company import (
     nearest_rep_fraction,
     pick_shock_region,
 )
-from simulator.events import SimEvent, event_counts, generate_events
+from simulator.events import SimEvent, event_counts, generate_events, rep_profile
 from simulator.geography import City, load_cities, region_name, region_of
 from simulator.truth import (
     SEASONALITY,
@@ -61,6 +61,7 @@ __all__ = [
     "pick_shock_region",
     "region_name",
     "region_of",
+    "rep_profile",
     "rep_true_potential",
     "true_yearly_potential",
 ]

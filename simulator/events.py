@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from simulator.clock import add_months, as_utc, business_intervals, business_seconds, month_boundaries
-from simulator.company import Company, Shock
+from simulator.company import Company, Shock, SimRep
 from core.geo import haversine_array_km
 from simulator.truth import SEASONALITY
 
@@ -68,6 +68,19 @@ _NAMESPACE = uuid.UUID("6f1d3c1e-8a0c-4c39-9a43-2a4a1b7f0e55")
 
 # Event kinds while building, in the order ties at the same instant are emitted.
 _REP, _ACCOUNT, _ORDER, _ACTIVITY, _OPP_OPEN, _OPP_CLOSE = range(6)
+
+
+def rep_profile(rep: SimRep) -> dict[str, Any]:
+    """The data of a `rep.upserted` for a simulated rep: an active rep with their home base,
+    capacity and travel range."""
+    return {
+        "rep_id": rep.rep_id,
+        "home_lat": rep.home_lat,
+        "home_lon": rep.home_lon,
+        "capacity_fte": rep.capacity_fte,
+        "active": True,
+        "max_travel_km": rep.max_travel_km,
+    }
 
 
 def orders_per_year(potential: np.ndarray) -> np.ndarray:
@@ -303,18 +316,7 @@ class _EnvelopeBuilder:
             return (
                 TOPIC_REPS,
                 r.rep_id,
-                self._envelope(
-                    "rep.upserted",
-                    occurred_at,
-                    {
-                        "rep_id": r.rep_id,
-                        "home_lat": r.home_lat,
-                        "home_lon": r.home_lon,
-                        "capacity_fte": r.capacity_fte,
-                        "active": True,
-                        "max_travel_km": r.max_travel_km,
-                    },
-                ),
+                self._envelope("rep.upserted", occurred_at, rep_profile(r)),
             )
         if kind == _ACCOUNT:
             a = self.accounts[i]
