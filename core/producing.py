@@ -55,7 +55,7 @@ def track_deliveries(app: Any) -> None:
 
 async def durable(app: Any) -> None:
     """Wait until everything the Faust `app` produced so far (table changelogs included) is on
-    the broker, not for what is produced while it waits. Call it before a batch is acknowledged: Faust commits acknowledged input
+    the broker. Call it before a batch is acknowledged: Faust commits acknowledged input
     offsets without waiting for its producer, and a crash in between loses the batch's
     effects for good. A producer that is stopping (shutdown, rebalance) cannot deliver: the
     batch is then read again after the restart and recognised by its rows, as after a crash.
@@ -64,23 +64,21 @@ async def durable(app: Any) -> None:
     deliveries = getattr(producer, "territory_deliveries", None)
     if not isinstance(deliveries, _Deliveries):
         raise RuntimeError("durable() needs track_deliveries(app) when the app is built")
-    # Only what is in flight now: the worker's other stages go on producing meanwhile, and
-    # waiting for them too held a batch for as long as they kept at it.
-    waiting = set(deliveries.pending)
-    while waiting:
+    while deliveries.pending:
         if producer.buffer.state != "running":
-            log.warning("producer stopping with %d messages undelivered; the batch will be read again", len(waiting))
+            log.warning(
+                "producer stopping with %d messages undelivered; the batch will be read again",
+                len(deliveries.pending),
+            )
             return
-        _, waiting = await asyncio.wait(waiting, timeout=_POLL_S)
+        await asyncio.wait(set(deliveries.pending), timeout=_POLL_S)
     for failure in deliveries.failures:
         # Raising would crash the worker into the same batch again and again: said loudly instead.
         log.error("the broker refused a message of this batch, it is not stored: %r", failure)
     deliveries.failures.clear()
-    # What went to the Kafka client directly (`topic.send`) waits in the client's own batches.
-    # Only those: Faust's `flush` also drains its buffer, which others keep filling (see above).
-    client = getattr(producer, "_producer", None)  # Faust's aiokafka driver keeps its client here
     try:
-        await (client.flush() if client is not None else producer.flush())
+        # What went to the Kafka client directly (`topic.send`) waits in its own batches.
+        await producer.flush()
     except RuntimeError as error:  # "Cannot flush: Producer not Running"
         log.warning("could not flush the producer before acknowledging a batch: %s", error)
 

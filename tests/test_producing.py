@@ -53,51 +53,6 @@ def test_durable_waits_for_every_queued_message(broker, hand_over_delay_s):
     assert after - before == ROWS
 
 
-async def _durable_while_another_stage_produces(bootstrap: str) -> tuple[bool, bool]:
-    """Queue ROWS messages, then keep queuing more from another task (the intake of the same
-    worker, say) while `durable` waits. Returns whether the first ROWS were delivered when it
-    returned, and whether the other task was still producing then."""
-    app = faust.App("producing-busy-test", broker=f"kafka://{bootstrap}", web_enabled=False)
-    producer = app.producer
-    client_send = producer.send
-
-    async def slow_send(*args, **kwargs):
-        await asyncio.sleep(0.02)  # a loaded machine: something is always in hand
-        return await client_send(*args, **kwargs)
-
-    producer.send = slow_send  # type: ignore[method-assign]
-    track_deliveries(app)
-    await producer.start()
-    topic = app.topic(TOPIC, key_type=bytes, value_type=bytes)
-    stop = asyncio.Event()
-
-    async def other_stage() -> None:
-        for i in range(3000):  # at most a minute
-            if stop.is_set():
-                return
-            topic.send_soon(key=b"other-%d" % i, value=b"row", partition=0)
-            await asyncio.sleep(0.02)
-
-    try:
-        queued = [topic.send_soon(key=b"account-%d" % i, value=b"row", partition=0) for i in range(ROWS)]
-        other = asyncio.ensure_future(other_stage())
-        await durable(app)
-        still_producing = not other.done()
-        stop.set()
-        await other
-        return all(future.done() and not future.exception() for future in queued), still_producing
-    finally:
-        await producer.stop()
-
-
-def test_durable_waits_for_what_was_queued_not_for_what_others_queue_meanwhile(broker):
-    """A worker's planner and intake share one producer. Waiting until nothing at all was in
-    flight held the planner's batch for as long as the intake kept producing: on a bulk load,
-    the planner applied a hundred snapshots a second against the intake's two thousand."""
-    delivered, still_producing = asyncio.run(_durable_while_another_stage_produces(broker.bootstrap_servers))
-    assert delivered and still_producing
-
-
 async def _acked_after_cancelling_a_batch(guarded: bool, finishes: bool = False) -> list[bool]:
     """Take a batch in a real Faust agent, stop the agent half-way through the batch's work
     (what a worker's shutdown does; or once the work is done if `finishes`) and tell which of
