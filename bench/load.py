@@ -56,6 +56,7 @@ POLL_S = 0.25
 SETTLE_S = 4.0
 INTAKE_METRIC = "territory_intake_events_total"
 PLANNER_METRIC = "territory_planner_updates_total"
+PLANNER_LAG_METRIC = "territory_planner_lag_messages"
 ASSIGNED_METRIC = "territory_worker_assigned_partitions"
 PEER_METRIC = "peer_events_total"
 
@@ -102,7 +103,11 @@ class Worker:
         return {}
 
     def metric(self, name: str, **labels: str) -> float:
-        """The sum of the series of `name` (those with `labels` among theirs)."""
+        """The sum of the series of `name` (those with `labels` among theirs); 0 without any."""
+        return self.metric_if_any(name, **labels) or 0.0
+
+    def metric_if_any(self, name: str, **labels: str) -> float | None:
+        """`metric`, or None when the worker exports no such series (yet)."""
         if self.process.poll() is not None:
             raise RuntimeError(
                 f"worker exited with {self.process.returncode}: {self.log_path}\n"
@@ -111,13 +116,13 @@ class Worker:
         try:
             text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).read().decode()
         except OSError:
-            return 0.0
-        total = 0.0
+            return None
+        total = None
         wanted = [f'{key}="{value}"' for key, value in labels.items()]
         for line in text.splitlines():
             if line.startswith(name + "{") or line.startswith(name + " "):
                 if all(label in line for label in wanted):
-                    total += float(line.rsplit(" ", 1)[1])
+                    total = (total or 0.0) + float(line.rsplit(" ", 1)[1])
         return total
 
     def metrics_up(self) -> bool:
@@ -387,15 +392,19 @@ def wait_for(condition, timeout_s: float, what: str, poll_s: float = POLL_S):
 
 
 def wait_settled(worker: "Worker", intake_target: int, timeout_s: float, what: str) -> float:
-    """Wait until the intake counted `intake_target` messages and the planner's count has not
-    moved for SETTLE_S (some snapshots never reach it: see the report). Returns the planner count."""
+    """Wait until the intake counted `intake_target` messages, the planner has applied all of
+    territory.state (its lag is 0) and its count has not moved for SETTLE_S. Returns the
+    planner count. (A count that stood still alone was not enough: a judgement of a million
+    accounts takes longer than SETTLE_S, with most of the snapshots still to apply.)"""
     deadline = time.monotonic() + timeout_s
     last, last_change = -1.0, time.monotonic()
     while time.monotonic() < deadline:
         intake, planner = worker.metric(INTAKE_METRIC), worker.metric(PLANNER_METRIC)
+        lag = worker.metric_if_any(PLANNER_LAG_METRIC)
         if planner != last:
             last, last_change = planner, time.monotonic()
-        if intake >= intake_target and planner > 0 and time.monotonic() - last_change >= SETTLE_S:
+        caught_up = lag == 0 and time.monotonic() - last_change >= SETTLE_S
+        if intake >= intake_target and planner > 0 and caught_up:
             return planner
         time.sleep(POLL_S)
     raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")

@@ -64,6 +64,7 @@ class Metrics:
     model_error: Gauge
     # Operations metrics (lag, latency, detector state, store, deliveries, build, readiness).
     intake_lag: Gauge
+    planner_lag: Gauge
     intake_processing_seconds: Histogram
     out_of_band: Gauge
     rebalancer_moves: Histogram
@@ -208,6 +209,15 @@ class Metrics:
                 "consumer's position, per input topic-partition.",
                 ["topic", "partition"],
                 subsystem="intake",
+                **kw,
+            ),
+            planner_lag=Gauge(
+                "lag_messages",
+                "Records on territory.state the planner has not applied yet: the fetch high "
+                "watermark minus the offset after the last record it applied (only on the worker "
+                "that holds the planner, once it has applied one).",
+                ["partition"],
+                subsystem="planner",
                 **kw,
             ),
             intake_processing_seconds=Histogram(

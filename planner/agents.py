@@ -19,6 +19,7 @@ from core.metrics import Metrics
 from core.records import Proposal
 from core.settings import Settings
 from monitor import worker_health
+from monitor.agents import LAG_INTERVAL_S
 from planner.input_position import seek_back_to
 from planner.planner import Evaluation
 from planner.session import PlanningSession
@@ -300,6 +301,18 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock
                 checkpoint()
             # The checkpoint on the broker before the batch's offsets can be committed.
             await durable(app)
+
+    @app.timer(LAG_INTERVAL_S)
+    async def export_lag() -> None:
+        """territory_planner_lag_messages: how far the planner is behind its input."""
+        for tp in app.consumer.assignment():
+            if tp.topic != topics.STATE:
+                continue
+            highwater = app.consumer.highwater(tp)
+            applied = session[0].input_offsets.get(f"{tp.topic}:{tp.partition}")
+            if highwater is None or applied is None:  # unknown, not zero
+                continue
+            metrics.planner_lag.labels(str(tp.partition)).set(max(0, highwater - applied))
 
     @app.timer(max(1.0, settings.planner_interval_s))
     async def judge_between_batches() -> None:

@@ -211,6 +211,12 @@ def test_health_routes_and_operations_metrics(broker, start_worker):
     wait_for(lambda: set(lags()) >= expected, 30, "territory_intake_lag_messages for every input partition")
     assert all(lag >= 0 for lag in lags().values()), lags()
     wait_for(lambda: all(lags()[tp] == 0 for tp in expected), 30, "the lag to drop to 0 once all is read")
+    # The planner's too: what it has applied of territory.state, against what is on it.
+    wait_for(
+        lambda: value(port, "territory_planner_lag_messages", partition="0") == 0,
+        60,
+        "territory_planner_lag_messages 0 once the planner applied all",
+    )
 
     # Every applied message was timed from its record timestamp (deduplicated and dead-lettered ones too).
     assert value(port, "territory_intake_processing_seconds_count") >= len(messages) - 3

@@ -18,6 +18,7 @@ from core.metrics import Metrics, package_version
 EXPECTED = {
     "territory_intake_lag_messages": ("gauge", {"topic", "partition"}),
     "territory_intake_processing_seconds": ("histogram", set()),
+    "territory_planner_lag_messages": ("gauge", {"partition"}),
     "territory_detector_out_of_band": ("gauge", {"kind"}),
     "territory_rebalancer_moves": ("histogram", set()),
     "territory_store_proposals": ("gauge", {"state"}),
@@ -42,6 +43,7 @@ def exercised() -> Metrics:
     metrics = Metrics.create()
     metrics.intake_lag.labels("territory.orders", "0").set(3)
     metrics.intake_processing_seconds.observe(0.2)
+    metrics.planner_lag.labels("0").set(5)
     metrics.out_of_band.labels("imbalance").set(2)
     metrics.rebalancer_moves.observe(4)
     metrics.store_proposals.labels("pending").set(1)
