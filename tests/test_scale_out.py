@@ -128,13 +128,26 @@ def test_two_workers_split_take_over_and_split_again(broker, start_worker):
         # The rebalancer ran on one worker at a time: each proposal was solved by one worker, and
         # every published proposal is stored once. (Not compared with the clean run: with the
         # stream produced while it is consumed the planner's judgement times differ, see the
-        # caught-up rule in planner/watermark.py.)
-        engine = create_engine(first.db_url)
-        with engine.connect() as connection:
-            stored = [row[0] for row in connection.execute(text("SELECT proposal_id FROM proposals"))]
-        engine.dispose()
-        published = {value["proposal_id"] for _, value in read_all(bootstrap, topics.PROPOSALS)}
-        assert sorted(stored) == sorted(published)
+        # caught-up rule in planner/watermark.py.) A proposal published just before the last
+        # judgement may still be on its way to the store: wait for it to hold each one, once.
+        def stored_and_published() -> tuple[list[str], list[str]]:
+            engine = create_engine(first.db_url)
+            with engine.connect() as connection:
+                stored = [row[0] for row in connection.execute(text("SELECT proposal_id FROM proposals"))]
+            engine.dispose()
+            published = {value["proposal_id"] for _, value in read_all(bootstrap, topics.PROPOSALS)}
+            return sorted(stored), sorted(published)
+
+        def each_stored_once() -> bool:
+            stored, published = stored_and_published()
+            return stored == published
+
+        try:
+            wait_for(each_stored_once, 60, "every published proposal stored once")
+        except AssertionError as error:
+            raise AssertionError(f"stored, published: {stored_and_published()}") from error
+        _, published = stored_and_published()
+        logs = [worker.log() for worker in (first, second, returned)]
         for proposal_id in published:
             solved_by = [log for log in logs if f"proposal {proposal_id} (" in log]
             assert len(solved_by) == 1, f"{proposal_id} solved by {len(solved_by)} workers"
