@@ -147,12 +147,7 @@ def register_intake(app: faust.App, settings: Settings, metrics: Metrics, clock:
     @app.timer(LAG_INTERVAL_S)
     async def export_lag() -> None:
         """territory_intake_lag_messages: fetch high watermark minus position, per input partition."""
-        for tp in app.consumer.assignment():
-            if tp.topic not in topics.INPUT_TOPICS:
-                continue
-            highwater = app.consumer.highwater(tp)
-            if highwater is None:  # not fetched yet: unknown, not zero
-                continue
+        for tp, highwater in worker_health.fetched_highwaters(app, topics.INPUT_TOPICS):
             metrics.intake_lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position(tp)))
 
 

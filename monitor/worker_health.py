@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import weakref
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 #: Copies of the connection table tried before giving up (it changes in another thread).
 _COPY_ATTEMPTS = 3
@@ -53,6 +53,17 @@ _COPY_ATTEMPTS = 3
 def committed_offset(consumer: Any, tp: Any) -> int | None:
     """The offset the Faust `consumer` last committed for partition `tp`; None if unknown."""
     return consumer._committed_offset.get(tp)
+
+
+def fetched_highwaters(app: Any, topic_names: Iterable[str]) -> Iterator[tuple[Any, int]]:
+    """(partition, fetch high watermark) of this worker's assigned partitions of `topic_names`,
+    for those fetched at least once (before that the lag is unknown, not zero)."""
+    wanted = set(topic_names)
+    for tp in app.consumer.assignment():
+        if tp.topic in wanted:
+            highwater = app.consumer.highwater(tp)
+            if highwater is not None:
+                yield tp, highwater
 
 
 def broker_connected(app: Any) -> bool:

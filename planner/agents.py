@@ -305,12 +305,9 @@ def register_planner(app: faust.App, settings: Settings, metrics: Metrics, clock
     @app.timer(LAG_INTERVAL_S)
     async def export_lag() -> None:
         """territory_planner_lag_messages: how far the planner is behind its input."""
-        for tp in app.consumer.assignment():
-            if tp.topic != topics.STATE:
-                continue
-            highwater = app.consumer.highwater(tp)
+        for tp, highwater in worker_health.fetched_highwaters(app, [topics.STATE]):
             applied = session[0].input_offsets.get(f"{tp.topic}:{tp.partition}")
-            if highwater is None or applied is None:  # unknown, not zero
+            if applied is None:  # nothing applied since the start: unknown, not zero
                 continue
             metrics.planner_lag.labels(str(tp.partition)).set(max(0, highwater - applied))
 
