@@ -187,8 +187,6 @@ class PlanningSession:
         self.watermark = Watermark().expect(self._expected_sources)
         self.judged_at: datetime | None = None
         self.territories_changed = False
-        # When the last judgement started and ended (the clock's monotonic seconds).
-        self._last_judgement = (0.0, 0.0)
 
     def restore(self) -> bool:
         """Load the checkpoint from `meta`; True if there was one.
@@ -279,7 +277,7 @@ class PlanningSession:
         )
         if reps:
             self.planner.reps_changed()
-        # Who owns what changed (an approval, a rep or an account gone): judged soon (`due`), even
+        # Who owns what changed (an approval, a rep or an account gone): judged at once, even
         # within the day, so the territories' figures and alerts follow.
         self.territories_changed |= bool(reps) or any(
             _owner_facts(_fields(self.accounts.get(account_id))) != _owner_facts(_fields(account))
@@ -300,24 +298,15 @@ class PlanningSession:
     @property
     def due(self) -> bool:
         """Event time reached a new day since the last judgement, or moved at all once every
-        stream is read to its end, or who owns what changed (`ownership_due`), or a rebalance
-        held by the cooldown waits. (The detectors judge days and months, and the signals do
-        not depend on how often they are asked within a day: tests/test_backtest_ids.py. A
-        batch that stays within the day is only folded in.)"""
-        if self.planner.rebalance_pending or self.behind or (self.territories_changed and self.ownership_due):
+        stream is read to its end, or who owns what changed, or a rebalance held by the
+        cooldown waits. (The detectors
+        judge days and months, and the signals do not depend on how often they are asked within
+        a day: tests/test_backtest_ids.py. A batch that stays within the day is only folded in.)"""
+        if self.planner.rebalance_pending or self.behind or self.territories_changed:
             return True
         current = self.watermark.current
         moment = current - timedelta(days=self.settings.lateness_days) if current else None
         return moment is not None and moment != self.judged_at and self.watermark.all_caught_up
-
-    @property
-    def ownership_due(self) -> bool:
-        """A change of who owns what is judged at once, unless the last judgement ended less
-        time ago than it took: loading a large company brings new accounts in every batch,
-        and a judgement reads the whole company, so judging each batch at once left little
-        time to apply them. Half the planner's time at most goes to these; the rest applies."""
-        started, ended = self._last_judgement
-        return self._clock.monotonic() - ended >= ended - started
 
     @property
     def behind(self) -> bool:
@@ -346,7 +335,6 @@ class PlanningSession:
                 moment, catching_up = next_day, True
         first_event_at = self.watermark.first_event_at
         assert first_event_at is not None, "a watermark with a current time has seen an event"
-        started = self._clock.monotonic()
         if self._states is None:  # rows recovered from the changelog are dicts
             self._states = sorted((planner_state(row) for row in self.accounts.values()), key=_account_id)
         evaluation = self.planner.evaluate(
@@ -360,7 +348,6 @@ class PlanningSession:
         )
         self.judged_at = moment
         self.territories_changed = False
-        self._last_judgement = (started, self._clock.monotonic())
         return evaluation
 
     def checkpoint(self) -> None:
