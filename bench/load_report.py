@@ -430,10 +430,7 @@ behind the stream's time) are pruned: an event that old is dead-lettered as too 
 
 **The planner.** It is one consumer of the single-partition `territory.state`, on one of the
 workers. It judges once per day of event time (and when who owns what changes, or when every
-stream is read to its end); a batch that stays within the day is only folded in. A change of
-who owns what waits while the planner has applied for less time than its last judgement took,
-so loading a large company, with new accounts in every batch, spends at most half the planner's
-time judging. A planner
+stream is read to its end); a batch that stays within the day is only folded in. A planner
 that is days behind judges each day in turn, in slices of about one second, so that it does
 not starve the intake on the same worker. It keeps the accounts as parsed objects and converts
 only the ones that changed, caches each account's trailing-window sums per month, and its

@@ -221,15 +221,10 @@ def test_a_planner_that_is_days_behind_judges_each_day_in_turn():
 
 def test_a_change_of_owner_within_the_day_is_judged_at_once():
     """An approved move arrives as an owner change with no newer event time: the planner
-    judges it at once (its figures and alerts follow), while new sales alone wait for the day.
-    (On a clock that stands still: the judgement takes no time, so the planner is not owed
-    time to apply first; tests/test_planner_ownership.py holds the case where it is.)"""
+    judges it at once (its figures and alerts follow), while new sales alone wait for the day."""
     from datetime import datetime, timezone
 
-    from core.clock import ManualClock
-
-    clock = ManualClock(datetime(2026, 1, 1, tzinfo=timezone.utc))
-    session = PlanningSession(Settings(), accounts={}, reps={}, meta={}, expected_sources=["o:0"], clock=clock)
+    session = PlanningSession(Settings(), accounts={}, reps={}, meta={}, expected_sources=["o:0"])
     account = {"kind": "account", "account_id": "a1", "rep_id": "R1", "known": True, "closed": False}
     stamp = {"source": "o:0", "occurred_at": datetime(2025, 3, 5, 9, tzinfo=timezone.utc).isoformat()}
     session.apply([{**account, **stamp}])
